@@ -1,0 +1,122 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { type SQL, sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+
+export type Schema = typeof schema;
+/** The drizzle handle shared by both drivers; repository modules take this. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface Database {
+  readonly kind: "postgres" | "pglite";
+  readonly db: Db;
+  /** Runs a raw statement and returns its rows, whichever driver is underneath. */
+  rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /** Throws when the database cannot answer a trivial query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres:// URL; unset means the embedded PGlite database in `dataDir`. */
+  url?: string | undefined;
+  dataDir?: string;
+  /** postgres.js pool size. */
+  max?: number;
+}
+
+/** The embedded database is in use by another process; opening it twice would corrupt it. */
+export class DataDirLockedError extends Error {
+  override name = "DataDirLockedError";
+}
+
+/** Normalises the two drivers' results: postgres.js returns an array, PGlite `{rows}`. */
+export function resultRows<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+export async function createDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.url) return createPostgresDatabase(options.url, options.max ?? 10);
+  if (!options.dataDir) throw new Error("createDatabase needs a url or a dataDir");
+  return createPgliteDatabase(options.dataDir);
+}
+
+function wrap(kind: Database["kind"], db: Db, close: () => Promise<void>): Database {
+  const rows = async <T extends Record<string, unknown>>(query: SQL) =>
+    resultRows<T>(await db.execute(query));
+  return {
+    kind,
+    db,
+    rows,
+    async ping() {
+      await rows(sql`select 1 as ok`);
+    },
+    close,
+  };
+}
+
+function createPostgresDatabase(url: string, max: number): Database {
+  const client = postgres(url, {
+    max,
+    // "relation already exists, skipping" and friends are not worth a log line.
+    onnotice: () => {},
+    connection: { application_name: "conveyor" },
+  });
+  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  return wrap("postgres", db, () => client.end({ timeout: 5 }));
+}
+
+async function createPgliteDatabase(dataDir: string): Promise<Database> {
+  mkdirSync(dataDir, { recursive: true });
+  const releaseLock = lockDataDir(dataDir);
+  try {
+    const client = await PGlite.create(join(dataDir, "pgdata"));
+    const db = drizzlePglite(client, { schema }) as unknown as Db;
+    return wrap("pglite", db, async () => {
+      await client.close();
+      releaseLock();
+    });
+  } catch (error) {
+    releaseLock();
+    throw new Error(`cannot open the embedded database in ${dataDir}`, { cause: error });
+  }
+}
+
+/**
+ * PGlite allows one process per data directory. A pid file makes a second process fail with a
+ * clear message instead of corrupting the files; a stale pid file (its process is gone) is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = join(dataDir, "conveyor.pid");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: "wx" });
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const owner = Number(readFileSync(lockFile, "utf8").trim());
+      if (owner && owner !== process.pid && isAlive(owner)) {
+        throw new DataDirLockedError(
+          `The embedded database in ${dataDir} is in use by process ${owner} (a running Conveyor). ` +
+            "Stop that process, use its HTTP API, or set DATABASE_URL to a PostgreSQL server.",
+        );
+      }
+      rmSync(lockFile, { force: true });
+    }
+  }
+  throw new DataDirLockedError(`cannot lock the embedded database in ${dataDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

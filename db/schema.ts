@@ -1,0 +1,152 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { LANES, RUNNER_TIERS, TASK_STATES } from "../src/core/task-states.ts";
+
+export const taskState = pgEnum("task_state", TASK_STATES);
+export const lane = pgEnum("lane", LANES);
+export const runnerTier = pgEnum("runner_tier", RUNNER_TIERS);
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
+
+/** Repositories Conveyor is installed on, kept in sync from installation webhooks. */
+export const repositories = pgTable(
+  "repositories",
+  {
+    // GitHub's repository id: stable across renames and transfers.
+    repositoryId: bigint("repository_id", { mode: "number" }).primaryKey(),
+    installationId: bigint("installation_id", { mode: "number" }).notNull(),
+    fullName: text("full_name").notNull(),
+    defaultBranch: text("default_branch").notNull().default("main"),
+    private: boolean("private").notNull().default(true),
+    frozen: boolean("frozen").notNull().default(false),
+    frozenReason: text("frozen_reason"),
+    // Set when the App is uninstalled from the repository; the row stays for history.
+    removedAt: timestamp("removed_at", { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index("repositories_installation_idx").on(t.installationId),
+    index("repositories_full_name_idx").on(t.fullName),
+  ],
+);
+
+/** One row per attempt series of one issue: the durable queue. */
+export const tasks = pgTable(
+  "tasks",
+  {
+    taskId: uuid("task_id").primaryKey().defaultRandom(),
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    installationId: bigint("installation_id", { mode: "number" }).notNull(),
+    issueNumber: integer("issue_number").notNull(),
+    state: taskState("state").notNull().default("queued"),
+    lane: lane("lane").notNull().default("normal"),
+    capabilities: text("capabilities").array().notNull().default(sql`'{}'::text[]`),
+    // Fencing token: incremented on every assignment; messages about an older generation are stale.
+    generation: integer("generation").notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull().default(3),
+    // Snapshot of the issue taken when a trusted person queued it; runners only ever see this.
+    title: text("title").notNull(),
+    body: text("body").notNull().default(""),
+    snapshotHash: text("snapshot_hash").notNull(),
+    queuedBy: text("queued_by").notNull(),
+    runnerId: uuid("runner_id"),
+    // When the task (re)entered its lane: FIFO order and aging are measured from here.
+    enqueuedAt: timestamp("enqueued_at", { withTimezone: true }).notNull().defaultNow(),
+    // A task in retry_wait becomes claimable again at this time.
+    availableAt: timestamp("available_at", { withTimezone: true }).notNull().defaultNow(),
+    leaseExpiresAt: timestamp("lease_expires_at", { withTimezone: true }),
+    deadlineAt: timestamp("deadline_at", { withTimezone: true }),
+    limits: jsonb("limits").notNull().default({}),
+    lastError: text("last_error"),
+    statusCommentId: bigint("status_comment_id", { mode: "number" }),
+    prNumber: integer("pr_number"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    // One active task per (repository, issue); finished series do not block a new one.
+    uniqueIndex("tasks_one_active_per_issue")
+      .on(t.repositoryId, t.issueNumber)
+      .where(sql`${t.state} not in ('merged', 'cancelled')`),
+    // The claim query scans queued tasks by lane and age.
+    index("tasks_claimable_idx")
+      .on(t.lane, t.enqueuedAt)
+      .where(sql`${t.state} in ('queued', 'retry_wait')`),
+    index("tasks_state_idx").on(t.state),
+  ],
+);
+
+/** Append-only history: every transition of every task, with who did it and why. */
+export const taskEvents = pgTable(
+  "task_events",
+  {
+    eventId: bigserial("event_id", { mode: "number" }).primaryKey(),
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    actor: text("actor").notNull(),
+    fromState: taskState("from_state"),
+    toState: taskState("to_state").notNull(),
+    generation: integer("generation").notNull(),
+    reason: text("reason").notNull(),
+    data: jsonb("data").notNull().default({}),
+  },
+  (t) => [index("task_events_task_idx").on(t.taskId, t.eventId)],
+);
+
+/** Registered runner identities; the token itself is never stored, only its SHA-256. */
+export const runners = pgTable("runners", {
+  runnerId: uuid("runner_id").primaryKey().defaultRandom(),
+  name: text("name").notNull().unique(),
+  tokenHash: text("token_hash").notNull().unique(),
+  capabilities: text("capabilities").array().notNull().default(sql`'{}'::text[]`),
+  tier: runnerTier("tier").notNull().default("normal"),
+  createdAt: createdAt(),
+  revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
+  lastAssignedAt: timestamp("last_assigned_at", { withTimezone: true }),
+});
+
+/**
+ * Every webhook delivery handled, keyed by GitHub's `X-GitHub-Delivery`. Written in the same
+ * transaction as its effects, so a redelivery is recognised and changes nothing.
+ */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    deliveryId: text("delivery_id").primaryKey(),
+    event: text("event").notNull(),
+    action: text("action"),
+    installationId: bigint("installation_id", { mode: "number" }),
+    receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+    outcome: text("outcome").notNull(),
+  },
+  (t) => [index("webhook_deliveries_received_idx").on(t.receivedAt)],
+);
+
+/** Run-time settings (alert thresholds, log level, …) shared by every instance. */
+export const settings = pgTable("settings", {
+  key: text("key").primaryKey(),
+  value: jsonb("value").notNull(),
+  updatedAt: updatedAt(),
+});

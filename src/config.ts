@@ -1,0 +1,157 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value) => (value === "" ? undefined : value));
+
+const urlString = (what: string) =>
+  optionalString.pipe(
+    z
+      .url({ protocol: /^https?$/, error: `expected an http(s) URL ${what}` })
+      .optional()
+      .transform((value) => value?.replace(/\/+$/, "")),
+  );
+
+/**
+ * The environment Conveyor reads, validated once. Every variable is documented in `.env.example`.
+ */
+export const EnvSchema = z
+  .object({
+    PORT: optionalString
+      .transform((value) => (value === undefined ? 3000 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a port number (0-65535)" })
+          .int({ error: "expected a port number (0-65535)" })
+          .min(0, { error: "expected a port number (0-65535)" })
+          .max(65535, { error: "expected a port number (0-65535)" }),
+      ),
+    HOST: optionalString.default("0.0.0.0"),
+    DATABASE_URL: optionalString.pipe(
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, { error: "expected a postgres:// or postgresql:// URL" })
+        .optional(),
+    ),
+    CONVEYOR_DATA_DIR: optionalString.default(".conveyor"),
+    APP_ID: optionalString.pipe(
+      z.string().regex(/^\d+$/, { error: "expected the numeric GitHub App ID" }).optional(),
+    ),
+    PRIVATE_KEY: optionalString,
+    PRIVATE_KEY_PATH: optionalString,
+    WEBHOOK_SECRET: optionalString,
+    GITHUB_API_URL: urlString("(e.g. https://api.github.com)").default("https://api.github.com"),
+    CONVEYOR_PUBLIC_URL: urlString("where GitHub and runners reach this server"),
+    CONVEYOR_ADMIN_TOKEN: optionalString.pipe(
+      z.string().min(16, { error: "expected at least 16 characters" }).optional(),
+    ),
+    LOG_LEVEL: optionalString.pipe(
+      z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+    ),
+    NODE_ENV: optionalString,
+  })
+  .superRefine((env, ctx) => {
+    if (env.PRIVATE_KEY && env.PRIVATE_KEY_PATH) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PRIVATE_KEY_PATH"],
+        message: "set either PRIVATE_KEY or PRIVATE_KEY_PATH, not both",
+      });
+    }
+  });
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Unset means the embedded PGlite database in `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Present only when both the App ID and its private key are configured. */
+  github: { appId: number; privateKey: string; webhookSecret: string } | undefined;
+  webhookSecret: string | undefined;
+  githubApiUrl: string;
+  publicUrl: string | undefined;
+  adminToken: string | undefined;
+  logLevel: LogLevel;
+  production: boolean;
+}
+
+/** A configuration problem the operator must fix; its message names every offending variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Parses the environment once. Throws {@link ConfigError} naming each bad variable and what is
+ * expected, so startup can print it and exit non-zero.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join(".") || "environment"}: ${issue.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === "production";
+  let privateKey = e.PRIVATE_KEY?.replace(/\\n/g, "\n");
+  if (e.PRIVATE_KEY_PATH) {
+    try {
+      privateKey = readFileSync(resolve(cwd, e.PRIVATE_KEY_PATH), "utf8");
+    } catch (error) {
+      throw new ConfigError(
+        `Invalid configuration:\n  PRIVATE_KEY_PATH: cannot read ${e.PRIVATE_KEY_PATH} (${(error as Error).message})`,
+      );
+    }
+  }
+  if (privateKey !== undefined && !privateKey.includes("-----BEGIN")) {
+    throw new ConfigError(
+      "Invalid configuration:\n  PRIVATE_KEY: expected a PEM private key (-----BEGIN … PRIVATE KEY-----)",
+    );
+  }
+  if (e.APP_ID && !privateKey) {
+    throw new ConfigError(
+      "Invalid configuration:\n  PRIVATE_KEY: APP_ID is set, so PRIVATE_KEY or PRIVATE_KEY_PATH is required",
+    );
+  }
+  if (privateKey && !e.APP_ID) {
+    throw new ConfigError(
+      "Invalid configuration:\n  APP_ID: a private key is set, so the App ID is required",
+    );
+  }
+  if (e.APP_ID && production && !e.WEBHOOK_SECRET) {
+    throw new ConfigError(
+      "Invalid configuration:\n  WEBHOOK_SECRET: required in production so forged webhooks are refused",
+    );
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: resolve(cwd, e.CONVEYOR_DATA_DIR),
+    github:
+      e.APP_ID && privateKey
+        ? {
+            appId: Number(e.APP_ID),
+            privateKey,
+            // Probot's development default; production requires an explicit secret (above).
+            webhookSecret: e.WEBHOOK_SECRET ?? "development",
+          }
+        : undefined,
+    webhookSecret: e.WEBHOOK_SECRET,
+    githubApiUrl: e.GITHUB_API_URL,
+    publicUrl: e.CONVEYOR_PUBLIC_URL,
+    adminToken: e.CONVEYOR_ADMIN_TOKEN,
+    logLevel: e.LOG_LEVEL,
+    production,
+  };
+}

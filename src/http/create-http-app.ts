@@ -1,0 +1,82 @@
+import type { HttpBindings } from "@hono/node-server";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import { Hono } from "hono";
+import type { Logger } from "pino";
+import type { Database } from "../../db/client.ts";
+import { migrationStatus } from "../../db/migrate.ts";
+import type { NodeHandler } from "../github/setup-app.ts";
+
+export interface HttpAppDeps {
+  database: Database;
+  logger: Logger;
+  /** Probot's webhook middleware; absent until the App has credentials. */
+  webhooks?: NodeHandler | undefined;
+  webhookPath?: string;
+  /** Probot's first-run setup flow, served when the App has no credentials yet. */
+  setup?: NodeHandler | undefined;
+}
+
+export type HttpApp = Hono<{ Bindings: HttpBindings }>;
+
+/** Hands the raw Node request to a Probot handler, which writes the response itself. */
+function delegate(handler: NodeHandler) {
+  return async (c: { env: HttpBindings; notFound: () => Response | Promise<Response> }) => {
+    if (await handler(c.env.incoming, c.env.outgoing)) return RESPONSE_ALREADY_SENT;
+    return c.notFound();
+  };
+}
+
+/** Every HTTP route of the server, on one Hono app (Probot's routes are delegated to it). */
+export function createHttpApp(deps: HttpAppDeps): HttpApp {
+  const app: HttpApp = new Hono<{ Bindings: HttpBindings }>();
+  const webhookPath = deps.webhookPath ?? "/api/github/webhooks";
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", async (c) => {
+    try {
+      await deps.database.ping();
+    } catch (error) {
+      deps.logger.warn({ err: error }, "readiness check: database unreachable");
+      return c.json({ status: "unavailable", reason: "database unreachable" }, 503);
+    }
+    const { pending } = await migrationStatus(deps.database.db);
+    if (pending.length > 0) {
+      return c.json(
+        { status: "unavailable", reason: `migrations pending: ${pending.join(", ")}` },
+        503,
+      );
+    }
+    return c.json({
+      status: "ready",
+      database: deps.database.kind,
+      github: deps.webhooks ? "configured" : "setup",
+    });
+  });
+
+  if (deps.webhooks) {
+    app.post(webhookPath, delegate(deps.webhooks));
+  } else {
+    app.post(webhookPath, (c) =>
+      c.json(
+        {
+          error:
+            "The GitHub App is not configured yet: set APP_ID and PRIVATE_KEY, or register it at /probot",
+        },
+        503,
+      ),
+    );
+  }
+  if (deps.setup) {
+    app.get("/", delegate(deps.setup));
+    app.all("/probot", delegate(deps.setup));
+    app.all("/probot/*", delegate(deps.setup));
+  }
+
+  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((error, c) => {
+    deps.logger.error({ err: error, path: c.req.path }, "unhandled HTTP error");
+    return c.json({ error: "internal error" }, 500);
+  });
+  return app;
+}

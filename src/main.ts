@@ -1,0 +1,164 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
+import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
+import { createDatabase, type Database } from "../db/client.ts";
+import { migrate } from "../db/migrate.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createConveyorApp } from "./github/conveyor-app.ts";
+import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
+import { createHttpApp } from "./http/create-http-app.ts";
+import { createLogger, type Logger } from "./logger.ts";
+
+export interface StartOptions {
+  logger?: Logger;
+  /**
+   * Extra Octokit options for Probot's clients. Tests turn retries and throttling off so a simulated
+   * 500 answers at once instead of after minutes of backoff.
+   */
+  octokitOptions?: Record<string, unknown>;
+}
+
+export interface RunningConveyor {
+  url: string;
+  port: number;
+  database: Database;
+  logger: Logger;
+  /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: config → logger → database → Probot → Hono → one HTTP server. The only
+ * place that constructs adapters.
+ */
+export async function startConveyor(
+  config: Config,
+  options: StartOptions = {},
+): Promise<RunningConveyor> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const database = await createDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  let server: Server | undefined;
+  try {
+    const { applied } = await migrate(database.db);
+    logger.info(
+      { database: database.kind, applied },
+      applied.length ? "database migrated" : "database schema is current",
+    );
+
+    let webhooks: NodeHandler | undefined;
+    let setup: NodeHandler | undefined;
+    if (config.github) {
+      const probot = new Probot({
+        appId: config.github.appId,
+        privateKey: config.github.privateKey,
+        secret: config.github.webhookSecret,
+        baseUrl: config.githubApiUrl,
+        log: logger.child({ component: "probot" }),
+        Octokit: ProbotOctokit.defaults(options.octokitOptions ?? {}),
+      });
+      webhooks = await createNodeMiddleware(createConveyorApp({ db: database.db, logger }), {
+        probot,
+      });
+    } else {
+      logger.warn(
+        "GitHub App not configured (APP_ID, PRIVATE_KEY): serving the setup flow at /probot",
+      );
+      setup = await createSetupHandler({
+        host: displayHost(config.host),
+        port: config.port,
+        log: logger.child({ component: "setup" }),
+      });
+    }
+
+    const app = createHttpApp({ database, logger, webhooks, setup });
+    server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    const listening = server;
+    await new Promise<void>((resolve, reject) => {
+      listening.once("error", reject);
+      listening.listen(config.port, config.host, () => resolve());
+    });
+  } catch (error) {
+    server?.close();
+    await database.close();
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new ConfigError(
+        `Invalid configuration:\n  PORT: ${config.port} is already in use on ${config.host}; choose another port`,
+      );
+    }
+    throw error;
+  }
+
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${displayHost(config.host)}:${port}`;
+  logger.info({ url }, "conveyor listening");
+
+  const httpServer = server;
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    database,
+    logger,
+    stop() {
+      stopping ??= (async () => {
+        await new Promise<void>((resolve) => {
+          httpServer.close(() => resolve());
+          // Idle keep-alive sockets would hold close() open; busy ones finish their request.
+          httpServer.closeIdleConnections();
+        });
+        await database.close();
+        logger.info("conveyor stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** A wildcard listen address is not something to type into a browser. */
+function displayHost(host: string): string {
+  return host === "0.0.0.0" || host === "::" ? "localhost" : host;
+}
+
+/** `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. */
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`conveyor: ${error.message}\nSee .env.example for every setting.\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  let running: RunningConveyor;
+  try {
+    running = await startConveyor(config, { logger });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`conveyor: ${error.message}\n`);
+    } else {
+      logger.fatal({ err: error }, "conveyor failed to start");
+    }
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      logger.error("shutdown took longer than 10 s; exiting");
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    running.stop().then(
+      () => process.exit(0),
+      (error) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}

@@ -1,0 +1,40 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../../db/client.ts";
+import { webhookDeliveries } from "../../db/schema.ts";
+
+export interface DeliveryRecord {
+  deliveryId: string;
+  event: string;
+  action?: string | undefined;
+  installationId?: number | undefined;
+  outcome: string;
+}
+
+/**
+ * Records a delivery once. Returns false when GitHub (or anyone) sent this delivery id before, so
+ * the caller can skip effects it already carried out. Call it inside the transaction that writes
+ * those effects.
+ */
+export async function recordDelivery(db: Db, record: DeliveryRecord): Promise<boolean> {
+  const inserted = await db
+    .insert(webhookDeliveries)
+    .values({
+      deliveryId: record.deliveryId,
+      event: record.event,
+      action: record.action ?? null,
+      installationId: record.installationId ?? null,
+      outcome: record.outcome,
+    })
+    .onConflictDoNothing({ target: webhookDeliveries.deliveryId })
+    .returning({ deliveryId: webhookDeliveries.deliveryId });
+  return inserted.length > 0;
+}
+
+/** How many deliveries of an event were recorded (for tests and metrics). */
+export async function countDeliveries(db: Db, event?: string): Promise<number> {
+  const rows = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(webhookDeliveries)
+    .where(event ? sql`${webhookDeliveries.event} = ${event}` : undefined);
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,86 @@
+import { execFile, spawnSync } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export interface PostgresCluster {
+  /** Superuser URL of the `postgres` database. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Finds `initdb`/`pg_ctl`: on PATH, or in Debian's /usr/lib/postgresql/<version>/bin. */
+export function findPostgresBinDir(): string {
+  const candidates: string[] = [];
+  if (existsSync("/usr/lib/postgresql")) {
+    for (const version of readdirSync("/usr/lib/postgresql").sort().reverse()) {
+      candidates.push(join("/usr/lib/postgresql", version, "bin"));
+    }
+  }
+  for (const dir of candidates) if (existsSync(join(dir, "initdb"))) return dir;
+  const which = spawnSync("sh", ["-c", "command -v initdb"], { encoding: "utf8" });
+  const found = which.stdout.trim();
+  if (which.status === 0 && found) return join(found, "..");
+  throw new Error(
+    "PostgreSQL server binaries not found. Install them (Debian: apt-get install -y postgresql) " +
+      "or set TEST_DATABASE_URL to a server the tests may create databases on.",
+  );
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a throwaway PostgreSQL cluster on a free loopback port (about a second). initdb refuses to
+ * run as root, so as root the cluster belongs to the `postgres` system user.
+ */
+export async function startPostgresCluster(): Promise<PostgresCluster> {
+  const bin = findPostgresBinDir();
+  const dir = mkdtempSync(join(tmpdir(), "conveyor-pg-"));
+  const dataDir = join(dir, "data");
+  const asRoot = process.getuid?.() === 0;
+  const exec = (cmd: string, args: string[]) =>
+    asRoot
+      ? run("runuser", ["-u", "postgres", "--", join(bin, cmd), ...args])
+      : run(join(bin, cmd), args);
+  if (asRoot) chownSync(dir, uidOf("postgres"), gidOf("postgres"));
+  await exec("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+  const port = await freePort();
+  const options = [
+    `-p ${port}`,
+    "-c listen_addresses=127.0.0.1",
+    `-c unix_socket_directories=${dir}`,
+    // Throwaway data: durability buys nothing here and costs seconds.
+    "-c fsync=off",
+    "-c synchronous_commit=off",
+    "-c full_page_writes=off",
+    "-c max_connections=300",
+  ].join(" ");
+  await exec("pg_ctl", ["-D", dataDir, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await exec("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function uidOf(user: string): number {
+  return Number(spawnSync("id", ["-u", user], { encoding: "utf8" }).stdout.trim());
+}
+function gidOf(user: string): number {
+  return Number(spawnSync("id", ["-g", user], { encoding: "utf8" }).stdout.trim());
+}
