@@ -9,13 +9,19 @@ export interface TestDatabase extends Database {
   drop(): Promise<void>;
 }
 
-/** A fresh database cloned from the migrated template: isolated from every other test file. */
-export async function createTestDatabase(options: { max?: number } = {}): Promise<TestDatabase> {
+/**
+ * A fresh database cloned from the migrated template: isolated from every other test file.
+ * `migrated: false` gives an empty database instead.
+ */
+export async function createTestDatabase(
+  options: { max?: number; migrated?: boolean } = {},
+): Promise<TestDatabase> {
   const adminUrl = inject("postgresAdminUrl");
   const name = `conveyor_test_${randomBytes(6).toString("hex")}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
-    await admin.unsafe(`create database ${name} template ${inject("postgresTemplate")}`);
+    const template = options.migrated === false ? "template0" : inject("postgresTemplate");
+    await admin.unsafe(`create database ${name} template ${template}`);
   } finally {
     await admin.end();
   }

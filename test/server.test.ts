@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDatabase } from "../db/client.ts";
+import { loadConfig } from "../src/config.ts";
+import { createHttpApp } from "../src/http/create-http-app.ts";
+import { createLogger } from "../src/logger.ts";
+import { type RunningConveyor, startConveyor } from "../src/main.ts";
+import { countDeliveries } from "../src/store/webhook-deliveries.ts";
+import { createTestDatabase, type TestDatabase } from "./helpers/test-database.ts";
+import { examplePayload, sendWebhook, testPrivateKey } from "./helpers/webhooks.ts";
+
+const SECRET = "test-webhook-secret";
+const logger = createLogger({ level: "silent" });
+
+describe("the app server", () => {
+  let database: TestDatabase;
+  let conveyor: RunningConveyor;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const config = loadConfig({
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATABASE_URL: database.url,
+      APP_ID: "1",
+      PRIVATE_KEY: testPrivateKey(),
+      WEBHOOK_SECRET: SECRET,
+      GITHUB_API_URL: "http://127.0.0.1:9",
+    });
+    conveyor = await startConveyor(config, { logger });
+  });
+  afterAll(async () => {
+    await conveyor?.stop();
+    await database?.drop();
+  });
+
+  it("answers /healthz and /readyz", async () => {
+    const health = await fetch(`${conveyor.url}/healthz`);
+    expect(health.status).toBe(200);
+    const ready = await fetch(`${conveyor.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: "ready", database: "postgres" });
+  });
+
+  it("answers an unknown route with 404 and the route it did not find", async () => {
+    const response = await fetch(`${conveyor.url}/nope`);
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ error: "No route for GET /nope" });
+  });
+
+  it("records a signed webhook once, however often it is delivered", async () => {
+    const payload = examplePayload("issues", "opened");
+    const first = await sendWebhook(conveyor.url, { event: "issues", payload, secret: SECRET });
+    expect(first.status).toBe(200);
+    const again = await sendWebhook(conveyor.url, {
+      event: "issues",
+      payload,
+      secret: SECRET,
+      deliveryId: first.deliveryId,
+    });
+    expect(again.status).toBe(200);
+    expect(await countDeliveries(database.db, "issues")).toBe(1);
+  });
+
+  it("refuses a webhook with a wrong signature and stores nothing", async () => {
+    const before = await countDeliveries(database.db);
+    const forged = await sendWebhook(conveyor.url, {
+      event: "issues",
+      payload: examplePayload("issues", "labeled"),
+      secret: "not-the-secret",
+    });
+    expect(forged.status).toBe(400);
+    expect(forged.body).toMatch(/signature does not match/i);
+    expect(await countDeliveries(database.db)).toBe(before);
+  });
+
+  it("refuses an unsigned webhook and stores nothing", async () => {
+    const before = await countDeliveries(database.db);
+    const response = await fetch(`${conveyor.url}/api/github/webhooks`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": "issues",
+        "x-github-delivery": "x",
+      },
+      body: JSON.stringify(examplePayload("issues", "opened")),
+    });
+    expect(response.status).toBe(400);
+    expect(await countDeliveries(database.db)).toBe(before);
+  });
+});
+
+describe("/readyz", () => {
+  it("is 503 naming the pending migrations when the schema is behind", async () => {
+    const empty = await createTestDatabase({ migrated: false });
+    try {
+      const app = createHttpApp({ database: empty, logger });
+      const response = await app.request("/readyz");
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({
+        status: "unavailable",
+        reason: "migrations pending: 0000_init",
+      });
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it("is 503 when the database is unreachable", async () => {
+    const unreachable = await createDatabase({ url: "postgres://nobody@127.0.0.1:9/none", max: 1 });
+    try {
+      const app = createHttpApp({ database: unreachable, logger });
+      const response = await app.request("/readyz");
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({
+        status: "unavailable",
+        reason: "database unreachable",
+      });
+    } finally {
+      await unreachable.close();
+    }
+  });
+});

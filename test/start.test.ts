@@ -1,0 +1,83 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { type ConveyorProcess, spawnConveyor } from "./helpers/spawn-conveyor.ts";
+import { createTestDatabase } from "./helpers/test-database.ts";
+
+const started: ConveyorProcess[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const p of started.splice(0)) p.child.kill("SIGKILL");
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "conveyor-start-"));
+  dirs.push(dir);
+  return dir;
+}
+
+function start(env: Record<string, string>): ConveyorProcess {
+  const process = spawnConveyor(["start"], { HOST: "127.0.0.1", PORT: "0", ...env });
+  started.push(process);
+  return process;
+}
+
+async function getJson(url: string): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.json() };
+}
+
+describe("conveyor start (a real process)", () => {
+  it("runs on the embedded database, answers health checks, and exits 0 on SIGTERM", async () => {
+    const conveyor = start({ CONVEYOR_DATA_DIR: dataDir() });
+    const url = await conveyor.listening;
+    expect(await getJson(`${url}/healthz`)).toEqual({ status: 200, body: { status: "ok" } });
+    expect(await getJson(`${url}/readyz`)).toMatchObject({
+      status: 200,
+      body: { status: "ready", database: "pglite", github: "setup" },
+    });
+    // Without App credentials it serves Probot's registration page.
+    const setup = await fetch(`${url}/probot`);
+    expect(setup.status).toBe(200);
+    expect(await setup.text()).toContain("Register GitHub App");
+    conveyor.child.kill("SIGTERM");
+    expect(await conveyor.exited).toBe(0);
+    expect(conveyor.output()).toContain("conveyor stopped");
+  });
+
+  it("refuses a second process on the same embedded database with a clear message", async () => {
+    const dir = dataDir();
+    const first = start({ CONVEYOR_DATA_DIR: dir });
+    await first.listening;
+    const second = start({ CONVEYOR_DATA_DIR: dir });
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toMatch(/in use by process \d+/);
+  });
+
+  it("exits non-zero naming PORT when PORT is not a number", async () => {
+    const conveyor = start({ PORT: "abc", CONVEYOR_DATA_DIR: dataDir() });
+    expect(await conveyor.exited).toBe(2);
+    expect(conveyor.output()).toContain("PORT: expected a port number");
+  });
+
+  it("starts two instances on one PostgreSQL database at once", async () => {
+    const database = await createTestDatabase({ migrated: false });
+    try {
+      const [a, b] = [start({ DATABASE_URL: database.url }), start({ DATABASE_URL: database.url })];
+      const urls = await Promise.all([a.listening, b.listening]);
+      for (const url of urls) {
+        expect(await getJson(`${url}/readyz`)).toMatchObject({
+          status: 200,
+          body: { database: "postgres" },
+        });
+      }
+      a.child.kill("SIGTERM");
+      b.child.kill("SIGTERM");
+      expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0]);
+    } finally {
+      await database.drop();
+    }
+  });
+});
