@@ -93,7 +93,10 @@ export class ConfigError extends Error {
  * Parses the environment once. Throws {@link ConfigError} naming each bad variable and what is
  * expected, so startup can print it and exit non-zero.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  cwd = process.cwd(),
+): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map(

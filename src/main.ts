@@ -121,7 +121,9 @@ function displayHost(host: string): string {
 }
 
 /** `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. */
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function main(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(env);
