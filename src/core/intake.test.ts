@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import {
+  classifyIssueEvent,
+  decideQueueRequest,
+  hasPermission,
+  type IssueEventFacts,
+  isBot,
+  parseTaskLabels,
+} from "./intake.ts";
+import { DEFAULT_REPO_CONFIG, parseRepoConfig } from "./repo-config.ts";
+
+const facts = (over: Partial<IssueEventFacts>): IssueEventFacts => ({
+  action: "labeled",
+  label: "conveyor",
+  issueLabels: ["conveyor"],
+  issueState: "open",
+  isPullRequest: false,
+  config: DEFAULT_REPO_CONFIG,
+  ...over,
+});
+
+describe("classifyIssueEvent", () => {
+  it.each([
+    [{}, "queue"],
+    [{ label: "Conveyor" }, "queue"],
+    [{ label: "bug" }, "ignore"],
+    [{ issueState: "closed" as const }, "ignore"],
+    [{ isPullRequest: true }, "ignore"],
+    [{ action: "opened", label: undefined }, "queue"],
+    [{ action: "opened", label: undefined, issueLabels: [] }, "ignore"],
+    [{ action: "reopened", label: undefined }, "queue"],
+    [{ action: "unlabeled" }, "cancel"],
+    [{ action: "unlabeled", label: "bug" }, "ignore"],
+    [{ action: "closed" }, "cancel"],
+    [{ action: "deleted" }, "cancel"],
+    [{ action: "transferred" }, "cancel"],
+    [{ action: "edited" }, "ignore"],
+    [{ action: "pinned" }, "ignore"],
+  ])("%j → %s", (over, kind) => {
+    expect(classifyIssueEvent(facts(over)).kind).toBe(kind);
+  });
+
+  it("uses the configured intake label", () => {
+    const config = parseRepoConfig({ intake: { label: "ai" } }).config;
+    expect(classifyIssueEvent(facts({ config, label: "ai", issueLabels: ["ai"] })).kind).toBe(
+      "queue",
+    );
+    expect(classifyIssueEvent(facts({ config })).kind).toBe("ignore");
+  });
+});
+
+describe("decideQueueRequest", () => {
+  const human = { login: "octocat", type: "User" };
+  it.each([
+    [{ permission: "write" }, "create"],
+    [{ permission: "admin" }, "create"],
+    [{ permission: "maintain" }, "create"],
+    [{ permission: "triage" }, "refuse"],
+    [{ permission: "read" }, "refuse"],
+    [{ permission: undefined }, "refuse"],
+    [{ permission: "admin", sender: { login: "conveyor[bot]", type: "Bot" } }, "ignore"],
+    [{ permission: "admin", sender: { login: "renovate[bot]" } }, "ignore"],
+    [{ permission: "write", activeTask: { state: "running" } }, "ignore"],
+    [{ permission: "write", activeTask: { state: "dead" } }, "revive"],
+  ] as const)("%j → %s", (over, kind) => {
+    const decision = decideQueueRequest({ sender: human, intakeLabel: "conveyor", ...over });
+    expect(decision.kind).toBe(kind);
+  });
+
+  it("tells an untrusted labeller who may queue work", () => {
+    const decision = decideQueueRequest({
+      sender: { login: "drive-by" },
+      permission: "read",
+      intakeLabel: "conveyor",
+    });
+    expect(decision).toMatchObject({ kind: "refuse" });
+    if (decision.kind === "refuse") {
+      expect(decision.reply).toContain("@drive-by");
+      expect(decision.reply).toContain("write access");
+      expect(decision.reply).toContain("`conveyor`");
+    }
+  });
+});
+
+describe("labels", () => {
+  it.each([
+    [[], "normal", []],
+    [["priority:urgent"], "urgent", []],
+    [["priority:low", "priority:high"], "high", []],
+    [["Priority:Low"], "low", []],
+    [["priority:bogus"], "normal", []],
+    [["needs:gpu", "needs:docker", "needs:gpu"], "normal", ["docker", "gpu"]],
+  ])("%j → lane %s, capabilities %j", (labels, lane, capabilities) => {
+    expect(parseTaskLabels(labels, DEFAULT_REPO_CONFIG)).toEqual({ lane, capabilities });
+  });
+
+  it("adds the repository's configured capabilities", () => {
+    const config = parseRepoConfig({ tasks: { capabilities: ["node"] } }).config;
+    expect(parseTaskLabels(["needs:gpu"], config).capabilities).toEqual(["gpu", "node"]);
+  });
+
+  it("ranks permissions and recognises bots", () => {
+    expect(hasPermission("maintain", "write")).toBe(true);
+    expect(hasPermission("triage", "write")).toBe(false);
+    expect(isBot({ login: "dependabot[bot]" })).toBe(true);
+    expect(isBot({ login: "octocat", type: "User" })).toBe(false);
+  });
+});

@@ -1,0 +1,129 @@
+import type { RepoConfig } from "./repo-config.ts";
+import { LANES, type Lane, type TaskState } from "./task-states.ts";
+
+/** GitHub's collaborator permission levels, weakest first. */
+export const PERMISSIONS = ["none", "read", "triage", "write", "maintain", "admin"] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export function hasPermission(actual: Permission | undefined, needed: Permission): boolean {
+  if (!actual) return false;
+  return PERMISSIONS.indexOf(actual) >= PERMISSIONS.indexOf(needed);
+}
+
+export interface Actor {
+  login: string;
+  type?: string | undefined;
+}
+
+/** Bots (Conveyor included) never queue work or steer it. */
+export function isBot(actor: Actor): boolean {
+  return actor.type === "Bot" || actor.login.endsWith("[bot]");
+}
+
+export interface LabelFacts {
+  lane: Lane;
+  capabilities: string[];
+}
+
+/** Lane from `priority:<lane>` (the most urgent wins) and capabilities from `needs:<cap>` + config. */
+export function parseTaskLabels(labels: readonly string[], config: RepoConfig): LabelFacts {
+  let lane: Lane | undefined;
+  const capabilities = new Set(config.tasks.capabilities);
+  for (const raw of labels) {
+    const label = raw.trim().toLowerCase();
+    const priority = /^priority:\s*(\w+)$/.exec(label)?.[1];
+    if (priority && (LANES as readonly string[]).includes(priority)) {
+      const candidate = priority as Lane;
+      if (!lane || LANES.indexOf(candidate) < LANES.indexOf(lane)) lane = candidate;
+    }
+    const need = /^needs:\s*([a-z0-9][a-z0-9._-]*)$/.exec(label)?.[1];
+    if (need) capabilities.add(need);
+  }
+  return { lane: lane ?? config.intake.default_lane, capabilities: [...capabilities].sort() };
+}
+
+export interface IssueEventFacts {
+  action: string;
+  /** The label added or removed, for `labeled` / `unlabeled`. */
+  label?: string | undefined;
+  issueLabels: readonly string[];
+  issueState: "open" | "closed";
+  /** Pull requests are issues too in GitHub's model; they are never intake. */
+  isPullRequest: boolean;
+  config: RepoConfig;
+}
+
+export type IssueEventKind =
+  | { kind: "queue"; reason: string }
+  | { kind: "cancel"; reason: string }
+  | { kind: "ignore"; reason: string };
+
+const sameLabel = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** What an `issues` event means for the queue, before anyone's permission is looked at. */
+export function classifyIssueEvent(facts: IssueEventFacts): IssueEventKind {
+  const intake = facts.config.intake.label;
+  const labelled = facts.issueLabels.some((l) => sameLabel(l, intake));
+  if (facts.isPullRequest) return { kind: "ignore", reason: "pull requests are not intake" };
+  switch (facts.action) {
+    case "opened":
+    case "reopened":
+      return labelled && facts.issueState === "open"
+        ? { kind: "queue", reason: `issue ${facts.action} with label ${intake}` }
+        : { kind: "ignore", reason: `issue ${facts.action} without label ${intake}` };
+    case "labeled":
+      if (!facts.label || !sameLabel(facts.label, intake)) {
+        return { kind: "ignore", reason: `label ${facts.label ?? "?"} is not the intake label` };
+      }
+      return facts.issueState === "open"
+        ? { kind: "queue", reason: `label ${intake} added` }
+        : { kind: "ignore", reason: "issue is closed" };
+    case "unlabeled":
+      return facts.label && sameLabel(facts.label, intake)
+        ? { kind: "cancel", reason: `label ${intake} removed` }
+        : { kind: "ignore", reason: "another label removed" };
+    case "closed":
+      return { kind: "cancel", reason: "issue closed" };
+    case "deleted":
+      return { kind: "cancel", reason: "issue deleted" };
+    case "transferred":
+      return { kind: "cancel", reason: "issue transferred to another repository" };
+    default:
+      return { kind: "ignore", reason: `issues.${facts.action} does not affect the queue` };
+  }
+}
+
+export interface QueueRequestFacts {
+  sender: Actor;
+  /** Undefined when the permission could not be read: treated as no permission (fail closed). */
+  permission: Permission | undefined;
+  intakeLabel: string;
+  /** The issue's active task, if it has one. */
+  activeTask?: { state: TaskState } | undefined;
+}
+
+export type QueueDecision =
+  | { kind: "create" }
+  | { kind: "revive"; reason: string }
+  | { kind: "refuse"; reply: string; reason: string }
+  | { kind: "ignore"; reason: string };
+
+/** Whether a request to queue an issue is honoured: trusted people only, one task per issue. */
+export function decideQueueRequest(facts: QueueRequestFacts): QueueDecision {
+  if (isBot(facts.sender)) return { kind: "ignore", reason: `${facts.sender.login} is a bot` };
+  if (!hasPermission(facts.permission, "write")) {
+    return {
+      kind: "refuse",
+      reason: `${facts.sender.login} has ${facts.permission ?? "unknown"} permission, write is needed`,
+      reply:
+        `@${facts.sender.login} thanks! Only people with write access to this repository can queue ` +
+        `work for Conveyor, so this issue was not queued. A maintainer can add the ` +
+        `\`${facts.intakeLabel}\` label or comment \`/queue\`.`,
+    };
+  }
+  if (!facts.activeTask) return { kind: "create" };
+  if (facts.activeTask.state === "dead") {
+    return { kind: "revive", reason: "queued again after the last attempt failed" };
+  }
+  return { kind: "ignore", reason: `issue already has a ${facts.activeTask.state} task` };
+}

@@ -1,0 +1,148 @@
+import { z } from "zod";
+import { LANES } from "./task-states.ts";
+
+export const REPO_CONFIG_PATH = ".github/conveyor.yml";
+
+const capability = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "lower-case letters, digits, '.', '_' or '-'");
+
+/**
+ * `.github/conveyor.yml`, version 1. Strict: an unknown key is an error (a typo must not silently
+ * fall back to a default). Every key is optional; the defaults are the documented ones.
+ */
+export const RepoConfig = z
+  .strictObject({
+    version: z.literal(1).describe("Schema version of this file. Only 1 exists."),
+    intake: z
+      .strictObject({
+        label: z
+          .string()
+          .min(1)
+          .max(50)
+          .default("conveyor")
+          .describe("Label that queues an issue when a person with write access adds it."),
+        default_lane: z
+          .enum(LANES)
+          .default("normal")
+          .describe("Lane of an issue without a priority:<lane> label."),
+        aging_minutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 24 * 60)
+          .default(30)
+          .describe("A waiting task moves up one lane per this many minutes, so none starves."),
+      })
+      .prefault({})
+      .describe("How issues become tasks."),
+    tasks: z
+      .strictObject({
+        max_attempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(10)
+          .default(3)
+          .describe(
+            "Attempts before a task is dead (failures, lease expiries and deadlines count).",
+          ),
+        deadline_minutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(24 * 60)
+          .default(120)
+          .describe("Wall-clock budget of one attempt, from assignment to result."),
+        capabilities: z
+          .array(capability)
+          .max(20)
+          .default([])
+          .describe(
+            "Runner capabilities every task of this repository needs, besides needs:<cap> labels.",
+          ),
+        limits: z
+          .strictObject({
+            wall_clock_minutes: z
+              .number()
+              .int()
+              .min(1)
+              .max(24 * 60)
+              .default(60),
+            idle_minutes: z
+              .number()
+              .int()
+              .min(1)
+              .max(24 * 60)
+              .default(10),
+            output_bytes: z
+              .number()
+              .int()
+              .min(1024)
+              .max(100 * 1024 * 1024)
+              .default(10 * 1024 * 1024),
+          })
+          .prefault({})
+          .describe("Limits the runner enforces on the agent: run time, silence, output size."),
+      })
+      .prefault({})
+      .describe("Attempts, deadlines and the limits runners enforce."),
+    verify: z
+      .strictObject({
+        commands: z
+          .array(z.array(z.string().min(1)).min(1))
+          .max(10)
+          .default([])
+          .describe(
+            "Commands (argv arrays, never a shell string) the runner runs after the agent.",
+          ),
+      })
+      .prefault({})
+      .describe("Verification the runner runs before uploading a change."),
+  })
+  .partial({ version: true });
+
+export type RepoConfig = z.output<typeof RepoConfig>;
+
+/** The configuration used when a repository has no file, or an invalid one (never looser). */
+export const DEFAULT_REPO_CONFIG: RepoConfig = RepoConfig.parse({});
+
+export interface ConfigProblem {
+  /** Dotted key, e.g. `tasks.max_attempts`; empty for the whole file. */
+  key: string;
+  message: string;
+}
+
+export type RepoConfigResult =
+  | { ok: true; config: RepoConfig }
+  | { ok: false; config: RepoConfig; problems: ConfigProblem[] };
+
+/**
+ * Validates a parsed `.github/conveyor.yml`. An invalid file yields the defaults plus the problems,
+ * so the caller can show them where the user will see them and carry on safely.
+ */
+export function parseRepoConfig(raw: unknown): RepoConfigResult {
+  if (raw === null || raw === undefined) return { ok: true, config: DEFAULT_REPO_CONFIG };
+  const parsed = RepoConfig.safeParse(raw);
+  if (parsed.success) return { ok: true, config: parsed.data };
+  const problems = parsed.error.issues.flatMap((issue): ConfigProblem[] => {
+    const base = issue.path.map(String).join(".");
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => ({
+        key: base ? `${base}.${k}` : k,
+        message: "unknown key",
+      }));
+    }
+    return [{ key: base, message: issue.message }];
+  });
+  return { ok: false, config: DEFAULT_REPO_CONFIG, problems };
+}
+
+/** JSON Schema of the file, for editors and `docs/conveyor.schema.json`. */
+export function repoConfigJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(RepoConfig, { io: "input", target: "draft-2020-12" }),
+    $id: "https://conveyor.dev/schemas/conveyor.yml.json",
+    title: "Conveyor repository configuration (.github/conveyor.yml)",
+  };
+}
