@@ -77,6 +77,13 @@ export const tasks = pgTable(
     limits: jsonb("limits").notNull().default({}),
     lastError: text("last_error"),
     statusCommentId: bigint("status_comment_id", { mode: "number" }),
+    // The status comment is rewritten when status_version passes status_synced_version; a burst of
+    // changes bumps the version many times and costs one edit.
+    statusVersion: integer("status_version").notNull().default(1),
+    statusSyncedVersion: integer("status_synced_version").notNull().default(0),
+    // Lets one notifier (of several instances) own the comment while it edits it.
+    statusLeaseUntil: timestamp("status_lease_until", { withTimezone: true }),
+    reactedAt: timestamp("reacted_at", { withTimezone: true }),
     prNumber: integer("pr_number"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -92,6 +99,9 @@ export const tasks = pgTable(
       .on(t.lane, t.enqueuedAt)
       .where(sql`${t.state} in ('queued', 'retry_wait')`),
     index("tasks_state_idx").on(t.state),
+    index("tasks_status_dirty_idx")
+      .on(t.taskId)
+      .where(sql`${t.statusVersion} > ${t.statusSyncedVersion}`),
   ],
 );
 
@@ -149,4 +159,41 @@ export const settings = pgTable("settings", {
   key: text("key").primaryKey(),
   value: jsonb("value").notNull(),
   updatedAt: updatedAt(),
+});
+
+/**
+ * Comments Conveyor owes an issue that are not a task's status comment (e.g. telling an untrusted
+ * labeller who may queue work). Written in the webhook's transaction, posted by the notifier; the
+ * dedupe key makes each notice happen once however often the event arrives.
+ */
+export const issueNotices = pgTable(
+  "issue_notices",
+  {
+    noticeId: bigserial("notice_id", { mode: "number" }).primaryKey(),
+    dedupeKey: text("dedupe_key").notNull().unique(),
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    installationId: bigint("installation_id", { mode: "number" }).notNull(),
+    issueNumber: integer("issue_number").notNull(),
+    body: text("body").notNull(),
+    createdAt: createdAt(),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    postedAt: timestamp("posted_at", { withTimezone: true }),
+    commentId: bigint("comment_id", { mode: "number" }),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+  },
+  (t) => [index("issue_notices_pending_idx").on(t.noticeId).where(sql`${t.postedAt} is null`)],
+);
+
+/**
+ * Named leases for work that one instance at a time should do (reconciliation, sweeps). A lease
+ * row rather than a session advisory lock: it needs no pinned connection, works the same on PGlite,
+ * and a crashed holder's lease simply expires.
+ */
+export const leases = pgTable("leases", {
+  name: text("name").primaryKey(),
+  holder: text("holder").notNull(),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDatabase } from "../db/client.ts";
+import { loadMigrations } from "../db/migrate.ts";
 import { loadConfig } from "../src/config.ts";
 import { createHttpApp } from "../src/http/create-http-app.ts";
 import { createLogger } from "../src/logger.ts";
@@ -98,7 +99,9 @@ describe("/readyz", () => {
       expect(response.status).toBe(503);
       expect(await response.json()).toEqual({
         status: "unavailable",
-        reason: "migrations pending: 0000_init",
+        reason: `migrations pending: ${loadMigrations()
+          .map((m) => m.tag)
+          .join(", ")}`,
       });
     } finally {
       await empty.drop();

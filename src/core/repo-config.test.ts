@@ -7,7 +7,6 @@ describe("repository config", () => {
     expect(parseRepoConfig(undefined)).toEqual({ ok: true, config: DEFAULT_REPO_CONFIG });
     expect(DEFAULT_REPO_CONFIG.intake.label).toBe("conveyor");
     expect(DEFAULT_REPO_CONFIG.tasks.max_attempts).toBe(3);
-    expect(DEFAULT_REPO_CONFIG.intake.aging_minutes).toBe(30);
   });
 
   it("fills unspecified keys of a partial file with defaults", () => {

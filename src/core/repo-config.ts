@@ -26,13 +26,6 @@ export const RepoConfig = z
           .enum(LANES)
           .default("normal")
           .describe("Lane of an issue without a priority:<lane> label."),
-        aging_minutes: z
-          .number()
-          .int()
-          .min(1)
-          .max(7 * 24 * 60)
-          .default(30)
-          .describe("A waiting task moves up one lane per this many minutes, so none starves."),
       })
       .prefault({})
       .describe("How issues become tasks."),

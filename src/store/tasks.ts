@@ -1,0 +1,296 @@
+import { createHash } from "node:crypto";
+import { and, eq, sql } from "drizzle-orm";
+import type { Db } from "../../db/client.ts";
+import { resultRows } from "../../db/client.ts";
+import { repositories, tasks } from "../../db/schema.ts";
+import { statesLeadingTo } from "../core/task-machine.ts";
+import type { Lane, TaskState } from "../core/task-states.ts";
+
+export type Task = typeof tasks.$inferSelect;
+export type Repository = typeof repositories.$inferSelect;
+
+/** SHA-256 of the snapshot runners receive; shown so people can tell which text was approved. */
+export function snapshotHash(title: string, body: string): string {
+  return createHash("sha256").update(title).update("\0").update(body).digest("hex");
+}
+
+export interface RepositoryInput {
+  repositoryId: number;
+  installationId: number;
+  fullName: string;
+  defaultBranch?: string | undefined;
+  private?: boolean | undefined;
+}
+
+/** Inserts or refreshes a repository (renames, transfers between installations, reinstalls). */
+export async function upsertRepository(db: Db, input: RepositoryInput): Promise<void> {
+  const values = {
+    repositoryId: input.repositoryId,
+    installationId: input.installationId,
+    fullName: input.fullName,
+    defaultBranch: input.defaultBranch ?? "main",
+    private: input.private ?? true,
+  };
+  await db
+    .insert(repositories)
+    .values(values)
+    .onConflictDoUpdate({
+      target: repositories.repositoryId,
+      set: {
+        installationId: values.installationId,
+        fullName: values.fullName,
+        ...(input.defaultBranch ? { defaultBranch: input.defaultBranch } : {}),
+        ...(input.private !== undefined ? { private: input.private } : {}),
+        removedAt: null,
+        updatedAt: sql`now()`,
+      },
+    });
+}
+
+/** Marks repositories as no longer installed; returns their ids. */
+export async function removeRepositories(
+  db: Db,
+  where: { installationId: number; repositoryIds?: number[] },
+): Promise<number[]> {
+  const rows = await db
+    .update(repositories)
+    .set({ removedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(repositories.installationId, where.installationId),
+        where.repositoryIds
+          ? sql`${repositories.repositoryId} in ${where.repositoryIds}`
+          : undefined,
+      ),
+    )
+    .returning({ repositoryId: repositories.repositoryId });
+  return rows.map((r) => r.repositoryId);
+}
+
+export async function listInstalledRepositories(db: Db): Promise<Repository[]> {
+  return db.select().from(repositories).where(sql`${repositories.removedAt} is null`);
+}
+
+export async function findActiveTask(
+  db: Db,
+  repositoryId: number,
+  issueNumber: number,
+): Promise<Task | undefined> {
+  const [task] = await db
+    .select()
+    .from(tasks)
+    .where(
+      and(
+        eq(tasks.repositoryId, repositoryId),
+        eq(tasks.issueNumber, issueNumber),
+        sql`${tasks.state} not in ('merged', 'cancelled')`,
+      ),
+    );
+  return task;
+}
+
+export async function getTask(db: Db, taskId: string): Promise<Task | undefined> {
+  const [task] = await db.select().from(tasks).where(eq(tasks.taskId, taskId));
+  return task;
+}
+
+export interface NewTask {
+  repositoryId: number;
+  installationId: number;
+  issueNumber: number;
+  title: string;
+  body: string;
+  lane: Lane;
+  capabilities: string[];
+  maxAttempts: number;
+  limits: Record<string, unknown>;
+  queuedBy: string;
+}
+
+/**
+ * Creates the issue's task unless it already has an active one (the unique partial index decides,
+ * so two instances racing on the same issue still make one task). Appends the first event.
+ */
+export async function createTask(
+  db: Db,
+  input: NewTask,
+  reason: string,
+): Promise<{ created: boolean; task: Task }> {
+  const [created] = await db
+    .insert(tasks)
+    .values({ ...input, snapshotHash: snapshotHash(input.title, input.body) })
+    .onConflictDoNothing()
+    .returning();
+  if (created) {
+    await appendEvent(db, {
+      taskId: created.taskId,
+      actor: input.queuedBy,
+      fromState: null,
+      toState: "queued",
+      generation: created.generation,
+      reason,
+      data: {
+        lane: input.lane,
+        capabilities: input.capabilities,
+        snapshotHash: created.snapshotHash,
+      },
+    });
+    return { created: true, task: created };
+  }
+  const existing = await findActiveTask(db, input.repositoryId, input.issueNumber);
+  if (!existing) throw new Error("task insert conflicted but no active task exists");
+  return { created: false, task: existing };
+}
+
+async function appendEvent(
+  db: Db,
+  event: {
+    taskId: string;
+    actor: string;
+    fromState: TaskState | null;
+    toState: TaskState;
+    generation: number;
+    reason: string;
+    data: Record<string, unknown>;
+  },
+): Promise<void> {
+  await db.execute(sql`
+    insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+    values (${event.taskId}, ${event.actor}, ${event.fromState}, ${event.toState},
+            ${event.generation}, ${event.reason}, ${JSON.stringify(event.data)}::jsonb)`);
+}
+
+export interface Transition {
+  taskId: string;
+  to: TaskState;
+  /** Guard: the states the task may be in now. Defaults to every state that may lead to `to`. */
+  from?: readonly TaskState[];
+  /** Guard: the generation the caller acted on (fencing). */
+  generation?: number;
+  actor: string;
+  reason: string;
+  data?: Record<string, unknown>;
+  /** Extra columns to set in the same statement. */
+  set?: {
+    attempts?: number;
+    availableAt?: Date;
+    enqueuedAt?: Date | "now";
+    lastError?: string | null;
+    runnerId?: string | null;
+    leaseExpiresAt?: Date | null;
+    lane?: Lane;
+    title?: string;
+    body?: string;
+    finished?: boolean;
+  };
+}
+
+/**
+ * Moves a task in ONE statement: the update is guarded by the expected states (and generation, if
+ * given), and the same statement appends the event. If the guard fails nothing changes and the
+ * result is undefined: the caller lost a race or acted on stale facts.
+ */
+export async function transitionTask(db: Db, t: Transition): Promise<Task | undefined> {
+  const from = t.from ?? statesLeadingTo(t.to);
+  if (from.length === 0) throw new Error(`no state leads to ${t.to}`);
+  const set = t.set ?? {};
+  const assignments = [
+    sql`state = ${t.to}`,
+    sql`updated_at = now()`,
+    // Every change is worth showing on the issue; the notifier coalesces bursts.
+    sql`status_version = status_version + 1`,
+  ];
+  if (set.attempts !== undefined) assignments.push(sql`attempts = ${set.attempts}`);
+  if (set.availableAt) assignments.push(sql`available_at = ${set.availableAt.toISOString()}`);
+  if (set.enqueuedAt === "now") assignments.push(sql`enqueued_at = now()`);
+  else if (set.enqueuedAt) assignments.push(sql`enqueued_at = ${set.enqueuedAt.toISOString()}`);
+  if (set.lastError !== undefined) assignments.push(sql`last_error = ${set.lastError}`);
+  if (set.runnerId !== undefined) assignments.push(sql`runner_id = ${set.runnerId}`);
+  if (set.leaseExpiresAt !== undefined) {
+    assignments.push(sql`lease_expires_at = ${set.leaseExpiresAt?.toISOString() ?? null}`);
+  }
+  if (set.lane) assignments.push(sql`lane = ${set.lane}`);
+  if (set.title !== undefined && set.body !== undefined) {
+    assignments.push(sql`title = ${set.title}, body = ${set.body}`);
+    assignments.push(sql`snapshot_hash = ${snapshotHash(set.title, set.body)}`);
+  }
+  if (set.finished) assignments.push(sql`finished_at = now()`);
+  const fromList = sql.join(
+    from.map((s) => sql`${s}`),
+    sql`, `,
+  );
+  const generationGuard =
+    t.generation === undefined ? sql`` : sql`and generation = ${t.generation}`;
+  const rows = resultRows<{ task_id: string }>(
+    await db.execute(sql`
+      with moved as (
+        update tasks t set ${sql.join(assignments, sql`, `)}
+        from (select task_id, state as old_state from tasks
+              where task_id = ${t.taskId} and state in (${fromList}) ${generationGuard}
+              for update) old
+        where t.task_id = old.task_id
+        returning t.task_id, old.old_state, t.state, t.generation
+      ), logged as (
+        insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+        select task_id, ${t.actor}, old_state, state, generation, ${t.reason},
+               ${JSON.stringify(t.data ?? {})}::jsonb
+        from moved
+        returning task_id
+      )
+      select task_id from logged`),
+  );
+  if (rows.length === 0) return undefined;
+  return getTask(db, t.taskId);
+}
+
+/** Bumps the status version so the notifier rewrites the comment (e.g. queue position changed). */
+export async function touchStatus(db: Db, taskId: string): Promise<void> {
+  await db
+    .update(tasks)
+    .set({ statusVersion: sql`${tasks.statusVersion} + 1` })
+    .where(eq(tasks.taskId, taskId));
+}
+
+/**
+ * 1-based position among waiting tasks in service order (effective lane with aging, then FIFO), or
+ * undefined when the task is not waiting. Mirrors `queueOrder` in the core.
+ */
+export async function queuePosition(
+  db: Db,
+  taskId: string,
+  agingMs: number,
+): Promise<number | undefined> {
+  const agingSeconds = Math.max(1, Math.round(agingMs / 1000));
+  const rank = (alias: string) =>
+    sql.raw(
+      `greatest(0, array_position(enum_range(null::lane), ${alias}.lane) - 1 - floor(extract(epoch from (now() - ${alias}.enqueued_at)) / ${agingSeconds})::int)`,
+    );
+  const rows = resultRows<{ position: number }>(
+    await db.execute(sql`
+      select 1 + count(other.task_id)::int as position
+      from tasks me
+      left join tasks other
+        on other.state = 'queued' and other.task_id <> me.task_id
+       and (${rank("other")} < ${rank("me")}
+            or (${rank("other")} = ${rank("me")} and other.enqueued_at < me.enqueued_at))
+      where me.task_id = ${taskId} and me.state = 'queued'
+      group by me.task_id`),
+  );
+  return rows[0]?.position;
+}
+
+export interface TaskEventRow {
+  actor: string;
+  from_state: TaskState | null;
+  to_state: TaskState;
+  generation: number;
+  reason: string;
+}
+
+export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventRow[]> {
+  return resultRows<TaskEventRow>(
+    await db.execute(sql`
+      select actor, from_state, to_state, generation, reason from task_events
+      where task_id = ${taskId} order by event_id`),
+  );
+}
