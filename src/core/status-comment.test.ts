@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import {
+  commandsFor,
+  isStatusComment,
+  renderStatusComment,
+  type StatusFacts,
+} from "./status-comment.ts";
+import { TASK_STATES } from "./task-states.ts";
+
+const base: StatusFacts = {
+  taskId: "11111111-2222-3333-4444-555555555555",
+  state: "queued",
+  lane: "normal",
+  attempts: 0,
+  maxAttempts: 3,
+  queuePosition: 4,
+  createdAt: new Date("2026-01-01T12:00:00Z"),
+  now: new Date("2026-01-01T12:02:30Z"),
+  snapshotHash: "ab".repeat(32),
+};
+
+describe("status comment", () => {
+  it("shows state, queue position, attempt, elapsed time and the commands that apply", () => {
+    const body = renderStatusComment(base);
+    expect(isStatusComment(body)).toBe(true);
+    expect(body).toContain("task=11111111-2222-3333-4444-555555555555");
+    expect(body).toContain("| Queue position | 4 (lane `normal`) |");
+    expect(body).toContain("| Attempts used | 0/3 |");
+    expect(body).toContain("| Elapsed | 2 min |");
+    expect(body).toContain("`/cancel`");
+  });
+
+  it("shows runner, attempts, PR link and the last error on one line", () => {
+    const body = renderStatusComment({
+      ...base,
+      state: "running",
+      attempts: 1,
+      runnerName: "laptop-1",
+      prUrl: "https://github.com/acme/widgets/pull/9",
+      lastError: "agent exited 1\nstack | trace",
+    });
+    expect(body).toContain("| Runner | laptop-1 |");
+    expect(body).toContain("| Attempts used | 1/3 |");
+    expect(body).toContain("| Pull request | https://github.com/acme/widgets/pull/9 |");
+    expect(body).toContain("| Last error | agent exited 1 stack \\| trace |");
+    expect(body).not.toContain("Queue position");
+  });
+
+  it("says when a retry comes and stops the clock when finished", () => {
+    const retry = renderStatusComment({
+      ...base,
+      state: "retry_wait",
+      attempts: 1,
+      availableAt: new Date("2026-01-01T12:04:30Z"),
+    });
+    expect(retry).toContain("| Next attempt | in 2 min |");
+    const done = renderStatusComment({
+      ...base,
+      state: "merged",
+      finishedAt: new Date("2026-01-01T12:00:45Z"),
+      now: new Date("2026-01-02T00:00:00Z"),
+    });
+    expect(done).toContain("| Elapsed | 45 s |");
+    expect(done).toContain("Nothing left to do here.");
+  });
+
+  it.each(TASK_STATES)("renders state %s without throwing and with a headline", (state) => {
+    expect(renderStatusComment({ ...base, state })).toMatch(/### Conveyor: /);
+    expect(Array.isArray(commandsFor(state))).toBe(true);
+  });
+});

@@ -1,0 +1,119 @@
+import { formatDuration } from "./task-machine.ts";
+import type { Lane, TaskState } from "./task-states.ts";
+
+export interface StatusFacts {
+  taskId: string;
+  state: TaskState;
+  lane: Lane;
+  attempts: number;
+  maxAttempts: number;
+  /** 1-based, while queued. */
+  queuePosition?: number | undefined;
+  runnerName?: string | undefined;
+  createdAt: Date;
+  finishedAt?: Date | null | undefined;
+  now: Date;
+  prUrl?: string | undefined;
+  lastError?: string | null | undefined;
+  snapshotHash: string;
+  /** When the task waits to retry. */
+  availableAt?: Date | undefined;
+}
+
+const MARKER_PREFIX = "<!-- conveyor:status";
+
+/** The hidden marker that identifies Conveyor's status comment for a task. */
+export function statusMarker(taskId: string): string {
+  return `${MARKER_PREFIX} task=${taskId} -->`;
+}
+
+export function isStatusComment(body: string | undefined | null): boolean {
+  return Boolean(body?.includes(MARKER_PREFIX));
+}
+
+const HEADLINES: Record<TaskState, string> = {
+  queued: "⏳ Queued",
+  assigned: "📦 Assigned to a runner",
+  running: "🛠️ Running",
+  pushed: "📬 Pull request opened",
+  review: "🔎 In review",
+  merging: "🔀 Merging",
+  merged: "✅ Merged",
+  waiting_human: "🙋 Waiting for a maintainer",
+  retry_wait: "🔁 Waiting to retry",
+  failed: "⚠️ Attempt failed",
+  dead: "❌ Gave up",
+  cancelled: "🚫 Cancelled",
+  held: "⏸️ On hold",
+};
+
+/** Commands that make sense on the issue in each state (design §7). */
+export function commandsFor(state: TaskState): string[] {
+  switch (state) {
+    case "queued":
+      return ["/priority <lane>", "/hold", "/cancel", "/status"];
+    case "assigned":
+    case "running":
+      return ["/cancel", "/status"];
+    case "retry_wait":
+    case "failed":
+      return ["/retry", "/cancel", "/status"];
+    case "dead":
+      return ["/retry", "/status"];
+    case "held":
+      return ["/unhold", "/cancel", "/status"];
+    case "pushed":
+    case "review":
+    case "merging":
+    case "waiting_human":
+      return ["/cancel", "/status"];
+    case "cancelled":
+      return ["/queue"];
+    case "merged":
+      return [];
+  }
+}
+
+/** The one status comment per task, rewritten in place as the task moves. */
+export function renderStatusComment(f: StatusFacts): string {
+  const rows: [string, string][] = [["State", `\`${f.state}\``]];
+  if (f.state === "queued" && f.queuePosition !== undefined) {
+    rows.push(["Queue position", `${f.queuePosition} (lane \`${f.lane}\`)`]);
+  } else {
+    rows.push(["Lane", `\`${f.lane}\``]);
+  }
+  rows.push(["Attempts used", `${f.attempts}/${f.maxAttempts}`]);
+  if (f.runnerName) rows.push(["Runner", f.runnerName]);
+  const end = f.finishedAt ?? f.now;
+  rows.push(["Elapsed", formatDuration(end.getTime() - f.createdAt.getTime())]);
+  if (f.state === "retry_wait" && f.availableAt) {
+    rows.push([
+      "Next attempt",
+      `in ${formatDuration(Math.max(0, f.availableAt.getTime() - f.now.getTime()))}`,
+    ]);
+  }
+  if (f.prUrl) rows.push(["Pull request", f.prUrl]);
+  if (f.lastError) rows.push(["Last error", oneLine(f.lastError)]);
+  rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);
+
+  const commands = commandsFor(f.state);
+  return [
+    statusMarker(f.taskId),
+    `### Conveyor: ${HEADLINES[f.state]}`,
+    "",
+    "| | |",
+    "| --- | --- |",
+    ...rows.map(([k, v]) => `| ${k} | ${v.replace(/\|/g, "\\|")} |`),
+    "",
+    commands.length
+      ? `Commands: ${commands.map((c) => `\`${c}\``).join(" · ")}`
+      : "Nothing left to do here.",
+    "",
+    "<sub>This comment is updated in place. The issue text was snapshotted when it was queued; edits after that need `/queue` again.</sub>",
+  ].join("\n");
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 300 ? `${line.slice(0, 297)}…` : line;
+}
