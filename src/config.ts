@@ -18,6 +18,16 @@ const urlString = (what: string) =>
       .transform((value) => value?.replace(/\/+$/, "")),
   );
 
+const minutes = (what: string, fallback: number) =>
+  optionalString
+    .transform((value) => (value === undefined ? fallback : Number(value)))
+    .pipe(
+      z
+        .number({ error: `expected a number of minutes (${what})` })
+        .positive({ error: `expected a positive number of minutes (${what})` })
+        .max(7 * 24 * 60, { error: "expected at most a week" }),
+    );
+
 /**
  * The environment Conveyor reads, validated once. Every variable is documented in `.env.example`.
  */
@@ -54,6 +64,11 @@ export const EnvSchema = z
     LOG_LEVEL: optionalString.pipe(
       z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).default("info"),
     ),
+    CONVEYOR_RECONCILE_MINUTES: minutes(
+      "how often open labelled issues are checked against tasks",
+      5,
+    ),
+    CONVEYOR_AGING_MINUTES: minutes("how long a task waits before it moves up one lane", 30),
     NODE_ENV: optionalString,
   })
   .superRefine((env, ctx) => {
@@ -82,6 +97,8 @@ export interface Config {
   adminToken: string | undefined;
   logLevel: LogLevel;
   production: boolean;
+  reconcileIntervalMs: number;
+  agingMs: number;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -156,5 +173,7 @@ export function loadConfig(
     adminToken: e.CONVEYOR_ADMIN_TOKEN,
     logLevel: e.LOG_LEVEL,
     production,
+    reconcileIntervalMs: e.CONVEYOR_RECONCILE_MINUTES * 60_000,
+    agingMs: e.CONVEYOR_AGING_MINUTES * 60_000,
   };
 }

@@ -1,14 +1,20 @@
+import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { createAdaptorServer } from "@hono/node-server";
 import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
 import { createDatabase, type Database } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
+import { createGitHubGateway } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { createLoop, type Loop } from "./loops/create-loop.ts";
+import { createNotifier } from "./loops/notifier.ts";
+import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
 
 export interface StartOptions {
   logger?: Logger;
@@ -17,6 +23,8 @@ export interface StartOptions {
    * 500 answers at once instead of after minutes of backoff.
    */
   octokitOptions?: Record<string, unknown>;
+  /** How often the notifier looks for work without being woken (default 2 s). */
+  notifierIntervalMs?: number;
 }
 
 export interface RunningConveyor {
@@ -24,6 +32,8 @@ export interface RunningConveyor {
   port: number;
   database: Database;
   logger: Logger;
+  /** Runs reconciliation now (also runs at start-up and on its interval). */
+  reconcile(): Promise<ReconcileReport | undefined>;
   /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
   stop(): Promise<void>;
 }
@@ -39,6 +49,8 @@ export async function startConveyor(
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const database = await createDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   let server: Server | undefined;
+  const loops: Loop[] = [];
+  let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -57,9 +69,49 @@ export async function startConveyor(
         log: logger.child({ component: "probot" }),
         Octokit: ProbotOctokit.defaults(options.octokitOptions ?? {}),
       });
-      webhooks = await createNodeMiddleware(createConveyorApp({ db: database.db, logger }), {
-        probot,
+      const gateway = createGitHubGateway({
+        appOctokit: () => probot.auth(),
+        installationOctokit: (installationId) => probot.auth(installationId),
+        logger,
       });
+      const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+      const notifier = createNotifier({
+        db: database.db,
+        gateway,
+        logger,
+        agingMs: config.agingMs,
+      });
+      const notifierLoop: Loop = createLoop({
+        name: "notifier",
+        intervalMs: options.notifierIntervalMs ?? 2_000,
+        logger,
+        body: async () => {
+          // A full batch means there is more: go again at once.
+          if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
+        },
+      });
+      const onChange = () => notifierLoop.wake();
+      const reconciler = createReconciler({
+        db: database.db,
+        gateway,
+        logger,
+        instanceId,
+        onChange,
+      });
+      const reconcileLoop = createLoop({
+        name: "reconciler",
+        intervalMs: config.reconcileIntervalMs,
+        logger,
+        body: async () => {
+          await reconciler.runOnce();
+        },
+      });
+      loops.push(notifierLoop, reconcileLoop);
+      reconcile = () => reconciler.runOnce();
+      webhooks = await createNodeMiddleware(
+        createConveyorApp({ db: database.db, logger, gateway, onChange }),
+        { probot },
+      );
     } else {
       logger.warn(
         "GitHub App not configured (APP_ID, PRIVATE_KEY): serving the setup flow at /probot",
@@ -80,6 +132,7 @@ export async function startConveyor(
     });
   } catch (error) {
     server?.close();
+    await Promise.all(loops.map((l) => l.stop()));
     await database.close();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(
@@ -100,6 +153,7 @@ export async function startConveyor(
     port,
     database,
     logger,
+    reconcile: () => reconcile(),
     stop() {
       stopping ??= (async () => {
         await new Promise<void>((resolve) => {
@@ -107,6 +161,7 @@ export async function startConveyor(
           // Idle keep-alive sockets would hold close() open; busy ones finish their request.
           httpServer.closeIdleConnections();
         });
+        await Promise.all(loops.map((l) => l.stop()));
         await database.close();
         logger.info("conveyor stopped");
       })();

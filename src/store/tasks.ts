@@ -294,3 +294,70 @@ export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventR
       where task_id = ${taskId} order by event_id`),
   );
 }
+
+export interface DirtyStatus {
+  task_id: string;
+  status_version: number;
+  status_comment_id: number | null;
+  reacted_at: string | null;
+  installation_id: number;
+  full_name: string;
+  issue_number: number;
+}
+
+/**
+ * Leases up to `limit` tasks whose status comment is behind, for 30 s, so one notifier of several
+ * instances edits each comment. Short statement: no transaction is held during GitHub calls.
+ */
+export async function claimDirtyStatuses(db: Db, limit: number): Promise<DirtyStatus[]> {
+  return resultRows<DirtyStatus>(
+    await db.execute(sql`
+      with picked as (
+        select task_id from tasks
+        where status_version > status_synced_version
+          and (status_lease_until is null or status_lease_until < now())
+        order by updated_at
+        limit ${limit}
+        for update skip locked
+      )
+      update tasks t set status_lease_until = now() + interval '30 seconds'
+      from picked, repositories r
+      where t.task_id = picked.task_id and r.repository_id = t.repository_id
+      returning t.task_id, t.status_version, t.status_comment_id, t.reacted_at::text,
+                t.installation_id, r.full_name, t.issue_number`),
+  );
+}
+
+/** Records what the notifier wrote; a newer version written meanwhile stays dirty. */
+export async function markStatusSynced(
+  db: Db,
+  taskId: string,
+  synced: { version: number; commentId: number; reacted: boolean },
+): Promise<void> {
+  await db.execute(sql`
+    update tasks set
+      status_synced_version = greatest(status_synced_version, ${synced.version}),
+      status_comment_id = ${synced.commentId},
+      reacted_at = case when ${synced.reacted} then coalesce(reacted_at, now()) else reacted_at end,
+      status_lease_until = null
+    where task_id = ${taskId}`);
+}
+
+/** Gives up on a status comment that cannot be written (issue deleted) or retries later. */
+export async function markStatusFailed(
+  db: Db,
+  taskId: string,
+  version: number,
+  retryInMs: number | "never",
+): Promise<void> {
+  if (retryInMs === "never") {
+    await db.execute(sql`
+      update tasks set status_synced_version = greatest(status_synced_version, ${version}),
+                       status_lease_until = null
+      where task_id = ${taskId}`);
+    return;
+  }
+  await db.execute(sql`
+    update tasks set status_lease_until = now() + ${`${retryInMs} milliseconds`}::interval
+    where task_id = ${taskId}`);
+}

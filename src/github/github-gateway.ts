@@ -1,0 +1,253 @@
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import type { Actor, Permission } from "../core/intake.ts";
+import { PERMISSIONS } from "../core/intake.ts";
+import { parseRepoConfig, REPO_CONFIG_PATH, type RepoConfigResult } from "../core/repo-config.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+export interface RepoRef {
+  installationId: number;
+  owner: string;
+  repo: string;
+}
+
+export interface IssueSnapshot {
+  number: number;
+  title: string;
+  body: string;
+  state: "open" | "closed";
+  labels: string[];
+  isPullRequest: boolean;
+  htmlUrl: string;
+}
+
+export interface InstalledRepository {
+  repositoryId: number;
+  fullName: string;
+  defaultBranch: string;
+  private: boolean;
+}
+
+/**
+ * What Conveyor's intake needs from GitHub, behind one small interface so background loops can use
+ * it without a webhook context (they hold only the installation id stored on the task row).
+ */
+export interface GitHubGateway {
+  permission(ref: RepoRef, login: string): Promise<Permission | undefined>;
+  loadConfig(ref: RepoRef): Promise<RepoConfigResult>;
+  getIssue(ref: RepoRef, issueNumber: number): Promise<IssueSnapshot | undefined>;
+  listOpenIssuesWithLabel(ref: RepoRef, label: string): Promise<IssueSnapshot[]>;
+  /** Who most recently added `label` to the issue (from the issue's timeline of events). */
+  lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
+  addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  /** Finds a comment of Conveyor's whose body contains `marker`. */
+  findComment(ref: RepoRef, issueNumber: number, marker: string): Promise<number | undefined>;
+  createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
+  updateComment(ref: RepoRef, commentId: number, body: string): Promise<void>;
+  listInstallations(): Promise<number[]>;
+  listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
+}
+
+export interface GitHubGatewayOptions {
+  /** An Octokit authenticated as the App (JWT), or as one installation. */
+  appOctokit: () => Promise<Octokit>;
+  installationOctokit: (installationId: number) => Promise<Octokit>;
+  logger: Logger;
+  /** How long a collaborator permission is trusted before asking again. */
+  permissionTtlMs?: number;
+  now?: () => number;
+}
+
+const labelNames = (labels: unknown[]): string[] =>
+  labels
+    .map((l) => (typeof l === "string" ? l : (l as { name?: string }).name))
+    .filter((n): n is string => Boolean(n));
+
+function toIssue(raw: {
+  number: number;
+  title: string;
+  body?: string | null;
+  state: string;
+  labels: unknown[];
+  pull_request?: unknown;
+  html_url: string;
+}): IssueSnapshot {
+  return {
+    number: raw.number,
+    title: raw.title,
+    body: raw.body ?? "",
+    state: raw.state === "closed" ? "closed" : "open",
+    labels: labelNames(raw.labels),
+    isPullRequest: Boolean(raw.pull_request),
+    htmlUrl: raw.html_url,
+  };
+}
+
+const isNotFound = (error: unknown) => (error as { status?: number }).status === 404;
+
+export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGateway {
+  const ttl = options.permissionTtlMs ?? 3 * 60_000;
+  const now = options.now ?? Date.now;
+  const permissions = new Map<string, { value: Permission | undefined; until: number }>();
+  const client = options.installationOctokit;
+
+  return {
+    async permission(ref, login) {
+      const key = `${ref.owner}/${ref.repo}:${login}`.toLowerCase();
+      const cached = permissions.get(key);
+      if (cached && cached.until > now()) return cached.value;
+      const octokit = await client(ref.installationId);
+      let value: Permission | undefined;
+      try {
+        const { data } = await octokit.request(
+          "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
+          { owner: ref.owner, repo: ref.repo, username: login },
+        );
+        // role_name carries triage/maintain; `permission` folds them into read/write.
+        const role = (data.role_name ?? data.permission) as string;
+        value = (PERMISSIONS as readonly string[]).includes(role)
+          ? (role as Permission)
+          : (data.permission as Permission);
+      } catch (error) {
+        // Not a collaborator at all: GitHub answers 404. Anything else is not cached.
+        if (!isNotFound(error)) throw error;
+        value = "none";
+      }
+      permissions.set(key, { value, until: now() + ttl });
+      return value;
+    },
+
+    async loadConfig(ref) {
+      const octokit = await client(ref.installationId);
+      try {
+        const { config } = await octokit.config.get({
+          owner: ref.owner,
+          repo: ref.repo,
+          path: REPO_CONFIG_PATH,
+        });
+        return parseRepoConfig(Object.keys(config).length ? config : undefined);
+      } catch (error) {
+        const status = (error as { status?: number }).status;
+        if (status && status >= 500) throw error;
+        // YAML syntax errors and unreadable files are the user's to fix: show them, use defaults.
+        const result = parseRepoConfig(undefined);
+        return {
+          ok: false,
+          config: result.config,
+          problems: [{ key: "", message: (error as Error).message }],
+        };
+      }
+    },
+
+    async getIssue(ref, issueNumber) {
+      const octokit = await client(ref.installationId);
+      try {
+        const { data } = await octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}", {
+          owner: ref.owner,
+          repo: ref.repo,
+          issue_number: issueNumber,
+        });
+        return toIssue(data);
+      } catch (error) {
+        if (isNotFound(error) || (error as { status?: number }).status === 410) return undefined;
+        throw error;
+      }
+    },
+
+    async listOpenIssuesWithLabel(ref, label) {
+      const octokit = await client(ref.installationId);
+      const issues = await octokit.paginate("GET /repos/{owner}/{repo}/issues", {
+        owner: ref.owner,
+        repo: ref.repo,
+        state: "open",
+        labels: label,
+        per_page: 100,
+      });
+      return issues.map(toIssue).filter((i) => !i.isPullRequest);
+    },
+
+    async lastLabeller(ref, issueNumber, label) {
+      const octokit = await client(ref.installationId);
+      const events = await octokit.paginate(
+        "GET /repos/{owner}/{repo}/issues/{issue_number}/events",
+        {
+          owner: ref.owner,
+          repo: ref.repo,
+          issue_number: issueNumber,
+          per_page: 100,
+        },
+      );
+      const labelled = events.filter(
+        (e) =>
+          e.event === "labeled" &&
+          (e as { label?: { name?: string } }).label?.name?.toLowerCase() === label.toLowerCase(),
+      );
+      const last = labelled.at(-1);
+      return last?.actor ? { login: last.actor.login, type: last.actor.type } : undefined;
+    },
+
+    async addReaction(ref, issueNumber, content) {
+      const octokit = await client(ref.installationId);
+      // GitHub answers 200 instead of 201 when the reaction exists: safe to repeat.
+      await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/reactions", {
+        owner: ref.owner,
+        repo: ref.repo,
+        issue_number: issueNumber,
+        content,
+      });
+    },
+
+    async findComment(ref, issueNumber, marker) {
+      const octokit = await client(ref.installationId);
+      const comments = await octokit.paginate(
+        "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+        { owner: ref.owner, repo: ref.repo, issue_number: issueNumber, per_page: 100 },
+      );
+      const found = comments.find((c) => c.body?.includes(marker) && c.user?.type === "Bot");
+      return found ? Number(found.id) : undefined;
+    },
+
+    async createComment(ref, issueNumber, body) {
+      const octokit = await client(ref.installationId);
+      const { data } = await octokit.request(
+        "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+        { owner: ref.owner, repo: ref.repo, issue_number: issueNumber, body },
+      );
+      return Number(data.id);
+    },
+
+    async updateComment(ref, commentId, body) {
+      const octokit = await client(ref.installationId);
+      await octokit.request("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", {
+        owner: ref.owner,
+        repo: ref.repo,
+        comment_id: commentId,
+        body,
+      });
+    },
+
+    async listInstallations() {
+      const octokit = await options.appOctokit();
+      const installations = await octokit.paginate("GET /app/installations", { per_page: 100 });
+      return installations.filter((i) => !i.suspended_at).map((i) => i.id);
+    },
+
+    async listInstallationRepositories(installationId) {
+      const octokit = await client(installationId);
+      const repos = await octokit.paginate("GET /installation/repositories", { per_page: 100 });
+      return repos.map((r) => ({
+        repositoryId: r.id,
+        fullName: r.full_name,
+        defaultBranch: r.default_branch,
+        private: r.private,
+      }));
+    },
+  };
+}
+
+/** Splits `owner/name`. */
+export function repoRef(installationId: number, fullName: string): RepoRef {
+  const [owner = "", repo = ""] = fullName.split("/");
+  return { installationId, owner, repo };
+}

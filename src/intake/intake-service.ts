@@ -1,0 +1,196 @@
+import { sql } from "drizzle-orm";
+import type { Logger } from "pino";
+import { type Db, resultRows } from "../../db/client.ts";
+import { type Actor, classifyIssueEvent, isBot } from "../core/intake.ts";
+import type { GitHubGateway, IssueSnapshot, RepoRef } from "../github/github-gateway.ts";
+import {
+  findActiveTask,
+  removeRepositories,
+  transitionTask,
+  upsertRepository,
+} from "../store/tasks.ts";
+import { recordDelivery } from "../store/webhook-deliveries.ts";
+import { noticeConfigProblems, queueIssue } from "./queue-issue.ts";
+
+export interface IntakeDeps {
+  db: Db;
+  gateway: GitHubGateway;
+  logger: Logger;
+  /** Called after a commit that changed tasks or notices (wakes the notifier and dispatcher). */
+  onChange: () => void;
+}
+
+export interface IssuesEvent {
+  deliveryId: string;
+  action: string;
+  installationId: number;
+  repository: { id: number; fullName: string; defaultBranch?: string; private?: boolean };
+  ref: RepoRef;
+  issue: IssueSnapshot;
+  label?: string | undefined;
+  sender: Actor;
+}
+
+export type HandledOutcome = { outcome: string };
+
+async function alreadyHandled(db: Db, deliveryId: string): Promise<boolean> {
+  const rows = resultRows(
+    await db.execute(sql`select 1 from webhook_deliveries where delivery_id = ${deliveryId}`),
+  );
+  return rows.length > 0;
+}
+
+/**
+ * An `issues` webhook: queue, cancel or ignore. The delivery id is recorded in the same
+ * transaction as the effect, so a redelivered or duplicated event changes nothing.
+ */
+export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promise<HandledOutcome> {
+  const { db, gateway, logger } = deps;
+  const log = logger.child({
+    deliveryId: e.deliveryId,
+    repo: e.repository.fullName,
+    issueNumber: e.issue.number,
+  });
+  if (await alreadyHandled(db, e.deliveryId)) return { outcome: "duplicate" };
+  await upsertRepository(db, {
+    repositoryId: e.repository.id,
+    installationId: e.installationId,
+    fullName: e.repository.fullName,
+    defaultBranch: e.repository.defaultBranch,
+    private: e.repository.private,
+  });
+  const loaded = await gateway.loadConfig(e.ref);
+  const kind = classifyIssueEvent({
+    action: e.action,
+    label: e.label,
+    issueLabels: e.issue.labels,
+    issueState: e.issue.state,
+    isPullRequest: e.issue.isPullRequest,
+    config: loaded.config,
+  });
+  // Permission is only worth an API call when the event would queue work.
+  const permission =
+    kind.kind === "queue" && !isBot(e.sender)
+      ? await gateway.permission(e.ref, e.sender.login)
+      : undefined;
+
+  const outcome = await db.transaction(async (tx) => {
+    const base = {
+      deliveryId: e.deliveryId,
+      event: "issues",
+      action: e.action,
+      installationId: e.installationId,
+    };
+    if (kind.kind === "ignore") {
+      return (await recordDelivery(tx, { ...base, outcome: "ignored" })) ? "ignored" : "duplicate";
+    }
+    if (kind.kind === "cancel") {
+      const active = await findActiveTask(tx, e.repository.id, e.issue.number);
+      const cancelled = active
+        ? await transitionTask(tx, {
+            taskId: active.taskId,
+            to: "cancelled",
+            actor: e.sender.login,
+            reason: kind.reason,
+            set: { finished: true },
+          })
+        : undefined;
+      const result = cancelled ? "cancelled" : "nothing to cancel";
+      return (await recordDelivery(tx, { ...base, outcome: result })) ? result : "duplicate";
+    }
+    const queued = await queueIssue(tx, {
+      repositoryId: e.repository.id,
+      installationId: e.installationId,
+      issue: e.issue,
+      sender: e.sender,
+      permission,
+      config: loaded.config,
+      reason: kind.reason,
+    });
+    if (!loaded.ok && !isBot(e.sender)) {
+      await noticeConfigProblems(
+        tx,
+        {
+          repositoryId: e.repository.id,
+          installationId: e.installationId,
+          issueNumber: e.issue.number,
+        },
+        loaded.problems,
+      );
+    }
+    return (await recordDelivery(tx, { ...base, outcome: queued.kind }))
+      ? queued.kind
+      : "duplicate";
+  });
+  log.info({ action: e.action, outcome, reason: kind.reason }, "issues event handled");
+  if (outcome !== "duplicate" && outcome !== "ignored") deps.onChange();
+  return { outcome };
+}
+
+export interface InstallationEvent {
+  deliveryId: string;
+  event: "installation" | "installation_repositories";
+  action: string;
+  installationId: number;
+  added: { id: number; fullName: string; private?: boolean }[];
+  removed: { id: number; fullName: string }[];
+  /** installation.deleted: everything of this installation goes. */
+  removeAll: boolean;
+}
+
+/** Keeps `repositories` in sync; uninstalling cancels the tasks of what was removed. */
+export async function handleInstallationEvent(
+  deps: IntakeDeps,
+  e: InstallationEvent,
+): Promise<HandledOutcome> {
+  const outcome = await deps.db.transaction(async (tx) => {
+    const fresh = await recordDelivery(tx, {
+      deliveryId: e.deliveryId,
+      event: e.event,
+      action: e.action,
+      installationId: e.installationId,
+      outcome: "synced",
+    });
+    if (!fresh) return "duplicate";
+    for (const repo of e.added) {
+      await upsertRepository(tx, {
+        repositoryId: repo.id,
+        installationId: e.installationId,
+        fullName: repo.fullName,
+        private: repo.private,
+      });
+    }
+    const removedIds = e.removeAll
+      ? await removeRepositories(tx, { installationId: e.installationId })
+      : e.removed.length
+        ? await removeRepositories(tx, {
+            installationId: e.installationId,
+            repositoryIds: e.removed.map((r) => r.id),
+          })
+        : [];
+    let cancelled = 0;
+    if (removedIds.length) {
+      const ids = resultRows<{ task_id: string }>(
+        await tx.execute(sql`
+          select task_id from tasks
+          where repository_id in ${removedIds} and state not in ('merged', 'cancelled')`),
+      );
+      for (const { task_id } of ids) {
+        const moved = await transitionTask(tx, {
+          taskId: task_id,
+          to: "cancelled",
+          actor: "github",
+          reason: "Conveyor was uninstalled from the repository",
+          set: { finished: true },
+        });
+        if (moved) cancelled++;
+      }
+    }
+    return `synced: +${e.added.length} -${removedIds.length}, ${cancelled} tasks cancelled`;
+  });
+  deps.logger.info(
+    { deliveryId: e.deliveryId, installationId: e.installationId, outcome },
+    "installation synced",
+  );
+  return { outcome };
+}

@@ -1,0 +1,108 @@
+import type { Logger } from "pino";
+import type { Db } from "../../db/client.ts";
+import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
+import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
+import { claimNotices, markNoticeFailed, markNoticePosted } from "../store/notices.ts";
+import {
+  claimDirtyStatuses,
+  type DirtyStatus,
+  getTask,
+  markStatusFailed,
+  markStatusSynced,
+  queuePosition,
+} from "../store/tasks.ts";
+
+export interface NotifierDeps {
+  db: Db;
+  gateway: GitHubGateway;
+  logger: Logger;
+  /** Aging interval of the queue, for the position shown. */
+  agingMs: number;
+  now?: () => Date;
+}
+
+const BATCH = 20;
+/** GitHub answers 404 for a deleted issue and 410 for one whose repository disabled issues. */
+const isGone = (error: unknown) => [404, 410].includes((error as { status?: number }).status ?? 0);
+
+/**
+ * Brings issues up to date with the database: the 👀 reaction and the one status comment per task
+ * (created once, then edited in place), and queued notices. Runs after changes and on a tick; a
+ * burst of changes between two runs costs one edit.
+ */
+export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number> } {
+  const now = deps.now ?? (() => new Date());
+
+  async function syncStatus(claim: DirtyStatus): Promise<void> {
+    const ref = repoRef(claim.installation_id, claim.full_name);
+    const task = await getTask(deps.db, claim.task_id);
+    if (!task) return;
+    try {
+      if (!claim.reacted_at) await deps.gateway.addReaction(ref, claim.issue_number, "eyes");
+      const body = renderStatusComment({
+        taskId: task.taskId,
+        state: task.state,
+        lane: task.lane,
+        attempts: task.attempts,
+        maxAttempts: task.maxAttempts,
+        queuePosition: await queuePosition(deps.db, task.taskId, deps.agingMs),
+        createdAt: task.createdAt,
+        finishedAt: task.finishedAt,
+        now: now(),
+        lastError: task.lastError,
+        snapshotHash: task.snapshotHash,
+        availableAt: task.availableAt,
+      });
+      let commentId = claim.status_comment_id ?? undefined;
+      // A crash between creating the comment and saving its id must not make a second comment.
+      commentId ??= await deps.gateway.findComment(
+        ref,
+        claim.issue_number,
+        statusMarker(task.taskId),
+      );
+      if (commentId) await deps.gateway.updateComment(ref, commentId, body);
+      else commentId = await deps.gateway.createComment(ref, claim.issue_number, body);
+      await markStatusSynced(deps.db, task.taskId, {
+        version: claim.status_version,
+        commentId,
+        reacted: true,
+      });
+    } catch (error) {
+      const gone = isGone(error);
+      deps.logger.warn(
+        { err: error, taskId: task.taskId, repo: claim.full_name, issueNumber: claim.issue_number },
+        gone ? "status comment target is gone" : "status comment update failed",
+      );
+      await markStatusFailed(deps.db, task.taskId, claim.status_version, gone ? "never" : 15_000);
+    }
+  }
+
+  async function postNotices(): Promise<number> {
+    const notices = await claimNotices(deps.db, BATCH);
+    for (const notice of notices) {
+      const ref = repoRef(notice.installation_id, notice.full_name);
+      try {
+        const commentId = await deps.gateway.createComment(ref, notice.issue_number, notice.body);
+        await markNoticePosted(deps.db, notice.notice_id, commentId);
+      } catch (error) {
+        const final = isGone(error) || notice.attempts >= 9;
+        deps.logger.warn(
+          { err: error, repo: notice.full_name, issueNumber: notice.issue_number },
+          "notice failed",
+        );
+        await markNoticeFailed(deps.db, notice.notice_id, (error as Error).message, 30_000, final);
+      }
+    }
+    return notices.length;
+  }
+
+  return {
+    /** One pass; returns how many items it handled (the loop runs again at once if it was full). */
+    async runOnce() {
+      const claims = await claimDirtyStatuses(deps.db, BATCH);
+      for (const claim of claims) await syncStatus(claim);
+      const posted = await postNotices();
+      return claims.length + posted;
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import { sql } from "drizzle-orm";
+import type { Logger } from "pino";
+import { type Db, resultRows } from "../../db/client.ts";
+import { isBot } from "../core/intake.ts";
+import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
+import { noticeConfigProblems, queueIssue } from "../intake/queue-issue.ts";
+import { releaseLease, tryAcquireLease } from "../store/leases.ts";
+import { findActiveTask, transitionTask, upsertRepository } from "../store/tasks.ts";
+
+export interface ReconcilerDeps {
+  db: Db;
+  gateway: GitHubGateway;
+  logger: Logger;
+  /** Identifies this instance as the lease holder. */
+  instanceId: string;
+  onChange: () => void;
+}
+
+export interface ReconcileReport {
+  skipped: boolean;
+  repositories: number;
+  created: number;
+  refused: number;
+  cancelled: number;
+}
+
+const LEASE = "reconcile";
+const LEASE_MS = 10 * 60_000;
+// Before a PR exists the issue alone decides; afterwards the PR's life cycle does.
+const PRE_PR_STATES = ["queued", "assigned", "running", "retry_wait", "failed", "dead", "held"];
+
+/**
+ * The safety net behind webhooks: every open issue carrying the intake label in every installed
+ * repository has a task, and every pre-PR task whose issue closed or lost the label is cancelled.
+ * One instance at a time (a lease), at start-up and every few minutes.
+ */
+export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<ReconcileReport> } {
+  const { db, gateway, logger } = deps;
+
+  async function reconcileRepository(
+    installationId: number,
+    repo: { repositoryId: number; fullName: string },
+    report: ReconcileReport,
+  ): Promise<void> {
+    const ref = repoRef(installationId, repo.fullName);
+    const log = logger.child({ repo: repo.fullName, installationId });
+    const loaded = await gateway.loadConfig(ref);
+    const label = loaded.config.intake.label;
+    const issues = await gateway.listOpenIssuesWithLabel(ref, label);
+    const open = new Set(issues.map((i) => i.number));
+
+    for (const issue of issues) {
+      if (await findActiveTask(db, repo.repositoryId, issue.number)) continue;
+      const labeller = await gateway.lastLabeller(ref, issue.number, label);
+      if (!labeller) {
+        log.warn({ issueNumber: issue.number }, "labelled issue without a label event; not queued");
+        continue;
+      }
+      const permission = isBot(labeller)
+        ? undefined
+        : await gateway.permission(ref, labeller.login);
+      const outcome = await db.transaction(async (tx) => {
+        const result = await queueIssue(tx, {
+          repositoryId: repo.repositoryId,
+          installationId,
+          issue,
+          sender: labeller,
+          permission,
+          config: loaded.config,
+          reason: "reconciliation: labelled issue had no task (missed webhook)",
+        });
+        if (!loaded.ok && result.kind === "create") {
+          await noticeConfigProblems(
+            tx,
+            { repositoryId: repo.repositoryId, installationId, issueNumber: issue.number },
+            loaded.problems,
+          );
+        }
+        return result.kind;
+      });
+      if (outcome === "create") report.created++;
+      if (outcome === "refuse") report.refused++;
+      log.info({ issueNumber: issue.number, outcome }, "reconciled labelled issue");
+    }
+
+    const stale = resultRows<{ task_id: string; issue_number: number }>(
+      await db.execute(sql`
+        select task_id, issue_number from tasks
+        where repository_id = ${repo.repositoryId}
+          and state in (${sql.join(
+            PRE_PR_STATES.map((s) => sql`${s}`),
+            sql`, `,
+          )})`),
+    ).filter((t) => !open.has(t.issue_number));
+    for (const task of stale) {
+      // The listing can lag; confirm with the issue itself before cancelling anything.
+      const issue = await gateway.getIssue(ref, task.issue_number);
+      const stillWanted =
+        issue?.state === "open" &&
+        issue.labels.some((l) => l.toLowerCase() === label.toLowerCase());
+      if (stillWanted) continue;
+      const reason = !issue
+        ? "reconciliation: issue no longer exists"
+        : issue.state === "closed"
+          ? "reconciliation: issue closed"
+          : `reconciliation: label ${label} removed`;
+      const moved = await transitionTask(db, {
+        taskId: task.task_id,
+        to: "cancelled",
+        actor: "reconciler",
+        reason,
+        set: { finished: true },
+      });
+      if (moved) report.cancelled++;
+    }
+  }
+
+  return {
+    async runOnce() {
+      const report: ReconcileReport = {
+        skipped: false,
+        repositories: 0,
+        created: 0,
+        refused: 0,
+        cancelled: 0,
+      };
+      if (!(await tryAcquireLease(db, LEASE, deps.instanceId, LEASE_MS))) {
+        return { ...report, skipped: true };
+      }
+      try {
+        for (const installationId of await gateway.listInstallations()) {
+          for (const repo of await gateway.listInstallationRepositories(installationId)) {
+            await upsertRepository(db, { installationId, ...repo });
+            report.repositories++;
+            try {
+              await reconcileRepository(installationId, repo, report);
+            } catch (error) {
+              // One broken repository must not stop the others.
+              logger.error(
+                { err: error, repo: repo.fullName },
+                "reconciliation of repository failed",
+              );
+            }
+          }
+        }
+      } finally {
+        await releaseLease(db, LEASE, deps.instanceId);
+      }
+      logger.info(report, "reconciliation done");
+      if (report.created || report.cancelled || report.refused) deps.onChange();
+      return report;
+    },
+  };
+}
