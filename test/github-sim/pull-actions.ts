@@ -1,0 +1,297 @@
+import type { GitIdentity } from "./git-store.ts";
+import { renderReview } from "./github-objects.ts";
+import { HttpError, validationFailed } from "./http-error.ts";
+import { type Acted, emitIssueEvent, issueEventPayload, updateIssue } from "./issue-actions.ts";
+import { pullFacts } from "./pull-facts.ts";
+import type { PendingDelivery, SimContext } from "./sim-context.ts";
+import type { SimApp, SimIssue, SimRepo, SimReview, SimUser } from "./sim-state.ts";
+
+export interface CreatePullInput {
+  title: string;
+  body?: string | null;
+  /** `branch` or `owner:branch` (forks are not simulated). */
+  head: string;
+  base: string;
+  draft?: boolean;
+  maintainerCanModify?: boolean;
+  user: SimUser;
+  viaApp?: SimApp;
+}
+
+function headBranch(repo: SimRepo, head: string): string {
+  const colon = head.indexOf(":");
+  if (colon === -1) return head;
+  if (head.slice(0, colon).toLowerCase() !== repo.owner.login.toLowerCase()) {
+    throw validationFailed([{ resource: "PullRequest", field: "head", code: "invalid" }]);
+  }
+  return head.slice(colon + 1);
+}
+
+export async function createPull(
+  ctx: SimContext,
+  repo: SimRepo,
+  input: CreatePullInput,
+): Promise<Acted<{ issue: SimIssue }>> {
+  const head = headBranch(repo, input.head);
+  const headSha = await ctx.git.readRef(repo.fullName, `refs/heads/${head}`);
+  const baseSha = await ctx.git.readRef(repo.fullName, `refs/heads/${input.base}`);
+  const errors = [];
+  if (!headSha) errors.push({ resource: "PullRequest", field: "head", code: "invalid" });
+  if (!baseSha) errors.push({ resource: "PullRequest", field: "base", code: "invalid" });
+  if (!headSha || !baseSha) throw validationFailed(errors);
+  const existing = [...repo.issues.values()].find(
+    (issue) =>
+      issue.pull &&
+      issue.state === "open" &&
+      issue.pull.headRef === head &&
+      issue.pull.baseRef === input.base,
+  );
+  if (existing) {
+    throw validationFailed([
+      {
+        resource: "PullRequest",
+        code: "custom",
+        message: `A pull request already exists for ${repo.owner.login}:${head}.`,
+      },
+    ]);
+  }
+  if ((await ctx.git.revList(repo.fullName, baseSha, headSha)).length === 0) {
+    throw validationFailed([
+      {
+        resource: "PullRequest",
+        code: "custom",
+        message: `No commits between ${input.base} and ${head}`,
+      },
+    ]);
+  }
+  const now = ctx.state.now();
+  const issue: SimIssue = {
+    id: ctx.state.nextId(),
+    number: repo.nextNumber++,
+    title: input.title,
+    body: input.body ?? null,
+    user: input.user,
+    labels: [],
+    assignees: [],
+    state: "open",
+    stateReason: null,
+    locked: false,
+    closedAt: null,
+    closedBy: null,
+    createdAt: now,
+    updatedAt: now,
+    reactions: [],
+    timeline: [],
+    viaApp: input.viaApp,
+    pull: {
+      id: ctx.state.nextId(),
+      headRef: head,
+      headSha,
+      baseRef: input.base,
+      baseSha,
+      draft: input.draft ?? false,
+      merged: false,
+      mergedAt: null,
+      mergedBy: null,
+      mergeCommitSha: null,
+      maintainerCanModify: input.maintainerCanModify ?? false,
+      mergeableOverride: undefined,
+      reviews: [],
+    },
+  };
+  repo.issues.set(issue.number, issue);
+  const deliveries: PendingDelivery[] = [];
+  await emitIssueEvent(ctx, deliveries, repo, issue, "opened", input.user);
+  return { issue, deliveries };
+}
+
+export interface PullPatch {
+  title?: string;
+  body?: string | null;
+  state?: "open" | "closed";
+  base?: string;
+  maintainer_can_modify?: boolean;
+}
+
+export async function updatePull(
+  ctx: SimContext,
+  repo: SimRepo,
+  issue: SimIssue,
+  patch: PullPatch,
+  sender: SimUser,
+): Promise<PendingDelivery[]> {
+  const pull = issue.pull!;
+  const deliveries: PendingDelivery[] = [];
+  if (patch.maintainer_can_modify !== undefined)
+    pull.maintainerCanModify = patch.maintainer_can_modify;
+  if (patch.base !== undefined && patch.base !== pull.baseRef) {
+    if (!(await ctx.git.readRef(repo.fullName, `refs/heads/${patch.base}`))) {
+      throw validationFailed([{ resource: "PullRequest", field: "base", code: "invalid" }]);
+    }
+    const from = pull.baseRef;
+    pull.baseRef = patch.base;
+    issue.updatedAt = ctx.state.now();
+    await emitIssueEvent(ctx, deliveries, repo, issue, "edited", sender, {
+      changes: { base: { ref: { from }, sha: { from: pull.baseSha } } },
+    });
+  }
+  const issuePatch = { title: patch.title, body: patch.body, state: patch.state };
+  deliveries.push(...(await updateIssue(ctx, repo, issue, issuePatch, sender)));
+  return deliveries;
+}
+
+export interface MergeInput {
+  sha?: string;
+  merge_method?: "merge" | "squash" | "rebase";
+  commit_title?: string;
+  commit_message?: string;
+}
+
+const CLOSING_KEYWORDS = /\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+#(\d+)\b/gi;
+
+/** The `users.noreply` address GitHub uses for a user's web commits. */
+export function noreplyIdentity(user: SimUser, date: string): GitIdentity {
+  return { name: user.login, email: `${user.id}+${user.login}@users.noreply.github.com`, date };
+}
+
+/**
+ * Merges like `PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge`: 409 when `sha` is not the
+ * head, 405 when not mergeable or the base moved meanwhile; writes a real commit on the base
+ * branch, closes the pull request and the issues its body closes (`Closes #N`).
+ */
+export async function mergePull(
+  ctx: SimContext,
+  repo: SimRepo,
+  issue: SimIssue,
+  input: MergeInput,
+  merger: SimUser,
+): Promise<Acted<{ sha: string }>> {
+  const pull = issue.pull!;
+  if (issue.state !== "open" || pull.merged) {
+    throw new HttpError(405, "Pull Request is not mergeable");
+  }
+  if (input.sha !== undefined && input.sha !== pull.headSha) {
+    throw new HttpError(409, "Head branch was modified. Review and try the merge again.");
+  }
+  const facts = await pullFacts(ctx, repo, issue);
+  if (!facts.mergeable || pull.draft) throw new HttpError(405, "Pull Request is not mergeable");
+  const baseTip = facts.baseSha;
+  const now = ctx.state.now();
+  const committer: GitIdentity = { name: "GitHub", email: "noreply@github.com", date: now };
+  const method = input.merge_method ?? "merge";
+  let mergeSha: string;
+  if (method === "rebase") {
+    const commits = await ctx.git.rebase(repo.fullName, baseTip, pull.headSha, committer);
+    if (!commits || commits.length === 0) throw new HttpError(405, "Pull Request is not mergeable");
+    mergeSha = commits.at(-1)!;
+    for (const sha of commits) repo.signedCommits.add(sha);
+  } else {
+    const merged = await ctx.git.mergeTree(repo.fullName, baseTip, pull.headSha);
+    if (!merged.clean) throw new HttpError(405, "Pull Request is not mergeable");
+    const mergeBase = (await ctx.git.mergeBase(repo.fullName, baseTip, pull.headSha)) ?? baseTip;
+    const picked = await ctx.git.revList(repo.fullName, mergeBase, pull.headSha);
+    const messages = await Promise.all(
+      picked.map(async (sha) => (await ctx.git.readCommit(repo.fullName, sha))!.message.trim()),
+    );
+    const title =
+      input.commit_title ??
+      (method === "squash"
+        ? `${issue.title} (#${issue.number})`
+        : `Merge pull request #${issue.number} from ${repo.owner.login}/${pull.headRef}`);
+    const body =
+      input.commit_message ??
+      (method === "squash" ? messages.map((message) => `* ${message}`).join("\n\n") : issue.title);
+    mergeSha = await ctx.git.createCommit(repo.fullName, {
+      tree: merged.tree,
+      parents: method === "squash" ? [baseTip] : [baseTip, pull.headSha],
+      message: body ? `${title}\n\n${body}\n` : `${title}\n`,
+      author: method === "squash" ? noreplyIdentity(issue.user, now) : noreplyIdentity(merger, now),
+      committer,
+    });
+    repo.signedCommits.add(mergeSha);
+  }
+  if (!(await ctx.git.updateRef(repo.fullName, `refs/heads/${pull.baseRef}`, mergeSha, baseTip))) {
+    throw new HttpError(405, "Base branch was modified. Review and try the merge again.");
+  }
+  repo.pushedAt = now;
+  pull.merged = true;
+  pull.mergedAt = now;
+  pull.mergedBy = merger;
+  pull.mergeCommitSha = mergeSha;
+  issue.state = "closed";
+  issue.closedAt = now;
+  issue.closedBy = merger;
+  issue.updatedAt = now;
+  const deliveries: PendingDelivery[] = [];
+  await emitIssueEvent(ctx, deliveries, repo, issue, "closed", merger);
+  if (pull.baseRef === repo.defaultBranch) {
+    for (const match of (issue.body ?? "").matchAll(CLOSING_KEYWORDS)) {
+      const closed = repo.issues.get(Number(match[1]));
+      if (closed && !closed.pull && closed.state === "open") {
+        deliveries.push(
+          ...(await updateIssue(
+            ctx,
+            repo,
+            closed,
+            { state: "closed", state_reason: "completed" },
+            merger,
+          )),
+        );
+      }
+    }
+  }
+  return { sha: mergeSha, deliveries };
+}
+
+/**
+ * Reacts to a branch moving (API ref update, push, merge): open pull requests with that head get
+ * `synchronize`; if the branch was deleted they are closed, as on GitHub.
+ */
+export async function branchMoved(
+  ctx: SimContext,
+  repo: SimRepo,
+  branch: string,
+  after: string | undefined,
+  sender: SimUser,
+): Promise<PendingDelivery[]> {
+  const deliveries: PendingDelivery[] = [];
+  repo.pushedAt = ctx.state.now();
+  for (const issue of repo.issues.values()) {
+    const pull = issue.pull;
+    if (!pull || issue.state !== "open" || pull.headRef !== branch) continue;
+    if (after === undefined) {
+      deliveries.push(...(await updateIssue(ctx, repo, issue, { state: "closed" }, sender)));
+    } else if (after !== pull.headSha) {
+      const before = pull.headSha;
+      pull.headSha = after;
+      issue.updatedAt = ctx.state.now();
+      await emitIssueEvent(ctx, deliveries, repo, issue, "synchronize", sender, { before, after });
+    }
+  }
+  return deliveries;
+}
+
+export async function submitReview(
+  ctx: SimContext,
+  repo: SimRepo,
+  issue: SimIssue,
+  input: { user: SimUser; state: SimReview["state"]; body?: string },
+): Promise<Acted<{ review: SimReview }>> {
+  const pull = issue.pull!;
+  const review: SimReview = {
+    id: ctx.state.nextId(),
+    user: input.user,
+    state: input.state,
+    body: input.body ?? "",
+    commitId: pull.headSha,
+    submittedAt: ctx.state.now(),
+  };
+  pull.reviews.push(review);
+  // Webhooks spell the review state in lower case ("approved"), the REST API in upper case.
+  const rendered = renderReview(ctx.base, repo, issue.number, review);
+  const { payload } = await issueEventPayload(ctx, repo, issue, "submitted", {
+    review: { ...rendered, state: review.state.toLowerCase() },
+  });
+  delete payload.number;
+  return { review, deliveries: [ctx.emit(repo, "pull_request_review", payload, input.user)] };
+}
