@@ -67,7 +67,12 @@ export async function startConveyor(
         secret: config.github.webhookSecret,
         baseUrl: config.githubApiUrl,
         log: logger.child({ component: "probot" }),
-        Octokit: ProbotOctokit.defaults(options.octokitOptions ?? {}),
+        // A function, not an object: Probot merges its own throttle options over object
+        // defaults, so only a function can switch throttling off (tests do).
+        Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
+          ...defaults,
+          ...options.octokitOptions,
+        })),
       });
       const gateway = createGitHubGateway({
         appOctokit: () => probot.auth(),

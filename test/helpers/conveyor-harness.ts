@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/logger.ts";
+import { type RunningConveyor, startConveyor } from "../../src/main.ts";
+import {
+  createGitHubSimulator,
+  type GitHubSimulator,
+} from "../github-sim/create-github-simulator.ts";
+import { createTestDatabase, type TestDatabase } from "./test-database.ts";
+import { testPrivateKey } from "./webhooks.ts";
+
+export const WEBHOOK_SECRET = "harness-webhook-secret";
+
+export interface Harness {
+  sim: GitHubSimulator;
+  conveyor: RunningConveyor;
+  database: TestDatabase;
+  installationId: number;
+  /** `acme/widgets`, installed, with `octocat` (write), `reader` (read) and `maint` (maintain). */
+  repo: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The app as GitHub sees it: the simulator (with a repository and collaborators), a fresh test
+ * database and a real Conveyor server wired to both. Octokit retries and throttling are off.
+ */
+export async function createHarness(
+  options: { files?: Record<string, string>; env?: Record<string, string> } = {},
+): Promise<Harness> {
+  const dataDir = mkdtempSync(join(tmpdir(), "conveyor-sim-"));
+  const privateKey = testPrivateKey();
+  const sim = await createGitHubSimulator({
+    dataDir,
+    appId: 4242,
+    appSlug: "conveyor",
+    privateKeyPem: privateKey,
+  });
+  const database = await createTestDatabase();
+  const installation = await sim.createInstallation({
+    account: "acme",
+    accountType: "Organization",
+  });
+  const repo = "acme/widgets";
+  await sim.createRepository({
+    owner: "acme",
+    name: "widgets",
+    installationId: installation.id,
+    files: { "README.md": "# widgets\n", ...options.files },
+  });
+  sim.setPermission(repo, "octocat", "write");
+  sim.setPermission(repo, "maint", "maintain");
+  sim.setPermission(repo, "reader", "read");
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATABASE_URL: database.url,
+    APP_ID: String(sim.appId),
+    PRIVATE_KEY: privateKey,
+    WEBHOOK_SECRET,
+    GITHUB_API_URL: sim.url,
+    // Tests run reconciliation themselves.
+    CONVEYOR_RECONCILE_MINUTES: "600",
+    ...options.env,
+  });
+  const conveyor = await startConveyor(config, {
+    logger: createLogger({ level: (process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent" }),
+    octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
+    notifierIntervalMs: 50,
+  });
+  sim.setWebhook({ url: `${conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+  return {
+    sim,
+    conveyor,
+    database,
+    installationId: installation.id,
+    repo,
+    async close() {
+      await conveyor.stop();
+      await sim.close();
+      await database.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,269 @@
+import { sql } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../db/client.ts";
+import { findActiveTask, getTask, listTaskEvents } from "../src/store/tasks.ts";
+import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
+import { waitFor } from "./helpers/wait-for.ts";
+import { sendWebhook, webhookExamples } from "./helpers/webhooks.ts";
+
+let h: Harness;
+let repositoryId: number;
+
+beforeAll(async () => {
+  h = await createHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+afterEach(() => {
+  expect(h.sim.violations).toEqual([]);
+});
+
+const comments = (n: number) => h.sim.listComments(h.repo, n);
+const statusComments = (n: number) =>
+  comments(n).filter((c) => c.body?.includes("conveyor:status"));
+
+async function activeTask(issueNumber: number) {
+  const [row] = resultRows<{ repository_id: number }>(
+    await h.database.db.execute(
+      sql`select repository_id from repositories where full_name = ${h.repo}`,
+    ),
+  );
+  repositoryId = row?.repository_id ?? 0;
+  return findActiveTask(h.database.db, repositoryId, issueNumber);
+}
+
+async function countTasks(issueNumber: number): Promise<number> {
+  const [row] = resultRows<{ n: number }>(
+    await h.database.db.execute(
+      sql`select count(*)::int as n from tasks where issue_number = ${issueNumber}`,
+    ),
+  );
+  return row?.n ?? 0;
+}
+
+/** Waits until the notifier has nothing left to write. */
+async function settled() {
+  await h.sim.idle();
+  await waitFor(
+    async () => {
+      const [row] = resultRows<{ n: number }>(
+        await h.database.db.execute(
+          sql`select count(*)::int as n from tasks where status_version > status_synced_version`,
+        ),
+      );
+      const [notices] = resultRows<{ n: number }>(
+        await h.database.db.execute(
+          sql`select count(*)::int as n from issue_notices where posted_at is null`,
+        ),
+      );
+      return row?.n === 0 && notices?.n === 0;
+    },
+    { message: "notifier settled" },
+  );
+}
+
+describe("intake", () => {
+  it("queues an issue labelled by a write user: one task, 👀, one status comment, however often", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, {
+      title: "Add a greeting",
+      body: "Say hi",
+      user: "octocat",
+    });
+    const first = await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    expect(first.status).toBe(200);
+    // The same delivery three times, and the label added again.
+    await h.sim.redeliver(first.delivery!.id);
+    await h.sim.redeliver(first.delivery!.id);
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    await settled();
+
+    expect(await countTasks(issue.number)).toBe(1);
+    const task = await activeTask(issue.number);
+    expect(task).toMatchObject({
+      state: "queued",
+      title: "Add a greeting",
+      body: "Say hi",
+      queuedBy: "octocat",
+    });
+    const reactions = h.sim.listReactions(h.repo, { issue: issue.number });
+    expect(reactions.filter((r) => r.content === "eyes")).toHaveLength(1);
+    const status = statusComments(issue.number);
+    expect(status).toHaveLength(1);
+    expect(status[0]?.body).toMatch(/Queue position \| \d+ \(lane `normal`\)/);
+    expect(status[0]?.body).toContain(`task=${task!.taskId}`);
+  });
+
+  it("refuses a read-only labeller with one comment and ignores bots silently", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Drive-by", user: "reader" });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "reader" });
+    await h.sim.removeLabel(h.repo, issue.number, "conveyor", { sender: "reader" });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "reader" });
+    await settled();
+    expect(await countTasks(issue.number)).toBe(0);
+    const replies = comments(issue.number);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]?.body).toContain("@reader");
+    expect(replies[0]?.body).toContain("write access");
+
+    h.sim.createUser("helper-bot[bot]", { type: "Bot" });
+    h.sim.setPermission(h.repo, "helper-bot[bot]", "admin");
+    const bot = await h.sim.openIssue(h.repo, { title: "From a bot", user: "octocat" });
+    await h.sim.addLabel(h.repo, bot.issue.number, "conveyor", { sender: "helper-bot[bot]" });
+    await settled();
+    expect(await countTasks(bot.issue.number)).toBe(0);
+    expect(comments(bot.issue.number)).toHaveLength(0);
+  });
+
+  it("cancels on unlabel and on close, and says so in the status comment", async () => {
+    for (const how of ["unlabel", "close"] as const) {
+      const { issue } = await h.sim.openIssue(h.repo, {
+        title: `Cancel by ${how}`,
+        user: "octocat",
+      });
+      await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+      await settled();
+      const task = await activeTask(issue.number);
+      expect(task?.state).toBe("queued");
+      if (how === "unlabel")
+        await h.sim.removeLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+      else await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
+      await settled();
+      expect((await getTask(h.database.db, task!.taskId))?.state).toBe("cancelled");
+      const status = statusComments(issue.number);
+      expect(status).toHaveLength(1);
+      expect(status[0]?.body).toContain("Cancelled");
+      const events = await listTaskEvents(h.database.db, task!.taskId);
+      expect(events.at(-1)).toMatchObject({ to_state: "cancelled", actor: "octocat" });
+    }
+  });
+
+  it("starts a new series when a closed issue is reopened with its label", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, {
+      title: "Again",
+      user: "octocat",
+      labels: [],
+    });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
+    await h.sim.reopenIssue(h.repo, issue.number, { sender: "octocat" });
+    await settled();
+    expect(await countTasks(issue.number)).toBe(2);
+    expect((await activeTask(issue.number))?.state).toBe("queued");
+  });
+
+  it("puts an urgent task queued after a low one ahead of it", async () => {
+    const low = await h.sim.openIssue(h.repo, {
+      title: "Low",
+      user: "octocat",
+      labels: ["priority:low"],
+    });
+    await h.sim.addLabel(h.repo, low.issue.number, "conveyor", { sender: "octocat" });
+    const urgent = await h.sim.openIssue(h.repo, {
+      title: "Urgent",
+      user: "octocat",
+      labels: ["priority:urgent"],
+    });
+    await h.sim.addLabel(h.repo, urgent.issue.number, "conveyor", { sender: "octocat" });
+    await settled();
+    expect((await activeTask(urgent.issue.number))?.lane).toBe("urgent");
+    expect(statusComments(urgent.issue.number)[0]?.body).toContain(
+      "| Queue position | 1 (lane `urgent`) |",
+    );
+    const lowPosition = /Queue position \| (\d+)/.exec(
+      statusComments(low.issue.number)[0]?.body ?? "",
+    )?.[1];
+    expect(Number(lowPosition)).toBeGreaterThan(1);
+  });
+
+  it("keeps the snapshot when the issue is edited after queueing", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, {
+      title: "Original",
+      body: "first text",
+      user: "octocat",
+    });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    const before = await activeTask(issue.number);
+    await h.sim.editIssue(
+      h.repo,
+      issue.number,
+      { title: "Changed", body: "rm -rf /" },
+      { sender: "reader" },
+    );
+    await settled();
+    const after = await activeTask(issue.number);
+    expect(after).toMatchObject({
+      title: "Original",
+      body: "first text",
+      snapshotHash: before!.snapshotHash,
+    });
+  });
+
+  it("recovers a lost webhook through reconciliation, and cancels what lost its label", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Lost", user: "octocat" });
+    const kept = await h.sim.openIssue(h.repo, { title: "Unlabelled while away", user: "octocat" });
+    await h.sim.addLabel(h.repo, kept.issue.number, "conveyor", { sender: "octocat" });
+    h.sim.setWebhook(undefined);
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    await h.sim.removeLabel(h.repo, kept.issue.number, "conveyor", { sender: "octocat" });
+    h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+    expect(await countTasks(issue.number)).toBe(0);
+
+    const report = await h.conveyor.reconcile();
+    expect(report).toMatchObject({ skipped: false, created: 1, cancelled: 1 });
+    expect(await activeTask(issue.number)).toMatchObject({ state: "queued", queuedBy: "octocat" });
+    expect(await activeTask(kept.issue.number)).toBeUndefined();
+    // A second pass finds nothing to do.
+    expect(await h.conveyor.reconcile()).toMatchObject({ created: 0, cancelled: 0 });
+    await settled();
+  });
+
+  it("handles every `issues` example payload from @octokit/webhooks-examples", async () => {
+    for (const example of webhookExamples("issues")) {
+      const payload = { ...example, installation: { id: h.installationId, node_id: "MDIz" } };
+      const response = await sendWebhook(h.conveyor.url, {
+        event: "issues",
+        payload,
+        secret: WEBHOOK_SECRET,
+      });
+      expect({ action: example.action, status: response.status }).toEqual({
+        action: example.action,
+        status: 200,
+      });
+    }
+  });
+});
+
+describe("repository config", () => {
+  let other: Harness;
+  beforeAll(async () => {
+    other = await createHarness({
+      files: { ".github/conveyor.yml": "version: 1\ntasks:\n  max_attemps: 5\n" },
+    });
+  });
+  afterAll(async () => {
+    await other?.close();
+  });
+
+  it("comments the error naming the key and queues with the defaults", async () => {
+    const { issue } = await other.sim.openIssue(other.repo, {
+      title: "Configured",
+      user: "octocat",
+    });
+    await other.sim.addLabel(other.repo, issue.number, "conveyor", { sender: "octocat" });
+    await other.sim.idle();
+    const notice = await waitFor(() =>
+      other.sim
+        .listComments(other.repo, issue.number)
+        .find((c) => c.body?.includes("could not use")),
+    );
+    expect(notice.body).toContain("`tasks.max_attemps`: unknown key");
+    const [task] = resultRows<{ max_attempts: number }>(
+      await other.database.db.execute(
+        sql`select max_attempts from tasks where issue_number = ${issue.number}`,
+      ),
+    );
+    expect(task?.max_attempts).toBe(3);
+    expect(other.sim.violations).toEqual([]);
+  });
+});
