@@ -240,6 +240,20 @@ describe("repository config", () => {
     other = await createHarness({
       files: { ".github/conveyor.yml": "version: 1\ntasks:\n  max_attemps: 5\n" },
     });
+    // A repository whose config extends a shared one, the way Probot's loader resolves it.
+    await other.sim.createRepository({
+      owner: "acme",
+      name: "shared-config",
+      installationId: other.installationId,
+      files: { ".github/conveyor.yml": "version: 1\ntasks:\n  max_attempts: 5\n" },
+    });
+    await other.sim.createRepository({
+      owner: "acme",
+      name: "extends",
+      installationId: other.installationId,
+      files: { ".github/conveyor.yml": "_extends: shared-config\nintake:\n  default_lane: high\n" },
+    });
+    other.sim.setPermission("acme/extends", "octocat", "write");
   });
   afterAll(async () => {
     await other?.close();
@@ -265,5 +279,83 @@ describe("repository config", () => {
     );
     expect(task?.max_attempts).toBe(3);
     expect(other.sim.violations).toEqual([]);
+  });
+
+  it("follows `_extends` to a shared configuration", async () => {
+    const { issue } = await other.sim.openIssue("acme/extends", {
+      title: "Extended",
+      user: "octocat",
+    });
+    await other.sim.addLabel("acme/extends", issue.number, "conveyor", { sender: "octocat" });
+    const [task] = resultRows<{ max_attempts: number; lane: string }>(
+      await other.database.db.execute(sql`
+        select t.max_attempts, t.lane from tasks t join repositories r using (repository_id)
+        where r.full_name = 'acme/extends' and t.issue_number = ${issue.number}`),
+    );
+    expect(task).toEqual({ max_attempts: 5, lane: "high" });
+    expect(
+      other.sim
+        .listComments("acme/extends", issue.number)
+        .some((c) => c.body?.includes("could not use")),
+    ).toBe(false);
+    expect(other.sim.violations).toEqual([]);
+  });
+});
+
+describe("installations", () => {
+  it("keeps repositories in sync and cancels the tasks of a removed repository", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Before uninstall", user: "octocat" });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    const task = await activeTask(issue.number);
+    expect(task?.state).toBe("queued");
+
+    const added = webhookExamples("installation_repositories").find((e) => e.action === "added")!;
+    const newRepo = {
+      id: 777_001,
+      node_id: "R_new",
+      name: "gadgets",
+      full_name: "acme/gadgets",
+      private: true,
+    };
+    const addedPayload = {
+      ...added,
+      installation: { ...(added.installation as object), id: h.installationId },
+      repositories_added: [newRepo],
+      repositories_removed: [],
+    };
+    const first = await sendWebhook(h.conveyor.url, {
+      event: "installation_repositories",
+      payload: addedPayload,
+      secret: WEBHOOK_SECRET,
+    });
+    expect(first.status).toBe(200);
+    const [synced] = resultRows<{ full_name: string; removed_at: string | null }>(
+      await h.database.db.execute(
+        sql`select full_name, removed_at from repositories where repository_id = 777001`,
+      ),
+    );
+    expect(synced).toEqual({ full_name: "acme/gadgets", removed_at: null });
+
+    const removed = webhookExamples("installation_repositories").find(
+      (e) => e.action === "removed",
+    )!;
+    const removedPayload = {
+      ...removed,
+      installation: { ...(removed.installation as object), id: h.installationId },
+      repositories_added: [],
+      repositories_removed: [
+        { id: repositoryId, node_id: "R_w", name: "widgets", full_name: h.repo, private: true },
+      ],
+    };
+    const response = await sendWebhook(h.conveyor.url, {
+      event: "installation_repositories",
+      payload: removedPayload,
+      secret: WEBHOOK_SECRET,
+    });
+    expect(response.status).toBe(200);
+    const after = await getTask(h.database.db, task!.taskId);
+    expect(after?.state).toBe("cancelled");
+    const events = await listTaskEvents(h.database.db, task!.taskId);
+    expect(events.at(-1)?.reason).toBe("Conveyor was uninstalled from the repository");
   });
 });
