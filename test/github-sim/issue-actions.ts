@@ -151,6 +151,30 @@ export async function removeLabel(
   return deliveries;
 }
 
+/** A new open issue (or pull request, with `pull`) numbered in the repository's sequence. */
+export function newSimIssue(
+  ctx: SimContext,
+  repo: SimRepo,
+  fields: Pick<SimIssue, "title" | "body" | "user" | "assignees" | "viaApp" | "pull">,
+): SimIssue {
+  const now = ctx.state.now();
+  return {
+    id: ctx.state.nextId(),
+    number: repo.nextNumber++,
+    labels: [],
+    state: "open",
+    stateReason: null,
+    locked: false,
+    closedAt: null,
+    closedBy: null,
+    createdAt: now,
+    updatedAt: now,
+    reactions: [],
+    timeline: [],
+    ...fields,
+  };
+}
+
 export interface CreateIssueInput {
   title: string;
   body?: string | null;
@@ -168,27 +192,14 @@ export async function createIssue(
   if (!input.title) {
     throw validationFailed([{ resource: "Issue", code: "missing_field", field: "title" }]);
   }
-  const now = ctx.state.now();
-  const issue: SimIssue = {
-    id: ctx.state.nextId(),
-    number: repo.nextNumber++,
+  const issue = newSimIssue(ctx, repo, {
     title: input.title,
     body: input.body ?? null,
     user: input.user,
-    labels: [],
     assignees: (input.assignees ?? []).map((login) => ensureUser(ctx.state, login)),
-    state: "open",
-    stateReason: null,
-    locked: false,
-    closedAt: null,
-    closedBy: null,
-    createdAt: now,
-    updatedAt: now,
-    reactions: [],
-    timeline: [],
     viaApp: input.viaApp,
     pull: undefined,
-  };
+  });
   repo.issues.set(issue.number, issue);
   const deliveries: PendingDelivery[] = [];
   await emitIssueEvent(ctx, deliveries, repo, issue, "opened", input.user);

@@ -1,7 +1,13 @@
 import type { GitIdentity } from "./git-store.ts";
 import { renderReview } from "./github-objects.ts";
 import { HttpError, validationFailed } from "./http-error.ts";
-import { type Acted, emitIssueEvent, issueEventPayload, updateIssue } from "./issue-actions.ts";
+import {
+  type Acted,
+  emitIssueEvent,
+  issueEventPayload,
+  newSimIssue,
+  updateIssue,
+} from "./issue-actions.ts";
 import { pullFacts } from "./pull-facts.ts";
 import type { PendingDelivery, SimContext } from "./sim-context.ts";
 import type { SimApp, SimIssue, SimRepo, SimReview, SimUser } from "./sim-state.ts";
@@ -64,24 +70,11 @@ export async function createPull(
       },
     ]);
   }
-  const now = ctx.state.now();
-  const issue: SimIssue = {
-    id: ctx.state.nextId(),
-    number: repo.nextNumber++,
+  const issue: SimIssue = newSimIssue(ctx, repo, {
     title: input.title,
     body: input.body ?? null,
     user: input.user,
-    labels: [],
     assignees: [],
-    state: "open",
-    stateReason: null,
-    locked: false,
-    closedAt: null,
-    closedBy: null,
-    createdAt: now,
-    updatedAt: now,
-    reactions: [],
-    timeline: [],
     viaApp: input.viaApp,
     pull: {
       id: ctx.state.nextId(),
@@ -98,7 +91,7 @@ export async function createPull(
       mergeableOverride: undefined,
       reviews: [],
     },
-  };
+  });
   repo.issues.set(issue.number, issue);
   const deliveries: PendingDelivery[] = [];
   await emitIssueEvent(ctx, deliveries, repo, issue, "opened", input.user);
