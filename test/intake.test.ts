@@ -7,7 +7,6 @@ import { waitFor } from "./helpers/wait-for.ts";
 import { sendWebhook, webhookExamples } from "./helpers/webhooks.ts";
 
 let h: Harness;
-let repositoryId: number;
 
 beforeAll(async () => {
   h = await createHarness();

@@ -18,6 +18,8 @@ export interface Harness {
   conveyor: RunningConveyor;
   database: TestDatabase;
   installationId: number;
+  /** GitHub's id of `repo`. */
+  repositoryId: number;
   /** `acme/widgets`, installed, with `octocat` (write), `reader` (read) and `maint` (maintain). */
   repo: string;
   close(): Promise<void>;
@@ -44,7 +46,7 @@ export async function createHarness(
     accountType: "Organization",
   });
   const repo = "acme/widgets";
-  await sim.createRepository({
+  const created = await sim.createRepository({
     owner: "acme",
     name: "widgets",
     installationId: installation.id,
@@ -76,6 +78,7 @@ export async function createHarness(
     conveyor,
     database,
     installationId: installation.id,
+    repositoryId: created.id,
     repo,
     async close() {
       await conveyor.stop();
