@@ -22,15 +22,8 @@ const comments = (n: number) => h.sim.listComments(h.repo, n);
 const statusComments = (n: number) =>
   comments(n).filter((c) => c.body?.includes("conveyor:status"));
 
-async function activeTask(issueNumber: number) {
-  const [row] = resultRows<{ repository_id: number }>(
-    await h.database.db.execute(
-      sql`select repository_id from repositories where full_name = ${h.repo}`,
-    ),
-  );
-  repositoryId = row?.repository_id ?? 0;
-  return findActiveTask(h.database.db, repositoryId, issueNumber);
-}
+const activeTask = (issueNumber: number) =>
+  findActiveTask(h.database.db, h.repositoryId, issueNumber);
 
 async function countTasks(issueNumber: number): Promise<number> {
   const [row] = resultRows<{ n: number }>(
@@ -343,7 +336,7 @@ describe("installations", () => {
       installation: { ...(removed.installation as object), id: h.installationId },
       repositories_added: [],
       repositories_removed: [
-        { id: repositoryId, node_id: "R_w", name: "widgets", full_name: h.repo, private: true },
+        { id: h.repositoryId, node_id: "R_w", name: "widgets", full_name: h.repo, private: true },
       ],
     };
     const response = await sendWebhook(h.conveyor.url, {
