@@ -19,6 +19,12 @@ export interface Database {
   rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
   /** Throws when the database cannot answer a trivial query. */
   ping(): Promise<void>;
+  /**
+   * Subscribes to a NOTIFY channel; resolves once listening. Every instance on the database hears
+   * every notification (PGlite: this process only, which is all it serves).
+   */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,7 +52,12 @@ export async function createDatabase(options: DatabaseOptions): Promise<Database
   return createPgliteDatabase(options.dataDir);
 }
 
-function wrap(kind: Database["kind"], db: Db, close: () => Promise<void>): Database {
+function wrap(
+  kind: Database["kind"],
+  db: Db,
+  listen: Database["listen"],
+  close: () => Promise<void>,
+): Database {
   const rows = async <T extends Record<string, unknown>>(query: SQL) =>
     resultRows<T>(await db.execute(query));
   return {
@@ -55,6 +66,10 @@ function wrap(kind: Database["kind"], db: Db, close: () => Promise<void>): Datab
     rows,
     async ping() {
       await rows(sql`select 1 as ok`);
+    },
+    listen,
+    async notify(channel, payload) {
+      await db.execute(sql`select pg_notify(${channel}, ${payload})`);
     },
     close,
   };
@@ -68,7 +83,16 @@ function createPostgresDatabase(url: string, max: number): Database {
     connection: { application_name: "conveyor" },
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
-  return wrap("postgres", db, () => client.end({ timeout: 5 }));
+  return wrap(
+    "postgres",
+    db,
+    async (channel, onNotify) => {
+      // postgres.js keeps one dedicated connection for LISTEN and re-subscribes after reconnects.
+      const { unlisten } = await client.listen(channel, onNotify);
+      return unlisten;
+    },
+    () => client.end({ timeout: 5 }),
+  );
 }
 
 async function createPgliteDatabase(dataDir: string): Promise<Database> {
@@ -77,10 +101,15 @@ async function createPgliteDatabase(dataDir: string): Promise<Database> {
   try {
     const client = await PGlite.create(join(dataDir, "pgdata"));
     const db = drizzlePglite(client, { schema }) as unknown as Db;
-    return wrap("pglite", db, async () => {
-      await client.close();
-      releaseLock();
-    });
+    return wrap(
+      "pglite",
+      db,
+      (channel, onNotify) => client.listen(channel, onNotify),
+      async () => {
+        await client.close();
+        releaseLock();
+      },
+    );
   } catch (error) {
     releaseLock();
     throw new Error(`cannot open the embedded database in ${dataDir}`, { cause: error });

@@ -8,6 +8,7 @@ import {
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -85,6 +86,8 @@ export const tasks = pgTable(
     statusLeaseUntil: timestamp("status_lease_until", { withTimezone: true }),
     reactedAt: timestamp("reacted_at", { withTimezone: true }),
     prNumber: integer("pr_number"),
+    // What the runner said when it finished (summary, stats), shown on the PR later.
+    result: jsonb("result"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
@@ -122,6 +125,28 @@ export const taskEvents = pgTable(
     data: jsonb("data").notNull().default({}),
   },
   (t) => [index("task_events_task_idx").on(t.taskId, t.eventId)],
+);
+
+/**
+ * A runner's result for one generation of a task, uploaded over HTTP before `complete` names its
+ * digest. Kept until the pull request is written from it.
+ */
+export const changeSets = pgTable(
+  "change_sets",
+  {
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    generation: integer("generation").notNull(),
+    runnerId: uuid("runner_id").notNull(),
+    digest: text("digest").notNull(),
+    baseSha: text("base_sha").notNull(),
+    message: text("message").notNull(),
+    files: jsonb("files").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.generation] })],
 );
 
 /** Registered runner identities; the token itself is never stored, only its SHA-256. */

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { createDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
+import { runRunnersCommand } from "./cli/runners-command.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { main } from "./main.ts";
 
@@ -9,6 +10,7 @@ const USAGE = `Usage: conveyor <command>
 Commands:
   start      run the server (webhooks, runner socket, API, dashboard)
   migrate    apply database migrations and exit
+  runners    register, list and revoke runners (conveyor runners help)
   help       show this help
 
 Settings come from the environment or a .env file; see .env.example.`;
@@ -39,6 +41,9 @@ export async function cli(argv: string[]): Promise<void> {
       return main();
     case "migrate":
       return runMigrate();
+    case "runners":
+      process.exitCode = await runRunnersCommand(argv.slice(1));
+      return;
     case "help":
     case "--help":
     case "-h":

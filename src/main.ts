@@ -3,18 +3,32 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { createAdaptorServer } from "@hono/node-server";
+import type { Hono } from "hono";
 import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
+import { WebSocketServer } from "ws";
 import { createDatabase, type Database } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
+import type { TierLimits } from "./core/rate-limit.ts";
+import {
+  createDispatcher,
+  DEFAULT_TIMINGS,
+  type Dispatcher,
+  type DispatchTimings,
+} from "./dispatch/dispatcher.ts";
+import { createFramePolicies } from "./dispatch/frame-policy.ts";
+import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
-import { createGitHubGateway } from "./github/github-gateway.ts";
+import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
+import { createAdminRoutes } from "./http/admin-routes.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
+import { findRunnerByToken } from "./store/runners.ts";
 
 export interface StartOptions {
   logger?: Logger;
@@ -25,6 +39,10 @@ export interface StartOptions {
   octokitOptions?: Record<string, unknown>;
   /** How often the notifier looks for work without being woken (default 2 s). */
   notifierIntervalMs?: number;
+  /** Protocol timings (heartbeat, lease, accept, sweep); tests shorten them. */
+  dispatchTimings?: Partial<DispatchTimings>;
+  /** Per-tier frame limits per minute; tests and benchmarks raise them. */
+  rateLimits?: TierLimits;
 }
 
 export interface RunningConveyor {
@@ -34,6 +52,8 @@ export interface RunningConveyor {
   logger: Logger;
   /** Runs reconciliation now (also runs at start-up and on its interval). */
   reconcile(): Promise<ReconcileReport | undefined>;
+  /** Absent until the GitHub App is configured. */
+  dispatcher: Dispatcher | undefined;
   /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
   stop(): Promise<void>;
 }
@@ -51,6 +71,9 @@ export async function startConveyor(
   let server: Server | undefined;
   const loops: Loop[] = [];
   let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
+  let dispatcher: Dispatcher | undefined;
+  const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
+  const mounts: { path: string; routes: Hono<any> }[] = [];
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -95,7 +118,47 @@ export async function startConveyor(
           if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
         },
       });
-      const onChange = () => notifierLoop.wake();
+      const taskDispatcher = createDispatcher({
+        database,
+        logger,
+        agingMs: config.agingMs,
+        timings,
+        onChange: () => notifierLoop.wake(),
+        async prepareAssignment(task) {
+          const ref = repoRef(task.installation_id, task.full_name);
+          const [head, readToken] = await Promise.all([
+            gateway.repositoryHead(ref),
+            gateway.readOnlyToken(ref),
+          ]);
+          return {
+            cloneUrl: head.cloneUrl,
+            baseSha: head.headSha,
+            issueUrl: `${head.htmlUrl}/issues/${task.issue_number}`,
+            readToken,
+          };
+        },
+      });
+      dispatcher = taskDispatcher;
+      await taskDispatcher.start();
+      const onChange = () => {
+        notifierLoop.wake();
+        taskDispatcher.announceWork();
+      };
+      mounts.push({
+        path: "/",
+        routes: createRunnerRoutes({
+          db: database.db,
+          logger,
+          dispatcher: taskDispatcher,
+          timings,
+          policies: createFramePolicies(options.rateLimits),
+          async authenticate(token) {
+            const runner = await findRunnerByToken(database.db, token);
+            return runner && { runnerId: runner.runnerId, name: runner.name };
+          },
+          onChange,
+        }),
+      });
       const reconciler = createReconciler({
         db: database.db,
         gateway,
@@ -128,8 +191,29 @@ export async function startConveyor(
       });
     }
 
-    const app = createHttpApp({ database, logger, webhooks, setup });
-    server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    mounts.push({
+      path: "/api",
+      routes: createAdminRoutes({
+        db: database.db,
+        adminToken: config.adminToken,
+        logger,
+        onRunnerRevoked: (runnerId) => {
+          dispatcher?.revokeRunner(runnerId).catch((error) => {
+            logger.error({ err: error, runnerId }, "could not announce a revoked runner");
+          });
+        },
+        listConnectedRunners: () =>
+          (dispatcher?.connections() ?? []).map((c) => ({
+            runnerId: c.runnerId,
+            connectedAt: c.connectedAt,
+            busySlots: c.tasks.size,
+          })),
+      }),
+    });
+    const app = createHttpApp({ database, logger, webhooks, setup, mounts });
+    // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+    server = createAdaptorServer({ fetch: app.fetch, websocket: { server: wss } }) as Server;
     const listening = server;
     await new Promise<void>((resolve, reject) => {
       listening.once("error", reject);
@@ -137,6 +221,7 @@ export async function startConveyor(
     });
   } catch (error) {
     server?.close();
+    await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
     await database.close();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
@@ -159,8 +244,11 @@ export async function startConveyor(
     database,
     logger,
     reconcile: () => reconcile(),
+    dispatcher,
     stop() {
       stopping ??= (async () => {
+        // Runners are told first (1001) so they reconnect elsewhere; their leases run on.
+        await dispatcher?.stop();
         await new Promise<void>((resolve) => {
           httpServer.close(() => resolve());
           // Idle keep-alive sockets would hold close() open; busy ones finish their request.

@@ -42,9 +42,9 @@ export const BACKOFF_FACTOR = 4;
 export const BACKOFF_MAX_MS = 60 * 60_000;
 
 /** Wait before attempt `attempt + 1`, after `attempt` failed ones: 30 s, 2 min, 8 min … capped at 1 h. */
-export function backoffMs(failedAttempts: number): number {
+export function backoffMs(failedAttempts: number, baseMs: number = BACKOFF_BASE_MS): number {
   const exponent = Math.max(0, failedAttempts - 1);
-  return Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * BACKOFF_FACTOR ** exponent);
+  return Math.min(BACKOFF_MAX_MS, baseMs * BACKOFF_FACTOR ** exponent);
 }
 
 export type AttemptOutcome =
@@ -59,6 +59,7 @@ export function afterFailedAttempt(
   task: { attempts: number; maxAttempts: number },
   cause: string,
   now: Date,
+  backoffBaseMs: number = BACKOFF_BASE_MS,
 ): AttemptOutcome {
   const attempts = task.attempts + 1;
   if (attempts >= task.maxAttempts) {
@@ -68,7 +69,7 @@ export function afterFailedAttempt(
       reason: `${cause}; gave up after ${attempts} of ${task.maxAttempts} attempts`,
     };
   }
-  const wait = backoffMs(attempts);
+  const wait = backoffMs(attempts, backoffBaseMs);
   return {
     state: "retry_wait",
     attempts,

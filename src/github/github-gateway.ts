@@ -46,6 +46,15 @@ export interface GitHubGateway {
   createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
   updateComment(ref: RepoRef, commentId: number, body: string): Promise<void>;
   listInstallations(): Promise<number[]>;
+  /** Clone URL, default branch and its head commit: what a runner starts from. */
+  repositoryHead(
+    ref: RepoRef,
+  ): Promise<{ cloneUrl: string; defaultBranch: string; headSha: string; htmlUrl: string }>;
+  /**
+   * A short-lived installation token that can only read this one repository's contents: what a
+   * runner clones with. Runners never hold a token that can write.
+   */
+  readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
   listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
 }
 
@@ -231,6 +240,38 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       const octokit = await options.appOctokit();
       const installations = await octokit.paginate("GET /app/installations", { per_page: 100 });
       return installations.filter((i) => !i.suspended_at).map((i) => i.id);
+    },
+
+    async repositoryHead(ref) {
+      const octokit = await client(ref.installationId);
+      const { data: repo } = await octokit.request("GET /repos/{owner}/{repo}", {
+        owner: ref.owner,
+        repo: ref.repo,
+      });
+      const { data: head } = await octokit.request("GET /repos/{owner}/{repo}/git/ref/{ref}", {
+        owner: ref.owner,
+        repo: ref.repo,
+        ref: `heads/${repo.default_branch}`,
+      });
+      return {
+        cloneUrl: repo.clone_url,
+        defaultBranch: repo.default_branch,
+        headSha: head.object.sha,
+        htmlUrl: repo.html_url,
+      };
+    },
+
+    async readOnlyToken(ref) {
+      const octokit = await options.appOctokit();
+      const { data } = await octokit.request(
+        "POST /app/installations/{installation_id}/access_tokens",
+        {
+          installation_id: ref.installationId,
+          repositories: [ref.repo],
+          permissions: { contents: "read", metadata: "read" },
+        },
+      );
+      return { value: data.token, expiresAt: data.expires_at };
     },
 
     async listInstallationRepositories(installationId) {

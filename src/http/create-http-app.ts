@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
 import type { NodeHandler } from "../github/setup-app.ts";
+import { protocolJsonSchemas } from "../protocol/messages.ts";
 
 export interface HttpAppDeps {
   database: Database;
@@ -14,6 +15,8 @@ export interface HttpAppDeps {
   webhookPath?: string;
   /** Probot's first-run setup flow, served when the App has no credentials yet. */
   setup?: NodeHandler | undefined;
+  /** Further route groups (runner socket at `/`, admin API at `/api`). */
+  mounts?: { path: string; routes: Hono<any> }[];
 }
 
 export type HttpApp = Hono<{ Bindings: HttpBindings }>;
@@ -72,6 +75,9 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
     app.all("/probot", delegate(deps.setup));
     app.all("/probot/*", delegate(deps.setup));
   }
+
+  app.get("/api/schemas", (c) => c.json(protocolJsonSchemas()));
+  for (const mount of deps.mounts ?? []) app.route(mount.path, mount.routes);
 
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {

@@ -52,7 +52,10 @@ export async function queueIssue(db: Db, request: QueueRequest): Promise<QueueOu
           lane,
           capabilities,
           maxAttempts: request.config.tasks.max_attempts,
-          limits: request.config.tasks.limits,
+          limits: {
+            ...request.config.tasks.limits,
+            deadline_minutes: request.config.tasks.deadline_minutes,
+          },
           queuedBy: request.sender.login,
         },
         request.reason,

@@ -167,6 +167,8 @@ export interface Transition {
   from?: readonly TaskState[];
   /** Guard: the generation the caller acted on (fencing). */
   generation?: number;
+  /** Guard: the runner that must hold the task. */
+  runnerId?: string;
   actor: string;
   reason: string;
   data?: Record<string, unknown>;
@@ -182,6 +184,8 @@ export interface Transition {
     title?: string;
     body?: string;
     finished?: boolean;
+    deadlineAt?: Date | null;
+    result?: Record<string, unknown>;
   };
 }
 
@@ -215,18 +219,23 @@ export async function transitionTask(db: Db, t: Transition): Promise<Task | unde
     assignments.push(sql`snapshot_hash = ${snapshotHash(set.title, set.body)}`);
   }
   if (set.finished) assignments.push(sql`finished_at = now()`);
+  if (set.deadlineAt !== undefined) {
+    assignments.push(sql`deadline_at = ${set.deadlineAt?.toISOString() ?? null}`);
+  }
+  if (set.result) assignments.push(sql`result = ${JSON.stringify(set.result)}::jsonb`);
   const fromList = sql.join(
     from.map((s) => sql`${s}`),
     sql`, `,
   );
   const generationGuard =
     t.generation === undefined ? sql`` : sql`and generation = ${t.generation}`;
+  const runnerGuard = t.runnerId === undefined ? sql`` : sql`and runner_id = ${t.runnerId}`;
   const rows = resultRows<{ task_id: string }>(
     await db.execute(sql`
       with moved as (
         update tasks t set ${sql.join(assignments, sql`, `)}
         from (select task_id, state as old_state from tasks
-              where task_id = ${t.taskId} and state in (${fromList}) ${generationGuard}
+              where task_id = ${t.taskId} and state in (${fromList}) ${generationGuard} ${runnerGuard}
               for update) old
         where t.task_id = old.task_id
         returning t.task_id, old.old_state, t.state, t.generation

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
-import { type RunningConveyor, startConveyor } from "../../src/main.ts";
+import { type RunningConveyor, type StartOptions, startConveyor } from "../../src/main.ts";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
@@ -12,6 +12,16 @@ import { createTestDatabase, type TestDatabase } from "./test-database.ts";
 import { testPrivateKey } from "./webhooks.ts";
 
 export const WEBHOOK_SECRET = "harness-webhook-secret";
+export const ADMIN_TOKEN = "harness-admin-token-0123456789";
+
+/** Protocol timings short enough for tests (the real ones are 15 s / 60 s / 30 s / 10 s / 30 s). */
+export const FAST_TIMINGS = {
+  heartbeatMs: 300,
+  leaseMs: 2_000,
+  acceptMs: 1_500,
+  sweepMs: 200,
+  backoffBaseMs: 100,
+};
 
 export interface Harness {
   sim: GitHubSimulator;
@@ -30,7 +40,11 @@ export interface Harness {
  * database and a real Conveyor server wired to both. Octokit retries and throttling are off.
  */
 export async function createHarness(
-  options: { files?: Record<string, string>; env?: Record<string, string> } = {},
+  options: {
+    files?: Record<string, string>;
+    env?: Record<string, string>;
+    start?: Partial<StartOptions>;
+  } = {},
 ): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), "conveyor-sim-"));
   const privateKey = testPrivateKey();
@@ -63,6 +77,7 @@ export async function createHarness(
     PRIVATE_KEY: privateKey,
     WEBHOOK_SECRET,
     GITHUB_API_URL: sim.url,
+    CONVEYOR_ADMIN_TOKEN: ADMIN_TOKEN,
     // Tests run reconciliation themselves.
     CONVEYOR_RECONCILE_MINUTES: "600",
     ...options.env,
@@ -71,6 +86,8 @@ export async function createHarness(
     logger: createLogger({ level: (process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent" }),
     octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
     notifierIntervalMs: 50,
+    dispatchTimings: FAST_TIMINGS,
+    ...options.start,
   });
   sim.setWebhook({ url: `${conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
   return {

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { parseRunnersArgs } from "./runners-args.ts";
+
+describe("conveyor runners arguments", () => {
+  it.each([
+    [
+      ["add", "r1"],
+      {
+        command: "add",
+        registration: { name: "r1", capabilities: [], tier: "normal" },
+        json: false,
+      },
+    ],
+    [
+      ["add", "gpu-1", "--capability", "gpu", "-c", "docker,cuda.12", "--tier", "heavy", "--json"],
+      {
+        command: "add",
+        registration: { name: "gpu-1", capabilities: ["cuda.12", "docker", "gpu"], tier: "heavy" },
+        json: true,
+      },
+    ],
+    [
+      ["add", "--tier=light", "r1"],
+      {
+        command: "add",
+        registration: { name: "r1", capabilities: [], tier: "light" },
+        json: false,
+      },
+    ],
+    [["list"], { command: "list", json: false }],
+    [["list", "--json"], { command: "list", json: true }],
+    [["revoke", "r1"], { command: "revoke", name: "r1", json: false }],
+    [["help"], { command: "help" }],
+    [["add", "--help"], { command: "help" }],
+    [["-h"], { command: "help" }],
+  ])("%j", (argv, expected) => {
+    expect(parseRunnersArgs(argv)).toEqual(expected);
+  });
+
+  it.each([
+    [[], /missing command/, true],
+    [["delete", "r1"], /unknown command "delete"/, true],
+    [["add"], /add needs the runner's name/, false],
+    [["add", "a", "b"], /add takes one name/, false],
+    [["add", "R1"], /^name: expected 1-63 lower-case/, false],
+    [["add", "r1", "--tier", "huge"], /^--tier: expected one of light, normal, heavy$/, false],
+    [["add", "r1", "--tier"], /argument missing/, false],
+    [["add", "r1", "--capability", "GPU"], /^--capability: expected 1-63/, false],
+    [["add", "r1", "--capabilities", "gpu"], /^Unknown option '--capabilities'$/, false],
+    // A flag in the name's place must not become a runner called "--json".
+    [["add", "--", "--json"], /^name: /, false],
+    [["list", "extra"], /list takes no arguments/, false],
+    [["list", "--tier", "x"], /Unknown option '--tier'/, false],
+    [["revoke"], /revoke needs the runner's name/, false],
+    [["revoke", "Bad Name"], /^name: /, false],
+  ])("refuses %j", (argv, message, showUsage) => {
+    const parsed = parseRunnersArgs(argv);
+    expect(parsed).toMatchObject({ command: "usage-error", showUsage });
+    expect((parsed as { message: string }).message).toMatch(message);
+  });
+});

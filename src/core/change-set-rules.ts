@@ -1,0 +1,33 @@
+/**
+ * Paths a change set may touch. The runner is not trusted: a path that escapes the repository,
+ * names git's own files, or is ambiguous is refused before anything is stored.
+ */
+export interface PathProblem {
+  path: string;
+  problem: string;
+}
+
+export function checkChangePaths(paths: readonly string[]): PathProblem[] {
+  const problems: PathProblem[] = [];
+  const seen = new Set<string>();
+  for (const path of paths) {
+    const problem = pathProblem(path);
+    if (problem) problems.push({ path, problem });
+    const key = path.toLowerCase();
+    if (seen.has(key)) problems.push({ path, problem: "appears twice in the change set" });
+    seen.add(key);
+  }
+  return problems;
+}
+
+function pathProblem(path: string): string | undefined {
+  if (path.includes("\0")) return "contains a NUL byte";
+  if (path.includes("\\")) return "contains a backslash; use / as the separator";
+  if (path.startsWith("/") || /^[a-zA-Z]:/.test(path)) return "is absolute";
+  const parts = path.split("/");
+  if (parts.some((p) => p === "")) return "has an empty segment (// or a trailing /)";
+  if (parts.some((p) => p === "." || p === "..")) return "contains . or .. segments";
+  if (parts.some((p) => p.toLowerCase() === ".git")) return "is inside .git";
+  if (parts.some((p) => /[\x00-\x1f\x7f]/.test(p))) return "contains control characters";
+  return undefined;
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { RunnerName, RunnerRegistration, toFieldErrors } from "./runner-registration.ts";
+
+describe("runner names", () => {
+  it.each(["r1", "gpu-box.eu_1", "0", "a".repeat(63)])("accepts %j", (name) => {
+    expect(RunnerName.safeParse(name).success).toBe(true);
+  });
+
+  it.each([
+    ["empty", ""],
+    ["upper case", "R1"],
+    ["a space", "r 1"],
+    ["leading dash (looks like a flag)", "-r1"],
+    ["leading dot", ".r1"],
+    ["64 characters", "a".repeat(64)],
+    ["a slash", "a/b"],
+    ["a non-ASCII letter", "rünner"],
+    ["a newline", "r1\n"],
+    ["not a string", 7],
+  ])("refuses %s", (_, name) => {
+    expect(RunnerName.safeParse(name).success).toBe(false);
+  });
+});
+
+describe("runner registration", () => {
+  it("defaults to no capabilities and the normal tier", () => {
+    expect(RunnerRegistration.parse({ name: "r1" })).toEqual({
+      name: "r1",
+      capabilities: [],
+      tier: "normal",
+    });
+  });
+
+  it("sorts and deduplicates capabilities", () => {
+    expect(
+      RunnerRegistration.parse({
+        name: "r1",
+        capabilities: ["gpu", "docker", "gpu"],
+        tier: "heavy",
+      }),
+    ).toEqual({ name: "r1", capabilities: ["docker", "gpu"], tier: "heavy" });
+  });
+
+  it.each([
+    [{ name: "R1" }, [{ field: "name", message: expect.stringContaining("lower-case") }]],
+    [{}, [{ field: "name", message: "expected a runner name" }]],
+    [
+      { name: "r1", capabilities: ["ok", "Not OK"] },
+      [{ field: "capabilities.1", message: expect.stringContaining("lower-case") }],
+    ],
+    [
+      { name: "r1", capabilities: "gpu" },
+      [{ field: "capabilities", message: "expected a list of capability names" }],
+    ],
+    [
+      { name: "r1", capabilities: Array.from({ length: 51 }, (_, i) => `c${i}`) },
+      [{ field: "capabilities", message: "expected at most 50 capabilities" }],
+    ],
+    [
+      { name: "r1", tier: "huge" },
+      [{ field: "tier", message: "expected one of light, normal, heavy" }],
+    ],
+    // A misspelt key must not register a runner without the capabilities that were meant.
+    [
+      { name: "r1", capabilites: ["gpu"], extra: 1 },
+      [
+        { field: "capabilites", message: "unknown field" },
+        { field: "extra", message: "unknown field" },
+      ],
+    ],
+    [null, [{ field: "body", message: expect.any(String) }]],
+  ])("reports %j field by field", (input, errors) => {
+    const result = RunnerRegistration.safeParse(input);
+    expect(result.success).toBe(false);
+    expect(toFieldErrors(result.error!)).toEqual(errors);
+  });
+});

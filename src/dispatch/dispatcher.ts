@@ -1,0 +1,313 @@
+import type { Logger } from "pino";
+import type { Database } from "../../db/client.ts";
+import { createLoop, type Loop } from "../loops/create-loop.ts";
+import type { ServerMessage } from "../protocol/messages.ts";
+import {
+  type ClaimedTask,
+  claimNextTask,
+  failAttempt,
+  findExpiredTasks,
+  promoteDueRetries,
+} from "../store/dispatch.ts";
+import { transitionTask } from "../store/tasks.ts";
+
+/** The protocol's timings (design §4); tests shorten them. */
+export interface DispatchTimings {
+  heartbeatMs: number;
+  leaseMs: number;
+  acceptMs: number;
+  sweepMs: number;
+  /** First retry backoff; later ones grow ×4 (30 s, 2 min, 8 min …). */
+  backoffBaseMs: number;
+}
+
+export const DEFAULT_TIMINGS: DispatchTimings = {
+  heartbeatMs: 15_000,
+  leaseMs: 60_000,
+  acceptMs: 30_000,
+  sweepMs: 10_000,
+  backoffBaseMs: 30_000,
+};
+
+/** One live runner socket on this instance. */
+export interface RunnerConnection {
+  runnerId: string;
+  name: string;
+  capabilities: string[];
+  slots: number;
+  /** Tasks this connection holds (assigned or running): task id → generation. */
+  tasks: Map<string, number>;
+  connectedAt: string;
+  lastAssignedAt: number;
+  draining: boolean;
+  /** Runners that were rate-limited in the last minute get no new work. */
+  recentlyRateLimited(): boolean;
+  send(message: ServerMessage): void;
+  close(code: number, reason: string): void;
+}
+
+/** What an `assign` needs from GitHub: where to clone, at which commit, with which token. */
+export interface Assignment {
+  cloneUrl: string;
+  baseSha: string;
+  issueUrl: string;
+  readToken: { value: string; expiresAt: string };
+}
+
+export type PrepareAssignment = (task: ClaimedTask) => Promise<Assignment>;
+
+export interface DispatcherDeps {
+  database: Database;
+  logger: Logger;
+  prepareAssignment: PrepareAssignment;
+  agingMs: number;
+  timings: DispatchTimings;
+  /** Called when tasks changed (status comments to rewrite). */
+  onChange: () => void;
+}
+
+/** NOTIFY channel: new work for any instance, cancels and revocations for the socket's holder. */
+export const DISPATCH_CHANNEL = "conveyor_dispatch";
+
+type Notice =
+  | { kind: "work" }
+  | { kind: "cancel"; runner_id: string; task_id: string; generation: number; reason: string }
+  | { kind: "revoke"; runner_id: string };
+
+export interface Dispatcher {
+  register(connection: RunnerConnection): void;
+  unregister(connection: RunnerConnection): void;
+  /** Look for work to hand out soon (coalesced). */
+  wake(): void;
+  /** Tell every instance there is new work. */
+  announceWork(): void;
+  /** Close the sockets of a revoked runner, wherever they are. */
+  revokeRunner(runnerId: string): Promise<void>;
+  connections(): RunnerConnection[];
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** One dispatch pass; returns how many tasks were assigned (tests). */
+  dispatchOnce(): Promise<number>;
+  sweepOnce(): Promise<void>;
+}
+
+/**
+ * Hands queued tasks to the runners connected to this instance. Event driven (a task queued, a
+ * runner connected or freed, a result in) with a periodic sweep as the safety net: expired leases
+ * and deadlines become failed attempts, finished backoffs return to the queue.
+ */
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const { database, logger, timings } = deps;
+  const db = database.db;
+  const live = new Map<string, Set<RunnerConnection>>();
+  let unlisten: (() => Promise<void>) | undefined;
+
+  const all = () => [...live.values()].flatMap((set) => [...set]);
+
+  const canTakeWork = (c: RunnerConnection) =>
+    !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
+
+  async function offer(connection: RunnerConnection): Promise<boolean> {
+    const claimed = await claimNextTask(db, {
+      runnerId: connection.runnerId,
+      capabilities: connection.capabilities,
+      agingMs: deps.agingMs,
+      acceptMs: timings.acceptMs,
+    });
+    if (!claimed) return false;
+    connection.tasks.set(claimed.task_id, claimed.generation);
+    connection.lastAssignedAt = Date.now();
+    const log = logger.child({
+      taskId: claimed.task_id,
+      generation: claimed.generation,
+      runnerId: connection.runnerId,
+    });
+    let assignment: Assignment;
+    try {
+      assignment = await deps.prepareAssignment(claimed);
+    } catch (error) {
+      // Not the runner's fault and not an attempt: put the task back and try again shortly.
+      log.warn({ err: error }, "could not prepare the assignment; task requeued");
+      connection.tasks.delete(claimed.task_id);
+      await transitionTask(db, {
+        taskId: claimed.task_id,
+        generation: claimed.generation,
+        from: ["assigned"],
+        to: "queued",
+        actor: "dispatcher",
+        reason: `could not prepare the assignment: ${(error as Error).message}`,
+        set: { runnerId: null, leaseExpiresAt: null, availableAt: new Date(Date.now() + 30_000) },
+      });
+      return true;
+    }
+    const limits = claimed.limits as Record<string, number | undefined>;
+    connection.send({
+      type: "assign",
+      task_id: claimed.task_id,
+      generation: claimed.generation,
+      repo: {
+        full_name: claimed.full_name,
+        clone_url: assignment.cloneUrl,
+        default_branch: claimed.default_branch,
+        base_sha: assignment.baseSha,
+      },
+      issue: {
+        number: claimed.issue_number,
+        title: claimed.title,
+        body: claimed.body,
+        url: assignment.issueUrl,
+      },
+      branch: `conveyor/issue-${claimed.issue_number}`,
+      read_token: { value: assignment.readToken.value, expires_at: assignment.readToken.expiresAt },
+      limits: {
+        wall_clock_minutes: limits.wall_clock_minutes,
+        idle_minutes: limits.idle_minutes,
+        output_bytes: limits.output_bytes,
+      },
+    });
+    log.info({ repo: claimed.full_name, issueNumber: claimed.issue_number }, "task assigned");
+    deps.onChange();
+    return true;
+  }
+
+  async function dispatchOnce(): Promise<number> {
+    let assigned = 0;
+    // Round robin in least-recently-assigned order: one task per runner per pass.
+    for (;;) {
+      const candidates = all()
+        .filter(canTakeWork)
+        .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
+      let progressed = false;
+      for (const connection of candidates) {
+        if (!canTakeWork(connection)) continue;
+        if (await offer(connection)) {
+          progressed = true;
+          assigned++;
+        }
+      }
+      if (!progressed) return assigned;
+    }
+  }
+
+  async function sweepOnce(): Promise<void> {
+    const promoted = await promoteDueRetries(db);
+    const expired = await findExpiredTasks(db);
+    for (const task of expired) {
+      const failed = await failAttempt(
+        db,
+        { taskId: task.task_id, generation: task.generation },
+        task.why,
+        { retryable: true, actor: "dispatcher", backoffBaseMs: timings.backoffBaseMs },
+      );
+      if (!failed) continue;
+      logger.warn(
+        {
+          taskId: task.task_id,
+          generation: task.generation,
+          runnerId: task.runner_id,
+          why: task.why,
+        },
+        "attempt expired",
+      );
+      if (task.runner_id) {
+        await sendCancel(task.runner_id, task.task_id, task.generation, task.why);
+      }
+    }
+    if (promoted || expired.length) deps.onChange();
+  }
+
+  /** Cancels locally if the runner's socket is here, else asks the instance that holds it. */
+  async function sendCancel(runnerId: string, taskId: string, generation: number, reason: string) {
+    if (!cancelLocally(runnerId, taskId, generation, reason)) {
+      await notify({ kind: "cancel", runner_id: runnerId, task_id: taskId, generation, reason });
+    }
+  }
+
+  function cancelLocally(
+    runnerId: string,
+    taskId: string,
+    generation: number,
+    reason: string,
+  ): boolean {
+    let found = false;
+    for (const connection of live.get(runnerId) ?? []) {
+      if (connection.tasks.get(taskId) === generation) {
+        connection.tasks.delete(taskId);
+        connection.send({ type: "cancel", task_id: taskId, generation, reason });
+        found = true;
+      }
+    }
+    if (found) loop.wake();
+    return found;
+  }
+
+  function closeLocally(runnerId: string): void {
+    for (const connection of live.get(runnerId) ?? [])
+      connection.close(1008, "runner token revoked");
+  }
+
+  async function notify(notice: Notice): Promise<void> {
+    await database.notify(DISPATCH_CHANNEL, JSON.stringify(notice));
+  }
+
+  function onNotice(payload: string): void {
+    let notice: Notice;
+    try {
+      notice = JSON.parse(payload) as Notice;
+    } catch {
+      return;
+    }
+    if (notice.kind === "work") loop.wake();
+    else if (notice.kind === "cancel") {
+      cancelLocally(notice.runner_id, notice.task_id, notice.generation, notice.reason);
+    } else if (notice.kind === "revoke") closeLocally(notice.runner_id);
+  }
+
+  const loop: Loop = createLoop({
+    name: "dispatcher",
+    intervalMs: timings.sweepMs,
+    logger,
+    initialDelayMs: 0,
+    body: async () => {
+      await sweepOnce();
+      await dispatchOnce();
+    },
+  });
+
+  return {
+    register(connection) {
+      let set = live.get(connection.runnerId);
+      if (!set) {
+        set = new Set();
+        live.set(connection.runnerId, set);
+      }
+      set.add(connection);
+      loop.wake();
+    },
+    unregister(connection) {
+      // Its tasks stay leased: a reconnect within the lease reclaims them, else the sweep requeues.
+      live.get(connection.runnerId)?.delete(connection);
+      if (live.get(connection.runnerId)?.size === 0) live.delete(connection.runnerId);
+    },
+    wake: () => loop.wake(),
+    announceWork() {
+      loop.wake();
+      notify({ kind: "work" }).catch((error) => logger.warn({ err: error }, "notify failed"));
+    },
+    async revokeRunner(runnerId) {
+      closeLocally(runnerId);
+      await notify({ kind: "revoke", runner_id: runnerId });
+    },
+    connections: all,
+    async start() {
+      unlisten = await database.listen(DISPATCH_CHANNEL, onNotice);
+    },
+    async stop() {
+      await loop.stop();
+      await unlisten?.();
+      for (const connection of all()) connection.close(1001, "server shutting down");
+    },
+    dispatchOnce,
+    sweepOnce,
+  };
+}

@@ -1,0 +1,172 @@
+import { createHash } from "node:crypto";
+import { type HttpBindings, upgradeWebSocket } from "@hono/node-server";
+import { Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Logger } from "pino";
+import type { Db } from "../../db/client.ts";
+import { checkChangePaths } from "../core/change-set-rules.ts";
+import { ChangeSet, fieldErrors, MAX_CHANGE_SET_BYTES } from "../protocol/messages.ts";
+import { storeChangeSet } from "../store/dispatch.ts";
+import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
+import type { createFramePolicies } from "./frame-policy.ts";
+import { createRunnerSession } from "./runner-session.ts";
+
+export interface AuthenticatedRunner {
+  runnerId: string;
+  name: string;
+}
+
+export interface RunnerRoutesDeps {
+  db: Db;
+  logger: Logger;
+  dispatcher: Dispatcher;
+  timings: DispatchTimings;
+  policies: ReturnType<typeof createFramePolicies>;
+  /** Looks a bearer token up; undefined for unknown or revoked tokens. */
+  authenticate: (token: string) => Promise<AuthenticatedRunner | undefined>;
+  onChange: () => void;
+}
+
+type Env = { Bindings: HttpBindings; Variables: { runner: AuthenticatedRunner } };
+
+const bearer = (header: string | undefined) => /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
+
+/**
+ * The runner side of the server: `GET /runners/v1` (WebSocket; the token is checked before the
+ * upgrade) and `PUT /runners/v1/tasks/{task_id}/changes?generation=g` (the change set, over HTTP
+ * because it can be large).
+ */
+export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  const requireRunner: MiddlewareHandler<Env> = async (c, next) => {
+    const token = bearer(c.req.header("authorization"));
+    const runner = token ? await deps.authenticate(token) : undefined;
+    if (!runner) {
+      return c.json(
+        { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
+        401,
+      );
+    }
+    c.set("runner", runner);
+    await next();
+  };
+  app.use("/runners/v1", requireRunner);
+  app.use("/runners/v1/*", requireRunner);
+  // A runner closed for invalid frames waits before it may connect again (30 s, 60 s, 5 min).
+  app.use("/runners/v1", async (c, next) => {
+    const wait = deps.policies.reconnectWait(c.get("runner").runnerId, Date.now());
+    if (wait > 0) {
+      c.header("Retry-After", String(Math.ceil(wait / 1000)));
+      return c.json(
+        { error: `too many invalid frames; reconnect in ${Math.ceil(wait / 1000)} s` },
+        429,
+      );
+    }
+    await next();
+  });
+
+  app.get(
+    "/runners/v1",
+    upgradeWebSocket((c) => {
+      const runner = c.get("runner");
+      let session: ReturnType<typeof createRunnerSession> | undefined;
+      return {
+        onOpen(_event, ws) {
+          session = createRunnerSession({
+            db: deps.db,
+            dispatcher: deps.dispatcher,
+            logger: deps.logger,
+            timings: deps.timings,
+            runner,
+            policy: deps.policies.forRunner(runner.runnerId),
+            onChange: deps.onChange,
+            send: (message) => {
+              if (ws.readyState === 1) ws.send(JSON.stringify(message));
+            },
+            close: (code, reason) => ws.close(code, reason),
+          });
+        },
+        onMessage(event) {
+          const data = event.data;
+          session?.receive(
+            typeof data === "string" ? data : Buffer.from(data as ArrayBuffer).toString("utf8"),
+          );
+        },
+        onClose() {
+          session?.closed();
+        },
+      };
+    }),
+  );
+
+  app.put(
+    "/runners/v1/tasks/:taskId/changes",
+    bodyLimit({
+      maxSize: MAX_CHANGE_SET_BYTES,
+      onError: (c) =>
+        c.json({ error: `change set larger than ${MAX_CHANGE_SET_BYTES} bytes` }, 413),
+    }),
+    async (c) => {
+      const runner = c.get("runner");
+      const taskId = c.req.param("taskId");
+      const generation = Number(c.req.query("generation"));
+      if (!/^[0-9a-f-]{36}$/.test(taskId) || !Number.isInteger(generation) || generation < 1) {
+        return c.json(
+          {
+            error: "expected /runners/v1/tasks/{task_id}/changes?generation=<n>",
+            errors: [{ field: "generation", error: "invalid", detail: "a positive integer" }],
+          },
+          422,
+        );
+      }
+      const raw = await c.req.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch {
+        return c.json({ error: "body is not valid JSON", errors: [] }, 422);
+      }
+      const parsed = ChangeSet.safeParse(json);
+      if (!parsed.success) {
+        return c.json(
+          { error: "change set does not match the schema", errors: fieldErrors(parsed.error) },
+          422,
+        );
+      }
+      const pathProblems = checkChangePaths(parsed.data.files.map((f) => f.path));
+      if (pathProblems.length) {
+        return c.json(
+          {
+            error: "change set touches paths it may not",
+            errors: pathProblems.map((p) => ({
+              field: "files.path",
+              error: "forbidden_path",
+              detail: `${p.path}: ${p.problem}`,
+            })),
+          },
+          422,
+        );
+      }
+      const digest = `sha256:${createHash("sha256").update(raw).digest("hex")}`;
+      const stored = await storeChangeSet(deps.db, {
+        taskId,
+        generation,
+        runnerId: runner.runnerId,
+        digest,
+        baseSha: parsed.data.base_sha,
+        message: parsed.data.message,
+        files: parsed.data.files,
+        sizeBytes: Buffer.byteLength(raw),
+      });
+      if (stored === "stale") {
+        return c.json(
+          { error: "you do not hold this task at this generation; the upload was not stored" },
+          409,
+        );
+      }
+      return c.json({ digest }, 201);
+    },
+  );
+  return app;
+}

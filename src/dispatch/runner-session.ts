@@ -1,0 +1,272 @@
+import type { Logger } from "pino";
+import type { Db } from "../../db/client.ts";
+import {
+  type FieldError,
+  fieldErrors,
+  type RunnerMessage,
+  RunnerMessage as RunnerMessageSchema,
+  type ServerMessage,
+} from "../protocol/messages.ts";
+import {
+  acceptTask,
+  completeTask,
+  failAttempt,
+  heldTasks,
+  rejectTask,
+  renewLease,
+} from "../store/dispatch.ts";
+import type { Dispatcher, DispatchTimings, RunnerConnection } from "./dispatcher.ts";
+
+/** Per-connection limits: rate limiting and the invalid-frame policy (pure core, held per runner). */
+export interface FramePolicy {
+  /** Takes a token for a frame of this type, or says how long to wait. */
+  admit(type: string, now: number): { ok: true } | { ok: false; retryAfterMs: number };
+  /** Records an invalid frame; says whether the socket must close. */
+  invalid(now: number): { close: false } | { close: true; code: number; reason: string };
+  recentlyLimited(now: number): boolean;
+}
+
+export interface SessionDeps {
+  db: Db;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  timings: DispatchTimings;
+  runner: { runnerId: string; name: string };
+  policy: FramePolicy;
+  onChange: () => void;
+  send(message: ServerMessage): void;
+  close(code: number, reason: string): void;
+}
+
+/** Tail kept per task for the dashboard. */
+const LOG_TAIL_BYTES = 16 * 1024;
+
+/**
+ * One runner socket: validates every frame against the protocol schemas, applies the rate limit,
+ * and turns frames into guarded task transitions. Anything about a task this connection does not
+ * hold at that generation is answered `stale` and changes nothing.
+ */
+export function createRunnerSession(deps: SessionDeps) {
+  const { db, dispatcher, logger, timings } = deps;
+  const log = logger.child({ runnerId: deps.runner.runnerId });
+  let connection: RunnerConnection | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  const logTails = new Map<string, string>();
+
+  const reply = (message: ServerMessage) => deps.send(message);
+
+  function stale(
+    frame: { id?: string | undefined; task_id: string; generation: number },
+    reason: string,
+  ) {
+    connection?.tasks.delete(frame.task_id);
+    reply({
+      type: "stale",
+      id: frame.id,
+      task_id: frame.task_id,
+      generation: frame.generation,
+      reason,
+    });
+  }
+
+  function holds(frame: { task_id: string; generation: number }): boolean {
+    return connection?.tasks.get(frame.task_id) === frame.generation;
+  }
+
+  const fence = (frame: { task_id: string; generation: number }) => ({
+    taskId: frame.task_id,
+    generation: frame.generation,
+    runnerId: deps.runner.runnerId,
+  });
+
+  function freed(taskId: string) {
+    connection?.tasks.delete(taskId);
+    logTails.delete(taskId);
+    dispatcher.wake();
+    deps.onChange();
+  }
+
+  function invalid(
+    code: "invalid_json" | "invalid_frame" | "protocol",
+    message: string,
+    errors: FieldError[] = [],
+    id?: string,
+  ) {
+    reply({ type: "error", id, code, message, errors });
+    const verdict = deps.policy.invalid(Date.now());
+    if (verdict.close) {
+      log.warn({ reason: verdict.reason }, "runner closed for invalid frames");
+      deps.close(verdict.code, verdict.reason);
+    }
+  }
+
+  async function onFrame(frame: RunnerMessage): Promise<void> {
+    if (frame.type === "ping") return reply({ type: "pong", id: frame.id });
+    if (frame.type === "hello") return onHello(frame);
+    if (!connection) {
+      return invalid("protocol", `send hello before ${frame.type}`, [], frame.id);
+    }
+    switch (frame.type) {
+      case "accept": {
+        if (!holds(frame)) return stale(frame, "task is not assigned to you at this generation");
+        const task = await acceptTask(db, fence(frame), timings.leaseMs);
+        if (!task) return stale(frame, "task moved on before the accept arrived");
+        deps.onChange();
+        return reply({ type: "ack", id: frame.id });
+      }
+      case "reject": {
+        if (!holds(frame)) return stale(frame, "task is not assigned to you at this generation");
+        const task = await rejectTask(db, fence(frame), frame.reason);
+        freed(frame.task_id);
+        dispatcher.announceWork();
+        return task ? reply({ type: "ack", id: frame.id }) : stale(frame, "task moved on");
+      }
+      case "heartbeat": {
+        if (!holds(frame) || !(await renewLease(db, fence(frame), timings.leaseMs))) {
+          return stale(frame, "you no longer hold this task; stop working on it");
+        }
+        return reply({ type: "ack", id: frame.id });
+      }
+      case "log": {
+        if (!holds(frame)) return stale(frame, "you no longer hold this task");
+        const tail = (logTails.get(frame.task_id) ?? "") + frame.chunk;
+        logTails.set(frame.task_id, tail.slice(-LOG_TAIL_BYTES));
+        return reply({ type: "ack", id: frame.id });
+      }
+      case "complete": {
+        if (!holds(frame))
+          return stale(frame, "you no longer hold this task; the result was not used");
+        const result = await completeTask(db, fence(frame), {
+          digest: frame.changes_digest,
+          summary: frame.summary,
+          stats: frame.stats,
+        });
+        if (result.problem) {
+          return reply({
+            type: "error",
+            id: frame.id,
+            code: "conflict",
+            message:
+              result.problem === "no_change_set"
+                ? "upload the change set (PUT /runners/v1/tasks/{task_id}/changes) before complete"
+                : "changes_digest does not match the uploaded change set",
+            errors: [
+              { field: "changes_digest", error: result.problem, detail: frame.changes_digest },
+            ],
+          });
+        }
+        if (!result.task) return stale(frame, "task moved on before the result arrived");
+        log.info({ taskId: frame.task_id, generation: frame.generation }, "task completed");
+        freed(frame.task_id);
+        return reply({ type: "ack", id: frame.id });
+      }
+      case "fail": {
+        if (!holds(frame)) return stale(frame, "you no longer hold this task");
+        const task = await failAttempt(db, fence(frame), frame.reason, {
+          retryable: frame.retryable,
+          actor: "runner",
+          backoffBaseMs: timings.backoffBaseMs,
+        });
+        if (!task) return stale(frame, "task moved on");
+        log.info(
+          { taskId: frame.task_id, state: task.state, reason: frame.reason },
+          "attempt failed",
+        );
+        freed(frame.task_id);
+        return reply({ type: "ack", id: frame.id });
+      }
+      case "drain":
+        connection.draining = true;
+        return reply({ type: "ack", id: frame.id });
+    }
+  }
+
+  async function onHello(frame: Extract<RunnerMessage, { type: "hello" }>) {
+    if (connection) return invalid("protocol", "hello was already received", [], frame.id);
+    const held = await heldTasks(db, deps.runner.runnerId, frame.running);
+    const tasks = new Map<string, number>();
+    for (const task of frame.running)
+      if (held.has(task.task_id)) tasks.set(task.task_id, task.generation);
+    // Tasks it still holds keep running under a fresh lease; the rest it must drop.
+    for (const [taskId, generation] of tasks) {
+      await renewLease(db, { taskId, generation, runnerId: deps.runner.runnerId }, timings.leaseMs);
+    }
+    connection = {
+      runnerId: deps.runner.runnerId,
+      name: frame.name,
+      capabilities: frame.capabilities,
+      slots: frame.slots,
+      tasks,
+      connectedAt: new Date().toISOString(),
+      lastAssignedAt: 0,
+      draining: false,
+      recentlyRateLimited: () => deps.policy.recentlyLimited(Date.now()),
+      send: deps.send,
+      close: deps.close,
+    };
+    reply({
+      type: "welcome",
+      runner_id: deps.runner.runnerId,
+      heartbeat_ms: timings.heartbeatMs,
+      lease_ms: timings.leaseMs,
+      accept_ms: timings.acceptMs,
+      reconcile: frame.running.map((t) => ({
+        task_id: t.task_id,
+        action: held.has(t.task_id) ? ("continue" as const) : ("cancel" as const),
+      })),
+    });
+    log.info(
+      { name: frame.name, capabilities: frame.capabilities, slots: frame.slots, kept: tasks.size },
+      "runner connected",
+    );
+    dispatcher.register(connection);
+  }
+
+  return {
+    /** Handles one raw text frame; frames of one connection are processed in order. */
+    receive(raw: string): void {
+      chain = chain.then(async () => {
+        let json: unknown;
+        try {
+          json = JSON.parse(raw);
+        } catch {
+          return invalid("invalid_json", "frame is not valid JSON");
+        }
+        const parsed = RunnerMessageSchema.safeParse(json);
+        const id =
+          typeof (json as { id?: unknown })?.id === "string"
+            ? (json as { id: string }).id
+            : undefined;
+        if (!parsed.success) {
+          return invalid(
+            "invalid_frame",
+            "frame does not match the protocol",
+            fieldErrors(parsed.error),
+            id,
+          );
+        }
+        const admitted = deps.policy.admit(parsed.data.type, Date.now());
+        if (!admitted.ok) {
+          return reply({ type: "rate_limited", id, retry_after_ms: admitted.retryAfterMs });
+        }
+        try {
+          await onFrame(parsed.data);
+        } catch (error) {
+          log.error({ err: error, type: parsed.data.type }, "runner frame failed");
+          reply({
+            type: "error",
+            id,
+            code: "internal",
+            message: "the server could not handle this frame; retry",
+            errors: [],
+          });
+        }
+      });
+    },
+    /** The socket closed: leases run on, so a quick reconnect keeps its tasks. */
+    closed(): void {
+      if (connection) dispatcher.unregister(connection);
+    },
+    logTail: (taskId: string) => logTails.get(taskId),
+  };
+}

@@ -1,0 +1,94 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Logger } from "pino";
+import type { Db } from "../../db/client.ts";
+import { type FieldError, RunnerRegistration, toFieldErrors } from "../core/runner-registration.ts";
+import { createRunner, listRunners, RunnerNameTakenError, revokeRunner } from "../store/runners.ts";
+import { createAdminAuth } from "./admin-auth.ts";
+import { type ConnectedRunner, toRunnerJson } from "./runner-json.ts";
+
+export interface AdminRoutesDeps {
+  db: Db;
+  /** `CONVEYOR_ADMIN_TOKEN`; unset turns the admin API off (503). */
+  adminToken: string | undefined;
+  logger: Logger;
+  /** Called after a runner is revoked, so its live sockets on this instance close at once. */
+  onRunnerRevoked: (runnerId: string) => void;
+  /** The runners connected to this instance; without it the list cannot say who is online. */
+  listConnectedRunners?: () => ConnectedRunner[];
+}
+
+const invalid = (errors: FieldError[]) => ({
+  error: `invalid request: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
+  errors,
+});
+
+/**
+ * The admin API, to be mounted at `/api`. Every route here needs the admin token; the middleware
+ * is registered per path (`/runners/*`), not for `*`, because a sub-app's `*` would become `/api/*`
+ * and take in sibling routes such as the GitHub webhook.
+ */
+export function createAdminRoutes(deps: AdminRoutesDeps): Hono {
+  const routes = new Hono();
+  const logger = deps.logger.child({ component: "admin-api" });
+  routes.use("/runners/*", createAdminAuth({ adminToken: deps.adminToken, logger }));
+
+  routes.get("/runners", async (c) => {
+    const all = await listRunners(deps.db);
+    const connected = deps.listConnectedRunners
+      ? new Map(deps.listConnectedRunners().map((r) => [r.runnerId, r]))
+      : undefined;
+    return c.json({
+      runners: all.map((r) =>
+        toRunnerJson(r, connected ? (connected.get(r.runnerId) ?? null) : undefined),
+      ),
+    });
+  });
+
+  routes.post(
+    "/runners",
+    bodyLimit({
+      maxSize: 64 * 1024,
+      onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
+    }),
+    async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return c.json(invalid([{ field: "body", message: "expected a JSON object" }]), 422);
+      }
+      const parsed = RunnerRegistration.safeParse(body);
+      if (!parsed.success) return c.json(invalid(toFieldErrors(parsed.error)), 422);
+      try {
+        const { runner, token } = await createRunner(deps.db, parsed.data);
+        logger.info({ runnerId: runner.runnerId, name: runner.name }, "runner registered");
+        // The token is in this response and nowhere else: keep it out of every cache.
+        c.header("Cache-Control", "no-store");
+        return c.json({ runner: toRunnerJson(runner), token }, 201);
+      } catch (error) {
+        if (error instanceof RunnerNameTakenError) return c.json({ error: error.message }, 409);
+        throw error;
+      }
+    },
+  );
+
+  routes.post("/runners/:name/revoke", async (c) => {
+    const name = c.req.param("name");
+    const runner = await revokeRunner(deps.db, name);
+    if (!runner) return c.json({ error: `no runner named ${name}` }, 404);
+    logger.info({ runnerId: runner.runnerId, name: runner.name }, "runner revoked");
+    try {
+      // Also on a repeated revoke: closing sockets a revoked token still holds is always right.
+      deps.onRunnerRevoked(runner.runnerId);
+    } catch (error) {
+      logger.error(
+        { err: error, runnerId: runner.runnerId },
+        "closing a revoked runner's sockets failed",
+      );
+    }
+    return c.json(toRunnerJson(runner));
+  });
+
+  return routes;
+}

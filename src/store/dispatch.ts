@@ -1,0 +1,290 @@
+import { sql } from "drizzle-orm";
+import { type Db, resultRows } from "../../db/client.ts";
+import { afterFailedAttempt } from "../core/task-machine.ts";
+import type { Task } from "./tasks.ts";
+import { getTask, transitionTask } from "./tasks.ts";
+
+/*
+ * The dispatcher's SQL. Every statement is guarded by state, generation and runner, so a message
+ * that arrives late, twice, or from the wrong runner changes nothing (the caller answers `stale`).
+ */
+
+export interface ClaimRequest {
+  runnerId: string;
+  capabilities: readonly string[];
+  agingMs: number;
+  /** Time the runner has to `accept` before the claim lapses. */
+  acceptMs: number;
+}
+
+export interface ClaimedTask {
+  task_id: string;
+  generation: number;
+  repository_id: number;
+  installation_id: number;
+  issue_number: number;
+  title: string;
+  body: string;
+  limits: Record<string, unknown>;
+  full_name: string;
+  default_branch: string;
+}
+
+/**
+ * Claims the next task this runner may take: queued and due, every capability the task needs
+ * among the runner's, in service order (lane after aging, then FIFO). SKIP LOCKED lets every
+ * instance claim at once without waiting on each other; the generation increments here, which
+ * fences off anything an earlier holder might still say about the task.
+ */
+export async function claimNextTask(
+  db: Db,
+  request: ClaimRequest,
+): Promise<ClaimedTask | undefined> {
+  const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
+  const capabilities = `{${request.capabilities.map((c) => `"${c}"`).join(",")}}`;
+  const rows = resultRows<ClaimedTask>(
+    await db.execute(sql`
+      with candidate as (
+        select task_id from tasks
+        where state = 'queued' and available_at <= now()
+          and capabilities <@ ${capabilities}::text[]
+        order by greatest(0, array_position(enum_range(null::lane), lane) - 1
+                 - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int),
+                 enqueued_at
+        limit 1
+        for update skip locked
+      ), claimed as (
+        update tasks t set
+          state = 'assigned',
+          generation = t.generation + 1,
+          runner_id = ${request.runnerId},
+          lease_expires_at = now() + ${`${request.acceptMs} milliseconds`}::interval,
+          status_version = t.status_version + 1,
+          updated_at = now()
+        from candidate
+        where t.task_id = candidate.task_id
+        returning t.*
+      ), logged as (
+        insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+        select task_id, 'dispatcher', 'queued', 'assigned', generation, 'offered to a runner',
+               jsonb_build_object('runner_id', runner_id)
+        from claimed
+      ), runner as (
+        update runners set last_assigned_at = now() where runner_id = ${request.runnerId}
+      )
+      select c.task_id, c.generation, c.repository_id, c.installation_id, c.issue_number, c.title,
+             c.body, c.limits, r.full_name, r.default_branch
+      from claimed c join repositories r on r.repository_id = c.repository_id`),
+  );
+  return rows[0];
+}
+
+type Fence = { taskId: string; generation: number; runnerId: string };
+
+/** `accept`: assigned → running, with a lease and the attempt's deadline. */
+export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise<Task | undefined> {
+  const task = await getTask(db, fence.taskId);
+  const deadlineMinutes = Number(
+    (task?.limits as { deadline_minutes?: number })?.deadline_minutes ?? 120,
+  );
+  return transitionTask(db, {
+    ...fence,
+    from: ["assigned"],
+    to: "running",
+    actor: "runner",
+    reason: "runner accepted",
+    set: {
+      leaseExpiresAt: new Date(Date.now() + leaseMs),
+      deadlineAt: new Date(Date.now() + deadlineMinutes * 60_000),
+    },
+  });
+}
+
+/** `heartbeat`: renews the lease; false when the runner no longer holds this generation. */
+export async function renewLease(db: Db, fence: Fence, leaseMs: number): Promise<boolean> {
+  const rows = resultRows(
+    await db.execute(sql`
+      update tasks set lease_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
+      where task_id = ${fence.taskId} and generation = ${fence.generation}
+        and runner_id = ${fence.runnerId} and state = 'running'
+      returning task_id`),
+  );
+  return rows.length > 0;
+}
+
+/** `reject`: back to the queue at once; a runner saying no is not a failed attempt. */
+export async function rejectTask(db: Db, fence: Fence, reason: string): Promise<Task | undefined> {
+  return transitionTask(db, {
+    ...fence,
+    from: ["assigned"],
+    to: "queued",
+    actor: "runner",
+    reason: `runner rejected: ${reason}`,
+    set: { runnerId: null, leaseExpiresAt: null },
+  });
+}
+
+/**
+ * A failed attempt (runner `fail`, lease expiry, accept timeout, deadline): retry with backoff, or
+ * dead after the last attempt, or dead at once when the failure cannot be retried.
+ */
+export async function failAttempt(
+  db: Db,
+  fence: { taskId: string; generation: number; runnerId?: string },
+  cause: string,
+  options: { retryable: boolean; actor: string; now?: Date; backoffBaseMs?: number },
+): Promise<Task | undefined> {
+  const task = await getTask(db, fence.taskId);
+  if (!task) return undefined;
+  const now = options.now ?? new Date();
+  const outcome = options.retryable
+    ? afterFailedAttempt(task, cause, now, options.backoffBaseMs)
+    : {
+        state: "dead" as const,
+        attempts: task.attempts + 1,
+        reason: `${cause}; the failure cannot be retried`,
+      };
+  return transitionTask(db, {
+    taskId: fence.taskId,
+    generation: fence.generation,
+    ...(fence.runnerId ? { runnerId: fence.runnerId } : {}),
+    from: ["assigned", "running"],
+    to: outcome.state,
+    actor: options.actor,
+    reason: outcome.reason,
+    set: {
+      attempts: outcome.attempts,
+      lastError: cause,
+      runnerId: null,
+      leaseExpiresAt: null,
+      deadlineAt: null,
+      ...(outcome.state === "retry_wait" ? { availableAt: outcome.availableAt } : {}),
+    },
+  });
+}
+
+/**
+ * `complete`: the change set for this generation must be stored with the digest the runner names.
+ * running → pushed; the pull request is written from the stored change set.
+ */
+export async function completeTask(
+  db: Db,
+  fence: Fence,
+  result: { digest: string; summary: string; stats: Record<string, unknown> },
+): Promise<{ task?: Task; problem?: "no_change_set" | "digest_mismatch" }> {
+  const [stored] = resultRows<{ digest: string }>(
+    await db.execute(sql`
+      select digest from change_sets
+      where task_id = ${fence.taskId} and generation = ${fence.generation}
+        and runner_id = ${fence.runnerId}`),
+  );
+  if (!stored) return { problem: "no_change_set" };
+  if (stored.digest !== result.digest) return { problem: "digest_mismatch" };
+  const task = await transitionTask(db, {
+    ...fence,
+    from: ["running"],
+    to: "pushed",
+    actor: "runner",
+    reason: "change set received",
+    data: { digest: result.digest },
+    set: {
+      runnerId: null,
+      leaseExpiresAt: null,
+      deadlineAt: null,
+      lastError: null,
+      result: { summary: result.summary, stats: result.stats, digest: result.digest },
+    },
+  });
+  return task ? { task } : {};
+}
+
+export interface ExpiredTask {
+  task_id: string;
+  generation: number;
+  runner_id: string | null;
+  state: "assigned" | "running";
+  why: "accept timeout" | "lease expired" | "deadline passed";
+}
+
+/** Tasks whose holder missed the accept window, stopped heartbeating, or ran past the deadline. */
+export async function findExpiredTasks(db: Db): Promise<ExpiredTask[]> {
+  return resultRows<ExpiredTask>(
+    await db.execute(sql`
+      select task_id, generation, runner_id, state,
+             case when state = 'assigned' and lease_expires_at < now() then 'accept timeout'
+                  when deadline_at < now() then 'deadline passed'
+                  else 'lease expired' end as why
+      from tasks
+      where state in ('assigned', 'running')
+        and (lease_expires_at < now() or deadline_at < now())`),
+  );
+}
+
+/** retry_wait → queued for every task whose backoff is over. Returns how many came back. */
+export async function promoteDueRetries(db: Db): Promise<number> {
+  const rows = resultRows(
+    await db.execute(sql`
+      with due as (
+        update tasks set state = 'queued', enqueued_at = now(), status_version = status_version + 1,
+                         updated_at = now()
+        where state = 'retry_wait' and available_at <= now()
+        returning task_id, generation
+      )
+      insert into task_events (task_id, actor, from_state, to_state, generation, reason)
+      select task_id, 'dispatcher', 'retry_wait', 'queued', generation, 'backoff over'
+      from due
+      returning task_id`),
+  );
+  return rows.length;
+}
+
+/** For `hello.running`: which of the tasks a reconnecting runner names it still holds. */
+export async function heldTasks(
+  db: Db,
+  runnerId: string,
+  running: { task_id: string; generation: number }[],
+): Promise<Set<string>> {
+  if (running.length === 0) return new Set();
+  const rows = resultRows<{ task_id: string; generation: number }>(
+    await db.execute(sql`
+      select task_id, generation from tasks
+      where runner_id = ${runnerId} and state in ('assigned', 'running')
+        and task_id in (${sql.join(
+          running.map((r) => sql`${r.task_id}`),
+          sql`, `,
+        )})`),
+  );
+  const current = new Map(rows.map((r) => [r.task_id, r.generation]));
+  return new Set(
+    running.filter((r) => current.get(r.task_id) === r.generation).map((r) => r.task_id),
+  );
+}
+
+/** Stores an uploaded change set for the generation its runner holds (replacing a re-upload). */
+export async function storeChangeSet(
+  db: Db,
+  input: {
+    taskId: string;
+    generation: number;
+    runnerId: string;
+    digest: string;
+    baseSha: string;
+    message: string;
+    files: unknown;
+    sizeBytes: number;
+  },
+): Promise<"stored" | "stale"> {
+  const rows = resultRows(
+    await db.execute(sql`
+      insert into change_sets (task_id, generation, runner_id, digest, base_sha, message, files, size_bytes)
+      select ${input.taskId}, ${input.generation}, ${input.runnerId}, ${input.digest}, ${input.baseSha},
+             ${input.message}, ${JSON.stringify(input.files)}::jsonb, ${input.sizeBytes}
+      where exists (select 1 from tasks where task_id = ${input.taskId} and generation = ${input.generation}
+                    and runner_id = ${input.runnerId} and state = 'running')
+      on conflict (task_id, generation) do update
+        set digest = excluded.digest, base_sha = excluded.base_sha, message = excluded.message,
+            files = excluded.files, size_bytes = excluded.size_bytes, created_at = now()
+      returning task_id`),
+  );
+  return rows.length ? "stored" : "stale";
+}

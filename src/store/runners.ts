@@ -1,0 +1,148 @@
+import { createHash, randomBytes } from "node:crypto";
+import { and, asc, desc, eq, isNull, sql } from "drizzle-orm";
+import type { Db } from "../../db/client.ts";
+import { runners } from "../../db/schema.ts";
+import {
+  type FieldError,
+  RunnerRegistration,
+  type RunnerRegistrationInput,
+  toFieldErrors,
+} from "../core/runner-registration.ts";
+
+/** Every runner token starts with this, so a leaked one is recognisable (and greppable). */
+export const RUNNER_TOKEN_PREFIX = "cvr_";
+
+/**
+ * `NOTIFY` channel that carries the id of a runner just revoked, so every instance sharing the
+ * database (not only the one that revoked it) can close the runner's live sockets.
+ */
+export const RUNNER_REVOKED_CHANNEL = "conveyor_runner_revoked";
+
+/** A runner identity as the rest of the app sees it: never with its token hash. */
+export type Runner = Omit<typeof runners.$inferSelect, "tokenHash">;
+
+// Selecting these columns explicitly (instead of `select *`) is what keeps the hash in the table.
+const PUBLIC_COLUMNS = {
+  runnerId: runners.runnerId,
+  name: runners.name,
+  capabilities: runners.capabilities,
+  tier: runners.tier,
+  createdAt: runners.createdAt,
+  revokedAt: runners.revokedAt,
+  lastSeenAt: runners.lastSeenAt,
+  lastAssignedAt: runners.lastAssignedAt,
+};
+
+/** The registration input broke the name, capability or tier rules. */
+export class InvalidRunnerError extends Error {
+  override name = "InvalidRunnerError";
+  constructor(readonly errors: FieldError[]) {
+    super(`invalid runner: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`);
+  }
+}
+
+/** Another runner (active or revoked) already has the name. */
+export class RunnerNameTakenError extends Error {
+  override name = "RunnerNameTakenError";
+  constructor(
+    readonly runnerName: string,
+    readonly revoked: boolean,
+  ) {
+    // The unique constraint covers revoked rows too (they keep task history readable), so
+    // revoking a runner does not free its name; the message must not suggest it does.
+    super(
+      revoked
+        ? `a runner named ${runnerName} existed and was revoked; its name stays reserved, so pick another name`
+        : `a runner named ${runnerName} exists; pick another name (revoking it does not free the name)`,
+    );
+  }
+}
+
+/** SHA-256 (hex) of a runner token: the only form in which a token is stored. */
+export function hashRunnerToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+function newRunnerToken(): string {
+  return `${RUNNER_TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+}
+
+/**
+ * Registers a runner and returns it with its token. The token exists only in this return value:
+ * the table keeps its hash, so it cannot be shown again. Throws {@link InvalidRunnerError} for a bad
+ * name, capability or tier and {@link RunnerNameTakenError} when the name is in use (decided by the
+ * unique constraint, so two registrations racing for one name make one runner).
+ */
+export async function createRunner(
+  db: Db,
+  input: RunnerRegistrationInput,
+): Promise<{ runner: Runner; token: string }> {
+  const parsed = RunnerRegistration.safeParse(input);
+  if (!parsed.success) throw new InvalidRunnerError(toFieldErrors(parsed.error));
+  const { name, capabilities, tier } = parsed.data;
+  const token = newRunnerToken();
+  const [runner] = await db
+    .insert(runners)
+    .values({ name, capabilities, tier, tokenHash: hashRunnerToken(token) })
+    .onConflictDoNothing()
+    .returning(PUBLIC_COLUMNS);
+  if (runner) return { runner, token };
+  const [existing] = await db
+    .select({ revokedAt: runners.revokedAt })
+    .from(runners)
+    .where(eq(runners.name, name))
+    .orderBy(sql`${runners.revokedAt} is null desc`)
+    .limit(1);
+  if (existing) throw new RunnerNameTakenError(name, existing.revokedAt !== null);
+  // The only other unique column is the hash of 32 random bytes.
+  throw new Error("registering the runner failed: token hash collision");
+}
+
+/** Every runner, oldest first, revoked ones included (they show `revokedAt`). */
+export async function listRunners(db: Db): Promise<Runner[]> {
+  return db.select(PUBLIC_COLUMNS).from(runners).orderBy(asc(runners.createdAt), asc(runners.name));
+}
+
+export async function findRunnerByName(db: Db, name: string): Promise<Runner | undefined> {
+  const [runner] = await db
+    .select(PUBLIC_COLUMNS)
+    .from(runners)
+    .where(eq(runners.name, name))
+    .orderBy(sql`${runners.revokedAt} is null desc`, desc(runners.createdAt))
+    .limit(1);
+  return runner;
+}
+
+/**
+ * Revokes the runner named `name`: its token stops working, and a `NOTIFY` on
+ * {@link RUNNER_REVOKED_CHANNEL} (sent when the transaction commits) tells every instance to close
+ * its sockets. Idempotent: revoking a revoked runner returns it unchanged (same `revokedAt`, no
+ * second notification). Undefined when there is no runner of that name.
+ */
+export async function revokeRunner(db: Db, name: string): Promise<Runner | undefined> {
+  return db.transaction(async (tx) => {
+    const [revoked] = await tx
+      .update(runners)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(runners.name, name), isNull(runners.revokedAt)))
+      .returning(PUBLIC_COLUMNS);
+    if (revoked) {
+      await tx.execute(sql`select pg_notify(${RUNNER_REVOKED_CHANNEL}, ${revoked.runnerId})`);
+      return revoked;
+    }
+    return findRunnerByName(tx, name);
+  });
+}
+
+/**
+ * The active runner a token belongs to, or undefined for an unknown, malformed or revoked token.
+ * The lookup is by hash, so timing reveals nothing about stored tokens.
+ */
+export async function findRunnerByToken(db: Db, token: string): Promise<Runner | undefined> {
+  if (!token.startsWith(RUNNER_TOKEN_PREFIX)) return undefined;
+  const [runner] = await db
+    .select(PUBLIC_COLUMNS)
+    .from(runners)
+    .where(and(eq(runners.tokenHash, hashRunnerToken(token)), isNull(runners.revokedAt)));
+  return runner;
+}

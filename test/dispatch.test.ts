@@ -1,0 +1,362 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { sql } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../db/client.ts";
+import type { ServerMessage } from "../src/protocol/messages.ts";
+import { createRunner } from "../src/store/runners.ts";
+import { getTask, listTaskEvents } from "../src/store/tasks.ts";
+import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { connectRunner, type FakeRunner } from "./helpers/fake-runner.ts";
+import { waitFor } from "./helpers/wait-for.ts";
+
+const run = promisify(execFile);
+type AssignFrame = Extract<ServerMessage, { type: "assign" }>;
+
+let h: Harness;
+const runners: FakeRunner[] = [];
+let runnerCount = 0;
+
+beforeAll(async () => {
+  h = await createHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+afterEach(async () => {
+  for (const r of runners.splice(0)) r.close();
+  // Leave no work behind for the next test.
+  await h.database.db.execute(
+    sql`update tasks set state = 'cancelled' where state not in ('merged', 'cancelled')`,
+  );
+  expect(h.sim.violations).toEqual([]);
+});
+
+async function registerRunner(capabilities: string[] = []) {
+  const { runner, token } = await createRunner(h.database.db, {
+    name: `runner-${++runnerCount}`,
+    capabilities,
+    tier: "normal",
+  });
+  return { runnerId: runner.runnerId, name: runner.name, token };
+}
+
+async function connect(token: string, hello: Parameters<typeof connectRunner>[2] = {}) {
+  const runner = await connectRunner(h.conveyor.url, token, hello);
+  runners.push(runner);
+  return runner;
+}
+
+async function queueIssue(title: string, labels: string[] = []) {
+  const { issue } = await h.sim.openIssue(h.repo, {
+    title,
+    body: `Do: ${title}`,
+    user: "octocat",
+    labels,
+  });
+  await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+  const [row] = resultRows<{ task_id: string }>(
+    await h.database.db.execute(sql`
+      select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`),
+  );
+  return { issueNumber: issue.number, taskId: row!.task_id };
+}
+
+async function upload(
+  token: string,
+  assign: AssignFrame,
+  files = [{ path: "hello.txt", action: "add", content: "hi\n" }],
+) {
+  const response = await fetch(
+    `${h.conveyor.url}/runners/v1/tasks/${assign.task_id}/changes?generation=${assign.generation}`,
+    {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ base_sha: assign.repo.base_sha, message: "Add hello", files }),
+    },
+  );
+  return {
+    status: response.status,
+    body: (await response.json()) as { digest?: string; error?: string },
+  };
+}
+
+/** accept → heartbeat → upload → complete, as a well-behaved runner does. */
+async function finish(runner: FakeRunner, token: string, assign: AssignFrame) {
+  runner.send({
+    type: "accept",
+    id: `a-${assign.task_id}`,
+    task_id: assign.task_id,
+    generation: assign.generation,
+  });
+  await runner.next("ack", (f) => f.id === `a-${assign.task_id}`);
+  const uploaded = await upload(token, assign);
+  expect(uploaded.status).toBe(201);
+  runner.send({
+    type: "complete",
+    id: `c-${assign.task_id}`,
+    task_id: assign.task_id,
+    generation: assign.generation,
+    changes_digest: uploaded.body.digest!,
+    summary: "Added hello.txt",
+    stats: { files_changed: 1 },
+  });
+  await runner.next("ack", (f) => f.id === `c-${assign.task_id}`);
+}
+
+describe("runner socket", () => {
+  it("refuses an unknown or missing token before the upgrade", async () => {
+    await expect(connectRunner(h.conveyor.url, "cvr_not-a-token")).rejects.toMatchObject({
+      status: 401,
+    });
+    const plain = await fetch(`${h.conveyor.url}/runners/v1`);
+    expect(plain.status).toBe(401);
+  });
+
+  it("assigns a queued task with a read-only token, and takes the result", async () => {
+    const { token, runnerId } = await registerRunner();
+    const runner = await connect(token);
+    const queued = await queueIssue("First task");
+    const assign = await runner.next("assign");
+    expect(assign).toMatchObject({
+      task_id: queued.taskId,
+      generation: 1,
+      branch: `conveyor/issue-${queued.issueNumber}`,
+      issue: { number: queued.issueNumber, title: "First task", body: "Do: First task" },
+      repo: { full_name: h.repo, default_branch: "main" },
+    });
+    expect(assign.repo.base_sha).toBe(await h.sim.getBranchSha(h.repo, "main"));
+    // The token clones, and cannot push.
+    const url = new URL(assign.repo.clone_url);
+    url.username = "x-access-token";
+    url.password = assign.read_token.value;
+    const { stdout } = await run("git", ["ls-remote", url.toString(), "refs/heads/main"]);
+    expect(stdout).toContain(assign.repo.base_sha);
+
+    await finish(runner, token, assign);
+    const task = await getTask(h.database.db, queued.taskId);
+    expect(task).toMatchObject({ state: "pushed", runnerId: null });
+    expect(task?.result).toMatchObject({ summary: "Added hello.txt" });
+    const events = await listTaskEvents(h.database.db, queued.taskId);
+    expect(events.map((e) => e.to_state)).toEqual(["queued", "assigned", "running", "pushed"]);
+    expect(events[1]?.actor).toBe("dispatcher");
+    const [row] = resultRows<{ last_assigned_at: string | null }>(
+      await h.database.db.execute(
+        sql`select last_assigned_at::text from runners where runner_id = ${runnerId}`,
+      ),
+    );
+    expect(row?.last_assigned_at).not.toBeNull();
+  });
+
+  it("gives two runners ten tasks, each completed exactly once", async () => {
+    const a = await registerRunner();
+    const b = await registerRunner();
+    const ra = await connect(a.token, { slots: 1 });
+    const rb = await connect(b.token, { slots: 1 });
+    const queued = [];
+    for (let i = 0; i < 10; i++) queued.push(await queueIssue(`Batch ${i}`));
+    const work = async (runner: FakeRunner, token: string, count: { n: number }) => {
+      for (;;) {
+        const assign = await runner.next("assign", undefined, 3_000).catch(() => undefined);
+        if (!assign) return;
+        await finish(runner, token, assign);
+        count.n++;
+      }
+    };
+    const ca = { n: 0 };
+    const cb = { n: 0 };
+    await Promise.all([work(ra, a.token, ca), work(rb, b.token, cb)]);
+    expect(ca.n + cb.n).toBe(10);
+    expect(ca.n).toBeGreaterThan(0);
+    expect(cb.n).toBeGreaterThan(0);
+    const [counts] = resultRows<{ pushed: number; completions: number }>(
+      await h.database.db.execute(sql`
+        select (select count(*)::int from tasks where state = 'pushed' and task_id in ${queued.map((q) => q.taskId)}) as pushed,
+               (select count(*)::int from task_events where to_state = 'pushed'
+                  and task_id in ${queued.map((q) => q.taskId)}) as completions`),
+    );
+    expect(counts).toEqual({ pushed: 10, completions: 10 });
+  });
+
+  it("requeues the task of a runner that vanished, and the other runner completes it once", async () => {
+    const a = await registerRunner();
+    const b = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Survive a crash");
+    const assign = await ra.next("assign");
+    ra.send({ type: "accept", task_id: assign.task_id, generation: assign.generation });
+    await ra.next("ack");
+    ra.ws.terminate();
+    const rb = await connect(b.token);
+    const second = await rb.next("assign", (f) => f.task_id === queued.taskId, 10_000);
+    expect(second.generation).toBe(assign.generation + 1);
+    await finish(rb, b.token, second);
+    const task = await getTask(h.database.db, queued.taskId);
+    expect(task).toMatchObject({ state: "pushed", attempts: 1 });
+    const events = await listTaskEvents(h.database.db, queued.taskId);
+    expect(events.filter((e) => e.to_state === "pushed")).toHaveLength(1);
+    expect(
+      events.some((e) => e.to_state === "retry_wait" && e.reason.startsWith("lease expired")),
+    ).toBe(true);
+  });
+
+  it("answers stale to a late complete after a reclaim, and changes nothing", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Too slow");
+    const assign = await ra.next("assign");
+    // Never accepts: the accept window passes, the task goes back and the runner is told to stop.
+    const cancel = await ra.next("cancel", (f) => f.task_id === queued.taskId, 5_000);
+    expect(cancel.reason).toBe("accept timeout");
+    ra.send({
+      type: "complete",
+      id: "late",
+      task_id: assign.task_id,
+      generation: assign.generation,
+      changes_digest: `sha256:${"0".repeat(64)}`,
+      summary: "late",
+      stats: {},
+    });
+    const stale = await ra.next("stale", (f) => f.id === "late");
+    expect(stale.task_id).toBe(queued.taskId);
+    const task = await getTask(h.database.db, queued.taskId);
+    expect(task?.state).not.toBe("pushed");
+  });
+
+  it("puts a rejected task back without counting an attempt", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Not for me");
+    const assign = await ra.next("assign");
+    // Draining first, so the task is not simply offered to this runner again.
+    ra.send({ type: "drain", id: "d" });
+    await ra.next("ack", (f) => f.id === "d");
+    ra.send({
+      type: "reject",
+      id: "r",
+      task_id: assign.task_id,
+      generation: assign.generation,
+      reason: "disk full",
+    });
+    await ra.next("ack", (f) => f.id === "r");
+    await waitFor(async () => (await getTask(h.database.db, queued.taskId))?.state === "queued");
+    expect((await getTask(h.database.db, queued.taskId))?.attempts).toBe(0);
+  });
+
+  it("only offers a task to a runner with every capability it needs", async () => {
+    const plain = await registerRunner();
+    const gpu = await registerRunner(["gpu"]);
+    const rp = await connect(plain.token, { capabilities: [] });
+    const queued = await queueIssue("Needs a GPU", ["needs:gpu"]);
+    await expect(rp.next("assign", undefined, 800)).rejects.toThrow();
+    const rg = await connect(gpu.token, { capabilities: ["gpu"] });
+    expect((await rg.next("assign")).task_id).toBe(queued.taskId);
+  });
+
+  it("keeps a reconnecting runner's task (continue) and cancels what it no longer holds", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Reconnect");
+    const assign = await ra.next("assign");
+    ra.send({ type: "accept", task_id: assign.task_id, generation: assign.generation });
+    await ra.next("ack");
+    ra.close();
+    const again = await connect(a.token, false);
+    const bogus = "00000000-0000-4000-8000-000000000000";
+    again.send({
+      type: "hello",
+      protocol: 1,
+      name: "test-runner",
+      version: "0.0.0",
+      capabilities: [],
+      slots: 2,
+      running: [
+        { task_id: assign.task_id, generation: assign.generation },
+        { task_id: bogus, generation: 3 },
+      ],
+    });
+    const welcome = await again.next("welcome");
+    expect(welcome.reconcile).toEqual([
+      { task_id: assign.task_id, action: "continue" },
+      { task_id: bogus, action: "cancel" },
+    ]);
+    await finish2(again, a.token, assign);
+    expect((await getTask(h.database.db, queued.taskId))?.state).toBe("pushed");
+  });
+
+  it("answers invalid frames with field errors and closes after ten (1008), then makes it wait", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    ra.send({ type: "heartbeat", id: "h1", task_id: "nope", generation: 0, stage: "dancing" });
+    const error = await ra.next("error");
+    expect(error).toMatchObject({ id: "h1", code: "invalid_frame" });
+    expect(error.errors.map((e) => e.field).sort()).toEqual(["generation", "stage", "task_id"]);
+    ra.sendRaw("{not json");
+    expect((await ra.next("error")).code).toBe("invalid_json");
+    for (let i = 0; i < 8; i++) ra.send({ type: "bogus" });
+    expect((await ra.closed).code).toBe(1008);
+    await expect(connectRunner(h.conveyor.url, a.token)).rejects.toMatchObject({ status: 429 });
+  });
+
+  it("closes a socket that sends a frame over 1 MiB with 1009", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    ra.sendRaw(JSON.stringify({ type: "ping", pad: "x".repeat(1024 * 1024) }));
+    expect((await ra.closed).code).toBe(1009);
+  });
+
+  it("closes the socket of a revoked runner within a second", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const response = await fetch(`${h.conveyor.url}/api/runners/${a.name}/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    const started = Date.now();
+    expect((await ra.closed).code).toBe(1008);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect(connectRunner(h.conveyor.url, a.token)).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("refuses change sets that escape the repository or belong to another generation", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    await queueIssue("Sneaky paths");
+    const assign = await ra.next("assign");
+    ra.send({ type: "accept", task_id: assign.task_id, generation: assign.generation });
+    await ra.next("ack");
+    for (const path of ["../outside", "/etc/passwd", ".git/config"]) {
+      const response = await upload(a.token, assign, [{ path, action: "add", content: "x" }]);
+      expect(response.status).toBe(422);
+      expect(response.body.error).toBe("change set touches paths it may not");
+    }
+    const wrong = await upload(a.token, { ...assign, generation: assign.generation + 1 });
+    expect(wrong.status).toBe(409);
+    const other = await registerRunner();
+    const foreign = await upload(other.token, assign);
+    expect(foreign.status).toBe(409);
+    const [stored] = resultRows<{ n: number }>(
+      await h.database.db.execute(
+        sql`select count(*)::int as n from change_sets where task_id = ${assign.task_id}`,
+      ),
+    );
+    expect(stored?.n).toBe(0);
+  });
+});
+
+/** finish() for a task the runner already accepted. */
+async function finish2(runner: FakeRunner, token: string, assign: AssignFrame) {
+  const uploaded = await upload(token, assign);
+  expect(uploaded.status).toBe(201);
+  runner.send({
+    type: "complete",
+    id: "done",
+    task_id: assign.task_id,
+    generation: assign.generation,
+    changes_digest: uploaded.body.digest!,
+    summary: "done",
+    stats: {},
+  });
+  await runner.next("ack", (f) => f.id === "done");
+}
