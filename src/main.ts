@@ -43,6 +43,8 @@ export interface StartOptions {
   dispatchTimings?: Partial<DispatchTimings>;
   /** Per-tier frame limits per minute; tests and benchmarks raise them. */
   rateLimits?: TierLimits;
+  /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
+  reconcileOnStart?: boolean;
 }
 
 export interface RunningConveyor {
@@ -169,6 +171,7 @@ export async function startConveyor(
       const reconcileLoop = createLoop({
         name: "reconciler",
         intervalMs: config.reconcileIntervalMs,
+        initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
         logger,
         body: async () => {
           await reconciler.runOnce();

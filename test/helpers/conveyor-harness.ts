@@ -30,6 +30,8 @@ export interface Harness {
   installationId: number;
   /** GitHub's id of `repo`. */
   repositoryId: number;
+  /** Another app instance on the same database and simulator (stopped by `close`). */
+  startAnother(): Promise<RunningConveyor>;
   /** `acme/widgets`, installed, with `octocat` (write), `reader` (read) and `maint` (maintain). */
   repo: string;
   close(): Promise<void>;
@@ -82,13 +84,15 @@ export async function createHarness(
     CONVEYOR_RECONCILE_MINUTES: "600",
     ...options.env,
   });
-  const conveyor = await startConveyor(config, {
+  const startOptions: StartOptions = {
     logger: createLogger({ level: (process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent" }),
     octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
     notifierIntervalMs: 50,
-    dispatchTimings: FAST_TIMINGS,
     ...options.start,
-  });
+    dispatchTimings: { ...FAST_TIMINGS, ...options.start?.dispatchTimings },
+  };
+  const conveyor = await startConveyor(config, startOptions);
+  const others: RunningConveyor[] = [];
   sim.setWebhook({ url: `${conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
   return {
     sim,
@@ -97,7 +101,13 @@ export async function createHarness(
     installationId: installation.id,
     repositoryId: created.id,
     repo,
+    async startAnother() {
+      const another = await startConveyor(config, startOptions);
+      others.push(another);
+      return another;
+    },
     async close() {
+      await Promise.all(others.map((o) => o.stop()));
       await conveyor.stop();
       await sim.close();
       await database.drop();
