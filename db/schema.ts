@@ -150,17 +150,22 @@ export const changeSets = pgTable(
 );
 
 /** Registered runner identities; the token itself is never stored, only its SHA-256. */
-export const runners = pgTable("runners", {
-  runnerId: uuid("runner_id").primaryKey().defaultRandom(),
-  name: text("name").notNull().unique(),
-  tokenHash: text("token_hash").notNull().unique(),
-  capabilities: text("capabilities").array().notNull().default(sql`'{}'::text[]`),
-  tier: runnerTier("tier").notNull().default("normal"),
-  createdAt: createdAt(),
-  revokedAt: timestamp("revoked_at", { withTimezone: true }),
-  lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
-  lastAssignedAt: timestamp("last_assigned_at", { withTimezone: true }),
-});
+export const runners = pgTable(
+  "runners",
+  {
+    runnerId: uuid("runner_id").primaryKey().defaultRandom(),
+    name: text("name").notNull(),
+    tokenHash: text("token_hash").notNull().unique(),
+    capabilities: text("capabilities").array().notNull().default(sql`'{}'::text[]`),
+    tier: runnerTier("tier").notNull().default("normal"),
+    createdAt: createdAt(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
+    lastAssignedAt: timestamp("last_assigned_at", { withTimezone: true }),
+  },
+  // A revoked runner's name can be registered again (to replace a leaked token).
+  (t) => [uniqueIndex("runners_active_name").on(t.name).where(sql`${t.revokedAt} is null`)],
+);
 
 /**
  * Every webhook delivery handled, keyed by GitHub's `X-GitHub-Delivery`. Written in the same

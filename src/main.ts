@@ -28,6 +28,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
+import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
 export interface StartOptions {
@@ -200,11 +201,7 @@ export async function startConveyor(
         db: database.db,
         adminToken: config.adminToken,
         logger,
-        onRunnerRevoked: (runnerId) => {
-          dispatcher?.revokeRunner(runnerId).catch((error) => {
-            logger.error({ err: error, runnerId }, "could not announce a revoked runner");
-          });
-        },
+        onRunnerRevoked: (runnerId) => dispatcher?.revokeRunner(runnerId),
         listConnectedRunners: () =>
           (dispatcher?.connections() ?? []).map((c) => ({
             runnerId: c.runnerId,
@@ -238,6 +235,8 @@ export async function startConveyor(
   const { port } = server.address() as AddressInfo;
   const url = `http://${displayHost(config.host)}:${port}`;
   logger.info({ url }, "conveyor listening");
+  // The embedded database admits one process: the CLI finds this server here and uses its API.
+  if (database.kind === "pglite") writeServerInfo(config.dataDir, { pid: process.pid, url });
 
   const httpServer = server;
   let stopping: Promise<void> | undefined;
@@ -250,6 +249,7 @@ export async function startConveyor(
     dispatcher,
     stop() {
       stopping ??= (async () => {
+        if (database.kind === "pglite") removeServerInfo(config.dataDir);
         // Runners are told first (1001) so they reconnect elsewhere; their leases run on.
         await dispatcher?.stop();
         await new Promise<void>((resolve) => {

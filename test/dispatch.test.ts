@@ -25,10 +25,19 @@ afterAll(async () => {
 });
 afterEach(async () => {
   for (const r of runners.splice(0)) r.close();
-  // Leave no work behind for the next test.
-  await h.database.db.execute(
-    sql`update tasks set state = 'cancelled' where state not in ('merged', 'cancelled')`,
-  );
+  // Leave no work behind: close every issue the way a person would, which cancels its task (a
+  // task cancelled only in the database would be recreated by reconciliation, rightly).
+  for (const issue of h.sim.listIssues(h.repo).filter((i) => i.state === "open")) {
+    await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
+  }
+  await waitFor(async () => {
+    const [row] = resultRows<{ n: number }>(
+      await h.database.db.execute(
+        sql`select count(*)::int as n from tasks where state in ('queued', 'assigned', 'running', 'retry_wait')`,
+      ),
+    );
+    return row?.n === 0;
+  });
   expect(h.sim.violations).toEqual([]);
 });
 
@@ -280,6 +289,44 @@ describe("runner socket", () => {
       { task_id: assign.task_id, action: "continue" },
       { task_id: bogus, action: "cancel" },
     ]);
+    await finish2(again, a.token, assign);
+    expect((await getTask(h.database.db, queued.taskId))?.state).toBe("pushed");
+  });
+
+  it("lets a runner keep its task across a server restart, with no accept-timeout reclaim", async () => {
+    const a = await registerRunner();
+    // The runner talks to its own instance, which then shuts down; a new one takes over.
+    const before = await h.startAnother();
+    const ra = await connectRunner(before.url, a.token);
+    runners.push(ra);
+    const queued = await queueIssue("Across a restart");
+    const assign = await ra.next("assign");
+    ra.send({ type: "accept", task_id: assign.task_id, generation: assign.generation });
+    await ra.next("ack");
+    await before.stop();
+    expect((await ra.closed).code).toBe(1001);
+    const replacement = await h.startAnother();
+    const again = await connectRunner(replacement.url, a.token, {
+      running: [{ task_id: assign.task_id, generation: assign.generation }],
+    });
+    runners.push(again);
+    expect(again.received.find((f) => f.type === "welcome")).toMatchObject({
+      reconcile: [{ task_id: assign.task_id, action: "continue" }],
+    });
+    // Well past the accept window and a lease: heartbeats keep it, nothing reclaims it.
+    for (let i = 0; i < 6; i++) {
+      again.send({
+        type: "heartbeat",
+        id: `hb${i}`,
+        task_id: assign.task_id,
+        generation: assign.generation,
+        stage: "agent",
+      });
+      await again.next("ack", (f) => f.id === `hb${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    const task = await getTask(h.database.db, queued.taskId);
+    expect(task).toMatchObject({ state: "running", generation: assign.generation, attempts: 0 });
     await finish2(again, a.token, assign);
     expect((await getTask(h.database.db, queued.taskId))?.state).toBe("pushed");
   });

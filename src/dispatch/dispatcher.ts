@@ -9,6 +9,7 @@ import {
   findExpiredTasks,
   promoteDueRetries,
 } from "../store/dispatch.ts";
+import { RUNNER_REVOKED_CHANNEL } from "../store/runners.ts";
 import { transitionTask } from "../store/tasks.ts";
 
 /** The protocol's timings (design §4); tests shorten them. */
@@ -71,8 +72,7 @@ export const DISPATCH_CHANNEL = "conveyor_dispatch";
 
 type Notice =
   | { kind: "work" }
-  | { kind: "cancel"; runner_id: string; task_id: string; generation: number; reason: string }
-  | { kind: "revoke"; runner_id: string };
+  | { kind: "cancel"; runner_id: string; task_id: string; generation: number; reason: string };
 
 export interface Dispatcher {
   register(connection: RunnerConnection): void;
@@ -81,8 +81,11 @@ export interface Dispatcher {
   wake(): void;
   /** Tell every instance there is new work. */
   announceWork(): void;
-  /** Close the sockets of a revoked runner, wherever they are. */
-  revokeRunner(runnerId: string): Promise<void>;
+  /**
+   * Closes a revoked runner's sockets on this instance at once. Other instances hear the
+   * `RUNNER_REVOKED_CHANNEL` notification that revoking sends (from the API or the CLI).
+   */
+  revokeRunner(runnerId: string): void;
   connections(): RunnerConnection[];
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -260,7 +263,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (notice.kind === "work") loop.wake();
     else if (notice.kind === "cancel") {
       cancelLocally(notice.runner_id, notice.task_id, notice.generation, notice.reason);
-    } else if (notice.kind === "revoke") closeLocally(notice.runner_id);
+    }
   }
 
   const loop: Loop = createLoop({
@@ -294,17 +297,20 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       loop.wake();
       notify({ kind: "work" }).catch((error) => logger.warn({ err: error }, "notify failed"));
     },
-    async revokeRunner(runnerId) {
-      closeLocally(runnerId);
-      await notify({ kind: "revoke", runner_id: runnerId });
-    },
+    revokeRunner: closeLocally,
     connections: all,
     async start() {
-      unlisten = await database.listen(DISPATCH_CHANNEL, onNotice);
+      const stopWork = await database.listen(DISPATCH_CHANNEL, onNotice);
+      const stopRevoked = await database.listen(RUNNER_REVOKED_CHANNEL, closeLocally);
+      unlisten = async () => {
+        await stopWork();
+        await stopRevoked();
+      };
     },
     async stop() {
       await loop.stop();
       await unlisten?.();
+      unlisten = undefined;
       for (const connection of all()) connection.close(1001, "server shutting down");
     },
     dispatchOnce,

@@ -41,20 +41,11 @@ export class InvalidRunnerError extends Error {
   }
 }
 
-/** Another runner (active or revoked) already has the name. */
+/** An active runner already has the name (a revoked runner's name can be registered again). */
 export class RunnerNameTakenError extends Error {
   override name = "RunnerNameTakenError";
-  constructor(
-    readonly runnerName: string,
-    readonly revoked: boolean,
-  ) {
-    // The unique constraint covers revoked rows too (they keep task history readable), so
-    // revoking a runner does not free its name; the message must not suggest it does.
-    super(
-      revoked
-        ? `a runner named ${runnerName} existed and was revoked; its name stays reserved, so pick another name`
-        : `a runner named ${runnerName} exists; pick another name (revoking it does not free the name)`,
-    );
+  constructor(readonly runnerName: string) {
+    super(`a runner named ${runnerName} exists; revoke it or pick another name`);
   }
 }
 
@@ -87,13 +78,8 @@ export async function createRunner(
     .onConflictDoNothing()
     .returning(PUBLIC_COLUMNS);
   if (runner) return { runner, token };
-  const [existing] = await db
-    .select({ revokedAt: runners.revokedAt })
-    .from(runners)
-    .where(eq(runners.name, name))
-    .orderBy(sql`${runners.revokedAt} is null desc`)
-    .limit(1);
-  if (existing) throw new RunnerNameTakenError(name, existing.revokedAt !== null);
+  // The unique index covers active runners only: a conflict means an active one has the name.
+  if (await findActiveRunnerByName(db, name)) throw new RunnerNameTakenError(name);
   // The only other unique column is the hash of 32 random bytes.
   throw new Error("registering the runner failed: token hash collision");
 }
@@ -103,6 +89,15 @@ export async function listRunners(db: Db): Promise<Runner[]> {
   return db.select(PUBLIC_COLUMNS).from(runners).orderBy(asc(runners.createdAt), asc(runners.name));
 }
 
+async function findActiveRunnerByName(db: Db, name: string): Promise<Runner | undefined> {
+  const [runner] = await db
+    .select(PUBLIC_COLUMNS)
+    .from(runners)
+    .where(and(eq(runners.name, name), isNull(runners.revokedAt)));
+  return runner;
+}
+
+/** The active runner of that name, else its most recently revoked namesake. */
 export async function findRunnerByName(db: Db, name: string): Promise<Runner | undefined> {
   const [runner] = await db
     .select(PUBLIC_COLUMNS)

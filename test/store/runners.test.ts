@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, resultRows } from "../../db/client.ts";
 import {
   createRunner,
+  findRunnerByName,
   findRunnerByToken,
   hashRunnerToken,
   InvalidRunnerError,
@@ -85,7 +86,7 @@ describe.each(BACKENDS)("runner store on $name", (backend) => {
     for (const r of refused) {
       expect((r as PromiseRejectedResult).reason).toBeInstanceOf(RunnerNameTakenError);
       expect((r as PromiseRejectedResult).reason.message).toBe(
-        "a runner named racer exists; pick another name (revoking it does not free the name)",
+        "a runner named racer exists; revoke it or pick another name",
       );
     }
     expect(await storedRows("racer")).toHaveLength(1);
@@ -113,7 +114,7 @@ describe.each(BACKENDS)("runner store on $name", (backend) => {
     expect(await findRunnerByToken(database.db, token)).toBeUndefined();
   });
 
-  it("revokes idempotently and keeps the name reserved", async () => {
+  it("revokes idempotently and frees the name for a new runner", async () => {
     await createRunner(database.db, { name: "leaving" });
     const first = await revokeRunner(database.db, "leaving");
     expect(first?.revokedAt).toBeInstanceOf(Date);
@@ -123,10 +124,11 @@ describe.each(BACKENDS)("runner store on $name", (backend) => {
     expect((await listRunners(database.db)).find((r) => r.name === "leaving")?.revokedAt).toEqual(
       first?.revokedAt,
     );
-    await expect(createRunner(database.db, { name: "leaving" })).rejects.toMatchObject({
-      name: "RunnerNameTakenError",
-      revoked: true,
-      message: expect.stringContaining("existed and was revoked"),
+    const replacement = await createRunner(database.db, { name: "leaving" });
+    expect(replacement.runner.runnerId).not.toBe(first?.runnerId);
+    expect(await findRunnerByName(database.db, "leaving")).toMatchObject({
+      runnerId: replacement.runner.runnerId,
+      revokedAt: null,
     });
   });
 });
