@@ -3,7 +3,6 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { createAdaptorServer } from "@hono/node-server";
-import type { Hono } from "hono";
 import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
 import { WebSocketServer } from "ws";
 import { createDatabase, type Database } from "../db/client.ts";
@@ -76,7 +75,7 @@ export async function startConveyor(
   let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
   let dispatcher: Dispatcher | undefined;
   const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
-  const mounts: { path: string; routes: Hono<any> }[] = [];
+  let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -147,20 +146,17 @@ export async function startConveyor(
         notifierLoop.wake();
         taskDispatcher.announceWork();
       };
-      mounts.push({
-        path: "/",
-        routes: createRunnerRoutes({
-          db: database.db,
-          logger,
-          dispatcher: taskDispatcher,
-          timings,
-          policies: createFramePolicies(options.rateLimits),
-          async authenticate(token) {
-            const runner = await findRunnerByToken(database.db, token);
-            return runner && { runnerId: runner.runnerId, name: runner.name };
-          },
-          onChange,
-        }),
+      runnerRoutes = createRunnerRoutes({
+        db: database.db,
+        logger,
+        dispatcher: taskDispatcher,
+        timings,
+        policies: createFramePolicies(options.rateLimits),
+        async authenticate(token) {
+          const runner = await findRunnerByToken(database.db, token);
+          return runner && { runnerId: runner.runnerId, name: runner.name };
+        },
+        onChange,
       });
       const reconciler = createReconciler({
         db: database.db,
@@ -195,22 +191,28 @@ export async function startConveyor(
       });
     }
 
-    mounts.push({
-      path: "/api",
-      routes: createAdminRoutes({
-        db: database.db,
-        adminToken: config.adminToken,
-        logger,
-        onRunnerRevoked: (runnerId) => dispatcher?.revokeRunner(runnerId),
-        listConnectedRunners: () =>
-          (dispatcher?.connections() ?? []).map((c) => ({
-            runnerId: c.runnerId,
-            connectedAt: c.connectedAt,
-            busySlots: c.tasks.size,
-          })),
-      }),
+    const adminRoutes = createAdminRoutes({
+      db: database.db,
+      adminToken: config.adminToken,
+      logger,
+      onRunnerRevoked: (runnerId) => dispatcher?.revokeRunner(runnerId),
+      listConnectedRunners: () =>
+        (dispatcher?.connections() ?? []).map((c) => ({
+          runnerId: c.runnerId,
+          connectedAt: c.connectedAt,
+          busySlots: c.tasks.size,
+        })),
     });
-    const app = createHttpApp({ database, logger, webhooks, setup, mounts });
+    const app = createHttpApp({
+      database,
+      logger,
+      webhooks,
+      setup,
+      mount(http) {
+        if (runnerRoutes) http.route("/", runnerRoutes);
+        http.route("/api", adminRoutes);
+      },
+    });
     // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
     server = createAdaptorServer({ fetch: app.fetch, websocket: { server: wss } }) as Server;

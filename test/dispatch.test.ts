@@ -331,6 +331,27 @@ describe("runner socket", () => {
     expect((await getTask(h.database.db, queued.taskId))?.state).toBe("pushed");
   });
 
+  it("tells the runner to stop when the issue is closed, and refuses its late result", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Closed while running");
+    const assign = await ra.next("assign");
+    ra.send({ type: "accept", task_id: assign.task_id, generation: assign.generation });
+    await ra.next("ack");
+    await h.sim.closeIssue(h.repo, queued.issueNumber, { sender: "octocat" });
+    const cancel = await ra.next("cancel", (f) => f.task_id === queued.taskId);
+    expect(cancel).toMatchObject({ generation: assign.generation, reason: "task cancelled" });
+    ra.send({
+      type: "heartbeat",
+      id: "late-hb",
+      task_id: assign.task_id,
+      generation: assign.generation,
+      stage: "agent",
+    });
+    expect((await ra.next("stale", (f) => f.id === "late-hb")).task_id).toBe(queued.taskId);
+    expect((await getTask(h.database.db, queued.taskId))?.state).toBe("cancelled");
+  });
+
   it("answers invalid frames with field errors and closes after ten (1008), then makes it wait", async () => {
     const a = await registerRunner();
     const ra = await connect(a.token);

@@ -20,6 +20,11 @@ export function checkChangePaths(paths: readonly string[]): PathProblem[] {
   return problems;
 }
 
+function isControl(char: string): boolean {
+  const code = char.charCodeAt(0);
+  return code < 0x20 || code === 0x7f;
+}
+
 function pathProblem(path: string): string | undefined {
   if (path.includes("\0")) return "contains a NUL byte";
   if (path.includes("\\")) return "contains a backslash; use / as the separator";
@@ -28,6 +33,6 @@ function pathProblem(path: string): string | undefined {
   if (parts.some((p) => p === "")) return "has an empty segment (// or a trailing /)";
   if (parts.some((p) => p === "." || p === "..")) return "contains . or .. segments";
   if (parts.some((p) => p.toLowerCase() === ".git")) return "is inside .git";
-  if (parts.some((p) => /[\x00-\x1f\x7f]/.test(p))) return "contains control characters";
+  if ([...path].some(isControl)) return "contains control characters";
   return undefined;
 }

@@ -7,6 +7,7 @@ import {
   claimNextTask,
   failAttempt,
   findExpiredTasks,
+  lostTasks,
   promoteDueRetries,
 } from "../store/dispatch.ts";
 import { RUNNER_REVOKED_CHANNEL } from "../store/runners.ts";
@@ -217,6 +218,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       }
     }
     if (promoted || expired.length) deps.onChange();
+    await cancelLostTasks();
+  }
+
+  /**
+   * Tells runners to stop work the database no longer gives them, whatever the cause: the issue
+   * was closed or unlabelled, the App uninstalled, the task reclaimed on another instance.
+   */
+  async function cancelLostTasks(): Promise<void> {
+    const held = all().flatMap((c) =>
+      [...c.tasks].map(([taskId, generation]) => ({ taskId, generation, runnerId: c.runnerId })),
+    );
+    for (const lost of await lostTasks(db, held)) {
+      const reason =
+        lost.state === "cancelled" ? "task cancelled" : `task is ${lost.state ?? "gone"}`;
+      cancelLocally(lost.runner_id, lost.task_id, lost.generation, reason);
+    }
   }
 
   /** Cancels locally if the runner's socket is here, else asks the instance that holds it. */

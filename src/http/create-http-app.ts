@@ -15,8 +15,8 @@ export interface HttpAppDeps {
   webhookPath?: string;
   /** Probot's first-run setup flow, served when the App has no credentials yet. */
   setup?: NodeHandler | undefined;
-  /** Further route groups (runner socket at `/`, admin API at `/api`). */
-  mounts?: { path: string; routes: Hono<any> }[];
+  /** Adds further route groups (the runner socket, the admin API). */
+  mount?: (app: HttpApp) => void;
 }
 
 export type HttpApp = Hono<{ Bindings: HttpBindings }>;
@@ -77,7 +77,7 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
   }
 
   app.get("/api/schemas", (c) => c.json(protocolJsonSchemas()));
-  for (const mount of deps.mounts ?? []) app.route(mount.path, mount.routes);
+  deps.mount?.(app);
 
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {

@@ -238,6 +238,29 @@ export async function promoteDueRetries(db: Db): Promise<number> {
   return rows.length;
 }
 
+/**
+ * Of the tasks live connections believe they hold, the ones the database no longer gives them
+ * (cancelled, reclaimed, finished elsewhere), with the state they are in now.
+ */
+export async function lostTasks(
+  db: Db,
+  held: { taskId: string; generation: number; runnerId: string }[],
+): Promise<{ task_id: string; generation: number; runner_id: string; state: string | null }[]> {
+  if (held.length === 0) return [];
+  const values = sql.join(
+    held.map((h) => sql`(${h.taskId}::uuid, ${h.generation}::int, ${h.runnerId}::uuid)`),
+    sql`, `,
+  );
+  return resultRows(
+    await db.execute(sql`
+      select h.task_id, h.generation, h.runner_id, t.state
+      from (values ${values}) as h(task_id, generation, runner_id)
+      left join tasks t on t.task_id = h.task_id
+      where t.task_id is null or t.generation <> h.generation or t.runner_id is distinct from h.runner_id
+         or t.state not in ('assigned', 'running')`),
+  );
+}
+
 /** For `hello.running`: which of the tasks a reconnecting runner names it still holds. */
 export async function heldTasks(
   db: Db,
