@@ -23,13 +23,28 @@ afterEach(async () => {
  * A runner that does everything at once: accepts every assignment, uploads a one-file change set
  * and completes. Counts what it finished.
  */
-async function eagerRunner(harness: Harness, serverUrl: string, name: string, slots: number) {
+async function eagerRunner(
+  harness: Harness,
+  serverUrl: string,
+  name: string,
+  slots: number,
+  options: { helloNow?: boolean } = {},
+) {
   const { token } = await createRunner(harness.database.db, {
     name,
     capabilities: [],
     tier: "normal",
   });
-  const runner = await connectRunner(serverUrl, token, { name, slots });
+  const hello = {
+    type: "hello" as const,
+    protocol: 1 as const,
+    name,
+    version: "0",
+    capabilities: [] as string[],
+    slots,
+    running: [] as { task_id: string; generation: number }[],
+  };
+  const runner = await connectRunner(serverUrl, token, options.helloNow === false ? false : hello);
   sockets.push(runner);
   const done: AssignFrame[] = [];
   runner.ws.on("message", async (data) => {
@@ -62,7 +77,7 @@ async function eagerRunner(harness: Harness, serverUrl: string, name: string, sl
     });
     done.push(frame);
   });
-  return { runner, done };
+  return { runner, done, sayHello: () => runner.send(hello) };
 }
 
 /** Tasks are inserted directly here, so the repository row must exist first. */
@@ -138,9 +153,13 @@ describe("dispatcher acceptance", () => {
       });
       await harness.sim.addLabel(harness.repo, issue.number, "conveyor", { sender: "octocat" });
     }
+    // All four sockets open first, then every hello at once: nobody starts ahead of the others.
     const runners = await Promise.all(
-      [1, 2, 3, 4].map((n) => eagerRunner(harness, harness.conveyor.url, `fair-${n}`, 1)),
+      [1, 2, 3, 4].map((n) =>
+        eagerRunner(harness, harness.conveyor.url, `fair-${n}`, 1, { helloNow: false }),
+      ),
     );
+    for (const r of runners) r.sayHello();
     await waitFor(async () => (await pushedCount(harness)) === 20, { timeoutMs: 20_000 });
     const counts = runners.map((r) => r.done.length);
     expect(counts.reduce((x, y) => x + y, 0)).toBe(20);
