@@ -154,7 +154,13 @@ export async function startConveyor(
         policies: createFramePolicies(options.rateLimits),
         async authenticate(token) {
           const runner = await findRunnerByToken(database.db, token);
-          return runner && { runnerId: runner.runnerId, name: runner.name };
+          return (
+            runner && {
+              runnerId: runner.runnerId,
+              name: runner.name,
+              capabilities: runner.capabilities,
+            }
+          );
         },
         onChange,
       });

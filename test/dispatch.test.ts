@@ -258,8 +258,26 @@ describe("runner socket", () => {
     const rp = await connect(plain.token, { capabilities: [] });
     const queued = await queueIssue("Needs a GPU", ["needs:gpu"]);
     await expect(rp.next("assign", undefined, 800)).rejects.toThrow();
+    // Claiming a capability it was not registered with gets a runner nothing.
+    const pretender = await connect(plain.token, { capabilities: ["gpu"] });
+    await expect(pretender.next("assign", undefined, 800)).rejects.toThrow();
     const rg = await connect(gpu.token, { capabilities: ["gpu"] });
     expect((await rg.next("assign")).task_id).toBe(queued.taskId);
+  });
+
+  it("acknowledges an accept sent twice, and a heartbeat before the accept", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Twice accepted");
+    const assign = await ra.next("assign");
+    const fence = { task_id: assign.task_id, generation: assign.generation };
+    ra.send({ type: "heartbeat", id: "early", ...fence, stage: "cloning" });
+    expect((await ra.next("ack", (f) => f.id === "early")).type).toBe("ack");
+    ra.send({ type: "accept", id: "one", ...fence });
+    await ra.next("ack", (f) => f.id === "one");
+    ra.send({ type: "accept", id: "two", ...fence });
+    await ra.next("ack", (f) => f.id === "two");
+    expect((await getTask(h.database.db, queued.taskId))?.state).toBe("running");
   });
 
   it("keeps a reconnecting runner's task (continue) and cancels what it no longer holds", async () => {

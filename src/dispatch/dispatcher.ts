@@ -144,7 +144,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       });
       return true;
     }
-    const limits = claimed.limits as Record<string, number | undefined>;
+    const limits = claimed.limits as Record<string, number | undefined> & { verify?: string[][] };
     connection.send({
       type: "assign",
       task_id: claimed.task_id,
@@ -168,6 +168,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         idle_minutes: limits.idle_minutes,
         output_bytes: limits.output_bytes,
       },
+      verify: limits.verify ?? [],
+      ...(claimed.last_error
+        ? { feedback: `The previous attempt did not succeed: ${claimed.last_error}` }
+        : {}),
     });
     log.info({ repo: claimed.full_name, issueNumber: claimed.issue_number }, "task assigned");
     deps.onChange();

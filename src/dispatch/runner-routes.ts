@@ -14,6 +14,7 @@ import { createRunnerSession } from "./runner-session.ts";
 export interface AuthenticatedRunner {
   runnerId: string;
   name: string;
+  capabilities: readonly string[];
 }
 
 export interface RunnerRoutesDeps {
@@ -111,16 +112,26 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
       const runner = c.get("runner");
       const taskId = c.req.param("taskId");
       const generation = Number(c.req.query("generation"));
-      if (!/^[0-9a-f-]{36}$/.test(taskId) || !Number.isInteger(generation) || generation < 1) {
+      const urlErrors = [
+        ...(/^[0-9a-f-]{36}$/.test(taskId)
+          ? []
+          : [{ field: "task_id", error: "invalid", detail: "a task id (uuid)" }]),
+        ...(Number.isInteger(generation) && generation >= 1
+          ? []
+          : [{ field: "generation", error: "invalid", detail: "a positive integer" }]),
+      ];
+      if (urlErrors.length) {
         return c.json(
           {
             error: "expected /runners/v1/tasks/{task_id}/changes?generation=<n>",
-            errors: [{ field: "generation", error: "invalid", detail: "a positive integer" }],
+            errors: urlErrors,
           },
           422,
         );
       }
-      const raw = await c.req.text();
+      // The digest is over the exact bytes received, as the runner computes it.
+      const bytes = Buffer.from(await c.req.arrayBuffer());
+      const raw = bytes.toString("utf8");
       let json: unknown;
       try {
         json = JSON.parse(raw);
@@ -148,7 +159,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           422,
         );
       }
-      const digest = `sha256:${createHash("sha256").update(raw).digest("hex")}`;
+      const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
       const stored = await storeChangeSet(deps.db, {
         taskId,
         generation,
@@ -157,7 +168,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         baseSha: parsed.data.base_sha,
         message: parsed.data.message,
         files: parsed.data.files,
-        sizeBytes: Buffer.byteLength(raw),
+        sizeBytes: bytes.length,
       });
       if (stored === "stale") {
         return c.json(

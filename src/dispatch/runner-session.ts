@@ -11,6 +11,7 @@ import {
   acceptTask,
   completeTask,
   failAttempt,
+  heldState,
   heldTasks,
   rejectTask,
   renewLease,
@@ -31,7 +32,8 @@ export interface SessionDeps {
   dispatcher: Dispatcher;
   logger: Logger;
   timings: DispatchTimings;
-  runner: { runnerId: string; name: string };
+  /** The registered runner; `capabilities` bounds what its `hello` may claim. */
+  runner: { runnerId: string; name: string; capabilities: readonly string[] };
   policy: FramePolicy;
   onChange: () => void;
   send(message: ServerMessage): void;
@@ -110,9 +112,14 @@ export function createRunnerSession(deps: SessionDeps) {
       case "accept": {
         if (!holds(frame)) return stale(frame, "task is not assigned to you at this generation");
         const task = await acceptTask(db, fence(frame), timings.leaseMs);
-        if (!task) return stale(frame, "task moved on before the accept arrived");
-        deps.onChange();
-        return reply({ type: "ack", id: frame.id });
+        if (task) {
+          deps.onChange();
+          return reply({ type: "ack", id: frame.id });
+        }
+        // Idempotent: an accept sent again (its ack lost in a reconnect) is simply acknowledged.
+        const state = await heldState(db, fence(frame));
+        if (state === "running") return reply({ type: "ack", id: frame.id });
+        return stale(frame, "task moved on before the accept arrived");
       }
       case "reject": {
         if (!holds(frame)) return stale(frame, "task is not assigned to you at this generation");
@@ -122,10 +129,15 @@ export function createRunnerSession(deps: SessionDeps) {
         return task ? reply({ type: "ack", id: frame.id }) : stale(frame, "task moved on");
       }
       case "heartbeat": {
-        if (!holds(frame) || !(await renewLease(db, fence(frame), timings.leaseMs))) {
-          return stale(frame, "you no longer hold this task; stop working on it");
+        if (holds(frame) && (await renewLease(db, fence(frame), timings.leaseMs))) {
+          return reply({ type: "ack", id: frame.id });
         }
-        return reply({ type: "ack", id: frame.id });
+        // Before `accept` there is no lease to renew (the accept window stands), but the task is
+        // still the runner's.
+        if (holds(frame) && (await heldState(db, fence(frame))) === "assigned") {
+          return reply({ type: "ack", id: frame.id });
+        }
+        return stale(frame, "you no longer hold this task; stop working on it");
       }
       case "log": {
         if (!holds(frame)) return stale(frame, "you no longer hold this task");
@@ -140,6 +152,7 @@ export function createRunnerSession(deps: SessionDeps) {
           digest: frame.changes_digest,
           summary: frame.summary,
           stats: frame.stats,
+          verification: frame.verification,
         });
         if (result.problem) {
           return reply({
@@ -191,10 +204,17 @@ export function createRunnerSession(deps: SessionDeps) {
     for (const [taskId, generation] of tasks) {
       await renewLease(db, { taskId, generation, runnerId: deps.runner.runnerId }, timings.leaseMs);
     }
+    // A runner offers what it says it has, but only within what it was registered for.
+    const allowed = new Set(deps.runner.capabilities);
+    const capabilities = frame.capabilities.filter((c) => allowed.has(c));
+    const refused = frame.capabilities.filter((c) => !allowed.has(c));
+    if (refused.length) {
+      log.warn({ refused }, "runner claimed capabilities it was not registered with; ignored");
+    }
     connection = {
       runnerId: deps.runner.runnerId,
       name: frame.name,
-      capabilities: frame.capabilities,
+      capabilities,
       slots: frame.slots,
       tasks,
       connectedAt: new Date().toISOString(),

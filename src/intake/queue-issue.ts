@@ -55,6 +55,7 @@ export async function queueIssue(db: Db, request: QueueRequest): Promise<QueueOu
           limits: {
             ...request.config.tasks.limits,
             deadline_minutes: request.config.tasks.deadline_minutes,
+            verify: request.config.verify.commands,
           },
           queuedBy: request.sender.login,
         },

@@ -69,6 +69,24 @@ export const TaskStats = z.object({
   cost_usd: z.number().min(0).optional(),
 });
 
+/**
+ * The repository's verify commands, run by the runner after the agent. A failure still delivers
+ * the change (a person may want it), and the safety policy never auto-merges it.
+ */
+export const Verification = z.object({
+  passed: z.boolean(),
+  commands: z
+    .array(
+      z.object({
+        argv: z.array(z.string()),
+        exit_code: z.number().int().nullable(),
+        passed: z.boolean(),
+        output_tail: z.string().max(8_192),
+      }),
+    )
+    .max(10),
+});
+
 export const Complete = z.object({
   type: z.literal("complete"),
   id: frameId,
@@ -77,6 +95,7 @@ export const Complete = z.object({
   changes_digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   summary: z.string().max(20_000),
   stats: TaskStats,
+  verification: Verification.optional(),
 });
 
 export const Fail = z.object({

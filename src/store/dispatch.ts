@@ -26,6 +26,7 @@ export interface ClaimedTask {
   title: string;
   body: string;
   limits: Record<string, unknown>;
+  last_error: string | null;
   full_name: string;
   default_branch: string;
 }
@@ -73,7 +74,7 @@ export async function claimNextTask(
         update runners set last_assigned_at = now() where runner_id = ${request.runnerId}
       )
       select c.task_id, c.generation, c.repository_id, c.installation_id, c.issue_number, c.title,
-             c.body, c.limits, r.full_name, r.default_branch
+             c.body, c.limits, c.last_error, r.full_name, r.default_branch
       from claimed c join repositories r on r.repository_id = c.repository_id`),
   );
   return rows[0];
@@ -98,6 +99,17 @@ export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise
       deadlineAt: new Date(Date.now() + deadlineMinutes * 60_000),
     },
   });
+}
+
+/** The task's state if this runner holds it at this generation, else undefined. */
+export async function heldState(db: Db, fence: Fence): Promise<string | undefined> {
+  const [row] = resultRows<{ state: string }>(
+    await db.execute(sql`
+      select state from tasks
+      where task_id = ${fence.taskId} and generation = ${fence.generation}
+        and runner_id = ${fence.runnerId} and state in ('assigned', 'running')`),
+  );
+  return row?.state;
 }
 
 /** `heartbeat`: renews the lease; false when the runner no longer holds this generation. */
@@ -170,7 +182,12 @@ export async function failAttempt(
 export async function completeTask(
   db: Db,
   fence: Fence,
-  result: { digest: string; summary: string; stats: Record<string, unknown> },
+  result: {
+    digest: string;
+    summary: string;
+    stats: Record<string, unknown>;
+    verification?: Record<string, unknown> | undefined;
+  },
 ): Promise<{ task?: Task; problem?: "no_change_set" | "digest_mismatch" }> {
   const [stored] = resultRows<{ digest: string }>(
     await db.execute(sql`
@@ -192,7 +209,12 @@ export async function completeTask(
       leaseExpiresAt: null,
       deadlineAt: null,
       lastError: null,
-      result: { summary: result.summary, stats: result.stats, digest: result.digest },
+      result: {
+        summary: result.summary,
+        stats: result.stats,
+        digest: result.digest,
+        ...(result.verification ? { verification: result.verification } : {}),
+      },
     },
   });
   return task ? { task } : {};
