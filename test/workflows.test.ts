@@ -1,7 +1,8 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: these are GitHub Actions ${{ }} expressions, not JavaScript templates
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { z } from "zod";
 
 /**
@@ -115,7 +116,11 @@ const CallInput = z
       });
     }
     if (input.required && input.default !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["default"], message: "a required input has no default" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["default"],
+        message: "a required input has no default",
+      });
     }
   });
 
@@ -287,7 +292,7 @@ describe("workflows/conveyor-runner.yml", () => {
   it("starts the runner bounded in time and drains it with SIGTERM before the job's limit", () => {
     const start = steps.find((s) => s.run?.includes("conveyor-runner start"));
     expect(start?.run).toMatch(
-      /^timeout --signal=TERM --kill-after="\$\{DRAIN_MINUTES\}m" --preserve-status\s+"\$\{MINUTES_TO_LIVE\}m" npx conveyor-runner start$/,
+      /^timeout --foreground --signal=TERM --kill-after="\$\{DRAIN_MINUTES\}m" --preserve-status\s+"\$\{MINUTES_TO_LIVE\}m" npx conveyor-runner start$/,
     );
     expect(job["timeout-minutes"]).toBe("${{ inputs.job-timeout-minutes }}");
     const defaults = call.inputs;
@@ -321,8 +326,16 @@ describe("workflow rules", () => {
   });
 
   it.each([
-    ["no top-level permissions", mutate((w) => delete (w as Partial<typeof w>).permissions), "permissions: top-level permissions are required"],
-    ["write-all", mutate((w) => Object.assign(w, { permissions: "write-all" })), "permissions: never write-all"],
+    [
+      "no top-level permissions",
+      mutate((w) => delete (w as Partial<typeof w>).permissions),
+      "permissions: top-level permissions are required",
+    ],
+    [
+      "write-all",
+      mutate((w) => Object.assign(w, { permissions: "write-all" })),
+      "permissions: never write-all",
+    ],
     [
       "write-all on a job",
       mutate((w) => Object.assign(w.jobs.build, { permissions: "write-all" })),
@@ -338,10 +351,16 @@ describe("workflow rules", () => {
       mutate((w) => Object.assign(w, { on: { pull_request_target: null } })),
       "on.pull_request_target: no pull_request_target",
     ],
-    ["pull_request_target as a list", mutate((w) => Object.assign(w, { on: ["push", "pull_request_target"] })), "no pull_request_target"],
+    [
+      "pull_request_target as a list",
+      mutate((w) => Object.assign(w, { on: ["push", "pull_request_target"] })),
+      "no pull_request_target",
+    ],
     [
       "an expression in a run script",
-      mutate((w) => Object.assign(w.jobs.build.steps[0]!, { run: "echo ${{ github.event.issue.title }}" })),
+      mutate((w) =>
+        Object.assign(w.jobs.build.steps[0]!, { run: "echo ${{ github.event.issue.title }}" }),
+      ),
       "jobs.build.steps.0.run: no ${{ }} in run scripts",
     ],
     [

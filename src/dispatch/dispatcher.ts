@@ -42,6 +42,8 @@ export interface RunnerConnection {
   connectedAt: string;
   lastAssignedAt: number;
   draining: boolean;
+  /** The end of what the runner reported as the task's output (`log` frames), for the dashboard. */
+  logTail(taskId: string): string | undefined;
   /** Runners that were rate-limited in the last minute get no new work. */
   recentlyRateLimited(): boolean;
   send(message: ServerMessage): void;
@@ -88,6 +90,8 @@ export interface Dispatcher {
    */
   revokeRunner(runnerId: string): void;
   connections(): RunnerConnection[];
+  /** The latest output a connected runner reported for the task. */
+  logTail(taskId: string): string | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** One dispatch pass; returns how many tasks were assigned (tests). */
@@ -320,6 +324,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     },
     revokeRunner: closeLocally,
     connections: all,
+    logTail(taskId) {
+      for (const connection of all()) {
+        const tail = connection.logTail(taskId);
+        if (tail !== undefined) return tail;
+      }
+      return undefined;
+    },
     async start() {
       const stopWork = await database.listen(DISPATCH_CHANNEL, onNotice);
       const stopRevoked = await database.listen(RUNNER_REVOKED_CHANNEL, closeLocally);

@@ -175,7 +175,11 @@ export function createRunnerSession(deps: SessionDeps) {
       }
       case "fail": {
         if (!holds(frame)) return stale(frame, "you no longer hold this task");
-        const task = await failAttempt(db, fence(frame), frame.reason, {
+        // The reason with the start of the detail: what the issue's status comment shows.
+        const cause = frame.detail
+          ? `${frame.reason}: ${frame.detail.slice(0, 2_000)}`
+          : frame.reason;
+        const task = await failAttempt(db, fence(frame), cause, {
           retryable: frame.retryable,
           actor: "runner",
           backoffBaseMs: timings.backoffBaseMs,
@@ -220,6 +224,7 @@ export function createRunnerSession(deps: SessionDeps) {
       connectedAt: new Date().toISOString(),
       lastAssignedAt: 0,
       draining: false,
+      logTail: (taskId) => logTails.get(taskId),
       recentlyRateLimited: () => deps.policy.recentlyLimited(Date.now()),
       send: deps.send,
       close: deps.close,
@@ -287,6 +292,5 @@ export function createRunnerSession(deps: SessionDeps) {
     closed(): void {
       if (connection) dispatcher.unregister(connection);
     },
-    logTail: (taskId: string) => logTails.get(taskId),
   };
 }

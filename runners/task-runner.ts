@@ -1,0 +1,486 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ServerMessage } from "../src/protocol/messages.ts";
+import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
+import type { Journal } from "./journal.ts";
+import { type ClientLogger, DisconnectedError, type RunnerClient } from "./runner-client.ts";
+import { parseUsageLine } from "./scripted-agent.ts";
+import { type AgentResult, runAgent } from "./supervisor.ts";
+import { prepareWorkspace, readRepoInstructions } from "./workspace.ts";
+
+type Assign = Extract<ServerMessage, { type: "assign" }>;
+type Welcome = Extract<ServerMessage, { type: "welcome" }>;
+type Stage = "cloning" | "agent" | "verifying" | "uploading";
+
+export interface TaskRunnerOptions {
+  client: RunnerClient;
+  journal: Journal;
+  logger: ClientLogger;
+  serverUrl: string;
+  token: string;
+  agent: string[];
+  workDir: string;
+  slots: number;
+  limits: { wallClockMs: number; idleMs: number; outputCapBytes: number };
+  /** Environment the agent starts from (secrets of the runner are removed from it). */
+  baseEnv?: NodeJS.ProcessEnv;
+}
+
+interface ActiveTask {
+  assign: Assign;
+  stage: Stage | "accepting";
+  lastLine: string;
+  cancelled: boolean;
+  cancel: () => void;
+}
+
+/** The task was cancelled (by the server, a reconnect reconcile, or shutdown): stop quietly. */
+class Cancelled extends Error {}
+
+const LOG_CHUNK_BYTES = 8 * 1024;
+const SUMMARY_CHARS = 4_000;
+/** Variables the agent must never see: the runner's own credentials. */
+const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"];
+
+/**
+ * Turns assignments into change sets: one workspace per task, the agent under limits, the verify
+ * commands, the upload, and `complete` or `fail`. Knows nothing of sockets beyond the client.
+ */
+export function createTaskRunner(options: TaskRunnerOptions) {
+  const { client, journal, logger } = options;
+  const active = new Map<string, ActiveTask>();
+  let heartbeatMs = 15_000;
+  let draining = false;
+  let idle: (() => void) | undefined;
+
+  function agentEnv(assign: Assign, dir: string, promptFile: string): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...(options.baseEnv ?? process.env) };
+    for (const key of SECRET_ENV) delete env[key];
+    return {
+      ...env,
+      CONVEYOR_PROMPT_FILE: promptFile,
+      CONVEYOR_TASK_ID: assign.task_id,
+      CONVEYOR_ISSUE_NUMBER: String(assign.issue.number),
+      CONVEYOR_REPO: assign.repo.full_name,
+      CONVEYOR_WORKDIR: dir,
+      GIT_TERMINAL_PROMPT: "0",
+    };
+  }
+
+  /** Sends a frame that must arrive; across a reconnect it is sent again unless cancelled. */
+  async function deliver(task: ActiveTask, frame: Parameters<RunnerClient["request"]>[0]) {
+    for (;;) {
+      if (task.cancelled) throw new Cancelled();
+      try {
+        return await client.request(frame);
+      } catch (error) {
+        if (!(error instanceof DisconnectedError)) throw error;
+        await client.connected();
+      }
+    }
+  }
+
+  function prompt(assign: Assign, instructions: { path: string; content: string }[]): string {
+    return [
+      `# ${assign.issue.title}`,
+      "",
+      `Issue #${assign.issue.number} in ${assign.repo.full_name}: ${assign.issue.url}`,
+      "",
+      assign.issue.body || "(no description)",
+      ...(assign.feedback ? ["", "## Feedback from earlier attempts", "", assign.feedback] : []),
+      ...instructions.flatMap((file) => [
+        "",
+        `## Repository instructions (${file.path})`,
+        "",
+        file.content,
+      ]),
+      "",
+      "## How to work",
+      "",
+      `Make the change in the working directory (branch ${assign.branch}). Do not commit or push:`,
+      "the runner collects every change you leave in the working tree.",
+    ].join("\n");
+  }
+
+  async function upload(assign: Assign, body: string): Promise<string> {
+    const url = new URL(
+      `${options.serverUrl.replace(/\/+$/, "")}/runners/v1/tasks/${assign.task_id}/changes`,
+    );
+    url.searchParams.set("generation", String(assign.generation));
+    const response = await fetch(url, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
+      body,
+    });
+    const answer = (await response.json().catch(() => ({}))) as { digest?: string; error?: string };
+    if (response.status === 409) throw new Cancelled();
+    if (response.status !== 201 || !answer.digest) {
+      throw new Error(`upload refused (${response.status}): ${answer.error ?? "no detail"}`);
+    }
+    return answer.digest;
+  }
+
+  async function run(task: ActiveTask): Promise<void> {
+    const { assign } = task;
+    const fence = { task_id: assign.task_id, generation: assign.generation };
+    const log = { taskId: assign.task_id, generation: assign.generation };
+    // Until the clone exists the journal names where it will be made.
+    const taskDir = join(options.workDir, `${assign.task_id}-${assign.generation}`);
+    const acceptedAt = new Date().toISOString();
+    const promptFile = join(options.workDir, `${assign.task_id}-${assign.generation}.prompt.md`);
+    let cleanup: (() => Promise<void>) | undefined;
+    let running: { cancel(): void } | undefined;
+    task.cancel = () => {
+      task.cancelled = true;
+      running?.cancel();
+    };
+    let sentTail = 0;
+    let output = "";
+    const onOutput = (line: string) => {
+      task.lastLine = line.slice(0, 500);
+      output += `${line}\n`;
+    };
+    // Heartbeats renew the lease; a `stale` answer means the task is no longer ours.
+    const beat = setInterval(() => {
+      client
+        .request({
+          type: "heartbeat",
+          ...fence,
+          stage: task.stage === "accepting" ? "cloning" : task.stage,
+          message: task.lastLine || undefined,
+        })
+        .then((reply) => {
+          if (reply.type === "stale") {
+            logger.warn({ ...log, reason: reply.reason }, "server says the task is no longer ours");
+            task.cancel();
+          }
+        })
+        .catch(() => {});
+      if (output.length > sentTail) {
+        client.post({
+          type: "log",
+          ...fence,
+          chunk: output.slice(sentTail).slice(-LOG_CHUNK_BYTES),
+        });
+        sentTail = output.length;
+      }
+    }, heartbeatMs);
+    beat.unref();
+
+    try {
+      await mkdir(options.workDir, { recursive: true });
+      await journal.record({
+        task_id: assign.task_id,
+        generation: assign.generation,
+        workspace: taskDir,
+        accepted_at: acceptedAt,
+        stage: "accepted",
+      });
+      const accepted = await deliver(task, { type: "accept", ...fence });
+      if (accepted.type !== "ack") throw new Cancelled();
+
+      task.stage = "cloning";
+      const workspace = await prepareWorkspace({
+        root: options.workDir,
+        taskId: `${assign.task_id}-${assign.generation}`,
+        cloneUrl: assign.repo.clone_url,
+        baseSha: assign.repo.base_sha,
+        branch: assign.branch,
+        token: assign.read_token.value,
+      });
+      cleanup = workspace.cleanup;
+      // The journal names the real directory, so a restarted runner can remove it.
+      await journal.record({
+        task_id: assign.task_id,
+        generation: assign.generation,
+        workspace: workspace.dir,
+        accepted_at: acceptedAt,
+        stage: "cloning",
+      });
+      if (task.cancelled) throw new Cancelled();
+      const instructions = await readRepoInstructions(workspace.dir);
+      const text = prompt(assign, instructions);
+      await writeFile(promptFile, text);
+
+      task.stage = "agent";
+      const started = Date.now();
+      const limits = {
+        wallClockMs: Math.min(
+          options.limits.wallClockMs,
+          (assign.limits.wall_clock_minutes ?? Infinity) * 60_000,
+        ),
+        idleMs: Math.min(options.limits.idleMs, (assign.limits.idle_minutes ?? Infinity) * 60_000),
+        outputCapBytes: Math.min(
+          options.limits.outputCapBytes,
+          assign.limits.output_bytes ?? Infinity,
+        ),
+      };
+      const agent = runAgent({
+        argv: options.agent,
+        cwd: workspace.dir,
+        env: agentEnv(assign, workspace.dir, promptFile),
+        stdin: text,
+        wallClockMs: limits.wallClockMs,
+        idleMs: limits.idleMs,
+        maxOutputBytes: limits.outputCapBytes,
+        onOutput,
+      });
+      running = agent;
+      const result: AgentResult = await agent.done;
+      running = undefined;
+      if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
+      if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
+        await fail(
+          task,
+          "timeout",
+          true,
+          `${result.reason === "timeout_idle" ? "no output" : "ran"} for too long\n${result.outputTail}`,
+        );
+        return;
+      }
+      if (result.reason === "output_cap") {
+        await fail(
+          task,
+          "output_limit",
+          true,
+          `the agent wrote more than ${limits.outputCapBytes} bytes\n${result.outputTail}`,
+        );
+        return;
+      }
+      if (result.reason === "spawn_failed") {
+        await fail(task, "agent_failed", true, `the agent could not start: ${result.error ?? "?"}`);
+        return;
+      }
+      if (result.exitCode !== 0) {
+        await fail(
+          task,
+          "agent_failed",
+          true,
+          `agent exited with ${result.exitCode ?? result.signal}\n${result.outputTail}`,
+        );
+        return;
+      }
+
+      task.stage = "verifying";
+      const verification = {
+        passed: true,
+        commands: [] as {
+          argv: string[];
+          exit_code: number | null;
+          passed: boolean;
+          output_tail: string;
+        }[],
+      };
+      for (const argv of assign.verify ?? []) {
+        const check = runAgent({
+          argv,
+          cwd: workspace.dir,
+          env: agentEnv(assign, workspace.dir, promptFile),
+          stdin: "",
+          wallClockMs: limits.wallClockMs,
+          idleMs: limits.idleMs,
+          maxOutputBytes: limits.outputCapBytes,
+          onOutput,
+        });
+        running = check;
+        const outcome = await check.done;
+        running = undefined;
+        if (task.cancelled || outcome.reason === "cancelled") throw new Cancelled();
+        const passed = outcome.reason === "exited" && outcome.exitCode === 0;
+        verification.commands.push({
+          argv,
+          exit_code: outcome.exitCode,
+          passed,
+          output_tail: outcome.outputTail.slice(-8_192),
+        });
+        if (!passed) {
+          verification.passed = false;
+          break;
+        }
+      }
+
+      task.stage = "uploading";
+      let collected: Awaited<ReturnType<typeof collectChangeSet>>;
+      try {
+        collected = await collectChangeSet(
+          workspace.dir,
+          assign.repo.base_sha,
+          `${assign.issue.title} (#${assign.issue.number})`,
+        );
+      } catch (error) {
+        if (!(error instanceof ChangeSetTooLargeError)) throw error;
+        await fail(task, "change_set_too_large", false, error.message);
+        return;
+      }
+      if (!collected) {
+        await fail(task, "no_changes", false, `the agent left no changes\n${result.outputTail}`);
+        return;
+      }
+      const digest = await upload(assign, JSON.stringify(collected.changeSet));
+      await journal.record({
+        task_id: assign.task_id,
+        generation: assign.generation,
+        workspace: workspace.dir,
+        accepted_at: acceptedAt,
+        stage: "uploaded",
+        digest,
+      });
+      const usage = parseUsageLine(result.outputTail);
+      const done = await deliver(task, {
+        type: "complete",
+        ...fence,
+        changes_digest: digest,
+        summary: result.outputTail.slice(-SUMMARY_CHARS),
+        stats: {
+          ...collected.stats,
+          duration_ms: Date.now() - started,
+          ...(usage ? { tokens: usage.tokens, cost_usd: usage.cost_usd } : {}),
+        },
+        ...(assign.verify?.length ? { verification } : {}),
+      });
+      logger.info({ ...log, reply: done.type }, "task finished");
+    } catch (error) {
+      if (!(error instanceof Cancelled)) {
+        logger.error({ ...log, err: (error as Error).message }, "task failed in the runner");
+        await fail(task, "runner_error", true, (error as Error).message).catch(() => {});
+      } else {
+        logger.info(log, "task cancelled");
+      }
+    } finally {
+      clearInterval(beat);
+      running?.cancel();
+      await cleanup?.().catch(() => {});
+      await rm(promptFile, { force: true });
+      await journal.remove(assign.task_id);
+      active.delete(assign.task_id);
+      if (active.size === 0) idle?.();
+    }
+  }
+
+  async function fail(task: ActiveTask, reason: string, retryable: boolean, detail: string) {
+    logger.warn({ taskId: task.assign.task_id, reason }, "reporting a failed attempt");
+    await deliver(task, {
+      type: "fail",
+      task_id: task.assign.task_id,
+      generation: task.assign.generation,
+      reason,
+      retryable,
+      detail: detail.slice(-20_000),
+    });
+  }
+
+  return {
+    onWelcome(welcome: Welcome) {
+      heartbeatMs = welcome.heartbeat_ms;
+      for (const entry of welcome.reconcile) {
+        const task = active.get(entry.task_id);
+        if (entry.action === "cancel") task?.cancel();
+      }
+      // Journal entries of a previous process: finish what was delivered, hand back the rest.
+      void recoverJournal(welcome);
+    },
+    onAssign(assign: Assign) {
+      if (draining || active.size >= options.slots) {
+        client
+          .request({
+            type: "reject",
+            task_id: assign.task_id,
+            generation: assign.generation,
+            reason: draining ? "runner is draining" : "no free slot",
+          })
+          .catch(() => {});
+        return;
+      }
+      const task: ActiveTask = {
+        assign,
+        stage: "accepting",
+        lastLine: "",
+        cancelled: false,
+        cancel: () => {},
+      };
+      active.set(assign.task_id, task);
+      void run(task);
+    },
+    onCancel(cancel: Extract<ServerMessage, { type: "cancel" }>) {
+      const task = active.get(cancel.task_id);
+      if (task && task.assign.generation === cancel.generation) {
+        logger.info({ taskId: cancel.task_id, reason: cancel.reason }, "server cancelled the task");
+        task.cancel();
+      }
+    },
+    /** Tasks for `hello`: those running here, and those a previous process left in the journal. */
+    running() {
+      const here = [...active.values()].map((t) => ({
+        task_id: t.assign.task_id,
+        generation: t.assign.generation,
+      }));
+      const journaled = journal
+        .entries()
+        .filter((e) => !active.has(e.task_id))
+        .map((e) => ({ task_id: e.task_id, generation: e.generation }));
+      return [...here, ...journaled];
+    },
+    /** SIGTERM: no new work; let running tasks finish, hand them back after `graceMs`. */
+    async drain(graceMs: number) {
+      draining = true;
+      client.post({ type: "drain" });
+      if (active.size === 0) return;
+      const finished = new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+      const timer = setTimeout(() => {
+        for (const task of active.values()) {
+          task.cancel();
+          void fail(
+            task,
+            "runner_shutdown",
+            true,
+            "the runner was stopped before the task finished",
+          ).catch(() => {});
+        }
+      }, graceMs);
+      await finished;
+      clearTimeout(timer);
+    },
+    activeCount: () => active.size,
+  };
+
+  async function recoverJournal(welcome: Welcome) {
+    const decisions = new Map(welcome.reconcile.map((r) => [r.task_id, r.action]));
+    for (const entry of journal.entries()) {
+      if (active.has(entry.task_id)) continue;
+      const decision = decisions.get(entry.task_id);
+      try {
+        if (decision === "continue" && entry.stage === "uploaded" && entry.digest) {
+          // The result was uploaded before the crash: finish, never run the task again.
+          await client.request({
+            type: "complete",
+            task_id: entry.task_id,
+            generation: entry.generation,
+            changes_digest: entry.digest,
+            summary: "(recovered after a runner restart)",
+            stats: {},
+          });
+        } else if (decision === "continue") {
+          // The agent's process died with the runner: hand the task back for a new generation.
+          await client.request({
+            type: "fail",
+            task_id: entry.task_id,
+            generation: entry.generation,
+            reason: "runner_restarted",
+            retryable: true,
+            detail: "the runner restarted while the task was running",
+          });
+        }
+      } catch (error) {
+        logger.warn(
+          { taskId: entry.task_id, err: (error as Error).message },
+          "could not settle a journaled task",
+        );
+        continue;
+      }
+      await rm(entry.workspace, { recursive: true, force: true }).catch(() => {});
+      await journal.remove(entry.task_id);
+    }
+  }
+}
