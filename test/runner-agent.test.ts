@@ -35,7 +35,11 @@ afterEach(async () => {
   expect(h.sim.violations).toEqual([]);
 });
 
-async function startRunner(extra: string[] = [], reuse?: { token: string; workDir: string }) {
+async function startRunner(
+  extra: string[] = [],
+  reuse?: { token: string; workDir: string },
+  serverUrl = h.conveyor.url,
+) {
   const registered = reuse
     ? undefined
     : await createRunner(h.database.db, {
@@ -49,7 +53,7 @@ async function startRunner(extra: string[] = [], reuse?: { token: string; workDi
   const runner = spawnRunnerProcess([
     "start",
     "--server",
-    h.conveyor.url,
+    serverUrl,
     "--token",
     token,
     "--name",
@@ -194,6 +198,22 @@ describe("conveyor-runner with the scripted agent", () => {
     expect(pushed).toHaveLength(1);
     expect(pushed[0]!.generation).toBeGreaterThan(1);
     expect(events.some((e) => e.reason.startsWith("runner_restarted"))).toBe(true);
+  });
+
+  it("reconnects when its server restarts, and keeps working", async () => {
+    const before = await h.startAnother();
+    const { runner } = await startRunner([], undefined, before.url);
+    await waitFor(() => runner.output().includes('"msg":"connected"'), { timeoutMs: 20_000 });
+    await before.stop();
+    // The same address comes back a moment later, as after a deploy.
+    const after = await h.startAnother({ port: before.port });
+    const queued = await queue("After the restart", "write restarted.txt\n<<<\nyes\n>>>");
+    await waitFor(async () => (await stateOf(queued.taskId)) === "pushed", {
+      timeoutMs: 30_000,
+      message: `task pushed after reconnect\n${runner.output().slice(-2000)}`,
+    });
+    expect(runner.output()).toContain('"msg":"runner disconnected"');
+    await after.stop();
   });
 
   it("drains on SIGTERM: finishes the running task, then exits 0", async () => {

@@ -31,7 +31,7 @@ export interface Harness {
   /** GitHub's id of `repo`. */
   repositoryId: number;
   /** Another app instance on the same database and simulator (stopped by `close`). */
-  startAnother(): Promise<RunningConveyor>;
+  startAnother(options?: { port?: number }): Promise<RunningConveyor>;
   /** `acme/widgets`, installed, with `octocat` (write), `reader` (read) and `maint` (maintain). */
   repo: string;
   close(): Promise<void>;
@@ -101,8 +101,8 @@ export async function createHarness(
     installationId: installation.id,
     repositoryId: created.id,
     repo,
-    async startAnother() {
-      const another = await startConveyor(config, startOptions);
+    async startAnother(options = {}) {
+      const another = await startConveyor({ ...config, port: options.port ?? 0 }, startOptions);
       others.push(another);
       return another;
     },
