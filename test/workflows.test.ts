@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these are GitHub Actions ${{ }} expressions, not JavaScript templates
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { validateWorkflow } from "@action-validator/core";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
@@ -252,6 +253,17 @@ describe("workflows/", () => {
 
   it.each(files)("%s is a valid workflow that follows our rules", (file) => {
     expect(problemsIn(readFileSync(join(WORKFLOWS_DIR, file), "utf8"))).toEqual([]);
+  });
+
+  // GitHub's published workflow schema (SchemaStore, bundled by action-validator), besides our rules.
+  it.each(files)("%s passes GitHub's workflow schema", (file) => {
+    const { errors } = validateWorkflow(readFileSync(join(WORKFLOWS_DIR, file), "utf8"));
+    expect(errors).toEqual([]);
+  });
+
+  it("the schema check can fail", () => {
+    const { errors } = validateWorkflow("on: push\njobs:\n  x:\n    runs-on: 3\n    stepz: []\n");
+    expect(errors.length).toBeGreaterThan(0);
   });
 });
 
