@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { deepFreeze, finiteNumbers } from "../../test/helpers/state-checks.ts";
 import {
   CLOSE_CODES,
   createViolationState,
@@ -45,20 +46,6 @@ function offences(times: readonly number[]) {
     state = decision.state;
   }
   return { waits, state };
-}
-
-function finiteNumbers(value: unknown): boolean {
-  if (typeof value === "number") return Number.isFinite(value);
-  if (value && typeof value === "object") return Object.values(value).every(finiteNumbers);
-  return true;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === "object") {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 describe("constants", () => {

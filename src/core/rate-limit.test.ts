@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { deepFreeze, finiteNumbers } from "../../test/helpers/state-checks.ts";
 import {
   createRateLimitState,
   FRAME_TIERS,
@@ -37,21 +38,6 @@ function drained(tier: RunnerTier, now: number, state = createRateLimitState()):
 function refused(decision: RateLimitDecision) {
   if (decision.allowed) throw new Error("expected a refusal");
   return decision;
-}
-
-/** Every number anywhere in the state is finite (no NaN or Infinity leaked in). */
-function finiteNumbers(value: unknown): boolean {
-  if (typeof value === "number") return Number.isFinite(value);
-  if (value && typeof value === "object") return Object.values(value).every(finiteNumbers);
-  return true;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === "object") {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 describe("frame tiers", () => {
