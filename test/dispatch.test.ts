@@ -50,6 +50,13 @@ async function registerRunner(capabilities: string[] = []) {
   return { runnerId: runner.runnerId, name: runner.name, token };
 }
 
+async function registered(runnerId: string) {
+  const [row] = resultRows<{ name: string }>(
+    await h.database.db.execute(sql`select name from runners where runner_id = ${runnerId}`),
+  );
+  return row;
+}
+
 async function connect(token: string, hello: Parameters<typeof connectRunner>[2] = {}) {
   const runner = await connectRunner(h.conveyor.url, token, hello);
   runners.push(runner);
@@ -142,6 +149,20 @@ describe("runner socket", () => {
     const { stdout } = await run("git", ["ls-remote", url.toString(), "refs/heads/main"]);
     expect(stdout).toContain(assign.repo.base_sha);
 
+    // While it runs, the issue's status comment names the runner.
+    runner.send({
+      type: "accept",
+      id: "acc",
+      task_id: assign.task_id,
+      generation: assign.generation,
+    });
+    await runner.next("ack", (f) => f.id === "acc");
+    const { name } = await waitFor(() => registered(runnerId));
+    await waitFor(() =>
+      h.sim
+        .listComments(h.repo, queued.issueNumber)
+        .some((c) => c.body?.includes(`| Runner | ${name} |`)),
+    );
     await finish(runner, token, assign);
     const task = await getTask(h.database.db, queued.taskId);
     expect(task).toMatchObject({ state: "pushed", runnerId: null });

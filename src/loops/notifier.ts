@@ -3,6 +3,7 @@ import type { Db } from "../../db/client.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
 import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
 import { claimNotices, markNoticeFailed, markNoticePosted } from "../store/notices.ts";
+import { findRunnerById } from "../store/runners.ts";
 import {
   claimDirtyStatuses,
   type DirtyStatus,
@@ -46,6 +47,9 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         attempts: task.attempts,
         maxAttempts: task.maxAttempts,
         queuePosition: await queuePosition(deps.db, task.taskId, deps.agingMs),
+        runnerName: task.runnerId
+          ? (await findRunnerById(deps.db, task.runnerId))?.name
+          : undefined,
         createdAt: task.createdAt,
         finishedAt: task.finishedAt,
         now: now(),

@@ -97,6 +97,14 @@ async function findActiveRunnerByName(db: Db, name: string): Promise<Runner | un
   return runner;
 }
 
+export async function findRunnerById(db: Db, runnerId: string): Promise<Runner | undefined> {
+  const [runner] = await db
+    .select(PUBLIC_COLUMNS)
+    .from(runners)
+    .where(eq(runners.runnerId, runnerId));
+  return runner;
+}
+
 /** The active runner of that name, else its most recently revoked namesake. */
 export async function findRunnerByName(db: Db, name: string): Promise<Runner | undefined> {
   const [runner] = await db
