@@ -88,6 +88,16 @@ export const tasks = pgTable(
     prNumber: integer("pr_number"),
     // What the runner said when it finished (summary, stats), shown on the PR later.
     result: jsonb("result"),
+    // The commit the current attempt starts from: the default branch's head, or the PR's head for
+    // a follow-up fix. The change set must name the same commit.
+    baseSha: text("base_sha"),
+    // Feedback for the next attempt (failing checks, review comments, /fix text); consumed by it.
+    feedback: text("feedback"),
+    // Follow-up attempts spent, each against its own cap.
+    ciFixes: integer("ci_fixes").notNull().default(0),
+    reviewFixes: integer("review_fixes").notNull().default(0),
+    // The generation whose change set is on the pull request; below `generation` means unpublished.
+    publishedGeneration: integer("published_generation").notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
@@ -147,6 +157,32 @@ export const changeSets = pgTable(
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.taskId, t.generation] })],
+);
+
+/** The one pull request of each task (a task series has at most one open PR). */
+export const pullRequests = pgTable(
+  "pull_requests",
+  {
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    prNumber: integer("pr_number").notNull(),
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    branch: text("branch").notNull(),
+    // The commit Conveyor wrote: only this head may ever be merged by Conveyor.
+    headSha: text("head_sha").notNull(),
+    url: text("url").notNull(),
+    state: text("state").notNull().default("open"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.repositoryId, t.prNumber] }),
+    index("pull_requests_task_idx").on(t.taskId),
+    index("pull_requests_head_idx").on(t.repositoryId, t.headSha),
+  ],
 );
 
 /** Registered runner identities; the token itself is never stored, only its SHA-256. */

@@ -134,7 +134,8 @@ export async function startConveyor(
           ]);
           return {
             cloneUrl: head.cloneUrl,
-            baseSha: head.headSha,
+            // A follow-up attempt continues on its pull request's branch.
+            baseSha: task.pr_head_sha ?? head.headSha,
             issueUrl: `${head.htmlUrl}/issues/${task.issue_number}`,
             readToken,
           };
@@ -183,7 +184,13 @@ export async function startConveyor(
       loops.push(notifierLoop, reconcileLoop);
       reconcile = () => reconciler.runOnce();
       webhooks = await createNodeMiddleware(
-        createConveyorApp({ db: database.db, logger, gateway, onChange }),
+        createConveyorApp({
+          db: database.db,
+          logger,
+          gateway,
+          onChange,
+          appId: config.github.appId,
+        }),
         { probot },
       );
     } else {

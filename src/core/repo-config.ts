@@ -40,6 +40,22 @@ export const RepoConfig = z
           .describe(
             "Attempts before a task is dead (failures, lease expiries and deadlines count).",
           ),
+        max_ci_fixes: z
+          .number()
+          .int()
+          .min(0)
+          .max(10)
+          .default(2)
+          .describe(
+            "Follow-up attempts when checks fail on the pull request, then a human decides.",
+          ),
+        max_review_fixes: z
+          .number()
+          .int()
+          .min(0)
+          .max(20)
+          .default(3)
+          .describe("Follow-up attempts for /fix and 'changes requested' reviews."),
         deadline_minutes: z
           .number()
           .int()

@@ -9,6 +9,7 @@ import {
   findExpiredTasks,
   lostTasks,
   promoteDueRetries,
+  setAssignmentBase,
 } from "../store/dispatch.ts";
 import { RUNNER_REVOKED_CHANNEL } from "../store/runners.ts";
 import { transitionTask } from "../store/tasks.ts";
@@ -68,6 +69,14 @@ export interface DispatcherDeps {
   timings: DispatchTimings;
   /** Called when tasks changed (status comments to rewrite). */
   onChange: () => void;
+}
+
+/** What the agent should know from before: review or CI feedback, else why the last attempt failed. */
+function feedbackFor(task: ClaimedTask): { feedback?: string } {
+  if (task.feedback) return { feedback: task.feedback };
+  if (task.last_error)
+    return { feedback: `The previous attempt did not succeed: ${task.last_error}` };
+  return {};
 }
 
 /** NOTIFY channel: new work for any instance, cancels and revocations for the socket's holder. */
@@ -148,6 +157,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       });
       return true;
     }
+    await setAssignmentBase(
+      db,
+      { taskId: claimed.task_id, generation: claimed.generation },
+      assignment.baseSha,
+    );
     const limits = claimed.limits as Record<string, number | undefined> & { verify?: string[][] };
     connection.send({
       type: "assign",
@@ -173,9 +187,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         output_bytes: limits.output_bytes,
       },
       verify: limits.verify ?? [],
-      ...(claimed.last_error
-        ? { feedback: `The previous attempt did not succeed: ${claimed.last_error}` }
-        : {}),
+      ...feedbackFor(claimed),
     });
     log.info({ repo: claimed.full_name, issueNumber: claimed.issue_number }, "task assigned");
     deps.onChange();

@@ -170,6 +170,15 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         files: parsed.data.files,
         sizeBytes: bytes.length,
       });
+      if (stored === "wrong_base") {
+        return c.json(
+          {
+            error: "base_sha is not the commit this assignment started from",
+            errors: [{ field: "base_sha", error: "mismatch", detail: parsed.data.base_sha }],
+          },
+          422,
+        );
+      }
       if (stored === "stale") {
         return c.json(
           { error: "you do not hold this task at this generation; the upload was not stored" },

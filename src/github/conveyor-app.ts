@@ -1,11 +1,17 @@
 import type { Logger } from "pino";
 import type { ApplicationFunction, Context } from "probot";
 import type { Db } from "../../db/client.ts";
+import { isRedConclusion } from "../core/follow-up.ts";
 import {
   handleInstallationEvent,
   handleIssuesEvent,
   type IntakeDeps,
 } from "../intake/intake-service.ts";
+import {
+  handleChangesRequested,
+  handleFailedCheck,
+  handlePullRequestClosed,
+} from "../intake/pull-request-events.ts";
 import { recordDelivery } from "../store/webhook-deliveries.ts";
 import type { GitHubGateway } from "./github-gateway.ts";
 import { repoRef } from "./github-gateway.ts";
@@ -15,10 +21,40 @@ export interface ConveyorAppDeps {
   logger: Logger;
   gateway: GitHubGateway;
   onChange: () => void;
+  /** This App's id: its own check runs never count as CI. */
+  appId: number;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
-const HANDLED_EVENTS = new Set(["issues", "installation", "installation_repositories"]);
+const HANDLED_EVENTS = new Set([
+  "issues",
+  "installation",
+  "installation_repositories",
+  "pull_request",
+  "check_run",
+  "status",
+  "pull_request_review",
+]);
+
+interface RepoPayload {
+  installation?: { id: number };
+  repository: { id: number; full_name: string };
+}
+
+/** The common facts of a repository event, or undefined without an installation. */
+function delivery(context: { id: string; name: string; payload: unknown }) {
+  const payload = context.payload as RepoPayload & { action?: string };
+  const installationId = payload.installation?.id;
+  if (!installationId || !payload.repository) return undefined;
+  return {
+    deliveryId: context.id,
+    event: context.name,
+    action: payload.action,
+    installationId,
+    repositoryId: payload.repository.id,
+    ref: repoRef(installationId, payload.repository.full_name),
+  };
+}
 
 type LabelLike = string | { name?: string };
 const names = (labels: LabelLike[] | undefined) =>
@@ -98,16 +134,87 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       });
     });
 
-    app.onAny(async (event) => {
-      if (HANDLED_EVENTS.has(event.name)) return;
-      const payload = event.payload as { action?: string; installation?: { id: number } };
+    app.on("pull_request.closed", async (context) => {
+      const d = delivery(context);
+      if (!d) return;
+      await handlePullRequestClosed(intake, {
+        ...d,
+        prNumber: context.payload.pull_request.number,
+        merged: Boolean(context.payload.pull_request.merged),
+        sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+      });
+    });
+    app.on("pull_request", async (context) => {
+      if (context.payload.action === "closed") return;
+      await recordOnly(context);
+    });
+
+    app.on("check_run", async (context) => {
+      const run = context.payload.check_run;
+      const d = delivery(context);
+      if (!d) return;
+      const ours = run.app?.id === deps.appId;
+      if (context.payload.action !== "completed" || ours || !isRedConclusion(run.conclusion)) {
+        return recordOnly(context);
+      }
+      await handleFailedCheck(intake, {
+        ...d,
+        headSha: run.head_sha,
+        failed: [
+          {
+            name: run.name,
+            summary: [run.output?.title, run.output?.summary, run.output?.text]
+              .filter(Boolean)
+              .join("\n\n"),
+          },
+        ],
+      });
+    });
+
+    app.on("status", async (context) => {
+      const { state, sha, context: name, description, target_url } = context.payload;
+      const d = delivery(context);
+      if (!d) return;
+      if (state !== "failure" && state !== "error") return recordOnly(context);
+      await handleFailedCheck(intake, {
+        ...d,
+        headSha: sha,
+        failed: [{ name, summary: [description, target_url].filter(Boolean).join("\n") }],
+      });
+    });
+
+    app.on("pull_request_review", async (context) => {
+      const { review, pull_request } = context.payload;
+      const d = delivery(context);
+      if (!d) return;
+      if (
+        context.payload.action !== "submitted" ||
+        review.state.toLowerCase() !== "changes_requested"
+      ) {
+        return recordOnly(context);
+      }
+      await handleChangesRequested(intake, {
+        ...d,
+        prNumber: pull_request.number,
+        reviewer: { login: review.user?.login ?? "ghost", type: review.user?.type },
+        text: review.body ?? "",
+      });
+    });
+
+    /** Events without an effect are still recorded, so every delivery is accounted for. */
+    async function recordOnly(context: { id: string; name: string; payload: unknown }) {
+      const payload = context.payload as { action?: string; installation?: { id: number } };
       await recordDelivery(deps.db, {
-        deliveryId: event.id,
-        event: event.name,
+        deliveryId: context.id,
+        event: context.name,
         action: payload.action,
         installationId: payload.installation?.id,
         outcome: "received",
       });
+    }
+
+    app.onAny(async (event) => {
+      if (!HANDLED_EVENTS.has(event.name)) await recordOnly(event);
     });
   };
 }

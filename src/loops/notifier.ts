@@ -3,6 +3,7 @@ import type { Db } from "../../db/client.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
 import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
 import { claimNotices, markNoticeFailed, markNoticePosted } from "../store/notices.ts";
+import { pullRequestUrl } from "../store/pull-requests.ts";
 import { findRunnerById } from "../store/runners.ts";
 import {
   claimDirtyStatuses,
@@ -54,6 +55,7 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         finishedAt: task.finishedAt,
         now: now(),
         lastError: task.lastError,
+        prUrl: await pullRequestUrl(deps.db, task.taskId),
         snapshotHash: task.snapshotHash,
         availableAt: task.availableAt,
       });

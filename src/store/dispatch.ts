@@ -27,6 +27,9 @@ export interface ClaimedTask {
   body: string;
   limits: Record<string, unknown>;
   last_error: string | null;
+  feedback: string | null;
+  /** Head of the task's open pull request: a follow-up attempt continues from it. */
+  pr_head_sha: string | null;
   full_name: string;
   default_branch: string;
 }
@@ -74,13 +77,27 @@ export async function claimNextTask(
         update runners set last_assigned_at = now() where runner_id = ${request.runnerId}
       )
       select c.task_id, c.generation, c.repository_id, c.installation_id, c.issue_number, c.title,
-             c.body, c.limits, c.last_error, r.full_name, r.default_branch
+             c.body, c.limits, c.last_error, c.feedback, r.full_name, r.default_branch,
+             (select p.head_sha from pull_requests p
+               where p.task_id = c.task_id and p.state = 'open'
+               order by p.created_at desc limit 1) as pr_head_sha
       from claimed c join repositories r on r.repository_id = c.repository_id`),
   );
   return rows[0];
 }
 
 type Fence = { taskId: string; generation: number; runnerId: string };
+
+/** Records the commit an assignment starts from; the change set must name the same one. */
+export async function setAssignmentBase(
+  db: Db,
+  fence: { taskId: string; generation: number },
+  baseSha: string,
+): Promise<void> {
+  await db.execute(sql`
+    update tasks set base_sha = ${baseSha}
+    where task_id = ${fence.taskId} and generation = ${fence.generation}`);
+}
 
 /** `accept`: assigned → running, with a lease and the attempt's deadline. */
 export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise<Task | undefined> {
@@ -318,18 +335,25 @@ export async function storeChangeSet(
     files: unknown;
     sizeBytes: number;
   },
-): Promise<"stored" | "stale"> {
+): Promise<"stored" | "stale" | "wrong_base"> {
   const rows = resultRows(
     await db.execute(sql`
       insert into change_sets (task_id, generation, runner_id, digest, base_sha, message, files, size_bytes)
       select ${input.taskId}, ${input.generation}, ${input.runnerId}, ${input.digest}, ${input.baseSha},
              ${input.message}, ${JSON.stringify(input.files)}::jsonb, ${input.sizeBytes}
       where exists (select 1 from tasks where task_id = ${input.taskId} and generation = ${input.generation}
-                    and runner_id = ${input.runnerId} and state = 'running')
+                    and runner_id = ${input.runnerId} and state = 'running'
+                    and (base_sha is null or base_sha = ${input.baseSha}))
       on conflict (task_id, generation) do update
         set digest = excluded.digest, base_sha = excluded.base_sha, message = excluded.message,
             files = excluded.files, size_bytes = excluded.size_bytes, created_at = now()
       returning task_id`),
   );
-  return rows.length ? "stored" : "stale";
+  if (rows.length) return "stored";
+  const [task] = resultRows<{ base_sha: string | null }>(
+    await db.execute(sql`
+      select base_sha from tasks where task_id = ${input.taskId} and generation = ${input.generation}
+        and runner_id = ${input.runnerId} and state = 'running'`),
+  );
+  return task ? "wrong_base" : "stale";
 }

@@ -186,6 +186,9 @@ export interface Transition {
     finished?: boolean;
     deadlineAt?: Date | null;
     result?: Record<string, unknown>;
+    feedback?: string | null;
+    ciFixes?: number;
+    reviewFixes?: number;
   };
 }
 
@@ -223,6 +226,9 @@ export async function transitionTask(db: Db, t: Transition): Promise<Task | unde
     assignments.push(sql`deadline_at = ${set.deadlineAt?.toISOString() ?? null}`);
   }
   if (set.result) assignments.push(sql`result = ${JSON.stringify(set.result)}::jsonb`);
+  if (set.feedback !== undefined) assignments.push(sql`feedback = ${set.feedback}`);
+  if (set.ciFixes !== undefined) assignments.push(sql`ci_fixes = ${set.ciFixes}`);
+  if (set.reviewFixes !== undefined) assignments.push(sql`review_fixes = ${set.reviewFixes}`);
   const fromList = sql.join(
     from.map((s) => sql`${s}`),
     sql`, `,

@@ -1,0 +1,205 @@
+import type { Db } from "../../db/client.ts";
+import {
+  decideCiFollowUp,
+  decideReviewFollowUp,
+  type FailedCheck,
+  type FollowUpDecision,
+} from "../core/follow-up.ts";
+import { type Actor, hasPermission, isBot } from "../core/intake.ts";
+import type { RepoRef } from "../github/github-gateway.ts";
+import { addNotice } from "../store/notices.ts";
+import {
+  findOpenPullRequestsByHead,
+  findPullRequest,
+  type PullRequestRow,
+  setPullRequestState,
+} from "../store/pull-requests.ts";
+import { getTask, transitionTask } from "../store/tasks.ts";
+import { recordDelivery } from "../store/webhook-deliveries.ts";
+import type { IntakeDeps } from "./intake-service.ts";
+
+interface Delivery {
+  deliveryId: string;
+  event: string;
+  action?: string | undefined;
+  installationId: number;
+  repositoryId: number;
+  ref: RepoRef;
+}
+
+const ACTIVE = [
+  "pushed",
+  "review",
+  "merging",
+  "waiting_human",
+  "held",
+  "queued",
+  "assigned",
+  "running",
+  "retry_wait",
+  "failed",
+  "dead",
+] as const;
+
+/** Runs `effect` in one transaction with the delivery record; a redelivery does nothing. */
+async function once(db: Db, d: Delivery, effect: (tx: Db) => Promise<string>): Promise<string> {
+  return db
+    .transaction(async (tx) => {
+      const outcome = await effect(tx);
+      const fresh = await recordDelivery(tx, {
+        deliveryId: d.deliveryId,
+        event: d.event,
+        action: d.action,
+        installationId: d.installationId,
+        outcome,
+      });
+      if (!fresh) throw new Duplicate();
+      return outcome;
+    })
+    .catch((error) => {
+      if (error instanceof Duplicate) return "duplicate";
+      throw error;
+    });
+}
+
+class Duplicate extends Error {}
+
+/** A pull request was closed: merged → the task is done; closed by a person → the task is cancelled. */
+export async function handlePullRequestClosed(
+  deps: IntakeDeps,
+  d: Delivery & { prNumber: number; merged: boolean; sender: Actor },
+): Promise<string> {
+  const outcome = await once(deps.db, d, async (tx) => {
+    const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
+    if (!pr) return "not a Conveyor pull request";
+    await setPullRequestState(tx, d.repositoryId, d.prNumber, d.merged ? "merged" : "closed");
+    if (d.merged) {
+      const merged = await transitionTask(tx, {
+        taskId: pr.task_id,
+        from: ACTIVE,
+        to: "merged",
+        actor: d.sender.login,
+        reason: `pull request #${d.prNumber} merged`,
+        set: { finished: true },
+      });
+      return merged ? "merged" : "task already finished";
+    }
+    // Conveyor closing its own pull request (a rerun elsewhere) is not a person cancelling.
+    if (isBot(d.sender)) return "closed by a bot";
+    const cancelled = await transitionTask(tx, {
+      taskId: pr.task_id,
+      from: ACTIVE,
+      to: "cancelled",
+      actor: d.sender.login,
+      reason: `pull request #${d.prNumber} closed without merging`,
+      set: { finished: true },
+    });
+    return cancelled ? "cancelled" : "task already finished";
+  });
+  if (outcome === "merged" || outcome === "cancelled") deps.onChange();
+  return outcome;
+}
+
+async function applyFollowUp(
+  tx: Db,
+  pr: PullRequestRow,
+  decision: FollowUpDecision,
+  kind: "ci" | "review",
+  actor: string,
+  d: Delivery,
+): Promise<string> {
+  if (decision.kind === "retry") {
+    const moved = await transitionTask(tx, {
+      taskId: pr.task_id,
+      from: ["review", "waiting_human"],
+      to: "queued",
+      actor,
+      reason: decision.reason,
+      set: {
+        feedback: decision.feedback,
+        enqueuedAt: "now",
+        availableAt: new Date(0),
+        ...(kind === "ci" ? { ciFixes: decision.count } : { reviewFixes: decision.count }),
+      },
+    });
+    return moved ? `follow-up ${decision.count}` : "task not in review";
+  }
+  const moved = await transitionTask(tx, {
+    taskId: pr.task_id,
+    from: ["review"],
+    to: "waiting_human",
+    actor,
+    reason: decision.reason,
+  });
+  if (moved) {
+    await addNotice(tx, {
+      dedupeKey: `followups:${pr.task_id}:${kind}:${pr.head_sha}`,
+      repositoryId: d.repositoryId,
+      installationId: d.installationId,
+      issueNumber: pr.pr_number,
+      body: decision.comment,
+    });
+  }
+  return moved ? "waiting for a human" : "task not in review";
+}
+
+/**
+ * A check run or commit status concluded red on a head Conveyor wrote: a follow-up attempt on the
+ * same branch with the failure as feedback, up to the cap, then a human. Events about an older
+ * head, or about a task that is not in review, change nothing.
+ */
+export async function handleFailedCheck(
+  deps: IntakeDeps,
+  d: Delivery & { headSha: string; failed: FailedCheck[] },
+): Promise<string> {
+  const loaded = await deps.gateway.loadConfig(d.ref);
+  const outcome = await once(deps.db, d, async (tx) => {
+    const prs = await findOpenPullRequestsByHead(tx, d.repositoryId, d.headSha);
+    if (prs.length === 0) return "not the head of a Conveyor pull request";
+    const results: string[] = [];
+    for (const pr of prs) {
+      const task = await getTask(tx, pr.task_id);
+      if (!task || task.state !== "review") {
+        results.push("task not in review");
+        continue;
+      }
+      const decision = decideCiFollowUp({
+        prNumber: pr.pr_number,
+        failed: d.failed,
+        fixesSoFar: task.ciFixes,
+        maxFixes: loaded.config.tasks.max_ci_fixes,
+      });
+      results.push(await applyFollowUp(tx, pr, decision, "ci", "checks", d));
+    }
+    return results.join("; ");
+  });
+  if (outcome.includes("follow-up") || outcome.includes("human")) deps.onChange();
+  return outcome;
+}
+
+/** A "changes requested" review by someone with write access: a follow-up with the review text. */
+export async function handleChangesRequested(
+  deps: IntakeDeps,
+  d: Delivery & { prNumber: number; reviewer: Actor; text: string },
+): Promise<string> {
+  if (isBot(d.reviewer)) return "review by a bot";
+  const permission = await deps.gateway.permission(d.ref, d.reviewer.login);
+  if (!hasPermission(permission, "write")) return "reviewer lacks write permission";
+  const loaded = await deps.gateway.loadConfig(d.ref);
+  const outcome = await once(deps.db, d, async (tx) => {
+    const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
+    if (!pr || pr.state !== "open") return "not an open Conveyor pull request";
+    const task = await getTask(tx, pr.task_id);
+    if (!task) return "no task";
+    const decision = decideReviewFollowUp({
+      prNumber: pr.pr_number,
+      reviewer: d.reviewer.login,
+      text: d.text,
+      fixesSoFar: task.reviewFixes,
+      maxFixes: loaded.config.tasks.max_review_fixes,
+    });
+    return applyFollowUp(tx, pr, decision, "review", d.reviewer.login, d);
+  });
+  if (outcome.includes("follow-up") || outcome.includes("human")) deps.onChange();
+  return outcome;
+}

@@ -1,0 +1,145 @@
+import { sql } from "drizzle-orm";
+import { type Db, resultRows } from "../../db/client.ts";
+import type { ChangeSet } from "../protocol/messages.ts";
+import { type Task, transitionTask } from "./tasks.ts";
+
+export interface UnpublishedTask {
+  task_id: string;
+  generation: number;
+  installation_id: number;
+  repository_id: number;
+  full_name: string;
+  default_branch: string;
+  issue_number: number;
+  title: string;
+  lane: string;
+  attempts: number;
+  max_attempts: number;
+  base_sha: string | null;
+  result: { summary?: string; stats?: Record<string, number>; verification?: unknown } | null;
+  change_set: Pick<ChangeSet, "base_sha" | "message" | "files">;
+  runner_name: string | null;
+}
+
+/**
+ * Tasks whose result is in (`pushed`) but whose current generation is not on a pull request yet,
+ * with everything needed to write it.
+ */
+export async function findUnpublished(db: Db, limit: number): Promise<UnpublishedTask[]> {
+  return resultRows<UnpublishedTask>(
+    await db.execute(sql`
+      select t.task_id, t.generation, t.installation_id, t.repository_id, r.full_name,
+             r.default_branch, t.issue_number, t.title, t.lane, t.attempts, t.max_attempts,
+             t.base_sha, t.result,
+             jsonb_build_object('base_sha', c.base_sha, 'message', c.message, 'files', c.files)
+               as change_set,
+             (select name from runners where runner_id = c.runner_id) as runner_name
+      from tasks t
+      join repositories r on r.repository_id = t.repository_id
+      join change_sets c on c.task_id = t.task_id and c.generation = t.generation
+      where t.state = 'pushed' and t.published_generation < t.generation
+      order by t.updated_at
+      limit ${limit}`),
+  );
+}
+
+/**
+ * The pull request for this generation is written: link it to the task (one row per PR, the head
+ * Conveyor wrote), consume the feedback, and move the task on to review. Guarded by generation, so
+ * a publish that lost a race changes nothing.
+ */
+export async function recordPublished(
+  db: Db,
+  input: {
+    taskId: string;
+    generation: number;
+    repositoryId: number;
+    prNumber: number;
+    branch: string;
+    headSha: string;
+    url: string;
+  },
+): Promise<Task | undefined> {
+  return db.transaction(async (tx) => {
+    const updated = resultRows(
+      await tx.execute(sql`
+        update tasks set published_generation = generation, pr_number = ${input.prNumber},
+                         feedback = null
+        where task_id = ${input.taskId} and generation = ${input.generation} and state = 'pushed'
+        returning task_id`),
+    );
+    if (updated.length === 0) return undefined;
+    await tx.execute(sql`
+      insert into pull_requests (repository_id, pr_number, task_id, branch, head_sha, url, state)
+      values (${input.repositoryId}, ${input.prNumber}, ${input.taskId}, ${input.branch},
+              ${input.headSha}, ${input.url}, 'open')
+      on conflict (repository_id, pr_number) do update
+        set task_id = excluded.task_id, head_sha = excluded.head_sha, url = excluded.url,
+            state = 'open', updated_at = now()`);
+    return transitionTask(tx, {
+      taskId: input.taskId,
+      generation: input.generation,
+      from: ["pushed"],
+      to: "review",
+      actor: "publisher",
+      reason: `pull request #${input.prNumber} written (${input.headSha.slice(0, 7)})`,
+      data: { pr_number: input.prNumber, head_sha: input.headSha },
+    });
+  });
+}
+
+export interface PullRequestRow {
+  repository_id: number;
+  pr_number: number;
+  task_id: string;
+  branch: string;
+  head_sha: string;
+  url: string;
+  state: string;
+}
+
+export async function findPullRequest(
+  db: Db,
+  repositoryId: number,
+  prNumber: number,
+): Promise<PullRequestRow | undefined> {
+  const [row] = resultRows<PullRequestRow>(
+    await db.execute(sql`
+      select * from pull_requests where repository_id = ${repositoryId} and pr_number = ${prNumber}`),
+  );
+  return row;
+}
+
+/** Open pull requests whose head is exactly this commit (what check events are about). */
+export async function findOpenPullRequestsByHead(
+  db: Db,
+  repositoryId: number,
+  headSha: string,
+): Promise<PullRequestRow[]> {
+  return resultRows<PullRequestRow>(
+    await db.execute(sql`
+      select * from pull_requests
+      where repository_id = ${repositoryId} and head_sha = ${headSha} and state = 'open'`),
+  );
+}
+
+export async function setPullRequestState(
+  db: Db,
+  repositoryId: number,
+  prNumber: number,
+  state: "open" | "closed" | "merged",
+): Promise<void> {
+  await db.execute(sql`
+    update pull_requests set state = ${state}, updated_at = now()
+    where repository_id = ${repositoryId} and pr_number = ${prNumber}`);
+}
+
+/** The task's open pull request URL, for its status comment. */
+export async function pullRequestUrl(db: Db, taskId: string): Promise<string | undefined> {
+  const [row] = resultRows<{ url: string }>(
+    await db.execute(sql`
+      select url from pull_requests where task_id = ${taskId}
+      order by created_at desc limit 1`),
+  );
+  return row?.url;
+}
