@@ -23,6 +23,7 @@ import { z } from "zod";
  *     >>>                           >>>                      print "some output"
  *     fail 3 "simulated failure"    hang                     spawn-sleeper
  *     sleep 250                     report-usage 1234 0.05   # a comment
+ *     copy-prompt PROMPT.md         (writes the prompt the agent was given into the workspace)
  *
  * Without a block it appends one line naming the issue to `CONVEYOR_NOTES.md`, so every issue
  * produces a change. Paths must stay inside the workspace; nothing is ever run through a shell.
@@ -32,6 +33,7 @@ import { z } from "zod";
 export type ScriptStep =
   | { op: "write" | "append"; path: string; content: string }
   | { op: "delete"; path: string }
+  | { op: "copy-prompt"; path: string }
   | { op: "chmod"; path: string; executable: boolean }
   | { op: "fail"; code: number; message: string }
   | { op: "print"; text: string }
@@ -145,8 +147,9 @@ export function parseScript(script: string): ParsedScript {
         i = end;
         break;
       }
+      case "copy-prompt":
       case "delete": {
-        if (!arity(1)) return { ok: false, error: `${where}: delete takes one path` };
+        if (!arity(1)) return { ok: false, error: `${where}: ${op} takes one path` };
         const bad = pathError(args[0]!);
         if (bad) return bad;
         steps.push({ op, path: args[0]! });
@@ -253,7 +256,7 @@ export async function main(
   }
   for (const step of parsed.steps) {
     try {
-      const code = await runStep(step, cwd, out, err);
+      const code = await runStep(step, cwd, out, err, prompt);
       if (code !== undefined) return code;
     } catch (error) {
       err(`scripted-agent: ${describe(step)} failed: ${(error as Error).message}`);
@@ -268,8 +271,16 @@ async function runStep(
   cwd: string,
   out: (text: string) => void,
   err: (text: string) => void,
+  prompt: string,
 ): Promise<number | undefined> {
   switch (step.op) {
+    case "copy-prompt": {
+      // Shows what the agent was told (feedback included) in the change itself.
+      const target = await safeTarget(cwd, step.path, { createParents: true });
+      await writeFile(target, prompt);
+      out(`copied the prompt to ${step.path}`);
+      return undefined;
+    }
     case "write":
     case "append": {
       const target = await safeTarget(cwd, step.path, { createParents: true });

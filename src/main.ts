@@ -26,6 +26,7 @@ import { createHttpApp } from "./http/create-http-app.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createNotifier } from "./loops/notifier.ts";
+import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { findRunnerByToken } from "./store/runners.ts";
@@ -45,6 +46,11 @@ export interface StartOptions {
   rateLimits?: TierLimits;
   /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
   reconcileOnStart?: boolean;
+  /**
+   * Write pull requests from results (default). Off leaves results in `pushed`: for measuring or
+   * testing dispatch alone.
+   */
+  publishPullRequests?: boolean;
 }
 
 export interface RunningConveyor {
@@ -143,9 +149,32 @@ export async function startConveyor(
       });
       dispatcher = taskDispatcher;
       await taskDispatcher.start();
+      const publisher = createPublisher({
+        db: database.db,
+        logger,
+        installationOctokit: (installationId) => probot.auth(installationId),
+        instanceId,
+        onChange: () => {
+          notifierLoop.wake();
+          taskDispatcher.announceWork();
+        },
+      });
+      const publisherLoop =
+        options.publishPullRequests === false
+          ? undefined
+          : createLoop({
+              name: "publisher",
+              intervalMs: options.notifierIntervalMs ?? 2_000,
+              logger,
+              body: async () => {
+                await publisher.runOnce();
+              },
+            });
+      // Anything that changed tasks: rewrite status comments, offer work, write pull requests.
       const onChange = () => {
         notifierLoop.wake();
         taskDispatcher.announceWork();
+        publisherLoop?.wake();
       };
       runnerRoutes = createRunnerRoutes({
         db: database.db,
@@ -182,6 +211,7 @@ export async function startConveyor(
         },
       });
       loops.push(notifierLoop, reconcileLoop);
+      if (publisherLoop) loops.push(publisherLoop);
       reconcile = () => reconciler.runOnce();
       webhooks = await createNodeMiddleware(
         createConveyorApp({

@@ -107,7 +107,9 @@ function percentile(sorted: number[], p: number): number {
 describe("dispatcher acceptance", () => {
   it("assigns each of 10 tasks to 2 idle runners within a second of queueing, event driven", async () => {
     // A one-minute sweep: anything assigned within a second was woken by the event, not the sweep.
-    h = await createHarness({ start: { dispatchTimings: { sweepMs: 60_000 } } });
+    h = await createHarness({
+      start: { dispatchTimings: { sweepMs: 60_000 }, publishPullRequests: false },
+    });
     const harness = h;
     const a = await eagerRunner(harness, harness.conveyor.url, "lat-a", 1);
     const b = await eagerRunner(harness, harness.conveyor.url, "lat-b", 1);
@@ -136,7 +138,7 @@ describe("dispatcher acceptance", () => {
   });
 
   it("spreads 20 tasks over 4 runners (3–7 each) and serves urgent before low", async () => {
-    h = await createHarness();
+    h = await createHarness({ start: { publishPullRequests: false } });
     const harness = h;
     const lanes: Lane[] = [
       ...Array<Lane>(4).fill("low"),
@@ -177,7 +179,11 @@ describe("dispatcher acceptance", () => {
   it("completes 500 tasks exactly once with 20 runners split over two instances", async () => {
     h = await createHarness({
       // Tasks are inserted for issues the simulator does not have: reconciliation would cancel them.
-      start: { rateLimits: { light: 6000, normal: 6000, heavy: 600 }, reconcileOnStart: false },
+      start: {
+        rateLimits: { light: 6000, normal: 6000, heavy: 600 },
+        reconcileOnStart: false,
+        publishPullRequests: false,
+      },
     });
     const harness = h;
     const second = await harness.startAnother();

@@ -18,7 +18,7 @@ const runners: FakeRunner[] = [];
 let runnerCount = 0;
 
 beforeAll(async () => {
-  h = await createHarness();
+  h = await createHarness({ start: { publishPullRequests: false } });
 });
 afterAll(async () => {
   await h?.close();

@@ -37,6 +37,10 @@ function load(): { ajv: Ajv; webhooks: WebhooksDocument["webhooks"] } {
     ) as WebhooksDocument;
     ajv = new Ajv({ strict: false, allErrors: true, logger: false, validateSchema: false });
     addFormats(ajv);
+    // GitHub's own payloads carry App bot addresses such as
+    // `123+conveyor[bot]@users.noreply.github.com`, which ajv-formats' strict "email" rejects; the
+    // published schema's format is looser than its regex, so check the shape GitHub really sends.
+    ajv.addFormat("email", /^[^\s@]+@[^\s@]+\.[^\s@]+$/);
     // Registered as one schema so the `#/components/schemas/...` references resolve inside it.
     ajv.addSchema({ $id: DOCUMENT_ID, components: document.components });
     webhooks = document.webhooks;

@@ -1,0 +1,331 @@
+import type { ProbotOctokit } from "probot";
+import { checkChangePaths } from "../core/change-set-rules.ts";
+import type { ChangeSet } from "../protocol/messages.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+export interface PullRequestWriteInput {
+  owner: string;
+  repo: string;
+  /** The pull request's base. */
+  defaultBranch: string;
+  issueNumber: number;
+  issueTitle: string;
+  /** `conveyor/issue-<N>`: one branch, and so one open pull request, per issue. */
+  branch: string;
+  /** The commit the task was assigned on; the new commit's only parent. */
+  baseSha: string;
+  changeSet: ChangeSet;
+  body: string;
+  title: string;
+  labels: string[];
+}
+
+export interface PullRequestWritten {
+  /** Where the branch points after the call: always `commitSha`. */
+  headSha: string;
+  prNumber: number;
+  prUrl: string;
+  /** True when this call opened the pull request; false when it updated an open one. */
+  created: boolean;
+  /** The commit holding the change set. */
+  commitSha: string;
+  /** True when the branch already held this exact change on `baseSha` (a retried publish). */
+  commitReused: boolean;
+}
+
+/**
+ * The change set may not be written at all; thrown by {@link writePullRequest} before it sends any
+ * request, so nothing is left behind on GitHub. It is an expected outcome rather than a failure
+ * (retrying cannot help): callers catch it with `instanceof` and tell a person, using `message`,
+ * which reads as a clause without a final period.
+ */
+export class PullRequestRefused extends Error {
+  override readonly name = "PullRequestRefused";
+  constructor(
+    message: string,
+    /** The offending paths, when the refusal is about paths. */
+    readonly paths: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Text files up to this size go inline in the tree request; larger ones become blobs first. */
+const INLINE_TEXT_BYTES = 64 * 1024;
+const WORKFLOWS_DIR = ".github/workflows";
+
+type TreeEntry = {
+  path: string;
+  mode: "100644" | "100755" | "120000";
+  type: "blob";
+  sha?: string | null;
+  content?: string;
+};
+
+/**
+ * Why a change set may not be written at all, checked before any request to GitHub. Workflow paths
+ * are refused here because GitHub refuses them anyway: an App needs the `workflows` permission to
+ * create or update a ref whose change touches `.github/workflows/`, and Conveyor never requests it
+ * (https://docs.github.com/rest/git/refs#update-a-reference). A path naming `.github` or
+ * `.github/workflows` itself is refused too: deleting or replacing it would remove the workflows.
+ */
+export function refusalFor(input: {
+  baseSha: string;
+  changeSet: ChangeSet;
+}): PullRequestRefused | undefined {
+  const { changeSet } = input;
+  if (changeSet.base_sha !== input.baseSha) {
+    return new PullRequestRefused(
+      `the change set was made on ${changeSet.base_sha.slice(0, 12)}, but the task was assigned on ${input.baseSha.slice(0, 12) || "no commit"}`,
+    );
+  }
+  const paths = changeSet.files.map((file) => file.path);
+  const problems = checkChangePaths(paths);
+  if (problems.length > 0) {
+    const listed = problems
+      .slice(0, 10)
+      .map((p) => `\`${p.path}\` ${p.problem}`)
+      .join("; ");
+    const more = problems.length > 10 ? `; and ${problems.length - 10} more` : "";
+    return new PullRequestRefused(
+      `the change set has paths Conveyor does not write: ${listed}${more}`,
+      [...new Set(problems.map((p) => p.path))],
+    );
+  }
+  // Case-insensitive, failing closed: `.GitHub/Workflows/x.yml` is refused as well.
+  const workflows = paths.filter((path) => {
+    const lower = path.toLowerCase();
+    return lower === ".github" || lower === WORKFLOWS_DIR || lower.startsWith(`${WORKFLOWS_DIR}/`);
+  });
+  if (workflows.length > 0) {
+    const listed = workflows
+      .slice(0, 5)
+      .map((p) => `\`${p}\``)
+      .join(", ");
+    const more = workflows.length > 5 ? ", …" : "";
+    return new PullRequestRefused(
+      `the change touches GitHub Actions workflows (${listed}${more}); GitHub lets an App change \`.github/workflows/\` only with the \`workflows\` permission, which Conveyor never requests, so a person has to make this change`,
+      workflows,
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Publishes a change set as one commit on `input.branch` and one open pull request for it.
+ *
+ * Every step looks before it writes, so a retry after any failure converges on the same result:
+ * the tree is content-addressed; if the branch already holds a commit with this tree, this message
+ * and `baseSha` as its only parent, it is reused; otherwise a new commit is made and the branch is
+ * created or force-updated (a rerun replaces the branch); an open pull request for the branch is
+ * updated in place (its number stays) or one is opened. Labels are added, never created apart.
+ *
+ * Throws {@link PullRequestRefused} without sending anything when {@link refusalFor} objects. GitHub's
+ * errors propagate (callers decide about retries), except a missing branch and the "A pull request
+ * already exists" race on create, which falls back to the pull request that won.
+ */
+export async function writePullRequest(
+  octokit: Octokit,
+  input: PullRequestWriteInput,
+): Promise<PullRequestWritten> {
+  const refused = refusalFor(input);
+  if (refused) throw refused;
+  const { owner, repo } = input;
+
+  const { data: base } = await octokit.request(
+    "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+    { owner, repo, commit_sha: input.baseSha },
+  );
+  const entries = await treeEntries(octokit, input);
+  const { data: tree } = await octokit.request("POST /repos/{owner}/{repo}/git/trees", {
+    owner,
+    repo,
+    base_tree: base.tree.sha,
+    tree: entries,
+  });
+
+  const current = await branchHead(octokit, input);
+  let commitSha: string | undefined;
+  if (current) {
+    const { data: head } = await octokit.request(
+      "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+      { owner, repo, commit_sha: current },
+    );
+    const sameChange =
+      head.tree.sha === tree.sha &&
+      head.parents.length === 1 &&
+      head.parents[0]?.sha === input.baseSha &&
+      head.message.trimEnd() === input.changeSet.message.trimEnd();
+    if (sameChange) commitSha = head.sha;
+  }
+  const commitReused = commitSha !== undefined;
+  if (!commitSha) {
+    // No author or committer: GitHub then attributes the commit to the App and signs it.
+    const { data: commit } = await octokit.request("POST /repos/{owner}/{repo}/git/commits", {
+      owner,
+      repo,
+      message: input.changeSet.message,
+      tree: tree.sha,
+      parents: [input.baseSha],
+    });
+    commitSha = commit.sha;
+    await moveBranch(octokit, input, commitSha, current !== undefined);
+  }
+
+  const { pull, created } = await ensurePullRequest(octokit, input);
+  const have = new Set(pull.labels.map((label) => label.name.toLowerCase()));
+  const missing = input.labels.filter((label) => !have.has(label.toLowerCase()));
+  if (missing.length > 0) {
+    await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+      owner,
+      repo,
+      issue_number: pull.number,
+      labels: missing,
+    });
+  }
+  return {
+    headSha: commitSha,
+    prNumber: pull.number,
+    prUrl: pull.html_url,
+    created,
+    commitSha,
+    commitReused,
+  };
+}
+
+/**
+ * Tree entries for the change set. UTF-8 text goes inline unless large; base64 content always
+ * goes through a blob, since tree `content` is taken as UTF-8 text. Identical contents share a blob.
+ */
+async function treeEntries(octokit: Octokit, input: PullRequestWriteInput): Promise<TreeEntry[]> {
+  const blobs = new Map<string, string>();
+  const entries: TreeEntry[] = [];
+  for (const file of input.changeSet.files) {
+    const { path, mode } = file;
+    if (file.action === "delete") {
+      entries.push({ path, mode, type: "blob", sha: null });
+      continue;
+    }
+    if (file.encoding === "utf8" && Buffer.byteLength(file.content, "utf8") <= INLINE_TEXT_BYTES) {
+      entries.push({ path, mode, type: "blob", content: file.content });
+      continue;
+    }
+    const encoding = file.encoding === "base64" ? "base64" : "utf-8";
+    const key = `${encoding}:${file.content}`;
+    let sha = blobs.get(key);
+    if (!sha) {
+      const { data } = await octokit.request("POST /repos/{owner}/{repo}/git/blobs", {
+        owner: input.owner,
+        repo: input.repo,
+        content: file.content,
+        encoding,
+      });
+      sha = data.sha;
+      blobs.set(key, sha);
+    }
+    entries.push({ path, mode, type: "blob", sha });
+  }
+  return entries;
+}
+
+const status = (error: unknown) => (error as { status?: number }).status;
+
+async function branchHead(octokit: Octokit, input: PullRequestWriteInput) {
+  try {
+    const { data } = await octokit.request("GET /repos/{owner}/{repo}/git/ref/{ref}", {
+      owner: input.owner,
+      repo: input.repo,
+      ref: `heads/${input.branch}`,
+    });
+    return data.object.sha;
+  } catch (error) {
+    if (status(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+/** Creates the branch, or force-moves it: a rerun replaces what an earlier attempt pushed. */
+async function moveBranch(
+  octokit: Octokit,
+  input: PullRequestWriteInput,
+  sha: string,
+  exists: boolean,
+) {
+  const { owner, repo } = input;
+  if (!exists) {
+    try {
+      await octokit.request("POST /repos/{owner}/{repo}/git/refs", {
+        owner,
+        repo,
+        ref: `refs/heads/${input.branch}`,
+        sha,
+      });
+      return;
+    } catch (error) {
+      // Someone created the branch since we looked (422 "Reference already exists"): move it.
+      if (status(error) !== 422 || (await branchHead(octokit, input)) === undefined) throw error;
+    }
+  }
+  await octokit.request("PATCH /repos/{owner}/{repo}/git/refs/{ref}", {
+    owner,
+    repo,
+    ref: `heads/${input.branch}`,
+    sha,
+    force: true,
+  });
+}
+
+async function findOpenPullRequest(octokit: Octokit, input: PullRequestWriteInput) {
+  const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls", {
+    owner: input.owner,
+    repo: input.repo,
+    head: `${input.owner}:${input.branch}`,
+    state: "open",
+    per_page: 100,
+  });
+  // GitHub allows one open pull request per head and base; the oldest one is Conveyor's.
+  return data.sort((a, b) => a.number - b.number)[0];
+}
+
+const isAlreadyExists = (error: unknown) =>
+  status(error) === 422 &&
+  JSON.stringify((error as { response?: { data?: unknown } }).response?.data ?? "").includes(
+    "A pull request already exists",
+  );
+
+/** Updates the branch's open pull request in place, or opens one. */
+async function ensurePullRequest(octokit: Octokit, input: PullRequestWriteInput) {
+  const { owner, repo, title, body } = input;
+  let existing = await findOpenPullRequest(octokit, input);
+  if (!existing) {
+    try {
+      const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls", {
+        owner,
+        repo,
+        title,
+        body,
+        head: input.branch,
+        base: input.defaultBranch,
+        maintainer_can_modify: false,
+      });
+      return { pull: data, created: true };
+    } catch (error) {
+      // Another publish of the same task opened it between our look-up and our create.
+      if (!isAlreadyExists(error)) throw error;
+      existing = await findOpenPullRequest(octokit, input);
+      if (!existing) throw error;
+    }
+  }
+  if (existing.title === title && (existing.body ?? "") === body) {
+    return { pull: existing, created: false };
+  }
+  const { data } = await octokit.request("PATCH /repos/{owner}/{repo}/pulls/{pull_number}", {
+    owner,
+    repo,
+    pull_number: existing.number,
+    title,
+    body,
+  });
+  return { pull: data, created: false };
+}

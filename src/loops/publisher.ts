@@ -1,0 +1,128 @@
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import type { Db } from "../../db/client.ts";
+import { pullRequestTitle, renderPullRequestBody } from "../core/pull-request-body.ts";
+import { repoRef } from "../github/github-gateway.ts";
+import { PullRequestRefused, writePullRequest } from "../github/pull-request-writer.ts";
+import type { ChangeSet } from "../protocol/messages.ts";
+import { releaseLease, tryAcquireLease } from "../store/leases.ts";
+import { addNotice } from "../store/notices.ts";
+import { findUnpublished, recordPublished, type UnpublishedTask } from "../store/pull-requests.ts";
+import { transitionTask } from "../store/tasks.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+export interface PublisherDeps {
+  db: Db;
+  logger: Logger;
+  installationOctokit: (installationId: number) => Promise<Octokit>;
+  instanceId: string;
+  onChange: () => void;
+}
+
+const LEASE = "publisher";
+const LEASE_MS = 2 * 60_000;
+const BATCH = 10;
+
+/**
+ * Turns received change sets into commits and pull requests. One instance at a time (a lease), one
+ * task after another: GitHub's secondary rate limits punish bursts of writes, and every step is
+ * idempotent, so a publish interrupted by a crash is simply done again.
+ */
+export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<number> } {
+  async function publish(task: UnpublishedTask): Promise<void> {
+    const log = deps.logger.child({
+      taskId: task.task_id,
+      generation: task.generation,
+      repo: task.full_name,
+      issueNumber: task.issue_number,
+    });
+    const ref = repoRef(task.installation_id, task.full_name);
+    const branch = `conveyor/issue-${task.issue_number}`;
+    const body = renderPullRequestBody({
+      taskId: task.task_id,
+      generation: task.generation,
+      issueNumber: task.issue_number,
+      summary: task.result?.summary ?? "",
+      stats: task.result?.stats,
+      runnerName: task.runner_name ?? undefined,
+      attempt: task.attempts + 1,
+      maxAttempts: task.max_attempts,
+      verification: task.result?.verification as never,
+    });
+    try {
+      const written = await writePullRequest(await deps.installationOctokit(task.installation_id), {
+        owner: ref.owner,
+        repo: ref.repo,
+        defaultBranch: task.default_branch,
+        issueNumber: task.issue_number,
+        issueTitle: task.title,
+        branch,
+        baseSha: task.base_sha ?? "",
+        changeSet: task.change_set as ChangeSet,
+        body,
+        title: pullRequestTitle(task.title, task.issue_number),
+        labels: ["conveyor", `priority:${task.lane}`],
+      });
+      await recordPublished(deps.db, {
+        taskId: task.task_id,
+        generation: task.generation,
+        repositoryId: task.repository_id,
+        prNumber: written.prNumber,
+        branch,
+        headSha: written.headSha,
+        url: written.prUrl,
+      });
+      log.info({ prNumber: written.prNumber, created: written.created }, "pull request written");
+    } catch (error) {
+      if (!(error instanceof PullRequestRefused)) throw error;
+      // Nothing was written. A person must decide: the same agent would likely do it again.
+      log.warn({ reason: error.message }, "change refused before writing");
+      await deps.db.transaction(async (tx) => {
+        const moved = await transitionTask(tx, {
+          taskId: task.task_id,
+          generation: task.generation,
+          from: ["pushed"],
+          to: "dead",
+          actor: "publisher",
+          reason: `change refused: ${error.message}`,
+          set: { lastError: `change refused: ${error.message}` },
+        });
+        if (moved) {
+          await addNotice(tx, {
+            dedupeKey: `refused-change:${task.task_id}:${task.generation}`,
+            repositoryId: task.repository_id,
+            installationId: task.installation_id,
+            issueNumber: task.issue_number,
+            body: `⚠️ Conveyor did not open a pull request: ${error.message}. Edit the issue and comment \`/retry\`, or make this change by hand.`,
+          });
+        }
+      });
+    }
+  }
+
+  return {
+    async runOnce() {
+      if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return 0;
+      let done = 0;
+      try {
+        for (const task of await findUnpublished(deps.db, BATCH)) {
+          try {
+            await publish(task);
+            done++;
+          } catch (error) {
+            // Left for the next pass; the log says why (GitHub down, rate limited …).
+            deps.logger.error(
+              { err: error, taskId: task.task_id },
+              "publishing the pull request failed",
+            );
+          }
+        }
+      } finally {
+        await releaseLease(deps.db, LEASE, deps.instanceId);
+      }
+      if (done) deps.onChange();
+      return done;
+    },
+  };
+}

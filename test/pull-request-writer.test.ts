@@ -1,0 +1,458 @@
+import type { ProbotOctokit } from "probot";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  PullRequestRefused,
+  type PullRequestWriteInput,
+  writePullRequest,
+} from "../src/github/pull-request-writer.ts";
+import type { ChangeSet } from "../src/protocol/messages.ts";
+import {
+  DEFAULT_APP_PERMISSIONS,
+  type GitHubSimulator,
+} from "./github-sim/create-github-simulator.ts";
+import { runGit } from "./github-sim/run-git.ts";
+import {
+  createTestProbot,
+  startTestSimulator,
+  type TestSimulator,
+} from "./github-sim/simulator-test-kit.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+const owner = "acme";
+const repo = "widgets";
+const fullName = `${owner}/${repo}`;
+const BINARY = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+/** Over the writer's inline limit, so it travels as a blob. */
+const LARGE_TEXT = `${"0123456789abcdef".repeat(5000)}\n`;
+
+describe("writePullRequest against the GitHub simulator", () => {
+  let kit: TestSimulator;
+  let sim: GitHubSimulator;
+  let octokit: Octokit;
+  let installationId: number;
+  let baseSha: string;
+  let issueNumber: number;
+
+  beforeAll(async () => {
+    kit = await startTestSimulator();
+    sim = kit.sim;
+    installationId = (await sim.createInstallation({ account: owner })).id;
+    await sim.createRepository({
+      owner,
+      name: repo,
+      installationId,
+      files: {
+        "README.md": "# widgets\n",
+        "src/app.ts": "export const answer = 41;\n",
+        "docs/old.md": "old\n",
+        ".github/workflows/ci.yml": "on: push\n",
+      },
+    });
+    octokit = await createTestProbot(sim, kit.privateKey).auth(installationId);
+    baseSha = (await sim.getBranchSha(fullName, "main"))!;
+    issueNumber = (await sim.openIssue(fullName, { title: "Make it blue", user: "alice" })).issue
+      .number;
+  });
+  afterEach(() => {
+    expect(sim.violations).toEqual([]);
+  });
+  afterAll(async () => {
+    await kit?.close();
+  });
+
+  const git = async (...args: string[]) =>
+    (await runGit(args, { gitDir: sim.gitDir(fullName) })).stdout;
+  const gitText = async (...args: string[]) => (await git(...args)).toString("utf8").trim();
+
+  /** `mode type path` of every file at `ref`, and each blob's sha. */
+  async function lsTree(ref: string) {
+    const out = await gitText("ls-tree", "-r", ref);
+    return new Map(
+      out.split("\n").map((line) => {
+        const [meta, path] = line.split("\t") as [string, string];
+        const [mode, type, sha] = meta.split(" ") as [string, string, string];
+        return [path, { mode, type, sha }];
+      }),
+    );
+  }
+
+  function changeSet(files: ChangeSet["files"], message = "Make it blue"): ChangeSet {
+    return { base_sha: baseSha, message, files };
+  }
+
+  function input(patch: Partial<PullRequestWriteInput> = {}): PullRequestWriteInput {
+    return {
+      owner,
+      repo,
+      defaultBranch: "main",
+      issueNumber,
+      issueTitle: "Make it blue",
+      branch: `conveyor/issue-${issueNumber}`,
+      baseSha,
+      changeSet: firstChange,
+      body: `Closes #${issueNumber}\n\nfirst`,
+      title: "Make it blue",
+      labels: ["conveyor", "priority:normal"],
+      ...patch,
+    };
+  }
+
+  const firstChange: ChangeSet = {
+    base_sha: "",
+    message: "Make it blue\n\nA longer explanation.",
+    files: [
+      { path: "src/app.ts", action: "modify", mode: "100644", encoding: "utf8", content: "blue\n" },
+      { path: "docs/new.md", action: "add", mode: "100644", encoding: "utf8", content: "new\n" },
+      { path: "docs/old.md", action: "delete", mode: "100644", encoding: "utf8", content: "" },
+      {
+        path: "bin/tool.sh",
+        action: "add",
+        mode: "100755",
+        encoding: "utf8",
+        content: "#!/bin/sh\necho hi\n",
+      },
+      {
+        path: "assets/logo.bin",
+        action: "add",
+        mode: "100644",
+        encoding: "base64",
+        content: BINARY.toString("base64"),
+      },
+      { path: "link", action: "add", mode: "120000", encoding: "utf8", content: "README.md" },
+      {
+        path: "data/big.txt",
+        action: "add",
+        mode: "100644",
+        encoding: "utf8",
+        content: LARGE_TEXT,
+      },
+    ],
+  };
+
+  const since = (mark: number) => sim.requests.slice(mark);
+  const writes = (mark: number) =>
+    since(mark)
+      .filter((r) => r.method !== "GET" && r.path.startsWith("/repos/"))
+      .map((r) => `${r.method} ${r.route} ${r.status}`);
+  const openPulls = async () =>
+    (await sim.listPulls(fullName)).filter(
+      (p) => p.state === "open" && p.head.ref === `conveyor/issue-${issueNumber}`,
+    );
+
+  let firstCommit: string;
+  let prNumber: number;
+
+  it("writes one commit on baseSha with every kind of change, and opens one pull request", async () => {
+    firstChange.base_sha = baseSha;
+    const mark = sim.requests.length;
+    const written = await writePullRequest(octokit, input());
+
+    expect(written).toMatchObject({ created: true, commitReused: false });
+    expect(written.headSha).toBe(written.commitSha);
+    firstCommit = written.commitSha;
+    prNumber = written.prNumber;
+    const branch = `conveyor/issue-${issueNumber}`;
+    expect(await sim.getBranchSha(fullName, branch)).toBe(firstCommit);
+
+    // One commit, whose only parent is baseSha, with the change set's message, signed by GitHub.
+    expect(await gitText("log", "--format=%H %P", `${baseSha}..${branch}`)).toBe(
+      `${firstCommit} ${baseSha}`,
+    );
+    expect(await gitText("show", "-s", "--format=%B", firstCommit)).toBe(
+      "Make it blue\n\nA longer explanation.",
+    );
+    const { data: apiCommit } = await octokit.request(
+      "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+      { owner, repo, commit_sha: firstCommit },
+    );
+    expect(apiCommit.verification?.verified).toBe(true);
+
+    const tree = await lsTree(firstCommit);
+    expect([...tree.keys()].sort()).toEqual([
+      ".github/workflows/ci.yml",
+      "README.md",
+      "assets/logo.bin",
+      "bin/tool.sh",
+      "data/big.txt",
+      "docs/new.md",
+      "link",
+      "src/app.ts",
+    ]);
+    expect(tree.get("bin/tool.sh")?.mode).toBe("100755");
+    expect(tree.get("link")?.mode).toBe("120000");
+    expect(tree.get("src/app.ts")?.mode).toBe("100644");
+    expect(await git("cat-file", "blob", tree.get("assets/logo.bin")!.sha)).toEqual(BINARY);
+    expect(await gitText("cat-file", "blob", tree.get("link")!.sha)).toBe("README.md");
+    expect((await git("cat-file", "blob", `${firstCommit}:data/big.txt`)).toString()).toBe(
+      LARGE_TEXT,
+    );
+    expect((await git("cat-file", "blob", `${firstCommit}:src/app.ts`)).toString()).toBe("blue\n");
+    expect(await gitText("diff", "--name-status", baseSha, firstCommit)).toBe(
+      [
+        "A\tassets/logo.bin",
+        "A\tbin/tool.sh",
+        "A\tdata/big.txt",
+        "A\tdocs/new.md",
+        "D\tdocs/old.md",
+        "A\tlink",
+        "M\tsrc/app.ts",
+      ].join("\n"),
+    );
+
+    // Blobs only where needed: the binary file and the large text file.
+    expect(writes(mark)).toEqual([
+      "POST /repos/{owner}/{repo}/git/blobs 201",
+      "POST /repos/{owner}/{repo}/git/blobs 201",
+      "POST /repos/{owner}/{repo}/git/trees 201",
+      "POST /repos/{owner}/{repo}/git/commits 201",
+      "POST /repos/{owner}/{repo}/git/refs 201",
+      "POST /repos/{owner}/{repo}/pulls 201",
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/labels 200",
+    ]);
+    const commitRequest = since(mark).find((r) => r.route === "/repos/{owner}/{repo}/git/commits");
+    expect(commitRequest?.body).not.toHaveProperty("author");
+    expect(commitRequest?.body).not.toHaveProperty("committer");
+
+    const pull = await sim.getPull(fullName, prNumber);
+    expect(pull).toMatchObject({
+      number: prNumber,
+      state: "open",
+      title: "Make it blue",
+      body: `Closes #${issueNumber}\n\nfirst`,
+      maintainer_can_modify: false,
+      html_url: written.prUrl,
+      head: { ref: branch, sha: firstCommit },
+      base: { ref: "main" },
+    });
+    expect(pull.labels.map((l) => l.name).sort()).toEqual(["conveyor", "priority:normal"]);
+    expect(await openPulls()).toHaveLength(1);
+  });
+
+  it("the same write again changes nothing: same commit, same pull request, no writes but the tree", async () => {
+    const mark = sim.requests.length;
+    const written = await writePullRequest(octokit, input());
+    expect(written).toMatchObject({
+      prNumber,
+      created: false,
+      commitReused: true,
+      commitSha: firstCommit,
+      headSha: firstCommit,
+    });
+    expect(await sim.getBranchSha(fullName, `conveyor/issue-${issueNumber}`)).toBe(firstCommit);
+    // Trees are content-addressed: asking for the same one again is the look-up.
+    expect(writes(mark)).toEqual([
+      "POST /repos/{owner}/{repo}/git/blobs 201",
+      "POST /repos/{owner}/{repo}/git/blobs 201",
+      "POST /repos/{owner}/{repo}/git/trees 201",
+    ]);
+    expect(await openPulls()).toHaveLength(1);
+  });
+
+  it("a rerun with another change force-updates the branch to a new commit on baseSha, same pull request", async () => {
+    const mark = sim.requests.length;
+    const rerun = changeSet(
+      [
+        {
+          path: "src/app.ts",
+          action: "modify",
+          mode: "100644",
+          encoding: "utf8",
+          content: "navy\n",
+        },
+      ],
+      "Make it navy blue",
+    );
+    const written = await writePullRequest(
+      octokit,
+      input({ changeSet: rerun, body: `Closes #${issueNumber}\n\nsecond`, title: "Navy" }),
+    );
+    expect(written).toMatchObject({ prNumber, created: false, commitReused: false });
+    expect(written.commitSha).not.toBe(firstCommit);
+    const branch = `conveyor/issue-${issueNumber}`;
+    expect(await sim.getBranchSha(fullName, branch)).toBe(written.commitSha);
+    expect(await gitText("log", "--format=%H %P", `${baseSha}..${branch}`)).toBe(
+      `${written.commitSha} ${baseSha}`,
+    );
+    // The first attempt's files are gone: the branch was replaced, not built upon.
+    expect(await gitText("diff", "--name-status", baseSha, written.commitSha)).toBe(
+      "M\tsrc/app.ts",
+    );
+    expect(writes(mark)).toEqual([
+      "POST /repos/{owner}/{repo}/git/trees 201",
+      "POST /repos/{owner}/{repo}/git/commits 201",
+      "PATCH /repos/{owner}/{repo}/git/refs/{ref} 200",
+      "PATCH /repos/{owner}/{repo}/pulls/{pull_number} 200",
+    ]);
+    expect(
+      since(mark).find((r) => r.method === "PATCH" && r.route?.includes("refs"))?.body,
+    ).toEqual({ sha: written.commitSha, force: true });
+    const pull = await sim.getPull(fullName, prNumber);
+    expect(pull).toMatchObject({
+      title: "Navy",
+      body: `Closes #${issueNumber}\n\nsecond`,
+      head: { sha: written.commitSha },
+    });
+    expect(await openPulls()).toHaveLength(1);
+  });
+
+  it("falls back to the existing pull request when its create loses a race (422 already exists)", async () => {
+    const racy = await createTestProbot(sim, kit.privateKey).auth(installationId);
+    let hidden = 0;
+    // The first look-up misses the open pull request, as if another publish opened it just after.
+    racy.hook.wrap("request", async (request, options) => {
+      const response = await request(options);
+      if (options.method === "GET" && options.url === "/repos/{owner}/{repo}/pulls" && !hidden++) {
+        return { ...response, data: [] };
+      }
+      return response;
+    });
+    const mark = sim.requests.length;
+    const written = await writePullRequest(
+      racy,
+      input({ changeSet: firstChange, body: `Closes #${issueNumber}\n\nthird` }),
+    );
+    expect(hidden).toBe(2);
+    expect(written).toMatchObject({ prNumber, created: false });
+    expect(writes(mark)).toContain("POST /repos/{owner}/{repo}/pulls 422");
+    expect(writes(mark).at(-1)).toBe("PATCH /repos/{owner}/{repo}/pulls/{pull_number} 200");
+    expect((await sim.getPull(fullName, prNumber)).body).toBe(`Closes #${issueNumber}\n\nthird`);
+    expect(await openPulls()).toHaveLength(1);
+  });
+
+  it.each<[string, ChangeSet["files"][number]["path"], "add" | "delete"]>([
+    ["adds a workflow", ".github/workflows/ci.yml", "add"],
+    ["deletes a workflow", ".github/workflows/ci.yml", "delete"],
+    ["deletes the workflows directory", ".github/workflows", "delete"],
+    ["replaces .github itself", ".github", "delete"],
+    ["hides behind different case", ".GitHub/Workflows/evil.yml", "add"],
+  ])("refuses a change that %s before sending any request", async (_name, path, action) => {
+    const mark = sim.requests.length;
+    const change = changeSet([
+      { path: "README.md", action: "modify", mode: "100644", encoding: "utf8", content: "x\n" },
+      { path, action, mode: "100644", encoding: "utf8", content: "on: push\n" },
+    ]);
+    const refused = await writePullRequest(octokit, input({ changeSet: change })).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(PullRequestRefused);
+    expect((refused as PullRequestRefused).paths).toEqual([path]);
+    expect((refused as PullRequestRefused).message).toMatch(/`workflows` permission/);
+    expect(since(mark)).toEqual([]);
+  });
+
+  // Patches are built when the test runs: baseSha is known only after beforeAll.
+  it.each<[string, () => Partial<PullRequestWriteInput>, RegExp]>([
+    [
+      "a change set made on another commit",
+      () => ({ changeSet: { ...changeSet(firstChange.files), base_sha: "f".repeat(40) } }),
+      /made on ffffffffffff, but the task was assigned on [0-9a-f]{12}$/,
+    ],
+    ["an empty task base", () => ({ baseSha: "" }), /assigned on no commit/],
+    [
+      "a path that escapes the repository",
+      () => ({
+        changeSet: changeSet([
+          { path: "../x", action: "add", mode: "100644", encoding: "utf8", content: "" },
+        ]),
+      }),
+      /`\.\.\/x` contains \. or \.\. segments/,
+    ],
+    [
+      "a path inside .git",
+      () => ({
+        changeSet: changeSet([
+          { path: ".git/config", action: "add", mode: "100644", encoding: "utf8", content: "" },
+        ]),
+      }),
+      /`\.git\/config` is inside \.git/,
+    ],
+  ])("refuses %s before sending any request", async (_name, patch, reason) => {
+    const mark = sim.requests.length;
+    const refused = await writePullRequest(octokit, input(patch())).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(PullRequestRefused);
+    expect((refused as Error).message).toMatch(reason);
+    expect(since(mark)).toEqual([]);
+  });
+
+  /** Commits `files` on baseSha through the Git Data API, without moving any ref. */
+  async function commitOnBase(client: Octokit, owner: string, repo: string, base: string) {
+    const { data: parent } = await client.request(
+      "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+      { owner, repo, commit_sha: base },
+    );
+    const { data: tree } = await client.request("POST /repos/{owner}/{repo}/git/trees", {
+      owner,
+      repo,
+      base_tree: parent.tree.sha,
+      tree: [
+        { path: ".github/workflows/ci.yml", mode: "100644", type: "blob", content: "on: [push]\n" },
+      ],
+    });
+    const { data: commit } = await client.request("POST /repos/{owner}/{repo}/git/commits", {
+      owner,
+      repo,
+      message: "Change CI",
+      tree: tree.sha,
+      parents: [base],
+    });
+    return commit.sha;
+  }
+
+  it("the simulator, like GitHub, refuses an App's ref update touching workflows without the permission", async () => {
+    const branch = `conveyor/issue-${issueNumber}`;
+    const before = (await sim.getBranchSha(fullName, branch))!;
+    const sha = await commitOnBase(octokit, owner, repo, baseSha);
+
+    const update = await octokit
+      .request("PATCH /repos/{owner}/{repo}/git/refs/{ref}", {
+        owner,
+        repo,
+        ref: `heads/${branch}`,
+        sha,
+        force: true,
+      })
+      .catch((error: unknown) => error);
+    expect(update).toMatchObject({
+      status: 403,
+      message: expect.stringMatching(/without `workflows` permission/),
+    });
+    const create = await octokit
+      .request("POST /repos/{owner}/{repo}/git/refs", {
+        owner,
+        repo,
+        ref: "refs/heads/conveyor/ci-change",
+        sha,
+      })
+      .catch((error: { status: number }) => error);
+    expect(create).toMatchObject({ status: 403 });
+    expect(await sim.getBranchSha(fullName, branch)).toBe(before);
+    expect(await sim.getBranchSha(fullName, "conveyor/ci-change")).toBeUndefined();
+
+    // Control: the same update from an installation that holds `workflows` goes through, so the
+    // refusal above is about that permission and nothing else.
+    const trusted = await sim.createInstallation({
+      account: "trusted",
+      permissions: { ...DEFAULT_APP_PERMISSIONS, workflows: "write" },
+    });
+    await sim.createRepository({
+      owner: "trusted",
+      name: "tools",
+      installationId: trusted.id,
+      files: { ".github/workflows/ci.yml": "on: push\n" },
+    });
+    const trustedClient = await createTestProbot(sim, kit.privateKey).auth(trusted.id);
+    const trustedBase = (await sim.getBranchSha("trusted/tools", "main"))!;
+    const allowed = await commitOnBase(trustedClient, "trusted", "tools", trustedBase);
+    await trustedClient.request("PATCH /repos/{owner}/{repo}/git/refs/{ref}", {
+      owner: "trusted",
+      repo: "tools",
+      ref: "heads/main",
+      sha: allowed,
+      force: true,
+    });
+    expect(await sim.readFile("trusted/tools", ".github/workflows/ci.yml")).toBe("on: [push]\n");
+  });
+});

@@ -1,0 +1,191 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../db/client.ts";
+import { createRunner } from "../src/store/runners.ts";
+import { getTask } from "../src/store/tasks.ts";
+import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { type RunnerProcess, SCRIPTED_AGENT, spawnRunnerProcess } from "./helpers/spawn-runner.ts";
+import { waitFor } from "./helpers/wait-for.ts";
+
+let h: Harness;
+let runner: RunnerProcess;
+let workDir: string;
+
+beforeAll(async () => {
+  h = await createHarness({ files: { "src/app.txt": "v1\n" } });
+  const { token } = await createRunner(h.database.db, {
+    name: "pr-runner",
+    capabilities: [],
+    tier: "normal",
+  });
+  workDir = mkdtempSync(join(tmpdir(), "conveyor-pr-"));
+  runner = spawnRunnerProcess([
+    "start",
+    ...["--server", h.conveyor.url, "--token", token, "--name", "pr-runner", "--slots", "2"],
+    ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
+    ...["--agent", "--", ...SCRIPTED_AGENT],
+  ]);
+});
+afterAll(async () => {
+  runner?.child.kill("SIGKILL");
+  await h?.close();
+  rmSync(workDir, { recursive: true, force: true });
+});
+afterEach(() => {
+  expect(h.sim.violations).toEqual([]);
+});
+
+async function queue(title: string, script: string) {
+  const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
+  const { issue } = await h.sim.openIssue(h.repo, { title, body, user: "octocat" });
+  await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+  const [row] = resultRows<{ task_id: string }>(
+    await h.database.db.execute(
+      sql`select task_id from tasks where issue_number = ${issue.number}`,
+    ),
+  );
+  return { issueNumber: issue.number, taskId: row!.task_id };
+}
+
+async function pullRow(taskId: string) {
+  const [row] = resultRows<{ pr_number: number; head_sha: string; url: string }>(
+    await h.database.db.execute(
+      sql`select pr_number, head_sha, url from pull_requests where task_id = ${taskId}`,
+    ),
+  );
+  return row;
+}
+
+const git = (...args: string[]) =>
+  execFileSync("git", ["--git-dir", h.sim.gitDir(h.repo), ...args], { encoding: "utf8" }).trim();
+
+async function settledIn(
+  taskId: string,
+  state: string,
+  extra?: (t: NonNullable<Awaited<ReturnType<typeof getTask>>>) => boolean,
+) {
+  return waitFor(
+    async () => {
+      const task = await getTask(h.database.db, taskId);
+      return task && task.state === state && (!extra || extra(task)) ? task : undefined;
+    },
+    { timeoutMs: 30_000, message: `task ${state}\n${runner.output().slice(-1500)}` },
+  );
+}
+
+describe("pull requests", () => {
+  it("turns the change into exactly one PR whose commit sits on base_sha, linked both ways", async () => {
+    const base = await h.sim.getBranchSha(h.repo, "main");
+    const queued = await queue("Update the app", "write src/app.txt\n<<<\nv2\n>>>");
+    await settledIn(queued.taskId, "review");
+    const pr = await pullRow(queued.taskId);
+    expect(pr).toBeDefined();
+    const pulls = (await h.sim.listPulls(h.repo)).filter(
+      (p) => p.head.ref === `conveyor/issue-${queued.issueNumber}`,
+    );
+    expect(pulls).toHaveLength(1);
+    expect(pulls[0]).toMatchObject({ number: pr!.pr_number, state: "open" });
+    expect(pulls[0]!.body).toContain(`Closes #${queued.issueNumber}`);
+    expect(pulls[0]!.body).toContain(`<!-- conveyor:pr task=${queued.taskId} generation=1 -->`);
+    expect(pulls[0]!.labels.map((l) => l.name).sort()).toEqual(["conveyor", "priority:normal"]);
+    // A real commit whose only parent is the base, with the agent's change.
+    expect(pulls[0]!.head.sha).toBe(pr!.head_sha);
+    expect(git("rev-list", "--parents", "-n", "1", pr!.head_sha).split(" ")).toEqual([
+      pr!.head_sha,
+      base,
+    ]);
+    expect(git("show", `${pr!.head_sha}:src/app.txt`)).toBe("v2");
+    // The issue's status comment links the pull request.
+    await waitFor(() =>
+      h.sim
+        .listComments(h.repo, queued.issueNumber)
+        .some((c) => c.body?.includes(`| Pull request | ${pr!.url} |`)),
+    );
+  });
+
+  it("answers red checks with follow-ups on the same PR, with the failure in the prompt, then stops", async () => {
+    const queued = await queue(
+      "Flaky fix",
+      "copy-prompt PROMPT.md\nwrite src/app.txt\n<<<\nv3\n>>>",
+    );
+    await settledIn(queued.taskId, "review");
+    const first = (await pullRow(queued.taskId))!;
+    const heads = [first.head_sha];
+    for (const round of [1, 2]) {
+      await h.sim.setStatus(h.repo, heads.at(-1)!, {
+        state: "failure",
+        context: "ci/test",
+        description: `round ${round}: expected 2, got 3`,
+      });
+      await settledIn(
+        queued.taskId,
+        "review",
+        (t) => t.ciFixes === round && t.publishedGeneration === t.generation,
+      );
+      const pr = (await pullRow(queued.taskId))!;
+      expect(pr.pr_number).toBe(first.pr_number);
+      expect(pr.head_sha).not.toBe(heads.at(-1));
+      // The follow-up continued on the branch: its parent is the previous head.
+      expect(git("rev-parse", `${pr.head_sha}^`)).toBe(heads.at(-1));
+      expect(git("show", `${pr.head_sha}:PROMPT.md`)).toContain(
+        `round ${round}: expected 2, got 3`,
+      );
+      heads.push(pr.head_sha);
+    }
+    await h.sim.setStatus(h.repo, heads.at(-1)!, {
+      state: "failure",
+      context: "ci/test",
+      description: "round 3",
+    });
+    const waiting = await settledIn(queued.taskId, "waiting_human");
+    expect(waiting.ciFixes).toBe(2);
+    await waitFor(() =>
+      h.sim
+        .listComments(h.repo, first.pr_number)
+        .some((c) => c.body?.includes("after 2 automatic follow-up attempts")),
+    );
+    expect(
+      (await h.sim.listPulls(h.repo)).filter(
+        (p) => p.head.ref === `conveyor/issue-${queued.issueNumber}`,
+      ),
+    ).toHaveLength(1);
+    expect((await getTask(h.database.db, queued.taskId))?.generation).toBe(waiting.generation);
+  });
+
+  it("marks the task merged when its PR is merged, and cancelled when a person closes it", async () => {
+    const merged = await queue("Merge me", "write merged.txt\n<<<\nm\n>>>");
+    await settledIn(merged.taskId, "review");
+    await h.sim.mergePullRequest(h.repo, (await pullRow(merged.taskId))!.pr_number, {
+      user: "maint",
+      method: "squash",
+    });
+    await settledIn(merged.taskId, "merged");
+
+    const closed = await queue("Close me", "write closed.txt\n<<<\nc\n>>>");
+    await settledIn(closed.taskId, "review");
+    await h.sim.closeIssue(h.repo, (await pullRow(closed.taskId))!.pr_number, { sender: "maint" });
+    await settledIn(closed.taskId, "cancelled");
+  });
+
+  it("refuses a change to .github/workflows/ before writing anything, and says why on the issue", async () => {
+    const before = h.sim.requests.length;
+    const queued = await queue("Touch CI", "write .github/workflows/evil.yml\n<<<\non: push\n>>>");
+    const task = await settledIn(queued.taskId, "dead");
+    expect(task.lastError).toContain(".github/workflows/");
+    const comment = await waitFor(() =>
+      h.sim
+        .listComments(h.repo, queued.issueNumber)
+        .find((c) => c.body?.includes("did not open a pull request")),
+    );
+    expect(comment.body).toContain("workflows");
+    expect(await pullRow(queued.taskId)).toBeUndefined();
+    const writes = h.sim.requests
+      .slice(before)
+      .filter((r) => r.method !== "GET" && /\/git\/|\/pulls/.test(r.path));
+    expect(writes).toEqual([]);
+  });
+});
