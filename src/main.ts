@@ -21,6 +21,7 @@ import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
 import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
+import { createWritePacer } from "./github/write-pacer.ts";
 import { createAdminRoutes } from "./http/admin-routes.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -44,6 +45,8 @@ export interface StartOptions {
   dispatchTimings?: Partial<DispatchTimings>;
   /** Per-tier frame limits per minute; tests and benchmarks raise them. */
   rateLimits?: TierLimits;
+  /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
+  githubWritesPerMinute?: number;
   /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
   reconcileOnStart?: boolean;
   /**
@@ -105,9 +108,16 @@ export async function startConveyor(
           ...options.octokitOptions,
         })),
       });
+      // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
+      const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
+      const installationOctokit = async (installationId: number) => {
+        const octokit = await probot.auth(installationId);
+        octokit.hook.before("request", pacer.hook);
+        return octokit;
+      };
       const gateway = createGitHubGateway({
         appOctokit: () => probot.auth(),
-        installationOctokit: (installationId) => probot.auth(installationId),
+        installationOctokit,
         logger,
       });
       const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
@@ -152,7 +162,7 @@ export async function startConveyor(
       const publisher = createPublisher({
         db: database.db,
         logger,
-        installationOctokit: (installationId) => probot.auth(installationId),
+        installationOctokit,
         instanceId,
         onChange: () => {
           notifierLoop.wake();

@@ -156,6 +156,40 @@ describe("pull requests", () => {
     expect((await getTask(h.database.db, queued.taskId))?.generation).toBe(waiting.generation);
   });
 
+  it("runs a follow-up for /fix from a maintainer, and tells anyone else who may", async () => {
+    const queued = await queue(
+      "Needs polish",
+      "copy-prompt PROMPT.md\nwrite polish.txt\n<<<\np\n>>>",
+    );
+    await settledIn(queued.taskId, "review");
+    const pr = (await pullRow(queued.taskId))!;
+    await h.sim.comment(h.repo, pr.pr_number, "/fix please also mention the flag", {
+      user: "reader",
+    });
+    await waitFor(() =>
+      h.sim
+        .listComments(h.repo, pr.pr_number)
+        .some((c) => c.body?.includes("`/fix` needs write access")),
+    );
+    expect((await getTask(h.database.db, queued.taskId))?.reviewFixes).toBe(0);
+    await h.sim.comment(
+      h.repo,
+      pr.pr_number,
+      "> /fix quoted, not a command\n\n/fix please also mention the flag",
+      {
+        user: "octocat",
+      },
+    );
+    await settledIn(
+      queued.taskId,
+      "review",
+      (t) => t.reviewFixes === 1 && t.publishedGeneration === t.generation,
+    );
+    const after = (await pullRow(queued.taskId))!;
+    expect(after.pr_number).toBe(pr.pr_number);
+    expect(git("show", `${after.head_sha}:PROMPT.md`)).toContain("please also mention the flag");
+  });
+
   it("marks the task merged when its PR is merged, and cancelled when a person closes it", async () => {
     const merged = await queue("Merge me", "write merged.txt\n<<<\nm\n>>>");
     await settledIn(merged.taskId, "review");

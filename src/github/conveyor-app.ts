@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ApplicationFunction, Context } from "probot";
 import type { Db } from "../../db/client.ts";
+import { parseCommands } from "../core/commands.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import {
   handleInstallationEvent,
@@ -34,6 +35,7 @@ const HANDLED_EVENTS = new Set([
   "check_run",
   "status",
   "pull_request_review",
+  "issue_comment",
 ]);
 
 interface RepoPayload {
@@ -198,6 +200,26 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
         prNumber: pull_request.number,
         reviewer: { login: review.user?.login ?? "ghost", type: review.user?.type },
         text: review.body ?? "",
+        via: "review",
+      });
+    });
+
+    // `/fix <text>` in a new comment on one of Conveyor's pull requests. Edited comments are never
+    // commands; the other verbs arrive with the slash-commands work.
+    app.on("issue_comment", async (context) => {
+      const { comment, issue } = context.payload;
+      const d = delivery(context);
+      const fix =
+        context.payload.action === "created"
+          ? parseCommands(comment.body ?? "").find((c) => c.verb === "fix")
+          : undefined;
+      if (!d || !issue.pull_request || !fix) return recordOnly(context);
+      await handleChangesRequested(intake, {
+        ...d,
+        prNumber: issue.number,
+        reviewer: { login: comment.user?.login ?? "ghost", type: comment.user?.type },
+        text: fix.args,
+        via: "/fix",
       });
     });
 

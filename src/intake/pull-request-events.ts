@@ -177,14 +177,33 @@ export async function handleFailedCheck(
   return outcome;
 }
 
-/** A "changes requested" review by someone with write access: a follow-up with the review text. */
+/**
+ * A "changes requested" review, or `/fix <text>` on the pull request, by someone with write
+ * access: a follow-up attempt with that text as feedback (its own cap). `/fix` from anyone else
+ * gets a one-line answer saying who may.
+ */
 export async function handleChangesRequested(
   deps: IntakeDeps,
-  d: Delivery & { prNumber: number; reviewer: Actor; text: string },
+  d: Delivery & { prNumber: number; reviewer: Actor; text: string; via: "review" | "/fix" },
 ): Promise<string> {
   if (isBot(d.reviewer)) return "review by a bot";
   const permission = await deps.gateway.permission(d.ref, d.reviewer.login);
-  if (!hasPermission(permission, "write")) return "reviewer lacks write permission";
+  if (!hasPermission(permission, "write")) {
+    if (d.via === "/fix") {
+      await once(deps.db, d, async (tx) => {
+        await addNotice(tx, {
+          dedupeKey: `fix-refused:${d.deliveryId}`,
+          repositoryId: d.repositoryId,
+          installationId: d.installationId,
+          issueNumber: d.prNumber,
+          body: `@${d.reviewer.login} \`/fix\` needs write access to this repository; ask a maintainer.`,
+        });
+        return "refused";
+      });
+      deps.onChange();
+    }
+    return "reviewer lacks write permission";
+  }
   const loaded = await deps.gateway.loadConfig(d.ref);
   const outcome = await once(deps.db, d, async (tx) => {
     const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);

@@ -88,6 +88,8 @@ export async function createHarness(
     logger: createLogger({ level: (process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent" }),
     octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
     notifierIntervalMs: 50,
+    // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
+    githubWritesPerMinute: 100_000,
     ...options.start,
     dispatchTimings: { ...FAST_TIMINGS, ...options.start?.dispatchTimings },
   };
