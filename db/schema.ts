@@ -175,6 +175,15 @@ export const pullRequests = pgTable(
     headSha: text("head_sha").notNull(),
     url: text("url").notNull(),
     state: text("state").notNull().default("open"),
+    // When `head_sha` was written: checks time out relative to it.
+    headWrittenAt: timestamp("head_written_at", { withTimezone: true }).notNull().defaultNow(),
+    // The `Conveyor / safety` check run on `safety_check_sha` (one per head, updated in place) and
+    // a digest of what it last said, so an unchanged verdict is not written again.
+    safetyCheckId: bigint("safety_check_id", { mode: "number" }),
+    safetyCheckSha: text("safety_check_sha"),
+    verdictDigest: text("verdict_digest"),
+    // "Base branch was modified" answers in a row; after 3 the merge waits for the next change.
+    mergeConflicts: integer("merge_conflicts").notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

@@ -26,6 +26,7 @@ import { createAdminRoutes } from "./http/admin-routes.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
+import { createMerger } from "./loops/merger.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
@@ -45,6 +46,8 @@ export interface StartOptions {
   dispatchTimings?: Partial<DispatchTimings>;
   /** Per-tier frame limits per minute; tests and benchmarks raise them. */
   rateLimits?: TierLimits;
+  /** How often open Conveyor PRs are re-evaluated without an event (default 60 s). */
+  mergerIntervalMs?: number;
   /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
   githubWritesPerMinute?: number;
   /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
@@ -180,11 +183,29 @@ export async function startConveyor(
                 await publisher.runOnce();
               },
             });
-      // Anything that changed tasks: rewrite status comments, offer work, write pull requests.
+      const merger = createMerger({
+        db: database.db,
+        logger,
+        gateway,
+        installationOctokit,
+        appId: config.github.appId,
+        instanceId,
+        onChange: () => notifierLoop.wake(),
+      });
+      // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
+      const mergerLoop = createLoop({
+        name: "merger",
+        intervalMs: options.mergerIntervalMs ?? 60_000,
+        logger,
+        body: () => merger.runOnce(),
+      });
+      // Anything that changed tasks: rewrite status comments, offer work, write pull requests,
+      // review them.
       const onChange = () => {
         notifierLoop.wake();
         taskDispatcher.announceWork();
         publisherLoop?.wake();
+        mergerLoop.wake();
       };
       runnerRoutes = createRunnerRoutes({
         db: database.db,
@@ -220,7 +241,7 @@ export async function startConveyor(
           await reconciler.runOnce();
         },
       });
-      loops.push(notifierLoop, reconcileLoop);
+      loops.push(notifierLoop, reconcileLoop, mergerLoop);
       if (publisherLoop) loops.push(publisherLoop);
       reconcile = () => reconciler.runOnce();
       webhooks = await createNodeMiddleware(
@@ -230,6 +251,7 @@ export async function startConveyor(
           gateway,
           onChange,
           appId: config.github.appId,
+          onPullRequestActivity: () => mergerLoop.wake(),
         }),
         { probot },
       );

@@ -1,7 +1,73 @@
 import { z } from "zod";
+import { globProblem, MAX_GLOB_LENGTH } from "./glob.ts";
 import { LANES } from "./task-states.ts";
 
 export const REPO_CONFIG_PATH = ".github/conveyor.yml";
+
+/**
+ * Paths that force tier 3 whatever `merge.protected_paths` says: CI workflows and the local actions
+ * they run, Conveyor's own config, and CODEOWNERS. Config can add to tier 3 but never remove these,
+ * so an agent's change cannot loosen the rules that judge it.
+ */
+export const FLOOR_PROTECTED_PATHS = [
+  ".github/workflows/**",
+  ".github/actions/**",
+  REPO_CONFIG_PATH,
+  "CODEOWNERS",
+  "**/CODEOWNERS",
+  ".github/CODEOWNERS",
+] as const;
+
+/** Default `merge.protected_paths` (design §6). Setting the key replaces this list. */
+export const DEFAULT_PROTECTED_PATHS = [
+  ".github/**",
+  REPO_CONFIG_PATH,
+  "CODEOWNERS",
+  "**/CODEOWNERS",
+  "app.yml",
+  "package.json",
+  "package-lock.json",
+  "yarn.lock",
+  "pnpm-lock.yaml",
+  "npm-shrinkwrap.json",
+  "bun.lockb",
+  "Cargo.lock",
+  "poetry.lock",
+  "Gemfile.lock",
+  "go.sum",
+  "Dockerfile*",
+  "docker-compose*",
+  ".env*",
+  "**/migrations/**",
+  "**/auth/**",
+  "*.pem",
+  "*.key",
+] as const;
+
+/** Default `merge.test_paths`: files whose deletion forces tier 3. */
+export const DEFAULT_TEST_PATHS = [
+  "**/*.test.*",
+  "**/*.spec.*",
+  "**/__tests__/**",
+  "**/test/**",
+  "**/tests/**",
+  "**/*_test.go",
+  "**/test_*.py",
+] as const;
+
+export const MERGE_METHODS = ["squash", "merge", "rebase"] as const;
+export type MergeMethod = (typeof MERGE_METHODS)[number];
+
+const glob = z
+  .string()
+  .min(1)
+  .max(MAX_GLOB_LENGTH)
+  .superRefine((pattern, ctx) => {
+    // Length has its own message above.
+    if (pattern.length === 0 || pattern.length > MAX_GLOB_LENGTH) return;
+    const problem = globProblem(pattern);
+    if (problem) ctx.addIssue({ code: "custom", message: `invalid glob: ${problem}` });
+  });
 
 const capability = z
   .string()
@@ -108,6 +174,65 @@ export const RepoConfig = z
       })
       .prefault({})
       .describe("Verification the runner runs before uploading a change."),
+    merge: z
+      .strictObject({
+        method: z
+          .enum(MERGE_METHODS)
+          .default("squash")
+          .describe("How Conveyor merges: squash, merge or rebase."),
+        tier1: z
+          .strictObject({
+            max_changed_lines: z
+              .number()
+              .int()
+              .min(0)
+              .max(10_000)
+              .default(19)
+              .describe("Most changed lines (additions + deletions) of a tier-1 pull request."),
+            max_files: z
+              .number()
+              .int()
+              .min(0)
+              .max(1_000)
+              .default(3)
+              .describe("Most files of a tier-1 pull request."),
+          })
+          .prefault({})
+          .describe("Limits of tier 1, which merges without an approval."),
+        protected_paths: z
+          .array(glob)
+          .max(200)
+          .default([...DEFAULT_PROTECTED_PATHS])
+          .describe(
+            "Globs that force tier 3 (never auto-merged). Replaces the defaults; workflows, " +
+              "local actions, .github/conveyor.yml and CODEOWNERS are protected whatever this says.",
+          ),
+        test_paths: z
+          .array(glob)
+          .max(200)
+          .default([...DEFAULT_TEST_PATHS])
+          .describe("Globs of test files: deleting one forces tier 3."),
+        checks_timeout_minutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 24 * 60)
+          .default(60)
+          .describe("How long to wait for checks on a commit before a person has to look."),
+        update_branch: z
+          .boolean()
+          .default(false)
+          .describe("Update a branch that is behind its base instead of waiting for a person."),
+        required_approvals: z
+          .number()
+          .int()
+          .min(1)
+          .max(10)
+          .default(1)
+          .describe("Approvals a tier-2 pull request needs from people with write access."),
+      })
+      .prefault({})
+      .describe("When and how Conveyor merges its pull requests (docs/merge-policy.md)."),
   })
   .partial({ version: true });
 

@@ -24,6 +24,8 @@ export interface ConveyorAppDeps {
   onChange: () => void;
   /** This App's id: its own check runs never count as CI. */
   appId: number;
+  /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
+  onPullRequestActivity: () => void;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
@@ -36,6 +38,7 @@ const HANDLED_EVENTS = new Set([
   "status",
   "pull_request_review",
   "issue_comment",
+  "check_suite",
 ]);
 
 interface RepoPayload {
@@ -136,6 +139,12 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       });
     });
 
+    // Any of these may change a merge verdict; the merger re-reads GitHub, so a wake is enough.
+    app.on(
+      ["pull_request", "pull_request_review", "check_run", "check_suite", "status"],
+      async () => deps.onPullRequestActivity(),
+    );
+
     app.on("pull_request.closed", async (context) => {
       const d = delivery(context);
       if (!d) return;
@@ -150,6 +159,8 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       if (context.payload.action === "closed") return;
       await recordOnly(context);
     });
+
+    app.on("check_suite", async (context) => recordOnly(context));
 
     app.on("check_run", async (context) => {
       const run = context.payload.check_run;

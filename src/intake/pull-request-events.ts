@@ -159,7 +159,7 @@ export async function handleFailedCheck(
     const results: string[] = [];
     for (const pr of prs) {
       const task = await getTask(tx, pr.task_id);
-      if (!task || task.state !== "review") {
+      if (task?.state !== "review") {
         results.push("task not in review");
         continue;
       }
@@ -207,7 +207,7 @@ export async function handleChangesRequested(
   const loaded = await deps.gateway.loadConfig(d.ref);
   const outcome = await once(deps.db, d, async (tx) => {
     const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
-    if (!pr || pr.state !== "open") return "not an open Conveyor pull request";
+    if (pr?.state !== "open") return "not an open Conveyor pull request";
     const task = await getTask(tx, pr.task_id);
     if (!task) return "no task";
     const decision = decideReviewFollowUp({

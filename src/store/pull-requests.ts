@@ -75,7 +75,7 @@ export async function recordPublished(
               ${input.headSha}, ${input.url}, 'open')
       on conflict (repository_id, pr_number) do update
         set task_id = excluded.task_id, head_sha = excluded.head_sha, url = excluded.url,
-            state = 'open', updated_at = now()`);
+            state = 'open', head_written_at = now(), merge_conflicts = 0, updated_at = now()`);
     return transitionTask(tx, {
       taskId: input.taskId,
       generation: input.generation,

@@ -21,7 +21,21 @@ export interface RecordedRequest {
   auth: Principal["kind"] | "none";
 }
 
+/**
+ * A planned failure for tests: the next `times` requests to `METHOD /route/template` answer
+ * `status` — `before` the handler runs (nothing happens), or `after` it (the change is made and
+ * the answer is lost, as when GitHub times out after merging).
+ */
+export interface Fault {
+  route: string;
+  status: number;
+  message: string;
+  when: "before" | "after";
+  times: number;
+}
+
 export interface ApiRouterOptions {
+  faults?: Fault[];
   ctx: SimContext;
   validator: OpenApiValidator;
   routes: ApiRoutes;
@@ -165,6 +179,11 @@ export function createApiRouter(options: ApiRouterOptions) {
           throw new HttpError(403, "Resource not accessible by integration");
         }
       }
+      const fault = options.faults?.find(
+        (f) => f.route === `${method} ${match.route}` && f.times > 0,
+      );
+      if (fault) fault.times--;
+      if (fault?.when === "before") throw new HttpError(fault.status, fault.message);
       answer = await route.handle(ctx, {
         params: match.params,
         query: url.searchParams,
@@ -174,6 +193,7 @@ export function createApiRouter(options: ApiRouterOptions) {
         principal,
         repo,
       });
+      if (fault?.when === "after") throw new HttpError(fault.status, fault.message);
     } catch (error) {
       if (error instanceof HttpError) {
         answer = errorResponse(error);

@@ -3,7 +3,7 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import type { components } from "@octokit/openapi-types";
 import { Hono } from "hono";
-import { createApiRouter, type RecordedRequest } from "./api-router.ts";
+import { createApiRouter, type Fault, type RecordedRequest } from "./api-router.ts";
 import { appRoutes, installationRepos, issueInstallationToken } from "./app-routes.ts";
 import {
   createCheckRun,
@@ -333,6 +333,16 @@ export interface GitHubSimulator {
   redeliver(deliveryId: string): Promise<Delivery>;
   /** Resolves when every webhook sent so far (including those the app's own calls caused) is answered. */
   idle(): Promise<void>;
+  /**
+   * Makes the next `times` (default 1) requests to a route fail with `status`: `before` handling
+   * (nothing changes) or `after` (the change is made, the answer lost). E.g.
+   * `injectFault("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", 502, {when: "after"})`.
+   */
+  injectFault(
+    route: string,
+    status: number,
+    options?: { when?: "before" | "after"; times?: number; message?: string },
+  ): void;
 }
 
 async function outcome(pending: PendingDelivery[]): Promise<WebhookOutcome> {
@@ -416,7 +426,9 @@ export async function createGitHubSimulator(
   const base = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
   const ctx: SimContext = createSimContext({ base, state, git, app, webhooks, logger });
+  const faults: Fault[] = [];
   const api = createApiRouter({
+    faults,
     ctx,
     validator: createOpenApiValidator(),
     routes: {
@@ -873,6 +885,15 @@ export async function createGitHubSimulator(
       webhooks.send(event, payload, { validate: false, ...sendOptions }),
     redeliver: (deliveryId) => webhooks.redeliver(deliveryId),
     idle: () => webhooks.idle(),
+    injectFault(route, status, { when = "before", times = 1, message } = {}) {
+      faults.push({
+        route,
+        status,
+        when,
+        times,
+        message: message ?? (status >= 500 ? "Server Error" : "Simulated failure"),
+      });
+    },
   };
   return sim;
 }

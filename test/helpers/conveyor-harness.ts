@@ -88,6 +88,7 @@ export async function createHarness(
     logger: createLogger({ level: (process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent" }),
     octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
     notifierIntervalMs: 50,
+    mergerIntervalMs: 500,
     // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
     githubWritesPerMinute: 100_000,
     ...options.start,

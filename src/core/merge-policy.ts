@@ -1,0 +1,947 @@
+import { firstMatch, matchesAny } from "./glob.ts";
+import { hasPermission, type Permission } from "./intake.ts";
+import { FLOOR_PROTECTED_PATHS, type RepoConfig } from "./repo-config.ts";
+import { formatDuration } from "./task-machine.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Facts: what the GitHub side reads about a pull request, for its current head commit.
+// ---------------------------------------------------------------------------------------------
+
+/** A file's status as GitHub's "list pull request files" returns it. */
+export type PrFileStatus =
+  | "added"
+  | "removed"
+  | "modified"
+  | "renamed"
+  | "copied"
+  | "changed"
+  | "unchanged";
+
+/** One changed file of the pull request (`GET /repos/{o}/{r}/pulls/{n}/files`). */
+export interface PrFile {
+  /** Path in the head commit (`filename`). */
+  path: string;
+  /** Path before a rename or copy (`previous_filename`); judged like `path`. */
+  previousPath?: string | undefined;
+  status: PrFileStatus;
+  additions: number;
+  deletions: number;
+  /**
+   * The unified-diff hunks as GitHub returns them (starting at `@@`, no `---`/`+++` headers).
+   * GitHub leaves it out for binary files and very large diffs; such a file is treated as binary.
+   */
+  patch?: string | undefined;
+  /** Set when the collector knows the file is binary. */
+  binary?: boolean | undefined;
+}
+
+/** A check run on the head commit: the latest run of each name (GitHub's `filter=latest`). */
+export interface CheckFact {
+  name: string;
+  status: "queued" | "in_progress" | "completed" | "waiting" | "requested" | "pending";
+  /** `success`, `failure`, `neutral`, `skipped`, `cancelled`, `timed_out`, … ; null until completed. */
+  conclusion: string | null;
+  /** Created by Conveyor's own App (`Conveyor / safety` and friends): never counts. */
+  ours: boolean;
+}
+
+/** A commit status on the head commit: the latest state of each context. */
+export interface StatusFact {
+  context: string;
+  state: "error" | "failure" | "pending" | "success";
+}
+
+/** A submitted pull request review. */
+export interface ReviewFact {
+  login: string;
+  isBot: boolean;
+  state: "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED" | "DISMISSED" | "PENDING";
+  /** The commit the review was submitted on (`commit_id`). */
+  commitSha: string;
+  /** ISO time (`submitted_at`); orders a reviewer's reviews. */
+  submittedAt: string;
+  /** The reviewer's permission now; undefined when it could not be read (counts as none). */
+  permission: Permission | undefined;
+}
+
+/**
+ * A standing `/approve [sha]` from the commands issue. `sha` is the full SHA the approval is bound
+ * to (the commands layer resolves a short SHA or "the head at the time"); `/unapprove` removes it.
+ */
+export interface ApprovalFact {
+  login: string;
+  isBot: boolean;
+  sha: string;
+  permission: Permission | undefined;
+  via: "command";
+}
+
+/** The runner's verification report for the head commit, as far as the merge policy cares. */
+export interface VerificationFact {
+  passed: boolean;
+  /** The first failing command, for the reason shown. */
+  failedCommand?: string | undefined;
+}
+
+/** Everything the merge policy looks at. Collected fresh for every evaluation. */
+export interface PrFacts {
+  prNumber: number;
+  /** The pull request's head commit on GitHub now. */
+  headSha: string;
+  /**
+   * The commit Conveyor wrote (or produced by updating the branch): the only one it may merge.
+   * Anything else on the head means someone pushed to the branch.
+   */
+  conveyorHeadSha: string;
+  /** The pull request's author (Conveyor's App user); may not approve. */
+  authorLogin: string;
+  draft: boolean;
+  /** Open and not merged. */
+  open: boolean;
+  /** GitHub's `mergeable`: false on a conflict, null while GitHub is still computing it. */
+  mergeable: boolean | null;
+  /** GitHub's `mergeable_state`: clean, dirty, behind, blocked, unstable, unknown, has_hooks, draft. */
+  mergeableState: string;
+  /** Names of the labels on the pull request. */
+  labels: string[];
+  files: PrFile[];
+  /**
+   * False when the file list may be incomplete: GitHub lists at most 3,000 files. Forces tier 3
+   * and blocks.
+   */
+  filesComplete: boolean;
+  /** Check runs on `headSha` only: results on older commits never count. */
+  checks: CheckFact[];
+  /** Commit statuses on `headSha` only. */
+  statuses: StatusFact[];
+  reviews: ReviewFact[];
+  approvals: ApprovalFact[];
+  /** `/hold` on the issue or pull request. */
+  held: boolean;
+  /** The repository is frozen (`/freeze`), with the reason given. */
+  frozen: { reason: string } | null;
+  /** The runner's verification of this change; null when none was reported. */
+  verification: VerificationFact | null;
+  /** ISO time `headSha` was written (or the branch updated): the checks timeout counts from it. */
+  waitingSince: string;
+  /** ISO time of this evaluation. */
+  now: string;
+  /** API errors while collecting the facts. Any error blocks the merge (fail closed). */
+  errors: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiers
+// ---------------------------------------------------------------------------------------------
+
+export type Tier = 1 | 2 | 3;
+
+export interface TierResult {
+  tier: Tier;
+  /** Why this tier: every tier-3 finding, every reason it is not tier 1, or why it is tier 1. */
+  reasons: string[];
+}
+
+/** Labels Conveyor puts on its pull requests, one per tier. */
+export const RISK_LABELS = ["risk:tier-1", "risk:tier-2", "risk:tier-3"] as const;
+export type RiskLabel = (typeof RISK_LABELS)[number];
+
+/** `risk:tier-N`. */
+export function riskLabel(tier: Tier): RiskLabel {
+  return `risk:tier-${tier}`;
+}
+
+interface Marker {
+  pattern: RegExp;
+  /** Only in files matching `merge.test_paths` (too common elsewhere: `iter.skip(1)`, `model.fit(`). */
+  testFilesOnly?: boolean;
+}
+
+/**
+ * Added lines that skip, focus or disable tests. Focusing (`.only`) silently skips every other
+ * test; `.todo`, `skipIf`/`runIf` and `xfail` turn a test off as surely as `.skip`, so an agent
+ * could make a red suite green with any of them.
+ */
+const SKIP_MARKERS: readonly Marker[] = [
+  // Jest, Vitest, Mocha, Jasmine, Playwright, node:test: it.skip(, test.only(, describe.todo(,
+  // it.concurrent.only(, test.describe.skip(, it.skipIf(…)(, test.fixme(
+  {
+    pattern:
+      /\b(?:describe|it|test|context|suite|specify|bench)(?:\.[A-Za-z]+)*\.(?:only|skip|skipIf|runIf|todo|fixme)\b/,
+  },
+  // xit(, xdescribe(, xtest(, xcontext(, xspecify(
+  { pattern: /(?<![\w$.])x(?:it|describe|test|context|specify)\s*\(/ },
+  // pytest and unittest
+  { pattern: /@pytest\.mark\.(?:skip|xfail)/ },
+  { pattern: /\bpytest\.(?:skip|xfail)\s*\(/ },
+  { pattern: /@unittest\.(?:skip|expectedFailure)/ },
+  // Go: t.Skip(, t.Skipf(, t.SkipNow(
+  { pattern: /\.Skip(?:f|Now)?\s*\(/ },
+  // Rust, JUnit
+  { pattern: /#\[ignore\b/ },
+  { pattern: /@(?:Disabled|Ignore)\b/ },
+  // In test files also any .skip( / .only( / .todo( (this.skip(), aliases) and Jasmine's fit(.
+  { pattern: /\.(?:skip|only|todo)\s*\(/, testFilesOnly: true },
+  { pattern: /(?<![\w$.])f(?:it|describe)\s*\(/, testFilesOnly: true },
+];
+
+/** The first skip/focus marker on an added (`+`) line of the patch; context and removals ignored. */
+function addedSkipMarker(patch: string, isTestFile: boolean): string | undefined {
+  for (const line of patch.split("\n")) {
+    if (!line.startsWith("+")) continue;
+    const added = line.slice(1);
+    for (const marker of SKIP_MARKERS) {
+      if (marker.testFilesOnly && !isTestFile) continue;
+      const found = marker.pattern.exec(added);
+      if (found) return found[0];
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The risk tier of a change, computed from the pull request's files (never from what the runner
+ * claims):
+ *
+ * - **3**, never auto-merged: a protected path (config + {@link FLOOR_PROTECTED_PATHS}; a renamed
+ *   file's old path counts), a deleted test file (or one renamed to a non-test path), an added line
+ *   that skips or focuses tests, a binary file or one without a diff, failed verification, or no
+ *   verification report although `verify.commands` is set;
+ * - **1**, merges by itself: at most `merge.tier1.max_changed_lines` changed lines and
+ *   `merge.tier1.max_files` files, all of them `modified`;
+ * - **2** otherwise: needs an approval.
+ */
+export function classifyTier(
+  files: readonly PrFile[],
+  verification: VerificationFact | null,
+  config: RepoConfig,
+): TierResult {
+  const merge = config.merge;
+  const tier3: string[] = [];
+  const isTest = (path: string) => matchesAny(path, merge.test_paths);
+
+  for (const file of files) {
+    for (const path of new Set([file.path, file.previousPath ?? file.path])) {
+      const floor = firstMatch(path, FLOOR_PROTECTED_PATHS);
+      const configured = floor ? undefined : firstMatch(path, merge.protected_paths);
+      if (floor) tier3.push(`${code(path)} is protected (${code(floor)}, built in)`);
+      else if (configured) tier3.push(`${code(path)} is protected (${code(configured)})`);
+    }
+    if (file.status === "removed" && isTest(file.path)) {
+      tier3.push(`test file ${code(file.path)} is deleted`);
+    }
+    if (
+      file.status === "renamed" &&
+      file.previousPath &&
+      isTest(file.previousPath) &&
+      !isTest(file.path)
+    ) {
+      tier3.push(`test file ${code(file.previousPath)} is renamed to non-test ${code(file.path)}`);
+    }
+    if (file.binary) {
+      tier3.push(`${code(file.path)} is a binary file`);
+    } else if (file.patch === undefined) {
+      // GitHub omits the patch for binary files and huge diffs. Only a rename with identical
+      // content is known to add nothing unseen; anything else fails closed.
+      const unchangedContent =
+        (file.status === "renamed" || file.status === "unchanged") &&
+        file.additions === 0 &&
+        file.deletions === 0;
+      if (!unchangedContent) {
+        tier3.push(`${code(file.path)} has no diff to inspect (binary or too large)`);
+      }
+    } else {
+      const marker = addedSkipMarker(
+        file.patch,
+        isTest(file.path) || isTest(file.previousPath ?? ""),
+      );
+      if (marker) tier3.push(`${code(file.path)} adds a skipped or focused test (${code(marker)})`);
+    }
+  }
+  if (verification && !verification.passed) {
+    tier3.push(
+      verification.failedCommand
+        ? `verification failed: ${code(verification.failedCommand, 200)}`
+        : "verification failed",
+    );
+  } else if (!verification && config.verify.commands.length > 0) {
+    tier3.push("no verification report although verify.commands is set");
+  }
+  if (tier3.length > 0) return { tier: 3, reasons: tier3 };
+
+  const { max_changed_lines: maxLines, max_files: maxFiles } = merge.tier1;
+  const unknownCounts = files.filter(
+    (f) => !isCount(f.additions) || !isCount(f.deletions) || !isCount(f.additions + f.deletions),
+  );
+  const changed = files.reduce((sum, f) => sum + f.additions + f.deletions, 0);
+  const notTier1: string[] = [];
+  if (files.length === 0) notTier1.push("GitHub lists no changed files");
+  if (unknownCounts.length > 0) {
+    notTier1.push(`line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
+  } else if (changed > maxLines) {
+    notTier1.push(`${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
+  }
+  if (files.length > maxFiles) {
+    notTier1.push(`${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
+  }
+  const structural = files.filter((f) => f.status !== "modified");
+  if (structural.length > 0) {
+    notTier1.push(
+      `${list(structural.map((f) => `${code(f.path)} ${f.status}`))} (tier 1 only modifies files)`,
+    );
+  }
+  if (notTier1.length > 0) return { tier: 2, reasons: notTier1 };
+  return {
+    tier: 1,
+    reasons: [
+      `${plural(changed, "changed line")} (at most ${maxLines})`,
+      `${plural(files.length, "file")} (at most ${maxFiles})`,
+      "only modified files",
+    ],
+  };
+}
+
+function isCount(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verdict
+// ---------------------------------------------------------------------------------------------
+
+/** Every rule, in the order it is evaluated and shown. */
+export const RULE_IDS = [
+  "facts",
+  "open",
+  "head",
+  "draft",
+  "hold",
+  "freeze",
+  "conflict",
+  "checks_present",
+  "checks_green",
+  "checks_timeout",
+  "changes_requested",
+  "tier",
+  "approval",
+] as const;
+export type RuleId = (typeof RULE_IDS)[number];
+
+export const RULE_TITLES: Record<RuleId, string> = {
+  facts: "Facts complete",
+  open: "Pull request open",
+  head: "Head is Conveyor's commit",
+  draft: "Not a draft",
+  hold: "Not on hold",
+  freeze: "Repository not frozen",
+  conflict: "No conflict with the base",
+  checks_present: "At least one check",
+  checks_green: "Every check succeeded",
+  checks_timeout: "Checks finished in time",
+  changes_requested: "No standing change request",
+  tier: "Risk tier",
+  approval: "Approval",
+};
+
+export type RuleResult = "pass" | "fail" | "wait" | "n/a";
+
+export interface RuleOutcome {
+  id: RuleId;
+  title: string;
+  result: RuleResult;
+  /** One line of markdown; untrusted names are inside code spans. */
+  detail: string;
+}
+
+export type VerdictKind = "merge" | "wait" | "needs_approval" | "blocked";
+
+export interface Verdict {
+  /**
+   * `merge`: every rule passed, merge `headSha` now. `wait`: nothing is wrong yet, re-evaluate on
+   * the next event. `needs_approval`: only a tier-2 approval is missing. `blocked`: a rule failed; a
+   * person has to act (precedence: blocked > wait > needs_approval > merge).
+   */
+  kind: VerdictKind;
+  tier: Tier;
+  tierReasons: string[];
+  /** Every rule of {@link RULE_IDS}, in that order, with its result. */
+  rules: RuleOutcome[];
+  /** Concrete actions that would move the pull request on, in rule order (markdown). */
+  unblock: string[];
+  /** One line (markdown) for the status comment and logs. */
+  summary: string;
+  /** `update_branch`: the branch is behind its base and `merge.update_branch` is on: update it. */
+  action?: "update_branch" | undefined;
+}
+
+/** Labels that hold a pull request (compared case-insensitively). */
+export const HOLD_LABELS = ["conveyor:hold", "hold"] as const;
+
+export function isHoldLabel(label: string): boolean {
+  return (HOLD_LABELS as readonly string[]).includes(label.trim().toLowerCase());
+}
+
+const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * The merge policy: facts about a pull request's current head → a verdict with the result of every
+ * rule. Pure and total; it fails closed (an API error, a truncated file list, an unreadable
+ * timestamp or permission never yields `merge`). See docs/merge-policy.md.
+ */
+export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict {
+  const merge = config.merge;
+  const rules: RuleOutcome[] = [];
+  const unblock: string[] = [];
+  const rule = (id: RuleId, result: RuleResult, detail: string, ...actions: string[]) => {
+    rules.push({ id, title: RULE_TITLES[id], result, detail });
+    for (const action of actions) if (!unblock.includes(action)) unblock.push(action);
+  };
+  const head = facts.headSha.toLowerCase();
+  const head7 = head.slice(0, 7);
+  const nowMs = Date.parse(facts.now);
+  const sinceMs = Date.parse(facts.waitingSince);
+  const timesKnown = Number.isFinite(nowMs) && Number.isFinite(sinceMs);
+
+  // facts
+  const missing: string[] = [];
+  if (facts.errors.length > 0) {
+    missing.push(
+      `${plural(facts.errors.length, "API error")} while reading the pull request: ${list(
+        facts.errors.map((e) => code(e, 200)),
+        3,
+      )}`,
+    );
+  }
+  if (!facts.filesComplete) {
+    missing.push("the file list is incomplete (GitHub lists at most 3,000 files)");
+  }
+  if (!timesKnown) missing.push("the evaluation or commit time is unreadable");
+  if (missing.length === 0) {
+    rule("facts", "pass", "every fact was read");
+  } else {
+    rule(
+      "facts",
+      "fail",
+      missing.join("; "),
+      "re-evaluate once GitHub answers again (/refresh)",
+      ...(facts.filesComplete
+        ? []
+        : ["split a change of 3,000 or more files: it is never auto-merged"]),
+    );
+  }
+
+  // open
+  if (facts.open) rule("open", "pass", "open");
+  else rule("open", "fail", "the pull request is closed or merged", "reopen the pull request");
+
+  // head
+  const conveyorHead = facts.conveyorHeadSha.toLowerCase();
+  if (!SHA.test(head) || !SHA.test(conveyorHead)) {
+    rule(
+      "head",
+      "fail",
+      "the head commit or the commit Conveyor wrote is unknown",
+      "re-evaluate once GitHub answers again (/refresh)",
+    );
+  } else if (head !== conveyorHead) {
+    rule(
+      "head",
+      "fail",
+      `someone pushed to the branch: the head is ${code(head7)}, Conveyor wrote ${code(conveyorHead.slice(0, 7))}`,
+      "merge it by hand after reviewing the pushed commits, or /retry to let Conveyor redo the change",
+    );
+  } else {
+    rule("head", "pass", `${code(head7)} is the commit Conveyor wrote`);
+  }
+
+  // draft
+  if (facts.draft || facts.mergeableState.toLowerCase() === "draft") {
+    rule("draft", "fail", "the pull request is a draft", "mark the pull request ready for review");
+  } else {
+    rule("draft", "pass", "ready for review");
+  }
+
+  // hold
+  const holdLabels = facts.labels.filter(isHoldLabel);
+  const holds: string[] = [];
+  const holdActions: string[] = [];
+  if (holdLabels.length > 0) {
+    holds.push(`label ${list(holdLabels.map((l) => code(l)))}`);
+    holdActions.push(`remove the ${list(holdLabels.map((l) => code(l)))} label`);
+  }
+  if (facts.held) {
+    holds.push("/hold");
+    holdActions.push("comment /unhold");
+  }
+  if (holds.length > 0) rule("hold", "fail", `held by ${holds.join(" and ")}`, ...holdActions);
+  else rule("hold", "pass", "no hold");
+
+  // freeze
+  if (facts.frozen) {
+    const reason = facts.frozen.reason.trim();
+    rule(
+      "freeze",
+      "fail",
+      reason ? `the repository is frozen: ${code(reason, 200)}` : "the repository is frozen",
+      "a maintainer comments /unfreeze",
+    );
+  } else {
+    rule("freeze", "pass", "not frozen");
+  }
+
+  // conflict
+  const state = facts.mergeableState.toLowerCase();
+  let updateBranch = false;
+  if (facts.mergeable === false || state === "dirty") {
+    rule(
+      "conflict",
+      "fail",
+      "the branch conflicts with its base",
+      "/retry to let Conveyor redo the change on the current base, or resolve the conflict by hand",
+    );
+  } else if (facts.mergeable === null || state === "unknown") {
+    rule(
+      "conflict",
+      "wait",
+      "GitHub is still computing whether the branch merges cleanly",
+      "nothing: Conveyor re-evaluates when GitHub has computed mergeability",
+    );
+  } else if (state === "behind" && merge.update_branch) {
+    updateBranch = true;
+    rule(
+      "conflict",
+      "wait",
+      "the branch is behind its base: Conveyor updates it (merge.update_branch)",
+      "nothing: Conveyor updates the branch, then checks run again",
+    );
+  } else if (state === "behind") {
+    rule(
+      "conflict",
+      "fail",
+      "the branch is behind its base, which must be up to date, and merge.update_branch is off",
+      "comment /update to bring the branch up to date, or set merge.update_branch: true",
+    );
+  } else {
+    rule("conflict", "pass", `merges cleanly (${code(state || "unknown")})`);
+  }
+
+  // checks
+  const others = facts.checks.filter((c) => !c.ours);
+  const total = others.length + facts.statuses.length;
+  const pending = [
+    ...others.filter((c) => c.status !== "completed").map((c) => code(c.name)),
+    ...facts.statuses.filter((s) => s.state === "pending").map((s) => code(s.context)),
+  ];
+  const failingChecks = others.filter(
+    (c) => c.status === "completed" && c.conclusion !== "success",
+  );
+  const failingStatuses = facts.statuses.filter(
+    (s) => s.state !== "success" && s.state !== "pending",
+  );
+  const failing = [
+    ...failingChecks.map((c) => `${code(c.name)} (${c.conclusion ?? "no conclusion"})`),
+    ...failingStatuses.map((s) => `${code(s.context)} (${s.state})`),
+  ];
+  if (total === 0) {
+    rule(
+      "checks_present",
+      "wait",
+      `no check or status besides Conveyor's own has reported on ${code(head7)} yet`,
+      "nothing yet: a pull request needs at least one check (CI) besides Conveyor's own",
+    );
+  } else {
+    rule(
+      "checks_present",
+      "pass",
+      `${plural(others.length, "check run")}, ${plural(facts.statuses.length, "commit status", "commit statuses")}`,
+    );
+  }
+  if (failing.length > 0) {
+    const first = failingChecks[0]?.name ?? failingStatuses[0]?.context ?? "";
+    rule(
+      "checks_green",
+      "fail",
+      `not successful: ${list(failing)} (neutral, skipped and cancelled do not count as success)`,
+      `fix the failing check ${code(first)}${failing.length > 1 ? ` and ${failing.length - 1} more` : ""}, then re-run it (/retry lets Conveyor try)`,
+    );
+  } else if (pending.length > 0) {
+    rule(
+      "checks_green",
+      "wait",
+      `waiting for ${list(pending)}`,
+      "nothing: Conveyor re-evaluates when the checks finish",
+    );
+  } else if (total === 0) {
+    rule("checks_green", "n/a", "no checks yet");
+  } else {
+    rule("checks_green", "pass", `all ${total} succeeded on ${code(head7)}`);
+  }
+
+  // checks_timeout
+  const limitMs = merge.checks_timeout_minutes * 60_000;
+  const limit = `${merge.checks_timeout_minutes} min`;
+  const waitingOnChecks = total === 0 || pending.length > 0;
+  if (!timesKnown) {
+    rule("checks_timeout", waitingOnChecks ? "fail" : "n/a", "the waiting time is unknown");
+  } else if (!waitingOnChecks) {
+    rule("checks_timeout", "pass", "nothing is pending");
+  } else {
+    const waited = Math.max(0, nowMs - sinceMs);
+    if (waited > limitMs) {
+      rule(
+        "checks_timeout",
+        "fail",
+        total === 0
+          ? `no check reported within ${limit} (waited ${formatDuration(waited)})`
+          : `checks did not finish within ${limit} (waited ${formatDuration(waited)})`,
+        total === 0
+          ? "make CI run on Conveyor's pull requests (a workflow on pull_request), then /refresh"
+          : "find out why the checks are stuck and re-run them, then /refresh",
+      );
+    } else {
+      rule(
+        "checks_timeout",
+        "wait",
+        `waiting ${formatDuration(waited)} of at most ${limit} (merge.checks_timeout_minutes)`,
+      );
+    }
+  }
+
+  // changes_requested
+  const latest = latestReviews(facts.reviews);
+  const requested = latest.filter((r) => r.state === "CHANGES_REQUESTED");
+  // Write+ people's requests stand; an unreadable permission counts too (fail closed).
+  const standing = requested.filter(
+    (r) => r.permission === undefined || hasPermission(r.permission, "write"),
+  );
+  const ignored = requested.filter((r) => !standing.includes(r));
+  if (standing.length > 0) {
+    rule(
+      "changes_requested",
+      "fail",
+      `changes requested by ${list(standing.map((r) => code(r.login)))}${
+        standing.some((r) => r.permission === undefined)
+          ? " (a reviewer whose permission could not be read counts)"
+          : ""
+      }`,
+      `an APPROVE review from ${list(standing.map((r) => code(r.login)))}, or dismissing the review, clears it (/fix asks Conveyor to address it)`,
+    );
+  } else {
+    rule(
+      "changes_requested",
+      "pass",
+      ignored.length > 0
+        ? `none standing (ignored: ${list(ignored.map((r) => `${code(r.login)} has ${r.permission} permission`))})`
+        : "none standing",
+    );
+  }
+
+  // tier
+  const classified = classifyTier(facts.files, facts.verification, config);
+  const tierResult: TierResult = facts.filesComplete
+    ? classified
+    : {
+        tier: 3,
+        reasons: [
+          "the file list is incomplete, so the change cannot be judged",
+          ...classified.reasons,
+        ],
+      };
+  const { tier } = tierResult;
+  if (tier === 3) {
+    rule(
+      "tier",
+      "fail",
+      `tier 3, never auto-merged: ${list(tierResult.reasons, 3)}`,
+      "a person reviews and merges it by hand (tier 3 is never auto-merged)",
+    );
+  } else {
+    rule("tier", "pass", `tier ${tier}: ${list(tierResult.reasons, 3)}`);
+  }
+
+  // approval
+  if (tier === 1) {
+    rule("approval", "n/a", "tier 1 needs no approval");
+  } else if (tier === 3) {
+    rule("approval", "n/a", "tier 3 is never auto-merged; approvals do not change that");
+  } else {
+    const { valid, rejected } = countApprovals(facts, latest);
+    const needed = merge.required_approvals;
+    const not = rejected.length > 0 ? `; not counted: ${list(rejected, 5)}` : "";
+    if (valid.length >= needed) {
+      rule(
+        "approval",
+        "pass",
+        `approved on ${code(head7)} by ${list(valid.map((l) => code(l)))}${not}`,
+      );
+    } else {
+      rule(
+        "approval",
+        "wait",
+        `tier 2 needs ${plural(needed, "approval")} on ${code(head7)}, has ${valid.length}${not}`,
+        `approve with /approve ${head7 || "<sha>"} or an APPROVE review (write access or more; not the author, not a bot)`,
+      );
+    }
+  }
+
+  const kind = verdictKind(rules);
+  const verdict: Verdict = {
+    kind,
+    tier,
+    tierReasons: tierResult.reasons,
+    rules,
+    unblock,
+    summary: summarise(kind, rules, tier, head7),
+  };
+  if (updateBranch && kind === "wait") verdict.action = "update_branch";
+  return verdict;
+}
+
+function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
+  if (rules.some((r) => r.result === "fail")) return "blocked";
+  if (rules.some((r) => r.result === "wait" && r.id !== "approval")) return "wait";
+  if (rules.some((r) => r.result === "wait")) return "needs_approval";
+  return "merge";
+}
+
+function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier, head7: string) {
+  const sha = code(head7 || "?");
+  switch (kind) {
+    case "merge":
+      return `Ready to merge ${sha} (tier ${tier}).`;
+    case "needs_approval":
+      return `Needs approval: ${rules.find((r) => r.id === "approval")?.detail ?? ""}`;
+    case "wait": {
+      const waiting = rules.filter((r) => r.result === "wait" && r.id !== "approval");
+      return `Waiting: ${waiting.map((r) => r.detail).join("; ")}`;
+    }
+    case "blocked": {
+      const failed = rules.filter((r) => r.result === "fail");
+      const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : "";
+      return `Blocked: ${failed[0]?.detail ?? ""}${more}`;
+    }
+  }
+}
+
+const SUBSTANTIVE = new Set<ReviewFact["state"]>(["APPROVED", "CHANGES_REQUESTED", "DISMISSED"]);
+
+/**
+ * Each reviewer's latest approval, change request or dismissal, by `submittedAt` (ties and
+ * unreadable times keep the list's order). Comments do not change a standing review, as on GitHub.
+ */
+function latestReviews(reviews: readonly ReviewFact[]): ReviewFact[] {
+  const byReviewer = new Map<string, { review: ReviewFact; at: number; index: number }>();
+  reviews.forEach((review, index) => {
+    if (!SUBSTANTIVE.has(review.state)) return;
+    const key = review.login.toLowerCase();
+    const at = Date.parse(review.submittedAt);
+    const current = byReviewer.get(key);
+    const later =
+      !current ||
+      (Number.isFinite(at) && Number.isFinite(current.at)
+        ? at >= current.at
+        : index > current.index);
+    if (later) byReviewer.set(key, { review, at, index });
+  });
+  return [...byReviewer.values()].map((entry) => entry.review);
+}
+
+/**
+ * Approvals that count: an APPROVED latest review or a `/approve`, bound to the head SHA, by a
+ * human who is not the author and has write permission or more (an unreadable permission counts
+ * as none). Each person counts once.
+ */
+function countApprovals(
+  facts: PrFacts,
+  latest: readonly ReviewFact[],
+): { valid: string[]; rejected: string[] } {
+  const head = facts.headSha.toLowerCase();
+  const author = facts.authorLogin.toLowerCase();
+  const candidates = [
+    ...latest
+      .filter((r) => r.state === "APPROVED")
+      .map((r) => ({ ...r, sha: r.commitSha, how: "review" })),
+    ...facts.approvals.map((a) => ({ ...a, how: "/approve" })),
+  ];
+  const valid = new Map<string, string>();
+  const rejected: string[] = [];
+  for (const c of candidates) {
+    const why = c.isBot
+      ? "a bot"
+      : c.login.toLowerCase() === author
+        ? "the author"
+        : c.sha.toLowerCase() !== head || head === ""
+          ? `approved ${code(c.sha.slice(0, 7) || "?")}, not the head`
+          : c.permission === undefined
+            ? "permission unknown"
+            : !hasPermission(c.permission, "write")
+              ? `${c.permission} permission`
+              : undefined;
+    if (why === undefined) valid.set(c.login.toLowerCase(), c.login);
+    else rejected.push(`${code(c.login)} (${c.how}: ${why})`);
+  }
+  return {
+    valid: [...valid.values()],
+    rejected: rejected.filter((r, i) => rejected.indexOf(r) === i),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `Conveyor / safety` check run
+// ---------------------------------------------------------------------------------------------
+
+export const SAFETY_CHECK_NAME = "Conveyor / safety";
+/** GitHub's limits for a check run's output. */
+export const MAX_CHECK_TITLE_CHARS = 255;
+export const MAX_CHECK_SUMMARY_CHARS = 65_535;
+
+export interface SafetyCheck {
+  status: "in_progress" | "completed";
+  conclusion?: "success" | "failure" | "neutral" | undefined;
+  title: string;
+  /** Markdown: the rule table, the tier with its reasons, and what would unblock it. */
+  summary: string;
+}
+
+/**
+ * Rules whose failure means "a person decides", not "something is wrong": the check concludes
+ * `neutral` (which branch protection accepts) so a person can still merge by hand.
+ */
+const HAND_OVER: ReadonlySet<RuleId> = new Set(["head", "draft", "hold", "freeze", "tier"]);
+
+const RESULT_ICONS: Record<RuleResult, string> = {
+  pass: "✅ pass",
+  fail: "❌ fail",
+  wait: "⏳ wait",
+  "n/a": "➖ n/a",
+};
+
+/**
+ * The `Conveyor / safety` check run for a verdict:
+ *
+ * - `merge` → completed, `success`;
+ * - `wait` and `needs_approval` → `in_progress` (waiting, not failing: `action_required` would show
+ *   as a failed check and fail other tools' required-check gates while a person simply has not
+ *   approved yet);
+ * - `blocked` → completed, `neutral` when only hand-over rules failed (tier 3, someone else's
+ *   commit, draft, hold, freeze: Conveyor will not merge, a person may), else `failure`.
+ */
+export function renderSafetyCheck(verdict: Verdict): SafetyCheck {
+  const { status, conclusion, headline } = checkOutcome(verdict);
+  const title = truncate(oneLine(stripCode(verdict.summary)), MAX_CHECK_TITLE_CHARS);
+  const lines = [headline, "", "| Rule | Result | Detail |", "| --- | --- | --- |"];
+  for (const r of verdict.rules) {
+    lines.push(`| ${cell(r.title, 200)} | ${RESULT_ICONS[r.result]} | ${cell(r.detail, 2_000)} |`);
+  }
+  lines.push("", `### Tier ${verdict.tier}: ${TIER_MEANING[verdict.tier]}`, "");
+  for (const reason of bounded(verdict.tierReasons, 50)) lines.push(`- ${oneLine(reason)}`);
+  lines.push("", "### What would unblock it", "");
+  if (verdict.kind === "merge") lines.push("- Nothing: Conveyor merges this commit.");
+  for (const action of bounded(verdict.unblock, 30)) lines.push(`- ${oneLine(action)}`);
+  lines.push(
+    "",
+    "<sub>Conveyor merges only the commit it wrote, only when every rule passes. See docs/merge-policy.md in the Conveyor repository.</sub>",
+  );
+  const summary = truncate(lines.join("\n"), MAX_CHECK_SUMMARY_CHARS, "\n\n… (truncated)");
+  return conclusion ? { status, conclusion, title, summary } : { status, title, summary };
+}
+
+const TIER_MEANING: Record<Tier, string> = {
+  1: "merges by itself when every rule passes",
+  2: "merges after an approval",
+  3: "never auto-merged",
+};
+
+function checkOutcome(verdict: Verdict): {
+  status: SafetyCheck["status"];
+  conclusion?: SafetyCheck["conclusion"];
+  headline: string;
+} {
+  switch (verdict.kind) {
+    case "merge":
+      return {
+        status: "completed",
+        conclusion: "success",
+        headline: "**Ready to merge.** Every rule passed for this commit.",
+      };
+    case "wait":
+      return {
+        status: "in_progress",
+        headline:
+          "**Waiting.** Nothing is wrong yet; Conveyor re-evaluates when something changes.",
+      };
+    case "needs_approval":
+      return {
+        status: "in_progress",
+        headline: "**Needs approval.** Every other rule passed; tier 2 needs a person's approval.",
+      };
+    case "blocked": {
+      const failed = verdict.rules.filter((r) => r.result === "fail");
+      const handOver = failed.every((r) => HAND_OVER.has(r.id));
+      return {
+        status: "completed",
+        conclusion: handOver ? "neutral" : "failure",
+        headline: handOver
+          ? "**Not auto-merged.** Conveyor will not merge this commit; a person may review and merge it."
+          : "**Blocked.** Conveyor will not merge this commit until the failing rules pass.",
+      };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers: untrusted names (paths, check names, logins, reasons) go into code spans.
+// ---------------------------------------------------------------------------------------------
+
+/** Control characters and bidirectional overrides ("trojan source") removed. */
+function stripControl(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+  return text.replace(/[\u0000-\u0008\u000B-\u001F\u007F\u202A-\u202E\u2066-\u2069]/g, "");
+}
+
+/** Untrusted text as a one-line code span, at most `max` characters of it. */
+function code(text: string, max = 120): string {
+  const line = truncate(stripControl(text).replace(/\s+/g, " ").trim(), max);
+  if (line === "") return "(empty)";
+  const longest = Math.max(0, ...[...line.matchAll(/`+/g)].map((m) => m[0].length));
+  const ticks = "`".repeat(longest + 1);
+  const pad = line.startsWith("`") || line.endsWith("`") ? " " : "";
+  return `${ticks}${pad}${line}${pad}${ticks}`;
+}
+
+/** Drops code-span backticks for plain-text places (the check run's title). */
+function stripCode(text: string): string {
+  return text.replace(/`/g, "");
+}
+
+function oneLine(text: string): string {
+  return stripControl(text).replace(/\s+/g, " ").trim();
+}
+
+/** One table cell: on one line, pipes escaped (GFM honours `\|` inside code spans too). */
+function cell(text: string, max: number): string {
+  return truncate(oneLine(text), max).replace(/\|/g, "\\|");
+}
+
+function bounded(items: readonly string[], max: number): string[] {
+  if (items.length <= max) return [...items];
+  return [...items.slice(0, max), `… and ${items.length - max} more`];
+}
+
+function list(items: readonly string[], max = 10): string {
+  if (items.length <= max) return items.join(", ");
+  return `${items.slice(0, max).join(", ")} and ${items.length - max} more`;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function truncate(text: string, max: number, ellipsis = "…"): string {
+  if (text.length <= max) return text;
+  let end = max - ellipsis.length;
+  const unit = text.charCodeAt(end);
+  // Never split a surrogate pair.
+  if (unit >= 0xdc00 && unit <= 0xdfff) end -= 1;
+  return `${text.slice(0, end)}${ellipsis}`;
+}

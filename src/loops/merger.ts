@@ -1,0 +1,333 @@
+import { createHash } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import { type Db, resultRows } from "../../db/client.ts";
+import {
+  evaluateMergePolicy,
+  renderSafetyCheck,
+  riskLabel,
+  SAFETY_CHECK_NAME,
+  type Verdict,
+} from "../core/merge-policy.ts";
+import type { RepoConfig } from "../core/repo-config.ts";
+import type { TaskState } from "../core/task-states.ts";
+import type { GitHubGateway } from "../github/github-gateway.ts";
+import { repoRef } from "../github/github-gateway.ts";
+import { collectPrFacts } from "../github/pr-facts.ts";
+import { releaseLease, tryAcquireLease } from "../store/leases.ts";
+import { addNotice } from "../store/notices.ts";
+import { setPullRequestState } from "../store/pull-requests.ts";
+import { transitionTask } from "../store/tasks.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+/** Put on a PR when a merge call failed in a way that leaves its outcome unknown. */
+export const PAUSED_LABEL = "conveyor:paused";
+
+export interface MergerDeps {
+  db: Db;
+  logger: Logger;
+  gateway: GitHubGateway;
+  installationOctokit: (installationId: number) => Promise<Octokit>;
+  appId: number;
+  instanceId: string;
+  onChange: () => void;
+}
+
+interface Candidate {
+  task_id: string;
+  state: TaskState;
+  generation: number;
+  installation_id: number;
+  repository_id: number;
+  full_name: string;
+  frozen: boolean;
+  frozen_reason: string | null;
+  pr_number: number;
+  branch: string;
+  head_sha: string;
+  head_written_at: string;
+  safety_check_id: number | null;
+  safety_check_sha: string | null;
+  verdict_digest: string | null;
+  merge_conflicts: number;
+  result: {
+    verification?: { passed: boolean; commands?: { passed: boolean; argv: string[] }[] };
+  } | null;
+}
+
+const LEASE = "merger";
+const LEASE_MS = 2 * 60_000;
+
+/**
+ * Reviews every open Conveyor pull request against the merge policy, shows the verdict as the
+ * `Conveyor / safety` check on the head Conveyor wrote, and merges with `sha=<that head>` when the
+ * policy says so. One instance at a time, one PR after another: so at most one merge per base
+ * branch is ever in flight.
+ */
+export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
+  const log = deps.logger.child({ component: "merger" });
+
+  async function candidates(): Promise<Candidate[]> {
+    return resultRows<Candidate>(
+      await deps.db.execute(sql`
+        select t.task_id, t.state, t.generation, t.installation_id, t.repository_id, r.full_name,
+               r.frozen, r.frozen_reason, p.pr_number, p.branch, p.head_sha,
+               p.head_written_at::text, p.safety_check_id, p.safety_check_sha, p.verdict_digest,
+               p.merge_conflicts, t.result
+        from pull_requests p
+        join tasks t on t.task_id = p.task_id
+        join repositories r on r.repository_id = p.repository_id
+        where p.state = 'open' and t.state in ('review', 'waiting_human', 'merging', 'held')
+          and t.published_generation = t.generation
+        order by p.updated_at`),
+    );
+  }
+
+  async function showVerdict(
+    octokit: Octokit,
+    c: Candidate,
+    verdict: Verdict,
+    forceSuccess = false,
+  ) {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const check = renderSafetyCheck(verdict);
+    const body = {
+      name: SAFETY_CHECK_NAME,
+      head_sha: c.head_sha,
+      external_id: c.task_id,
+      status: forceSuccess ? ("completed" as const) : check.status,
+      ...(forceSuccess
+        ? { conclusion: "success" as const }
+        : check.conclusion
+          ? { conclusion: check.conclusion }
+          : {}),
+      output: { title: check.title, summary: check.summary },
+    };
+    const digest = createHash("sha256").update(JSON.stringify(body)).digest("hex");
+    if (c.safety_check_sha === c.head_sha && c.verdict_digest === digest) return;
+    let checkId = c.safety_check_sha === c.head_sha ? c.safety_check_id : null;
+    if (checkId) {
+      const { head_sha: _sha, external_id: _id, name: _name, ...update } = body;
+      await octokit.request("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", {
+        owner: ref.owner,
+        repo: ref.repo,
+        check_run_id: checkId,
+        ...update,
+      });
+    } else {
+      const { data } = await octokit.request("POST /repos/{owner}/{repo}/check-runs", {
+        owner: ref.owner,
+        repo: ref.repo,
+        ...body,
+      });
+      checkId = Number(data.id);
+    }
+    await deps.db.execute(sql`
+      update pull_requests set safety_check_id = ${checkId}, safety_check_sha = ${c.head_sha},
+                               verdict_digest = ${digest}
+      where repository_id = ${c.repository_id} and pr_number = ${c.pr_number}`);
+    const label = riskLabel(verdict.tier);
+    await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+      owner: ref.owner,
+      repo: ref.repo,
+      issue_number: c.pr_number,
+      labels: [label],
+    });
+  }
+
+  /** Moves the task to where the verdict puts it, if it is not there already. */
+  async function settle(c: Candidate, to: TaskState, reason: string) {
+    if (c.state === to) return;
+    const moved = await transitionTask(deps.db, {
+      taskId: c.task_id,
+      generation: c.generation,
+      from: [c.state],
+      to,
+      actor: "merger",
+      reason,
+    });
+    if (moved) deps.onChange();
+  }
+
+  async function merge(octokit: Octokit, c: Candidate, config: RepoConfig, verdict: Verdict) {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const pr = { owner: ref.owner, repo: ref.repo, pull_number: c.pr_number };
+    // The check says success on exactly this SHA, then the merge names the same SHA: if anyone
+    // pushed meanwhile, GitHub refuses (409) instead of merging what was not reviewed.
+    await showVerdict(octokit, c, verdict, true);
+    const merging = await transitionTask(deps.db, {
+      taskId: c.task_id,
+      generation: c.generation,
+      from: [c.state],
+      to: "merging",
+      actor: "merger",
+      reason: `merging ${c.head_sha.slice(0, 7)} (${config.merge.method})`,
+    });
+    if (!merging) return;
+    const current: Candidate = { ...c, state: "merging" };
+    try {
+      await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", {
+        ...pr,
+        sha: c.head_sha,
+        merge_method: config.merge.method,
+        // Never retried blindly: a lost answer may hide a merge that happened.
+        request: { retries: 0 },
+      });
+      await merged(octokit, current);
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      const message = (error as Error).message;
+      if (status === 409) {
+        log.info({ prNumber: c.pr_number }, "head moved during the merge; re-evaluating");
+        await settle(current, "review", "head moved while merging (409); re-evaluating");
+      } else if (status === 405 && /base branch was modified/i.test(message)) {
+        const conflicts = c.merge_conflicts + 1;
+        await deps.db.execute(sql`
+          update pull_requests set merge_conflicts = ${conflicts}
+          where repository_id = ${c.repository_id} and pr_number = ${c.pr_number}`);
+        await settle(
+          current,
+          conflicts >= 3 ? "waiting_human" : "review",
+          `base branch was modified (${conflicts} of 3)`,
+        );
+      } else if (status === 405 || status === 422) {
+        await settle(current, "waiting_human", `GitHub refused the merge: ${message}`);
+      } else {
+        // 5xx or no answer: find out what happened before doing anything else.
+        await afterUnknownOutcome(octokit, current, message);
+      }
+    }
+  }
+
+  async function afterUnknownOutcome(octokit: Octokit, c: Candidate, message: string) {
+    const ref = repoRef(c.installation_id, c.full_name);
+    try {
+      const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
+        owner: ref.owner,
+        repo: ref.repo,
+        pull_number: c.pr_number,
+      });
+      if (data.merged) {
+        await merged(octokit, c);
+        return;
+      }
+      if (data.state === "open") {
+        await settle(c, "review", `merge answered ${message}; the PR is still open, re-evaluating`);
+        return;
+      }
+    } catch (error) {
+      log.warn(
+        { err: error, prNumber: c.pr_number },
+        "could not re-read the pull request after a failed merge",
+      );
+    }
+    // Still unsure: stop, say so, and leave it to a person.
+    await octokit
+      .request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+        owner: ref.owner,
+        repo: ref.repo,
+        issue_number: c.pr_number,
+        labels: [PAUSED_LABEL],
+      })
+      .catch(() => {});
+    await settle(c, "waiting_human", `merge outcome unknown (${message}); paused`);
+  }
+
+  async function merged(octokit: Octokit, c: Candidate) {
+    const ref = repoRef(c.installation_id, c.full_name);
+    await setPullRequestState(deps.db, c.repository_id, c.pr_number, "merged");
+    await transitionTask(deps.db, {
+      taskId: c.task_id,
+      from: ["merging", "review", "waiting_human"],
+      to: "merged",
+      actor: "merger",
+      reason: `pull request #${c.pr_number} merged at ${c.head_sha.slice(0, 7)}`,
+      set: { finished: true },
+    });
+    await octokit
+      .request("DELETE /repos/{owner}/{repo}/git/refs/{ref}", {
+        owner: ref.owner,
+        repo: ref.repo,
+        ref: `heads/${c.branch}`,
+      })
+      .catch((error) =>
+        log.warn({ err: error, branch: c.branch }, "could not delete the merged branch"),
+      );
+    log.info({ prNumber: c.pr_number, sha: c.head_sha }, "merged");
+    deps.onChange();
+  }
+
+  async function review(c: Candidate): Promise<void> {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const octokit = await deps.installationOctokit(c.installation_id);
+    const loaded = await deps.gateway.loadConfig(ref);
+    const verification = c.result?.verification;
+    const failed = verification?.commands?.find((cmd) => !cmd.passed);
+    const facts = await collectPrFacts(octokit, {
+      owner: ref.owner,
+      repo: ref.repo,
+      prNumber: c.pr_number,
+      conveyorHeadSha: c.head_sha,
+      waitingSince: new Date(c.head_written_at).toISOString(),
+      appId: deps.appId,
+      held: c.state === "held",
+      frozen: c.frozen ? { reason: c.frozen_reason ?? "frozen" } : null,
+      verification: verification
+        ? {
+            passed: verification.passed,
+            ...(failed ? { failedCommand: failed.argv.join(" ") } : {}),
+          }
+        : null,
+      approvals: [],
+      permission: (login) => deps.gateway.permission(ref, login),
+    });
+    const verdict = evaluateMergePolicy(facts, loaded.config);
+    if (verdict.action === "update_branch") {
+      await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch", {
+        owner: ref.owner,
+        repo: ref.repo,
+        pull_number: c.pr_number,
+        expected_head_sha: c.head_sha,
+      });
+    }
+    if (verdict.kind === "merge") {
+      await merge(octokit, c, loaded.config, verdict);
+      return;
+    }
+    await showVerdict(octokit, c, verdict);
+    if (c.state === "held") return;
+    if (verdict.kind === "wait") await settle(c, "review", verdict.summary);
+    else await settle(c, "waiting_human", verdict.summary);
+    if (verdict.kind === "blocked" && verdict.tier === 3 && c.state !== "waiting_human") {
+      await addNotice(deps.db, {
+        dedupeKey: `tier3:${c.task_id}:${c.head_sha}`,
+        repositoryId: c.repository_id,
+        installationId: c.installation_id,
+        issueNumber: c.pr_number,
+        body: `This change is tier 3 (${verdict.summary}), so Conveyor will not merge it by itself. A maintainer can review and merge it.`,
+      });
+    }
+  }
+
+  return {
+    async runOnce() {
+      if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
+      try {
+        for (const c of await candidates()) {
+          try {
+            await review(c);
+          } catch (error) {
+            log.error(
+              { err: error, prNumber: c.pr_number, repo: c.full_name },
+              "reviewing the pull request failed",
+            );
+          }
+        }
+      } finally {
+        await releaseLease(deps.db, LEASE, deps.instanceId);
+      }
+    },
+  };
+}

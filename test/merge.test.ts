@@ -1,0 +1,191 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../db/client.ts";
+import { createRunner } from "../src/store/runners.ts";
+import { getTask } from "../src/store/tasks.ts";
+import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { type RunnerProcess, SCRIPTED_AGENT, spawnRunnerProcess } from "./helpers/spawn-runner.ts";
+import { waitFor } from "./helpers/wait-for.ts";
+
+let h: Harness;
+let runner: RunnerProcess;
+let workDir: string;
+const MERGE_TEMPLATE = "/repos/{owner}/{repo}/pulls/{pull_number}/merge";
+const MERGE_ROUTE = `PUT ${MERGE_TEMPLATE}`;
+
+beforeAll(async () => {
+  h = await createHarness({
+    files: {
+      "src/app.txt": "line 1\nline 2\nline 3\n",
+      "package.json": '{ "name": "widgets" }\n',
+    },
+  });
+  const { token } = await createRunner(h.database.db, {
+    name: "merge-runner",
+    capabilities: [],
+    tier: "normal",
+  });
+  workDir = mkdtempSync(join(tmpdir(), "conveyor-merge-"));
+  runner = spawnRunnerProcess([
+    "start",
+    ...["--server", h.conveyor.url, "--token", token, "--name", "merge-runner", "--slots", "2"],
+    ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
+    ...["--agent", "--", ...SCRIPTED_AGENT],
+  ]);
+});
+afterAll(async () => {
+  runner?.child.kill("SIGKILL");
+  await h?.close();
+  rmSync(workDir, { recursive: true, force: true });
+});
+afterEach(() => {
+  expect(h.sim.violations).toEqual([]);
+});
+
+async function openPr(title: string, script: string) {
+  const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
+  const { issue } = await h.sim.openIssue(h.repo, { title, body, user: "octocat" });
+  await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+  const [row] = resultRows<{ task_id: string }>(
+    await h.database.db.execute(
+      sql`select task_id from tasks where issue_number = ${issue.number}`,
+    ),
+  );
+  const taskId = row!.task_id;
+  const pr = await waitFor(
+    async () => {
+      const [p] = resultRows<{ pr_number: number; head_sha: string; branch: string }>(
+        await h.database.db.execute(
+          sql`select pr_number, head_sha, branch from pull_requests where task_id = ${taskId}`,
+        ),
+      );
+      return p;
+    },
+    { timeoutMs: 30_000, message: `a PR for "${title}"\n${runner.output().slice(-1000)}` },
+  );
+  return { issueNumber: issue.number, taskId, ...pr };
+}
+
+const state = async (taskId: string) => (await getTask(h.database.db, taskId))?.state;
+const safetyCheck = async (sha: string) =>
+  (await h.sim.listCheckRuns(h.repo, sha)).find((c) => c.name === "Conveyor / safety");
+const merges = (prNumber: number) =>
+  h.sim.requests.filter(
+    (r) =>
+      r.method === "PUT" &&
+      r.route === MERGE_TEMPLATE &&
+      r.path.endsWith(`/pulls/${prNumber}/merge`),
+  );
+
+async function greenCi(sha: string) {
+  await h.sim.createCheckRun(h.repo, {
+    name: "ci",
+    headSha: sha,
+    status: "completed",
+    conclusion: "success",
+  });
+}
+
+describe("review and auto-merge", () => {
+  it("merges a tier-1 PR with green checks by itself, at Conveyor's SHA, and deletes the branch", async () => {
+    const pr = await openPr("Tiny fix", "write src/app.txt\n<<<\nline 1\nline two\nline 3\n>>>");
+    await greenCi(pr.head_sha);
+    await waitFor(async () => (await state(pr.taskId)) === "merged", {
+      timeoutMs: 20_000,
+      message: "merged",
+    });
+    const pull = await h.sim.getPull(h.repo, pr.pr_number);
+    expect(pull.merged).toBe(true);
+    const [mergeCall] = merges(pr.pr_number);
+    expect(mergeCall?.body).toMatchObject({ sha: pr.head_sha, merge_method: "squash" });
+    expect(merges(pr.pr_number)).toHaveLength(1);
+    expect(await h.sim.getBranchSha(h.repo, pr.branch)).toBeUndefined();
+    expect(await h.sim.readFile(h.repo, "src/app.txt")).toContain("line two");
+    const check = await safetyCheck(pr.head_sha);
+    expect(check).toMatchObject({
+      status: "completed",
+      conclusion: "success",
+      external_id: pr.taskId,
+    });
+    expect((await h.sim.getIssue(h.repo, pr.issueNumber)).state).toBe("closed");
+  });
+
+  it("makes a tier-2 PR wait for an approval, then merges it", async () => {
+    const pr = await openPr("New helper", "write src/helper.txt\n<<<\nhelp\n>>>");
+    await greenCi(pr.head_sha);
+    await waitFor(async () => (await state(pr.taskId)) === "waiting_human", { timeoutMs: 20_000 });
+    const check = await waitFor(() => safetyCheck(pr.head_sha));
+    expect(check.output.summary).toContain("tier 2");
+    expect(merges(pr.pr_number)).toHaveLength(0);
+    const labels = (await h.sim.getPull(h.repo, pr.pr_number)).labels.map((l) => l.name);
+    expect(labels).toContain("risk:tier-2");
+    await h.sim.submitReview(h.repo, pr.pr_number, { user: "maint", state: "APPROVED" });
+    await waitFor(async () => (await state(pr.taskId)) === "merged", { timeoutMs: 20_000 });
+    expect(merges(pr.pr_number)).toHaveLength(1);
+  });
+
+  it("never merges a tier-3 PR, even approved with green checks", async () => {
+    const pr = await openPr(
+      "Bump deps",
+      'write package.json\n<<<\n{ "name": "widgets", "version": "2" }\n>>>',
+    );
+    await greenCi(pr.head_sha);
+    await h.sim.submitReview(h.repo, pr.pr_number, { user: "maint", state: "APPROVED" });
+    const check = await waitFor(async () => {
+      const c = await safetyCheck(pr.head_sha);
+      return c?.status === "completed" ? c : undefined;
+    });
+    // Neutral, not failure: Conveyor hands it over, and a person may still merge it by hand.
+    expect(check.conclusion).toBe("neutral");
+    expect(check.output.summary).toContain("tier 3");
+    await waitFor(async () => (await state(pr.taskId)) === "waiting_human");
+    // Give the merger a few more passes; nothing changes.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(merges(pr.pr_number)).toHaveLength(0);
+    expect((await h.sim.getPull(h.repo, pr.pr_number)).merged).toBe(false);
+  });
+
+  it("stops the merge when a check turns red after the approval", async () => {
+    const pr = await openPr("Approved then red", "write src/late.txt\n<<<\nlate\n>>>");
+    const { checkRun } = await h.sim.createCheckRun(h.repo, {
+      name: "ci",
+      headSha: pr.head_sha,
+      status: "in_progress",
+    });
+    await h.sim.submitReview(h.repo, pr.pr_number, { user: "maint", state: "APPROVED" });
+    await h.sim.completeCheckRun(h.repo, checkRun.id, "failure");
+    await waitFor(async () =>
+      ["queued", "assigned", "running", "pushed", "review", "waiting_human"].includes(
+        (await state(pr.taskId)) ?? "",
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(merges(pr.pr_number)).toHaveLength(0);
+    expect((await h.sim.getPull(h.repo, pr.pr_number)).merged).toBe(false);
+  });
+
+  it("re-evaluates after a 409 and merges once", async () => {
+    h.sim.injectFault(MERGE_ROUTE, 409, {
+      message: "Head branch was modified. Review and try the merge again.",
+    });
+    const pr = await openPr(
+      "Conflict once",
+      "write src/app.txt\n<<<\nline 1\nline 2\nline three\n>>>",
+    );
+    await greenCi(pr.head_sha);
+    await waitFor(async () => (await state(pr.taskId)) === "merged", { timeoutMs: 20_000 });
+    expect(merges(pr.pr_number).map((r) => r.status)).toEqual([409, 200]);
+  });
+
+  it("after a 5xx whose merge happened, re-reads the PR instead of merging again", async () => {
+    const pr = await openPr("Lost answer", "write src/app.txt\n<<<\nline one\nline 2\nline 3\n>>>");
+    h.sim.injectFault(MERGE_ROUTE, 502, { when: "after", message: "Server Error" });
+    await greenCi(pr.head_sha);
+    await waitFor(async () => (await state(pr.taskId)) === "merged", { timeoutMs: 20_000 });
+    expect(merges(pr.pr_number).map((r) => r.status)).toEqual([502]);
+    expect((await h.sim.getPull(h.repo, pr.pr_number)).merged).toBe(true);
+  });
+});
