@@ -90,6 +90,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
     c: Candidate,
     verdict: Verdict,
     forceSuccess = false,
+    factsComplete = true,
   ) {
     const ref = repoRef(c.installation_id, c.full_name);
     const check = renderSafetyCheck(verdict);
@@ -128,6 +129,8 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
       update pull_requests set safety_check_id = ${checkId}, safety_check_sha = ${c.head_sha},
                                verdict_digest = ${digest}
       where repository_id = ${c.repository_id} and pr_number = ${c.pr_number}`);
+    // An incomplete picture (an API error, a file list still being computed) says nothing about risk.
+    if (!factsComplete) return;
     const label = riskLabel(verdict.tier);
     await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
       owner: ref.owner,
@@ -296,7 +299,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
       await merge(octokit, c, loaded.config, verdict);
       return;
     }
-    await showVerdict(octokit, c, verdict);
+    await showVerdict(octokit, c, verdict, false, facts.errors.length === 0 && facts.filesComplete);
     if (c.state === "held") return;
     if (verdict.kind === "wait") await settle(c, "review", verdict.summary);
     else await settle(c, "waiting_human", verdict.summary);
@@ -306,7 +309,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
         repositoryId: c.repository_id,
         installationId: c.installation_id,
         issueNumber: c.pr_number,
-        body: `This change is tier 3 (${verdict.summary}), so Conveyor will not merge it by itself. A maintainer can review and merge it.`,
+        body: `This change is tier 3 (${verdict.tierReasons.join("; ")}), so Conveyor will not merge it by itself. A maintainer can review and merge it.`,
       });
     }
   }
