@@ -1,18 +1,18 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
-import { createRunner } from "../src/store/runners.ts";
 import { getTask } from "../src/store/tasks.ts";
 import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
-import { type RunnerProcess, SCRIPTED_AGENT, spawnRunnerProcess } from "./helpers/spawn-runner.ts";
+import {
+  queueScriptedIssue,
+  type RunnerProcess,
+  startScriptedRunner,
+} from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
 let h: Harness;
 let runner: RunnerProcess;
-let workDir: string;
+let scripted: Awaited<ReturnType<typeof startScriptedRunner>> | undefined;
 const MERGE_TEMPLATE = "/repos/{owner}/{repo}/pulls/{pull_number}/merge";
 const MERGE_ROUTE = `PUT ${MERGE_TEMPLATE}`;
 
@@ -23,38 +23,19 @@ beforeAll(async () => {
       "package.json": '{ "name": "widgets" }\n',
     },
   });
-  const { token } = await createRunner(h.database.db, {
-    name: "merge-runner",
-    capabilities: [],
-    tier: "normal",
-  });
-  workDir = mkdtempSync(join(tmpdir(), "conveyor-merge-"));
-  runner = spawnRunnerProcess([
-    "start",
-    ...["--server", h.conveyor.url, "--token", token, "--name", "merge-runner", "--slots", "2"],
-    ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
-    ...["--agent", "--", ...SCRIPTED_AGENT],
-  ]);
+  scripted = await startScriptedRunner(h, "merge-runner");
+  runner = scripted.runner;
 });
 afterAll(async () => {
-  runner?.child.kill("SIGKILL");
+  scripted?.stop();
   await h?.close();
-  rmSync(workDir, { recursive: true, force: true });
 });
 afterEach(() => {
   expect(h.sim.violations).toEqual([]);
 });
 
 async function openPr(title: string, script: string) {
-  const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
-  const { issue } = await h.sim.openIssue(h.repo, { title, body, user: "octocat" });
-  await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
-  const [row] = resultRows<{ task_id: string }>(
-    await h.database.db.execute(
-      sql`select task_id from tasks where issue_number = ${issue.number}`,
-    ),
-  );
-  const taskId = row!.task_id;
+  const { issueNumber, taskId } = await queueScriptedIssue(h, title, script);
   const pr = await waitFor(
     async () => {
       const [p] = resultRows<{ pr_number: number; head_sha: string; branch: string }>(
@@ -66,7 +47,7 @@ async function openPr(title: string, script: string) {
     },
     { timeoutMs: 30_000, message: `a PR for "${title}"\n${runner.output().slice(-1000)}` },
   );
-  return { issueNumber: issue.number, taskId, ...pr };
+  return { issueNumber, taskId, ...pr };
 }
 
 const state = async (taskId: string) => (await getTask(h.database.db, taskId))?.state;

@@ -1,55 +1,34 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
-import { createRunner } from "../src/store/runners.ts";
 import { getTask } from "../src/store/tasks.ts";
 import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
-import { type RunnerProcess, SCRIPTED_AGENT, spawnRunnerProcess } from "./helpers/spawn-runner.ts";
+import {
+  queueScriptedIssue,
+  type RunnerProcess,
+  startScriptedRunner,
+} from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
 let h: Harness;
 let runner: RunnerProcess;
-let workDir: string;
+let scripted: Awaited<ReturnType<typeof startScriptedRunner>> | undefined;
 
 beforeAll(async () => {
   h = await createHarness({ files: { "src/app.txt": "v1\n" } });
-  const { token } = await createRunner(h.database.db, {
-    name: "pr-runner",
-    capabilities: [],
-    tier: "normal",
-  });
-  workDir = mkdtempSync(join(tmpdir(), "conveyor-pr-"));
-  runner = spawnRunnerProcess([
-    "start",
-    ...["--server", h.conveyor.url, "--token", token, "--name", "pr-runner", "--slots", "2"],
-    ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
-    ...["--agent", "--", ...SCRIPTED_AGENT],
-  ]);
+  scripted = await startScriptedRunner(h, "pr-runner");
+  runner = scripted.runner;
 });
 afterAll(async () => {
-  runner?.child.kill("SIGKILL");
+  scripted?.stop();
   await h?.close();
-  rmSync(workDir, { recursive: true, force: true });
 });
 afterEach(() => {
   expect(h.sim.violations).toEqual([]);
 });
 
-async function queue(title: string, script: string) {
-  const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
-  const { issue } = await h.sim.openIssue(h.repo, { title, body, user: "octocat" });
-  await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
-  const [row] = resultRows<{ task_id: string }>(
-    await h.database.db.execute(
-      sql`select task_id from tasks where issue_number = ${issue.number}`,
-    ),
-  );
-  return { issueNumber: issue.number, taskId: row!.task_id };
-}
+const queue = (title: string, script: string) => queueScriptedIssue(h, title, script);
 
 async function pullRow(taskId: string) {
   const [row] = resultRows<{ pr_number: number; head_sha: string; url: string }>(

@@ -1,5 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import { type Db, resultRows } from "../../db/client.ts";
+import { createRunner } from "../../src/store/runners.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -39,3 +45,65 @@ export function spawnRunnerProcess(
 
 /** The scripted agent's argv, for `--agent -- …`. */
 export const SCRIPTED_AGENT = [process.execPath, `${ROOT}runners/scripted-agent-bin.js`];
+
+/**
+ * A registered runner process with the scripted agent, connected to the harness's server, in its
+ * own work directory. `stop` kills it and removes the directory.
+ */
+export async function startScriptedRunner(
+  harness: { conveyor: { url: string }; database: { db: Db } },
+  name: string,
+): Promise<{ runner: RunnerProcess; stop(): void }> {
+  const { token } = await createRunner(harness.database.db, {
+    name,
+    capabilities: [],
+    tier: "normal",
+  });
+  const workDir = mkdtempSync(join(tmpdir(), `conveyor-${name}-`));
+  const runner = spawnRunnerProcess([
+    "start",
+    ...["--server", harness.conveyor.url, "--token", token, "--name", name, "--slots", "2"],
+    ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
+    ...["--agent", "--", ...SCRIPTED_AGENT],
+  ]);
+  return {
+    runner,
+    stop() {
+      runner.child.kill("SIGKILL");
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Opens an issue whose body is a `conveyor-script` for the scripted agent and labels it. */
+export async function queueScriptedIssue(
+  harness: {
+    repo: string;
+    sim: {
+      openIssue(
+        repo: string,
+        issue: { title: string; body: string; user: string },
+      ): Promise<{ issue: { number: number } }>;
+      addLabel(
+        repo: string,
+        n: number,
+        label: string,
+        options: { sender: string },
+      ): Promise<unknown>;
+    };
+    database: { db: Db };
+  },
+  title: string,
+  script: string,
+): Promise<{ issueNumber: number; taskId: string }> {
+  const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
+  const { issue } = await harness.sim.openIssue(harness.repo, { title, body, user: "octocat" });
+  await harness.sim.addLabel(harness.repo, issue.number, "conveyor", { sender: "octocat" });
+  const [row] = resultRows<{ task_id: string }>(
+    await harness.database.db.execute(
+      sql`select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`,
+    ),
+  );
+  if (!row) throw new Error(`no task for issue #${issue.number}`);
+  return { issueNumber: issue.number, taskId: row.task_id };
+}
