@@ -9,7 +9,7 @@ import {
   transitionTask,
   upsertRepository,
 } from "../store/tasks.ts";
-import { recordDelivery } from "../store/webhook-deliveries.ts";
+import { recordOnce } from "../store/webhook-deliveries.ts";
 import { noticeConfigProblems, queueIssue } from "./queue-issue.ts";
 
 export interface IntakeDeps {
@@ -74,16 +74,14 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
       ? await gateway.permission(e.ref, e.sender.login)
       : undefined;
 
-  const outcome = await db.transaction(async (tx) => {
-    const base = {
-      deliveryId: e.deliveryId,
-      event: "issues",
-      action: e.action,
-      installationId: e.installationId,
-    };
-    if (kind.kind === "ignore") {
-      return (await recordDelivery(tx, { ...base, outcome: "ignored" })) ? "ignored" : "duplicate";
-    }
+  const delivery = {
+    deliveryId: e.deliveryId,
+    event: "issues",
+    action: e.action,
+    installationId: e.installationId,
+  };
+  const outcome = await recordOnce(db, delivery, async (tx) => {
+    if (kind.kind === "ignore") return "ignored";
     if (kind.kind === "cancel") {
       const active = await findActiveTask(tx, e.repository.id, e.issue.number);
       const cancelled = active
@@ -95,8 +93,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
             set: { finished: true },
           })
         : undefined;
-      const result = cancelled ? "cancelled" : "nothing to cancel";
-      return (await recordDelivery(tx, { ...base, outcome: result })) ? result : "duplicate";
+      return cancelled ? "cancelled" : "nothing to cancel";
     }
     const queued = await queueIssue(tx, {
       repositoryId: e.repository.id,
@@ -118,9 +115,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
         loaded.problems,
       );
     }
-    return (await recordDelivery(tx, { ...base, outcome: queued.kind }))
-      ? queued.kind
-      : "duplicate";
+    return queued.kind;
   });
   log.info({ action: e.action, outcome, reason: kind.reason }, "issues event handled");
   if (outcome !== "duplicate" && outcome !== "ignored") deps.onChange();
@@ -143,15 +138,13 @@ export async function handleInstallationEvent(
   deps: IntakeDeps,
   e: InstallationEvent,
 ): Promise<HandledOutcome> {
-  const outcome = await deps.db.transaction(async (tx) => {
-    const fresh = await recordDelivery(tx, {
-      deliveryId: e.deliveryId,
-      event: e.event,
-      action: e.action,
-      installationId: e.installationId,
-      outcome: "synced",
-    });
-    if (!fresh) return "duplicate";
+  const delivery = {
+    deliveryId: e.deliveryId,
+    event: e.event,
+    action: e.action,
+    installationId: e.installationId,
+  };
+  const outcome = await recordOnce(deps.db, delivery, async (tx) => {
     for (const repo of e.added) {
       await upsertRepository(tx, {
         repositoryId: repo.id,

@@ -15,7 +15,7 @@ import {
   setPullRequestState,
 } from "../store/pull-requests.ts";
 import { getTask, transitionTask } from "../store/tasks.ts";
-import { recordDelivery } from "../store/webhook-deliveries.ts";
+import { recordOnce } from "../store/webhook-deliveries.ts";
 import type { IntakeDeps } from "./intake-service.ts";
 
 interface Delivery {
@@ -41,28 +41,11 @@ const ACTIVE = [
   "dead",
 ] as const;
 
-/** Runs `effect` in one transaction with the delivery record; a redelivery does nothing. */
-async function once(db: Db, d: Delivery, effect: (tx: Db) => Promise<string>): Promise<string> {
-  return db
-    .transaction(async (tx) => {
-      const outcome = await effect(tx);
-      const fresh = await recordDelivery(tx, {
-        deliveryId: d.deliveryId,
-        event: d.event,
-        action: d.action,
-        installationId: d.installationId,
-        outcome,
-      });
-      if (!fresh) throw new Duplicate();
-      return outcome;
-    })
-    .catch((error) => {
-      if (error instanceof Duplicate) return "duplicate";
-      throw error;
-    });
+/** A delivery's effects, recorded once with it (see `recordOnce`). */
+function once(db: Db, d: Delivery, effect: (tx: Db) => Promise<string>): Promise<string> {
+  const { deliveryId, event, action, installationId } = d;
+  return recordOnce(db, { deliveryId, event, action, installationId }, effect);
 }
-
-class Duplicate extends Error {}
 
 /** A pull request was closed: merged → the task is done; closed by a person → the task is cancelled. */
 export async function handlePullRequestClosed(

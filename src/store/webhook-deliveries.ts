@@ -38,3 +38,27 @@ export async function countDeliveries(db: Db, event?: string): Promise<number> {
     .where(event ? sql`${webhookDeliveries.event} = ${event}` : undefined);
   return rows[0]?.n ?? 0;
 }
+
+class AlreadyRecorded extends Error {}
+
+/**
+ * Carries out a delivery's effects and records the delivery in one transaction. The outcome the
+ * effect returns is stored with it. If the delivery was recorded before (a redelivery racing the
+ * first), the transaction rolls back, so nothing happens twice, and the result is "duplicate".
+ */
+export async function recordOnce(
+  db: Db,
+  delivery: Omit<DeliveryRecord, "outcome">,
+  effect: (tx: Db) => Promise<string>,
+): Promise<string> {
+  try {
+    return await db.transaction(async (tx) => {
+      const outcome = await effect(tx);
+      if (!(await recordDelivery(tx, { ...delivery, outcome }))) throw new AlreadyRecorded();
+      return outcome;
+    });
+  } catch (error) {
+    if (error instanceof AlreadyRecorded) return "duplicate";
+    throw error;
+  }
+}
