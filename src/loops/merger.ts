@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
-import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
-import { type Db, resultRows } from "../../db/client.ts";
+import type { Db } from "../../db/client.ts";
 import {
   evaluateMergePolicy,
   renderSafetyCheck,
@@ -17,7 +16,13 @@ import { repoRef } from "../github/github-gateway.ts";
 import { collectPrFacts } from "../github/pr-facts.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
-import { setPullRequestState } from "../store/pull-requests.ts";
+import {
+  type MergeCandidate as Candidate,
+  findMergeCandidates,
+  recordMergeConflicts,
+  recordSafetyCheck,
+  setPullRequestState,
+} from "../store/pull-requests.ts";
 import { transitionTask } from "../store/tasks.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -35,28 +40,6 @@ export interface MergerDeps {
   onChange: () => void;
 }
 
-interface Candidate {
-  task_id: string;
-  state: TaskState;
-  generation: number;
-  installation_id: number;
-  repository_id: number;
-  full_name: string;
-  frozen: boolean;
-  frozen_reason: string | null;
-  pr_number: number;
-  branch: string;
-  head_sha: string;
-  head_written_at: string;
-  safety_check_id: number | null;
-  safety_check_sha: string | null;
-  verdict_digest: string | null;
-  merge_conflicts: number;
-  result: {
-    verification?: { passed: boolean; commands?: { passed: boolean; argv: string[] }[] };
-  } | null;
-}
-
 const LEASE = "merger";
 const LEASE_MS = 2 * 60_000;
 
@@ -68,22 +51,6 @@ const LEASE_MS = 2 * 60_000;
  */
 export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
   const log = deps.logger.child({ component: "merger" });
-
-  async function candidates(): Promise<Candidate[]> {
-    return resultRows<Candidate>(
-      await deps.db.execute(sql`
-        select t.task_id, t.state, t.generation, t.installation_id, t.repository_id, r.full_name,
-               r.frozen, r.frozen_reason, p.pr_number, p.branch, p.head_sha,
-               p.head_written_at::text, p.safety_check_id, p.safety_check_sha, p.verdict_digest,
-               p.merge_conflicts, t.result
-        from pull_requests p
-        join tasks t on t.task_id = p.task_id
-        join repositories r on r.repository_id = p.repository_id
-        where p.state = 'open' and t.state in ('review', 'waiting_human', 'merging', 'held')
-          and t.published_generation = t.generation
-        order by p.updated_at`),
-    );
-  }
 
   async function showVerdict(
     octokit: Octokit,
@@ -125,10 +92,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
       });
       checkId = Number(data.id);
     }
-    await deps.db.execute(sql`
-      update pull_requests set safety_check_id = ${checkId}, safety_check_sha = ${c.head_sha},
-                               verdict_digest = ${digest}
-      where repository_id = ${c.repository_id} and pr_number = ${c.pr_number}`);
+    await recordSafetyCheck(deps.db, c, { checkId, sha: c.head_sha, digest });
     // An incomplete picture (an API error, a file list still being computed) says nothing about risk.
     if (!factsComplete) return;
     const label = riskLabel(verdict.tier);
@@ -187,9 +151,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
         await settle(current, "review", "head moved while merging (409); re-evaluating");
       } else if (status === 405 && /base branch was modified/i.test(message)) {
         const conflicts = c.merge_conflicts + 1;
-        await deps.db.execute(sql`
-          update pull_requests set merge_conflicts = ${conflicts}
-          where repository_id = ${c.repository_id} and pr_number = ${c.pr_number}`);
+        await recordMergeConflicts(deps.db, c, conflicts);
         await settle(
           current,
           conflicts >= 3 ? "waiting_human" : "review",
@@ -318,7 +280,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
     async runOnce() {
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
       try {
-        for (const c of await candidates()) {
+        for (const c of await findMergeCandidates(deps.db)) {
           try {
             await review(c);
           } catch (error) {

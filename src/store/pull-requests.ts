@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
+import type { TaskState } from "../core/task-states.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { type Task, transitionTask } from "./tasks.ts";
 
@@ -142,4 +143,70 @@ export async function pullRequestUrl(db: Db, taskId: string): Promise<string | u
       order by created_at desc limit 1`),
   );
   return row?.url;
+}
+
+/** A task whose current result is an open pull request the merger should review. */
+export interface MergeCandidate {
+  task_id: string;
+  state: TaskState;
+  generation: number;
+  installation_id: number;
+  repository_id: number;
+  full_name: string;
+  frozen: boolean;
+  frozen_reason: string | null;
+  pr_number: number;
+  branch: string;
+  head_sha: string;
+  head_written_at: string;
+  safety_check_id: number | null;
+  safety_check_sha: string | null;
+  verdict_digest: string | null;
+  merge_conflicts: number;
+  result: {
+    verification?: { passed: boolean; commands?: { passed: boolean; argv: string[] }[] };
+  } | null;
+}
+
+/**
+ * Open Conveyor pull requests whose task is in review, waiting for a person, merging or held, and
+ * whose current generation is on the PR (a follow-up in flight is left alone).
+ */
+export async function findMergeCandidates(db: Db): Promise<MergeCandidate[]> {
+  return resultRows<MergeCandidate>(
+    await db.execute(sql`
+        select t.task_id, t.state, t.generation, t.installation_id, t.repository_id, r.full_name,
+               r.frozen, r.frozen_reason, p.pr_number, p.branch, p.head_sha,
+               p.head_written_at::text, p.safety_check_id, p.safety_check_sha, p.verdict_digest,
+               p.merge_conflicts, t.result
+        from pull_requests p
+        join tasks t on t.task_id = p.task_id
+        join repositories r on r.repository_id = p.repository_id
+        where p.state = 'open' and t.state in ('review', 'waiting_human', 'merging', 'held')
+          and t.published_generation = t.generation
+        order by p.updated_at`),
+  );
+}
+
+/** The `Conveyor / safety` check run now on `sha`, and a digest of what it says. */
+export async function recordSafetyCheck(
+  db: Db,
+  pr: { repository_id: number; pr_number: number },
+  check: { checkId: number; sha: string; digest: string },
+): Promise<void> {
+  await db.execute(sql`
+    update pull_requests set safety_check_id = ${check.checkId}, safety_check_sha = ${check.sha},
+                             verdict_digest = ${check.digest}
+    where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}`);
+}
+
+/** "Base branch was modified" answers in a row for this PR's head. */
+export async function recordMergeConflicts(
+  db: Db,
+  pr: { repository_id: number; pr_number: number },
+  conflicts: number,
+): Promise<void> {
+  await db.execute(sql`
+    update pull_requests set merge_conflicts = ${conflicts}
+    where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}`);
 }
