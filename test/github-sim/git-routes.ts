@@ -1,6 +1,6 @@
 import { type ApiRoutes, actorOf, bodyOf, type RouteRequest, repoOf } from "./api-route.ts";
 import type { GitIdentity, TreeChange } from "./git-store.ts";
-import { nodeId, renderGitCommit, renderTreeEntry, repoApiUrl } from "./github-objects.ts";
+import { nodeId, renderGitCommit, renderTree, repoApiUrl } from "./github-objects.ts";
 import { HttpError, notFound, validationFailed } from "./http-error.ts";
 import { branchMoved, noreplyIdentity } from "./pull-actions.ts";
 import { hasAccess } from "./sim-auth.ts";
@@ -149,15 +149,7 @@ export const gitRoutes: ApiRoutes = {
         );
       }
       const entries = (await ctx.git.readTree(repo.fullName, sha))?.entries ?? [];
-      return {
-        status: 201,
-        body: {
-          sha,
-          url: `${repoApiUrl(ctx.base, repo)}/git/trees/${sha}`,
-          tree: entries.map((entry) => renderTreeEntry(ctx.base, repo, entry)),
-          truncated: false,
-        },
-      };
+      return { status: 201, body: renderTree(ctx.base, repo, sha, entries) };
     },
   },
 
@@ -170,14 +162,7 @@ export const gitRoutes: ApiRoutes = {
       const tree = await ctx.git.readTree(repo.fullName, request.params.tree_sha!, recursive);
       if (!tree) throw notFound();
       const { sha, entries } = tree;
-      return {
-        body: {
-          sha,
-          url: `${repoApiUrl(ctx.base, repo)}/git/trees/${sha}`,
-          tree: entries.map((entry) => renderTreeEntry(ctx.base, repo, entry)),
-          truncated: false,
-        },
-      };
+      return { body: renderTree(ctx.base, repo, sha, entries) };
     },
   },
 

@@ -685,6 +685,16 @@ export function renderRepoCommit(
   return rendered;
 }
 
+/** A tree as the git trees API answers for it (never truncated: the simulator lists it all). */
+export function renderTree(base: string, repo: SimRepo, sha: string, entries: TreeEntry[]): Json {
+  return {
+    sha,
+    url: `${repoApiUrl(base, repo)}/git/trees/${sha}`,
+    tree: entries.map((entry) => renderTreeEntry(base, repo, entry)),
+    truncated: false,
+  };
+}
+
 export function renderTreeEntry(base: string, repo: SimRepo, entry: TreeEntry): Json {
   const kind = entry.type === "tree" ? "trees" : entry.type === "blob" ? "blobs" : "commits";
   const rendered: Json = {
