@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -272,3 +273,151 @@ export const leases = pgTable("leases", {
   holder: text("holder").notNull(),
   expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
 });
+
+/**
+ * Tokens for the admin HTTP API, the CLI and the dashboard. `admin` may act, `read` may only look.
+ * Like runner tokens, only the SHA-256 of the token is stored.
+ */
+export const apiTokens = pgTable(
+  "api_tokens",
+  {
+    tokenId: uuid("token_id").primaryKey().defaultRandom(),
+    name: text("name").notNull(),
+    role: text("role", { enum: ["admin", "read"] }).notNull(),
+    tokenHash: text("token_hash").notNull().unique(),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("api_tokens_active_name").on(t.name).where(sql`${t.revokedAt} is null`)],
+);
+
+/**
+ * Dashboard sign-ins: the cookie carries a random session id, the row its SHA-256, the role it was
+ * signed in with and the token it came from (revoking the token ends its sessions).
+ */
+export const dashboardSessions = pgTable(
+  "dashboard_sessions",
+  {
+    sessionHash: text("session_hash").primaryKey(),
+    // Null when signed in with CONVEYOR_ADMIN_TOKEN, which has no row.
+    tokenId: uuid("token_id").references(() => apiTokens.tokenId),
+    role: text("role", { enum: ["admin", "read"] }).notNull(),
+    createdAt: createdAt(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("dashboard_sessions_expires_idx").on(t.expiresAt)],
+);
+
+/** Alerts raised by the alerter: at most one firing row per rule; cleared rows stay as history. */
+export const alerts = pgTable(
+  "alerts",
+  {
+    alertId: bigserial("alert_id", { mode: "number" }).primaryKey(),
+    rule: text("rule").notNull(),
+    severity: text("severity", { enum: ["warning", "critical"] }).notNull(),
+    status: text("status", { enum: ["firing", "cleared"] }).notNull().default("firing"),
+    message: text("message").notNull(),
+    details: jsonb("details").notNull().default({}),
+    firstFiredAt: timestamp("first_fired_at", { withTimezone: true }).notNull().defaultNow(),
+    lastFiredAt: timestamp("last_fired_at", { withTimezone: true }).notNull().defaultNow(),
+    fireCount: integer("fire_count").notNull().default(1),
+    clearedAt: timestamp("cleared_at", { withTimezone: true }),
+    acknowledgedAt: timestamp("acknowledged_at", { withTimezone: true }),
+    acknowledgedBy: text("acknowledged_by"),
+    // The GitHub issue that mirrors this alert, when alert issues are enabled.
+    githubRepositoryId: bigint("github_repository_id", { mode: "number" }),
+    githubIssueNumber: integer("github_issue_number"),
+  },
+  (t) => [
+    uniqueIndex("alerts_one_firing_per_rule").on(t.rule).where(sql`${t.status} = 'firing'`),
+    index("alerts_fired_idx").on(t.lastFiredAt),
+  ],
+);
+
+/**
+ * Periodic samples of gauges that need history (queue depth by lane, busy slots, …), written by
+ * one instance at a time, so trends and 1 h windows survive restarts and agree across instances.
+ */
+export const metricSamples = pgTable(
+  "metric_samples",
+  {
+    metric: text("metric").notNull(),
+    // Label set as a stable string, e.g. `lane=normal` ('' for none).
+    labels: text("labels").notNull().default(""),
+    sampledAt: timestamp("sampled_at", { withTimezone: true }).notNull().defaultNow(),
+    value: doublePrecision("value").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.metric, t.labels, t.sampledAt] })],
+);
+
+/** Errors worth counting (handler failures, loop failures): the alerter's "errors per hour". */
+export const errorEvents = pgTable(
+  "error_events",
+  {
+    errorId: bigserial("error_id", { mode: "number" }).primaryKey(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    // Where it happened: `webhook`, `notifier`, `publisher`, `merger`, `dispatcher`, …
+    source: text("source").notNull(),
+    message: text("message").notNull(),
+    details: jsonb("details").notNull().default({}),
+  },
+  (t) => [index("error_events_at_idx").on(t.at)],
+);
+
+/**
+ * Slash commands seen, one row per comment (or review body), keyed by GitHub's id: a redelivered
+ * event finds its row and does nothing twice. `results` holds each command's outcome.
+ */
+export const commands = pgTable(
+  "commands",
+  {
+    // `issue_comment` or `review`: the two id spaces GitHub uses.
+    source: text("source").notNull(),
+    sourceId: bigint("source_id", { mode: "number" }).notNull(),
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    installationId: bigint("installation_id", { mode: "number" }).notNull(),
+    // The issue or pull request number the comment is on.
+    number: integer("number").notNull(),
+    isPullRequest: boolean("is_pull_request").notNull(),
+    actor: text("actor").notNull(),
+    results: jsonb("results").notNull().default([]),
+    // The final reaction owed (`+1` or `-1`) and the reply text when refused, posted by the notifier.
+    reaction: text("reaction"),
+    reply: text("reply"),
+    createdAt: createdAt(),
+    feedbackLeaseUntil: timestamp("feedback_lease_until", { withTimezone: true }),
+    feedbackPostedAt: timestamp("feedback_posted_at", { withTimezone: true }),
+    feedbackAttempts: integer("feedback_attempts").notNull().default(0),
+    lastError: text("last_error"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.source, t.sourceId] }),
+    index("commands_feedback_pending_idx")
+      .on(t.createdAt)
+      .where(sql`${t.feedbackPostedAt} is null`),
+    index("commands_actor_idx").on(t.actor, t.createdAt),
+  ],
+);
+
+/** `/approve [sha]`: bound to one head SHA; `/unapprove` (or a new head) ends it. */
+export const approvals = pgTable(
+  "approvals",
+  {
+    approvalId: bigserial("approval_id", { mode: "number" }).primaryKey(),
+    repositoryId: bigint("repository_id", { mode: "number" }).notNull(),
+    prNumber: integer("pr_number").notNull(),
+    sha: text("sha").notNull(),
+    login: text("login").notNull(),
+    createdAt: createdAt(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("approvals_pr_idx").on(t.repositoryId, t.prNumber),
+    uniqueIndex("approvals_one_standing")
+      .on(t.repositoryId, t.prNumber, t.sha, t.login)
+      .where(sql`${t.revokedAt} is null`),
+  ],
+);
