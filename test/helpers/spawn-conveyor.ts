@@ -18,11 +18,38 @@ export interface ConveyorProcess {
  * `npx conveyor`, with exactly the environment given (plus PATH and HOME).
  */
 export function spawnConveyor(args: string[], env: Record<string, string>): ConveyorProcess {
-  const child = spawn(process.execPath, ["bin/conveyor.js", ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return watch(
+    spawn(process.execPath, ["bin/conveyor.js", ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
+
+/**
+ * The server as a process of its own for fault tests (`conveyor-server-process.ts`): configured by
+ * `env` like `conveyor start`, with test-only start options (short protocol timings) on top.
+ */
+export function spawnConveyorServer(
+  env: Record<string, string>,
+  startOptions: Record<string, unknown> = {},
+): ConveyorProcess {
+  return watch(
+    spawn(process.execPath, ["--import", "tsx", "test/helpers/conveyor-server-process.ts"], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        ...env,
+        CONVEYOR_TEST_START_OPTIONS: JSON.stringify(startOptions),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
+
+function watch(child: ChildProcess): ConveyorProcess {
   let output = "";
   let resolveUrl: (url: string) => void;
   let rejectUrl: (error: Error) => void;
@@ -30,10 +57,15 @@ export function spawnConveyor(args: string[], env: Record<string, string>): Conv
     resolveUrl = resolve;
     rejectUrl = reject;
   });
+  let heard = false;
   const onData = (chunk: Buffer) => {
     output += chunk.toString();
+    if (heard) return;
     const match = /"url":"([^"]+)","msg":"conveyor listening"/.exec(output);
-    if (match?.[1]) resolveUrl(match[1]);
+    if (match?.[1]) {
+      heard = true;
+      resolveUrl(match[1]);
+    }
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);

@@ -1,0 +1,160 @@
+import { sql } from "drizzle-orm";
+import type { TestContext } from "vitest";
+import { type Db, resultRows } from "../../db/client.ts";
+import type { GitHubSimulator } from "../github-sim/create-github-simulator.ts";
+import { runGit } from "../github-sim/run-git.ts";
+import type { FaultCounts } from "./test-meta.ts";
+
+/** Opens an issue whose body is a script for the scripted agent, and labels it (as `octocat`). */
+export async function openScriptedIssue(
+  sim: GitHubSimulator,
+  repo: string,
+  title: string,
+  script: string,
+): Promise<number> {
+  const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
+  const { issue } = await sim.openIssue(repo, { title, body, user: "octocat" });
+  await sim.addLabel(repo, issue.number, "conveyor", { sender: "octocat" });
+  return issue.number;
+}
+
+/** One queued issue and the file its change modifies. */
+export interface TrackedIssue {
+  issueNumber: number;
+  file: string;
+}
+
+export interface Ledger {
+  tasks: number;
+  /** Problems (`#N: …`) of issues whose work vanished: no task, unfinished, no PR or no merge. */
+  lost: string[];
+  /** Problems of work done twice: tasks, PRs, merges, completed generations, applied changes. */
+  duplicated: string[];
+}
+
+/**
+ * Audits what happened to every issue, from the database and from GitHub (the simulator and its
+ * git repository), expecting each to end merged exactly once:
+ *
+ * - lost: no task; a task not `merged`; no pull request; its pull request not merged; its change
+ *   not on the default branch;
+ * - duplicated: more than one task; more than one pull request for the issue's branch; more than
+ *   one successful merge call; more than one generation that completed (`pushed`); the issue's
+ *   file changed by more than one commit on the default branch (a change set applied twice).
+ */
+export async function auditIssues(
+  env: { db: Db; sim: GitHubSimulator; repo: string; repositoryId: number },
+  issues: TrackedIssue[],
+): Promise<Ledger> {
+  const lost: string[] = [];
+  const duplicated: string[] = [];
+  const pulls = await env.sim.listPulls(env.repo);
+  const mergeCalls = env.sim.requests.filter(
+    (r) =>
+      r.method === "PUT" &&
+      r.route === "/repos/{owner}/{repo}/pulls/{pull_number}/merge" &&
+      r.status === 200,
+  );
+  const gitDir = env.sim.gitDir(env.repo);
+  for (const { issueNumber, file } of issues) {
+    const who = `#${issueNumber}`;
+    const tasks = resultRows<{ task_id: string; state: string; generation: number }>(
+      await env.db.execute(sql`
+        select task_id, state, generation from tasks
+        where repository_id = ${env.repositoryId} and issue_number = ${issueNumber}`),
+    );
+    if (tasks.length === 0) lost.push(`${who}: no task`);
+    if (tasks.length > 1) {
+      duplicated.push(`${who}: ${tasks.length} tasks (${tasks.map((t) => t.state).join(", ")})`);
+    }
+    for (const task of tasks) {
+      if (task.state !== "merged") lost.push(`${who}: task ${task.task_id} ended ${task.state}`);
+      const [completed] = resultRows<{ n: number }>(
+        await env.db.execute(sql`
+          select count(*)::int as n from task_events
+          where task_id = ${task.task_id} and to_state = 'pushed'`),
+      );
+      if ((completed?.n ?? 0) > 1) duplicated.push(`${who}: ${completed?.n} completed generations`);
+    }
+    const prs = pulls.filter((p) => p.head.ref === `conveyor/issue-${issueNumber}`);
+    if (prs.length === 0) lost.push(`${who}: no pull request`);
+    if (prs.length > 1) {
+      duplicated.push(`${who}: ${prs.length} pull requests (${prs.map((p) => p.number)})`);
+    }
+    for (const pr of prs) {
+      if (!pr.merged_at) lost.push(`${who}: PR #${pr.number} not merged (${pr.state})`);
+      const merges = mergeCalls.filter((r) => r.path.endsWith(`/pulls/${pr.number}/merge`));
+      if (merges.length > 1) duplicated.push(`${who}: PR #${pr.number} merged ${merges.length}×`);
+    }
+    // Commits on the default branch that changed the issue's file, after the seed commit.
+    const log = await runGit(["log", "--format=%H", "main", "--", file], { gitDir });
+    const commits = log.stdout.toString("utf8").trim().split("\n").filter(Boolean).length - 1;
+    if (commits === 0) lost.push(`${who}: ${file} never changed on main`);
+    if (commits > 1) duplicated.push(`${who}: ${file} changed by ${commits} commits on main`);
+  }
+  return { tasks: issues.length, lost, duplicated };
+}
+
+/**
+ * Records a fault test's counts on the test (the count reporter prints them) and asserts that
+ * nothing was lost or duplicated, naming every problem if something was.
+ */
+export function recordFaultCounts(
+  context: Pick<TestContext, "task">,
+  ledger: Ledger,
+  faults: number,
+): FaultCounts {
+  // Counted per issue: one lost issue usually shows several symptoms.
+  const issuesIn = (problems: string[]) => new Set(problems.map((p) => p.split(":")[0])).size;
+  const counts: FaultCounts = {
+    tasks: ledger.tasks,
+    faults,
+    lost: issuesIn(ledger.lost),
+    duplicated: issuesIn(ledger.duplicated),
+  };
+  context.task.meta.faultCounts = counts;
+  return counts;
+}
+
+/** The files fault tests seed: one per task, so every change is a one-line, tier-1 modification. */
+export function seedFiles(count: number): Record<string, string> {
+  return Object.fromEntries(
+    Array.from({ length: count }, (_, i) => [`work/${i + 1}.txt`, `task ${i + 1}\nline 2\n`]),
+  );
+}
+
+/** The scripted agent's script for task `k`: change one line of its own file. */
+export function taskScript(k: number, extra = ""): string {
+  return `${extra ? `${extra}\n` : ""}write work/${k}.txt\n<<<\ntask ${k}\nline two\n>>>`;
+}
+
+/**
+ * Waits until every issue's task is `merged`, or the deadline passes; either way resolves with the
+ * tasks' states, for the assertion message (the audit that follows names what is missing).
+ * Tolerates a database that is briefly unreachable.
+ */
+export async function waitForMerged(
+  env: { db: Db; repositoryId: number },
+  issueNumbers: number[],
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  const states = () =>
+    env.db.execute(sql`
+      select issue_number, state, generation, attempts, last_error from tasks
+      where repository_id = ${env.repositoryId} and issue_number in ${issueNumbers}
+      order by issue_number`);
+  for (;;) {
+    try {
+      const rows = resultRows<{ state: string }>(await states());
+      const merged = rows.filter((r) => r.state === "merged").length;
+      if (merged === issueNumbers.length || Date.now() > deadline) {
+        return `tasks: ${JSON.stringify(rows)}`;
+      }
+    } catch (error) {
+      // The database may be restarting; ask again.
+      if (Date.now() > deadline) return `tasks unreadable: ${(error as Error).message}`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
