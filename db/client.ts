@@ -34,6 +34,11 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** postgres.js pool size. */
   max?: number;
+  /**
+   * `application_name` of every connection (default `conveyor`). An app instance names them after
+   * itself, so the leases it holds die with its connections (see `tryAcquireLease`).
+   */
+  applicationName?: string;
 }
 
 /** The embedded database is in use by another process; opening it twice would corrupt it. */
@@ -47,7 +52,9 @@ export function resultRows<T>(result: unknown): T[] {
 }
 
 export async function createDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.url) return createPostgresDatabase(options.url, options.max ?? 10);
+  if (options.url) {
+    return createPostgresDatabase(options.url, options.max ?? 10, options.applicationName);
+  }
   if (!options.dataDir) throw new Error("createDatabase needs a url or a dataDir");
   return createPgliteDatabase(options.dataDir);
 }
@@ -75,12 +82,12 @@ function wrap(
   };
 }
 
-function createPostgresDatabase(url: string, max: number): Database {
+function createPostgresDatabase(url: string, max: number, applicationName = "conveyor"): Database {
   const client = postgres(url, {
     max,
     // "relation already exists, skipping" and friends are not worth a log line.
     onnotice: () => {},
-    connection: { application_name: "conveyor" },
+    connection: { application_name: applicationName },
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   return wrap(

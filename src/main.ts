@@ -81,7 +81,13 @@ export async function startConveyor(
   options: StartOptions = {},
 ): Promise<RunningConveyor> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const database = await createDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const instanceId = createInstanceId();
+  // Named after the instance: the leases it holds are free as soon as its connections are gone.
+  const database = await createDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    applicationName: instanceId,
+  });
   let server: Server | undefined;
   const loops: Loop[] = [];
   let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
@@ -123,7 +129,6 @@ export async function startConveyor(
         installationOctokit,
         logger,
       });
-      const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
       const notifier = createNotifier({
         db: database.db,
         gateway,
@@ -341,6 +346,16 @@ export async function startConveyor(
       return stopping;
     },
   };
+}
+
+/**
+ * Names this instance as a lease holder and as the `application_name` of its database connections,
+ * which Postgres keeps to 63 ASCII characters: the random part first, so it is never cut off.
+ */
+function createInstanceId(): string {
+  return `${randomBytes(4).toString("hex")}:${process.pid}:${hostname()}`
+    .replace(/[^\x20-\x7e]/g, "?")
+    .slice(0, 63);
 }
 
 /** A wildcard listen address is not something to type into a browser. */
