@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
 import { type Actor, classifyIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway, IssueSnapshot, RepoRef } from "../github/github-gateway.ts";
+import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,
   removeRepositories,
@@ -68,6 +69,12 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     isPullRequest: e.issue.isPullRequest,
     config: loaded.config,
   });
+  // An issue closed by the merge of its pull request is done, not cancelled: GitHub sends
+  // `issues.closed` and `pull_request.closed` in no guaranteed order, and either may be lost.
+  const mergedPr =
+    kind.kind === "cancel" && e.action === "closed"
+      ? await mergedPullRequest(deps, e.ref, e.repository.id, e.issue.number)
+      : undefined;
   // Permission is only worth an API call when the event would queue work.
   const permission =
     kind.kind === "queue" && !isBot(e.sender)
@@ -84,6 +91,17 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     if (kind.kind === "ignore") return "ignored";
     if (kind.kind === "cancel") {
       const active = await findActiveTask(tx, e.repository.id, e.issue.number);
+      if (active && mergedPr !== undefined && active.prNumber === mergedPr) {
+        await setPullRequestState(tx, e.repository.id, mergedPr, "merged");
+        const merged = await transitionTask(tx, {
+          taskId: active.taskId,
+          to: "merged",
+          actor: e.sender.login,
+          reason: `pull request #${mergedPr} merged (the issue was closed by the merge)`,
+          set: { finished: true },
+        });
+        if (merged) return "merged";
+      }
       const cancelled = active
         ? await transitionTask(tx, {
             taskId: active.taskId,
@@ -120,6 +138,18 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
   log.info({ action: e.action, outcome, reason: kind.reason }, "issues event handled");
   if (outcome !== "duplicate" && outcome !== "ignored") deps.onChange();
   return { outcome };
+}
+
+/** The number of the active task's pull request if GitHub says it was merged. */
+async function mergedPullRequest(
+  deps: IntakeDeps,
+  ref: RepoRef,
+  repositoryId: number,
+  issueNumber: number,
+): Promise<number | undefined> {
+  const active = await findActiveTask(deps.db, repositoryId, issueNumber);
+  if (!active?.prNumber) return undefined;
+  return (await deps.gateway.pullRequestMerged(ref, active.prNumber)) ? active.prNumber : undefined;
 }
 
 export interface InstallationEvent {
