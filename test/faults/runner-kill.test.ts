@@ -84,7 +84,10 @@ it("kill -9 of runners mid-task: every task is merged once (one runner gone for 
     issues,
   );
   recordFaultCounts(context, ledger, 2);
-  expect({ lost: ledger.lost, duplicated: ledger.duplicated }, states).toEqual({
+  expect(
+    { lost: ledger.lost, duplicated: ledger.duplicated },
+    `${states}\n${ledger.history}`,
+  ).toEqual({
     lost: [],
     duplicated: [],
   });

@@ -104,7 +104,10 @@ it("kill -9 of the app server mid-dispatch and while publishing, restarted on it
     issues,
   );
   recordFaultCounts(context, ledger, 2);
-  expect({ lost: ledger.lost, duplicated: ledger.duplicated }, `${states}\n${logs()}`).toEqual({
+  expect(
+    { lost: ledger.lost, duplicated: ledger.duplicated },
+    `${states}\n${ledger.history}\n${logs()}`,
+  ).toEqual({
     lost: [],
     duplicated: [],
   });

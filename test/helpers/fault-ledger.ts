@@ -30,6 +30,8 @@ export interface Ledger {
   lost: string[];
   /** Problems of work done twice: tasks, PRs, merges, completed generations, applied changes. */
   duplicated: string[];
+  /** The task events of every issue with a problem, for the failure message. */
+  history: string;
 }
 
 /**
@@ -56,6 +58,9 @@ export async function auditIssues(
       r.status === 200,
   );
   const gitDir = env.sim.gitDir(env.repo);
+  const git = async (...args: string[]) =>
+    (await runGit(args, { gitDir })).stdout.toString("utf8").trim().split("\n").filter(Boolean);
+  const [seed] = await git("rev-list", "--max-parents=0", "main");
   for (const { issueNumber, file } of issues) {
     const who = `#${issueNumber}`;
     const tasks = resultRows<{ task_id: string; state: string; generation: number }>(
@@ -87,12 +92,26 @@ export async function auditIssues(
       if (merges.length > 1) duplicated.push(`${who}: PR #${pr.number} merged ${merges.length}×`);
     }
     // Commits on the default branch that changed the issue's file, after the seed commit.
-    const log = await runGit(["log", "--format=%H", "main", "--", file], { gitDir });
-    const commits = log.stdout.toString("utf8").trim().split("\n").filter(Boolean).length - 1;
+    const commits = (await git("log", "--format=%H", "main", "--", file)).filter(
+      (sha) => sha !== seed,
+    ).length;
     if (commits === 0) lost.push(`${who}: ${file} never changed on main`);
     if (commits > 1) duplicated.push(`${who}: ${file} changed by ${commits} commits on main`);
   }
-  return { tasks: issues.length, lost, duplicated };
+  const troubled = new Set([...lost, ...duplicated].map((p) => Number(p.slice(1, p.indexOf(":")))));
+  const history = troubled.size
+    ? resultRows<Record<string, unknown>>(
+        await env.db.execute(sql`
+          select t.issue_number as issue, e.task_id, e.generation as gen, e.actor,
+                 e.from_state as from, e.to_state as to, e.reason
+          from task_events e join tasks t using (task_id)
+          where t.repository_id = ${env.repositoryId} and t.issue_number in ${[...troubled]}
+          order by t.issue_number, e.event_id`),
+      )
+        .map((r) => JSON.stringify(r))
+        .join("\n")
+    : "";
+  return { tasks: issues.length, lost, duplicated, history };
 }
 
 /**

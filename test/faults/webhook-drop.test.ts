@@ -1,0 +1,165 @@
+import { sql } from "drizzle-orm";
+import { afterAll, expect, it } from "vitest";
+import { resultRows } from "../../db/client.ts";
+import { startCiBot } from "../helpers/ci-bot.ts";
+import { createHarness, type Harness } from "../helpers/conveyor-harness.ts";
+import {
+  auditIssues,
+  openScriptedIssue,
+  recordFaultCounts,
+  seedFiles,
+  type TrackedIssue,
+  taskScript,
+  waitForMerged,
+} from "../helpers/fault-ledger.ts";
+import { startScriptedRunner } from "../helpers/spawn-runner.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+import { createWebhookRelay, prng, type WebhookRelay } from "../helpers/webhook-relay.ts";
+
+/** Tier-1 tasks Conveyor merges by itself, and tier-2 ones (a new file) a maintainer merges. */
+const AUTO = 6;
+const BY_HAND = 2;
+let h: Harness | undefined;
+let relay: WebhookRelay | undefined;
+const cleanups: (() => void | Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await relay?.close();
+  await h?.close();
+});
+
+it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconciliation and resync recover every task, merged once", async (context) => {
+  // Reconciliation every ~2 s: the periodic safety net, not a test calling it.
+  h = await createHarness({
+    files: seedFiles(AUTO),
+    env: { CONVEYOR_RECONCILE_MINUTES: "0.03" },
+  });
+  const harness = h;
+  const rand = prng(424242);
+  const labelsToDrop = new Set<number>();
+  // Hand merges: GitHub's `pull_request.closed` is lost for both; for the last one the issue's
+  // `closed` too, so only the merger's resync can find out.
+  const handMerged = new Set<number>();
+  const mergesToDrop = new Set<number>();
+  const closesToDrop = new Set<number>();
+  relay = await createWebhookRelay({
+    kind: "pass",
+    drop(delivery) {
+      const payload = JSON.parse(delivery.body) as {
+        issue?: { number: number };
+        pull_request?: { number: number };
+      };
+      const issue = payload.issue?.number ?? 0;
+      if (delivery.event === "issues" && delivery.action === "labeled") {
+        return labelsToDrop.has(issue);
+      }
+      if (delivery.event === "pull_request" && delivery.action === "closed") {
+        return mergesToDrop.has(payload.pull_request?.number ?? 0);
+      }
+      if (delivery.event === "issues" && delivery.action === "closed" && handMerged.has(issue)) {
+        return closesToDrop.has(issue);
+      }
+      return !handMerged.has(issue) && rand() < 0.25;
+    },
+  });
+  relay.setTarget(`${harness.conveyor.url}/api/github/webhooks`);
+  harness.sim.setWebhook({ url: relay.url, secret: "harness-webhook-secret" });
+  const ci = startCiBot(harness.sim, harness.repo);
+  cleanups.push(() => ci.stop());
+  for (const name of ["drop-a", "drop-b"]) {
+    const runner = await startScriptedRunner(harness, name);
+    cleanups.push(() => runner.stop());
+  }
+
+  const issues: TrackedIssue[] = [];
+  for (let k = 1; k <= AUTO + BY_HAND; k++) {
+    const byHand = k > AUTO;
+    // Every other label event never reaches Conveyor.
+    const next = harness.sim.listIssues(harness.repo).length + 1;
+    if (k % 2 === 1) labelsToDrop.add(next);
+    if (byHand) handMerged.add(next);
+    const issueNumber = await openScriptedIssue(
+      harness.sim,
+      harness.repo,
+      `Fault task ${k}`,
+      byHand ? `write work/new-${k}.txt\n<<<\nnew\n>>>` : taskScript(k),
+    );
+    expect(issueNumber).toBe(next);
+    issues.push({ issueNumber, file: byHand ? `work/new-${k}.txt` : `work/${k}.txt` });
+  }
+
+  // A maintainer merges the tier-2 pull requests by hand, and GitHub's `closed` event is lost.
+  closesToDrop.add(issues.at(-1)!.issueNumber);
+  for (const { issueNumber } of issues.slice(AUTO)) {
+    const pr = await waitFor(
+      async () => {
+        const [row] = resultRows<{ pr_number: number; state: string }>(
+          await harness.database.db.execute(sql`
+            select p.pr_number, t.state from pull_requests p join tasks t using (task_id)
+            where t.issue_number = ${issueNumber}`),
+        );
+        return row?.state === "waiting_human" ? row : undefined;
+      },
+      { timeoutMs: 30_000, message: `a tier-2 PR for #${issueNumber} waiting for a human` },
+    );
+    mergesToDrop.add(pr.pr_number);
+    await harness.sim.mergePullRequest(harness.repo, pr.pr_number, {
+      user: "maint",
+      method: "squash",
+    });
+  }
+
+  const states = await waitForMerged(
+    { db: harness.database.db, repositoryId: harness.repositoryId },
+    issues.map((i) => i.issueNumber),
+    45_000,
+  );
+  const ledger = await auditIssues(
+    {
+      db: harness.database.db,
+      sim: harness.sim,
+      repo: harness.repo,
+      repositoryId: harness.repositoryId,
+    },
+    issues,
+  );
+  recordFaultCounts(context, ledger, relay.dropped.length);
+  expect(
+    { lost: ledger.lost, duplicated: ledger.duplicated },
+    `${states}\n${ledger.history}`,
+  ).toEqual({
+    lost: [],
+    duplicated: [],
+  });
+  // What was dropped: the labels of half the issues (only reconciliation could find those), the
+  // hand merges, and others at random.
+  const dropped = relay.dropped.map((d) => `${d.event}.${d.action}`);
+  expect(dropped.filter((d) => d === "issues.labeled")).toHaveLength(labelsToDrop.size);
+  expect(dropped.filter((d) => d === "pull_request.closed").length).toBeGreaterThanOrEqual(BY_HAND);
+  const reasons = resultRows<{
+    issue_number: number;
+    to_state: string;
+    actor: string;
+    reason: string;
+  }>(
+    await harness.database.db.execute(sql`
+      select t.issue_number, e.to_state, e.actor, e.reason from task_events e join tasks t using (task_id)
+      where (e.from_state is null and e.reason like 'reconciliation:%') or e.to_state = 'merged'
+      order by e.event_id`),
+  );
+  // Every issue whose label event was lost got its task from reconciliation (others may have
+  // too, when a pass ran between the label and its webhook).
+  const reconciled = new Set(
+    reasons.filter((r) => r.reason.startsWith("reconciliation:")).map((r) => r.issue_number),
+  );
+  expect([...labelsToDrop].filter((n) => !reconciled.has(n))).toEqual([]);
+  // The first hand merge was recorded from the issue's `closed` event, the second by the resync.
+  const [first, second] = issues.slice(AUTO).map((i) => i.issueNumber);
+  const mergedBy = (issue: number | undefined) =>
+    reasons.find((r) => r.issue_number === issue && r.to_state === "merged");
+  expect(mergedBy(first)?.reason).toMatch(
+    /^pull request #\d+ merged \(the issue was closed by the merge\)$/,
+  );
+  expect(mergedBy(second)).toMatchObject({ actor: "merger" });
+  expect(harness.sim.violations).toEqual([]);
+}, 90_000);
