@@ -39,6 +39,11 @@ export interface WebhookRelay {
   url: string;
   /** Where deliveries go (the app's `/api/github/webhooks`); undefined: nowhere, as if it were down. */
   setTarget(url: string | undefined): void;
+  /**
+   * Several instances behind a load balancer: deliveries go round robin, and one that cannot reach
+   * its instance (connection refused) goes to the next.
+   */
+  setTargets(urls: string[]): void;
   received: HeldDelivery[];
   dropped: HeldDelivery[];
   forwarded: Forwarded[];
@@ -88,7 +93,8 @@ async function readBody(request: IncomingMessage): Promise<string> {
  * signatures stay valid, as with GitHub's own redeliveries).
  */
 export async function createWebhookRelay(mode: RelayMode): Promise<WebhookRelay> {
-  let target: string | undefined;
+  let targets: string[] = [];
+  let turn = 0;
   const received: HeldDelivery[] = [];
   const dropped: HeldDelivery[] = [];
   const forwarded: Forwarded[] = [];
@@ -115,21 +121,30 @@ export async function createWebhookRelay(mode: RelayMode): Promise<WebhookRelay>
     } else {
       duplicates++;
     }
-    if (!target) {
+    if (targets.length === 0) {
       record.error = "no target";
       return record;
     }
-    try {
-      const response = await fetch(target, {
-        method: "POST",
-        headers: delivery.headers,
-        body: delivery.body,
-        signal: AbortSignal.timeout(10_000),
-      });
-      record.status = response.status;
-      await response.arrayBuffer();
-    } catch (error) {
-      record.error = (error as Error).message;
+    const first = turn++;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[(first + i) % targets.length]!;
+      try {
+        const response = await fetch(target, {
+          method: "POST",
+          headers: delivery.headers,
+          body: delivery.body,
+          signal: AbortSignal.timeout(10_000),
+        });
+        record.status = response.status;
+        record.error = undefined;
+        await response.arrayBuffer();
+        break;
+      } catch (error) {
+        // Only a refused connection is safe to send elsewhere: the instance never saw it.
+        record.error = (error as Error).message;
+        const code = ((error as Error).cause as { code?: string } | undefined)?.code;
+        if (code !== "ECONNREFUSED") break;
+      }
     }
     return record;
   }
@@ -210,7 +225,10 @@ export async function createWebhookRelay(mode: RelayMode): Promise<WebhookRelay>
   return {
     url: `http://127.0.0.1:${port}/`,
     setTarget(url) {
-      target = url;
+      targets = url ? [url] : [];
+    },
+    setTargets(urls) {
+      targets = [...urls];
     },
     received,
     dropped,
