@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
-import { type Actor, classifyIssueEvent, isBot } from "../core/intake.ts";
+import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway, IssueSnapshot, RepoRef } from "../github/github-gateway.ts";
 import { setPullRequestState } from "../store/pull-requests.ts";
 import {
@@ -61,7 +61,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     private: e.repository.private,
   });
   const loaded = await gateway.loadConfig(e.ref);
-  const kind = classifyIssueEvent({
+  const classified = classifyIssueEvent({
     action: e.action,
     label: e.label,
     issueLabels: e.issue.labels,
@@ -69,6 +69,15 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     isPullRequest: e.issue.isPullRequest,
     config: loaded.config,
   });
+  // The payload may be old (late, out of order, replayed): act only on what is still true.
+  const kind =
+    classified.kind === "ignore"
+      ? classified
+      : confirmIssueEvent(
+          classified,
+          { action: e.action, config: loaded.config },
+          await gateway.getIssue(e.ref, e.issue.number),
+        );
   // An issue closed by the merge of its pull request is done, not cancelled: GitHub sends
   // `issues.closed` and `pull_request.closed` in no guaranteed order, and either may be lost.
   const mergedPr =
@@ -88,7 +97,8 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     installationId: e.installationId,
   };
   const outcome = await recordOnce(db, delivery, async (tx) => {
-    if (kind.kind === "ignore") return "ignored";
+    // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
+    if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
       const active = await findActiveTask(tx, e.repository.id, e.issue.number);
       if (active && mergedPr !== undefined && active.prNumber === mergedPr) {
@@ -136,7 +146,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     return queued.kind;
   });
   log.info({ action: e.action, outcome, reason: kind.reason }, "issues event handled");
-  if (outcome !== "duplicate" && outcome !== "ignored") deps.onChange();
+  if (outcome !== "duplicate" && outcome !== "ignored" && !outcome.startsWith("stale:")) {
+    deps.onChange();
+  }
   return { outcome };
 }
 
