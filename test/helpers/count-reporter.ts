@@ -13,7 +13,7 @@ export default class CountReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     const faultLines: string[] = [];
-    const security = { cases: 0, refused: 0, stored: 0 };
+    const security = { cases: 0, defended: 0, stored: 0 };
     for (const module of testModules) {
       for (const test of module.children.allTests()) {
         const state = test.result().state;
@@ -29,7 +29,7 @@ export default class CountReporter implements Reporter {
         }
         if (s) {
           security.cases++;
-          if (s.refused) security.refused++;
+          if (s.defended) security.defended++;
           security.stored += s.stored;
         }
       }
@@ -41,7 +41,7 @@ export default class CountReporter implements Reporter {
       ...faultLines,
       ...(security.cases
         ? [
-            `security: cases=${security.cases} refused=${security.refused} stored=${security.stored}`,
+            `security: cases=${security.cases} defended=${security.defended} stored=${security.stored}`,
           ]
         : []),
     ];

@@ -3,8 +3,11 @@ declare module "vitest" {
   interface TaskMeta {
     /** What a fault test put its system through and what came out. */
     faultCounts?: FaultCounts;
-    /** A security test's case: refused as it should be, and the rows it managed to store (0). */
-    securityCase?: { refused: boolean; stored: number };
+    /**
+     * A security test's case: whether the defence held (refused, or nothing ran), and the rows
+     * (or, for issue text, the commands) the attack managed to store (0).
+     */
+    securityCase?: { defended: boolean; stored: number };
   }
 }
 
