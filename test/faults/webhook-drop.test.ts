@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
-import { afterAll, expect, it } from "vitest";
+import { afterEach, expect, it } from "vitest";
 import { resultRows } from "../../db/client.ts";
+import { getTask, listTaskEvents } from "../../src/store/tasks.ts";
 import { startCiBot } from "../helpers/ci-bot.ts";
 import { createHarness, type Harness } from "../helpers/conveyor-harness.ts";
 import {
@@ -22,10 +23,12 @@ const BY_HAND = 2;
 let h: Harness | undefined;
 let relay: WebhookRelay | undefined;
 const cleanups: (() => void | Promise<void>)[] = [];
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   await relay?.close();
   await h?.close();
+  relay = undefined;
+  h = undefined;
 });
 
 it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconciliation and resync recover every task, merged once", async (context) => {
@@ -153,13 +156,58 @@ it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconcilia
     reasons.filter((r) => r.reason.startsWith("reconciliation:")).map((r) => r.issue_number),
   );
   expect([...labelsToDrop].filter((n) => !reconciled.has(n))).toEqual([]);
-  // The first hand merge was recorded from the issue's `closed` event, the second by the resync.
-  const [first, second] = issues.slice(AUTO).map((i) => i.issueNumber);
-  const mergedBy = (issue: number | undefined) =>
-    reasons.find((r) => r.issue_number === issue && r.to_state === "merged");
-  expect(mergedBy(first)?.reason).toMatch(
-    /^pull request #\d+ merged \(the issue was closed by the merge\)$/,
-  );
-  expect(mergedBy(second)).toMatchObject({ actor: "merger" });
+  // Both hand merges were recorded, the second (both events lost) by the merger's resync; the
+  // first by the issue's `closed` event or the resync, whichever came first (the next test pins
+  // the former down).
+  const second = issues.at(-1)!.issueNumber;
+  expect(reasons.find((r) => r.issue_number === second && r.to_state === "merged")).toMatchObject({
+    actor: "merger",
+  });
   expect(harness.sim.violations).toEqual([]);
 }, 90_000);
+
+it("a hand merge whose pull_request.closed is lost is recorded from the issue's closed event", async () => {
+  // No periodic resync here: only the issue's `closed` event can tell Conveyor.
+  h = await createHarness({ start: { mergerIntervalMs: 600_000 } });
+  const harness = h;
+  relay = await createWebhookRelay({
+    kind: "pass",
+    drop: (d) => d.event === "pull_request" && d.action === "closed",
+  });
+  relay.setTarget(`${harness.conveyor.url}/api/github/webhooks`);
+  harness.sim.setWebhook({ url: relay.url, secret: "harness-webhook-secret" });
+  const runner = await startScriptedRunner(harness, "hand-merge");
+  cleanups.push(() => runner.stop());
+  const issueNumber = await openScriptedIssue(
+    harness.sim,
+    harness.repo,
+    "Merged by hand",
+    "write work/by-hand.txt\n<<<\nnew\n>>>",
+  );
+  const pr = await waitFor(
+    async () => {
+      const [row] = resultRows<{ pr_number: number; task_id: string }>(
+        await harness.database.db.execute(sql`
+          select p.pr_number, t.task_id from pull_requests p join tasks t using (task_id)
+          where t.issue_number = ${issueNumber}`),
+      );
+      return row;
+    },
+    { timeoutMs: 30_000, message: "a pull request" },
+  );
+  await harness.sim.mergePullRequest(harness.repo, pr.pr_number, {
+    user: "maint",
+    method: "squash",
+  });
+  await waitFor(async () => (await getTask(harness.database.db, pr.task_id))?.state === "merged", {
+    timeoutMs: 10_000,
+    message: "the task merged",
+  });
+  const events = await listTaskEvents(harness.database.db, pr.task_id);
+  expect(events.at(-1)).toMatchObject({
+    actor: "maint",
+    reason: `pull request #${pr.pr_number} merged (the issue was closed by the merge)`,
+  });
+  expect(relay.dropped.map((d) => `${d.event}.${d.action}`)).toEqual(["pull_request.closed"]);
+  expect(harness.sim.violations).toEqual([]);
+});
