@@ -10,11 +10,10 @@ import {
 } from "../helpers/conveyor-harness.ts";
 import {
   auditIssues,
-  openScriptedIssue,
+  openScriptedIssues,
   recordFaultCounts,
+  seededTasks,
   seedFiles,
-  type TrackedIssue,
-  taskScript,
   waitForMerged,
 } from "../helpers/fault-ledger.ts";
 import { type ConveyorProcess, spawnConveyorServer } from "../helpers/spawn-conveyor.ts";
@@ -22,7 +21,7 @@ import { startScriptedRunner } from "../helpers/spawn-runner.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 import { createWebhookRelay, type WebhookRelay } from "../helpers/webhook-relay.ts";
 
-const TASKS = 8;
+const TASKS = 6;
 let world: World | undefined;
 let relay: WebhookRelay | undefined;
 const servers: ConveyorProcess[] = [];
@@ -73,16 +72,7 @@ it("two app instances with runners on both, one killed with -9 mid-task: every t
     cleanups.push(() => runner.stop());
   }
 
-  const issues: TrackedIssue[] = [];
-  for (let k = 1; k <= TASKS; k++) {
-    const issueNumber = await openScriptedIssue(
-      w.sim,
-      w.repo,
-      `Fault task ${k}`,
-      taskScript(k, "sleep 1000"),
-    );
-    issues.push({ issueNumber, file: `work/${k}.txt` });
-  }
+  const issues = await openScriptedIssues(w.sim, w.repo, seededTasks(1, TASKS, "sleep 1000"));
 
   // The fault: instance B dies while its runners hold tasks. Their leases expire and A's runners
   // take the tasks over; B's runners keep trying to reach B.

@@ -5,17 +5,16 @@ import { startCiBot } from "../helpers/ci-bot.ts";
 import { createHarness, type Harness } from "../helpers/conveyor-harness.ts";
 import {
   auditIssues,
-  openScriptedIssue,
+  openScriptedIssues,
   recordFaultCounts,
+  seededTasks,
   seedFiles,
-  type TrackedIssue,
-  taskScript,
   waitForMerged,
 } from "../helpers/fault-ledger.ts";
 import { startScriptedRunner } from "../helpers/spawn-runner.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
-const TASKS = 8;
+const TASKS = 6;
 let h: Harness | undefined;
 const cleanups: (() => void | Promise<void>)[] = [];
 afterAll(async () => {
@@ -45,17 +44,12 @@ it("kill -9 of runners mid-task: every task is merged once (one runner gone for 
   const steady = await startScriptedRunner(harness, "steady");
   cleanups.push(() => steady.stop());
 
-  const issues: TrackedIssue[] = [];
-  for (let k = 1; k <= TASKS; k++) {
-    // Long enough that every runner is caught with work in hand.
-    const issueNumber = await openScriptedIssue(
-      harness.sim,
-      harness.repo,
-      `Fault task ${k}`,
-      taskScript(k, "sleep 1200"),
-    );
-    issues.push({ issueNumber, file: `work/${k}.txt` });
-  }
+  // Long enough that every runner is caught with work in hand.
+  const issues = await openScriptedIssues(
+    harness.sim,
+    harness.repo,
+    seededTasks(1, TASKS, "sleep 1000"),
+  );
 
   // Fault 1: a runner dies with tasks running and never comes back; its leases must expire.
   await waitFor(async () => (await runningOn(harness, "doomed")) > 0, { timeoutMs: 20_000 });

@@ -10,18 +10,17 @@ import {
 } from "../helpers/conveyor-harness.ts";
 import {
   auditIssues,
-  openScriptedIssue,
+  openScriptedIssues,
   recordFaultCounts,
+  seededTasks,
   seedFiles,
-  type TrackedIssue,
-  taskScript,
   waitForMerged,
 } from "../helpers/fault-ledger.ts";
 import { type ConveyorProcess, spawnConveyorServer } from "../helpers/spawn-conveyor.ts";
 import { startScriptedRunner } from "../helpers/spawn-runner.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
-const TASKS = 8;
+const TASKS = 6;
 let world: World | undefined;
 const servers: ConveyorProcess[] = [];
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -65,24 +64,16 @@ it("kill -9 of the app server mid-dispatch and while publishing, restarted on it
     cleanups.push(() => runner.stop());
   }
 
-  const issues: TrackedIssue[] = [];
-  const queue = async (k: number) => {
-    const issueNumber = await openScriptedIssue(
-      w.sim,
-      w.repo,
-      `Fault task ${k}`,
-      taskScript(k, "sleep 800"),
-    );
-    issues.push({ issueNumber, file: `work/${k}.txt` });
-  };
-  for (let k = 1; k <= TASKS / 2; k++) await queue(k);
+  const issues = await openScriptedIssues(w.sim, w.repo, seededTasks(1, TASKS / 2, "sleep 800"));
 
   // Fault 1: mid-dispatch, with tasks assigned and running. Issues labelled while the server is
   // down get no webhook at all (GitHub does not retry): reconciliation at start-up finds them.
   await waitFor(() => count(w, sql`state in ('assigned', 'running')`), { timeoutMs: 20_000 });
   await kill(current.server);
   const lostDeliveries = w.sim.deliveries.length;
-  for (let k = TASKS / 2 + 1; k <= TASKS; k++) await queue(k);
+  issues.push(
+    ...(await openScriptedIssues(w.sim, w.repo, seededTasks(TASKS / 2 + 1, TASKS, "sleep 800"))),
+  );
   const missed = w.sim.deliveries.slice(lostDeliveries).filter((d) => d.status === undefined);
   current = await start();
 

@@ -7,10 +7,10 @@ import { createHarness, type Harness } from "../helpers/conveyor-harness.ts";
 import {
   auditIssues,
   openScriptedIssue,
+  openScriptedIssues,
   recordFaultCounts,
+  seededTasks,
   seedFiles,
-  type TrackedIssue,
-  taskScript,
   waitForMerged,
 } from "../helpers/fault-ledger.ts";
 import { startScriptedRunner } from "../helpers/spawn-runner.ts";
@@ -18,7 +18,7 @@ import { waitFor } from "../helpers/wait-for.ts";
 import { createWebhookRelay, prng, type WebhookRelay } from "../helpers/webhook-relay.ts";
 
 /** Tier-1 tasks Conveyor merges by itself, and tier-2 ones (a new file) a maintainer merges. */
-const AUTO = 6;
+const AUTO = 4;
 const BY_HAND = 2;
 let h: Harness | undefined;
 let relay: WebhookRelay | undefined;
@@ -39,30 +39,27 @@ it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconcilia
   });
   const harness = h;
   const rand = prng(424242);
-  const labelsToDrop = new Set<number>();
-  // Hand merges: GitHub's `pull_request.closed` is lost for both; for the last one the issue's
-  // `closed` too, so only the merger's resync can find out.
-  const handMerged = new Set<number>();
+  // Issues are told apart by their titles (`Fault task k`, `By hand k`): the label events of the
+  // odd ones are lost; so are GitHub's `pull_request.closed` for the hand merges, and for the last
+  // one the issue's `closed` too, so only the merger's resync can find out.
+  const numberIn = (title: string | undefined) => Number(/ (\d+)$/.exec(title ?? "")?.[1] ?? 0);
+  const last = AUTO + BY_HAND;
   const mergesToDrop = new Set<number>();
-  const closesToDrop = new Set<number>();
   relay = await createWebhookRelay({
     kind: "pass",
     drop(delivery) {
       const payload = JSON.parse(delivery.body) as {
-        issue?: { number: number };
+        issue?: { title: string };
         pull_request?: { number: number };
       };
-      const issue = payload.issue?.number ?? 0;
-      if (delivery.event === "issues" && delivery.action === "labeled") {
-        return labelsToDrop.has(issue);
-      }
+      const k = numberIn(payload.issue?.title);
+      const byHand = payload.issue?.title.startsWith("By hand") ?? false;
+      if (delivery.event === "issues" && delivery.action === "labeled") return k % 2 === 1;
       if (delivery.event === "pull_request" && delivery.action === "closed") {
         return mergesToDrop.has(payload.pull_request?.number ?? 0);
       }
-      if (delivery.event === "issues" && delivery.action === "closed" && handMerged.has(issue)) {
-        return closesToDrop.has(issue);
-      }
-      return !handMerged.has(issue) && rand() < 0.25;
+      if (delivery.event === "issues" && delivery.action === "closed" && byHand) return k === last;
+      return !byHand && rand() < 0.25;
     },
   });
   relay.setTarget(`${harness.conveyor.url}/api/github/webhooks`);
@@ -74,25 +71,17 @@ it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconcilia
     cleanups.push(() => runner.stop());
   }
 
-  const issues: TrackedIssue[] = [];
-  for (let k = 1; k <= AUTO + BY_HAND; k++) {
-    const byHand = k > AUTO;
-    // Every other label event never reaches Conveyor.
-    const next = harness.sim.listIssues(harness.repo).length + 1;
-    if (k % 2 === 1) labelsToDrop.add(next);
-    if (byHand) handMerged.add(next);
-    const issueNumber = await openScriptedIssue(
-      harness.sim,
-      harness.repo,
-      `Fault task ${k}`,
-      byHand ? `write work/new-${k}.txt\n<<<\nnew\n>>>` : taskScript(k),
-    );
-    expect(issueNumber).toBe(next);
-    issues.push({ issueNumber, file: byHand ? `work/new-${k}.txt` : `work/${k}.txt` });
-  }
+  const issues = await openScriptedIssues(harness.sim, harness.repo, [
+    ...seededTasks(1, AUTO),
+    ...Array.from({ length: BY_HAND }, (_, i) => AUTO + 1 + i).map((k) => ({
+      title: `By hand ${k}`,
+      script: `write work/new-${k}.txt\n<<<\nnew\n>>>`,
+      file: `work/new-${k}.txt`,
+    })),
+  ]);
+  const labelsDropped = issues.filter((_, i) => (i + 1) % 2 === 1).map((i) => i.issueNumber);
 
   // A maintainer merges the tier-2 pull requests by hand, and GitHub's `closed` event is lost.
-  closesToDrop.add(issues.at(-1)!.issueNumber);
   for (const { issueNumber } of issues.slice(AUTO)) {
     const pr = await waitFor(
       async () => {
@@ -137,7 +126,7 @@ it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconcilia
   // What was dropped: the labels of half the issues (only reconciliation could find those), the
   // hand merges, and others at random.
   const dropped = relay.dropped.map((d) => `${d.event}.${d.action}`);
-  expect(dropped.filter((d) => d === "issues.labeled")).toHaveLength(labelsToDrop.size);
+  expect(dropped.filter((d) => d === "issues.labeled")).toHaveLength(labelsDropped.length);
   expect(dropped.filter((d) => d === "pull_request.closed").length).toBeGreaterThanOrEqual(BY_HAND);
   const reasons = resultRows<{
     issue_number: number;
@@ -155,7 +144,7 @@ it("dropped webhooks (labels, checks, merges, a quarter of the rest): reconcilia
   const reconciled = new Set(
     reasons.filter((r) => r.reason.startsWith("reconciliation:")).map((r) => r.issue_number),
   );
-  expect([...labelsToDrop].filter((n) => !reconciled.has(n))).toEqual([]);
+  expect(labelsDropped.filter((n) => !reconciled.has(n))).toEqual([]);
   // Both hand merges were recorded, the second (both events lost) by the merger's resync; the
   // first by the issue's `closed` event or the resync, whichever came first (the next test pins
   // the former down).

@@ -5,11 +5,10 @@ import { startCiBot } from "../helpers/ci-bot.ts";
 import { createHarness, type Harness, WEBHOOK_SECRET } from "../helpers/conveyor-harness.ts";
 import {
   auditIssues,
-  openScriptedIssue,
+  openScriptedIssues,
   recordFaultCounts,
+  seededTasks,
   seedFiles,
-  type TrackedIssue,
-  taskScript,
   waitForMerged,
 } from "../helpers/fault-ledger.ts";
 import { startScriptedRunner } from "../helpers/spawn-runner.ts";
@@ -17,7 +16,7 @@ import { waitFor } from "../helpers/wait-for.ts";
 import { createWebhookRelay, type WebhookRelay } from "../helpers/webhook-relay.ts";
 
 /** Tier-1 tasks Conveyor merges by itself, and tier-2 ones (a new file) a maintainer merges. */
-const AUTO = 6;
+const AUTO = 4;
 const BY_HAND = 2;
 let h: Harness | undefined;
 let relay: WebhookRelay | undefined;
@@ -45,17 +44,14 @@ it("every webhook delivered twice and out of order: every task is merged once", 
     cleanups.push(() => runner.stop());
   }
 
-  const issues: TrackedIssue[] = [];
-  for (let k = 1; k <= AUTO + BY_HAND; k++) {
-    const byHand = k > AUTO;
-    const issueNumber = await openScriptedIssue(
-      harness.sim,
-      harness.repo,
-      `Fault task ${k}`,
-      byHand ? `write work/new-${k}.txt\n<<<\nnew\n>>>` : taskScript(k),
-    );
-    issues.push({ issueNumber, file: byHand ? `work/new-${k}.txt` : `work/${k}.txt` });
-  }
+  const issues = await openScriptedIssues(harness.sim, harness.repo, [
+    ...seededTasks(1, AUTO),
+    ...Array.from({ length: BY_HAND }, (_, i) => AUTO + 1 + i).map((k) => ({
+      title: `By hand ${k}`,
+      script: `write work/new-${k}.txt\n<<<\nnew\n>>>`,
+      file: `work/new-${k}.txt`,
+    })),
+  ]);
   // A maintainer merges the tier-2 pull requests: GitHub then sends the PR's and the issue's
   // `closed` events, which arrive twice each, in any order.
   for (const { issueNumber } of issues.slice(AUTO)) {

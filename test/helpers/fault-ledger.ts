@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { TestContext } from "vitest";
 import { type Db, resultRows } from "../../db/client.ts";
@@ -16,6 +18,36 @@ export async function openScriptedIssue(
   const { issue } = await sim.openIssue(repo, { title, body, user: "octocat" });
   await sim.addLabel(repo, issue.number, "conveyor", { sender: "octocat" });
   return issue.number;
+}
+
+/**
+ * Opens and labels scripted issues all at once, like a busy team (GitHub delivers their webhooks
+ * one after another anyway), in the order given.
+ */
+export async function openScriptedIssues(
+  sim: GitHubSimulator,
+  repo: string,
+  specs: { title: string; script: string; file: string }[],
+): Promise<TrackedIssue[]> {
+  return Promise.all(
+    specs.map(async (spec) => ({
+      issueNumber: await openScriptedIssue(sim, repo, spec.title, spec.script),
+      file: spec.file,
+    })),
+  );
+}
+
+/** Issue specs for tasks `from`..`to` that each change one line of their own seeded file. */
+export function seededTasks(
+  from: number,
+  to: number,
+  before = "",
+): { title: string; script: string; file: string }[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i).map((k) => ({
+    title: `Fault task ${k}`,
+    script: taskScript(k, before),
+    file: `work/${k}.txt`,
+  }));
 }
 
 /** One queued issue and the file its change modifies. */
@@ -175,5 +207,18 @@ export async function waitForMerged(
       if (Date.now() > deadline) return `tasks unreadable: ${(error as Error).message}`;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * With `FAULT_LOG_DIR` set, writes every process's output there (`<test>-<name>.log`), for
+ * looking into a failure after the run.
+ */
+export function saveOutputs(test: string, outputs: Record<string, string>): void {
+  const dir = process.env.FAULT_LOG_DIR;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const [name, output] of Object.entries(outputs)) {
+    writeFileSync(join(dir, `${test}-${name}.log`), output);
   }
 }
