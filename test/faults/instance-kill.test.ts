@@ -21,7 +21,7 @@ import { startScriptedRunner } from "../helpers/spawn-runner.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 import { createWebhookRelay, type WebhookRelay } from "../helpers/webhook-relay.ts";
 
-const TASKS = 6;
+const TASKS = 4;
 let world: World | undefined;
 let relay: WebhookRelay | undefined;
 const servers: ConveyorProcess[] = [];

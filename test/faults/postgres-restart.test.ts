@@ -24,7 +24,7 @@ import { startScriptedRunner } from "../helpers/spawn-runner.ts";
 import type { TestDatabase } from "../helpers/test-database.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
-const TASKS = 6;
+const TASKS = 4;
 /**
  * Accept and lease windows of 8 s instead of the other tests' 1.5 s and 2 s. After a restart the
  * server's database pool is renewed as soon as PostgreSQL answers (see `createDatabase`), but a

@@ -18,7 +18,7 @@ import { waitFor } from "../helpers/wait-for.ts";
 import { createWebhookRelay, prng, type WebhookRelay } from "../helpers/webhook-relay.ts";
 
 /** Tier-1 tasks Conveyor merges by itself, and tier-2 ones (a new file) a maintainer merges. */
-const AUTO = 4;
+const AUTO = 2;
 const BY_HAND = 2;
 let h: Harness | undefined;
 let relay: WebhookRelay | undefined;

@@ -68,18 +68,22 @@ export interface Ledger {
 
 /**
  * Audits what happened to every issue, from the database and from GitHub (the simulator and its
- * git repository), expecting each to end merged exactly once:
+ * git repository), expecting each to end merged exactly once (or, with `until: "pull request"`,
+ * with exactly one open pull request carrying its change):
  *
- * - lost: no task; a task not `merged`; no pull request; its pull request not merged; its change
- *   not on the default branch;
+ * - lost: no task; a task not `merged` (not in `review`); no pull request; its pull request not
+ *   merged (not open); its change not on the default branch (not on the issue's branch);
  * - duplicated: more than one task; more than one pull request for the issue's branch; more than
  *   one successful merge call; more than one generation that completed (`pushed`); the issue's
- *   file changed by more than one commit on the default branch (a change set applied twice).
+ *   file changed by more than one commit on the default branch, or on the issue's branch (a change
+ *   set applied twice).
  */
 export async function auditIssues(
   env: { db: Db; sim: GitHubSimulator; repo: string; repositoryId: number },
   issues: TrackedIssue[],
+  options: { until?: "merged" | "pull request" } = {},
 ): Promise<Ledger> {
+  const merging = options.until !== "pull request";
   const lost: string[] = [];
   const duplicated: string[] = [];
   const pulls = await env.sim.listPulls(env.repo);
@@ -105,7 +109,9 @@ export async function auditIssues(
       duplicated.push(`${who}: ${tasks.length} tasks (${tasks.map((t) => t.state).join(", ")})`);
     }
     for (const task of tasks) {
-      if (task.state !== "merged") lost.push(`${who}: task ${task.task_id} ended ${task.state}`);
+      if (task.state !== (merging ? "merged" : "review")) {
+        lost.push(`${who}: task ${task.task_id} ended ${task.state}`);
+      }
       const [completed] = resultRows<{ n: number }>(
         await env.db.execute(sql`
           select count(*)::int as n from task_events
@@ -119,16 +125,29 @@ export async function auditIssues(
       duplicated.push(`${who}: ${prs.length} pull requests (${prs.map((p) => p.number)})`);
     }
     for (const pr of prs) {
-      if (!pr.merged_at) lost.push(`${who}: PR #${pr.number} not merged (${pr.state})`);
+      if (merging && !pr.merged_at) lost.push(`${who}: PR #${pr.number} not merged (${pr.state})`);
+      if (!merging && pr.state !== "open") lost.push(`${who}: PR #${pr.number} is ${pr.state}`);
       const merges = mergeCalls.filter((r) => r.path.endsWith(`/pulls/${pr.number}/merge`));
       if (merges.length > 1) duplicated.push(`${who}: PR #${pr.number} merged ${merges.length}×`);
     }
-    // Commits on the default branch that changed the issue's file, after the seed commit.
-    const commits = (await git("log", "--format=%H", "main", "--", file)).filter(
+    // Commits on the default branch (or the issue's branch) that changed the issue's file, after
+    // the seed commit.
+    const ref = merging ? "main" : `conveyor/issue-${issueNumber}`;
+    const commits = (await git("log", "--format=%H", ref, "--", file).catch(() => [])).filter(
       (sha) => sha !== seed,
     ).length;
-    if (commits === 0) lost.push(`${who}: ${file} never changed on main`);
-    if (commits > 1) duplicated.push(`${who}: ${file} changed by ${commits} commits on main`);
+    if (commits === 0) lost.push(`${who}: ${file} never changed on ${ref}`);
+    if (commits > 1) duplicated.push(`${who}: ${file} changed by ${commits} commits on ${ref}`);
+  }
+  if (process.env.DEBUG_TIMELINE) {
+    const rows = resultRows<{ t: number; issue: number; to: string; gen: number; actor: string }>(
+      await env.db.execute(sql`
+        select round(extract(epoch from (e.at - (select min(at) from task_events)))::numeric, 1)::float as t,
+               t.issue_number as issue, e.to_state as to, e.generation as gen, e.actor
+        from task_events e join tasks t using (task_id) order by e.event_id`),
+    );
+    for (const r of rows)
+      process.stdout.write(`TL ${r.t} #${r.issue} ${r.to} g${r.gen} ${r.actor}\n`);
   }
   const troubled = new Set([...lost, ...duplicated].map((p) => Number(p.slice(1, p.indexOf(":")))));
   const history = troubled.size
@@ -180,14 +199,15 @@ export function taskScript(k: number, extra = ""): string {
 }
 
 /**
- * Waits until every issue's task is `merged`, or the deadline passes; either way resolves with the
- * tasks' states, for the assertion message (the audit that follows names what is missing).
- * Tolerates a database that is briefly unreachable.
+ * Waits until every issue's task is `merged` (or in `state`), or the deadline passes; either way
+ * resolves with the tasks' states, for the assertion message (the audit that follows names what is
+ * missing). Tolerates a database that is briefly unreachable.
  */
 export async function waitForMerged(
   env: { db: Db; repositoryId: number },
   issueNumbers: number[],
   timeoutMs: number,
+  state = "merged",
 ): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   const states = () =>
@@ -198,7 +218,7 @@ export async function waitForMerged(
   for (;;) {
     try {
       const rows = resultRows<{ state: string }>(await states());
-      const merged = rows.filter((r) => r.state === "merged").length;
+      const merged = rows.filter((r) => r.state === state).length;
       if (merged === issueNumbers.length || Date.now() > deadline) {
         return `tasks: ${JSON.stringify(rows)}`;
       }
