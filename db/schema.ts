@@ -319,7 +319,9 @@ export const alerts = pgTable(
     alertId: bigserial("alert_id", { mode: "number" }).primaryKey(),
     rule: text("rule").notNull(),
     severity: text("severity", { enum: ["warning", "critical"] }).notNull(),
-    status: text("status", { enum: ["firing", "cleared"] }).notNull().default("firing"),
+    status: text("status", { enum: ["firing", "cleared"] })
+      .notNull()
+      .default("firing"),
     message: text("message").notNull(),
     details: jsonb("details").notNull().default({}),
     firstFiredAt: timestamp("first_fired_at", { withTimezone: true }).notNull().defaultNow(),
