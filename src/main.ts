@@ -22,8 +22,11 @@ import { createConveyorApp } from "./github/conveyor-app.ts";
 import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
 import { createWritePacer } from "./github/write-pacer.ts";
+import { createApiAuth } from "./http/admin-auth.ts";
 import { createAdminRoutes } from "./http/admin-routes.ts";
+import type { ApiRateLimits } from "./http/api-rate-limiter.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
+import { createOpsApi } from "./http/create-ops-api.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createMerger } from "./loops/merger.ts";
@@ -59,6 +62,8 @@ export interface StartOptions {
   publishPullRequests?: boolean;
   /** Slash-command comments one person may write per minute (default 10). */
   commandsPerMinute?: number;
+  /** Per-client admin API budgets (requests per minute); tests lower them. */
+  apiRateLimits?: ApiRateLimits;
 }
 
 export interface RunningConveyor {
@@ -90,6 +95,8 @@ export async function startConveyor(
   let dispatcher: Dispatcher | undefined;
   const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
   let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
+  // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
+  let onTasksChanged: () => void = () => {};
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -211,6 +218,7 @@ export async function startConveyor(
         publisherLoop?.wake();
         mergerLoop.wake();
       };
+      onTasksChanged = onChange;
       runnerRoutes = createRunnerRoutes({
         db: database.db,
         logger,
@@ -271,9 +279,16 @@ export async function startConveyor(
       });
     }
 
+    const apiAuth = createApiAuth({
+      db: database.db,
+      adminToken: config.adminToken,
+      logger,
+      rateLimits: options.apiRateLimits,
+    });
     const adminRoutes = createAdminRoutes({
       db: database.db,
       adminToken: config.adminToken,
+      auth: apiAuth,
       logger,
       onRunnerRevoked: (runnerId) => dispatcher?.revokeRunner(runnerId),
       listConnectedRunners: () =>
@@ -291,6 +306,10 @@ export async function startConveyor(
       mount(http) {
         if (runnerRoutes) http.route("/", runnerRoutes);
         http.route("/api", adminRoutes);
+        http.route(
+          "/api",
+          createOpsApi({ database, auth: apiAuth, logger, onTasksChanged: () => onTasksChanged() }),
+        );
       },
     });
     // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
