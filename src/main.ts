@@ -57,6 +57,8 @@ export interface StartOptions {
    * testing dispatch alone.
    */
   publishPullRequests?: boolean;
+  /** Slash-command comments one person may write per minute (default 10). */
+  commandsPerMinute?: number;
 }
 
 export interface RunningConveyor {
@@ -129,6 +131,8 @@ export async function startConveyor(
         gateway,
         logger,
         agingMs: config.agingMs,
+        // The merger is built below; `/status` on a PR only runs once everything has started.
+        describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
       });
       const notifierLoop: Loop = createLoop({
         name: "notifier",
@@ -252,6 +256,7 @@ export async function startConveyor(
           onChange,
           appId: config.github.appId,
           onPullRequestActivity: () => mergerLoop.wake(),
+          commandsPerMinute: options.commandsPerMinute,
         }),
         { probot },
       );

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
 import {
+  type ApprovalFact,
   evaluateMergePolicy,
   renderSafetyCheck,
   riskLabel,
@@ -14,6 +15,7 @@ import type { TaskState } from "../core/task-states.ts";
 import type { GitHubGateway } from "../github/github-gateway.ts";
 import { repoRef } from "../github/github-gateway.ts";
 import { collectPrFacts } from "../github/pr-facts.ts";
+import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
 import {
@@ -49,7 +51,10 @@ const LEASE_MS = 2 * 60_000;
  * policy says so. One instance at a time, one PR after another: so at most one merge per base
  * branch is ever in flight.
  */
-export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
+export function createMerger(deps: MergerDeps): {
+  runOnce(): Promise<void>;
+  describe(repositoryId: number, prNumber: number): Promise<string>;
+} {
   const log = deps.logger.child({ component: "merger" });
 
   async function showVerdict(
@@ -224,12 +229,26 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
     deps.onChange();
   }
 
-  async function review(c: Candidate): Promise<void> {
+  /** Collects the facts of a candidate fresh from GitHub and asks the policy; no side effects. */
+  async function assess(c: Candidate) {
     const ref = repoRef(c.installation_id, c.full_name);
     const octokit = await deps.installationOctokit(c.installation_id);
     const loaded = await deps.gateway.loadConfig(ref);
     const verification = c.result?.verification;
     const failed = verification?.commands?.find((cmd) => !cmd.passed);
+    const approvals: ApprovalFact[] = [];
+    for (const a of await standingApprovals(deps.db, {
+      repositoryId: c.repository_id,
+      prNumber: c.pr_number,
+    })) {
+      approvals.push({
+        login: a.login,
+        isBot: false,
+        sha: a.sha,
+        permission: await deps.gateway.permission(ref, a.login),
+        via: "command",
+      });
+    }
     const facts = await collectPrFacts(octokit, {
       owner: ref.owner,
       repo: ref.repo,
@@ -245,10 +264,14 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
             ...(failed ? { failedCommand: failed.argv.join(" ") } : {}),
           }
         : null,
-      approvals: [],
+      approvals,
       permission: (login) => deps.gateway.permission(ref, login),
     });
-    const verdict = evaluateMergePolicy(facts, loaded.config);
+    return { ref, octokit, loaded, facts, verdict: evaluateMergePolicy(facts, loaded.config) };
+  }
+
+  async function review(c: Candidate): Promise<void> {
+    const { ref, octokit, loaded, facts, verdict } = await assess(c);
     if (verdict.action === "update_branch") {
       await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch", {
         owner: ref.owner,
@@ -277,6 +300,18 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
   }
 
   return {
+    /** The verdict on a pull request as the safety check would show it (for `/status`). */
+    async describe(repositoryId, prNumber) {
+      const c = (await findMergeCandidates(deps.db)).find(
+        (p) => p.repository_id === repositoryId && p.pr_number === prNumber,
+      );
+      if (!c)
+        return "Conveyor is not reviewing this pull request now (it is not open, or its task is not in review).";
+      const { verdict } = await assess(c);
+      const check = renderSafetyCheck(verdict);
+      return [`**${check.title}**`, "", check.summary].join("\n");
+    },
+
     async runOnce() {
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
       try {

@@ -78,9 +78,11 @@ export async function claimNextTask(
       )
       select c.task_id, c.generation, c.repository_id, c.installation_id, c.issue_number, c.title,
              c.body, c.limits, c.last_error, c.feedback, r.full_name, r.default_branch,
-             (select p.head_sha from pull_requests p
-               where p.task_id = c.task_id and p.state = 'open'
-               order by p.created_at desc limit 1) as pr_head_sha
+             -- A follow-up continues on its PR's head; after /update it starts afresh.
+             case when c.fresh_base then null else
+               (select p.head_sha from pull_requests p
+                 where p.task_id = c.task_id and p.state = 'open'
+                 order by p.created_at desc limit 1) end as pr_head_sha
       from claimed c join repositories r on r.repository_id = c.repository_id`),
   );
   return rows[0];
