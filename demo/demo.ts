@@ -1,9 +1,11 @@
 import { parseArgs } from "node:util";
-import { createProgressView, elapsed, renderSummary } from "./progress-view.ts";
+import { createProgressView, elapsed, renderSummary, renderTable } from "./progress-view.ts";
 import { type FiledIssue, type Stage, startStage } from "./stage.ts";
 import {
   awaitsApproval,
   describeExpectation,
+  FILER,
+  INTAKE_LABEL,
   type IssueView,
   judge,
   MAINTAINER,
@@ -90,9 +92,14 @@ async function main(): Promise<number> {
   say();
 
   const issues = await stage.fileIssues();
-  say(
-    `Filed ${issues.length} issues as @octocat and labelled them \`conveyor\` (#${issues[0]!.number} is filed first, #${issues.at(-1)!.number} last, labelled priority:urgent).`,
-  );
+  say(`Filed ${issues.length} issues as @${FILER}, each labelled \`${INTAKE_LABEL}\`:`);
+  for (const line of renderTable(
+    ["", "", ""],
+    issues.map((filed) => [`#${filed.number}`, filed.story.title, filed.story.pitch]),
+    80,
+  ).slice(1)) {
+    say(`  ${line}`);
+  }
   await stage.startRunners();
   say(`Started ${stage.runners.map((r) => r.name).join(" and ")} with the scripted agent.`);
   say();

@@ -8,7 +8,8 @@ import type { IssueView, Judgement } from "./story.ts";
 /** The short verdict for a pull request, from Conveyor's check and the PR's state. */
 export function verdictText(view: IssueView): string {
   if (view.pr === undefined) return "";
-  const tier = view.tier ? `tier ${view.tier}` : "tier ?";
+  // The risk label follows the check by a moment.
+  const tier = view.tier ? `tier ${view.tier}` : "tier …";
   if (view.prState === "merged") return `${tier} · merged`;
   if (view.prState === "closed") return `${tier} · closed`;
   const safety = view.safety;
@@ -36,11 +37,24 @@ export function issueRow(view: IssueView): string[] {
   ];
 }
 
-/** Left-aligned columns separated by two spaces, each cut to `max` characters. */
-export function renderTable(header: readonly string[], rows: string[][], max = 34): string[] {
+/** Widths the live table starts with, so columns do not jump as values appear. */
+const MIN_WIDTHS = [3, 20, 13, 8, 4, 11, 24];
+
+/**
+ * Left-aligned columns separated by two spaces, each cut to `max` characters and at least
+ * `minWidths[i]` wide.
+ */
+export function renderTable(
+  header: readonly string[],
+  rows: string[][],
+  max = 34,
+  minWidths: readonly number[] = [],
+): string[] {
   const cut = (cell: string) => (cell.length > max ? `${cell.slice(0, max - 1)}…` : cell);
   const all = [header.map(cut), ...rows.map((row) => row.map(cut))];
-  const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]?.length ?? 0)));
+  const widths = header.map((_, i) =>
+    Math.max(minWidths[i] ?? 0, ...all.map((row) => row[i]?.length ?? 0)),
+  );
   return all.map((row) =>
     row
       .map((cell, i) => cell.padEnd(widths[i]!))
@@ -60,9 +74,9 @@ export function renderSummary(
       `#${view.number}`,
       view.title,
       expected,
-      judgement.detail,
+      judgement.detail.replace(/`/g, ""),
     ]),
-    60,
+    72,
   );
 }
 
@@ -90,10 +104,16 @@ export function createProgressView(options: {
   let last: readonly IssueView[] = [];
   const lastRows = new Map<number, string>();
 
-  const table = (views: readonly IssueView[]) => [
-    ...renderTable(COLUMNS, views.map(issueRow)).map((line) => `  ${line}`),
-    `  ${elapsed(startedAt)}`,
-  ];
+  // A line wider than the terminal wraps, and the redraw would then move up too few lines.
+  const fit = (line: string) => {
+    const columns = "columns" in out ? out.columns : undefined;
+    return columns && line.length >= columns ? `${line.slice(0, columns - 2)}…` : line;
+  };
+  const table = (views: readonly IssueView[]) =>
+    [
+      ...renderTable(COLUMNS, views.map(issueRow), 34, MIN_WIDTHS).map((line) => `  ${line}`),
+      `  elapsed ${elapsed(startedAt).trim()}`,
+    ].map(fit);
   const erase = () => {
     if (drawn > 0) out.write(`\x1b[${drawn}A\x1b[J`);
     drawn = 0;

@@ -87,6 +87,8 @@ export interface StoryIssue {
   description: string;
   /** The scripted agent's instructions (runners/scripted-agent.ts). */
   script: string[];
+  /** What the demo says the issue shows, before it starts. */
+  pitch: string;
   /** Labels besides the intake label. */
   labels: string[];
   expect: Expectation;
@@ -98,6 +100,7 @@ const write = (path: string, content: string) => [`write ${path}`, "<<<", conten
 export const STORY: readonly StoryIssue[] = [
   {
     key: "tier1",
+    pitch: "one line in one file: merges by itself (tier 1)",
     title: "Add an extra-large size",
     description: "Customers keep asking for extra-large widgets. Add the size.",
     script: [
@@ -112,6 +115,7 @@ export const STORY: readonly StoryIssue[] = [
   },
   {
     key: "tier2",
+    pitch: "adds two files: merges after a maintainer's /approve (tier 2)",
     title: "Add a farewell helper",
     description: "Next to `greet`, add `farewell(name)` that says goodbye, with a test.",
     script: [
@@ -141,6 +145,7 @@ export const STORY: readonly StoryIssue[] = [
   },
   {
     key: "tier3",
+    pitch: "touches package.json: left for a human (tier 3)",
     title: "Add a lint script",
     description: "Add `npm run lint` to package.json.",
     script: [
@@ -166,6 +171,7 @@ export const STORY: readonly StoryIssue[] = [
   },
   {
     key: "verify",
+    pitch: "breaks a test: verification fails, and the issue says so",
     title: "Show sizes in capitals in labels",
     description: "Labels should read `Gear (SMALL)`.",
     script: [
@@ -182,6 +188,7 @@ export const STORY: readonly StoryIssue[] = [
   },
   {
     key: "urgent",
+    pitch: "priority:urgent: filed last, runs first (tier 1)",
     title: "Fix the typo in the README",
     description: "“evry” should be “every”. Customers noticed; please fix first.",
     script: [
@@ -230,6 +237,13 @@ export interface IssueView {
   tier: 1 | 2 | 3 | undefined;
   safety: { status: string; conclusion: string | null; title: string } | undefined;
   ci: { status: string; conclusion: string | null } | undefined;
+  /**
+   * The maintainer's `/approve` on the pull request and Conveyor's answer to it: `+1` done, `-1`
+   * refused, `none` not answered yet.
+   */
+  approval: { commentId: number; answer: "+1" | "-1" | "none" } | undefined;
+  /** Why the task waits for a person, from the status comment's Reason row. */
+  reason: string | undefined;
   /** Some comment on the issue says the verification failed. */
   failureReported: boolean;
   /** Every comment on the issue, oldest first. */
@@ -266,6 +280,8 @@ export async function observeIssue(
     tier: undefined,
     safety: undefined,
     ci: undefined,
+    approval: undefined,
+    reason: status ? statusRow(status, "Reason") : undefined,
     failureReported: comments.some((body) => /verification failed/i.test(body)),
     comments,
   };
@@ -287,6 +303,19 @@ export async function observeIssue(
   }
   const ci = latest(CI.name);
   if (ci) view.ci = { status: ci.status, conclusion: ci.conclusion };
+  const approve = sim
+    .listComments(REPO, pr)
+    .find((c) => c.user?.login === MAINTAINER && /^\/approve\b/.test(c.body ?? ""));
+  if (approve) {
+    const answers = sim
+      .listReactions(REPO, { comment: approve.id })
+      .filter((r) => r.user?.login === sim.botLogin)
+      .map((r) => r.content);
+    view.approval = {
+      commentId: approve.id,
+      answer: answers.includes("+1") ? "+1" : answers.includes("-1") ? "-1" : "none",
+    };
+  }
   return view;
 }
 
@@ -318,6 +347,22 @@ export function judge(issue: StoryIssue, view: IssueView): Judgement {
       if (merged && view.tier !== issue.expect.tier) {
         return { ok: false, final: true, detail: `merged, but as tier ${view.tier} (${state})` };
       }
+      if (issue.expect.tier === 2 && view.approval?.answer !== "+1") {
+        if (merged) {
+          return {
+            ok: false,
+            final: true,
+            detail: `merged without an accepted /approve (${state})`,
+          };
+        }
+        if (view.approval) {
+          const answer =
+            view.approval.answer === "-1"
+              ? "Conveyor refused /approve (see its reply on the PR)"
+              : "Conveyor has not answered /approve";
+          return { ok: false, final: view.approval.answer === "-1", detail: `${state}; ${answer}` };
+        }
+      }
       if (merged) return { ok: true, final: true, detail: `merged as PR #${view.pr}` };
       return {
         ok: false,
@@ -341,16 +386,19 @@ export function judge(issue: StoryIssue, view: IssueView): Judgement {
       if (!leftOpen)
         return { ok: false, final: gaveUp || view.prState === "closed", detail: state };
       if (issue.expect.kind === "left_for_human") {
-        const why = view.safety?.title ?? "";
+        const why = (view.safety?.title ?? "").replace(/^Blocked: tier 3, never auto-merged: /, "");
         return issue.expect.reason.test(why)
-          ? { ok: true, final: true, detail: `PR #${view.pr} open for review: ${why}` }
+          ? { ok: true, final: true, detail: `PR #${view.pr} left open: ${why}` }
           : { ok: false, final: true, detail: `tier 3 for another reason: ${why}` };
       }
       return view.failureReported
         ? {
             ok: true,
             final: true,
-            detail: `PR #${view.pr} held; the issue says verification failed`,
+            detail: `PR #${view.pr} left open; the issue says: ${
+              view.reason?.replace(/^Blocked: tier 3, never auto-merged: /, "") ??
+              "verification failed"
+            }`,
           }
         : {
             ok: false,
