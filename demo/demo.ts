@@ -1,16 +1,7 @@
 import { parseArgs } from "node:util";
 import { createProgressView, elapsed, renderSummary, renderTable } from "./progress-view.ts";
-import { type FiledIssue, type Stage, startStage } from "./stage.ts";
-import {
-  awaitsApproval,
-  describeExpectation,
-  FILER,
-  INTAKE_LABEL,
-  type IssueView,
-  judge,
-  MAINTAINER,
-  REPO,
-} from "./story.ts";
+import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "./stage.ts";
+import { describeExpectation, FILER, INTAKE_LABEL, REPO } from "./story.ts";
 
 const USAGE = `Usage: npm run demo [-- --keep] [-- --timeout <seconds>]
 
@@ -24,7 +15,6 @@ Options:
   --timeout <s>      give up after this many seconds (default 110)
   -h, --help         this text`;
 
-const POLL_MS = 250;
 /** The running stage, closed on every way out. */
 let current: Stage | undefined;
 
@@ -105,53 +95,28 @@ async function main(): Promise<number> {
   say();
 
   const view = createProgressView({ out: process.stdout, startedAt });
-  const deadline = startedAt + options.timeoutMs;
-  let approved: number | undefined;
-  let views: IssueView[] = [];
-  let timedOut = false;
-  for (;;) {
-    if (interrupted) return 130;
-    if (stage.server.child.exitCode !== null || stage.server.child.signalCode !== null) {
-      view.finish();
-      say(
-        `\nThe Conveyor server exited unexpectedly. Its last output:\n${stage.serverLog.slice(-3000)}`,
-      );
-      return 1;
-    }
-    views = await stage.observe(issues);
-    view.update(views);
-    const tier2 = views.find(
-      (v, i) => issues[i]!.story.expect.kind === "merged" && awaitsApproval(v),
-    );
-    if (tier2?.pr !== undefined && approved === undefined) {
-      approved = tier2.pr;
-      view.note(`@${MAINTAINER} reviews PR #${tier2.pr} and comments /approve`);
-      await stage.approve(tier2.pr);
-    }
-    const judged = issues.map((filed, i) => judge(filed.story, views[i]!));
-    if (judged.every((j) => j.ok) || judged.every((j) => j.final)) break;
-    if (Date.now() > deadline) {
-      timedOut = true;
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+  const outcome = await stage.play(issues, {
+    deadline: startedAt + options.timeoutMs,
+    onViews: (views) => view.update(views),
+    onNote: (line) => view.note(line),
+    shouldStop: () => interrupted,
+  });
   view.finish();
-  return summarise(stage, issues, views, startedAt, options, timedOut);
+  if (outcome.end === "stopped") return 130;
+  return summarise(stage, issues, outcome, startedAt, options);
 }
 
 async function summarise(
   stage: Stage,
   issues: FiledIssue[],
-  views: IssueView[],
+  outcome: PlayOutcome,
   startedAt: number,
   options: { keep: boolean; timeoutMs: number },
-  timedOut: boolean,
 ): Promise<number> {
   const rows = issues.map((filed, i) => ({
-    view: views[i]!,
+    view: outcome.views[i]!,
     expected: describeExpectation(filed.story.expect),
-    judgement: judge(filed.story, views[i]!),
+    judgement: outcome.judgements[i]!,
   }));
   say();
   say("Summary");
@@ -169,7 +134,7 @@ async function summarise(
       )
       .join("\n  ");
     say(
-      `✘ ${failed.length} of ${rows.length} issues did not end as expected${timedOut ? ` within ${options.timeoutMs / 1000} s` : ""}:\n  ${why}`,
+      `✘ ${failed.length} of ${rows.length} issues did not end as expected${outcome.end === "timeout" ? ` within ${options.timeoutMs / 1000} s` : ""}:\n  ${why}`,
     );
     say(`  The server's log is in ${stage.dir}/conveyor.log until the demo exits.`);
   }

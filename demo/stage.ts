@@ -14,11 +14,14 @@ import {
   spawnRunnerProcess,
 } from "../test/helpers/spawn-runner.ts";
 import {
+  awaitsApproval,
   CI,
   FILER,
   INTAKE_LABEL,
   type IssueView,
   issueBody,
+  type Judgement,
+  judge,
   MAINTAINER,
   OWNER,
   observeIssue,
@@ -33,6 +36,24 @@ import {
 export interface FiledIssue {
   story: StoryIssue;
   number: number;
+}
+
+export interface PlayOptions {
+  /** `Date.now()` after which the story is over. */
+  deadline: number;
+  pollMs?: number;
+  /** Each observation of the issues. */
+  onViews?: (views: IssueView[]) => void;
+  /** Something the stage did, as a line for the audience. */
+  onNote?: (line: string) => void;
+  shouldStop?: () => boolean;
+}
+
+export interface PlayOutcome {
+  views: IssueView[];
+  judgements: Judgement[];
+  /** `done`: every issue ended as expected, or none can change any more. */
+  end: "done" | "timeout" | "stopped";
 }
 
 export interface StageOptions {
@@ -69,6 +90,12 @@ export interface Stage {
   observe(issues: readonly FiledIssue[]): Promise<IssueView[]>;
   /** Comments `/approve` on a pull request as the maintainer, as a person would. */
   approve(prNumber: number): Promise<void>;
+  /**
+   * Plays the story to its end: watches the issues, approves each tier-2 pull request once it
+   * waits only for an approval, and stops when every issue ended as expected, when none can any
+   * more, at the deadline, or when `shouldStop` says so. Throws if the server process dies.
+   */
+  play(issues: readonly FiledIssue[], options: PlayOptions): Promise<PlayOutcome>;
   /** Stops every process and removes the directory. Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -177,6 +204,26 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
   }
 
   const liveSim = sim;
+  const observe = async (issues: readonly FiledIssue[]): Promise<IssueView[]> => {
+    const views = await Promise.all(
+      issues.map((filed) =>
+        observeIssue(liveSim, {
+          key: filed.story.key,
+          number: filed.number,
+          title: filed.story.title,
+        }),
+      ),
+    );
+    // The status comment names the runner while it works; keep showing who did the work.
+    for (const view of views) {
+      if (view.runner) lastRunner.set(view.number, view.runner);
+      else view.runner = lastRunner.get(view.number);
+    }
+    return views;
+  };
+  const approve = async (prNumber: number) => {
+    await liveSim.comment(REPO, prNumber, "/approve", { user: MAINTAINER });
+  };
   const lastRunner = new Map<number, string>();
   const liveServer = server;
   const serverUrl = await server.listening;
@@ -243,26 +290,35 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       }
     },
 
-    async observe(issues) {
-      const views = await Promise.all(
-        issues.map((filed) =>
-          observeIssue(liveSim, {
-            key: filed.story.key,
-            number: filed.number,
-            title: filed.story.title,
-          }),
-        ),
-      );
-      // The status comment names the runner while it works; keep showing who did the work.
-      for (const view of views) {
-        if (view.runner) lastRunner.set(view.number, view.runner);
-        else view.runner = lastRunner.get(view.number);
-      }
-      return views;
-    },
+    observe,
+    approve,
 
-    async approve(prNumber) {
-      await liveSim.comment(REPO, prNumber, "/approve", { user: MAINTAINER });
+    async play(issues, play) {
+      const approved = new Set<number>();
+      let views: IssueView[] = [];
+      let judgements: Judgement[] = [];
+      for (;;) {
+        if (play.shouldStop?.()) return { views, judgements, end: "stopped" };
+        if (liveServer.child.exitCode !== null || liveServer.child.signalCode !== null) {
+          throw new Error(
+            `the Conveyor server exited unexpectedly; its last output:\n${liveServer.output().slice(-3000)}`,
+          );
+        }
+        views = await observe(issues);
+        play.onViews?.(views);
+        for (const view of views) {
+          if (view.pr === undefined || approved.has(view.pr) || !awaitsApproval(view)) continue;
+          approved.add(view.pr);
+          play.onNote?.(`@${MAINTAINER} reviews PR #${view.pr} and comments /approve`);
+          await approve(view.pr);
+        }
+        judgements = issues.map((filed, i) => judge(filed.story, views[i]!));
+        if (judgements.every((j) => j.ok) || judgements.every((j) => j.final)) {
+          return { views, judgements, end: "done" };
+        }
+        if (Date.now() > play.deadline) return { views, judgements, end: "timeout" };
+        await new Promise((resolve) => setTimeout(resolve, play.pollMs ?? 250));
+      }
     },
 
     close,
