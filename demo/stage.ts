@@ -81,6 +81,8 @@ export interface Stage {
   /** The server's log (JSON lines), also in `<dir>/conveyor.log`. */
   readonly serverLog: string;
   readonly adminToken: string;
+  /** The App's installation on the sample repository's owner. */
+  readonly installationId: number;
   readonly runners: { name: string; process: RunnerProcess }[];
   /** Opens every story issue as the filer and labels it for Conveyor; in story order. */
   fileIssues(): Promise<FiledIssue[]>;
@@ -111,6 +113,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
   let server: ConveyorProcess | undefined;
   let log: WriteStream | undefined;
   let closing: Promise<void> | undefined;
+  let installationId = 0;
 
   const close = () => {
     closing ??= (async () => {
@@ -150,6 +153,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       account: OWNER,
       accountType: "Organization",
     });
+    installationId = installation.id;
     await sim.createRepository({
       owner: OWNER,
       name: REPO_NAME,
@@ -238,6 +242,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       return liveServer.output();
     },
     adminToken,
+    installationId,
     runners,
 
     async fileIssues() {

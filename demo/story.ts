@@ -1,3 +1,4 @@
+import { parseScript } from "../runners/scripted-agent.ts";
 import type { CiProvider } from "../test/github-sim/ci-provider.ts";
 import type { GitHubSimulator } from "../test/github-sim/create-github-simulator.ts";
 
@@ -207,6 +208,15 @@ export const STORY: readonly StoryIssue[] = [
 /** The issue body: the request in words, then the script the scripted agent follows. */
 export function issueBody(issue: StoryIssue): string {
   return `${issue.description}\n\n\`\`\`conveyor-script\n${issue.script.join("\n")}\n\`\`\`\n`;
+}
+
+/** The paths the scripted agent changes for an issue, sorted: what its pull request must hold. */
+export function scriptedPaths(issue: StoryIssue): string[] {
+  const parsed = parseScript(issue.script.join("\n"));
+  if (!parsed.ok)
+    throw new Error(`the story's script for "${issue.title}" is bad: ${parsed.error}`);
+  const paths = parsed.steps.flatMap((step) => ("path" in step ? [step.path] : []));
+  return [...new Set(paths)].sort();
 }
 
 /** What the issue's expectation reads as in the summary table. */
