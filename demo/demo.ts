@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { createProgressView, elapsed, renderSummary, renderTable } from "./progress-view.ts";
 import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "./stage.ts";
-import { describeExpectation, FILER, INTAKE_LABEL, REPO } from "./story.ts";
+import { CI, describeExpectation, FILER, INTAKE_LABEL, REPO } from "./story.ts";
 
 const USAGE = `Usage: npm run demo [-- --keep] [-- --timeout <seconds>]
 
@@ -57,62 +57,85 @@ const say = (line = "") => process.stdout.write(`${line}\n`);
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const startedAt = Date.now();
-  let stage: Stage | undefined;
-  let interrupted = false;
-  const stop = async (code: number) => {
-    await stage?.close();
-    process.exit(code);
-  };
+  const stopping = new AbortController();
+  const { signal } = stopping;
+  let phase = "starting";
   const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
+    // A second Ctrl-C does not wait for the clean-up.
+    if (signal.aborted) process.exit(130);
     say("\nStopping: closing the runners, the server and the simulator …");
-    void stop(130);
+    stopping.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // The story has its own deadline; this catches a start-up or clean-up that hangs.
+  setTimeout(() => {
+    say(`\n✘ The demo did not finish within ${options.timeoutMs / 1000} s: stuck ${phase}.`);
+    void (current?.close() ?? Promise.resolve()).finally(() => process.exit(1));
+    setTimeout(() => process.exit(1), 15_000).unref();
+  }, options.timeoutMs + 10_000).unref();
 
   say(`Conveyor demo: ${REPO} on the GitHub simulator, no GitHub account needed.`);
-  stage = await startStage({ onStep: (step) => say(`  · ${step}`) });
+  const stage = await startStage({ signal, onStep: (step) => say(`  · ${step}`) });
   current = stage;
   say();
   say(`  server     ${stage.serverUrl}`);
   say(`  dashboard  ${stage.dashboardUrl}`);
-  say(`  GitHub     ${stage.sim.url} (simulator; CI "ci / test" posts a check on every commit)`);
+  say(`  GitHub     ${stage.sim.url} (simulator; CI "${CI.name}" posts a check on every commit)`);
   say();
 
+  phase = "filing the issues";
   const issues = await stage.fileIssues();
+  if (signal.aborted) return 130;
   say(`Filed ${issues.length} issues as @${FILER}, each labelled \`${INTAKE_LABEL}\`:`);
-  for (const line of renderTable(
-    ["", "", ""],
-    issues.map((filed) => [`#${filed.number}`, filed.story.title, filed.story.pitch]),
-    80,
-  ).slice(1)) {
-    say(`  ${line}`);
-  }
+  const filed = issues.map((f) => [`#${f.number}`, f.story.title, f.story.pitch]);
+  for (const line of renderTable(["", "", ""], filed, 80).slice(1)) say(`  ${line}`);
+  phase = "starting the runners";
   await stage.startRunners();
   say(`Started ${stage.runners.map((r) => r.name).join(" and ")} with the scripted agent.`);
   say();
 
+  phase = "watching the issues";
   const view = createProgressView({ out: process.stdout, startedAt });
   const outcome = await stage.play(issues, {
     deadline: startedAt + options.timeoutMs,
     onViews: (views) => view.update(views),
     onNote: (line) => view.note(line),
-    shouldStop: () => interrupted,
+    shouldStop: () => signal.aborted,
   });
   view.finish();
   if (outcome.end === "stopped") return 130;
-  return summarise(stage, issues, outcome, startedAt, options);
+  const code = summarise(stage, issues, outcome, startedAt, options);
+  if (options.keep && !signal.aborted) {
+    phase = "kept running (--keep)";
+    say();
+    say("Still running (--keep). Explore:");
+    say(`  dashboard  ${stage.dashboardUrl}`);
+    say(`  health     curl ${stage.serverUrl}/readyz`);
+    say(
+      `  runners    curl -H 'authorization: Bearer ${stage.adminToken}' ${stage.serverUrl}/api/runners`,
+    );
+    say(
+      `  CLI        CONVEYOR_DATA_DIR=${stage.dir}/data CONVEYOR_ADMIN_TOKEN=${stage.adminToken} npx conveyor runners list`,
+    );
+    const { token } = stage.sim.createInstallationToken(stage.installationId);
+    say(
+      `  GitHub     curl -H 'authorization: token ${token}' '${stage.sim.url}/repos/${REPO}/pulls?state=all'`,
+    );
+    say(`  logs       ${stage.dir}/conveyor.log, ${stage.dir}/runner-*.log`);
+    say("Press Ctrl-C to stop and clean up.");
+    await new Promise((resolve) => signal.addEventListener("abort", resolve));
+  }
+  return code;
 }
 
-async function summarise(
+function summarise(
   stage: Stage,
   issues: FiledIssue[],
   outcome: PlayOutcome,
   startedAt: number,
   options: { keep: boolean; timeoutMs: number },
-): Promise<number> {
+): number {
   const rows = issues.map((filed, i) => ({
     view: outcome.views[i]!,
     expected: describeExpectation(filed.story.expect),
@@ -136,22 +159,9 @@ async function summarise(
     say(
       `✘ ${failed.length} of ${rows.length} issues did not end as expected${outcome.end === "timeout" ? ` within ${options.timeoutMs / 1000} s` : ""}:\n  ${why}`,
     );
-    say(`  The server's log is in ${stage.dir}/conveyor.log until the demo exits.`);
+    say(`  The server's and the runners' logs are in ${stage.saveLogs()}`);
   }
-  const code = failed.length === 0 ? 0 : 1;
-  if (options.keep) {
-    say();
-    say(`Still running (--keep). Explore:`);
-    say(`  dashboard     ${stage.dashboardUrl}`);
-    say(`  health        curl ${stage.serverUrl}/readyz`);
-    say(
-      `  runners       curl -H 'authorization: Bearer ${stage.adminToken}' ${stage.serverUrl}/api/runners`,
-    );
-    say(`  logs          ${stage.dir}/conveyor.log`);
-    say("Press Ctrl-C to stop and clean up.");
-    await new Promise(() => {});
-  }
-  return code;
+  return failed.length === 0 ? 0 : 1;
 }
 
 main().then(
@@ -160,7 +170,10 @@ main().then(
     process.exit(code);
   },
   async (error: unknown) => {
-    process.stderr.write(`demo: ${(error as Error).stack ?? error}\n`);
+    if ((error as Error).name === "AbortError") {
+      process.exit(130);
+    }
+    process.stderr.write(`\n✘ demo: ${(error as Error).message}\n`);
     await current?.close();
     process.exit(1);
   },

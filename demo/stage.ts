@@ -1,5 +1,12 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
+import {
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  type WriteStream,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -63,6 +70,8 @@ export interface StageOptions {
   runners?: number;
   /** Told about each step as it starts ("starting the GitHub simulator"). */
   onStep?: (step: string) => void;
+  /** Aborting it during start-up stops what was started and rejects with the abort reason. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -98,6 +107,11 @@ export interface Stage {
    * more, at the deadline, or when `shouldStop` says so. Throws if the server process dies.
    */
   play(issues: readonly FiledIssue[], options: PlayOptions): Promise<PlayOutcome>;
+  /**
+   * Writes the server's and the runners' output to a new directory that `close` leaves alone, and
+   * returns its path (for a failed run).
+   */
+  saveLogs(): string;
   /** Stops every process and removes the directory. Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -114,6 +128,18 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
   let log: WriteStream | undefined;
   let closing: Promise<void> | undefined;
   let installationId = 0;
+  const { signal } = options;
+  /** `promise`, unless the start-up is aborted first. */
+  const abortable = <T>(promise: Promise<T>): Promise<T> =>
+    signal
+      ? Promise.race([
+          promise,
+          new Promise<never>((_, reject) => {
+            if (signal.aborted) reject(signal.reason);
+            signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+          }),
+        ])
+      : promise;
 
   const close = () => {
     closing ??= (async () => {
@@ -142,13 +168,15 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     }) as string;
 
     step("starting the GitHub simulator");
-    sim = await createGitHubSimulator({
-      dataDir: join(dir, "github"),
-      appId: 4242,
-      appSlug: "conveyor",
-      privateKeyPem: privateKey,
-      ciProvider: CI,
-    });
+    sim = await abortable(
+      createGitHubSimulator({
+        dataDir: join(dir, "github"),
+        appId: 4242,
+        appSlug: "conveyor",
+        privateKeyPem: privateKey,
+        ciProvider: CI,
+      }),
+    );
     const installation = await sim.createInstallation({
       account: OWNER,
       accountType: "Organization",
@@ -194,11 +222,12 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     log = createWriteStream(join(dir, "conveyor.log"));
     server.child.stdout?.pipe(log, { end: false });
     server.child.stderr?.pipe(log, { end: false });
-    const serverUrl = await server.listening;
+    const serverUrl = await abortable(server.listening);
     sim.setWebhook({ url: `${serverUrl}/api/github/webhooks`, secret: webhookSecret });
   } catch (error) {
     const output = server?.output() ?? "";
     await close();
+    if (signal?.aborted) throw error;
     throw new Error(
       `the demo could not start: ${(error as Error).message}\n${output.slice(-3000)}`,
       {
@@ -291,6 +320,9 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
           { LOG_LEVEL: "info" },
           { cwd: home },
         );
+        const runnerLog = createWriteStream(join(dir, `${name}.log`));
+        process.child.stdout?.pipe(runnerLog);
+        process.child.stderr?.pipe(runnerLog);
         runners.push({ name, process });
       }
     },
@@ -324,6 +356,15 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
         if (Date.now() > play.deadline) return { views, judgements, end: "timeout" };
         await new Promise((resolve) => setTimeout(resolve, play.pollMs ?? 250));
       }
+    },
+
+    saveLogs() {
+      const kept = mkdtempSync(join(tmpdir(), "conveyor-demo-logs-"));
+      writeFileSync(join(kept, "conveyor.log"), liveServer.output());
+      for (const runner of runners) {
+        writeFileSync(join(kept, `${runner.name}.log`), runner.process.output());
+      }
+      return kept;
     },
 
     close,
