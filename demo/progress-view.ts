@@ -50,7 +50,7 @@ export function renderTable(
   max = 34,
   minWidths: readonly number[] = [],
 ): string[] {
-  const cut = (cell: string) => (cell.length > max ? `${cell.slice(0, max - 1)}…` : cell);
+  const cut = (cell: string) => (cell.length > max ? `${cell.slice(0, max - 1).trimEnd()}…` : cell);
   const all = [header.map(cut), ...rows.map((row) => row.map(cut))];
   const widths = header.map((_, i) =>
     Math.max(minWidths[i] ?? 0, ...all.map((row) => row[i]?.length ?? 0)),
