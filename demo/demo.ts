@@ -17,6 +17,8 @@ Options:
 
 /** The running stage, closed on every way out. */
 let current: Stage | undefined;
+/** Aborted by Ctrl-C or SIGTERM. */
+const stopping = new AbortController();
 
 function parseOptions(argv: string[]): { keep: boolean; timeoutMs: number } {
   let parsed: ReturnType<typeof parse>;
@@ -57,7 +59,6 @@ const say = (line = "") => process.stdout.write(`${line}\n`);
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const startedAt = Date.now();
-  const stopping = new AbortController();
   const { signal } = stopping;
   let phase = "starting";
   const onSignal = () => {
@@ -170,7 +171,9 @@ main().then(
     process.exit(code);
   },
   async (error: unknown) => {
-    if ((error as Error).name === "AbortError") {
+    // Ctrl-C reaches the child processes too, and their exit may surface as an error here.
+    if (stopping.signal.aborted) {
+      await current?.close();
       process.exit(130);
     }
     process.stderr.write(`\n✘ demo: ${(error as Error).message}\n`);

@@ -227,7 +227,8 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
   } catch (error) {
     const output = server?.output() ?? "";
     await close();
-    if (signal?.aborted) throw error;
+    // A Ctrl-C reaches the server too; what matters is that the user stopped the demo.
+    if (signal?.aborted) throw signal.reason;
     throw new Error(
       `the demo could not start: ${(error as Error).message}\n${output.slice(-3000)}`,
       {
@@ -332,16 +333,28 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
 
     async play(issues, play) {
       const approved = new Set<number>();
+      // Issues that ended as expected are not looked at again (each look runs git for the PR).
+      const settled = new Map<number, IssueView>();
       let views: IssueView[] = [];
       let judgements: Judgement[] = [];
+      const exited = (child: { exitCode: number | null; signalCode: string | null }) =>
+        child.exitCode !== null || child.signalCode !== null;
       for (;;) {
         if (play.shouldStop?.()) return { views, judgements, end: "stopped" };
-        if (liveServer.child.exitCode !== null || liveServer.child.signalCode !== null) {
+        if (exited(liveServer.child)) {
           throw new Error(
             `the Conveyor server exited unexpectedly; its last output:\n${liveServer.output().slice(-3000)}`,
           );
         }
-        views = await observe(issues);
+        for (const runner of runners) {
+          if (!exited(runner.process.child)) continue;
+          throw new Error(
+            `${runner.name} exited unexpectedly; its last output:\n${runner.process.output().slice(-3000)}`,
+          );
+        }
+        const pending = issues.filter((filed) => !settled.has(filed.number));
+        const fresh = await observe(pending);
+        views = issues.map((filed) => settled.get(filed.number) ?? fresh[pending.indexOf(filed)]!);
         play.onViews?.(views);
         for (const view of views) {
           if (view.pr === undefined || approved.has(view.pr) || !awaitsApproval(view)) continue;
@@ -350,6 +363,9 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
           await approve(view.pr);
         }
         judgements = issues.map((filed, i) => judge(filed.story, views[i]!));
+        judgements.forEach((judgement, i) => {
+          if (judgement.ok && judgement.final) settled.set(issues[i]!.number, views[i]!);
+        });
         if (judgements.every((j) => j.ok) || judgements.every((j) => j.final)) {
           return { views, judgements, end: "done" };
         }
