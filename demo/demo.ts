@@ -121,7 +121,7 @@ async function main(): Promise<number> {
     );
     const { token } = stage.sim.createInstallationToken(stage.installationId);
     say(
-      `  GitHub     curl -H 'authorization: token ${token}' '${stage.sim.url}/repos/${REPO}/pulls?state=all'`,
+      `  GitHub     curl -s -H 'authorization: token ${token}' '${stage.sim.url}/repos/${REPO}/pulls?state=all'`,
     );
     say(`  logs       ${stage.dir}/conveyor.log, ${stage.dir}/runner-*.log`);
     say("Press Ctrl-C to stop and clean up.");

@@ -31,11 +31,11 @@ beforeAll(async () => {
   stage = await startStage({ databaseUrl: database.url });
   issues = await stage.fileIssues();
   await stage.startRunners();
-  outcome = await stage.play(issues, { deadline: Date.now() + 60_000 });
+  outcome = await stage.play(issues, { deadline: Date.now() + 80_000 });
   views = new Map(
     issues.map((filed, i) => [filed.story.key, { ...outcome.views[i]!, filed }] as const),
   );
-}, 90_000);
+}, 120_000);
 
 afterAll(async () => {
   await stage?.close();
