@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
@@ -339,6 +340,60 @@ describe("slash commands on pull requests", () => {
       message: "merged after /unfreeze",
     });
   });
+
+  it("/unapprove withdraws, /refresh re-reads, /update rebuilds on the default branch, /retry runs again", async () => {
+    const pr = await openPr("Rebuild me", "append src/rebuild.txt\n<<<\nonce more\n>>>");
+    await say(pr.pr_number, "/approve", "maint");
+    expect((await say(pr.pr_number, "/unapprove", "maint")).reaction).toBe("+1");
+    expect(await lastEvent(pr.taskId)).toMatchObject({
+      actor: "maint",
+      reason: "/unapprove by @maint",
+    });
+    await greenCi(pr.head_sha);
+    expect((await say(pr.pr_number, "/refresh", "reader")).reaction).toBe("+1");
+    await waitFor(async () => (await state(pr.taskId)) === "waiting_human", {
+      timeoutMs: 20_000,
+      message: "waiting for an approval again",
+    });
+
+    // The default branch moves on; /update rebuilds the change on its new head.
+    const { sha: mainHead } = await h.sim.push(h.repo, {
+      branch: "main",
+      files: { "src/other.txt": "other\n" },
+      user: "maint",
+    });
+    expect((await say(pr.pr_number, "/update", "reader")).reaction).toBe("-1");
+    expect((await say(pr.pr_number, "/update", "octocat")).reaction).toBe("+1");
+    const rebuilt = await waitFor(
+      async () => {
+        const head = await headOf(pr.taskId);
+        const task = await getTask(h.database.db, pr.taskId);
+        return head !== pr.head_sha && task?.publishedGeneration === task?.generation
+          ? head
+          : undefined;
+      },
+      { timeoutMs: 30_000, message: "a rebuilt head" },
+    );
+    const parents = execFileSync(
+      "git",
+      ["--git-dir", h.sim.gitDir(h.repo), "rev-list", "--parents", "-n", "1", rebuilt],
+      { encoding: "utf8" },
+    ).trim();
+    expect(parents).toBe(`${rebuilt} ${mainHead}`);
+    expect((await getTask(h.database.db, pr.taskId))?.freshBase).toBe(false);
+
+    await waitFor(async () => ["review", "waiting_human"].includes((await state(pr.taskId))!));
+    const before = (await getTask(h.database.db, pr.taskId))!.generation;
+    expect((await say(pr.pr_number, "/retry", "octocat")).reaction).toBe("+1");
+    await waitFor(
+      async () => {
+        const task = await getTask(h.database.db, pr.taskId);
+        return task && task.generation > before && task.publishedGeneration === task.generation;
+      },
+      { timeoutMs: 30_000, message: "another attempt published" },
+    );
+    await say(pr.pr_number, "/cancel", "octocat");
+  }, 90_000);
 
   it("the PR author cannot approve, and issue-only verbs are refused on a PR", async () => {
     const pr = await openPr("Self", "write src/self.txt\n<<<\nself\n>>>");

@@ -221,7 +221,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         db,
         { taskId: task.task_id, generation: task.generation },
         task.why,
-        { retryable: true, actor: "dispatcher", backoffBaseMs: timings.backoffBaseMs },
+        {
+          retryable: true,
+          actor: "dispatcher",
+          // A silent runner is the runner's fault, not the task's: offer it again at once (it
+          // still counts as an attempt). A passed deadline backs off like any failed attempt.
+          backoffBaseMs: task.why === "deadline passed" ? timings.backoffBaseMs : 0,
+        },
       );
       if (!failed) continue;
       logger.warn(
@@ -237,7 +243,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         await sendCancel(task.runner_id, task.task_id, task.generation, task.why);
       }
     }
-    if (promoted || expired.length) deps.onChange();
+    // Tasks whose runner went silent are due now: back in the queue in this same sweep.
+    const requeued = expired.length ? await promoteDueRetries(db) : 0;
+    if (promoted || requeued || expired.length) deps.onChange();
     await cancelLostTasks();
   }
 
