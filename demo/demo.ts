@@ -17,6 +17,8 @@ Options:
 
 /** The running stage, closed on every way out. */
 let current: Stage | undefined;
+/** The watchdog fired: what fails after that is the clean-up's doing, not news. */
+let gaveUp = false;
 /** Aborted by Ctrl-C or SIGTERM. */
 const stopping = new AbortController();
 
@@ -71,6 +73,7 @@ async function main(): Promise<number> {
   process.on("SIGTERM", onSignal);
   // The story has its own deadline; this catches a start-up or clean-up that hangs.
   setTimeout(() => {
+    gaveUp = true;
     say(`\n✘ The demo did not finish within ${options.timeoutMs / 1000} s: stuck ${phase}.`);
     void (current?.close() ?? Promise.resolve()).finally(() => process.exit(1));
     setTimeout(() => process.exit(1), 15_000).unref();
@@ -172,6 +175,7 @@ main().then(
   },
   async (error: unknown) => {
     // Ctrl-C reaches the child processes too, and their exit may surface as an error here.
+    if (gaveUp) return;
     if (stopping.signal.aborted) {
       await current?.close();
       process.exit(130);

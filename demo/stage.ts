@@ -288,7 +288,9 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
           sender: FILER,
         });
         if (status !== 200) {
-          throw new Error(`Conveyor answered ${status} to labelling #${issue.number}`);
+          throw new Error(
+            `Conveyor answered the labelling of #${issue.number} with ${status ?? "no answer"} (is the server still up?)`,
+          );
         }
         filed.push({ story, number: issue.number });
       }
