@@ -372,9 +372,13 @@ function displayHost(host: string): string {
   return host === "0.0.0.0" || host === "::" ? "localhost" : host;
 }
 
-/** `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. */
+/**
+ * `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. `options` are for entry
+ * points that run the same server differently (the demo's, against the simulator, unpaced).
+ */
 export async function main(
   env: Readonly<Record<string, string | undefined>> = process.env,
+  options: Omit<StartOptions, "logger"> = {},
 ): Promise<void> {
   let config: Config;
   try {
@@ -389,7 +393,7 @@ export async function main(
   const logger = createLogger({ level: config.logLevel });
   let running: RunningConveyor;
   try {
-    running = await startConveyor(config, { logger });
+    running = await startConveyor(config, { ...options, logger });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`conveyor: ${error.message}\n`);

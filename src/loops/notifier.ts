@@ -13,6 +13,7 @@ import {
   markStatusFailed,
   markStatusSynced,
   queuePosition,
+  reasonForState,
 } from "../store/tasks.ts";
 
 export interface NotifierDeps {
@@ -61,6 +62,10 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         prUrl: await pullRequestUrl(deps.db, task.taskId),
         snapshotHash: task.snapshotHash,
         availableAt: task.availableAt,
+        waitingReason:
+          task.state === "waiting_human"
+            ? await reasonForState(deps.db, task.taskId, "waiting_human")
+            : undefined,
       });
       let commentId = claim.status_comment_id ?? undefined;
       // A crash between creating the comment and saving its id must not make a second comment.

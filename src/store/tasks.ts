@@ -312,6 +312,21 @@ export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventR
   );
 }
 
+/** Why the task is in `state`: the reason of its latest move into that state, if any. */
+export async function reasonForState(
+  db: Db,
+  taskId: string,
+  state: TaskState,
+): Promise<string | undefined> {
+  const [row] = resultRows<{ reason: string }>(
+    await db.execute(sql`
+      select reason from task_events
+      where task_id = ${taskId} and to_state = ${state}
+      order by event_id desc limit 1`),
+  );
+  return row?.reason;
+}
+
 export interface DirtyStatus {
   task_id: string;
   status_version: number;

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -15,11 +16,23 @@ export interface ConveyorProcess {
 
 /**
  * Runs `conveyor <args>` as a real process from the checkout, as a user would with
- * `npx conveyor`, with exactly the environment given (plus PATH and HOME).
+ * `npx conveyor`, with exactly the environment given (plus PATH and HOME). `cwd` defaults to the
+ * checkout; another directory keeps a `.env` file in the checkout from being read.
  */
-export function spawnConveyor(args: string[], env: Record<string, string>): ConveyorProcess {
-  const child = spawn(process.execPath, ["bin/conveyor.js", ...args], {
-    cwd: ROOT,
+export function spawnConveyor(
+  args: string[],
+  env: Record<string, string>,
+  options: {
+    cwd?: string;
+    /** A TypeScript entry point to run instead of `bin/conveyor.js` (e.g. the demo's server). */
+    entry?: string;
+  } = {},
+): ConveyorProcess {
+  const command = options.entry
+    ? ["--import", import.meta.resolve("tsx"), options.entry]
+    : [join(ROOT, "bin/conveyor.js")];
+  const child = spawn(process.execPath, [...command, ...args], {
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
