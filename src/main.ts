@@ -18,18 +18,27 @@ import {
 } from "./dispatch/dispatcher.ts";
 import { createFramePolicies } from "./dispatch/frame-policy.ts";
 import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
+import { createAlertIssues } from "./github/alert-issues.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
 import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
 import { createWritePacer } from "./github/write-pacer.ts";
+import { createAdminAuth } from "./http/admin-auth.ts";
 import { createAdminRoutes } from "./http/admin-routes.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
+import { createMetricsRoutes } from "./http/metrics-routes.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { type CheckReport, createAlerter } from "./loops/alerter.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createMerger } from "./loops/merger.ts";
+import { createMetricsSampler } from "./loops/metrics-sampler.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
+import { createMetrics } from "./metrics/create-metrics.ts";
+import { createErrorRecorder } from "./metrics/error-recorder.ts";
+import { instrumentWebhooks, octokitMetricsPlugin } from "./metrics/instrument-github.ts";
+import { createMetricsReport } from "./metrics/metrics-report.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
@@ -57,6 +66,15 @@ export interface StartOptions {
    * testing dispatch alone.
    */
   publishPullRequests?: boolean;
+  /** How often alerts are checked (default 30 s) and the delay before the first check (30 s). */
+  alertCheckIntervalMs?: number;
+  alertStartDelayMs?: number;
+  /** How often queue depth and runner slots are sampled for trends and charts (default 30 s). */
+  metricsSampleIntervalMs?: number;
+  /** How often runner presence is stamped and task transitions are fed to histograms (5 s). */
+  metricsTickIntervalMs?: number;
+  /** The alerter's and sampler's clock (tests move it). */
+  now?: () => number;
 }
 
 export interface RunningConveyor {
@@ -68,6 +86,10 @@ export interface RunningConveyor {
   reconcile(): Promise<ReconcileReport | undefined>;
   /** Absent until the GitHub App is configured. */
   dispatcher: Dispatcher | undefined;
+  /** Runs one alert check now (also runs on its interval). */
+  checkAlerts(): Promise<CheckReport>;
+  /** Takes one metrics sample and one event-tail pass now (also run on their intervals). */
+  sampleMetrics(): Promise<void>;
   /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
   stop(): Promise<void>;
 }
@@ -88,6 +110,26 @@ export async function startConveyor(
   let dispatcher: Dispatcher | undefined;
   const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
   let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
+  const metrics = createMetrics({ database, logger });
+  metrics.setConnections(() => dispatcher?.connections() ?? []);
+  const errors = createErrorRecorder({
+    db: database.db,
+    logger,
+    count: (source) => metrics.error(source),
+  });
+  const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
+    errors.record(source, error, details);
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const clock = options.now ?? Date.now;
+  const sampleIntervalMs = options.metricsSampleIntervalMs ?? 30_000;
+  const tickIntervalMs = options.metricsTickIntervalMs ?? 5_000;
+  const alertIntervalMs = options.alertCheckIntervalMs ?? 30_000;
+  // A runner counts as online when some instance stamped it within a few ticks.
+  const onlineWindowMs = Math.max(30_000, tickIntervalMs * 3);
+  let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
+  let checkAlerts: () => Promise<CheckReport> = () => Promise.reject(new Error("not started"));
+  let sampleMetrics: () => Promise<void> = async () => {};
+  let samplerStop: () => Promise<void> = async () => {};
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -109,7 +151,7 @@ export async function startConveyor(
         Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
           ...defaults,
           ...options.octokitOptions,
-        })),
+        })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
       });
       // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
       const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
@@ -123,7 +165,7 @@ export async function startConveyor(
         installationOctokit,
         logger,
       });
-      const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+      alertIssues = createAlertIssues({ installationOctokit });
       const notifier = createNotifier({
         db: database.db,
         gateway,
@@ -134,6 +176,7 @@ export async function startConveyor(
         name: "notifier",
         intervalMs: options.notifierIntervalMs ?? 2_000,
         logger,
+        onError: (error) => recordError("loop:notifier", error),
         body: async () => {
           // A full batch means there is more: go again at once.
           if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
@@ -145,6 +188,8 @@ export async function startConveyor(
         agingMs: config.agingMs,
         timings,
         onChange: () => notifierLoop.wake(),
+        onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
+        recordError,
         async prepareAssignment(task) {
           const ref = repoRef(task.installation_id, task.full_name);
           const [head, readToken] = await Promise.all([
@@ -167,6 +212,7 @@ export async function startConveyor(
         logger,
         installationOctokit,
         instanceId,
+        recordError,
         onChange: () => {
           notifierLoop.wake();
           taskDispatcher.announceWork();
@@ -179,6 +225,7 @@ export async function startConveyor(
               name: "publisher",
               intervalMs: options.notifierIntervalMs ?? 2_000,
               logger,
+              onError: (error) => recordError("loop:publisher", error),
               body: async () => {
                 await publisher.runOnce();
               },
@@ -190,6 +237,7 @@ export async function startConveyor(
         installationOctokit,
         appId: config.github.appId,
         instanceId,
+        recordError,
         onChange: () => notifierLoop.wake(),
       });
       // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
@@ -197,6 +245,7 @@ export async function startConveyor(
         name: "merger",
         intervalMs: options.mergerIntervalMs ?? 60_000,
         logger,
+        onError: (error) => recordError("loop:merger", error),
         body: () => merger.runOnce(),
       });
       // Anything that changed tasks: rewrite status comments, offer work, write pull requests,
@@ -212,7 +261,12 @@ export async function startConveyor(
         logger,
         dispatcher: taskDispatcher,
         timings,
-        policies: createFramePolicies(options.rateLimits),
+        policies: createFramePolicies(options.rateLimits, {
+          rateLimited: (tier) => metrics.frameRateLimited(tier),
+          invalidFrame: () => metrics.frameInvalid(),
+          closedForViolations: () => metrics.violationDisconnect(),
+        }),
+        recordError,
         async authenticate(token) {
           const runner = await findRunnerByToken(database.db, token);
           return (
@@ -230,6 +284,7 @@ export async function startConveyor(
         gateway,
         logger,
         instanceId,
+        recordError,
         onChange,
       });
       const reconcileLoop = createLoop({
@@ -237,6 +292,7 @@ export async function startConveyor(
         intervalMs: config.reconcileIntervalMs,
         initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
         logger,
+        onError: (error) => recordError("loop:reconciler", error),
         body: async () => {
           await reconciler.runOnce();
         },
@@ -244,16 +300,20 @@ export async function startConveyor(
       loops.push(notifierLoop, reconcileLoop, mergerLoop);
       if (publisherLoop) loops.push(publisherLoop);
       reconcile = () => reconciler.runOnce();
-      webhooks = await createNodeMiddleware(
-        createConveyorApp({
-          db: database.db,
-          logger,
-          gateway,
-          onChange,
-          appId: config.github.appId,
-          onPullRequestActivity: () => mergerLoop.wake(),
-        }),
-        { probot },
+      webhooks = instrumentWebhooks(
+        await createNodeMiddleware(
+          createConveyorApp({
+            db: database.db,
+            logger,
+            gateway,
+            onChange,
+            appId: config.github.appId,
+            onPullRequestActivity: () => mergerLoop.wake(),
+            recordError,
+          }),
+          { probot },
+        ),
+        metrics,
       );
     } else {
       logger.warn(
@@ -278,13 +338,88 @@ export async function startConveyor(
           busySlots: c.tasks.size,
         })),
     });
+    const sampler = createMetricsSampler({
+      db: database.db,
+      logger,
+      instanceId,
+      connections: () => dispatcher?.connections() ?? [],
+      observe: (event) => metrics.transition(event),
+      sampleIntervalMs,
+      tickIntervalMs,
+      now: () => new Date(clock()),
+    });
+    samplerStop = () => sampler.stop();
+    const alerter = createAlerter({
+      db: database.db,
+      logger,
+      instanceId,
+      ping: () => database.ping(),
+      issues: alertIssues,
+      timings,
+      onlineWindowMs,
+      sampleIntervalMs,
+      checkIntervalMs: alertIntervalMs,
+      now: clock,
+      notified: (rule, severity, kind) => metrics.alertNotified(rule, severity, kind),
+      recordError,
+    });
+    checkAlerts = () => alerter.checkOnce();
+    sampleMetrics = async () => {
+      await sampler.sample();
+      await sampler.tick();
+    };
+    loops.push(
+      createLoop({
+        name: "metrics-tick",
+        intervalMs: tickIntervalMs,
+        logger,
+        onError: (error) => recordError("loop:metrics", error),
+        body: async () => {
+          await sampler.tick();
+        },
+      }),
+      createLoop({
+        name: "metrics-sampler",
+        intervalMs: sampleIntervalMs,
+        logger,
+        onError: (error) => recordError("loop:metrics", error),
+        body: () => sampler.sample(),
+      }),
+      createLoop({
+        name: "alerter",
+        intervalMs: alertIntervalMs,
+        initialDelayMs: options.alertStartDelayMs ?? 30_000,
+        logger,
+        // Not recorded as an error event: a failing check is most likely the database, which
+        // the check itself reports.
+        body: async () => {
+          await alerter.checkOnce();
+        },
+      }),
+    );
+    // Until role-based tokens exist, reading and changing both take the admin token.
+    const adminAuth = createAdminAuth({
+      adminToken: config.adminToken,
+      logger: logger.child({ component: "admin-api" }),
+    });
+    const metricsRoutes = createMetricsRoutes({
+      db: database.db,
+      logger,
+      scrape: metrics.scrape,
+      contentType: metrics.contentType,
+      report: createMetricsReport({ db: database.db, sampleIntervalMs, onlineWindowMs }),
+      localAlerts: () => alerter.localAlerts(),
+      auth: { read: adminAuth, admin: adminAuth },
+    });
     const app = createHttpApp({
       database,
       logger,
       webhooks,
       setup,
+      recordError,
       mount(http) {
         if (runnerRoutes) http.route("/", runnerRoutes);
+        http.route("/", metricsRoutes);
         http.route("/api", adminRoutes);
       },
     });
@@ -300,6 +435,7 @@ export async function startConveyor(
     server?.close();
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
+    await errors.flush();
     await database.close();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(
@@ -324,6 +460,8 @@ export async function startConveyor(
     logger,
     reconcile: () => reconcile(),
     dispatcher,
+    checkAlerts: () => checkAlerts(),
+    sampleMetrics: () => sampleMetrics(),
     stop() {
       stopping ??= (async () => {
         if (database.kind === "pglite") removeServerInfo(config.dataDir);
@@ -335,6 +473,8 @@ export async function startConveyor(
           httpServer.closeIdleConnections();
         });
         await Promise.all(loops.map((l) => l.stop()));
+        await samplerStop();
+        await errors.flush();
         await database.close();
         logger.info("conveyor stopped");
       })();

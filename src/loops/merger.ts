@@ -38,6 +38,7 @@ export interface MergerDeps {
   appId: number;
   instanceId: string;
   onChange: () => void;
+  recordError?: (source: string, error: unknown) => void;
 }
 
 const LEASE = "merger";
@@ -288,6 +289,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
               { err: error, prNumber: c.pr_number, repo: c.full_name },
               "reviewing the pull request failed",
             );
+            deps.recordError?.("merger", error);
           }
         }
       } finally {
