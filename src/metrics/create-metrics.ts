@@ -93,32 +93,11 @@ export function createMetrics(options: MetricsOptions) {
 
   if (options.processMetrics !== false) {
     collectDefaultMetrics({ register: registry, prefix: "conveyor_" });
-    // prom-client names these gauges `…_total`, which Prometheus reserves for counters
-    // (`promtool check metrics` refuses them); they are replaced below under proper names.
+    // prom-client also reports these gauges a second time as `…_total`, a suffix Prometheus
+    // reserves for counters (`promtool check metrics` refuses them); the plain names stay.
     for (const name of ["active_handles", "active_requests", "active_resources"]) {
       registry.removeSingleMetric(`conveyor_nodejs_${name}_total`);
     }
-    const active = (name: string, help: string, read: () => number) =>
-      new Gauge({
-        name: `conveyor_nodejs_${name}`,
-        help,
-        registers,
-        collect() {
-          this.set(read());
-        },
-      });
-    const info = () => process.getActiveResourcesInfo();
-    active("active_resources", "Resources keeping the event loop alive.", () => info().length);
-    active(
-      "active_handles",
-      "Handles (sockets, timers, servers) keeping the event loop alive.",
-      () => info().filter((r) => r !== "FSReqCallback").length,
-    );
-    active(
-      "active_requests",
-      "Pending file system requests.",
-      () => info().filter((r) => r === "FSReqCallback").length,
-    );
   }
 
   // ----- database facts, read at scrape time (one set of queries per `ttl`, shared) -----

@@ -18,23 +18,40 @@ interface HookableOctokit {
   };
 }
 
+/** What a number after these path segments stands for, in GitHub's own route templates. */
+const ID_NAMES: Record<string, string> = {
+  issues: "{issue_number}",
+  pulls: "{pull_number}",
+  comments: "{comment_id}",
+  "check-runs": "{check_run_id}",
+  "check-suites": "{check_suite_id}",
+  installations: "{installation_id}",
+  repositories: "{repository_id}",
+  reactions: "{reaction_id}",
+};
+
 /**
- * A route label with bounded values: Conveyor calls GitHub with route templates
- * (`/repos/{owner}/{repo}/pulls`), but pagination follows absolute `Link` URLs
- * (`https://api.github.com/repositories/42/issues?page=2`), whose ids and SHAs are folded here.
+ * A route label with bounded values. Conveyor calls GitHub with route templates
+ * (`/repos/{owner}/{repo}/pulls`), but `paginate` sends the expanded URL
+ * (`/repos/acme/widgets/issues`) and follows absolute `Link` URLs
+ * (`https://api.github.com/repositories/42/issues?page=2`): owner and repository names, numbers
+ * and SHAs are folded back into template parameters, so one route is one series.
  */
 export function routeLabel(url: string | undefined): string {
   if (!url) return "unknown";
-  let path = url.replace(/^[a-z]+:\/\/[^/]+/i, "").split("?")[0] ?? "";
-  if (!path.includes("{")) {
-    path = path
-      .split("/")
-      .map((segment) =>
-        /^\d+$/.test(segment) ? "{id}" : /^[0-9a-f]{40}$/i.test(segment) ? "{sha}" : segment,
-      )
-      .join("/");
-  }
-  return path.slice(0, 120) || "/";
+  const path = url.replace(/^[a-z]+:\/\/[^/]+/i, "").split("?")[0] ?? "";
+  if (path.includes("{")) return path.slice(0, 120);
+  const segments = path.split("/");
+  const folded = segments.map((segment, i) => {
+    const before = segments[i - 1] ?? "";
+    if (i === 2 && before === "repos") return "{owner}";
+    if (i === 3 && segments[1] === "repos") return "{repo}";
+    if (i === 2 && (before === "orgs" || before === "users")) return `{${before.slice(0, -1)}}`;
+    if (/^\d+$/.test(segment)) return ID_NAMES[before] ?? "{id}";
+    if (/^[0-9a-f]{40}$/i.test(segment)) return "{sha}";
+    return segment;
+  });
+  return folded.join("/").slice(0, 120) || "/";
 }
 
 /**
