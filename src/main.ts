@@ -112,15 +112,16 @@ export async function startConveyor(
   let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
   const metrics = createMetrics({ database, logger });
   metrics.setConnections(() => dispatcher?.connections() ?? []);
+  const clock = options.now ?? Date.now;
   const errors = createErrorRecorder({
     db: database.db,
     logger,
     count: (source) => metrics.error(source),
+    now: () => new Date(clock()),
   });
   const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
     errors.record(source, error, details);
   const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
-  const clock = options.now ?? Date.now;
   const sampleIntervalMs = options.metricsSampleIntervalMs ?? 30_000;
   const tickIntervalMs = options.metricsTickIntervalMs ?? 5_000;
   const alertIntervalMs = options.alertCheckIntervalMs ?? 30_000;
