@@ -2,8 +2,10 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
 import type { MetricsReport } from "../src/metrics/metrics-report.ts";
+import { createRunner } from "../src/store/runners.ts";
 import { getTask } from "../src/store/tasks.ts";
 import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { connectRunner } from "./helpers/fake-runner.ts";
 import { promtoolCheck, seriesValue } from "./helpers/promtool.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
@@ -176,5 +178,31 @@ describe("metrics during an end-to-end run", () => {
     for (const path of ["/api/metrics", "/api/alerts", "/api/settings"]) {
       expect((await fetch(`${h.conveyor.url}${path}`)).status).toBe(401);
     }
+  });
+
+  it("counts rate-limited and invalid runner frames, and the disconnect they earn", async () => {
+    const { token } = await createRunner(h.database.db, {
+      name: "noisy",
+      capabilities: [],
+      tier: "normal",
+    });
+    const runner = await connectRunner(h.conveyor.url, token);
+    // `hello` and `drain` are heavy frames, 10 a minute: hello and 9 drains pass, 2 are limited.
+    for (let i = 0; i < 11; i++) runner.send({ type: "drain", id: `d${i}` });
+    await runner.next("rate_limited");
+    for (let i = 0; i < 10; i++) runner.sendRaw("{not json");
+    expect((await runner.closed).code).toBe(1008);
+    const text = await scrape();
+    expect(seriesValue(text, "conveyor_runner_frames_rate_limited_total", { tier: "heavy" })).toBe(
+      2,
+    );
+    expect(seriesValue(text, "conveyor_runner_frames_invalid_total")).toBe(10);
+    expect(seriesValue(text, "conveyor_runner_violation_disconnects_total")).toBe(1);
+    expect(promtoolCheck(text).status).toBe(0);
+  });
+
+  it("promtool is a real check: it refuses what Prometheus would", () => {
+    const bad = "# HELP x_total a gauge named like a counter\n# TYPE x_total gauge\nx_total 1\n";
+    expect(promtoolCheck(bad).status).not.toBe(0);
   });
 });
