@@ -26,19 +26,16 @@ import { createWritePacer } from "./github/write-pacer.ts";
 import { createAdminAuth } from "./http/admin-auth.ts";
 import { createAdminRoutes } from "./http/admin-routes.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
-import { createMetricsRoutes } from "./http/metrics-routes.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { type CheckReport, createAlerter } from "./loops/alerter.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createMerger } from "./loops/merger.ts";
-import { createMetricsSampler } from "./loops/metrics-sampler.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
 import { createMetrics } from "./metrics/create-metrics.ts";
 import { createErrorRecorder } from "./metrics/error-recorder.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./metrics/instrument-github.ts";
-import { createMetricsReport } from "./metrics/metrics-report.ts";
+import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
@@ -86,10 +83,11 @@ export interface RunningConveyor {
   reconcile(): Promise<ReconcileReport | undefined>;
   /** Absent until the GitHub App is configured. */
   dispatcher: Dispatcher | undefined;
-  /** Runs one alert check now (also runs on its interval). */
-  checkAlerts(): Promise<CheckReport>;
-  /** Takes one metrics sample and one event-tail pass now (also run on their intervals). */
-  sampleMetrics(): Promise<void>;
+  /**
+   * Alerts and metrics: `checkAlerts()` and `sampleMetrics()` run a check or a sample now (they
+   * also run on their intervals); `subscribe` hears of changes on any instance (live views).
+   */
+  monitoring: Pick<Monitoring, "checkAlerts" | "sampleMetrics" | "subscribe">;
   /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
   stop(): Promise<void>;
 }
@@ -113,6 +111,7 @@ export async function startConveyor(
   const metrics = createMetrics({ database, logger });
   metrics.setConnections(() => dispatcher?.connections() ?? []);
   const clock = options.now ?? Date.now;
+  // Errors are counted where they happen (conveyor_errors_total, error_events for the alerter).
   const errors = createErrorRecorder({
     db: database.db,
     logger,
@@ -122,15 +121,8 @@ export async function startConveyor(
   const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
     errors.record(source, error, details);
   const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
-  const sampleIntervalMs = options.metricsSampleIntervalMs ?? 30_000;
-  const tickIntervalMs = options.metricsTickIntervalMs ?? 5_000;
-  const alertIntervalMs = options.alertCheckIntervalMs ?? 30_000;
-  // A runner counts as online when some instance stamped it within a few ticks.
-  const onlineWindowMs = Math.max(30_000, tickIntervalMs * 3);
   let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
-  let checkAlerts: () => Promise<CheckReport> = () => Promise.reject(new Error("not started"));
-  let sampleMetrics: () => Promise<void> = async () => {};
-  let samplerStop: () => Promise<void> = async () => {};
+  let monitoring: Monitoring | undefined;
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -339,79 +331,31 @@ export async function startConveyor(
           busySlots: c.tasks.size,
         })),
     });
-    const sampler = createMetricsSampler({
-      db: database.db,
-      logger,
-      instanceId,
-      connections: () => dispatcher?.connections() ?? [],
-      observe: (event) => metrics.transition(event),
-      sampleIntervalMs,
-      tickIntervalMs,
-      now: () => new Date(clock()),
-    });
-    samplerStop = () => sampler.stop();
-    const alerter = createAlerter({
-      db: database.db,
-      logger,
-      instanceId,
-      ping: () => database.ping(),
-      issues: alertIssues,
-      timings,
-      onlineWindowMs,
-      sampleIntervalMs,
-      checkIntervalMs: alertIntervalMs,
-      now: clock,
-      notified: (rule, severity, kind) => metrics.alertNotified(rule, severity, kind),
-      recordError,
-    });
-    checkAlerts = () => alerter.checkOnce();
-    sampleMetrics = async () => {
-      await sampler.sample();
-      await sampler.tick();
-    };
-    loops.push(
-      createLoop({
-        name: "metrics-tick",
-        intervalMs: tickIntervalMs,
-        logger,
-        onError: (error) => recordError("loop:metrics", error),
-        body: async () => {
-          await sampler.tick();
-        },
-      }),
-      createLoop({
-        name: "metrics-sampler",
-        intervalMs: sampleIntervalMs,
-        logger,
-        onError: (error) => recordError("loop:metrics", error),
-        body: () => sampler.sample(),
-      }),
-      createLoop({
-        name: "alerter",
-        intervalMs: alertIntervalMs,
-        initialDelayMs: options.alertStartDelayMs ?? 30_000,
-        logger,
-        // Not recorded as an error event: a failing check is most likely the database, which
-        // the check itself reports.
-        body: async () => {
-          await alerter.checkOnce();
-        },
-      }),
-    );
     // Until role-based tokens exist, reading and changing both take the admin token.
-    const adminAuth = createAdminAuth({
+    const monitoringAuth = createAdminAuth({
       adminToken: config.adminToken,
       logger: logger.child({ component: "admin-api" }),
     });
-    const metricsRoutes = createMetricsRoutes({
-      db: database.db,
+    const started = startMonitoring({
+      database,
       logger,
-      scrape: metrics.scrape,
-      contentType: metrics.contentType,
-      report: createMetricsReport({ db: database.db, sampleIntervalMs, onlineWindowMs }),
-      localAlerts: () => alerter.localAlerts(),
-      auth: { read: adminAuth, admin: adminAuth },
+      metrics,
+      instanceId,
+      connections: () => dispatcher?.connections() ?? [],
+      issues: alertIssues,
+      timings,
+      recordError,
+      auth: { read: monitoringAuth, admin: monitoringAuth },
+      intervals: {
+        sampleIntervalMs: options.metricsSampleIntervalMs,
+        tickIntervalMs: options.metricsTickIntervalMs,
+        alertIntervalMs: options.alertCheckIntervalMs,
+        alertStartDelayMs: options.alertStartDelayMs,
+      },
+      now: options.now,
     });
+    monitoring = started;
+    loops.push(...started.loops);
     const app = createHttpApp({
       database,
       logger,
@@ -420,7 +364,7 @@ export async function startConveyor(
       recordError,
       mount(http) {
         if (runnerRoutes) http.route("/", runnerRoutes);
-        http.route("/", metricsRoutes);
+        http.route("/", started.routes);
         http.route("/api", adminRoutes);
       },
     });
@@ -453,6 +397,7 @@ export async function startConveyor(
   if (database.kind === "pglite") writeServerInfo(config.dataDir, { pid: process.pid, url });
 
   const httpServer = server;
+  const watch = monitoring;
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -461,8 +406,11 @@ export async function startConveyor(
     logger,
     reconcile: () => reconcile(),
     dispatcher,
-    checkAlerts: () => checkAlerts(),
-    sampleMetrics: () => sampleMetrics(),
+    monitoring: {
+      checkAlerts: () => watch.checkAlerts(),
+      sampleMetrics: () => watch.sampleMetrics(),
+      subscribe: (listener) => watch.subscribe(listener),
+    },
     stop() {
       stopping ??= (async () => {
         if (database.kind === "pglite") removeServerInfo(config.dataDir);
@@ -474,7 +422,7 @@ export async function startConveyor(
           httpServer.closeIdleConnections();
         });
         await Promise.all(loops.map((l) => l.stop()));
-        await samplerStop();
+        await watch.stop();
         await errors.flush();
         await database.close();
         logger.info("conveyor stopped");

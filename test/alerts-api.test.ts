@@ -131,7 +131,7 @@ describe("alerts as GitHub issues, through the API", () => {
         })),
       );
     await errorsNow();
-    await h.conveyor.checkAlerts();
+    await h.conveyor.monitoring.checkAlerts();
     const [issue] = alertIssues();
     expect(issue).toBeDefined();
     expect(issue?.title).toContain("error rate");
@@ -147,7 +147,7 @@ describe("alerts as GitHub issues, through the API", () => {
     // A reminder after the 30 min cooldown.
     clock += 31 * MIN;
     await errorsNow();
-    await h.conveyor.checkAlerts();
+    await h.conveyor.monitoring.checkAlerts();
     const comments = () => h.sim.listComments(h.repo, issue!.number).map((c) => c.body ?? "");
     expect(comments()).toEqual([expect.stringContaining("Still firing")]);
 
@@ -160,12 +160,12 @@ describe("alerts as GitHub issues, through the API", () => {
     expect(await ack.json()).toMatchObject({ acknowledged_by: "maria", status: "firing" });
     clock += 31 * MIN;
     await errorsNow();
-    await h.conveyor.checkAlerts();
+    await h.conveyor.monitoring.checkAlerts();
     expect(comments()).toHaveLength(1);
 
     // A higher threshold clears it at the next check, and the issue closes.
     expect((await put({ alerts: { error_rate: { max_per_hour: 50 } } })).status).toBe(200);
-    await h.conveyor.checkAlerts();
+    await h.conveyor.monitoring.checkAlerts();
     const closed = h.sim.getIssue(h.repo, issue!.number);
     expect(closed.state).toBe("closed");
     expect(comments().at(-1)).toContain("Cleared");
@@ -207,7 +207,7 @@ describe("alerts as GitHub issues, through the API", () => {
     );
     expect(metrics).toContain('conveyor_errors_total{source="webhook"} 1');
 
-    await h.conveyor.checkAlerts();
+    await h.conveyor.monitoring.checkAlerts();
     const listed = (await (await api("/api/alerts")).json()) as {
       firing: { rule: string; message: string }[];
     };
@@ -226,5 +226,36 @@ describe("alerts as GitHub issues, through the API", () => {
     expect(etag).toBeTruthy();
     expect((await api("/api/alerts", { headers: { "if-none-match": etag! } })).status).toBe(304);
     expect((await api("/api/alerts?recent=-1")).status).toBe(422);
+  });
+
+  it("tells live views on every instance when alerts or settings change", async () => {
+    const other = await h.startAnother();
+    const heard: string[] = [];
+    const heardElsewhere: string[] = [];
+    const stopHere = h.conveyor.monitoring.subscribe((topic) => heard.push(topic));
+    other.monitoring.subscribe((topic) => heardElsewhere.push(topic));
+    // Subscribing starts LISTEN; let it settle before changing anything.
+    await waitFor(async () => {
+      await put({ alerts: { stuck_task: { cooldown_minutes: 11 } } });
+      return heard.includes("settings") && heardElsewhere.includes("settings");
+    });
+    await insertErrorEvents(
+      h.database.db,
+      Array.from({ length: 3 }, () => ({ source: "merger", message: "x", at: new Date(clock) })),
+    );
+    await put({ alerts: { error_rate: { enabled: true, max_per_hour: 1 } } });
+    clock += 60 * MIN;
+    await insertErrorEvents(
+      h.database.db,
+      Array.from({ length: 3 }, () => ({ source: "merger", message: "x", at: new Date(clock) })),
+    );
+    await h.conveyor.monitoring.checkAlerts();
+    await waitFor(() => heard.includes("alerts") && heardElsewhere.includes("alerts"));
+    stopHere();
+    const before = heard.length;
+    const elsewhere = heardElsewhere.length;
+    await put({ alerts: { stuck_task: { cooldown_minutes: 12 } } });
+    await waitFor(() => heardElsewhere.length > elsewhere);
+    expect(heard).toHaveLength(before);
   });
 });

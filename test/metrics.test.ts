@@ -135,7 +135,7 @@ describe("metrics during an end-to-end run", () => {
   });
 
   it("reports the run in /api/metrics from the database", async () => {
-    await h.conveyor.sampleMetrics();
+    await h.conveyor.monitoring.sampleMetrics();
     const response = await api("/api/metrics");
     expect(response.status).toBe(200);
     const etag = response.headers.get("etag");

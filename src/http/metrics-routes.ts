@@ -21,6 +21,8 @@ export interface MetricsRoutesDeps {
   /** `read` guards every GET, `admin` every change. */
   auth: { read: MiddlewareHandler; admin: MiddlewareHandler };
   now?: () => Date;
+  /** An alert was acknowledged or settings changed (live views refresh). */
+  onChange?: (topic: "alerts" | "settings") => void;
 }
 
 /** An alert as the API shows it. */
@@ -245,6 +247,7 @@ export function createMetricsRoutes(deps: MetricsRoutesDeps): Hono {
         );
       }
       logger.info({ alertId: id, rule: result.alert.rule, by }, "alert acknowledged");
+      deps.onChange?.("alerts");
       return c.json(alertJson(result.alert, new Map()));
     },
   );
@@ -290,6 +293,7 @@ export function createMetricsRoutes(deps: MetricsRoutesDeps): Hono {
       });
       if (!result.ok) return c.json(invalid(result.errors), 422);
       logger.info({ changed: result.changed }, "settings changed");
+      deps.onChange?.("settings");
       return c.json(result.settings);
     },
   );

@@ -109,7 +109,8 @@ export function createMetricsSampler(deps: MetricsSamplerDeps) {
       return tail();
     },
 
-    async sample(): Promise<void> {
+    /** Returns whether this instance wrote the queue's samples (it holds the sampler lease). */
+    async sample(): Promise<boolean> {
       const at = now();
       const perRunner = new Map<string, { slots: number; busy: number }>();
       for (const c of deps.connections()) {
@@ -146,6 +147,7 @@ export function createMetricsSampler(deps: MetricsSamplerDeps) {
         );
         await pruneErrorEvents(deps.db, new Date(at.getTime() - ERROR_RETENTION_MS));
       }
+      return holdsSampler;
     },
 
     /** Hands the leases back so another instance takes over at once. */
