@@ -1,6 +1,9 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/logger.ts";
+import { startConveyor } from "../src/main.ts";
 import type { MetricsReport } from "../src/metrics/metrics-report.ts";
 import { createRunner } from "../src/store/runners.ts";
 import { getTask } from "../src/store/tasks.ts";
@@ -8,6 +11,7 @@ import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-har
 import { connectRunner } from "./helpers/fake-runner.ts";
 import { promtoolCheck, seriesValue } from "./helpers/promtool.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
+import { createTestDatabase } from "./helpers/test-database.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
 let h: Harness;
@@ -204,5 +208,38 @@ describe("metrics during an end-to-end run", () => {
   it("promtool is a real check: it refuses what Prometheus would", () => {
     const bad = "# HELP x_total a gauge named like a counter\n# TYPE x_total gauge\nx_total 1\n";
     expect(promtoolCheck(bad).status).not.toBe(0);
+  });
+});
+
+describe("metrics before the GitHub App is set up", () => {
+  it("serves /metrics and the JSON API without a dispatcher", async () => {
+    const database = await createTestDatabase();
+    const conveyor = await startConveyor(
+      loadConfig({
+        PORT: "0",
+        HOST: "127.0.0.1",
+        DATABASE_URL: database.url,
+        CONVEYOR_ADMIN_TOKEN: ADMIN_TOKEN,
+      }),
+      { logger: createLogger({ level: "silent" }) },
+    );
+    try {
+      const text = await (await fetch(`${conveyor.url}/metrics`)).text();
+      expect(promtoolCheck(text)).toEqual({ status: 0, output: "" });
+      expect(seriesValue(text, "conveyor_runners_connected")).toBe(0);
+      expect(seriesValue(text, "conveyor_database_up")).toBe(1);
+      const report = await fetch(`${conveyor.url}/api/metrics`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(report.status).toBe(200);
+      expect(((await report.json()) as MetricsReport).latency_seconds.wait.cumulative.count).toBe(
+        0,
+      );
+      const checked = await conveyor.monitoring.checkAlerts();
+      expect(checked).toMatchObject({ database: "up", evaluated: true });
+    } finally {
+      await conveyor.stop();
+      await database.drop();
+    }
   });
 });

@@ -44,6 +44,11 @@ export interface MetricsOptions {
   onlineWindowMs?: number;
   /** Node's process metrics (default on; off in unit tests that count series). */
   processMetrics?: boolean;
+  /**
+   * How long a scrape waits for the database facts (default 3 s): an unreachable database makes
+   * `conveyor_database_up` 0 quickly instead of running into Prometheus's scrape timeout.
+   */
+  factsTimeoutMs?: number;
 }
 
 export type ConveyorMetrics = ReturnType<typeof createMetrics>;
@@ -101,9 +106,26 @@ export function createMetrics(options: MetricsOptions) {
   }
 
   // ----- database facts, read at scrape time (one set of queries per `ttl`, shared) -----
-  type Facts = Awaited<ReturnType<typeof readFacts>>;
+  type Facts = Awaited<ReturnType<typeof queryFacts>>;
   let facts: { at: number; value: Promise<Facts | undefined> } | undefined;
+  const factsTimeoutMs = options.factsTimeoutMs ?? 3_000;
   async function readFacts() {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        queryFacts(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${factsTimeoutMs} ms`)),
+            factsTimeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  async function queryFacts() {
     const [tasks, oldest, runners, pulls, alerts] = await Promise.all([
       countTasksByStateAndLane(database.db),
       oldestQueuedByLane(database.db),

@@ -150,7 +150,7 @@ export function startMonitoring(deps: {
     logger,
     scrape: metrics.scrape,
     contentType: metrics.contentType,
-    report: createMetricsReport({ db: database.db, sampleIntervalMs, onlineWindowMs }),
+    report: createMetricsReport({ db: database.db, sampleIntervalMs, onlineWindowMs, now: clock }),
     localAlerts: () => alerter.localAlerts(),
     auth: deps.auth,
     onChange: announce,
