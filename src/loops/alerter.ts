@@ -123,6 +123,7 @@ export function createAlerter(deps: AlerterDeps) {
   let localHistory: RuleHistory = {};
   // Where alert issues go, remembered so an issue can be opened while the database is down.
   let issueTarget: (AlertIssueTarget & { repositoryId: number }) | undefined;
+  let missingTarget: string | undefined;
 
   async function pingDatabase(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
@@ -342,9 +343,17 @@ export function createAlerter(deps: AlerterDeps) {
         limit 1`),
     );
     if (!row) {
-      log.warn({ repo: wanted }, "alert issues: the repository is not installed; no issue written");
+      // Once per repository name, not at every check.
+      if (missingTarget !== wanted) {
+        log.warn(
+          { repo: wanted },
+          "alert issues: the repository is not installed; no issue written",
+        );
+      }
+      missingTarget = wanted;
       return undefined;
     }
+    missingTarget = undefined;
     return {
       repositoryId: Number(row.repository_id),
       installationId: Number(row.installation_id),
