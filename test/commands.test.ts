@@ -218,7 +218,7 @@ describe("slash commands on issues (no runner: tasks stay queued)", () => {
   });
 });
 
-describe("slash commands on pull requests", () => {
+describe("slash commands on pull requests", { timeout: 90_000 }, () => {
   beforeAll(async () => {
     scripted = await startScriptedRunner(h, "commands-runner");
   });
@@ -281,7 +281,7 @@ describe("slash commands on pull requests", () => {
     );
     await greenCi(newHead);
     await waitFor(async () => (await state(pr.taskId)) === "waiting_human", {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: "waiting for an approval of the new head",
     });
     const check = await waitFor(() => safety(newHead));
@@ -295,7 +295,7 @@ describe("slash commands on pull requests", () => {
       "+1",
     );
     await waitFor(async () => (await state(pr.taskId)) === "merged", {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: "merged after /approve",
     });
   });
@@ -306,7 +306,7 @@ describe("slash commands on pull requests", () => {
     await say(pr.pr_number, "/approve", "maint");
     await greenCi(pr.head_sha);
     await waitFor(async () => (await safety(pr.head_sha))?.output.summary?.includes("/hold"), {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: "the verdict shows the hold",
     });
     expect(await state(pr.taskId)).toBe("held");
@@ -316,7 +316,7 @@ describe("slash commands on pull requests", () => {
     expect((await say(pr.pr_number, "/merge", "octocat")).reaction).toBe("-1");
     expect((await say(pr.pr_number, "/unhold\n/merge", "octocat")).reaction).toBe("+1");
     await waitFor(async () => (await state(pr.taskId)) === "merged", {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: "merged after /unhold",
     });
   });
@@ -329,14 +329,14 @@ describe("slash commands on pull requests", () => {
     await waitFor(
       async () => (await safety(pr.head_sha))?.output.summary?.includes("release day"),
       {
-        timeoutMs: 20_000,
+        timeoutMs: 40_000,
         message: "the verdict shows the freeze",
       },
     );
     expect(await state(pr.taskId)).not.toBe("merged");
     expect((await say(pr.pr_number, "/unfreeze", "maint")).reaction).toBe("+1");
     await waitFor(async () => (await state(pr.taskId)) === "merged", {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: "merged after /unfreeze",
     });
   });
@@ -352,7 +352,7 @@ describe("slash commands on pull requests", () => {
     await greenCi(pr.head_sha);
     expect((await say(pr.pr_number, "/refresh", "reader")).reaction).toBe("+1");
     await waitFor(async () => (await state(pr.taskId)) === "waiting_human", {
-      timeoutMs: 20_000,
+      timeoutMs: 40_000,
       message: "waiting for an approval again",
     });
 
@@ -393,7 +393,7 @@ describe("slash commands on pull requests", () => {
       { timeoutMs: 30_000, message: "another attempt published" },
     );
     await say(pr.pr_number, "/cancel", "octocat");
-  }, 90_000);
+  });
 
   it("the PR author cannot approve, and issue-only verbs are refused on a PR", async () => {
     const pr = await openPr("Self", "write src/self.txt\n<<<\nself\n>>>");
