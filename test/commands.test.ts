@@ -135,7 +135,7 @@ describe("slash commands on issues (no runner: tasks stay queued)", () => {
     expect(await taskOf(n)).toMatchObject({ state: "cancelled" });
     expect(await lastEvent(id)).toMatchObject({
       actor: "octocat",
-      reason: "/cancel by @octocat: not needed",
+      reason: "cancelled by octocat: not needed",
     });
   });
 

@@ -28,6 +28,7 @@ import {
   setFrozen,
 } from "../store/commands.ts";
 import { findPullRequest, type PullRequestRow } from "../store/pull-requests.ts";
+import { runTaskAction } from "../store/task-queries.ts";
 import {
   appendTaskEvent,
   findActiveTask,
@@ -227,33 +228,34 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
     const state = task.state;
 
     switch (command.verb) {
-      case "cancel": {
-        const moved = await move(
-          [state].filter((s) => s !== "merged" && s !== "cancelled"),
-          "cancelled",
-          `/cancel by @${actor}${command.reason ? `: ${command.reason}` : ""}`,
-          { finished: true },
-        );
-        if (!moved) return no(`the task is ${state} and cannot be cancelled`);
+      case "cancel":
+      case "retry": {
+        if (command.verb === "retry" && pr) {
+          const from: TaskState[] = ["review", "waiting_human", "failed", "dead"];
+          if (!from.includes(state)) {
+            return no(`the task is ${state}; /retry works when it is ${from.join(", ")}`);
+          }
+          await move([state], "queued", `/retry by @${actor}`, {
+            enqueuedAt: "now",
+            availableAt: new Date(0),
+            lastError: null,
+            ...(state === "dead" ? { attempts: 0 } : {}),
+            feedback: `@${actor} asked for another attempt (/retry).`,
+          });
+          return done("queued again");
+        }
+        // The same decision as the admin API's and the CLI's retry and cancel.
+        const r = await runTaskAction(tx, task.taskId, command.verb, {
+          actor,
+          reason: command.verb === "cancel" ? command.reason || undefined : undefined,
+          via: `/${command.verb}`,
+        });
+        if (r.kind === "refused") return no(r.reason);
+        if (r.kind !== "moved") return done(r.kind === "unchanged" ? r.reason : "no task");
+        if (command.verb === "retry") return done("queued again");
         return done(
           pr ? "task cancelled; the pull request stays open for a person to close" : "cancelled",
         );
-      }
-      case "retry": {
-        const from: TaskState[] = pr
-          ? ["review", "waiting_human", "failed", "dead"]
-          : ["dead", "failed", "retry_wait", "waiting_human"];
-        if (!from.includes(state)) {
-          return no(`the task is ${state}; /retry works when it is ${from.join(", ")}`);
-        }
-        await move([state], "queued", `/retry by @${actor}`, {
-          enqueuedAt: "now",
-          availableAt: new Date(0),
-          lastError: null,
-          ...(state === "dead" ? { attempts: 0 } : {}),
-          ...(pr ? { feedback: `@${actor} asked for another attempt (/retry).` } : {}),
-        });
-        return done("queued again");
       }
       case "priority": {
         if (task.lane === command.lane) return done(`already in the ${command.lane} lane`);

@@ -114,7 +114,7 @@ export type TaskActionOutcome =
   | { kind: "not-found" };
 
 /**
- * Retries or cancels a task for an operator, through the guarded transition (expected state in
+ * Retries or cancels a task for an operator (admin API, CLI, `/retry` and `/cancel` on an issue), through the guarded transition (expected state in
  * the statement, event with the actor appended by the same statement). Losing a race to another
  * change is retried against the new state, a few times, so the answer always describes the state
  * the task is really in.
@@ -123,7 +123,7 @@ export async function runTaskAction(
   db: Db,
   taskId: string,
   action: "retry" | "cancel",
-  who: { actor: string; reason?: string | undefined },
+  who: { actor: string; reason?: string | undefined; via?: string },
 ): Promise<TaskActionOutcome> {
   for (let round = 0; round < 5; round++) {
     const task = await getTaskRow(db, taskId);
@@ -142,7 +142,7 @@ export async function runTaskAction(
         action === "retry"
           ? `retried by ${who.actor} from ${decision.from}${because}`
           : `cancelled by ${who.actor}${because}`,
-      data: { via: "admin-api", action },
+      data: { via: who.via ?? "admin-api", action },
       set:
         action === "retry"
           ? {
