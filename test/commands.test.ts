@@ -328,11 +328,11 @@ describe("slash commands on pull requests", { timeout: 90_000 }, () => {
     await greenCi(pr.head_sha);
     await waitFor(
       async () => (await safety(pr.head_sha))?.output.summary?.includes("release day"),
-      {
-        timeoutMs: 40_000,
-        message: "the verdict shows the freeze",
-      },
-    );
+      { timeoutMs: 40_000, message: "the verdict shows the freeze" },
+    ).catch(async (error: Error) => {
+      const check = (await safety(pr.head_sha))?.output;
+      throw new Error(`${error.message}; task ${await state(pr.taskId)}, check: ${check?.title}`);
+    });
     expect(await state(pr.taskId)).not.toBe("merged");
     expect((await say(pr.pr_number, "/unfreeze", "maint")).reaction).toBe("+1");
     await waitFor(async () => (await state(pr.taskId)) === "merged", {
