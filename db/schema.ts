@@ -99,6 +99,9 @@ export const tasks = pgTable(
     reviewFixes: integer("review_fixes").notNull().default(0),
     // The generation whose change set is on the pull request; below `generation` means unpublished.
     publishedGeneration: integer("published_generation").notNull().default(0),
+    // `/update`: the next attempt starts from the default branch's head instead of the PR's head
+    // (cleared when that attempt's change is published).
+    freshBase: boolean("fresh_base").notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
@@ -316,7 +319,9 @@ export const alerts = pgTable(
     alertId: bigserial("alert_id", { mode: "number" }).primaryKey(),
     rule: text("rule").notNull(),
     severity: text("severity", { enum: ["warning", "critical"] }).notNull(),
-    status: text("status", { enum: ["firing", "cleared"] }).notNull().default("firing"),
+    status: text("status", { enum: ["firing", "cleared"] })
+      .notNull()
+      .default("firing"),
     message: text("message").notNull(),
     details: jsonb("details").notNull().default({}),
     firstFiredAt: timestamp("first_fired_at", { withTimezone: true }).notNull().defaultNow(),

@@ -18,18 +18,26 @@ import {
 } from "./dispatch/dispatcher.ts";
 import { createFramePolicies } from "./dispatch/frame-policy.ts";
 import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
+import { createAlertIssues } from "./github/alert-issues.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
 import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
 import { createWritePacer } from "./github/write-pacer.ts";
+import { createApiAuth } from "./http/admin-auth.ts";
 import { createAdminRoutes } from "./http/admin-routes.ts";
+import type { ApiRateLimits } from "./http/api-rate-limiter.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
+import { createOpsApi } from "./http/create-ops-api.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createMerger } from "./loops/merger.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
+import { createMetrics } from "./metrics/create-metrics.ts";
+import { createErrorRecorder } from "./metrics/error-recorder.ts";
+import { instrumentWebhooks, octokitMetricsPlugin } from "./metrics/instrument-github.ts";
+import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
@@ -57,6 +65,19 @@ export interface StartOptions {
    * testing dispatch alone.
    */
   publishPullRequests?: boolean;
+  /** Slash-command comments one person may write per minute (default 10). */
+  commandsPerMinute?: number;
+  /** Per-client admin API budgets (requests per minute); tests lower them. */
+  apiRateLimits?: ApiRateLimits;
+  /** How often alerts are checked (default 30 s) and the delay before the first check (30 s). */
+  alertCheckIntervalMs?: number;
+  alertStartDelayMs?: number;
+  /** How often queue depth and runner slots are sampled for trends and charts (default 30 s). */
+  metricsSampleIntervalMs?: number;
+  /** How often runner presence is stamped and task transitions are fed to histograms (5 s). */
+  metricsTickIntervalMs?: number;
+  /** The alerter's and sampler's clock (tests move it). */
+  now?: () => number;
 }
 
 export interface RunningConveyor {
@@ -68,6 +89,11 @@ export interface RunningConveyor {
   reconcile(): Promise<ReconcileReport | undefined>;
   /** Absent until the GitHub App is configured. */
   dispatcher: Dispatcher | undefined;
+  /**
+   * Alerts and metrics: `checkAlerts()` and `sampleMetrics()` run a check or a sample now (they
+   * also run on their intervals); `subscribe` hears of changes on any instance (live views).
+   */
+  monitoring: Pick<Monitoring, "checkAlerts" | "sampleMetrics" | "subscribe">;
   /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
   stop(): Promise<void>;
 }
@@ -94,6 +120,22 @@ export async function startConveyor(
   let dispatcher: Dispatcher | undefined;
   const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
   let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
+  // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
+  let onTasksChanged: () => void = () => {};
+  const metrics = createMetrics({ database, logger });
+  metrics.setConnections(() => dispatcher?.connections() ?? []);
+  const clock = options.now ?? Date.now;
+  // Errors are counted where they happen (conveyor_errors_total, error_events for the alerter).
+  const errors = createErrorRecorder({
+    db: database.db,
+    logger,
+    count: (source) => metrics.error(source),
+    now: () => new Date(clock()),
+  });
+  const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
+    errors.record(source, error, details);
+  let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
+  let monitoring: Monitoring | undefined;
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -115,7 +157,7 @@ export async function startConveyor(
         Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
           ...defaults,
           ...options.octokitOptions,
-        })),
+        })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
       });
       // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
       const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
@@ -129,16 +171,20 @@ export async function startConveyor(
         installationOctokit,
         logger,
       });
+      alertIssues = createAlertIssues({ installationOctokit });
       const notifier = createNotifier({
         db: database.db,
         gateway,
         logger,
         agingMs: config.agingMs,
+        // The merger is built below; `/status` on a PR only runs once everything has started.
+        describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
       });
       const notifierLoop: Loop = createLoop({
         name: "notifier",
         intervalMs: options.notifierIntervalMs ?? 2_000,
         logger,
+        onError: (error) => recordError("loop:notifier", error),
         body: async () => {
           // A full batch means there is more: go again at once.
           if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
@@ -150,6 +196,8 @@ export async function startConveyor(
         agingMs: config.agingMs,
         timings,
         onChange: () => notifierLoop.wake(),
+        onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
+        recordError,
         async prepareAssignment(task) {
           const ref = repoRef(task.installation_id, task.full_name);
           const [head, readToken] = await Promise.all([
@@ -172,6 +220,7 @@ export async function startConveyor(
         logger,
         installationOctokit,
         instanceId,
+        recordError,
         onChange: () => {
           notifierLoop.wake();
           taskDispatcher.announceWork();
@@ -184,6 +233,7 @@ export async function startConveyor(
               name: "publisher",
               intervalMs: options.notifierIntervalMs ?? 2_000,
               logger,
+              onError: (error) => recordError("loop:publisher", error),
               body: async () => {
                 await publisher.runOnce();
               },
@@ -195,6 +245,7 @@ export async function startConveyor(
         installationOctokit,
         appId: config.github.appId,
         instanceId,
+        recordError,
         onChange: () => notifierLoop.wake(),
       });
       // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
@@ -202,6 +253,7 @@ export async function startConveyor(
         name: "merger",
         intervalMs: options.mergerIntervalMs ?? 60_000,
         logger,
+        onError: (error) => recordError("loop:merger", error),
         body: () => merger.runOnce(),
       });
       // Anything that changed tasks: rewrite status comments, offer work, write pull requests,
@@ -212,12 +264,18 @@ export async function startConveyor(
         publisherLoop?.wake();
         mergerLoop.wake();
       };
+      onTasksChanged = onChange;
       runnerRoutes = createRunnerRoutes({
         db: database.db,
         logger,
         dispatcher: taskDispatcher,
         timings,
-        policies: createFramePolicies(options.rateLimits),
+        policies: createFramePolicies(options.rateLimits, {
+          rateLimited: (tier) => metrics.frameRateLimited(tier),
+          invalidFrame: () => metrics.frameInvalid(),
+          closedForViolations: () => metrics.violationDisconnect(),
+        }),
+        recordError,
         async authenticate(token) {
           const runner = await findRunnerByToken(database.db, token);
           return (
@@ -235,6 +293,7 @@ export async function startConveyor(
         gateway,
         logger,
         instanceId,
+        recordError,
         onChange,
       });
       const reconcileLoop = createLoop({
@@ -242,6 +301,7 @@ export async function startConveyor(
         intervalMs: config.reconcileIntervalMs,
         initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
         logger,
+        onError: (error) => recordError("loop:reconciler", error),
         body: async () => {
           await reconciler.runOnce();
         },
@@ -249,16 +309,21 @@ export async function startConveyor(
       loops.push(notifierLoop, reconcileLoop, mergerLoop);
       if (publisherLoop) loops.push(publisherLoop);
       reconcile = () => reconciler.runOnce();
-      webhooks = await createNodeMiddleware(
-        createConveyorApp({
-          db: database.db,
-          logger,
-          gateway,
-          onChange,
-          appId: config.github.appId,
-          onPullRequestActivity: () => mergerLoop.wake(),
-        }),
-        { probot },
+      webhooks = instrumentWebhooks(
+        await createNodeMiddleware(
+          createConveyorApp({
+            db: database.db,
+            logger,
+            gateway,
+            onChange,
+            appId: config.github.appId,
+            onPullRequestActivity: () => mergerLoop.wake(),
+            recordError,
+            commandsPerMinute: options.commandsPerMinute,
+          }),
+          { probot },
+        ),
+        metrics,
       );
     } else {
       logger.warn(
@@ -271,9 +336,16 @@ export async function startConveyor(
       });
     }
 
+    const apiAuth = createApiAuth({
+      db: database.db,
+      adminToken: config.adminToken,
+      logger,
+      rateLimits: options.apiRateLimits,
+    });
     const adminRoutes = createAdminRoutes({
       db: database.db,
       adminToken: config.adminToken,
+      auth: apiAuth,
       logger,
       onRunnerRevoked: (runnerId) => dispatcher?.revokeRunner(runnerId),
       listConnectedRunners: () =>
@@ -283,14 +355,40 @@ export async function startConveyor(
           busySlots: c.tasks.size,
         })),
     });
+    const started = startMonitoring({
+      database,
+      logger,
+      metrics,
+      instanceId,
+      connections: () => dispatcher?.connections() ?? [],
+      issues: alertIssues,
+      timings,
+      recordError,
+      auth: apiAuth,
+      intervals: {
+        sampleIntervalMs: options.metricsSampleIntervalMs,
+        tickIntervalMs: options.metricsTickIntervalMs,
+        alertIntervalMs: options.alertCheckIntervalMs,
+        alertStartDelayMs: options.alertStartDelayMs,
+      },
+      now: options.now,
+    });
+    monitoring = started;
+    loops.push(...started.loops);
     const app = createHttpApp({
       database,
       logger,
       webhooks,
       setup,
+      recordError,
       mount(http) {
         if (runnerRoutes) http.route("/", runnerRoutes);
+        http.route("/", started.routes);
         http.route("/api", adminRoutes);
+        http.route(
+          "/api",
+          createOpsApi({ database, auth: apiAuth, logger, onTasksChanged: () => onTasksChanged() }),
+        );
       },
     });
     // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
@@ -305,6 +403,7 @@ export async function startConveyor(
     server?.close();
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
+    await errors.flush();
     await database.close();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(
@@ -321,6 +420,7 @@ export async function startConveyor(
   if (database.kind === "pglite") writeServerInfo(config.dataDir, { pid: process.pid, url });
 
   const httpServer = server;
+  const watch = monitoring;
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -329,6 +429,11 @@ export async function startConveyor(
     logger,
     reconcile: () => reconcile(),
     dispatcher,
+    monitoring: {
+      checkAlerts: () => watch.checkAlerts(),
+      sampleMetrics: () => watch.sampleMetrics(),
+      subscribe: (listener) => watch.subscribe(listener),
+    },
     stop() {
       stopping ??= (async () => {
         if (database.kind === "pglite") removeServerInfo(config.dataDir);
@@ -340,6 +445,8 @@ export async function startConveyor(
           httpServer.closeIdleConnections();
         });
         await Promise.all(loops.map((l) => l.stop()));
+        await watch.stop();
+        await errors.flush();
         await database.close();
         logger.info("conveyor stopped");
       })();
@@ -363,9 +470,13 @@ function displayHost(host: string): string {
   return host === "0.0.0.0" || host === "::" ? "localhost" : host;
 }
 
-/** `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. */
+/**
+ * `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. `options` are for entry
+ * points that run the same server differently (the demo's, against the simulator, unpaced).
+ */
 export async function main(
   env: Readonly<Record<string, string | undefined>> = process.env,
+  options: Omit<StartOptions, "logger"> = {},
 ): Promise<void> {
   let config: Config;
   try {
@@ -380,7 +491,7 @@ export async function main(
   const logger = createLogger({ level: config.logLevel });
   let running: RunningConveyor;
   try {
-    running = await startConveyor(config, { logger });
+    running = await startConveyor(config, { ...options, logger });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`conveyor: ${error.message}\n`);

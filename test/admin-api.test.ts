@@ -89,7 +89,9 @@ describe("admin API authentication", () => {
       expect(response.status).toBe(401);
       expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
       expect(await json<ErrorBody>(response)).toEqual({
-        error: "missing or wrong admin token: send Authorization: Bearer <CONVEYOR_ADMIN_TOKEN>",
+        error: expect.stringMatching(
+          /^(missing|unknown) token: send Authorization: Bearer <token>, with an API token \(conveyor tokens add\) or CONVEYOR_ADMIN_TOKEN$/,
+        ),
       });
     }
     expect(await countNamed("sneaky")).toBe(0);
@@ -194,6 +196,7 @@ describe("POST /api/runners", () => {
     expect(response.status).toBe(422);
     expect(await json<ErrorBody>(response)).toEqual({
       error: expect.stringMatching(/^invalid request: /),
+      fields: errors.map((e) => ({ path: e.field, message: e.message })),
       errors,
     });
     expect(await countNamed("api-x")).toBe(0);

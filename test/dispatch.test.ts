@@ -173,10 +173,12 @@ describe("runner socket", () => {
   it("gives two runners ten tasks, each completed exactly once", async () => {
     const a = await registerRunner();
     const b = await registerRunner();
-    const ra = await connect(a.token, { slots: 1 });
-    const rb = await connect(b.token, { slots: 1 });
     const queued = [];
     for (let i = 0; i < 10; i++) queued.push(await queueIssue(`Batch ${i}`));
+    // Connected once the work is queued, so every assign is answered within the accept window
+    // however slowly the issues were filed.
+    const ra = await connect(a.token, { slots: 1 });
+    const rb = await connect(b.token, { slots: 1 });
     const work = async (runner: FakeRunner, token: string, count: { n: number }) => {
       for (;;) {
         const assign = await runner.next("assign", undefined, 3_000).catch(() => undefined);

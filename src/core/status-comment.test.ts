@@ -64,6 +64,19 @@ describe("status comment", () => {
     expect(done).toContain("Nothing left to do here.");
   });
 
+  it("says why a task waits for a person, on one line, and only while it waits", () => {
+    const waiting = renderStatusComment({
+      ...base,
+      state: "waiting_human",
+      waitingReason: "Blocked: tier 3: verification failed: `node --test`\n| more",
+    });
+    expect(waiting).toContain(
+      "| Reason | Blocked: tier 3: verification failed: `node --test` \\| more |",
+    );
+    const merged = renderStatusComment({ ...base, state: "merged", waitingReason: "stale" });
+    expect(merged).not.toContain("Reason");
+  });
+
   it.each(TASK_STATES)("renders state %s without throwing and with a headline", (state) => {
     expect(renderStatusComment({ ...base, state })).toMatch(/### Conveyor: /);
     expect(Array.isArray(commandsFor(state))).toBe(true);

@@ -18,6 +18,8 @@ export interface StatusFacts {
   snapshotHash: string;
   /** When the task waits to retry. */
   availableAt?: Date | undefined;
+  /** While it waits for a person: why (the merge verdict, e.g. "Needs approval: …"). */
+  waitingReason?: string | undefined;
 }
 
 const MARKER_PREFIX = "<!-- conveyor:status";
@@ -93,6 +95,8 @@ export function renderStatusComment(f: StatusFacts): string {
     ]);
   }
   if (f.prUrl) rows.push(["Pull request", f.prUrl]);
+  if (f.state === "waiting_human" && f.waitingReason)
+    rows.push(["Reason", oneLine(f.waitingReason)]);
   if (f.lastError) rows.push(["Last error", oneLine(f.lastError)]);
   rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);
 

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { ApplicationFunction, Context } from "probot";
 import type { Db } from "../../db/client.ts";
-import { parseCommands } from "../core/commands.ts";
+import { handleCommentCommands } from "../commands/command-service.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import {
   handleInstallationEvent,
@@ -26,6 +26,10 @@ export interface ConveyorAppDeps {
   appId: number;
   /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
   onPullRequestActivity: () => void;
+  /** Slash-command comments one person may write per minute (default 10). */
+  commandsPerMinute?: number | undefined;
+  /** A handler threw (the delivery is answered 500): counted for the webhook-failure alert. */
+  recordError?: (source: string, error: unknown, details?: Record<string, unknown>) => void;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
@@ -75,6 +79,13 @@ const names = (labels: LabelLike[] | undefined) =>
 export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
   const intake: IntakeDeps = deps;
   return (app) => {
+    app.onError((error) => {
+      const event = (error as { event?: { id?: string; name?: string } }).event;
+      // An AggregateError: the handlers' own errors say what went wrong.
+      const causes = (error as { errors?: unknown[] }).errors;
+      const first = causes?.[0] ?? error;
+      deps.recordError?.("webhook", first, { deliveryId: event?.id, event: event?.name });
+    });
     app.on("issues", async (context: Context<"issues">) => {
       const { payload } = context;
       const installationId = payload.installation?.id;
@@ -197,40 +208,61 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
     });
 
     app.on("pull_request_review", async (context) => {
-      const { review, pull_request } = context.payload;
+      const { review, pull_request: pr, action } = context.payload;
       const d = delivery(context);
       if (!d) return;
-      if (
-        context.payload.action !== "submitted" ||
-        review.state.toLowerCase() !== "changes_requested"
-      ) {
-        return recordOnly(context);
+      const author = { login: review.user?.login ?? "ghost", type: review.user?.type };
+      // A "changes requested" review's body is the feedback for a fix, never commands.
+      if (action === "submitted" && review.state.toLowerCase() === "changes_requested") {
+        await handleChangesRequested(intake, {
+          ...d,
+          prNumber: pr.number,
+          reviewer: author,
+          text: review.body ?? "",
+        });
+        return;
       }
-      await handleChangesRequested(intake, {
+      if (action !== "submitted" && action !== "edited") return recordOnly(context);
+      await handleCommentCommands(deps, {
         ...d,
-        prNumber: pull_request.number,
-        reviewer: { login: review.user?.login ?? "ghost", type: review.user?.type },
-        text: review.body ?? "",
-        via: "review",
+        action,
+        source: "review",
+        sourceId: review.id,
+        number: pr.number,
+        isPullRequest: true,
+        author,
+        sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+        body: review.body ?? "",
+        issue: {
+          title: pr.title,
+          body: pr.body ?? "",
+          labels: names(pr.labels as LabelLike[]),
+          authorLogin: pr.user?.login ?? "",
+        },
       });
     });
 
-    // `/fix <text>` in a new comment on one of Conveyor's pull requests. Edited comments are never
-    // commands; the other verbs arrive with the slash-commands work.
+    // Slash commands in new comments on issues and pull requests (edits are logged, not run).
     app.on("issue_comment", async (context) => {
-      const { comment, issue } = context.payload;
+      const { comment, issue, action } = context.payload;
       const d = delivery(context);
-      const fix =
-        context.payload.action === "created"
-          ? parseCommands(comment.body ?? "").find((c) => c.verb === "fix")
-          : undefined;
-      if (!d || !issue.pull_request || !fix) return recordOnly(context);
-      await handleChangesRequested(intake, {
+      if (!d || (action !== "created" && action !== "edited")) return recordOnly(context);
+      await handleCommentCommands(deps, {
         ...d,
-        prNumber: issue.number,
-        reviewer: { login: comment.user?.login ?? "ghost", type: comment.user?.type },
-        text: fix.args,
-        via: "/fix",
+        action,
+        source: "issue_comment",
+        sourceId: comment.id,
+        number: issue.number,
+        isPullRequest: Boolean(issue.pull_request),
+        author: { login: comment.user?.login ?? "ghost", type: comment.user?.type },
+        sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+        body: comment.body ?? "",
+        issue: {
+          title: issue.title,
+          body: issue.body ?? "",
+          labels: names(issue.labels as LabelLike[] | undefined),
+          authorLogin: issue.user?.login ?? "",
+        },
       });
     });
 

@@ -43,6 +43,9 @@ export interface GitHubGateway {
   /** Who most recently added `label` to the issue (from the issue's timeline of events). */
   lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
   addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  /** A reaction on an issue or pull request comment (repeating one is harmless). */
+  addCommentReaction(ref: RepoRef, commentId: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  addLabels(ref: RepoRef, issueNumber: number, labels: string[]): Promise<void>;
   /** Finds a comment of Conveyor's whose body contains `marker`. */
   findComment(ref: RepoRef, issueNumber: number, marker: string): Promise<number | undefined>;
   createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
@@ -221,6 +224,26 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
         repo: ref.repo,
         issue_number: issueNumber,
         content,
+      });
+    },
+
+    async addCommentReaction(ref, commentId, content) {
+      const octokit = await client(ref.installationId);
+      await octokit.request("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", {
+        owner: ref.owner,
+        repo: ref.repo,
+        comment_id: commentId,
+        content,
+      });
+    },
+
+    async addLabels(ref, issueNumber, labels) {
+      const octokit = await client(ref.installationId);
+      await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+        owner: ref.owner,
+        repo: ref.repo,
+        issue_number: issueNumber,
+        labels,
       });
     },
 

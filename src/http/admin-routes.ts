@@ -4,13 +4,15 @@ import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { type FieldError, RunnerRegistration, toFieldErrors } from "../core/runner-registration.ts";
 import { createRunner, listRunners, RunnerNameTakenError, revokeRunner } from "../store/runners.ts";
-import { createAdminAuth } from "./admin-auth.ts";
+import { type ApiAuth, type ApiEnv, createApiAuth } from "./admin-auth.ts";
 import { type ConnectedRunner, toRunnerJson } from "./runner-json.ts";
 
 export interface AdminRoutesDeps {
   db: Db;
-  /** `CONVEYOR_ADMIN_TOKEN`; unset turns the admin API off (503). */
+  /** `CONVEYOR_ADMIN_TOKEN`; with no API token either, the admin API answers 503. */
   adminToken: string | undefined;
+  /** Shared authentication and rate limits; made from `db` and `adminToken` when absent. */
+  auth?: ApiAuth;
   logger: Logger;
   /** Called after a runner is revoked, so its live sockets on this instance close at once. */
   onRunnerRevoked: (runnerId: string) => void;
@@ -18,22 +20,25 @@ export interface AdminRoutesDeps {
   listConnectedRunners?: () => ConnectedRunner[];
 }
 
+// `fields` is the shape of every admin API 422; `errors` stays for clients written before it.
 const invalid = (errors: FieldError[]) => ({
   error: `invalid request: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
+  fields: errors.map((e) => ({ path: e.field, message: e.message })),
   errors,
 });
 
 /**
- * The admin API, to be mounted at `/api`. Every route here needs the admin token; the middleware
- * is registered per path (`/runners/*`), not for `*`, because a sub-app's `*` would become `/api/*`
- * and take in sibling routes such as the GitHub webhook.
+ * The runner routes of the admin API, to be mounted at `/api`: listing needs `read`, registering
+ * and revoking `admin`. The middlewares are registered per route, not for `*`, because a sub-app's
+ * `*` would become `/api/*` and take in sibling routes such as the GitHub webhook.
  */
-export function createAdminRoutes(deps: AdminRoutesDeps): Hono {
-  const routes = new Hono();
+export function createAdminRoutes(deps: AdminRoutesDeps): Hono<ApiEnv> {
+  const routes = new Hono<ApiEnv>();
   const logger = deps.logger.child({ component: "admin-api" });
-  routes.use("/runners/*", createAdminAuth({ adminToken: deps.adminToken, logger }));
+  const auth =
+    deps.auth ?? createApiAuth({ db: deps.db, adminToken: deps.adminToken, logger: deps.logger });
 
-  routes.get("/runners", async (c) => {
+  routes.get("/runners", auth.read, async (c) => {
     const all = await listRunners(deps.db);
     const connected = deps.listConnectedRunners
       ? new Map(deps.listConnectedRunners().map((r) => [r.runnerId, r]))
@@ -47,6 +52,7 @@ export function createAdminRoutes(deps: AdminRoutesDeps): Hono {
 
   routes.post(
     "/runners",
+    auth.admin,
     bodyLimit({
       maxSize: 64 * 1024,
       onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
@@ -73,7 +79,7 @@ export function createAdminRoutes(deps: AdminRoutesDeps): Hono {
     },
   );
 
-  routes.post("/runners/:name/revoke", async (c) => {
+  routes.post("/runners/:name/revoke", auth.admin, async (c) => {
     const name = c.req.param("name");
     const runner = await revokeRunner(deps.db, name);
     if (!runner) return c.json({ error: `no runner named ${name}` }, 404);

@@ -89,7 +89,7 @@ async function applyFollowUp(
   decision: FollowUpDecision,
   kind: "ci" | "review",
   actor: string,
-  d: Delivery,
+  d: { repositoryId: number; installationId: number },
 ): Promise<string> {
   if (decision.kind === "retry") {
     const moved = await transitionTask(tx, {
@@ -161,47 +161,49 @@ export async function handleFailedCheck(
 }
 
 /**
- * A "changes requested" review, or `/fix <text>` on the pull request, by someone with write
- * access: a follow-up attempt with that text as feedback (its own cap). `/fix` from anyone else
- * gets a one-line answer saying who may.
+ * A "changes requested" review by someone with write access: a follow-up attempt with its text as
+ * feedback (its own cap). `/fix <text>` arrives through the slash commands and uses
+ * `requestReviewFix` in its own transaction.
  */
 export async function handleChangesRequested(
   deps: IntakeDeps,
-  d: Delivery & { prNumber: number; reviewer: Actor; text: string; via: "review" | "/fix" },
+  d: Delivery & { prNumber: number; reviewer: Actor; text: string },
 ): Promise<string> {
   if (isBot(d.reviewer)) return "review by a bot";
   const permission = await deps.gateway.permission(d.ref, d.reviewer.login);
-  if (!hasPermission(permission, "write")) {
-    if (d.via === "/fix") {
-      await once(deps.db, d, async (tx) => {
-        await addNotice(tx, {
-          dedupeKey: `fix-refused:${d.deliveryId}`,
-          repositoryId: d.repositoryId,
-          installationId: d.installationId,
-          issueNumber: d.prNumber,
-          body: `@${d.reviewer.login} \`/fix\` needs write access to this repository; ask a maintainer.`,
-        });
-        return "refused";
-      });
-      deps.onChange();
-    }
-    return "reviewer lacks write permission";
-  }
+  if (!hasPermission(permission, "write")) return "reviewer lacks write permission";
   const loaded = await deps.gateway.loadConfig(d.ref);
-  const outcome = await once(deps.db, d, async (tx) => {
-    const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
-    if (pr?.state !== "open") return "not an open Conveyor pull request";
-    const task = await getTask(tx, pr.task_id);
-    if (!task) return "no task";
-    const decision = decideReviewFollowUp({
-      prNumber: pr.pr_number,
+  const outcome = await once(deps.db, d, (tx) =>
+    requestReviewFix(tx, d, {
+      prNumber: d.prNumber,
       reviewer: d.reviewer.login,
       text: d.text,
-      fixesSoFar: task.reviewFixes,
       maxFixes: loaded.config.tasks.max_review_fixes,
-    });
-    return applyFollowUp(tx, pr, decision, "review", d.reviewer.login, d);
-  });
+    }),
+  );
   if (outcome.includes("follow-up") || outcome.includes("human")) deps.onChange();
   return outcome;
+}
+
+/**
+ * Inside the caller's transaction: a follow-up attempt on an open Conveyor pull request with the
+ * reviewer's text as feedback, or a person once the review-fix cap is reached.
+ */
+export async function requestReviewFix(
+  tx: Db,
+  d: { repositoryId: number; installationId: number },
+  r: { prNumber: number; reviewer: string; text: string; maxFixes: number },
+): Promise<string> {
+  const pr = await findPullRequest(tx, d.repositoryId, r.prNumber);
+  if (pr?.state !== "open") return "not an open Conveyor pull request";
+  const task = await getTask(tx, pr.task_id);
+  if (!task) return "no task";
+  const decision = decideReviewFollowUp({
+    prNumber: pr.pr_number,
+    reviewer: r.reviewer,
+    text: r.text,
+    fixesSoFar: task.reviewFixes,
+    maxFixes: r.maxFixes,
+  });
+  return applyFollowUp(tx, pr, decision, "review", r.reviewer, d);
 }

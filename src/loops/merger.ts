@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
 import {
+  type ApprovalFact,
   evaluateMergePolicy,
   renderSafetyCheck,
   riskLabel,
@@ -14,6 +15,7 @@ import type { TaskState } from "../core/task-states.ts";
 import type { GitHubGateway } from "../github/github-gateway.ts";
 import { repoRef } from "../github/github-gateway.ts";
 import { collectPrFacts } from "../github/pr-facts.ts";
+import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
 import {
@@ -38,6 +40,7 @@ export interface MergerDeps {
   appId: number;
   instanceId: string;
   onChange: () => void;
+  recordError?: (source: string, error: unknown) => void;
 }
 
 const LEASE = "merger";
@@ -49,7 +52,10 @@ const LEASE_MS = 2 * 60_000;
  * policy says so. One instance at a time, one PR after another: so at most one merge per base
  * branch is ever in flight.
  */
-export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
+export function createMerger(deps: MergerDeps): {
+  runOnce(): Promise<void>;
+  describe(repositoryId: number, prNumber: number): Promise<string>;
+} {
   const log = deps.logger.child({ component: "merger" });
 
   async function showVerdict(
@@ -73,7 +79,10 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
           : {}),
       output: { title: check.title, summary: check.summary },
     };
-    const digest = createHash("sha256").update(JSON.stringify(body)).digest("hex");
+    // The verdict and tier lead the digest: the only place they are stored, which the metrics read
+    // (`conveyor_pull_requests{verdict, tier}`); the hash still decides whether to write again.
+    const hash = createHash("sha256").update(JSON.stringify(body)).digest("hex");
+    const digest = `${forceSuccess ? "merge" : verdict.kind}:${verdict.tier}:${hash}`;
     if (c.safety_check_sha === c.head_sha && c.verdict_digest === digest) return;
     let checkId = c.safety_check_sha === c.head_sha ? c.safety_check_id : null;
     if (checkId) {
@@ -255,12 +264,26 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
     return true;
   }
 
-  async function review(c: Candidate): Promise<void> {
+  /** Collects the facts of a candidate fresh from GitHub and asks the policy; no side effects. */
+  async function assess(c: Candidate) {
     const ref = repoRef(c.installation_id, c.full_name);
     const octokit = await deps.installationOctokit(c.installation_id);
     const loaded = await deps.gateway.loadConfig(ref);
     const verification = c.result?.verification;
     const failed = verification?.commands?.find((cmd) => !cmd.passed);
+    const approvals: ApprovalFact[] = [];
+    for (const a of await standingApprovals(deps.db, {
+      repositoryId: c.repository_id,
+      prNumber: c.pr_number,
+    })) {
+      approvals.push({
+        login: a.login,
+        isBot: false,
+        sha: a.sha,
+        permission: await deps.gateway.permission(ref, a.login),
+        via: "command",
+      });
+    }
     const facts = await collectPrFacts(octokit, {
       owner: ref.owner,
       repo: ref.repo,
@@ -276,11 +299,15 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
             ...(failed ? { failedCommand: failed.argv.join(" ") } : {}),
           }
         : null,
-      approvals: [],
+      approvals,
       permission: (login) => deps.gateway.permission(ref, login),
     });
+    return { ref, octokit, loaded, facts, verdict: evaluateMergePolicy(facts, loaded.config) };
+  }
+
+  async function review(c: Candidate): Promise<void> {
+    const { ref, octokit, loaded, facts, verdict } = await assess(c);
     if (!facts.open && (await settleClosed(octokit, c))) return;
-    const verdict = evaluateMergePolicy(facts, loaded.config);
     if (verdict.action === "update_branch") {
       await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch", {
         owner: ref.owner,
@@ -309,6 +336,18 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
   }
 
   return {
+    /** The verdict on a pull request as the safety check would show it (for `/status`). */
+    async describe(repositoryId, prNumber) {
+      const c = (await findMergeCandidates(deps.db)).find(
+        (p) => p.repository_id === repositoryId && p.pr_number === prNumber,
+      );
+      if (!c)
+        return "Conveyor is not reviewing this pull request now (it is not open, or its task is not in review).";
+      const { verdict } = await assess(c);
+      const check = renderSafetyCheck(verdict);
+      return [`**${check.title}**`, "", check.summary].join("\n");
+    },
+
     async runOnce() {
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
       try {
@@ -320,6 +359,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
               { err: error, prNumber: c.pr_number, repo: c.full_name },
               "reviewing the pull request failed",
             );
+            deps.recordError?.("merger", error);
           }
         }
       } finally {

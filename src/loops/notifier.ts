@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
 import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
+import { claimCommandFeedback, markFeedbackFailed, markFeedbackPosted } from "../store/commands.ts";
 import { claimNotices, markNoticeFailed, markNoticePosted } from "../store/notices.ts";
 import { pullRequestUrl } from "../store/pull-requests.ts";
 import { findRunnerById } from "../store/runners.ts";
@@ -12,6 +13,7 @@ import {
   markStatusFailed,
   markStatusSynced,
   queuePosition,
+  reasonForState,
 } from "../store/tasks.ts";
 
 export interface NotifierDeps {
@@ -20,6 +22,8 @@ export interface NotifierDeps {
   logger: Logger;
   /** Aging interval of the queue, for the position shown. */
   agingMs: number;
+  /** The merge verdict of a pull request, rule by rule (for `/status` on a PR). */
+  describePullRequest?: (repositoryId: number, prNumber: number) => Promise<string>;
   now?: () => Date;
 }
 
@@ -58,6 +62,10 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         prUrl: await pullRequestUrl(deps.db, task.taskId),
         snapshotHash: task.snapshotHash,
         availableAt: task.availableAt,
+        waitingReason:
+          task.state === "waiting_human"
+            ? await reasonForState(deps.db, task.taskId, "waiting_human")
+            : undefined,
       });
       let commentId = claim.status_comment_id ?? undefined;
       // A crash between creating the comment and saving its id must not make a second comment.
@@ -102,13 +110,53 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
     return notices.length;
   }
 
+  /** The reactions (👀 on receipt, then 👍 or 👎) and the reply each command comment is owed. */
+  async function postCommandFeedback(): Promise<number> {
+    const pending = await claimCommandFeedback(deps.db, BATCH);
+    for (const item of pending) {
+      const ref = repoRef(item.installation_id, item.full_name);
+      const key = { source: item.source, sourceId: item.source_id };
+      try {
+        // GitHub has no reactions on review bodies; the reply speaks for itself there.
+        if (item.source === "issue_comment") {
+          await deps.gateway.addCommentReaction(ref, item.source_id, "eyes");
+          if (item.reaction)
+            await deps.gateway.addCommentReaction(ref, item.source_id, item.reaction);
+        }
+        for (const label of new Set(
+          item.results.flatMap((r) => (r.addLabel ? [r.addLabel] : [])),
+        )) {
+          await deps.gateway.addLabels(ref, item.number, [label]);
+        }
+        let reply = item.reply;
+        if (reply !== null && item.results.some((r) => r.output === "verdict")) {
+          const verdict = deps.describePullRequest
+            ? await deps.describePullRequest(item.repository_id, item.number)
+            : "The merge verdict is not available on this instance.";
+          reply = `${reply}\n\n${verdict}`;
+        }
+        if (reply !== null) await deps.gateway.createComment(ref, item.number, reply);
+        await markFeedbackPosted(deps.db, key);
+      } catch (error) {
+        deps.logger.warn(
+          { err: error, repo: item.full_name, issueNumber: item.number },
+          "command feedback failed",
+        );
+        const final = isGone(error) || item.feedback_attempts >= 9;
+        await markFeedbackFailed(deps.db, key, (error as Error).message, 30_000, final);
+      }
+    }
+    return pending.length;
+  }
+
   return {
     /** One pass; returns how many items it handled (the loop runs again at once if it was full). */
     async runOnce() {
       const claims = await claimDirtyStatuses(deps.db, BATCH);
       for (const claim of claims) await syncStatus(claim);
       const posted = await postNotices();
-      return claims.length + posted;
+      const feedback = await postCommandFeedback();
+      return claims.length + posted + feedback;
     },
   };
 }

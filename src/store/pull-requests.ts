@@ -65,7 +65,7 @@ export async function recordPublished(
     const updated = resultRows(
       await tx.execute(sql`
         update tasks set published_generation = generation, pr_number = ${input.prNumber},
-                         feedback = null
+                         feedback = null, fresh_base = false
         where task_id = ${input.taskId} and generation = ${input.generation} and state = 'pushed'
         returning task_id`),
     );

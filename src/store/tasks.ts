@@ -189,6 +189,7 @@ export interface Transition {
     feedback?: string | null;
     ciFixes?: number;
     reviewFixes?: number;
+    freshBase?: boolean;
   };
 }
 
@@ -229,6 +230,7 @@ export async function transitionTask(db: Db, t: Transition): Promise<Task | unde
   if (set.feedback !== undefined) assignments.push(sql`feedback = ${set.feedback}`);
   if (set.ciFixes !== undefined) assignments.push(sql`ci_fixes = ${set.ciFixes}`);
   if (set.reviewFixes !== undefined) assignments.push(sql`review_fixes = ${set.reviewFixes}`);
+  if (set.freshBase !== undefined) assignments.push(sql`fresh_base = ${set.freshBase}`);
   const fromList = sql.join(
     from.map((s) => sql`${s}`),
     sql`, `,
@@ -310,6 +312,21 @@ export async function listTaskEvents(db: Db, taskId: string): Promise<TaskEventR
   );
 }
 
+/** Why the task is in `state`: the reason of its latest move into that state, if any. */
+export async function reasonForState(
+  db: Db,
+  taskId: string,
+  state: TaskState,
+): Promise<string | undefined> {
+  const [row] = resultRows<{ reason: string }>(
+    await db.execute(sql`
+      select reason from task_events
+      where task_id = ${taskId} and to_state = ${state}
+      order by event_id desc limit 1`),
+  );
+  return row?.reason;
+}
+
 export interface DirtyStatus {
   task_id: string;
   status_version: number;
@@ -375,4 +392,34 @@ export async function markStatusFailed(
   await db.execute(sql`
     update tasks set status_lease_until = now() + ${`${retryInMs} milliseconds`}::interval
     where task_id = ${taskId}`);
+}
+
+/**
+ * Appends an event without moving the task (a command that changed something beside the state,
+ * such as an approval), and bumps the status version so the status comment shows it.
+ */
+export async function appendTaskEvent(
+  db: Db,
+  e: { taskId: string; actor: string; reason: string; data?: Record<string, unknown> },
+): Promise<void> {
+  await db.execute(sql`
+    with task as (
+      update tasks set status_version = status_version + 1 where task_id = ${e.taskId}
+      returning task_id, state, generation
+    )
+    insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+    select task_id, ${e.actor}, state, state, generation, ${e.reason},
+           ${JSON.stringify(e.data ?? {})}::jsonb
+    from task`);
+}
+
+/** The state a task was in before its latest hold (where `/unhold` returns it). */
+export async function stateBeforeHold(db: Db, taskId: string): Promise<TaskState | undefined> {
+  const [row] = resultRows<{ from_state: TaskState | null }>(
+    await db.execute(sql`
+      select from_state from task_events
+      where task_id = ${taskId} and to_state = 'held' and from_state <> 'held'
+      order by event_id desc limit 1`),
+  );
+  return row?.from_state ?? undefined;
 }

@@ -12,6 +12,7 @@ import {
   updateCheckRun,
 } from "./check-actions.ts";
 import { checkRoutes } from "./check-routes.ts";
+import { type CiProvider, type CiRunner, createCiRunner } from "./ci-provider.ts";
 import { createGitHttpRouter } from "./git-http-router.ts";
 import { gitRoutes } from "./git-routes.ts";
 import { createGitStore, type GitIdentity } from "./git-store.ts";
@@ -129,6 +130,11 @@ export interface GitHubSimulatorOptions {
   clock?: () => Date;
   host?: string;
   port?: number;
+  /**
+   * A CI system on every repository: each new head commit of a branch gets a check run from it
+   * (`in_progress`, then the conclusion `conclude` gives). Off by default: tests post checks.
+   */
+  ciProvider?: CiProvider;
 }
 
 /** A user action's outcome: the first webhook it sent and the app's answer to it, plus all of them. */
@@ -331,7 +337,10 @@ export interface GitHubSimulator {
     options?: SendOptions,
   ): Promise<Delivery>;
   redeliver(deliveryId: string): Promise<Delivery>;
-  /** Resolves when every webhook sent so far (including those the app's own calls caused) is answered. */
+  /**
+   * Resolves when every webhook sent so far (including those the app's own calls caused) is
+   * answered, and every CI run started so far has concluded.
+   */
   idle(): Promise<void>;
   /**
    * Makes the next `times` (default 1) requests to a route fail with `status`: `before` handling
@@ -425,7 +434,16 @@ export async function createGitHubSimulator(
     throw new Error("github simulator did not get a TCP port");
   const base = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
-  const ctx: SimContext = createSimContext({ base, state, git, app, webhooks, logger });
+  let ci: CiRunner | undefined;
+  const ctx: SimContext = createSimContext({
+    base,
+    state,
+    git,
+    app,
+    webhooks,
+    logger,
+    onBranchHead: (repo, branch, sha) => ci?.headMoved(repo, branch, sha),
+  });
   const faults: Fault[] = [];
   const api = createApiRouter({
     faults,
@@ -479,6 +497,9 @@ export async function createGitHubSimulator(
     }
     return ci;
   };
+  if (options.ciProvider) {
+    ci = createCiRunner(ctx, options.ciProvider, ciApp(options.ciProvider.appSlug ?? "ci"));
+  }
   const sendInstallationEvent = (installation: SimInstallation, event: string, payload: Json) =>
     installation.app.events.includes(event)
       ? webhooks.send(event, {
@@ -498,6 +519,7 @@ export async function createGitHubSimulator(
     deliveries: webhooks.deliveries,
 
     async close() {
+      await ci?.idle();
       await webhooks.idle();
       server.closeAllConnections();
       await new Promise<void>((resolve, reject) =>
@@ -884,7 +906,13 @@ export async function createGitHubSimulator(
     sendWebhook: (event, payload, sendOptions = {}) =>
       webhooks.send(event, payload, { validate: false, ...sendOptions }),
     redeliver: (deliveryId) => webhooks.redeliver(deliveryId),
-    idle: () => webhooks.idle(),
+    async idle() {
+      // A webhook's answer may start a CI run (the app pushed), and a run sends webhooks.
+      do {
+        await ci?.idle();
+        await webhooks.idle();
+      } while (ci?.busy());
+    },
     injectFault(route, status, { when = "before", times = 1, message } = {}) {
       faults.push({
         route,

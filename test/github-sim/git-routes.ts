@@ -277,6 +277,8 @@ export const gitRoutes: ApiRoutes = {
           "Reference already exists",
         );
       }
+      const branch = branchOf(ref);
+      if (branch) ctx.onBranchHead?.(repo, branch, sha);
       return { status: 201, body: await refAnswer(ctx, repo, ref, sha) };
     },
   },

@@ -207,6 +207,7 @@ export async function mergePull(
     throw new HttpError(405, "Base branch was modified. Review and try the merge again.");
   }
   repo.pushedAt = now;
+  ctx.onBranchHead?.(repo, pull.baseRef, mergeSha);
   pull.merged = true;
   pull.mergedAt = now;
   pull.mergedBy = merger;
@@ -249,6 +250,7 @@ export async function branchMoved(
 ): Promise<PendingDelivery[]> {
   const deliveries: PendingDelivery[] = [];
   repo.pushedAt = ctx.state.now();
+  if (after !== undefined) ctx.onBranchHead?.(repo, branch, after);
   for (const issue of repo.issues.values()) {
     const pull = issue.pull;
     if (!pull || issue.state !== "open" || pull.headRef !== branch) continue;

@@ -29,6 +29,8 @@ export interface SimContext {
    * adding `repository`, `sender` and `installation` to `payload` as GitHub does.
    */
   emit(repo: SimRepo, event: string, payload: Json, sender: SimUser): PendingDelivery;
+  /** Called whenever a branch points at a new commit (the CI provider runs on it). */
+  onBranchHead?: (repo: SimRepo, branch: string, sha: string) => void;
 }
 
 export function createSimContext(options: Omit<SimContext, "emit">): SimContext {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -15,41 +16,26 @@ export interface ConveyorProcess {
 
 /**
  * Runs `conveyor <args>` as a real process from the checkout, as a user would with
- * `npx conveyor`, with exactly the environment given (plus PATH and HOME).
+ * `npx conveyor`, with exactly the environment given (plus PATH and HOME). `cwd` defaults to the
+ * checkout; another directory keeps a `.env` file in the checkout from being read.
  */
-export function spawnConveyor(args: string[], env: Record<string, string>): ConveyorProcess {
-  return watch(
-    spawn(process.execPath, ["bin/conveyor.js", ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  );
-}
-
-/**
- * The server as a process of its own for fault tests (`conveyor-server-process.ts`): configured by
- * `env` like `conveyor start`, with test-only start options (short protocol timings) on top.
- */
-export function spawnConveyorServer(
+export function spawnConveyor(
+  args: string[],
   env: Record<string, string>,
-  startOptions: Record<string, unknown> = {},
+  options: {
+    cwd?: string;
+    /** A TypeScript entry point to run instead of `bin/conveyor.js` (e.g. the demo's server). */
+    entry?: string;
+  } = {},
 ): ConveyorProcess {
-  return watch(
-    spawn(process.execPath, ["--import", "tsx", "test/helpers/conveyor-server-process.ts"], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        ...env,
-        CONVEYOR_TEST_START_OPTIONS: JSON.stringify(startOptions),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  );
-}
-
-function watch(child: ChildProcess): ConveyorProcess {
+  const command = options.entry
+    ? ["--import", import.meta.resolve("tsx"), options.entry]
+    : [join(ROOT, "bin/conveyor.js")];
+  const child = spawn(process.execPath, [...command, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   let resolveUrl: (url: string) => void;
   let rejectUrl: (error: Error) => void;
@@ -60,6 +46,7 @@ function watch(child: ChildProcess): ConveyorProcess {
   let heard = false;
   const onData = (chunk: Buffer) => {
     output += chunk.toString();
+    // Fault tests keep servers talking for a while: stop searching once the line was seen.
     if (heard) return;
     const match = /"url":"([^"]+)","msg":"conveyor listening"/.exec(output);
     if (match?.[1]) {
@@ -78,4 +65,19 @@ function watch(child: ChildProcess): ConveyorProcess {
   // The rejection is only interesting to callers that wait for `listening`.
   listening.catch(() => {});
   return { child, output: () => output, listening, exited };
+}
+
+/**
+ * The server as a process of its own for fault tests (`conveyor-server-process.ts`): configured by
+ * `env` like `conveyor start`, with test-only start options (short protocol timings) on top.
+ */
+export function spawnConveyorServer(
+  env: Record<string, string>,
+  startOptions: Record<string, unknown> = {},
+): ConveyorProcess {
+  return spawnConveyor(
+    [],
+    { ...env, CONVEYOR_TEST_START_OPTIONS: JSON.stringify(startOptions) },
+    { entry: join(ROOT, "test/helpers/conveyor-server-process.ts") },
+  );
 }

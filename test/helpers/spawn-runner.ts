@@ -15,13 +15,18 @@ export interface RunnerProcess {
   exited: Promise<number | string>;
 }
 
-/** `conveyor-runner <args>` as a real process, with the scripted agent unless told otherwise. */
+/**
+ * `conveyor-runner <args>` as a real process, with the scripted agent unless told otherwise.
+ * `cwd` defaults to the checkout; another directory keeps a `conveyor-runner.yml` there from
+ * being read.
+ */
 export function spawnRunnerProcess(
   args: string[],
   env: Record<string, string> = {},
+  options: { cwd?: string } = {},
 ): RunnerProcess {
-  const child = spawn(process.execPath, ["bin/conveyor-runner.js", ...args], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [join(ROOT, "bin/conveyor-runner.js"), ...args], {
+    cwd: options.cwd ?? ROOT,
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "/tmp",

@@ -1,0 +1,1 @@
+ALTER TABLE "tasks" ADD COLUMN "fresh_base" boolean DEFAULT false NOT NULL;

@@ -1,0 +1,13 @@
+import { main } from "../src/main.ts";
+
+/**
+ * `conveyor start` as the demo and the end-to-end test run it: the same composition root, the
+ * same environment variables, the same logs, with one difference: GitHub writes are not paced.
+ * Against github.com Conveyor spaces its writes (80 a minute, and Octokit's throttling one a
+ * second) to stay under GitHub's secondary rate limit; the simulator has no such limit, and pacing
+ * would stretch the two-minute demo to several.
+ */
+await main(process.env, {
+  octokitOptions: { throttle: { enabled: false } },
+  githubWritesPerMinute: 100_000,
+});

@@ -1,0 +1,187 @@
+import { parseArgs } from "node:util";
+import { createProgressView, elapsed, renderSummary, renderTable } from "./progress-view.ts";
+import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "./stage.ts";
+import { CI, describeExpectation, FILER, INTAKE_LABEL, REPO } from "./story.ts";
+
+const USAGE = `Usage: npm run demo [-- --keep] [-- --timeout <seconds>]
+
+Runs Conveyor end to end on this machine, with no GitHub account: the GitHub simulator with a
+sample repository and its CI, the Conveyor server on the embedded database, two runners with the
+scripted agent. It files five issues, shows their progress, approves the tier-2 pull request as a
+maintainer would, and exits 0 when every issue ends as expected.
+
+Options:
+  --keep             leave everything running afterwards to explore (Ctrl-C stops it)
+  --timeout <s>      give up after this many seconds (default 110)
+  -h, --help         this text`;
+
+/** The running stage, closed on every way out. */
+let current: Stage | undefined;
+/** The watchdog fired: what fails after that is the clean-up's doing, not news. */
+let gaveUp = false;
+/** Aborted by Ctrl-C or SIGTERM. */
+const stopping = new AbortController();
+
+function parseOptions(argv: string[]): { keep: boolean; timeoutMs: number } {
+  let parsed: ReturnType<typeof parse>;
+  function parse() {
+    return parseArgs({
+      args: argv,
+      options: {
+        keep: { type: "boolean", default: false },
+        timeout: { type: "string", default: "110" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  }
+  try {
+    parsed = parse();
+  } catch (error) {
+    process.stderr.write(`demo: ${(error as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const seconds = Number(parsed.values.timeout);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    process.stderr.write(
+      `demo: --timeout expects a positive number of seconds, got ${JSON.stringify(parsed.values.timeout)}\n`,
+    );
+    process.exit(2);
+  }
+  return { keep: parsed.values.keep, timeoutMs: seconds * 1000 };
+}
+
+const say = (line = "") => process.stdout.write(`${line}\n`);
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  const startedAt = Date.now();
+  const { signal } = stopping;
+  let phase = "starting";
+  const onSignal = () => {
+    // A second Ctrl-C does not wait for the clean-up.
+    if (signal.aborted) process.exit(130);
+    say("\nStopping: closing the runners, the server and the simulator …");
+    stopping.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  // The story has its own deadline; this catches a start-up or clean-up that hangs.
+  setTimeout(() => {
+    gaveUp = true;
+    say(`\n✘ The demo did not finish within ${options.timeoutMs / 1000} s: stuck ${phase}.`);
+    void (current?.close() ?? Promise.resolve()).finally(() => process.exit(1));
+    setTimeout(() => process.exit(1), 15_000).unref();
+  }, options.timeoutMs + 10_000).unref();
+
+  say(`Conveyor demo: ${REPO} on the GitHub simulator, no GitHub account needed.`);
+  const stage = await startStage({ signal, onStep: (step) => say(`  · ${step}`) });
+  current = stage;
+  say();
+  say(`  server     ${stage.serverUrl}`);
+  say(`  dashboard  ${stage.dashboardUrl}`);
+  say(`  GitHub     ${stage.sim.url} (simulator; CI "${CI.name}" posts a check on every commit)`);
+  say();
+
+  phase = "filing the issues";
+  const issues = await stage.fileIssues();
+  if (signal.aborted) return 130;
+  say(`Filed ${issues.length} issues as @${FILER}, each labelled \`${INTAKE_LABEL}\`:`);
+  const filed = issues.map((f) => [`#${f.number}`, f.story.title, f.story.pitch]);
+  for (const line of renderTable(["", "", ""], filed, 80).slice(1)) say(`  ${line}`);
+  phase = "starting the runners";
+  await stage.startRunners();
+  say(`Started ${stage.runners.map((r) => r.name).join(" and ")} with the scripted agent.`);
+  say();
+
+  phase = "watching the issues";
+  const view = createProgressView({ out: process.stdout, startedAt });
+  const outcome = await stage.play(issues, {
+    deadline: startedAt + options.timeoutMs,
+    onViews: (views) => view.update(views),
+    onNote: (line) => view.note(line),
+    shouldStop: () => signal.aborted,
+  });
+  view.finish();
+  if (outcome.end === "stopped") return 130;
+  const code = summarise(stage, issues, outcome, startedAt, options);
+  if (options.keep && !signal.aborted) {
+    phase = "kept running (--keep)";
+    say();
+    say("Still running (--keep). Explore:");
+    say(`  dashboard  ${stage.dashboardUrl}`);
+    say(`  health     curl ${stage.serverUrl}/readyz`);
+    say(
+      `  runners    curl -H 'authorization: Bearer ${stage.adminToken}' ${stage.serverUrl}/api/runners`,
+    );
+    say(
+      `  CLI        CONVEYOR_DATA_DIR=${stage.dir}/data CONVEYOR_ADMIN_TOKEN=${stage.adminToken} npx conveyor runners list`,
+    );
+    const { token } = stage.sim.createInstallationToken(stage.installationId);
+    say(
+      `  GitHub     curl -s -H 'authorization: token ${token}' '${stage.sim.url}/repos/${REPO}/pulls?state=all'`,
+    );
+    say(`  logs       ${stage.dir}/conveyor.log, ${stage.dir}/runner-*.log`);
+    say("Press Ctrl-C to stop and clean up.");
+    await new Promise((resolve) => signal.addEventListener("abort", resolve));
+  }
+  return code;
+}
+
+function summarise(
+  stage: Stage,
+  issues: FiledIssue[],
+  outcome: PlayOutcome,
+  startedAt: number,
+  options: { keep: boolean; timeoutMs: number },
+): number {
+  const rows = issues.map((filed, i) => ({
+    view: outcome.views[i]!,
+    expected: describeExpectation(filed.story.expect),
+    judgement: outcome.judgements[i]!,
+  }));
+  say();
+  say("Summary");
+  for (const line of renderSummary(rows)) say(`  ${line}`);
+  say();
+  const failed = rows.filter((r) => !r.judgement.ok);
+  const took = elapsed(startedAt).trim();
+  if (failed.length === 0) {
+    say(`✔ Every issue ended as expected in ${took}.`);
+  } else {
+    const why = failed
+      .map(
+        (r) =>
+          `#${r.view.number} "${r.view.title}" expected ${r.expected}, last seen: ${r.judgement.detail}`,
+      )
+      .join("\n  ");
+    say(
+      `✘ ${failed.length} of ${rows.length} issues did not end as expected${outcome.end === "timeout" ? ` within ${options.timeoutMs / 1000} s` : ""}:\n  ${why}`,
+    );
+    say(`  The server's and the runners' logs are in ${stage.saveLogs()}`);
+  }
+  return failed.length === 0 ? 0 : 1;
+}
+
+main().then(
+  async (code) => {
+    await current?.close();
+    process.exit(code);
+  },
+  async (error: unknown) => {
+    // Ctrl-C reaches the child processes too, and their exit may surface as an error here.
+    if (gaveUp) return;
+    if (stopping.signal.aborted) {
+      await current?.close();
+      process.exit(130);
+    }
+    process.stderr.write(`\n✘ demo: ${(error as Error).message}\n`);
+    await current?.close();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,164 @@
+import { describe, expect, it } from "vitest";
+import { parseScript } from "../runners/scripted-agent.ts";
+import {
+  awaitsApproval,
+  describeExpectation,
+  type IssueView,
+  issueBody,
+  judge,
+  STORY,
+  type StoryKey,
+  scriptedPaths,
+} from "./story.ts";
+
+const story = (key: StoryKey) => STORY.find((s) => s.key === key)!;
+
+/** A view of an issue whose pull request is open and reviewed; rows override what matters. */
+function view(overrides: Partial<IssueView> = {}): IssueView {
+  return {
+    key: "tier1",
+    number: 1,
+    title: "t",
+    issueState: "open",
+    task: "waiting_human",
+    runner: "runner-1",
+    pr: 6,
+    prState: "open",
+    headSha: "a".repeat(40),
+    tier: 1,
+    safety: { status: "completed", conclusion: "success", title: "Ready to merge" },
+    ci: { status: "completed", conclusion: "success" },
+    approval: undefined,
+    reason: undefined,
+    failureReported: false,
+    comments: [],
+    ...overrides,
+  };
+}
+
+const merged = (tier: 1 | 2 | 3, extra: Partial<IssueView> = {}) =>
+  view({ task: "merged", prState: "merged", issueState: "closed", tier, ...extra });
+const heldTier3 = (title: string, extra: Partial<IssueView> = {}) =>
+  view({
+    tier: 3,
+    safety: { status: "completed", conclusion: "neutral", title },
+    ...extra,
+  });
+
+describe("the demo's story", () => {
+  it("has a script the scripted agent accepts for every issue, and files what the tiers need", () => {
+    for (const issue of STORY) {
+      const parsed = parseScript(issue.script.join("\n"));
+      expect(parsed, issue.key).toMatchObject({ ok: true });
+      expect(issueBody(issue)).toContain("```conveyor-script\n");
+    }
+    expect(scriptedPaths(story("tier1"))).toEqual(["src/sizes.js"]);
+    expect(scriptedPaths(story("tier2"))).toEqual(["src/farewell.js", "test/farewell.test.js"]);
+    expect(scriptedPaths(story("tier3"))).toEqual(["package.json"]);
+    expect(scriptedPaths(story("verify"))).toEqual(["src/label.js"]);
+    expect(story("urgent").labels).toEqual(["priority:urgent"]);
+    // The urgent issue is filed last, so running first shows the lanes at work.
+    expect(STORY.at(-1)!.key).toBe("urgent");
+    expect(STORY.map((s) => describeExpectation(s.expect))).toEqual([
+      "merged (tier 1)",
+      "merged after /approve (tier 2)",
+      "left for a human (tier 3)",
+      "verification failure reported",
+      "merged (tier 1)",
+    ]);
+  });
+
+  it.each<[string, StoryKey, IssueView, { ok: boolean; final: boolean; detail?: RegExp }]>([
+    ["tier 1 merged", "tier1", merged(1), { ok: true, final: true }],
+    [
+      "tier 1 merged as tier 2",
+      "tier1",
+      merged(2),
+      { ok: false, final: true, detail: /as tier 2/ },
+    ],
+    ["tier 1 still in review", "tier1", view({ task: "review" }), { ok: false, final: false }],
+    ["tier 1 dead", "tier1", view({ task: "dead", pr: undefined }), { ok: false, final: true }],
+    [
+      "tier 2 merged after an accepted /approve",
+      "tier2",
+      merged(2, { approval: { commentId: 1, answer: "+1" } }),
+      { ok: true, final: true },
+    ],
+    [
+      "tier 2 merged without an approval",
+      "tier2",
+      merged(2),
+      { ok: false, final: true, detail: /without an accepted \/approve/ },
+    ],
+    [
+      "tier 2 whose /approve was refused",
+      "tier2",
+      view({ tier: 2, approval: { commentId: 1, answer: "-1" } }),
+      { ok: false, final: true, detail: /refused/ },
+    ],
+    [
+      "tier 2 whose /approve is not answered yet",
+      "tier2",
+      view({ tier: 2, approval: { commentId: 1, answer: "none" } }),
+      { ok: false, final: false, detail: /not answered/ },
+    ],
+    [
+      "tier 3 left open for the protected path",
+      "tier3",
+      heldTier3("Blocked: tier 3, never auto-merged: package.json is protected (package.json)"),
+      { ok: true, final: true, detail: /package\.json is protected/ },
+    ],
+    [
+      "tier 3 held for another reason",
+      "tier3",
+      heldTier3("Blocked: tier 3, never auto-merged: src/x is a binary file"),
+      { ok: false, final: true, detail: /another reason/ },
+    ],
+    [
+      "tier 3 merged anyway",
+      "tier3",
+      merged(3),
+      { ok: false, final: true, detail: /merged although/ },
+    ],
+    [
+      "verification failure reported on the issue",
+      "verify",
+      heldTier3("Blocked: verification failed", { failureReported: true }),
+      { ok: true, final: true },
+    ],
+    [
+      "verification failure not reported (yet)",
+      "verify",
+      heldTier3("Blocked: verification failed"),
+      { ok: false, final: false, detail: /does not say/ },
+    ],
+    [
+      "verification failure whose PR was closed",
+      "verify",
+      heldTier3("Blocked", { prState: "closed" }),
+      { ok: false, final: true },
+    ],
+  ])("judges %s", (_name, key, issueView, want) => {
+    const judgement = judge(story(key), issueView);
+    expect({ ok: judgement.ok, final: judgement.final }).toEqual({
+      ok: want.ok,
+      final: want.final,
+    });
+    if (want.detail) expect(judgement.detail).toMatch(want.detail);
+  });
+
+  it("approves only a tier-2 pull request that waits for nothing but an approval", () => {
+    const needs = {
+      status: "in_progress",
+      conclusion: null,
+      title: "Needs approval: 0 of 1 approvals",
+    };
+    expect(awaitsApproval(view({ tier: 2, safety: needs }))).toBe(true);
+    expect(awaitsApproval(view({ tier: 2, safety: { ...needs, title: "Waiting: ci" } }))).toBe(
+      false,
+    );
+    expect(awaitsApproval(view({ tier: 3, safety: needs }))).toBe(false);
+    expect(awaitsApproval(view({ tier: 2, safety: needs, task: "review" }))).toBe(false);
+    expect(awaitsApproval(view({ tier: 2, safety: needs, prState: "merged" }))).toBe(false);
+  });
+});

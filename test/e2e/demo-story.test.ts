@@ -1,0 +1,222 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../../db/client.ts";
+import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "../../demo/stage.ts";
+import {
+  CI,
+  type IssueView,
+  MAINTAINER,
+  REPO,
+  SAFETY_CHECK,
+  type StoryKey,
+  scriptedPaths,
+} from "../../demo/story.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
+
+/**
+ * `npm run demo`'s story through real processes: the server (`conveyor start`'s composition root
+ * as a child process) on the test PostgreSQL, two runner processes with the scripted agent, and
+ * the GitHub simulator with its CI. Only the database is read directly, for what GitHub cannot
+ * show (the order in which tasks were assigned).
+ */
+
+let database: TestDatabase;
+let stage: Stage;
+let issues: FiledIssue[];
+let outcome: PlayOutcome;
+let views: Map<StoryKey, IssueView & { filed: FiledIssue }>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  stage = await startStage({ databaseUrl: database.url });
+  issues = await stage.fileIssues();
+  await stage.startRunners();
+  outcome = await stage.play(issues, { deadline: Date.now() + 80_000 });
+  views = new Map(
+    issues.map((filed, i) => [filed.story.key, { ...outcome.views[i]!, filed }] as const),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await stage?.close();
+  await database?.drop();
+});
+
+const view = (key: StoryKey) => views.get(key)!;
+
+/** A request to the simulator's REST API as the App's installation (checked against OpenAPI). */
+async function api<T>(path: string): Promise<T> {
+  const { token } = stage.sim.createInstallationToken(stage.installationId);
+  const response = await fetch(`${stage.sim.url}${path}`, {
+    headers: { authorization: `token ${token}`, accept: "application/vnd.github+json" },
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as T;
+}
+
+describe("the demo's story, end to end through real processes", () => {
+  it("ends every issue as the story says", () => {
+    const report = issues.map(
+      (filed, i) =>
+        `#${filed.number} ${filed.story.key}: ${outcome.judgements[i]!.ok ? "ok" : "NOT OK"} (${outcome.judgements[i]!.detail})`,
+    );
+    expect(report.join("\n"), stage.serverLog.slice(-4000)).not.toContain("NOT OK");
+    expect(outcome.end).toBe("done");
+    expect(stage.sim.violations).toEqual([]);
+  });
+
+  it("runs the urgent issue first although it was filed last", async () => {
+    const assigned = resultRows<{ issue_number: number }>(
+      await database.db.execute(sql`
+        select t.issue_number from task_events e join tasks t using (task_id)
+        where e.to_state = 'assigned' order by e.event_id`),
+    );
+    expect(issues.at(-1)!.story.key).toBe("urgent");
+    expect(assigned[0]?.issue_number).toBe(view("urgent").number);
+  });
+
+  it("opens one pull request per issue, with exactly the agent's files and Closes #N", async () => {
+    const pulls = await stage.sim.listPulls(REPO);
+    expect(pulls).toHaveLength(issues.length);
+    for (const filed of issues) {
+      const v = view(filed.story.key);
+      const pull = pulls.find((p) => p.number === v.pr);
+      expect(pull, `PR for #${filed.number}`).toBeDefined();
+      expect(pull!.head.ref).toBe(`conveyor/issue-${filed.number}`);
+      expect(pull!.title).toContain(filed.story.title);
+      expect(pull!.body).toContain(`Closes #${filed.number}`);
+      expect(pull!.user?.login).toBe(stage.sim.botLogin);
+      const files = await api<{ filename: string }[]>(`/repos/${REPO}/pulls/${v.pr}/files`);
+      expect(files.map((f) => f.filename).sort()).toEqual(scriptedPaths(filed.story));
+    }
+  });
+
+  it("merges tier 1 and approved tier 2 with a squash at Conveyor's commit, and closes their issues", async () => {
+    for (const key of ["tier1", "urgent", "tier2"] as const) {
+      const v = view(key);
+      const pull = await stage.sim.getPull(REPO, v.pr!);
+      expect(pull.merged, key).toBe(true);
+      const merges = stage.sim.requests.filter(
+        (r) => r.method === "PUT" && r.path === `/repos/${REPO}/pulls/${v.pr}/merge`,
+      );
+      expect(
+        merges.map((m) => [m.status, m.body]),
+        key,
+      ).toEqual([[200, expect.objectContaining({ sha: pull.head.sha, merge_method: "squash" })]]);
+      expect(stage.sim.getIssue(REPO, v.number).state, key).toBe("closed");
+      expect(await stage.sim.getBranchSha(REPO, `conveyor/issue-${v.number}`)).toBeUndefined();
+    }
+    expect(await stage.sim.readFile(REPO, "src/sizes.js")).toContain("extra-large");
+    expect(await stage.sim.readFile(REPO, "README.md")).toContain("every size");
+    expect(await stage.sim.readFile(REPO, "src/farewell.js")).toContain("Goodbye");
+  });
+
+  it("never merges tier 3: the protected path and the failed verification stay open", async () => {
+    for (const key of ["tier3", "verify"] as const) {
+      const v = view(key);
+      const pull = await stage.sim.getPull(REPO, v.pr!);
+      expect([pull.state, pull.merged], key).toEqual(["open", false]);
+      expect(stage.sim.getIssue(REPO, v.number).state, key).toBe("open");
+      expect(
+        stage.sim.requests.some((r) => r.path === `/repos/${REPO}/pulls/${v.pr}/merge`),
+        key,
+      ).toBe(false);
+    }
+    expect(await stage.sim.readFile(REPO, "package.json")).not.toContain("lint");
+    expect(await stage.sim.readFile(REPO, "src/label.js")).not.toContain("toUpperCase");
+  });
+
+  it("labels every pull request with its risk tier", async () => {
+    const expected: Record<StoryKey, string> = {
+      tier1: "risk:tier-1",
+      urgent: "risk:tier-1",
+      tier2: "risk:tier-2",
+      tier3: "risk:tier-3",
+      verify: "risk:tier-3",
+    };
+    for (const [key, label] of Object.entries(expected)) {
+      const pull = await stage.sim.getPull(REPO, view(key as StoryKey).pr!);
+      expect(
+        pull.labels.map((l) => l.name),
+        key,
+      ).toEqual(expect.arrayContaining(["conveyor", label]));
+    }
+  });
+
+  it("puts the CI's check and Conveyor's safety verdict on every head commit", async () => {
+    const safety: Record<StoryKey, { conclusion: string; title: RegExp }> = {
+      tier1: { conclusion: "success", title: /tier 1/ },
+      urgent: { conclusion: "success", title: /tier 1/ },
+      tier2: { conclusion: "success", title: /tier 2/ },
+      tier3: { conclusion: "neutral", title: /package\.json is protected/ },
+      verify: { conclusion: "neutral", title: /verification failed: node --test/ },
+    };
+    for (const [key, want] of Object.entries(safety)) {
+      const v = view(key as StoryKey);
+      const runs = await stage.sim.listCheckRuns(REPO, v.headSha!);
+      const ci = runs.filter((r) => r.name === CI.name);
+      expect(
+        ci.map((r) => [r.status, r.conclusion, r.app?.slug]),
+        key,
+      ).toEqual([["completed", "success", CI.appSlug]]);
+      const check = runs.filter((r) => r.name === SAFETY_CHECK);
+      expect(check, key).toHaveLength(1);
+      expect(check[0]).toMatchObject({
+        status: "completed",
+        conclusion: want.conclusion,
+        app: { slug: "conveyor" },
+      });
+      expect(check[0]!.output.title, key).toMatch(want.title);
+    }
+  });
+
+  it("keeps each issue's status comment current and says why a pull request waits", () => {
+    const final: Record<StoryKey, RegExp> = {
+      tier1: /### Conveyor: ✅ Merged/,
+      urgent: /### Conveyor: ✅ Merged/,
+      tier2: /### Conveyor: ✅ Merged/,
+      tier3:
+        /### Conveyor: 🙋 Waiting for a maintainer[\s\S]*\| Reason \| .*`package\.json` is protected/,
+      verify:
+        /### Conveyor: 🙋 Waiting for a maintainer[\s\S]*\| Reason \| .*verification failed: `node --test`/,
+    };
+    for (const [key, pattern] of Object.entries(final)) {
+      const v = view(key as StoryKey);
+      const status = v.comments.filter((body) => body.includes("<!-- conveyor:status"));
+      expect(status, key).toHaveLength(1);
+      expect(status[0], key).toMatch(pattern);
+      expect(status[0], key).toContain(`/pull/${v.pr}`);
+      expect(
+        stage.sim.listReactions(REPO, { issue: v.number }).map((r) => r.content),
+        key,
+      ).toContain("eyes");
+    }
+  });
+
+  it("shows the failed verification's output in the pull request and hands tier 3 over on it", async () => {
+    const verify = view("verify");
+    const pull = await stage.sim.getPull(REPO, verify.pr!);
+    expect(pull.body).toMatch(/node --test/);
+    expect(pull.body).toMatch(/Gear \(SMALL\)|labels a widget with its size/);
+    for (const key of ["tier3", "verify"] as const) {
+      const comments = stage.sim.listComments(REPO, view(key).pr!).map((c) => c.body ?? "");
+      expect(
+        comments.some((body) => /tier 3/.test(body) && /will not merge it/.test(body)),
+        key,
+      ).toBe(true);
+    }
+  });
+
+  it("takes the maintainer's /approve on the tier-2 pull request and answers it", () => {
+    const tier2 = view("tier2");
+    expect(tier2.approval).toMatchObject({ answer: "+1" });
+    const approve = stage.sim
+      .listComments(REPO, tier2.pr!)
+      .find((c) => c.id === tier2.approval!.commentId);
+    expect(approve).toMatchObject({ body: "/approve", user: { login: MAINTAINER } });
+    // Nobody approved the others.
+    for (const key of ["tier1", "urgent", "tier3", "verify"] as const) {
+      expect(view(key).approval, key).toBeUndefined();
+    }
+  });
+});
