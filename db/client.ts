@@ -34,6 +34,11 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** postgres.js pool size. */
   max?: number;
+  /**
+   * `application_name` of every connection (default `conveyor`). An app instance names them after
+   * itself, so the leases it holds die with its connections (see `tryAcquireLease`).
+   */
+  applicationName?: string;
 }
 
 /** The embedded database is in use by another process; opening it twice would corrupt it. */
@@ -47,7 +52,9 @@ export function resultRows<T>(result: unknown): T[] {
 }
 
 export async function createDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.url) return createPostgresDatabase(options.url, options.max ?? 10);
+  if (options.url) {
+    return createPostgresDatabase(options.url, options.max ?? 10, options.applicationName);
+  }
   if (!options.dataDir) throw new Error("createDatabase needs a url or a dataDir");
   return createPgliteDatabase(options.dataDir);
 }
@@ -75,23 +82,107 @@ function wrap(
   };
 }
 
-function createPostgresDatabase(url: string, max: number): Database {
-  const client = postgres(url, {
-    max,
-    // "relation already exists, skipping" and friends are not worth a log line.
-    onnotice: () => {},
-    connection: { application_name: "conveyor" },
+/**
+ * A postgres.js pool that is replaced after the server closed its connections (a restart, a
+ * failover). postgres.js 3.4.9 can leave a pooled connection that lost its socket unable to send
+ * small messages afterwards: its queries wait until the 30 s connect timeout or until an unrelated
+ * large query flushes them (https://github.com/porsager/postgres/issues/1208 and
+ * LanternOps/breeze#3225 describe the write scheduler's defect). So when a connection of the
+ * current pool closes, a fresh pool takes every new query as soon as the server answers again,
+ * listeners move to it, and the old pool ends (what still waits on it fails within 2 s, and its
+ * caller retries as after any database error).
+ */
+function createPostgresDatabase(url: string, max: number, applicationName = "conveyor"): Database {
+  let closing = false;
+  let renewing = false;
+  const open = () => {
+    const pool: postgres.Sql = postgres(url, {
+      max,
+      // "relation already exists, skipping" and friends are not worth a log line.
+      onnotice: () => {},
+      connection: { application_name: applicationName },
+      // Connections live until the server or the network ends them (as with node-postgres'
+      // pool), so a close always means a lost connection, and the whole pool is renewed.
+      max_lifetime: null,
+      // Called for every connection of this pool that closes; only the current pool's matter.
+      onclose: () => {
+        if (pool === client) renew();
+      },
+    });
+    return pool;
+  };
+  let client = open();
+  let current = drizzlePostgres(client, { schema }) as unknown as Db;
+  // Every module holds this one handle; it always answers with the current pool.
+  const db = new Proxy({} as Db, {
+    get(_target, property) {
+      const value = Reflect.get(current, property, current);
+      return typeof value === "function" ? value.bind(current) : value;
+    },
   });
-  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  const listeners = new Set<{
+    channel: string;
+    onNotify: (payload: string) => void;
+    unlisten?: () => Promise<void>;
+  }>();
+
+  async function serverAnswers(): Promise<boolean> {
+    const probe = postgres(url, {
+      max: 1,
+      connect_timeout: 5,
+      onnotice: () => {},
+      connection: { application_name: applicationName },
+    });
+    try {
+      await probe`select 1`;
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await probe.end({ timeout: 0 }).catch(() => {});
+    }
+  }
+
+  function renew(): void {
+    if (closing || renewing) return;
+    renewing = true;
+    void (async () => {
+      while (!closing && !(await serverAnswers())) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      renewing = false;
+      if (closing) return;
+      const old = client;
+      client = open();
+      current = drizzlePostgres(client, { schema }) as unknown as Db;
+      for (const listener of listeners) {
+        listener.unlisten = (await client.listen(listener.channel, listener.onNotify)).unlisten;
+      }
+      await old.end({ timeout: 2 }).catch(() => {});
+    })();
+  }
+
   return wrap(
     "postgres",
     db,
     async (channel, onNotify) => {
-      // postgres.js keeps one dedicated connection for LISTEN and re-subscribes after reconnects.
-      const { unlisten } = await client.listen(channel, onNotify);
-      return unlisten;
+      // One dedicated connection for LISTEN; it moves to the new pool when the pool is renewed.
+      const listener: {
+        channel: string;
+        onNotify: (payload: string) => void;
+        unlisten?: () => Promise<void>;
+      } = { channel, onNotify };
+      listener.unlisten = (await client.listen(channel, onNotify)).unlisten;
+      listeners.add(listener);
+      return async () => {
+        listeners.delete(listener);
+        await listener.unlisten?.();
+      };
     },
-    () => client.end({ timeout: 5 }),
+    () => {
+      closing = true;
+      return client.end({ timeout: 5 });
+    },
   );
 }
 

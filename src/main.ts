@@ -107,7 +107,13 @@ export async function startConveyor(
   options: StartOptions = {},
 ): Promise<RunningConveyor> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const database = await createDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const instanceId = createInstanceId();
+  // Named after the instance: the leases it holds are free as soon as its connections are gone.
+  const database = await createDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    applicationName: instanceId,
+  });
   let server: Server | undefined;
   const loops: Loop[] = [];
   let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
@@ -128,7 +134,6 @@ export async function startConveyor(
   });
   const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
     errors.record(source, error, details);
-  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
   let monitoring: Monitoring | undefined;
   try {
@@ -448,6 +453,16 @@ export async function startConveyor(
       return stopping;
     },
   };
+}
+
+/**
+ * Names this instance as a lease holder and as the `application_name` of its database connections,
+ * which Postgres keeps to 63 ASCII characters: the random part first, so it is never cut off.
+ */
+function createInstanceId(): string {
+  return `${randomBytes(4).toString("hex")}:${process.pid}:${hostname()}`
+    .replace(/[^\x20-\x7e]/g, "?")
+    .slice(0, 63);
 }
 
 /** A wildcard listen address is not something to type into a browser. */

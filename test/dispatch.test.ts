@@ -6,7 +6,7 @@ import { resultRows } from "../db/client.ts";
 import type { ServerMessage } from "../src/protocol/messages.ts";
 import { createRunner } from "../src/store/runners.ts";
 import { getTask, listTaskEvents } from "../src/store/tasks.ts";
-import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
 import { connectRunner, type FakeRunner } from "./helpers/fake-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
@@ -121,14 +121,6 @@ async function finish(runner: FakeRunner, token: string, assign: AssignFrame) {
 }
 
 describe("runner socket", () => {
-  it("refuses an unknown or missing token before the upgrade", async () => {
-    await expect(connectRunner(h.conveyor.url, "cvr_not-a-token")).rejects.toMatchObject({
-      status: 401,
-    });
-    const plain = await fetch(`${h.conveyor.url}/runners/v1`);
-    expect(plain.status).toBe(401);
-  });
-
   it("assigns a queued task with a read-only token, and takes the result", async () => {
     const { token, runnerId } = await registerRunner();
     const runner = await connect(token);
@@ -407,44 +399,16 @@ describe("runner socket", () => {
     await expect(connectRunner(h.conveyor.url, a.token)).rejects.toMatchObject({ status: 429 });
   });
 
-  it("closes a socket that sends a frame over 1 MiB with 1009", async () => {
+  // Hostile paths, foreign and revoked tokens, oversized frames: test/security.test.ts.
+  it("refuses a change set for another generation (409) and stores nothing", async () => {
     const a = await registerRunner();
     const ra = await connect(a.token);
-    ra.sendRaw(JSON.stringify({ type: "ping", pad: "x".repeat(1024 * 1024) }));
-    expect((await ra.closed).code).toBe(1009);
-  });
-
-  it("closes the socket of a revoked runner within a second", async () => {
-    const a = await registerRunner();
-    const ra = await connect(a.token);
-    const response = await fetch(`${h.conveyor.url}/api/runners/${a.name}/revoke`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
-    expect(response.status).toBe(200);
-    const started = Date.now();
-    expect((await ra.closed).code).toBe(1008);
-    expect(Date.now() - started).toBeLessThan(1_000);
-    await expect(connectRunner(h.conveyor.url, a.token)).rejects.toMatchObject({ status: 401 });
-  });
-
-  it("refuses change sets that escape the repository or belong to another generation", async () => {
-    const a = await registerRunner();
-    const ra = await connect(a.token);
-    await queueIssue("Sneaky paths");
+    await queueIssue("Wrong generation");
     const assign = await ra.next("assign");
     ra.send({ type: "accept", task_id: assign.task_id, generation: assign.generation });
     await ra.next("ack");
-    for (const path of ["../outside", "/etc/passwd", ".git/config"]) {
-      const response = await upload(a.token, assign, [{ path, action: "add", content: "x" }]);
-      expect(response.status).toBe(422);
-      expect(response.body.error).toBe("change set touches paths it may not");
-    }
     const wrong = await upload(a.token, { ...assign, generation: assign.generation + 1 });
     expect(wrong.status).toBe(409);
-    const other = await registerRunner();
-    const foreign = await upload(other.token, assign);
-    expect(foreign.status).toBe(409);
     const [stored] = resultRows<{ n: number }>(
       await h.database.db.execute(
         sql`select count(*)::int as n from change_sets where task_id = ${assign.task_id}`,

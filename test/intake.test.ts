@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
-import { findActiveTask, getTask, listTaskEvents } from "../src/store/tasks.ts";
+import { findActiveTask, getTask, listTaskEvents, transitionTask } from "../src/store/tasks.ts";
 import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 import { sendWebhook, webhookExamples } from "./helpers/webhooks.ts";
@@ -207,6 +207,26 @@ describe("intake", () => {
     expect(await activeTask(kept.issue.number)).toBeUndefined();
     // A second pass finds nothing to do.
     expect(await h.conveyor.reconcile()).toMatchObject({ created: 0, cancelled: 0 });
+    await settled();
+  });
+
+  it("does not queue an issue again whose task finished while a reconciliation pass was listing", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Just merged", user: "octocat" });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    const task = await activeTask(issue.number);
+    // Its pull request merged a moment ago, and the listing a pass reads still shows the issue
+    // open and labelled (GitHub closes it a moment later).
+    await transitionTask(h.database.db, {
+      taskId: task!.taskId,
+      from: ["queued"],
+      to: "merged",
+      actor: "test",
+      reason: "merged while reconciliation was listing",
+      set: { finished: true },
+    });
+    expect(await h.conveyor.reconcile()).toMatchObject({ created: 0 });
+    expect(await countTasks(issue.number)).toBe(1);
+    await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
     await settled();
   });
 

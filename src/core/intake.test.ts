@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   classifyIssueEvent,
+  confirmIssueEvent,
   decideQueueRequest,
   hasPermission,
   type IssueEventFacts,
@@ -46,6 +47,43 @@ describe("classifyIssueEvent", () => {
       "queue",
     );
     expect(classifyIssueEvent(facts({ config })).kind).toBe("ignore");
+  });
+});
+
+describe("confirmIssueEvent", () => {
+  const open = { state: "open" as const, labels: ["conveyor"] };
+  const queue = { kind: "queue" as const, reason: "label conveyor added" };
+  const cancel = { kind: "cancel" as const, reason: "x" };
+  it.each([
+    ["labeled, still open and labelled", "labeled", queue, open, "queue"],
+    ["labeled, closed since (a replay)", "labeled", queue, { ...open, state: "closed" }, "ignore"],
+    ["labeled, label removed since", "labeled", queue, { ...open, labels: ["bug"] }, "ignore"],
+    ["labeled, issue gone", "labeled", queue, undefined, "ignore"],
+    [
+      "labeled, label in another case",
+      "labeled",
+      queue,
+      { ...open, labels: ["Conveyor"] },
+      "queue",
+    ],
+    ["closed, still closed", "closed", cancel, { ...open, state: "closed" }, "cancel"],
+    ["closed, open again", "closed", cancel, open, "ignore"],
+    ["closed, issue gone", "closed", cancel, undefined, "cancel"],
+    ["unlabeled, still without", "unlabeled", cancel, { ...open, labels: [] }, "cancel"],
+    ["unlabeled, labelled again", "unlabeled", cancel, open, "ignore"],
+    ["unlabeled, and closed since", "unlabeled", cancel, { ...open, state: "closed" }, "cancel"],
+    ["deleted", "deleted", cancel, undefined, "cancel"],
+  ] as const)("%s → %s", (_name, action, kind, current, expected) => {
+    const confirmed = confirmIssueEvent(kind, { action, config: DEFAULT_REPO_CONFIG }, current);
+    expect(confirmed.kind).toBe(expected);
+    if (expected === "ignore") expect(confirmed.reason).toMatch(/^stale: /);
+  });
+
+  it("leaves an ignored event alone", () => {
+    const ignored = { kind: "ignore" as const, reason: "another label" };
+    expect(
+      confirmIssueEvent(ignored, { action: "labeled", config: DEFAULT_REPO_CONFIG }, open),
+    ).toBe(ignored);
   });
 });
 

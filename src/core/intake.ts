@@ -93,6 +93,43 @@ export function classifyIssueEvent(facts: IssueEventFacts): IssueEventKind {
   }
 }
 
+/** The issue as GitHub has it now (read back through the API), or undefined if it is gone. */
+export interface CurrentIssue {
+  state: "open" | "closed";
+  labels: readonly string[];
+}
+
+/**
+ * Whether an issue event still describes the issue. A webhook payload is the issue as it was when
+ * the event happened: a delivery that arrives late or out of order, or one replayed under a new
+ * `X-GitHub-Delivery` (the signature covers the body, not the delivery id), may describe a past
+ * the issue has left. Queue or cancel only if the issue is still that way; otherwise the event is
+ * stale and ignored (reconciliation sees the issue as it is).
+ */
+export function confirmIssueEvent(
+  kind: IssueEventKind,
+  facts: Pick<IssueEventFacts, "action" | "config">,
+  current: CurrentIssue | undefined,
+): IssueEventKind {
+  if (kind.kind === "ignore") return kind;
+  const intake = facts.config.intake.label;
+  const labelled = current?.labels.some((l) => sameLabel(l, intake)) ?? false;
+  const stale = (why: string): IssueEventKind => ({ kind: "ignore", reason: `stale: ${why}` });
+  if (kind.kind === "queue") {
+    if (!current) return stale("the issue no longer exists");
+    if (current.state !== "open") return stale("the issue is closed now");
+    if (!labelled) return stale(`the issue no longer has the label ${intake}`);
+    return kind;
+  }
+  if (facts.action === "closed" && current?.state === "open") {
+    return stale("the issue is open again");
+  }
+  if (facts.action === "unlabeled" && current?.state === "open" && labelled) {
+    return stale(`the issue has the label ${intake} again`);
+  }
+  return kind;
+}
+
 export interface QueueRequestFacts {
   sender: Actor;
   /** Undefined when the permission could not be read: treated as no permission (fail closed). */

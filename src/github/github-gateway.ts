@@ -38,6 +38,8 @@ export interface GitHubGateway {
   loadConfig(ref: RepoRef): Promise<RepoConfigResult>;
   getIssue(ref: RepoRef, issueNumber: number): Promise<IssueSnapshot | undefined>;
   listOpenIssuesWithLabel(ref: RepoRef, label: string): Promise<IssueSnapshot[]>;
+  /** Whether the pull request was merged; undefined when it does not exist. */
+  pullRequestMerged(ref: RepoRef, prNumber: number): Promise<boolean | undefined>;
   /** Who most recently added `label` to the issue (from the issue's timeline of events). */
   lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
   addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
@@ -163,6 +165,21 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
         return toIssue(data);
       } catch (error) {
         if (isNotFound(error) || (error as { status?: number }).status === 410) return undefined;
+        throw error;
+      }
+    },
+
+    async pullRequestMerged(ref, prNumber) {
+      const octokit = await client(ref.installationId);
+      try {
+        const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
+          owner: ref.owner,
+          repo: ref.repo,
+          pull_number: prNumber,
+        });
+        return data.merged;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
         throw error;
       }
     },

@@ -6,6 +6,7 @@ import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
 import type { NodeHandler } from "../github/setup-app.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
+import { limitWebhookBody } from "./webhook-body-limit.ts";
 
 export interface HttpAppDeps {
   database: Database;
@@ -60,7 +61,7 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
   });
 
   if (deps.webhooks) {
-    app.post(webhookPath, delegate(deps.webhooks));
+    app.post(webhookPath, limitWebhookBody(), delegate(deps.webhooks));
   } else {
     app.post(webhookPath, (c) =>
       c.json(

@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
-import { type Actor, classifyIssueEvent, isBot } from "../core/intake.ts";
+import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway, IssueSnapshot, RepoRef } from "../github/github-gateway.ts";
+import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,
   removeRepositories,
@@ -60,7 +61,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     private: e.repository.private,
   });
   const loaded = await gateway.loadConfig(e.ref);
-  const kind = classifyIssueEvent({
+  const classified = classifyIssueEvent({
     action: e.action,
     label: e.label,
     issueLabels: e.issue.labels,
@@ -68,6 +69,21 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     isPullRequest: e.issue.isPullRequest,
     config: loaded.config,
   });
+  // The payload may be old (late, out of order, replayed): act only on what is still true.
+  const kind =
+    classified.kind === "ignore"
+      ? classified
+      : confirmIssueEvent(
+          classified,
+          { action: e.action, config: loaded.config },
+          await gateway.getIssue(e.ref, e.issue.number),
+        );
+  // An issue closed by the merge of its pull request is done, not cancelled: GitHub sends
+  // `issues.closed` and `pull_request.closed` in no guaranteed order, and either may be lost.
+  const mergedPr =
+    kind.kind === "cancel" && e.action === "closed"
+      ? await mergedPullRequest(deps, e.ref, e.repository.id, e.issue.number)
+      : undefined;
   // Permission is only worth an API call when the event would queue work.
   const permission =
     kind.kind === "queue" && !isBot(e.sender)
@@ -81,9 +97,21 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     installationId: e.installationId,
   };
   const outcome = await recordOnce(db, delivery, async (tx) => {
-    if (kind.kind === "ignore") return "ignored";
+    // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
+    if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
       const active = await findActiveTask(tx, e.repository.id, e.issue.number);
+      if (active && mergedPr !== undefined && active.prNumber === mergedPr) {
+        await setPullRequestState(tx, e.repository.id, mergedPr, "merged");
+        const merged = await transitionTask(tx, {
+          taskId: active.taskId,
+          to: "merged",
+          actor: e.sender.login,
+          reason: `pull request #${mergedPr} merged (the issue was closed by the merge)`,
+          set: { finished: true },
+        });
+        if (merged) return "merged";
+      }
       const cancelled = active
         ? await transitionTask(tx, {
             taskId: active.taskId,
@@ -118,8 +146,22 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     return queued.kind;
   });
   log.info({ action: e.action, outcome, reason: kind.reason }, "issues event handled");
-  if (outcome !== "duplicate" && outcome !== "ignored") deps.onChange();
+  if (outcome !== "duplicate" && outcome !== "ignored" && !outcome.startsWith("stale:")) {
+    deps.onChange();
+  }
   return { outcome };
+}
+
+/** The number of the active task's pull request if GitHub says it was merged. */
+async function mergedPullRequest(
+  deps: IntakeDeps,
+  ref: RepoRef,
+  repositoryId: number,
+  issueNumber: number,
+): Promise<number | undefined> {
+  const active = await findActiveTask(deps.db, repositoryId, issueNumber);
+  if (!active?.prNumber) return undefined;
+  return (await deps.gateway.pullRequestMerged(ref, active.prNumber)) ? active.prNumber : undefined;
 }
 
 export interface InstallationEvent {

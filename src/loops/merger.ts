@@ -233,6 +233,37 @@ export function createMerger(deps: MergerDeps): {
     deps.onChange();
   }
 
+  /**
+   * The resync's answer to a pull request that was merged or closed without Conveyor hearing of
+   * it (its webhook lost, or the instance killed between the merge call and recording it): record
+   * what happened instead of judging a closed PR. False when the PR is open after all.
+   */
+  async function settleClosed(octokit: Octokit, c: Candidate): Promise<boolean> {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
+      owner: ref.owner,
+      repo: ref.repo,
+      pull_number: c.pr_number,
+    });
+    if (data.merged) {
+      log.info({ prNumber: c.pr_number }, "pull request was merged meanwhile; recording it");
+      await merged(octokit, c);
+      return true;
+    }
+    if (data.state !== "closed") return false;
+    await setPullRequestState(deps.db, c.repository_id, c.pr_number, "closed");
+    const cancelled = await transitionTask(deps.db, {
+      taskId: c.task_id,
+      from: [c.state],
+      to: "cancelled",
+      actor: "merger",
+      reason: `pull request #${c.pr_number} was closed without merging`,
+      set: { finished: true },
+    });
+    if (cancelled) deps.onChange();
+    return true;
+  }
+
   /** Collects the facts of a candidate fresh from GitHub and asks the policy; no side effects. */
   async function assess(c: Candidate) {
     const ref = repoRef(c.installation_id, c.full_name);
@@ -276,6 +307,7 @@ export function createMerger(deps: MergerDeps): {
 
   async function review(c: Candidate): Promise<void> {
     const { ref, octokit, loaded, facts, verdict } = await assess(c);
+    if (!facts.open && (await settleClosed(octokit, c))) return;
     if (verdict.action === "update_branch") {
       await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch", {
         owner: ref.owner,

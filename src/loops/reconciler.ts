@@ -30,6 +30,21 @@ const LEASE_MS = 10 * 60_000;
 // Before a PR exists the issue alone decides; afterwards the PR's life cycle does.
 const PRE_PR_STATES = ["queued", "assigned", "running", "retry_wait", "failed", "dead", "held"];
 
+async function finishedSince(
+  db: Db,
+  repositoryId: number,
+  issueNumber: number,
+  since: string,
+): Promise<boolean> {
+  const rows = resultRows(
+    await db.execute(sql`
+      select 1 from tasks
+      where repository_id = ${repositoryId} and issue_number = ${issueNumber}
+        and finished_at >= ${since}::timestamptz`),
+  );
+  return rows.length > 0;
+}
+
 /**
  * The safety net behind webhooks: every open issue carrying the intake label in every installed
  * repository has a task, and every pre-PR task whose issue closed or lost the label is cancelled.
@@ -42,6 +57,7 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
     installationId: number,
     repo: { repositoryId: number; fullName: string },
     report: ReconcileReport,
+    startedAt: string,
   ): Promise<void> {
     const ref = repoRef(installationId, repo.fullName);
     const log = logger.child({ repo: repo.fullName, installationId });
@@ -52,6 +68,9 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
 
     for (const issue of issues) {
       if (await findActiveTask(db, repo.repositoryId, issue.number)) continue;
+      // The listing can lag behind the tasks: an issue whose task finished (merged, cancelled)
+      // since this pass began may be listed as it was before. The next pass sees it as it is now.
+      if (await finishedSince(db, repo.repositoryId, issue.number, startedAt)) continue;
       const labeller = await gateway.lastLabeller(ref, issue.number, label);
       if (!labeller) {
         log.warn({ issueNumber: issue.number }, "labelled issue without a label event; not queued");
@@ -129,12 +148,18 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
         return { ...report, skipped: true };
       }
       try {
+        // The database's clock, like the `finished_at` it is compared with, which is its
+        // transaction's start: the margin covers one that committed after this pass began.
+        const [clock] = resultRows<{ now: string }>(
+          await db.execute(sql`select (now() - interval '30 seconds')::text as now`),
+        );
+        const startedAt = clock?.now ?? new Date().toISOString();
         for (const installationId of await gateway.listInstallations()) {
           for (const repo of await gateway.listInstallationRepositories(installationId)) {
             await upsertRepository(db, { installationId, ...repo });
             report.repositories++;
             try {
-              await reconcileRepository(installationId, repo, report);
+              await reconcileRepository(installationId, repo, report, startedAt);
             } catch (error) {
               // One broken repository must not stop the others.
               logger.error(

@@ -23,6 +23,15 @@ export const FAST_TIMINGS = {
   backoffBaseMs: 100,
 };
 
+/** The start options every test server uses (JSON, so a server process can get them too). */
+export const TEST_START_OPTIONS = {
+  notifierIntervalMs: 50,
+  mergerIntervalMs: 500,
+  // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
+  githubWritesPerMinute: 100_000,
+  dispatchTimings: FAST_TIMINGS,
+} satisfies Partial<StartOptions>;
+
 export interface Harness {
   sim: GitHubSimulator;
   conveyor: RunningConveyor;
@@ -37,17 +46,31 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** GitHub (the simulator with one installed repository) and a database, without a server. */
+export interface World {
+  sim: GitHubSimulator;
+  database: TestDatabase;
+  installationId: number;
+  /** GitHub's id of `repo`. */
+  repositoryId: number;
+  /** `acme/widgets`, installed, with `octocat` (write), `reader` (read) and `maint` (maintain). */
+  repo: string;
+  /** The environment a Conveyor server for this world runs with (`loadConfig` input). */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
 /**
- * The app as GitHub sees it: the simulator (with a repository and collaborators), a fresh test
- * database and a real Conveyor server wired to both. Octokit retries and throttling are off.
+ * The simulator (with a repository and collaborators) and a fresh test database, or the database
+ * `options.database` opens (e.g. on a cluster the test restarts).
  */
-export async function createHarness(
+export async function createWorld(
   options: {
     files?: Record<string, string>;
     env?: Record<string, string>;
-    start?: Partial<StartOptions>;
+    database?: () => Promise<TestDatabase>;
   } = {},
-): Promise<Harness> {
+): Promise<World> {
   const dataDir = mkdtempSync(join(tmpdir(), "conveyor-sim-"));
   const privateKey = testPrivateKey();
   const sim = await createGitHubSimulator({
@@ -56,7 +79,7 @@ export async function createHarness(
     appSlug: "conveyor",
     privateKeyPem: privateKey,
   });
-  const database = await createTestDatabase();
+  const database = await (options.database ?? createTestDatabase)();
   const installation = await sim.createInstallation({
     account: "acme",
     accountType: "Organization",
@@ -71,26 +94,52 @@ export async function createHarness(
   sim.setPermission(repo, "octocat", "write");
   sim.setPermission(repo, "maint", "maintain");
   sim.setPermission(repo, "reader", "read");
-  const config = loadConfig({
-    PORT: "0",
-    HOST: "127.0.0.1",
-    DATABASE_URL: database.url,
-    APP_ID: String(sim.appId),
-    PRIVATE_KEY: privateKey,
-    WEBHOOK_SECRET,
-    GITHUB_API_URL: sim.url,
-    CONVEYOR_ADMIN_TOKEN: ADMIN_TOKEN,
-    // Tests run reconciliation themselves.
-    CONVEYOR_RECONCILE_MINUTES: "600",
-    ...options.env,
-  });
+  return {
+    sim,
+    database,
+    installationId: installation.id,
+    repositoryId: created.id,
+    repo,
+    env: {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATABASE_URL: database.url,
+      APP_ID: String(sim.appId),
+      PRIVATE_KEY: privateKey,
+      WEBHOOK_SECRET,
+      GITHUB_API_URL: sim.url,
+      CONVEYOR_ADMIN_TOKEN: ADMIN_TOKEN,
+      // Tests run reconciliation themselves.
+      CONVEYOR_RECONCILE_MINUTES: "600",
+      ...options.env,
+    },
+    async close() {
+      await sim.close();
+      await database.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The app as GitHub sees it: the simulator (with a repository and collaborators), a fresh test
+ * database and a real Conveyor server wired to both. Octokit retries and throttling are off.
+ */
+export async function createHarness(
+  options: {
+    files?: Record<string, string>;
+    env?: Record<string, string>;
+    start?: Partial<StartOptions>;
+    database?: () => Promise<TestDatabase>;
+  } = {},
+): Promise<Harness> {
+  const world = await createWorld(options);
+  const { sim, database } = world;
+  const config = loadConfig(world.env);
   const startOptions: StartOptions = {
     logger: createLogger({ level: (process.env.TEST_LOG_LEVEL as "info" | undefined) ?? "silent" }),
     octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
-    notifierIntervalMs: 50,
-    mergerIntervalMs: 500,
-    // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
-    githubWritesPerMinute: 100_000,
+    ...TEST_START_OPTIONS,
     ...options.start,
     dispatchTimings: { ...FAST_TIMINGS, ...options.start?.dispatchTimings },
   };
@@ -101,9 +150,9 @@ export async function createHarness(
     sim,
     conveyor,
     database,
-    installationId: installation.id,
-    repositoryId: created.id,
-    repo,
+    installationId: world.installationId,
+    repositoryId: world.repositoryId,
+    repo: world.repo,
     async startAnother(options = {}) {
       const another = await startConveyor({ ...config, port: options.port ?? 0 }, startOptions);
       others.push(another);
@@ -112,9 +161,7 @@ export async function createHarness(
     async close() {
       await Promise.all(others.map((o) => o.stop()));
       await conveyor.stop();
-      await sim.close();
-      await database.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      await world.close();
     },
   };
 }

@@ -10,6 +10,12 @@ const run = promisify(execFile);
 export interface PostgresCluster {
   /** Superuser URL of the `postgres` database. */
   url: string;
+  /**
+   * Crashes the server (`pg_ctl stop -m immediate`: every session cut, no checkpoint), keeps it
+   * down for `downMs`, and starts it again on the same port and data: a database restart as
+   * clients see it.
+   */
+  restart(options?: { downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -68,9 +74,16 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     "-c full_page_writes=off",
     "-c max_connections=300",
   ].join(" ");
-  await exec("pg_ctl", ["-D", dataDir, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
+  const start = () =>
+    exec("pg_ctl", ["-D", dataDir, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
+  await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async restart({ downMs = 0 } = {}) {
+      await exec("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      await start();
+    },
     async stop() {
       await exec("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]).catch(() => {});
       rmSync(dir, { recursive: true, force: true });

@@ -43,10 +43,16 @@ export function spawnConveyor(
     resolveUrl = resolve;
     rejectUrl = reject;
   });
+  let heard = false;
   const onData = (chunk: Buffer) => {
     output += chunk.toString();
+    // Fault tests keep servers talking for a while: stop searching once the line was seen.
+    if (heard) return;
     const match = /"url":"([^"]+)","msg":"conveyor listening"/.exec(output);
-    if (match?.[1]) resolveUrl(match[1]);
+    if (match?.[1]) {
+      heard = true;
+      resolveUrl(match[1]);
+    }
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
@@ -59,4 +65,19 @@ export function spawnConveyor(
   // The rejection is only interesting to callers that wait for `listening`.
   listening.catch(() => {});
   return { child, output: () => output, listening, exited };
+}
+
+/**
+ * The server as a process of its own for fault tests (`conveyor-server-process.ts`): configured by
+ * `env` like `conveyor start`, with test-only start options (short protocol timings) on top.
+ */
+export function spawnConveyorServer(
+  env: Record<string, string>,
+  startOptions: Record<string, unknown> = {},
+): ConveyorProcess {
+  return spawnConveyor(
+    [],
+    { ...env, CONVEYOR_TEST_START_OPTIONS: JSON.stringify(startOptions) },
+    { entry: join(ROOT, "test/helpers/conveyor-server-process.ts") },
+  );
 }

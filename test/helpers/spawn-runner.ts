@@ -53,18 +53,18 @@ export const SCRIPTED_AGENT = [process.execPath, `${ROOT}runners/scripted-agent-
 
 /**
  * A registered runner process with the scripted agent, connected to the harness's server, in its
- * own work directory. `stop` kills it and removes the directory.
+ * own work directory. `stop` kills it and removes the directory. `again` starts the same runner
+ * (token, work directory and journal) after a crash.
  */
 export async function startScriptedRunner(
   harness: { conveyor: { url: string }; database: { db: Db } },
   name: string,
-): Promise<{ runner: RunnerProcess; stop(): void }> {
-  const { token } = await createRunner(harness.database.db, {
-    name,
-    capabilities: [],
-    tier: "normal",
-  });
-  const workDir = mkdtempSync(join(tmpdir(), `conveyor-${name}-`));
+  again?: { token: string; workDir: string },
+): Promise<{ runner: RunnerProcess; token: string; workDir: string; stop(): void }> {
+  const token =
+    again?.token ??
+    (await createRunner(harness.database.db, { name, capabilities: [], tier: "normal" })).token;
+  const workDir = again?.workDir ?? mkdtempSync(join(tmpdir(), `conveyor-${name}-`));
   const runner = spawnRunnerProcess([
     "start",
     ...["--server", harness.conveyor.url, "--token", token, "--name", name, "--slots", "2"],
@@ -73,6 +73,8 @@ export async function startScriptedRunner(
   ]);
   return {
     runner,
+    token,
+    workDir,
     stop() {
       runner.child.kill("SIGKILL");
       rmSync(workDir, { recursive: true, force: true });

@@ -1,0 +1,99 @@
+import { sql } from "drizzle-orm";
+import { afterAll, expect, it } from "vitest";
+import { resultRows } from "../../db/client.ts";
+import { createHarness, type Harness } from "../helpers/conveyor-harness.ts";
+import {
+  auditIssues,
+  openScriptedIssues,
+  recordFaultCounts,
+  seededTasks,
+  seedFiles,
+  waitForMerged,
+} from "../helpers/fault-ledger.ts";
+import { startScriptedRunner } from "../helpers/spawn-runner.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+
+const TASKS = 6;
+let h: Harness | undefined;
+const cleanups: (() => void | Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await h?.close();
+});
+
+/** Tasks a runner (by name) holds in `running` right now. */
+async function runningOn(harness: Harness, name: string): Promise<number> {
+  const [row] = resultRows<{ n: number }>(
+    await harness.database.db.execute(sql`
+      select count(*)::int as n from tasks t join runners r using (runner_id)
+      where r.name = ${name} and t.state = 'running'`),
+  );
+  return row?.n ?? 0;
+}
+
+it("kill -9 of runners mid-task: every task ends in one pull request (one runner gone for good, one restarted from its journal)", async (context) => {
+  h = await createHarness({ files: seedFiles(TASKS) });
+  const harness = h;
+  const doomed = await startScriptedRunner(harness, "doomed");
+  cleanups.push(() => doomed.stop());
+  const phoenix = await startScriptedRunner(harness, "phoenix");
+  cleanups.push(() => phoenix.stop());
+  const steady = await startScriptedRunner(harness, "steady");
+  cleanups.push(() => steady.stop());
+
+  // Long enough that every runner is caught with work in hand.
+  const issues = await openScriptedIssues(
+    harness.sim,
+    harness.repo,
+    seededTasks(1, TASKS, "sleep 1000"),
+  );
+
+  // Fault 1: a runner dies with tasks running and never comes back; its leases must expire.
+  await waitFor(async () => (await runningOn(harness, "doomed")) > 0, { timeoutMs: 20_000 });
+  doomed.runner.child.kill("SIGKILL");
+  await doomed.runner.exited;
+
+  // Fault 2: another dies mid-task and restarts from its journal, handing its tasks back.
+  await waitFor(async () => (await runningOn(harness, "phoenix")) > 0, { timeoutMs: 20_000 });
+  phoenix.runner.child.kill("SIGKILL");
+  await phoenix.runner.exited;
+  const reborn = await startScriptedRunner(harness, "phoenix", phoenix);
+  cleanups.push(() => reborn.stop());
+
+  const states = await waitForMerged(
+    { db: harness.database.db, repositoryId: harness.repositoryId },
+    issues.map((i) => i.issueNumber),
+    60_000,
+    "review",
+  );
+  const ledger = await auditIssues(
+    {
+      db: harness.database.db,
+      sim: harness.sim,
+      repo: harness.repo,
+      repositoryId: harness.repositoryId,
+    },
+    issues,
+    // The fault is over once results are in: up to one pull request each (merging is the other
+    // suites' business, and no CI runs here).
+    { until: "pull request" },
+  );
+  recordFaultCounts(context, ledger, 2);
+  expect(
+    { lost: ledger.lost, duplicated: ledger.duplicated },
+    `${states}\n${ledger.history}`,
+  ).toEqual({
+    lost: [],
+    duplicated: [],
+  });
+  // The faults really hit work in progress: both runners' attempts were taken back.
+  const [taken] = resultRows<{ expired: number; restarted: number }>(
+    await harness.database.db.execute(sql`
+      select count(*) filter (where reason like 'lease expired%')::int as expired,
+             count(*) filter (where reason like 'runner_restarted%')::int as restarted
+      from task_events where to_state = 'retry_wait'`),
+  );
+  expect(taken?.expired).toBeGreaterThan(0);
+  expect(taken?.restarted).toBeGreaterThan(0);
+  expect(harness.sim.violations).toEqual([]);
+}, 90_000);

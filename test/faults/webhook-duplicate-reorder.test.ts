@@ -1,0 +1,113 @@
+import { sql } from "drizzle-orm";
+import { afterAll, expect, it } from "vitest";
+import { resultRows } from "../../db/client.ts";
+import { startCiBot } from "../helpers/ci-bot.ts";
+import { createHarness, type Harness, WEBHOOK_SECRET } from "../helpers/conveyor-harness.ts";
+import {
+  auditIssues,
+  openScriptedIssues,
+  recordFaultCounts,
+  seededTasks,
+  seedFiles,
+  waitForMerged,
+} from "../helpers/fault-ledger.ts";
+import { startScriptedRunner } from "../helpers/spawn-runner.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+import { createWebhookRelay, type WebhookRelay } from "../helpers/webhook-relay.ts";
+
+/** Tier-1 tasks Conveyor merges by itself, and tier-2 ones (a new file) a maintainer merges. */
+const AUTO = 2;
+const BY_HAND = 2;
+let h: Harness | undefined;
+let relay: WebhookRelay | undefined;
+const cleanups: (() => void | Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  await relay?.close();
+  await h?.close();
+});
+
+it("every webhook delivered twice and out of order: every task is merged once", async (context) => {
+  h = await createHarness({ files: seedFiles(AUTO) });
+  const harness = h;
+  relay = await createWebhookRelay({
+    kind: "duplicate-and-shuffle",
+    seed: 20260101,
+    windowMs: 150,
+  });
+  relay.setTarget(`${harness.conveyor.url}/api/github/webhooks`);
+  harness.sim.setWebhook({ url: relay.url, secret: WEBHOOK_SECRET });
+  const ci = startCiBot(harness.sim, harness.repo);
+  cleanups.push(() => ci.stop());
+  for (const name of ["twice-a", "twice-b"]) {
+    const runner = await startScriptedRunner(harness, name);
+    cleanups.push(() => runner.stop());
+  }
+
+  const issues = await openScriptedIssues(harness.sim, harness.repo, [
+    ...seededTasks(1, AUTO),
+    ...Array.from({ length: BY_HAND }, (_, i) => AUTO + 1 + i).map((k) => ({
+      title: `By hand ${k}`,
+      script: `write work/new-${k}.txt\n<<<\nnew\n>>>`,
+      file: `work/new-${k}.txt`,
+    })),
+  ]);
+  // A maintainer merges the tier-2 pull requests: GitHub then sends the PR's and the issue's
+  // `closed` events, which arrive twice each, in any order.
+  for (const { issueNumber } of issues.slice(AUTO)) {
+    const pr = await waitFor(
+      async () => {
+        const [row] = resultRows<{ pr_number: number; state: string }>(
+          await harness.database.db.execute(sql`
+            select p.pr_number, t.state from pull_requests p join tasks t using (task_id)
+            where t.issue_number = ${issueNumber}`),
+        );
+        return row?.state === "waiting_human" ? row : undefined;
+      },
+      { timeoutMs: 30_000, message: `a tier-2 PR for #${issueNumber} waiting for a human` },
+    );
+    await harness.sim.mergePullRequest(harness.repo, pr.pr_number, {
+      user: "maint",
+      method: "squash",
+    });
+  }
+
+  const states = await waitForMerged(
+    { db: harness.database.db, repositoryId: harness.repositoryId },
+    issues.map((i) => i.issueNumber),
+    45_000,
+  );
+  await harness.sim.idle();
+  await relay.flush();
+  const ledger = await auditIssues(
+    {
+      db: harness.database.db,
+      sim: harness.sim,
+      repo: harness.repo,
+      repositoryId: harness.repositoryId,
+    },
+    issues,
+  );
+  const { duplicates, reordered } = relay.stats();
+  recordFaultCounts(context, ledger, duplicates + reordered);
+  expect(
+    { lost: ledger.lost, duplicated: ledger.duplicated },
+    `${states}\n${ledger.history}`,
+  ).toEqual({ lost: [], duplicated: [] });
+  // Every delivery really went twice, many out of order, and each copy was answered without an
+  // error (a copy racing its twin included).
+  expect(duplicates).toBe(relay.received.length);
+  expect(reordered).toBeGreaterThan(10);
+  const failed = relay.forwarded.filter((f) => !f.status || f.status >= 300);
+  expect(failed).toEqual([]);
+  // Every delivery is accounted for: recorded (once: the delivery id is the key).
+  const recorded = new Set(
+    resultRows<{ delivery_id: string }>(
+      await harness.database.db.execute(sql`select delivery_id from webhook_deliveries`),
+    ).map((r) => r.delivery_id),
+  );
+  expect(
+    relay.received.filter((d) => !recorded.has(d.id)).map((d) => `${d.event}.${d.action}`),
+  ).toEqual([]);
+  expect(harness.sim.violations).toEqual([]);
+}, 90_000);
