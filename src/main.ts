@@ -10,6 +10,7 @@ import { migrate } from "../db/migrate.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
 import type { TierLimits } from "./core/rate-limit.ts";
+import { createDashboard, type Dashboard } from "./dashboard/create-dashboard.ts";
 import {
   createDispatcher,
   DEFAULT_TIMINGS,
@@ -95,6 +96,7 @@ export async function startConveyor(
   let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
   // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
   let onTasksChanged: () => void = () => {};
+  let dashboard: Dashboard | undefined;
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -293,6 +295,18 @@ export async function startConveyor(
           busySlots: c.tasks.size,
         })),
     });
+    dashboard = createDashboard({
+      database,
+      auth: apiAuth,
+      logger,
+      instanceId: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
+      connections: () => dispatcher?.connections() ?? [],
+      agingMs: config.agingMs,
+      adminToken: config.adminToken,
+      publicUrl: config.publicUrl,
+    });
+    await dashboard.start();
+    const dashboardRoutes = dashboard.routes;
     const app = createHttpApp({
       database,
       logger,
@@ -303,8 +317,17 @@ export async function startConveyor(
         http.route("/api", adminRoutes);
         http.route(
           "/api",
-          createOpsApi({ database, auth: apiAuth, logger, onTasksChanged: () => onTasksChanged() }),
+          createOpsApi({
+            database,
+            auth: apiAuth,
+            logger,
+            onTasksChanged: () => {
+              onTasksChanged();
+              dashboard?.hub.poke();
+            },
+          }),
         );
+        http.route("/", dashboardRoutes);
       },
     });
     // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
@@ -317,6 +340,7 @@ export async function startConveyor(
     });
   } catch (error) {
     server?.close();
+    await dashboard?.stop();
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
     await database.close();
@@ -346,6 +370,8 @@ export async function startConveyor(
     stop() {
       stopping ??= (async () => {
         if (database.kind === "pglite") removeServerInfo(config.dataDir);
+        // Open dashboard streams would keep the server from closing.
+        await dashboard?.stop();
         // Runners are told first (1001) so they reconnect elsewhere; their leases run on.
         await dispatcher?.stop();
         await new Promise<void>((resolve) => {
