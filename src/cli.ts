@@ -1,7 +1,11 @@
 import { existsSync } from "node:fs";
 import { createDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
+import { runExportCommand, runImportCommand } from "./cli/backup-command.ts";
+import { runDoctorCommand } from "./cli/doctor-command.ts";
 import { runRunnersCommand } from "./cli/runners-command.ts";
+import { runTasksCommand } from "./cli/tasks-command.ts";
+import { runTokensCommand } from "./cli/tokens-command.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { main } from "./main.ts";
 
@@ -11,9 +15,15 @@ Commands:
   start      run the server (webhooks, runner socket, API, dashboard)
   migrate    apply database migrations and exit
   runners    register, list and revoke runners (conveyor runners help)
+  tokens     create, list and revoke API tokens for the admin API (conveyor tokens help)
+  tasks      list, show, retry and cancel tasks (conveyor tasks help)
+  export     write all state to a JSON file (backup; conveyor export --help)
+  import     load an export into an empty database (restore; conveyor import --help)
+  doctor     check the configuration, database, GitHub App and webhooks, saying what to fix
   help       show this help
 
-Settings come from the environment or a .env file; see .env.example.`;
+Settings come from the environment or a .env file; see .env.example. Exit codes: 0 done,
+1 failed, 2 wrong command line. docs/operations.md describes operating Conveyor.`;
 
 /** Loads `.env` from the working directory if there is one; real environment variables win. */
 function loadDotEnv(): void {
@@ -43,6 +53,21 @@ export async function cli(argv: string[]): Promise<void> {
       return runMigrate();
     case "runners":
       process.exitCode = await runRunnersCommand(argv.slice(1));
+      return;
+    case "tokens":
+      process.exitCode = await runTokensCommand(argv.slice(1));
+      return;
+    case "tasks":
+      process.exitCode = await runTasksCommand(argv.slice(1));
+      return;
+    case "export":
+      process.exitCode = await runExportCommand(argv.slice(1));
+      return;
+    case "import":
+      process.exitCode = await runImportCommand(argv.slice(1));
+      return;
+    case "doctor":
+      process.exitCode = await runDoctorCommand(argv.slice(1));
       return;
     case "help":
     case "--help":

@@ -69,7 +69,14 @@ async function databaseRegistry(database: Database, description: string): Promis
   };
 }
 
-function serverRegistry(config: Config, locked: DataDirLockedError): RunnerRegistry {
+/**
+ * The server that holds the locked embedded database, from `<dataDir>/server.json`, or a
+ * {@link CliError} saying why it cannot be reached that way.
+ */
+export function serverHoldingDataDir(
+  config: Config,
+  locked: DataDirLockedError,
+): { url: string; pid: number; description: string } {
   const info = readServerInfo(config.dataDir);
   const owner = lockOwner(config.dataDir);
   // server.json left by an earlier server (it crashed) must not send us to a stranger's port.
@@ -79,7 +86,12 @@ function serverRegistry(config: Config, locked: DataDirLockedError): RunnerRegis
         "(it may still be starting, or be another conveyor command): try again in a moment.",
     );
   }
-  const description = `the server at ${info.url} (process ${info.pid})`;
+  return { ...info, description: `the server at ${info.url} (process ${info.pid})` };
+}
+
+function serverRegistry(config: Config, locked: DataDirLockedError): RunnerRegistry {
+  const info = serverHoldingDataDir(config, locked);
+  const { description } = info;
   if (!config.adminToken) {
     throw new CliError(
       `The embedded database in ${config.dataDir} is in use by ${description}, so this command ` +

@@ -68,6 +68,9 @@ export function createApiRateLimiter(
     heavy: limits.unauthenticated,
   };
   const limitsFor = (key: string) => (key.startsWith("ip:") ? ipLimits : tokenLimits);
+  // An unauthenticated address has one budget for everything it tries.
+  const tierFor = (key: string, cost: RequestCost) =>
+    key.startsWith("ip:") ? "normal" : TIER[cost];
 
   function prune(t: number): void {
     if (clients.size <= PRUNE_ABOVE) return;
@@ -79,11 +82,11 @@ export function createApiRateLimiter(
       const t = now();
       const client = clients.get(key) ?? { state: createRateLimitState(), seenAt: t };
       const tierLimits = limitsFor(key);
-      const decision = takeToken(client.state, TIER[cost], t, tierLimits);
+      const decision = takeToken(client.state, tierFor(key, cost), t, tierLimits);
       clients.set(key, { state: decision.state, seenAt: t });
       prune(t);
       if (decision.allowed) return { allowed: true };
-      const perMinute = tierLimits[TIER[cost]];
+      const perMinute = tierLimits[tierFor(key, cost)];
       const what = key.startsWith("ip:")
         ? `requests without a valid token are limited to ${perMinute} a minute per address`
         : `${cost === "read" ? "reads" : cost === "write" ? "changes" : "exports and imports"} are limited to ${perMinute} a minute per token`;
@@ -96,7 +99,7 @@ export function createApiRateLimiter(
     exhausted(key, cost) {
       const client = clients.get(key);
       if (!client) return false;
-      return tokensAvailable(client.state, TIER[cost], now(), limitsFor(key)) < 1;
+      return tokensAvailable(client.state, tierFor(key, cost), now(), limitsFor(key)) < 1;
     },
   };
 }

@@ -39,6 +39,8 @@ function encodeCursor(cursor: TaskCursor): string {
   return Buffer.from(JSON.stringify([cursor.createdAt, cursor.taskId])).toString("base64url");
 }
 
+// How Postgres prints a timestamptz (`2026-01-02 03:04:05.123456+00`), which is what cursors hold.
+const TIMESTAMP = /^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d{1,6})?([+-]\d\d(:?\d\d)?|Z)?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const Cursor = z.string().transform((value, ctx): TaskCursor => {
@@ -46,7 +48,7 @@ const Cursor = z.string().transform((value, ctx): TaskCursor => {
     const [createdAt, taskId] = JSON.parse(Buffer.from(value, "base64url").toString()) as unknown[];
     if (
       typeof createdAt === "string" &&
-      !Number.isNaN(Date.parse(createdAt.replace(" ", "T"))) &&
+      TIMESTAMP.test(createdAt) &&
       typeof taskId === "string" &&
       UUID.test(taskId)
     ) {

@@ -29,7 +29,11 @@ export function schemaTables(): SchemaTable[] {
     .filter((value): value is PgTable => is(value, PgTable))
     .map((table) => {
       const config = getTableConfig(table);
-      const key = config.primaryKeys[0]?.columns ?? config.columns.filter((c) => c.primary);
+      // A composite key lists stand-in columns; the table's own columns carry the types.
+      const keyNames = config.primaryKeys[0]?.columns.map((c) => c.name);
+      const key = keyNames
+        ? keyNames.map((name) => config.columns.find((c) => c.name === name)!)
+        : config.columns.filter((c) => c.primary);
       return {
         name: config.name,
         primaryKey: key.map((c) => c.name),

@@ -1,0 +1,100 @@
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Database } from "../../db/client.ts";
+import { hashApiToken } from "../../src/store/api-tokens.ts";
+import { hashRunnerToken } from "../../src/store/runners.ts";
+
+/**
+ * Puts rows in every table of `db/schema.ts`, with the values that break careless round trips:
+ * microsecond timestamps, nulls, quotes, newlines and emoji, arrays, nested JSON, ids past 2^32.
+ * Returns the ids tests refer to.
+ */
+export async function seedEveryTable(database: Database) {
+  const db = database.db;
+  const repositoryId = 9_007_199_254; // past 2^32, as GitHub ids are
+  const taskId = randomUUID();
+  const deadTaskId = randomUUID();
+  const runnerId = randomUUID();
+  const tokenId = randomUUID();
+  const awkward = `Line "one"\nline 'two'\ttab \\ backslash — ünïcödé 🚀 {"not": "json"}`;
+  await db.execute(sql`
+    insert into repositories (repository_id, installation_id, full_name, default_branch, private,
+                              frozen, frozen_reason, created_at, updated_at)
+    values (${repositoryId}, 77, 'acme/widgets', 'main', true, true, ${awkward},
+            '2026-01-02T03:04:05.123456Z', '2026-01-02T03:04:05.654321Z'),
+           (12, 77, 'acme/gadgets', 'trunk', false, false, null, now(), now())`);
+  await db.execute(sql`
+    insert into runners (runner_id, name, token_hash, capabilities, tier, created_at, last_seen_at)
+    values (${runnerId}, 'gpu-1', ${hashRunnerToken("cvr_seed")}, '{gpu,docker}', 'heavy',
+            '2026-01-01T00:00:00.000001Z', null)`);
+  await db.execute(sql`
+    insert into tasks (task_id, repository_id, installation_id, issue_number, state, lane,
+                       capabilities, generation, attempts, title, body, snapshot_hash, queued_by,
+                       runner_id, limits, last_error, result, feedback, status_comment_id)
+    values (${taskId}, ${repositoryId}, 77, 1, 'running', 'high', '{gpu}', 3, 1, ${awkward},
+            ${`${awkward}\n\n- [ ] list`}, 'hash-1', 'octocat', ${runnerId},
+            '{"wall_clock_minutes": 30, "verify": [["npm", "test"]]}', null,
+            ${JSON.stringify({ summary: awkward, stats: { files: 2, cost: 0.1 + 0.2 } })}::jsonb,
+            null, 4294967297),
+           (${deadTaskId}, 12, 77, 2, 'dead', 'low', '{}', 1, 3, 'Gave up', '', 'hash-2',
+            'maint', null, '{}', 'agent crashed', null, 'try harder', null)`);
+  for (const [i, to] of ["queued", "assigned", "running"].entries()) {
+    await db.execute(sql`
+      insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+      values (${taskId}, 'octocat', ${i === 0 ? null : ["queued", "assigned"][i - 1]}::task_state,
+              ${to}::task_state, ${i}, ${`step ${i}: ${awkward}`}, ${JSON.stringify({ i, nested: { a: [1, null, "x"] } })}::jsonb)`);
+  }
+  await db.execute(sql`
+    insert into task_events (task_id, actor, from_state, to_state, generation, reason)
+    values (${deadTaskId}, 'dispatcher', 'running', 'dead', 1, 'gave up after 3 of 3 attempts')`);
+  await db.execute(sql`
+    insert into change_sets (task_id, generation, runner_id, digest, base_sha, message, files, size_bytes)
+    values (${taskId}, 3, ${runnerId}, 'sha256:abc', ${"a".repeat(40)}, ${awkward},
+            ${JSON.stringify([{ path: "src/é.ts", action: "add", mode: "100644", encoding: "utf8", content: awkward }])}::jsonb, 120)`);
+  await db.execute(sql`
+    insert into pull_requests (repository_id, pr_number, task_id, branch, head_sha, url)
+    values (${repositoryId}, 40, ${taskId}, 'conveyor/issue-1', ${"b".repeat(40)},
+            'https://github.com/acme/widgets/pull/40')`);
+  await db.execute(sql`
+    insert into webhook_deliveries (delivery_id, event, action, installation_id, outcome)
+    values ('d-1', 'issues', 'labeled', 77, 'created'), ('d-2', 'ping', null, null, 'ignored')`);
+  await db.execute(sql`
+    insert into settings (key, value) values ('alerts', '{"queue_growing": {"checks": 3}}'),
+                                             ('log', '"debug"')`);
+  await db.execute(sql`
+    insert into issue_notices (dedupe_key, repository_id, installation_id, issue_number, body)
+    values ('refused:1', ${repositoryId}, 77, 5, ${awkward})`);
+  await db.execute(sql`
+    insert into leases (name, holder, expires_at) values ('reconciler', 'host:1', now())`);
+  await db.execute(sql`
+    insert into api_tokens (token_id, name, role, token_hash, last_used_at)
+    values (${tokenId}, 'grafana', 'read', ${hashApiToken("cva_seed")}, now()),
+           (gen_random_uuid(), 'old', 'admin', ${hashApiToken("cva_old")}, null)`);
+  await db.execute(sql`update api_tokens set revoked_at = now() where name = 'old'`);
+  await db.execute(sql`
+    insert into dashboard_sessions (session_hash, token_id, role, expires_at)
+    values ('s1', ${tokenId}, 'read', now() + interval '1 hour'),
+           ('s2', null, 'admin', now() + interval '2 hours')`);
+  await db.execute(sql`
+    insert into alerts (rule, severity, message, details)
+    values ('no_runners', 'critical', 'No runner online', '{"since": "2026-01-01"}')`);
+  await db.execute(sql`
+    insert into alerts (rule, severity, status, message, cleared_at, acknowledged_by)
+    values ('queue_growing', 'warning', 'cleared', 'Queue grew', now(), 'token:alice')`);
+  await db.execute(sql`
+    insert into metric_samples (metric, labels, sampled_at, value)
+    values ('queue_depth', 'lane=normal', '2026-01-01T00:00:00.5Z', 3),
+           ('queue_depth', '', '2026-01-01T00:00:00.5Z', 1.0e-7),
+           ('utilisation', '', '2026-01-01T00:01:00Z', 0.3333333333333333)`);
+  await db.execute(sql`
+    insert into error_events (source, message, details) values ('notifier', ${awkward}, '{}')`);
+  await db.execute(sql`
+    insert into commands (source, source_id, repository_id, installation_id, number,
+                          is_pull_request, actor, results, reaction, reply)
+    values ('issue_comment', 123456789012, ${repositoryId}, 77, 1, false, 'maint',
+            '[{"command": "/retry", "ok": true}]', '+1', null)`);
+  await db.execute(sql`
+    insert into approvals (repository_id, pr_number, sha, login)
+    values (${repositoryId}, 40, ${"b".repeat(40)}, 'maint')`);
+  return { repositoryId, taskId, deadTaskId, runnerId, tokenId };
+}
