@@ -10,7 +10,11 @@ import { migrate } from "../db/migrate.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
 import type { TierLimits } from "./core/rate-limit.ts";
-import { createDashboard, type Dashboard } from "./dashboard/create-dashboard.ts";
+import {
+  createDashboard,
+  type Dashboard,
+  type DashboardDeps,
+} from "./dashboard/create-dashboard.ts";
 import {
   createDispatcher,
   DEFAULT_TIMINGS,
@@ -63,6 +67,8 @@ export interface StartOptions {
   publishPullRequests?: boolean;
   /** Per-client admin API budgets (requests per minute); tests lower them. */
   apiRateLimits?: ApiRateLimits;
+  /** The dashboard's refresh, session re-check and cross-instance timings; tests shorten them. */
+  dashboardTimings?: DashboardDeps["timings"];
 }
 
 export interface RunningConveyor {
@@ -304,6 +310,7 @@ export async function startConveyor(
       agingMs: config.agingMs,
       adminToken: config.adminToken,
       publicUrl: config.publicUrl,
+      timings: options.dashboardTimings,
     });
     await dashboard.start();
     const dashboardRoutes = dashboard.routes;

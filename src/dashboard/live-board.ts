@@ -146,12 +146,12 @@ export function createLiveBoard(deps: LiveBoardDeps): LiveBoard {
 
   function send(message: Message): void {
     let payload = JSON.stringify(message);
-    if (message.kind === "task" && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES && message.tail) {
+    if (message.kind === "task") {
       // Escaped or multi-byte output is longer on the wire than in characters: keep its end.
-      const over = Buffer.byteLength(payload) - MAX_PAYLOAD_BYTES;
-      payload = JSON.stringify({ ...message, tail: message.tail.slice(Math.min(over * 2, 1e6)) });
-      if (Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
-        payload = JSON.stringify({ ...message, tail: null });
+      let tail = message.tail;
+      while (tail && Buffer.byteLength(payload) > MAX_PAYLOAD_BYTES) {
+        tail = tail.slice(Math.ceil(tail.length / 4));
+        payload = JSON.stringify({ ...message, tail });
       }
     }
     deps.database.notify(DASHBOARD_CHANNEL, payload).catch((error: unknown) => {
