@@ -133,9 +133,8 @@ describe("dashboard", () => {
     const [cookie] = await page.context().cookies();
     expect(cookie).toMatchObject({ name: "conveyor_session", httpOnly: true, sameSite: "Strict" });
     await expect(page.locator("#viewer").textContent()).resolves.toBe("ops-admin · admin");
-    await page.evaluate(() => {
-      (window as unknown as { notReloaded: boolean }).notReloaded = true;
-    });
+    // Survives only as long as the page is not reloaded.
+    await page.evaluate("window.notReloaded = true");
 
     // No runner yet: the task waits in its lane.
     const { taskId } = await queueScriptedIssue(
@@ -181,15 +180,11 @@ describe("dashboard", () => {
     await expect(result.locator("a").getAttribute("href")).resolves.toBe(pr.url);
     await expect(result.textContent()).resolves.toMatch(/took \d+s/);
     await expect(taskRow(page, "in-flight", taskId).count()).resolves.toBe(0);
-    expect(
-      await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded),
-    ).toBe(true);
+    expect(await page.evaluate("window.notReloaded")).toBe(true);
 
     // The charts drew (uPlot, served by the app) and the queue chart saw the task wait.
     await page.locator("#chart-queue canvas").waitFor();
-    expect(await page.evaluate(() => typeof (window as unknown as { uPlot?: unknown }).uPlot)).toBe(
-      "function",
-    );
+    expect(await page.evaluate("typeof window.uPlot")).toBe("function");
     await page.screenshot({ path: `${ARTIFACTS}dashboard-desktop.png`, fullPage: true });
   });
 
@@ -292,14 +287,13 @@ describe("dashboard", () => {
     await signIn(page, adminSecret);
     await page.locator("#recent-list li").first().waitFor();
     await page.locator("#chart-queue canvas").waitFor();
-    const layout = await page.evaluate(() => {
-      const left = (id: string) => document.getElementById(id)!.getBoundingClientRect().left;
-      return {
-        scrollWidth: document.documentElement.scrollWidth,
-        width: window.innerWidth,
-        lefts: ["queue", "in-flight", "runners", "recent", "dead"].map(left),
-      };
-    });
+    const layout = (await page.evaluate(`({
+      scrollWidth: document.documentElement.scrollWidth,
+      width: window.innerWidth,
+      lefts: ["queue", "in-flight", "runners", "recent", "dead"].map(
+        (id) => document.getElementById(id).getBoundingClientRect().left,
+      ),
+    })`)) as { scrollWidth: number; width: number; lefts: number[] };
     expect(layout.scrollWidth).toBeLessThanOrEqual(layout.width);
     expect(new Set(layout.lefts).size).toBe(1);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-phone.png`, fullPage: true });

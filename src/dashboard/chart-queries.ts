@@ -27,7 +27,12 @@ const inList = (states: readonly string[]) =>
  * numbered in the order they were inserted, which is their time order up to transactions that
  * overlapped; a chart does not mind that.
  */
-export async function firstEventIdSince(db: Db, sinceMs: number, hint?: number): Promise<number> {
+export async function firstEventIdSince(
+  db: Db,
+  sinceMs: number,
+  hint?: number,
+  pageSize: number = PAGE,
+): Promise<number> {
   const since = sinceMs / 1000;
   if (hint !== undefined) {
     let from = hint;
@@ -35,11 +40,11 @@ export async function firstEventIdSince(db: Db, sinceMs: number, hint?: number):
       const rows = resultRows<{ event_id: string | number; at: number }>(
         await db.execute(sql`
           select event_id, extract(epoch from at)::float8 as at from task_events
-          where event_id >= ${from} order by event_id limit ${PAGE}`),
+          where event_id >= ${from} order by event_id limit ${pageSize}`),
       );
       const hit = rows.find((r) => Number(r.at) >= since);
       if (hit) return Number(hit.event_id);
-      if (rows.length < PAGE) return rows.length ? Number(rows.at(-1)!.event_id) + 1 : from;
+      if (rows.length < pageSize) return rows.length ? Number(rows.at(-1)!.event_id) + 1 : from;
       from = Number(rows.at(-1)!.event_id) + 1;
     }
   }
@@ -50,13 +55,13 @@ export async function firstEventIdSince(db: Db, sinceMs: number, hint?: number):
       await db.execute(sql`
         select event_id, extract(epoch from at)::float8 as at from task_events
         ${before === undefined ? sql`` : sql`where event_id < ${before}`}
-        order by event_id desc limit ${PAGE}`),
+        order by event_id desc limit ${pageSize}`),
     );
     for (const row of rows) {
       if (Number(row.at) < since) return first ?? Number(row.event_id) + 1;
       first = Number(row.event_id);
     }
-    if (rows.length < PAGE) return first ?? 1;
+    if (rows.length < pageSize) return first ?? 1;
     before = Number(rows.at(-1)!.event_id);
   }
 }
