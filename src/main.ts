@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { createAdaptorServer } from "@hono/node-server";
+import type { MiddlewareHandler } from "hono";
 import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
 import { WebSocketServer } from "ws";
 import { createDatabase, type Database } from "../db/client.ts";
@@ -23,6 +24,7 @@ import {
 } from "./dispatch/dispatcher.ts";
 import { createFramePolicies } from "./dispatch/frame-policy.ts";
 import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
+import { createAlertIssues } from "./github/alert-issues.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
 import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
 import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
@@ -38,6 +40,10 @@ import { createMerger } from "./loops/merger.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
+import { createMetrics } from "./metrics/create-metrics.ts";
+import { createErrorRecorder } from "./metrics/error-recorder.ts";
+import { instrumentWebhooks, octokitMetricsPlugin } from "./metrics/instrument-github.ts";
+import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
@@ -69,6 +75,15 @@ export interface StartOptions {
   apiRateLimits?: ApiRateLimits;
   /** The dashboard's refresh, session re-check and cross-instance timings; tests shorten them. */
   dashboardTimings?: DashboardDeps["timings"];
+  /** How often alerts are checked (default 30 s) and the delay before the first check (30 s). */
+  alertCheckIntervalMs?: number;
+  alertStartDelayMs?: number;
+  /** How often queue depth and runner slots are sampled for trends and charts (default 30 s). */
+  metricsSampleIntervalMs?: number;
+  /** How often runner presence is stamped and task transitions are fed to histograms (5 s). */
+  metricsTickIntervalMs?: number;
+  /** The alerter's and sampler's clock (tests move it). */
+  now?: () => number;
 }
 
 export interface RunningConveyor {
@@ -80,6 +95,11 @@ export interface RunningConveyor {
   reconcile(): Promise<ReconcileReport | undefined>;
   /** Absent until the GitHub App is configured. */
   dispatcher: Dispatcher | undefined;
+  /**
+   * Alerts and metrics: `checkAlerts()` and `sampleMetrics()` run a check or a sample now (they
+   * also run on their intervals); `subscribe` hears of changes on any instance (live views).
+   */
+  monitoring: Pick<Monitoring, "checkAlerts" | "sampleMetrics" | "subscribe">;
   /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
   stop(): Promise<void>;
 }
@@ -103,6 +123,21 @@ export async function startConveyor(
   // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
   let onTasksChanged: () => void = () => {};
   let dashboard: Dashboard | undefined;
+  const metrics = createMetrics({ database, logger });
+  metrics.setConnections(() => dispatcher?.connections() ?? []);
+  const clock = options.now ?? Date.now;
+  // Errors are counted where they happen (conveyor_errors_total, error_events for the alerter).
+  const errors = createErrorRecorder({
+    db: database.db,
+    logger,
+    count: (source) => metrics.error(source),
+    now: () => new Date(clock()),
+  });
+  const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
+    errors.record(source, error, details);
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+  let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
+  let monitoring: Monitoring | undefined;
   try {
     const { applied } = await migrate(database.db);
     logger.info(
@@ -124,7 +159,7 @@ export async function startConveyor(
         Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
           ...defaults,
           ...options.octokitOptions,
-        })),
+        })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
       });
       // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
       const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
@@ -138,7 +173,7 @@ export async function startConveyor(
         installationOctokit,
         logger,
       });
-      const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
+      alertIssues = createAlertIssues({ installationOctokit });
       const notifier = createNotifier({
         db: database.db,
         gateway,
@@ -149,6 +184,7 @@ export async function startConveyor(
         name: "notifier",
         intervalMs: options.notifierIntervalMs ?? 2_000,
         logger,
+        onError: (error) => recordError("loop:notifier", error),
         body: async () => {
           // A full batch means there is more: go again at once.
           if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
@@ -160,6 +196,8 @@ export async function startConveyor(
         agingMs: config.agingMs,
         timings,
         onChange: () => notifierLoop.wake(),
+        onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
+        recordError,
         async prepareAssignment(task) {
           const ref = repoRef(task.installation_id, task.full_name);
           const [head, readToken] = await Promise.all([
@@ -182,6 +220,7 @@ export async function startConveyor(
         logger,
         installationOctokit,
         instanceId,
+        recordError,
         onChange: () => {
           notifierLoop.wake();
           taskDispatcher.announceWork();
@@ -194,6 +233,7 @@ export async function startConveyor(
               name: "publisher",
               intervalMs: options.notifierIntervalMs ?? 2_000,
               logger,
+              onError: (error) => recordError("loop:publisher", error),
               body: async () => {
                 await publisher.runOnce();
               },
@@ -205,6 +245,7 @@ export async function startConveyor(
         installationOctokit,
         appId: config.github.appId,
         instanceId,
+        recordError,
         onChange: () => notifierLoop.wake(),
       });
       // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
@@ -212,6 +253,7 @@ export async function startConveyor(
         name: "merger",
         intervalMs: options.mergerIntervalMs ?? 60_000,
         logger,
+        onError: (error) => recordError("loop:merger", error),
         body: () => merger.runOnce(),
       });
       // Anything that changed tasks: rewrite status comments, offer work, write pull requests,
@@ -228,7 +270,12 @@ export async function startConveyor(
         logger,
         dispatcher: taskDispatcher,
         timings,
-        policies: createFramePolicies(options.rateLimits),
+        policies: createFramePolicies(options.rateLimits, {
+          rateLimited: (tier) => metrics.frameRateLimited(tier),
+          invalidFrame: () => metrics.frameInvalid(),
+          closedForViolations: () => metrics.violationDisconnect(),
+        }),
+        recordError,
         async authenticate(token) {
           const runner = await findRunnerByToken(database.db, token);
           return (
@@ -246,6 +293,7 @@ export async function startConveyor(
         gateway,
         logger,
         instanceId,
+        recordError,
         onChange,
       });
       const reconcileLoop = createLoop({
@@ -253,6 +301,7 @@ export async function startConveyor(
         intervalMs: config.reconcileIntervalMs,
         initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
         logger,
+        onError: (error) => recordError("loop:reconciler", error),
         body: async () => {
           await reconciler.runOnce();
         },
@@ -260,16 +309,20 @@ export async function startConveyor(
       loops.push(notifierLoop, reconcileLoop, mergerLoop);
       if (publisherLoop) loops.push(publisherLoop);
       reconcile = () => reconciler.runOnce();
-      webhooks = await createNodeMiddleware(
-        createConveyorApp({
-          db: database.db,
-          logger,
-          gateway,
-          onChange,
-          appId: config.github.appId,
-          onPullRequestActivity: () => mergerLoop.wake(),
-        }),
-        { probot },
+      webhooks = instrumentWebhooks(
+        await createNodeMiddleware(
+          createConveyorApp({
+            db: database.db,
+            logger,
+            gateway,
+            onChange,
+            appId: config.github.appId,
+            onPullRequestActivity: () => mergerLoop.wake(),
+            recordError,
+          }),
+          { probot },
+        ),
+        metrics,
       );
     } else {
       logger.warn(
@@ -301,11 +354,34 @@ export async function startConveyor(
           busySlots: c.tasks.size,
         })),
     });
+    const started = startMonitoring({
+      database,
+      logger,
+      metrics,
+      instanceId,
+      connections: () => dispatcher?.connections() ?? [],
+      issues: alertIssues,
+      timings,
+      recordError,
+      auth: {
+        read: apiAuth.read as unknown as MiddlewareHandler,
+        admin: apiAuth.admin as unknown as MiddlewareHandler,
+      },
+      intervals: {
+        sampleIntervalMs: options.metricsSampleIntervalMs,
+        tickIntervalMs: options.metricsTickIntervalMs,
+        alertIntervalMs: options.alertCheckIntervalMs,
+        alertStartDelayMs: options.alertStartDelayMs,
+      },
+      now: options.now,
+    });
+    monitoring = started;
+    loops.push(...started.loops);
     dashboard = createDashboard({
       database,
       auth: apiAuth,
       logger,
-      instanceId: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
+      instanceId,
       connections: () => dispatcher?.connections() ?? [],
       agingMs: config.agingMs,
       adminToken: config.adminToken,
@@ -314,13 +390,17 @@ export async function startConveyor(
     });
     await dashboard.start();
     const dashboardRoutes = dashboard.routes;
+    // Alerts fired, cleared or acknowledged on any instance: open dashboards update at once.
+    started.subscribe(() => dashboard?.hub.poke());
     const app = createHttpApp({
       database,
       logger,
       webhooks,
       setup,
+      recordError,
       mount(http) {
         if (runnerRoutes) http.route("/", runnerRoutes);
+        http.route("/", started.routes);
         http.route("/api", adminRoutes);
         http.route(
           "/api",
@@ -350,6 +430,7 @@ export async function startConveyor(
     await dashboard?.stop();
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
+    await errors.flush();
     await database.close();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(
@@ -366,6 +447,7 @@ export async function startConveyor(
   if (database.kind === "pglite") writeServerInfo(config.dataDir, { pid: process.pid, url });
 
   const httpServer = server;
+  const watch = monitoring;
   let stopping: Promise<void> | undefined;
   return {
     url,
@@ -374,6 +456,11 @@ export async function startConveyor(
     logger,
     reconcile: () => reconcile(),
     dispatcher,
+    monitoring: {
+      checkAlerts: () => watch.checkAlerts(),
+      sampleMetrics: () => watch.sampleMetrics(),
+      subscribe: (listener) => watch.subscribe(listener),
+    },
     stop() {
       stopping ??= (async () => {
         if (database.kind === "pglite") removeServerInfo(config.dataDir);
@@ -387,6 +474,8 @@ export async function startConveyor(
           httpServer.closeIdleConnections();
         });
         await Promise.all(loops.map((l) => l.stop()));
+        await watch.stop();
+        await errors.flush();
         await database.close();
         logger.info("conveyor stopped");
       })();

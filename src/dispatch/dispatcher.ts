@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
@@ -82,6 +83,10 @@ export interface DispatcherDeps {
   timings: DispatchTimings;
   /** Called when tasks changed (status comments to rewrite). */
   onChange: () => void;
+  /** An assign frame went out: the task's lane and seconds since it entered the queue. */
+  onAssignSent?: (lane: string, seconds: number) => void;
+  /** An error worth counting (the dispatcher's loop failed, an assignment could not be prepared). */
+  recordError?: (source: string, error: unknown) => void;
 }
 
 /** What the agent should know from before: review or CI feedback, else why the last attempt failed. */
@@ -145,6 +150,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       acceptMs: timings.acceptMs,
     });
     if (!claimed) return false;
+    const claimedAt = performance.now();
     connection.tasks.set(claimed.task_id, claimed.generation);
     connection.lastAssignedAt = Date.now();
     const log = logger.child({
@@ -158,6 +164,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     } catch (error) {
       // Not the runner's fault and not an attempt: put the task back and try again shortly.
       log.warn({ err: error }, "could not prepare the assignment; task requeued");
+      deps.recordError?.("dispatcher", error);
       connection.tasks.delete(claimed.task_id);
       await transitionTask(db, {
         taskId: claimed.task_id,
@@ -202,6 +209,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       verify: limits.verify ?? [],
       ...feedbackFor(claimed),
     });
+    if (claimed.queued_seconds !== null) {
+      deps.onAssignSent?.(
+        claimed.lane,
+        Number(claimed.queued_seconds) + (performance.now() - claimedAt) / 1000,
+      );
+    }
     log.info({ repo: claimed.full_name, issueNumber: claimed.issue_number }, "task assigned");
     deps.onChange();
     return true;
@@ -321,6 +334,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     intervalMs: timings.sweepMs,
     logger,
     initialDelayMs: 0,
+    onError: (error) => deps.recordError?.("loop:dispatcher", error),
     body: async () => {
       await sweepOnce();
       await dispatchOnce();

@@ -19,7 +19,15 @@ import type { FramePolicy } from "./runner-session.ts";
  * reconnects (so closing the socket does not reset a penalty), and adapts the pure core
  * modules to the session's `FramePolicy`.
  */
-export function createFramePolicies(limits?: TierLimits) {
+export function createFramePolicies(
+  limits?: TierLimits,
+  /** Told about every violation, for the metrics. */
+  observer?: {
+    rateLimited(tier: string): void;
+    invalidFrame(): void;
+    closedForViolations(): void;
+  },
+) {
   const rate = new Map<string, RateLimitState>();
   const violations = new Map<string, ViolationState>();
 
@@ -39,6 +47,7 @@ export function createFramePolicies(limits?: TierLimits) {
             limits,
           );
           rate.set(runnerId, decision.state);
+          if (!decision.allowed) observer?.rateLimited(frameTier(type));
           return decision.allowed
             ? { ok: true }
             : { ok: false, retryAfterMs: decision.retryAfterMs };
@@ -49,6 +58,8 @@ export function createFramePolicies(limits?: TierLimits) {
             now,
           );
           violations.set(runnerId, decision.state);
+          observer?.invalidFrame();
+          if (decision.close) observer?.closedForViolations();
           return decision.close
             ? { close: true, code: decision.code, reason: decision.reason }
             : { close: false };

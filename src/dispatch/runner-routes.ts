@@ -26,6 +26,7 @@ export interface RunnerRoutesDeps {
   /** Looks a bearer token up; undefined for unknown or revoked tokens. */
   authenticate: (token: string) => Promise<AuthenticatedRunner | undefined>;
   onChange: () => void;
+  recordError?: (source: string, error: unknown) => void;
 }
 
 type Env = { Bindings: HttpBindings; Variables: { runner: AuthenticatedRunner } };
@@ -82,6 +83,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
             runner,
             policy: deps.policies.forRunner(runner.runnerId),
             onChange: deps.onChange,
+            recordError: deps.recordError,
             send: (message) => {
               if (ws.readyState === 1) ws.send(JSON.stringify(message));
             },

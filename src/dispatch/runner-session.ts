@@ -36,6 +36,8 @@ export interface SessionDeps {
   runner: { runnerId: string; name: string; capabilities: readonly string[] };
   policy: FramePolicy;
   onChange: () => void;
+  /** An error worth counting (a frame the server failed to handle). */
+  recordError?: (source: string, error: unknown) => void;
   send(message: ServerMessage): void;
   close(code: number, reason: string): void;
 }
@@ -291,6 +293,7 @@ export function createRunnerSession(deps: SessionDeps) {
           await onFrame(parsed.data);
         } catch (error) {
           log.error({ err: error, type: parsed.data.type }, "runner frame failed");
+          deps.recordError?.("runner-session", error);
           reply({
             type: "error",
             id,

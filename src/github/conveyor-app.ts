@@ -26,6 +26,8 @@ export interface ConveyorAppDeps {
   appId: number;
   /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
   onPullRequestActivity: () => void;
+  /** A handler threw (the delivery is answered 500): counted for the webhook-failure alert. */
+  recordError?: (source: string, error: unknown, details?: Record<string, unknown>) => void;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
@@ -75,6 +77,13 @@ const names = (labels: LabelLike[] | undefined) =>
 export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
   const intake: IntakeDeps = deps;
   return (app) => {
+    app.onError((error) => {
+      const event = (error as { event?: { id?: string; name?: string } }).event;
+      // An AggregateError: the handlers' own errors say what went wrong.
+      const causes = (error as { errors?: unknown[] }).errors;
+      const first = causes?.[0] ?? error;
+      deps.recordError?.("webhook", first, { deliveryId: event?.id, event: event?.name });
+    });
     app.on("issues", async (context: Context<"issues">) => {
       const { payload } = context;
       const installationId = payload.installation?.id;

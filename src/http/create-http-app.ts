@@ -17,6 +17,8 @@ export interface HttpAppDeps {
   setup?: NodeHandler | undefined;
   /** Adds further route groups (the runner socket, the admin API). */
   mount?: (app: HttpApp) => void;
+  /** An error worth counting (a route that threw). */
+  recordError?: (source: string, error: unknown) => void;
 }
 
 export type HttpApp = Hono<{ Bindings: HttpBindings }>;
@@ -82,6 +84,7 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {
     deps.logger.error({ err: error, path: c.req.path }, "unhandled HTTP error");
+    deps.recordError?.("http", error);
     return c.json({ error: "internal error" }, 500);
   });
   return app;

@@ -20,6 +20,8 @@ export function createLoop(options: {
   body: () => Promise<void>;
   /** Delay before the first run (default: at once). */
   initialDelayMs?: number;
+  /** Told about every failed run (counted as an error for the alerter), besides the log. */
+  onError?: (error: unknown) => void;
 }): Loop {
   const { name, intervalMs, logger, body } = options;
   let timer: NodeJS.Timeout | undefined;
@@ -45,7 +47,10 @@ export function createLoop(options: {
       return;
     }
     running = body()
-      .catch((error: unknown) => logger.error({ err: error, loop: name }, "background loop failed"))
+      .catch((error: unknown) => {
+        logger.error({ err: error, loop: name }, "background loop failed");
+        options.onError?.(error);
+      })
       .finally(() => {
         running = undefined;
         markFirst();

@@ -38,6 +38,7 @@ export interface MergerDeps {
   appId: number;
   instanceId: string;
   onChange: () => void;
+  recordError?: (source: string, error: unknown) => void;
 }
 
 const LEASE = "merger";
@@ -73,7 +74,10 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
           : {}),
       output: { title: check.title, summary: check.summary },
     };
-    const digest = createHash("sha256").update(JSON.stringify(body)).digest("hex");
+    // The verdict and tier lead the digest: the only place they are stored, which the metrics read
+    // (`conveyor_pull_requests{verdict, tier}`); the hash still decides whether to write again.
+    const hash = createHash("sha256").update(JSON.stringify(body)).digest("hex");
+    const digest = `${forceSuccess ? "merge" : verdict.kind}:${verdict.tier}:${hash}`;
     if (c.safety_check_sha === c.head_sha && c.verdict_digest === digest) return;
     let checkId = c.safety_check_sha === c.head_sha ? c.safety_check_id : null;
     if (checkId) {
@@ -288,6 +292,7 @@ export function createMerger(deps: MergerDeps): { runOnce(): Promise<void> } {
               { err: error, prNumber: c.pr_number, repo: c.full_name },
               "reviewing the pull request failed",
             );
+            deps.recordError?.("merger", error);
           }
         }
       } finally {

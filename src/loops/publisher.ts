@@ -18,6 +18,7 @@ export interface PublisherDeps {
   installationOctokit: (installationId: number) => Promise<Octokit>;
   instanceId: string;
   onChange: () => void;
+  recordError?: (source: string, error: unknown) => void;
 }
 
 const LEASE = "publisher";
@@ -116,6 +117,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
               { err: error, taskId: task.task_id },
               "publishing the pull request failed",
             );
+            deps.recordError?.("publisher", error);
           }
         }
       } finally {

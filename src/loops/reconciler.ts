@@ -14,6 +14,7 @@ export interface ReconcilerDeps {
   /** Identifies this instance as the lease holder. */
   instanceId: string;
   onChange: () => void;
+  recordError?: (source: string, error: unknown) => void;
 }
 
 export interface ReconcileReport {
@@ -140,6 +141,7 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
                 { err: error, repo: repo.fullName },
                 "reconciliation of repository failed",
               );
+              deps.recordError?.("reconciler", error);
             }
           }
         }

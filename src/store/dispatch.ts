@@ -32,6 +32,9 @@ export interface ClaimedTask {
   pr_head_sha: string | null;
   full_name: string;
   default_branch: string;
+  lane: string;
+  /** How long the task had been queued when it was claimed (database clock), in seconds. */
+  queued_seconds: number | null;
 }
 
 /**
@@ -80,7 +83,11 @@ export async function claimNextTask(
              c.body, c.limits, c.last_error, c.feedback, r.full_name, r.default_branch,
              (select p.head_sha from pull_requests p
                where p.task_id = c.task_id and p.state = 'open'
-               order by p.created_at desc limit 1) as pr_head_sha
+               order by p.created_at desc limit 1) as pr_head_sha,
+             c.lane::text as lane,
+             -- The claim's own event is not visible here yet: this is the entry into the queue.
+             (select extract(epoch from now() - max(e.at))::float8 from task_events e
+               where e.task_id = c.task_id and e.to_state = 'queued') as queued_seconds
       from claimed c join repositories r on r.repository_id = c.repository_id`),
   );
   return rows[0];

@@ -1,0 +1,414 @@
+import type { Logger } from "pino";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Database } from "../../db/client.ts";
+import { LANES, TASK_STATES } from "../core/task-states.ts";
+import {
+  countFiringAlerts,
+  countPullRequests,
+  countRunners,
+  countTasksByStateAndLane,
+  oldestQueuedByLane,
+  type TailEvent,
+} from "../store/metrics.ts";
+
+/*
+ * Every Prometheus metric of one server, on a registry of its own (tests run several servers in
+ * one process). Three kinds, and how to add them up across instances:
+ *
+ * - database facts (tasks, runners, pull requests, alerts): read at scrape time, cached briefly;
+ *   every instance reports the same numbers, so take `max` across instances, never `sum`;
+ * - this instance's own work (webhooks, GitHub calls, sockets, dispatch, errors): `sum`;
+ * - task durations and transitions: observed once per transition by whichever instance holds the
+ *   event tail's lease (see the metrics loop), so `sum` across instances is exact.
+ */
+
+const DURATION_BUCKETS = {
+  wait: [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
+  run: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+  endToEnd: [30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800],
+  request: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+};
+
+/** A runner socket as the metrics see it. */
+export interface ConnectionFacts {
+  slots: number;
+  tasks: { size: number };
+}
+
+export interface MetricsOptions {
+  database: Database;
+  logger: Logger;
+  /** How long database facts are reused between scrapes (default 2 s). */
+  factsTtlMs?: number;
+  /** A runner counts as online when an instance saw its socket this recently (default 30 s). */
+  onlineWindowMs?: number;
+  /** Node's process metrics (default on; off in unit tests that count series). */
+  processMetrics?: boolean;
+  /**
+   * How long a scrape waits for the database facts (default 3 s): an unreachable database makes
+   * `conveyor_database_up` 0 quickly instead of running into Prometheus's scrape timeout.
+   */
+  factsTimeoutMs?: number;
+}
+
+export type ConveyorMetrics = ReturnType<typeof createMetrics>;
+
+/** Label values an unauthenticated sender cannot multiply: anything unknown becomes `other`. */
+const WEBHOOK_EVENTS = new Set([
+  "check_run",
+  "check_suite",
+  "github_app_authorization",
+  "installation",
+  "installation_repositories",
+  "installation_target",
+  "issue_comment",
+  "issues",
+  "label",
+  "meta",
+  "ping",
+  "pull_request",
+  "pull_request_review",
+  "pull_request_review_comment",
+  "pull_request_review_thread",
+  "push",
+  "repository",
+  "status",
+]);
+
+export function webhookEventLabel(event: string | undefined): string {
+  return event && WEBHOOK_EVENTS.has(event) ? event : "other";
+}
+
+const runOutcome = (toState: string) =>
+  toState === "pushed"
+    ? "succeeded"
+    : ["retry_wait", "dead", "failed"].includes(toState)
+      ? "failed"
+      : toState === "cancelled"
+        ? "cancelled"
+        : "other";
+
+export function createMetrics(options: MetricsOptions) {
+  const registry = new Registry();
+  const { database, logger } = options;
+  const ttl = options.factsTtlMs ?? 2_000;
+  const onlineWindowMs = options.onlineWindowMs ?? 30_000;
+  const registers = [registry];
+  let connections: () => readonly ConnectionFacts[] = () => [];
+
+  if (options.processMetrics !== false) {
+    collectDefaultMetrics({ register: registry, prefix: "conveyor_" });
+    // prom-client also reports these gauges a second time as `…_total`, a suffix Prometheus
+    // reserves for counters (`promtool check metrics` refuses them); the plain names stay.
+    for (const name of ["active_handles", "active_requests", "active_resources"]) {
+      registry.removeSingleMetric(`conveyor_nodejs_${name}_total`);
+    }
+  }
+
+  // ----- database facts, read at scrape time (one set of queries per `ttl`, shared) -----
+  type Facts = Awaited<ReturnType<typeof queryFacts>>;
+  let facts: { at: number; value: Promise<Facts | undefined> } | undefined;
+  const factsTimeoutMs = options.factsTimeoutMs ?? 3_000;
+  async function readFacts() {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        queryFacts(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${factsTimeoutMs} ms`)),
+            factsTimeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  async function queryFacts() {
+    const [tasks, oldest, runners, pulls, alerts] = await Promise.all([
+      countTasksByStateAndLane(database.db),
+      oldestQueuedByLane(database.db),
+      countRunners(database.db, new Date(Date.now() - onlineWindowMs)),
+      countPullRequests(database.db),
+      countFiringAlerts(database.db),
+    ]);
+    return { tasks, oldest, runners, pulls, alerts };
+  }
+  function currentFacts(): Promise<Facts | undefined> {
+    if (!facts || Date.now() - facts.at > ttl) {
+      facts = {
+        at: Date.now(),
+        value: readFacts().catch((error: unknown) => {
+          logger.warn({ err: error }, "metrics: reading database facts failed");
+          return undefined;
+        }),
+      };
+    }
+    return facts.value;
+  }
+
+  new Gauge({
+    name: "conveyor_database_up",
+    help: "1 when the database answered the last scrape's queries, else 0.",
+    registers,
+    async collect() {
+      this.set((await currentFacts()) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "conveyor_tasks",
+    help: "Tasks by state and lane (database; the same on every instance).",
+    labelNames: ["state", "lane"],
+    registers,
+    async collect() {
+      this.reset();
+      const f = await currentFacts();
+      if (!f) return;
+      // Every combination is present (0 included), so a dashboard line does not vanish at zero.
+      for (const state of TASK_STATES) for (const lane of LANES) this.set({ state, lane }, 0);
+      for (const row of f.tasks) this.set({ state: row.state, lane: row.lane }, row.n);
+    },
+  });
+  new Gauge({
+    name: "conveyor_queue_oldest_task_age_seconds",
+    help: "How long the oldest queued task of each lane has waited (database).",
+    labelNames: ["lane"],
+    registers,
+    async collect() {
+      this.reset();
+      const f = await currentFacts();
+      if (!f) return;
+      for (const lane of LANES) this.set({ lane }, f.oldest[lane] ?? 0);
+    },
+  });
+  new Gauge({
+    name: "conveyor_runners",
+    help: "Registered runners by state: online (a socket seen recently), offline, revoked (database).",
+    labelNames: ["state"],
+    registers,
+    async collect() {
+      this.reset();
+      const f = await currentFacts();
+      if (!f) return;
+      this.set({ state: "online" }, f.runners.online);
+      this.set({ state: "offline" }, f.runners.registered - f.runners.online);
+      this.set({ state: "revoked" }, f.runners.revoked);
+    },
+  });
+  new Gauge({
+    name: "conveyor_pull_requests",
+    help: "Conveyor's pull requests by state and by the verdict and tier of their safety check (database).",
+    labelNames: ["state", "verdict", "tier"],
+    registers,
+    async collect() {
+      this.reset();
+      const f = await currentFacts();
+      if (!f) return;
+      for (const row of f.pulls) {
+        this.set({ state: row.state, verdict: row.verdict, tier: row.tier }, row.n);
+      }
+    },
+  });
+  new Gauge({
+    name: "conveyor_alerts_firing",
+    help: "Alerts firing, by rule and severity (database).",
+    labelNames: ["rule", "severity"],
+    registers,
+    async collect() {
+      this.reset();
+      const f = await currentFacts();
+      if (!f) return;
+      for (const row of f.alerts) this.set({ rule: row.rule, severity: row.severity }, row.n);
+    },
+  });
+
+  // ----- this instance -----
+  new Gauge({
+    name: "conveyor_runners_connected",
+    help: "Runner sockets open on this instance.",
+    registers,
+    collect() {
+      this.set(connections().length);
+    },
+  });
+  new Gauge({
+    name: "conveyor_runner_slots",
+    help: "Task slots offered by the runners connected to this instance.",
+    registers,
+    collect() {
+      this.set(connections().reduce((sum, c) => sum + c.slots, 0));
+    },
+  });
+  new Gauge({
+    name: "conveyor_runner_slots_busy",
+    help: "Task slots in use on the runners connected to this instance.",
+    registers,
+    collect() {
+      this.set(connections().reduce((sum, c) => sum + c.tasks.size, 0));
+    },
+  });
+
+  const dispatchLatency = new Histogram({
+    name: "conveyor_dispatch_latency_seconds",
+    help: "From a task entering the queue to its assign frame being sent to a runner.",
+    labelNames: ["lane"],
+    buckets: DURATION_BUCKETS.wait,
+    registers,
+  });
+  const webhookDeliveries = new Counter({
+    name: "conveyor_webhook_deliveries_total",
+    help: "Webhook deliveries by event and outcome (handled, rejected: bad signature or payload, failed: a handler threw).",
+    labelNames: ["event", "outcome"],
+    registers,
+  });
+  const webhookSeconds = new Histogram({
+    name: "conveyor_webhook_handling_seconds",
+    help: "Time from receiving a webhook delivery to answering it.",
+    labelNames: ["event"],
+    buckets: DURATION_BUCKETS.request,
+    registers,
+  });
+  const githubRequests = new Counter({
+    name: "conveyor_github_requests_total",
+    help: "GitHub API calls by method, route template and status (0: no answer).",
+    labelNames: ["method", "route", "status"],
+    registers,
+  });
+  const githubSeconds = new Histogram({
+    name: "conveyor_github_request_duration_seconds",
+    help: "GitHub API call duration.",
+    labelNames: ["method"],
+    buckets: DURATION_BUCKETS.request,
+    registers,
+  });
+  const rateLimitRemaining = new Gauge({
+    name: "conveyor_github_rate_limit_remaining",
+    help: "Requests left in the current GitHub rate-limit window, by client (app or installation id) and resource.",
+    labelNames: ["client", "resource"],
+    registers,
+  });
+  const rateLimitLimit = new Gauge({
+    name: "conveyor_github_rate_limit_limit",
+    help: "Size of the GitHub rate-limit window, by client and resource.",
+    labelNames: ["client", "resource"],
+    registers,
+  });
+  const framesRateLimited = new Counter({
+    name: "conveyor_runner_frames_rate_limited_total",
+    help: "Runner frames answered rate_limited, by tier.",
+    labelNames: ["tier"],
+    registers,
+  });
+  const framesInvalid = new Counter({
+    name: "conveyor_runner_frames_invalid_total",
+    help: "Runner frames that failed validation (bad JSON, unknown type, bad fields).",
+    registers,
+  });
+  const violationCloses = new Counter({
+    name: "conveyor_runner_violation_disconnects_total",
+    help: "Runner sockets closed (1008) for too many invalid frames.",
+    registers,
+  });
+  const errors = new Counter({
+    name: "conveyor_errors_total",
+    help: "Errors recorded (the alerter counts them per hour), by where they happened.",
+    labelNames: ["source"],
+    registers,
+  });
+  const alertNotifications = new Counter({
+    name: "conveyor_alert_notifications_total",
+    help: "Alerts fired, reminded and cleared by this instance's alerter.",
+    labelNames: ["rule", "severity", "kind"],
+    registers,
+  });
+
+  // ----- transitions, observed once (the event tail) -----
+  const waitSeconds = new Histogram({
+    name: "conveyor_task_wait_seconds",
+    help: "Queue wait: a task entering the queue to its assignment.",
+    labelNames: ["lane"],
+    buckets: DURATION_BUCKETS.wait,
+    registers,
+  });
+  const runSeconds = new Histogram({
+    name: "conveyor_task_run_seconds",
+    help: "Run time of an accepted attempt: assignment to its end, by outcome.",
+    labelNames: ["outcome"],
+    buckets: DURATION_BUCKETS.run,
+    registers,
+  });
+  const endToEndSeconds = new Histogram({
+    name: "conveyor_task_end_to_end_seconds",
+    help: "A task's creation to its pull request being merged.",
+    buckets: DURATION_BUCKETS.endToEnd,
+    registers,
+  });
+  const transitions = new Counter({
+    name: "conveyor_task_transitions_total",
+    help: "Task state transitions, by from and to state (`none`: the task was created).",
+    labelNames: ["from", "to"],
+    registers,
+  });
+  const merges = new Counter({
+    name: "conveyor_merges_total",
+    help: "Conveyor pull requests merged (by Conveyor or by a person).",
+    registers,
+  });
+
+  return {
+    registry,
+    /** Where the per-instance socket gauges read from (the dispatcher, once it exists). */
+    setConnections(read: () => readonly ConnectionFacts[]) {
+      connections = read;
+    },
+    /** Prometheus text: every metric of this server. */
+    scrape: () => registry.metrics(),
+    contentType: registry.contentType,
+    dispatchSent(lane: string, seconds: number) {
+      if (Number.isFinite(seconds) && seconds >= 0) dispatchLatency.observe({ lane }, seconds);
+    },
+    webhook(event: string | undefined, status: number, seconds: number) {
+      const label = webhookEventLabel(event);
+      const outcome = status < 400 ? "handled" : status < 500 ? "rejected" : "failed";
+      webhookDeliveries.inc({ event: label, outcome });
+      webhookSeconds.observe({ event: label }, seconds);
+    },
+    githubRequest(method: string, route: string, status: number, seconds: number) {
+      githubRequests.inc({ method, route, status: String(status) });
+      githubSeconds.observe({ method }, seconds);
+    },
+    githubRateLimit(client: string, resource: string, remaining: number, limit: number) {
+      if (Number.isFinite(remaining)) rateLimitRemaining.set({ client, resource }, remaining);
+      if (Number.isFinite(limit)) rateLimitLimit.set({ client, resource }, limit);
+    },
+    frameRateLimited(tier: string) {
+      framesRateLimited.inc({ tier });
+    },
+    frameInvalid() {
+      framesInvalid.inc();
+    },
+    violationDisconnect() {
+      violationCloses.inc();
+    },
+    error(source: string) {
+      errors.inc({ source });
+    },
+    alertNotified(rule: string, severity: string, kind: "fired" | "reminded" | "cleared") {
+      alertNotifications.inc({ rule, severity, kind });
+    },
+    /** One transition from the event tail. */
+    transition(event: TailEvent) {
+      transitions.inc({ from: event.fromState ?? "none", to: event.toState });
+      const usable = (v: number | null): v is number => v !== null && Number.isFinite(v) && v >= 0;
+      if (usable(event.waitSeconds)) waitSeconds.observe({ lane: event.lane }, event.waitSeconds);
+      if (usable(event.runSeconds)) {
+        runSeconds.observe({ outcome: runOutcome(event.toState) }, event.runSeconds);
+      }
+      if (event.toState === "merged") {
+        merges.inc();
+        if (usable(event.endToEndSeconds)) endToEndSeconds.observe(event.endToEndSeconds);
+      }
+    },
+  };
+}

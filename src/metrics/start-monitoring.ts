@@ -1,0 +1,184 @@
+import type { Hono, MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import type { Database } from "../../db/client.ts";
+import type { AlertIssues } from "../github/alert-issues.ts";
+import { createMetricsRoutes } from "../http/metrics-routes.ts";
+import { type CheckReport, createAlerter } from "../loops/alerter.ts";
+import { createLoop, type Loop } from "../loops/create-loop.ts";
+import { createMetricsSampler, type SampledConnection } from "../loops/metrics-sampler.ts";
+import type { ConveyorMetrics } from "./create-metrics.ts";
+import { createMetricsReport } from "./metrics-report.ts";
+
+export interface MonitoringIntervals {
+  /** Queue depth and runner slot samples (default 30 s). */
+  sampleIntervalMs?: number | undefined;
+  /** Runner presence and the event tail (default 5 s). */
+  tickIntervalMs?: number | undefined;
+  /** Alert checks (default 30 s), the first one after `alertStartDelayMs` (default 30 s). */
+  alertIntervalMs?: number | undefined;
+  alertStartDelayMs?: number | undefined;
+}
+
+/** What changed, for live views: alerts (fired, cleared, acknowledged), settings, new samples. */
+export type MonitoringTopic = "alerts" | "settings" | "metrics";
+const TOPICS: readonly string[] = ["alerts", "settings", "metrics"];
+
+/** NOTIFY channel that tells every instance's live views something changed. */
+export const MONITORING_CHANNEL = "conveyor_monitoring";
+
+export interface Monitoring {
+  /** The background loops; the caller stops them with its others. */
+  loops: Loop[];
+  /** `/metrics` and `/api/{metrics,alerts,settings}`, to be mounted at `/`. */
+  routes: Hono;
+  checkAlerts(): Promise<CheckReport>;
+  /** One sample and one tail pass now. */
+  sampleMetrics(): Promise<void>;
+  /**
+   * Calls `listener` whenever alerts, settings or samples change on any instance (LISTEN/NOTIFY,
+   * started on the first subscription): a dashboard can push instead of polling. Returns the
+   * unsubscribe function.
+   */
+  subscribe(listener: (topic: MonitoringTopic) => void): () => void;
+  /** After the loops stopped: hands the metrics leases to another instance, stops listening. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the sampler, the alerter and the monitoring routes of one server (called by the
+ * composition root, which owns the metrics registry and the error recorder used everywhere).
+ */
+export function startMonitoring(deps: {
+  database: Database;
+  logger: Logger;
+  metrics: ConveyorMetrics;
+  instanceId: string;
+  /** The runner sockets this instance holds. */
+  connections: () => readonly SampledConnection[];
+  /** Absent without a GitHub App. */
+  issues: AlertIssues | undefined;
+  timings: { leaseMs: number; acceptMs: number };
+  recordError: (source: string, error: unknown) => void;
+  auth: { read: MiddlewareHandler; admin: MiddlewareHandler };
+  intervals?: MonitoringIntervals;
+  now?: () => number;
+}): Monitoring {
+  const { database, logger, metrics, recordError } = deps;
+  const clock = deps.now ?? Date.now;
+  const sampleIntervalMs = deps.intervals?.sampleIntervalMs ?? 30_000;
+  const tickIntervalMs = deps.intervals?.tickIntervalMs ?? 5_000;
+  const alertIntervalMs = deps.intervals?.alertIntervalMs ?? 30_000;
+  // A runner counts as online when some instance stamped it within a few ticks.
+  const onlineWindowMs = Math.max(30_000, tickIntervalMs * 3);
+
+  const listeners = new Set<(topic: MonitoringTopic) => void>();
+  let listening: Promise<(() => Promise<void>) | undefined> | undefined;
+  const announce = (topic: MonitoringTopic) => {
+    database
+      .notify(MONITORING_CHANNEL, topic)
+      .catch((error: unknown) => logger.debug({ err: error }, "monitoring notify failed"));
+  };
+  const deliver = (payload: string) => {
+    if (!TOPICS.includes(payload)) return;
+    for (const listener of listeners) {
+      try {
+        listener(payload as MonitoringTopic);
+      } catch (error) {
+        logger.warn({ err: error }, "a monitoring subscriber failed");
+      }
+    }
+  };
+
+  const sampler = createMetricsSampler({
+    db: database.db,
+    logger,
+    instanceId: deps.instanceId,
+    connections: deps.connections,
+    observe: (event) => metrics.transition(event),
+    sampleIntervalMs,
+    tickIntervalMs,
+    now: () => new Date(clock()),
+  });
+  const alerter = createAlerter({
+    db: database.db,
+    logger,
+    instanceId: deps.instanceId,
+    ping: () => database.ping(),
+    issues: deps.issues,
+    timings: deps.timings,
+    onlineWindowMs,
+    sampleIntervalMs,
+    checkIntervalMs: alertIntervalMs,
+    now: clock,
+    notified: (rule, severity, kind) => metrics.alertNotified(rule, severity, kind),
+    recordError,
+    onChange: () => announce("alerts"),
+  });
+  const loops = [
+    createLoop({
+      name: "metrics-tick",
+      intervalMs: tickIntervalMs,
+      logger,
+      onError: (error) => recordError("loop:metrics", error),
+      body: async () => {
+        await sampler.tick();
+      },
+    }),
+    createLoop({
+      name: "metrics-sampler",
+      intervalMs: sampleIntervalMs,
+      logger,
+      onError: (error) => recordError("loop:metrics", error),
+      body: async () => {
+        if (await sampler.sample()) announce("metrics");
+      },
+    }),
+    createLoop({
+      name: "alerter",
+      intervalMs: alertIntervalMs,
+      initialDelayMs: deps.intervals?.alertStartDelayMs ?? 30_000,
+      logger,
+      // Not counted as an error event: a failing check is most likely the database being away,
+      // which the check reports itself.
+      body: async () => {
+        await alerter.checkOnce();
+      },
+    }),
+  ];
+  const routes = createMetricsRoutes({
+    db: database.db,
+    logger,
+    scrape: metrics.scrape,
+    contentType: metrics.contentType,
+    report: createMetricsReport({ db: database.db, sampleIntervalMs, onlineWindowMs, now: clock }),
+    localAlerts: () => alerter.localAlerts(),
+    auth: deps.auth,
+    onChange: announce,
+  });
+  return {
+    loops,
+    routes,
+    checkAlerts: () => alerter.checkOnce(),
+    async sampleMetrics() {
+      if (await sampler.sample()) announce("metrics");
+      await sampler.tick();
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      listening ??= database.listen(MONITORING_CHANNEL, deliver).catch((error: unknown) => {
+        logger.warn({ err: error }, "could not listen for monitoring changes; live views poll");
+        listening = undefined;
+        return undefined;
+      });
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    async stop() {
+      await sampler.stop();
+      const unlisten = await listening;
+      listening = undefined;
+      await unlisten?.();
+    },
+  };
+}
