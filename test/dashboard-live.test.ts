@@ -95,7 +95,9 @@ describe("dashboard live stream", () => {
       });
       expect(stream.events[0]).toEqual({
         event: "hello",
-        data: { viewer: { name: "CONVEYOR_ADMIN_TOKEN", role: "admin" } },
+        data: {
+          viewer: { name: "CONVEYOR_ADMIN_TOKEN", role: "admin", actor: "CONVEYOR_ADMIN_TOKEN" },
+        },
       });
       const { taskId } = await queueScriptedIssue(
         h,
@@ -126,7 +128,7 @@ describe("dashboard live stream", () => {
           headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
         })
       ).json()) as DashboardSnapshot & { viewer: unknown };
-      expect(state.viewer).toEqual({ name: "CONVEYOR_ADMIN_TOKEN", role: "admin" });
+      expect(state.viewer).toMatchObject({ name: "CONVEYOR_ADMIN_TOKEN", role: "admin" });
       expect(state.in_flight.find((t) => t.task_id === taskId)?.runner_name).toBe("far-runner");
       expect(state.charts.t).toHaveLength(60);
     } finally {

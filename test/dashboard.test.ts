@@ -216,12 +216,14 @@ describe("dashboard", () => {
     await row.waitFor();
     await row.locator("button[data-action=ack]").click();
     await row.locator(".meta", { hasText: "acknowledged by" }).waitFor();
-    const [stored] = resultRows<{ acknowledged_at: unknown }>(
+    const [stored] = resultRows<{ acknowledged_at: unknown; acknowledged_by: string }>(
       await h.database.db.execute(
-        sql`select acknowledged_at from alerts where alert_id = ${alertId}`,
+        sql`select acknowledged_at, acknowledged_by from alerts where alert_id = ${alertId}`,
       ),
     );
     expect(stored?.acknowledged_at).not.toBeNull();
+    expect(stored?.acknowledged_by).toBe("token:ops-admin");
+    await expect(row.textContent()).resolves.toContain("acknowledged by token:ops-admin");
     await expect(row.locator("button").count()).resolves.toBe(0);
   });
 

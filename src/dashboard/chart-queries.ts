@@ -5,7 +5,8 @@ import { BUSY_STATES, WAITING_STATES } from "./dashboard-queries.ts";
 /*
  * The charts' history, from the database alone, so every instance draws the same lines and a
  * restart loses nothing. Queue depth and busy slots are rebuilt exactly from `task_events` (every
- * move of every task is an event): the count now, minus what the events after each minute added.
+ * move of every task is an event): the count now, minus what the window's events added, gives the
+ * count before them, and the events replayed from there give each minute's peak.
  * Offered slots come from the metrics sampler's `runner_slots` samples when it writes them.
  */
 
@@ -69,40 +70,57 @@ export async function firstEventIdSince(
 export interface MinuteDeltas {
   /** Minute index: floor(epoch seconds / 60). */
   minute: number;
+  /** How the minute's events changed the waiting and busy counts. */
   waiting: number;
   busy: number;
+  /**
+   * The highest the counts reached within the minute, as a change since the first event read
+   * (so a task that waited two seconds still shows on a per-minute chart).
+   */
+  waiting_peak: number;
+  busy_peak: number;
   succeeded: number;
   failed: number;
   dead: number;
 }
 
 /**
- * Per minute from `fromEventId` on: how the waiting and busy counts changed, and how many
- * attempts ended well (a result) or badly (a failure, a lost lease, a timeout), and how many tasks
- * died. The definitions match `/api/metrics`.
+ * Per minute from `fromEventId` on: how the waiting and busy counts changed (and their peak), how
+ * many attempts ended well (a result) or badly (a failure, a lost lease, a timeout), and how many
+ * tasks died. The definitions match `/api/metrics`.
  */
 export async function eventDeltasByMinute(db: Db, fromEventId: number): Promise<MinuteDeltas[]> {
   const waiting = inList(WAITING_STATES);
   const busy = inList(BUSY_STATES);
   const rows = resultRows<Record<string, number | string>>(
     await db.execute(sql`
+      with changes as (
+        select event_id, at, from_state, to_state,
+               (to_state in (${waiting}))::int - coalesce((from_state in (${waiting}))::int, 0) as dw,
+               (to_state in (${busy}))::int - coalesce((from_state in (${busy}))::int, 0) as db
+        from task_events where event_id >= ${fromEventId}
+      ), running as (
+        select *, sum(dw) over w as cw, sum(db) over w as cb
+        from changes
+        window w as (order by at, event_id rows unbounded preceding)
+      )
       select floor(extract(epoch from at) / 60)::int as minute,
-             (count(*) filter (where to_state in (${waiting}))
-               - count(*) filter (where from_state in (${waiting})))::int as waiting,
-             (count(*) filter (where to_state in (${busy}))
-               - count(*) filter (where from_state in (${busy})))::int as busy,
+             sum(dw)::int as waiting, sum(db)::int as busy,
+             max(cw)::int as waiting_peak, max(cb)::int as busy_peak,
              count(*) filter (where from_state in ('assigned', 'running')
                               and to_state = 'pushed')::int as succeeded,
              count(*) filter (where from_state in ('assigned', 'running')
                               and to_state in ('retry_wait', 'dead', 'failed'))::int as failed,
              count(*) filter (where to_state = 'dead')::int as dead
-      from task_events where event_id >= ${fromEventId}
+      from running
       group by 1 order by 1`),
   );
   return rows.map((r) => ({
     minute: Number(r.minute),
     waiting: Number(r.waiting),
     busy: Number(r.busy),
+    waiting_peak: Number(r.waiting_peak),
+    busy_peak: Number(r.busy_peak),
     succeeded: Number(r.succeeded),
     failed: Number(r.failed),
     dead: Number(r.dead),

@@ -262,9 +262,9 @@ export function createDashboardRoutes(deps: DashboardRoutesDeps): Hono<ApiEnv> {
   return routes;
 }
 
-/** What the page needs to know about who is looking. */
-function viewerOf(principal: Principal): { name: string; role: string } {
-  return { name: principal.name, role: principal.role };
+/** What the page needs to know about who is looking (`actor`: how history names them). */
+function viewerOf(principal: Principal): { name: string; role: string; actor: string } {
+  return { name: principal.name, role: principal.role, actor: principal.actor };
 }
 
 function escapeHtml(text: string): string {

@@ -199,10 +199,10 @@ export function runnerViews(input: {
 }
 
 /**
- * One point per minute over the window, the last one being now. Queue depth and busy slots at the
- * end of each minute are the counts now minus what the events after it added; the rest are per
- * minute. `capacityNow` (slots offered by the runners connected now) fills the last point when the
- * sampler has not written one.
+ * One point per minute over the window, the last one being now. Queue depth and busy slots are
+ * each minute's peak: the counts before the window's events (the counts now minus everything the
+ * events changed) replayed forward minute by minute. `capacityNow` (slots offered by the runners
+ * connected now) fills the last slot point when the sampler has not written one.
  */
 export function chartSeries(input: {
   now: number;
@@ -215,7 +215,6 @@ export function chartSeries(input: {
 }): ChartSeries {
   const nowMinute = Math.floor(input.now / 60_000);
   const first = nowMinute - input.windowMinutes + 1;
-  const deltas = new Map(input.deltas.map((d) => [d.minute, d]));
   const latency = new Map(input.latency.map((l) => [l.minute, l]));
   const slots = new Map(input.slots.map((s) => [s.minute, s.slots]));
   const series: ChartSeries = {
@@ -232,18 +231,48 @@ export function chartSeries(input: {
     failed: [],
     dead: [],
   };
-  // Walk backwards from now, undoing each minute's changes.
-  let waiting = input.current.waiting;
-  let busy = input.current.busy;
   const round = (v: number | null | undefined) =>
     v === null || v === undefined ? null : Math.round(v * 10) / 10;
-  for (let minute = nowMinute; minute >= first; minute--) {
-    const d = deltas.get(minute);
+  // Counts before the first event read; peaks are offsets from there.
+  const baseWaiting = input.current.waiting - input.deltas.reduce((sum, d) => sum + d.waiting, 0);
+  const baseBusy = input.current.busy - input.deltas.reduce((sum, d) => sum + d.busy, 0);
+  let waiting = baseWaiting;
+  let busy = baseBusy;
+  const byMinute = new Map<number, MinuteDeltas>();
+  for (const d of input.deltas) {
+    // Events stamped after now (clocks a little apart) belong to the current minute.
+    const minute = Math.min(d.minute, nowMinute);
+    if (minute < first) {
+      waiting += d.waiting;
+      busy += d.busy;
+      continue;
+    }
+    const known = byMinute.get(minute);
+    byMinute.set(
+      minute,
+      known
+        ? {
+            ...known,
+            waiting: known.waiting + d.waiting,
+            busy: known.busy + d.busy,
+            waiting_peak: Math.max(known.waiting_peak, d.waiting_peak),
+            busy_peak: Math.max(known.busy_peak, d.busy_peak),
+            succeeded: known.succeeded + d.succeeded,
+            failed: known.failed + d.failed,
+            dead: known.dead + d.dead,
+          }
+        : d,
+    );
+  }
+  for (let minute = first; minute <= nowMinute; minute++) {
+    const d = byMinute.get(minute);
     const l = latency.get(minute);
     const i = minute - first;
     series.t[i] = minute === nowMinute ? Math.floor(input.now / 1000) : (minute + 1) * 60;
-    series.queue_depth[i] = Math.max(0, waiting);
-    series.busy_slots[i] = Math.max(0, busy);
+    series.queue_depth[i] = Math.max(0, waiting, d ? baseWaiting + d.waiting_peak : 0);
+    series.busy_slots[i] = Math.max(0, busy, d ? baseBusy + d.busy_peak : 0);
+    waiting += d?.waiting ?? 0;
+    busy += d?.busy ?? 0;
     const sampled = slots.get(minute);
     series.slots[i] =
       sampled !== undefined
@@ -258,8 +287,6 @@ export function chartSeries(input: {
     series.succeeded[i] = d?.succeeded ?? 0;
     series.failed[i] = d?.failed ?? 0;
     series.dead[i] = d?.dead ?? 0;
-    waiting -= d?.waiting ?? 0;
-    busy -= d?.busy ?? 0;
   }
   return series;
 }

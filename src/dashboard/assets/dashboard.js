@@ -3,7 +3,7 @@
 (() => {
   /** @type {Record<string, any>} */
   const state = {};
-  let viewer = { name: "", role: "read" };
+  let viewer = { name: "", role: "read", actor: "" };
   // Server time minus local time, so "12 s ago" is right even when the clocks disagree.
   let clockOffset = 0;
   /** Task ids whose log is unfolded, kept across redraws. */
@@ -166,22 +166,22 @@
   }
 
   /** Calls the JSON API with the session cookie; shows what went wrong, in the server's words. */
-  async function post(path) {
+  async function post(path, body = {}) {
     let response;
     try {
       response = await fetch(path, {
         method: "POST",
         credentials: "same-origin",
         headers: { "content-type": "application/json", accept: "application/json" },
-        body: "{}",
+        body: JSON.stringify(body),
       });
     } catch {
       notice("Could not reach the server; nothing was changed. Try again.");
       return undefined;
     }
-    let body = {};
+    let answer = {};
     try {
-      body = await response.json();
+      answer = await response.json();
     } catch {
       // Not JSON: the status line below says enough.
     }
@@ -190,11 +190,11 @@
       return undefined;
     }
     if (!response.ok) {
-      notice(body.error || `The server answered ${response.status}.`);
+      notice(answer.error || `The server answered ${response.status}.`);
       return undefined;
     }
     notice("");
-    return body;
+    return answer;
   }
 
   // ---- sections -------------------------------------------------------------------------------
@@ -224,7 +224,8 @@
             h("strong", { class: "grow", text: a.rule }),
             firing && !acked
               ? actionButton(`ack:${a.alert_id}`, "Acknowledge", "Acknowledging…", async () => {
-                  const done = await post(`/api/alerts/${a.alert_id}/ack`);
+                  // The alert records who acknowledged it, named as task history names them.
+                  const done = await post(`/api/alerts/${a.alert_id}/ack`, { by: viewer.actor });
                   if (done) notice(`Alert ${a.rule} acknowledged.`, "info");
                 })
               : null,
