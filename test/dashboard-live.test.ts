@@ -136,6 +136,50 @@ describe("dashboard live stream", () => {
     }
   });
 
+  it("serves its pages and assets itself, uPlot included, with a strict content policy", async () => {
+    const page = await fetch(`${h.conveyor.url}/dashboard/sign-in`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.headers.get("x-frame-options")).toBe("DENY");
+    expect(await page.text()).toContain('action="/dashboard/sign-in"');
+    // Not signed in: the dashboard sends people to the sign-in page.
+    const dashboard = await fetch(`${h.conveyor.url}/dashboard`, { redirect: "manual" });
+    expect(dashboard.status).toBe(303);
+    expect(dashboard.headers.get("location")).toBe("/dashboard/sign-in");
+
+    const uplot = await fetch(`${h.conveyor.url}/dashboard/assets/uPlot.iife.min.js`);
+    expect(uplot.status).toBe(200);
+    expect(uplot.headers.get("content-type")).toContain("text/javascript");
+    expect(uplot.headers.get("content-encoding")).toBe("gzip");
+    expect(await uplot.text()).toContain("uPlot");
+    const etag = uplot.headers.get("etag")!;
+    const again = await fetch(`${h.conveyor.url}/dashboard/assets/uPlot.iife.min.js`, {
+      headers: { "if-none-match": etag },
+    });
+    expect(again.status).toBe(304);
+    const missing = await fetch(`${h.conveyor.url}/dashboard/assets/..%2Fdashboard-routes.ts`);
+    expect(missing.status).toBe(404);
+  });
+
+  it("refuses sign-ins from other sites, and slows down guessing", async () => {
+    const signIn = (token: string, headers: Record<string, string> = {}) =>
+      fetch(`${other.url}/dashboard/sign-in`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+        body: new URLSearchParams({ token }).toString(),
+      });
+    const forged = await signIn(ADMIN_TOKEN, { origin: "https://evil.example" });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get("set-cookie")).toBeNull();
+    const statuses: number[] = [];
+    for (let i = 0; i < 31; i++) statuses.push((await signIn(`cva_guess-${i}`)).status);
+    expect(statuses.slice(0, 30).every((s) => s === 401)).toBe(true);
+    expect(statuses[30]).toBe(429);
+    // Even the right token waits now: the limit is on the address, not on the guess.
+    expect((await signIn(ADMIN_TOKEN)).status).toBe(429);
+  });
+
   it("ends open streams on shutdown instead of waiting for them", async () => {
     const third = await h.startAnother();
     const stream = await follow(third.url, { authorization: `Bearer ${ADMIN_TOKEN}` });

@@ -182,9 +182,19 @@ describe("dashboard", () => {
     await expect(taskRow(page, "in-flight", taskId).count()).resolves.toBe(0);
     expect(await page.evaluate("window.notReloaded")).toBe(true);
 
-    // The charts drew (uPlot, served by the app) and the queue chart saw the task wait.
+    // The charts drew (uPlot, served by the app), and their data saw the task wait and succeed.
     await page.locator("#chart-queue canvas").waitFor();
     expect(await page.evaluate("typeof window.uPlot")).toBe("function");
+    const charts = await waitFor(async () => {
+      const state = (await (
+        await fetch(`${h.conveyor.url}/dashboard/state`, {
+          headers: { authorization: `Bearer ${adminSecret}` },
+        })
+      ).json()) as { charts: { queue_depth: number[]; busy_slots: number[]; succeeded: number[] } };
+      return state.charts.succeeded.some((n) => n > 0) ? state.charts : undefined;
+    });
+    expect(Math.max(...charts.queue_depth)).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...charts.busy_slots)).toBeGreaterThanOrEqual(1);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-desktop.png`, fullPage: true });
   });
 

@@ -345,7 +345,7 @@
             "div",
             { class: "meta" },
             t.runner_name ? `on ${t.runner_name} · ` : "",
-            `attempt ${t.attempts}/${t.max_attempts} · ${t.state.replace("_", " ")} for `,
+            `attempt ${Math.min(t.attempts + 1, t.max_attempts)}/${t.max_attempts} · ${t.state.replace("_", " ")} for `,
             ago(t.since, ""),
             " · started ",
             ago(t.created_at),
@@ -366,6 +366,7 @@
     const runners = state.runners || [];
     const online = runners.filter((r) => r.state !== "offline").length;
     $("runners-count").textContent = `(${online} of ${runners.length} online)`;
+    renderUtilisation();
     show(
       "runners-list",
       "runners-empty",
@@ -444,7 +445,8 @@
             t.first_assigned_at !== null
               ? ` (waited ${duration(t.first_assigned_at - t.created_at)})`
               : "",
-            ` · ${t.attempts} attempt${t.attempts === 1 ? "" : "s"} · finished `,
+            t.attempts ? ` · after ${t.attempts} failed attempt${t.attempts === 1 ? "" : "s"}` : "",
+            " · finished ",
             ago(t.finished_at),
           ),
         ),
@@ -492,10 +494,17 @@
       { label: "waiting", stroke: "#2f6fde", fill: "rgba(47,111,222,0.12)", key: "queue_depth" },
     ],
     latency: [
-      { label: "wait p50", stroke: "#1f8a4c", key: "wait_p50" },
-      { label: "wait p90", stroke: "#b7791f", key: "wait_p90" },
-      { label: "wait p99", stroke: "#c53030", key: "wait_p99" },
-      { label: "end-to-end p50", stroke: "#7b4bd6", key: "end_to_end_p50", dash: [4, 3] },
+      // Minutes without an assignment or a merge have no value: points keep lone minutes visible.
+      { label: "wait p50", stroke: "#1f8a4c", key: "wait_p50", points: true },
+      { label: "wait p90", stroke: "#b7791f", key: "wait_p90", points: true },
+      { label: "wait p99", stroke: "#c53030", key: "wait_p99", points: true },
+      {
+        label: "end-to-end p50",
+        stroke: "#7b4bd6",
+        key: "end_to_end_p50",
+        dash: [4, 3],
+        points: true,
+      },
     ],
     utilisation: [
       { label: "busy", stroke: "#2f6fde", fill: "rgba(47,111,222,0.12)", key: "busy_slots" },
@@ -517,14 +526,23 @@
     return Math.max(200, Math.floor(el.getBoundingClientRect().width));
   }
 
+  /** Lower on a phone, where the charts come after the lists. */
+  const chartHeight = (width) => (width < 420 ? 140 : 180);
+
+  /** Utilisation now, from the runners' sockets (busy slots / offered slots). */
+  function renderUtilisation() {
+    const online = (state.runners || []).filter((r) => r.slots !== null);
+    const slots = online.reduce((sum, r) => sum + r.slots, 0);
+    const busy = online.reduce((sum, r) => sum + r.busy, 0);
+    $("utilisation-caption").textContent = slots
+      ? `Runner slots (peak busy per minute) · ${Math.round((busy / slots) * 100)} % busy now (${busy}/${slots})`
+      : "Runner slots (peak busy per minute) · no runner connected";
+  }
+
   function renderCharts() {
     const c = state.charts;
     if (!c || typeof window.uPlot !== "function") return;
-    const busy = c.busy_slots[c.busy_slots.length - 1];
-    const slots = c.slots[c.slots.length - 1];
-    $("utilisation-caption").textContent = slots
-      ? `Runner slots · ${Math.round((busy / slots) * 100)} % busy now`
-      : "Runner slots (busy)";
+    renderUtilisation();
     for (const kind of Object.keys(SERIES)) {
       const el = $(`chart-${kind}`);
       const data = chartData(kind);
@@ -532,10 +550,11 @@
         charts[kind].setData(data);
         continue;
       }
+      const width = chartWidth(el);
       charts[kind] = new window.uPlot(
         {
-          width: chartWidth(el),
-          height: 180,
+          width,
+          height: chartHeight(width),
           cursor: { drag: { x: false, y: false } },
           scales: { y: { range: (_u, min, max) => [0, Math.max(1, max * 1.1, min)] } },
           axes: [{}, { size: 40 }],
@@ -548,7 +567,7 @@
               dash: s.dash,
               width: 1.5,
               spanGaps: false,
-              points: { show: false },
+              points: { show: Boolean(s.points), size: 5 },
             })),
           ],
         },
@@ -560,7 +579,8 @@
 
   function resizeCharts() {
     for (const [kind, chart] of Object.entries(charts)) {
-      chart.setSize({ width: chartWidth($(`chart-${kind}`)), height: 180 });
+      const width = chartWidth($(`chart-${kind}`));
+      chart.setSize({ width, height: chartHeight(width) });
     }
   }
 
