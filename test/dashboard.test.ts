@@ -45,7 +45,10 @@ beforeAll(async () => {
   });
   adminSecret = (await createApiToken(h.database.db, { name: "ops-admin", role: "admin" })).secret;
   readSecret = (await createApiToken(h.database.db, { name: "viewer", role: "read" })).secret;
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: CHROMIUM_ARGS,
+  });
 });
 
 afterAll(async () => {
