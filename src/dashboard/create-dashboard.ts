@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import type { RunnerConnection } from "../dispatch/dispatcher.ts";
 import type { ApiAuth, ApiEnv } from "../http/admin-auth.ts";
+import { hasActiveApiTokens } from "../store/api-tokens.ts";
 import { endSessionsOfReplacedAdminToken } from "./admin-session-guard.ts";
 import { loadDashboardAssets } from "./dashboard-assets.ts";
 import {
@@ -62,6 +63,8 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     assets,
     pages,
     publicUrl: deps.publicUrl,
+    hasCredentials: async () =>
+      Boolean(deps.adminToken) || (await hasActiveApiTokens(deps.database.db)),
   });
   return {
     routes,

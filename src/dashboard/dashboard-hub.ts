@@ -130,18 +130,17 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
   // The JSON of each section as last sent, so unchanged sections are not sent again.
   const sentJson = new Map<SnapshotSection, string>();
 
+  // One query at a time: the dashboard must not take half the connection pool from real work.
   async function readDb(): Promise<DbSections> {
-    const [runners, lanes, waiting, active, recent, deadItems, deadTotal, alerts] =
-      await Promise.all([
-        listRegisteredRunners(deps.db),
-        countWaitingByLane(deps.db),
-        listWaitingTasks(deps.db, { agingMs: deps.agingMs, limit: LIMITS.queue }),
-        listActiveTasks(deps.db, LIMITS.inFlight),
-        listRecentResults(deps.db, LIMITS.recent),
-        listDeadTasks(deps.db, LIMITS.dead),
-        countDeadTasks(deps.db),
-        listDashboardAlerts(deps.db, LIMITS.clearedAlerts),
-      ]);
+    const db = deps.db;
+    const runners = await listRegisteredRunners(db);
+    const lanes = await countWaitingByLane(db);
+    const waiting = await listWaitingTasks(db, { agingMs: deps.agingMs, limit: LIMITS.queue });
+    const active = await listActiveTasks(db, LIMITS.inFlight);
+    const recent = await listRecentResults(db, LIMITS.recent);
+    const deadItems = await listDeadTasks(db, LIMITS.dead);
+    const deadTotal = deadItems.length < LIMITS.dead ? deadItems.length : await countDeadTasks(db);
+    const alerts = await listDashboardAlerts(db, LIMITS.clearedAlerts);
     return {
       runners,
       lanes,
@@ -156,12 +155,10 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
   async function readCharts(t: number): Promise<ChartSeries> {
     const since = (Math.floor(t / 60_000) - WINDOW_MINUTES + 1) * 60_000;
     firstEventHint = await firstEventIdSince(deps.db, since, firstEventHint);
-    const [deltas, counts, latency, slots] = await Promise.all([
-      eventDeltasByMinute(deps.db, firstEventHint),
-      currentCounts(deps.db),
-      latencyByMinute(deps.db, firstEventHint),
-      sampledSlotsByMinute(deps.db, since),
-    ]);
+    const deltas = await eventDeltasByMinute(deps.db, firstEventHint);
+    const counts = await currentCounts(deps.db);
+    const latency = await latencyByMinute(deps.db, firstEventHint);
+    const slots = await sampledSlotsByMinute(deps.db, since);
     const presence = deps.board.runners();
     return chartSeries({
       now: t,
@@ -327,6 +324,8 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
       return () => drop(client);
     },
     snapshot() {
+      // Fresh enough when viewers keep it current, or when another caller just built it.
+      if (current && now() - current.generated_at < timings.tickMs) return Promise.resolve(current);
       return clients.size > 0 && current ? Promise.resolve(current) : build(true);
     },
     poke() {

@@ -26,6 +26,8 @@ export interface DashboardRoutesDeps {
   /** `CONVEYOR_PUBLIC_URL`: an https URL makes the cookie `Secure`, and its host is trusted. */
   publicUrl?: string | undefined;
   sessionTtlMs?: number;
+  /** Whether anybody can sign in at all (an admin token is set, or an API token exists). */
+  hasCredentials: () => Promise<boolean>;
   /** Failed sign-ins per minute per address (default 30). */
   signInAttemptsPerMinute?: number;
 }
@@ -114,6 +116,12 @@ export function createDashboardRoutes(deps: DashboardRoutesDeps): Hono<ApiEnv> {
 
   routes.get("/dashboard/sign-in", async (c) => {
     if (await currentSession(c)) return c.redirect("/dashboard", 303);
+    if (!(await deps.hasCredentials())) {
+      return signInPage(c, {
+        text: "Nobody can sign in yet: set CONVEYOR_ADMIN_TOKEN (16 characters or more) and restart, or create a token with `conveyor tokens add <name> --role admin`.",
+        kind: "error",
+      });
+    }
     const ended = c.req.query("ended") !== undefined;
     return signInPage(
       c,
