@@ -35,6 +35,8 @@ afterAll(async () => {
 
 interface Stream {
   events: { event: string; data: unknown }[];
+  /** The agents' output by task (sent apart from the tasks). */
+  logs: Map<string, string>;
   ended: boolean;
   state: Partial<DashboardSnapshot>;
   close(): void;
@@ -46,7 +48,13 @@ async function follow(url: string, headers: Record<string, string>): Promise<Str
   const response = await fetch(`${url}/dashboard/events`, { headers, signal: abort.signal });
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toContain("text/event-stream");
-  const stream: Stream = { events: [], ended: false, state: {}, close: () => abort.abort() };
+  const stream: Stream = {
+    events: [],
+    logs: new Map(),
+    ended: false,
+    state: {},
+    close: () => abort.abort(),
+  };
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   (async () => {
@@ -66,10 +74,20 @@ async function follow(url: string, headers: Record<string, string>): Promise<Str
           .map((line) => line.slice(6))
           .join("\n");
         if (!data) continue;
-        const parsed = JSON.parse(data) as Partial<DashboardSnapshot>;
+        const parsed = JSON.parse(data) as Partial<DashboardSnapshot> & {
+          logs?: Record<string, string | null>;
+        };
         stream.events.push({ event, data: parsed });
-        if (event === "snapshot") stream.state = parsed;
-        if (event === "patch") Object.assign(stream.state, parsed);
+        const { logs, ...sections } = parsed;
+        if (event === "snapshot") {
+          stream.state = sections;
+          stream.logs.clear();
+        }
+        if (event === "patch") Object.assign(stream.state, sections);
+        for (const [taskId, tail] of Object.entries(logs ?? {})) {
+          if (tail === null) stream.logs.delete(taskId);
+          else stream.logs.set(taskId, tail);
+        }
       }
     }
   })()
@@ -107,7 +125,8 @@ describe("dashboard live stream", () => {
       const inFlight = await waitFor(
         () => {
           const task = stream.state.in_flight?.find((t) => t.task_id === taskId);
-          return task?.stage === "agent" && task.log_tail?.includes("hello from the other")
+          return task?.stage === "agent" &&
+            stream.logs.get(taskId)?.includes("hello from the other")
             ? task
             : undefined;
         },

@@ -34,6 +34,7 @@ import {
   runnerViews,
   SNAPSHOT_SECTIONS,
   type SnapshotSection,
+  wireForm,
 } from "./dashboard-snapshot.ts";
 import type { LiveBoard } from "./live-board.ts";
 
@@ -129,6 +130,7 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
   let current: DashboardSnapshot | undefined;
   // The JSON of each section as last sent, so unchanged sections are not sent again.
   const sentJson = new Map<SnapshotSection, string>();
+  let sentLogs = new Map<string, string>();
 
   // One query at a time: the dashboard must not take half the connection pool from real work.
   async function readDb(): Promise<DbSections> {
@@ -208,22 +210,32 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
   }
 
   async function broadcast(snapshot: DashboardSnapshot): Promise<void> {
-    const patch: Partial<DashboardSnapshot> = {};
+    const wire = wireForm(snapshot);
+    const patch: Record<string, unknown> = {};
     for (const section of SNAPSHOT_SECTIONS) {
-      const json = JSON.stringify(snapshot[section]);
+      const json = JSON.stringify(wire.sections[section]);
       if (sentJson.get(section) === json) continue;
       sentJson.set(section, json);
-      (patch as Record<string, unknown>)[section] = snapshot[section];
+      patch[section] = wire.sections[section];
     }
+    // Output by task: what changed, and null for tasks that left.
+    const logs: Record<string, string | null> = {};
+    for (const [taskId, tail] of Object.entries(wire.logs)) {
+      if (sentLogs.get(taskId) !== tail) logs[taskId] = tail;
+    }
+    for (const taskId of sentLogs.keys()) if (!(taskId in wire.logs)) logs[taskId] = null;
+    sentLogs = new Map(Object.entries(wire.logs));
+    if (Object.keys(logs).length > 0) patch.logs = logs;
     const t = now();
     const changed = Object.keys(patch).length > 0;
+    const whole = { generated_at: snapshot.generated_at, ...wire.sections, logs: wire.logs };
     await Promise.all(
       [...clients].map(async ([client, state]) => {
         if (!state.ready) {
           // A newcomer gets everything once, then changes like everybody else.
           state.ready = true;
           state.pingAt = t;
-          return send(client, "snapshot", snapshot);
+          return send(client, "snapshot", whole);
         }
         if (changed) {
           state.pingAt = t;

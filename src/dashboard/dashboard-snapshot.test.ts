@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { ActiveTaskRow, RegisteredRunnerRow } from "./dashboard-queries.ts";
-import { chartSeries, inFlightView, queueView, runnerViews } from "./dashboard-snapshot.ts";
+import {
+  chartSeries,
+  type DashboardSnapshot,
+  inFlightView,
+  queueView,
+  runnerViews,
+  wireForm,
+} from "./dashboard-snapshot.ts";
 import type { RunnerPresence } from "./live-board.ts";
 
 const MINUTE = 60_000;
@@ -268,5 +275,32 @@ describe("runnerViews", () => {
       onlineWindowMs: 90_000,
     });
     expect(views.map((v) => `${v.name}:${v.state}`)).toEqual(["c:busy", "b:idle", "a:offline"]);
+  });
+});
+
+describe("wireForm", () => {
+  it("sends output by task, apart from the tasks, and leaves heartbeat times out of them", () => {
+    const [withLog, withoutLog] = inFlightView(
+      [active({ task_id: "a" }), active({ task_id: "b" })],
+      (id) =>
+        id === "a"
+          ? {
+              task_id: "a",
+              generation: 2,
+              runner_id: "r1",
+              stage: "agent",
+              message: null,
+              at: new Date(NOW).toISOString(),
+              tail: "line\n",
+            }
+          : undefined,
+    );
+    const wire = wireForm({ in_flight: [withLog!, withoutLog!] } as DashboardSnapshot);
+    expect(wire.logs).toEqual({ a: "line\n" });
+    const tasks = wire.sections.in_flight as Record<string, unknown>[];
+    expect(tasks.map((t) => [t.task_id, t.stage, "log_tail" in t, "stage_at" in t])).toEqual([
+      ["a", "agent", false, false],
+      ["b", null, false, false],
+    ]);
   });
 });

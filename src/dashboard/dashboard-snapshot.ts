@@ -102,6 +102,34 @@ export const SNAPSHOT_SECTIONS = [
 ] as const satisfies readonly (keyof DashboardSnapshot)[];
 export type SnapshotSection = (typeof SNAPSHOT_SECTIONS)[number];
 
+/**
+ * The snapshot as it travels to browsers: the agents' output goes separately (`logs`, by task), so
+ * a new line of output resends one task's output and not the whole in-flight list, and the time of
+ * each heartbeat (shown in the runners panel) does not count as a change of the task.
+ */
+export function wireForm(snapshot: DashboardSnapshot): {
+  sections: Record<SnapshotSection, unknown>;
+  logs: Record<string, string>;
+} {
+  const logs: Record<string, string> = {};
+  const inFlight = snapshot.in_flight.map(({ log_tail, stage_at: _, ...task }) => {
+    if (log_tail) logs[task.task_id] = log_tail;
+    return task;
+  });
+  return {
+    sections: {
+      runners: snapshot.runners,
+      queue: snapshot.queue,
+      in_flight: inFlight,
+      recent: snapshot.recent,
+      dead: snapshot.dead,
+      alerts: snapshot.alerts,
+      charts: snapshot.charts,
+    },
+    logs,
+  };
+}
+
 /** Every lane in order, with zeros where nothing waits. */
 export function queueView(lanes: LaneCount[], items: QueuedTaskRow[]): QueueView {
   const byLane = new Map(lanes.map((l) => [l.lane, l]));

@@ -118,10 +118,39 @@
         })
       : null;
 
-  function show(listId, emptyId, items) {
+  /** Per list: each row's key → what it was built from and its element. */
+  const built = new Map();
+
+  /**
+   * Shows `rows` in a list, building elements only for rows that changed (by key and content),
+   * so an unchanged row keeps its element: its focus, selection, scroll and unfolded log.
+   */
+  function show(listId, emptyId, rows, keyOf, build) {
     const list = $(listId);
-    list.replaceChildren(...items);
-    if (emptyId) $(emptyId).hidden = items.length > 0;
+    const previous = built.get(listId) || new Map();
+    const next = new Map();
+    const busy = [...pending].join();
+    const elements = rows.map((row, i) => {
+      const key = keyOf(row);
+      const signature = JSON.stringify([row, i, viewer.role, busy]);
+      const old = previous.get(key);
+      const el = old && old.signature === signature ? old.el : build(row, i);
+      next.set(key, { signature, el });
+      return el;
+    });
+    built.set(listId, next);
+    const current = [...list.children];
+    const sameKeys =
+      current.length === elements.length &&
+      current.every((el, i) => el.dataset.key === elements[i].dataset.key);
+    for (const [i, el] of elements.entries()) el.dataset.key = keyOf(rows[i]);
+    if (sameKeys) {
+      for (const [i, el] of elements.entries())
+        if (current[i] !== el) list.replaceChild(el, current[i]);
+    } else {
+      list.replaceChildren(...elements);
+    }
+    if (emptyId) $(emptyId).hidden = rows.length > 0;
   }
 
   function notice(text, kind) {
@@ -205,7 +234,9 @@
     show(
       "alerts-list",
       null,
-      alerts.map((a) => {
+      alerts,
+      (a) => String(a.alert_id),
+      (a) => {
         const firing = a.status === "firing";
         const acked = a.acknowledged_at !== null;
         return h(
@@ -244,7 +275,7 @@
             a.cleared_at ? ago(a.cleared_at) : "",
           ),
         );
-      }),
+      },
     );
   }
 
@@ -276,7 +307,9 @@
     show(
       "queue-list",
       "queue-empty",
-      q.items.map((t, i) =>
+      q.items,
+      (t) => t.task_id,
+      (t, i) =>
         h(
           "li",
           { class: "task", "data-task-id": t.task_id, "data-state": t.state },
@@ -304,28 +337,52 @@
             ? h("div", { class: "error-text", text: t.last_error })
             : null,
         ),
-      ),
     );
   }
 
+  /** Where each unfolded log was scrolled to: following the end (`stick`), or left at `top`. */
+  const logViews = new Map();
+
+  /** A rebuilt log keeps its place: at the end while following it, else where the reader left it. */
+  function placeLog(pre) {
+    if (!pre) return;
+    const view = logViews.get(pre.dataset.log);
+    pre.scrollTop = !view || view.stick ? pre.scrollHeight : view.top;
+  }
+
   function renderInFlight() {
-    const items = state.in_flight || [];
+    const items = (state.in_flight || []).map((t) => ({ ...t, log_tail: logs.get(t.task_id) }));
     $("in-flight-count").textContent = `(${items.length})`;
     show(
       "in-flight-list",
       "in-flight-empty",
-      items.map((t) => {
+      items,
+      (t) => t.task_id,
+      (t) => {
         const log = t.log_tail
           ? h(
               "details",
               {
                 class: "log",
                 open: openLogs.has(t.task_id),
-                ontoggle: (e) =>
-                  e.currentTarget.open ? openLogs.add(t.task_id) : openLogs.delete(t.task_id),
+                ontoggle: (e) => {
+                  if (!e.currentTarget.open) return openLogs.delete(t.task_id);
+                  openLogs.add(t.task_id);
+                  placeLog(e.currentTarget.querySelector("pre"));
+                },
               },
               h("summary", { text: "output" }),
-              h("pre", { text: t.log_tail }),
+              h("pre", {
+                "data-log": t.task_id,
+                text: t.log_tail,
+                onscroll: (e) => {
+                  const pre = e.currentTarget;
+                  logViews.set(t.task_id, {
+                    stick: pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4,
+                    top: pre.scrollTop,
+                  });
+                },
+              }),
             )
           : null;
         return h(
@@ -358,8 +415,12 @@
             : null,
           log,
         );
-      }),
+      },
     );
+    for (const pre of $("in-flight-list").querySelectorAll("pre[data-log]:not([data-placed])")) {
+      pre.dataset.placed = "1";
+      placeLog(pre);
+    }
   }
 
   function renderRunners() {
@@ -370,7 +431,9 @@
     show(
       "runners-list",
       "runners-empty",
-      runners.map((r) =>
+      runners,
+      (r) => r.runner_id,
+      (r) =>
         h(
           "li",
           { class: "runner", "data-runner-id": r.runner_id, "data-state": r.state },
@@ -418,7 +481,6 @@
                 : ["last seen ", ago(r.last_seen_at)],
           ),
         ),
-      ),
     );
   }
 
@@ -426,7 +488,9 @@
     show(
       "recent-list",
       "recent-empty",
-      (state.recent || []).map((t) =>
+      state.recent || [],
+      (t) => t.task_id,
+      (t) =>
         h(
           "li",
           { class: "task", "data-task-id": t.task_id, "data-state": t.state },
@@ -450,7 +514,6 @@
             ago(t.finished_at),
           ),
         ),
-      ),
     );
   }
 
@@ -460,7 +523,9 @@
     show(
       "dead-list",
       "dead-empty",
-      dead.items.map((t) =>
+      dead.items,
+      (t) => t.task_id,
+      (t) =>
         h(
           "li",
           { class: "task", "data-task-id": t.task_id, "data-state": "dead" },
@@ -483,7 +548,6 @@
           ),
           t.last_error ? h("div", { class: "error-text", text: t.last_error }) : null,
         ),
-      ),
     );
   }
 
@@ -605,10 +669,21 @@
     }
   }
 
+  /** Output by task: it travels apart from the tasks, so a new line does not resend them all. */
+  const logs = new Map();
+
   function apply(data) {
     clockOffset = data.generated_at - Date.now();
     const changed = Object.keys(data).filter((k) => k in RENDERERS);
-    Object.assign(state, data);
+    const { logs: logChanges, ...sections } = data;
+    Object.assign(state, sections);
+    if (logChanges) {
+      for (const [taskId, tail] of Object.entries(logChanges)) {
+        if (tail === null) logs.delete(taskId);
+        else logs.set(taskId, tail);
+      }
+      if (!changed.includes("in_flight")) changed.push("in_flight");
+    }
     render(changed);
   }
 
@@ -634,6 +709,7 @@
     });
     source.addEventListener("snapshot", (e) => {
       for (const key of Object.keys(state)) delete state[key];
+      logs.clear();
       apply(JSON.parse(e.data));
       render();
     });
