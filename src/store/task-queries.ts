@@ -3,7 +3,7 @@ import type { Db } from "../../db/client.ts";
 import { pullRequests, repositories, runners, taskEvents, tasks } from "../../db/schema.ts";
 import { decideCancel, decideRetry, type TaskActionDecision } from "../core/task-actions.ts";
 import type { Lane, TaskState } from "../core/task-states.ts";
-import { getTask, type Task, transitionTask } from "./tasks.ts";
+import { type Task, transitionTask } from "./tasks.ts";
 
 /** A task with the names people know it by. */
 export type TaskRow = Task & { fullName: string; runnerName: string | null };
@@ -69,18 +69,24 @@ export async function listTasks(
   };
 }
 
-/** One task with its whole history (oldest event first) and its pull request, if it has one. */
-export async function getTaskDetails(
-  db: Db,
-  taskId: string,
-): Promise<{ task: TaskRow; events: TaskEvent[]; pullRequest: PullRequestRow | null } | undefined> {
+/** One task with the names people know it by, or undefined. */
+export async function getTaskRow(db: Db, taskId: string): Promise<TaskRow | undefined> {
   const [row] = await db
     .select(taskColumns)
     .from(tasks)
     .innerJoin(repositories, eq(repositories.repositoryId, tasks.repositoryId))
     .leftJoin(runners, eq(runners.runnerId, tasks.runnerId))
     .where(eq(tasks.taskId, taskId));
-  if (!row) return undefined;
+  return row && { ...row.task, fullName: row.fullName, runnerName: row.runnerName };
+}
+
+/** One task with its whole history (oldest event first) and its pull request, if it has one. */
+export async function getTaskDetails(
+  db: Db,
+  taskId: string,
+): Promise<{ task: TaskRow; events: TaskEvent[]; pullRequest: PullRequestRow | null } | undefined> {
+  const task = await getTaskRow(db, taskId);
+  if (!task) return undefined;
   const [events, [pullRequest]] = await Promise.all([
     db
       .select()
@@ -95,16 +101,16 @@ export async function getTaskDetails(
       .limit(1),
   ]);
   return {
-    task: { ...row.task, fullName: row.fullName, runnerName: row.runnerName },
+    task,
     events,
     pullRequest: pullRequest ?? null,
   };
 }
 
 export type TaskActionOutcome =
-  | { kind: "moved"; task: Task }
-  | { kind: "unchanged"; task: Task; reason: string }
-  | { kind: "refused"; task: Task; reason: string }
+  | { kind: "moved"; task: TaskRow }
+  | { kind: "unchanged"; task: TaskRow; reason: string }
+  | { kind: "refused"; task: TaskRow; reason: string }
   | { kind: "not-found" };
 
 /**
@@ -120,7 +126,7 @@ export async function runTaskAction(
   who: { actor: string; reason?: string | undefined },
 ): Promise<TaskActionOutcome> {
   for (let round = 0; round < 5; round++) {
-    const task = await getTask(db, taskId);
+    const task = await getTaskRow(db, taskId);
     if (!task) return { kind: "not-found" };
     const decision: TaskActionDecision =
       action === "retry" ? decideRetry(task.state) : decideCancel(task.state);
@@ -151,9 +157,9 @@ export async function runTaskAction(
             }
           : { finished: true, leaseExpiresAt: null, deadlineAt: null },
     });
-    if (moved) return { kind: "moved", task: moved };
+    if (moved) return { kind: "moved", task: { ...task, ...moved } };
   }
-  const task = await getTask(db, taskId);
+  const task = await getTaskRow(db, taskId);
   return task
     ? { kind: "refused", task, reason: `task is changing too fast (now ${task.state}); try again` }
     : { kind: "not-found" };
