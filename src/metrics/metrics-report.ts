@@ -111,13 +111,9 @@ export function createMetricsReport(deps: {
   const cacheMs = deps.cacheMs ?? 2_000;
   const cumulativeCacheMs = deps.cumulativeCacheMs ?? 60_000;
   let cached: { at: number; value: Promise<{ report: MetricsReport; etag: string }> } | undefined;
-  let cumulative:
-    | {
-        at: number;
-        value: Promise<{ latency: Record<DurationKind, LatencySummary>; rates: RateFigures }>;
-      }
-    | undefined;
-
+  type Cumulative = { latency: Record<DurationKind, LatencySummary>; rates: RateFigures };
+  let cumulative: { at: number; value: Cumulative } | undefined;
+  let refreshing: Promise<Cumulative> | undefined;
   async function readCumulative() {
     const [wait, run, endToEnd, outcomes] = await Promise.all([
       aggregateDurations(deps.db, "wait"),
@@ -131,15 +127,27 @@ export function createMetricsReport(deps: {
     };
   }
 
-  function currentCumulative(at: number) {
-    if (!cumulative || at - cumulative.at >= cumulativeCacheMs || at < cumulative.at) {
-      const value = readCumulative();
-      cumulative = { at, value };
-      value.catch(() => {
-        if (cumulative?.value === value) cumulative = undefined;
+  /**
+   * The all-history figures, refreshed at most once per `cumulativeCacheMs`. Once there is a
+   * value, a refresh happens in the background and requests get the last one meanwhile: on a big
+   * history the scan takes seconds, and a dashboard should not wait for it every minute.
+   */
+  function currentCumulative(at: number): Promise<Cumulative> {
+    const stale = !cumulative || at - cumulative.at >= cumulativeCacheMs || at < cumulative.at;
+    if (stale && !refreshing) {
+      const started = readCumulative().then((value) => {
+        cumulative = { at, value };
+        return value;
       });
+      refreshing = started;
+      started
+        .catch(() => {})
+        .finally(() => {
+          if (refreshing === started) refreshing = undefined;
+        });
     }
-    return cumulative.value;
+    if (cumulative) return Promise.resolve(cumulative.value);
+    return refreshing!;
   }
 
   async function build(at: number): Promise<MetricsReport> {
