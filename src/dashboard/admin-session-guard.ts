@@ -21,46 +21,61 @@ async function fingerprint(token: string, salt: Buffer): Promise<string> {
   return (await scryptAsync(token, salt, 32)).toString("base64url");
 }
 
+async function readFingerprint(db: Db): Promise<Fingerprint | undefined> {
+  const [row] = resultRows<{ value: unknown }>(
+    await db.execute(sql`select value from settings where key = ${ADMIN_TOKEN_FINGERPRINT_KEY}`),
+  );
+  return parseFingerprint(row?.value);
+}
+
+async function matches(stored: Fingerprint, token: string): Promise<boolean> {
+  const expected = Buffer.from(stored.hash, "base64url");
+  const actual = Buffer.from(
+    await fingerprint(token, Buffer.from(stored.salt, "base64url")),
+    "base64url",
+  );
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
 /**
  * A dashboard session started with `CONVEYOR_ADMIN_TOKEN` has no token row that revoking could
- * end. So the server keeps a salted scrypt fingerprint of the admin token it runs with, and when
- * it starts with a different one (rotated because it leaked) or none, it ends every session that
- * came from the old one. Returns how many sessions it ended.
+ * end. So signing in with the admin token records a salted scrypt fingerprint of it
+ * ({@link rememberAdminToken}), and a server starting with a different admin token (rotated
+ * because it leaked) or none ends every session signed in with the old one; sessions it cannot
+ * vouch for (no fingerprint, e.g. restored from an export) end too. Nothing is written until
+ * somebody signs in with the admin token, so a new database stays empty. Returns how many
+ * sessions it ended.
  */
 export async function endSessionsOfReplacedAdminToken(
   db: Db,
   adminToken: string | undefined,
 ): Promise<number> {
-  const [row] = resultRows<{ value: unknown }>(
-    await db.execute(sql`select value from settings where key = ${ADMIN_TOKEN_FINGERPRINT_KEY}`),
-  );
-  const stored = parseFingerprint(row?.value);
-  if (stored && adminToken) {
-    const salt = Buffer.from(stored.salt, "base64url");
-    const expected = Buffer.from(stored.hash, "base64url");
-    const actual = Buffer.from(await fingerprint(adminToken, salt), "base64url");
-    if (expected.length === actual.length && timingSafeEqual(expected, actual)) return 0;
-  }
-  if (!stored && !adminToken) return 0;
+  const stored = await readFingerprint(db);
+  if (stored && adminToken && (await matches(stored, adminToken))) return 0;
   const ended = resultRows<{ session_hash: string }>(
     await db.execute(
       sql`delete from dashboard_sessions where token_id is null returning session_hash`,
     ),
   );
-  if (adminToken) {
-    const salt = randomBytes(16);
-    const value: Fingerprint = {
-      salt: salt.toString("base64url"),
-      hash: await fingerprint(adminToken, salt),
-    };
-    await db.execute(sql`
-      insert into settings (key, value, updated_at)
-      values (${ADMIN_TOKEN_FINGERPRINT_KEY}, ${JSON.stringify(value)}::jsonb, now())
-      on conflict (key) do update set value = excluded.value, updated_at = now()`);
-  } else {
+  if (stored) {
     await db.execute(sql`delete from settings where key = ${ADMIN_TOKEN_FINGERPRINT_KEY}`);
   }
   return ended.length;
+}
+
+/** Records the admin token's fingerprint when a session is signed in with it (once per token). */
+export async function rememberAdminToken(db: Db, adminToken: string): Promise<void> {
+  const stored = await readFingerprint(db);
+  if (stored && (await matches(stored, adminToken))) return;
+  const salt = randomBytes(16);
+  const value: Fingerprint = {
+    salt: salt.toString("base64url"),
+    hash: await fingerprint(adminToken, salt),
+  };
+  await db.execute(sql`
+    insert into settings (key, value, updated_at)
+    values (${ADMIN_TOKEN_FINGERPRINT_KEY}, ${JSON.stringify(value)}::jsonb, now())
+    on conflict (key) do update set value = excluded.value, updated_at = now()`);
 }
 
 function parseFingerprint(value: unknown): Fingerprint | undefined {

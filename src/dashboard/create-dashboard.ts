@@ -4,7 +4,7 @@ import type { Database } from "../../db/client.ts";
 import type { RunnerConnection } from "../dispatch/dispatcher.ts";
 import type { ApiAuth, ApiEnv } from "../http/admin-auth.ts";
 import { hasActiveApiTokens } from "../store/api-tokens.ts";
-import { endSessionsOfReplacedAdminToken } from "./admin-session-guard.ts";
+import { endSessionsOfReplacedAdminToken, rememberAdminToken } from "./admin-session-guard.ts";
 import { loadDashboardAssets } from "./dashboard-assets.ts";
 import {
   createDashboardHub,
@@ -41,6 +41,7 @@ export interface Dashboard {
 /** The dashboard: its routes, the hub that feeds every open page, and the shared live board. */
 export function createDashboard(deps: DashboardDeps): Dashboard {
   const { assets, pages } = loadDashboardAssets();
+  let adminTokenRemembered = false;
   const board = createLiveBoard({
     database: deps.database,
     instanceId: deps.instanceId,
@@ -65,6 +66,12 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     publicUrl: deps.publicUrl,
     hasCredentials: async () =>
       Boolean(deps.adminToken) || (await hasActiveApiTokens(deps.database.db)),
+    async onAdminTokenSignIn() {
+      // Once per process: the fingerprint only changes with the token, which needs a restart.
+      if (adminTokenRemembered || !deps.adminToken) return;
+      await rememberAdminToken(deps.database.db, deps.adminToken);
+      adminTokenRemembered = true;
+    },
   });
   return {
     routes,

@@ -28,6 +28,8 @@ export interface DashboardRoutesDeps {
   sessionTtlMs?: number;
   /** Whether anybody can sign in at all (an admin token is set, or an API token exists). */
   hasCredentials: () => Promise<boolean>;
+  /** Called when somebody signs in with `CONVEYOR_ADMIN_TOKEN` (its sessions can be ended later). */
+  onAdminTokenSignIn?: () => Promise<void>;
   /** Failed sign-ins per minute per address (default 30). */
   signInAttemptsPerMinute?: number;
 }
@@ -171,6 +173,7 @@ export function createDashboardRoutes(deps: DashboardRoutesDeps): Hono<ApiEnv> {
           401,
         );
       }
+      if (principal.kind === "admin-token") await deps.onAdminTokenSignIn?.();
       const session = await createDashboardSession(
         deps.db,
         { role: principal.role, tokenId: principal.tokenId },

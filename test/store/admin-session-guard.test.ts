@@ -4,6 +4,7 @@ import { type Database, resultRows } from "../../db/client.ts";
 import {
   ADMIN_TOKEN_FINGERPRINT_KEY,
   endSessionsOfReplacedAdminToken,
+  rememberAdminToken,
 } from "../../src/dashboard/admin-session-guard.ts";
 import { createApiToken } from "../../src/store/api-tokens.ts";
 import {
@@ -23,10 +24,19 @@ describe.each(BACKENDS)("sessions of a replaced admin token on $name", (backend)
   afterAll(async () => {
     await database?.dispose();
   });
+  const fingerprintRow = async () =>
+    resultRows<{ value: unknown }>(
+      await database.db.execute(
+        sql`select value from settings where key = ${ADMIN_TOKEN_FINGERPRINT_KEY}`,
+      ),
+    )[0]?.value;
 
   it("keeps admin sessions across restarts with the same token, and ends them when it changes", async () => {
     const db = database.db;
+    // A new database stays empty until somebody signs in with the admin token.
     expect(await endSessionsOfReplacedAdminToken(db, TOKEN_A)).toBe(0);
+    expect(await fingerprintRow()).toBeUndefined();
+    await rememberAdminToken(db, TOKEN_A);
     const admin = await createDashboardSession(db, { role: "admin", tokenId: null });
     const { token } = await createApiToken(db, { name: "alice", role: "read" });
     const alice = await createDashboardSession(db, { role: "read", tokenId: token.tokenId });
@@ -39,8 +49,15 @@ describe.each(BACKENDS)("sessions of a replaced admin token on $name", (backend)
     expect(await endSessionsOfReplacedAdminToken(db, TOKEN_B)).toBe(1);
     expect(await findDashboardSession(db, admin.sessionId)).toBeUndefined();
     expect(await findDashboardSession(db, alice.sessionId)).toBeDefined();
+    expect(await fingerprintRow()).toBeUndefined();
+
+    // Admin sessions nobody can vouch for (no fingerprint: restored, or from before) end too.
+    const unknown = await createDashboardSession(db, { role: "admin", tokenId: null });
+    expect(await endSessionsOfReplacedAdminToken(db, TOKEN_B)).toBe(1);
+    expect(await findDashboardSession(db, unknown.sessionId)).toBeUndefined();
 
     // Removed altogether: the same.
+    await rememberAdminToken(db, TOKEN_B);
     const another = await createDashboardSession(db, { role: "admin", tokenId: null });
     expect(await endSessionsOfReplacedAdminToken(db, undefined)).toBe(1);
     expect(await findDashboardSession(db, another.sessionId)).toBeUndefined();
@@ -48,13 +65,9 @@ describe.each(BACKENDS)("sessions of a replaced admin token on $name", (backend)
   });
 
   it("stores a salted fingerprint, never the token", async () => {
-    const db = database.db;
-    await endSessionsOfReplacedAdminToken(db, TOKEN_A);
-    const [row] = resultRows<{ value: unknown }>(
-      await db.execute(sql`select value from settings where key = ${ADMIN_TOKEN_FINGERPRINT_KEY}`),
-    );
-    const stored = JSON.stringify(row?.value);
-    expect(stored).not.toContain(TOKEN_A);
-    expect(row?.value).toEqual({ salt: expect.any(String), hash: expect.any(String) });
+    await rememberAdminToken(database.db, TOKEN_A);
+    const value = await fingerprintRow();
+    expect(JSON.stringify(value)).not.toContain(TOKEN_A);
+    expect(value).toEqual({ salt: expect.any(String), hash: expect.any(String) });
   });
 });
