@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
+import { SAMPLE_METRICS } from "../loops/metrics-sampler.ts";
 import { BUSY_STATES, WAITING_STATES } from "./dashboard-queries.ts";
 
 /*
@@ -10,8 +11,8 @@ import { BUSY_STATES, WAITING_STATES } from "./dashboard-queries.ts";
  * Offered slots come from the metrics sampler's `runner_slots` samples when it writes them.
  */
 
-/** The series the metrics sampler writes to `metric_samples` (src/loops/metrics-sampler.ts). */
-export const SAMPLED_SLOTS_METRIC = "runner_slots";
+/** The sampler's series of slots each runner offers, per instance holding it. */
+const SAMPLED_SLOTS_METRIC = SAMPLE_METRICS.runnerSlots;
 
 const PAGE = 1_000;
 
