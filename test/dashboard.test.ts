@@ -39,7 +39,7 @@ beforeAll(async () => {
     files: { "src/app.txt": "line 1\nline 2\nline 3\n" },
     start: {
       dashboardTimings: {
-        hub: { recheckEveryMs: 300, chartsEveryMs: 1_000 },
+        hub: { recheckEveryMs: 1_000, chartsEveryMs: 3_000 },
       },
     },
   });
@@ -58,7 +58,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-afterEach(() => {
+afterEach(async () => {
+  // One test's pages at a time: each open page is a stream the server keeps feeding.
+  for (const context of contexts.splice(0)) await context.close().catch(() => {});
   expect(h.sim.violations).toEqual([]);
   expect(pageErrors.splice(0)).toEqual([]);
 });
