@@ -56,7 +56,7 @@ export async function createDatabase(options: DatabaseOptions): Promise<Database
     return createPostgresDatabase(options.url, options.max ?? 10, options.applicationName);
   }
   if (!options.dataDir) throw new Error("createDatabase needs a url or a dataDir");
-  return createPgliteDatabase(options.dataDir);
+  return createPgliteDatabase(options.dataDir, options.applicationName);
 }
 
 function wrap(
@@ -186,11 +186,14 @@ function createPostgresDatabase(url: string, max: number, applicationName = "con
   );
 }
 
-async function createPgliteDatabase(dataDir: string): Promise<Database> {
+async function createPgliteDatabase(dataDir: string, applicationName?: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true });
   const releaseLock = lockDataDir(dataDir);
   try {
     const client = await PGlite.create(join(dataDir, "pgdata"));
+    if (applicationName) {
+      await client.query("select set_config('application_name', $1, false)", [applicationName]);
+    }
     const db = drizzlePglite(client, { schema }) as unknown as Db;
     return wrap(
       "pglite",

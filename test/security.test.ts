@@ -51,6 +51,7 @@ afterEach(async () => {
 /** Rows of everything an attack could try to create. */
 const TABLES = [
   "webhook_deliveries",
+  "approvals",
   "tasks",
   "task_events",
   "change_sets",
@@ -486,6 +487,62 @@ describe("paths in a change set", () => {
       { path: "fine.txt", action: "add", content: "ok\n" },
     ]);
     expect(fine.status).toBe(201);
+  });
+});
+
+describe("slash commands", () => {
+  it("refuses every command from someone who is not a collaborator (👎, a reply saying who may) and changes nothing", async (context) => {
+    const { issue: queued } = await h.sim.openIssue(h.repo, { title: "Queued", user: "octocat" });
+    await h.sim.addLabel(h.repo, queued.number, "conveyor", { sender: "octocat" });
+    const { issue: idle } = await h.sim.openIssue(h.repo, { title: "Not queued", user: "octocat" });
+    const [task] = await tasksFor(queued.number);
+    const before = await rowCounts();
+    const attempts = [
+      { number: queued.number, body: "/cancel\n/priority urgent\n/hold\n/freeze nobody home" },
+      { number: idle.number, body: "/queue\n/conveyor retry" },
+    ];
+    const comments = [];
+    for (const attempt of attempts) {
+      const { comment } = await h.sim.comment(h.repo, attempt.number, attempt.body, {
+        user: "mallory",
+      });
+      comments.push(comment);
+    }
+    for (const [i, comment] of comments.entries()) {
+      await waitFor(
+        () => h.sim.listReactions(h.repo, { comment: comment.id }).some((r) => r.content === "-1"),
+        { timeoutMs: 10_000, message: "👎 on the stranger's comment" },
+      );
+      const answer = await waitFor(
+        () =>
+          h.sim
+            .listComments(h.repo, attempts[i]!.number)
+            .find((c) => c.body?.startsWith("@mallory")),
+        { timeoutMs: 10_000, message: "a reply to the stranger" },
+      );
+      expect(answer.body).toContain("@mallory is not a collaborator");
+    }
+    // What stays is the record of the refusal: the deliveries and each comment's refused results.
+    const stored = await storedSince(before, ["webhook_deliveries"]);
+    const refusals = resultRows<{ results: { outcome: string }[] }>(
+      await h.database.db.execute(sql`select results from commands where actor = 'mallory'`),
+    );
+    expect(refusals.flatMap((r) => r.results.map((x) => x.outcome))).toEqual(
+      Array(6).fill("refused"),
+    );
+    securityCase(context, stored);
+    expect(stored).toEqual({});
+    expect(await getTask(h.database.db, task!.task_id)).toMatchObject({
+      state: "queued",
+      lane: "normal",
+    });
+    expect(await tasksFor(idle.number)).toEqual([]);
+    const [repository] = resultRows<{ frozen: boolean }>(
+      await h.database.db.execute(
+        sql`select frozen from repositories where repository_id = ${h.repositoryId}`,
+      ),
+    );
+    expect(repository?.frozen).toBe(false);
   });
 });
 
