@@ -16,8 +16,8 @@ export const dispatchLatency: Benchmark = {
   title: "issues.labeled webhook → assign frame at an idle runner (p50/p90/p99/max)",
   needsPostgres: true,
   async run(ctx): Promise<Outcome> {
-    const count = ctx.smoke ? 20 : 1_000;
-    const warmup = ctx.smoke ? 2 : 20;
+    const count = ctx.smoke ? 5 : 1_000;
+    const warmup = ctx.smoke ? 1 : 20;
     const databaseUrl = await ctx.postgres.createDatabase("bench_dispatch_latency");
     ctx.progress("starting the GitHub simulator and the server");
     const sim = await startSimulator(ctx, "dispatch-latency");

@@ -14,7 +14,7 @@ import { startConveyorServer, startSimulator } from "../lib/system.ts";
 /** The real runner's keepalive interval (`conveyor-runner`'s default). */
 const PING_MS = 20_000;
 
-const sizesFor = (smoke: boolean) => (smoke ? [20, 50, 100] : [1_000, 5_000, 10_000]);
+const sizesFor = (smoke: boolean) => (smoke ? [10, 20] : [1_000, 5_000, 10_000]);
 
 type Stats = ProcessStats & { connections?: number };
 
@@ -52,7 +52,7 @@ async function hold(
   },
 ): Promise<SizeResult[]> {
   const stats = () => options.server.call<Stats>("stats");
-  await pause(2_000);
+  await pause(ctx.smoke ? 200 : 2_000);
   const baseline = await stats();
   const runners: BenchRunner[] = [];
   const results: SizeResult[] = [];
@@ -75,7 +75,7 @@ async function hold(
       );
       const connectSeconds = (performance.now() - started) / 1000;
       // Let the work that connecting caused finish before measuring idle.
-      await pause(3_000);
+      await pause(ctx.smoke ? 200 : 3_000);
       const memory = await stats();
       ctx.progress(
         `${options.label}: ${size} connected in ${round(connectSeconds, 1)} s; idle for ${options.idleSeconds} s`,
@@ -127,8 +127,8 @@ export const runnerScale: Benchmark = {
   async run(ctx): Promise<Outcome> {
     const sizes = sizesFor(ctx.smoke);
     const max = Math.max(...sizes);
-    const idleSeconds = ctx.smoke ? 1 : 20;
-    const dispatches = ctx.smoke ? 5 : 100;
+    const idleSeconds = ctx.smoke ? 0.5 : 15;
+    const dispatches = ctx.smoke ? 3 : 100;
     const warmup = ctx.smoke ? 1 : 5;
     const nofile = max + 4_096;
     const database = "bench_runner_scale";

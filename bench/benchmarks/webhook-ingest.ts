@@ -121,8 +121,8 @@ export const webhookIngest: Benchmark = {
   title: "signed mixed webhooks/s and latency under autocannon, vs a bare Probot app",
   needsPostgres: true,
   async run(ctx): Promise<Outcome> {
-    const seconds = ctx.smoke ? 1 : 10;
-    const warmupSeconds = ctx.smoke ? 1 : 3;
+    const seconds = ctx.smoke ? 0.5 : 10;
+    const warmupSeconds = ctx.smoke ? 0.5 : 3;
     const database = "bench_webhook_ingest";
     const databaseUrl = await ctx.postgres.createDatabase(database);
     ctx.progress("starting the GitHub simulator and the server");

@@ -118,13 +118,22 @@ export async function startChild<Ready>(options: {
     cpuSeconds: () => processCpuSeconds(pid),
     async stop() {
       if (exited) return;
-      const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      // A graceful stop waits for background loops; one blocked on GitHub's write pacing can take
+      // minutes, which measures nothing: after the grace period the process is killed.
+      const killer = setTimeout(() => {
+        process.stderr.write(
+          `${options.name} did not stop within ${STOP_GRACE_MS / 1000} s; killed\n`,
+        );
+        child.kill("SIGKILL");
+      }, STOP_GRACE_MS);
       await call("stop").catch(() => {});
       await exit;
       clearTimeout(killer);
     },
   };
 }
+
+const STOP_GRACE_MS = 3_000;
 
 /** The last lines of a log, for error messages. */
 function tail(path: string, lines = 15): string {

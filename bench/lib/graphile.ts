@@ -76,8 +76,12 @@ export async function graphileLatency(
 }
 
 export interface DrainResult {
+  /** Jobs (tasks) finished: all of them, unless the window closed first. */
+  done: number;
   seconds: number;
   perSecond: number;
+  /** Whether the queue was empty before the window closed. */
+  drained: boolean;
   commits: number;
   /** Jobs finished in each second of the drain. */
   timeline: number[];
@@ -85,12 +89,12 @@ export interface DrainResult {
 
 /**
  * graphile-worker draining `jobs` no-op jobs with `concurrency`: jobs added in one call while the
- * worker is idle; timed from that call's return to the last job's success. Commits counted from
- * pg_stat_database around it.
+ * worker is idle; timed from that call's return to the last job's success, or to the end of the
+ * window. Commits counted from pg_stat_database around it.
  */
 export async function graphileDrain(
   ctx: BenchContext,
-  options: { concurrency: number; jobs: number },
+  options: { concurrency: number; jobs: number; windowSeconds: number },
 ): Promise<DrainResult> {
   const database = `bench_graphile_c${options.concurrency}`;
   let done = 0;
@@ -103,7 +107,7 @@ export async function graphileDrain(
   let stopped = false;
   try {
     // Backends publish their statistics at most once a second: let start-up's settle first.
-    await pause(1_500);
+    await pause(1_100);
     const before = await ctx.postgres.commits(database);
     const specs = Array.from({ length: options.jobs }, (_, i) => ({
       identifier: "noop",
@@ -111,14 +115,21 @@ export async function graphileDrain(
     }));
     await worker.utils.addJobs(specs);
     const start = performance.now();
-    await until(() => done >= options.jobs, "graphile-worker to drain its jobs", 600_000);
+    await until(
+      () => done >= options.jobs || performance.now() - start > options.windowSeconds * 1000,
+      "graphile-worker to drain its jobs",
+      (options.windowSeconds + 60) * 1000,
+    );
     const seconds = (performance.now() - start) / 1000;
+    const finished = done;
     await worker.stop();
     stopped = true;
     const commits = (await ctx.postgres.commits(database)) - before;
     return {
+      done: finished,
       seconds,
-      perSecond: options.jobs / seconds,
+      perSecond: finished / seconds,
+      drained: finished >= options.jobs,
       commits,
       timeline: perSecond(finishedAt, start),
     };

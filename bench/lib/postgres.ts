@@ -86,7 +86,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-const TEMPLATE = "conveyor_bench_template";
+/** Databases of this run carry the process id, so two runs can share a --database-url server. */
+const RUN = `cb${process.pid}`;
+const TEMPLATE = `${RUN}_template`;
+const named = (database: string) => `${RUN}_${database}`;
 
 /**
  * The run's PostgreSQL: `url` if given, else a throwaway cluster with PostgreSQL's default
@@ -155,27 +158,27 @@ export async function startBenchPostgres(options: {
     settings,
     origin,
     async createDatabase(name, createOptions = {}) {
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.unsafe(`drop database if exists ${named(name)} with (force)`);
       const from = createOptions.migrated === false ? "template0" : TEMPLATE;
-      await admin.unsafe(`create database ${name} template ${from}`);
+      await admin.unsafe(`create database ${named(name)} template ${from}`);
       created.add(name);
-      return urlOf(name);
+      return urlOf(named(name));
     },
     async dropDatabase(name) {
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.unsafe(`drop database if exists ${named(name)} with (force)`);
       created.delete(name);
     },
     async commits(database) {
       const rows = (await admin`
         select xact_commit::bigint::text as commits from pg_stat_database
-        where datname = ${database}`) as unknown as { commits: string }[];
+        where datname = ${named(database)}`) as unknown as { commits: string }[];
       return Number(rows[0]?.commits ?? Number.NaN);
     },
     async waitForNoBackends(database, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const rows = (await admin`
-          select count(*)::int as n from pg_stat_activity where datname = ${database}`) as unknown as {
+          select count(*)::int as n from pg_stat_activity where datname = ${named(database)}`) as unknown as {
           n: number;
         }[];
         if (rows[0]?.n === 0) return;
@@ -188,8 +191,7 @@ export async function startBenchPostgres(options: {
     async measureCommitCeiling(seconds) {
       const pgbench = binDir && join(binDir, "pgbench");
       if (!pgbench || !existsSync(pgbench)) return undefined;
-      const database = "conveyor_bench_pgbench";
-      const url = await bench.createDatabase(database, { migrated: false });
+      const url = await bench.createDatabase("pgbench", { migrated: false });
       const sql = postgres(url, { max: 1, onnotice: () => {} });
       await sql`create table commits (id bigserial primary key, v int not null)`;
       await sql.end();
@@ -217,7 +219,7 @@ export async function startBenchPostgres(options: {
             String(seconds),
             "-f",
             script,
-            database,
+            named("pgbench"),
           ],
           { env: { ...process.env, PGPASSWORD: decodeURIComponent(parsed.password) } },
         );
@@ -225,7 +227,7 @@ export async function startBenchPostgres(options: {
         tpsByClients[String(clients)] = round(Number(tps), 1);
       }
       rmSync(join(script, ".."), { recursive: true, force: true });
-      await bench.dropDatabase(database);
+      await bench.dropDatabase("pgbench");
       return { tool: "pgbench", script: text.trim(), seconds, tpsByClients };
     },
     cpuSeconds() {
