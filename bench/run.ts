@@ -145,6 +145,7 @@ async function main(): Promise<number> {
         progress,
       };
       const startedAt = new Date();
+      const loadBefore = describeMachine().loadAverage;
       progress(benchmark.title);
       try {
         const outcome = await benchmark.run(ctx);
@@ -153,10 +154,16 @@ async function main(): Promise<number> {
           benchmark: benchmark.name,
           title: benchmark.title,
           mode: args.smoke ? "smoke" : "full",
+          command: ["npm run bench --", ...process.argv.slice(2)].join(" "),
           startedAt: startedAt.toISOString(),
           finishedAt: finishedAt.toISOString(),
           durationSeconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
-          machine: { ...machine, loadAverage: describeMachine().loadAverage },
+          machine: {
+            ...machine,
+            loadAverage: undefined,
+            loadAverageBefore: loadBefore,
+            loadAverageAfter: describeMachine().loadAverage,
+          },
           versions: describeVersions(postgres?.version),
           postgres: postgres && {
             origin: postgres.origin,

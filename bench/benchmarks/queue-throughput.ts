@@ -187,7 +187,7 @@ export const queueThroughput: Benchmark = {
     }
     notes.push(
       "One dispatcher per instance hands out tasks one at a time, and every assignment first asks GitHub for the repository, its head and a read-only token (three HTTP round trips a no-op job does not make): the time per assignment, not the number of runners, sets the rate.",
-      "Each task is about a dozen transactions (claim, assignment base, accept, heartbeat, change set, complete, plus sweeps and status comments); a graphile-worker job is two.",
+      "A task's own statements are nine, each its own transaction (claim, assignment base, accept, heartbeat, token lookup and change set for the upload, complete); the rest of commits/item is the dispatcher's passes (idle slots whose claim finds nothing), sweeps and status-comment bookkeeping. A graphile-worker job is two or three.",
     );
     const undrained = rows.filter((r) => !r.ours.drained);
     if (undrained.length) {
