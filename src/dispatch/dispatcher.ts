@@ -196,6 +196,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   async function dispatchOnce(): Promise<number> {
     let assigned = 0;
+    // Capability sets whose claim found nothing in this run. A runner offering a subset of one
+    // cannot find anything either, so it is not asked: with thousands of idle runners every run
+    // would otherwise make one futile claim per runner. Work queued meanwhile wakes another run.
+    const exhausted: Set<string>[] = [];
+    const futile = (c: RunnerConnection) =>
+      exhausted.some((set) => c.capabilities.every((capability) => set.has(capability)));
     // Round robin in least-recently-assigned order: one task per runner per pass.
     for (;;) {
       const candidates = all()
@@ -203,11 +209,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
       let progressed = false;
       for (const connection of candidates) {
-        if (!canTakeWork(connection)) continue;
+        if (!canTakeWork(connection) || futile(connection)) continue;
         if (await offer(connection)) {
           progressed = true;
           assigned++;
-        }
+        } else exhausted.push(new Set(connection.capabilities));
       }
       if (!progressed) return assigned;
     }
