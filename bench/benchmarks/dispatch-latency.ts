@@ -72,6 +72,7 @@ export const dispatchLatency: Benchmark = {
         webhookResponseMs: response,
         githubApiCallsPerTask: round(apiCalls / tasks, 2),
         runnerProblems: hub.problems,
+        cancelsByReason: hub.cancels,
       },
       peer: {
         name: "graphile-worker",

@@ -53,6 +53,7 @@ async function queueTasks(
 interface OurDrain extends DrainResult {
   githubApiCalls: number;
   problems: string[];
+  cancels: Record<string, number>;
 }
 
 async function drainConveyor(
@@ -127,6 +128,7 @@ async function drainConveyor(
       timeline: perSecond(finishedAt, start),
       githubApiCalls: apiCalls,
       problems: hub.problems,
+      cancels: hub.cancels,
     };
   } finally {
     if (!stopped) await server.stop();
@@ -203,6 +205,7 @@ export const queueThroughput: Benchmark = {
           concurrency: r.concurrency,
           ...summary(r.ours),
           githubApiCallsPerTask: round(r.ours.githubApiCalls / Math.max(1, r.ours.done), 2),
+          cancelsByReason: r.ours.cancels,
         })),
       },
       peer: {

@@ -209,6 +209,7 @@ export const runnerScale: Benchmark = {
       results: {
         bySize: ours.map(({ dispatchSamples: _samples, ...rest }) => rest),
         runnerProblems: hub.problems,
+        cancelsByReason: hub.cancels,
       },
       peer: {
         name: "ws (bare)",

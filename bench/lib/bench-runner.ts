@@ -58,6 +58,8 @@ export interface BenchRunnerOptions {
   onCompleted?: (taskId: string, at: number) => void;
   /** Called when the server answered `error`, `stale` or `rate_limited`: the run is not clean. */
   onProblem?: (problem: string) => void;
+  /** Called with each `cancel` the server sent. */
+  onCancel?: (cancel: Extract<ServerMessage, { type: "cancel" }>) => void;
 }
 
 export interface BenchRunner {
@@ -156,7 +158,7 @@ export async function connectBenchRunner(
     } else if (frame.type === "error" || frame.type === "stale" || frame.type === "rate_limited") {
       problem("unexpected answer", frame);
     } else if (frame.type === "cancel") {
-      problem("task cancelled", frame);
+      options.onCancel?.(frame);
     }
   });
   ws.on("close", () => clearTimeout(pingTimer));

@@ -15,8 +15,13 @@ export function createDispatchHub() {
   const completed = new Map<string, number>();
   const completeWaiters = new Map<string, (at: number) => void>();
   const problems: string[] = [];
+  /** `cancel` frames by reason (e.g. a sweep that raced a `complete`: "task is pushed"). */
+  const cancels: Record<string, number> = {};
   let completions = 0;
-  const runnerOptions: Pick<BenchRunnerOptions, "onAssign" | "onCompleted" | "onProblem"> = {
+  const runnerOptions: Pick<
+    BenchRunnerOptions,
+    "onAssign" | "onCompleted" | "onProblem" | "onCancel"
+  > = {
     onAssign(assign, at) {
       assignWaiters.get(assign.issue.number)?.({ assign, at });
       assignWaiters.delete(assign.issue.number);
@@ -32,10 +37,14 @@ export function createDispatchHub() {
     onProblem(problem) {
       if (problems.length < 100) problems.push(problem);
     },
+    onCancel(cancel) {
+      cancels[cancel.reason] = (cancels[cancel.reason] ?? 0) + 1;
+    },
   };
   return {
     runnerOptions,
     problems,
+    cancels,
     /** Tasks completed so far, over every runner. */
     completions: () => completions,
     /** Resolves when a runner gets the assignment for the issue. */

@@ -9,7 +9,7 @@ import { WEBHOOK_SECRET } from "./webhooks.ts";
 
 let privateKey: string | undefined;
 /** The benchmark GitHub App's key (RSA 2048 like GitHub's), made once per run. */
-function appPrivateKey(): string {
+export function appPrivateKey(): string {
   privateKey ??= generateKeyPairSync("rsa", {
     modulusLength: 2048,
     privateKeyEncoding: { type: "pkcs1", format: "pem" },
