@@ -154,7 +154,11 @@ async function main(): Promise<number> {
           benchmark: benchmark.name,
           title: benchmark.title,
           mode: args.smoke ? "smoke" : "full",
-          command: ["npm run bench --", ...process.argv.slice(2)].join(" "),
+          command: [
+            "npm run bench",
+            ...(process.argv.length > 2 ? ["--"] : []),
+            ...process.argv.slice(2),
+          ].join(" "),
           startedAt: startedAt.toISOString(),
           finishedAt: finishedAt.toISOString(),
           durationSeconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,

@@ -79,11 +79,15 @@ function formatCell(cell: string | number | undefined): string {
 }
 
 /**
- * JSON with arrays of numbers kept on one line: the raw samples stay readable in a diff without
- * one line per sample.
+ * JSON with arrays of numbers (and arrays of such arrays) kept on one line: the raw samples stay
+ * readable in a diff without one line per sample.
  */
 export function toJson(value: unknown): string {
-  return `${JSON.stringify(value, null, 2).replace(/\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]/g, (_, inner: string) => `[${inner.replace(/\s+/g, "")}]`)}\n`;
+  const numbers = /\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]/g;
+  const nested = /\[\s*(\[[-\d.e+,]*\](?:,\s*\[[-\d.e+,]*\])*)\s*\]/g;
+  return `${JSON.stringify(value, null, 2)
+    .replace(numbers, (_, inner: string) => `[${inner.replace(/\s+/g, "")}]`)
+    .replace(nested, (_, inner: string) => `[${inner.replace(/\s+/g, "")}]`)}\n`;
 }
 
 export function writeResult(dir: string, file: string, document: unknown): string {

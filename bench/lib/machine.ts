@@ -15,12 +15,22 @@ export function describeMachine() {
     arch: arch(),
     cpuModel: cores[0]?.model.trim() ?? "unknown",
     logicalCpus: cores.length,
-    cpuMhz: cores[0]?.speed ?? 0,
+    cpuMhz: cores[0]?.speed || cpuinfoMhz(),
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     /** 1, 5 and 15 minute load averages when the benchmark started (other work on the machine). */
     loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     container: existsSync("/.dockerenv") ? "docker" : undefined,
   };
+}
+
+/** Some virtual machines report no clock speed to os.cpus(); /proc/cpuinfo usually has it. */
+function cpuinfoMhz(): number | undefined {
+  try {
+    const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1];
+    return mhz ? Math.round(Number(mhz)) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function packageVersion(name: string): string {
@@ -43,10 +53,15 @@ function gitCommit(): string {
     encoding: "utf8",
   });
   if (head.status !== 0) return "unknown";
-  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
+  // Results written by this very run do not make the code dirty.
+  const dirty = spawnSync(
+    "git",
+    ["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+    },
+  );
   return `${head.stdout.trim()}${dirty.stdout.trim() ? "-dirty" : ""}`;
 }
 

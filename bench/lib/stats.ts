@@ -46,3 +46,16 @@ export function ratio(ours: number | undefined, theirs: number | undefined): num
   if (!Number.isFinite(theirs) || theirs === 0) return undefined;
   return round(ours / theirs, 3);
 }
+
+/**
+ * Every sample, counted per `resolution` (ms): `[value, count]` pairs in ascending order. Keeps
+ * tens of thousands of samples small enough to commit, and loses only their order.
+ */
+export function histogram(samples: readonly number[], resolution = 0.1): [number, number][] {
+  const counts = new Map<number, number>();
+  for (const sample of samples) {
+    const bucket = round(Math.round(sample / resolution) * resolution, 3);
+    counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => a[0] - b[0]);
+}
