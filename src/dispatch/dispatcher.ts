@@ -119,7 +119,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const live = new Map<string, Set<RunnerConnection>>();
   let unlisten: (() => Promise<void>) | undefined;
 
-  const all = () => [...live.values()].flatMap((set) => [...set]);
+  // Every pass walks every connection: no intermediate array per runner.
+  const all = () => {
+    const connections: RunnerConnection[] = [];
+    for (const set of live.values()) for (const connection of set) connections.push(connection);
+    return connections;
+  };
 
   const canTakeWork = (c: RunnerConnection) =>
     !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
@@ -205,11 +210,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     // Round robin in least-recently-assigned order: one task per runner per pass.
     for (;;) {
       const candidates = all()
-        .filter(canTakeWork)
+        .filter((c) => !futile(c) && canTakeWork(c))
         .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
       let progressed = false;
       for (const connection of candidates) {
-        if (!canTakeWork(connection) || futile(connection)) continue;
+        if (futile(connection) || !canTakeWork(connection)) continue;
         if (await offer(connection)) {
           progressed = true;
           assigned++;
