@@ -135,7 +135,7 @@ export const dispatchLatency: Benchmark = {
         },
       ],
       notes: [
-        `Each task costs ${round(apiCalls / tasks, 2)} GitHub API calls on the way (intake reads the repository config; an assignment reads the repository and its head and mints a read-only token); the simulator answers in about a millisecond, GitHub in 50–300 ms, so on GitHub these calls dominate.`,
+        `Each task costs ${round(apiCalls / tasks, 2)} GitHub API calls on the way (intake reads the repository config; an assignment reads the repository and its head and mints a read-only token). Each goes through Octokit's retry and throttling plugins, which wait on timers before the request leaves the process, and then to the simulator (about a millisecond for a cached read); on GitHub add its own 50–300 ms per call.`,
         "The peer does less: no signature check, no GitHub, no WebSocket hop. The ratio says how much the whole path costs relative to the bare queue hop on the same machine and database.",
       ],
     };
