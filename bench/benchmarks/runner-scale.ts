@@ -167,6 +167,7 @@ export const runnerScale: Benchmark = {
             }).then((s) => s.dispatchMs);
           },
         });
+        await sim.assertNoViolations();
       } finally {
         await server.stop();
       }

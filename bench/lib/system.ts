@@ -18,7 +18,11 @@ export function appPrivateKey(): string {
   return privateKey;
 }
 
-export type Simulator = BenchChild<SimulatorInfo> & { stats(): Promise<SimulatorStats> };
+export type Simulator = BenchChild<SimulatorInfo> & {
+  stats(): Promise<SimulatorStats>;
+  /** Throws if the server made a request GitHub would have refused. */
+  assertNoViolations(): Promise<SimulatorStats>;
+};
 
 /** The GitHub simulator in its own process, seeded with one installed repository. */
 export async function startSimulator(ctx: BenchContext, name: string): Promise<Simulator> {
@@ -28,7 +32,17 @@ export async function startSimulator(ctx: BenchContext, name: string): Promise<S
     logDir: ctx.logDir,
     env: { BENCH_PRIVATE_KEY: appPrivateKey() },
   });
-  return Object.assign(child, { stats: () => child.call<SimulatorStats>("stats") });
+  const stats = () => child.call<SimulatorStats>("stats");
+  return Object.assign(child, {
+    stats,
+    async assertNoViolations() {
+      const current = await stats();
+      if (current.violations.length) {
+        throw new Error(`GitHub would have refused requests: ${current.violations.join("; ")}`);
+      }
+      return current;
+    },
+  });
 }
 
 /**
