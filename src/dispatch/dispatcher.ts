@@ -137,7 +137,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const live = new Map<string, Set<RunnerConnection>>();
   let unlisten: (() => Promise<void>) | undefined;
 
-  const all = () => [...live.values()].flatMap((set) => [...set]);
+  // Every pass walks every connection: no intermediate array per runner.
+  const all = () => {
+    const connections: RunnerConnection[] = [];
+    for (const set of live.values()) for (const connection of set) connections.push(connection);
+    return connections;
+  };
 
   const canTakeWork = (c: RunnerConnection) =>
     !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
@@ -222,18 +227,24 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   async function dispatchOnce(): Promise<number> {
     let assigned = 0;
+    // Capability sets whose claim found nothing in this run. A runner offering a subset of one
+    // cannot find anything either, so it is not asked: with thousands of idle runners every run
+    // would otherwise make one futile claim per runner. Work queued meanwhile wakes another run.
+    const exhausted: Set<string>[] = [];
+    const futile = (c: RunnerConnection) =>
+      exhausted.some((set) => c.capabilities.every((capability) => set.has(capability)));
     // Round robin in least-recently-assigned order: one task per runner per pass.
     for (;;) {
       const candidates = all()
-        .filter(canTakeWork)
+        .filter((c) => !futile(c) && canTakeWork(c))
         .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
       let progressed = false;
       for (const connection of candidates) {
-        if (!canTakeWork(connection)) continue;
+        if (futile(connection) || !canTakeWork(connection)) continue;
         if (await offer(connection)) {
           progressed = true;
           assigned++;
-        }
+        } else exhausted.push(new Set(connection.capabilities));
       }
       if (!progressed) return assigned;
     }

@@ -77,7 +77,10 @@ export async function claimNextTask(
                jsonb_build_object('runner_id', runner_id)
         from claimed
       ), runner as (
-        update runners set last_assigned_at = now() where runner_id = ${request.runnerId}
+        -- A data-modifying CTE runs whether or not anything was claimed: without the guard every
+        -- empty claim would stamp (and write) the runner as just assigned.
+        update runners set last_assigned_at = now()
+        where runner_id = ${request.runnerId} and exists (select 1 from claimed)
       )
       select c.task_id, c.generation, c.repository_id, c.installation_id, c.issue_number, c.title,
              c.body, c.limits, c.last_error, c.feedback, r.full_name, r.default_branch,
