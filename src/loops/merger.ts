@@ -302,11 +302,23 @@ export function createMerger(deps: MergerDeps): {
       approvals,
       permission: (login) => deps.gateway.permission(ref, login),
     });
-    return { ref, octokit, loaded, facts, verdict: evaluateMergePolicy(facts, loaded.config) };
+    // A /hold or /freeze may have landed while GitHub was being read (a pass over many PRs takes
+    // a while): decide on the database as it is now, and leave a PR that moved on to the next pass.
+    const [now] = await findMergeCandidates(deps.db, {
+      repositoryId: c.repository_id,
+      prNumber: c.pr_number,
+    });
+    if (!now || now.head_sha !== c.head_sha || now.generation !== c.generation) return undefined;
+    facts.held = now.state === "held";
+    facts.frozen = now.frozen ? { reason: now.frozen_reason ?? "frozen" } : null;
+    const verdict = evaluateMergePolicy(facts, loaded.config);
+    return { c: now, ref, octokit, loaded, facts, verdict };
   }
 
-  async function review(c: Candidate): Promise<void> {
-    const { ref, octokit, loaded, facts, verdict } = await assess(c);
+  async function review(listed: Candidate): Promise<void> {
+    const assessed = await assess(listed);
+    if (!assessed) return;
+    const { c, ref, octokit, loaded, facts, verdict } = assessed;
     if (!facts.open && (await settleClosed(octokit, c))) return;
     if (verdict.action === "update_branch") {
       await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch", {
@@ -338,13 +350,11 @@ export function createMerger(deps: MergerDeps): {
   return {
     /** The verdict on a pull request as the safety check would show it (for `/status`). */
     async describe(repositoryId, prNumber) {
-      const c = (await findMergeCandidates(deps.db)).find(
-        (p) => p.repository_id === repositoryId && p.pr_number === prNumber,
-      );
-      if (!c)
+      const [c] = await findMergeCandidates(deps.db, { repositoryId, prNumber });
+      const assessed = c ? await assess(c) : undefined;
+      if (!assessed)
         return "Conveyor is not reviewing this pull request now (it is not open, or its task is not in review).";
-      const { verdict } = await assess(c);
-      const check = renderSafetyCheck(verdict);
+      const check = renderSafetyCheck(assessed.verdict);
       return [`**${check.title}**`, "", check.summary].join("\n");
     },
 

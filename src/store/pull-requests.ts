@@ -170,9 +170,17 @@ export interface MergeCandidate {
 
 /**
  * Open Conveyor pull requests whose task is in review, waiting for a person, merging or held, and
- * whose current generation is on the PR (a follow-up in flight is left alone).
+ * whose current generation is on the PR (a follow-up in flight is left alone). With `only`, just
+ * that pull request, read afresh: a pass over many PRs takes a while, and a `/freeze`, `/hold` or
+ * new head that landed meanwhile must count.
  */
-export async function findMergeCandidates(db: Db): Promise<MergeCandidate[]> {
+export async function findMergeCandidates(
+  db: Db,
+  only?: { repositoryId: number; prNumber: number },
+): Promise<MergeCandidate[]> {
+  const one = only
+    ? sql`and p.repository_id = ${only.repositoryId} and p.pr_number = ${only.prNumber}`
+    : sql``;
   return resultRows<MergeCandidate>(
     await db.execute(sql`
         select t.task_id, t.state, t.generation, t.installation_id, t.repository_id, r.full_name,
@@ -183,7 +191,7 @@ export async function findMergeCandidates(db: Db): Promise<MergeCandidate[]> {
         join tasks t on t.task_id = p.task_id
         join repositories r on r.repository_id = p.repository_id
         where p.state = 'open' and t.state in ('review', 'waiting_human', 'merging', 'held')
-          and t.published_generation = t.generation
+          and t.published_generation = t.generation ${one}
         order by p.updated_at`),
   );
 }
