@@ -11,6 +11,11 @@ import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
 import type { TierLimits } from "./core/rate-limit.ts";
 import {
+  createDashboard,
+  type Dashboard,
+  type DashboardDeps,
+} from "./dashboard/create-dashboard.ts";
+import {
   createDispatcher,
   DEFAULT_TIMINGS,
   type Dispatcher,
@@ -69,6 +74,8 @@ export interface StartOptions {
   commandsPerMinute?: number;
   /** Per-client admin API budgets (requests per minute); tests lower them. */
   apiRateLimits?: ApiRateLimits;
+  /** The dashboard's refresh, session re-check and cross-instance timings; tests shorten them. */
+  dashboardTimings?: DashboardDeps["timings"];
   /** How often alerts are checked (default 30 s) and the delay before the first check (30 s). */
   alertCheckIntervalMs?: number;
   alertStartDelayMs?: number;
@@ -122,6 +129,7 @@ export async function startConveyor(
   let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
   // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
   let onTasksChanged: () => void = () => {};
+  let dashboard: Dashboard | undefined;
   const metrics = createMetrics({ database, logger });
   metrics.setConnections(() => dispatcher?.connections() ?? []);
   const clock = options.now ?? Date.now;
@@ -375,6 +383,21 @@ export async function startConveyor(
     });
     monitoring = started;
     loops.push(...started.loops);
+    dashboard = createDashboard({
+      database,
+      auth: apiAuth,
+      logger,
+      instanceId,
+      connections: () => dispatcher?.connections() ?? [],
+      agingMs: config.agingMs,
+      adminToken: config.adminToken,
+      publicUrl: config.publicUrl,
+      timings: options.dashboardTimings,
+    });
+    await dashboard.start();
+    const dashboardRoutes = dashboard.routes;
+    // Alerts fired, cleared or acknowledged on any instance: open dashboards update at once.
+    started.subscribe(() => dashboard?.hub.poke());
     const app = createHttpApp({
       database,
       logger,
@@ -387,8 +410,17 @@ export async function startConveyor(
         http.route("/api", adminRoutes);
         http.route(
           "/api",
-          createOpsApi({ database, auth: apiAuth, logger, onTasksChanged: () => onTasksChanged() }),
+          createOpsApi({
+            database,
+            auth: apiAuth,
+            logger,
+            onTasksChanged: () => {
+              onTasksChanged();
+              dashboard?.hub.poke();
+            },
+          }),
         );
+        http.route("/", dashboardRoutes);
       },
     });
     // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
@@ -401,6 +433,7 @@ export async function startConveyor(
     });
   } catch (error) {
     server?.close();
+    await dashboard?.stop();
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
     await errors.flush();
@@ -437,6 +470,8 @@ export async function startConveyor(
     stop() {
       stopping ??= (async () => {
         if (database.kind === "pglite") removeServerInfo(config.dataDir);
+        // Open dashboard streams would keep the server from closing.
+        await dashboard?.stop();
         // Runners are told first (1001) so they reconnect elsewhere; their leases run on.
         await dispatcher?.stop();
         await new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { resultRows } from "../db/client.ts";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
+import { createDatabase, resultRows } from "../db/client.ts";
 import type { AlertDecision } from "../src/core/alert-rules.ts";
 import type { AlertRule } from "../src/core/alert-settings.ts";
 import type { AlertIssues, AlertIssueTarget } from "../src/github/alert-issues.ts";
@@ -91,7 +91,8 @@ let alerter: ReturnType<typeof build>["alerter"];
 let sampler: ReturnType<typeof build>["sampler"];
 
 beforeEach(async () => {
-  database = await createTestDatabase();
+  // Named like the alerter's instance: a lease is only held while its holder is connected.
+  database = await createTestDatabase({ applicationName: "instance-a" });
   await upsertRepository(database.db, {
     repositoryId: REPO_ID,
     installationId: 7,
@@ -396,8 +397,15 @@ describe("several instances", () => {
       database.db,
       Array.from({ length: 11 }, () => ({ source: "merger", message: "x", at: new Date(clock) })),
     );
+    // Another instance: its own connections, named after it.
+    const otherDatabase = await createDatabase({
+      url: database.url,
+      max: 2,
+      applicationName: "instance-b",
+    });
+    onTestFinished(() => otherDatabase.close());
     const other = createAlerter({
-      db: database.db,
+      db: otherDatabase.db,
       logger,
       instanceId: "instance-b",
       ping: () => database.ping(),

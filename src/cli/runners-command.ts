@@ -1,6 +1,7 @@
 import { loadConfig } from "../config.ts";
 import type { RunnerJson } from "../http/runner-json.ts";
 import { CliError } from "./cli-error.ts";
+import { renderTable } from "./cli-support.ts";
 import { openRunnerRegistry } from "./open-runner-registry.ts";
 import { parseRunnersArgs, RUNNERS_USAGE } from "./runners-args.ts";
 
@@ -123,16 +124,7 @@ function renderList(runners: RunnerJson[]): string {
       formatTime(r.created_at),
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join("  ")
-        .trimEnd(),
-    )
-    .map((line) => `${line}\n`)
-    .join("");
+  return renderTable(rows);
 }
 
 function status(runner: RunnerJson): string {

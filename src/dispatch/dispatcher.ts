@@ -46,10 +46,23 @@ export interface RunnerConnection {
   draining: boolean;
   /** The end of what the runner reported as the task's output (`log` frames), for the dashboard. */
   logTail(taskId: string): string | undefined;
+  /** The stage the runner's last heartbeat for the task named, for the dashboard. */
+  progress?(taskId: string): TaskProgress | undefined;
+  /** The version the runner's `hello` named. */
+  version?: string;
   /** Runners that were rate-limited in the last minute get no new work. */
   recentlyRateLimited(): boolean;
   send(message: ServerMessage): void;
   close(code: number, reason: string): void;
+}
+
+/** What a runner's latest heartbeat said about a task it holds. */
+export interface TaskProgress {
+  generation: number;
+  stage: string;
+  message: string | undefined;
+  /** When that heartbeat arrived (ISO 8601). */
+  at: string;
 }
 
 /** What an `assign` needs from GitHub: where to clone, at which commit, with which token. */

@@ -16,7 +16,7 @@ import {
   rejectTask,
   renewLease,
 } from "../store/dispatch.ts";
-import type { Dispatcher, DispatchTimings, RunnerConnection } from "./dispatcher.ts";
+import type { Dispatcher, DispatchTimings, RunnerConnection, TaskProgress } from "./dispatcher.ts";
 
 /** Per-connection limits: rate limiting and the invalid-frame policy (pure core, held per runner). */
 export interface FramePolicy {
@@ -56,6 +56,7 @@ export function createRunnerSession(deps: SessionDeps) {
   let connection: RunnerConnection | undefined;
   let chain: Promise<void> = Promise.resolve();
   const logTails = new Map<string, string>();
+  const progress = new Map<string, TaskProgress>();
 
   const reply = (message: ServerMessage) => deps.send(message);
 
@@ -64,6 +65,7 @@ export function createRunnerSession(deps: SessionDeps) {
     reason: string,
   ) {
     connection?.tasks.delete(frame.task_id);
+    progress.delete(frame.task_id);
     reply({
       type: "stale",
       id: frame.id,
@@ -86,6 +88,7 @@ export function createRunnerSession(deps: SessionDeps) {
   function freed(taskId: string) {
     connection?.tasks.delete(taskId);
     logTails.delete(taskId);
+    progress.delete(taskId);
     dispatcher.wake();
     deps.onChange();
   }
@@ -131,6 +134,14 @@ export function createRunnerSession(deps: SessionDeps) {
         return task ? reply({ type: "ack", id: frame.id }) : stale(frame, "task moved on");
       }
       case "heartbeat": {
+        if (holds(frame)) {
+          progress.set(frame.task_id, {
+            generation: frame.generation,
+            stage: frame.stage,
+            message: frame.message,
+            at: new Date().toISOString(),
+          });
+        }
         if (holds(frame) && (await renewLease(db, fence(frame), timings.leaseMs))) {
           return reply({ type: "ack", id: frame.id });
         }
@@ -227,6 +238,8 @@ export function createRunnerSession(deps: SessionDeps) {
       lastAssignedAt: 0,
       draining: false,
       logTail: (taskId) => logTails.get(taskId),
+      progress: (taskId) => progress.get(taskId),
+      version: frame.version,
       recentlyRateLimited: () => deps.policy.recentlyLimited(Date.now()),
       send: deps.send,
       close: deps.close,

@@ -14,7 +14,7 @@ export interface TestDatabase extends Database {
  * `migrated: false` gives an empty database instead.
  */
 export async function createTestDatabase(
-  options: { max?: number; migrated?: boolean } = {},
+  options: { max?: number; migrated?: boolean; applicationName?: string } = {},
 ): Promise<TestDatabase> {
   const adminUrl = inject("postgresAdminUrl");
   const name = `conveyor_test_${randomBytes(6).toString("hex")}`;
@@ -27,7 +27,12 @@ export async function createTestDatabase(
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const database = await createDatabase({ url: url.toString(), max: options.max ?? 5 });
+  const database = await createDatabase({
+    url: url.toString(),
+    max: options.max ?? 5,
+    // Lease holders are recognised by their connections' name (see `tryAcquireLease`).
+    ...(options.applicationName ? { applicationName: options.applicationName } : {}),
+  });
   return {
     ...database,
     url: url.toString(),

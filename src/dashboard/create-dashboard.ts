@@ -1,0 +1,94 @@
+import type { Hono } from "hono";
+import type { Logger } from "pino";
+import type { Database } from "../../db/client.ts";
+import type { RunnerConnection } from "../dispatch/dispatcher.ts";
+import type { ApiAuth, ApiEnv } from "../http/admin-auth.ts";
+import { hasActiveApiTokens } from "../store/api-tokens.ts";
+import { endSessionsOfReplacedAdminToken, rememberAdminToken } from "./admin-session-guard.ts";
+import { loadDashboardAssets } from "./dashboard-assets.ts";
+import {
+  createDashboardHub,
+  type DashboardHub,
+  type DashboardHubTimings,
+} from "./dashboard-hub.ts";
+import { createDashboardRoutes } from "./dashboard-routes.ts";
+import { createLiveBoard, type LiveBoardTimings } from "./live-board.ts";
+
+export interface DashboardDeps {
+  database: Database;
+  auth: ApiAuth;
+  logger: Logger;
+  /** Names this instance to the others (live state is shared over NOTIFY). */
+  instanceId: string;
+  /** The runner sockets this instance holds (none until the GitHub App is configured). */
+  connections: () => readonly RunnerConnection[];
+  agingMs: number;
+  adminToken: string | undefined;
+  publicUrl: string | undefined;
+  timings?: { hub?: Partial<DashboardHubTimings>; board?: Partial<LiveBoardTimings> };
+}
+
+export interface Dashboard {
+  /** Mount at `/`: every route starts with `/dashboard`. */
+  routes: Hono<ApiEnv>;
+  hub: DashboardHub;
+  /** Listens for other instances' live state; ends sessions of a replaced admin token. */
+  start(): Promise<void>;
+  /** Ends every open stream (before the HTTP server closes, which would wait for them). */
+  stop(): Promise<void>;
+}
+
+/** The dashboard: its routes, the hub that feeds every open page, and the shared live board. */
+export function createDashboard(deps: DashboardDeps): Dashboard {
+  const { assets, pages } = loadDashboardAssets();
+  let adminTokenRemembered = false;
+  const board = createLiveBoard({
+    database: deps.database,
+    instanceId: deps.instanceId,
+    connections: deps.connections,
+    logger: deps.logger,
+    timings: deps.timings?.board,
+  });
+  const hub = createDashboardHub({
+    db: deps.database.db,
+    board,
+    logger: deps.logger,
+    agingMs: deps.agingMs,
+    timings: deps.timings?.hub,
+  });
+  const routes = createDashboardRoutes({
+    db: deps.database.db,
+    auth: deps.auth,
+    hub,
+    logger: deps.logger,
+    assets,
+    pages,
+    publicUrl: deps.publicUrl,
+    hasCredentials: async () =>
+      Boolean(deps.adminToken) || (await hasActiveApiTokens(deps.database.db)),
+    async onAdminTokenSignIn() {
+      // Once per process: the fingerprint only changes with the token, which needs a restart.
+      if (adminTokenRemembered || !deps.adminToken) return;
+      await rememberAdminToken(deps.database.db, deps.adminToken);
+      adminTokenRemembered = true;
+    },
+  });
+  return {
+    routes,
+    hub,
+    async start() {
+      await board.start();
+      const ended = await endSessionsOfReplacedAdminToken(deps.database.db, deps.adminToken);
+      if (ended > 0) {
+        deps.logger.info(
+          { ended },
+          "dashboard: CONVEYOR_ADMIN_TOKEN changed; ended the sessions signed in with the old one",
+        );
+      }
+    },
+    async stop() {
+      await hub.close();
+      await board.stop();
+    },
+  };
+}
