@@ -13,7 +13,7 @@ import {
 import { startScriptedRunner } from "../helpers/spawn-runner.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
-const TASKS = 6;
+const TASKS = 4;
 let h: Harness | undefined;
 const cleanups: (() => void | Promise<void>)[] = [];
 afterAll(async () => {
