@@ -246,6 +246,18 @@ describe("slash commands on pull requests", { timeout: 90_000 }, () => {
         sql`select head_sha from pull_requests where task_id = ${taskId}`,
       ),
     )[0]!.head_sha;
+  /** The head of the task's PR once an attempt after `previous` is published on it. */
+  const publishedHeadAfter = (taskId: string, previous: string) =>
+    waitFor(
+      async () => {
+        const head = await headOf(taskId);
+        const task = await getTask(h.database.db, taskId);
+        return head !== previous && task?.publishedGeneration === task?.generation
+          ? head
+          : undefined;
+      },
+      { timeoutMs: 30_000, message: `a head after ${previous.slice(0, 7)}` },
+    );
   const greenCi = (sha: string) =>
     h.sim.createCheckRun(h.repo, {
       name: "ci",
@@ -269,16 +281,7 @@ describe("slash commands on pull requests", { timeout: 90_000 }, () => {
     });
     // No CI yet, so no merge; a follow-up pushes a new head.
     await say(pr.pr_number, "/fix also add a newline", "octocat");
-    const newHead = await waitFor(
-      async () => {
-        const head = await headOf(pr.taskId);
-        const task = await getTask(h.database.db, pr.taskId);
-        return head !== pr.head_sha && task?.publishedGeneration === task?.generation
-          ? head
-          : undefined;
-      },
-      { timeoutMs: 30_000, message: "a new head" },
-    );
+    const newHead = await publishedHeadAfter(pr.taskId, pr.head_sha);
     await greenCi(newHead);
     await waitFor(async () => (await state(pr.taskId)) === "waiting_human", {
       timeoutMs: 40_000,
@@ -364,16 +367,7 @@ describe("slash commands on pull requests", { timeout: 90_000 }, () => {
     });
     expect((await say(pr.pr_number, "/update", "reader")).reaction).toBe("-1");
     expect((await say(pr.pr_number, "/update", "octocat")).reaction).toBe("+1");
-    const rebuilt = await waitFor(
-      async () => {
-        const head = await headOf(pr.taskId);
-        const task = await getTask(h.database.db, pr.taskId);
-        return head !== pr.head_sha && task?.publishedGeneration === task?.generation
-          ? head
-          : undefined;
-      },
-      { timeoutMs: 30_000, message: "a rebuilt head" },
-    );
+    const rebuilt = await publishedHeadAfter(pr.taskId, pr.head_sha);
     const parents = execFileSync(
       "git",
       ["--git-dir", h.sim.gitDir(h.repo), "rev-list", "--parents", "-n", "1", rebuilt],

@@ -10,7 +10,7 @@ import {
   renderPermissionRefusal,
   requiredPermission,
 } from "../core/commands.ts";
-import { type Actor, isBot, type Permission } from "../core/intake.ts";
+import { type Actor, isBot } from "../core/intake.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
 import type { RepoRef } from "../github/github-gateway.ts";
@@ -334,7 +334,7 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
           text: command.text,
           maxFixes: config!.tasks.max_review_fixes,
         });
-        return r.includes("follow-up") ? done(r) : r.includes("human") ? done(r) : no(r);
+        return r.includes("follow-up") || r.includes("human") ? done(r) : no(r);
       }
       case "update": {
         if (!["review", "waiting_human"].includes(state)) {
@@ -377,7 +377,7 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
       installationId: e.installationId,
       issue: { number: e.number, ...e.issue },
       sender: e.author,
-      permission: permission as Permission | undefined,
+      permission,
       config: cfg,
       reason: `/queue by @${actor}`,
     });
