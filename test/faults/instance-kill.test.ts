@@ -59,24 +59,24 @@ it("two app instances with runners on both, one killed with -9 mid-task: every t
   w.sim.setWebhook({ url: relay.url, secret: WEBHOOK_SECRET });
   const ci = startCiBot(w.sim, w.repo);
   cleanups.push(() => ci.stop());
-  for (const [name, instance] of [
-    ["on-a-1", a],
-    ["on-a-2", a],
-    ["on-b-1", b],
-    ["on-b-2", b],
-  ] as const) {
-    const runner = await startScriptedRunner(
-      { conveyor: { url: instance.url }, database: w.database },
-      name,
-    );
-    cleanups.push(() => runner.stop());
-  }
-
+  const startRunners = async (names: readonly string[], instance: { url: string }) => {
+    for (const name of names) {
+      const runner = await startScriptedRunner(
+        { conveyor: { url: instance.url }, database: w.database },
+        name,
+      );
+      cleanups.push(() => runner.stop());
+    }
+  };
+  // B's runners first, so the work is on B when it dies (A's would otherwise take it all: the
+  // runners have two slots each); then A's runners join, and both instances hold runners.
+  await startRunners(["on-b-1", "on-b-2"], b);
   const issues = await openScriptedIssues(w.sim, w.repo, seededTasks(1, TASKS, "sleep 1000"));
+  await waitFor(() => heldBy(w, ["on-b-1", "on-b-2"]), { timeoutMs: 20_000 });
+  await startRunners(["on-a-1", "on-a-2"], a);
 
   // The fault: instance B dies while its runners hold tasks. Their leases expire and A's runners
   // take the tasks over; B's runners keep trying to reach B.
-  await waitFor(() => heldBy(w, ["on-b-1", "on-b-2"]), { timeoutMs: 20_000 });
   b.server.child.kill("SIGKILL");
   await b.server.exited;
   await waitFor(
