@@ -4,6 +4,9 @@
  * stops in its first second with the exact command to run. `--dry-run` says what it would do.
  */
 import { spawnSync } from "node:child_process";
+import { appendFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { findOnPath, PREREQUISITES, planPrerequisites } from "../test/helpers/prerequisites.ts";
 
 const dryRun = process.argv.includes("--dry-run");
@@ -39,20 +42,27 @@ if (plan.kind === "ready") {
   process.exit(0);
 }
 
-const reasons = plan.missing.map((p) => `${p.name} (${p.neededBy})`).join("; ");
-process.stdout.write(`test prerequisites: installing ${plan.packages.join(", ")} for ${reasons}\n`);
-process.stdout.write(`  $ apt-get update && ${plan.command.join(" ")}\n`);
+process.stdout.write(
+  `test prerequisites: missing ${plan.missing.map((p) => `${p.name}, for ${p.neededBy}`).join("; ")}\n`,
+);
+process.stdout.write(`test prerequisites: $ apt-get update && ${plan.command.join(" ")}\n`);
 if (dryRun) process.exit(0);
 
+// apt-get's own output goes to a log, shown only when it fails: the first screen stays readable.
+const log = join(mkdtempSync(join(tmpdir(), "conveyor-apt-")), "apt.log");
 const aptEnv = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-for (const args of [
-  ["update", "-qq"],
-  [...plan.command.slice(1), "-qq"],
-]) {
-  const result = spawnSync("apt-get", args, { stdio: "inherit", env: aptEnv });
+const started = Date.now();
+for (const args of [["update"], plan.command.slice(1)]) {
+  process.stdout.write(`test prerequisites: apt-get ${args[0]} …\n`);
+  const result = spawnSync("apt-get", args, { env: aptEnv, encoding: "utf8", maxBuffer: 1 << 28 });
+  appendFileSync(
+    log,
+    `$ apt-get ${args.join(" ")}\n${result.stdout ?? ""}${result.stderr ?? ""}\n`,
+  );
   if (result.status !== 0) {
+    const tail = `${result.stdout ?? ""}${result.stderr ?? ""}`.trim().split("\n").slice(-15);
     process.stderr.write(
-      `\napt-get ${args.join(" ")} failed (exit ${result.status}); install by hand:\n  ${plan.command.join(" ")}\n`,
+      `\napt-get ${args[0]} failed (exit ${result.status ?? result.error?.message}); the end of its output (all of it: ${log}):\n${tail.join("\n")}\n\nInstall by hand:\n  ${plan.command.join(" ")}\n`,
     );
     process.exit(1);
   }
@@ -69,4 +79,6 @@ if (after.kind !== "ready") {
   );
   process.exit(1);
 }
-process.stdout.write("test prerequisites: installed\n");
+process.stdout.write(
+  `test prerequisites: installed ${plan.packages.join(", ")} in ${Math.round((Date.now() - started) / 1000)} s\n`,
+);

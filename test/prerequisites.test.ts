@@ -131,7 +131,7 @@ describe("npm test's first step on a machine without Chromium or promtool", () =
     const canInstall = process.getuid?.() === 0 && findOnPath(["apt-get"], process.env);
     if (canInstall) {
       expect(run.code, run.output).toBe(0);
-      expect(run.output).toContain("installing chromium, prometheus");
+      expect(run.output).toContain("missing Chromium, for test/dashboard.test.ts");
       expect(run.output).toContain(
         "apt-get install -y --no-install-recommends chromium prometheus",
       );
