@@ -1,9 +1,14 @@
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     reporters: ["default", "./test/helpers/count-reporter.ts"],
     testTimeout: 30_000,
+    // vitest's default is one worker per core less one: on two cores, one file at a time. The
+    // integration files spend much of their time waiting on PostgreSQL, git, child processes and
+    // timers, so two files at a time use two cores well without starving timing-sensitive tests.
+    maxWorkers: Math.max(2, availableParallelism()),
     hookTimeout: 60_000,
     projects: [
       {
