@@ -14,7 +14,12 @@ describe("loadConfig", () => {
       github: undefined,
       githubApiUrl: "https://api.github.com",
       logLevel: "info",
+      logFormat: "auto",
     });
+  });
+
+  it.each(["auto", "json", "pretty"] as const)("reads LOG_FORMAT=%s", (format) => {
+    expect(loadConfig({ LOG_FORMAT: format }).logFormat).toBe(format);
   });
 
   it("reads a complete App configuration", () => {
@@ -52,6 +57,8 @@ describe("loadConfig", () => {
     [{ APP_ID: "1", PRIVATE_KEY_PATH: "/nonexistent/key.pem" }, "PRIVATE_KEY_PATH: cannot read"],
     [{ PRIVATE_KEY: KEY, PRIVATE_KEY_PATH: "k.pem" }, "set either PRIVATE_KEY or PRIVATE_KEY_PATH"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL: expected one of fatal, error"],
+    [{ LOG_FORMAT: "text" }, "LOG_FORMAT: expected one of auto, json, pretty"],
+    [{ LOG_FORMAT: "JSON" }, "LOG_FORMAT: expected one of auto, json, pretty"],
     [{ GITHUB_API_URL: "ftp://x" }, "GITHUB_API_URL: expected an http(s) URL"],
     [{ CONVEYOR_ADMIN_TOKEN: "short" }, "CONVEYOR_ADMIN_TOKEN: expected at least 16"],
     [
