@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, EnvSchema, loadConfig } from "./config.ts";
 
 const KEY = "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n";
 
@@ -73,4 +74,15 @@ describe("loadConfig", () => {
   it("names every bad variable at once", () => {
     expect(() => loadConfig({ PORT: "x", LOG_LEVEL: "y" })).toThrow(/PORT:[\s\S]*LOG_LEVEL:/);
   });
+
+  it.each(Object.keys(EnvSchema.shape))(
+    "documents %s in .env.example and docs/operations.md",
+    (key) => {
+      const root = new URL("..", import.meta.url);
+      expect(readFileSync(new URL(".env.example", root), "utf8")).toMatch(
+        new RegExp(`^# ${key}=`, "m"),
+      );
+      expect(readFileSync(new URL("docs/operations.md", root), "utf8")).toContain(key);
+    },
+  );
 });
