@@ -47,6 +47,18 @@ describe("conveyor start (a real process)", () => {
     const page = await setup.text();
     expect(page).toContain("Register GitHub App");
     expect(htmlProblems(page)).toEqual([]);
+    // The App it registers gets its webhooks at Conveyor's webhook route.
+    const manifest = JSON.parse(
+      (/value='([^']*)'/.exec(page)?.[1] ?? "").replace(
+        /&(#39|quot|lt|gt|amp);/g,
+        (_, e: string) => ({ "#39": "'", quot: '"', lt: "<", gt: ">", amp: "&" })[e] ?? "",
+      ),
+    );
+    expect(manifest).toMatchObject({
+      name: "Conveyor",
+      hook_attributes: { url: `${url}/api/github/webhooks` },
+      redirect_url: `${url}/probot/setup`,
+    });
     const assets = [...page.matchAll(/(?:href|src)="(\/probot\/static\/[^"]+)"/g)].map((m) => m[1]);
     expect(assets).toHaveLength(3);
     for (const asset of assets) expect((await fetch(`${url}${asset}`)).status).toBe(200);
