@@ -44,6 +44,7 @@ import { createErrorRecorder } from "./metrics/error-recorder.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./metrics/instrument-github.ts";
 import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
+import { logStartupMessage } from "./startup-message.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
 export interface StartOptions {
@@ -113,7 +114,8 @@ export async function startConveyor(
   config: Config,
   options: StartOptions = {},
 ): Promise<RunningConveyor> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const logger =
+    options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const instanceId = createInstanceId();
   // Named after the instance: the leases it holds are free as soon as its connections are gone.
   const database = await createDatabase({
@@ -334,9 +336,6 @@ export async function startConveyor(
         metrics,
       );
     } else {
-      logger.warn(
-        "GitHub App not configured (APP_ID, PRIVATE_KEY): serving the setup flow at /probot",
-      );
       setup = await createSetupHandler({
         host: displayHost(config.host),
         port: config.port,
@@ -448,7 +447,11 @@ export async function startConveyor(
 
   const { port } = server.address() as AddressInfo;
   const url = `http://${displayHost(config.host)}:${port}`;
-  logger.info({ url }, "conveyor listening");
+  logStartupMessage(logger, {
+    url,
+    publicUrl: config.publicUrl,
+    githubConfigured: !!config.github,
+  });
   // The embedded database admits one process: the CLI finds this server here and uses its API.
   if (database.kind === "pglite") writeServerInfo(config.dataDir, { pid: process.pid, url });
 
@@ -523,7 +526,7 @@ export async function main(
     }
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   let running: RunningConveyor;
   try {
     running = await startConveyor(config, { ...options, logger });

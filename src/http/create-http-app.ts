@@ -24,6 +24,9 @@ export interface HttpAppDeps {
 
 export type HttpApp = Hono<{ Bindings: HttpBindings }>;
 
+/** Where GitHub delivers webhooks (Probot's default path). */
+export const DEFAULT_WEBHOOK_PATH = "/api/github/webhooks";
+
 /** Hands the raw Node request to a Probot handler, which writes the response itself. */
 function delegate(handler: NodeHandler) {
   return async (c: { env: HttpBindings; notFound: () => Response | Promise<Response> }) => {
@@ -35,7 +38,7 @@ function delegate(handler: NodeHandler) {
 /** Every HTTP route of the server, on one Hono app (Probot's routes are delegated to it). */
 export function createHttpApp(deps: HttpAppDeps): HttpApp {
   const app: HttpApp = new Hono<{ Bindings: HttpBindings }>();
-  const webhookPath = deps.webhookPath ?? "/api/github/webhooks";
+  const webhookPath = deps.webhookPath ?? DEFAULT_WEBHOOK_PATH;
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
