@@ -180,6 +180,11 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
 
   // The checks that should run: the base branch's required ones and those of the base commit.
   const expectedChecks: ExpectedCheck[] = [];
+  const addExpected = (name: string, source: ExpectedCheck["source"]) => {
+    if (!expectedChecks.some((e) => e.name === name && e.source === source)) {
+      expectedChecks.push({ name, source });
+    }
+  };
   let baseTipSha = "";
   if (baseRef) {
     const branch = await attempt(
@@ -196,10 +201,10 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     baseTipSha = branch?.commit.sha ?? "";
     const fromProtection = (required: RequiredChecksJson | undefined) => {
       for (const name of required?.contexts ?? []) {
-        expectedChecks.push({ name, source: "branch protection" });
+        addExpected(name, "branch protection");
       }
       for (const c of required?.checks ?? []) {
-        expectedChecks.push({ name: c.context, source: "branch protection" });
+        addExpected(c.context, "branch protection");
       }
     };
     fromProtection(branch?.protection?.required_status_checks);
@@ -225,17 +230,17 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     for (const rule of rules?.items ?? []) {
       if (rule.type !== "required_status_checks") continue;
       for (const c of rule.parameters?.required_status_checks ?? []) {
-        expectedChecks.push({ name: c.context, source: "ruleset" });
+        addExpected(c.context, "ruleset");
       }
     }
   }
   if (r.baseSha) {
     for (const c of await checksOn(r.baseSha, "the base commit")) {
       if (c.app?.id === r.appId || c.name === SAFETY_CHECK_NAME) continue;
-      expectedChecks.push({ name: c.name, source: "base commit" });
+      addExpected(c.name, "base commit");
     }
     for (const s of await statusesOn(r.baseSha, "the base commit")) {
-      expectedChecks.push({ name: s.context, source: "base commit" });
+      addExpected(s.context, "base commit");
     }
   }
 

@@ -27,8 +27,8 @@ export async function readAllPages<T>(
   pick: (data: unknown) => { items: T[]; total?: number | undefined },
   maxPages = 100,
 ): Promise<AllPages<T>> {
+  const origin = new URL(octokit.request.endpoint.DEFAULTS.baseUrl).origin;
   let response = await octokit.request(route, { ...params, per_page: PER_PAGE });
-  const origin = new URL(response.url).origin;
   const first = pick(response.data);
   const items = [...first.items];
   for (let page = 1; ; page++) {
