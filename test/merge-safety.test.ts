@@ -179,9 +179,10 @@ describe("merge safety end to end", () => {
         },
         { timeoutMs: 20_000, message: "the branch updated" },
       );
-      const [update] = requestsTo(
-        "/repos/{owner}/{repo}/pulls/{pull_number}/update-branch",
-        pr.pr_number,
+      // The simulator records a request once it has answered (it moves the branch before that).
+      const update = await waitFor(
+        () =>
+          requestsTo("/repos/{owner}/{repo}/pulls/{pull_number}/update-branch", pr.pr_number)[0],
       );
       expect(update).toMatchObject({ status: 202, body: { expected_head_sha: pr.head_sha } });
       // Conveyor adopts the merge commit as its own head: the checks start again on it.
