@@ -208,6 +208,9 @@ describe("merge safety end to end", () => {
         message: "merged after the update",
       });
       expect(merges(pr.pr_number).map((r) => (r.body as { sha: string }).sha)).toEqual([updated]);
+      expect(
+        requestsTo("/repos/{owner}/{repo}/pulls/{pull_number}/update-branch", pr.pr_number),
+      ).toHaveLength(1);
       expect(await wentTo(pr.taskId, "waiting_human")).toBe(0);
       expect(await h.sim.readFile(h.repo, "src/four.txt")).toContain("line four");
       expect(await h.sim.readFile(h.repo, "NEWS.md")).toBe("news\n");

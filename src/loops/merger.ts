@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
+import { isRequestedUpdate } from "../core/branch-update.ts";
 import {
   type ApprovalFact,
   evaluateMergePolicy,
@@ -272,12 +273,8 @@ export function createMerger(deps: MergerDeps): {
     return true;
   }
 
-  /**
-   * Whether the head GitHub shows now is the merge commit GitHub made for Conveyor's own update
-   * request: two parents, Conveyor's head first and the base tip (as it was at the request, or as
-   * it is now) second, committed and signed by GitHub. Anything else is someone else's push.
-   */
-  async function isRequestedUpdate(
+  /** Whether the head GitHub shows now is the commit GitHub made for Conveyor's update request. */
+  async function isUpdateFor(
     octokit: Octokit,
     c: Candidate,
     headSha: string,
@@ -289,19 +286,24 @@ export function createMerger(deps: MergerDeps): {
       repo: ref.repo,
       commit_sha: headSha,
     });
-    const parents = data.parents.map((p) => p.sha);
-    const bases = [c.update_base_sha, baseTipSha].filter(Boolean);
     return (
       data.sha === headSha &&
-      parents.length === 2 &&
-      parents[0] === c.head_sha &&
-      bases.includes(parents[1] ?? "") &&
-      data.verification?.verified === true &&
-      data.committer?.email === "noreply@github.com"
+      isRequestedUpdate(
+        {
+          sha: data.sha,
+          parents: data.parents.map((p) => p.sha),
+          committerEmail: data.committer?.email,
+          verified: data.verification?.verified === true,
+        },
+        { from: c.head_sha, bases: [c.update_base_sha ?? "", baseTipSha] },
+      )
     );
   }
 
-  /** Collects the facts of a candidate fresh from GitHub and asks the policy; no side effects. */
+  /**
+   * Collects the facts of a candidate fresh from GitHub and asks the policy. Its only side effect
+   * is adopting the commit GitHub made for Conveyor's own update request as the head.
+   */
   async function assess(c: Candidate, adopted = false): Promise<Assessed | undefined> {
     const ref = repoRef(c.installation_id, c.full_name);
     const octokit = await deps.installationOctokit(c.installation_id);
@@ -355,7 +357,7 @@ export function createMerger(deps: MergerDeps): {
       facts.headSha &&
       facts.headSha !== now.head_sha &&
       now.update_requested_from === now.head_sha &&
-      (await isRequestedUpdate(octokit, now, facts.headSha, facts.baseTipSha)) &&
+      (await isUpdateFor(octokit, now, facts.headSha, facts.baseTipSha)) &&
       (await adoptUpdatedHead(deps.db, now, { from: now.head_sha, to: facts.headSha }))
     ) {
       log.info(
