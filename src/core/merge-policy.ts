@@ -512,7 +512,8 @@ export function judgeChecks(facts: PrFacts, config: RepoConfig): ChecksJudgement
     else failing.push({ name, result });
   };
   for (const c of others) {
-    count(c.name, checkRunOutcome(c, strict), c.conclusion ?? c.status ?? "no conclusion");
+    const result = c.status === "completed" ? (c.conclusion ?? "no conclusion") : c.status;
+    count(c.name, checkRunOutcome(c, strict), result);
   }
   for (const s of facts.statuses) count(s.context, statusOutcome(s), s.state);
   return {
