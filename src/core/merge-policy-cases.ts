@@ -556,18 +556,18 @@ export const MERGE_POLICY_CASES: MergePolicyCase[] = [
     change: (f) => {
       f.checks.push(check("lint", { conclusion: "neutral" }));
     },
-    kind: "blocked",
+    kind: "merge",
     tier: 1,
-    rule: ["checks_green", "fail"],
+    rule: ["checks_green", "pass"],
   },
   {
     name: "a skipped check",
     change: (f) => {
       f.checks.push(check("deploy", { conclusion: "skipped" }));
     },
-    kind: "blocked",
+    kind: "merge",
     tier: 1,
-    rule: ["checks_green", "fail"],
+    rule: ["checks_green", "pass"],
   },
   {
     name: "a cancelled check",
@@ -1041,8 +1041,9 @@ export const MERGE_POLICY_CASES: MergePolicyCase[] = [
     change: (f) => {
       f.mergeableState = "blocked";
     },
-    kind: "merge",
+    kind: "blocked",
     tier: 1,
+    rule: ["conflict", "fail"],
   },
   {
     name: "freeze",

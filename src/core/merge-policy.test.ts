@@ -123,7 +123,7 @@ describe("evaluateMergePolicy", () => {
     facts.errors = ["a: 500", "b: 502", "c: timeout", "d: 404"];
     const detail = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG).rules[0]!.detail;
     expect(detail).toBe(
-      "4 API errors while reading the pull request: `a: 500`, `b: 502`, `c: timeout` and 1 more",
+      "facts incomplete: 4 reads of GitHub failed or came back cut short: `a: 500`, `b: 502`, `c: timeout` and 1 more",
     );
   });
 });
@@ -197,6 +197,9 @@ describe("merge config", () => {
       checks_timeout_minutes: 60,
       update_branch: false,
       required_approvals: 1,
+      required_checks: [],
+      strict_conclusions: false,
+      mode: "auto",
     });
   });
 

@@ -45,6 +45,24 @@ export interface CheckFact {
   ours: boolean;
 }
 
+/** Where a check's requirement comes from. */
+export const EXPECTED_CHECK_SOURCES = [
+  "branch protection",
+  "ruleset",
+  "merge.required_checks",
+  "base commit",
+] as const;
+export type ExpectedCheckSource = (typeof EXPECTED_CHECK_SOURCES)[number];
+
+/**
+ * A check that must report on the head and pass before a merge: a check run `name` or a commit
+ * status `context` (either satisfies it), matched exactly as GitHub matches required checks.
+ */
+export interface ExpectedCheck {
+  name: string;
+  source: ExpectedCheckSource;
+}
+
 /** A commit status on the head commit: the latest state of each context. */
 export interface StatusFact {
   context: string;
@@ -98,6 +116,19 @@ export interface PrFacts {
   draft: boolean;
   /** Open and not merged. */
   open: boolean;
+  /** The pull request's base branch on GitHub now (`base.ref`). */
+  baseRef?: string | undefined;
+  /**
+   * The branch the task was made for (recorded when Conveyor opened the pull request): Conveyor
+   * merges into no other. The fact collector always sets it; without it the rule is n/a.
+   */
+  expectedBaseRef?: string | undefined;
+  /**
+   * Checks that must report on the head and pass: the base branch's required status checks (branch
+   * protection and rulesets) and the checks that reported on the commit the runner started from.
+   * The policy adds `merge.required_checks` and ignores Conveyor's own check.
+   */
+  expectedChecks?: ExpectedCheck[] | undefined;
   /** GitHub's `mergeable`: false on a conflict, null while GitHub is still computing it. */
   mergeable: boolean | null;
   /** GitHub's `mergeable_state`: clean, dirty, behind, blocked, unstable, unknown, has_hooks, draft. */
@@ -126,7 +157,10 @@ export interface PrFacts {
   waitingSince: string;
   /** ISO time of this evaluation. */
   now: string;
-  /** API errors while collecting the facts. Any error blocks the merge (fail closed). */
+  /**
+   * Reads that failed or were cut short while collecting the facts (an API error, a list shorter
+   * than GitHub's count). Any entry blocks the merge (fail closed).
+   */
   errors: string[];
 }
 
@@ -314,6 +348,7 @@ export const RULE_IDS = [
   "facts",
   "open",
   "head",
+  "base",
   "draft",
   "hold",
   "freeze",
@@ -324,6 +359,7 @@ export const RULE_IDS = [
   "changes_requested",
   "tier",
   "approval",
+  "mode",
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -331,16 +367,18 @@ export const RULE_TITLES: Record<RuleId, string> = {
   facts: "Facts complete",
   open: "Pull request open",
   head: "Head is Conveyor's commit",
+  base: "Base is the branch it was made for",
   draft: "Not a draft",
   hold: "Not on hold",
   freeze: "Repository not frozen",
-  conflict: "No conflict with the base",
-  checks_present: "At least one check",
-  checks_green: "Every check succeeded",
+  conflict: "GitHub can merge it",
+  checks_present: "Expected checks reported",
+  checks_green: "Every check passed",
   checks_timeout: "Checks finished in time",
   changes_requested: "No standing change request",
   tier: "Risk tier",
   approval: "Approval",
+  mode: "Merge mode",
 };
 
 export type RuleResult = "pass" | "fail" | "wait" | "n/a";
@@ -372,6 +410,123 @@ export interface Verdict {
   summary: string;
   /** `update_branch`: the branch is behind its base and `merge.update_branch` is on: update it. */
   action?: "update_branch" | undefined;
+  /**
+   * Every rule but the merge mode passed: with `merge.mode: auto` Conveyor would merge this commit
+   * now. Set in `approve` and `report` mode (in `auto` the verdict is simply `merge`).
+   */
+  wouldMerge?: boolean | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks: what is expected, what reported, and how GitHub counts a conclusion
+// ---------------------------------------------------------------------------------------------
+
+/** How one conclusion or state counts: `success`, another passing one, still `pending`, or `fail`. */
+export type CheckOutcome = "success" | "pass" | "pending" | "fail";
+
+/**
+ * A check run's result as GitHub counts it for required checks: `success` succeeds, `skipped` and
+ * `neutral` pass (`strict`: they fail), anything else that completed fails — `failure`,
+ * `cancelled`, `timed_out`, `action_required`, `stale`, `startup_failure`, no conclusion and any
+ * value not known today. A run that has not completed is pending.
+ * https://docs.github.com/en/pull-requests/collaborating-with-pull-requests/collaborating-on-repositories-with-code-quality-features/troubleshooting-required-status-checks
+ */
+export function checkRunOutcome(check: CheckFact, strict: boolean): CheckOutcome {
+  if (check.status !== "completed") {
+    return PENDING_CHECK_STATUSES.has(check.status) ? "pending" : "fail";
+  }
+  if (check.conclusion === "success") return "success";
+  if (!strict && (check.conclusion === "skipped" || check.conclusion === "neutral")) return "pass";
+  return "fail";
+}
+
+const PENDING_CHECK_STATUSES: ReadonlySet<string> = new Set([
+  "queued",
+  "in_progress",
+  "waiting",
+  "requested",
+  "pending",
+]);
+
+/** A commit status as GitHub counts it: `success`, `pending`, and `error`/`failure` (or unknown) fail. */
+export function statusOutcome(status: StatusFact): CheckOutcome {
+  if (status.state === "success") return "success";
+  if (status.state === "pending") return "pending";
+  return "fail";
+}
+
+export interface ChecksJudgement {
+  /** Check runs (not Conveyor's) and commit statuses on the head. */
+  checkRuns: number;
+  statuses: number;
+  /** The expected checks (Conveyor's own left out), each name once with every source naming it. */
+  expected: { name: string; sources: ExpectedCheckSource[] }[];
+  /** Expected checks with no check run and no status on the head yet. */
+  missing: { name: string; sources: ExpectedCheckSource[] }[];
+  /** Names still running (or a status still `pending`). */
+  pending: string[];
+  /** Names that failed, with the conclusion or state. */
+  failing: { name: string; result: string }[];
+  /** How many concluded `success`, and how many passed otherwise (skipped, neutral). */
+  succeeded: number;
+  passedOtherwise: number;
+  /** The base branch requires `Conveyor / safety` itself (GitHub stays `blocked` until it passes). */
+  safetyRequired: boolean;
+}
+
+/**
+ * Compares what reported on the head with what is expected. Conveyor's own check runs never count
+ * as reports, and its own check is never expected of itself (a branch protection that requires
+ * `Conveyor / safety` would otherwise wait forever).
+ */
+export function judgeChecks(facts: PrFacts, config: RepoConfig): ChecksJudgement {
+  const strict = config.merge.strict_conclusions;
+  const others = facts.checks.filter((c) => !c.ours);
+  const sources = new Map<string, ExpectedCheckSource[]>();
+  const wanted: ExpectedCheck[] = [
+    ...(facts.expectedChecks ?? []),
+    ...config.merge.required_checks.map(
+      (name): ExpectedCheck => ({ name, source: "merge.required_checks" }),
+    ),
+  ];
+  let safetyRequired = false;
+  for (const { name, source } of wanted) {
+    if (name === SAFETY_CHECK_NAME) {
+      if (source === "branch protection" || source === "ruleset") safetyRequired = true;
+      continue;
+    }
+    const list = sources.get(name) ?? [];
+    if (!list.includes(source)) list.push(source);
+    sources.set(name, list);
+  }
+  const reported = new Set([...others.map((c) => c.name), ...facts.statuses.map((s) => s.context)]);
+  const expected = [...sources].map(([name, from]) => ({ name, sources: from }));
+  const pending: string[] = [];
+  const failing: { name: string; result: string }[] = [];
+  let succeeded = 0;
+  let passedOtherwise = 0;
+  const count = (name: string, outcome: CheckOutcome, result: string) => {
+    if (outcome === "success") succeeded++;
+    else if (outcome === "pass") passedOtherwise++;
+    else if (outcome === "pending") pending.push(name);
+    else failing.push({ name, result });
+  };
+  for (const c of others) {
+    const result = c.status === "completed" ? (c.conclusion ?? "no conclusion") : c.status;
+    count(c.name, checkRunOutcome(c, strict), result);
+  }
+  for (const s of facts.statuses) count(s.context, statusOutcome(s), s.state);
+  return {
+    checkRuns: others.length,
+    statuses: facts.statuses.length,
+    expected,
+    missing: expected.filter((e) => !reported.has(e.name)),
+    pending,
+    failing,
+    succeeded,
+    passedOtherwise,
+    safetyRequired,
+  };
 }
 
 /** Labels that hold a pull request (compared case-insensitively). */
@@ -406,7 +561,7 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   const missing: string[] = [];
   if (facts.errors.length > 0) {
     missing.push(
-      `${plural(facts.errors.length, "API error")} while reading the pull request: ${list(
+      `facts incomplete: ${plural(facts.errors.length, "read")} of GitHub failed or came back cut short: ${list(
         facts.errors.map((e) => code(e, 200)),
         3,
       )}`,
@@ -454,6 +609,28 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     rule("head", "pass", `${code(head7)} is the commit Conveyor wrote`);
   }
 
+  // base
+  const expectedBase = facts.expectedBaseRef;
+  if (expectedBase === undefined) {
+    rule("base", "n/a", "the branch the task was made for is not recorded");
+  } else if (!expectedBase || !facts.baseRef) {
+    rule(
+      "base",
+      "fail",
+      "the base branch of the pull request or of the task is unknown",
+      "re-evaluate once GitHub answers again (/refresh)",
+    );
+  } else if (facts.baseRef !== expectedBase) {
+    rule(
+      "base",
+      "fail",
+      `the pull request now targets ${code(facts.baseRef)}, but the task was made for ${code(expectedBase)}`,
+      `change the base back to ${code(expectedBase)}, or review and merge it by hand`,
+    );
+  } else {
+    rule("base", "pass", `targets ${code(expectedBase)}, the branch it was made for`);
+  }
+
   // draft
   if (facts.draft || facts.mergeableState.toLowerCase() === "draft") {
     rule("draft", "fail", "the pull request is a draft", "mark the pull request ready for review");
@@ -489,7 +666,15 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     rule("freeze", "pass", "not frozen");
   }
 
-  // conflict
+  // The checks are judged first: GitHub's `blocked` is explained by checks still running.
+  const checks = judgeChecks(facts, config);
+  const strict = merge.strict_conclusions;
+  const reportedCount = checks.checkRuns + checks.statuses;
+  const noSuccessYet = reportedCount > 0 && checks.failing.length === 0 && checks.succeeded === 0;
+  const waitingOnChecks =
+    reportedCount === 0 || checks.missing.length > 0 || checks.pending.length > 0 || noSuccessYet;
+
+  // conflict: GitHub's own answer (mergeable, mergeable_state)
   const state = facts.mergeableState.toLowerCase();
   let updateBranch = false;
   if (facts.mergeable === false || state === "dirty") {
@@ -506,6 +691,20 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
       "GitHub is still computing whether the branch merges cleanly",
       "nothing: Conveyor re-evaluates when GitHub has computed mergeability",
     );
+  } else if (state === "blocked" && waitingOnChecks && checks.failing.length === 0) {
+    rule(
+      "conflict",
+      "wait",
+      "GitHub reports `blocked` while checks are still to come",
+      "nothing: Conveyor re-evaluates when the checks finish",
+    );
+  } else if (state === "blocked" && !checks.safetyRequired) {
+    rule(
+      "conflict",
+      "fail",
+      "GitHub reports `blocked`: the base branch's protection or rulesets require something that is missing (a failing or unseen required check, a required review)",
+      "satisfy the base branch's protection or rulesets (a required review, a required check), then /refresh",
+    );
   } else if (state === "behind" && merge.update_branch) {
     updateBranch = true;
     rule(
@@ -521,28 +720,27 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
       "the branch is behind its base, which must be up to date, and merge.update_branch is off",
       "comment /update to bring the branch up to date, or set merge.update_branch: true",
     );
+  } else if (state === "blocked") {
+    rule(
+      "conflict",
+      "pass",
+      `GitHub reports \`blocked\` until ${code(SAFETY_CHECK_NAME)} passes, which the base branch requires; Conveyor marks it success when it merges`,
+    );
   } else {
     rule("conflict", "pass", `merges cleanly (${code(state || "unknown")})`);
   }
 
-  // checks
-  const others = facts.checks.filter((c) => !c.ours);
-  const total = others.length + facts.statuses.length;
-  const pending = [
-    ...others.filter((c) => c.status !== "completed").map((c) => code(c.name)),
-    ...facts.statuses.filter((s) => s.state === "pending").map((s) => code(s.context)),
-  ];
-  const failingChecks = others.filter(
-    (c) => c.status === "completed" && c.conclusion !== "success",
-  );
-  const failingStatuses = facts.statuses.filter(
-    (s) => s.state !== "success" && s.state !== "pending",
-  );
-  const failing = [
-    ...failingChecks.map((c) => `${code(c.name)} (${c.conclusion ?? "no conclusion"})`),
-    ...failingStatuses.map((s) => `${code(s.context)} (${s.state})`),
-  ];
-  if (total === 0) {
+  // checks_present: every expected check reported, and at least one check at all
+  const expectedList = (items: ChecksJudgement["missing"]) =>
+    list(items.map((e) => `${code(e.name)} (${e.sources.join(", ")})`));
+  if (checks.missing.length > 0) {
+    rule(
+      "checks_present",
+      "wait",
+      `expected but not reported on ${code(head7)} yet: ${expectedList(checks.missing)}`,
+      "nothing: Conveyor re-evaluates when the expected checks report (see merge.checks_timeout_minutes)",
+    );
+  } else if (reportedCount === 0) {
     rule(
       "checks_present",
       "wait",
@@ -550,37 +748,53 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
       "nothing yet: a pull request needs at least one check (CI) besides Conveyor's own",
     );
   } else {
+    const counted = `${plural(checks.checkRuns, "check run")}, ${plural(checks.statuses, "commit status", "commit statuses")}`;
     rule(
       "checks_present",
       "pass",
-      `${plural(others.length, "check run")}, ${plural(facts.statuses.length, "commit status", "commit statuses")}`,
+      checks.expected.length > 0
+        ? `${counted}; all ${plural(checks.expected.length, "expected check")} reported`
+        : `${counted}; no other checks are expected`,
     );
   }
-  if (failing.length > 0) {
-    const first = failingChecks[0]?.name ?? failingStatuses[0]?.context ?? "";
+
+  // checks_green
+  const passing = strict
+    ? "only success passes (merge.strict_conclusions)"
+    : "success, skipped and neutral pass";
+  if (checks.failing.length > 0) {
+    const first = checks.failing[0]?.name ?? "";
     rule(
       "checks_green",
       "fail",
-      `not successful: ${list(failing)} (neutral, skipped and cancelled do not count as success)`,
-      `fix the failing check ${code(first)}${failing.length > 1 ? ` and ${failing.length - 1} more` : ""}, then re-run it (/retry lets Conveyor try)`,
+      `not passing: ${list(checks.failing.map((f) => `${code(f.name)} (${code(f.result, 40)})`))} (${passing})`,
+      `fix the failing check ${code(first)}${checks.failing.length > 1 ? ` and ${checks.failing.length - 1} more` : ""}, then re-run it (/retry lets Conveyor try)`,
     );
-  } else if (pending.length > 0) {
+  } else if (checks.pending.length > 0) {
     rule(
       "checks_green",
       "wait",
-      `waiting for ${list(pending)}`,
+      `waiting for ${list(checks.pending.map((name) => code(name)))}`,
       "nothing: Conveyor re-evaluates when the checks finish",
     );
-  } else if (total === 0) {
+  } else if (reportedCount === 0) {
     rule("checks_green", "n/a", "no checks yet");
+  } else if (noSuccessYet) {
+    rule(
+      "checks_green",
+      "wait",
+      `no check has succeeded yet: ${plural(checks.passedOtherwise, "check")} skipped or neutral, and at least one success is needed`,
+      "nothing: Conveyor re-evaluates when a check succeeds",
+    );
   } else {
-    rule("checks_green", "pass", `all ${total} succeeded on ${code(head7)}`);
+    const others =
+      checks.passedOtherwise > 0 ? ` (${checks.passedOtherwise} skipped or neutral)` : "";
+    rule("checks_green", "pass", `all ${reportedCount} passed on ${code(head7)}${others}`);
   }
 
   // checks_timeout
   const limitMs = merge.checks_timeout_minutes * 60_000;
   const limit = `${merge.checks_timeout_minutes} min`;
-  const waitingOnChecks = total === 0 || pending.length > 0;
   if (!timesKnown) {
     rule("checks_timeout", waitingOnChecks ? "fail" : "n/a", "the waiting time is unknown");
   } else if (!waitingOnChecks) {
@@ -588,13 +802,19 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   } else {
     const waited = Math.max(0, nowMs - sinceMs);
     if (waited > limitMs) {
+      const stuck =
+        checks.missing.length > 0
+          ? `expected checks did not report within ${limit}: ${expectedList(checks.missing)}`
+          : reportedCount === 0
+            ? `no check reported within ${limit}`
+            : checks.pending.length > 0
+              ? `checks did not finish within ${limit}`
+              : `no check succeeded within ${limit}`;
       rule(
         "checks_timeout",
         "fail",
-        total === 0
-          ? `no check reported within ${limit} (waited ${formatDuration(waited)})`
-          : `checks did not finish within ${limit} (waited ${formatDuration(waited)})`,
-        total === 0
+        `${stuck} (waited ${formatDuration(waited)})`,
+        reportedCount === 0 || checks.missing.length > 0
           ? "make CI run on Conveyor's pull requests (a workflow on pull_request), then /refresh"
           : "find out why the checks are stuck and re-run them, then /refresh",
       );
@@ -684,6 +904,45 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     }
   }
 
+  // mode: what Conveyor may do with a verdict that would merge
+  const wouldMerge = verdictKind(rules) === "merge";
+  const approvedBy = rules.find((r) => r.id === "approval" && r.result === "pass");
+  const whatWouldMerge = `would merge: tier ${tier}${
+    approvedBy ? `, approved` : ""
+  }, all checks green`;
+  if (merge.mode === "auto") {
+    rule("mode", "pass", "auto: Conveyor merges when every rule passes");
+  } else if (merge.mode === "report") {
+    if (wouldMerge) {
+      rule(
+        "mode",
+        "fail",
+        `${whatWouldMerge} (merge.mode is report: Conveyor merges nothing)`,
+        "a person reviews and merges it by hand (merge.mode: report); set merge.mode: auto to let Conveyor merge",
+      );
+    } else {
+      rule("mode", "n/a", "report: Conveyor merges nothing; it would not merge this commit yet");
+    }
+  } else {
+    const { valid } = countApprovals(facts, [], { commandsOnly: true });
+    if (valid.length > 0) {
+      rule(
+        "mode",
+        "pass",
+        `approve: /approve on ${code(head7)} by ${list(valid.map((l) => code(l)))}`,
+      );
+    } else {
+      rule(
+        "mode",
+        "wait",
+        `approve: Conveyor merges only after a maintainer's /approve on ${code(head7 || "?")}${
+          wouldMerge ? ` (${whatWouldMerge})` : ""
+        }`,
+        `a maintainer comments /approve ${head7 || "<sha>"} (write access or more; not the author, not a bot)`,
+      );
+    }
+  }
+
   const kind = verdictKind(rules);
   const verdict: Verdict = {
     kind,
@@ -691,15 +950,22 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     tierReasons: tierResult.reasons,
     rules,
     unblock,
-    summary: summarise(kind, rules, tier, head7),
+    summary:
+      merge.mode === "report" && wouldMerge
+        ? `Report only: ${whatWouldMerge} at ${code(head7)} (merge.mode: report).`
+        : summarise(kind, rules, tier, head7),
   };
   if (updateBranch && kind === "wait") verdict.action = "update_branch";
+  if (merge.mode !== "auto") verdict.wouldMerge = wouldMerge;
   return verdict;
 }
 
+/** Rules whose wait means "a person's approval is missing", not "something is still running". */
+const APPROVAL_RULES: ReadonlySet<RuleId> = new Set(["approval", "mode"]);
+
 function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   if (rules.some((r) => r.result === "fail")) return "blocked";
-  if (rules.some((r) => r.result === "wait" && r.id !== "approval")) return "wait";
+  if (rules.some((r) => r.result === "wait" && !APPROVAL_RULES.has(r.id))) return "wait";
   if (rules.some((r) => r.result === "wait")) return "needs_approval";
   return "merge";
 }
@@ -709,10 +975,12 @@ function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier,
   switch (kind) {
     case "merge":
       return `Ready to merge ${sha} (tier ${tier}).`;
-    case "needs_approval":
-      return `Needs approval: ${rules.find((r) => r.id === "approval")?.detail ?? ""}`;
+    case "needs_approval": {
+      const waiting = rules.filter((r) => r.result === "wait" && APPROVAL_RULES.has(r.id));
+      return `Needs approval: ${waiting.map((r) => r.detail).join("; ")}`;
+    }
     case "wait": {
-      const waiting = rules.filter((r) => r.result === "wait" && r.id !== "approval");
+      const waiting = rules.filter((r) => r.result === "wait" && !APPROVAL_RULES.has(r.id));
       return `Waiting: ${waiting.map((r) => r.detail).join("; ")}`;
     }
     case "blocked": {
@@ -754,11 +1022,12 @@ function latestReviews(reviews: readonly ReviewFact[]): ReviewFact[] {
 function countApprovals(
   facts: PrFacts,
   latest: readonly ReviewFact[],
+  options: { commandsOnly?: boolean } = {},
 ): { valid: string[]; rejected: string[] } {
   const head = facts.headSha.toLowerCase();
   const author = facts.authorLogin.toLowerCase();
   const candidates = [
-    ...latest
+    ...(options.commandsOnly ? [] : latest)
       .filter((r) => r.state === "APPROVED")
       .map((r) => ({ ...r, sha: r.commitSha, how: "review" })),
     ...facts.approvals.map((a) => ({ ...a, how: "/approve" })),
@@ -807,7 +1076,15 @@ export interface SafetyCheck {
  * Rules whose failure means "a person decides", not "something is wrong": the check concludes
  * `neutral` (which branch protection accepts) so a person can still merge by hand.
  */
-const HAND_OVER: ReadonlySet<RuleId> = new Set(["head", "draft", "hold", "freeze", "tier"]);
+const HAND_OVER: ReadonlySet<RuleId> = new Set([
+  "head",
+  "base",
+  "draft",
+  "hold",
+  "freeze",
+  "tier",
+  "mode",
+]);
 
 const RESULT_ICONS: Record<RuleResult, string> = {
   pass: "✅ pass",
@@ -873,11 +1150,20 @@ function checkOutcome(verdict: Verdict): {
     case "needs_approval":
       return {
         status: "in_progress",
-        headline: "**Needs approval.** Every other rule passed; tier 2 needs a person's approval.",
+        headline:
+          "**Needs approval.** Every other rule passed; a person's approval is missing (tier 2, or merge.mode: approve).",
       };
     case "blocked": {
       const failed = verdict.rules.filter((r) => r.result === "fail");
       const handOver = failed.every((r) => HAND_OVER.has(r.id));
+      if (verdict.wouldMerge) {
+        return {
+          status: "completed",
+          conclusion: "neutral",
+          headline:
+            "**Report only.** Every rule passed: Conveyor would merge this commit, but `merge.mode` is `report`, so a person decides.",
+        };
+      }
       return {
         status: "completed",
         conclusion: handOver ? "neutral" : "failure",

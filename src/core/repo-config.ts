@@ -58,6 +58,20 @@ export const DEFAULT_TEST_PATHS = [
 export const MERGE_METHODS = ["squash", "merge", "rebase"] as const;
 export type MergeMethod = (typeof MERGE_METHODS)[number];
 
+/**
+ * `merge.mode`: `auto` merges when every rule passes; `approve` also waits for a maintainer's
+ * `/approve`, whatever the tier; `report` merges nothing and only says what it would have done.
+ */
+export const MERGE_MODES = ["auto", "approve", "report"] as const;
+export type MergeMode = (typeof MERGE_MODES)[number];
+
+/** A check name as GitHub allows it (a check run's `name` or a status's `context`). */
+const checkName = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((name) => name.trim() === name, "no leading or trailing spaces");
+
 const glob = z
   .string()
   .min(1)
@@ -230,6 +244,28 @@ export const RepoConfig = z
           .max(10)
           .default(1)
           .describe("Approvals a tier-2 pull request needs from people with write access."),
+        required_checks: z
+          .array(checkName)
+          .max(100)
+          .default([])
+          .describe(
+            "Check runs or commit statuses that must report and pass on the head before a merge, " +
+              "besides the base branch's required checks and the checks that ran on its base commit.",
+          ),
+        strict_conclusions: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Only `success` passes. By default `skipped` and `neutral` pass too, as GitHub counts " +
+              "them for required checks (at least one check must succeed either way).",
+          ),
+        mode: z
+          .enum(MERGE_MODES)
+          .default("auto")
+          .describe(
+            "auto: merge when every rule passes; approve: also wait for a maintainer's /approve, " +
+              "whatever the tier; report: merge nothing, say what would have happened.",
+          ),
       })
       .prefault({})
       .describe("When and how Conveyor merges its pull requests (docs/merge-policy.md)."),

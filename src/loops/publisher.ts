@@ -72,6 +72,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
         prNumber: written.prNumber,
         branch,
         headSha: written.headSha,
+        baseRef: task.default_branch,
         url: written.prUrl,
       });
       log.info({ prNumber: written.prNumber, created: written.created }, "pull request written");
