@@ -3,6 +3,8 @@ import {
   classifyTier,
   evaluateMergePolicy,
   HOLD_LABELS,
+  isHoldLabel,
+  isWipTitle,
   MAX_CHECK_SUMMARY_CHARS,
   MAX_CHECK_TITLE_CHARS,
   type PrFacts,
@@ -196,6 +198,7 @@ describe("merge config", () => {
       ],
       checks_timeout_minutes: 60,
       update_branch: false,
+      hold_labels: [],
       required_approvals: 1,
     });
   });
@@ -254,7 +257,126 @@ describe("labels", () => {
   it("names the risk label of each tier", () => {
     expect([riskLabel(1), riskLabel(2), riskLabel(3)]).toEqual([...RISK_LABELS]);
     expect(riskLabel(2)).toBe("risk:tier-2");
-    expect(HOLD_LABELS).toEqual(["conveyor:hold", "hold"]);
+    expect(HOLD_LABELS).toEqual([
+      "hold",
+      "on hold",
+      "do-not-merge",
+      "do-not-merge/*",
+      "wip",
+      "work in progress",
+      "conveyor:hold",
+    ]);
+  });
+});
+
+describe("hold labels and titles", () => {
+  const extra = config({ merge: { hold_labels: ["blocked-by-legal", "release/*"] } });
+
+  it.each([
+    // The floor, in the spellings teams use.
+    ["hold", true],
+    ["Hold", true],
+    ["  HOLD  ", true],
+    ["on hold", true],
+    ["On-Hold", true],
+    ["on_hold", true],
+    ["do-not-merge", true],
+    ["Do Not Merge", true],
+    ["DO_NOT_MERGE", true],
+    ["do-not-merge/hold", true],
+    ["do-not-merge/work-in-progress", true],
+    ["do-not-merge / needs-rebase", true],
+    ["wip", true],
+    ["WIP", true],
+    ["🚧 WIP", true],
+    ["work in progress", true],
+    ["Work-In-Progress", true],
+    ["conveyor:hold", true],
+    ["Conveyor:Hold", true],
+    ["ｈｏｌｄ", true],
+    // Safe twins: labels that only share a word.
+    ["holding-pattern", false],
+    ["threshold", false],
+    ["do-not-merge-bot-config", false],
+    ["do-not-merge/", true],
+    ["wipe", false],
+    ["swipe-gestures", false],
+    ["merge", false],
+    ["ready-to-merge", false],
+    ["", false],
+    ["/", false],
+    ["conveyor", false],
+    ["risk:tier-1", false],
+    ["blocked-by-legal", false],
+  ])("label %j holds: %s (built-in list)", (label, held) => {
+    expect(isHoldLabel(label)).toBe(held);
+  });
+
+  it.each([
+    ["blocked-by-legal", true],
+    ["Blocked By Legal", true],
+    ["release/next", true],
+    ["release", false],
+    ["release-notes", false],
+    ["hold", true],
+  ])("label %j holds: %s with merge.hold_labels", (label, held) => {
+    expect(isHoldLabel(label, extra.merge.hold_labels)).toBe(held);
+  });
+
+  it.each([
+    ["WIP: make the button blue", true],
+    ["[WIP] make the button blue", true],
+    ["(wip) make the button blue", true],
+    ["wip make the button blue", true],
+    ["🚧 WIP", true],
+    ["WIP", true],
+    ["WIP-123 tidy up", true],
+    ["Wipe the cache on logout", false],
+    ["WIPO trademark lookup", false],
+    ["Make WIP labels hold the merge", false],
+    ["Support wip_ prefixed branches", false],
+    ["", false],
+  ])("title %j holds: %s", (title, held) => {
+    expect(isWipTitle(title)).toBe(held);
+  });
+
+  it.each([
+    { labels: ["do-not-merge/hold"], title: "Fix typo", held: "label `do-not-merge/hold`" },
+    { labels: ["Work In Progress"], title: "Fix typo", held: "label `Work In Progress`" },
+    { labels: ["bug"], title: "[WIP] Fix typo", held: "a title starting with WIP" },
+    { labels: ["bug"], title: "Wipe stale sessions", held: undefined },
+    { labels: ["threshold"], title: undefined, held: undefined },
+  ])("holds a PR labelled $labels titled $title", ({ labels, title, held }) => {
+    const facts = cleanTier1();
+    facts.labels = labels;
+    facts.title = title;
+    const verdict = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG);
+    const rule = verdict.rules.find((r) => r.id === "hold");
+    if (held === undefined) {
+      expect(verdict.kind).toBe("merge");
+      expect(rule?.result).toBe("pass");
+    } else {
+      expect(verdict.kind).toBe("blocked");
+      expect(rule?.result).toBe("fail");
+      expect(rule?.detail).toContain(held);
+      expect(verdict.unblock.join("\n")).toMatch(/remove/);
+    }
+  });
+
+  it("holds on a label only config adds", () => {
+    const facts = cleanTier1();
+    facts.labels = ["blocked-by-legal"];
+    expect(evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG).kind).toBe("merge");
+    expect(evaluateMergePolicy(facts, extra).kind).toBe("blocked");
+  });
+
+  it.each([
+    [{ merge: { hold_labels: [""] } }, "merge.hold_labels.0"],
+    [{ merge: { hold_labels: ["x".repeat(101)] } }, "merge.hold_labels.0"],
+    [{ merge: { hold_labels: "hold" } }, "merge.hold_labels"],
+  ])("refuses %j naming %s", (raw, key) => {
+    const result = parseRepoConfig(raw);
+    expect(result.ok ? [] : result.problems.map((p) => p.key)).toContain(key);
   });
 });
 

@@ -104,6 +104,8 @@ export interface PrFacts {
   mergeableState: string;
   /** Names of the labels on the pull request. */
   labels: string[];
+  /** The pull request's title (`title`); one starting with `WIP` holds it. Undefined when unread. */
+  title?: string | undefined;
   files: PrFile[];
   /**
    * False when the file list may be incomplete: GitHub lists at most 3,000 files. Forces tier 3
@@ -374,11 +376,58 @@ export interface Verdict {
   action?: "update_branch" | undefined;
 }
 
-/** Labels that hold a pull request (compared case-insensitively). */
-export const HOLD_LABELS = ["conveyor:hold", "hold"] as const;
+/**
+ * Labels that hold a pull request whatever the config says: the ones teams already use with Prow,
+ * Mergify and Kodiak. `merge.hold_labels` adds to them. An entry ending in `/*` holds every label
+ * under that prefix (`do-not-merge/hold`, `do-not-merge/work-in-progress`).
+ */
+export const HOLD_LABELS = [
+  "hold",
+  "on hold",
+  "do-not-merge",
+  "do-not-merge/*",
+  "wip",
+  "work in progress",
+  "conveyor:hold",
+] as const;
 
-export function isHoldLabel(label: string): boolean {
-  return (HOLD_LABELS as readonly string[]).includes(label.trim().toLowerCase());
+/**
+ * A label as it is compared: Unicode-normalised (NFKC), lower case, without leading or trailing
+ * symbols (`🚧 WIP`), with runs of spaces, `_` and `-` as one `-` (`Do Not Merge`, `do_not_merge`,
+ * `on-hold`) and no spaces around `/`.
+ */
+function normaliseLabel(label: string): string {
+  return label
+    .normalize("NFKC")
+    .toLowerCase()
+    .replace(/\s*\/\s*/g, "/")
+    .replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}*]+$/gu, "")
+    .replace(/[\s_-]+/g, "-");
+}
+
+/**
+ * The hold entry (built in, or from `merge.hold_labels`) that `label` matches, or undefined.
+ * Matching ignores case, spacing and `-`/`_`/space differences; `prefix/*` matches `prefix/<anything>`.
+ */
+export function holdLabelMatch(label: string, extra: readonly string[] = []): string | undefined {
+  const name = normaliseLabel(label);
+  if (name === "") return undefined;
+  return [...HOLD_LABELS, ...extra].find((entry) => {
+    if (entry.endsWith("/*")) {
+      const prefix = `${normaliseLabel(entry.slice(0, -2))}/`;
+      return name.startsWith(prefix) && name.length > prefix.length;
+    }
+    return normaliseLabel(entry) === name;
+  });
+}
+
+export function isHoldLabel(label: string, extra: readonly string[] = []): boolean {
+  return holdLabelMatch(label, extra) !== undefined;
+}
+
+/** A title starting with `WIP` (any case, after brackets or symbols: `[WIP]`, `WIP:`, `🚧 wip`). */
+export function isWipTitle(title: string): boolean {
+  return /^[^\p{L}\p{N}]*wip(?![\p{L}\p{N}_])/iu.test(title.normalize("NFKC"));
 }
 
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -462,12 +511,16 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   }
 
   // hold
-  const holdLabels = facts.labels.filter(isHoldLabel);
+  const holdLabels = facts.labels.filter((l) => isHoldLabel(l, merge.hold_labels));
   const holds: string[] = [];
   const holdActions: string[] = [];
   if (holdLabels.length > 0) {
     holds.push(`label ${list(holdLabels.map((l) => code(l)))}`);
     holdActions.push(`remove the ${list(holdLabels.map((l) => code(l)))} label`);
+  }
+  if (facts.title !== undefined && isWipTitle(facts.title)) {
+    holds.push("a title starting with WIP");
+    holdActions.push("remove WIP from the start of the pull request title");
   }
   if (facts.held) {
     holds.push("/hold");

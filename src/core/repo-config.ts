@@ -223,6 +223,15 @@ export const RepoConfig = z
           .boolean()
           .default(false)
           .describe("Update a branch that is behind its base instead of waiting for a person."),
+        hold_labels: z
+          .array(z.string().trim().min(1).max(100))
+          .max(50)
+          .default([])
+          .describe(
+            "Labels that hold a pull request besides the built-in ones (hold, on hold, " +
+              "do-not-merge, do-not-merge/*, wip, work in progress, conveyor:hold); any case, " +
+              "'x/*' holds every label under x/.",
+          ),
         required_approvals: z
           .number()
           .int()

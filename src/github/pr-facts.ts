@@ -125,6 +125,7 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     mergeable: pull?.mergeable ?? null,
     mergeableState: pull?.mergeable_state ?? "unknown",
     labels: (pull?.labels ?? []).map((l) => l.name ?? "").filter(Boolean),
+    ...(pull ? { title: pull.title } : {}),
     files: files.map(
       (f): PrFile => ({
         path: f.filename,
