@@ -29,12 +29,8 @@ import {
   OTHER,
   review,
 } from "./merge-policy-cases.ts";
-import {
-  DEFAULT_PROTECTED_PATHS,
-  DEFAULT_REPO_CONFIG,
-  FLOOR_PROTECTED_PATHS,
-  parseRepoConfig,
-} from "./repo-config.ts";
+import { FLOOR_PROTECTED_PATHS } from "./protected-paths.ts";
+import { DEFAULT_PROTECTED_PATHS, DEFAULT_REPO_CONFIG, parseRepoConfig } from "./repo-config.ts";
 
 describe("evaluateMergePolicy", () => {
   it("has a big enough table", () => {
@@ -104,9 +100,10 @@ describe("evaluateMergePolicy", () => {
       "comment /unhold",
       "a maintainer comments /unfreeze",
       "fix the failing check `ci/test`, then re-run it (/retry lets Conveyor try)",
+      "a person reviews the protected files and merges by hand (Conveyor never merges changes to them)",
       "a person reviews and merges it by hand (tier 3 is never auto-merged)",
     ]);
-    expect(verdict.summary).toBe("Blocked: held by label `hold` and /hold (and 3 more)");
+    expect(verdict.summary).toBe("Blocked: held by label `hold` and /hold (and 4 more)");
   });
 
   it("says why checks timed out and how long it waited", () => {
@@ -135,6 +132,7 @@ describe("classifyTier", () => {
     expect(classifyTier([file("src/a.ts", 3, 1)], { passed: true }, DEFAULT_REPO_CONFIG)).toEqual({
       tier: 1,
       reasons: ["4 changed lines (at most 19)", "1 file (at most 3)", "only modified files"],
+      findings: [],
     });
   });
 
@@ -160,19 +158,29 @@ describe("classifyTier", () => {
       file("src/a.test.ts", 1, 0, { patch: hunk({ add: ['test.only("x", () => {'] }) }),
       { path: "logo.png", status: "added" as const, additions: 0, deletions: 0 },
     ];
-    expect(
-      classifyTier(files, { passed: false, failedCommand: "npm test" }, DEFAULT_REPO_CONFIG),
-    ).toEqual({
-      tier: 3,
-      reasons: [
-        "`.github/workflows/ci.yml` is protected (`.github/workflows/**`, built in)",
-        "`package.json` is protected (`package.json`)",
-        "test file `tests/test_a.py` is deleted",
-        "`src/a.test.ts` adds a skipped or focused test (`test.only`)",
-        "`logo.png` has no diff to inspect (binary or too large)",
-        "verification failed: `npm test`",
+    const result = classifyTier(
+      files,
+      { passed: false, failedCommand: "npm test" },
+      DEFAULT_REPO_CONFIG,
+    );
+    expect(result.tier).toBe(3);
+    expect(result.findings.map((f) => [f.rule, f.tier, f.reason])).toEqual([
+      [
+        "paths",
+        3,
+        "`.github/workflows/ci.yml` is protected (CI configuration: `.github/workflows/**`, built in)",
       ],
-    });
+      [
+        "paths",
+        3,
+        "`package.json` is protected (a dependency manifest or lockfile: `package.json`, built in)",
+      ],
+      ["tests", 3, "test file `tests/test_a.py` is deleted"],
+      ["tests", 3, "`src/a.test.ts` adds a skipped or focused test (`test.only`)"],
+      ["content", 3, "`logo.png` has no diff to inspect (binary or too large)"],
+      ["change", 3, "verification failed: `npm test`"],
+    ]);
+    expect(result.reasons).toEqual(result.findings.map((f) => f.reason));
   });
 
   it("treats unknown line counts as not tier 1", () => {

@@ -1,6 +1,7 @@
-import { firstMatch, matchesAny } from "./glob.ts";
+import { matchesAny } from "./glob.ts";
 import { hasPermission, type Permission } from "./intake.ts";
-import { FLOOR_PROTECTED_PATHS, type RepoConfig } from "./repo-config.ts";
+import { protectedPathFinding } from "./protected-paths.ts";
+import type { RepoConfig } from "./repo-config.ts";
 import { formatDuration } from "./task-machine.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +143,19 @@ export interface TierResult {
   tier: Tier;
   /** Why this tier: every tier-3 finding, every reason it is not tier 1, or why it is tier 1. */
   reasons: string[];
+  /** Every finding that raised the tier, by the rule that shows it in the safety check's table. */
+  findings: TierFinding[];
+}
+
+/** The families of findings that raise a change's tier; each has its own row in the table. */
+export type FindingRule = "paths" | "tests" | "content" | "change";
+
+/** One thing about a change that makes it tier 3 (never auto-merged) or at least tier 2. */
+export interface TierFinding {
+  rule: FindingRule;
+  tier: 2 | 3;
+  /** One line of markdown; untrusted names are inside code spans. */
+  reason: string;
 }
 
 /** Labels Conveyor puts on its pull requests, one per tier. */
@@ -219,18 +233,29 @@ export function classifyTier(
   config: RepoConfig,
 ): TierResult {
   const merge = config.merge;
-  const tier3: string[] = [];
+  const findings: TierFinding[] = [];
+  const find = (rule: FindingRule, tier: 2 | 3, reason: string) => {
+    findings.push({ rule, tier, reason });
+  };
   const isTest = (path: string) => matchesAny(path, merge.test_paths);
 
   for (const file of files) {
     for (const path of new Set([file.path, file.previousPath ?? file.path])) {
-      const floor = firstMatch(path, FLOOR_PROTECTED_PATHS);
-      const configured = floor ? undefined : firstMatch(path, merge.protected_paths);
-      if (floor) tier3.push(`${code(path)} is protected (${code(floor)}, built in)`);
-      else if (configured) tier3.push(`${code(path)} is protected (${code(configured)})`);
+      const found = protectedPathFinding(path, merge.protected_paths);
+      if (!found) continue;
+      const why = found.builtIn
+        ? `${found.what}: ${code(found.pattern)}, built in`
+        : code(found.pattern);
+      if (found.tier === 3) find("paths", 3, `${code(path)} is protected (${why})`);
+      else
+        find(
+          "paths",
+          2,
+          `${code(path)} is ${found.what} (${code(found.pattern)}): at least tier 2`,
+        );
     }
     if (file.status === "removed" && isTest(file.path)) {
-      tier3.push(`test file ${code(file.path)} is deleted`);
+      find("tests", 3, `test file ${code(file.path)} is deleted`);
     }
     if (
       file.status === "renamed" &&
@@ -238,10 +263,14 @@ export function classifyTier(
       isTest(file.previousPath) &&
       !isTest(file.path)
     ) {
-      tier3.push(`test file ${code(file.previousPath)} is renamed to non-test ${code(file.path)}`);
+      find(
+        "tests",
+        3,
+        `test file ${code(file.previousPath)} is renamed to non-test ${code(file.path)}`,
+      );
     }
     if (file.binary) {
-      tier3.push(`${code(file.path)} is a binary file`);
+      find("content", 3, `${code(file.path)} is a binary file`);
     } else if (file.patch === undefined) {
       // GitHub omits the patch for binary files and huge diffs. Only a rename with identical
       // content is known to add nothing unseen; anything else fails closed.
@@ -250,49 +279,55 @@ export function classifyTier(
         file.additions === 0 &&
         file.deletions === 0;
       if (!unchangedContent) {
-        tier3.push(`${code(file.path)} has no diff to inspect (binary or too large)`);
+        find("content", 3, `${code(file.path)} has no diff to inspect (binary or too large)`);
       }
     } else {
       const marker = addedSkipMarker(
         file.patch,
         isTest(file.path) || isTest(file.previousPath ?? ""),
       );
-      if (marker) tier3.push(`${code(file.path)} adds a skipped or focused test (${code(marker)})`);
+      if (marker) {
+        find("tests", 3, `${code(file.path)} adds a skipped or focused test (${code(marker)})`);
+      }
     }
   }
   if (verification && !verification.passed) {
-    tier3.push(
+    find(
+      "change",
+      3,
       verification.failedCommand
         ? `verification failed: ${code(verification.failedCommand, 200)}`
         : "verification failed",
     );
   } else if (!verification && config.verify.commands.length > 0) {
-    tier3.push("no verification report although verify.commands is set");
+    find("change", 3, "no verification report although verify.commands is set");
   }
-  if (tier3.length > 0) return { tier: 3, reasons: tier3 };
+  const tier3 = findings.filter((f) => f.tier === 3);
+  if (tier3.length > 0) return { tier: 3, reasons: tier3.map((f) => f.reason), findings };
 
   const { max_changed_lines: maxLines, max_files: maxFiles } = merge.tier1;
   const unknownCounts = files.filter(
     (f) => !isCount(f.additions) || !isCount(f.deletions) || !isCount(f.additions + f.deletions),
   );
   const changed = files.reduce((sum, f) => sum + f.additions + f.deletions, 0);
-  const notTier1: string[] = [];
-  if (files.length === 0) notTier1.push("GitHub lists no changed files");
+  if (files.length === 0) find("change", 2, "GitHub lists no changed files");
   if (unknownCounts.length > 0) {
-    notTier1.push(`line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
+    find("change", 2, `line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
   } else if (changed > maxLines) {
-    notTier1.push(`${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
+    find("change", 2, `${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
   }
   if (files.length > maxFiles) {
-    notTier1.push(`${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
+    find("change", 2, `${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
   }
   const structural = files.filter((f) => f.status !== "modified");
   if (structural.length > 0) {
-    notTier1.push(
+    find(
+      "change",
+      2,
       `${list(structural.map((f) => `${code(f.path)} ${f.status}`))} (tier 1 only modifies files)`,
     );
   }
-  if (notTier1.length > 0) return { tier: 2, reasons: notTier1 };
+  if (findings.length > 0) return { tier: 2, reasons: findings.map((f) => f.reason), findings };
   return {
     tier: 1,
     reasons: [
@@ -300,6 +335,7 @@ export function classifyTier(
       `${plural(files.length, "file")} (at most ${maxFiles})`,
       "only modified files",
     ],
+    findings,
   };
 }
 
@@ -324,6 +360,9 @@ export const RULE_IDS = [
   "checks_green",
   "checks_timeout",
   "changes_requested",
+  "paths",
+  "tests",
+  "content",
   "tier",
   "approval",
 ] as const;
@@ -341,6 +380,9 @@ export const RULE_TITLES: Record<RuleId, string> = {
   checks_green: "Every check succeeded",
   checks_timeout: "Checks finished in time",
   changes_requested: "No standing change request",
+  paths: "No protected path",
+  tests: "Tests not weakened",
+  content: "Content visible and inspectable",
   tier: "Risk tier",
   approval: "Approval",
 };
@@ -699,8 +741,24 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
           "the file list is incomplete, so the change cannot be judged",
           ...classified.reasons,
         ],
+        findings: [
+          {
+            rule: "change",
+            tier: 3,
+            reason: "the file list is incomplete, so the change cannot be judged",
+          },
+          ...classified.findings,
+        ],
       };
   const { tier } = tierResult;
+  for (const [id, fine, unblockIt] of FINDING_ROWS) {
+    const own = tierResult.findings.filter((f) => f.rule === id);
+    const blocking = own.filter((f) => f.tier === 3).map((f) => f.reason);
+    const raising = own.filter((f) => f.tier === 2).map((f) => f.reason);
+    if (blocking.length > 0) rule(id, "fail", list(blocking, 3), unblockIt);
+    else if (raising.length > 0) rule(id, "pass", `not tier 1: ${list(raising, 3)}`);
+    else rule(id, "pass", fine);
+  }
   if (tier === 3) {
     rule(
       "tier",
@@ -749,6 +807,25 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   if (updateBranch && kind === "wait") verdict.action = "update_branch";
   return verdict;
 }
+
+/** The rows that show one family of tier findings: the rule, its detail when clean, its unblock. */
+const FINDING_ROWS: readonly [Exclude<FindingRule, "change">, string, string][] = [
+  [
+    "paths",
+    "no protected path is touched",
+    "a person reviews the protected files and merges by hand (Conveyor never merges changes to them)",
+  ],
+  [
+    "tests",
+    "no test is skipped, removed or weakened",
+    "restore the weakened tests (/fix asks Conveyor to), or a person reviews and merges by hand",
+  ],
+  [
+    "content",
+    "every added line is visible text",
+    "remove what cannot be seen or inspected (/fix asks Conveyor to), or a person reviews and merges by hand",
+  ],
+];
 
 function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   if (rules.some((r) => r.result === "fail")) return "blocked";
@@ -860,7 +937,16 @@ export interface SafetyCheck {
  * Rules whose failure means "a person decides", not "something is wrong": the check concludes
  * `neutral` (which branch protection accepts) so a person can still merge by hand.
  */
-const HAND_OVER: ReadonlySet<RuleId> = new Set(["head", "draft", "hold", "freeze", "tier"]);
+const HAND_OVER: ReadonlySet<RuleId> = new Set([
+  "head",
+  "draft",
+  "hold",
+  "freeze",
+  "paths",
+  "tests",
+  "content",
+  "tier",
+]);
 
 const RESULT_ICONS: Record<RuleResult, string> = {
   pass: "✅ pass",

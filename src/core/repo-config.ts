@@ -4,20 +4,6 @@ import { LANES } from "./task-states.ts";
 
 export const REPO_CONFIG_PATH = ".github/conveyor.yml";
 
-/**
- * Paths that force tier 3 whatever `merge.protected_paths` says: CI workflows and the local actions
- * they run, Conveyor's own config, and CODEOWNERS. Config can add to tier 3 but never remove these,
- * so an agent's change cannot loosen the rules that judge it.
- */
-export const FLOOR_PROTECTED_PATHS = [
-  ".github/workflows/**",
-  ".github/actions/**",
-  REPO_CONFIG_PATH,
-  "CODEOWNERS",
-  "**/CODEOWNERS",
-  ".github/CODEOWNERS",
-] as const;
-
 /** Default `merge.protected_paths` (design §6). Setting the key replaces this list. */
 export const DEFAULT_PROTECTED_PATHS = [
   ".github/**",
