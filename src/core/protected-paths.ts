@@ -1,4 +1,4 @@
-import { matchesGlob } from "./glob.ts";
+import { createGlobSet, matchesGlob } from "./glob.ts";
 
 /**
  * Paths whose change Conveyor never merges by itself, or never as tier 1, whatever
@@ -320,26 +320,19 @@ export interface PathFinding {
   builtIn: boolean;
 }
 
-interface LoweredGroup {
-  what: string;
-  patterns: readonly { original: string; lower: string }[];
-}
-
-const lowered = (groups: readonly PathGroup[]): LoweredGroup[] =>
+const groupSets = (groups: readonly PathGroup[]) =>
   groups.map((group) => ({
     what: group.what,
-    patterns: group.patterns.map((original) => ({ original, lower: original.toLowerCase() })),
+    set: createGlobSet(group.patterns, { ignoreCase: true }),
   }));
 
-const FLOOR = lowered(FLOOR_PATH_GROUPS);
-const BUILD = lowered(BUILD_CONFIG_PATH_GROUPS);
+const FLOOR = groupSets(FLOOR_PATH_GROUPS);
+const BUILD = groupSets(BUILD_CONFIG_PATH_GROUPS);
 
-function builtInMatch(path: string, groups: readonly LoweredGroup[]) {
-  const lower = path.toLowerCase();
+function builtInMatch(path: string, groups: ReturnType<typeof groupSets>) {
   for (const group of groups) {
-    for (const pattern of group.patterns) {
-      if (matchesGlob(lower, pattern.lower)) return { what: group.what, pattern: pattern.original };
-    }
+    const pattern = group.set.first(path);
+    if (pattern) return { what: group.what, pattern };
   }
   return undefined;
 }
