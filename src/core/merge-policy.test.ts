@@ -175,9 +175,9 @@ describe("classifyTier", () => {
         3,
         "`package.json` is protected (a dependency manifest or lockfile: `package.json`, built in)",
       ],
-      ["tests", 3, "test file `tests/test_a.py` is deleted"],
-      ["tests", 3, "`src/a.test.ts` adds a skipped or focused test (`test.only`)"],
       ["content", 3, "`logo.png` has no diff to inspect (binary or too large)"],
+      ["tests", 3, "test file `tests/test_a.py` is deleted"],
+      ["tests", 3, "`src/a.test.ts` adds a skipped or focused test (`test.only`, line 1)"],
       ["change", 3, "verification failed: `npm test`"],
     ]);
     expect(result.reasons).toEqual(result.findings.map((f) => f.reason));

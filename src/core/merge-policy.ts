@@ -1,8 +1,8 @@
-import { matchesAny } from "./glob.ts";
 import { hasPermission, type Permission } from "./intake.ts";
 import { protectedPathFinding } from "./protected-paths.ts";
 import type { RepoConfig } from "./repo-config.ts";
 import { formatDuration } from "./task-machine.ts";
+import { findTestWeakening, type TestWeakening } from "./test-weakening.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Facts: what the GitHub side reads about a pull request, for its current head commit.
@@ -167,54 +167,6 @@ export function riskLabel(tier: Tier): RiskLabel {
   return `risk:tier-${tier}`;
 }
 
-interface Marker {
-  pattern: RegExp;
-  /** Only in files matching `merge.test_paths` (too common elsewhere: `iter.skip(1)`, `model.fit(`). */
-  testFilesOnly?: boolean;
-}
-
-/**
- * Added lines that skip, focus or disable tests. Focusing (`.only`) silently skips every other
- * test; `.todo`, `skipIf`/`runIf` and `xfail` turn a test off as surely as `.skip`, so an agent
- * could make a red suite green with any of them.
- */
-const SKIP_MARKERS: readonly Marker[] = [
-  // Jest, Vitest, Mocha, Jasmine, Playwright, node:test: it.skip(, test.only(, describe.todo(,
-  // it.concurrent.only(, test.describe.skip(, it.skipIf(…)(, test.fixme(
-  {
-    pattern:
-      /\b(?:describe|it|test|context|suite|specify|bench)(?:\.[A-Za-z]+)*\.(?:only|skip|skipIf|runIf|todo|fixme)\b/,
-  },
-  // xit(, xdescribe(, xtest(, xcontext(, xspecify(
-  { pattern: /(?<![\w$.])x(?:it|describe|test|context|specify)\s*\(/ },
-  // pytest and unittest
-  { pattern: /@pytest\.mark\.(?:skip|xfail)/ },
-  { pattern: /\bpytest\.(?:skip|xfail)\s*\(/ },
-  { pattern: /@unittest\.(?:skip|expectedFailure)/ },
-  // Go: t.Skip(, t.Skipf(, t.SkipNow(
-  { pattern: /\.Skip(?:f|Now)?\s*\(/ },
-  // Rust, JUnit
-  { pattern: /#\[ignore\b/ },
-  { pattern: /@(?:Disabled|Ignore)\b/ },
-  // In test files also any .skip( / .only( / .todo( (this.skip(), aliases) and Jasmine's fit(.
-  { pattern: /\.(?:skip|only|todo)\s*\(/, testFilesOnly: true },
-  { pattern: /(?<![\w$.])f(?:it|describe)\s*\(/, testFilesOnly: true },
-];
-
-/** The first skip/focus marker on an added (`+`) line of the patch; context and removals ignored. */
-function addedSkipMarker(patch: string, isTestFile: boolean): string | undefined {
-  for (const line of patch.split("\n")) {
-    if (!line.startsWith("+")) continue;
-    const added = line.slice(1);
-    for (const marker of SKIP_MARKERS) {
-      if (marker.testFilesOnly && !isTestFile) continue;
-      const found = marker.pattern.exec(added);
-      if (found) return found[0];
-    }
-  }
-  return undefined;
-}
-
 /**
  * The risk tier of a change, computed from the pull request's files (never from what the runner
  * claims):
@@ -237,8 +189,6 @@ export function classifyTier(
   const find = (rule: FindingRule, tier: 2 | 3, reason: string) => {
     findings.push({ rule, tier, reason });
   };
-  const isTest = (path: string) => matchesAny(path, merge.test_paths);
-
   for (const file of files) {
     for (const path of new Set([file.path, file.previousPath ?? file.path])) {
       const found = protectedPathFinding(path, merge.protected_paths);
@@ -254,21 +204,6 @@ export function classifyTier(
           `${code(path)} is ${found.what} (${code(found.pattern)}): at least tier 2`,
         );
     }
-    if (file.status === "removed" && isTest(file.path)) {
-      find("tests", 3, `test file ${code(file.path)} is deleted`);
-    }
-    if (
-      file.status === "renamed" &&
-      file.previousPath &&
-      isTest(file.previousPath) &&
-      !isTest(file.path)
-    ) {
-      find(
-        "tests",
-        3,
-        `test file ${code(file.previousPath)} is renamed to non-test ${code(file.path)}`,
-      );
-    }
     if (file.binary) {
       find("content", 3, `${code(file.path)} is a binary file`);
     } else if (file.patch === undefined) {
@@ -281,15 +216,10 @@ export function classifyTier(
       if (!unchangedContent) {
         find("content", 3, `${code(file.path)} has no diff to inspect (binary or too large)`);
       }
-    } else {
-      const marker = addedSkipMarker(
-        file.patch,
-        isTest(file.path) || isTest(file.previousPath ?? ""),
-      );
-      if (marker) {
-        find("tests", 3, `${code(file.path)} adds a skipped or focused test (${code(marker)})`);
-      }
     }
+  }
+  for (const weakening of findTestWeakening(files, merge.test_paths)) {
+    find("tests", 3, weakeningReason(weakening));
   }
   if (verification && !verification.passed) {
     find(
@@ -337,6 +267,27 @@ export function classifyTier(
     ],
     findings,
   };
+}
+
+function weakeningReason(w: TestWeakening): string {
+  switch (w.kind) {
+    case "marker":
+      return `${code(w.path)} adds a skipped or focused test (${code(w.marker)}${w.line ? `, line ${w.line}` : ""})`;
+    case "deleted":
+      return `test file ${code(w.path)} is deleted`;
+    case "renamed_away":
+      return `test file ${code(w.from)} is renamed to non-test ${code(w.to)}`;
+    case "renamed_uncollected":
+      return `test file ${code(w.from)} is renamed to ${code(w.to)}, a name its runner may not collect`;
+    case "emptied":
+      return w.before === undefined
+        ? `test file ${code(w.path)} loses most of its lines (${w.removed} removed)`
+        : `test file ${code(w.path)} loses most of its lines (${w.removed} of ${w.before})`;
+    case "assertions":
+      return `the test files remove more assertions than they add (${w.removed} removed, ${w.added} added)`;
+    case "runner_config":
+      return `${code(w.path)} is test-runner configuration (${code(w.pattern)})`;
+  }
 }
 
 function isCount(n: number): boolean {
