@@ -221,8 +221,8 @@ export const MERGE_POLICY_CASES: MergePolicyCase[] = [
     change: (f) => {
       f.files = [file("scripts/run.sh", 0, 0, { status: "changed" })];
     },
-    kind: "needs_approval",
-    tier: 2,
+    kind: "blocked",
+    tier: 3,
   },
   {
     name: "no files at all",

@@ -189,11 +189,101 @@ describe("classifyTier", () => {
   });
 });
 
+describe("a row per family of tier findings", () => {
+  it.each([
+    {
+      name: "another CI system's config",
+      files: [file(".circleci/config.yml")],
+      row: "paths",
+      result: "fail",
+      detail: "`.circleci/config.yml` is protected (CI configuration: `.circleci/**`, built in)",
+      kind: "blocked",
+      unblock: "a person reviews the protected files and merges by hand",
+    },
+    {
+      name: "build configuration",
+      files: [file("Makefile")],
+      row: "paths",
+      result: "pass",
+      detail: "not tier 1: `Makefile` is build or lint configuration (`Makefile`): at least tier 2",
+      kind: "needs_approval",
+    },
+    {
+      name: "a skipped Go test",
+      files: [file("pkg/a_test.go", 1, 0, { patch: hunk({ add: ['\tt.Skip("later")'] }) })],
+      row: "tests",
+      result: "fail",
+      detail: "`pkg/a_test.go` adds a skipped or focused test (`t.Skip(`, line 1)",
+      kind: "blocked",
+      unblock: "restore the weakened tests",
+    },
+    {
+      name: "removed assertions",
+      files: [
+        file("tests/test_a.py", 0, 1, { patch: hunk({ remove: ["    assert total == 3"] }) }),
+      ],
+      row: "tests",
+      result: "fail",
+      detail: "the test files remove more assertions than they add (1 removed, 0 added)",
+      kind: "blocked",
+    },
+    {
+      name: "a bidi override",
+      files: [file("src/a.ts", 1, 0, { patch: hunk({ add: ["let a = '\u202E';"] }) })],
+      row: "content",
+      result: "fail",
+      detail:
+        "`src/a.ts` adds an invisible or direction-changing character (U+202E RIGHT-TO-LEFT OVERRIDE, line 1)",
+      kind: "blocked",
+      unblock: "remove what cannot be seen or inspected",
+    },
+    {
+      name: "a symlink",
+      files: [file("docs/link", 1, 0, { mode: "120000" as const })],
+      row: "content",
+      result: "fail",
+      detail: "`docs/link` is a symbolic link",
+      kind: "blocked",
+    },
+    {
+      name: "one minified line",
+      files: [file("src/a.js", 1, 0, { patch: hunk({ add: ["x".repeat(2_000)] }) })],
+      row: "content",
+      result: "pass",
+      detail:
+        "not tier 1: `src/a.js` adds a line of 2000 bytes, line 1 (tier 1 allows 1000, merge.tier1.max_line_bytes)",
+      kind: "needs_approval",
+    },
+    {
+      name: "a clean change",
+      files: [file("src/a.ts")],
+      row: "tests",
+      result: "pass",
+      detail: "no test is skipped, removed or weakened",
+      kind: "merge",
+    },
+  ])("$name: $row $result", ({ files, row, result, detail, kind, unblock }) => {
+    const facts = cleanTier1();
+    facts.files = files;
+    const verdict = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG);
+    expect(verdict.rules.find((r) => r.id === row)).toMatchObject({ result, detail });
+    expect(verdict.kind).toBe(kind);
+    if (unblock) expect(verdict.unblock.some((u) => u.startsWith(unblock))).toBe(true);
+    if (result === "fail") {
+      const check = renderSafetyCheck(verdict);
+      expect(check.conclusion).toBe("neutral");
+      expect(check.summary).toContain(
+        `| ${RULE_TITLES[row as keyof typeof RULE_TITLES]} | ❌ fail |`,
+      );
+    }
+  });
+});
+
 describe("merge config", () => {
   it("has the documented defaults", () => {
     expect(DEFAULT_REPO_CONFIG.merge).toEqual({
       method: "squash",
-      tier1: { max_changed_lines: 19, max_files: 3 },
+      tier1: { max_changed_lines: 19, max_files: 3, max_line_bytes: 1_000, max_file_bytes: 4_096 },
       protected_paths: [...DEFAULT_PROTECTED_PATHS],
       test_paths: [
         "**/*.test.*",

@@ -1,3 +1,9 @@
+import {
+  type ContentFinding,
+  contentFindingTier,
+  type FileMode,
+  findContentProblems,
+} from "./content-rules.ts";
 import { hasPermission, type Permission } from "./intake.ts";
 import { protectedPathFinding } from "./protected-paths.ts";
 import type { RepoConfig } from "./repo-config.ts";
@@ -34,6 +40,11 @@ export interface PrFile {
   patch?: string | undefined;
   /** Set when the collector knows the file is binary. */
   binary?: boolean | undefined;
+  /**
+   * The mode Conveyor wrote the file with, from its change set (GitHub's file list has no modes):
+   * `120000` is a symbolic link, `100755` an executable. Undefined when not known.
+   */
+  mode?: FileMode | undefined;
 }
 
 /** A check run on the head commit: the latest run of each name (GitHub's `filter=latest`). */
@@ -204,19 +215,13 @@ export function classifyTier(
           `${code(path)} is ${found.what} (${code(found.pattern)}): at least tier 2`,
         );
     }
-    if (file.binary) {
-      find("content", 3, `${code(file.path)} is a binary file`);
-    } else if (file.patch === undefined) {
-      // GitHub omits the patch for binary files and huge diffs. Only a rename with identical
-      // content is known to add nothing unseen; anything else fails closed.
-      const unchangedContent =
-        (file.status === "renamed" || file.status === "unchanged") &&
-        file.additions === 0 &&
-        file.deletions === 0;
-      if (!unchangedContent) {
-        find("content", 3, `${code(file.path)} has no diff to inspect (binary or too large)`);
-      }
-    }
+  }
+  const limits = {
+    maxLineBytes: merge.tier1.max_line_bytes,
+    maxFileBytes: merge.tier1.max_file_bytes,
+  };
+  for (const problem of findContentProblems(files, limits)) {
+    find("content", contentFindingTier(problem), contentReason(problem));
   }
   for (const weakening of findTestWeakening(files, merge.test_paths)) {
     find("tests", 3, weakeningReason(weakening));
@@ -267,6 +272,28 @@ export function classifyTier(
     ],
     findings,
   };
+}
+
+function contentReason(c: ContentFinding): string {
+  const at = (line: number | undefined) => (line ? `, line ${line}` : "");
+  switch (c.kind) {
+    case "hidden":
+      return `${code(c.path)} adds an invisible or direction-changing character (${c.name}${at(c.line)})`;
+    case "binary":
+      return `${code(c.path)} is a binary file`;
+    case "no_diff":
+      return `${code(c.path)} has no diff to inspect (binary or too large)`;
+    case "symlink":
+      return `${code(c.path)} is a symbolic link`;
+    case "executable":
+      return `${code(c.path)} is written executable (mode 100755)`;
+    case "type_changed":
+      return `${code(c.path)} changes its file type (status \`changed\`)`;
+    case "long_line":
+      return `${code(c.path)} adds a line of ${c.bytes} bytes${at(c.line)} (tier 1 allows ${c.limit}, merge.tier1.max_line_bytes)`;
+    case "file_bytes":
+      return `${code(c.path)} adds ${c.bytes} bytes (tier 1 allows ${c.limit} per file, merge.tier1.max_file_bytes)`;
+  }
 }
 
 function weakeningReason(w: TestWeakening): string {

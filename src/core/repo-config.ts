@@ -182,6 +182,23 @@ export const RepoConfig = z
               .max(1_000)
               .default(3)
               .describe("Most files of a tier-1 pull request."),
+            max_line_bytes: z
+              .number()
+              .int()
+              .min(1)
+              .max(100_000)
+              .default(1_000)
+              .describe(
+                "Most UTF-8 bytes of one added line of a tier-1 pull request (a minified line " +
+                  "is not 'one line').",
+              ),
+            max_file_bytes: z
+              .number()
+              .int()
+              .min(1)
+              .max(10_000_000)
+              .default(4_096)
+              .describe("Most UTF-8 bytes added to one file of a tier-1 pull request."),
           })
           .prefault({})
           .describe("Limits of tier 1, which merges without an approval."),
