@@ -103,7 +103,27 @@ describe("evaluateMergePolicy", () => {
       "a person reviews the protected files and merges by hand (Conveyor never merges changes to them)",
       "a person reviews and merges it by hand (tier 3 is never auto-merged)",
     ]);
-    expect(verdict.summary).toBe("Blocked: held by label `hold` and /hold (and 4 more)");
+    expect(verdict.summary).toBe("Blocked: held by label `hold` and /hold (and 3 more)");
+  });
+
+  it.each([
+    [
+      "a protected path alone",
+      [file("go.mod")],
+      null,
+      "Blocked: `go.mod` is protected (a dependency manifest or lockfile: `go.mod`, built in)",
+    ],
+    [
+      "a protected path and failed verification",
+      [file("go.mod")],
+      { passed: false, failedCommand: "go test" },
+      "Blocked: `go.mod` is protected (a dependency manifest or lockfile: `go.mod`, built in) (and 1 more)",
+    ],
+  ])("summarises %s without counting the tier row twice", (_name, files, verification, summary) => {
+    const facts = cleanTier1();
+    facts.files = files;
+    if (verification) facts.verification = verification;
+    expect(evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG).summary).toBe(summary);
   });
 
   it("says why checks timed out and how long it waited", () => {

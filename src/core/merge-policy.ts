@@ -780,7 +780,7 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     tierReasons: tierResult.reasons,
     rules,
     unblock,
-    summary: summarise(kind, rules, tier, head7),
+    summary: summarise(kind, rules, tier, head7, tierResult.findings),
   };
   if (updateBranch && kind === "wait") verdict.action = "update_branch";
   return verdict;
@@ -805,6 +805,10 @@ const FINDING_ROWS: readonly [Exclude<FindingRule, "change">, string, string][] 
   ],
 ];
 
+function isFindingRow(id: RuleId): boolean {
+  return FINDING_ROWS.some(([row]) => row === id);
+}
+
 function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   if (rules.some((r) => r.result === "fail")) return "blocked";
   if (rules.some((r) => r.result === "wait" && r.id !== "approval")) return "wait";
@@ -812,7 +816,13 @@ function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   return "merge";
 }
 
-function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier, head7: string) {
+function summarise(
+  kind: VerdictKind,
+  rules: readonly RuleOutcome[],
+  tier: Tier,
+  head7: string,
+  findings: readonly TierFinding[],
+) {
   const sha = code(head7 || "?");
   switch (kind) {
     case "merge":
@@ -824,7 +834,17 @@ function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier,
       return `Waiting: ${waiting.map((r) => r.detail).join("; ")}`;
     }
     case "blocked": {
-      const failed = rules.filter((r) => r.result === "fail");
+      // The tier row only repeats the finding rows when they hold every tier-3 reason.
+      const repeats = findings.every((f) => f.tier !== 3 || f.rule !== "change");
+      const failed = rules.filter(
+        (r) =>
+          r.result === "fail" &&
+          !(
+            r.id === "tier" &&
+            repeats &&
+            rules.some((o) => o.result === "fail" && isFindingRow(o.id))
+          ),
+      );
       const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : "";
       return `Blocked: ${failed[0]?.detail ?? ""}${more}`;
     }
