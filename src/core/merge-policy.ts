@@ -179,15 +179,16 @@ export function riskLabel(tier: Tier): RiskLabel {
 }
 
 /**
- * The risk tier of a change, computed from the pull request's files (never from what the runner
- * claims):
+ * The risk tier of a change, computed from the pull request's files and the modes Conveyor wrote
+ * (never from what the runner claims), with every finding by the table row that shows it:
  *
- * - **3**, never auto-merged: a protected path (config + {@link FLOOR_PROTECTED_PATHS}; a renamed
- *   file's old path counts), a deleted test file (or one renamed to a non-test path), an added line
- *   that skips or focuses tests, a binary file or one without a diff, failed verification, or no
- *   verification report although `verify.commands` is set;
+ * - **3**, never auto-merged: a protected path (the built-in floor of `protected-paths.ts` or
+ *   `merge.protected_paths`; a renamed file's old path counts), test weakening
+ *   (`test-weakening.ts`), content that cannot be seen or inspected (`content-rules.ts`), failed
+ *   verification, or no verification report although `verify.commands` is set;
  * - **1**, merges by itself: at most `merge.tier1.max_changed_lines` changed lines and
- *   `merge.tier1.max_files` files, all of them `modified`;
+ *   `merge.tier1.max_files` files, all of them `modified`, within the tier-1 byte caps, and no
+ *   build or lint configuration;
  * - **2** otherwise: needs an approval.
  */
 export function classifyTier(
