@@ -221,8 +221,8 @@ export const MERGE_POLICY_CASES: MergePolicyCase[] = [
     change: (f) => {
       f.files = [file("scripts/run.sh", 0, 0, { status: "changed" })];
     },
-    kind: "needs_approval",
-    tier: 2,
+    kind: "blocked",
+    tier: 3,
   },
   {
     name: "no files at all",
@@ -455,13 +455,13 @@ export const MERGE_POLICY_CASES: MergePolicyCase[] = [
     tier: 3,
   },
   {
-    name: "package.json when config replaced the defaults (config may loosen above the floor)",
+    name: "package.json when config replaced the defaults (dependency manifests are on the floor)",
     change: (f) => {
       f.files = [file("package.json", 1, 0)];
     },
     config: config({ merge: { protected_paths: ["docs/**"] } }),
-    kind: "merge",
-    tier: 1,
+    kind: "blocked",
+    tier: 3,
   },
   {
     name: "a path config adds",

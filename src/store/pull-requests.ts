@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
+import type { FileMode } from "../core/content-rules.ts";
 import type { TaskState } from "../core/task-states.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { type Task, transitionTask } from "./tasks.ts";
@@ -285,4 +286,30 @@ export async function recordWouldMerge(
   await db.execute(sql`
     update pull_requests set would_merge_at = coalesce(would_merge_at, now())
     where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}`);
+}
+
+/**
+ * The modes Conveyor wrote the files of a task's change set with, by path (deletions left out).
+ * GitHub's list of a pull request's files has no modes, and Conveyor made the commit itself from
+ * this change set, so this is where the merge policy learns about symlinks and executables.
+ */
+export async function changeSetModes(
+  db: Db,
+  change: { taskId: string; generation: number },
+): Promise<Map<string, FileMode>> {
+  const rows = resultRows<{ path: string; mode: string }>(
+    await db.execute(sql`
+      select f->>'path' as path, coalesce(f->>'mode', '100644') as mode
+      from change_sets c, jsonb_array_elements(c.files) f
+      where c.task_id = ${change.taskId} and c.generation = ${change.generation}
+        and f->>'action' <> 'delete'`),
+  );
+  const modes = new Map<string, FileMode>();
+  for (const row of rows) {
+    // An unknown mode fails closed as the riskier kind.
+    const mode: FileMode =
+      row.mode === "100644" || row.mode === "100755" || row.mode === "120000" ? row.mode : "120000";
+    modes.set(row.path, mode);
+  }
+  return modes;
 }
