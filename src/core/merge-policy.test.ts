@@ -1,5 +1,19 @@
 import { describe, expect, it } from "vitest";
 import {
+  approval,
+  MERGE_POLICY_CASES as cases,
+  check,
+  cleanTier1,
+  config,
+  file,
+  hunk,
+  makeTier2,
+  minutesAfter,
+  OLD,
+  OTHER,
+  review,
+} from "../../test/fixtures/merge-policy-cases.ts";
+import {
   classifyTier,
   evaluateMergePolicy,
   HOLD_LABELS,
@@ -13,20 +27,6 @@ import {
   riskLabel,
   type Verdict,
 } from "./merge-policy.ts";
-import {
-  approval,
-  MERGE_POLICY_CASES as cases,
-  check,
-  cleanTier1,
-  config,
-  file,
-  hunk,
-  makeTier2,
-  minutesAfter,
-  OLD,
-  OTHER,
-  review,
-} from "./merge-policy-cases.ts";
 import {
   DEFAULT_PROTECTED_PATHS,
   DEFAULT_REPO_CONFIG,
