@@ -10,10 +10,10 @@ import {
   renderPermissionRefusal,
   requiredPermission,
 } from "../core/commands.ts";
+import type { RepoRef } from "../core/github-objects.ts";
 import { type Actor, isBot } from "../core/intake.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
-import type { RepoRef } from "../github/github-gateway.ts";
 import type { IntakeDeps } from "../intake/intake-service.ts";
 import { requestReviewFix } from "../intake/pull-request-events.ts";
 import { queueIssue } from "../intake/queue-issue.ts";

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
+import { repoRef } from "../core/github-objects.ts";
 import {
   type ApprovalFact,
   evaluateMergePolicy,
@@ -10,10 +11,9 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
+import type { GitHubGateway } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
-import type { GitHubGateway } from "../github/github-gateway.ts";
-import { repoRef } from "../github/github-gateway.ts";
 import { collectPrFacts } from "../github/pr-facts.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";

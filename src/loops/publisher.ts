@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
+import { repoRef } from "../core/github-objects.ts";
 import { pullRequestTitle, renderPullRequestBody } from "../core/pull-request-body.ts";
-import { repoRef } from "../github/github-gateway.ts";
 import { PullRequestRefused, writePullRequest } from "../github/pull-request-writer.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";

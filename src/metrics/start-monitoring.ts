@@ -1,13 +1,13 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
-import type { AlertIssues } from "../github/alert-issues.ts";
-import { createMetricsRoutes } from "../http/metrics-routes.ts";
+import type { AlertIssues } from "../core/ports.ts";
 import { type CheckReport, createAlerter } from "../loops/alerter.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import { createMetricsSampler, type SampledConnection } from "../loops/metrics-sampler.ts";
 import type { ConveyorMetrics } from "./create-metrics.ts";
 import { createMetricsReport } from "./metrics-report.ts";
+import { createMetricsRoutes } from "./metrics-routes.ts";
 
 export interface MonitoringIntervals {
   /** Queue depth and runner slot samples (default 30 s). */

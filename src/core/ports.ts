@@ -1,0 +1,67 @@
+/**
+ * The ports: what the features need from the world outside the process, as interfaces (types only).
+ * `src/github/` implements them; intake, commands and loops know only these, and tests hand in
+ * fakes. Nothing here may import anything but other `src/core` modules and the wire protocol.
+ */
+import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
+import type { Actor, Permission } from "./intake.ts";
+import type { RepoConfigResult } from "./repo-config.ts";
+
+/**
+ * What Conveyor's intake needs from GitHub, behind one small interface so background loops can use
+ * it without a webhook context (they hold only the installation id stored on the task row).
+ */
+export interface GitHubGateway {
+  permission(ref: RepoRef, login: string): Promise<Permission | undefined>;
+  loadConfig(ref: RepoRef): Promise<RepoConfigResult>;
+  getIssue(ref: RepoRef, issueNumber: number): Promise<IssueSnapshot | undefined>;
+  listOpenIssuesWithLabel(ref: RepoRef, label: string): Promise<IssueSnapshot[]>;
+  /** Whether the pull request was merged; undefined when it does not exist. */
+  pullRequestMerged(ref: RepoRef, prNumber: number): Promise<boolean | undefined>;
+  /** Who most recently added `label` to the issue (from the issue's timeline of events). */
+  lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
+  addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  /** A reaction on an issue or pull request comment (repeating one is harmless). */
+  addCommentReaction(ref: RepoRef, commentId: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  addLabels(ref: RepoRef, issueNumber: number, labels: string[]): Promise<void>;
+  /** Finds a comment of Conveyor's whose body contains `marker`. */
+  findComment(ref: RepoRef, issueNumber: number, marker: string): Promise<number | undefined>;
+  createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
+  updateComment(ref: RepoRef, commentId: number, body: string): Promise<void>;
+  listInstallations(): Promise<number[]>;
+  /** Clone URL, default branch and its head commit: what a runner starts from. */
+  repositoryHead(
+    ref: RepoRef,
+  ): Promise<{ cloneUrl: string; defaultBranch: string; headSha: string; htmlUrl: string }>;
+  /**
+   * A short-lived installation token that can only read this one repository's contents: what a
+   * runner clones with. Runners never hold a token that can write.
+   */
+  readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
+  listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
+}
+
+/** The repository alert issues go to, with the installation that may write there. */
+export interface AlertIssueTarget {
+  installationId: number;
+  fullName: string;
+}
+
+/**
+ * Writes the GitHub issues that mirror alerts. A port, so the alerter can be tested with a fake;
+ * the real one uses the installation's client, whose writes go through the shared write pacer.
+ */
+export interface AlertIssues {
+  /**
+   * Opens the alert's issue, or finds the one a crashed earlier attempt opened (by its hidden
+   * marker), so an alert never gets two issues.
+   */
+  open(
+    target: AlertIssueTarget,
+    alertId: number,
+    issue: { title: string; body: string },
+  ): Promise<number>;
+  comment(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
+  /** Comments and closes; an issue someone already closed or deleted is fine. */
+  close(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
+}
