@@ -28,6 +28,8 @@ import { createAlertIssues } from "./github/alert-issues.ts";
 import { createConveyorApp } from "./github/conveyor-app.ts";
 import { createGitHubGateway } from "./github/github-gateway.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./github/instrument-github.ts";
+import { collectPrFacts } from "./github/pr-facts.ts";
+import { writePullRequest } from "./github/pull-request-writer.ts";
 import { createSetupHandler } from "./github/setup-app.ts";
 import { createWritePacer } from "./github/write-pacer.ts";
 import { createApiAuth } from "./http/admin-auth.ts";
@@ -228,7 +230,9 @@ export async function startConveyor(
       const publisher = createPublisher({
         db: database.db,
         logger,
-        installationOctokit,
+        pullRequests: {
+          write: async (id, input) => writePullRequest(await installationOctokit(id), input),
+        },
         instanceId,
         recordError,
         onChange: () => {
@@ -252,6 +256,9 @@ export async function startConveyor(
         db: database.db,
         logger,
         gateway,
+        prFacts: {
+          read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
+        },
         installationOctokit,
         appId: config.github.appId,
         instanceId,

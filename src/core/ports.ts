@@ -3,8 +3,10 @@
  * `src/github/` implements them; intake, commands and loops know only these, and tests hand in
  * fakes. Nothing here may import anything but other `src/core` modules and the wire protocol.
  */
+import type { ChangeSet } from "../protocol/messages.ts";
 import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
 import type { Actor, Permission } from "./intake.ts";
+import type { PrFacts } from "./merge-policy.ts";
 import type { RepoConfigResult } from "./repo-config.ts";
 
 /**
@@ -64,4 +66,70 @@ export interface AlertIssues {
   comment(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
   /** Comments and closes; an issue someone already closed or deleted is fine. */
   close(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
+}
+
+export interface PullRequestWriteInput {
+  owner: string;
+  repo: string;
+  /** The pull request's base. */
+  defaultBranch: string;
+  issueNumber: number;
+  issueTitle: string;
+  /** `conveyor/issue-<N>`: one branch, and so one open pull request, per issue. */
+  branch: string;
+  /** The commit the task was assigned on; the new commit's only parent. */
+  baseSha: string;
+  changeSet: ChangeSet;
+  body: string;
+  title: string;
+  labels: string[];
+}
+
+export interface PullRequestWritten {
+  /** Where the branch points after the call: always `commitSha`. */
+  headSha: string;
+  prNumber: number;
+  prUrl: string;
+  /** True when this call opened the pull request; false when it updated an open one. */
+  created: boolean;
+  /** The commit holding the change set. */
+  commitSha: string;
+  /** True when the branch already held this exact change on `baseSha` (a retried publish). */
+  commitReused: boolean;
+}
+
+/**
+ * Writes a change set as one commit on the issue's branch and opens or updates its pull request
+ * (`src/github/pull-request-writer.ts`). Throws `PullRequestRefused` (`change-set-rules.ts`) before
+ * sending anything when the change may not be written at all.
+ */
+export interface PullRequestWriter {
+  write(installationId: number, input: PullRequestWriteInput): Promise<PullRequestWritten>;
+}
+
+export interface FactsRequest {
+  owner: string;
+  repo: string;
+  prNumber: number;
+  /** The commit Conveyor wrote: the only head it may merge. */
+  conveyorHeadSha: string;
+  /** When that commit was written (checks time out relative to it). */
+  waitingSince: string;
+  appId: number;
+  held: boolean;
+  frozen: { reason: string } | null;
+  verification: PrFacts["verification"];
+  /** `/approve` approvals recorded by the commands module. */
+  approvals: PrFacts["approvals"];
+  permission: (login: string) => Promise<Permission | undefined>;
+  now?: () => Date;
+}
+
+/**
+ * Reads everything the merge policy looks at for one pull request's current head
+ * (`src/github/pr-facts.ts`). An API error becomes an entry of `errors` instead of a throw, so the
+ * policy fails closed with the reason shown.
+ */
+export interface PullRequestFactsReader {
+  read(installationId: number, request: FactsRequest): Promise<PrFacts>;
 }

@@ -1,26 +1,8 @@
 import type { ProbotOctokit } from "probot";
-import type { Permission } from "../core/intake.ts";
 import type { CheckFact, PrFacts, PrFile, ReviewFact, StatusFact } from "../core/merge-policy.ts";
+import type { FactsRequest } from "../core/ports.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
-
-export interface FactsRequest {
-  owner: string;
-  repo: string;
-  prNumber: number;
-  /** The commit Conveyor wrote: the only head it may merge. */
-  conveyorHeadSha: string;
-  /** When that commit was written (checks time out relative to it). */
-  waitingSince: string;
-  appId: number;
-  held: boolean;
-  frozen: { reason: string } | null;
-  verification: PrFacts["verification"];
-  /** `/approve` approvals recorded by the commands module. */
-  approvals: PrFacts["approvals"];
-  permission: (login: string) => Promise<Permission | undefined>;
-  now?: () => Date;
-}
 
 /** GitHub lists at most 3000 files for a pull request; beyond that the picture is incomplete. */
 const MAX_FILES = 3000;

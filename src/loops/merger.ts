@@ -11,10 +11,9 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
-import type { GitHubGateway } from "../core/ports.ts";
+import type { GitHubGateway, PullRequestFactsReader } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
-import { collectPrFacts } from "../github/pr-facts.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
@@ -36,6 +35,7 @@ export interface MergerDeps {
   db: Db;
   logger: Logger;
   gateway: GitHubGateway;
+  prFacts: PullRequestFactsReader;
   installationOctokit: (installationId: number) => Promise<Octokit>;
   appId: number;
   instanceId: string;
@@ -284,7 +284,7 @@ export function createMerger(deps: MergerDeps): {
         via: "command",
       });
     }
-    const facts = await collectPrFacts(octokit, {
+    const facts = await deps.prFacts.read(c.installation_id, {
       owner: ref.owner,
       repo: ref.repo,
       prNumber: c.pr_number,
