@@ -133,3 +133,40 @@ export interface FactsRequest {
 export interface PullRequestFactsReader {
   read(installationId: number, request: FactsRequest): Promise<PrFacts>;
 }
+
+/** Milliseconds since the epoch; tests hand in a clock they move. */
+export type Clock = () => number;
+
+/**
+ * Counts an error where it happens (`conveyor_errors_total{source}`, and a row the alerter reads).
+ * Never throws into the caller.
+ */
+export type RecordError = (
+  source: string,
+  error: unknown,
+  details?: Record<string, unknown>,
+) => void;
+
+/**
+ * What one part of the server tells the others, without knowing who listens: each subsystem's
+ * builder says which signals it emits and which it reacts to (`src/core/signals.ts`).
+ */
+export type Signal =
+  /** Tasks changed: every stage looks again (status comments, dispatch, publishing, merging). */
+  | "tasks-changed"
+  /** A status comment, a notice or a command's feedback is owed on GitHub. */
+  | "status-owed"
+  /** There may be work to offer runners, on any instance. */
+  | "work-available"
+  /** Something happened on a pull request (checks, reviews, pushes): review merges soon. */
+  | "pull-request-activity"
+  /** An operator changed tasks through the admin API (retry, cancel, import). */
+  | "operator-changed-tasks"
+  /** Alerts, alert settings or metric samples changed, on this instance or another. */
+  | "monitoring-changed";
+
+export interface Signals {
+  emit(signal: Signal): void;
+  /** Calls `listener` on every later `emit(signal)`, in the order listeners were added. */
+  on(signal: Signal, listener: () => void): void;
+}
