@@ -1,12 +1,9 @@
-import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { hostname } from "node:os";
 import { createAdaptorServer } from "@hono/node-server";
 import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
 import { WebSocketServer } from "ws";
-import { createDatabase, type Database } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
+import type { Database } from "../db/client.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
 import { repoRef } from "./core/github-objects.ts";
@@ -48,6 +45,7 @@ import { createMetrics } from "./metrics/create-metrics.ts";
 import { createErrorRecorder } from "./metrics/error-recorder.ts";
 import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
+import { createStore } from "./store/create-store.ts";
 import { findRunnerByToken } from "./store/runners.ts";
 
 export interface StartOptions {
@@ -118,13 +116,8 @@ export async function startConveyor(
   options: StartOptions = {},
 ): Promise<RunningConveyor> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const instanceId = createInstanceId();
-  // Named after the instance: the leases it holds are free as soon as its connections are gone.
-  const database = await createDatabase({
-    url: config.databaseUrl,
-    dataDir: config.dataDir,
-    applicationName: instanceId,
-  });
+  const store = await createStore({ config, logger });
+  const { database, instanceId } = store;
   let server: Server | undefined;
   const loops: Loop[] = [];
   let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
@@ -149,11 +142,7 @@ export async function startConveyor(
   let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
   let monitoring: Monitoring | undefined;
   try {
-    const { applied } = await migrate(database.db);
-    logger.info(
-      { database: database.kind, applied },
-      applied.length ? "database migrated" : "database schema is current",
-    );
+    await store.start();
 
     let webhooks: NodeHandler | undefined;
     let setup: NodeHandler | undefined;
@@ -446,7 +435,7 @@ export async function startConveyor(
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
     await errors.flush();
-    await database.close();
+    await store.stop();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(
         `Invalid configuration:\n  PORT: ${config.port} is already in use on ${config.host}; choose another port`,
@@ -491,22 +480,12 @@ export async function startConveyor(
         await Promise.all(loops.map((l) => l.stop()));
         await watch.stop();
         await errors.flush();
-        await database.close();
+        await store.stop();
         logger.info("conveyor stopped");
       })();
       return stopping;
     },
   };
-}
-
-/**
- * Names this instance as a lease holder and as the `application_name` of its database connections,
- * which Postgres keeps to 63 ASCII characters: the random part first, so it is never cut off.
- */
-function createInstanceId(): string {
-  return `${randomBytes(4).toString("hex")}:${process.pid}:${hostname()}`
-    .replace(/[^\x20-\x7e]/g, "?")
-    .slice(0, 63);
 }
 
 /** A wildcard listen address is not something to type into a browser. */
