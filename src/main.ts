@@ -41,8 +41,7 @@ import { createMerger } from "./loops/merger.ts";
 import { createNotifier } from "./loops/notifier.ts";
 import { createPublisher } from "./loops/publisher.ts";
 import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
-import { createMetrics } from "./metrics/create-metrics.ts";
-import { createErrorRecorder } from "./metrics/error-recorder.ts";
+import { createObservability } from "./metrics/create-observability.ts";
 import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { createStore } from "./store/create-store.ts";
@@ -127,18 +126,9 @@ export async function startConveyor(
   // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
   let onTasksChanged: () => void = () => {};
   let dashboard: Dashboard | undefined;
-  const metrics = createMetrics({ database, logger });
+  const observability = createObservability({ database, logger, now: options.now });
+  const { metrics, recordError } = observability;
   metrics.setConnections(() => dispatcher?.connections() ?? []);
-  const clock = options.now ?? Date.now;
-  // Errors are counted where they happen (conveyor_errors_total, error_events for the alerter).
-  const errors = createErrorRecorder({
-    db: database.db,
-    logger,
-    count: (source) => metrics.error(source),
-    now: () => new Date(clock()),
-  });
-  const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
-    errors.record(source, error, details);
   let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
   let monitoring: Monitoring | undefined;
   try {
@@ -434,7 +424,7 @@ export async function startConveyor(
     await dashboard?.stop();
     await dispatcher?.stop();
     await Promise.all(loops.map((l) => l.stop()));
-    await errors.flush();
+    await observability.stop();
     await store.stop();
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
       throw new ConfigError(
@@ -479,7 +469,7 @@ export async function startConveyor(
         });
         await Promise.all(loops.map((l) => l.stop()));
         await watch.stop();
-        await errors.flush();
+        await observability.stop();
         await store.stop();
         logger.info("conveyor stopped");
       })();
