@@ -1,13 +1,13 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer } from "@hono/node-server";
-import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
 import { WebSocketServer } from "ws";
 import type { Database } from "../db/client.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
 import { repoRef } from "./core/github-objects.ts";
 import type { TierLimits } from "./core/rate-limit.ts";
+import { createSignals } from "./core/signals.ts";
 import {
   createDashboard,
   type Dashboard,
@@ -21,20 +21,13 @@ import {
 } from "./dispatch/dispatcher.ts";
 import { createFramePolicies } from "./dispatch/frame-policy.ts";
 import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
-import { createAlertIssues } from "./github/alert-issues.ts";
-import { createConveyorApp } from "./github/conveyor-app.ts";
-import { createGitHubGateway } from "./github/github-gateway.ts";
-import { instrumentWebhooks, octokitMetricsPlugin } from "./github/instrument-github.ts";
-import { collectPrFacts } from "./github/pr-facts.ts";
-import { writePullRequest } from "./github/pull-request-writer.ts";
-import { createSetupHandler } from "./github/setup-app.ts";
-import { createWritePacer } from "./github/write-pacer.ts";
+import type { createAlertIssues } from "./github/alert-issues.ts";
+import { createGitHub } from "./github/create-github.ts";
 import { createApiAuth } from "./http/admin-auth.ts";
 import { createAdminRoutes } from "./http/admin-routes.ts";
 import type { ApiRateLimits } from "./http/api-rate-limiter.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
 import { createOpsApi } from "./http/create-ops-api.ts";
-import type { NodeHandler } from "./http/node-handler.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoop, type Loop } from "./loops/create-loop.ts";
 import { createMerger } from "./loops/merger.ts";
@@ -126,6 +119,7 @@ export async function startConveyor(
   // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
   let onTasksChanged: () => void = () => {};
   let dashboard: Dashboard | undefined;
+  const signals = createSignals();
   const observability = createObservability({ database, logger, now: options.now });
   const { metrics, recordError } = observability;
   metrics.setConnections(() => dispatcher?.connections() ?? []);
@@ -133,36 +127,20 @@ export async function startConveyor(
   let monitoring: Monitoring | undefined;
   try {
     await store.start();
-
-    let webhooks: NodeHandler | undefined;
-    let setup: NodeHandler | undefined;
-    if (config.github) {
-      const probot = new Probot({
-        appId: config.github.appId,
-        privateKey: config.github.privateKey,
-        secret: config.github.webhookSecret,
-        baseUrl: config.githubApiUrl,
-        log: logger.child({ component: "probot" }),
-        // A function, not an object: Probot merges its own throttle options over object
-        // defaults, so only a function can switch throttling off (tests do).
-        Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
-          ...defaults,
-          ...options.octokitOptions,
-        })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
-      });
-      // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
-      const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
-      const installationOctokit = async (installationId: number) => {
-        const octokit = await probot.auth(installationId);
-        octokit.hook.before("request", pacer.hook);
-        return octokit;
-      };
-      const gateway = createGitHubGateway({
-        appOctokit: () => probot.auth(),
-        installationOctokit,
-        logger,
-      });
-      alertIssues = createAlertIssues({ installationOctokit });
+    const github = await createGitHub({
+      config,
+      database,
+      logger,
+      metrics,
+      recordError,
+      signals,
+      octokitOptions: options.octokitOptions,
+      writesPerMinute: options.githubWritesPerMinute,
+      commandsPerMinute: options.commandsPerMinute,
+    });
+    if (github.app) {
+      const { gateway, installationOctokit } = github.app;
+      alertIssues = github.app.alertIssues;
       const notifier = createNotifier({
         db: database.db,
         gateway,
@@ -209,9 +187,7 @@ export async function startConveyor(
       const publisher = createPublisher({
         db: database.db,
         logger,
-        pullRequests: {
-          write: async (id, input) => writePullRequest(await installationOctokit(id), input),
-        },
+        pullRequests: github.app.pullRequests,
         instanceId,
         recordError,
         onChange: () => {
@@ -235,11 +211,9 @@ export async function startConveyor(
         db: database.db,
         logger,
         gateway,
-        prFacts: {
-          read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
-        },
+        prFacts: github.app.prFacts,
         installationOctokit,
-        appId: config.github.appId,
+        appId: github.app.appId,
         instanceId,
         recordError,
         onChange: () => notifierLoop.wake(),
@@ -305,31 +279,8 @@ export async function startConveyor(
       loops.push(notifierLoop, reconcileLoop, mergerLoop);
       if (publisherLoop) loops.push(publisherLoop);
       reconcile = () => reconciler.runOnce();
-      webhooks = instrumentWebhooks(
-        await createNodeMiddleware(
-          createConveyorApp({
-            db: database.db,
-            logger,
-            gateway,
-            onChange,
-            appId: config.github.appId,
-            onPullRequestActivity: () => mergerLoop.wake(),
-            recordError,
-            commandsPerMinute: options.commandsPerMinute,
-          }),
-          { probot },
-        ),
-        metrics,
-      );
-    } else {
-      logger.warn(
-        "GitHub App not configured (APP_ID, PRIVATE_KEY): serving the setup flow at /probot",
-      );
-      setup = await createSetupHandler({
-        host: displayHost(config.host),
-        port: config.port,
-        log: logger.child({ component: "setup" }),
-      });
+      signals.on("tasks-changed", onChange);
+      signals.on("pull-request-activity", () => mergerLoop.wake());
     }
 
     const apiAuth = createApiAuth({
@@ -389,8 +340,8 @@ export async function startConveyor(
     const app = createHttpApp({
       database,
       logger,
-      webhooks,
-      setup,
+      webhooks: github.webhooks,
+      setup: github.setup,
       recordError,
       mount(http) {
         if (runnerRoutes) http.route("/", runnerRoutes);
