@@ -5,7 +5,6 @@ import { WebSocketServer } from "ws";
 import type { Database } from "../db/client.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
-import { repoRef } from "./core/github-objects.ts";
 import type { TierLimits } from "./core/rate-limit.ts";
 import { createSignals } from "./core/signals.ts";
 import {
@@ -13,14 +12,8 @@ import {
   type Dashboard,
   type DashboardDeps,
 } from "./dashboard/create-dashboard.ts";
-import {
-  createDispatcher,
-  DEFAULT_TIMINGS,
-  type Dispatcher,
-  type DispatchTimings,
-} from "./dispatch/dispatcher.ts";
-import { createFramePolicies } from "./dispatch/frame-policy.ts";
-import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
+import { createDispatch, type Dispatch } from "./dispatch/create-dispatch.ts";
+import { DEFAULT_TIMINGS, type Dispatcher, type DispatchTimings } from "./dispatch/dispatcher.ts";
 import type { createAlertIssues } from "./github/alert-issues.ts";
 import { createGitHub } from "./github/create-github.ts";
 import { createApiAuth } from "./http/admin-auth.ts";
@@ -38,7 +31,6 @@ import { createObservability } from "./metrics/create-observability.ts";
 import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
 import { createStore } from "./store/create-store.ts";
-import { findRunnerByToken } from "./store/runners.ts";
 
 export interface StartOptions {
   logger?: Logger;
@@ -115,7 +107,7 @@ export async function startConveyor(
   let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
   let dispatcher: Dispatcher | undefined;
   const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
-  let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
+  let runnerRoutes: Dispatch["routes"] | undefined;
   // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
   let onTasksChanged: () => void = () => {};
   let dashboard: Dashboard | undefined;
@@ -159,31 +151,21 @@ export async function startConveyor(
           if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
         },
       });
-      const taskDispatcher = createDispatcher({
+      const dispatch = createDispatch({
         database,
         logger,
+        gateway,
         agingMs: config.agingMs,
         timings,
-        onChange: () => notifierLoop.wake(),
-        onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
+        rateLimits: options.rateLimits,
+        metrics,
         recordError,
-        async prepareAssignment(task) {
-          const ref = repoRef(task.installation_id, task.full_name);
-          const [head, readToken] = await Promise.all([
-            gateway.repositoryHead(ref),
-            gateway.readOnlyToken(ref),
-          ]);
-          return {
-            cloneUrl: head.cloneUrl,
-            // A follow-up attempt continues on its pull request's branch.
-            baseSha: task.pr_head_sha ?? head.headSha,
-            issueUrl: `${head.htmlUrl}/issues/${task.issue_number}`,
-            readToken,
-          };
-        },
+        signals,
       });
+      const taskDispatcher = dispatch.dispatcher;
       dispatcher = taskDispatcher;
-      await taskDispatcher.start();
+      await dispatch.start();
+      signals.on("status-owed", () => notifierLoop.wake());
       const publisher = createPublisher({
         db: database.db,
         logger,
@@ -191,8 +173,8 @@ export async function startConveyor(
         instanceId,
         recordError,
         onChange: () => {
-          notifierLoop.wake();
-          taskDispatcher.announceWork();
+          signals.emit("status-owed");
+          signals.emit("work-available");
         },
       });
       const publisherLoop =
@@ -216,7 +198,7 @@ export async function startConveyor(
         appId: github.app.appId,
         instanceId,
         recordError,
-        onChange: () => notifierLoop.wake(),
+        onChange: () => signals.emit("status-owed"),
       });
       // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
       const mergerLoop = createLoop({
@@ -230,41 +212,18 @@ export async function startConveyor(
       // review them.
       const onChange = () => {
         notifierLoop.wake();
-        taskDispatcher.announceWork();
         publisherLoop?.wake();
         mergerLoop.wake();
       };
-      onTasksChanged = onChange;
-      runnerRoutes = createRunnerRoutes({
-        db: database.db,
-        logger,
-        dispatcher: taskDispatcher,
-        timings,
-        policies: createFramePolicies(options.rateLimits, {
-          rateLimited: (tier) => metrics.frameRateLimited(tier),
-          invalidFrame: () => metrics.frameInvalid(),
-          closedForViolations: () => metrics.violationDisconnect(),
-        }),
-        recordError,
-        async authenticate(token) {
-          const runner = await findRunnerByToken(database.db, token);
-          return (
-            runner && {
-              runnerId: runner.runnerId,
-              name: runner.name,
-              capabilities: runner.capabilities,
-            }
-          );
-        },
-        onChange,
-      });
+      onTasksChanged = () => signals.emit("tasks-changed");
+      runnerRoutes = dispatch.routes;
       const reconciler = createReconciler({
         db: database.db,
         gateway,
         logger,
         instanceId,
         recordError,
-        onChange,
+        onChange: () => signals.emit("tasks-changed"),
       });
       const reconcileLoop = createLoop({
         name: "reconciler",
