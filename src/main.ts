@@ -22,11 +22,9 @@ import type { ApiRateLimits } from "./http/api-rate-limiter.ts";
 import { createHttpApp } from "./http/create-http-app.ts";
 import { createOpsApi } from "./http/create-ops-api.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createLoop, type Loop } from "./loops/create-loop.ts";
-import { createMerger } from "./loops/merger.ts";
-import { createNotifier } from "./loops/notifier.ts";
-import { createPublisher } from "./loops/publisher.ts";
-import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
+import type { Loop } from "./loops/create-loop.ts";
+import { createLoops } from "./loops/create-loops.ts";
+import type { ReconcileReport } from "./loops/reconciler.ts";
 import { createObservability } from "./metrics/create-observability.ts";
 import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
 import { removeServerInfo, writeServerInfo } from "./server-info.ts";
@@ -131,30 +129,11 @@ export async function startConveyor(
       commandsPerMinute: options.commandsPerMinute,
     });
     if (github.app) {
-      const { gateway, installationOctokit } = github.app;
       alertIssues = github.app.alertIssues;
-      const notifier = createNotifier({
-        db: database.db,
-        gateway,
-        logger,
-        agingMs: config.agingMs,
-        // The merger is built below; `/status` on a PR only runs once everything has started.
-        describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
-      });
-      const notifierLoop: Loop = createLoop({
-        name: "notifier",
-        intervalMs: options.notifierIntervalMs ?? 2_000,
-        logger,
-        onError: (error) => recordError("loop:notifier", error),
-        body: async () => {
-          // A full batch means there is more: go again at once.
-          if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
-        },
-      });
       const dispatch = createDispatch({
         database,
         logger,
-        gateway,
+        gateway: github.app.gateway,
         agingMs: config.agingMs,
         timings,
         rateLimits: options.rateLimits,
@@ -162,84 +141,27 @@ export async function startConveyor(
         recordError,
         signals,
       });
-      const taskDispatcher = dispatch.dispatcher;
-      dispatcher = taskDispatcher;
-      await dispatch.start();
-      signals.on("status-owed", () => notifierLoop.wake());
-      const publisher = createPublisher({
-        db: database.db,
-        logger,
-        pullRequests: github.app.pullRequests,
-        instanceId,
-        recordError,
-        onChange: () => {
-          signals.emit("status-owed");
-          signals.emit("work-available");
-        },
-      });
-      const publisherLoop =
-        options.publishPullRequests === false
-          ? undefined
-          : createLoop({
-              name: "publisher",
-              intervalMs: options.notifierIntervalMs ?? 2_000,
-              logger,
-              onError: (error) => recordError("loop:publisher", error),
-              body: async () => {
-                await publisher.runOnce();
-              },
-            });
-      const merger = createMerger({
-        db: database.db,
-        logger,
-        gateway,
-        prFacts: github.app.prFacts,
-        installationOctokit,
-        appId: github.app.appId,
-        instanceId,
-        recordError,
-        onChange: () => signals.emit("status-owed"),
-      });
-      // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
-      const mergerLoop = createLoop({
-        name: "merger",
-        intervalMs: options.mergerIntervalMs ?? 60_000,
-        logger,
-        onError: (error) => recordError("loop:merger", error),
-        body: () => merger.runOnce(),
-      });
-      // Anything that changed tasks: rewrite status comments, offer work, write pull requests,
-      // review them.
-      const onChange = () => {
-        notifierLoop.wake();
-        publisherLoop?.wake();
-        mergerLoop.wake();
-      };
-      onTasksChanged = () => signals.emit("tasks-changed");
+      dispatcher = dispatch.dispatcher;
       runnerRoutes = dispatch.routes;
-      const reconciler = createReconciler({
+      await dispatch.start();
+      const background = createLoops({
+        ...github.app,
         db: database.db,
-        gateway,
         logger,
         instanceId,
+        agingMs: config.agingMs,
+        reconcileIntervalMs: config.reconcileIntervalMs,
+        reconcileOnStart: options.reconcileOnStart,
+        notifierIntervalMs: options.notifierIntervalMs,
+        mergerIntervalMs: options.mergerIntervalMs,
+        publishPullRequests: options.publishPullRequests,
         recordError,
-        onChange: () => signals.emit("tasks-changed"),
+        signals,
       });
-      const reconcileLoop = createLoop({
-        name: "reconciler",
-        intervalMs: config.reconcileIntervalMs,
-        initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
-        logger,
-        onError: (error) => recordError("loop:reconciler", error),
-        body: async () => {
-          await reconciler.runOnce();
-        },
-      });
-      loops.push(notifierLoop, reconcileLoop, mergerLoop);
-      if (publisherLoop) loops.push(publisherLoop);
-      reconcile = () => reconciler.runOnce();
-      signals.on("tasks-changed", onChange);
-      signals.on("pull-request-activity", () => mergerLoop.wake());
+      background.start();
+      loops.push({ wake: () => {}, firstRun: Promise.resolve(), stop: () => background.stop() });
+      reconcile = () => background.reconcile();
+      onTasksChanged = () => signals.emit("tasks-changed");
     }
 
     const apiAuth = createApiAuth({
