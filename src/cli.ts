@@ -4,10 +4,10 @@ import { migrate } from "../db/migrate.ts";
 import { runExportCommand, runImportCommand } from "./cli/backup-command.ts";
 import { runDoctorCommand } from "./cli/doctor-command.ts";
 import { runRunnersCommand } from "./cli/runners-command.ts";
+import { runStartCommand } from "./cli/start-command.ts";
 import { runTasksCommand } from "./cli/tasks-command.ts";
 import { runTokensCommand } from "./cli/tokens-command.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { main } from "./main.ts";
 
 const USAGE = `Usage: conveyor <command>
 
@@ -48,7 +48,7 @@ export async function cli(argv: string[]): Promise<void> {
   loadDotEnv();
   switch (command) {
     case "start":
-      return main();
+      return runStartCommand();
     case "migrate":
       return runMigrate();
     case "runners":

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
+import type { Config } from "../config.ts";
 import { repoRef } from "../core/github-objects.ts";
 import type { GitHubGateway, RecordError, Signals } from "../core/ports.ts";
 import type { TierLimits } from "../core/rate-limit.ts";
@@ -21,11 +22,10 @@ export interface DispatchDeps {
   logger: Logger;
   /** Where a task's runner clones from, at which commit, with which read-only token. */
   gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
-  agingMs: number;
+  config: Pick<Config, "agingMs">;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
   timings: DispatchTimings;
-  /** Per-tier frame limits per minute; tests and benchmarks raise them. */
-  rateLimits?: TierLimits | undefined;
+  options: DispatchOptions;
   metrics: DispatchMetrics;
   recordError: RecordError;
   /**
@@ -33,6 +33,11 @@ export interface DispatchDeps {
    * moved tasks and `tasks-changed` when a runner's frame did.
    */
   signals: Signals;
+}
+
+export interface DispatchOptions {
+  /** Per-tier frame limits per minute; tests and benchmarks raise them. */
+  rateLimits?: TierLimits | undefined;
 }
 
 export interface Dispatch {
@@ -51,7 +56,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
   const dispatcher = createDispatcher({
     database,
     logger,
-    agingMs: deps.agingMs,
+    agingMs: deps.config.agingMs,
     timings,
     onChange: () => signals.emit("status-owed"),
     onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
@@ -78,7 +83,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     logger,
     dispatcher,
     timings,
-    policies: createFramePolicies(deps.rateLimits, {
+    policies: createFramePolicies(deps.options.rateLimits, {
       rateLimited: (tier) => metrics.frameRateLimited(tier),
       invalidFrame: () => metrics.frameInvalid(),
       closedForViolations: () => metrics.violationDisconnect(),

@@ -109,7 +109,7 @@ describe("the GitHub subsystem", () => {
       },
       recordError: () => {},
       signals,
-      octokitOptions: OCTOKIT,
+      options: { octokitOptions: OCTOKIT },
     });
     return { built, counted, heard };
   }
@@ -171,6 +171,7 @@ describe("the GitHub subsystem", () => {
       metrics: { githubRequest: () => {}, githubRateLimit: () => {}, webhook: () => {} },
       recordError: () => {},
       signals: createSignals(),
+      options: {},
     });
     expect(built.app).toBeUndefined();
     expect(built.webhooks).toBeUndefined();

@@ -32,13 +32,17 @@ export interface GitHubDeps {
   recordError: RecordError;
   /** Webhooks emit `tasks-changed` and `pull-request-activity`. */
   signals: Signals;
+  options: GitHubOptions;
+}
+
+export interface GitHubOptions {
   /**
    * Extra Octokit options for Probot's clients. Tests turn retries and throttling off so a simulated
    * 500 answers at once instead of after minutes of backoff.
    */
   octokitOptions?: Record<string, unknown> | undefined;
   /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
-  writesPerMinute?: number | undefined;
+  githubWritesPerMinute?: number | undefined;
   /** Slash-command comments one person may write per minute (default 10). */
   commandsPerMinute?: number | undefined;
 }
@@ -69,7 +73,7 @@ export interface GitHub {
  * it serves Probot's setup flow instead, and the subsystems that need the App are left out.
  */
 export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
-  const { config, logger, metrics, signals } = deps;
+  const { config, logger, metrics, signals, options } = deps;
   if (!config.github) {
     logger.warn(
       "GitHub App not configured (APP_ID, PRIVATE_KEY): serving the setup flow at /probot",
@@ -91,11 +95,11 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     // only a function can switch throttling off (tests do).
     Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
       ...defaults,
-      ...deps.octokitOptions,
+      ...options.octokitOptions,
     })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
   });
   // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
-  const pacer = createWritePacer({ perMinute: deps.writesPerMinute });
+  const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
   const installationOctokit = async (installationId: number) => {
     const octokit = await probot.auth(installationId);
     octokit.hook.before("request", pacer.hook);
@@ -116,7 +120,7 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
         appId: config.github.appId,
         onPullRequestActivity: () => signals.emit("pull-request-activity"),
         recordError: deps.recordError,
-        commandsPerMinute: deps.commandsPerMinute,
+        commandsPerMinute: options.commandsPerMinute,
       }),
       { probot },
     ),

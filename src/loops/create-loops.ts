@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
-import type { Db } from "../../db/client.ts";
+import type { Database } from "../../db/client.ts";
+import type { Config } from "../config.ts";
 import type {
   GitHubGateway,
   PullRequestFactsReader,
@@ -17,21 +18,16 @@ import { createReconciler, type ReconcileReport } from "./reconciler.ts";
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
 export interface LoopsDeps {
-  db: Db;
+  database: Pick<Database, "db">;
   logger: Logger;
   /** Names this instance as the holder of the publisher's, merger's and reconciler's leases. */
   instanceId: string;
-  /** The queue's aging interval, for the positions status comments show. */
-  agingMs: number;
-  /** How often reconciliation runs (it also runs at start-up unless `reconcileOnStart` is false). */
-  reconcileIntervalMs: number;
-  reconcileOnStart?: boolean | undefined;
-  /** How often the notifier and the publisher look for work without being woken (default 2 s). */
-  notifierIntervalMs?: number | undefined;
-  /** How often open Conveyor PRs are re-evaluated without an event (default 60 s). */
-  mergerIntervalMs?: number | undefined;
-  /** Write pull requests from results (default); off leaves results in `pushed`. */
-  publishPullRequests?: boolean | undefined;
+  /**
+   * The queue's aging interval (for the positions status comments show), and how often
+   * reconciliation runs.
+   */
+  config: Pick<Config, "agingMs" | "reconcileIntervalMs">;
+  options: LoopsOptions;
   // The GitHub ports.
   appId: number;
   gateway: GitHubGateway;
@@ -44,6 +40,20 @@ export interface LoopsDeps {
    * `pull-request-activity`; they emit `status-owed`, `work-available` and `tasks-changed`.
    */
   signals: Signals;
+}
+
+export interface LoopsOptions {
+  /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
+  reconcileOnStart?: boolean | undefined;
+  /** How often the notifier and the publisher look for work without being woken (default 2 s). */
+  notifierIntervalMs?: number | undefined;
+  /** How often open Conveyor PRs are re-evaluated without an event (default 60 s). */
+  mergerIntervalMs?: number | undefined;
+  /**
+   * Write pull requests from results (default). Off leaves results in `pushed`: for measuring or
+   * testing dispatch alone.
+   */
+  publishPullRequests?: boolean | undefined;
 }
 
 export interface Loops {
@@ -61,12 +71,13 @@ export interface Loops {
  * each loop's interval is the resync that makes a missed signal harmless.
  */
 export function createLoops(deps: LoopsDeps): Loops {
-  const { db, logger, gateway, instanceId, recordError, signals } = deps;
+  const { logger, gateway, instanceId, recordError, signals, config, options } = deps;
+  const { db } = deps.database;
   const notifier = createNotifier({
     db,
     gateway,
     logger,
-    agingMs: deps.agingMs,
+    agingMs: config.agingMs,
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({
@@ -118,7 +129,7 @@ export function createLoops(deps: LoopsDeps): Loops {
         await body();
       },
     });
-  const notifierIntervalMs = deps.notifierIntervalMs ?? 2_000;
+  const notifierIntervalMs = options.notifierIntervalMs ?? 2_000;
 
   return {
     reconcile: () => reconciler.runOnce(),
@@ -129,15 +140,15 @@ export function createLoops(deps: LoopsDeps): Loops {
       });
       running = {
         notifier: notifierLoop,
-        ...(deps.publishPullRequests === false
+        ...(options.publishPullRequests === false
           ? {}
           : { publisher: loop("publisher", notifierIntervalMs, () => publisher.runOnce()) }),
         // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
-        merger: loop("merger", deps.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
+        merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
         reconciler: createLoop({
           name: "reconciler",
-          intervalMs: deps.reconcileIntervalMs,
-          initialDelayMs: deps.reconcileOnStart === false ? deps.reconcileIntervalMs : 0,
+          intervalMs: config.reconcileIntervalMs,
+          initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
           logger,
           onError: (error) => recordError("loop:reconciler", error),
           body: async () => {

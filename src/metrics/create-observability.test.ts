@@ -25,7 +25,7 @@ describe("the observability subsystem", () => {
   it("counts an error at once and writes its event by the time it stops", async () => {
     const { database, written } = fakeDatabase();
     const at = Date.parse("2025-01-02T03:04:05.000Z");
-    const observability = createObservability({ database, logger, now: () => at });
+    const observability = createObservability({ database, logger, options: { now: () => at } });
     observability.recordError("loop:notifier", new Error("GitHub said 502"), { taskId: "t1" });
 
     const counter = observability.metrics.registry.getSingleMetric("conveyor_errors_total");
@@ -46,7 +46,7 @@ describe("the observability subsystem", () => {
 
   it("stops at once when nothing was recorded", async () => {
     const { database, written } = fakeDatabase();
-    await createObservability({ database, logger }).stop();
+    await createObservability({ database, logger, options: {} }).stop();
     expect(written).toEqual([]);
   });
 });

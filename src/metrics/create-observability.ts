@@ -7,7 +7,11 @@ import { createErrorRecorder } from "./error-recorder.ts";
 export interface ObservabilityDeps {
   database: Database;
   logger: Logger;
-  /** The error recorder's clock (tests move it). */
+  options: ObservabilityOptions;
+}
+
+export interface ObservabilityOptions {
+  /** The error recorder's, alerter's and sampler's clock (tests move it). */
   now?: Clock | undefined;
 }
 
@@ -23,7 +27,7 @@ export interface Observability {
 /** The metrics registry and the error recorder: built early, because every subsystem uses them. */
 export function createObservability(deps: ObservabilityDeps): Observability {
   const { database, logger } = deps;
-  const clock = deps.now ?? Date.now;
+  const clock = deps.options.now ?? Date.now;
   const metrics = createMetrics({ database, logger });
   const errors = createErrorRecorder({
     db: database.db,

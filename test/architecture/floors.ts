@@ -31,8 +31,10 @@ export const FLOORS: readonly Floor[] = [
   { name: "http", rooms: ["src/http"] },
   { name: "views", rooms: ["src/metrics", "src/dashboard"] },
   { name: "github", rooms: ["src/github"] },
-  // The composition root and the operator's CLI commands, then the entry points.
-  { name: "root", rooms: ["src/main.ts", "src/cli"] },
+  // The composition root (and the options it takes), the operator's commands, the entry points.
+  { name: "options", rooms: ["src/start-options.ts"] },
+  { name: "root", rooms: ["src/main.ts"] },
+  { name: "cli", rooms: ["src/cli"] },
   { name: "entry", rooms: ["src/cli.ts", "runners"] },
 ];
 

@@ -49,8 +49,9 @@ describe("the dispatch subsystem, built alone", () => {
           return { value: "ghs_read_only", expiresAt: "2999-01-01T00:00:00Z" };
         },
       },
-      agingMs: 30 * 60_000,
+      config: { agingMs: 30 * 60_000 },
       timings: DEFAULT_TIMINGS,
+      options: {},
       metrics: {
         dispatchSent: (lane) => sent.push(lane),
         frameRateLimited: () => {},

@@ -62,14 +62,12 @@ describe("the loops subsystem, built alone", () => {
       },
     });
     loops = createLoops({
-      db: watched,
+      database: { db: watched },
       logger: pino({ level: "silent" }),
       instanceId: "loops-test",
-      agingMs: 30 * 60_000,
       // Only start-up and signals make a loop run within a test.
-      reconcileIntervalMs: HOUR,
-      notifierIntervalMs: HOUR,
-      mergerIntervalMs: HOUR,
+      config: { agingMs: 30 * 60_000, reconcileIntervalMs: HOUR },
+      options: { notifierIntervalMs: HOUR, mergerIntervalMs: HOUR },
       appId: 1,
       gateway,
       pullRequests: { write: unused("pullRequests.write") },
