@@ -94,7 +94,7 @@ const PR_VERDICT_VERBS = new Set([
 ]);
 
 /**
- * Slash commands in a comment (design §7): checks the grammar, the author's permission and the
+ * Slash commands in a comment: checks the grammar, the author's permission and the
  * per-person rate limit, carries out each command in one transaction with the comment's id (so a
  * redelivered event does nothing twice), and leaves the feedback (👀, then 👍 or 👎 with a reply)
  * for the notifier to post.

@@ -18,7 +18,7 @@ export const FLOOR_PROTECTED_PATHS = [
   ".github/CODEOWNERS",
 ] as const;
 
-/** Default `merge.protected_paths` (design §6). Setting the key replaces this list. */
+/** Default `merge.protected_paths` (docs/merge-policy.md). Setting the key replaces this list. */
 export const DEFAULT_PROTECTED_PATHS = [
   ".github/**",
   REPO_CONFIG_PATH,
