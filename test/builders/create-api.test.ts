@@ -6,7 +6,7 @@ import { createSignals } from "../../src/core/signals.ts";
 import type { RunnerConnection } from "../../src/dispatch/dispatcher.ts";
 import type { ApiEnv } from "../../src/http/admin-auth.ts";
 import { createApi } from "../../src/http/create-api.ts";
-import { createTask, upsertRepository } from "../../src/store/tasks.ts";
+import { seedQueuedTask } from "../helpers/seed-task.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 
 const ADMIN = "admin-token-for-the-api-builder-test";
@@ -74,27 +74,12 @@ describe("the admin API subsystem, built alone", () => {
   });
 
   it("wakes the loops and the live views when an operator changes a task", async () => {
-    await upsertRepository(database.db, {
+    const task = await seedQueuedTask(database.db, {
       repositoryId: 12,
       installationId: 3,
-      fullName: "acme/widgets",
+      issueNumber: 8,
+      title: "Cancel me",
     });
-    const { task } = await createTask(
-      database.db,
-      {
-        repositoryId: 12,
-        installationId: 3,
-        issueNumber: 8,
-        title: "Cancel me",
-        body: "",
-        lane: "normal",
-        capabilities: [],
-        maxAttempts: 3,
-        limits: {},
-        queuedBy: "octocat",
-      },
-      "label added",
-    );
     expect(heard).toEqual([]);
     const cancelled = await call("POST", `/tasks/${task.taskId}/cancel`, { reason: "not needed" });
     expect(cancelled.status).toBe(200);

@@ -4,7 +4,7 @@ import { createSignals } from "../../src/core/signals.ts";
 import { createDashboard, type Dashboard } from "../../src/dashboard/create-dashboard.ts";
 import type { DashboardClient } from "../../src/dashboard/dashboard-hub.ts";
 import { createApiAuth } from "../../src/http/admin-auth.ts";
-import { createTask, upsertRepository } from "../../src/store/tasks.ts";
+import { seedQueuedTask } from "../helpers/seed-task.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -37,11 +37,6 @@ describe("the dashboard subsystem, built alone", () => {
       signals,
     });
     await dashboard.start();
-    await upsertRepository(database.db, {
-      repositoryId: 21,
-      installationId: 2,
-      fullName: "acme/widgets",
-    });
   });
   afterAll(async () => {
     await dashboard?.stop();
@@ -49,22 +44,12 @@ describe("the dashboard subsystem, built alone", () => {
   });
 
   const queueTask = () =>
-    createTask(
-      database.db,
-      {
-        repositoryId: 21,
-        installationId: 2,
-        issueNumber: ++issues,
-        title: `Task ${issues}`,
-        body: "",
-        lane: "normal",
-        capabilities: [],
-        maxAttempts: 3,
-        limits: {},
-        queuedBy: "octocat",
-      },
-      "label added",
-    );
+    seedQueuedTask(database.db, {
+      repositoryId: 21,
+      installationId: 2,
+      issueNumber: ++issues,
+      title: `Task ${issues}`,
+    });
 
   it("serves its pages under /dashboard", async () => {
     const page = await dashboard.routes.request("/dashboard/sign-in");

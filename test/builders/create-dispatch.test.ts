@@ -10,8 +10,8 @@ import { createSignals } from "../../src/core/signals.ts";
 import { createDispatch, type Dispatch } from "../../src/dispatch/create-dispatch.ts";
 import { DEFAULT_TIMINGS, DISPATCH_CHANNEL } from "../../src/dispatch/dispatcher.ts";
 import { createRunner } from "../../src/store/runners.ts";
-import { createTask, upsertRepository } from "../../src/store/tasks.ts";
 import { connectRunner } from "../helpers/fake-runner.ts";
+import { seedQueuedTask } from "../helpers/seed-task.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/test-database.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -96,27 +96,12 @@ describe("the dispatch subsystem, built alone", () => {
       tier: "normal",
     });
     const runner = await connectRunner(url, token);
-    await upsertRepository(database.db, {
+    await seedQueuedTask(database.db, {
       repositoryId: 77,
       installationId: 5,
-      fullName: "acme/widgets",
+      issueNumber: 12,
+      title: "Add a widget",
     });
-    await createTask(
-      database.db,
-      {
-        repositoryId: 77,
-        installationId: 5,
-        issueNumber: 12,
-        title: "Add a widget",
-        body: "",
-        lane: "normal",
-        capabilities: [],
-        maxAttempts: 3,
-        limits: {},
-        queuedBy: "octocat",
-      },
-      "label added",
-    );
     signals.emit("work-available");
     const assign = await runner.next("assign");
     expect(assign.repo).toMatchObject({
