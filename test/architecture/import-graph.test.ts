@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,5 +97,24 @@ describe("the layering check on a fixture tree", () => {
   it("reports a package the core may not use, and a file on no floor", () => {
     expect(messages("package")).toEqual(["src/core/leaky.ts imports pino (core)"]);
     expect(messages("no floor")).toEqual(["src/stray/thing.ts is in no room of any floor"]);
+  });
+});
+
+describe("the floors in docs/architecture.md", () => {
+  it("are the floors the test holds the code to, top floor first", () => {
+    const doc = readFileSync(join(ROOT, "docs/architecture.md"), "utf8");
+    const section = doc.split("## Rooms and what each may touch")[1]?.split("\n## ")[0] ?? "";
+    // The section's first table.
+    const lines = section.split("\n");
+    const start = lines.findIndex((line) => line.startsWith("| floor"));
+    const end = lines.findIndex((line, i) => i > start && !line.startsWith("|"));
+    const rows = lines.slice(start + 2, end).map((line) => {
+      const [name = "", rooms = ""] = line.split("|").slice(1, 3);
+      const named = [...rooms.matchAll(/`([^`]+)`/g)].map((m) => (m[1] ?? "").replace(/\/$/, ""));
+      return { name: name.trim(), rooms: named };
+    });
+    expect(rows).toEqual(
+      [...FLOORS].reverse().map((floor) => ({ name: floor.name, rooms: [...floor.rooms] })),
+    );
   });
 });
