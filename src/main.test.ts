@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { Lifecycle } from "./lifecycle.ts";
@@ -38,6 +39,14 @@ describe("the composition root's start-up order", () => {
       "dashboard",
       "http listener",
     ]);
+  });
+
+  it("is the order docs/architecture.md gives", () => {
+    const doc = readFileSync(new URL("../docs/architecture.md", import.meta.url), "utf8");
+    const section = doc.split("### Start-up and shutdown order")[1]?.split("\n## ")[0] ?? "";
+    const documented = [...section.matchAll(/^\| \d+ \| `([^`]+)`/gm)].map((m) => m[1]);
+    const { subsystems } = fakeSubsystems({ withGitHub: true });
+    expect(documented).toEqual(startupOrder(subsystems).map(([name]) => name));
   });
 
   it("shuts down in exactly the reverse order", async () => {
