@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
@@ -15,7 +15,12 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "runners/**/*.test.ts", "demo/**/*.test.ts"],
+          include: [
+            "src/**/*.test.ts",
+            "runners/**/*.test.ts",
+            "demo/**/*.test.ts",
+            "test/architecture/**/*.test.ts",
+          ],
         },
       },
       {
@@ -23,6 +28,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts", "db/**/*.test.ts"],
+          // Reads source files only: no database needed.
+          exclude: [...configDefaults.exclude, "test/architecture/**"],
           // Starts a throwaway PostgreSQL cluster unless TEST_DATABASE_URL is set, and migrates a
           // template database that every test file clones.
           globalSetup: ["test/helpers/global-setup.ts"],

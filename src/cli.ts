@@ -46,7 +46,7 @@ export async function cli(argv: string[]): Promise<void> {
   loadDotEnv();
   switch (command) {
     case "start":
-      return (await import("./main.ts")).main();
+      return (await import("./cli/start-command.ts")).runStartCommand();
     case "migrate":
       return runMigrate();
     case "runners":

@@ -185,3 +185,8 @@ export function loadConfig(
     agingMs: e.CONVEYOR_AGING_MINUTES * 60_000,
   };
 }
+
+/** The host to put in a URL for this server: a wildcard listen address is not something to type. */
+export function displayHost(host: string): string {
+  return host === "0.0.0.0" || host === "::" ? "localhost" : host;
+}

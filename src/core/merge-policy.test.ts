@@ -1,5 +1,19 @@
 import { describe, expect, it } from "vitest";
 import {
+  approval,
+  MERGE_POLICY_CASES as cases,
+  check,
+  cleanTier1,
+  config,
+  file,
+  hunk,
+  makeTier2,
+  minutesAfter,
+  OLD,
+  OTHER,
+  review,
+} from "../../test/fixtures/merge-policy-cases.ts";
+import {
   classifyTier,
   evaluateMergePolicy,
   HOLD_LABELS,
@@ -15,20 +29,6 @@ import {
   riskLabel,
   type Verdict,
 } from "./merge-policy.ts";
-import {
-  approval,
-  MERGE_POLICY_CASES as cases,
-  check,
-  cleanTier1,
-  config,
-  file,
-  hunk,
-  makeTier2,
-  minutesAfter,
-  OLD,
-  OTHER,
-  review,
-} from "./merge-policy-cases.ts";
 import { FLOOR_PROTECTED_PATHS } from "./protected-paths.ts";
 import { DEFAULT_PROTECTED_PATHS, DEFAULT_REPO_CONFIG, parseRepoConfig } from "./repo-config.ts";
 

@@ -4,7 +4,7 @@ import { LANES } from "./task-states.ts";
 
 export const REPO_CONFIG_PATH = ".github/conveyor.yml";
 
-/** Default `merge.protected_paths` (design §6). Setting the key replaces this list. */
+/** Default `merge.protected_paths` (docs/merge-policy.md). Setting the key replaces this list. */
 export const DEFAULT_PROTECTED_PATHS = [
   ".github/**",
   REPO_CONFIG_PATH,

@@ -1,6 +1,4 @@
 import type { ProbotOctokit } from "probot";
-import type { FileMode } from "../core/content-rules.ts";
-import type { Permission } from "../core/intake.ts";
 import {
   type CheckFact,
   type ExpectedCheck,
@@ -10,42 +8,10 @@ import {
   SAFETY_CHECK_NAME,
   type StatusFact,
 } from "../core/merge-policy.ts";
+import type { CollectedFacts, FactsRequest } from "../core/ports.ts";
 import { arrayPage, countedPage, readAllPages } from "./read-all-pages.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
-
-export interface FactsRequest {
-  owner: string;
-  repo: string;
-  prNumber: number;
-  /** The commit Conveyor wrote: the only head it may merge. */
-  conveyorHeadSha: string;
-  /** The branch the task was made for: Conveyor merges into no other. */
-  expectedBaseRef: string;
-  /**
-   * The commit the runner started from. The checks that reported on it are expected on the head
-   * too, so a repository without branch protection still waits for its usual CI. Omitted: none.
-   */
-  baseSha?: string | undefined;
-  /** When that commit was written (checks time out relative to it). */
-  waitingSince: string;
-  appId: number;
-  held: boolean;
-  frozen: { reason: string } | null;
-  verification: PrFacts["verification"];
-  /** `/approve` approvals recorded by the commands module. */
-  approvals: PrFacts["approvals"];
-  permission: (login: string) => Promise<Permission | undefined>;
-  /** The modes Conveyor wrote the change's files with, by path (see `changeSetModes`). */
-  modes?: ReadonlyMap<string, FileMode> | undefined;
-  now?: () => Date;
-}
-
-/** What the collector read besides the policy's facts (the merger adopts update-branch commits with it). */
-export interface CollectedFacts extends PrFacts {
-  /** The tip of the pull request's base branch as read now; "" when unknown. */
-  baseTipSha: string;
-}
 
 /** GitHub lists at most 3,000 files for a pull request; beyond that the picture is incomplete. */
 export const MAX_FILES = 3000;

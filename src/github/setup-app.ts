@@ -1,13 +1,7 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import { DEFAULT_WEBHOOK_PATH } from "../http/create-http-app.ts";
-
-/** A Node request handler in Probot's style: true when it answered the request. */
-export type NodeHandler = (
-  req: IncomingMessage,
-  res: ServerResponse,
-) => // biome-ignore lint/suspicious/noConfusingVoidType: Probot's own handler type returns void
-boolean | void | Promise<boolean | void>;
+import type { NodeHandler } from "../http/node-handler.ts";
 
 type SetupAppFactory = (options: {
   host: string;

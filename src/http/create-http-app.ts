@@ -4,8 +4,8 @@ import { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
-import type { NodeHandler } from "../github/setup-app.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
+import type { NodeHandler } from "./node-handler.ts";
 import { limitWebhookBody } from "./webhook-body-limit.ts";
 
 export interface HttpAppDeps {

@@ -5,8 +5,8 @@ import {
   type FailedCheck,
   type FollowUpDecision,
 } from "../core/follow-up.ts";
+import type { RepoRef } from "../core/github-objects.ts";
 import { type Actor, hasPermission, isBot } from "../core/intake.ts";
-import type { RepoRef } from "../github/github-gateway.ts";
 import { addNotice } from "../store/notices.ts";
 import {
   findOpenPullRequestsByHead,

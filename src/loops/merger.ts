@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
 import { isRequestedUpdate } from "../core/branch-update.ts";
+import { repoRef } from "../core/github-objects.ts";
 import {
   type ApprovalFact,
   evaluateMergePolicy,
@@ -11,11 +12,13 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
+import type {
+  CollectedFacts,
+  GitHubGateway,
+  PullRequestFactsReader,
+} from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
-import type { GitHubGateway } from "../github/github-gateway.ts";
-import { repoRef } from "../github/github-gateway.ts";
-import { type CollectedFacts, collectPrFacts } from "../github/pr-facts.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
@@ -41,6 +44,7 @@ export interface MergerDeps {
   db: Db;
   logger: Logger;
   gateway: GitHubGateway;
+  prFacts: PullRequestFactsReader;
   installationOctokit: (installationId: number) => Promise<Octokit>;
   appId: number;
   instanceId: string;
@@ -324,7 +328,7 @@ export function createMerger(deps: MergerDeps): {
         via: "command",
       });
     }
-    const facts = await collectPrFacts(octokit, {
+    const facts = await deps.prFacts.read(c.installation_id, {
       owner: ref.owner,
       repo: ref.repo,
       prNumber: c.pr_number,
