@@ -1233,7 +1233,8 @@ const RESULT_ICONS: Record<RuleResult, string> = {
  *   as a failed check and fail other tools' required-check gates while a person simply has not
  *   approved yet);
  * - `blocked` → completed, `neutral` when only hand-over rules failed (tier 3, someone else's
- *   commit, draft, hold, freeze: Conveyor will not merge, a person may), else `failure`.
+ *   commit, another base, draft, hold, freeze, `merge.mode: report`: Conveyor will not merge, a
+ *   person may), else `failure`.
  */
 export function renderSafetyCheck(verdict: Verdict): SafetyCheck {
   const { status, conclusion, headline } = checkOutcome(verdict);
