@@ -89,7 +89,8 @@ export async function startConveyor(
   config: Config,
   options: StartOptions = {},
 ): Promise<RunningConveyor> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const logger =
+    options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const store = await createStore({ config, logger });
   const built = await build(config, options, logger, store).catch(async (error: unknown) => {
     await store.stop();

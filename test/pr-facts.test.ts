@@ -1,8 +1,8 @@
 import type { ProbotOctokit } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { evaluateMergePolicy } from "../src/core/merge-policy.ts";
-import { DEFAULT_REPO_CONFIG } from "../src/core/repo-config.ts";
 import type { CollectedFacts, FactsRequest } from "../src/core/ports.ts";
+import { DEFAULT_REPO_CONFIG } from "../src/core/repo-config.ts";
 import { collectPrFacts } from "../src/github/pr-facts.ts";
 import type { GitHubSimulator } from "./github-sim/create-github-simulator.ts";
 import {

@@ -4,8 +4,8 @@
  * fakes. Nothing here may import anything but other `src/core` modules and the wire protocol.
  */
 import type { ChangeSet } from "../protocol/messages.ts";
-import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
 import type { FileMode } from "./content-rules.ts";
+import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
 import type { Actor, Permission } from "./intake.ts";
 import type { PrFacts } from "./merge-policy.ts";
 import type { RepoConfigResult } from "./repo-config.ts";

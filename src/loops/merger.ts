@@ -12,11 +12,7 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
-import type {
-  CollectedFacts,
-  GitHubGateway,
-  PullRequestFactsReader,
-} from "../core/ports.ts";
+import type { CollectedFacts, GitHubGateway, PullRequestFactsReader } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
 import { standingApprovals } from "../store/commands.ts";
