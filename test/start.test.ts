@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { SETUP_MODE_MESSAGE } from "../src/startup-message.ts";
+import { SETUP_MODE_MESSAGE } from "../src/http/startup-message.ts";
 import { htmlProblems } from "./helpers/html-problems.ts";
 import { type ConveyorProcess, spawnConveyor } from "./helpers/spawn-conveyor.ts";
 import { createTestDatabase } from "./helpers/test-database.ts";

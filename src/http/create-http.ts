@@ -10,9 +10,9 @@ import { MAX_FRAME_BYTES } from "../core/frame-violations.ts";
 import type { RecordError } from "../core/ports.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { removeServerInfo, writeServerInfo } from "../server-info.ts";
-import { logStartupMessage } from "../startup-message.ts";
 import { createHttpApp } from "./create-http-app.ts";
 import type { NodeHandler } from "./node-handler.ts";
+import { logStartupMessage } from "./startup-message.ts";
 
 /** A group of routes and where it is mounted; absent groups (no GitHub App) are skipped. */
 // biome-ignore lint/suspicious/noExplicitAny: route groups differ in their Hono environment

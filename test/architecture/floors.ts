@@ -18,6 +18,8 @@ export const FLOORS: readonly Floor[] = [
   // Pure decisions, domain types and the ports (interfaces) the features need.
   { name: "core", rooms: ["src/core"], packages: ["zod"] },
   { name: "config", rooms: ["src/config.ts"] },
+  // How a log record reads on a terminal (the logger below uses it).
+  { name: "log format", rooms: ["src/format-log-line.ts"] },
   // Process plumbing: the database client and schema, the logger, the server-info file.
   { name: "platform", rooms: ["db", "src/logger.ts", "src/server-info.ts", "src/lifecycle.ts"] },
   // SQL, one module per table family.

@@ -1,4 +1,4 @@
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../logger.ts";
 
 /** What the start-up message tells: facts known once the server listens. */
 export interface StartupFacts {
