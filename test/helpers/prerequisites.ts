@@ -115,11 +115,18 @@ export const PREREQUISITES: readonly Prerequisite[] = [
     override: "PROMTOOL_PATH",
     find: (env) => findExecutable("PROMTOOL_PATH", ["promtool"], env),
   },
+  {
+    name: "kubectl",
+    neededBy: "test/deploy.test.ts (renders deploy/kubernetes with kubectl kustomize)",
+    debianPackage: "kubernetes-client",
+    override: "KUBECTL_PATH",
+    find: (env) => findExecutable("KUBECTL_PATH", ["kubectl"], env),
+  },
 ];
 
 /** Looks up one prerequisite by name and returns its path, or throws the message `npm test` gives. */
 export function requirePrerequisite(
-  name: "Chromium" | "promtool",
+  name: "Chromium" | "promtool" | "kubectl",
   env: NodeJS.ProcessEnv = process.env,
 ): string {
   const prerequisite = PREREQUISITES.find((p) => p.name === name)!;

@@ -1,0 +1,466 @@
+/**
+ * The deploy files (Dockerfile, runners/Dockerfile, compose.yaml, deploy/kubernetes) on a machine
+ * without a container engine or a cluster: each is checked against its published schema, and the
+ * server's Dockerfile is replayed step by step in a clean directory, then started as its CMD says.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv } from "ajv";
+import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
+import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import type { IService } from "kubernetes-models/v1/Service";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import {
+  dockerignore,
+  hostPath,
+  type RunStep,
+  replayDockerfile,
+  type Stage,
+} from "./helpers/dockerfile.ts";
+import {
+  type KubernetesObject,
+  kustomize,
+  schemaProblems,
+  unknownFields,
+} from "./helpers/kubernetes-objects.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const at = (path: string) => join(ROOT, path);
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+function temporaryDirectory(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+describe("compose.yaml", () => {
+  const schema = JSON.parse(
+    readFileSync(at("test/fixtures/compose-spec/compose-spec.json"), "utf8"),
+  );
+  // The schema names its draft by an https URL Ajv does not know; it is draft-07, Ajv's default.
+  delete schema.$schema;
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  const problems = (document: unknown) =>
+    validate(document)
+      ? []
+      : (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}`);
+  const compose = parse(readFileSync(at("compose.yaml"), "utf8"));
+
+  it("is valid against the Compose Specification's JSON Schema", () => {
+    expect(problems(compose)).toEqual([]);
+  });
+
+  it("fails the schema with a misspelt or mistyped key", () => {
+    const misspelt = structuredClone(compose);
+    misspelt.services.server.restart_policy = "always";
+    expect(problems(misspelt).join("\n")).toContain("must NOT have additional properties");
+    const mistyped = structuredClone(compose);
+    mistyped.services.db.volumes = "postgres-data:/var/lib/postgresql/data";
+    expect(problems(mistyped)).not.toEqual([]);
+  });
+
+  it("runs PostgreSQL 16 on a volume, the server from .env, and a runner that never reads .env", () => {
+    const { db, server, runner } = compose.services;
+    expect(Object.keys(compose.services).sort()).toEqual(["db", "runner", "server"]);
+    expect(db.image).toMatch(/^postgres:16(\b|-)/);
+    expect(db.volumes).toContain("postgres-data:/var/lib/postgresql/data");
+    expect(Object.keys(compose.volumes)).toContain("postgres-data");
+    expect(server.build).toMatchObject({ context: ".", dockerfile: "Dockerfile" });
+    expect(server.env_file).toEqual([{ path: ".env", required: true }]);
+    expect(server.environment.DATABASE_URL).toMatch(/^postgres:\/\/conveyor:\$\{POSTGRES_PASSWORD/);
+    expect(server.depends_on.db.condition).toBe("service_healthy");
+    // The agent inherits the runner's environment: the server's secrets must not be in it.
+    expect(JSON.stringify(runner.env_file)).not.toContain('".env"');
+    expect(runner.environment.CONVEYOR_SERVER_URL).toBe("http://server:3000");
+    // What bubblewrap needs inside a container (runners/README.md).
+    expect(runner.security_opt).toEqual(
+      expect.arrayContaining([
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "systempaths=unconfined",
+      ]),
+    );
+    expect(runner.cap_drop).toEqual(["ALL"]);
+    expect(runner.privileged).toBeUndefined();
+  });
+});
+
+describe("deploy/kubernetes (kubectl kustomize)", () => {
+  let objects: KubernetesObject[];
+  beforeAll(() => {
+    objects = kustomize(at("deploy/kubernetes"));
+  });
+  const find = <T>(kind: string, name: string): T => {
+    const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+    if (!found) throw new Error(`no ${kind}/${name} in the rendered objects`);
+    return found as unknown as T;
+  };
+  const deployment = (name: string) => find<IDeployment>("Deployment", name);
+
+  it("renders the server (Deployment, Service, PodDisruptionBudget), the runner and their settings", () => {
+    expect(
+      objects.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort(),
+    ).toEqual([
+      "ConfigMap/conveyor-runner-settings",
+      "ConfigMap/conveyor-server-settings",
+      "Deployment/conveyor-runner",
+      "Deployment/conveyor-server",
+      "PodDisruptionBudget/conveyor-server",
+      "Service/conveyor-server",
+    ]);
+  });
+
+  it("every object is valid against the Kubernetes JSON Schema of its kind", async () => {
+    const found = await Promise.all(objects.map(schemaProblems));
+    expect(found.flat()).toEqual([]);
+  });
+
+  it("no object has a field the Kubernetes API does not define", () => {
+    expect(unknownFields(objects)).toEqual([]);
+  });
+
+  it("the schema checks fail on a wrong type, a missing field or a misspelt field", async () => {
+    const server = structuredClone(find<KubernetesObject>("Deployment", "conveyor-server"));
+    const spec = server.spec as Record<string, unknown>;
+    spec.replicas = "two";
+    delete spec.selector;
+    const wrong = (await schemaProblems(server)).join("\n");
+    expect(wrong).toContain("Deployment/conveyor-server:");
+    expect(wrong).toContain("spec/replicas must be integer");
+    expect(wrong).toContain("spec must have required property selector");
+    const misspelt = structuredClone(find<KubernetesObject>("Deployment", "conveyor-server"));
+    const [container] = (misspelt as unknown as IDeployment).spec!.template.spec!.containers;
+    Object.assign(container!, { readinesProbe: container!.readinessProbe });
+    expect(unknownFields([misspelt]).join("\n")).toContain(
+      "Deployment/conveyor-server: Object literal may only specify known properties, and '\"readinesProbe\"' does not exist",
+    );
+    expect(await schemaProblems({ ...misspelt, apiVersion: "apps/v9" })).toEqual([
+      "Deployment/conveyor-server: no schema for apiVersion apps/v9",
+    ]);
+  });
+
+  it("runs two server replicas with probes on /healthz and /readyz, a PodDisruptionBudget and its secrets from a Secret", () => {
+    const server = deployment("conveyor-server").spec!;
+    expect(server.replicas).toBe(2);
+    const pod = server.template.spec!;
+    const container = pod.containers[0]!;
+    expect(container.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
+    expect(container.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
+    const fromSecret = Object.fromEntries(
+      (container.env ?? []).flatMap((e) => {
+        const ref = e.valueFrom?.secretKeyRef;
+        return ref ? [[e.name, `${ref.name}/${ref.key}`]] : [];
+      }),
+    );
+    expect(fromSecret).toEqual({
+      APP_ID: "conveyor-server/APP_ID",
+      PRIVATE_KEY: "conveyor-server/PRIVATE_KEY",
+      WEBHOOK_SECRET: "conveyor-server/WEBHOOK_SECRET",
+      DATABASE_URL: "conveyor-server/DATABASE_URL",
+      CONVEYOR_ADMIN_TOKEN: "conveyor-server/CONVEYOR_ADMIN_TOKEN",
+    });
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(container.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(container.resources?.requests).toBeDefined();
+    expect(container.resources?.limits).toBeDefined();
+    const service = find<IService>("Service", "conveyor-server").spec!;
+    expect(service.selector).toEqual(server.selector.matchLabels);
+    const budget = find<IPodDisruptionBudget>("PodDisruptionBudget", "conveyor-server").spec!;
+    expect(budget.selector?.matchLabels).toEqual(server.selector.matchLabels);
+    expect(budget.minAvailable).toBe(1);
+  });
+
+  it("gives the runner its token as a private file, never the Secret itself, and nothing of the server's", () => {
+    const pod = deployment("conveyor-runner").spec!.template.spec!;
+    const runner = pod.containers[0]!;
+    const copy = pod.initContainers![0]!;
+    const secretVolume = pod.volumes!.find((v) => v.secret)!;
+    expect(secretVolume.secret!.secretName).toBe("conveyor-runner");
+    // Mounted in the init container that copies it with mode 0600, not where the agent runs.
+    expect(copy.volumeMounts!.map((m) => m.name)).toContain(secretVolume.name);
+    expect(runner.volumeMounts!.map((m) => m.name)).not.toContain(secretVolume.name);
+    expect(copy.command).toEqual([
+      "install",
+      "-m",
+      "0600",
+      "/var/run/secrets/conveyor-runner/token",
+      "/run/conveyor-runner/token",
+    ]);
+    expect(runner.env).toContainEqual({
+      name: "CONVEYOR_RUNNER_TOKEN_FILE",
+      value: "/run/conveyor-runner/token",
+    });
+    expect(JSON.stringify(runner)).not.toContain('conveyor-server"');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(runner.securityContext?.capabilities).toEqual({ drop: ["ALL"] });
+  });
+});
+
+/** A free TCP port on the loopback interface. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs argv to its end: exit code and output. */
+function run(
+  argv: string[],
+  options: { cwd: string; env: Record<string, string>; timeoutMs: number },
+): Promise<{ code: number | string; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: options.timeoutMs,
+    });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.on("error", reject);
+    child.on("exit", (code, signal) => resolve({ code: code ?? signal ?? "unknown", output }));
+  });
+}
+
+/** The environment npm gets here: none of the parent `npm test`'s npm_* settings, the npm cache. */
+function npmEnv(stage: Stage): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? tmpdir(),
+    ...(process.env.npm_config_cache ? { npm_config_cache: process.env.npm_config_cache } : {}),
+    // What `docker build` downloads, this machine takes from its npm cache.
+    npm_config_prefer_offline: "true",
+    npm_config_update_notifier: "false",
+    ...stage.env,
+  };
+}
+
+/** The image's ENV as the process inside it sees it: absolute paths moved into the stage's root. */
+function imageEnv(stage: Stage): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(stage.env).map(([key, value]) => [
+      key,
+      value.startsWith("/") ? hostPath(stage, value) : value,
+    ]),
+  );
+}
+
+/**
+ * Carries out a RUN step of the Dockerfiles: the npm install for real; creating a directory for
+ * the unprivileged user (owners mean nothing here); the system packages, which only a real build
+ * installs (`skipApt`). Any other step fails the test: teach it here, or the replay would drift.
+ */
+function runStep(options: { skipApt?: boolean; reuse?: Map<string, string> } = {}) {
+  return async (step: RunStep) => {
+    const { command, stage } = step;
+    const dir = /^mkdir -p (\/\S+) && chown 1000:1000 (\/\S+)$/.exec(command);
+    if (dir && dir[1] === dir[2]) {
+      mkdirSync(join(stage.root, dir[1]!), { recursive: true });
+      return;
+    }
+    if (options.skipApt && /^apt-get update\s+&&\s+apt-get install /.test(command)) return;
+    if (/^npm ci --omit=dev( |$)/.test(command)) {
+      // The same install from the same package files gives the same tree: link the first one.
+      const key = `${command}\n${readFileSync(join(step.cwd, "package-lock.json"), "utf8")}`;
+      const done = options.reuse?.get(key);
+      if (done) {
+        const copied = await run(["cp", "-al", join(done, "node_modules"), step.cwd], {
+          cwd: step.cwd,
+          env: { PATH: process.env.PATH ?? "" },
+          timeoutMs: 60_000,
+        });
+        expect(copied.code, copied.output).toBe(0);
+        return;
+      }
+      const result = await run(["sh", "-c", command], {
+        cwd: step.cwd,
+        env: npmEnv(stage),
+        timeoutMs: 240_000,
+      });
+      expect(result.code, `${command}\n${result.output}`).toBe(0);
+      options.reuse?.set(key, step.cwd);
+      return;
+    }
+    throw new Error(`line ${step.line}: the replay does not know the step: RUN ${command}`);
+  };
+}
+
+describe("Dockerfile (the server), replayed in a clean directory", () => {
+  const installs = new Map<string, string>();
+  let image: Stage;
+  let stages: Stage[];
+  beforeAll(async () => {
+    stages = await replayDockerfile({
+      dockerfile: at("Dockerfile"),
+      context: ROOT,
+      into: temporaryDirectory("conveyor-image-"),
+      run: runStep({ reuse: installs }),
+    });
+    image = stages.at(-1)!;
+  }, 300_000);
+
+  it("builds on Node 20 slim, installs without dev dependencies, runs as a non-root user", () => {
+    for (const stage of stages) expect(stage.from).toMatch(/^node:20(\.\d+)*-(\w+-)?slim$/);
+    expect(stages.flatMap((s) => s.runs)).toContainEqual(
+      expect.stringMatching(/^npm ci --omit=dev\b/),
+    );
+    expect(image.user).toMatch(/^[1-9]\d*(:\d+)?$/);
+    const modules = hostPath(image, "node_modules");
+    expect(existsSync(join(modules, "tsx")), "tsx is a runtime dependency").toBe(true);
+    expect(existsSync(join(modules, "vitest"))).toBe(false);
+    expect(existsSync(join(modules, "typescript"))).toBe(false);
+  });
+
+  it("takes no test file, .env or key into the image", () => {
+    const files = readdirSync(hostPath(image, "."), { recursive: true, encoding: "utf8" }).filter(
+      (f) => !f.startsWith("node_modules"),
+    );
+    expect(files.filter((f) => /\.test\.ts$|(^|\/)\.env$|\.pem$/.test(f))).toEqual([]);
+    expect(files).toContain("bin/conveyor.js");
+  });
+
+  it("starts as its command says, answers /healthz and /readyz, passes its HEALTHCHECK and stops on SIGTERM", async () => {
+    expect([...image.entrypoint!, ...image.cmd!]).toEqual(["node", "bin/conveyor.js", "start"]);
+    expect(image.exposed).toEqual(["3000"]);
+    const check = image.healthcheck;
+    if (!check || check === "none") throw new Error("the image has no HEALTHCHECK");
+    expect(check.command.join(" ")).toContain("/healthz");
+
+    const port = await freePort();
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "",
+      HOME: temporaryDirectory("conveyor-home-"),
+      ...imageEnv(image),
+      // As `docker run -e`: a free port here, and the loopback interface only.
+      PORT: String(port),
+      HOST: "127.0.0.1",
+    };
+    const argv = [...image.entrypoint!, ...image.cmd!];
+    const server: ChildProcess = spawn(argv[0]!, argv.slice(1), {
+      cwd: hostPath(image, "."),
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    server.stdout!.on("data", (chunk) => (output += chunk));
+    server.stderr!.on("data", (chunk) => (output += chunk));
+    const exited = new Promise<number | string>((resolve) =>
+      server.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")),
+    );
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        if (server.exitCode !== null) throw new Error(`the server exited:\n${output}`);
+        if (output.includes('"msg":"conveyor listening"')) break;
+        if (Date.now() > deadline) throw new Error(`no "conveyor listening" in 60 s:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const health = await fetch(`${url}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: "ok" });
+      const ready = await fetch(`${url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: "ready", database: "pglite" });
+      // The embedded database went where the image's CONVEYOR_DATA_DIR says.
+      expect(existsSync(join(env.CONVEYOR_DATA_DIR!, "pgdata"))).toBe(true);
+
+      const timeoutMs = Number.parseInt(check.options.timeout ?? "30s", 10) * 1000;
+      const healthy = await run(check.command, { cwd: hostPath(image, "."), env, timeoutMs });
+      expect(healthy, "the HEALTHCHECK passes on a running server").toMatchObject({ code: 0 });
+
+      server.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      const unhealthy = await run(check.command, { cwd: hostPath(image, "."), env, timeoutMs });
+      expect(unhealthy.code, "the HEALTHCHECK fails once the server is gone").toBe(1);
+    } finally {
+      server.kill("SIGKILL");
+    }
+  }, 120_000);
+
+  describe("runners/Dockerfile", () => {
+    it("copies what the runner needs from the context and starts it, under tini", async () => {
+      const runnerStages = await replayDockerfile({
+        dockerfile: at("runners/Dockerfile"),
+        context: ROOT,
+        into: temporaryDirectory("conveyor-runner-image-"),
+        run: runStep({ skipApt: true, reuse: installs }),
+      });
+      const runner = runnerStages.at(-1)!;
+      for (const stage of runnerStages) expect(stage.from).toMatch(/^node:20(\.\d+)*-(\w+-)?slim$/);
+      const packages = runner.runs.find((r) => r.startsWith("apt-get"))!.split(/\s+/);
+      expect(packages).toEqual(expect.arrayContaining(["git", "bubblewrap", "tini"]));
+      expect(runner.user).toMatch(/^[1-9]\d*(:\d+)?$/);
+      expect(runner.entrypoint).toEqual([
+        "tini",
+        "--",
+        "node",
+        "/opt/conveyor/bin/conveyor-runner.js",
+      ]);
+      expect(runner.cmd).toEqual(["start"]);
+      // tini is a Debian package the replay does not install: run what it starts.
+      const help = await run(
+        [
+          ...runner.entrypoint!.slice(2).map((a) => (a.startsWith("/") ? hostPath(runner, a) : a)),
+          "--help",
+        ],
+        {
+          cwd: hostPath(runner, "."),
+          env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...imageEnv(runner) },
+          timeoutMs: 60_000,
+        },
+      );
+      expect(help.code, help.output).toBe(0);
+      expect(help.output).toContain("Usage: conveyor-runner <command>");
+    }, 120_000);
+  });
+});
+
+describe(".dockerignore", () => {
+  const ignored = dockerignore(readFileSync(at(".dockerignore"), "utf8"));
+
+  it.each([
+    [".env", true],
+    ["app.private-key.pem", true],
+    ["node_modules/tsx/package.json", true],
+    [".conveyor/pgdata/base", true],
+    ["test/helpers/dockerfile.ts", true],
+    ["src/config.test.ts", true],
+    ["runners/workspace.test.ts", true],
+    ["src/config.ts", false],
+    ["db/migrations/0000_init.sql", false],
+    ["bin/conveyor.js", false],
+    ["package-lock.json", false],
+  ])("%s is left out: %s", (path, expected) => {
+    expect(ignored(path)).toBe(expected);
+  });
+
+  it("matches as Docker does: last matching pattern wins, parents count, ** crosses directories", () => {
+    const rules = dockerignore("# comment\n*\n!keep/\nkeep/**/secret*\n!keep/a/secret-ok\n");
+    expect(rules("other")).toBe(true);
+    expect(rules("keep/file")).toBe(false);
+    expect(rules("keep/a/b/secret.txt")).toBe(true);
+    expect(rules("keep/secret")).toBe(true);
+    expect(rules("keep/a/secret-ok")).toBe(false);
+  });
+});
