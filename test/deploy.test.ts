@@ -4,10 +4,18 @@
  * server's Dockerfile is replayed step by step in a clean directory, then started as its CMD says.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
@@ -17,7 +25,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
   dockerignore,
+  execForm,
   hostPath,
+  parseDockerfile,
+  parseEnv,
   type RunStep,
   replayDockerfile,
   type Stage,
@@ -25,6 +36,7 @@ import {
 import {
   type KubernetesObject,
   kustomize,
+  kustomizeMajorVersion,
   schemaProblems,
   unknownFields,
 } from "./helpers/kubernetes-objects.ts";
@@ -207,6 +219,60 @@ describe("deploy/kubernetes (kubectl kustomize)", () => {
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
     expect(runner.securityContext?.capabilities).toEqual({ drop: ["ALL"] });
+  });
+
+  it("renders the overlay docs/operations.md shows, valid, with its images, namespace and URL", async () => {
+    const doc = readFileSync(at("docs/operations.md"), "utf8");
+    // The block sits in a numbered list, indented like its fences.
+    const lines = doc.split("\n");
+    const first = lines.findIndex((l) => l.trim() === "# overlays/production/kustomization.yaml");
+    if (first < 0)
+      throw new Error("docs/operations.md has no overlays/production/kustomization.yaml");
+    const indent = /^ */.exec(lines[first]!)![0];
+    const end = lines.findIndex((l, n) => n > first && l === `${indent}\`\`\``);
+    const overlay = join(temporaryDirectory("conveyor-overlay-"), "production");
+    mkdirSync(overlay);
+    const base = relative(overlay, at("deploy/kubernetes"));
+    const kustomization = parse(
+      lines
+        .slice(first, end)
+        .map((l) => l.slice(indent.length))
+        .join("\n"),
+    );
+    expect(kustomization.resources).toEqual(["../../deploy/kubernetes"]);
+    kustomization.resources = [base];
+    // kustomize 2 (kubectl 1.20, Debian 12's) takes a directory under `bases`, which later
+    // versions deprecate in favour of `resources`, as written in the docs.
+    if (kustomizeMajorVersion() < 3) {
+      kustomization.bases = kustomization.resources;
+      delete kustomization.resources;
+    }
+    writeFileSync(join(overlay, "kustomization.yaml"), JSON.stringify(kustomization));
+    const rendered = kustomize(overlay);
+    expect((await Promise.all(rendered.map(schemaProblems))).flat()).toEqual([]);
+    expect(unknownFields(rendered)).toEqual([]);
+    expect(new Set(rendered.map((o) => o.metadata.namespace))).toEqual(new Set(["conveyor"]));
+    const images = rendered.flatMap((o) => {
+      const pod = (o as unknown as IDeployment).spec?.template?.spec;
+      return pod ? [...(pod.initContainers ?? []), ...pod.containers].map((c) => c.image) : [];
+    });
+    expect(new Set(images)).toEqual(
+      new Set([
+        "registry.example.com/conveyor:0.1.0",
+        "registry.example.com/conveyor-runner-claude:0.1.0",
+      ]),
+    );
+    const runner = rendered.find(
+      (o) => o.metadata.name === "conveyor-runner",
+    ) as unknown as IDeployment;
+    const settings = rendered.find((o) => o.metadata.name.startsWith("conveyor-server-settings"));
+    expect(settings).toMatchObject({
+      metadata: { namespace: "conveyor" },
+      data: { CONVEYOR_PUBLIC_URL: "https://conveyor.example.com", LOG_FORMAT: "json" },
+    });
+    expect(runner.spec!.template.spec!.containers[0]!.envFrom).toContainEqual({
+      secretRef: { name: "conveyor-agent", optional: true },
+    });
   });
 });
 
@@ -463,4 +529,58 @@ describe(".dockerignore", () => {
     expect(rules("keep/secret")).toBe(true);
     expect(rules("keep/a/secret-ok")).toBe(false);
   });
+});
+
+describe("the deploy docs", () => {
+  it("link files that exist, from the README's Deploy section and docs/operations.md", () => {
+    const readme = readFileSync(at("README.md"), "utf8");
+    const deploy = /\n## Deploy\n([\s\S]*?)\n## /.exec(readme)?.[1];
+    if (!deploy) throw new Error("README.md has no Deploy section");
+    const links = [...deploy.matchAll(/\]\(([^)#]+)(#[^)]*)?\)/g)].map((m) => m[1]!);
+    expect(links).toEqual(
+      expect.arrayContaining([
+        "Dockerfile",
+        ".dockerignore",
+        "runners/Dockerfile",
+        "compose.yaml",
+        "deploy/kubernetes/",
+        "docs/operations.md",
+      ]),
+    );
+    for (const link of links) expect(existsSync(at(link)), link).toBe(true);
+    const operations = readFileSync(at("docs/operations.md"), "utf8");
+    for (const match of operations.matchAll(/\]\((\.\.\/[^)#]+)/g)) {
+      expect(existsSync(join(at("docs"), match[1]!)), match[1]).toBe(true);
+    }
+  });
+
+  it.each(["Claude Code", "Codex"])(
+    "runners/README.md's %s image starts FROM conveyor-runner, ends as uid 1000 and names its agent and state",
+    (agent) => {
+      const readme = readFileSync(at("runners/README.md"), "utf8");
+      const section = readme.slice(readme.indexOf(`**${agent}** (`));
+      const block = /```dockerfile\n([\s\S]*?)```/.exec(section)?.[1];
+      if (!block) throw new Error(`no Dockerfile for ${agent} in runners/README.md`);
+      const steps = parseDockerfile(block);
+      expect(steps[0]).toMatchObject({ keyword: "FROM", args: "conveyor-runner" });
+      const users = steps.filter((s) => s.keyword === "USER").map((s) => s.args);
+      expect(users.at(-1)).toBe("1000:1000");
+      const env = Object.assign(
+        {},
+        ...steps.filter((s) => s.keyword === "ENV").map((s) => parseEnv(s.args)),
+      ) as Record<string, string>;
+      const argv = execForm(env.CONVEYOR_AGENT_COMMAND!, "CONVEYOR_AGENT_COMMAND");
+      expect(["claude", "codex"]).toContain(argv[0]);
+      // The directory the sandbox lets the agent write must exist when the runner starts.
+      const writable = env.CONVEYOR_RUNNER_SANDBOX_WRITABLE!;
+      expect(writable).toMatch(/^\/home\/node\/\.\w+$/);
+      expect(steps).toContainEqual(
+        expect.objectContaining({ keyword: "RUN", args: `mkdir -p ${writable}` }),
+      );
+      const install = steps.find((s) => s.keyword === "RUN" && s.args.startsWith("npm install"));
+      expect(install?.args).toContain(
+        agent === "Codex" ? "@openai/codex" : "@anthropic-ai/claude-code",
+      );
+    },
+  );
 });

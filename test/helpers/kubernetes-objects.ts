@@ -31,6 +31,20 @@ export function kustomize(dir: string): KubernetesObject[] {
   });
 }
 
+/**
+ * The major version of the kustomize inside kubectl. kubectl before 1.21 (Debian 12's
+ * kubernetes-client is 1.20) has kustomize 2 and does not print its version: 2 then.
+ */
+export function kustomizeMajorVersion(): number {
+  const result = spawnSync(requirePrerequisite("kubectl"), ["version", "--client"], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  if (result.error) throw result.error;
+  const match = /Kustomize Version: v(\d+)\./.exec(result.stdout);
+  return match ? Number(match[1]) : 2;
+}
+
 const id = (o: KubernetesObject) => `${o.kind}/${o.metadata?.name}`;
 
 /**
