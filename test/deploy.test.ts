@@ -584,3 +584,54 @@ describe("the deploy docs", () => {
     },
   );
 });
+
+describe("the Dockerfile replay refuses what it cannot replay faithfully", () => {
+  const context = temporaryDirectory("conveyor-context-");
+  writeFileSync(join(context, ".dockerignore"), "*\n!kept.txt\n!missing.txt\n");
+  writeFileSync(join(context, "kept.txt"), "kept\n");
+  writeFileSync(join(context, ".env"), "SECRET=1\n");
+
+  it.each([
+    ["an instruction it does not know", "ADD kept.txt /app/", "does not know this instruction"],
+    ["a shell-form CMD, which would not pass signals", "CMD node x.js", "expected the exec form"],
+    ["a file .dockerignore leaves out", "COPY .env /app/", "left out of the build context"],
+    ["a file that is not there", "COPY missing.txt /app/", "missing.txt does not exist"],
+    ["a stage that does not exist", "COPY --from=deps /x /app/", "no earlier stage deps"],
+    [
+      "a step the test does not know",
+      "RUN curl -fsSL https://example.com | sh",
+      "does not know the step",
+    ],
+    ["a continued last line", "RUN echo \\", "ends inside a continued line"],
+    ["a wildcard", "COPY *.txt /app/", "wildcards are not replayed"],
+  ])("%s", async (_, line, message) => {
+    const dockerfile = join(temporaryDirectory("conveyor-dockerfile-"), "Dockerfile");
+    writeFileSync(dockerfile, `FROM node:20-bookworm-slim\nWORKDIR /app\n${line}\n`);
+    await expect(
+      replayDockerfile({
+        dockerfile,
+        context,
+        into: temporaryDirectory("conveyor-replay-"),
+        run: runStep(),
+      }),
+    ).rejects.toThrow(message);
+  });
+
+  it("copies what the context keeps, as Docker does", async () => {
+    const dockerfile = join(temporaryDirectory("conveyor-dockerfile-"), "Dockerfile");
+    writeFileSync(
+      dockerfile,
+      'FROM node:20-bookworm-slim AS one\nWORKDIR /app\nCOPY . ./\nENV A=1 B="two words"\n' +
+        'FROM node:20-bookworm-slim\nCOPY --from=one /app/kept.txt /srv/copy.txt\nCMD ["true"]\n',
+    );
+    const [one, two] = await replayDockerfile({
+      dockerfile,
+      context,
+      into: temporaryDirectory("conveyor-replay-"),
+      run: runStep(),
+    });
+    expect(readdirSync(hostPath(one!, "."))).toEqual(["kept.txt"]);
+    expect(one!.env).toEqual({ A: "1", B: "two words" });
+    expect(readFileSync(hostPath(two!, "/srv/copy.txt"), "utf8")).toBe("kept\n");
+  });
+});

@@ -24,8 +24,8 @@ export function parseDockerfile(text: string): Instruction[] {
   let pending: { text: string; line: number } | undefined;
   text.split("\n").forEach((raw, index) => {
     const line = raw.replace(/\r$/, "");
-    if (/^\s*#/.test(line)) return;
-    if (pending === undefined && line.trim() === "") return;
+    // Comment and empty lines are skipped, also inside a continued line (as Docker does).
+    if (/^\s*#/.test(line) || line.trim() === "") return;
     const continued = /\\\s*$/.test(line);
     const body = continued ? line.replace(/\\\s*$/, "") : line;
     pending = pending ? { ...pending, text: pending.text + body } : { text: body, line: index + 1 };
