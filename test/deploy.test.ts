@@ -554,6 +554,42 @@ describe("the deploy docs", () => {
     }
   });
 
+  it("link headings that exist, from the deploy sections", () => {
+    // GitHub's anchors: lower case, punctuation but - and _ dropped, spaces as -.
+    const anchors = (file: string) =>
+      new Set(
+        [...readFileSync(file, "utf8").matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+          m[1]!
+            .toLowerCase()
+            .replace(/[^\p{L}\p{N} _-]/gu, "")
+            .replace(/ /g, "-"),
+        ),
+      );
+    const between = (file: string, from: string, to: string) => {
+      const text = readFileSync(at(file), "utf8");
+      const start = text.indexOf(from);
+      expect(start, `${file} has ${from}`).toBeGreaterThanOrEqual(0);
+      return text.slice(start, text.indexOf(to, start + from.length));
+    };
+    const sections: [string, string][] = [
+      ["README.md", between("README.md", "\n## Deploy\n", "\n## ")],
+      [
+        "docs/operations.md",
+        between("docs/operations.md", "### Images and manifests", "## Registering the GitHub App"),
+      ],
+      ["runners/README.md", between("runners/README.md", "## Container image", "\n## Register")],
+    ];
+    let checked = 0;
+    for (const [file, text] of sections) {
+      for (const [, target = "", anchor] of text.matchAll(/\]\(([^)#\s]*)#([^)\s]+)\)/g)) {
+        const linked = target === "" ? at(file) : join(at(file), "..", target);
+        expect(anchors(linked), `${file}: ${target}#${anchor}`).toContain(anchor);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+
   it.each(["Claude Code", "Codex"])(
     "runners/README.md's %s image starts FROM conveyor-runner, ends as uid 1000 and names its agent and state",
     (agent) => {
