@@ -1,7 +1,7 @@
 import { WebSocket } from "ws";
 import {
   PROTOCOL_VERSION,
-  type RunnerMessage,
+  type RunnerMessageInput as RunnerMessage,
   type ServerMessage,
   ServerMessage as ServerMessageSchema,
 } from "../src/protocol/messages.ts";

@@ -260,6 +260,11 @@ export function createRunnerSession(deps: SessionDeps) {
       "runner connected",
     );
     dispatcher.register(connection);
+    // Each continued task's clone details again (a fresh read token): a runner that restarted
+    // before its clone finished has nothing else to clone with. Not awaited: frames go on.
+    for (const [taskId, generation] of tasks) {
+      void dispatcher.resendAssignment(connection, taskId, generation);
+    }
   }
 
   return {

@@ -6,6 +6,7 @@ import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
 import type { NodeHandler } from "../github/setup-app.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
+import { refusedUpgradesWithJson } from "./refused-upgrades.ts";
 import { limitWebhookBody } from "./webhook-body-limit.ts";
 
 export interface HttpAppDeps {
@@ -36,6 +37,8 @@ function delegate(handler: NodeHandler) {
 export function createHttpApp(deps: HttpAppDeps): HttpApp {
   const app: HttpApp = new Hono<{ Bindings: HttpBindings }>();
   const webhookPath = deps.webhookPath ?? "/api/github/webhooks";
+  // First, so it sees the final answer to every WebSocket upgrade, refusals included.
+  app.use("*", refusedUpgradesWithJson());
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
