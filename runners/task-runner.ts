@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServerMessage } from "../src/protocol/messages.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
@@ -49,6 +49,10 @@ const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOK
 export function createTaskRunner(options: TaskRunnerOptions) {
   const { client, journal, logger } = options;
   const active = new Map<string, ActiveTask>();
+  /** `task_id:generation` of the tasks the last `hello` listed: an `assign` for one is a re-send. */
+  let listed = new Set<string>();
+  /** Journaled tasks waiting for their re-sent `assign` after a restart: called when it came. */
+  const resumeWaiters = new Map<string, () => void>();
   let heartbeatMs = 15_000;
   let draining = false;
   let idle: (() => void) | undefined;
@@ -380,6 +384,26 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       void recoverJournal(welcome);
     },
     onAssign(assign: Assign) {
+      const key = `${assign.task_id}:${assign.generation}`;
+      if (listed.has(key)) {
+        // The server sends the assignment again for every task it let us continue. A task still
+        // running here needs nothing; one a previous process left half done starts over from a
+        // fresh clone (its agent died with that process) at the same generation.
+        const entry = journal
+          .entries()
+          .find((e) => e.task_id === assign.task_id && e.generation === assign.generation);
+        if (active.has(assign.task_id) || !entry || entry.stage === "uploaded") return;
+        const waiter = resumeWaiters.get(key);
+        if (!waiter) return;
+        logger.info(
+          { taskId: assign.task_id, generation: assign.generation },
+          "resuming a task the previous runner process held: cloning again",
+        );
+        resumeWaiters.delete(key);
+        waiter();
+        start(assign, entry);
+        return;
+      }
       if (draining || active.size >= options.slots) {
         client
           .request({
@@ -391,15 +415,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           .catch(() => {});
         return;
       }
-      const task: ActiveTask = {
-        assign,
-        stage: "accepting",
-        lastLine: "",
-        cancelled: false,
-        cancel: () => {},
-      };
-      active.set(assign.task_id, task);
-      void run(task);
+      start(assign);
     },
     onCancel(cancel: Extract<ServerMessage, { type: "cancel" }>) {
       const task = active.get(cancel.task_id);
@@ -418,7 +434,9 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         .entries()
         .filter((e) => !active.has(e.task_id))
         .map((e) => ({ task_id: e.task_id, generation: e.generation }));
-      return [...here, ...journaled];
+      const all = [...here, ...journaled];
+      listed = new Set(all.map((t) => `${t.task_id}:${t.generation}`));
+      return all;
     },
     /** SIGTERM: no new work; let running tasks finish, hand them back after `graceMs`. */
     async drain(graceMs: number) {
@@ -445,8 +463,72 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     activeCount: () => active.size,
   };
 
+  /**
+   * Removes what a previous process left of a journaled task: the workspace the journal names and
+   * any checkout of the same attempt (a crash during the clone leaves one the journal never named).
+   */
+  async function removeLeftovers(entry: {
+    task_id: string;
+    generation: number;
+    workspace: string;
+  }) {
+    await rm(entry.workspace, { recursive: true, force: true }).catch(() => {});
+    const prefix = `${entry.task_id}-${entry.generation}-`;
+    const names = await readdir(options.workDir).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.startsWith(prefix))) {
+      await rm(join(options.workDir, name), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Runs a task; `leftovers` names a previous process's attempt at it, removed first. */
+  function start(
+    assign: Assign,
+    leftovers?: { task_id: string; generation: number; workspace: string },
+  ) {
+    const task: ActiveTask = {
+      assign,
+      stage: "accepting",
+      lastLine: "",
+      cancelled: false,
+      cancel: () => {},
+    };
+    active.set(assign.task_id, task);
+    void (async () => {
+      if (leftovers) await removeLeftovers(leftovers);
+      await run(task);
+    })();
+  }
+
+  /** Waits for the re-sent `assign` of a continued journal entry; false if it did not come. */
+  function awaitResend(entry: { task_id: string; generation: number }, ms: number) {
+    const key = `${entry.task_id}:${entry.generation}`;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        resumeWaiters.delete(key);
+        resolve(false);
+      }, ms);
+      timer.unref();
+      resumeWaiters.set(key, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   async function recoverJournal(welcome: Welcome) {
     const decisions = new Map(welcome.reconcile.map((r) => [r.task_id, r.action]));
+    // Listen for the re-sent assignments before the first await: they follow the welcome.
+    const resends = new Map(
+      journal
+        .entries()
+        .filter(
+          (e) =>
+            !active.has(e.task_id) &&
+            decisions.get(e.task_id) === "continue" &&
+            e.stage !== "uploaded",
+        )
+        .map((e) => [e.task_id, awaitResend(e, welcome.accept_ms)]),
+    );
     for (const entry of journal.entries()) {
       if (active.has(entry.task_id)) continue;
       const decision = decisions.get(entry.task_id);
@@ -462,14 +544,18 @@ export function createTaskRunner(options: TaskRunnerOptions) {
             stats: {},
           });
         } else if (decision === "continue") {
-          // The agent's process died with the runner: hand the task back for a new generation.
+          // The agent's process died with the runner. The server sends the assignment again
+          // (with a fresh read token): the task starts over from a new clone, and `run` owns the
+          // journal entry from then on. Should it not come, hand the task back instead.
+          if (await resends.get(entry.task_id)) continue;
           await client.request({
             type: "fail",
             task_id: entry.task_id,
             generation: entry.generation,
             reason: "runner_restarted",
             retryable: true,
-            detail: "the runner restarted while the task was running",
+            detail:
+              "the runner restarted while the task was running, and the server did not send the assignment again",
           });
         }
       } catch (error) {
@@ -479,7 +565,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         );
         continue;
       }
-      await rm(entry.workspace, { recursive: true, force: true }).catch(() => {});
+      await removeLeftovers(entry);
       await journal.remove(entry.task_id);
     }
   }

@@ -181,7 +181,7 @@ describe("conveyor-runner with the scripted agent", () => {
     expect(runner.output()).not.toMatch(/ghs_[A-Za-z0-9]/);
   });
 
-  it("after a kill -9 mid-task, reports the task in hello and hands it back; it finishes once", async () => {
+  it("after a kill -9 mid-task, reports the task in hello, clones again from the re-sent assign and finishes it once", async () => {
     const first = await startRunner();
     const queued = await queue("Crash midway", "sleep 1500\nwrite crash.txt\n<<<\nok\n>>>");
     await waitFor(async () => (await stateOf(queued.taskId)) === "running", { timeoutMs: 30_000 });
@@ -194,13 +194,34 @@ describe("conveyor-runner with the scripted agent", () => {
     first.runner.child.kill("SIGKILL");
     await first.runner.exited;
     processes.splice(processes.indexOf(first.runner), 1);
-    await startRunner([], { token: first.token, workDir: first.workDir });
-    await waitFor(async () => await received(queued.taskId), { timeoutMs: 30_000 });
+    const second = await startRunner([], { token: first.token, workDir: first.workDir });
+    await waitFor(async () => await received(queued.taskId), {
+      timeoutMs: 30_000,
+      message: `task pushed\n${second.runner.output()}`,
+    });
     const events = await listTaskEvents(h.database.db, queued.taskId);
     const pushed = events.filter((e) => e.to_state === "pushed");
     expect(pushed).toHaveLength(1);
-    expect(pushed[0]!.generation).toBeGreaterThan(1);
-    expect(events.some((e) => e.reason.startsWith("runner_restarted"))).toBe(true);
+    // The same attempt, finished from a fresh clone: no failed attempt, no new generation.
+    expect(pushed[0]!.generation).toBe(1);
+    expect(events.some((e) => e.reason.startsWith("runner_restarted"))).toBe(false);
+    expect((await getTask(h.database.db, queued.taskId))?.attempts).toBe(0);
+    expect(second.runner.output()).toContain("resuming a task the previous runner process held");
+    const [change] = resultRows<{ files: { path: string }[] }>(
+      await h.database.db.execute(
+        sql`select files from change_sets where task_id = ${queued.taskId}`,
+      ),
+    );
+    expect(change!.files.map((f) => f.path)).toEqual(["crash.txt"]);
+    // The first process's checkout is gone; only the journal file and the work dir remain.
+    await waitFor(
+      () => {
+        const left = readdirSync(join(first.workDir, "work"));
+        if (left.length) throw new Error(`left behind: ${left.join(", ")}`);
+        return true;
+      },
+      { message: "workspaces cleaned up" },
+    );
   });
 
   it("reconnects when its server restarts, and keeps working", async () => {
