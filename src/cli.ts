@@ -1,12 +1,11 @@
 import { existsSync } from "node:fs";
-import { createDatabase } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
 import { runExportCommand, runImportCommand } from "./cli/backup-command.ts";
 import { runDoctorCommand } from "./cli/doctor-command.ts";
+import { runMigrateCommand } from "./cli/migrate-command.ts";
 import { runRunnersCommand } from "./cli/runners-command.ts";
 import { runTasksCommand } from "./cli/tasks-command.ts";
 import { runTokensCommand } from "./cli/tokens-command.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError } from "./config.ts";
 import { main } from "./main.ts";
 
 const USAGE = `Usage: conveyor <command>
@@ -22,25 +21,14 @@ Commands:
   doctor     check the configuration, database, GitHub App and webhooks, saying what to fix
   help       show this help
 
-Settings come from the environment or a .env file; see .env.example. Exit codes: 0 done,
-1 failed, 2 wrong command line. docs/operations.md describes operating Conveyor.`;
+Settings come from the environment or a .env file; see .env.example. With CONVEYOR_URL every
+command but start goes to that server's admin API (with CONVEYOR_TOKEN or CONVEYOR_ADMIN_TOKEN)
+instead of a database. Exit codes: 0 done, 1 failed, 2 wrong command line. docs/operations.md
+describes operating Conveyor.`;
 
 /** Loads `.env` from the working directory if there is one; real environment variables win. */
 function loadDotEnv(): void {
   if (existsSync(".env")) process.loadEnvFile(".env");
-}
-
-async function runMigrate(): Promise<void> {
-  const config = loadConfig();
-  const database = await createDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
-  try {
-    const { applied } = await migrate(database.db);
-    process.stdout.write(
-      applied.length ? `applied ${applied.join(", ")}\n` : "database schema is current\n",
-    );
-  } finally {
-    await database.close();
-  }
 }
 
 export async function cli(argv: string[]): Promise<void> {
@@ -50,7 +38,8 @@ export async function cli(argv: string[]): Promise<void> {
     case "start":
       return main();
     case "migrate":
-      return runMigrate();
+      process.exitCode = await runMigrateCommand(argv.slice(1));
+      return;
     case "runners":
       process.exitCode = await runRunnersCommand(argv.slice(1));
       return;
