@@ -303,7 +303,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
         const response = await fetch(`${serverUrl}/api/runners`, {
           method: "POST",
           headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-          body: JSON.stringify({ name, capabilities: [], tier: "normal" }),
+          body: JSON.stringify({ name, capabilities: [], class: "normal" }),
         });
         if (response.status !== 201) {
           throw new Error(
