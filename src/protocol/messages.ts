@@ -25,6 +25,8 @@ const replyId = z
   .max(64)
   .optional()
   .describe("the `id` of the frame this answers, if it had one");
+/** The discriminator every frame starts with. */
+const frameType = <T extends string>(type: T) => z.literal(type).describe("the frame's type");
 const capability = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
 
 export const TASK_STAGES = ["cloning", "agent", "verifying", "uploading"] as const;
@@ -32,7 +34,7 @@ export const TASK_STAGES = ["cloning", "agent", "verifying", "uploading"] as con
 // runner → server
 
 export const Hello = z.object({
-  type: z.literal("hello"),
+  type: frameType("hello"),
   id: frameId,
   protocol: z.literal(PROTOCOL_VERSION).describe("the protocol version you speak"),
   name: z
@@ -62,14 +64,14 @@ export const Hello = z.object({
 });
 
 export const Accept = z.object({
-  type: z.literal("accept"),
+  type: frameType("accept"),
   id: frameId,
   task_id: taskId,
   generation,
 });
 
 export const Reject = z.object({
-  type: z.literal("reject"),
+  type: frameType("reject"),
   id: frameId,
   task_id: taskId,
   generation,
@@ -77,7 +79,7 @@ export const Reject = z.object({
 });
 
 export const Heartbeat = z.object({
-  type: z.literal("heartbeat"),
+  type: frameType("heartbeat"),
   id: frameId,
   task_id: taskId,
   generation,
@@ -90,7 +92,7 @@ export const Heartbeat = z.object({
 });
 
 export const Log = z.object({
-  type: z.literal("log"),
+  type: frameType("log"),
   id: frameId,
   task_id: taskId,
   generation,
@@ -141,7 +143,7 @@ export const Verification = z
   );
 
 export const Complete = z.object({
-  type: z.literal("complete"),
+  type: frameType("complete"),
   id: frameId,
   task_id: taskId,
   generation,
@@ -161,7 +163,7 @@ export const Complete = z.object({
 });
 
 export const Fail = z.object({
-  type: z.literal("fail"),
+  type: frameType("fail"),
   id: frameId,
   task_id: taskId,
   generation,
@@ -184,8 +186,8 @@ export const Fail = z.object({
     ),
 });
 
-export const Drain = z.object({ type: z.literal("drain"), id: frameId });
-export const Ping = z.object({ type: z.literal("ping"), id: frameId });
+export const Drain = z.object({ type: frameType("drain"), id: frameId });
+export const Ping = z.object({ type: frameType("ping"), id: frameId });
 
 export const RunnerMessage = z.discriminatedUnion("type", [
   Hello,
@@ -208,7 +210,7 @@ export type RunnerMessageType = RunnerMessage["type"];
 export const RECONCILE_ACTIONS = ["continue", "cancel"] as const;
 
 export const Welcome = z.object({
-  type: z.literal("welcome"),
+  type: frameType("welcome"),
   runner_id: z.uuid().describe("the id the server knows this runner by"),
   heartbeat_ms: z
     .number()
@@ -240,7 +242,7 @@ export const Welcome = z.object({
 });
 
 export const Assign = z.object({
-  type: z.literal("assign"),
+  type: frameType("assign"),
   task_id: taskId,
   generation: generation.describe(
     "the attempt; the same as in your `hello.running` when this re-sends a task you continue",
@@ -299,16 +301,16 @@ export const Assign = z.object({
 });
 
 export const Cancel = z.object({
-  type: z.literal("cancel"),
+  type: frameType("cancel"),
   task_id: taskId,
   generation,
   reason: z.string().describe("why, for your logs"),
 });
 
-export const Ack = z.object({ type: z.literal("ack"), id: replyId });
+export const Ack = z.object({ type: frameType("ack"), id: replyId });
 
 export const Stale = z.object({
-  type: z.literal("stale"),
+  type: frameType("stale"),
   id: replyId,
   task_id: taskId,
   generation,
@@ -333,7 +335,7 @@ export const ERROR_CODES = [
 ] as const;
 
 export const ErrorFrame = z.object({
-  type: z.literal("error"),
+  type: frameType("error"),
   id: replyId,
   code: z.enum(ERROR_CODES).describe("what kind of refusal (see Errors)"),
   message: z.string().describe("a human-readable explanation"),
@@ -341,7 +343,7 @@ export const ErrorFrame = z.object({
 });
 
 export const RateLimited = z.object({
-  type: z.literal("rate_limited"),
+  type: frameType("rate_limited"),
   id: replyId,
   retry_after_ms: z
     .number()
@@ -350,7 +352,7 @@ export const RateLimited = z.object({
     .describe("send the frame again after this many milliseconds"),
 });
 
-export const Pong = z.object({ type: z.literal("pong"), id: replyId });
+export const Pong = z.object({ type: frameType("pong"), id: replyId });
 
 export const ServerMessage = z.discriminatedUnion("type", [
   Welcome,
