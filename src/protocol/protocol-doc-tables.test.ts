@@ -37,7 +37,10 @@ describe("docs/protocol.md and docs/protocol.schema.json come from the schemas",
     const errors = page.slice(page.indexOf("\n## Errors"));
     const table = errors.slice(0, errors.indexOf("\n\n", errors.indexOf("| `code`")));
     // Rows after the header and its separator.
-    const rows = table.split("\n").filter((l) => l.startsWith("|")).slice(2);
+    const rows = table
+      .split("\n")
+      .filter((l) => l.startsWith("|"))
+      .slice(2);
     const documented = rows.map((row) => /^\| `([a-z_]+)` /.exec(row)?.[1]);
     expect(documented.sort()).toEqual([...ERROR_CODES].sort());
   });
