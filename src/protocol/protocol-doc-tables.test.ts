@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { FRAME_TIERS, TIER_LIMITS_PER_MINUTE } from "../core/rate-limit.ts";
 import { ERROR_CODES, protocolJsonSchemas, RunnerMessage } from "./messages.ts";
 import {
   DOCUMENTED_SCHEMAS,
@@ -43,6 +44,42 @@ describe("docs/protocol.md and docs/protocol.schema.json come from the schemas",
       .slice(2);
     const documented = rows.map((row) => /^\| `([a-z_]+)` /.exec(row)?.[1]);
     expect(documented.sort()).toEqual([...ERROR_CODES].sort());
+  });
+});
+
+/** The rows of the first table whose header starts with `header`, as trimmed cells. */
+function tableAfter(header: string): string[][] {
+  const start = page.indexOf(`\n${header}`);
+  expect(start, header).toBeGreaterThan(-1);
+  const lines = page.slice(start + 1).split("\n");
+  const rows = lines.slice(
+    0,
+    lines.findIndex((l) => !l.startsWith("|")),
+  );
+  return rows.slice(2).map((row) =>
+    row
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim().replaceAll("`", "")),
+  );
+}
+
+describe("docs/protocol.md's rate limits are the server's", () => {
+  it("names each runner frame's tier as the rate limiter does", () => {
+    const rows = tableAfter("| Runner frame |");
+    expect(Object.fromEntries(rows.map((r) => [r[0], r[3]]))).toEqual(FRAME_TIERS);
+  });
+
+  it("gives each tier's frames per minute and frame types as the rate limiter does", () => {
+    const rows = tableAfter("| Tier ");
+    expect(Object.fromEntries(rows.map((r) => [r[0], Number(r[1])]))).toEqual(
+      TIER_LIMITS_PER_MINUTE,
+    );
+    for (const [tier, , types] of rows) {
+      const documented = types!.split(",").map((t) => t.trim());
+      const actual = Object.entries(FRAME_TIERS).filter(([, t]) => t === tier);
+      expect(documented.sort(), tier).toEqual(actual.map(([type]) => type).sort());
+    }
   });
 });
 
