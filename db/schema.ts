@@ -189,6 +189,18 @@ export const pullRequests = pgTable(
     verdictDigest: text("verdict_digest"),
     // "Base branch was modified" answers in a row; after 3 the merge waits for the next change.
     mergeConflicts: integer("merge_conflicts").notNull().default(0),
+    // The branch the pull request was opened against (the task was made for it): Conveyor merges
+    // into no other. Null only for rows older than this column, which the migration backfilled.
+    baseRef: text("base_ref"),
+    // `merge.update_branch`: Conveyor asked GitHub to merge the base into `head_sha` (then the base
+    // tip was `update_base_sha`). The merge commit GitHub makes on top is adopted as the new head.
+    updateRequestedFrom: text("update_requested_from"),
+    updateBaseSha: text("update_base_sha"),
+    updateRequestedAt: timestamp("update_requested_at", { withTimezone: true }),
+    // `merge.mode: approve | report`: when a verdict first said "would merge" (every rule but the
+    // mode passed), and whether a person then merged it by hand: the evidence for turning on auto.
+    wouldMergeAt: timestamp("would_merge_at", { withTimezone: true }),
+    mergedByHand: boolean("merged_by_hand").notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

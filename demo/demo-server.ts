@@ -1,4 +1,4 @@
-import { main } from "../src/main.ts";
+import { runStartCommand } from "../src/cli/start-command.ts";
 
 /**
  * `conveyor start` as the demo and the end-to-end test run it: the same composition root, the
@@ -7,7 +7,7 @@ import { main } from "../src/main.ts";
  * second) to stay under GitHub's secondary rate limit; the simulator has no such limit, and pacing
  * would stretch the two-minute demo to several.
  */
-await main(process.env, {
+await runStartCommand(process.env, {
   octokitOptions: { throttle: { enabled: false } },
   githubWritesPerMinute: 100_000,
 });

@@ -396,7 +396,10 @@ export function judge(issue: StoryIssue, view: IssueView): Judgement {
       if (!leftOpen)
         return { ok: false, final: gaveUp || view.prState === "closed", detail: state };
       if (issue.expect.kind === "left_for_human") {
-        const why = (view.safety?.title ?? "").replace(/^Blocked: tier 3, never auto-merged: /, "");
+        const why = (view.safety?.title ?? "").replace(
+          /^Blocked: (?:tier 3, never auto-merged: )?/,
+          "",
+        );
         return issue.expect.reason.test(why)
           ? { ok: true, final: true, detail: `PR #${view.pr} left open: ${why}` }
           : { ok: false, final: true, detail: `tier 3 for another reason: ${why}` };
@@ -406,7 +409,7 @@ export function judge(issue: StoryIssue, view: IssueView): Judgement {
             ok: true,
             final: true,
             detail: `PR #${view.pr} left open; the issue says: ${
-              view.reason?.replace(/^Blocked: tier 3, never auto-merged: /, "") ??
+              view.reason?.replace(/^Blocked: (?:tier 3, never auto-merged: )?/, "") ??
               "verification failed"
             }`,
           }

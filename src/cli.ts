@@ -1,12 +1,5 @@
 import { existsSync } from "node:fs";
-import { runExportCommand, runImportCommand } from "./cli/backup-command.ts";
-import { runDoctorCommand } from "./cli/doctor-command.ts";
-import { runMigrateCommand } from "./cli/migrate-command.ts";
-import { runRunnersCommand } from "./cli/runners-command.ts";
-import { runTasksCommand } from "./cli/tasks-command.ts";
-import { runTokensCommand } from "./cli/tokens-command.ts";
 import { ConfigError } from "./config.ts";
-import { main } from "./main.ts";
 
 const USAGE = `Usage: conveyor <command>
 
@@ -31,32 +24,50 @@ function loadDotEnv(): void {
   if (existsSync(".env")) process.loadEnvFile(".env");
 }
 
+/**
+ * Runs one command. Each command's module is loaded when it is chosen, so a quick command (help,
+ * a mistake on the command line, `runners list` over the API) does not pay for loading the server.
+ */
 export async function cli(argv: string[]): Promise<void> {
   const [command = "help"] = argv;
   loadDotEnv();
   switch (command) {
     case "start":
-      return main();
+      return (await import("./cli/start-command.ts")).runStartCommand();
     case "migrate":
-      process.exitCode = await runMigrateCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/migrate-command.ts")).runMigrateCommand(
+        argv.slice(1),
+      );
       return;
     case "runners":
-      process.exitCode = await runRunnersCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/runners-command.ts")).runRunnersCommand(
+        argv.slice(1),
+      );
       return;
     case "tokens":
-      process.exitCode = await runTokensCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/tokens-command.ts")).runTokensCommand(
+        argv.slice(1),
+      );
       return;
     case "tasks":
-      process.exitCode = await runTasksCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/tasks-command.ts")).runTasksCommand(
+        argv.slice(1),
+      );
       return;
     case "export":
-      process.exitCode = await runExportCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/backup-command.ts")).runExportCommand(
+        argv.slice(1),
+      );
       return;
     case "import":
-      process.exitCode = await runImportCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/backup-command.ts")).runImportCommand(
+        argv.slice(1),
+      );
       return;
     case "doctor":
-      process.exitCode = await runDoctorCommand(argv.slice(1));
+      process.exitCode = await (await import("./cli/doctor-command.ts")).runDoctorCommand(
+        argv.slice(1),
+      );
       return;
     case "help":
     case "--help":

@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, EnvSchema, loadConfig } from "./config.ts";
 
 const KEY = "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n";
 
@@ -14,7 +15,12 @@ describe("loadConfig", () => {
       github: undefined,
       githubApiUrl: "https://api.github.com",
       logLevel: "info",
+      logFormat: "auto",
     });
+  });
+
+  it.each(["auto", "json", "pretty"] as const)("reads LOG_FORMAT=%s", (format) => {
+    expect(loadConfig({ LOG_FORMAT: format }).logFormat).toBe(format);
   });
 
   it("reads a complete App configuration", () => {
@@ -52,6 +58,8 @@ describe("loadConfig", () => {
     [{ APP_ID: "1", PRIVATE_KEY_PATH: "/nonexistent/key.pem" }, "PRIVATE_KEY_PATH: cannot read"],
     [{ PRIVATE_KEY: KEY, PRIVATE_KEY_PATH: "k.pem" }, "set either PRIVATE_KEY or PRIVATE_KEY_PATH"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL: expected one of fatal, error"],
+    [{ LOG_FORMAT: "text" }, "LOG_FORMAT: expected one of auto, json, pretty"],
+    [{ LOG_FORMAT: "JSON" }, "LOG_FORMAT: expected one of auto, json, pretty"],
     [{ GITHUB_API_URL: "ftp://x" }, "GITHUB_API_URL: expected an http(s) URL"],
     [{ CONVEYOR_ADMIN_TOKEN: "short" }, "CONVEYOR_ADMIN_TOKEN: expected at least 16"],
     [
@@ -66,4 +74,15 @@ describe("loadConfig", () => {
   it("names every bad variable at once", () => {
     expect(() => loadConfig({ PORT: "x", LOG_LEVEL: "y" })).toThrow(/PORT:[\s\S]*LOG_LEVEL:/);
   });
+
+  it.each(Object.keys(EnvSchema.shape))(
+    "documents %s in .env.example and docs/operations.md",
+    (key) => {
+      const root = new URL("..", import.meta.url);
+      expect(readFileSync(new URL(".env.example", root), "utf8")).toMatch(
+        new RegExp(`^# ${key}=`, "m"),
+      );
+      expect(readFileSync(new URL("docs/operations.md", root), "utf8")).toContain(key);
+    },
+  );
 });

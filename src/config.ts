@@ -3,6 +3,8 @@ import { resolve } from "node:path";
 import { z } from "zod";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+/** `auto`: readable lines on a terminal, JSON lines otherwise (a pipe, a file, a log collector). */
+export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
 
 const optionalString = z
   .string()
@@ -64,6 +66,9 @@ export const EnvSchema = z
     LOG_LEVEL: optionalString.pipe(
       z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).default("info"),
     ),
+    LOG_FORMAT: optionalString.pipe(
+      z.enum(LOG_FORMATS, { error: `expected one of ${LOG_FORMATS.join(", ")}` }).default("auto"),
+    ),
     CONVEYOR_RECONCILE_MINUTES: minutes(
       "how often open labelled issues are checked against tasks",
       5,
@@ -82,6 +87,7 @@ export const EnvSchema = z
   });
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Config {
   port: number;
@@ -96,6 +102,7 @@ export interface Config {
   publicUrl: string | undefined;
   adminToken: string | undefined;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   production: boolean;
   reconcileIntervalMs: number;
   agingMs: number;
@@ -172,8 +179,14 @@ export function loadConfig(
     publicUrl: e.CONVEYOR_PUBLIC_URL,
     adminToken: e.CONVEYOR_ADMIN_TOKEN,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     production,
     reconcileIntervalMs: e.CONVEYOR_RECONCILE_MINUTES * 60_000,
     agingMs: e.CONVEYOR_AGING_MINUTES * 60_000,
   };
+}
+
+/** The host to put in a URL for this server: a wildcard listen address is not something to type. */
+export function displayHost(host: string): string {
+  return host === "0.0.0.0" || host === "::" ? "localhost" : host;
 }

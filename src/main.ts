@@ -1,555 +1,118 @@
-import { randomBytes } from "node:crypto";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { hostname } from "node:os";
-import { createAdaptorServer } from "@hono/node-server";
-import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
-import { WebSocketServer } from "ws";
-import { createDatabase, type Database } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
-import { type Config, ConfigError, loadConfig } from "./config.ts";
-import { MAX_FRAME_BYTES } from "./core/frame-violations.ts";
-import type { TierLimits } from "./core/rate-limit.ts";
-import {
-  createDashboard,
-  type Dashboard,
-  type DashboardDeps,
-} from "./dashboard/create-dashboard.ts";
-import {
-  createDispatcher,
-  DEFAULT_TIMINGS,
-  type Dispatcher,
-  type DispatchTimings,
-} from "./dispatch/dispatcher.ts";
-import { createFramePolicies } from "./dispatch/frame-policy.ts";
-import { createRunnerRoutes } from "./dispatch/runner-routes.ts";
-import { createAlertIssues } from "./github/alert-issues.ts";
-import { createConveyorApp } from "./github/conveyor-app.ts";
-import { createGitHubGateway, repoRef } from "./github/github-gateway.ts";
-import { createSetupHandler, type NodeHandler } from "./github/setup-app.ts";
-import { createWritePacer } from "./github/write-pacer.ts";
-import { createApiAuth } from "./http/admin-auth.ts";
-import { createAdminRoutes } from "./http/admin-routes.ts";
-import type { ApiRateLimits } from "./http/api-rate-limiter.ts";
-import { createHttpApp } from "./http/create-http-app.ts";
-import { createOpsApi } from "./http/create-ops-api.ts";
+import type { Config } from "./config.ts";
+import { createSignals } from "./core/signals.ts";
+import { createDashboard } from "./dashboard/create-dashboard.ts";
+import { createDispatch } from "./dispatch/create-dispatch.ts";
+import { DEFAULT_TIMINGS } from "./dispatch/dispatcher.ts";
+import { createGitHub } from "./github/create-github.ts";
+import { createApi } from "./http/create-api.ts";
+import { createHttp, type Http } from "./http/create-http.ts";
+import { type Lifecycle, type Stage, startStages } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createLoop, type Loop } from "./loops/create-loop.ts";
-import { createMerger } from "./loops/merger.ts";
-import { createNotifier } from "./loops/notifier.ts";
-import { createPublisher } from "./loops/publisher.ts";
-import { createReconciler, type ReconcileReport } from "./loops/reconciler.ts";
-import { createMetrics } from "./metrics/create-metrics.ts";
-import { createErrorRecorder } from "./metrics/error-recorder.ts";
-import { instrumentWebhooks, octokitMetricsPlugin } from "./metrics/instrument-github.ts";
-import { type Monitoring, startMonitoring } from "./metrics/start-monitoring.ts";
-import { removeServerInfo, writeServerInfo } from "./server-info.ts";
-import { findRunnerByToken } from "./store/runners.ts";
+import { createLoops } from "./loops/create-loops.ts";
+import { createMonitoring } from "./metrics/create-monitoring.ts";
+import { createObservability } from "./metrics/create-observability.ts";
+import type { RunningConveyor, StartOptions } from "./start-options.ts";
+import { createStore, type Store } from "./store/create-store.ts";
 
-export interface StartOptions {
-  logger?: Logger;
-  /**
-   * Extra Octokit options for Probot's clients. Tests turn retries and throttling off so a simulated
-   * 500 answers at once instead of after minutes of backoff.
-   */
-  octokitOptions?: Record<string, unknown>;
-  /** How often the notifier looks for work without being woken (default 2 s). */
-  notifierIntervalMs?: number;
-  /** Protocol timings (heartbeat, lease, accept, sweep); tests shorten them. */
-  dispatchTimings?: Partial<DispatchTimings>;
-  /** Per-tier frame limits per minute; tests and benchmarks raise them. */
-  rateLimits?: TierLimits;
-  /** How often open Conveyor PRs are re-evaluated without an event (default 60 s). */
-  mergerIntervalMs?: number;
-  /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
-  githubWritesPerMinute?: number;
-  /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
-  reconcileOnStart?: boolean;
-  /**
-   * Write pull requests from results (default). Off leaves results in `pushed`: for measuring or
-   * testing dispatch alone.
-   */
-  publishPullRequests?: boolean;
-  /** Slash-command comments one person may write per minute (default 10). */
-  commandsPerMinute?: number;
-  /** Per-client admin API budgets (requests per minute); tests lower them. */
-  apiRateLimits?: ApiRateLimits;
-  /** The dashboard's refresh, session re-check and cross-instance timings; tests shorten them. */
-  dashboardTimings?: DashboardDeps["timings"];
-  /** How often alerts are checked (default 30 s) and the delay before the first check (30 s). */
-  alertCheckIntervalMs?: number;
-  alertStartDelayMs?: number;
-  /** How often queue depth and runner slots are sampled for trends and charts (default 30 s). */
-  metricsSampleIntervalMs?: number;
-  /** How often runner presence is stamped and task transitions are fed to histograms (5 s). */
-  metricsTickIntervalMs?: number;
-  /** The alerter's and sampler's clock (tests move it). */
-  now?: () => number;
-}
+export type { RunningConveyor, StartOptions } from "./start-options.ts";
 
-export interface RunningConveyor {
-  url: string;
-  port: number;
-  database: Database;
-  logger: Logger;
-  /** Runs reconciliation now (also runs at start-up and on its interval). */
-  reconcile(): Promise<ReconcileReport | undefined>;
-  /** Absent until the GitHub App is configured. */
-  dispatcher: Dispatcher | undefined;
-  /**
-   * Alerts and metrics: `checkAlerts()` and `sampleMetrics()` run a check or a sample now (they
-   * also run on their intervals); `subscribe` hears of changes on any instance (live views).
-   */
-  monitoring: Pick<Monitoring, "checkAlerts" | "sampleMetrics" | "subscribe">;
-  /** Graceful shutdown: stop accepting, let in-flight requests finish, close the database. */
-  stop(): Promise<void>;
+/** Every subsystem's start and stop; those that need the GitHub App are absent without it. */
+export interface Subsystems {
+  store: Lifecycle;
+  observability: Lifecycle;
+  monitoring: Lifecycle;
+  loops: Lifecycle | undefined;
+  http: Pick<Http, "connections" | "listener">;
+  dispatch: Lifecycle | undefined;
+  dashboard: Lifecycle;
 }
 
 /**
- * The composition root: config → logger → database → Probot → Hono → one HTTP server. The only
- * place that constructs adapters.
+ * The start-up order, first to last; shutdown runs it backwards. The database first and closed
+ * last, the error events flushed just before it; the listener last, so nothing is served before
+ * everything is up, and the first to stop accepting. Runner sockets (1001: reconnect elsewhere)
+ * and dashboard streams are closed before the server waits for its open connections to finish.
  */
+export function startupOrder(s: Subsystems): Stage[] {
+  return [
+    ["store", s.store],
+    ["observability", s.observability],
+    ["monitoring", s.monitoring],
+    ["loops", s.loops],
+    ["http connections", s.http.connections],
+    ["dispatch", s.dispatch],
+    ["dashboard", s.dashboard],
+    ["http listener", s.http.listener],
+  ];
+}
+
+/**
+ * The subsystems, built in the order their dependencies require. Each builder takes a typed
+ * `deps` object: the shared ones below, plus what earlier builders made.
+ */
+async function build(config: Config, options: StartOptions, logger: Logger, store: Store) {
+  const { database, instanceId } = store;
+  const shared = { config, options, logger, database, instanceId, signals: createSignals() };
+  const observability = createObservability(shared);
+  const deps = {
+    ...shared,
+    metrics: observability.metrics,
+    recordError: observability.recordError,
+  };
+  const github = await createGitHub(deps);
+  const timings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
+  const dispatch = github.app && createDispatch({ ...deps, ...github.app, timings });
+  const loops = github.app && createLoops({ ...deps, ...github.app });
+  const runners = dispatch?.dispatcher;
+  const connections = () => runners?.connections() ?? [];
+  const api = createApi({ ...deps, runners });
+  const issues = github.app?.alertIssues;
+  const monitoring = createMonitoring({ ...deps, connections, timings, issues, auth: api.auth });
+  const dashboard = createDashboard({ ...deps, connections, auth: api.auth });
+  const http = createHttp({
+    ...deps,
+    ...github,
+    // In mounting order: where two routes match, the first mounted answers.
+    mounts: [
+      ["/", dispatch?.routes],
+      ["/", monitoring.routes],
+      ...api.routes.map((routes) => ["/api", routes] as const),
+      ["/", dashboard.routes],
+    ],
+  });
+  const subsystems = { store, observability, monitoring, loops, http, dispatch, dashboard };
+  return { subsystems, http, loops, monitoring, dispatcher: runners };
+}
+
+/** The composition root: builds every subsystem, starts them in order, stops them in reverse. */
 export async function startConveyor(
   config: Config,
   options: StartOptions = {},
 ): Promise<RunningConveyor> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const instanceId = createInstanceId();
-  // Named after the instance: the leases it holds are free as soon as its connections are gone.
-  const database = await createDatabase({
-    url: config.databaseUrl,
-    dataDir: config.dataDir,
-    applicationName: instanceId,
-  });
-  let server: Server | undefined;
-  const loops: Loop[] = [];
-  let reconcile: () => Promise<ReconcileReport | undefined> = async () => undefined;
-  let dispatcher: Dispatcher | undefined;
-  const timings: DispatchTimings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
-  let runnerRoutes: ReturnType<typeof createRunnerRoutes> | undefined;
-  // What to wake after an operator changed tasks (retry, cancel, import); set once loops exist.
-  let onTasksChanged: () => void = () => {};
-  let dashboard: Dashboard | undefined;
-  const metrics = createMetrics({ database, logger });
-  metrics.setConnections(() => dispatcher?.connections() ?? []);
-  const clock = options.now ?? Date.now;
-  // Errors are counted where they happen (conveyor_errors_total, error_events for the alerter).
-  const errors = createErrorRecorder({
-    db: database.db,
-    logger,
-    count: (source) => metrics.error(source),
-    now: () => new Date(clock()),
-  });
-  const recordError = (source: string, error: unknown, details?: Record<string, unknown>) =>
-    errors.record(source, error, details);
-  let alertIssues: ReturnType<typeof createAlertIssues> | undefined;
-  let monitoring: Monitoring | undefined;
-  try {
-    const { applied } = await migrate(database.db);
-    logger.info(
-      { database: database.kind, applied },
-      applied.length ? "database migrated" : "database schema is current",
-    );
-
-    let webhooks: NodeHandler | undefined;
-    let setup: NodeHandler | undefined;
-    if (config.github) {
-      const probot = new Probot({
-        appId: config.github.appId,
-        privateKey: config.github.privateKey,
-        secret: config.github.webhookSecret,
-        baseUrl: config.githubApiUrl,
-        log: logger.child({ component: "probot" }),
-        // A function, not an object: Probot merges its own throttle options over object
-        // defaults, so only a function can switch throttling off (tests do).
-        Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
-          ...defaults,
-          ...options.octokitOptions,
-        })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
-      });
-      // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
-      const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
-      const installationOctokit = async (installationId: number) => {
-        const octokit = await probot.auth(installationId);
-        octokit.hook.before("request", pacer.hook);
-        return octokit;
-      };
-      const gateway = createGitHubGateway({
-        appOctokit: () => probot.auth(),
-        installationOctokit,
-        logger,
-      });
-      alertIssues = createAlertIssues({ installationOctokit });
-      const notifier = createNotifier({
-        db: database.db,
-        gateway,
-        logger,
-        agingMs: config.agingMs,
-        // The merger is built below; `/status` on a PR only runs once everything has started.
-        describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
-      });
-      const notifierLoop: Loop = createLoop({
-        name: "notifier",
-        intervalMs: options.notifierIntervalMs ?? 2_000,
-        logger,
-        onError: (error) => recordError("loop:notifier", error),
-        body: async () => {
-          // A full batch means there is more: go again at once.
-          if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
-        },
-      });
-      const taskDispatcher = createDispatcher({
-        database,
-        logger,
-        agingMs: config.agingMs,
-        timings,
-        onChange: () => notifierLoop.wake(),
-        onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
-        recordError,
-        async prepareAssignment(task) {
-          const ref = repoRef(task.installation_id, task.full_name);
-          const [head, readToken] = await Promise.all([
-            gateway.repositoryHead(ref),
-            gateway.readOnlyToken(ref),
-          ]);
-          return {
-            cloneUrl: head.cloneUrl,
-            // A follow-up attempt continues on its pull request's branch.
-            baseSha: task.pr_head_sha ?? head.headSha,
-            issueUrl: `${head.htmlUrl}/issues/${task.issue_number}`,
-            readToken,
-          };
-        },
-      });
-      dispatcher = taskDispatcher;
-      await taskDispatcher.start();
-      const publisher = createPublisher({
-        db: database.db,
-        logger,
-        installationOctokit,
-        instanceId,
-        recordError,
-        onChange: () => {
-          notifierLoop.wake();
-          taskDispatcher.announceWork();
-        },
-      });
-      const publisherLoop =
-        options.publishPullRequests === false
-          ? undefined
-          : createLoop({
-              name: "publisher",
-              intervalMs: options.notifierIntervalMs ?? 2_000,
-              logger,
-              onError: (error) => recordError("loop:publisher", error),
-              body: async () => {
-                await publisher.runOnce();
-              },
-            });
-      const merger = createMerger({
-        db: database.db,
-        logger,
-        gateway,
-        installationOctokit,
-        appId: config.github.appId,
-        instanceId,
-        recordError,
-        onChange: () => notifierLoop.wake(),
-      });
-      // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
-      const mergerLoop = createLoop({
-        name: "merger",
-        intervalMs: options.mergerIntervalMs ?? 60_000,
-        logger,
-        onError: (error) => recordError("loop:merger", error),
-        body: () => merger.runOnce(),
-      });
-      // Anything that changed tasks: rewrite status comments, offer work, write pull requests,
-      // review them.
-      const onChange = () => {
-        notifierLoop.wake();
-        taskDispatcher.announceWork();
-        publisherLoop?.wake();
-        mergerLoop.wake();
-      };
-      onTasksChanged = onChange;
-      runnerRoutes = createRunnerRoutes({
-        db: database.db,
-        logger,
-        dispatcher: taskDispatcher,
-        timings,
-        policies: createFramePolicies(options.rateLimits, {
-          rateLimited: (tier) => metrics.frameRateLimited(tier),
-          invalidFrame: () => metrics.frameInvalid(),
-          closedForViolations: () => metrics.violationDisconnect(),
-        }),
-        recordError,
-        async authenticate(token) {
-          const runner = await findRunnerByToken(database.db, token);
-          return (
-            runner && {
-              runnerId: runner.runnerId,
-              name: runner.name,
-              capabilities: runner.capabilities,
-            }
-          );
-        },
-        onChange,
-      });
-      const reconciler = createReconciler({
-        db: database.db,
-        gateway,
-        logger,
-        instanceId,
-        recordError,
-        onChange,
-      });
-      const reconcileLoop = createLoop({
-        name: "reconciler",
-        intervalMs: config.reconcileIntervalMs,
-        initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
-        logger,
-        onError: (error) => recordError("loop:reconciler", error),
-        body: async () => {
-          await reconciler.runOnce();
-        },
-      });
-      loops.push(notifierLoop, reconcileLoop, mergerLoop);
-      if (publisherLoop) loops.push(publisherLoop);
-      reconcile = () => reconciler.runOnce();
-      webhooks = instrumentWebhooks(
-        await createNodeMiddleware(
-          createConveyorApp({
-            db: database.db,
-            logger,
-            gateway,
-            onChange,
-            appId: config.github.appId,
-            onPullRequestActivity: () => mergerLoop.wake(),
-            recordError,
-            commandsPerMinute: options.commandsPerMinute,
-          }),
-          { probot },
-        ),
-        metrics,
-      );
-    } else {
-      logger.warn(
-        "GitHub App not configured (APP_ID, PRIVATE_KEY): serving the setup flow at /probot",
-      );
-      setup = await createSetupHandler({
-        host: displayHost(config.host),
-        port: config.port,
-        log: logger.child({ component: "setup" }),
-      });
-    }
-
-    const apiAuth = createApiAuth({
-      db: database.db,
-      adminToken: config.adminToken,
-      logger,
-      rateLimits: options.apiRateLimits,
-    });
-    const adminRoutes = createAdminRoutes({
-      db: database.db,
-      adminToken: config.adminToken,
-      auth: apiAuth,
-      logger,
-      onRunnerRevoked: (runnerId) => dispatcher?.revokeRunner(runnerId),
-      listConnectedRunners: () =>
-        (dispatcher?.connections() ?? []).map((c) => ({
-          runnerId: c.runnerId,
-          connectedAt: c.connectedAt,
-          busySlots: c.tasks.size,
-        })),
-    });
-    const started = startMonitoring({
-      database,
-      logger,
-      metrics,
-      instanceId,
-      connections: () => dispatcher?.connections() ?? [],
-      issues: alertIssues,
-      timings,
-      recordError,
-      auth: apiAuth,
-      intervals: {
-        sampleIntervalMs: options.metricsSampleIntervalMs,
-        tickIntervalMs: options.metricsTickIntervalMs,
-        alertIntervalMs: options.alertCheckIntervalMs,
-        alertStartDelayMs: options.alertStartDelayMs,
-      },
-      now: options.now,
-    });
-    monitoring = started;
-    loops.push(...started.loops);
-    dashboard = createDashboard({
-      database,
-      auth: apiAuth,
-      logger,
-      instanceId,
-      connections: () => dispatcher?.connections() ?? [],
-      agingMs: config.agingMs,
-      adminToken: config.adminToken,
-      publicUrl: config.publicUrl,
-      timings: options.dashboardTimings,
-    });
-    await dashboard.start();
-    const dashboardRoutes = dashboard.routes;
-    // Alerts fired, cleared or acknowledged on any instance: open dashboards update at once.
-    started.subscribe(() => dashboard?.hub.poke());
-    const app = createHttpApp({
-      database,
-      logger,
-      webhooks,
-      setup,
-      recordError,
-      mount(http) {
-        if (runnerRoutes) http.route("/", runnerRoutes);
-        http.route("/", started.routes);
-        http.route("/api", adminRoutes);
-        http.route(
-          "/api",
-          createOpsApi({
-            database,
-            auth: apiAuth,
-            logger,
-            onTasksChanged: () => {
-              onTasksChanged();
-              dashboard?.hub.poke();
-            },
-          }),
-        );
-        http.route("/", dashboardRoutes);
-      },
-    });
-    // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
-    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
-    server = createAdaptorServer({ fetch: app.fetch, websocket: { server: wss } }) as Server;
-    const listening = server;
-    await new Promise<void>((resolve, reject) => {
-      listening.once("error", reject);
-      listening.listen(config.port, config.host, () => resolve());
-    });
-  } catch (error) {
-    server?.close();
-    await dashboard?.stop();
-    await dispatcher?.stop();
-    await Promise.all(loops.map((l) => l.stop()));
-    await errors.flush();
-    await database.close();
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new ConfigError(
-        `Invalid configuration:\n  PORT: ${config.port} is already in use on ${config.host}; choose another port`,
-      );
-    }
+  const logger =
+    options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const store = await createStore({ config, logger });
+  const built = await build(config, options, logger, store).catch(async (error: unknown) => {
+    await store.stop();
     throw error;
-  }
-
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${displayHost(config.host)}:${port}`;
-  logger.info({ url }, "conveyor listening");
-  // The embedded database admits one process: the CLI finds this server here and uses its API.
-  if (database.kind === "pglite") writeServerInfo(config.dataDir, { pid: process.pid, url });
-
-  const httpServer = server;
-  const watch = monitoring;
+  });
+  const started = await startStages(startupOrder(built.subsystems), logger);
+  const { monitoring, loops } = built;
   let stopping: Promise<void> | undefined;
   return {
-    url,
-    port,
-    database,
+    ...built.http.address(),
+    database: store.database,
     logger,
-    reconcile: () => reconcile(),
-    dispatcher,
+    dispatcher: built.dispatcher,
+    reconcile: async () => loops?.reconcile(),
     monitoring: {
-      checkAlerts: () => watch.checkAlerts(),
-      sampleMetrics: () => watch.sampleMetrics(),
-      subscribe: (listener) => watch.subscribe(listener),
+      checkAlerts: () => monitoring.checkAlerts(),
+      sampleMetrics: () => monitoring.sampleMetrics(),
+      subscribe: (listener) => monitoring.subscribe(listener),
     },
     stop() {
-      stopping ??= (async () => {
-        if (database.kind === "pglite") removeServerInfo(config.dataDir);
-        // Open dashboard streams would keep the server from closing.
-        await dashboard?.stop();
-        // Runners are told first (1001) so they reconnect elsewhere; their leases run on.
-        await dispatcher?.stop();
-        await new Promise<void>((resolve) => {
-          httpServer.close(() => resolve());
-          // Idle keep-alive sockets would hold close() open; busy ones finish their request.
-          httpServer.closeIdleConnections();
-        });
-        await Promise.all(loops.map((l) => l.stop()));
-        await watch.stop();
-        await errors.flush();
-        await database.close();
-        logger.info("conveyor stopped");
-      })();
+      stopping ??= started.stop().then(() => logger.info("conveyor stopped"));
       return stopping;
     },
   };
-}
-
-/**
- * Names this instance as a lease holder and as the `application_name` of its database connections,
- * which Postgres keeps to 63 ASCII characters: the random part first, so it is never cut off.
- */
-function createInstanceId(): string {
-  return `${randomBytes(4).toString("hex")}:${process.pid}:${hostname()}`
-    .replace(/[^\x20-\x7e]/g, "?")
-    .slice(0, 63);
-}
-
-/** A wildcard listen address is not something to type into a browser. */
-function displayHost(host: string): string {
-  return host === "0.0.0.0" || host === "::" ? "localhost" : host;
-}
-
-/**
- * `conveyor start`: load config, start, stop cleanly on SIGTERM/SIGINT. `options` are for entry
- * points that run the same server differently (the demo's, against the simulator, unpaced).
- */
-export async function main(
-  env: Readonly<Record<string, string | undefined>> = process.env,
-  options: Omit<StartOptions, "logger"> = {},
-): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`conveyor: ${error.message}\nSee .env.example for every setting.\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-  const logger = createLogger({ level: config.logLevel });
-  let running: RunningConveyor;
-  try {
-    running = await startConveyor(config, { ...options, logger });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`conveyor: ${error.message}\n`);
-    } else {
-      logger.fatal({ err: error }, "conveyor failed to start");
-    }
-    process.exit(1);
-  }
-  const shutdown = (signal: string) => {
-    logger.info({ signal }, "shutting down");
-    const force = setTimeout(() => {
-      logger.error("shutdown took longer than 10 s; exiting");
-      process.exit(1);
-    }, 10_000);
-    force.unref();
-    running.stop().then(
-      () => process.exit(0),
-      (error) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
 }

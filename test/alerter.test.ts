@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vit
 import { createDatabase, resultRows } from "../db/client.ts";
 import type { AlertDecision } from "../src/core/alert-rules.ts";
 import type { AlertRule } from "../src/core/alert-settings.ts";
-import type { AlertIssues, AlertIssueTarget } from "../src/github/alert-issues.ts";
+import type { AlertIssues, AlertIssueTarget } from "../src/core/ports.ts";
 import { createLogger } from "../src/logger.ts";
 import { createAlerter } from "../src/loops/alerter.ts";
 import { createMetricsSampler } from "../src/loops/metrics-sampler.ts";

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
 import { createApiToken, revokeApiToken } from "../src/store/api-tokens.ts";
 import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { requirePrerequisite } from "./helpers/prerequisites.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
@@ -46,7 +47,7 @@ beforeAll(async () => {
   adminSecret = (await createApiToken(h.database.db, { name: "ops-admin", role: "admin" })).secret;
   readSecret = (await createApiToken(h.database.db, { name: "viewer", role: "read" })).secret;
   browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    executablePath: requirePrerequisite("Chromium"),
     args: CHROMIUM_ARGS,
   });
 });

@@ -129,6 +129,24 @@ describe("review and auto-merge", () => {
     expect((await h.sim.getPull(h.repo, pr.pr_number)).merged).toBe(false);
   });
 
+  it("never merges a small change that makes a file executable: Conveyor knows the mode it wrote", async () => {
+    const pr = await openPr(
+      "Make it runnable",
+      "write src/app.txt\n<<<\nline 1\nline 2\nline 3 (runnable)\n>>>\nchmod +x src/app.txt",
+    );
+    await greenCi(pr.head_sha);
+    const check = await waitFor(async () => {
+      const c = await safetyCheck(pr.head_sha);
+      return c?.status === "completed" ? c : undefined;
+    });
+    expect(check.conclusion).toBe("neutral");
+    expect(check.output.summary).toContain(
+      "| Content visible and inspectable | ❌ fail | `src/app.txt` is written executable (mode 100755) |",
+    );
+    await waitFor(async () => (await state(pr.taskId)) === "waiting_human");
+    expect(merges(pr.pr_number)).toHaveLength(0);
+  });
+
   it("stops the merge when a check turns red after the approval", async () => {
     const pr = await openPr("Approved then red", "write src/late.txt\n<<<\nlate\n>>>");
     const { checkRun } = await h.sim.createCheckRun(h.repo, {

@@ -1,10 +1,8 @@
 import type { ProbotOctokit } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  PullRequestRefused,
-  type PullRequestWriteInput,
-  writePullRequest,
-} from "../src/github/pull-request-writer.ts";
+import { PullRequestRefused } from "../src/core/change-set-rules.ts";
+import type { PullRequestWriteInput } from "../src/core/ports.ts";
+import { writePullRequest } from "../src/github/pull-request-writer.ts";
 import type { ChangeSet } from "../src/protocol/messages.ts";
 import {
   DEFAULT_APP_PERMISSIONS,

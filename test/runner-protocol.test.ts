@@ -67,7 +67,7 @@ async function upload(token: string, assign: Assign) {
       }),
     },
   );
-  expect(response.status).toBe(201);
+  expect(response.status, await response.clone().text()).toBe(201);
   return ((await response.json()) as { digest: string }).digest;
 }
 

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { evaluateMergePolicy, type PrFacts } from "../../src/core/merge-policy.ts";
-import { cleanTier1, MERGE_POLICY_CASES } from "../../src/core/merge-policy-cases.ts";
 import { DEFAULT_REPO_CONFIG, type RepoConfig } from "../../src/core/repo-config.ts";
+import { cleanTier1, MERGE_POLICY_CASES } from "../../test/fixtures/merge-policy-cases.ts";
 import type { Benchmark, Outcome } from "../lib/benchmark.ts";
 import { ratio, round, summarize } from "../lib/stats.ts";
 

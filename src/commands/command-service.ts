@@ -10,10 +10,10 @@ import {
   renderPermissionRefusal,
   requiredPermission,
 } from "../core/commands.ts";
+import type { RepoRef } from "../core/github-objects.ts";
 import { type Actor, isBot } from "../core/intake.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
-import type { RepoRef } from "../github/github-gateway.ts";
 import type { IntakeDeps } from "../intake/intake-service.ts";
 import { requestReviewFix } from "../intake/pull-request-events.ts";
 import { queueIssue } from "../intake/queue-issue.ts";
@@ -94,7 +94,7 @@ const PR_VERDICT_VERBS = new Set([
 ]);
 
 /**
- * Slash commands in a comment (design §7): checks the grammar, the author's permission and the
+ * Slash commands in a comment: checks the grammar, the author's permission and the
  * per-person rate limit, carries out each command in one transaction with the comment's id (so a
  * redelivered event does nothing twice), and leaves the feedback (👀, then 👍 or 👎 with a reply)
  * for the notifier to post.

@@ -41,3 +41,20 @@ function pathProblem(path: string): string | undefined {
   if ([...path].some(isControl)) return "contains control characters";
   return undefined;
 }
+
+/**
+ * The change set may not be written at all; thrown by the pull request writer before it sends any
+ * request, so nothing is left behind on GitHub. It is an expected outcome rather than a failure
+ * (retrying cannot help): callers catch it with `instanceof` and tell a person, using `message`,
+ * which reads as a clause without a final period.
+ */
+export class PullRequestRefused extends Error {
+  override readonly name = "PullRequestRefused";
+  constructor(
+    message: string,
+    /** The offending paths, when the refusal is about paths. */
+    readonly paths: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}

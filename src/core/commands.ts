@@ -1,5 +1,5 @@
 /**
- * The slash-command grammar (design §7): a command is a line that starts with `/<verb>` or
+ * The slash-command grammar (docs/commands.md): a command is a line that starts with `/<verb>` or
  * `/conveyor <verb>`, followed by its arguments. Lines inside block quotes, fenced code blocks or
  * inline code are never commands, so quoting someone's `/retry` does nothing.
  */
@@ -72,7 +72,7 @@ interface VerbSpec {
 
 const BOTH = ["issue", "pr"] as const;
 
-/** Every verb: where it works, who may use it, its arguments (design §7, docs/commands.md). */
+/** Every verb: where it works, who may use it, its arguments (docs/commands.md). */
 export const VERBS: Record<Verb, VerbSpec> = {
   queue: {
     places: ["issue"],

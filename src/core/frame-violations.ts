@@ -1,7 +1,7 @@
 import { formatDuration } from "./task-machine.ts";
 
 /**
- * The invalid-frame policy of the runner WebSocket (design §4). A frame that fails validation gets
+ * The invalid-frame policy of the runner WebSocket. A frame that fails validation gets
  * an `error` reply; a runner that sends `INVALID_FRAME_LIMIT` of them within
  * `INVALID_FRAME_WINDOW_MS` is disconnected with 1008, and its next connection must wait on the
  * 30 s / 60 s / 5 min ladder. The state is per runner, not per connection, so reconnecting neither

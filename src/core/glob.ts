@@ -44,6 +44,53 @@ export function firstMatch(path: string, patterns: readonly string[]): string | 
   return patterns.find((pattern) => matchesGlob(path, pattern));
 }
 
+/** Many patterns compiled once, matched against one path split once. */
+export interface GlobSet {
+  /** The first pattern (in the given order) that `path` matches, or undefined. */
+  first(path: string): string | undefined;
+}
+
+/**
+ * A set of patterns for matching many paths: the path is split into segments and characters once
+ * per call instead of once per pattern, which matters for a pull request of 3,000 files against a
+ * few hundred built-in patterns. With `ignoreCase`, patterns and paths are compared in lower case.
+ * Throws only for a pattern {@link globProblem} refuses as too large.
+ */
+export function createGlobSet(
+  patterns: readonly string[],
+  options: { ignoreCase?: boolean } = {},
+): GlobSet {
+  const ignoreCase = options.ignoreCase ?? false;
+  const compiled = patterns.map((pattern) => ({
+    pattern,
+    alternatives: compile(ignoreCase ? pattern.toLowerCase() : pattern),
+  }));
+  return {
+    first(path) {
+      const subject = (path.startsWith("/") ? path.slice(1) : path)[
+        ignoreCase ? "toLowerCase" : "toString"
+      ]();
+      const parts = subject.split("/");
+      const chars: (string[] | undefined)[] = [];
+      const charsOf = (i: number) => {
+        let cached = chars[i];
+        if (!cached) {
+          cached = [...(parts[i] ?? "")];
+          chars[i] = cached;
+        }
+        return cached;
+      };
+      const partSet = new Set(parts);
+      for (const { pattern, alternatives } of compiled) {
+        for (const alternative of alternatives) {
+          if (matchParts(alternative, parts, charsOf, partSet)) return pattern;
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
 /**
  * Why a pattern is not acceptable in configuration, or undefined when it is. Refused: empty or
  * over-long patterns, `[...]` classes (unsupported), unbalanced braces, a trailing `\`, empty
@@ -86,14 +133,16 @@ export function globProblem(pattern: string): string | undefined {
   return undefined;
 }
 
-/** One unit of a segment pattern: a literal character, `?` or `*`. */
-type Token = { kind: "char"; ch: string } | { kind: "one" } | { kind: "star" };
+/** One unit of a segment pattern: a literal character, `?`, or `*` (as `"**"`: any run). */
+type Token = { kind: "char"; ch: string } | { kind: "one" } | "**";
 /** A path segment's pattern, or `**` (any number of whole segments). */
 type Segment = Token[] | "**";
 interface Compiled {
   /** No `/` in the pattern: only the path's last segment is compared. */
   basename: boolean;
   segments: Segment[];
+  /** Segments without wildcards: a path lacking one of them cannot match (a cheap first test). */
+  literals: string[];
 }
 
 // Patterns come from a handful of configs; the cache is bounded anyway so a long-running server
@@ -123,17 +172,37 @@ function compileAlternative(alternative: string): Compiled {
   const segments = parts
     .filter((part, i) => !(part === "**" && parts[i - 1] === "**"))
     .map((part): Segment => (part === "**" ? "**" : tokenize(part)));
-  return { basename: !anchored && parts.length === 1, segments };
+  const literals = segments.flatMap((segment) =>
+    segment !== "**" && segment.every((t) => t !== "**" && t.kind === "char")
+      ? [segment.map((t) => (t as { ch: string }).ch).join("")]
+      : [],
+  );
+  return { basename: !anchored && parts.length === 1, segments, literals };
 }
 
 function matches(path: string, compiled: Compiled): boolean {
   const parts = path.split("/");
-  if (compiled.basename) {
-    const [only] = compiled.segments;
-    return only === "**" || matchTokens(only ?? [], [...(parts[parts.length - 1] ?? "")]);
-  }
-  return matchSequence(compiled.segments, parts, (segment, part) =>
-    matchTokens(segment, [...part]),
+  return matchParts(compiled, parts, (i) => [...(parts[i] ?? "")], new Set(parts));
+}
+
+/**
+ * Matches split path `parts` (with their characters from `charsOf`, which may cache). The last
+ * segment is compared first when the pattern ends in one: most paths fail there, cheaply.
+ */
+function matchParts(
+  compiled: Compiled,
+  parts: readonly string[],
+  charsOf: (index: number) => readonly string[],
+  partSet: ReadonlySet<string>,
+): boolean {
+  const lastIndex = parts.length - 1;
+  const last = compiled.segments[compiled.segments.length - 1];
+  if (compiled.basename) return last === "**" || matchTokens(last ?? [], charsOf(lastIndex));
+  if (last !== undefined && last !== "**" && !matchTokens(last, charsOf(lastIndex))) return false;
+  if (!compiled.literals.every((literal) => partSet.has(literal))) return false;
+  const indices = parts.map((_, i) => i);
+  return matchSequence(compiled.segments, indices, (segment, i) =>
+    matchTokens(segment, charsOf(i)),
   );
 }
 
@@ -166,7 +235,7 @@ function tokenize(segment: string): Token[] {
       tokens.push({ kind: "char", ch: chars[++i]! });
     } else if (ch === "*") {
       // `**` inside a segment is a plain `*`.
-      if (tokens.at(-1)?.kind !== "star") tokens.push({ kind: "star" });
+      if (tokens.at(-1) !== "**") tokens.push("**");
     } else if (ch === "?") {
       tokens.push({ kind: "one" });
     } else {
@@ -177,11 +246,11 @@ function tokenize(segment: string): Token[] {
 }
 
 function matchTokens(tokens: readonly Token[], chars: readonly string[]): boolean {
-  return matchSequence(
-    tokens.map((t) => (t.kind === "star" ? ("**" as const) : t)),
-    chars,
-    (token, ch) => token.kind === "one" || token.ch === ch,
-  );
+  return matchSequence(tokens, chars, unitMatches);
+}
+
+function unitMatches(token: Exclude<Token, "**">, ch: string): boolean {
+  return token.kind === "one" || token.ch === ch;
 }
 
 /**

@@ -1,19 +1,5 @@
 import { describe, expect, it } from "vitest";
 import {
-  classifyTier,
-  evaluateMergePolicy,
-  HOLD_LABELS,
-  MAX_CHECK_SUMMARY_CHARS,
-  MAX_CHECK_TITLE_CHARS,
-  type PrFacts,
-  RISK_LABELS,
-  RULE_IDS,
-  RULE_TITLES,
-  renderSafetyCheck,
-  riskLabel,
-  type Verdict,
-} from "./merge-policy.ts";
-import {
   approval,
   MERGE_POLICY_CASES as cases,
   check,
@@ -26,13 +12,25 @@ import {
   OLD,
   OTHER,
   review,
-} from "./merge-policy-cases.ts";
+} from "../../test/fixtures/merge-policy-cases.ts";
 import {
-  DEFAULT_PROTECTED_PATHS,
-  DEFAULT_REPO_CONFIG,
-  FLOOR_PROTECTED_PATHS,
-  parseRepoConfig,
-} from "./repo-config.ts";
+  classifyTier,
+  evaluateMergePolicy,
+  HOLD_LABELS,
+  isHoldLabel,
+  isWipTitle,
+  MAX_CHECK_SUMMARY_CHARS,
+  MAX_CHECK_TITLE_CHARS,
+  type PrFacts,
+  RISK_LABELS,
+  RULE_IDS,
+  RULE_TITLES,
+  renderSafetyCheck,
+  riskLabel,
+  type Verdict,
+} from "./merge-policy.ts";
+import { FLOOR_PROTECTED_PATHS } from "./protected-paths.ts";
+import { DEFAULT_PROTECTED_PATHS, DEFAULT_REPO_CONFIG, parseRepoConfig } from "./repo-config.ts";
 
 describe("evaluateMergePolicy", () => {
   it("has a big enough table", () => {
@@ -102,9 +100,30 @@ describe("evaluateMergePolicy", () => {
       "comment /unhold",
       "a maintainer comments /unfreeze",
       "fix the failing check `ci/test`, then re-run it (/retry lets Conveyor try)",
+      "a person reviews the protected files and merges by hand (Conveyor never merges changes to them)",
       "a person reviews and merges it by hand (tier 3 is never auto-merged)",
     ]);
     expect(verdict.summary).toBe("Blocked: held by label `hold` and /hold (and 3 more)");
+  });
+
+  it.each([
+    [
+      "a protected path alone",
+      [file("go.mod")],
+      null,
+      "Blocked: `go.mod` is protected (a dependency manifest or lockfile: `go.mod`, built in)",
+    ],
+    [
+      "a protected path and failed verification",
+      [file("go.mod")],
+      { passed: false, failedCommand: "go test" },
+      "Blocked: `go.mod` is protected (a dependency manifest or lockfile: `go.mod`, built in) (and 1 more)",
+    ],
+  ])("summarises %s without counting the tier row twice", (_name, files, verification, summary) => {
+    const facts = cleanTier1();
+    facts.files = files;
+    if (verification) facts.verification = verification;
+    expect(evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG).summary).toBe(summary);
   });
 
   it("says why checks timed out and how long it waited", () => {
@@ -123,7 +142,7 @@ describe("evaluateMergePolicy", () => {
     facts.errors = ["a: 500", "b: 502", "c: timeout", "d: 404"];
     const detail = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG).rules[0]!.detail;
     expect(detail).toBe(
-      "4 API errors while reading the pull request: `a: 500`, `b: 502`, `c: timeout` and 1 more",
+      "facts incomplete: 4 reads of GitHub failed or came back cut short: `a: 500`, `b: 502`, `c: timeout` and 1 more",
     );
   });
 });
@@ -133,6 +152,7 @@ describe("classifyTier", () => {
     expect(classifyTier([file("src/a.ts", 3, 1)], { passed: true }, DEFAULT_REPO_CONFIG)).toEqual({
       tier: 1,
       reasons: ["4 changed lines (at most 19)", "1 file (at most 3)", "only modified files"],
+      findings: [],
     });
   });
 
@@ -158,19 +178,29 @@ describe("classifyTier", () => {
       file("src/a.test.ts", 1, 0, { patch: hunk({ add: ['test.only("x", () => {'] }) }),
       { path: "logo.png", status: "added" as const, additions: 0, deletions: 0 },
     ];
-    expect(
-      classifyTier(files, { passed: false, failedCommand: "npm test" }, DEFAULT_REPO_CONFIG),
-    ).toEqual({
-      tier: 3,
-      reasons: [
-        "`.github/workflows/ci.yml` is protected (`.github/workflows/**`, built in)",
-        "`package.json` is protected (`package.json`)",
-        "test file `tests/test_a.py` is deleted",
-        "`src/a.test.ts` adds a skipped or focused test (`test.only`)",
-        "`logo.png` has no diff to inspect (binary or too large)",
-        "verification failed: `npm test`",
+    const result = classifyTier(
+      files,
+      { passed: false, failedCommand: "npm test" },
+      DEFAULT_REPO_CONFIG,
+    );
+    expect(result.tier).toBe(3);
+    expect(result.findings.map((f) => [f.rule, f.tier, f.reason])).toEqual([
+      [
+        "paths",
+        3,
+        "`.github/workflows/ci.yml` is protected (CI configuration: `.github/workflows/**`, built in)",
       ],
-    });
+      [
+        "paths",
+        3,
+        "`package.json` is protected (a dependency manifest or lockfile: `package.json`, built in)",
+      ],
+      ["content", 3, "`logo.png` has no diff to inspect (binary or too large)"],
+      ["tests", 3, "test file `tests/test_a.py` is deleted"],
+      ["tests", 3, "`src/a.test.ts` adds a skipped or focused test (`test.only`, line 1)"],
+      ["change", 3, "verification failed: `npm test`"],
+    ]);
+    expect(result.reasons).toEqual(result.findings.map((f) => f.reason));
   });
 
   it("treats unknown line counts as not tier 1", () => {
@@ -179,11 +209,101 @@ describe("classifyTier", () => {
   });
 });
 
+describe("a row per family of tier findings", () => {
+  it.each([
+    {
+      name: "another CI system's config",
+      files: [file(".circleci/config.yml")],
+      row: "paths",
+      result: "fail",
+      detail: "`.circleci/config.yml` is protected (CI configuration: `.circleci/**`, built in)",
+      kind: "blocked",
+      unblock: "a person reviews the protected files and merges by hand",
+    },
+    {
+      name: "build configuration",
+      files: [file("Makefile")],
+      row: "paths",
+      result: "pass",
+      detail: "not tier 1: `Makefile` is build or lint configuration (`Makefile`): at least tier 2",
+      kind: "needs_approval",
+    },
+    {
+      name: "a skipped Go test",
+      files: [file("pkg/a_test.go", 1, 0, { patch: hunk({ add: ['\tt.Skip("later")'] }) })],
+      row: "tests",
+      result: "fail",
+      detail: "`pkg/a_test.go` adds a skipped or focused test (`t.Skip(`, line 1)",
+      kind: "blocked",
+      unblock: "restore the weakened tests",
+    },
+    {
+      name: "removed assertions",
+      files: [
+        file("tests/test_a.py", 0, 1, { patch: hunk({ remove: ["    assert total == 3"] }) }),
+      ],
+      row: "tests",
+      result: "fail",
+      detail: "the test files remove more assertions than they add (1 removed, 0 added)",
+      kind: "blocked",
+    },
+    {
+      name: "a bidi override",
+      files: [file("src/a.ts", 1, 0, { patch: hunk({ add: ["let a = '\u202E';"] }) })],
+      row: "content",
+      result: "fail",
+      detail:
+        "`src/a.ts` adds an invisible or direction-changing character (U+202E RIGHT-TO-LEFT OVERRIDE, line 1)",
+      kind: "blocked",
+      unblock: "remove what cannot be seen or inspected",
+    },
+    {
+      name: "a symlink",
+      files: [file("docs/link", 1, 0, { mode: "120000" as const })],
+      row: "content",
+      result: "fail",
+      detail: "`docs/link` is a symbolic link",
+      kind: "blocked",
+    },
+    {
+      name: "one minified line",
+      files: [file("src/a.js", 1, 0, { patch: hunk({ add: ["x".repeat(2_000)] }) })],
+      row: "content",
+      result: "pass",
+      detail:
+        "not tier 1: `src/a.js` adds a line of 2000 bytes, line 1 (tier 1 allows 1000, merge.tier1.max_line_bytes)",
+      kind: "needs_approval",
+    },
+    {
+      name: "a clean change",
+      files: [file("src/a.ts")],
+      row: "tests",
+      result: "pass",
+      detail: "no test is skipped, removed or weakened",
+      kind: "merge",
+    },
+  ])("$name: $row $result", ({ files, row, result, detail, kind, unblock }) => {
+    const facts = cleanTier1();
+    facts.files = files;
+    const verdict = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG);
+    expect(verdict.rules.find((r) => r.id === row)).toMatchObject({ result, detail });
+    expect(verdict.kind).toBe(kind);
+    if (unblock) expect(verdict.unblock.some((u) => u.startsWith(unblock))).toBe(true);
+    if (result === "fail") {
+      const check = renderSafetyCheck(verdict);
+      expect(check.conclusion).toBe("neutral");
+      expect(check.summary).toContain(
+        `| ${RULE_TITLES[row as keyof typeof RULE_TITLES]} | ❌ fail |`,
+      );
+    }
+  });
+});
+
 describe("merge config", () => {
   it("has the documented defaults", () => {
     expect(DEFAULT_REPO_CONFIG.merge).toEqual({
       method: "squash",
-      tier1: { max_changed_lines: 19, max_files: 3 },
+      tier1: { max_changed_lines: 19, max_files: 3, max_line_bytes: 1_000, max_file_bytes: 4_096 },
       protected_paths: [...DEFAULT_PROTECTED_PATHS],
       test_paths: [
         "**/*.test.*",
@@ -196,7 +316,11 @@ describe("merge config", () => {
       ],
       checks_timeout_minutes: 60,
       update_branch: false,
+      hold_labels: [],
       required_approvals: 1,
+      required_checks: [],
+      strict_conclusions: false,
+      mode: "auto",
     });
   });
 
@@ -254,7 +378,126 @@ describe("labels", () => {
   it("names the risk label of each tier", () => {
     expect([riskLabel(1), riskLabel(2), riskLabel(3)]).toEqual([...RISK_LABELS]);
     expect(riskLabel(2)).toBe("risk:tier-2");
-    expect(HOLD_LABELS).toEqual(["conveyor:hold", "hold"]);
+    expect(HOLD_LABELS).toEqual([
+      "hold",
+      "on hold",
+      "do-not-merge",
+      "do-not-merge/*",
+      "wip",
+      "work in progress",
+      "conveyor:hold",
+    ]);
+  });
+});
+
+describe("hold labels and titles", () => {
+  const extra = config({ merge: { hold_labels: ["blocked-by-legal", "release/*"] } });
+
+  it.each([
+    // The floor, in the spellings teams use.
+    ["hold", true],
+    ["Hold", true],
+    ["  HOLD  ", true],
+    ["on hold", true],
+    ["On-Hold", true],
+    ["on_hold", true],
+    ["do-not-merge", true],
+    ["Do Not Merge", true],
+    ["DO_NOT_MERGE", true],
+    ["do-not-merge/hold", true],
+    ["do-not-merge/work-in-progress", true],
+    ["do-not-merge / needs-rebase", true],
+    ["wip", true],
+    ["WIP", true],
+    ["🚧 WIP", true],
+    ["work in progress", true],
+    ["Work-In-Progress", true],
+    ["conveyor:hold", true],
+    ["Conveyor:Hold", true],
+    ["ｈｏｌｄ", true],
+    // Safe twins: labels that only share a word.
+    ["holding-pattern", false],
+    ["threshold", false],
+    ["do-not-merge-bot-config", false],
+    ["do-not-merge/", true],
+    ["wipe", false],
+    ["swipe-gestures", false],
+    ["merge", false],
+    ["ready-to-merge", false],
+    ["", false],
+    ["/", false],
+    ["conveyor", false],
+    ["risk:tier-1", false],
+    ["blocked-by-legal", false],
+  ])("label %j holds: %s (built-in list)", (label, held) => {
+    expect(isHoldLabel(label)).toBe(held);
+  });
+
+  it.each([
+    ["blocked-by-legal", true],
+    ["Blocked By Legal", true],
+    ["release/next", true],
+    ["release", false],
+    ["release-notes", false],
+    ["hold", true],
+  ])("label %j holds: %s with merge.hold_labels", (label, held) => {
+    expect(isHoldLabel(label, extra.merge.hold_labels)).toBe(held);
+  });
+
+  it.each([
+    ["WIP: make the button blue", true],
+    ["[WIP] make the button blue", true],
+    ["(wip) make the button blue", true],
+    ["wip make the button blue", true],
+    ["🚧 WIP", true],
+    ["WIP", true],
+    ["WIP-123 tidy up", true],
+    ["Wipe the cache on logout", false],
+    ["WIPO trademark lookup", false],
+    ["Make WIP labels hold the merge", false],
+    ["Support wip_ prefixed branches", false],
+    ["", false],
+  ])("title %j holds: %s", (title, held) => {
+    expect(isWipTitle(title)).toBe(held);
+  });
+
+  it.each([
+    { labels: ["do-not-merge/hold"], title: "Fix typo", held: "label `do-not-merge/hold`" },
+    { labels: ["Work In Progress"], title: "Fix typo", held: "label `Work In Progress`" },
+    { labels: ["bug"], title: "[WIP] Fix typo", held: "a title starting with WIP" },
+    { labels: ["bug"], title: "Wipe stale sessions", held: undefined },
+    { labels: ["threshold"], title: undefined, held: undefined },
+  ])("holds a PR labelled $labels titled $title", ({ labels, title, held }) => {
+    const facts = cleanTier1();
+    facts.labels = labels;
+    facts.title = title;
+    const verdict = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG);
+    const rule = verdict.rules.find((r) => r.id === "hold");
+    if (held === undefined) {
+      expect(verdict.kind).toBe("merge");
+      expect(rule?.result).toBe("pass");
+    } else {
+      expect(verdict.kind).toBe("blocked");
+      expect(rule?.result).toBe("fail");
+      expect(rule?.detail).toContain(held);
+      expect(verdict.unblock.join("\n")).toMatch(/remove/);
+    }
+  });
+
+  it("holds on a label only config adds", () => {
+    const facts = cleanTier1();
+    facts.labels = ["blocked-by-legal"];
+    expect(evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG).kind).toBe("merge");
+    expect(evaluateMergePolicy(facts, extra).kind).toBe("blocked");
+  });
+
+  it.each([
+    [{ merge: { hold_labels: [""] } }, "merge.hold_labels.0"],
+    [{ merge: { hold_labels: ["x".repeat(101)] } }, "merge.hold_labels.0"],
+    [{ merge: { hold_labels: "hold" } }, "merge.hold_labels"],
+  ])("refuses %j naming %s", (raw, key) => {
+    const result = parseRepoConfig(raw);
+    expect(result.ok ? [] : result.problems.map((p) => p.key)).toContain(key);
   });
 });
 

@@ -1,7 +1,14 @@
-import { firstMatch, matchesAny } from "./glob.ts";
+import {
+  type ContentFinding,
+  contentFindingTier,
+  type FileMode,
+  findContentProblems,
+} from "./content-rules.ts";
 import { hasPermission, type Permission } from "./intake.ts";
-import { FLOOR_PROTECTED_PATHS, type RepoConfig } from "./repo-config.ts";
+import { protectedPathFinding } from "./protected-paths.ts";
+import type { RepoConfig } from "./repo-config.ts";
 import { formatDuration } from "./task-machine.ts";
+import { findTestWeakening, type TestWeakening } from "./test-weakening.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Facts: what the GitHub side reads about a pull request, for its current head commit.
@@ -33,6 +40,11 @@ export interface PrFile {
   patch?: string | undefined;
   /** Set when the collector knows the file is binary. */
   binary?: boolean | undefined;
+  /**
+   * The mode Conveyor wrote the file with, from its change set (GitHub's file list has no modes):
+   * `120000` is a symbolic link, `100755` an executable. Undefined when not known.
+   */
+  mode?: FileMode | undefined;
 }
 
 /** A check run on the head commit: the latest run of each name (GitHub's `filter=latest`). */
@@ -43,6 +55,24 @@ export interface CheckFact {
   conclusion: string | null;
   /** Created by Conveyor's own App (`Conveyor / safety` and friends): never counts. */
   ours: boolean;
+}
+
+/** Where a check's requirement comes from. */
+export const EXPECTED_CHECK_SOURCES = [
+  "branch protection",
+  "ruleset",
+  "merge.required_checks",
+  "base commit",
+] as const;
+export type ExpectedCheckSource = (typeof EXPECTED_CHECK_SOURCES)[number];
+
+/**
+ * A check that must report on the head and pass before a merge: a check run `name` or a commit
+ * status `context` (either satisfies it), matched exactly as GitHub matches required checks.
+ */
+export interface ExpectedCheck {
+  name: string;
+  source: ExpectedCheckSource;
 }
 
 /** A commit status on the head commit: the latest state of each context. */
@@ -98,12 +128,27 @@ export interface PrFacts {
   draft: boolean;
   /** Open and not merged. */
   open: boolean;
+  /** The pull request's base branch on GitHub now (`base.ref`). */
+  baseRef?: string | undefined;
+  /**
+   * The branch the task was made for (recorded when Conveyor opened the pull request): Conveyor
+   * merges into no other. The fact collector always sets it; without it the rule is n/a.
+   */
+  expectedBaseRef?: string | undefined;
+  /**
+   * Checks that must report on the head and pass: the base branch's required status checks (branch
+   * protection and rulesets) and the checks that reported on the commit the runner started from.
+   * The policy adds `merge.required_checks` and ignores Conveyor's own check.
+   */
+  expectedChecks?: ExpectedCheck[] | undefined;
   /** GitHub's `mergeable`: false on a conflict, null while GitHub is still computing it. */
   mergeable: boolean | null;
   /** GitHub's `mergeable_state`: clean, dirty, behind, blocked, unstable, unknown, has_hooks, draft. */
   mergeableState: string;
   /** Names of the labels on the pull request. */
   labels: string[];
+  /** The pull request's title (`title`); one starting with `WIP` holds it. Undefined when unread. */
+  title?: string | undefined;
   files: PrFile[];
   /**
    * False when the file list may be incomplete: GitHub lists at most 3,000 files. Forces tier 3
@@ -126,7 +171,10 @@ export interface PrFacts {
   waitingSince: string;
   /** ISO time of this evaluation. */
   now: string;
-  /** API errors while collecting the facts. Any error blocks the merge (fail closed). */
+  /**
+   * Reads that failed or were cut short while collecting the facts (an API error, a list shorter
+   * than GitHub's count). Any entry blocks the merge (fail closed).
+   */
   errors: string[];
 }
 
@@ -140,6 +188,19 @@ export interface TierResult {
   tier: Tier;
   /** Why this tier: every tier-3 finding, every reason it is not tier 1, or why it is tier 1. */
   reasons: string[];
+  /** Every finding that raised the tier, by the rule that shows it in the safety check's table. */
+  findings: TierFinding[];
+}
+
+/** The families of findings that raise a change's tier; each has its own row in the table. */
+export type FindingRule = "paths" | "tests" | "content" | "change";
+
+/** One thing about a change that makes it tier 3 (never auto-merged) or at least tier 2. */
+export interface TierFinding {
+  rule: FindingRule;
+  tier: 2 | 3;
+  /** One line of markdown; untrusted names are inside code spans. */
+  reason: string;
 }
 
 /** Labels Conveyor puts on its pull requests, one per tier. */
@@ -151,64 +212,17 @@ export function riskLabel(tier: Tier): RiskLabel {
   return `risk:tier-${tier}`;
 }
 
-interface Marker {
-  pattern: RegExp;
-  /** Only in files matching `merge.test_paths` (too common elsewhere: `iter.skip(1)`, `model.fit(`). */
-  testFilesOnly?: boolean;
-}
-
 /**
- * Added lines that skip, focus or disable tests. Focusing (`.only`) silently skips every other
- * test; `.todo`, `skipIf`/`runIf` and `xfail` turn a test off as surely as `.skip`, so an agent
- * could make a red suite green with any of them.
- */
-const SKIP_MARKERS: readonly Marker[] = [
-  // Jest, Vitest, Mocha, Jasmine, Playwright, node:test: it.skip(, test.only(, describe.todo(,
-  // it.concurrent.only(, test.describe.skip(, it.skipIf(…)(, test.fixme(
-  {
-    pattern:
-      /\b(?:describe|it|test|context|suite|specify|bench)(?:\.[A-Za-z]+)*\.(?:only|skip|skipIf|runIf|todo|fixme)\b/,
-  },
-  // xit(, xdescribe(, xtest(, xcontext(, xspecify(
-  { pattern: /(?<![\w$.])x(?:it|describe|test|context|specify)\s*\(/ },
-  // pytest and unittest
-  { pattern: /@pytest\.mark\.(?:skip|xfail)/ },
-  { pattern: /\bpytest\.(?:skip|xfail)\s*\(/ },
-  { pattern: /@unittest\.(?:skip|expectedFailure)/ },
-  // Go: t.Skip(, t.Skipf(, t.SkipNow(
-  { pattern: /\.Skip(?:f|Now)?\s*\(/ },
-  // Rust, JUnit
-  { pattern: /#\[ignore\b/ },
-  { pattern: /@(?:Disabled|Ignore)\b/ },
-  // In test files also any .skip( / .only( / .todo( (this.skip(), aliases) and Jasmine's fit(.
-  { pattern: /\.(?:skip|only|todo)\s*\(/, testFilesOnly: true },
-  { pattern: /(?<![\w$.])f(?:it|describe)\s*\(/, testFilesOnly: true },
-];
-
-/** The first skip/focus marker on an added (`+`) line of the patch; context and removals ignored. */
-function addedSkipMarker(patch: string, isTestFile: boolean): string | undefined {
-  for (const line of patch.split("\n")) {
-    if (!line.startsWith("+")) continue;
-    const added = line.slice(1);
-    for (const marker of SKIP_MARKERS) {
-      if (marker.testFilesOnly && !isTestFile) continue;
-      const found = marker.pattern.exec(added);
-      if (found) return found[0];
-    }
-  }
-  return undefined;
-}
-
-/**
- * The risk tier of a change, computed from the pull request's files (never from what the runner
- * claims):
+ * The risk tier of a change, computed from the pull request's files and the modes Conveyor wrote
+ * (never from what the runner claims), with every finding by the table row that shows it:
  *
- * - **3**, never auto-merged: a protected path (config + {@link FLOOR_PROTECTED_PATHS}; a renamed
- *   file's old path counts), a deleted test file (or one renamed to a non-test path), an added line
- *   that skips or focuses tests, a binary file or one without a diff, failed verification, or no
- *   verification report although `verify.commands` is set;
+ * - **3**, never auto-merged: a protected path (the built-in floor of `protected-paths.ts` or
+ *   `merge.protected_paths`; a renamed file's old path counts), test weakening
+ *   (`test-weakening.ts`), content that cannot be seen or inspected (`content-rules.ts`), failed
+ *   verification, or no verification report although `verify.commands` is set;
  * - **1**, merges by itself: at most `merge.tier1.max_changed_lines` changed lines and
- *   `merge.tier1.max_files` files, all of them `modified`;
+ *   `merge.tier1.max_files` files, all of them `modified`, within the tier-1 byte caps, and no
+ *   build or lint configuration;
  * - **2** otherwise: needs an approval.
  */
 export function classifyTier(
@@ -217,80 +231,73 @@ export function classifyTier(
   config: RepoConfig,
 ): TierResult {
   const merge = config.merge;
-  const tier3: string[] = [];
-  const isTest = (path: string) => matchesAny(path, merge.test_paths);
-
+  const findings: TierFinding[] = [];
+  const find = (rule: FindingRule, tier: 2 | 3, reason: string) => {
+    findings.push({ rule, tier, reason });
+  };
   for (const file of files) {
     for (const path of new Set([file.path, file.previousPath ?? file.path])) {
-      const floor = firstMatch(path, FLOOR_PROTECTED_PATHS);
-      const configured = floor ? undefined : firstMatch(path, merge.protected_paths);
-      if (floor) tier3.push(`${code(path)} is protected (${code(floor)}, built in)`);
-      else if (configured) tier3.push(`${code(path)} is protected (${code(configured)})`);
-    }
-    if (file.status === "removed" && isTest(file.path)) {
-      tier3.push(`test file ${code(file.path)} is deleted`);
-    }
-    if (
-      file.status === "renamed" &&
-      file.previousPath &&
-      isTest(file.previousPath) &&
-      !isTest(file.path)
-    ) {
-      tier3.push(`test file ${code(file.previousPath)} is renamed to non-test ${code(file.path)}`);
-    }
-    if (file.binary) {
-      tier3.push(`${code(file.path)} is a binary file`);
-    } else if (file.patch === undefined) {
-      // GitHub omits the patch for binary files and huge diffs. Only a rename with identical
-      // content is known to add nothing unseen; anything else fails closed.
-      const unchangedContent =
-        (file.status === "renamed" || file.status === "unchanged") &&
-        file.additions === 0 &&
-        file.deletions === 0;
-      if (!unchangedContent) {
-        tier3.push(`${code(file.path)} has no diff to inspect (binary or too large)`);
-      }
-    } else {
-      const marker = addedSkipMarker(
-        file.patch,
-        isTest(file.path) || isTest(file.previousPath ?? ""),
-      );
-      if (marker) tier3.push(`${code(file.path)} adds a skipped or focused test (${code(marker)})`);
+      const found = protectedPathFinding(path, merge.protected_paths);
+      if (!found) continue;
+      const why = found.builtIn
+        ? `${found.what}: ${code(found.pattern)}, built in`
+        : code(found.pattern);
+      if (found.tier === 3) find("paths", 3, `${code(path)} is protected (${why})`);
+      else
+        find(
+          "paths",
+          2,
+          `${code(path)} is ${found.what} (${code(found.pattern)}): at least tier 2`,
+        );
     }
   }
+  const limits = {
+    maxLineBytes: merge.tier1.max_line_bytes,
+    maxFileBytes: merge.tier1.max_file_bytes,
+  };
+  for (const problem of findContentProblems(files, limits)) {
+    find("content", contentFindingTier(problem), contentReason(problem));
+  }
+  for (const weakening of findTestWeakening(files, merge.test_paths)) {
+    find("tests", 3, weakeningReason(weakening));
+  }
   if (verification && !verification.passed) {
-    tier3.push(
+    find(
+      "change",
+      3,
       verification.failedCommand
         ? `verification failed: ${code(verification.failedCommand, 200)}`
         : "verification failed",
     );
   } else if (!verification && config.verify.commands.length > 0) {
-    tier3.push("no verification report although verify.commands is set");
+    find("change", 3, "no verification report although verify.commands is set");
   }
-  if (tier3.length > 0) return { tier: 3, reasons: tier3 };
+  const tier3 = findings.filter((f) => f.tier === 3);
+  if (tier3.length > 0) return { tier: 3, reasons: tier3.map((f) => f.reason), findings };
 
   const { max_changed_lines: maxLines, max_files: maxFiles } = merge.tier1;
   const unknownCounts = files.filter(
     (f) => !isCount(f.additions) || !isCount(f.deletions) || !isCount(f.additions + f.deletions),
   );
   const changed = files.reduce((sum, f) => sum + f.additions + f.deletions, 0);
-  const notTier1: string[] = [];
-  if (files.length === 0) notTier1.push("GitHub lists no changed files");
+  if (files.length === 0) find("change", 2, "GitHub lists no changed files");
   if (unknownCounts.length > 0) {
-    notTier1.push(`line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
+    find("change", 2, `line counts unknown for ${list(unknownCounts.map((f) => code(f.path)))}`);
   } else if (changed > maxLines) {
-    notTier1.push(`${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
+    find("change", 2, `${plural(changed, "changed line")} (tier 1 allows ${maxLines})`);
   }
   if (files.length > maxFiles) {
-    notTier1.push(`${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
+    find("change", 2, `${plural(files.length, "file")} (tier 1 allows ${maxFiles})`);
   }
   const structural = files.filter((f) => f.status !== "modified");
   if (structural.length > 0) {
-    notTier1.push(
+    find(
+      "change",
+      2,
       `${list(structural.map((f) => `${code(f.path)} ${f.status}`))} (tier 1 only modifies files)`,
     );
   }
-  if (notTier1.length > 0) return { tier: 2, reasons: notTier1 };
+  if (findings.length > 0) return { tier: 2, reasons: findings.map((f) => f.reason), findings };
   return {
     tier: 1,
     reasons: [
@@ -298,7 +305,51 @@ export function classifyTier(
       `${plural(files.length, "file")} (at most ${maxFiles})`,
       "only modified files",
     ],
+    findings,
   };
+}
+
+function contentReason(c: ContentFinding): string {
+  const at = (line: number | undefined) => (line ? `, line ${line}` : "");
+  switch (c.kind) {
+    case "hidden":
+      return `${code(c.path)} adds an invisible or direction-changing character (${c.name}${at(c.line)})`;
+    case "binary":
+      return `${code(c.path)} is a binary file`;
+    case "no_diff":
+      return `${code(c.path)} has no diff to inspect (binary or too large)`;
+    case "symlink":
+      return `${code(c.path)} is a symbolic link`;
+    case "executable":
+      return `${code(c.path)} is written executable (mode 100755)`;
+    case "type_changed":
+      return `${code(c.path)} changes its file type (status \`changed\`)`;
+    case "long_line":
+      return `${code(c.path)} adds a line of ${c.bytes} bytes${at(c.line)} (tier 1 allows ${c.limit}, merge.tier1.max_line_bytes)`;
+    case "file_bytes":
+      return `${code(c.path)} adds ${c.bytes} bytes (tier 1 allows ${c.limit} per file, merge.tier1.max_file_bytes)`;
+  }
+}
+
+function weakeningReason(w: TestWeakening): string {
+  switch (w.kind) {
+    case "marker":
+      return `${code(w.path)} adds a skipped or focused test (${code(w.marker)}${w.line ? `, line ${w.line}` : ""})`;
+    case "deleted":
+      return `test file ${code(w.path)} is deleted`;
+    case "renamed_away":
+      return `test file ${code(w.from)} is renamed to non-test ${code(w.to)}`;
+    case "renamed_uncollected":
+      return `test file ${code(w.from)} is renamed to ${code(w.to)}, a name its runner may not collect`;
+    case "emptied":
+      return w.before === undefined
+        ? `test file ${code(w.path)} loses most of its lines (${w.removed} removed)`
+        : `test file ${code(w.path)} loses most of its lines (${w.removed} of ${w.before})`;
+    case "assertions":
+      return `the test files remove more assertions than they add (${w.removed} removed, ${w.added} added)`;
+    case "runner_config":
+      return `${code(w.path)} is test-runner configuration (${code(w.pattern)})`;
+  }
 }
 
 function isCount(n: number): boolean {
@@ -314,6 +365,7 @@ export const RULE_IDS = [
   "facts",
   "open",
   "head",
+  "base",
   "draft",
   "hold",
   "freeze",
@@ -322,8 +374,12 @@ export const RULE_IDS = [
   "checks_green",
   "checks_timeout",
   "changes_requested",
+  "paths",
+  "tests",
+  "content",
   "tier",
   "approval",
+  "mode",
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -331,16 +387,21 @@ export const RULE_TITLES: Record<RuleId, string> = {
   facts: "Facts complete",
   open: "Pull request open",
   head: "Head is Conveyor's commit",
+  base: "Base is the branch it was made for",
   draft: "Not a draft",
   hold: "Not on hold",
   freeze: "Repository not frozen",
-  conflict: "No conflict with the base",
-  checks_present: "At least one check",
-  checks_green: "Every check succeeded",
+  conflict: "GitHub can merge it",
+  checks_present: "Expected checks reported",
+  checks_green: "Every check passed",
   checks_timeout: "Checks finished in time",
   changes_requested: "No standing change request",
+  paths: "No protected path",
+  tests: "Tests not weakened",
+  content: "Content visible and inspectable",
   tier: "Risk tier",
   approval: "Approval",
+  mode: "Merge mode",
 };
 
 export type RuleResult = "pass" | "fail" | "wait" | "n/a";
@@ -372,13 +433,177 @@ export interface Verdict {
   summary: string;
   /** `update_branch`: the branch is behind its base and `merge.update_branch` is on: update it. */
   action?: "update_branch" | undefined;
+  /**
+   * Every rule but the merge mode passed: with `merge.mode: auto` Conveyor would merge this commit
+   * now. Set in `approve` and `report` mode (in `auto` the verdict is simply `merge`).
+   */
+  wouldMerge?: boolean | undefined;
 }
 
-/** Labels that hold a pull request (compared case-insensitively). */
-export const HOLD_LABELS = ["conveyor:hold", "hold"] as const;
+// ---------------------------------------------------------------------------------------------
+// Checks: what is expected, what reported, and how GitHub counts a conclusion
+// ---------------------------------------------------------------------------------------------
 
-export function isHoldLabel(label: string): boolean {
-  return (HOLD_LABELS as readonly string[]).includes(label.trim().toLowerCase());
+/** How one conclusion or state counts: `success`, another passing one, still `pending`, or `fail`. */
+export type CheckOutcome = "success" | "pass" | "pending" | "fail";
+
+/**
+ * A check run's result as GitHub counts it for required checks: `success` succeeds, `skipped` and
+ * `neutral` pass (`strict`: they fail), anything else that completed fails — `failure`,
+ * `cancelled`, `timed_out`, `action_required`, `stale`, `startup_failure`, no conclusion and any
+ * value not known today. A run that has not completed is pending.
+ * https://docs.github.com/en/pull-requests/collaborating-with-pull-requests/collaborating-on-repositories-with-code-quality-features/troubleshooting-required-status-checks
+ */
+export function checkRunOutcome(check: CheckFact, strict: boolean): CheckOutcome {
+  if (check.status !== "completed") {
+    return PENDING_CHECK_STATUSES.has(check.status) ? "pending" : "fail";
+  }
+  if (check.conclusion === "success") return "success";
+  if (!strict && (check.conclusion === "skipped" || check.conclusion === "neutral")) return "pass";
+  return "fail";
+}
+
+const PENDING_CHECK_STATUSES: ReadonlySet<string> = new Set([
+  "queued",
+  "in_progress",
+  "waiting",
+  "requested",
+  "pending",
+]);
+
+/** A commit status as GitHub counts it: `success`, `pending`, and `error`/`failure` (or unknown) fail. */
+export function statusOutcome(status: StatusFact): CheckOutcome {
+  if (status.state === "success") return "success";
+  if (status.state === "pending") return "pending";
+  return "fail";
+}
+
+export interface ChecksJudgement {
+  /** Check runs (not Conveyor's) and commit statuses on the head. */
+  checkRuns: number;
+  statuses: number;
+  /** The expected checks (Conveyor's own left out), each name once with every source naming it. */
+  expected: { name: string; sources: ExpectedCheckSource[] }[];
+  /** Expected checks with no check run and no status on the head yet. */
+  missing: { name: string; sources: ExpectedCheckSource[] }[];
+  /** Names still running (or a status still `pending`). */
+  pending: string[];
+  /** Names that failed, with the conclusion or state. */
+  failing: { name: string; result: string }[];
+  /** How many concluded `success`, and how many passed otherwise (skipped, neutral). */
+  succeeded: number;
+  passedOtherwise: number;
+  /** The base branch requires `Conveyor / safety` itself (GitHub stays `blocked` until it passes). */
+  safetyRequired: boolean;
+}
+
+/**
+ * Compares what reported on the head with what is expected. Conveyor's own check runs never count
+ * as reports, and its own check is never expected of itself (a branch protection that requires
+ * `Conveyor / safety` would otherwise wait forever).
+ */
+export function judgeChecks(facts: PrFacts, config: RepoConfig): ChecksJudgement {
+  const strict = config.merge.strict_conclusions;
+  const others = facts.checks.filter((c) => !c.ours);
+  const sources = new Map<string, ExpectedCheckSource[]>();
+  const wanted: ExpectedCheck[] = [
+    ...(facts.expectedChecks ?? []),
+    ...config.merge.required_checks.map(
+      (name): ExpectedCheck => ({ name, source: "merge.required_checks" }),
+    ),
+  ];
+  let safetyRequired = false;
+  for (const { name, source } of wanted) {
+    if (name === SAFETY_CHECK_NAME) {
+      if (source === "branch protection" || source === "ruleset") safetyRequired = true;
+      continue;
+    }
+    const list = sources.get(name) ?? [];
+    if (!list.includes(source)) list.push(source);
+    sources.set(name, list);
+  }
+  const reported = new Set([...others.map((c) => c.name), ...facts.statuses.map((s) => s.context)]);
+  const expected = [...sources].map(([name, from]) => ({ name, sources: from }));
+  const pending: string[] = [];
+  const failing: { name: string; result: string }[] = [];
+  let succeeded = 0;
+  let passedOtherwise = 0;
+  const count = (name: string, outcome: CheckOutcome, result: string) => {
+    if (outcome === "success") succeeded++;
+    else if (outcome === "pass") passedOtherwise++;
+    else if (outcome === "pending") pending.push(name);
+    else failing.push({ name, result });
+  };
+  for (const c of others) {
+    const result = c.status === "completed" ? (c.conclusion ?? "no conclusion") : c.status;
+    count(c.name, checkRunOutcome(c, strict), result);
+  }
+  for (const s of facts.statuses) count(s.context, statusOutcome(s), s.state);
+  return {
+    checkRuns: others.length,
+    statuses: facts.statuses.length,
+    expected,
+    missing: expected.filter((e) => !reported.has(e.name)),
+    pending,
+    failing,
+    succeeded,
+    passedOtherwise,
+    safetyRequired,
+  };
+}
+
+/**
+ * Labels that hold a pull request whatever the config says: the ones teams already use with Prow,
+ * Mergify and Kodiak. `merge.hold_labels` adds to them. An entry ending in `/*` holds every label
+ * under that prefix (`do-not-merge/hold`, `do-not-merge/work-in-progress`).
+ */
+export const HOLD_LABELS = [
+  "hold",
+  "on hold",
+  "do-not-merge",
+  "do-not-merge/*",
+  "wip",
+  "work in progress",
+  "conveyor:hold",
+] as const;
+
+/**
+ * A label as it is compared: Unicode-normalised (NFKC), lower case, without leading or trailing
+ * symbols (`🚧 WIP`), with runs of spaces, `_` and `-` as one `-` (`Do Not Merge`, `do_not_merge`,
+ * `on-hold`) and no spaces around `/`.
+ */
+function normaliseLabel(label: string): string {
+  return label
+    .normalize("NFKC")
+    .toLowerCase()
+    .replace(/\s*\/\s*/g, "/")
+    .replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}*]+$/gu, "")
+    .replace(/[\s_-]+/g, "-");
+}
+
+/**
+ * The hold entry (built in, or from `merge.hold_labels`) that `label` matches, or undefined.
+ * Matching ignores case, spacing and `-`/`_`/space differences; `prefix/*` matches `prefix/<anything>`.
+ */
+export function holdLabelMatch(label: string, extra: readonly string[] = []): string | undefined {
+  const name = normaliseLabel(label);
+  if (name === "") return undefined;
+  return [...HOLD_LABELS, ...extra].find((entry) => {
+    if (entry.endsWith("/*")) {
+      const prefix = `${normaliseLabel(entry.slice(0, -2))}/`;
+      return name.startsWith(prefix) && name.length > prefix.length;
+    }
+    return normaliseLabel(entry) === name;
+  });
+}
+
+export function isHoldLabel(label: string, extra: readonly string[] = []): boolean {
+  return holdLabelMatch(label, extra) !== undefined;
+}
+
+/** A title starting with `WIP` (any case, after brackets or symbols: `[WIP]`, `WIP:`, `🚧 wip`). */
+export function isWipTitle(title: string): boolean {
+  return /^[^\p{L}\p{N}]*wip(?![\p{L}\p{N}_])/iu.test(title.normalize("NFKC"));
 }
 
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -406,7 +631,7 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   const missing: string[] = [];
   if (facts.errors.length > 0) {
     missing.push(
-      `${plural(facts.errors.length, "API error")} while reading the pull request: ${list(
+      `facts incomplete: ${plural(facts.errors.length, "read")} of GitHub failed or came back cut short: ${list(
         facts.errors.map((e) => code(e, 200)),
         3,
       )}`,
@@ -454,6 +679,28 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     rule("head", "pass", `${code(head7)} is the commit Conveyor wrote`);
   }
 
+  // base
+  const expectedBase = facts.expectedBaseRef;
+  if (expectedBase === undefined) {
+    rule("base", "n/a", "the branch the task was made for is not recorded");
+  } else if (!expectedBase || !facts.baseRef) {
+    rule(
+      "base",
+      "fail",
+      "the base branch of the pull request or of the task is unknown",
+      "re-evaluate once GitHub answers again (/refresh)",
+    );
+  } else if (facts.baseRef !== expectedBase) {
+    rule(
+      "base",
+      "fail",
+      `the pull request now targets ${code(facts.baseRef)}, but the task was made for ${code(expectedBase)}`,
+      `change the base back to ${code(expectedBase)}, or review and merge it by hand`,
+    );
+  } else {
+    rule("base", "pass", `targets ${code(expectedBase)}, the branch it was made for`);
+  }
+
   // draft
   if (facts.draft || facts.mergeableState.toLowerCase() === "draft") {
     rule("draft", "fail", "the pull request is a draft", "mark the pull request ready for review");
@@ -462,12 +709,16 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   }
 
   // hold
-  const holdLabels = facts.labels.filter(isHoldLabel);
+  const holdLabels = facts.labels.filter((l) => isHoldLabel(l, merge.hold_labels));
   const holds: string[] = [];
   const holdActions: string[] = [];
   if (holdLabels.length > 0) {
     holds.push(`label ${list(holdLabels.map((l) => code(l)))}`);
     holdActions.push(`remove the ${list(holdLabels.map((l) => code(l)))} label`);
+  }
+  if (facts.title !== undefined && isWipTitle(facts.title)) {
+    holds.push("a title starting with WIP");
+    holdActions.push("remove WIP from the start of the pull request title");
   }
   if (facts.held) {
     holds.push("/hold");
@@ -489,7 +740,15 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     rule("freeze", "pass", "not frozen");
   }
 
-  // conflict
+  // The checks are judged first: GitHub's `blocked` is explained by checks still running.
+  const checks = judgeChecks(facts, config);
+  const strict = merge.strict_conclusions;
+  const reportedCount = checks.checkRuns + checks.statuses;
+  const noSuccessYet = reportedCount > 0 && checks.failing.length === 0 && checks.succeeded === 0;
+  const waitingOnChecks =
+    reportedCount === 0 || checks.missing.length > 0 || checks.pending.length > 0 || noSuccessYet;
+
+  // conflict: GitHub's own answer (mergeable, mergeable_state)
   const state = facts.mergeableState.toLowerCase();
   let updateBranch = false;
   if (facts.mergeable === false || state === "dirty") {
@@ -506,6 +765,20 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
       "GitHub is still computing whether the branch merges cleanly",
       "nothing: Conveyor re-evaluates when GitHub has computed mergeability",
     );
+  } else if (state === "blocked" && waitingOnChecks && checks.failing.length === 0) {
+    rule(
+      "conflict",
+      "wait",
+      "GitHub reports `blocked` while checks are still to come",
+      "nothing: Conveyor re-evaluates when the checks finish",
+    );
+  } else if (state === "blocked" && !checks.safetyRequired) {
+    rule(
+      "conflict",
+      "fail",
+      "GitHub reports `blocked`: the base branch's protection or rulesets require something that is missing (a failing or unseen required check, a required review)",
+      "satisfy the base branch's protection or rulesets (a required review, a required check), then /refresh",
+    );
   } else if (state === "behind" && merge.update_branch) {
     updateBranch = true;
     rule(
@@ -521,28 +794,27 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
       "the branch is behind its base, which must be up to date, and merge.update_branch is off",
       "comment /update to bring the branch up to date, or set merge.update_branch: true",
     );
+  } else if (state === "blocked") {
+    rule(
+      "conflict",
+      "pass",
+      `GitHub reports \`blocked\` until ${code(SAFETY_CHECK_NAME)} passes, which the base branch requires; Conveyor marks it success when it merges`,
+    );
   } else {
     rule("conflict", "pass", `merges cleanly (${code(state || "unknown")})`);
   }
 
-  // checks
-  const others = facts.checks.filter((c) => !c.ours);
-  const total = others.length + facts.statuses.length;
-  const pending = [
-    ...others.filter((c) => c.status !== "completed").map((c) => code(c.name)),
-    ...facts.statuses.filter((s) => s.state === "pending").map((s) => code(s.context)),
-  ];
-  const failingChecks = others.filter(
-    (c) => c.status === "completed" && c.conclusion !== "success",
-  );
-  const failingStatuses = facts.statuses.filter(
-    (s) => s.state !== "success" && s.state !== "pending",
-  );
-  const failing = [
-    ...failingChecks.map((c) => `${code(c.name)} (${c.conclusion ?? "no conclusion"})`),
-    ...failingStatuses.map((s) => `${code(s.context)} (${s.state})`),
-  ];
-  if (total === 0) {
+  // checks_present: every expected check reported, and at least one check at all
+  const expectedList = (items: ChecksJudgement["missing"]) =>
+    list(items.map((e) => `${code(e.name)} (${e.sources.join(", ")})`));
+  if (checks.missing.length > 0) {
+    rule(
+      "checks_present",
+      "wait",
+      `expected but not reported on ${code(head7)} yet: ${expectedList(checks.missing)}`,
+      "nothing: Conveyor re-evaluates when the expected checks report (see merge.checks_timeout_minutes)",
+    );
+  } else if (reportedCount === 0) {
     rule(
       "checks_present",
       "wait",
@@ -550,37 +822,53 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
       "nothing yet: a pull request needs at least one check (CI) besides Conveyor's own",
     );
   } else {
+    const counted = `${plural(checks.checkRuns, "check run")}, ${plural(checks.statuses, "commit status", "commit statuses")}`;
     rule(
       "checks_present",
       "pass",
-      `${plural(others.length, "check run")}, ${plural(facts.statuses.length, "commit status", "commit statuses")}`,
+      checks.expected.length > 0
+        ? `${counted}; all ${plural(checks.expected.length, "expected check")} reported`
+        : `${counted}; no other checks are expected`,
     );
   }
-  if (failing.length > 0) {
-    const first = failingChecks[0]?.name ?? failingStatuses[0]?.context ?? "";
+
+  // checks_green
+  const passing = strict
+    ? "only success passes (merge.strict_conclusions)"
+    : "success, skipped and neutral pass";
+  if (checks.failing.length > 0) {
+    const first = checks.failing[0]?.name ?? "";
     rule(
       "checks_green",
       "fail",
-      `not successful: ${list(failing)} (neutral, skipped and cancelled do not count as success)`,
-      `fix the failing check ${code(first)}${failing.length > 1 ? ` and ${failing.length - 1} more` : ""}, then re-run it (/retry lets Conveyor try)`,
+      `not passing: ${list(checks.failing.map((f) => `${code(f.name)} (${code(f.result, 40)})`))} (${passing})`,
+      `fix the failing check ${code(first)}${checks.failing.length > 1 ? ` and ${checks.failing.length - 1} more` : ""}, then re-run it (/retry lets Conveyor try)`,
     );
-  } else if (pending.length > 0) {
+  } else if (checks.pending.length > 0) {
     rule(
       "checks_green",
       "wait",
-      `waiting for ${list(pending)}`,
+      `waiting for ${list(checks.pending.map((name) => code(name)))}`,
       "nothing: Conveyor re-evaluates when the checks finish",
     );
-  } else if (total === 0) {
+  } else if (reportedCount === 0) {
     rule("checks_green", "n/a", "no checks yet");
+  } else if (noSuccessYet) {
+    rule(
+      "checks_green",
+      "wait",
+      `no check has succeeded yet: ${plural(checks.passedOtherwise, "check")} skipped or neutral, and at least one success is needed`,
+      "nothing: Conveyor re-evaluates when a check succeeds",
+    );
   } else {
-    rule("checks_green", "pass", `all ${total} succeeded on ${code(head7)}`);
+    const others =
+      checks.passedOtherwise > 0 ? ` (${checks.passedOtherwise} skipped or neutral)` : "";
+    rule("checks_green", "pass", `all ${reportedCount} passed on ${code(head7)}${others}`);
   }
 
   // checks_timeout
   const limitMs = merge.checks_timeout_minutes * 60_000;
   const limit = `${merge.checks_timeout_minutes} min`;
-  const waitingOnChecks = total === 0 || pending.length > 0;
   if (!timesKnown) {
     rule("checks_timeout", waitingOnChecks ? "fail" : "n/a", "the waiting time is unknown");
   } else if (!waitingOnChecks) {
@@ -588,13 +876,19 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
   } else {
     const waited = Math.max(0, nowMs - sinceMs);
     if (waited > limitMs) {
+      const stuck =
+        checks.missing.length > 0
+          ? `expected checks did not report within ${limit}: ${expectedList(checks.missing)}`
+          : reportedCount === 0
+            ? `no check reported within ${limit}`
+            : checks.pending.length > 0
+              ? `checks did not finish within ${limit}`
+              : `no check succeeded within ${limit}`;
       rule(
         "checks_timeout",
         "fail",
-        total === 0
-          ? `no check reported within ${limit} (waited ${formatDuration(waited)})`
-          : `checks did not finish within ${limit} (waited ${formatDuration(waited)})`,
-        total === 0
+        `${stuck} (waited ${formatDuration(waited)})`,
+        reportedCount === 0 || checks.missing.length > 0
           ? "make CI run on Conveyor's pull requests (a workflow on pull_request), then /refresh"
           : "find out why the checks are stuck and re-run them, then /refresh",
       );
@@ -646,8 +940,24 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
           "the file list is incomplete, so the change cannot be judged",
           ...classified.reasons,
         ],
+        findings: [
+          {
+            rule: "change",
+            tier: 3,
+            reason: "the file list is incomplete, so the change cannot be judged",
+          },
+          ...classified.findings,
+        ],
       };
   const { tier } = tierResult;
+  for (const [id, fine, unblockIt] of FINDING_ROWS) {
+    const own = tierResult.findings.filter((f) => f.rule === id);
+    const blocking = own.filter((f) => f.tier === 3).map((f) => f.reason);
+    const raising = own.filter((f) => f.tier === 2).map((f) => f.reason);
+    if (blocking.length > 0) rule(id, "fail", list(blocking, 3), unblockIt);
+    else if (raising.length > 0) rule(id, "pass", `not tier 1: ${list(raising, 3)}`);
+    else rule(id, "pass", fine);
+  }
   if (tier === 3) {
     rule(
       "tier",
@@ -684,6 +994,45 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     }
   }
 
+  // mode: what Conveyor may do with a verdict that would merge
+  const wouldMerge = verdictKind(rules) === "merge";
+  const approvedBy = rules.find((r) => r.id === "approval" && r.result === "pass");
+  const whatWouldMerge = `would merge: tier ${tier}${
+    approvedBy ? `, approved` : ""
+  }, all checks green`;
+  if (merge.mode === "auto") {
+    rule("mode", "pass", "auto: Conveyor merges when every rule passes");
+  } else if (merge.mode === "report") {
+    if (wouldMerge) {
+      rule(
+        "mode",
+        "fail",
+        `${whatWouldMerge} (merge.mode is report: Conveyor merges nothing)`,
+        "a person reviews and merges it by hand (merge.mode: report); set merge.mode: auto to let Conveyor merge",
+      );
+    } else {
+      rule("mode", "n/a", "report: Conveyor merges nothing; it would not merge this commit yet");
+    }
+  } else {
+    const { valid } = countApprovals(facts, [], { commandsOnly: true });
+    if (valid.length > 0) {
+      rule(
+        "mode",
+        "pass",
+        `approve: /approve on ${code(head7)} by ${list(valid.map((l) => code(l)))}`,
+      );
+    } else {
+      rule(
+        "mode",
+        "wait",
+        `approve: Conveyor merges only after a maintainer's /approve on ${code(head7 || "?")}${
+          wouldMerge ? ` (${whatWouldMerge})` : ""
+        }`,
+        `a maintainer comments /approve ${head7 || "<sha>"} (write access or more; not the author, not a bot)`,
+      );
+    }
+  }
+
   const kind = verdictKind(rules);
   const verdict: Verdict = {
     kind,
@@ -691,32 +1040,80 @@ export function evaluateMergePolicy(facts: PrFacts, config: RepoConfig): Verdict
     tierReasons: tierResult.reasons,
     rules,
     unblock,
-    summary: summarise(kind, rules, tier, head7),
+    summary:
+      merge.mode === "report" && wouldMerge
+        ? `Report only: ${whatWouldMerge} at ${code(head7)} (merge.mode: report).`
+        : summarise(kind, rules, tier, head7, tierResult.findings),
   };
   if (updateBranch && kind === "wait") verdict.action = "update_branch";
+  if (merge.mode !== "auto") verdict.wouldMerge = wouldMerge;
   return verdict;
+}
+
+/** Rules whose wait means "a person's approval is missing", not "something is still running". */
+const APPROVAL_RULES: ReadonlySet<RuleId> = new Set(["approval", "mode"]);
+
+/** The rows that show one family of tier findings: the rule, its detail when clean, its unblock. */
+const FINDING_ROWS: readonly [Exclude<FindingRule, "change">, string, string][] = [
+  [
+    "paths",
+    "no protected path is touched",
+    "a person reviews the protected files and merges by hand (Conveyor never merges changes to them)",
+  ],
+  [
+    "tests",
+    "no test is skipped, removed or weakened",
+    "restore the weakened tests (/fix asks Conveyor to), or a person reviews and merges by hand",
+  ],
+  [
+    "content",
+    "every added line is visible text",
+    "remove what cannot be seen or inspected (/fix asks Conveyor to), or a person reviews and merges by hand",
+  ],
+];
+
+function isFindingRow(id: RuleId): boolean {
+  return FINDING_ROWS.some(([row]) => row === id);
 }
 
 function verdictKind(rules: readonly RuleOutcome[]): VerdictKind {
   if (rules.some((r) => r.result === "fail")) return "blocked";
-  if (rules.some((r) => r.result === "wait" && r.id !== "approval")) return "wait";
+  if (rules.some((r) => r.result === "wait" && !APPROVAL_RULES.has(r.id))) return "wait";
   if (rules.some((r) => r.result === "wait")) return "needs_approval";
   return "merge";
 }
 
-function summarise(kind: VerdictKind, rules: readonly RuleOutcome[], tier: Tier, head7: string) {
+function summarise(
+  kind: VerdictKind,
+  rules: readonly RuleOutcome[],
+  tier: Tier,
+  head7: string,
+  findings: readonly TierFinding[],
+) {
   const sha = code(head7 || "?");
   switch (kind) {
     case "merge":
       return `Ready to merge ${sha} (tier ${tier}).`;
-    case "needs_approval":
-      return `Needs approval: ${rules.find((r) => r.id === "approval")?.detail ?? ""}`;
+    case "needs_approval": {
+      const waiting = rules.filter((r) => r.result === "wait" && APPROVAL_RULES.has(r.id));
+      return `Needs approval: ${waiting.map((r) => r.detail).join("; ")}`;
+    }
     case "wait": {
-      const waiting = rules.filter((r) => r.result === "wait" && r.id !== "approval");
+      const waiting = rules.filter((r) => r.result === "wait" && !APPROVAL_RULES.has(r.id));
       return `Waiting: ${waiting.map((r) => r.detail).join("; ")}`;
     }
     case "blocked": {
-      const failed = rules.filter((r) => r.result === "fail");
+      // The tier row only repeats the finding rows when they hold every tier-3 reason.
+      const repeats = findings.every((f) => f.tier !== 3 || f.rule !== "change");
+      const failed = rules.filter(
+        (r) =>
+          r.result === "fail" &&
+          !(
+            r.id === "tier" &&
+            repeats &&
+            rules.some((o) => o.result === "fail" && isFindingRow(o.id))
+          ),
+      );
       const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : "";
       return `Blocked: ${failed[0]?.detail ?? ""}${more}`;
     }
@@ -754,11 +1151,12 @@ function latestReviews(reviews: readonly ReviewFact[]): ReviewFact[] {
 function countApprovals(
   facts: PrFacts,
   latest: readonly ReviewFact[],
+  options: { commandsOnly?: boolean } = {},
 ): { valid: string[]; rejected: string[] } {
   const head = facts.headSha.toLowerCase();
   const author = facts.authorLogin.toLowerCase();
   const candidates = [
-    ...latest
+    ...(options.commandsOnly ? [] : latest)
       .filter((r) => r.state === "APPROVED")
       .map((r) => ({ ...r, sha: r.commitSha, how: "review" })),
     ...facts.approvals.map((a) => ({ ...a, how: "/approve" })),
@@ -807,7 +1205,18 @@ export interface SafetyCheck {
  * Rules whose failure means "a person decides", not "something is wrong": the check concludes
  * `neutral` (which branch protection accepts) so a person can still merge by hand.
  */
-const HAND_OVER: ReadonlySet<RuleId> = new Set(["head", "draft", "hold", "freeze", "tier"]);
+const HAND_OVER: ReadonlySet<RuleId> = new Set([
+  "head",
+  "base",
+  "draft",
+  "hold",
+  "freeze",
+  "paths",
+  "tests",
+  "content",
+  "tier",
+  "mode",
+]);
 
 const RESULT_ICONS: Record<RuleResult, string> = {
   pass: "✅ pass",
@@ -824,7 +1233,8 @@ const RESULT_ICONS: Record<RuleResult, string> = {
  *   as a failed check and fail other tools' required-check gates while a person simply has not
  *   approved yet);
  * - `blocked` → completed, `neutral` when only hand-over rules failed (tier 3, someone else's
- *   commit, draft, hold, freeze: Conveyor will not merge, a person may), else `failure`.
+ *   commit, another base, draft, hold, freeze, `merge.mode: report`: Conveyor will not merge, a
+ *   person may), else `failure`.
  */
 export function renderSafetyCheck(verdict: Verdict): SafetyCheck {
   const { status, conclusion, headline } = checkOutcome(verdict);
@@ -873,11 +1283,20 @@ function checkOutcome(verdict: Verdict): {
     case "needs_approval":
       return {
         status: "in_progress",
-        headline: "**Needs approval.** Every other rule passed; tier 2 needs a person's approval.",
+        headline:
+          "**Needs approval.** Every other rule passed; a person's approval is missing (tier 2, or merge.mode: approve).",
       };
     case "blocked": {
       const failed = verdict.rules.filter((r) => r.result === "fail");
       const handOver = failed.every((r) => HAND_OVER.has(r.id));
+      if (verdict.wouldMerge) {
+        return {
+          status: "completed",
+          conclusion: "neutral",
+          headline:
+            "**Report only.** Every rule passed: Conveyor would merge this commit, but `merge.mode` is `report`, so a person decides.",
+        };
+      }
       return {
         status: "completed",
         conclusion: handOver ? "neutral" : "failure",

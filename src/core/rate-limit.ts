@@ -2,7 +2,7 @@ import { formatDuration } from "./task-machine.ts";
 import type { RateTier } from "./task-states.ts";
 
 /**
- * Per-runner token buckets for frames on the runner WebSocket (design §4). Each runner has one
+ * Per-runner token buckets for frames on the runner WebSocket. Each runner has one
  * bucket per tier; a bucket holds as many tokens as its tier allows per minute and refills
  * continuously. A refused frame is answered with `rate_limited {retry_after_ms}`.
  *

@@ -4,21 +4,7 @@ import { LANES } from "./task-states.ts";
 
 export const REPO_CONFIG_PATH = ".github/conveyor.yml";
 
-/**
- * Paths that force tier 3 whatever `merge.protected_paths` says: CI workflows and the local actions
- * they run, Conveyor's own config, and CODEOWNERS. Config can add to tier 3 but never remove these,
- * so an agent's change cannot loosen the rules that judge it.
- */
-export const FLOOR_PROTECTED_PATHS = [
-  ".github/workflows/**",
-  ".github/actions/**",
-  REPO_CONFIG_PATH,
-  "CODEOWNERS",
-  "**/CODEOWNERS",
-  ".github/CODEOWNERS",
-] as const;
-
-/** Default `merge.protected_paths` (design §6). Setting the key replaces this list. */
+/** Default `merge.protected_paths` (docs/merge-policy.md). Setting the key replaces this list. */
 export const DEFAULT_PROTECTED_PATHS = [
   ".github/**",
   REPO_CONFIG_PATH,
@@ -57,6 +43,20 @@ export const DEFAULT_TEST_PATHS = [
 
 export const MERGE_METHODS = ["squash", "merge", "rebase"] as const;
 export type MergeMethod = (typeof MERGE_METHODS)[number];
+
+/**
+ * `merge.mode`: `auto` merges when every rule passes; `approve` also waits for a maintainer's
+ * `/approve`, whatever the tier; `report` merges nothing and only says what it would have done.
+ */
+export const MERGE_MODES = ["auto", "approve", "report"] as const;
+export type MergeMode = (typeof MERGE_MODES)[number];
+
+/** A check name as GitHub allows it (a check run's `name` or a status's `context`). */
+const checkName = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((name) => name.trim() === name, "no leading or trailing spaces");
 
 const glob = z
   .string()
@@ -196,6 +196,23 @@ export const RepoConfig = z
               .max(1_000)
               .default(3)
               .describe("Most files of a tier-1 pull request."),
+            max_line_bytes: z
+              .number()
+              .int()
+              .min(1)
+              .max(100_000)
+              .default(1_000)
+              .describe(
+                "Most UTF-8 bytes of one added line of a tier-1 pull request (a minified line " +
+                  "is not 'one line').",
+              ),
+            max_file_bytes: z
+              .number()
+              .int()
+              .min(1)
+              .max(10_000_000)
+              .default(4_096)
+              .describe("Most UTF-8 bytes added to one file of a tier-1 pull request."),
           })
           .prefault({})
           .describe("Limits of tier 1, which merges without an approval."),
@@ -223,6 +240,15 @@ export const RepoConfig = z
           .boolean()
           .default(false)
           .describe("Update a branch that is behind its base instead of waiting for a person."),
+        hold_labels: z
+          .array(z.string().trim().min(1).max(100))
+          .max(50)
+          .default([])
+          .describe(
+            "Labels that hold a pull request besides the built-in ones (hold, on hold, " +
+              "do-not-merge, do-not-merge/*, wip, work in progress, conveyor:hold); any case, " +
+              "'x/*' holds every label under x/.",
+          ),
         required_approvals: z
           .number()
           .int()
@@ -230,6 +256,28 @@ export const RepoConfig = z
           .max(10)
           .default(1)
           .describe("Approvals a tier-2 pull request needs from people with write access."),
+        required_checks: z
+          .array(checkName)
+          .max(100)
+          .default([])
+          .describe(
+            "Check runs or commit statuses that must report and pass on the head before a merge, " +
+              "besides the base branch's required checks and the checks that ran on its base commit.",
+          ),
+        strict_conclusions: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Only `success` passes. By default `skipped` and `neutral` pass too, as GitHub counts " +
+              "them for required checks (at least one check must succeed either way).",
+          ),
+        mode: z
+          .enum(MERGE_MODES)
+          .default("auto")
+          .describe(
+            "auto: merge when every rule passes; approve: also wait for a maintainer's /approve, " +
+              "whatever the tier; report: merge nothing, say what would have happened.",
+          ),
       })
       .prefault({})
       .describe("When and how Conveyor merges its pull requests (docs/merge-policy.md)."),

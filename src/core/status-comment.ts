@@ -49,7 +49,7 @@ const HEADLINES: Record<TaskState, string> = {
   held: "⏸️ On hold",
 };
 
-/** Commands that make sense on the issue in each state (design §7). */
+/** Commands that make sense on the issue in each state (docs/commands.md). */
 export function commandsFor(state: TaskState): string[] {
   switch (state) {
     case "queued":

@@ -1,7 +1,7 @@
 import { LANES, type Lane, type TaskState } from "./task-states.ts";
 
 /**
- * Allowed transitions of the task life cycle (design §2). Anything not listed is refused, so a bug
+ * Allowed transitions of the task life cycle. Anything not listed is refused, so a bug
  * or a stale message cannot move a task somewhere it should not be.
  */
 const TRANSITIONS: Record<TaskState, readonly TaskState[]> = {

@@ -1,6 +1,8 @@
 import type { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
+import type { Config } from "../config.ts";
+import type { Signals } from "../core/ports.ts";
 import type { RunnerConnection } from "../dispatch/dispatcher.ts";
 import type { ApiAuth, ApiEnv } from "../http/admin-auth.ts";
 import { hasActiveApiTokens } from "../store/api-tokens.ts";
@@ -22,10 +24,21 @@ export interface DashboardDeps {
   instanceId: string;
   /** The runner sockets this instance holds (none until the GitHub App is configured). */
   connections: () => readonly RunnerConnection[];
-  agingMs: number;
-  adminToken: string | undefined;
-  publicUrl: string | undefined;
-  timings?: { hub?: Partial<DashboardHubTimings>; board?: Partial<LiveBoardTimings> };
+  /** The queue's aging (positions), the admin token (sign-in) and the public URL (links). */
+  config: Pick<Config, "agingMs" | "adminToken" | "publicUrl">;
+  options: DashboardOptions;
+  /**
+   * Open pages update at once on `operator-changed-tasks` and `monitoring-changed` (alerts fired,
+   * cleared or acknowledged on any instance), instead of at the next refresh.
+   */
+  signals: Signals;
+}
+
+export interface DashboardOptions {
+  /** The dashboard's refresh, session re-check and cross-instance timings; tests shorten them. */
+  dashboardTimings?:
+    | { hub?: Partial<DashboardHubTimings>; board?: Partial<LiveBoardTimings> }
+    | undefined;
 }
 
 export interface Dashboard {
@@ -40,6 +53,8 @@ export interface Dashboard {
 
 /** The dashboard: its routes, the hub that feeds every open page, and the shared live board. */
 export function createDashboard(deps: DashboardDeps): Dashboard {
+  const { agingMs, adminToken, publicUrl } = deps.config;
+  const timings = deps.options.dashboardTimings;
   const { assets, pages } = loadDashboardAssets();
   let adminTokenRemembered = false;
   const board = createLiveBoard({
@@ -47,14 +62,14 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     instanceId: deps.instanceId,
     connections: deps.connections,
     logger: deps.logger,
-    timings: deps.timings?.board,
+    timings: timings?.board,
   });
   const hub = createDashboardHub({
     db: deps.database.db,
     board,
     logger: deps.logger,
-    agingMs: deps.agingMs,
-    timings: deps.timings?.hub,
+    agingMs,
+    timings: timings?.hub,
   });
   const routes = createDashboardRoutes({
     db: deps.database.db,
@@ -63,22 +78,23 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     logger: deps.logger,
     assets,
     pages,
-    publicUrl: deps.publicUrl,
-    hasCredentials: async () =>
-      Boolean(deps.adminToken) || (await hasActiveApiTokens(deps.database.db)),
+    publicUrl,
+    hasCredentials: async () => Boolean(adminToken) || (await hasActiveApiTokens(deps.database.db)),
     async onAdminTokenSignIn() {
       // Once per process: the fingerprint only changes with the token, which needs a restart.
-      if (adminTokenRemembered || !deps.adminToken) return;
-      await rememberAdminToken(deps.database.db, deps.adminToken);
+      if (adminTokenRemembered || !adminToken) return;
+      await rememberAdminToken(deps.database.db, adminToken);
       adminTokenRemembered = true;
     },
   });
+  deps.signals.on("operator-changed-tasks", () => hub.poke());
+  deps.signals.on("monitoring-changed", () => hub.poke());
   return {
     routes,
     hub,
     async start() {
       await board.start();
-      const ended = await endSessionsOfReplacedAdminToken(deps.database.db, deps.adminToken);
+      const ended = await endSessionsOfReplacedAdminToken(deps.database.db, adminToken);
       if (ended > 0) {
         deps.logger.info(
           { ended },

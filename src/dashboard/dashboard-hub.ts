@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
+import { type TrustRow, trustByRepository } from "../store/metrics.ts";
 import {
   currentCounts,
   eventDeltasByMinute,
@@ -104,6 +105,7 @@ interface DbSections {
   recent: ResultRow[];
   dead: { total: number; items: DeadTaskRow[] };
   alerts: AlertRow[];
+  trust: TrustRow[];
 }
 
 /**
@@ -143,6 +145,7 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
     const deadItems = await listDeadTasks(db, LIMITS.dead);
     const deadTotal = deadItems.length < LIMITS.dead ? deadItems.length : await countDeadTasks(db);
     const alerts = await listDashboardAlerts(db, LIMITS.clearedAlerts);
+    const trust = await trustByRepository(db);
     return {
       runners,
       lanes,
@@ -151,6 +154,7 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
       recent,
       dead: { total: deadTotal, items: deadItems },
       alerts,
+      trust,
     };
   }
 
@@ -205,6 +209,7 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
       dead: s.dead,
       alerts: s.alerts,
       charts,
+      trust: s.trust,
     };
     return current;
   }

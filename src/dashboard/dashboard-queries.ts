@@ -78,7 +78,7 @@ export interface QueuedTaskRow {
   title: string;
   state: "queued" | "retry_wait";
   lane: Lane;
-  /** The lane it is served in after aging (design §2: one lane up per aging period waited). */
+  /** The lane it is served in after aging: one lane up per aging period waited. */
   effective_lane: Lane;
   capabilities: string[];
   attempts: number;

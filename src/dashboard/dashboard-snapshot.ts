@@ -1,5 +1,6 @@
 import type { Lane } from "../core/task-states.ts";
 import { LANES } from "../core/task-states.ts";
+import type { TrustRow } from "../store/metrics.ts";
 import type { MinuteDeltas, MinuteLatency } from "./chart-queries.ts";
 import type {
   ActiveTaskRow,
@@ -88,6 +89,8 @@ export interface DashboardSnapshot {
   dead: { total: number; items: DeadTaskRow[] };
   alerts: AlertRow[];
   charts: ChartSeries;
+  /** merge.mode approve | report: per repository, would-merge verdicts and hand merges after one. */
+  trust: TrustRow[];
 }
 
 /** The top-level keys sent as separate parts, so a change in one does not resend the others. */
@@ -99,6 +102,7 @@ export const SNAPSHOT_SECTIONS = [
   "dead",
   "alerts",
   "charts",
+  "trust",
 ] as const satisfies readonly (keyof DashboardSnapshot)[];
 export type SnapshotSection = (typeof SNAPSHOT_SECTIONS)[number];
 
@@ -125,6 +129,7 @@ export function wireForm(snapshot: DashboardSnapshot): {
       dead: snapshot.dead,
       alerts: snapshot.alerts,
       charts: snapshot.charts,
+      trust: snapshot.trust,
     },
     logs,
   };

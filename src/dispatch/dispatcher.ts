@@ -19,7 +19,7 @@ import {
 import { RUNNER_REVOKED_CHANNEL } from "../store/runners.ts";
 import { transitionTask } from "../store/tasks.ts";
 
-/** The protocol's timings (design §4); tests shorten them. */
+/** The protocol's timings (docs/protocol.md); tests shorten them. */
 export interface DispatchTimings {
   heartbeatMs: number;
   leaseMs: number;

@@ -1,33 +1,9 @@
 import type { ProbotOctokit } from "probot";
 import { ALERT_ISSUE_LABEL, alertIssueMarker } from "../core/alert-issue.ts";
-import { repoRef } from "./github-gateway.ts";
+import { repoRef } from "../core/github-objects.ts";
+import type { AlertIssues, AlertIssueTarget } from "../core/ports.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
-
-/** The repository alert issues go to, with the installation that may write there. */
-export interface AlertIssueTarget {
-  installationId: number;
-  fullName: string;
-}
-
-/**
- * Writes the GitHub issues that mirror alerts. A port, so the alerter can be tested with a fake;
- * the real one uses the installation's client, whose writes go through the shared write pacer.
- */
-export interface AlertIssues {
-  /**
-   * Opens the alert's issue, or finds the one a crashed earlier attempt opened (by its hidden
-   * marker), so an alert never gets two issues.
-   */
-  open(
-    target: AlertIssueTarget,
-    alertId: number,
-    issue: { title: string; body: string },
-  ): Promise<number>;
-  comment(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
-  /** Comments and closes; an issue someone already closed or deleted is fine. */
-  close(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
-}
 
 export function createAlertIssues(deps: {
   installationOctokit: (installationId: number) => Promise<Octokit>;

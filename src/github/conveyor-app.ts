@@ -3,6 +3,8 @@ import type { ApplicationFunction, Context } from "probot";
 import type { Db } from "../../db/client.ts";
 import { handleCommentCommands } from "../commands/command-service.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
+import { repoRef } from "../core/github-objects.ts";
+import type { GitHubGateway } from "../core/ports.ts";
 import {
   handleInstallationEvent,
   handleIssuesEvent,
@@ -14,8 +16,6 @@ import {
   handlePullRequestClosed,
 } from "../intake/pull-request-events.ts";
 import { recordDelivery } from "../store/webhook-deliveries.ts";
-import type { GitHubGateway } from "./github-gateway.ts";
-import { repoRef } from "./github-gateway.ts";
 
 export interface ConveyorAppDeps {
   db: Db;

@@ -1,67 +1,12 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
+import type { InstalledRepository, IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import type { Actor, Permission } from "../core/intake.ts";
 import { PERMISSIONS } from "../core/intake.ts";
+import type { GitHubGateway } from "../core/ports.ts";
 import { parseRepoConfig, REPO_CONFIG_PATH, type RepoConfigResult } from "../core/repo-config.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
-
-export interface RepoRef {
-  installationId: number;
-  owner: string;
-  repo: string;
-}
-
-export interface IssueSnapshot {
-  number: number;
-  title: string;
-  body: string;
-  state: "open" | "closed";
-  labels: string[];
-  isPullRequest: boolean;
-  htmlUrl: string;
-}
-
-export interface InstalledRepository {
-  repositoryId: number;
-  fullName: string;
-  defaultBranch: string;
-  private: boolean;
-}
-
-/**
- * What Conveyor's intake needs from GitHub, behind one small interface so background loops can use
- * it without a webhook context (they hold only the installation id stored on the task row).
- */
-export interface GitHubGateway {
-  permission(ref: RepoRef, login: string): Promise<Permission | undefined>;
-  loadConfig(ref: RepoRef): Promise<RepoConfigResult>;
-  getIssue(ref: RepoRef, issueNumber: number): Promise<IssueSnapshot | undefined>;
-  listOpenIssuesWithLabel(ref: RepoRef, label: string): Promise<IssueSnapshot[]>;
-  /** Whether the pull request was merged; undefined when it does not exist. */
-  pullRequestMerged(ref: RepoRef, prNumber: number): Promise<boolean | undefined>;
-  /** Who most recently added `label` to the issue (from the issue's timeline of events). */
-  lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
-  addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
-  /** A reaction on an issue or pull request comment (repeating one is harmless). */
-  addCommentReaction(ref: RepoRef, commentId: number, content: "eyes" | "+1" | "-1"): Promise<void>;
-  addLabels(ref: RepoRef, issueNumber: number, labels: string[]): Promise<void>;
-  /** Finds a comment of Conveyor's whose body contains `marker`. */
-  findComment(ref: RepoRef, issueNumber: number, marker: string): Promise<number | undefined>;
-  createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
-  updateComment(ref: RepoRef, commentId: number, body: string): Promise<void>;
-  listInstallations(): Promise<number[]>;
-  /** Clone URL, default branch and its head commit: what a runner starts from. */
-  repositoryHead(
-    ref: RepoRef,
-  ): Promise<{ cloneUrl: string; defaultBranch: string; headSha: string; htmlUrl: string }>;
-  /**
-   * A short-lived installation token that can only read this one repository's contents: what a
-   * runner clones with. Runners never hold a token that can write.
-   */
-  readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
-  listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
-}
 
 export interface GitHubGatewayOptions {
   /** An Octokit authenticated as the App (JWT), or as one installation. */
@@ -325,10 +270,4 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       }));
     },
   };
-}
-
-/** Splits `owner/name`. */
-export function repoRef(installationId: number, fullName: string): RepoRef {
-  const [owner = "", repo = ""] = fullName.split("/");
-  return { installationId, owner, repo };
 }

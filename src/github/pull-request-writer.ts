@@ -1,55 +1,9 @@
 import type { ProbotOctokit } from "probot";
-import { checkChangePaths } from "../core/change-set-rules.ts";
+import { checkChangePaths, PullRequestRefused } from "../core/change-set-rules.ts";
+import type { PullRequestWriteInput, PullRequestWritten } from "../core/ports.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
-
-export interface PullRequestWriteInput {
-  owner: string;
-  repo: string;
-  /** The pull request's base. */
-  defaultBranch: string;
-  issueNumber: number;
-  issueTitle: string;
-  /** `conveyor/issue-<N>`: one branch, and so one open pull request, per issue. */
-  branch: string;
-  /** The commit the task was assigned on; the new commit's only parent. */
-  baseSha: string;
-  changeSet: ChangeSet;
-  body: string;
-  title: string;
-  labels: string[];
-}
-
-export interface PullRequestWritten {
-  /** Where the branch points after the call: always `commitSha`. */
-  headSha: string;
-  prNumber: number;
-  prUrl: string;
-  /** True when this call opened the pull request; false when it updated an open one. */
-  created: boolean;
-  /** The commit holding the change set. */
-  commitSha: string;
-  /** True when the branch already held this exact change on `baseSha` (a retried publish). */
-  commitReused: boolean;
-}
-
-/**
- * The change set may not be written at all; thrown by {@link writePullRequest} before it sends any
- * request, so nothing is left behind on GitHub. It is an expected outcome rather than a failure
- * (retrying cannot help): callers catch it with `instanceof` and tell a person, using `message`,
- * which reads as a clause without a final period.
- */
-export class PullRequestRefused extends Error {
-  override readonly name = "PullRequestRefused";
-  constructor(
-    message: string,
-    /** The offending paths, when the refusal is about paths. */
-    readonly paths: readonly string[] = [],
-  ) {
-    super(message);
-  }
-}
 
 /** Text files up to this size go inline in the tree request; larger ones become blobs first. */
 const INLINE_TEXT_BYTES = 64 * 1024;

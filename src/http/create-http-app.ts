@@ -4,8 +4,8 @@ import { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
-import type { NodeHandler } from "../github/setup-app.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
+import type { NodeHandler } from "./node-handler.ts";
 import { refusedUpgradesWithJson } from "./refused-upgrades.ts";
 import { limitWebhookBody } from "./webhook-body-limit.ts";
 
@@ -25,6 +25,9 @@ export interface HttpAppDeps {
 
 export type HttpApp = Hono<{ Bindings: HttpBindings }>;
 
+/** Where GitHub delivers webhooks (Probot's default path). */
+export const DEFAULT_WEBHOOK_PATH = "/api/github/webhooks";
+
 /** Hands the raw Node request to a Probot handler, which writes the response itself. */
 function delegate(handler: NodeHandler) {
   return async (c: { env: HttpBindings; notFound: () => Response | Promise<Response> }) => {
@@ -36,7 +39,7 @@ function delegate(handler: NodeHandler) {
 /** Every HTTP route of the server, on one Hono app (Probot's routes are delegated to it). */
 export function createHttpApp(deps: HttpAppDeps): HttpApp {
   const app: HttpApp = new Hono<{ Bindings: HttpBindings }>();
-  const webhookPath = deps.webhookPath ?? "/api/github/webhooks";
+  const webhookPath = deps.webhookPath ?? DEFAULT_WEBHOOK_PATH;
   // First, so it sees the final answer to every WebSocket upgrade, refusals included.
   app.use("*", refusedUpgradesWithJson());
 

@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
+import type { IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
-import type { GitHubGateway, IssueSnapshot, RepoRef } from "../github/github-gateway.ts";
+import type { GitHubGateway } from "../core/ports.ts";
 import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,

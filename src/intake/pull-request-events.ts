@@ -5,8 +5,8 @@ import {
   type FailedCheck,
   type FollowUpDecision,
 } from "../core/follow-up.ts";
+import type { RepoRef } from "../core/github-objects.ts";
 import { type Actor, hasPermission, isBot } from "../core/intake.ts";
-import type { RepoRef } from "../github/github-gateway.ts";
 import { addNotice } from "../store/notices.ts";
 import {
   findOpenPullRequestsByHead,
@@ -55,7 +55,10 @@ export async function handlePullRequestClosed(
   const outcome = await once(deps.db, d, async (tx) => {
     const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
     if (!pr) return "not a Conveyor pull request";
-    await setPullRequestState(tx, d.repositoryId, d.prNumber, d.merged ? "merged" : "closed");
+    // A person merging (not Conveyor, not another bot) is what merge.mode report counts.
+    await setPullRequestState(tx, d.repositoryId, d.prNumber, d.merged ? "merged" : "closed", {
+      mergedByHand: d.merged && !isBot(d.sender),
+    });
     if (d.merged) {
       const merged = await transitionTask(tx, {
         taskId: pr.task_id,

@@ -23,7 +23,7 @@ import {
   DEFAULT_SETTINGS,
   type Settings,
 } from "../core/alert-settings.ts";
-import type { AlertIssues, AlertIssueTarget } from "../github/alert-issues.ts";
+import type { AlertIssues, AlertIssueTarget } from "../core/ports.ts";
 import {
   type AlertRow,
   alertHistory,

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
+import { isRequestedUpdate } from "../core/branch-update.ts";
+import { repoRef } from "../core/github-objects.ts";
 import {
   type ApprovalFact,
   evaluateMergePolicy,
@@ -10,19 +12,21 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
+import type { CollectedFacts, GitHubGateway, PullRequestFactsReader } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
-import type { GitHubGateway } from "../github/github-gateway.ts";
-import { repoRef } from "../github/github-gateway.ts";
-import { collectPrFacts } from "../github/pr-facts.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
 import {
+  adoptUpdatedHead,
   type MergeCandidate as Candidate,
+  changeSetModes,
   findMergeCandidates,
   recordMergeConflicts,
   recordSafetyCheck,
+  recordUpdateRequested,
+  recordWouldMerge,
   setPullRequestState,
 } from "../store/pull-requests.ts";
 import { transitionTask } from "../store/tasks.ts";
@@ -36,6 +40,7 @@ export interface MergerDeps {
   db: Db;
   logger: Logger;
   gateway: GitHubGateway;
+  prFacts: PullRequestFactsReader;
   installationOctokit: (installationId: number) => Promise<Octokit>;
   appId: number;
   instanceId: string;
@@ -45,6 +50,8 @@ export interface MergerDeps {
 
 const LEASE = "merger";
 const LEASE_MS = 2 * 60_000;
+/** How long an update request may take before Conveyor asks GitHub again. */
+const UPDATE_RETRY_MS = 5 * 60_000;
 
 /**
  * Reviews every open Conveyor pull request against the merge policy, shows the verdict as the
@@ -209,9 +216,11 @@ export function createMerger(deps: MergerDeps): {
     await settle(c, "waiting_human", `merge outcome unknown (${message}); paused`);
   }
 
-  async function merged(octokit: Octokit, c: Candidate) {
+  async function merged(octokit: Octokit, c: Candidate, byHand = false) {
     const ref = repoRef(c.installation_id, c.full_name);
-    await setPullRequestState(deps.db, c.repository_id, c.pr_number, "merged");
+    await setPullRequestState(deps.db, c.repository_id, c.pr_number, "merged", {
+      mergedByHand: byHand,
+    });
     await transitionTask(deps.db, {
       taskId: c.task_id,
       from: ["merging", "review", "waiting_human"],
@@ -247,7 +256,8 @@ export function createMerger(deps: MergerDeps): {
     });
     if (data.merged) {
       log.info({ prNumber: c.pr_number }, "pull request was merged meanwhile; recording it");
-      await merged(octokit, c);
+      const by = data.merged_by;
+      await merged(octokit, c, by != null && by.type !== "Bot" && !by.login.endsWith("[bot]"));
       return true;
     }
     if (data.state !== "closed") return false;
@@ -264,8 +274,38 @@ export function createMerger(deps: MergerDeps): {
     return true;
   }
 
-  /** Collects the facts of a candidate fresh from GitHub and asks the policy; no side effects. */
-  async function assess(c: Candidate) {
+  /** Whether the head GitHub shows now is the commit GitHub made for Conveyor's update request. */
+  async function isUpdateFor(
+    octokit: Octokit,
+    c: Candidate,
+    headSha: string,
+    baseTipSha: string,
+  ): Promise<boolean> {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const { data } = await octokit.request("GET /repos/{owner}/{repo}/git/commits/{commit_sha}", {
+      owner: ref.owner,
+      repo: ref.repo,
+      commit_sha: headSha,
+    });
+    return (
+      data.sha === headSha &&
+      isRequestedUpdate(
+        {
+          sha: data.sha,
+          parents: data.parents.map((p) => p.sha),
+          committerEmail: data.committer?.email,
+          verified: data.verification?.verified === true,
+        },
+        { from: c.head_sha, bases: [c.update_base_sha ?? "", baseTipSha] },
+      )
+    );
+  }
+
+  /**
+   * Collects the facts of a candidate fresh from GitHub and asks the policy. Its only side effect
+   * is adopting the commit GitHub made for Conveyor's own update request as the head.
+   */
+  async function assess(c: Candidate, adopted = false): Promise<Assessed | undefined> {
     const ref = repoRef(c.installation_id, c.full_name);
     const octokit = await deps.installationOctokit(c.installation_id);
     const loaded = await deps.gateway.loadConfig(ref);
@@ -284,11 +324,13 @@ export function createMerger(deps: MergerDeps): {
         via: "command",
       });
     }
-    const facts = await collectPrFacts(octokit, {
+    const facts = await deps.prFacts.read(c.installation_id, {
       owner: ref.owner,
       repo: ref.repo,
       prNumber: c.pr_number,
       conveyorHeadSha: c.head_sha,
+      expectedBaseRef: c.base_ref ?? "",
+      baseSha: c.task_base_sha ?? undefined,
       waitingSince: new Date(c.head_written_at).toISOString(),
       appId: deps.appId,
       held: c.state === "held",
@@ -301,6 +343,7 @@ export function createMerger(deps: MergerDeps): {
         : null,
       approvals,
       permission: (login) => deps.gateway.permission(ref, login),
+      modes: await changeSetModes(deps.db, { taskId: c.task_id, generation: c.generation }),
     });
     // A /hold or /freeze may have landed while GitHub was being read (a pass over many PRs takes
     // a while): decide on the database as it is now, and leave a PR that moved on to the next pass.
@@ -309,25 +352,73 @@ export function createMerger(deps: MergerDeps): {
       prNumber: c.pr_number,
     });
     if (!now || now.head_sha !== c.head_sha || now.generation !== c.generation) return undefined;
+    // merge.update_branch: GitHub's merge commit for Conveyor's own request is adopted as the head
+    // Conveyor may merge (the checks start again on it), then everything is read again.
+    if (
+      !adopted &&
+      facts.headSha &&
+      facts.headSha !== now.head_sha &&
+      now.update_requested_from === now.head_sha &&
+      (await isUpdateFor(octokit, now, facts.headSha, facts.baseTipSha)) &&
+      (await adoptUpdatedHead(deps.db, now, { from: now.head_sha, to: facts.headSha }))
+    ) {
+      log.info(
+        { prNumber: now.pr_number, from: now.head_sha, to: facts.headSha },
+        "adopted the commit GitHub made to update the branch",
+      );
+      deps.onChange();
+      const [updated] = await findMergeCandidates(deps.db, {
+        repositoryId: now.repository_id,
+        prNumber: now.pr_number,
+      });
+      return updated ? assess(updated, true) : undefined;
+    }
     facts.held = now.state === "held";
     facts.frozen = now.frozen ? { reason: now.frozen_reason ?? "frozen" } : null;
     const verdict = evaluateMergePolicy(facts, loaded.config);
     return { c: now, ref, octokit, loaded, facts, verdict };
   }
+  type Assessed = {
+    c: Candidate;
+    ref: ReturnType<typeof repoRef>;
+    octokit: Octokit;
+    loaded: Awaited<ReturnType<GitHubGateway["loadConfig"]>>;
+    facts: CollectedFacts;
+    verdict: Verdict;
+  };
 
-  async function review(listed: Candidate): Promise<void> {
-    const assessed = await assess(listed);
-    if (!assessed) return;
-    const { c, ref, octokit, loaded, facts, verdict } = assessed;
-    if (!facts.open && (await settleClosed(octokit, c))) return;
-    if (verdict.action === "update_branch") {
+  /**
+   * Asks GitHub to merge the base into the branch (once per head, again only after
+   * {@link UPDATE_RETRY_MS}: GitHub does it in the background, and the head moves a moment later).
+   */
+  async function requestUpdate(octokit: Octokit, c: Candidate, baseTipSha: string): Promise<void> {
+    const requestedAt = c.update_requested_at ? Date.parse(c.update_requested_at) : Number.NaN;
+    if (c.update_requested_from === c.head_sha && Date.now() - requestedAt < UPDATE_RETRY_MS) {
+      return;
+    }
+    const ref = repoRef(c.installation_id, c.full_name);
+    try {
       await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch", {
         owner: ref.owner,
         repo: ref.repo,
         pull_number: c.pr_number,
         expected_head_sha: c.head_sha,
       });
+      await recordUpdateRequested(deps.db, c, { from: c.head_sha, baseSha: baseTipSha });
+      log.info({ prNumber: c.pr_number }, "asked GitHub to update the branch");
+    } catch (error) {
+      // The verdict still stands (waiting); the next pass asks again.
+      log.warn({ err: error, prNumber: c.pr_number }, "updating the branch failed");
     }
+  }
+
+  async function review(listed: Candidate): Promise<void> {
+    const assessed = await assess(listed);
+    if (!assessed) return;
+    const { c, octokit, loaded, facts, verdict } = assessed;
+    if (!facts.open && (await settleClosed(octokit, c))) return;
+    if (verdict.action === "update_branch") await requestUpdate(octokit, c, facts.baseTipSha);
+    if (verdict.wouldMerge && !c.would_merge_at) await recordWouldMerge(deps.db, c);
     if (verdict.kind === "merge") {
       await merge(octokit, c, loaded.config, verdict);
       return;

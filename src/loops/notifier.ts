@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
+import { repoRef } from "../core/github-objects.ts";
+import type { GitHubGateway } from "../core/ports.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
-import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
 import { claimCommandFeedback, markFeedbackFailed, markFeedbackPosted } from "../store/commands.ts";
 import { claimNotices, markNoticeFailed, markNoticePosted } from "../store/notices.ts";
 import { pullRequestUrl } from "../store/pull-requests.ts";

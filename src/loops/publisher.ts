@@ -1,21 +1,19 @@
 import type { Logger } from "pino";
-import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
+import { PullRequestRefused } from "../core/change-set-rules.ts";
+import { repoRef } from "../core/github-objects.ts";
+import type { PullRequestWriter } from "../core/ports.ts";
 import { pullRequestTitle, renderPullRequestBody } from "../core/pull-request-body.ts";
-import { repoRef } from "../github/github-gateway.ts";
-import { PullRequestRefused, writePullRequest } from "../github/pull-request-writer.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
 import { findUnpublished, recordPublished, type UnpublishedTask } from "../store/pull-requests.ts";
 import { transitionTask } from "../store/tasks.ts";
 
-type Octokit = InstanceType<typeof ProbotOctokit>;
-
 export interface PublisherDeps {
   db: Db;
   logger: Logger;
-  installationOctokit: (installationId: number) => Promise<Octokit>;
+  pullRequests: PullRequestWriter;
   instanceId: string;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
@@ -52,7 +50,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
       verification: task.result?.verification as never,
     });
     try {
-      const written = await writePullRequest(await deps.installationOctokit(task.installation_id), {
+      const written = await deps.pullRequests.write(task.installation_id, {
         owner: ref.owner,
         repo: ref.repo,
         defaultBranch: task.default_branch,
@@ -72,6 +70,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
         prNumber: written.prNumber,
         branch,
         headSha: written.headSha,
+        baseRef: task.default_branch,
         url: written.prUrl,
       });
       log.info({ prNumber: written.prNumber, created: written.created }, "pull request written");

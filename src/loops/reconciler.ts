@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
+import { repoRef } from "../core/github-objects.ts";
 import { isBot } from "../core/intake.ts";
-import { type GitHubGateway, repoRef } from "../github/github-gateway.ts";
+import type { GitHubGateway } from "../core/ports.ts";
 import { noticeConfigProblems, queueIssue } from "../intake/queue-issue.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { findActiveTask, transitionTask, upsertRepository } from "../store/tasks.ts";

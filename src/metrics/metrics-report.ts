@@ -22,6 +22,8 @@ import {
   queueDepthByLane,
   readSampleSeries,
   runnersWithBusySlots,
+  type TrustRow,
+  trustByRepository,
 } from "../store/metrics.ts";
 
 /** `GET /api/metrics`: what the dashboard charts and an operator reads. */
@@ -57,6 +59,11 @@ export interface MetricsReport {
     };
   };
   rates: { window_1h: RateFigures; cumulative: RateFigures };
+  /**
+   * `merge.mode: approve | report`: per repository, the pull requests Conveyor would have merged
+   * and how many of them people merged by hand, over all history (repositories with none left out).
+   */
+  trust: { by_repository: TrustRow[] };
 }
 
 export interface RateFigures {
@@ -153,17 +160,27 @@ export function createMetricsReport(deps: {
   async function build(at: number): Promise<MetricsReport> {
     const since = new Date(at - WINDOW_MS);
     const fromEvent = await firstEventIdSince(deps.db, since);
-    const [depth, depthSeries, slotSeries, busySeries, runners, outcomes, all, ...durations] =
-      await Promise.all([
-        queueDepthByLane(deps.db),
-        readSampleSeries(deps.db, SAMPLE_METRICS.queueDepth, since),
-        readSampleSeries(deps.db, SAMPLE_METRICS.runnerSlots, since),
-        readSampleSeries(deps.db, SAMPLE_METRICS.runnerBusy, since),
-        runnersWithBusySlots(deps.db),
-        countOutcomes(deps.db, fromEvent),
-        currentCumulative(at),
-        ...KINDS.map((kind) => durationsFrom(deps.db, kind, fromEvent)),
-      ]);
+    const [
+      depth,
+      depthSeries,
+      slotSeries,
+      busySeries,
+      runners,
+      outcomes,
+      trust,
+      all,
+      ...durations
+    ] = await Promise.all([
+      queueDepthByLane(deps.db),
+      readSampleSeries(deps.db, SAMPLE_METRICS.queueDepth, since),
+      readSampleSeries(deps.db, SAMPLE_METRICS.runnerSlots, since),
+      readSampleSeries(deps.db, SAMPLE_METRICS.runnerBusy, since),
+      runnersWithBusySlots(deps.db),
+      countOutcomes(deps.db, fromEvent),
+      trustByRepository(deps.db),
+      currentCumulative(at),
+      ...KINDS.map((kind) => durationsFrom(deps.db, kind, fromEvent)),
+    ]);
 
     const byLane = Object.fromEntries(LANES.map((lane) => [lane, depth[lane] ?? 0])) as Record<
       Lane,
@@ -250,6 +267,7 @@ export function createMetricsReport(deps: {
         },
       },
       rates: { window_1h: rates(outcomes), cumulative: all.rates },
+      trust: { by_repository: trust },
     };
   }
 

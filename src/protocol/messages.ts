@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * The runner WebSocket protocol, version 1 (design §4). Server and runner both import this module
+ * The runner WebSocket protocol, version 1. Server and runner both import this module
  * and nothing else of each other. Frames are JSON objects `{type, ...}`; field names are the
  * contract, and fields may grow (unknown fields are ignored, never an error).
  */

@@ -523,3 +523,32 @@ export async function latestEventId(db: Db): Promise<number> {
   );
   return Number(row?.id ?? 0);
 }
+
+/** Per repository: pull requests a verdict said "would merge" about, and how many a person merged. */
+export interface TrustRow {
+  repository: string;
+  /** Pull requests whose verdict said "would merge" (merge.mode approve or report). */
+  would_merge: number;
+  /** Of those, merged by a person (not Conveyor, not another bot). */
+  merged_by_hand: number;
+}
+
+/**
+ * The evidence for turning `merge.mode: auto` on, per repository, over all history: how many pull
+ * requests Conveyor would have merged, and how many of them people then merged by hand.
+ */
+export async function trustByRepository(db: Db): Promise<TrustRow[]> {
+  const rows = resultRows<TrustRow>(
+    await db.execute(sql`
+      select r.full_name as repository, count(*)::int as would_merge,
+             count(*) filter (where p.state = 'merged' and p.merged_by_hand)::int as merged_by_hand
+      from pull_requests p join repositories r on r.repository_id = p.repository_id
+      where p.would_merge_at is not null
+      group by r.full_name order by r.full_name`),
+  );
+  return rows.map((r) => ({
+    repository: r.repository,
+    would_merge: Number(r.would_merge),
+    merged_by_hand: Number(r.merged_by_hand),
+  }));
+}

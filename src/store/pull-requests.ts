@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
+import type { FileMode } from "../core/content-rules.ts";
 import type { TaskState } from "../core/task-states.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { type Task, transitionTask } from "./tasks.ts";
@@ -58,6 +59,8 @@ export async function recordPublished(
     prNumber: number;
     branch: string;
     headSha: string;
+    /** The base the pull request was opened against: Conveyor merges into no other. */
+    baseRef: string;
     url: string;
   },
 ): Promise<Task | undefined> {
@@ -70,13 +73,18 @@ export async function recordPublished(
         returning task_id`),
     );
     if (updated.length === 0) return undefined;
+    // A follow-up keeps the base the pull request was first opened against: a retargeted pull
+    // request stays retargeted, and blocked.
     await tx.execute(sql`
-      insert into pull_requests (repository_id, pr_number, task_id, branch, head_sha, url, state)
+      insert into pull_requests (repository_id, pr_number, task_id, branch, head_sha, url, state,
+                                 base_ref)
       values (${input.repositoryId}, ${input.prNumber}, ${input.taskId}, ${input.branch},
-              ${input.headSha}, ${input.url}, 'open')
+              ${input.headSha}, ${input.url}, 'open', ${input.baseRef})
       on conflict (repository_id, pr_number) do update
         set task_id = excluded.task_id, head_sha = excluded.head_sha, url = excluded.url,
-            state = 'open', head_written_at = now(), merge_conflicts = 0, updated_at = now()`);
+            state = 'open', head_written_at = now(), merge_conflicts = 0, updated_at = now(),
+            base_ref = coalesce(pull_requests.base_ref, excluded.base_ref),
+            update_requested_from = null, update_base_sha = null, update_requested_at = null`);
     return transitionTask(tx, {
       taskId: input.taskId,
       generation: input.generation,
@@ -129,9 +137,11 @@ export async function setPullRequestState(
   repositoryId: number,
   prNumber: number,
   state: "open" | "closed" | "merged",
+  options: { mergedByHand?: boolean } = {},
 ): Promise<void> {
+  const byHand = options.mergedByHand ? sql`, merged_by_hand = true` : sql``;
   await db.execute(sql`
-    update pull_requests set state = ${state}, updated_at = now()
+    update pull_requests set state = ${state}, updated_at = now() ${byHand}
     where repository_id = ${repositoryId} and pr_number = ${prNumber}`);
 }
 
@@ -163,6 +173,14 @@ export interface MergeCandidate {
   safety_check_sha: string | null;
   verdict_digest: string | null;
   merge_conflicts: number;
+  /** The branch the pull request was opened against. */
+  base_ref: string | null;
+  /** The commit the task's attempt started from (its base checks are expected on the head). */
+  task_base_sha: string | null;
+  update_requested_from: string | null;
+  update_base_sha: string | null;
+  update_requested_at: string | null;
+  would_merge_at: string | null;
   result: {
     verification?: { passed: boolean; commands?: { passed: boolean; argv: string[] }[] };
   } | null;
@@ -186,7 +204,9 @@ export async function findMergeCandidates(
         select t.task_id, t.state, t.generation, t.installation_id, t.repository_id, r.full_name,
                r.frozen, r.frozen_reason, p.pr_number, p.branch, p.head_sha,
                p.head_written_at::text, p.safety_check_id, p.safety_check_sha, p.verdict_digest,
-               p.merge_conflicts, t.result
+               p.merge_conflicts, p.base_ref, t.base_sha as task_base_sha,
+               p.update_requested_from, p.update_base_sha, p.update_requested_at::text,
+               p.would_merge_at::text, t.result
         from pull_requests p
         join tasks t on t.task_id = p.task_id
         join repositories r on r.repository_id = p.repository_id
@@ -217,4 +237,79 @@ export async function recordMergeConflicts(
   await db.execute(sql`
     update pull_requests set merge_conflicts = ${conflicts}
     where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}`);
+}
+
+/**
+ * `merge.update_branch`: Conveyor asked GitHub to merge the base (then at `baseSha`) into its head
+ * `from`. The merge commit GitHub makes on top of `from` is adopted as the new head.
+ */
+export async function recordUpdateRequested(
+  db: Db,
+  pr: { repository_id: number; pr_number: number },
+  update: { from: string; baseSha: string },
+): Promise<void> {
+  await db.execute(sql`
+    update pull_requests set update_requested_from = ${update.from},
+                             update_base_sha = ${update.baseSha}, update_requested_at = now()
+    where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}
+      and head_sha = ${update.from}`);
+}
+
+/**
+ * The commit GitHub made for Conveyor's update request becomes the head Conveyor may merge; the
+ * checks and their timeout start again from now. Guarded by the head and the request, so only the
+ * update that was asked for, once, is adopted. False when the row had moved on.
+ */
+export async function adoptUpdatedHead(
+  db: Db,
+  pr: { repository_id: number; pr_number: number },
+  update: { from: string; to: string },
+): Promise<boolean> {
+  const rows = resultRows(
+    await db.execute(sql`
+      update pull_requests set head_sha = ${update.to}, head_written_at = now(),
+                               merge_conflicts = 0, update_requested_from = null,
+                               update_base_sha = null, update_requested_at = null,
+                               updated_at = now()
+      where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}
+        and head_sha = ${update.from} and update_requested_from = ${update.from}
+      returning pr_number`),
+  );
+  return rows.length > 0;
+}
+
+/** A verdict said "would merge" (merge.mode approve or report): kept from the first time. */
+export async function recordWouldMerge(
+  db: Db,
+  pr: { repository_id: number; pr_number: number },
+): Promise<void> {
+  await db.execute(sql`
+    update pull_requests set would_merge_at = coalesce(would_merge_at, now())
+    where repository_id = ${pr.repository_id} and pr_number = ${pr.pr_number}`);
+}
+
+/**
+ * The modes Conveyor wrote the files of a task's change set with, by path (deletions left out).
+ * GitHub's list of a pull request's files has no modes, and Conveyor made the commit itself from
+ * this change set, so this is where the merge policy learns about symlinks and executables.
+ */
+export async function changeSetModes(
+  db: Db,
+  change: { taskId: string; generation: number },
+): Promise<Map<string, FileMode>> {
+  const rows = resultRows<{ path: string; mode: string }>(
+    await db.execute(sql`
+      select f->>'path' as path, coalesce(f->>'mode', '100644') as mode
+      from change_sets c, jsonb_array_elements(c.files) f
+      where c.task_id = ${change.taskId} and c.generation = ${change.generation}
+        and f->>'action' <> 'delete'`),
+  );
+  const modes = new Map<string, FileMode>();
+  for (const row of rows) {
+    // An unknown mode fails closed as the riskier kind.
+    const mode: FileMode =
+      row.mode === "100644" || row.mode === "100755" || row.mode === "120000" ? row.mode : "120000";
+    modes.set(row.path, mode);
+  }
+  return modes;
 }

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { afterAll, expect, it } from "vitest";
+import { afterAll, it } from "vitest";
 import { resultRows } from "../../db/client.ts";
 import { startCiBot } from "../helpers/ci-bot.ts";
 import {
@@ -9,12 +9,10 @@ import {
   type World,
 } from "../helpers/conveyor-harness.ts";
 import {
-  auditIssues,
+  expectNothingLostOrDuplicated,
   openScriptedIssues,
-  recordFaultCounts,
   seededTasks,
   seedFiles,
-  waitForMerged,
 } from "../helpers/fault-ledger.ts";
 import { type ConveyorProcess, spawnConveyorServer } from "../helpers/spawn-conveyor.ts";
 import { startScriptedRunner } from "../helpers/spawn-runner.ts";
@@ -94,19 +92,10 @@ it("two app instances with runners on both, one killed with -9 mid-task: every t
   // B comes back on its port: its runners reconnect with results for generations that are gone.
   await start(Number(new URL(b.url).port));
 
-  const states = await waitForMerged(
-    { db: w.database.db, repositoryId: w.repositoryId },
-    issues.map((i) => i.issueNumber),
-    60_000,
-  );
-  const ledger = await auditIssues(
-    { db: w.database.db, sim: w.sim, repo: w.repo, repositoryId: w.repositoryId },
-    issues,
-  );
-  recordFaultCounts(context, ledger, 1);
-  expect(
-    { lost: ledger.lost, duplicated: ledger.duplicated },
-    `${states}\n${ledger.history}\n${logs()}`,
-  ).toEqual({ lost: [], duplicated: [] });
-  expect(w.sim.violations).toEqual([]);
+  await expectNothingLostOrDuplicated(w, issues, {
+    context,
+    faults: 1,
+    timeoutMs: 60_000,
+    details: logs,
+  });
 }, 120_000);

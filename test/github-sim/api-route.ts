@@ -55,6 +55,20 @@ export function bodyOf<T>(request: RouteRequest): T {
  * Slices `items` by `per_page` (default 30, max 100) and `page`, and builds GitHub's `Link` header
  * (`first`/`prev`/`next`/`last`) from the request URL.
  */
+/**
+ * A list GitHub wraps in an object with its total (`{total_count, check_runs: [...]}`), paginated
+ * like any other list; `total_count` counts every item, not the page.
+ */
+export function countedPage<T>(
+  request: RouteRequest,
+  items: T[],
+  key: string,
+  render: (item: T) => unknown,
+): RouteResponse {
+  const { page, headers } = paginate(request, items);
+  return { body: { total_count: items.length, [key]: page.map(render) }, headers };
+}
+
 export function paginate<T>(
   request: RouteRequest,
   items: T[],

@@ -2,6 +2,7 @@ import {
   type ApiRoutes,
   actorOf,
   bodyOf,
+  countedPage,
   paginate,
   type RouteRequest,
   repoOf,
@@ -109,14 +110,7 @@ export const checkRoutes: ApiRoutes = {
         .filter((run) => !name || run.name === name)
         .filter((run) => !status || run.status === status)
         .filter((run) => !appId || run.app.id === Number(appId));
-      const { page, headers } = paginate(request, runs);
-      return {
-        body: {
-          total_count: runs.length,
-          check_runs: page.map((run) => renderCheckRunFor(ctx, repo, run)),
-        },
-        headers,
-      };
+      return countedPage(request, runs, "check_runs", (run) => renderCheckRunFor(ctx, repo, run));
     },
   },
 
@@ -135,16 +129,9 @@ export const checkRoutes: ApiRoutes = {
           (suite) =>
             !name || repo.checkRuns.some((run) => run.suite.id === suite.id && run.name === name),
         );
-      const { page, headers } = paginate(request, suites);
-      return {
-        body: {
-          total_count: suites.length,
-          check_suites: page.map((suite) =>
-            renderCheckSuite(ctx.base, repo, suite, repo.checkRuns),
-          ),
-        },
-        headers,
-      };
+      return countedPage(request, suites, "check_suites", (suite) =>
+        renderCheckSuite(ctx.base, repo, suite, repo.checkRuns),
+      );
     },
   },
 

@@ -42,12 +42,14 @@ import {
 } from "./issue-actions.ts";
 import { issueRoutes } from "./issue-routes.ts";
 import { createOpenApiValidator } from "./openapi-validator.ts";
+import { protectionRoutes } from "./protection.ts";
 import {
   branchMoved,
   createPull,
   mergePull,
   noreplyIdentity,
   submitReview,
+  updatePull,
 } from "./pull-actions.ts";
 import { pullFacts } from "./pull-facts.ts";
 import { pullRoutes } from "./pull-routes.ts";
@@ -281,6 +283,27 @@ export interface GitHubSimulator {
   ): Promise<WebhookOutcome & { sha: string }>;
   /** Forces `mergeable` (undefined: compute it with git again). */
   setMergeable(fullName: string, number: number, mergeable: boolean | undefined): void;
+  /**
+   * Branch protection's required status checks on `branch` (null removes it): required checks
+   * must pass before a merge (`blocked`), `strict` requires the branch to be up to date (`behind`).
+   */
+  setBranchProtection(
+    fullName: string,
+    branch: string,
+    protection: { strict?: boolean; contexts: string[] } | null,
+  ): void;
+  /** A ruleset with a `required_status_checks` rule on `branches` (names, `~DEFAULT_BRANCH`, `~ALL`). */
+  addRuleset(
+    fullName: string,
+    ruleset: { name?: string; branches: string[]; requiredChecks: string[]; strict?: boolean },
+  ): { id: number };
+  /** A person edits a pull request (e.g. moves it to another base): `pull_request.edited`. */
+  editPullRequest(
+    fullName: string,
+    number: number,
+    changes: { base?: string; title?: string },
+    options: SenderOptions,
+  ): Promise<WebhookOutcome>;
   /** A check run from another app (a CI), which sends `check_run` events to the app under test. */
   createCheckRun(
     fullName: string,
@@ -454,6 +477,7 @@ export async function createGitHubSimulator(
       ...repoRoutes,
       ...issueRoutes,
       ...pullRoutes,
+      ...protectionRoutes,
       ...gitRoutes,
       ...checkRoutes,
     },
@@ -589,6 +613,8 @@ export async function createGitHubSimulator(
         checkRuns: [],
         statuses: [],
         signedCommits: new Set(),
+        branchProtection: new Map(),
+        rulesets: [],
       };
       await git.init(fullName, defaultBranch);
       await git.commitFiles(fullName, {
@@ -764,6 +790,42 @@ export async function createGitHubSimulator(
 
     setMergeable(fullName, number, mergeable) {
       requirePull(repoOf(fullName), number).pull!.mergeableOverride = mergeable;
+    },
+
+    setBranchProtection(fullName, branch, protection) {
+      const repo = repoOf(fullName);
+      if (protection === null) repo.branchProtection.delete(branch);
+      else {
+        repo.branchProtection.set(branch, {
+          strict: protection.strict ?? false,
+          contexts: [...protection.contexts],
+        });
+      }
+    },
+
+    addRuleset(fullName, input) {
+      const repo = repoOf(fullName);
+      const id = state.nextId();
+      repo.rulesets.push({
+        id,
+        name: input.name ?? `ruleset-${id}`,
+        branches: [...input.branches],
+        strict: input.strict ?? false,
+        requiredChecks: input.requiredChecks.map((context) => ({ context })),
+      });
+      return { id };
+    },
+
+    async editPullRequest(fullName, number, changes, options) {
+      const repo = repoOf(fullName);
+      const deliveries = await updatePull(
+        ctx,
+        repo,
+        requirePull(repo, number),
+        changes,
+        user(options.sender),
+      );
+      return outcome(deliveries);
     },
 
     async createCheckRun(fullName, input) {

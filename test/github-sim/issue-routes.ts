@@ -1,4 +1,5 @@
 import {
+  type ApiRoute,
   type ApiRoutes,
   actorOf,
   bodyOf,
@@ -57,6 +58,27 @@ function issueLabels(ctx: SimContext, repo: SimRepo, issue: SimIssue) {
   return issue.labels.map((name) =>
     renderLabel(ctx.base, repo, repo.labels.get(name.toLowerCase())!),
   );
+}
+
+/** A change to an issue's (or pull request's) labels, answered with its labels afterwards. */
+function labelRoute(
+  change: (
+    ctx: SimContext,
+    repo: SimRepo,
+    issue: SimIssue,
+    request: RouteRequest,
+  ) => Promise<unknown>,
+): ApiRoute {
+  return {
+    auth: "installation",
+    permissions: WRITE,
+    async handle(ctx, request) {
+      const repo = repoOf(request);
+      const issue = issueOf(request);
+      await change(ctx, repo, issue, request);
+      return { body: issueLabels(ctx, repo, issue) };
+    },
+  };
 }
 
 function listReactions(ctx: SimContext, request: RouteRequest, reactions: SimReaction[]) {
@@ -239,44 +261,20 @@ export const issueRoutes: ApiRoutes = {
     },
   },
 
-  "POST /repos/{owner}/{repo}/issues/{issue_number}/labels": {
-    auth: "installation",
-    permissions: WRITE,
-    async handle(ctx, request) {
-      const repo = repoOf(request);
-      const issue = issueOf(request);
-      await addLabels(ctx, repo, issue, labelNames(request.body ?? {}), actorOf(request));
-      return { body: issueLabels(ctx, repo, issue) };
-    },
-  },
+  "POST /repos/{owner}/{repo}/issues/{issue_number}/labels": labelRoute(
+    (ctx, repo, issue, request) =>
+      addLabels(ctx, repo, issue, labelNames(request.body ?? {}), actorOf(request)),
+  ),
 
-  "PUT /repos/{owner}/{repo}/issues/{issue_number}/labels": {
-    auth: "installation",
-    permissions: WRITE,
-    async handle(ctx, request) {
-      const repo = repoOf(request);
-      const issue = issueOf(request);
-      await updateIssue(
-        ctx,
-        repo,
-        issue,
-        { labels: labelNames(request.body ?? {}) },
-        actorOf(request),
-      );
-      return { body: issueLabels(ctx, repo, issue) };
-    },
-  },
+  "PUT /repos/{owner}/{repo}/issues/{issue_number}/labels": labelRoute(
+    (ctx, repo, issue, request) =>
+      updateIssue(ctx, repo, issue, { labels: labelNames(request.body ?? {}) }, actorOf(request)),
+  ),
 
-  "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}": {
-    auth: "installation",
-    permissions: WRITE,
-    async handle(ctx, request) {
-      const repo = repoOf(request);
-      const issue = issueOf(request);
-      await removeLabel(ctx, repo, issue, request.params.name!, actorOf(request));
-      return { body: issueLabels(ctx, repo, issue) };
-    },
-  },
+  "DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}": labelRoute(
+    (ctx, repo, issue, request) =>
+      removeLabel(ctx, repo, issue, request.params.name!, actorOf(request)),
+  ),
 
   "GET /repos/{owner}/{repo}/issues/{issue_number}/reactions": {
     auth: "installation",

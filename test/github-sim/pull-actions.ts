@@ -8,6 +8,7 @@ import {
   newSimIssue,
   updateIssue,
 } from "./issue-actions.ts";
+import { missingRequiredCheck } from "./protection.ts";
 import { pullFacts } from "./pull-facts.ts";
 import type { PendingDelivery, SimContext } from "./sim-context.ts";
 import type { SimApp, SimIssue, SimRepo, SimReview, SimUser } from "./sim-state.ts";
@@ -168,6 +169,14 @@ export async function mergePull(
   }
   const facts = await pullFacts(ctx, repo, issue);
   if (!facts.mergeable || pull.draft) throw new HttpError(405, "Pull Request is not mergeable");
+  // The base branch's rules hold for the API as for the button.
+  const missing = missingRequiredCheck(repo, pull.baseRef, pull.headSha);
+  if (missing !== undefined) {
+    throw new HttpError(405, `Required status check "${missing}" is expected.`);
+  }
+  if (facts.mergeableState === "behind") {
+    throw new HttpError(405, "Head branch is not up to date with the base branch.");
+  }
   const baseTip = facts.baseSha;
   const now = ctx.state.now();
   const committer: GitIdentity = { name: "GitHub", email: "noreply@github.com", date: now };
@@ -289,4 +298,46 @@ export async function submitReview(
   });
   delete payload.number;
   return { review, deliveries: [ctx.emit(repo, "pull_request_review", payload, input.user)] };
+}
+
+/**
+ * `PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch`: merges the base branch's tip into
+ * the head branch with a real merge commit (parents: the head, then the base tip; committed and
+ * signed by GitHub, authored by the requester), as GitHub's "Update branch" does. 422 when
+ * `expected_head_sha` is not the head, when there is nothing new on the base, or on a conflict.
+ */
+export async function updatePullBranch(
+  ctx: SimContext,
+  repo: SimRepo,
+  issue: SimIssue,
+  input: { expected_head_sha?: string },
+  sender: SimUser,
+): Promise<Acted<{ sha: string }>> {
+  const pull = issue.pull!;
+  if (issue.state !== "open" || pull.merged) {
+    throw validationFailed([{ resource: "PullRequest", code: "custom", message: "not open" }]);
+  }
+  if (input.expected_head_sha !== undefined && input.expected_head_sha !== pull.headSha) {
+    throw new HttpError(422, "expected head sha didn't match current head ref.");
+  }
+  const facts = await pullFacts(ctx, repo, issue);
+  const baseTip = facts.baseSha;
+  if (await ctx.git.isAncestor(repo.fullName, baseTip, pull.headSha)) {
+    throw new HttpError(422, "There are no new commits on the base branch.");
+  }
+  const merged = await ctx.git.mergeTree(repo.fullName, pull.headSha, baseTip);
+  if (!merged.clean) throw new HttpError(422, "merge conflict between base and head");
+  const now = ctx.state.now();
+  const sha = await ctx.git.createCommit(repo.fullName, {
+    tree: merged.tree,
+    parents: [pull.headSha, baseTip],
+    message: `Merge branch '${pull.baseRef}' into ${pull.headRef}\n`,
+    author: noreplyIdentity(sender, now),
+    committer: { name: "GitHub", email: "noreply@github.com", date: now },
+  });
+  repo.signedCommits.add(sha);
+  if (!(await ctx.git.updateRef(repo.fullName, `refs/heads/${pull.headRef}`, sha, pull.headSha))) {
+    throw new HttpError(422, "expected head sha didn't match current head ref.");
+  }
+  return { sha, deliveries: await branchMoved(ctx, repo, pull.headRef, sha, sender) };
 }

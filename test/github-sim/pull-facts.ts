@@ -1,5 +1,6 @@
 import type { FileChange } from "./git-store.ts";
 import type { PullFacts } from "./github-objects.ts";
+import { missingRequiredCheck, requiredChecksFor } from "./protection.ts";
 import type { SimContext } from "./sim-context.ts";
 import type { SimIssue, SimRepo } from "./sim-state.ts";
 
@@ -61,13 +62,20 @@ export async function pullFacts(
     mergeable =
       pull.mergeableOverride ??
       (await ctx.git.mergeTree(repo.fullName, baseSha, pull.headSha)).clean;
+    // As GitHub reports it: a conflict first, then a draft, then the base branch's rules (a
+    // required check that has not passed → blocked; required to be up to date and not → behind).
+    const required = requiredChecksFor(repo, pull.baseRef);
     mergeableState = !mergeable
       ? "dirty"
       : pull.draft
         ? "draft"
-        : hasFailingChecks(repo, pull.headSha)
-          ? "unstable"
-          : "clean";
+        : missingRequiredCheck(repo, pull.baseRef, pull.headSha) !== undefined
+          ? "blocked"
+          : required.strict && !(await ctx.git.isAncestor(repo.fullName, baseSha, pull.headSha))
+            ? "behind"
+            : hasFailingChecks(repo, pull.headSha)
+              ? "unstable"
+              : "clean";
   }
   return {
     baseSha,

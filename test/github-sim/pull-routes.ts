@@ -15,6 +15,7 @@ import {
   mergePull,
   type PullPatch,
   updatePull,
+  updatePullBranch,
 } from "./pull-actions.ts";
 import { pullFacts, pullFiles } from "./pull-facts.ts";
 import { requirePull, type SimContext } from "./sim-context.ts";
@@ -154,6 +155,29 @@ export const pullRoutes: ApiRoutes = {
     handle(_ctx, request) {
       if (!pullOf(request).pull!.merged) throw notFound();
       return { status: 204 };
+    },
+  },
+
+  "PUT /repos/{owner}/{repo}/pulls/{pull_number}/update-branch": {
+    auth: "installation",
+    permissions: WRITE,
+    async handle(ctx, request) {
+      const issue = pullOf(request);
+      await updatePullBranch(
+        ctx,
+        repoOf(request),
+        issue,
+        bodyOf<{ expected_head_sha?: string }>(request),
+        actorOf(request),
+      );
+      // 202 as documented: GitHub merges in the background (the simulator already has).
+      return {
+        status: 202,
+        body: {
+          message: "Updating pull request branch.",
+          url: `${ctx.base}/${repoOf(request).fullName}/pull/${issue.number}`,
+        },
+      };
     },
   },
 

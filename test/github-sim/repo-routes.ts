@@ -3,6 +3,7 @@ import { EMPTY_TREE, type TreeEntry } from "./git-store.ts";
 import { renderLabel, renderRepoCommit, renderUser, repoApiUrl } from "./github-objects.ts";
 import { HttpError, notFound } from "./http-error.ts";
 import { createLabel } from "./issue-actions.ts";
+import { requiredChecksFor } from "./protection.ts";
 import { renderRepoFor, type SimContext } from "./sim-context.ts";
 import { roleOf, type SimRepo } from "./sim-state.ts";
 
@@ -106,6 +107,8 @@ export const repoRoutes: ApiRoutes = {
       if (!sha) throw new HttpError(404, "Branch not found");
       const commit = (await ctx.git.readCommit(repo.fullName, sha))!;
       const api = repoApiUrl(ctx.base, repo);
+      const protection = repo.branchProtection.get(branch);
+      const required = requiredChecksFor(repo, branch);
       return {
         body: {
           name: branch,
@@ -114,10 +117,15 @@ export const repoRoutes: ApiRoutes = {
             self: `${api}/branches/${branch}`,
             html: `${ctx.base}/${repo.fullName}/tree/${branch}`,
           },
-          protected: false,
+          // What branch protection and rulesets require shows to every reader, as on GitHub.
+          protected: required.contexts.length > 0 || repo.branchProtection.has(branch),
           protection: {
-            enabled: false,
-            required_status_checks: { enforcement_level: "off", contexts: [], checks: [] },
+            enabled: repo.branchProtection.has(branch),
+            required_status_checks: {
+              enforcement_level: protection ? "non_admins" : "off",
+              contexts: protection?.contexts ?? [],
+              checks: (protection?.contexts ?? []).map((context) => ({ context, app_id: null })),
+            },
           },
           protection_url: `${api}/branches/${branch}/protection`,
         },

@@ -217,6 +217,30 @@ export interface SimRepo {
   statuses: SimStatus[];
   /** Commits created through the API with an app token; GitHub signs those. */
   signedCommits: Set<string>;
+  /** Branch protection's required status checks, by branch name (set by tests). */
+  branchProtection: Map<string, SimBranchProtection>;
+  /** Active branch rulesets of the repository (set by tests). */
+  rulesets: SimRuleset[];
+}
+
+/** The part of branch protection the simulator models: required status checks. */
+export interface SimBranchProtection {
+  /** "Require branches to be up to date before merging". */
+  strict: boolean;
+  contexts: string[];
+}
+
+/** A repository ruleset with a `required_status_checks` rule, targeting branches. */
+export interface SimRuleset {
+  id: number;
+  name: string;
+  /**
+   * Branch names it applies to, as in `conditions.ref_name.include` without `refs/heads/`:
+   * an exact name, `~DEFAULT_BRANCH` or `~ALL`.
+   */
+  branches: string[];
+  strict: boolean;
+  requiredChecks: { context: string; integrationId?: number }[];
 }
 
 export interface SimState {

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
-import type { TestContext } from "vitest";
+import { expect, type TestContext } from "vitest";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { GitHubSimulator } from "../github-sim/create-github-simulator.ts";
 import { runGit } from "../github-sim/run-git.ts";
@@ -241,4 +241,57 @@ export function saveOutputs(test: string, outputs: Record<string, string>): void
   for (const [name, output] of Object.entries(outputs)) {
     writeFileSync(join(dir, `${test}-${name}.log`), output);
   }
+}
+
+/** What a fault suite audits: the database with the tasks, and the GitHub they talk to. */
+export interface FaultWorld {
+  database: { db: Db };
+  sim: GitHubSimulator;
+  repo: string;
+  repositoryId: number;
+}
+
+/**
+ * How every fault suite ends: waits until each issue's task is `merged` (or in `state`), lets
+ * `beforeAudit` settle what is still in flight, audits the issues, records the fault counts on the
+ * test, and fails naming every lost or duplicated issue with the tasks' states, each issue's
+ * history and `details()` (server logs). The simulator must have seen no request GitHub would
+ * refuse. Returns the ledger for the suite's own checks.
+ */
+export async function expectNothingLostOrDuplicated(
+  world: FaultWorld,
+  issues: TrackedIssue[],
+  options: {
+    context: Pick<TestContext, "task">;
+    /** How many faults were injected (a number, or read once the work settled). */
+    faults: number | (() => number);
+    timeoutMs: number;
+    state?: string;
+    until?: "merged" | "pull request";
+    beforeAudit?: () => Promise<void>;
+    details?: () => string;
+  },
+): Promise<Ledger> {
+  const db = world.database.db;
+  const states = await waitForMerged(
+    { db, repositoryId: world.repositoryId },
+    issues.map((i) => i.issueNumber),
+    options.timeoutMs,
+    options.state,
+  );
+  await options.beforeAudit?.();
+  const ledger = await auditIssues(
+    { db, sim: world.sim, repo: world.repo, repositoryId: world.repositoryId },
+    issues,
+    options.until ? { until: options.until } : {},
+  );
+  const faults = typeof options.faults === "function" ? options.faults() : options.faults;
+  recordFaultCounts(options.context, ledger, faults);
+  const details = options.details ? `\n${options.details()}` : "";
+  expect(
+    { lost: ledger.lost, duplicated: ledger.duplicated },
+    `${states}\n${ledger.history}${details}`,
+  ).toEqual({ lost: [], duplicated: [] });
+  expect(world.sim.violations).toEqual([]);
+  return ledger;
 }

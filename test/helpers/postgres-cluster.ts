@@ -1,9 +1,10 @@
 import { execFile, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { findPostgresBinDir } from "./prerequisites.ts";
 
 const run = promisify(execFile);
 
@@ -19,18 +20,10 @@ export interface PostgresCluster {
   stop(): Promise<void>;
 }
 
-/** Finds `initdb`/`pg_ctl`: on PATH, or in Debian's /usr/lib/postgresql/<version>/bin. */
-export function findPostgresBinDir(): string {
-  const candidates: string[] = [];
-  if (existsSync("/usr/lib/postgresql")) {
-    for (const version of readdirSync("/usr/lib/postgresql").sort().reverse()) {
-      candidates.push(join("/usr/lib/postgresql", version, "bin"));
-    }
-  }
-  for (const dir of candidates) if (existsSync(join(dir, "initdb"))) return dir;
-  const which = spawnSync("sh", ["-c", "command -v initdb"], { encoding: "utf8" });
-  const found = which.stdout.trim();
-  if (which.status === 0 && found) return join(found, "..");
+/** Finds `initdb`/`pg_ctl` (see prerequisites.ts), or says how to get them. */
+function requirePostgresBinDir(): string {
+  const dir = findPostgresBinDir();
+  if (dir) return dir;
   throw new Error(
     "PostgreSQL server binaries not found. Install them (Debian: apt-get install -y postgresql) " +
       "or set TEST_DATABASE_URL to a server the tests may create databases on.",
@@ -53,7 +46,7 @@ async function freePort(): Promise<number> {
  * run as root, so as root the cluster belongs to the `postgres` system user.
  */
 export async function startPostgresCluster(): Promise<PostgresCluster> {
-  const bin = findPostgresBinDir();
+  const bin = requirePostgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), "conveyor-pg-"));
   const dataDir = join(dir, "data");
   const asRoot = process.getuid?.() === 0;

@@ -1,21 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-
-/** Where `promtool` is: on PATH, or where Debian's `prometheus` package puts it. */
-export function findPromtool(): string {
-  for (const dir of (process.env.PATH ?? "").split(":").filter(Boolean)) {
-    if (existsSync(`${dir}/promtool`)) return `${dir}/promtool`;
-  }
-  if (existsSync("/usr/bin/promtool")) return "/usr/bin/promtool";
-  // Failing, not skipping: the check is part of what the metrics promise.
-  throw new Error(
-    "promtool not found: install the Debian package `prometheus` (apt-get install prometheus); .ci/run does",
-  );
-}
+import { requirePrerequisite } from "./prerequisites.ts";
 
 /** `promtool check metrics` on a scrape: its exit code and what it said (empty when clean). */
 export function promtoolCheck(text: string): { status: number | null; output: string } {
-  const result = spawnSync(findPromtool(), ["check", "metrics"], {
+  const result = spawnSync(requirePrerequisite("promtool"), ["check", "metrics"], {
     input: text,
     encoding: "utf8",
     timeout: 30_000,

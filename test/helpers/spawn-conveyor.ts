@@ -8,7 +8,7 @@ export interface ConveyorProcess {
   child: ChildProcess;
   /** Everything the process wrote so far. */
   output(): string;
-  /** Resolves with the URL from the "conveyor listening" log line. */
+  /** Resolves with the URL from the "conveyor listening" log line (JSON or readable). */
   listening: Promise<string>;
   /** Resolves with the exit code (or the signal's name). */
   exited: Promise<number | string>;
@@ -48,7 +48,10 @@ export function spawnConveyor(
     output += chunk.toString();
     // Fault tests keep servers talking for a while: stop searching once the line was seen.
     if (heard) return;
-    const match = /"url":"([^"]+)","msg":"conveyor listening"/.exec(output);
+    // The JSON line, or the readable one when LOG_FORMAT=pretty.
+    const match =
+      /"url":"([^"]+)","msg":"conveyor listening"/.exec(output) ??
+      /INFO {2}conveyor listening url=(\S+)/.exec(output);
     if (match?.[1]) {
       heard = true;
       resolveUrl(match[1]);

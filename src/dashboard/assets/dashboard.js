@@ -517,6 +517,28 @@
     );
   }
 
+  /** merge.mode approve | report: the evidence for turning auto-merge on, per repository. */
+  function renderTrust() {
+    show(
+      "trust-list",
+      "trust-empty",
+      state.trust || [],
+      (r) => r.repository,
+      (r) =>
+        h(
+          "li",
+          { class: "task", "data-repository": r.repository },
+          h(
+            "div",
+            { class: "row" },
+            h("span", { class: "grow", text: r.repository }),
+            h("b", { text: `${r.would_merge} would merge` }),
+          ),
+          h("div", { class: "meta" }, `${r.merged_by_hand} merged by hand after a "would merge"`),
+        ),
+    );
+  }
+
   function renderDead() {
     const dead = state.dead || { total: 0, items: [] };
     $("dead-count").textContent = `(${dead.total})`;
@@ -658,6 +680,7 @@
     recent: renderRecent,
     dead: renderDead,
     charts: renderCharts,
+    trust: renderTrust,
   };
 
   function render(sections) {

@@ -1,22 +1,24 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
-import type { AlertIssues } from "../github/alert-issues.ts";
-import { createMetricsRoutes } from "../http/metrics-routes.ts";
+import type { AlertIssues, Clock, RecordError, Signals } from "../core/ports.ts";
 import { type CheckReport, createAlerter } from "../loops/alerter.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import { createMetricsSampler, type SampledConnection } from "../loops/metrics-sampler.ts";
 import type { ConveyorMetrics } from "./create-metrics.ts";
 import { createMetricsReport } from "./metrics-report.ts";
+import { createMetricsRoutes } from "./metrics-routes.ts";
 
-export interface MonitoringIntervals {
-  /** Queue depth and runner slot samples (default 30 s). */
-  sampleIntervalMs?: number | undefined;
-  /** Runner presence and the event tail (default 5 s). */
-  tickIntervalMs?: number | undefined;
-  /** Alert checks (default 30 s), the first one after `alertStartDelayMs` (default 30 s). */
-  alertIntervalMs?: number | undefined;
+export interface MonitoringOptions {
+  /** How often queue depth and runner slots are sampled for trends and charts (default 30 s). */
+  metricsSampleIntervalMs?: number | undefined;
+  /** How often runner presence is stamped and task transitions are fed to histograms (5 s). */
+  metricsTickIntervalMs?: number | undefined;
+  /** How often alerts are checked (default 30 s) and the delay before the first check (30 s). */
+  alertCheckIntervalMs?: number | undefined;
   alertStartDelayMs?: number | undefined;
+  /** The alerter's and sampler's clock (tests move it). */
+  now?: Clock | undefined;
 }
 
 /** What changed, for live views: alerts (fired, cleared, acknowledged), settings, new samples. */
@@ -27,8 +29,6 @@ const TOPICS: readonly string[] = ["alerts", "settings", "metrics"];
 export const MONITORING_CHANNEL = "conveyor_monitoring";
 
 export interface Monitoring {
-  /** The background loops; the caller stops them with its others. */
-  loops: Loop[];
   /** `/metrics` and `/api/{metrics,alerts,settings}`, to be mounted at `/`. */
   routes: Hono;
   checkAlerts(): Promise<CheckReport>;
@@ -40,34 +40,39 @@ export interface Monitoring {
    * unsubscribe function.
    */
   subscribe(listener: (topic: MonitoringTopic) => void): () => void;
-  /** After the loops stopped: hands the metrics leases to another instance, stops listening. */
+  /** Starts the sampler's and the alerter's loops; changes from any instance become signals. */
+  start(): void;
+  /** Stops the loops, hands the metrics leases to another instance, stops listening. */
   stop(): Promise<void>;
 }
 
 /**
- * Wires the sampler, the alerter and the monitoring routes of one server (called by the
- * composition root, which owns the metrics registry and the error recorder used everywhere).
+ * The sampler, the alerter and the monitoring routes of one server, on the metrics registry and
+ * the error recorder that `createObservability` made for every subsystem.
  */
-export function startMonitoring(deps: {
+export function createMonitoring(deps: {
   database: Database;
   logger: Logger;
   metrics: ConveyorMetrics;
   instanceId: string;
-  /** The runner sockets this instance holds. */
+  /** The runner sockets this instance holds (none without the GitHub App). */
   connections: () => readonly SampledConnection[];
   /** Absent without a GitHub App. */
   issues: AlertIssues | undefined;
   timings: { leaseMs: number; acceptMs: number };
-  recordError: (source: string, error: unknown) => void;
+  recordError: RecordError;
   auth: { read: MiddlewareHandler; admin: MiddlewareHandler };
-  intervals?: MonitoringIntervals;
-  now?: () => number;
+  /** Emits `monitoring-changed` when alerts, settings or samples change on any instance. */
+  signals: Signals;
+  options: MonitoringOptions;
 }): Monitoring {
   const { database, logger, metrics, recordError } = deps;
-  const clock = deps.now ?? Date.now;
-  const sampleIntervalMs = deps.intervals?.sampleIntervalMs ?? 30_000;
-  const tickIntervalMs = deps.intervals?.tickIntervalMs ?? 5_000;
-  const alertIntervalMs = deps.intervals?.alertIntervalMs ?? 30_000;
+  metrics.setConnections(deps.connections);
+  const { options } = deps;
+  const clock = options.now ?? Date.now;
+  const sampleIntervalMs = options.metricsSampleIntervalMs ?? 30_000;
+  const tickIntervalMs = options.metricsTickIntervalMs ?? 5_000;
+  const alertIntervalMs = options.alertCheckIntervalMs ?? 30_000;
   // A runner counts as online when some instance stamped it within a few ticks.
   const onlineWindowMs = Math.max(30_000, tickIntervalMs * 3);
 
@@ -114,37 +119,7 @@ export function startMonitoring(deps: {
     recordError,
     onChange: () => announce("alerts"),
   });
-  const loops = [
-    createLoop({
-      name: "metrics-tick",
-      intervalMs: tickIntervalMs,
-      logger,
-      onError: (error) => recordError("loop:metrics", error),
-      body: async () => {
-        await sampler.tick();
-      },
-    }),
-    createLoop({
-      name: "metrics-sampler",
-      intervalMs: sampleIntervalMs,
-      logger,
-      onError: (error) => recordError("loop:metrics", error),
-      body: async () => {
-        if (await sampler.sample()) announce("metrics");
-      },
-    }),
-    createLoop({
-      name: "alerter",
-      intervalMs: alertIntervalMs,
-      initialDelayMs: deps.intervals?.alertStartDelayMs ?? 30_000,
-      logger,
-      // Not counted as an error event: a failing check is most likely the database being away,
-      // which the check reports itself.
-      body: async () => {
-        await alerter.checkOnce();
-      },
-    }),
-  ];
+  let loops: Loop[] = [];
   const routes = createMetricsRoutes({
     db: database.db,
     logger,
@@ -155,8 +130,7 @@ export function startMonitoring(deps: {
     auth: deps.auth,
     onChange: announce,
   });
-  return {
-    loops,
+  const monitoring: Monitoring = {
     routes,
     checkAlerts: () => alerter.checkOnce(),
     async sampleMetrics() {
@@ -174,11 +148,49 @@ export function startMonitoring(deps: {
         listeners.delete(listener);
       };
     },
+    start() {
+      loops = [
+        createLoop({
+          name: "metrics-tick",
+          intervalMs: tickIntervalMs,
+          logger,
+          onError: (error) => recordError("loop:metrics", error),
+          body: async () => {
+            await sampler.tick();
+          },
+        }),
+        createLoop({
+          name: "metrics-sampler",
+          intervalMs: sampleIntervalMs,
+          logger,
+          onError: (error) => recordError("loop:metrics", error),
+          body: async () => {
+            if (await sampler.sample()) announce("metrics");
+          },
+        }),
+        createLoop({
+          name: "alerter",
+          intervalMs: alertIntervalMs,
+          initialDelayMs: options.alertStartDelayMs ?? 30_000,
+          logger,
+          // Not counted as an error event: a failing check is most likely the database being away,
+          // which the check reports itself.
+          body: async () => {
+            await alerter.checkOnce();
+          },
+        }),
+      ];
+      monitoring.subscribe(() => deps.signals.emit("monitoring-changed"));
+    },
     async stop() {
+      const running = loops;
+      loops = [];
+      await Promise.all(running.map((loop) => loop.stop()));
       await sampler.stop();
       const unlisten = await listening;
       listening = undefined;
       await unlisten?.();
     },
   };
+  return monitoring;
 }

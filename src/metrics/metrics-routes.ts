@@ -5,11 +5,11 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { SettingsFieldError } from "../core/alert-settings.ts";
+import { getPrincipal } from "../http/admin-auth.ts";
+import { parseJsonBody } from "../http/validation.ts";
 import type { LocalAlert } from "../loops/alerter.ts";
-import type { MetricsReport } from "../metrics/metrics-report.ts";
 import { type AlertRow, acknowledgeAlert, alertsVersion, listAlerts } from "../store/alerts.ts";
-import { getPrincipal } from "./admin-auth.ts";
-import { parseJsonBody } from "./validation.ts";
+import type { MetricsReport } from "./metrics-report.ts";
 
 const AckBody = z.strictObject({ by: z.string().trim().min(1).max(100).optional() });
 

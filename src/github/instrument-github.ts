@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
-import type { NodeHandler } from "../github/setup-app.ts";
-import type { ConveyorMetrics } from "./create-metrics.ts";
+import type { NodeHandler } from "../http/node-handler.ts";
+import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 
 type RequestOptions = { method?: string; url?: string };
 type Response = { status: number; headers: Record<string, string | number | undefined> };

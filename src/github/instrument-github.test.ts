@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { webhookEventLabel } from "./create-metrics.ts";
+import { webhookEventLabel } from "../metrics/create-metrics.ts";
 import { routeLabel } from "./instrument-github.ts";
 
 describe("GitHub route labels", () => {

@@ -1,0 +1,188 @@
+/**
+ * The ports: what the features need from the world outside the process, as interfaces (types only).
+ * `src/github/` implements them; intake, commands and loops know only these, and tests hand in
+ * fakes. Nothing here may import anything but other `src/core` modules and the wire protocol.
+ */
+import type { ChangeSet } from "../protocol/messages.ts";
+import type { FileMode } from "./content-rules.ts";
+import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
+import type { Actor, Permission } from "./intake.ts";
+import type { PrFacts } from "./merge-policy.ts";
+import type { RepoConfigResult } from "./repo-config.ts";
+
+/**
+ * What Conveyor's intake needs from GitHub, behind one small interface so background loops can use
+ * it without a webhook context (they hold only the installation id stored on the task row).
+ */
+export interface GitHubGateway {
+  permission(ref: RepoRef, login: string): Promise<Permission | undefined>;
+  loadConfig(ref: RepoRef): Promise<RepoConfigResult>;
+  getIssue(ref: RepoRef, issueNumber: number): Promise<IssueSnapshot | undefined>;
+  listOpenIssuesWithLabel(ref: RepoRef, label: string): Promise<IssueSnapshot[]>;
+  /** Whether the pull request was merged; undefined when it does not exist. */
+  pullRequestMerged(ref: RepoRef, prNumber: number): Promise<boolean | undefined>;
+  /** Who most recently added `label` to the issue (from the issue's timeline of events). */
+  lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
+  addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  /** A reaction on an issue or pull request comment (repeating one is harmless). */
+  addCommentReaction(ref: RepoRef, commentId: number, content: "eyes" | "+1" | "-1"): Promise<void>;
+  addLabels(ref: RepoRef, issueNumber: number, labels: string[]): Promise<void>;
+  /** Finds a comment of Conveyor's whose body contains `marker`. */
+  findComment(ref: RepoRef, issueNumber: number, marker: string): Promise<number | undefined>;
+  createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
+  updateComment(ref: RepoRef, commentId: number, body: string): Promise<void>;
+  listInstallations(): Promise<number[]>;
+  /** Clone URL, default branch and its head commit: what a runner starts from. */
+  repositoryHead(
+    ref: RepoRef,
+  ): Promise<{ cloneUrl: string; defaultBranch: string; headSha: string; htmlUrl: string }>;
+  /**
+   * A short-lived installation token that can only read this one repository's contents: what a
+   * runner clones with. Runners never hold a token that can write.
+   */
+  readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
+  listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
+}
+
+/** The repository alert issues go to, with the installation that may write there. */
+export interface AlertIssueTarget {
+  installationId: number;
+  fullName: string;
+}
+
+/**
+ * Writes the GitHub issues that mirror alerts. A port, so the alerter can be tested with a fake;
+ * the real one uses the installation's client, whose writes go through the shared write pacer.
+ */
+export interface AlertIssues {
+  /**
+   * Opens the alert's issue, or finds the one a crashed earlier attempt opened (by its hidden
+   * marker), so an alert never gets two issues.
+   */
+  open(
+    target: AlertIssueTarget,
+    alertId: number,
+    issue: { title: string; body: string },
+  ): Promise<number>;
+  comment(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
+  /** Comments and closes; an issue someone already closed or deleted is fine. */
+  close(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
+}
+
+export interface PullRequestWriteInput {
+  owner: string;
+  repo: string;
+  /** The pull request's base. */
+  defaultBranch: string;
+  issueNumber: number;
+  issueTitle: string;
+  /** `conveyor/issue-<N>`: one branch, and so one open pull request, per issue. */
+  branch: string;
+  /** The commit the task was assigned on; the new commit's only parent. */
+  baseSha: string;
+  changeSet: ChangeSet;
+  body: string;
+  title: string;
+  labels: string[];
+}
+
+export interface PullRequestWritten {
+  /** Where the branch points after the call: always `commitSha`. */
+  headSha: string;
+  prNumber: number;
+  prUrl: string;
+  /** True when this call opened the pull request; false when it updated an open one. */
+  created: boolean;
+  /** The commit holding the change set. */
+  commitSha: string;
+  /** True when the branch already held this exact change on `baseSha` (a retried publish). */
+  commitReused: boolean;
+}
+
+/**
+ * Writes a change set as one commit on the issue's branch and opens or updates its pull request
+ * (`src/github/pull-request-writer.ts`). Throws `PullRequestRefused` (`change-set-rules.ts`) before
+ * sending anything when the change may not be written at all.
+ */
+export interface PullRequestWriter {
+  write(installationId: number, input: PullRequestWriteInput): Promise<PullRequestWritten>;
+}
+
+export interface FactsRequest {
+  owner: string;
+  repo: string;
+  prNumber: number;
+  /** The commit Conveyor wrote: the only head it may merge. */
+  conveyorHeadSha: string;
+  /** The branch the task was made for: Conveyor merges into no other. */
+  expectedBaseRef: string;
+  /**
+   * The commit the runner started from. The checks that reported on it are expected on the head
+   * too, so a repository without branch protection still waits for its usual CI. Omitted: none.
+   */
+  baseSha?: string | undefined;
+  /** When that commit was written (checks time out relative to it). */
+  waitingSince: string;
+  appId: number;
+  held: boolean;
+  frozen: { reason: string } | null;
+  verification: PrFacts["verification"];
+  /** `/approve` approvals recorded by the commands module. */
+  approvals: PrFacts["approvals"];
+  permission: (login: string) => Promise<Permission | undefined>;
+  /** The modes Conveyor wrote the change's files with, by path (see `changeSetModes`). */
+  modes?: ReadonlyMap<string, FileMode> | undefined;
+  now?: () => Date;
+}
+
+/** What the collector read besides the policy's facts (the merger adopts update-branch commits with it). */
+export interface CollectedFacts extends PrFacts {
+  /** The tip of the pull request's base branch as read now; "" when unknown. */
+  baseTipSha: string;
+}
+
+/**
+ * Reads everything the merge policy looks at for one pull request's current head
+ * (`src/github/pr-facts.ts`). An API error becomes an entry of `errors` instead of a throw, so the
+ * policy fails closed with the reason shown.
+ */
+export interface PullRequestFactsReader {
+  read(installationId: number, request: FactsRequest): Promise<CollectedFacts>;
+}
+
+/** Milliseconds since the epoch; tests hand in a clock they move. */
+export type Clock = () => number;
+
+/**
+ * Counts an error where it happens (`conveyor_errors_total{source}`, and a row the alerter reads).
+ * Never throws into the caller.
+ */
+export type RecordError = (
+  source: string,
+  error: unknown,
+  details?: Record<string, unknown>,
+) => void;
+
+/**
+ * What one part of the server tells the others, without knowing who listens: each subsystem's
+ * builder says which signals it emits and which it reacts to (`src/core/signals.ts`).
+ */
+export type Signal =
+  /** Tasks changed: every stage looks again (status comments, dispatch, publishing, merging). */
+  | "tasks-changed"
+  /** A status comment, a notice or a command's feedback is owed on GitHub. */
+  | "status-owed"
+  /** There may be work to offer runners, on any instance. */
+  | "work-available"
+  /** Something happened on a pull request (checks, reviews, pushes): review merges soon. */
+  | "pull-request-activity"
+  /** An operator changed tasks through the admin API (retry, cancel, import). */
+  | "operator-changed-tasks"
+  /** Alerts, alert settings or metric samples changed, on this instance or another. */
+  | "monitoring-changed";
+
+export interface Signals {
+  emit(signal: Signal): void;
+  /** Calls `listener` on every later `emit(signal)`, in the order listeners were added. */
+  on(signal: Signal, listener: () => void): void;
+}

@@ -1,0 +1,110 @@
+import type { Logger } from "pino";
+import type { Database } from "../../db/client.ts";
+import type { Config } from "../config.ts";
+import { repoRef } from "../core/github-objects.ts";
+import type { GitHubGateway, RecordError, Signals } from "../core/ports.ts";
+import type { TierLimits } from "../core/rate-limit.ts";
+import { findRunnerByToken } from "../store/runners.ts";
+import { createDispatcher, type Dispatcher, type DispatchTimings } from "./dispatcher.ts";
+import { createFramePolicies } from "./frame-policy.ts";
+import { createRunnerRoutes } from "./runner-routes.ts";
+
+/** What dispatch counts, for the metrics. */
+export interface DispatchMetrics {
+  dispatchSent(lane: string, seconds: number): void;
+  frameRateLimited(tier: string): void;
+  frameInvalid(): void;
+  violationDisconnect(): void;
+}
+
+export interface DispatchDeps {
+  database: Database;
+  logger: Logger;
+  /** Where a task's runner clones from, at which commit, with which read-only token. */
+  gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
+  config: Pick<Config, "agingMs">;
+  /** The protocol's timings (heartbeat, lease, accept, sweep). */
+  timings: DispatchTimings;
+  options: DispatchOptions;
+  metrics: DispatchMetrics;
+  recordError: RecordError;
+  /**
+   * Dispatch offers work on `tasks-changed` and `work-available`; it emits `status-owed` when it
+   * moved tasks and `tasks-changed` when a runner's frame did.
+   */
+  signals: Signals;
+}
+
+export interface DispatchOptions {
+  /** Per-tier frame limits per minute; tests and benchmarks raise them. */
+  rateLimits?: TierLimits | undefined;
+}
+
+export interface Dispatch {
+  dispatcher: Dispatcher;
+  /** `/runners/v1` (the WebSocket) and the change-set upload, to be mounted at `/`. */
+  routes: ReturnType<typeof createRunnerRoutes>;
+  /** Listens for work and revocations announced by any instance. */
+  start(): Promise<void>;
+  /** Closes every runner socket with 1001 so runners reconnect elsewhere; their leases run on. */
+  stop(): Promise<void>;
+}
+
+/** Runners' side of the server: the dispatcher and the socket routes runners connect to. */
+export function createDispatch(deps: DispatchDeps): Dispatch {
+  const { database, logger, gateway, metrics, signals, timings } = deps;
+  const dispatcher = createDispatcher({
+    database,
+    logger,
+    agingMs: deps.config.agingMs,
+    timings,
+    onChange: () => signals.emit("status-owed"),
+    onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
+    recordError: deps.recordError,
+    async prepareAssignment(task) {
+      const ref = repoRef(task.installation_id, task.full_name);
+      const [head, readToken] = await Promise.all([
+        gateway.repositoryHead(ref),
+        gateway.readOnlyToken(ref),
+      ]);
+      return {
+        cloneUrl: head.cloneUrl,
+        // A follow-up attempt continues on its pull request's branch.
+        baseSha: task.pr_head_sha ?? head.headSha,
+        issueUrl: `${head.htmlUrl}/issues/${task.issue_number}`,
+        readToken,
+      };
+    },
+  });
+  signals.on("tasks-changed", () => dispatcher.announceWork());
+  signals.on("work-available", () => dispatcher.announceWork());
+  const routes = createRunnerRoutes({
+    db: database.db,
+    logger,
+    dispatcher,
+    timings,
+    policies: createFramePolicies(deps.options.rateLimits, {
+      rateLimited: (tier) => metrics.frameRateLimited(tier),
+      invalidFrame: () => metrics.frameInvalid(),
+      closedForViolations: () => metrics.violationDisconnect(),
+    }),
+    recordError: deps.recordError,
+    async authenticate(token) {
+      const runner = await findRunnerByToken(database.db, token);
+      return (
+        runner && {
+          runnerId: runner.runnerId,
+          name: runner.name,
+          capabilities: runner.capabilities,
+        }
+      );
+    },
+    onChange: () => signals.emit("tasks-changed"),
+  });
+  return {
+    dispatcher,
+    routes,
+    start: () => dispatcher.start(),
+    stop: () => dispatcher.stop(),
+  };
+}

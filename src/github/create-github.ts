@@ -1,0 +1,142 @@
+import type { Logger } from "pino";
+import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
+import type { Database } from "../../db/client.ts";
+import { type Config, displayHost } from "../config.ts";
+import type {
+  AlertIssues,
+  GitHubGateway,
+  PullRequestFactsReader,
+  PullRequestWriter,
+  RecordError,
+  Signals,
+} from "../core/ports.ts";
+import type { NodeHandler } from "../http/node-handler.ts";
+import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
+import { createAlertIssues } from "./alert-issues.ts";
+import { createConveyorApp } from "./conveyor-app.ts";
+import { createGitHubGateway } from "./github-gateway.ts";
+import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
+import { collectPrFacts } from "./pr-facts.ts";
+import { writePullRequest } from "./pull-request-writer.ts";
+import { createSetupHandler } from "./setup-app.ts";
+import { createWritePacer } from "./write-pacer.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+export interface GitHubDeps {
+  config: Pick<Config, "github" | "githubApiUrl" | "host" | "port">;
+  database: Database;
+  logger: Logger;
+  /** Counts every GitHub request and webhook delivery. */
+  metrics: Pick<ConveyorMetrics, "githubRequest" | "githubRateLimit" | "webhook">;
+  recordError: RecordError;
+  /** Webhooks emit `tasks-changed` and `pull-request-activity`. */
+  signals: Signals;
+  options: GitHubOptions;
+}
+
+export interface GitHubOptions {
+  /**
+   * Extra Octokit options for Probot's clients. Tests turn retries and throttling off so a simulated
+   * 500 answers at once instead of after minutes of backoff.
+   */
+  octokitOptions?: Record<string, unknown> | undefined;
+  /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
+  githubWritesPerMinute?: number | undefined;
+  /** Slash-command comments one person may write per minute (default 10). */
+  commandsPerMinute?: number | undefined;
+}
+
+/** The ports GitHub implements, for the features that need them. */
+export interface GitHubApp {
+  appId: number;
+  gateway: GitHubGateway;
+  alertIssues: AlertIssues;
+  pullRequests: PullRequestWriter;
+  prFacts: PullRequestFactsReader;
+  /** An installation's client, paced like every other (the merger writes checks and merges). */
+  installationOctokit: (installationId: number) => Promise<Octokit>;
+}
+
+export interface GitHub {
+  /** Absent until the App has credentials (APP_ID, PRIVATE_KEY). */
+  app: GitHubApp | undefined;
+  /** Probot's webhook middleware, with the App. */
+  webhooks: NodeHandler | undefined;
+  /** Probot's first-run setup flow, without the App. */
+  setup: NodeHandler | undefined;
+}
+
+/**
+ * The GitHub edge: the Probot app and its webhook handlers, the paced installation clients and the
+ * ports built on them. Nothing to start or stop: clients connect per request. Without credentials
+ * it serves Probot's setup flow instead, and the subsystems that need the App are left out.
+ */
+export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
+  const { config, logger, metrics, signals, options } = deps;
+  if (!config.github) {
+    const setup = await createSetupHandler({
+      host: displayHost(config.host),
+      port: config.port,
+      log: logger.child({ component: "setup" }),
+    });
+    return { app: undefined, webhooks: undefined, setup };
+  }
+  const probot = new Probot({
+    appId: config.github.appId,
+    privateKey: config.github.privateKey,
+    secret: config.github.webhookSecret,
+    baseUrl: config.githubApiUrl,
+    log: logger.child({ component: "probot" }),
+    // A function, not an object: Probot merges its own throttle options over object defaults, so
+    // only a function can switch throttling off (tests do).
+    Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
+      ...defaults,
+      ...options.octokitOptions,
+    })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
+  });
+  // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
+  const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
+  const installationOctokit = async (installationId: number) => {
+    const octokit = await probot.auth(installationId);
+    octokit.hook.before("request", pacer.hook);
+    return octokit;
+  };
+  const gateway = createGitHubGateway({
+    appOctokit: () => probot.auth(),
+    installationOctokit,
+    logger,
+  });
+  const webhooks = instrumentWebhooks(
+    await createNodeMiddleware(
+      createConveyorApp({
+        db: deps.database.db,
+        logger,
+        gateway,
+        onChange: () => signals.emit("tasks-changed"),
+        appId: config.github.appId,
+        onPullRequestActivity: () => signals.emit("pull-request-activity"),
+        recordError: deps.recordError,
+        commandsPerMinute: options.commandsPerMinute,
+      }),
+      { probot },
+    ),
+    metrics,
+  );
+  return {
+    app: {
+      appId: config.github.appId,
+      gateway,
+      alertIssues: createAlertIssues({ installationOctokit }),
+      pullRequests: {
+        write: async (id, input) => writePullRequest(await installationOctokit(id), input),
+      },
+      prFacts: {
+        read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
+      },
+      installationOctokit,
+    },
+    webhooks,
+    setup: undefined,
+  };
+}

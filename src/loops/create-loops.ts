@@ -1,0 +1,166 @@
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import type { Database } from "../../db/client.ts";
+import type { Config } from "../config.ts";
+import type {
+  GitHubGateway,
+  PullRequestFactsReader,
+  PullRequestWriter,
+  RecordError,
+  Signals,
+} from "../core/ports.ts";
+import { createLoop, type Loop } from "./create-loop.ts";
+import { createMerger } from "./merger.ts";
+import { createNotifier } from "./notifier.ts";
+import { createPublisher } from "./publisher.ts";
+import { createReconciler, type ReconcileReport } from "./reconciler.ts";
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+export interface LoopsDeps {
+  database: Pick<Database, "db">;
+  logger: Logger;
+  /** Names this instance as the holder of the publisher's, merger's and reconciler's leases. */
+  instanceId: string;
+  /**
+   * The queue's aging interval (for the positions status comments show), and how often
+   * reconciliation runs.
+   */
+  config: Pick<Config, "agingMs" | "reconcileIntervalMs">;
+  options: LoopsOptions;
+  // The GitHub ports.
+  appId: number;
+  gateway: GitHubGateway;
+  pullRequests: PullRequestWriter;
+  prFacts: PullRequestFactsReader;
+  installationOctokit: (installationId: number) => Promise<Octokit>;
+  recordError: RecordError;
+  /**
+   * The loops wake on `tasks-changed`, the notifier on `status-owed`, the merger on
+   * `pull-request-activity`; they emit `status-owed`, `work-available` and `tasks-changed`.
+   */
+  signals: Signals;
+}
+
+export interface LoopsOptions {
+  /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
+  reconcileOnStart?: boolean | undefined;
+  /** How often the notifier and the publisher look for work without being woken (default 2 s). */
+  notifierIntervalMs?: number | undefined;
+  /** How often open Conveyor PRs are re-evaluated without an event (default 60 s). */
+  mergerIntervalMs?: number | undefined;
+  /**
+   * Write pull requests from results (default). Off leaves results in `pushed`: for measuring or
+   * testing dispatch alone.
+   */
+  publishPullRequests?: boolean | undefined;
+}
+
+export interface Loops {
+  /** Runs reconciliation now (also runs at start-up and on its interval). */
+  reconcile(): Promise<ReconcileReport>;
+  /** Starts the notifier, publisher, merger and reconciler loops; each runs at once. */
+  start(): void;
+  /** Stops scheduling and waits for the runs in progress. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The background work that talks to GitHub: status comments and notices (notifier), pull requests
+ * from results (publisher), merge reviews (merger) and reconciliation. Signals wake a loop sooner;
+ * each loop's interval is the resync that makes a missed signal harmless.
+ */
+export function createLoops(deps: LoopsDeps): Loops {
+  const { logger, gateway, instanceId, recordError, signals, config, options } = deps;
+  const { db } = deps.database;
+  const notifier = createNotifier({
+    db,
+    gateway,
+    logger,
+    agingMs: config.agingMs,
+    describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
+  });
+  const publisher = createPublisher({
+    db,
+    logger,
+    pullRequests: deps.pullRequests,
+    instanceId,
+    recordError,
+    onChange: () => {
+      signals.emit("status-owed");
+      signals.emit("work-available");
+    },
+  });
+  const merger = createMerger({
+    db,
+    logger,
+    gateway,
+    prFacts: deps.prFacts,
+    installationOctokit: deps.installationOctokit,
+    appId: deps.appId,
+    instanceId,
+    recordError,
+    onChange: () => signals.emit("status-owed"),
+  });
+  const reconciler = createReconciler({
+    db,
+    gateway,
+    logger,
+    instanceId,
+    recordError,
+    onChange: () => signals.emit("tasks-changed"),
+  });
+
+  let running: { notifier: Loop; publisher?: Loop; merger: Loop; reconciler: Loop } | undefined;
+  const wake = (name: "notifier" | "publisher" | "merger") => () => running?.[name]?.wake();
+  signals.on("tasks-changed", wake("notifier"));
+  signals.on("tasks-changed", wake("publisher"));
+  signals.on("tasks-changed", wake("merger"));
+  signals.on("status-owed", wake("notifier"));
+  signals.on("pull-request-activity", wake("merger"));
+
+  const loop = (name: string, intervalMs: number, body: () => Promise<unknown>) =>
+    createLoop({
+      name,
+      intervalMs,
+      logger,
+      onError: (error) => recordError(`loop:${name}`, error),
+      body: async () => {
+        await body();
+      },
+    });
+  const notifierIntervalMs = options.notifierIntervalMs ?? 2_000;
+
+  return {
+    reconcile: () => reconciler.runOnce(),
+    start() {
+      const notifierLoop: Loop = loop("notifier", notifierIntervalMs, async () => {
+        // A full batch means there is more: go again at once.
+        if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
+      });
+      running = {
+        notifier: notifierLoop,
+        ...(options.publishPullRequests === false
+          ? {}
+          : { publisher: loop("publisher", notifierIntervalMs, () => publisher.runOnce()) }),
+        // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
+        merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
+        reconciler: createLoop({
+          name: "reconciler",
+          intervalMs: config.reconcileIntervalMs,
+          initialDelayMs: options.reconcileOnStart === false ? config.reconcileIntervalMs : 0,
+          logger,
+          onError: (error) => recordError("loop:reconciler", error),
+          body: async () => {
+            await reconciler.runOnce();
+          },
+        }),
+      };
+    },
+    async stop() {
+      const loops = Object.values(running ?? {});
+      running = undefined;
+      await Promise.all(loops.map((l) => l.stop()));
+    },
+  };
+}
