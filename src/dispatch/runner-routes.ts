@@ -5,7 +5,6 @@ import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { checkChangePaths } from "../core/change-set-rules.ts";
-import { markUpgradeAccepted } from "../http/refused-upgrades.ts";
 import {
   ChangeSet,
   fieldErrors,
@@ -15,6 +14,7 @@ import {
 import { storeChangeSet } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
+import { markUpgradeAccepted } from "./refused-upgrades.ts";
 import { createRunnerSession } from "./runner-session.ts";
 
 export interface AuthenticatedRunner {

@@ -4,9 +4,9 @@ import { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
+import { refusedUpgradesWithJson } from "../dispatch/refused-upgrades.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
 import type { NodeHandler } from "./node-handler.ts";
-import { refusedUpgradesWithJson } from "./refused-upgrades.ts";
 import { limitWebhookBody } from "./webhook-body-limit.ts";
 
 export interface HttpAppDeps {
