@@ -7,7 +7,7 @@ import {
   readFileSync,
   realpathSync,
 } from "node:fs";
-import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, rm, stat } from "node:fs/promises";
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsolationSetting, NetworkSetting } from "./runner-config.ts";
@@ -204,7 +204,7 @@ const isInside = (path: string, dir: string) => {
 /**
  * The bwrap command line for a plan. Later mounts cover earlier ones, so the order is: the
  * read-only root, the sandbox's own /dev, /proc and /tmp, the operator's writable paths, the masks,
- * then the task's own paths (which the masks would otherwise hide).
+ * then the task's own paths (which the masks would otherwise hide), then the masks made read-only.
  */
 export function bwrapArguments(plan: BwrapPlan): string[] {
   const tmpfs = ["/tmp", ...plan.hiddenDirs];
@@ -221,6 +221,9 @@ export function bwrapArguments(plan: BwrapPlan): string[] {
     ...["--bind", plan.workspace, plan.workspace],
     ...plan.readOnly.flatMap((path) => ["--ro-bind", path, path]),
     ...plan.writable.flatMap((path) => ["--bind", path, path]),
+    // The masks are empty and stay so: nothing the agent writes there outlives it anyway, but a
+    // read-only mask leaves no doubt (the binds inside them are separate mounts, still writable).
+    ...plan.hiddenDirs.flatMap((dir) => ["--remount-ro", dir]),
     ...["--chdir", plan.workspace, "--"],
     ...plan.argv,
   ];
@@ -383,6 +386,16 @@ interface SlotUser {
 }
 
 async function createUserSandbox(options: CreateSandboxOptions, workDir: string): Promise<Sandbox> {
+  // Slot users must pass through every directory above the work dir to reach their workspace.
+  for (let dir = dirname(workDir); ; dir = dirname(dir)) {
+    const mode = (await stat(dir)).mode & 0o777;
+    if (!(mode & 0o001)) {
+      throw new Error(
+        `isolation users: the slot users cannot reach the work dir ${workDir}: ${dir} is mode ${mode.toString(8).padStart(4, "0")}; let others pass through it (chmod o+x ${dir}; they cannot list it) or choose a work dir elsewhere`,
+      );
+    }
+    if (dir === dirname(dir)) break;
+  }
   const users: SlotUser[] = [];
   for (let slot = 1; slot <= options.slots; slot++) users.push(await ensureSlotUser(slot));
   // Slot users may pass through the work dir to their own workspace, never list it.
