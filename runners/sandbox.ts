@@ -314,9 +314,15 @@ export async function createSandbox(options: CreateSandboxOptions): Promise<Sand
       },
     };
   }
+  const created: string[] = [];
+  for (let dir = resolve(options.workDir); !existsSync(dir); dir = dirname(dir)) created.push(dir);
   await mkdir(options.workDir, { recursive: true });
   const workDir = real(options.workDir);
-  if (choice.kind !== "bwrap") return createUserSandbox(options, workDir);
+  if (choice.kind !== "bwrap") {
+    // Directories the runner made for the work dir (under its umask 077) let slot users pass.
+    for (const dir of created) await chmod(dir, 0o711);
+    return createUserSandbox(options, workDir);
+  }
 
   for (const path of options.sandboxWritable) {
     if (!existsSync(path)) {

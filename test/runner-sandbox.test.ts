@@ -83,9 +83,8 @@ async function startProbeRunner(args: string[]) {
     envFile: join(home, ".env"),
     journal: join(home, "state", "journal.json"),
   };
-  // The runner's state beside its config: the sandbox hides the state directory as a whole and
-  // covers the config, token file and .env one by one.
-  mkdirSync(join(home, "state"), { mode: 0o711 });
+  // The runner's state (made by the runner) beside its config: the sandbox hides the state
+  // directory as a whole and covers the config, token file and .env one by one.
   writeFileSync(
     paths.config,
     `# runner config marker\ntoken: ${token}\nwork_dir: state/work\njournal: state/journal.json\nslots: 2\n`,
