@@ -172,6 +172,18 @@ describe("a task's bwrap sandbox (bwrap is a test prerequisite)", () => {
       sandboxWritable: [],
     });
     const jail = await sandbox.forTask({ slot: 1, key: "t-1", workspace, promptFile });
+    // A writable path the masks would cover is refused rather than silently hidden.
+    await expect(
+      createSandbox({
+        choice,
+        slots: 1,
+        network: "host",
+        workDir: work,
+        journalPath: journal,
+        agent: ["true"],
+        sandboxWritable: [workspace],
+      }),
+    ).rejects.toThrow(/sandbox_writable: .* is inside .*, which the sandbox hides/);
     const inside = await collectChangeSet(workspace, sha, "sandboxed", { sandbox: jail });
     expect(inside?.changeSet.files.map((f) => f.path).sort()).toEqual([".gitattributes", "a.txt"]);
     expect(existsSync(pwned)).toBe(false);

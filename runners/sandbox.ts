@@ -348,6 +348,14 @@ export async function createSandbox(options: CreateSandboxOptions): Promise<Sand
     .filter((path): path is string => typeof path === "string")
     .map(real);
   const operatorWritable = options.sandboxWritable.map(real);
+  for (const path of operatorWritable) {
+    const hidden = hiddenDirs.find((dir) => isInside(path, dir));
+    if (hidden) {
+      throw new Error(
+        `sandbox_writable: ${path} is inside ${hidden}, which the sandbox hides from the agent; choose a path outside the runner's own directories`,
+      );
+    }
+  }
   const bwrap = choice.bwrap;
 
   return {
