@@ -319,6 +319,11 @@ export async function createSandbox(options: CreateSandboxOptions): Promise<Sand
   await mkdir(options.workDir, { recursive: true });
   const workDir = real(options.workDir);
   if (choice.kind !== "bwrap") {
+    if (options.sandboxWritable.length > 0) {
+      throw new Error(
+        "sandbox_writable is for bwrap only: with a user per slot, give the conveyor-slot-<n> users write access yourself",
+      );
+    }
     // Directories the runner made for the work dir (under its umask 077) let slot users pass.
     for (const dir of created) await chmod(dir, 0o711);
     return createUserSandbox(options, workDir);
