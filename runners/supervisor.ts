@@ -18,6 +18,9 @@ export interface RunAgentOptions {
   cwd: string;
   /** The complete environment of the agent (nothing is inherited implicitly). */
   env: NodeJS.ProcessEnv;
+  /** Run as this user and group (a sandbox's slot user); the runner's own when absent. */
+  uid?: number;
+  gid?: number;
   /** Written to the agent's stdin, which is then closed. */
   stdin?: string;
   /** Kill the agent after this long in total. */
@@ -99,6 +102,8 @@ export function runAgent(options: RunAgentOptions): AgentHandle {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env,
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
   });

@@ -4,6 +4,7 @@ import type { ServerMessage } from "../src/protocol/messages.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
 import { type ClientLogger, DisconnectedError, type RunnerClient } from "./runner-client.ts";
+import type { Sandbox, TaskSandbox } from "./sandbox.ts";
 import { parseUsageLine } from "./scripted-agent.ts";
 import { type AgentResult, runAgent } from "./supervisor.ts";
 import { prepareWorkspace, readRepoInstructions } from "./workspace.ts";
@@ -24,10 +25,14 @@ export interface TaskRunnerOptions {
   limits: { wallClockMs: number; idleMs: number; outputCapBytes: number };
   /** Environment the agent starts from (secrets of the runner are removed from it). */
   baseEnv?: NodeJS.ProcessEnv;
+  /** Where the agent, the verify commands and the change set's git commands run. */
+  sandbox: Sandbox;
 }
 
 interface ActiveTask {
   assign: Assign;
+  /** 1…slots; a slot's sandbox user (users isolation) serves one task at a time. */
+  slot: number;
   stage: Stage | "accepting";
   lastLine: string;
   cancelled: boolean;
@@ -133,6 +138,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     const acceptedAt = new Date().toISOString();
     const promptFile = join(options.workDir, `${assign.task_id}-${assign.generation}.prompt.md`);
     let cleanup: (() => Promise<void>) | undefined;
+    let jail: TaskSandbox | undefined;
     let running: { cancel(): void } | undefined;
     task.cancel = () => {
       task.cancelled = true;
@@ -205,6 +211,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       const instructions = await readRepoInstructions(workspace.dir);
       const text = prompt(assign, instructions);
       await writeFile(promptFile, text);
+      if (options.sandbox.kind === "none") {
+        logger.warn(log, "running the agent unsandboxed: it can read the runner's token");
+      }
+      jail = await options.sandbox.forTask({
+        slot: task.slot,
+        key: `${assign.task_id}-${assign.generation}`,
+        workspace: workspace.dir,
+        promptFile,
+      });
 
       task.stage = "agent";
       const started = Date.now();
@@ -220,9 +235,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         ),
       };
       const agent = runAgent({
-        argv: options.agent,
+        ...(await jail.command(options.agent, agentEnv(assign, workspace.dir, promptFile))),
         cwd: workspace.dir,
-        env: agentEnv(assign, workspace.dir, promptFile),
         stdin: text,
         wallClockMs: limits.wallClockMs,
         idleMs: limits.idleMs,
@@ -232,6 +246,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       running = agent;
       const result: AgentResult = await agent.done;
       running = undefined;
+      await jail.sweep();
       if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
         await fail(
@@ -277,9 +292,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       };
       for (const argv of assign.verify ?? []) {
         const check = runAgent({
-          argv,
+          ...(await jail.command(argv, agentEnv(assign, workspace.dir, promptFile))),
           cwd: workspace.dir,
-          env: agentEnv(assign, workspace.dir, promptFile),
           stdin: "",
           wallClockMs: limits.wallClockMs,
           idleMs: limits.idleMs,
@@ -289,6 +303,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         running = check;
         const outcome = await check.done;
         running = undefined;
+        await jail.sweep();
         if (task.cancelled || outcome.reason === "cancelled") throw new Cancelled();
         const passed = outcome.reason === "exited" && outcome.exitCode === 0;
         verification.commands.push({
@@ -310,6 +325,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           workspace.dir,
           assign.repo.base_sha,
           `${assign.issue.title} (#${assign.issue.number})`,
+          { sandbox: jail },
         );
       } catch (error) {
         if (!(error instanceof ChangeSetTooLargeError)) throw error;
@@ -353,6 +369,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     } finally {
       clearInterval(beat);
       running?.cancel();
+      await jail?.dispose().catch(() => {});
       await cleanup?.().catch(() => {});
       await rm(promptFile, { force: true });
       await journal.remove(assign.task_id);
@@ -485,8 +502,12 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     assign: Assign,
     leftovers?: { task_id: string; generation: number; workspace: string },
   ) {
+    const taken = new Set([...active.values()].map((t) => t.slot));
+    let slot = 1;
+    while (taken.has(slot)) slot++;
     const task: ActiveTask = {
       assign,
+      slot,
       stage: "accepting",
       lastLine: "",
       cancelled: false,

@@ -50,23 +50,24 @@ async function startRunner(
   const token = reuse?.token ?? registered!.token;
   const workDir = reuse?.workDir ?? mkdtempSync(join(tmpdir(), "conveyor-runner-"));
   if (!reuse) dirs.push(workDir);
-  const runner = spawnRunnerProcess([
-    "start",
-    "--server",
-    serverUrl,
-    "--token",
-    token,
-    "--name",
-    `agent-${count}`,
-    "--work-dir",
-    join(workDir, "work"),
-    "--journal",
-    join(workDir, "journal.json"),
-    ...extra,
-    "--agent",
-    "--",
-    ...SCRIPTED_AGENT,
-  ]);
+  const runner = spawnRunnerProcess(
+    [
+      "start",
+      "--server",
+      serverUrl,
+      "--name",
+      `agent-${count}`,
+      "--work-dir",
+      join(workDir, "work"),
+      "--journal",
+      join(workDir, "journal.json"),
+      ...extra,
+      "--agent",
+      "--",
+      ...SCRIPTED_AGENT,
+    ],
+    { CONVEYOR_RUNNER_TOKEN: token },
+  );
   processes.push(runner);
   return { runner, token, workDir };
 }
@@ -167,7 +168,12 @@ describe("conveyor-runner with the scripted agent", () => {
       () => h.conveyor.dispatcher?.logTail(queued.taskId)?.match(/conveyor-sleeper-pid: (\d+)/),
       { timeoutMs: 30_000 },
     );
-    const sleeper = Number(tail[1]);
+    // The agent runs in its own PID namespace, so the pid it prints is the sandbox's; find the
+    // sleeper's pid on this side.
+    const sleeper = await waitFor(() => hostPidOf(Number(tail[1]), "sleep\0" + "600\0"), {
+      timeoutMs: 5_000,
+      message: "the sleeper's host pid",
+    });
     expect(() => process.kill(sleeper, 0)).not.toThrow();
     // While it runs: no installation token in the workspace, its git config or the runner's log.
     const files = listFiles(join(workDir, "work"));
@@ -260,6 +266,25 @@ function listFiles(dir: string): string[] {
     else if (info.isFile()) out.push(path);
   }
   return out;
+}
+
+/**
+ * The host pid of the process whose pid in its own (innermost) PID namespace is `nsPid` and whose
+ * command line is `cmdline`; the `NSpid` line of /proc/<pid>/status lists a process's pid in each
+ * namespace, outermost first.
+ */
+function hostPidOf(nsPid: number, cmdline: string): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1];
+      if (Number(nspid?.trim().split(/\s+/).at(-1)) !== nsPid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "latin1") === cmdline) return Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return undefined;
 }
 
 function isAlive(pid: number): boolean {
