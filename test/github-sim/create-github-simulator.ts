@@ -30,6 +30,7 @@ import {
   renderStatus,
   renderUser,
 } from "./github-objects.ts";
+import { hookRoutes } from "./hook-routes.ts";
 import {
   addLabels,
   createComment,
@@ -474,6 +475,7 @@ export async function createGitHubSimulator(
     validator: createOpenApiValidator(),
     routes: {
       ...appRoutes,
+      ...hookRoutes,
       ...repoRoutes,
       ...issueRoutes,
       ...pullRoutes,
