@@ -164,18 +164,21 @@ describe("GitHub simulator: the App's webhook configuration and delivery log", (
     ).rejects.toMatchObject({ status: 404 });
   });
 
-  it("records an unreachable app as status 0 and leaves out what it never tried to send", async () => {
+  it("records an unreachable app as status 0 and leaves out what GitHub never sent", async () => {
     sim.setWebhook({ url: "http://127.0.0.1:1/nowhere", secret: WEBHOOK_SECRET });
     const { delivery: unreachable } = await sim.openIssue(fullName, { title: "Down", user: "bob" });
     sim.setWebhook(undefined);
     const { delivery: unsent } = await sim.openIssue(fullName, { title: "No URL", user: "bob" });
     sim.setWebhook({ url: receiver.url, secret: WEBHOOK_SECRET });
+    // A forged delivery (another secret) is an attacker's request, not one GitHub made.
+    const forged = await sim.sendWebhook("ping", { zen: "forged" }, { signatureSecret: "evil" });
     const list = await app.request("GET /app/hook/deliveries", { per_page: 100 });
     expect(list.data.find((d) => d.guid === unreachable!.id)).toMatchObject({
       status_code: 0,
       status: "failed to connect to host",
     });
     expect(list.data.some((d) => d.guid === unsent!.id)).toBe(false);
+    expect(list.data.some((d) => d.guid === forged.id)).toBe(false);
   });
 
   it("pages with a cursor in the Link header, as GitHub does", async () => {

@@ -28,7 +28,10 @@ export interface Delivery {
   id: string;
   /** GitHub's `id` of this attempt in the delivery log: a redelivery gets a new one. */
   hookDeliveryId: number;
-  /** Where it was sent; undefined when the App had no webhook URL (then it is not in the log). */
+  /**
+   * Where it was sent; undefined when the App had no webhook URL, or when it was forged (signed
+   * with another secret: an attacker's, not GitHub's): neither is in GitHub's delivery log.
+   */
   url: string | undefined;
   /** The request's headers as sent (the signatures included). */
   requestHeaders: Record<string, string>;
@@ -112,7 +115,7 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
       delivery.error = "no webhook target configured";
       return;
     }
-    delivery.url = target.url;
+    if (signatureSecret === undefined) delivery.url = target.url;
     const secret = signatureSecret ?? target.secret;
     // A `form` webhook sends the JSON as the `payload` field, signed as sent.
     const form = target.contentType === "form";
