@@ -9,6 +9,7 @@ import {
   compareHookUrl,
   comparePermissions,
   type HookFacts,
+  hostReach,
   type Verdict,
 } from "../core/app-registration.ts";
 import { recordedDeliveryIds } from "../store/webhook-deliveries.ts";
@@ -81,7 +82,11 @@ export async function checkAppRegistration(options: AppRegistrationOptions): Pro
       ),
     ];
   }
-  const expectation = { publicUrl: config.publicUrl, webhookProxyUrl: config.webhookProxyUrl };
+  const expectation = {
+    publicUrl: config.publicUrl,
+    webhookProxyUrl: config.webhookProxyUrl,
+    githubApiUrl: config.githubApiUrl,
+  };
   checks.push(asCheck("webhook url", compareHookUrl(hook.facts, expectation)));
   checks.push(asCheck("webhook content type", compareHookContentType(hook.facts.contentType)));
   checks.push(await checkHookReach(options, hook.facts));
@@ -149,18 +154,6 @@ async function readHookConfig(
   }
 }
 
-/** Host names GitHub cannot reach from the internet. */
-function isPrivateHost(hostname: string): boolean {
-  return (
-    hostname === "localhost" ||
-    hostname.endsWith(".localhost") ||
-    hostname === "[::1]" ||
-    /^(127|10)\./.test(hostname) ||
-    /^192\.168\./.test(hostname) ||
-    /^172\.(1[6-9]|2\d|3[01])\./.test(hostname)
-  );
-}
-
 /**
  * Sends the App's webhook URL a `ping` delivery signed with this configuration's secret, the way
  * GitHub would, and reads the answer: Conveyor handles a ping like any event it does not act on
@@ -206,9 +199,10 @@ async function checkHookReach(options: AppRegistrationOptions, hook: HookFacts):
       name,
       status: "fail",
       message: `${hook.url} does not answer: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`,
-      fix: isPrivateHost(host)
-        ? `GitHub cannot reach ${host} either: give the server a public https address (CONVEYOR_PUBLIC_URL, and the App's webhook on it), or for local development set WEBHOOK_PROXY_URL to a https://smee.io channel and make it the App's webhook URL`
-        : "Make the URL reach this server: DNS, TLS certificate, firewall, and a reverse proxy forwarding POST /api/github/webhooks to Conveyor",
+      fix:
+        hostReach(host) !== "public"
+          ? `GitHub cannot reach ${host} either: give the server a public https address (CONVEYOR_PUBLIC_URL, and the App's webhook on it), or for local development set WEBHOOK_PROXY_URL to a https://smee.io channel and make it the App's webhook URL`
+          : "Make the URL reach this server: DNS, TLS certificate, firewall, and a reverse proxy forwarding POST /api/github/webhooks to Conveyor",
     };
   }
   const text = await response.text().catch(() => "");

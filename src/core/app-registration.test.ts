@@ -5,12 +5,14 @@ import {
   compareHookUrl,
   comparePermissions,
   expectedHookUrl,
+  hostReach,
 } from "./app-registration.ts";
 
 const EVENTS = ["issues", "issue_comment", "pull_request"];
 const PERMISSIONS = { issues: "write", contents: "write", metadata: "read" };
 const PUBLIC = "https://conveyor.example.com";
 const SMEE = "https://smee.io/abc";
+const GITHUB = "https://api.github.com";
 const hook = (url: string, contentType = "json", insecureSsl: string | number = "0") => ({
   url,
   contentType,
@@ -125,7 +127,7 @@ describe("the App's webhook against what Conveyor serves", () => {
       "warn",
     ],
   ])("%s", (_, facts, publicUrl, webhookProxyUrl, status) => {
-    const verdict = compareHookUrl(facts, { publicUrl, webhookProxyUrl });
+    const verdict = compareHookUrl(facts, { publicUrl, webhookProxyUrl, githubApiUrl: GITHUB });
     expect(verdict.status).toBe(status);
     if (status === "fail") expect(verdict.fix).toBeDefined();
   });
@@ -134,10 +136,37 @@ describe("the App's webhook against what Conveyor serves", () => {
     const verdict = compareHookUrl(hook(`${PUBLIC}/hooks`), {
       publicUrl: PUBLIC,
       webhookProxyUrl: undefined,
+      githubApiUrl: GITHUB,
     });
     expect(verdict.fix).toBe(
       `On the App's settings page (General → Webhook), set Webhook URL to ${PUBLIC}/api/github/webhooks, tick Active and save`,
     );
+  });
+
+  it.each([
+    ["github.com", "http://127.0.0.1:3000/api/github/webhooks", GITHUB, "fail"],
+    ["github.com", "http://10.0.0.5/api/github/webhooks", GITHUB, "warn"],
+    [
+      "a GitHub Enterprise Server inside the network",
+      "http://10.0.0.5/api/github/webhooks",
+      "https://10.0.0.9/api/v3",
+      "ok",
+    ],
+    [
+      "a GitHub Enterprise Server inside the network",
+      "http://127.0.0.1:3000/api/github/webhooks",
+      "https://ghe.corp.internal/api/v3",
+      "fail",
+    ],
+    [
+      "a GitHub on this machine (the simulator)",
+      "http://127.0.0.1:3000/api/github/webhooks",
+      "http://127.0.0.1:4000",
+      "ok",
+    ],
+  ])("what %s can reach: %s is %s", (_, url, githubApiUrl, status) => {
+    const expectation = { publicUrl: undefined, webhookProxyUrl: undefined, githubApiUrl };
+    expect(compareHookUrl(hook(url), expectation).status).toBe(status);
   });
 
   it.each([
@@ -159,5 +188,23 @@ describe("the App's webhook against what Conveyor serves", () => {
     ["xml", "fail"],
   ])("content type %s: %s", (contentType, status) => {
     expect(compareHookContentType(contentType).status).toBe(status);
+  });
+});
+
+describe("hostReach", () => {
+  it.each([
+    ["localhost", "loopback"],
+    ["app.localhost", "loopback"],
+    ["127.0.0.1", "loopback"],
+    ["[::1]", "loopback"],
+    ["10.0.0.5", "private"],
+    ["172.16.0.1", "private"],
+    ["172.32.0.1", "public"],
+    ["192.168.1.10", "private"],
+    ["[fd00::2]", "private"],
+    ["conveyor.example.com", "public"],
+    ["127.example.com", "public"],
+  ])("%s is %s", (host, reach) => {
+    expect(hostReach(host)).toBe(reach);
   });
 });

@@ -86,12 +86,40 @@ export interface HookExpectation {
   publicUrl: string | undefined;
   /** `WEBHOOK_PROXY_URL`, when set: the App's webhook should be that channel. */
   webhookProxyUrl: string | undefined;
+  /**
+   * `GITHUB_API_URL`: where GitHub is decides what it can reach (github.com reaches neither this
+   * machine's loopback nor a private network; a GitHub Enterprise Server inside one does).
+   */
+  githubApiUrl: string;
 }
 
 const trimSlashes = (url: string) => url.replace(/\/+$/, "");
 
+/** Where a host name points: this machine, a private network, or anywhere. */
+export function hostReach(hostname: string): "loopback" | "private" | "public" {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  const ipv4 = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(host);
+  const [a, b] = ipv4 ? [Number(ipv4[1]), Number(ipv4[2])] : [-1, -1];
+  if (host === "localhost" || host.endsWith(".localhost") || host === "::1" || a === 127) {
+    return "loopback";
+  }
+  if (
+    a === 10 ||
+    (a === 192 && b === 168) ||
+    (a === 172 && b >= 16 && b <= 31) ||
+    /^f[cd][0-9a-f]{2}:/.test(host) ||
+    host.endsWith(".local") ||
+    host.endsWith(".internal")
+  ) {
+    return "private";
+  }
+  return "public";
+}
+
 /** The URL the App's webhook should have (the first one Conveyor serves on the public URL). */
-export function expectedHookUrl(expect: HookExpectation): string | undefined {
+export function expectedHookUrl(
+  expect: Pick<HookExpectation, "publicUrl" | "webhookProxyUrl">,
+): string | undefined {
   if (expect.webhookProxyUrl) return expect.webhookProxyUrl;
   return expect.publicUrl ? `${expect.publicUrl}${WEBHOOK_PATHS[0]}` : undefined;
 }
@@ -150,6 +178,22 @@ export function compareHookUrl(hook: HookFacts, expect: HookExpectation): Verdic
       status: "fail",
       message: `the App's webhook URL is ${hook.url}, but Conveyor serves webhooks only at ${WEBHOOK_PATHS[0]} (and /)`,
       fix: SET_URL_FIX(`${url.origin}${WEBHOOK_PATHS[0]}`),
+    };
+  }
+  const reach = hostReach(url.hostname);
+  const github = hostReach(new URL(expect.githubApiUrl).hostname);
+  if (reach === "loopback" && github !== "loopback") {
+    return {
+      status: "fail",
+      message: `the App's webhook URL is ${hook.url}: GitHub (${expect.githubApiUrl}) cannot deliver to this machine's loopback address`,
+      fix: "Give the server an address GitHub reaches (CONVEYOR_PUBLIC_URL) and set the App's webhook URL to it + /api/github/webhooks, or for local development set WEBHOOK_PROXY_URL to a https://smee.io channel and make that the App's webhook URL",
+    };
+  }
+  if (reach === "private" && github === "public") {
+    return {
+      status: "warn",
+      message: `the App's webhook URL ${hook.url} is on a private network, which GitHub (${expect.githubApiUrl}) can reach only if it is inside it`,
+      fix: "Give the server a public https address (CONVEYOR_PUBLIC_URL) and set the App's webhook URL to it + /api/github/webhooks",
     };
   }
   const insecure = String(hook.insecureSsl ?? "0") === "1";
