@@ -13,7 +13,7 @@ const TOKEN = "cvr_DoctorTestToken0123456789abcdefghijklmnop";
 type Mode =
   | "conveyor" // 401 for unknown tokens, 404 for a valid one without an upgrade
   | "cooldown" // a valid token whose runner must wait (429 + Retry-After)
-  | "setup" // no GitHub App yet: no runner routes, 404 for every token
+  | "setup" // no GitHub App yet: 503 for every token, with the reason
   | "open-proxy" // something that answers 200 to anything
   | "unhealthy" // /healthz 503
   | "slow"; // /healthz never answers in time
@@ -38,7 +38,10 @@ beforeAll(async () => {
       if (mode === "unhealthy") return json(503, { status: "unavailable" });
       return json(200, { status: "ok" });
     }
-    if (req.url === "/runners/v1" && mode !== "setup") {
+    if (req.url === "/runners/v1" && mode === "setup") {
+      return json(503, { error: "GitHub App not configured: open /probot" });
+    }
+    if (req.url === "/runners/v1") {
       if (req.headers.authorization !== `Bearer ${TOKEN}`) {
         return json(401, {
           error: "unknown or revoked runner token (Authorization: Bearer cvr_…)",

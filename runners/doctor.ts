@@ -50,6 +50,11 @@ export const MIN_GIT_VERSION = [2, 31] as const;
 const TOKEN_REFUSED = 401;
 const TOKEN_ACCEPTED = 404;
 const TOKEN_ACCEPTED_BUT_WAIT = 429;
+/**
+ * A server in setup mode (no GitHub App credentials yet) answers every `/runners/v1` request 503
+ * `{"error":"GitHub App not configured: open /probot"}`, before any token is looked at.
+ */
+const SETUP_MODE = 503;
 /** Well-formed but never issued: the server must refuse it, or it does not check tokens here. */
 const DECOY_TOKEN = "cvr_conveyor-doctor-probe-not-a-real-token";
 
@@ -305,7 +310,7 @@ async function checkToken(
   if ("error" in decoy) {
     return { name, ok: false, detail: `cannot reach ${url} (${decoy.error})` };
   }
-  if (decoy.status === TOKEN_ACCEPTED) {
+  if (decoy.status === SETUP_MODE || decoy.status === TOKEN_ACCEPTED) {
     return {
       name,
       ok: false,

@@ -22,6 +22,8 @@ function fakeSubsystems(options: { withGitHub: boolean }) {
     http: { connections: fake("http connections"), listener: fake("http listener") },
     dispatch: options.withGitHub ? fake("dispatch") : undefined,
     dashboard: fake("dashboard"),
+    webhookProxy: options.withGitHub ? fake("webhook proxy") : undefined,
+    redelivery: options.withGitHub ? fake("webhook redelivery") : undefined,
   };
   return { journal, subsystems };
 }
@@ -38,6 +40,8 @@ describe("the composition root's start-up order", () => {
       "dispatch",
       "dashboard",
       "http listener",
+      "webhook proxy",
+      "webhook redelivery",
     ]);
   });
 
@@ -64,7 +68,10 @@ describe("the composition root's start-up order", () => {
     journal.length = 0;
     await started.stop();
     const at = (name: string) => journal.indexOf(`stop ${name}`);
-    expect(at("http listener")).toBe(0);
+    // Only what sends deliveries into the listener stops before it, and starts after it.
+    expect(at("webhook redelivery")).toBe(0);
+    expect(at("webhook proxy")).toBe(1);
+    expect(at("http listener")).toBe(2);
     expect(at("dispatch")).toBeLessThan(at("http connections"));
     expect(at("dashboard")).toBeLessThan(at("http connections"));
     // Loops still write to the database and record errors while they finish their runs.
@@ -77,7 +84,7 @@ describe("the composition root's start-up order", () => {
     const { journal, subsystems } = fakeSubsystems({ withGitHub: false });
     const started = await startStages(startupOrder(subsystems), logger);
     await started.stop();
-    expect(journal.filter((line) => /loops|dispatch/.test(line))).toEqual([]);
+    expect(journal.filter((line) => /loops|dispatch|webhook/.test(line))).toEqual([]);
     expect(journal).toHaveLength(12);
   });
 });
