@@ -5,8 +5,8 @@
 // `--message-file` as aider does) and follows these lines in it:
 //   replay: <fixture file>     which recording to print, line by line, on stdout
 //   replay-exit: <n>           the exit status afterwards (default 0)
-// It writes REPLAYED.md into its working directory first, so the run leaves a change, and prints
-// its argv on stderr. REPLAY_DELAY_MS (environment) waits between lines, for heartbeats to see them.
+// It writes REPLAYED.md (naming the fixture and its argv) into its working directory first, so
+// the run leaves a change that shows how it was started. REPLAY_DELAY_MS (environment) waits between lines, for heartbeats to see them.
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,8 +23,7 @@ if (!fixture) {
 }
 const exit = Number(/^replay-exit: *(\d+)/m.exec(prompt)?.[1] ?? 0);
 const delay = Number(process.env.REPLAY_DELAY_MS ?? 0);
-process.stderr.write(`replay-agent argv: ${JSON.stringify(args)}\n`);
-writeFileSync("REPLAYED.md", `replayed ${fixture}\n`);
+writeFileSync("REPLAYED.md", `replayed ${fixture}\nargv: ${JSON.stringify(args)}\n`);
 for (const line of readFileSync(join(FIXTURES, basename(fixture)), "utf8").split("\n")) {
   if (!line) continue;
   process.stdout.write(`${line}\n`);
