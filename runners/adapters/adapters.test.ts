@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { AdapterLaunch, AgentAdapter } from "./agent-adapter.ts";
+import { aiderAdapter, tokenCount } from "./aider.ts";
 import { claudeAdapter } from "./claude.ts";
 import { codexAdapter } from "./codex.ts";
 import { createCommandAdapter } from "./command.ts";
 import { createAgentAdapter } from "./create-agent-adapter.ts";
+import { geminiAdapter } from "./gemini.ts";
+import { opencodeAdapter } from "./opencode.ts";
 import { replayThroughAdapter } from "./replay.ts";
 
 const launch = (model?: string): AdapterLaunch => ({
@@ -61,6 +64,49 @@ describe("adapter argv", () => {
         "-",
       ],
     ],
+    [
+      geminiAdapter,
+      undefined,
+      ["gemini", "--output-format", "stream-json", "--approval-mode", "auto_edit"],
+    ],
+    [
+      geminiAdapter,
+      "gemini-2.5-pro",
+      [
+        "gemini",
+        "--output-format",
+        "stream-json",
+        "--approval-mode",
+        "auto_edit",
+        "--model",
+        "gemini-2.5-pro",
+      ],
+    ],
+    [
+      aiderAdapter,
+      "sonnet",
+      [
+        "aider",
+        "--message-file",
+        "/work/task.prompt.md",
+        "--yes-always",
+        "--no-auto-commits",
+        "--no-dirty-commits",
+        "--no-pretty",
+        "--no-stream",
+        "--no-check-update",
+        "--model",
+        "sonnet",
+        "--read",
+        "AGENTS.md",
+      ],
+    ],
+    [opencodeAdapter, undefined, ["opencode", "run", "--format", "json"]],
+    [
+      opencodeAdapter,
+      "anthropic/claude-sonnet-4-5",
+      ["opencode", "run", "--format", "json", "--model", "anthropic/claude-sonnet-4-5"],
+    ],
     [createCommandAdapter(["my-agent", "--fast"]), "ignored", ["my-agent", "--fast"]],
   ])("%# %s builds its argv", (adapter, model, argv) => {
     expect(adapter.argv(launch(model))).toEqual(argv);
@@ -69,7 +115,9 @@ describe("adapter argv", () => {
 
   it("names each adapter by the name the runner was given", () => {
     expect(createAgentAdapter("claude", ["claude"]).name).toBe("claude");
-    expect(createAgentAdapter("codex", ["codex"]).name).toBe("codex");
+    for (const name of ["claude", "codex", "gemini", "aider", "opencode"] as const) {
+      expect(createAgentAdapter(name, [name]).name).toBe(name);
+    }
     expect(createAgentAdapter("command", ["x"]).argv(launch())).toEqual(["x"]);
   });
 });
@@ -178,6 +226,92 @@ describe("codex adapter on replayed exec --json", () => {
         turns: 2,
       },
     });
+  });
+});
+
+describe("gemini adapter on replayed headless output", () => {
+  it("reports tool uses and the stream-json result's stats", async () => {
+    const run = await replayThroughAdapter(geminiAdapter, "gemini-stream-success.jsonl");
+    expect(run.progress).toEqual(["read_file src/sizes.ts", "replace src/sizes.ts"]);
+    expect(run.report).toEqual({
+      usage: { tokens: 10992, input_tokens: 10758, output_tokens: 92, cache_read_tokens: 6849 },
+      summary: "Added size 4 to src/sizes.ts.",
+    });
+  });
+
+  it("turns a result with status error into the tool's message", async () => {
+    const run = await replayThroughAdapter(geminiAdapter, "gemini-stream-error.jsonl", { exit: 1 });
+    expect(run.report.error).toBe(
+      "TerminalQuotaError: You have exhausted your daily quota on this model.",
+    );
+  });
+
+  it("reads the one object of --output-format json, and its error", async () => {
+    const run = await replayThroughAdapter(geminiAdapter, "gemini-json.json");
+    expect(run.report).toEqual({
+      usage: { tokens: 25113, input_tokens: 24939, output_tokens: 20, cache_read_tokens: 21263 },
+      summary: "Added size 4 to src/sizes.ts.",
+    });
+    const parser = geminiAdapter.createParser();
+    parser.line(
+      JSON.stringify({
+        response: "",
+        error: { type: "FatalAuthenticationError", message: "no key", code: 41 },
+      }),
+    );
+    expect(parser.finish("").error).toBe("FatalAuthenticationError: no key");
+  });
+});
+
+describe("aider adapter on replayed output", () => {
+  it("reads the prompt from the file, sums the token lines and keeps the session cost", async () => {
+    const run = await replayThroughAdapter(aiderAdapter, "aider-output.txt");
+    expect(run.exitCode).toBe(0);
+    expect(run.progress).toEqual(["editing src/sizes.ts"]);
+    expect(run.report).toEqual({
+      usage: {
+        tokens: 2300 + 245 + 12345 + 1100,
+        input_tokens: 2300 + 12345,
+        output_tokens: 245 + 1100,
+        cache_read_tokens: 8200,
+        cache_write_tokens: 1200,
+        cost_usd: 0.05,
+        turns: 2,
+      },
+    });
+  });
+
+  it.each([
+    ["245", 245],
+    ["12,345", 12345],
+    ["2.3k", 2300],
+    ["1.2M", 1200000],
+    ["lots", undefined],
+    ["", undefined],
+  ])("reads the token count %j", (value, expected) => {
+    expect(tokenCount(value)).toBe(expected);
+  });
+});
+
+describe("opencode adapter on replayed run --format json", () => {
+  it("reports tool uses and sums the steps' tokens and cost", async () => {
+    const run = await replayThroughAdapter(opencodeAdapter, "opencode-success.jsonl");
+    expect(run.progress).toEqual(["read /work/task/src/sizes.ts", "edit /work/task/src/sizes.ts"]);
+    expect(run.report.usage).toEqual({
+      tokens: 1500 + 18000 + 240,
+      input_tokens: 1500 + 18000,
+      output_tokens: 240,
+      cache_read_tokens: 9000,
+      cache_write_tokens: 9000,
+      cost_usd: expect.closeTo(0.0211, 10),
+      turns: 2,
+    });
+    expect(run.report.summary).toBe("Added size 4 to src/sizes.ts.");
+  });
+
+  it("turns an error event into the tool's message", async () => {
+    const run = await replayThroughAdapter(opencodeAdapter, "opencode-error.jsonl", { exit: 1 });
+    expect(run.report.error).toBe("ProviderAuthError: No API key found for provider anthropic");
   });
 });
 
