@@ -221,6 +221,7 @@ describe("loadRunnerConfig", () => {
       cwd,
     });
     expect(config.agent[0]).toBe("claude");
+    expect(config.adapter).toBe("claude");
     expect(config.capabilities).toEqual(["docker", "node"]);
   });
 

@@ -5,10 +5,10 @@ import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
-import { createFakeAgents } from "../runners/adapters/replay.ts";
 import { createRunner } from "../src/store/runners.ts";
 import { getTask } from "../src/store/tasks.ts";
 import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { createFakeAgents } from "./helpers/replay-adapter.ts";
 import { type RunnerProcess, spawnRunnerProcess } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 

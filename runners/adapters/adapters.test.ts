@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { replayThroughAdapter } from "../../test/helpers/replay-adapter.ts";
 import type { AdapterLaunch, AgentAdapter } from "./agent-adapter.ts";
 import { aiderAdapter, tokenCount } from "./aider.ts";
 import { claudeAdapter } from "./claude.ts";
@@ -7,7 +8,6 @@ import { createCommandAdapter } from "./command.ts";
 import { createAgentAdapter } from "./create-agent-adapter.ts";
 import { geminiAdapter } from "./gemini.ts";
 import { opencodeAdapter } from "./opencode.ts";
-import { replayThroughAdapter } from "./replay.ts";
 
 const launch = (model?: string): AdapterLaunch => ({
   model,

@@ -2,10 +2,10 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runAgent } from "../supervisor.ts";
-import type { AgentAdapter, AgentReport } from "./agent-adapter.ts";
+import type { AgentAdapter, AgentReport } from "../../runners/adapters/agent-adapter.ts";
+import { runAgent } from "../../runners/supervisor.ts";
 
-const REPLAY_AGENT = fileURLToPath(new URL("../../test/helpers/replay-agent.mjs", import.meta.url));
+const REPLAY_AGENT = fileURLToPath(new URL("./replay-agent.mjs", import.meta.url));
 
 /**
  * A directory holding a fake `<program>` (a script that starts test/helpers/replay-agent.mjs) for
