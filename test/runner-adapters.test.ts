@@ -43,7 +43,7 @@ afterEach(async () => {
   expect(h.sim.violations).toEqual([]);
 });
 
-async function startRunner(adapter: string, extra: string[] = []) {
+async function startRunner(adapter: string, extra: string[] = [], replayDelayMs = 0) {
   const name = `${adapter}-runner`;
   const { token } = await createRunner(h.database.db, {
     name,
@@ -57,15 +57,15 @@ async function startRunner(adapter: string, extra: string[] = []) {
       "start",
       ...["--server", h.conveyor.url, "--name", name, "--capability", adapter],
       ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
-      ...["--agent", adapter, ...extra],
+      ...["--slots", "2", "--agent", adapter, ...extra],
     ],
     {
       CONVEYOR_RUNNER_TOKEN: token,
       PATH: [fakes, process.env.BWRAP_PATH && dirname(process.env.BWRAP_PATH), process.env.PATH]
         .filter(Boolean)
         .join(delimiter),
-      // Slower than the test heartbeat, so heartbeats carry each event.
-      REPLAY_DELAY_MS: "600",
+      // Slower than the test heartbeat where heartbeats must carry each event.
+      REPLAY_DELAY_MS: String(replayDelayMs),
     },
   );
   processes.push(runner);
@@ -112,6 +112,14 @@ function followDashboard() {
   };
 }
 
+/** The error of the task's first failed attempt, once there is one. */
+function failedAttempt(taskId: string, runner: RunnerProcess): Promise<string> {
+  return waitFor(async () => (await getTask(h.database.db, taskId))?.lastError ?? undefined, {
+    timeoutMs: 30_000,
+    message: `the failed attempt\n${runner.output()}`,
+  });
+}
+
 async function pullBodyFor(issueNumber: number): Promise<string | undefined> {
   const pulls = await h.sim.listPulls(h.repo);
   return pulls.find((p) => p.body?.includes(`#${issueNumber}`))?.body ?? undefined;
@@ -119,8 +127,9 @@ async function pullBodyFor(issueNumber: number): Promise<string | undefined> {
 
 describe("runner adapters with replayed agents", () => {
   it("claude: progress in heartbeats, usage and cost in the PR, an error result fails the attempt", async () => {
-    const runner = await startRunner("claude", ["--model", "claude-sonnet-4-5"]);
+    const runner = await startRunner("claude", ["--model", "claude-sonnet-4-5"], 600);
     const good = await queue("Fix the sizes", "claude", "claude-success.jsonl");
+    const bad = await queue("Fix it again", "claude", "claude-api-error.jsonl", 1);
     const dashboard = followDashboard();
     try {
       // A heartbeat carried the tool use the adapter read from the stream-json.
@@ -152,12 +161,7 @@ describe("runner adapters with replayed agents", () => {
       'argv: ["-p","--output-format","stream-json","--verbose","--permission-mode","acceptEdits","--model","claude-sonnet-4-5"]',
     );
 
-    const bad = await queue("Fix it again", "claude", "claude-api-error.jsonl", 1);
-    await waitFor(async () => (await getTask(h.database.db, bad.taskId))?.state === "retry_wait", {
-      timeoutMs: 30_000,
-      message: `the failed attempt\n${runner.output()}`,
-    });
-    expect((await getTask(h.database.db, bad.taskId))?.lastError).toBe(
+    expect(await failedAttempt(bad.taskId, runner)).toBe(
       "agent_failed: claude: success: Invalid API key · Please run /login",
     );
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
@@ -166,6 +170,7 @@ describe("runner adapters with replayed agents", () => {
   it("codex: usage in the PR, turn.failed fails the attempt with its message", async () => {
     const runner = await startRunner("codex");
     const good = await queue("Codex sizes", "codex", "codex-success.jsonl");
+    const bad = await queue("Codex fails", "codex", "codex-turn-failed.jsonl", 1);
     const body = await waitFor(() => pullBodyFor(good.issueNumber), {
       timeoutMs: 30_000,
       message: `the pull request\n${runner.output()}`,
@@ -173,12 +178,7 @@ describe("runner adapters with replayed agents", () => {
     expect(body).toContain("| Tokens | 24,885 (24,763 in, of which 24,448 cached; 122 out) |");
     expect(body).toContain("| Turns | 1 |");
 
-    const bad = await queue("Codex fails", "codex", "codex-turn-failed.jsonl", 1);
-    await waitFor(async () => (await getTask(h.database.db, bad.taskId))?.state === "retry_wait", {
-      timeoutMs: 30_000,
-      message: `the failed attempt\n${runner.output()}`,
-    });
-    expect((await getTask(h.database.db, bad.taskId))?.lastError).toBe(
+    expect(await failedAttempt(bad.taskId, runner)).toBe(
       "agent_failed: codex: unexpected status 401 Unauthorized: Missing bearer or basic authentication in header",
     );
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
