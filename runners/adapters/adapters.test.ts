@@ -168,7 +168,7 @@ describe("claude adapter on replayed stream-json", () => {
         is_error: false,
         total_cost_usd: "0.5",
         num_turns: -1,
-        usage: { input_tokens: 10, output_tokens: null },
+        usage: { input_tokens: 10.4, output_tokens: null, cache_read_input_tokens: 1e300 },
       }),
     );
     expect(parser.finish("")).toEqual({ usage: { tokens: 10, input_tokens: 10 } });
@@ -287,6 +287,7 @@ describe("aider adapter on replayed output", () => {
     ["2.3k", 2300],
     ["1.2M", 1200000],
     ["lots", undefined],
+    ["9".repeat(30), undefined],
     ["", undefined],
   ])("reads the token count %j", (value, expected) => {
     expect(tokenCount(value)).toBe(expected);

@@ -78,8 +78,19 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** A non-negative finite number, or undefined: tool output is data, never trusted to be well formed. */
+/**
+ * A count (tokens, turns) as the protocol takes it, a non-negative safe integer, or undefined:
+ * tool output is data, never trusted to be well formed, and a figure the server would refuse must
+ * not cost the attempt its `complete`.
+ */
 export function count(value: unknown): number | undefined {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) return undefined;
+  const whole = Math.round(value);
+  return Number.isSafeInteger(whole) ? whole : undefined;
+}
+
+/** An amount (USD): a non-negative finite number, or undefined. */
+export function amount(value: unknown): number | undefined {
   return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 

@@ -1,4 +1,4 @@
-import { type AgentAdapter, add, defined, modelArgs } from "./agent-adapter.ts";
+import { type AgentAdapter, add, count, defined, modelArgs } from "./agent-adapter.ts";
 
 /**
  * aider, scripted (https://aider.chat/docs/scripting.html): `--message-file` runs one message and
@@ -52,7 +52,7 @@ export const aiderAdapter: AgentAdapter = {
         cacheRead = add(cacheRead, tokenCount(report[3]));
         received = add(received, tokenCount(report[4]));
         const session = report[6] === undefined ? undefined : Number(report[6].replace(/,/g, ""));
-        if (session !== undefined && Number.isFinite(session)) cost = session;
+        if (session !== undefined && Number.isFinite(session) && session >= 0) cost = session;
         return undefined;
       },
       finish() {
@@ -79,5 +79,5 @@ export function tokenCount(value: string | undefined): number | undefined {
   if (!match) return undefined;
   const number = Number(match[1]!.replace(/,/g, ""));
   const scale = { "": 1, k: 1e3, K: 1e3, m: 1e6, M: 1e6 }[match[2]!] ?? 1;
-  return Number.isFinite(number) ? Math.round(number * scale) : undefined;
+  return count(number * scale);
 }

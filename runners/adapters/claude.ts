@@ -2,6 +2,7 @@ import {
   type AgentAdapter,
   type AgentUsage,
   add,
+  amount,
   count,
   defined,
   isRecord,
@@ -74,7 +75,7 @@ export const claudeAdapter: AgentAdapter = {
           output_tokens: output,
           cache_read_tokens: cacheRead,
           cache_write_tokens: cacheWrite,
-          cost_usd: count(result.total_cost_usd),
+          cost_usd: amount(result.total_cost_usd),
           turns: count(result.num_turns) ?? (turns || undefined),
         });
         const failed = result.is_error === true || (result.subtype ?? "success") !== "success";

@@ -1,6 +1,7 @@
 import {
   type AgentAdapter,
   add,
+  amount,
   count,
   defined,
   isRecord,
@@ -58,7 +59,7 @@ export const opencodeAdapter: AgentAdapter = {
             output = add(add(output, count(tokens.output)), count(tokens.reasoning));
             cacheRead = add(cacheRead, count(cache.read));
             cacheWrite = add(cacheWrite, count(cache.write));
-            cost = add(cost, count(part.cost));
+            cost = add(cost, amount(part.cost));
             return undefined;
           }
           case "error": {
