@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import pino from "pino";
+import { createAgentAdapter } from "./adapters/create-agent-adapter.ts";
 import { formatDoctorReport, runDoctor } from "./doctor.ts";
 import { createJournal } from "./journal.ts";
 import { createRunnerClient } from "./runner-client.ts";
@@ -117,6 +118,8 @@ async function start(config: RunnerConfig): Promise<number> {
     serverUrl: config.serverUrl,
     token: config.token,
     agent: config.agent,
+    adapter: createAgentAdapter(config.adapter, config.agent),
+    model: config.model,
     workDir: config.workDir,
     slots: config.slots,
     sandbox,
@@ -128,7 +131,13 @@ async function start(config: RunnerConfig): Promise<number> {
   });
   client.start();
   logger.info(
-    { server: config.serverUrl, name: config.name, slots: config.slots },
+    {
+      server: config.serverUrl,
+      name: config.name,
+      slots: config.slots,
+      agent: config.adapter,
+      model: config.model,
+    },
     "runner started",
   );
 

@@ -169,7 +169,8 @@ async function checkAgent(
 ): Promise<DoctorCheck> {
   const name = "agent command";
   const program = argv[0] ?? "";
-  const fix = "fix agent (--agent -- …, CONVEYOR_AGENT_COMMAND or agent in conveyor-runner.yml)";
+  const fix =
+    "fix agent (--agent <adapter>, --agent -- …, CONVEYOR_AGENT_COMMAND or agent in conveyor-runner.yml)";
   if (!program) return { name, ok: false, detail: `the agent command is empty: ${fix}` };
   const hasSlash = program.includes("/") || program.includes(sep);
   if (hasSlash && !isAbsolute(program)) {

@@ -221,6 +221,7 @@ describe("loadRunnerConfig", () => {
       cwd,
     });
     expect(config.agent[0]).toBe("claude");
+    expect(config.adapter).toBe("claude");
     expect(config.capabilities).toEqual(["docker", "node"]);
   });
 
@@ -540,5 +541,76 @@ describe("loadRunnerConfig", () => {
     ]) {
       expect(RUNNER_CONFIG_USAGE).toContain(word);
     }
+  });
+});
+
+describe("agent adapters", () => {
+  const { CONVEYOR_AGENT_COMMAND: _, ...withoutAgent } = REQUIRED_ENV;
+
+  it.each<[string, string[], Record<string, string>, string | undefined, object]>([
+    [
+      "--agent claude",
+      ["--agent", "claude"],
+      {},
+      undefined,
+      { adapter: "claude", agent: ["claude"], model: undefined },
+    ],
+    [
+      "--agent codex --model",
+      ["--agent", "codex", "--model", "gpt-5-codex"],
+      {},
+      undefined,
+      { adapter: "codex", agent: ["codex"], model: "gpt-5-codex" },
+    ],
+    [
+      "env",
+      [],
+      { CONVEYOR_AGENT_COMMAND: "gemini", CONVEYOR_AGENT_MODEL: "gemini-2.5-pro" },
+      undefined,
+      { adapter: "gemini", model: "gemini-2.5-pro" },
+    ],
+    [
+      "YAML",
+      [],
+      {},
+      "agent: opencode\nmodel: anthropic/claude-sonnet-4-5\n",
+      { adapter: "opencode", model: "anthropic/claude-sonnet-4-5" },
+    ],
+    [
+      "an argv",
+      ["--agent", "--", "aider", "--yes-always"],
+      {},
+      undefined,
+      { adapter: "command", agent: ["aider", "--yes-always"] },
+    ],
+  ])("reads %s", (_name, argv, env, yaml, expected) => {
+    expect(load(argv, { ...withoutAgent, ...env }, yaml)).toMatchObject(expected);
+  });
+
+  it.each<[string[], string]>([
+    [["--agent", "--", "my-agent", "--model", "x"], ""],
+    [
+      ["--model", "x", "--agent", "--", "my-agent"],
+      "model (flag --model): --model applies to a named adapter",
+    ],
+    [
+      ["--agent", "claude", "--model", "bad model; rm -rf /"],
+      "model (flag --model): expected a model name",
+    ],
+    [
+      ["--agent", "clade"],
+      "--agent: expected an adapter name (claude, codex, gemini, aider, opencode)",
+    ],
+    [["--agent", "claude", "-p"], "--agent: expected an adapter name"],
+  ])("%j", (argv, expected) => {
+    if (!expected) {
+      // After `--agent --` every word is the agent's, --model included.
+      expect(load(argv, withoutAgent)).toMatchObject({
+        adapter: "command",
+        agent: ["my-agent", "--model", "x"],
+      });
+      return;
+    }
+    expect(errorOf(() => load(argv, withoutAgent)).message).toContain(expected);
   });
 });

@@ -3,6 +3,7 @@ import { hostname as osHostname } from "node:os";
 import { delimiter, dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { ADAPTER_NAMES, type AdapterName } from "./adapters/agent-adapter.ts";
 
 /** The file `conveyor-runner start` reads from its working directory when no other is named. */
 export const RUNNER_CONFIG_FILE = "conveyor-runner.yml";
@@ -31,8 +32,15 @@ export interface RunnerConfig {
   workDir: string;
   /** Absolute path of the journal of in-flight tasks. */
   journalPath: string;
-  /** The agent command as an argv array; it is never run through a shell. */
+  /**
+   * The agent command as an argv array; it is never run through a shell. With a named adapter
+   * (`--agent claude`), just its program: the adapter builds the rest for each task.
+   */
   agent: string[];
+  /** Which adapter starts the agent and reads its output: `command` for `--agent -- <argv…>`. */
+  adapter: AdapterName;
+  /** The model a named adapter asks for (`--model`); the tool's default when absent. */
+  model: string | undefined;
   wallClockMinutes: number;
   idleMinutes: number;
   outputCapBytes: number;
@@ -49,7 +57,13 @@ export interface RunnerConfig {
   sources: Record<RunnerSetting, string>;
 }
 
-export type RunnerSetting = Exclude<keyof RunnerConfig, "configFile" | "tokenFile" | "sources">;
+export type RunnerSetting = Exclude<
+  keyof RunnerConfig,
+  "configFile" | "tokenFile" | "sources" | "adapter"
+>;
+
+/** The adapters `--agent <name>` accepts (`command` is `--agent -- <argv…>`). */
+const NAMED_ADAPTERS: readonly AdapterName[] = ADAPTER_NAMES.filter((n) => n !== "command");
 
 /** A configuration problem the operator must fix; its message names each bad setting and its source. */
 export class RunnerConfigError extends Error {
@@ -107,6 +121,7 @@ const SPECS: Record<RunnerSetting, SettingSpec> = {
     what: "journal path",
   },
   agent: { flag: "--agent", env: "CONVEYOR_AGENT_COMMAND", key: "agent", what: "agent command" },
+  model: { flag: "--model", env: "CONVEYOR_AGENT_MODEL", key: "model", what: "model" },
   wallClockMinutes: {
     flag: "--wall-clock-minutes",
     env: "CONVEYOR_RUNNER_WALL_CLOCK_MINUTES",
@@ -153,7 +168,7 @@ const CONFIG_FLAG = "--config";
 const CONFIG_ENV = "CONVEYOR_RUNNER_CONFIG";
 
 const ARGV_EXPLANATION =
-  'expected an argv array such as ["claude", "-p"], not a single string: Conveyor runs the agent ' +
+  'expected an argv array such as ["claude", "-p"] (or an adapter name: claude, codex, gemini, aider, opencode), not a single string: Conveyor runs the agent ' +
   "directly, without a shell, so text from an issue can never be read as shell syntax. Split the " +
   "command into its words yourself; for pipes, redirections or $VARIABLES, put them in a small " +
   "script and name the script here";
@@ -269,6 +284,12 @@ const SCHEMAS: Record<RunnerSetting, z.ZodType> = {
         ctx.addIssue({ code: "custom", message: "expected arguments without NUL characters" });
       }
     }),
+  model: z
+    .string({ error: "expected a model name, e.g. claude-sonnet-4-5" })
+    .trim()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/, {
+      error: "expected a model name of letters, digits and . _ : / @ - (at most 128)",
+    }),
   wallClockMinutes: minutes(MAX_MINUTES, "how long one task may run"),
   idleMinutes: minutes(MAX_MINUTES, "how long the agent may stay silent"),
   outputCapBytes: wholeNumber(
@@ -307,6 +328,9 @@ const DEFAULTS: Partial<Record<RunnerSetting, (hostname: () => string) => unknow
   network: () => "host",
   sandboxWritable: () => [],
 };
+
+/** Settings that may stay unset (no default value either). */
+const OPTIONAL_SETTINGS = new Set<RunnerSetting>(["model"]);
 
 /**
  * A raw value and where it came from; `base` is the directory a relative path is resolved in.
@@ -355,10 +379,20 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
       layer.isolation = { value: "none", source: `flag ${UNSANDBOXED_FLAG}`, base: cwd };
       continue;
     }
+    if (
+      arg === "--agent" &&
+      NAMED_ADAPTERS.includes(argv[i + 1] as AdapterName) &&
+      (argv[i + 2] === undefined || argv[i + 2]!.startsWith("--"))
+    ) {
+      once("--agent");
+      layer.agent = { value: argv[i + 1], source: "flag --agent", base: cwd };
+      i++;
+      continue;
+    }
     if (arg === "--agent") {
       if (argv[i + 1] !== "--") {
         problems.push(
-          "  --agent: expected the agent's argv after `--`, e.g. --agent -- claude -p (everything after -- is the agent's argv), or --agent-json '[\"claude\",\"-p\"]'",
+          `  --agent: expected an adapter name (${NAMED_ADAPTERS.join(", ")}) or the agent's argv after \`--\`, e.g. --agent -- claude -p (everything after -- is the agent's argv), or --agent-json '["claude","-p"]'`,
         );
         // Skip the words meant for the agent rather than reporting each as unknown.
         while (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
@@ -696,6 +730,10 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
       raw = { ...raw, value: read.token, source: `${raw.source} (${tokenFile})` };
     }
     if (raw === undefined) {
+      if (OPTIONAL_SETTINGS.has(setting)) {
+        sources[setting] = "default";
+        continue;
+      }
       const fallback = DEFAULTS[setting];
       if (!fallback) {
         problems.push(missing(setting, configShown));
@@ -711,6 +749,12 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
       values[setting] = parsed.data;
       sources[setting] = "default";
       if (PATH_SETTINGS.has(setting)) values[setting] = resolve(cwd, parsed.data as string);
+      continue;
+    }
+    if (setting === "agent" && NAMED_ADAPTERS.includes(raw.value as AdapterName)) {
+      // A named adapter (`--agent claude`, `agent: claude`) builds its argv for each task.
+      values.agent = raw.value;
+      sources.agent = raw.source;
       continue;
     }
     const parsed = SCHEMAS[setting].safeParse(raw.value);
@@ -766,13 +810,26 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
     }
   }
 
+  // A named adapter builds the argv itself; the config keeps its program for doctor and the sandbox.
+  let adapter: AdapterName = "command";
+  if (typeof values.agent === "string") {
+    adapter = values.agent as AdapterName;
+    values.agent = [adapter];
+  } else if (values.model !== undefined && values.agent !== undefined) {
+    problems.push(
+      `  model (${sources.model}): --model applies to a named adapter (--agent ${NAMED_ADAPTERS.join("|")}); with --agent -- <argv…>, put the model in the argv`,
+    );
+  }
+
   if (problems.length > 0) {
     // Belt and braces: whatever a message quotes, a runner token never leaves this function.
     const message = `Invalid runner configuration:\n${problems.join("\n")}`;
     throw new RunnerConfigError(message.replace(/cvr_[A-Za-z0-9_-]+/g, "cvr_…"));
   }
   return {
-    ...(values as Omit<RunnerConfig, "configFile" | "tokenFile" | "sources">),
+    ...(values as Omit<RunnerConfig, "configFile" | "tokenFile" | "sources" | "adapter">),
+    model: values.model as string | undefined,
+    adapter,
     configFile,
     tokenFile,
     sources: sources as Record<RunnerSetting, string>,
@@ -785,7 +842,7 @@ export function runnerSocketUrl(serverUrl: string): string {
 }
 
 /** Help text for `conveyor-runner start` (and `doctor`, which reads the same settings). */
-export const RUNNER_CONFIG_USAGE = `Usage: conveyor-runner start [options] [--agent -- <program> <args…>]
+export const RUNNER_CONFIG_USAGE = `Usage: conveyor-runner start [options] [--agent <adapter> | --agent -- <program> <args…>]
        conveyor-runner doctor [options]
 
 Settings come from ${RUNNER_CONFIG_FILE} in the current directory (or --config <path> /
@@ -800,8 +857,10 @@ ${CONFIG_ENV}), then environment variables, then flags; a later source wins.
   --slots <n>                 CONVEYOR_RUNNER_SLOTS               slots               1-64, default 1
   --work-dir <dir>            CONVEYOR_RUNNER_WORK_DIR            work_dir            default .conveyor-runner/work
   --journal <file>            CONVEYOR_RUNNER_JOURNAL             journal             default .conveyor-runner/journal.json
-  --agent -- <argv…>          CONVEYOR_AGENT_COMMAND (JSON array) agent               required; an argv array
+  --agent <adapter>           CONVEYOR_AGENT_COMMAND              agent               required: claude, codex, gemini, aider, opencode,
+  --agent -- <argv…>          (a name or a JSON array)                                or any command as an argv array
   --agent-json '<json>'
+  --model <name>              CONVEYOR_AGENT_MODEL                model               the model a named adapter asks for
   --wall-clock-minutes <n>    CONVEYOR_RUNNER_WALL_CLOCK_MINUTES  wall_clock_minutes  default 60
   --idle-minutes <n>          CONVEYOR_RUNNER_IDLE_MINUTES        idle_minutes        default 10
   --output-cap-bytes <n>      CONVEYOR_RUNNER_OUTPUT_CAP_BYTES    output_cap_bytes    default 10485760

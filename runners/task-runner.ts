@@ -1,11 +1,12 @@
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServerMessage } from "../src/protocol/messages.ts";
+import type { AgentAdapter, AgentReport, OutputParser } from "./adapters/agent-adapter.ts";
+import { createCommandAdapter } from "./adapters/command.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
 import { type ClientLogger, DisconnectedError, type RunnerClient } from "./runner-client.ts";
 import type { Sandbox, TaskSandbox } from "./sandbox.ts";
-import { parseUsageLine } from "./scripted-agent.ts";
 import { type AgentResult, runAgent } from "./supervisor.ts";
 import { prepareWorkspace, readRepoInstructions } from "./workspace.ts";
 
@@ -20,6 +21,10 @@ export interface TaskRunnerOptions {
   serverUrl: string;
   token: string;
   agent: string[];
+  /** Builds the agent's argv and reads its output; the `command` adapter over `agent` if absent. */
+  adapter?: AgentAdapter;
+  /** The model a named adapter asks for. */
+  model?: string | undefined;
   workDir: string;
   slots: number;
   limits: { wallClockMs: number; idleMs: number; outputCapBytes: number };
@@ -53,6 +58,7 @@ const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOK
  */
 export function createTaskRunner(options: TaskRunnerOptions) {
   const { client, journal, logger } = options;
+  const adapter = options.adapter ?? createCommandAdapter(options.agent);
   const active = new Map<string, ActiveTask>();
   /** `task_id:generation` of the tasks the last `hello` listed: an `assign` for one is a re-send. */
   let listed = new Set<string>();
@@ -146,9 +152,20 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     };
     let sentTail = 0;
     let output = "";
+    // An adapter that parses its tool's output shows progress events; others show the last line.
+    let parser: OutputParser | undefined;
+    let progress = "";
     const onOutput = (line: string) => {
-      task.lastLine = line.slice(0, 500);
+      task.lastLine = (progress || line).slice(0, 500);
       output += `${line}\n`;
+    };
+    const onStdoutLine = (line: string) => {
+      const event = parser?.line(line);
+      if (event) {
+        progress = event;
+        task.lastLine = event.slice(0, 500);
+        output += `[progress] ${event}\n`;
+      }
     };
     // Heartbeats renew the lease; a `stale` answer means the task is no longer ours.
     const beat = setInterval(() => {
@@ -234,10 +251,17 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           assign.limits.output_bytes ?? Infinity,
         ),
       };
+      parser = adapter.createParser();
+      const argv = adapter.argv({
+        model: options.model,
+        promptFile,
+        instructions: instructions.map((file) => file.path),
+      });
       const agent = runAgent({
-        ...(await jail.command(options.agent, agentEnv(assign, workspace.dir, promptFile))),
+        ...(await jail.command(argv, agentEnv(assign, workspace.dir, promptFile))),
         cwd: workspace.dir,
-        stdin: text,
+        stdin: adapter.promptOnStdin ? text : "",
+        onStdoutLine,
         wallClockMs: limits.wallClockMs,
         idleMs: limits.idleMs,
         maxOutputBytes: limits.outputCapBytes,
@@ -248,6 +272,9 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       running = undefined;
       await jail.sweep();
       if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
+      const report: AgentReport = parser.finish(result.outputTail);
+      parser = undefined;
+      progress = "";
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
         await fail(
           task,
@@ -268,6 +295,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       }
       if (result.reason === "spawn_failed") {
         await fail(task, "agent_failed", true, `the agent could not start: ${result.error ?? "?"}`);
+        return;
+      }
+      if (report.error) {
+        // The tool said why it failed (an error result): that message, not the exit status.
+        await fail(task, "agent_failed", true, `${adapter.name}: ${report.error}`);
         return;
       }
       if (result.exitCode !== 0) {
@@ -345,16 +377,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         stage: "uploaded",
         digest,
       });
-      const usage = parseUsageLine(result.outputTail);
       const done = await deliver(task, {
         type: "complete",
         ...fence,
         changes_digest: digest,
-        summary: result.outputTail.slice(-SUMMARY_CHARS),
+        summary: (report.summary ?? result.outputTail).slice(-SUMMARY_CHARS),
         stats: {
           ...collected.stats,
           duration_ms: Date.now() - started,
-          ...(usage ? { tokens: usage.tokens, cost_usd: usage.cost_usd } : {}),
+          ...report.usage,
         },
         ...(assign.verify?.length ? { verification } : {}),
       });

@@ -110,7 +110,12 @@ export const TaskStats = z
     lines_added: count("lines added"),
     lines_removed: count("lines removed"),
     duration_ms: count("how long the attempt took"),
-    tokens: count("model tokens the agent used"),
+    tokens: count("model tokens the agent used: input (cached or not) plus output"),
+    input_tokens: count("of those, input tokens (including cache reads and writes)"),
+    output_tokens: count("of those, output tokens"),
+    cache_read_tokens: count("input tokens read from the model's prompt cache"),
+    cache_write_tokens: count("input tokens written to the model's prompt cache"),
+    turns: count("model round trips the agent took"),
     cost_usd: z.number().min(0).optional().describe("what the agent's model calls cost, in USD"),
   })
   .describe("numbers for the pull request's table; report what you know, leave out the rest");
