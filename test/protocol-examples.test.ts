@@ -279,7 +279,7 @@ describe("docs/protocol.md against a real server: a task's frames", () => {
     await seedTask("running");
     const welcome = await connectWithHello();
     expect(welcome).toEqual(serverExample("welcome"));
-    const assign = (await session!.next("assign")) as Frame & {
+    const assign = (await session!.next("assign", undefined, 20_000)) as Frame & {
       repo: { clone_url: string };
       issue: { url: string };
       read_token: { value: string; expires_at: string };
