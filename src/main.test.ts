@@ -22,6 +22,7 @@ function fakeSubsystems(options: { withGitHub: boolean }) {
     http: { connections: fake("http connections"), listener: fake("http listener") },
     dispatch: options.withGitHub ? fake("dispatch") : undefined,
     dashboard: fake("dashboard"),
+    githubWrites: options.withGitHub ? fake("github writes") : undefined,
   };
   return { journal, subsystems };
 }
@@ -37,6 +38,7 @@ describe("the composition root's start-up order", () => {
       "http connections",
       "dispatch",
       "dashboard",
+      "github writes",
       "http listener",
     ]);
   });
@@ -65,6 +67,8 @@ describe("the composition root's start-up order", () => {
     await started.stop();
     const at = (name: string) => journal.indexOf(`stop ${name}`);
     expect(at("http listener")).toBe(0);
+    // A backlog of paced writes must not hold the loops (or the 10 s `conveyor start` allows).
+    expect(at("github writes")).toBe(1);
     expect(at("dispatch")).toBeLessThan(at("http connections"));
     expect(at("dashboard")).toBeLessThan(at("http connections"));
     // Loops still write to the database and record errors while they finish their runs.
@@ -77,7 +81,7 @@ describe("the composition root's start-up order", () => {
     const { journal, subsystems } = fakeSubsystems({ withGitHub: false });
     const started = await startStages(startupOrder(subsystems), logger);
     await started.stop();
-    expect(journal.filter((line) => /loops|dispatch/.test(line))).toEqual([]);
+    expect(journal.filter((line) => /loops|dispatch|github writes/.test(line))).toEqual([]);
     expect(journal).toHaveLength(12);
   });
 });

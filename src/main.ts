@@ -25,6 +25,8 @@ export interface Subsystems {
   http: Pick<Http, "connections" | "listener">;
   dispatch: Lifecycle | undefined;
   dashboard: Lifecycle;
+  /** The write pacer: stopped early, so a backlog of paced GitHub writes cannot hold shutdown. */
+  githubWrites: Lifecycle | undefined;
 }
 
 /**
@@ -32,6 +34,8 @@ export interface Subsystems {
  * last, the error events flushed just before it; the listener last, so nothing is served before
  * everything is up, and the first to stop accepting. Runner sockets (1001: reconnect elsewhere)
  * and dashboard streams are closed before the server waits for its open connections to finish.
+ * Paced GitHub writes are refused right after the listener stops: what they would have written is
+ * still owed in Postgres, and the loops, stopped later, end their passes at once.
  */
 export function startupOrder(s: Subsystems): Stage[] {
   return [
@@ -42,6 +46,7 @@ export function startupOrder(s: Subsystems): Stage[] {
     ["http connections", s.http.connections],
     ["dispatch", s.dispatch],
     ["dashboard", s.dashboard],
+    ["github writes", s.githubWrites],
     ["http listener", s.http.listener],
   ];
 }
@@ -80,7 +85,10 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
       ["/", dashboard.routes],
     ],
   });
-  const subsystems = { store, observability, monitoring, loops, http, dispatch, dashboard };
+  const githubWrites = github.app?.writes;
+  const subsystems = {
+    ...{ store, observability, monitoring, loops, http, dispatch, dashboard, githubWrites },
+  };
   return { subsystems, http, loops, monitoring, dispatcher: runners };
 }
 

@@ -11,6 +11,7 @@ import type {
   Signals,
 } from "../core/ports.ts";
 import type { NodeHandler } from "../http/node-handler.ts";
+import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
@@ -56,6 +57,8 @@ export interface GitHubApp {
   prFacts: PullRequestFactsReader;
   /** An installation's client, paced like every other (the merger writes checks and merges). */
   installationOctokit: (installationId: number) => Promise<Octokit>;
+  /** Stopping refuses the paced writes still waiting (and later ones) with `GitHubWritesClosed`. */
+  writes: Lifecycle;
 }
 
 export interface GitHub {
@@ -69,8 +72,9 @@ export interface GitHub {
 
 /**
  * The GitHub edge: the Probot app and its webhook handlers, the paced installation clients and the
- * ports built on them. Nothing to start or stop: clients connect per request. Without credentials
- * it serves Probot's setup flow instead, and the subsystems that need the App are left out.
+ * ports built on them. Nothing to start: clients connect per request; stopping `writes` refuses the
+ * paced writes still waiting. Without credentials it serves Probot's setup flow instead, and the
+ * subsystems that need the App are left out.
  */
 export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const { config, logger, metrics, signals, options } = deps;
@@ -135,6 +139,7 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
         read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
       },
       installationOctokit,
+      writes: { stop: () => pacer.close() },
     },
     webhooks,
     setup: undefined,

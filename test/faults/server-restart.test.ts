@@ -92,3 +92,52 @@ it("kill -9 of the server while the runner uploads, restarted within the lease: 
   expect(tasks).toEqual([{ generation: 1, attempts: 0 }]);
   expect(runner.runner.output()).not.toContain("reporting a failed attempt");
 }, 120_000);
+
+it("SIGTERM under a backlog of paced GitHub writes: exits 0 within 10 s, the next instance writes the rest", async () => {
+  const w = await createWorld({ env: { LOG_LEVEL: "info" } });
+  worlds.push(w);
+  // Three writes a minute: each issue owes a 👀 reaction and a status comment, so most wait.
+  const paced = { ...START_OPTIONS, githubWritesPerMinute: 3 };
+  const first = await startServer(w, 0, paced);
+  const issues = await openScriptedIssues(w.sim, w.repo, seededTasks(1, 4));
+  const owed = async () => {
+    const [row] = resultRows<{ n: number }>(
+      await w.database.db.execute(
+        sql`select count(*)::int as n from tasks where status_version > status_synced_version`,
+      ),
+    );
+    return row?.n ?? 0;
+  };
+  const writes = () => w.sim.requests.filter((r) => r.method !== "GET").length;
+  // The pacer's window is full and writes are waiting in it.
+  await waitFor(async () => writes() >= 3 && (await owed()) > 0, {
+    timeoutMs: 20_000,
+    message: `the first paced writes\n${first.server.output().slice(-3_000)}`,
+  });
+
+  const stoppingAt = Date.now();
+  first.server.child.kill("SIGTERM");
+  const code = await first.server.exited;
+  const tookMs = Date.now() - stoppingAt;
+  expect({ code, within10s: tookMs < 10_000 }, first.server.output().slice(-3_000)).toEqual({
+    code: 0,
+    within10s: true,
+  });
+  expect(await owed()).toBeGreaterThan(0);
+
+  // Nothing lost: the next instance writes what was owed, one status comment per issue.
+  const next = await startServer(w);
+  await waitFor(async () => (await owed()) === 0, {
+    timeoutMs: 30_000,
+    message: `every status comment written\n${next.server.output().slice(-3_000)}`,
+  });
+  for (const { issueNumber } of issues) {
+    const comments = w.sim
+      .listComments(w.repo, issueNumber)
+      .filter((c) => c.body?.includes("conveyor:status"));
+    expect(comments, `#${issueNumber}`).toHaveLength(1);
+    const reactions = w.sim.listReactions(w.repo, { issue: issueNumber });
+    expect(reactions.map((r) => r.content)).toEqual(["eyes"]);
+  }
+  expect(w.sim.violations).toEqual([]);
+}, 90_000);
