@@ -223,10 +223,16 @@ export function createRunnerSession(deps: SessionDeps) {
       await renewLease(db, { taskId, generation, runnerId: deps.runner.runnerId }, timings.leaseMs);
     }
     // Assignments it never accepted and does not name: offered again below (not an attempt).
+    // Not those another live connection of the same runner holds here (two processes sharing a
+    // token must not both take one task).
+    const heldHere = dispatcher
+      .connections()
+      .filter((c) => c.runnerId === deps.runner.runnerId)
+      .flatMap((c) => [...c.tasks.keys()]);
     const unaccepted = await reopenUnaccepted(
       db,
       deps.runner.runnerId,
-      frame.running.map((t) => t.task_id),
+      [...frame.running.map((t) => t.task_id), ...heldHere],
       timings.acceptMs,
     );
     for (const task of unaccepted) tasks.set(task.task_id, task.generation);
