@@ -42,10 +42,23 @@ interface ActiveTask {
   lastLine: string;
   cancelled: boolean;
   cancel: () => void;
+  /**
+   * Until when the server keeps the task ours without hearing from us: the last lease renewal we
+   * saw (accept, heartbeat ack, a `continue` on reconnect) plus the lease. Steps the server may miss
+   * while it restarts are retried until then.
+   */
+  leaseUntil: number;
 }
 
 /** The task was cancelled (by the server, a reconnect reconcile, or shutdown): stop quietly. */
 class Cancelled extends Error {}
+
+/** The server could not be reached or answered that it is unavailable: worth asking again. */
+class Unavailable extends Error {}
+
+/** First pause before asking an unreachable server again; it doubles up to the cap. */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5_000;
 
 const LOG_CHUNK_BYTES = 8 * 1024;
 const SUMMARY_CHARS = 4_000;
@@ -65,6 +78,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
   /** Journaled tasks waiting for their re-sent `assign` after a restart: called when it came. */
   const resumeWaiters = new Map<string, () => void>();
   let heartbeatMs = 15_000;
+  let leaseMs = 60_000;
   let draining = false;
   let idle: (() => void) | undefined;
 
@@ -82,15 +96,53 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     };
   }
 
-  /** Sends a frame that must arrive; across a reconnect it is sent again unless cancelled. */
+  /**
+   * Sends a frame that must arrive; across a reconnect it is sent again unless cancelled. An
+   * `internal` error (the server could not reach its database) is asked again with back-off while
+   * the lease lasts.
+   */
   async function deliver(task: ActiveTask, frame: Parameters<RunnerClient["request"]>[0]) {
+    return persist(task, frame.type, async () => {
+      for (;;) {
+        if (task.cancelled) throw new Cancelled();
+        try {
+          const reply = await client.request(frame);
+          if (reply.type === "error" && reply.code === "internal")
+            throw new Unavailable(reply.message);
+          return reply;
+        } catch (error) {
+          if (!(error instanceof DisconnectedError)) throw error;
+          await client.connected();
+        }
+      }
+    });
+  }
+
+  /**
+   * Runs `step` again with exponential back-off while it fails with `Unavailable` and the lease
+   * would still hold when the next try is due: a server restarting for a few seconds costs the
+   * task nothing. Past the lease the server has taken the task back anyway.
+   */
+  async function persist<T>(task: ActiveTask, what: string, step: () => Promise<T>): Promise<T> {
+    let delay = RETRY_FIRST_MS;
     for (;;) {
       if (task.cancelled) throw new Cancelled();
       try {
-        return await client.request(frame);
+        return await step();
       } catch (error) {
-        if (!(error instanceof DisconnectedError)) throw error;
-        await client.connected();
+        if (!(error instanceof Unavailable) || Date.now() + delay >= task.leaseUntil) throw error;
+        logger.warn(
+          {
+            taskId: task.assign.task_id,
+            generation: task.assign.generation,
+            step: what,
+            err: error.message,
+            retryInMs: delay,
+          },
+          "server unavailable; trying again while the lease lasts",
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
     }
   }
@@ -117,17 +169,29 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     ].join("\n");
   }
 
+  /**
+   * PUTs the change set. The server stores it by task, generation and digest, so sending the same
+   * bytes again is harmless: a refused connection or a 5xx is `Unavailable` and retried.
+   */
   async function upload(assign: Assign, body: string): Promise<string> {
     const url = new URL(
       `${options.serverUrl.replace(/\/+$/, "")}/runners/v1/tasks/${assign.task_id}/changes`,
     );
     url.searchParams.set("generation", String(assign.generation));
-    const response = await fetch(url, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
-      body,
-    });
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
+        body,
+      });
+    } catch (error) {
+      throw new Unavailable(`upload did not reach the server: ${(error as Error).message}`);
+    }
     const answer = (await response.json().catch(() => ({}))) as { digest?: string; error?: string };
+    if (response.status >= 500) {
+      throw new Unavailable(`upload refused (${response.status}): ${answer.error ?? "no detail"}`);
+    }
     if (response.status === 409) throw new Cancelled();
     if (response.status !== 201 || !answer.digest) {
       throw new Error(`upload refused (${response.status}): ${answer.error ?? "no detail"}`);
@@ -177,6 +241,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           message: task.lastLine || undefined,
         })
         .then((reply) => {
+          if (reply.type === "ack") task.leaseUntil = Date.now() + leaseMs;
           if (reply.type === "stale") {
             logger.warn({ ...log, reason: reply.reason }, "server says the task is no longer ours");
             task.cancel();
@@ -205,6 +270,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       });
       const accepted = await deliver(task, { type: "accept", ...fence });
       if (accepted.type !== "ack") throw new Cancelled();
+      task.leaseUntil = Date.now() + leaseMs;
 
       task.stage = "cloning";
       const workspace = await prepareWorkspace({
@@ -368,7 +434,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         await fail(task, "no_changes", false, `the agent left no changes\n${result.outputTail}`);
         return;
       }
-      const digest = await upload(assign, JSON.stringify(collected.changeSet));
+      const body = JSON.stringify(collected.changeSet);
+      const digest = await persist(task, "upload", () => upload(assign, body));
       await journal.record({
         task_id: assign.task_id,
         generation: assign.generation,
@@ -424,9 +491,12 @@ export function createTaskRunner(options: TaskRunnerOptions) {
   return {
     onWelcome(welcome: Welcome) {
       heartbeatMs = welcome.heartbeat_ms;
+      leaseMs = welcome.lease_ms;
       for (const entry of welcome.reconcile) {
         const task = active.get(entry.task_id);
         if (entry.action === "cancel") task?.cancel();
+        // `continue` renewed the lease.
+        else if (task) task.leaseUntil = Date.now() + leaseMs;
       }
       // Journal entries of a previous process: finish what was delivered, hand back the rest.
       void recoverJournal(welcome);
@@ -543,6 +613,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       lastLine: "",
       cancelled: false,
       cancel: () => {},
+      leaseUntil: Date.now() + leaseMs,
     };
     active.set(assign.task_id, task);
     void (async () => {

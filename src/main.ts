@@ -30,6 +30,8 @@ export interface Subsystems {
   /** With `WEBHOOK_PROXY_URL` and the App only. */
   webhookProxy: Lifecycle | undefined;
   redelivery: Lifecycle | undefined;
+  /** The write pacer: stopped early, so a backlog of paced GitHub writes cannot hold shutdown. */
+  githubWrites: Lifecycle | undefined;
 }
 
 /**
@@ -39,6 +41,8 @@ export interface Subsystems {
  * sends deliveries into it: the webhook proxy and the redelivery loop start once it listens and
  * stop first. Runner sockets (1001: reconnect elsewhere) and dashboard streams are closed before
  * the server waits for its open connections to finish.
+ * Paced GitHub writes are refused right after the listener stops: what they would have written is
+ * still owed in Postgres, and the loops, stopped later, end their passes at once.
  */
 export function startupOrder(s: Subsystems): Stage[] {
   return [
@@ -49,6 +53,7 @@ export function startupOrder(s: Subsystems): Stage[] {
     ["http connections", s.http.connections],
     ["dispatch", s.dispatch],
     ["dashboard", s.dashboard],
+    ["github writes", s.githubWrites],
     ["http listener", s.http.listener],
     ["webhook proxy", s.webhookProxy],
     ["webhook redelivery", s.redelivery],
@@ -104,6 +109,7 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
     http,
     dispatch,
     dashboard,
+    githubWrites: github.app?.writes,
     webhookProxy,
     redelivery,
   };

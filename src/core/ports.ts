@@ -204,3 +204,22 @@ export interface Signals {
   /** Calls `listener` on every later `emit(signal)`, in the order listeners were added. */
   on(signal: Signal, listener: () => void): void;
 }
+
+/**
+ * Thrown by a GitHub write that was still waiting for its turn (the write pacer) when the server
+ * began to shut down. Nothing was sent: the loops leave the work in Postgres for the next instance
+ * instead of counting it as a failed write.
+ */
+export class GitHubWritesClosed extends Error {
+  override name = "GitHubWritesClosed";
+  constructor() {
+    super("the server is shutting down: the GitHub write was not sent");
+  }
+}
+
+/** Whether `error` (or its `cause`) is a write refused because the server is shutting down. */
+export function isWritesClosed(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause)
+    if (e instanceof GitHubWritesClosed) return true;
+  return false;
+}

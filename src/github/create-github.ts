@@ -12,6 +12,7 @@ import type {
   Signals,
 } from "../core/ports.ts";
 import type { NodeHandler } from "../http/node-handler.ts";
+import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
@@ -64,6 +65,8 @@ export interface GitHubApp {
   installationOctokit: (installationId: number) => Promise<Octokit>;
   /** The App's webhook delivery log (the redelivery loop brings lost deliveries back with it). */
   hookDeliveries: HookDeliveryLog;
+  /** Stopping refuses the paced writes still waiting (and later ones) with `GitHubWritesClosed`. */
+  writes: Lifecycle;
 }
 
 export interface GitHub {
@@ -82,8 +85,9 @@ export interface GitHub {
 
 /**
  * The GitHub edge: the Probot app and its webhook handlers, the paced installation clients and the
- * ports built on them. Nothing to start or stop: clients connect per request. Without credentials
- * it serves Probot's setup flow instead, and the subsystems that need the App are left out.
+ * ports built on them. Nothing to start: clients connect per request; stopping `writes` refuses the
+ * paced writes still waiting. Without credentials it serves Probot's setup flow instead, and the
+ * subsystems that need the App are left out.
  */
 export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const { config, logger, metrics, signals, options } = deps;
@@ -153,6 +157,7 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       },
       installationOctokit,
       hookDeliveries: createHookDeliveryLog(() => probot.auth()),
+      writes: { stop: () => pacer.close() },
     },
     webhooks,
     setup: undefined,

@@ -355,6 +355,32 @@ export async function heldTasks(
   );
 }
 
+/**
+ * Assignments this runner holds but never accepted, other than those its `hello` names: the
+ * `assign` was lost with a connection or with a runner process killed before it could accept.
+ * Each gets a fresh accept window and is sent again, so it does not wait out the accept timeout
+ * and cost an attempt.
+ */
+export async function reopenUnaccepted(
+  db: Db,
+  runnerId: string,
+  named: string[],
+  acceptMs: number,
+): Promise<{ task_id: string; generation: number }[]> {
+  const others = named.length
+    ? sql`and task_id not in (${sql.join(
+        named.map((id) => sql`${id}`),
+        sql`, `,
+      )})`
+    : sql``;
+  return resultRows(
+    await db.execute(sql`
+      update tasks set lease_expires_at = now() + ${`${acceptMs} milliseconds`}::interval
+      where runner_id = ${runnerId} and state = 'assigned' ${others}
+      returning task_id, generation`),
+  );
+}
+
 /** Stores an uploaded change set for the generation its runner holds (replacing a re-upload). */
 export async function storeChangeSet(
   db: Db,
