@@ -15,11 +15,12 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
-import { LANES, RUNNER_TIERS, TASK_STATES } from "../src/core/task-states.ts";
+import { LANES, RUNNER_CLASSES, TASK_STATES } from "../src/core/task-states.ts";
 
 export const taskState = pgEnum("task_state", TASK_STATES);
 export const lane = pgEnum("lane", LANES);
-export const runnerTier = pgEnum("runner_tier", RUNNER_TIERS);
+// A runner's class; "tier" is its old name, kept here so the schema needs no migration.
+export const runnerTier = pgEnum("runner_tier", RUNNER_CLASSES);
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();

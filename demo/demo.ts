@@ -1,5 +1,11 @@
 import { parseArgs } from "node:util";
-import { createProgressView, elapsed, renderSummary, renderTable } from "./progress-view.ts";
+import {
+  createProgressView,
+  elapsed,
+  renderAddresses,
+  renderSummary,
+  renderTable,
+} from "./progress-view.ts";
 import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "./stage.ts";
 import { CI, describeExpectation, FILER, INTAKE_LABEL, REPO } from "./story.ts";
 
@@ -83,9 +89,8 @@ async function main(): Promise<number> {
   const stage = await startStage({ signal, onStep: (step) => say(`  · ${step}`) });
   current = stage;
   say();
-  say(`  server     ${stage.serverUrl}`);
-  say(`  dashboard  ${stage.dashboardUrl}`);
-  say(`  GitHub     ${stage.sim.url} (simulator; CI "${CI.name}" posts a check on every commit)`);
+  const addresses = { ...stage, githubUrl: stage.sim.url, ci: CI.name };
+  for (const line of renderAddresses(addresses)) say(line);
   say();
 
   phase = "filing the issues";
@@ -115,6 +120,7 @@ async function main(): Promise<number> {
     say();
     say("Still running (--keep). Explore:");
     say(`  dashboard  ${stage.dashboardUrl}`);
+    say(`  sign in    paste this token on the dashboard's sign-in page: ${stage.adminToken}`);
     say(`  health     curl ${stage.serverUrl}/readyz`);
     say(
       `  runners    curl -H 'authorization: Bearer ${stage.adminToken}' ${stage.serverUrl}/api/runners`,

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   createProgressView,
   issueRow,
+  renderAddresses,
   renderSummary,
   renderTable,
   verdictText,
@@ -118,5 +119,23 @@ describe("the demo's progress view", () => {
     const before = text().length;
     progress.note("a note");
     expect(text().slice(before).startsWith(`${UP_4_AND_CLEAR}a note\n  #`)).toBe(true);
+  });
+});
+
+describe("renderAddresses", () => {
+  it("says how to sign in to the dashboard, not only where it is", () => {
+    const lines = renderAddresses({
+      serverUrl: "http://127.0.0.1:4000",
+      dashboardUrl: "http://127.0.0.1:4000/dashboard",
+      adminToken: "demo-0123456789abcdef",
+      githubUrl: "http://127.0.0.1:4001",
+      ci: "ci / test",
+    });
+    expect(lines).toEqual([
+      "  server     http://127.0.0.1:4000",
+      "  dashboard  http://127.0.0.1:4000/dashboard",
+      "  sign in    paste this token on the dashboard's sign-in page: demo-0123456789abcdef",
+      '  GitHub     http://127.0.0.1:4001 (simulator; CI "ci / test" posts a check on every commit)',
+    ]);
   });
 });

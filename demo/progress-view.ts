@@ -22,6 +22,25 @@ export function verdictText(view: IssueView): string {
   return `${tier} · ${safety.status}`;
 }
 
+/**
+ * Where things are once the stage is up: the server, the dashboard and how to sign in to it (the
+ * admin token to paste on its sign-in page), and the simulated GitHub.
+ */
+export function renderAddresses(stage: {
+  serverUrl: string;
+  dashboardUrl: string;
+  adminToken: string;
+  githubUrl: string;
+  ci: string;
+}): string[] {
+  return [
+    `  server     ${stage.serverUrl}`,
+    `  dashboard  ${stage.dashboardUrl}`,
+    `  sign in    paste this token on the dashboard's sign-in page: ${stage.adminToken}`,
+    `  GitHub     ${stage.githubUrl} (simulator; CI "${stage.ci}" posts a check on every commit)`,
+  ];
+}
+
 export const COLUMNS = ["#", "issue", "state", "runner", "PR", "CI", "verdict"] as const;
 
 /** One table row per issue: what the live view and the summary show. */

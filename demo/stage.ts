@@ -10,6 +10,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { chooseIsolation, probeHost } from "../runners/sandbox.ts";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
@@ -298,12 +299,17 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     },
 
     async startRunners() {
+      // The demo's agent is the scripted one, from this checkout: where this machine has no
+      // sandbox (no bwrap, not root, e.g. macOS), it may run unsandboxed, and says so.
+      const sandbox = chooseIsolation("auto", "host", await probeHost());
+      if (!sandbox.ok)
+        step("no sandbox for agents on this machine: runners start with --unsandboxed");
       for (let i = 1; i <= (options.runners ?? 2); i++) {
         const name = `runner-${i}`;
         const response = await fetch(`${serverUrl}/api/runners`, {
           method: "POST",
           headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-          body: JSON.stringify({ name, capabilities: [], tier: "normal" }),
+          body: JSON.stringify({ name, capabilities: [], class: "normal" }),
         });
         if (response.status !== 201) {
           throw new Error(
@@ -316,11 +322,12 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
         const process = spawnRunnerProcess(
           [
             "start",
-            ...["--server", serverUrl, "--token", token, "--name", name, "--slots", "1"],
+            ...["--server", serverUrl, "--name", name, "--slots", "1"],
+            ...(sandbox.ok ? [] : ["--unsandboxed"]),
             ...["--work-dir", join(home, "work"), "--journal", join(home, "journal.json")],
             ...["--agent", "--", ...SCRIPTED_AGENT],
           ],
-          { LOG_LEVEL: "info" },
+          { LOG_LEVEL: "info", CONVEYOR_RUNNER_TOKEN: token },
           { cwd: home },
         );
         const runnerLog = createWriteStream(join(dir, `${name}.log`));

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { z } from "zod";
 import { type ChangedFile, ChangeSet, MAX_CHANGE_SET_BYTES } from "../src/protocol/messages.ts";
-import { GitError, gitEnvironment, runGit } from "./workspace.ts";
+import type { TaskSandbox } from "./sandbox.ts";
+import { GitError, type GitSandbox, gitEnvironment, runGit } from "./workspace.ts";
 
 /** Counts over the collected files, ready for the `complete` frame's `stats`. */
 export interface ChangeStats {
@@ -49,21 +50,29 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * target as content), text as utf8 and anything else as base64. Works in a throwaway index, so the
  * workspace's own index and history are untouched and commits the agent made count too. Returns
  * `undefined` when nothing changed; throws `ChangeSetTooLargeError` past the server's limits.
+ *
+ * With `sandbox`, git runs inside the task's sandbox: the agent wrote the workspace's `.git`
+ * (its config can name commands for git to run, e.g. a clean filter or `core.fsmonitor`), so git
+ * must not read it with the runner's rights.
  */
 export async function collectChangeSet(
   dir: string,
   baseSha: string,
   message: string,
-  options: { env?: NodeJS.ProcessEnv } = {},
+  options: { env?: NodeJS.ProcessEnv; sandbox?: TaskSandbox } = {},
 ): Promise<CollectedChangeSet | undefined> {
   const indexDir = await mkdtemp(join(tmpdir(), "conveyor-index-"));
   try {
     const env = gitEnvironment(options.env, { GIT_INDEX_FILE: join(indexDir, "index") });
+    const jail = options.sandbox;
+    const sandbox: GitSandbox | undefined = jail
+      ? (argv, commandEnv) => jail.command(argv, commandEnv, [indexDir])
+      : undefined;
     // The runner host's own ignore and attribute files (~/.config/git/ignore is read even without
     // a global config) must not change what a task uploads: only the repository's rules count.
     const hostless = ["-c", "core.excludesFile=/dev/null", "-c", "core.attributesFile=/dev/null"];
     const git = (args: string[]) =>
-      runGit([...hostless, ...args], { cwd: dir, env, maxBuffer: 256 * 1024 * 1024 });
+      runGit([...hostless, ...args], { cwd: dir, env, maxBuffer: 256 * 1024 * 1024, sandbox });
 
     // Start from the base tree so files tracked there stay tracked even if .gitignore matches them.
     await git(["read-tree", baseSha]);
@@ -94,7 +103,7 @@ export async function collectChangeSet(
     }
 
     const blobs = entries.filter((e) => e.status !== "D").map((e) => e.newSha);
-    const contents = await readBlobs(dir, env, blobs);
+    const contents = await readBlobs(dir, env, blobs, sandbox);
     const files: FileEntry[] = [];
     const stats: ChangeStats = { files_changed: 0, lines_added: 0, lines_removed: 0 };
     for (const entry of entries) {
@@ -223,15 +232,16 @@ async function readBlobs(
   dir: string,
   env: NodeJS.ProcessEnv,
   shas: string[],
+  sandbox: GitSandbox | undefined,
 ): Promise<Map<string, Buffer>> {
   const unique = [...new Set(shas)];
   const blobs = new Map<string, Buffer>();
   if (unique.length === 0) return blobs;
   const input = `${unique.join("\n")}\n`;
 
-  const check = (await gitWithInput(dir, env, ["cat-file", "--batch-check"], input)).toString(
-    "latin1",
-  );
+  const check = (
+    await gitWithInput(dir, env, ["cat-file", "--batch-check"], input, sandbox)
+  ).toString("latin1");
   let total = 0;
   for (const line of check.split("\n")) {
     const size = Number(line.split(" ")[2] ?? 0);
@@ -241,7 +251,7 @@ async function readBlobs(
     throw new ChangeSetTooLargeError(`${total} bytes of content (at most ${MAX_CHANGE_SET_BYTES})`);
   }
 
-  const output = await gitWithInput(dir, env, ["cat-file", "--batch"], input);
+  const output = await gitWithInput(dir, env, ["cat-file", "--batch"], input, sandbox);
   let offset = 0;
   while (offset < output.length) {
     const newline = output.indexOf(10, offset);
@@ -257,14 +267,24 @@ async function readBlobs(
   return blobs;
 }
 
-function gitWithInput(
+async function gitWithInput(
   cwd: string,
   env: NodeJS.ProcessEnv,
   args: string[],
   input: string,
+  sandbox: GitSandbox | undefined,
 ): Promise<Buffer> {
+  const command = sandbox
+    ? await sandbox(["git", ...args], env)
+    : { argv: ["git", ...args], env, uid: undefined, gid: undefined };
   return new Promise((resolve, reject) => {
-    const child = spawn("git", args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command.argv[0]!, command.argv.slice(1), {
+      cwd,
+      env: command.env,
+      ...(command.uid === undefined ? {} : { uid: command.uid }),
+      ...(command.gid === undefined ? {} : { gid: command.gid }),
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));

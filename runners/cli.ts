@@ -1,21 +1,25 @@
 import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import pino from "pino";
+import { createAgentAdapter } from "./adapters/create-agent-adapter.ts";
 import { formatDoctorReport, runDoctor } from "./doctor.ts";
 import { createJournal } from "./journal.ts";
 import { createRunnerClient } from "./runner-client.ts";
 import {
   loadRunnerConfig,
+  privateFileProblem,
   RUNNER_CONFIG_USAGE,
   type RunnerConfig,
   RunnerConfigError,
 } from "./runner-config.ts";
+import { chooseIsolation, createSandbox, probeHost, type Sandbox } from "./sandbox.ts";
 import { createTaskRunner } from "./task-runner.ts";
 
 const USAGE = `Usage: conveyor-runner <command> [options]
 
 Commands:
   start      connect to a Conveyor server and run tasks (SIGTERM drains, then exits 0)
-  doctor     check git, the agent command, the work directory, the server URL and the token
+  doctor     check git, the agent command, the work directory, the server URL, the token and the sandbox
   help       show this help
 
 Run \`conveyor-runner start --help\` for the options; see runners/README.md.`;
@@ -28,7 +32,40 @@ function version(): string {
   return (JSON.parse(readFileSync(pkg, "utf8")) as { version: string }).version;
 }
 
+/** The sandbox `start` runs the agent in, or the reason there is none (the runner then refuses). */
+async function sandboxFor(config: RunnerConfig): Promise<Sandbox | string> {
+  const choice = chooseIsolation(
+    config.isolation,
+    config.network,
+    await probeHost({ network: config.network }),
+  );
+  if (!choice.ok) return choice.reason;
+  try {
+    return await createSandbox({
+      choice,
+      slots: config.slots,
+      network: config.network,
+      workDir: config.workDir,
+      journalPath: config.journalPath,
+      configFile: config.configFile,
+      tokenFile: config.tokenFile,
+      envFile: existsSync(".env") ? resolve(".env") : undefined,
+      agent: config.agent,
+      sandboxWritable: config.sandboxWritable,
+    });
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 async function start(config: RunnerConfig): Promise<number> {
+  // Whatever the runner writes (journal, prompt files, workspaces) is for its user alone.
+  process.umask(0o077);
+  const sandbox = await sandboxFor(config);
+  if (typeof sandbox === "string") {
+    process.stderr.write(`conveyor-runner: ${sandbox}\n`);
+    return 2;
+  }
   const logger = pino({
     name: "conveyor-runner",
     level: process.env.LOG_LEVEL ?? "info",
@@ -37,6 +74,11 @@ async function start(config: RunnerConfig): Promise<number> {
       censor: "[redacted]",
     },
   });
+  if (sandbox.kind === "none") {
+    logger.warn({ isolation: sandbox.kind, detail: sandbox.detail }, "the agent is not sandboxed");
+  } else {
+    logger.info({ isolation: sandbox.kind, detail: sandbox.detail }, "agent sandbox");
+  }
   const journal = createJournal(config.journalPath);
   const loaded = await journal.load();
   if (loaded.corrupt) {
@@ -76,8 +118,11 @@ async function start(config: RunnerConfig): Promise<number> {
     serverUrl: config.serverUrl,
     token: config.token,
     agent: config.agent,
+    adapter: createAgentAdapter(config.adapter, config.agent),
+    model: config.model,
     workDir: config.workDir,
     slots: config.slots,
+    sandbox,
     limits: {
       wallClockMs: config.wallClockMinutes * 60_000,
       idleMs: config.idleMinutes * 60_000,
@@ -86,7 +131,13 @@ async function start(config: RunnerConfig): Promise<number> {
   });
   client.start();
   logger.info(
-    { server: config.serverUrl, name: config.name, slots: config.slots },
+    {
+      server: config.serverUrl,
+      name: config.name,
+      slots: config.slots,
+      agent: config.adapter,
+      model: config.model,
+    },
     "runner started",
   );
 
@@ -123,7 +174,20 @@ export async function runnerCli(argv: string[]): Promise<number> {
     process.stdout.write(`${RUNNER_CONFIG_USAGE}\n`);
     return 0;
   }
-  if (existsSync(".env")) process.loadEnvFile(".env");
+  if (existsSync(".env")) {
+    // A .env that holds the runner token must be as private as a token file.
+    const holdsToken = /^\s*(?:export\s+)?CONVEYOR_RUNNER_TOKEN\s*=/m.test(
+      readFileSync(".env", "utf8"),
+    );
+    const problem = holdsToken ? privateFileProblem(".env") : undefined;
+    if (problem) {
+      process.stderr.write(
+        `conveyor-runner: .env holds CONVEYOR_RUNNER_TOKEN but ${problem}: chmod 600 .env\n`,
+      );
+      return 2;
+    }
+    process.loadEnvFile(".env");
+  }
   let config: RunnerConfig;
   try {
     config = loadRunnerConfig({ argv: rest, env: process.env, cwd: process.cwd() });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type DoctorConfig, type DoctorDeps, formatDoctorReport, runDoctor } from "./doctor.ts";
+import type { HostFacts } from "./sandbox.ts";
 
 const TOKEN = "cvr_DoctorTestToken0123456789abcdefghijklmnop";
 
@@ -12,7 +13,7 @@ const TOKEN = "cvr_DoctorTestToken0123456789abcdefghijklmnop";
 type Mode =
   | "conveyor" // 401 for unknown tokens, 404 for a valid one without an upgrade
   | "cooldown" // a valid token whose runner must wait (429 + Retry-After)
-  | "setup" // no GitHub App yet: no runner routes, 404 for every token
+  | "setup" // no GitHub App yet: 503 for every token, with the reason
   | "open-proxy" // something that answers 200 to anything
   | "unhealthy" // /healthz 503
   | "slow"; // /healthz never answers in time
@@ -37,7 +38,10 @@ beforeAll(async () => {
       if (mode === "unhealthy") return json(503, { status: "unavailable" });
       return json(200, { status: "ok" });
     }
-    if (req.url === "/runners/v1" && mode !== "setup") {
+    if (req.url === "/runners/v1" && mode === "setup") {
+      return json(503, { error: "GitHub App not configured: open /probot" });
+    }
+    if (req.url === "/runners/v1") {
       if (req.headers.authorization !== `Bearer ${TOKEN}`) {
         return json(401, {
           error: "unknown or revoked runner token (Authorization: Bearer cvr_…)",
@@ -95,12 +99,19 @@ function config(overrides: Partial<DoctorConfig> = {}): DoctorConfig {
   };
 }
 
+const BWRAP_HOST: HostFacts = {
+  bwrap: { kind: "usable", path: "/usr/bin/bwrap" },
+  isRoot: false,
+  platform: "linux",
+};
+
 function deps(overrides: DoctorDeps = {}): DoctorDeps {
   const [gitDir] = script("git", 'echo "git version 2.39.5"');
   return {
     git: join(gitDir, "git"),
     env: { PATH: process.env.PATH },
     timeoutMs: 2_000,
+    host: BWRAP_HOST,
     ...overrides,
   };
 }
@@ -124,6 +135,7 @@ describe("runDoctor", () => {
       ["journal", true],
       ["server", true],
       ["token", true],
+      ["sandbox", true],
     ]);
     expect(result.ok).toBe(true);
     expect(formatDoctorReport(result)).toContain("All checks passed.");
@@ -191,7 +203,67 @@ describe("runDoctor", () => {
     expect(health.detail).toMatch(detail);
     const token = result.checks.find((c) => c.name === "token");
     expect(token).toMatchObject({ ok: false, detail: expect.stringContaining("not checked") });
-    expect(formatDoctorReport(result)).toMatch(/2 of 6 checks failed/);
+    expect(formatDoctorReport(result)).toMatch(/2 of 7 checks failed/);
+  });
+
+  it.each([
+    [
+      "bwrap when it works",
+      "auto",
+      BWRAP_HOST,
+      true,
+      /^bwrap \(\/usr\/bin\/bwrap\): own PID and mount namespaces/,
+    ],
+    [
+      "a user per slot as root without bwrap",
+      "auto",
+      { bwrap: { kind: "missing" }, isRoot: true, platform: "linux" },
+      true,
+      /^a user per slot \(conveyor-slot-<n>\).*bwrap unusable: bwrap is not on PATH/,
+    ],
+    [
+      "nothing without bwrap or root: fails, as start refuses",
+      "auto",
+      { bwrap: { kind: "missing" }, isRoot: false, platform: "linux" },
+      false,
+      /no sandbox for the agent: bwrap is not on PATH: install bubblewrap.*needs the runner to run as root.*--unsandboxed/,
+    ],
+    [
+      "a bwrap that cannot make namespaces",
+      "bwrap",
+      {
+        bwrap: {
+          kind: "broken",
+          path: "/usr/bin/bwrap",
+          reason: "No permissions to create new namespace",
+        },
+        isRoot: false,
+        platform: "linux",
+      },
+      false,
+      /bwrap was asked for, but \/usr\/bin\/bwrap cannot create a sandbox here \(No permissions/,
+    ],
+    [
+      "--unsandboxed: passes, with a warning",
+      "none",
+      { bwrap: { kind: "missing" }, isRoot: false, platform: "linux" },
+      true,
+      /^WARNING: none \(--unsandboxed\): the agent runs as the runner's own user and can read its token/,
+    ],
+  ] as const)("sandbox: %s", async (_, isolation, host, ok, detail) => {
+    const { check: sandbox, result } = await check(
+      "sandbox",
+      config({ isolation }),
+      deps({ host: host as HostFacts }),
+    );
+    expect(sandbox.ok).toBe(ok);
+    expect(sandbox.detail).toMatch(detail);
+    expect(result.ok).toBe(ok);
+  });
+
+  it("sandbox: probes this machine's bwrap when not told (a test prerequisite)", async () => {
+    const { check: sandbox } = await check("sandbox", config(), deps({ host: undefined }));
+    expect(sandbox).toMatchObject({ ok: true, detail: expect.stringMatching(/^bwrap \(\//) });
   });
 
   it("notes that plain http beyond this machine sends the token unencrypted", async () => {

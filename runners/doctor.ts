@@ -4,6 +4,7 @@ import { constants } from "node:fs";
 import { access, mkdir, stat, unlink, writeFile } from "node:fs/promises";
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import type { RunnerConfig } from "./runner-config.ts";
+import { chooseIsolation, type HostFacts, probeHost } from "./sandbox.ts";
 
 /** One thing `conveyor-runner doctor` looked at; a failing check says what to fix. */
 export interface DoctorCheck {
@@ -27,12 +28,15 @@ export interface DoctorDeps {
   cwd?: string;
   /** How long the server may take to answer each request; 5 s unless given. */
   timeoutMs?: number;
+  /** What the machine offers for a sandbox; probed (bwrap on PATH, tried once) unless given. */
+  host?: HostFacts;
 }
 
 export type DoctorConfig = Pick<
   RunnerConfig,
   "serverUrl" | "token" | "agent" | "workDir" | "journalPath"
->;
+> &
+  Partial<Pick<RunnerConfig, "isolation" | "network">>;
 
 /** Git reads `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n` (how the read token reaches git) since 2.31. */
 export const MIN_GIT_VERSION = [2, 31] as const;
@@ -46,13 +50,19 @@ export const MIN_GIT_VERSION = [2, 31] as const;
 const TOKEN_REFUSED = 401;
 const TOKEN_ACCEPTED = 404;
 const TOKEN_ACCEPTED_BUT_WAIT = 429;
+/**
+ * A server in setup mode (no GitHub App credentials yet) answers every `/runners/v1` request 503
+ * `{"error":"GitHub App not configured: open /probot"}`, before any token is looked at.
+ */
+const SETUP_MODE = 503;
 /** Well-formed but never issued: the server must refuse it, or it does not check tokens here. */
 const DECOY_TOKEN = "cvr_conveyor-doctor-probe-not-a-real-token";
 
 /**
  * Checks what a runner needs before it can work: git ≥ 2.31, the agent command, a writable work
- * dir and journal directory, a reachable server and a token the server accepts. Never throws for
- * a failed check; the token never appears in a detail.
+ * dir and journal directory, a reachable server, a token the server accepts and a sandbox for the
+ * agent (which one `start` will use). Never throws for a failed check; the token never appears in
+ * a detail.
  */
 export async function runDoctor(
   config: DoctorConfig,
@@ -63,7 +73,7 @@ export async function runDoctor(
   const timeoutMs = deps.timeoutMs ?? 5_000;
   const doFetch = deps.fetch ?? globalThis.fetch;
 
-  const [git, agent, workDir, journal] = await Promise.all([
+  const [git, agent, workDir, journal, sandbox] = await Promise.all([
     checkGit(deps.git ?? "git", env, timeoutMs),
     checkAgent(config.agent, env, cwd),
     checkWritable("work dir", config.workDir, "--work-dir (CONVEYOR_RUNNER_WORK_DIR, work_dir)"),
@@ -72,6 +82,7 @@ export async function runDoctor(
       dirname(config.journalPath),
       "--journal (CONVEYOR_RUNNER_JOURNAL, journal)",
     ),
+    checkSandbox(config, deps.host, env),
   ]);
   const server = await checkServer(config.serverUrl, doFetch, timeoutMs);
   const token = server.ok
@@ -81,8 +92,25 @@ export async function runDoctor(
         ok: false,
         detail: "not checked: the server could not be reached (see above)",
       };
-  const checks = [git, agent, workDir, journal, server, token];
+  const checks = [git, agent, workDir, journal, server, token, sandbox];
   return { ok: checks.every((c) => c.ok), checks };
+}
+
+/** Which isolation `start` would use; none (without --unsandboxed) fails, as `start` refuses. */
+async function checkSandbox(
+  config: DoctorConfig,
+  host: HostFacts | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<DoctorCheck> {
+  const network = config.network ?? "host";
+  const facts = host ?? (await probeHost({ env: { PATH: env.PATH }, network }));
+  const choice = chooseIsolation(config.isolation ?? "auto", network, facts);
+  if (!choice.ok) return { name: "sandbox", ok: false, detail: choice.reason };
+  return {
+    name: "sandbox",
+    ok: true,
+    detail: choice.kind === "none" ? `WARNING: ${choice.detail}` : choice.detail,
+  };
 }
 
 async function checkGit(
@@ -141,7 +169,8 @@ async function checkAgent(
 ): Promise<DoctorCheck> {
   const name = "agent command";
   const program = argv[0] ?? "";
-  const fix = "fix agent (--agent -- …, CONVEYOR_AGENT_COMMAND or agent in conveyor-runner.yml)";
+  const fix =
+    "fix agent (--agent <adapter>, --agent -- …, CONVEYOR_AGENT_COMMAND or agent in conveyor-runner.yml)";
   if (!program) return { name, ok: false, detail: `the agent command is empty: ${fix}` };
   const hasSlash = program.includes("/") || program.includes(sep);
   if (hasSlash && !isAbsolute(program)) {
@@ -282,7 +311,7 @@ async function checkToken(
   if ("error" in decoy) {
     return { name, ok: false, detail: `cannot reach ${url} (${decoy.error})` };
   }
-  if (decoy.status === TOKEN_ACCEPTED) {
+  if (decoy.status === SETUP_MODE || decoy.status === TOKEN_ACCEPTED) {
     return {
       name,
       ok: false,

@@ -1,7 +1,7 @@
 import { WebSocket } from "ws";
 import {
   PROTOCOL_VERSION,
-  type RunnerMessage,
+  type RunnerMessageInput as RunnerMessage,
   type ServerMessage,
   ServerMessage as ServerMessageSchema,
 } from "../src/protocol/messages.ts";
@@ -113,14 +113,34 @@ export function createRunnerClient(options: RunnerClientOptions): RunnerClient {
     socket.on("message", (data) => onMessage(String(data)));
     socket.on("unexpected-response", (_req, res) => {
       const retryAfter = Number(res.headers["retry-after"] ?? 0) * 1000;
-      log.warn(
-        { status: res.statusCode, retryAfterMs: retryAfter || undefined },
-        res.statusCode === 401
-          ? "server refused the runner token (unknown or revoked)"
-          : "server refused the connection",
-      );
       if (retryAfter) quietUntil = Date.now() + retryAfter;
-      socket.terminate();
+      // A refusal says why in a small JSON body: {"error": "…"}.
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        if (body.length < 4096) body += chunk;
+      });
+      const report = () => {
+        let said: string | undefined;
+        try {
+          said = (JSON.parse(body) as { error?: unknown }).error as string | undefined;
+        } catch {
+          said = undefined;
+        }
+        log.warn(
+          {
+            status: res.statusCode,
+            retryAfterMs: retryAfter || undefined,
+            error: typeof said === "string" ? said : undefined,
+          },
+          res.statusCode === 401
+            ? "server refused the runner token (unknown or revoked)"
+            : "server refused the connection",
+        );
+        socket.terminate();
+      };
+      res.once("end", report);
+      res.once("error", report);
     });
     socket.on("error", (error) => log.warn({ err: error.message }, "runner connection error"));
     socket.on("close", (code, reason) => {

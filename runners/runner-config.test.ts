@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,11 +18,19 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A fresh directory with `conveyor-runner.yml` holding `yaml` (none when undefined). */
+/** A fresh directory with `conveyor-runner.yml` holding `yaml` (none when undefined), mode 0600. */
 function workspace(yaml?: string): string {
   const cwd = mkdtempSync(join(dir, "case-"));
-  if (yaml !== undefined) writeFileSync(join(cwd, "conveyor-runner.yml"), yaml);
+  if (yaml !== undefined) writeFileSync(join(cwd, "conveyor-runner.yml"), yaml, { mode: 0o600 });
   return cwd;
+}
+
+/** A token file in a fresh directory, with the given mode. */
+function tokenFile(content: string, mode = 0o600): string {
+  const path = join(mkdtempSync(join(dir, "token-")), "runner-token");
+  writeFileSync(path, content, { mode });
+  chmodSync(path, mode);
+  return path;
 }
 
 const REQUIRED_ENV = {
@@ -108,7 +116,6 @@ describe("loadRunnerConfig", () => {
       "flag --server",
     ],
     ["token", [], { CONVEYOR_RUNNER_TOKEN: TOKEN }, TOKEN, "env CONVEYOR_RUNNER_TOKEN"],
-    ["token", [`--token=${TOKEN}`], {}, TOKEN, "flag --token"],
     ["name", [], { CONVEYOR_RUNNER_NAME: "env-name" }, "env-name", "env CONVEYOR_RUNNER_NAME"],
     ["name", ["--name", "flag-name"], { CONVEYOR_RUNNER_NAME: "x" }, "flag-name", "flag --name"],
     ["capabilities", [], {}, ["docker"], "conveyor-runner.yml:capabilities"],
@@ -214,6 +221,7 @@ describe("loadRunnerConfig", () => {
       cwd,
     });
     expect(config.agent[0]).toBe("claude");
+    expect(config.adapter).toBe("claude");
     expect(config.capabilities).toEqual(["docker", "node"]);
   });
 
@@ -300,7 +308,39 @@ describe("loadRunnerConfig", () => {
       "token (env CONVEYOR_RUNNER_TOKEN)",
       "starting with cvr_",
     ],
-    [["--token", "cvr_short"], {}, "", "token (flag --token)", "starting with cvr_"],
+    [["--token", "cvr_short"], {}, "", "--token:", "never taken from the command line"],
+    [[`--token=${TOKEN}`], {}, "", "--token:", "--token-file <file>"],
+    [["--isolation", "docker"], {}, "", "isolation (flag --isolation)", "auto"],
+    [["--unsandboxed", "--isolation", "bwrap"], {}, "", "--unsandboxed", "not both"],
+    [["--unsandboxed=yes"], {}, "", "--unsandboxed", "takes no value"],
+    [
+      [],
+      { CONVEYOR_RUNNER_NETWORK: "allowlist" },
+      "",
+      "network (env CONVEYOR_RUNNER_NETWORK)",
+      "host",
+    ],
+    [
+      [],
+      { CONVEYOR_RUNNER_TOKEN_FILE: "/nonexistent/token" },
+      "",
+      "token (env CONVEYOR_RUNNER_TOKEN_FILE)",
+      "both",
+    ],
+    [
+      ["--sandbox-writable", ".conveyor-runner"],
+      {},
+      "",
+      "sandboxWritable (flag --sandbox-writable)",
+      "holds the work dir",
+    ],
+    [
+      [],
+      {},
+      "sandbox_writable: [/]",
+      "sandboxWritable (conveyor-runner.yml:sandbox_writable)",
+      "holds the journal",
+    ],
     [["--bogus", "1"], {}, "", "--bogus", "unknown flag"],
     [["--slots"], {}, "", "--slots", "expects a value"],
     [["--slots", "2", "--slots", "3"], {}, "", "--slots", "more than once"],
@@ -335,7 +375,7 @@ describe("loadRunnerConfig", () => {
     const error = errorOf(() => load([], {}));
     for (const text of [
       "serverUrl: the server URL is required; set --server, env CONVEYOR_SERVER_URL, or server_url in conveyor-runner.yml",
-      "token: the runner token is required; set --token, env CONVEYOR_RUNNER_TOKEN",
+      "token: the runner token is required; set --token-file <file> (chmod 600), env CONVEYOR_RUNNER_TOKEN or CONVEYOR_RUNNER_TOKEN_FILE, or token_file in conveyor-runner.yml",
       "agent: the agent command is required; set --agent -- <program> <args…>, --agent-json, env CONVEYOR_AGENT_COMMAND",
     ]) {
       expect(error.message).toContain(text);
@@ -396,6 +436,79 @@ describe("loadRunnerConfig", () => {
     expect(error.message).not.toContain("cvr_short!");
   });
 
+  it("reads the token from a private file named by a flag, a variable or the YAML file", () => {
+    const file = tokenFile(`  ${TOKEN}\n`);
+    const fromFlag = load(["--token-file", file], { ...REQUIRED_ENV, CONVEYOR_RUNNER_TOKEN: "" });
+    expect(fromFlag.token).toBe(TOKEN);
+    expect(fromFlag.tokenFile).toBe(file);
+    expect(fromFlag.sources.token).toBe(`flag --token-file (${file})`);
+    // A flag wins over the environment, as for every setting.
+    expect(load(["--token-file", file], REQUIRED_ENV).sources.token).toMatch(/^flag --token-file/);
+
+    const { CONVEYOR_RUNNER_TOKEN: _, ...withoutToken } = REQUIRED_ENV;
+    const fromEnv = load([], { ...withoutToken, CONVEYOR_RUNNER_TOKEN_FILE: file });
+    expect(fromEnv.token).toBe(TOKEN);
+    expect(fromEnv.sources.token).toBe(`env CONVEYOR_RUNNER_TOKEN_FILE (${file})`);
+
+    const cwd = workspace(`token_file: secrets/token\n`);
+    mkdirSync(join(cwd, "secrets"));
+    writeFileSync(join(cwd, "secrets", "token"), TOKEN, { mode: 0o600 });
+    const fromYaml = loadRunnerConfig({ argv: [], env: withoutToken, cwd });
+    expect(fromYaml.token).toBe(TOKEN);
+    expect(fromYaml.tokenFile).toBe(join(cwd, "secrets", "token"));
+    expect(fromYaml.sources.token).toMatch(/^conveyor-runner\.yml:token_file/);
+    expect(load([], REQUIRED_ENV).tokenFile).toBeUndefined();
+  });
+
+  it.each([
+    ["readable by others", () => tokenFile(TOKEN, 0o644), "mode 0644", "chmod 600"],
+    ["readable by its group", () => tokenFile(TOKEN, 0o640), "mode 0640", "chmod 600"],
+    ["missing", () => join(dir, "no-such-token"), "cannot read the token file", "ENOENT"],
+    ["a directory", () => mkdtempSync(join(dir, "tokdir-")), "not a regular file", ""],
+    ["not a token", () => tokenFile("hunter2-secret"), "starting with cvr_", ""],
+  ])("refuses a token file that is %s, without echoing it", (_, make, expected, fix) => {
+    const path = make();
+    const error = errorOf(() =>
+      load(["--token-file", path], { ...REQUIRED_ENV, CONVEYOR_RUNNER_TOKEN: "" }),
+    );
+    expect(error.message).toContain("token (flag --token-file");
+    expect(error.message).toContain(expected);
+    expect(error.message).toContain(fix);
+    expect(error.message).not.toContain("Secret0123456789");
+    expect(error.message).not.toContain("hunter2");
+  });
+
+  it("refuses a config file that holds the token but others may read", () => {
+    const cwd = workspace(`token: ${TOKEN}\n`);
+    chmodSync(join(cwd, "conveyor-runner.yml"), 0o644);
+    const { CONVEYOR_RUNNER_TOKEN: _, ...env } = REQUIRED_ENV;
+    const error = errorOf(() => loadRunnerConfig({ argv: [], env, cwd }));
+    expect(error.message).toContain(
+      "conveyor-runner.yml:token: the file holds the runner token but is readable or writable by its group or others (mode 0644): chmod 600 conveyor-runner.yml",
+    );
+    expect(error.message).not.toContain("Secret0123456789");
+    chmodSync(join(cwd, "conveyor-runner.yml"), 0o600);
+    expect(loadRunnerConfig({ argv: [], env, cwd }).token).toBe(TOKEN);
+  });
+
+  it("reads the sandbox settings: --unsandboxed, isolation, network, writable paths", () => {
+    const defaults = load([], REQUIRED_ENV);
+    expect(defaults).toMatchObject({ isolation: "auto", network: "host", sandboxWritable: [] });
+    const off = load(["--unsandboxed"], REQUIRED_ENV);
+    expect(off.isolation).toBe("none");
+    expect(off.sources.isolation).toBe("flag --unsandboxed");
+    const set = load(
+      ["--network", "none", "--sandbox-writable", "/opt/agent-state", "--sandbox-writable", "rel"],
+      { ...REQUIRED_ENV, CONVEYOR_RUNNER_ISOLATION: "bwrap" },
+    );
+    expect(set).toMatchObject({ isolation: "bwrap", network: "none" });
+    expect(set.sandboxWritable[0]).toBe("/opt/agent-state");
+    expect(set.sandboxWritable[1]).toMatch(/\/rel$/);
+    expect(
+      load([], { ...REQUIRED_ENV, CONVEYOR_RUNNER_SANDBOX_WRITABLE: "/a:/b" }).sandboxWritable,
+    ).toEqual(["/a", "/b"]);
+  });
+
   it("derives the socket URL from the server URL", () => {
     expect(runnerSocketUrl("https://c.example/base")).toBe("wss://c.example/base/runners/v1");
     expect(runnerSocketUrl("http://localhost:3000")).toBe("ws://localhost:3000/runners/v1");
@@ -404,7 +517,13 @@ describe("loadRunnerConfig", () => {
   it("documents every flag and variable in the usage text", () => {
     for (const word of [
       "--server",
-      "--token",
+      "--token-file",
+      "CONVEYOR_RUNNER_TOKEN_FILE",
+      "token_file",
+      "--isolation",
+      "--unsandboxed",
+      "--network",
+      "--sandbox-writable",
       "--name",
       "--capability",
       "--slots",
@@ -422,5 +541,76 @@ describe("loadRunnerConfig", () => {
     ]) {
       expect(RUNNER_CONFIG_USAGE).toContain(word);
     }
+  });
+});
+
+describe("agent adapters", () => {
+  const { CONVEYOR_AGENT_COMMAND: _, ...withoutAgent } = REQUIRED_ENV;
+
+  it.each<[string, string[], Record<string, string>, string | undefined, object]>([
+    [
+      "--agent claude",
+      ["--agent", "claude"],
+      {},
+      undefined,
+      { adapter: "claude", agent: ["claude"], model: undefined },
+    ],
+    [
+      "--agent codex --model",
+      ["--agent", "codex", "--model", "gpt-5-codex"],
+      {},
+      undefined,
+      { adapter: "codex", agent: ["codex"], model: "gpt-5-codex" },
+    ],
+    [
+      "env",
+      [],
+      { CONVEYOR_AGENT_COMMAND: "gemini", CONVEYOR_AGENT_MODEL: "gemini-2.5-pro" },
+      undefined,
+      { adapter: "gemini", model: "gemini-2.5-pro" },
+    ],
+    [
+      "YAML",
+      [],
+      {},
+      "agent: opencode\nmodel: anthropic/claude-sonnet-4-5\n",
+      { adapter: "opencode", model: "anthropic/claude-sonnet-4-5" },
+    ],
+    [
+      "an argv",
+      ["--agent", "--", "aider", "--yes-always"],
+      {},
+      undefined,
+      { adapter: "command", agent: ["aider", "--yes-always"] },
+    ],
+  ])("reads %s", (_name, argv, env, yaml, expected) => {
+    expect(load(argv, { ...withoutAgent, ...env }, yaml)).toMatchObject(expected);
+  });
+
+  it.each<[string[], string]>([
+    [["--agent", "--", "my-agent", "--model", "x"], ""],
+    [
+      ["--model", "x", "--agent", "--", "my-agent"],
+      "model (flag --model): --model applies to a named adapter",
+    ],
+    [
+      ["--agent", "claude", "--model", "bad model; rm -rf /"],
+      "model (flag --model): expected a model name",
+    ],
+    [
+      ["--agent", "clade"],
+      "--agent: expected an adapter name (claude, codex, gemini, aider, opencode)",
+    ],
+    [["--agent", "claude", "-p"], "--agent: expected an adapter name"],
+  ])("%j", (argv, expected) => {
+    if (!expected) {
+      // After `--agent --` every word is the agent's, --model included.
+      expect(load(argv, withoutAgent)).toMatchObject({
+        adapter: "command",
+        agent: ["my-agent", "--model", "x"],
+      });
+      return;
+    }
+    expect(errorOf(() => load(argv, withoutAgent)).message).toContain(expected);
   });
 });

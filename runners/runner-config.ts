@@ -1,11 +1,23 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
-import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { delimiter, dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { ADAPTER_NAMES, type AdapterName } from "./adapters/agent-adapter.ts";
 
 /** The file `conveyor-runner start` reads from its working directory when no other is named. */
 export const RUNNER_CONFIG_FILE = "conveyor-runner.yml";
+
+/**
+ * How the agent is kept away from the runner (runners/sandbox.ts): `auto` picks `bwrap` when it
+ * works here, else `users` when the runner is root; `none` is `--unsandboxed`.
+ */
+export const ISOLATION_SETTINGS = ["auto", "bwrap", "users", "none"] as const;
+export type IsolationSetting = (typeof ISOLATION_SETTINGS)[number];
+
+/** The agent's network: the host's (default), or none at all (bwrap only). */
+export const NETWORK_SETTINGS = ["host", "none"] as const;
+export type NetworkSetting = (typeof NETWORK_SETTINGS)[number];
 
 /** What the runner needs to connect and run tasks, validated and with defaults applied. */
 export interface RunnerConfig {
@@ -20,18 +32,38 @@ export interface RunnerConfig {
   workDir: string;
   /** Absolute path of the journal of in-flight tasks. */
   journalPath: string;
-  /** The agent command as an argv array; it is never run through a shell. */
+  /**
+   * The agent command as an argv array; it is never run through a shell. With a named adapter
+   * (`--agent claude`), just its program: the adapter builds the rest for each task.
+   */
   agent: string[];
+  /** Which adapter starts the agent and reads its output: `command` for `--agent -- <argv…>`. */
+  adapter: AdapterName;
+  /** The model a named adapter asks for (`--model`); the tool's default when absent. */
+  model: string | undefined;
   wallClockMinutes: number;
   idleMinutes: number;
   outputCapBytes: number;
+  /** Which sandbox the agent and the verify commands run in; `none` is `--unsandboxed`. */
+  isolation: IsolationSetting;
+  network: NetworkSetting;
+  /** Absolute paths the sandboxed agent may also write (bwrap only), e.g. the agent's own state. */
+  sandboxWritable: string[];
   /** The YAML file that was read, if any (absolute). */
   configFile: string | undefined;
+  /** The file the token was read from, if it came from one (absolute); the sandbox hides it. */
+  tokenFile: string | undefined;
   /** Where each setting came from: `flag --slots`, `env CONVEYOR_RUNNER_SLOTS`, `<file>:slots`, `default`. */
   sources: Record<RunnerSetting, string>;
 }
 
-export type RunnerSetting = Exclude<keyof RunnerConfig, "configFile" | "sources">;
+export type RunnerSetting = Exclude<
+  keyof RunnerConfig,
+  "configFile" | "tokenFile" | "sources" | "adapter"
+>;
+
+/** The adapters `--agent <name>` accepts (`command` is `--agent -- <argv…>`). */
+const NAMED_ADAPTERS: readonly AdapterName[] = ADAPTER_NAMES.filter((n) => n !== "command");
 
 /** A configuration problem the operator must fix; its message names each bad setting and its source. */
 export class RunnerConfigError extends Error {
@@ -62,7 +94,12 @@ const SPECS: Record<RunnerSetting, SettingSpec> = {
     key: "server_url",
     what: "server URL",
   },
-  token: { flag: "--token", env: "CONVEYOR_RUNNER_TOKEN", key: "token", what: "runner token" },
+  token: {
+    flag: "--token-file",
+    env: "CONVEYOR_RUNNER_TOKEN",
+    key: "token",
+    what: "runner token",
+  },
   name: { flag: "--name", env: "CONVEYOR_RUNNER_NAME", key: "name", what: "runner name" },
   capabilities: {
     flag: "--capability",
@@ -84,6 +121,7 @@ const SPECS: Record<RunnerSetting, SettingSpec> = {
     what: "journal path",
   },
   agent: { flag: "--agent", env: "CONVEYOR_AGENT_COMMAND", key: "agent", what: "agent command" },
+  model: { flag: "--model", env: "CONVEYOR_AGENT_MODEL", key: "model", what: "model" },
   wallClockMinutes: {
     flag: "--wall-clock-minutes",
     env: "CONVEYOR_RUNNER_WALL_CLOCK_MINUTES",
@@ -102,14 +140,35 @@ const SPECS: Record<RunnerSetting, SettingSpec> = {
     key: "output_cap_bytes",
     what: "output cap",
   },
+  isolation: {
+    flag: "--isolation",
+    env: "CONVEYOR_RUNNER_ISOLATION",
+    key: "isolation",
+    what: "isolation",
+  },
+  network: { flag: "--network", env: "CONVEYOR_RUNNER_NETWORK", key: "network", what: "network" },
+  sandboxWritable: {
+    flag: "--sandbox-writable",
+    env: "CONVEYOR_RUNNER_SANDBOX_WRITABLE",
+    key: "sandbox_writable",
+    what: "writable paths",
+  },
 };
+
+/** The token can also be named by a file: flag, variable and YAML key of that form. */
+const TOKEN_FILE = {
+  flag: "--token-file",
+  env: "CONVEYOR_RUNNER_TOKEN_FILE",
+  key: "token_file",
+} as const;
+const UNSANDBOXED_FLAG = "--unsandboxed";
 
 const SETTINGS = Object.keys(SPECS) as RunnerSetting[];
 const CONFIG_FLAG = "--config";
 const CONFIG_ENV = "CONVEYOR_RUNNER_CONFIG";
 
 const ARGV_EXPLANATION =
-  'expected an argv array such as ["claude", "-p"], not a single string: Conveyor runs the agent ' +
+  'expected an argv array such as ["claude", "-p"] (or an adapter name: claude, codex, gemini, aider, opencode), not a single string: Conveyor runs the agent ' +
   "directly, without a shell, so text from an issue can never be read as shell syntax. Split the " +
   "command into its words yourself; for pipes, redirections or $VARIABLES, put them in a small " +
   "script and name the script here";
@@ -225,6 +284,12 @@ const SCHEMAS: Record<RunnerSetting, z.ZodType> = {
         ctx.addIssue({ code: "custom", message: "expected arguments without NUL characters" });
       }
     }),
+  model: z
+    .string({ error: "expected a model name, e.g. claude-sonnet-4-5" })
+    .trim()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/, {
+      error: "expected a model name of letters, digits and . _ : / @ - (at most 128)",
+    }),
   wallClockMinutes: minutes(MAX_MINUTES, "how long one task may run"),
   idleMinutes: minutes(MAX_MINUTES, "how long the agent may stay silent"),
   outputCapBytes: wholeNumber(
@@ -232,6 +297,22 @@ const SCHEMAS: Record<RunnerSetting, z.ZodType> = {
     100 * 1024 * 1024,
     "how many bytes of output the agent may print",
   ),
+  isolation: z.enum(ISOLATION_SETTINGS, {
+    error:
+      "expected auto (bwrap, else a user per slot), bwrap, users or none (the same as --unsandboxed)",
+  }),
+  network: z.enum(NETWORK_SETTINGS, {
+    error: "expected host (the agent uses the host's network) or none (no network; bwrap only)",
+  }),
+  sandboxWritable: z
+    .array(
+      z
+        .string({ error: "expected directory paths" })
+        .trim()
+        .min(1, { error: "expected directory paths" }),
+      { error: "expected a list of paths, e.g. [/home/runner/.claude]" },
+    )
+    .max(20, { error: "expected at most 20 paths" }),
 };
 
 const DEFAULTS: Partial<Record<RunnerSetting, (hostname: () => string) => unknown>> = {
@@ -243,20 +324,33 @@ const DEFAULTS: Partial<Record<RunnerSetting, (hostname: () => string) => unknow
   wallClockMinutes: () => 60,
   idleMinutes: () => 10,
   outputCapBytes: () => 10 * 1024 * 1024,
+  isolation: () => "auto",
+  network: () => "host",
+  sandboxWritable: () => [],
 };
 
-/** A raw value and where it came from; `base` is the directory a relative path is resolved in. */
+/** Settings that may stay unset (no default value either). */
+const OPTIONAL_SETTINGS = new Set<RunnerSetting>(["model"]);
+
+/**
+ * A raw value and where it came from; `base` is the directory a relative path is resolved in.
+ * `fromFile` marks a token given as the path of a file that holds it.
+ */
 interface Raw {
   value: unknown;
   source: string;
   base: string;
+  fromFile?: boolean;
 }
 
 type Layer = Partial<Record<RunnerSetting, Raw>>;
 
 const FLAG_TO_SETTING = new Map<string, RunnerSetting>(
-  SETTINGS.filter((s) => s !== "agent").map((s) => [SPECS[s].flag, s]),
+  SETTINGS.filter((s) => s !== "agent" && s !== "token").map((s) => [SPECS[s].flag, s]),
 );
+
+/** Settings whose relative paths are resolved against the directory of their source. */
+const PATH_SETTINGS = new Set<RunnerSetting>(["workDir", "journalPath"]);
 
 /** Splits `--flag value` / `--flag=value` into a layer; errors are collected, not thrown. */
 function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
@@ -268,13 +362,37 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
     seen.add(flag);
   };
   const capabilities: string[] = [];
+  const writable: string[] = [];
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === "--token" || arg.startsWith("--token=")) {
+      // Not echoed, and its value is skipped rather than reported as a stray argument.
+      problems.push(
+        `  --token: the runner token is never taken from the command line, where every user of the machine (and the agent, through /proc/<pid>/cmdline) can read it; put it in a file only the runner's user can read (chmod 600) and give ${TOKEN_FILE.flag} <file>, or set env ${SPECS.token.env}`,
+      );
+      if (arg === "--token" && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
+      continue;
+    }
+    if (arg === UNSANDBOXED_FLAG) {
+      once(UNSANDBOXED_FLAG);
+      layer.isolation = { value: "none", source: `flag ${UNSANDBOXED_FLAG}`, base: cwd };
+      continue;
+    }
+    if (
+      arg === "--agent" &&
+      NAMED_ADAPTERS.includes(argv[i + 1] as AdapterName) &&
+      (argv[i + 2] === undefined || argv[i + 2]!.startsWith("--"))
+    ) {
+      once("--agent");
+      layer.agent = { value: argv[i + 1], source: "flag --agent", base: cwd };
+      i++;
+      continue;
+    }
     if (arg === "--agent") {
       if (argv[i + 1] !== "--") {
         problems.push(
-          "  --agent: expected the agent's argv after `--`, e.g. --agent -- claude -p (everything after -- is the agent's argv), or --agent-json '[\"claude\",\"-p\"]'",
+          `  --agent: expected an adapter name (${NAMED_ADAPTERS.join(", ")}) or the agent's argv after \`--\`, e.g. --agent -- claude -p (everything after -- is the agent's argv), or --agent-json '["claude","-p"]'`,
         );
         // Skip the words meant for the agent rather than reporting each as unknown.
         while (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
@@ -299,7 +417,15 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
     }
     const eq = arg.indexOf("=");
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const known = flag === CONFIG_FLAG || flag === "--agent-json" || FLAG_TO_SETTING.has(flag);
+    const known =
+      flag === CONFIG_FLAG ||
+      flag === "--agent-json" ||
+      flag === TOKEN_FILE.flag ||
+      FLAG_TO_SETTING.has(flag);
+    if (flag === UNSANDBOXED_FLAG) {
+      problems.push(`  ${UNSANDBOXED_FLAG}: takes no value; write ${UNSANDBOXED_FLAG} alone`);
+      continue;
+    }
     if (!known) {
       problems.push(`  ${flag}: unknown flag; see \`conveyor-runner start --help\``);
       continue;
@@ -330,6 +456,12 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
           .filter(Boolean),
       );
       layer.capabilities = { value: capabilities, source: "flag --capability", base: cwd };
+    } else if (flag === SPECS.sandboxWritable.flag) {
+      writable.push(value);
+      layer.sandboxWritable = { value: writable, source: `flag ${flag}`, base: cwd };
+    } else if (flag === TOKEN_FILE.flag) {
+      once(flag);
+      layer.token = { value, source: `flag ${flag}`, base: cwd, fromFile: true };
     } else {
       once(flag);
       layer[FLAG_TO_SETTING.get(flag)!] = { value, source: `flag ${flag}`, base: cwd };
@@ -338,6 +470,11 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
   if (seen.has("--agent") && seen.has("--agent-json")) {
     problems.push(
       "  --agent-json: give the agent either with --agent -- … or --agent-json, not both",
+    );
+  }
+  if (seen.has(UNSANDBOXED_FLAG) && seen.has(SPECS.isolation.flag)) {
+    problems.push(
+      `  ${UNSANDBOXED_FLAG}: give either ${UNSANDBOXED_FLAG} or ${SPECS.isolation.flag}, not both`,
     );
   }
   return { layer, configPath };
@@ -352,9 +489,23 @@ function parseAgentJson(text: string): unknown {
   }
 }
 
-function parseEnv(env: Readonly<Record<string, string | undefined>>, cwd: string): Layer {
+function parseEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+  problems: string[],
+): Layer {
   const layer: Layer = {};
+  const tokenFile = env[TOKEN_FILE.env]?.trim();
+  if (tokenFile) {
+    if (env[SPECS.token.env]?.trim()) {
+      problems.push(
+        `  env ${TOKEN_FILE.env}: give either ${SPECS.token.env} or ${TOKEN_FILE.env}, not both`,
+      );
+    }
+    layer.token = { value: tokenFile, source: `env ${TOKEN_FILE.env}`, base: cwd, fromFile: true };
+  }
   for (const setting of SETTINGS) {
+    if (setting === "token" && layer.token) continue;
     const name = SPECS[setting].env;
     const value = env[name]?.trim();
     if (value === undefined || value === "") continue;
@@ -366,6 +517,7 @@ function parseEnv(env: Readonly<Record<string, string | undefined>>, cwd: string
         .map((c) => c.trim())
         .filter(Boolean);
     }
+    if (setting === "sandboxWritable") parsed = value.split(delimiter).filter(Boolean);
     layer[setting] = { value: parsed, source: `env ${name}`, base: cwd };
   }
   return layer;
@@ -403,12 +555,33 @@ function parseFile(
   }
   const layer: Layer = {};
   const base = dirname(path);
-  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+  const entries = data as Record<string, unknown>;
+  if (entries[SPECS.token.key] != null) {
+    const problem = privateFileProblem(path);
+    if (problem) {
+      problems.push(
+        `  ${shown}:${SPECS.token.key}: the file holds the runner token but ${problem}: chmod 600 ${shown}, or move the token to a file of its own (${TOKEN_FILE.key})`,
+      );
+    }
+    if (entries[TOKEN_FILE.key] != null) {
+      problems.push(
+        `  ${shown}:${TOKEN_FILE.key}: give either ${SPECS.token.key} or ${TOKEN_FILE.key}, not both`,
+      );
+    }
+  }
+  for (const [key, value] of Object.entries(entries)) {
+    if (key === TOKEN_FILE.key) {
+      if (value === null) continue;
+      if (entries[SPECS.token.key] == null) {
+        layer.token = { value, source: `${shown}:${key}`, base, fromFile: true };
+      }
+      continue;
+    }
     const setting = KEY_TO_SETTING.get(key);
     if (!setting) {
-      const guess = closest(key, [...KEY_TO_SETTING.keys()]);
+      const guess = closest(key, [...KEY_TO_SETTING.keys(), TOKEN_FILE.key]);
       problems.push(
-        `  ${shown}:${key}: unknown setting${guess ? ` (did you mean ${guess}?)` : ""}; known settings: ${[...KEY_TO_SETTING.keys()].join(", ")}`,
+        `  ${shown}:${key}: unknown setting${guess ? ` (did you mean ${guess}?)` : ""}; known settings: ${[...KEY_TO_SETTING.keys(), TOKEN_FILE.key].join(", ")}`,
       );
       continue;
     }
@@ -456,8 +629,51 @@ function shown(setting: RunnerSetting, value: unknown): string {
 
 function missing(setting: RunnerSetting, configShown: string): string {
   const spec = SPECS[setting];
+  if (setting === "token") {
+    return `  token: the runner token is required; set ${TOKEN_FILE.flag} <file> (chmod 600), env ${spec.env} or ${TOKEN_FILE.env}, or ${TOKEN_FILE.key} in ${configShown}`;
+  }
   const how = setting === "agent" ? "--agent -- <program> <args…>, --agent-json" : spec.flag;
   return `  ${setting}: the ${spec.what} is required; set ${how}, env ${spec.env}, or ${spec.key} in ${configShown}`;
+}
+
+/**
+ * Why a file that holds a secret is not private enough (readable or writable by its group or by
+ * others), or undefined when it is fine. Only the mode is checked: the owner is whoever the
+ * operator chose.
+ */
+export function privateFileProblem(path: string): string | undefined {
+  if (process.platform === "win32") return undefined;
+  const mode = statSync(path).mode & 0o777;
+  return mode & 0o077
+    ? `is readable or writable by its group or others (mode ${mode.toString(8).padStart(4, "0")})`
+    : undefined;
+}
+
+/** Reads a token file: a regular, private file holding the token (surrounding blanks ignored). */
+function readTokenFile(path: string): { token: string } | { problem: string } {
+  let info: ReturnType<typeof statSync>;
+  try {
+    info = statSync(path);
+  } catch (error) {
+    return {
+      problem: `cannot read the token file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    };
+  }
+  if (!info.isFile()) return { problem: `the token file ${path} is not a regular file` };
+  if (info.size > 4096) return { problem: `the token file ${path} is larger than 4 KiB` };
+  const problem = privateFileProblem(path);
+  if (problem) {
+    return {
+      problem: `the token file ${path} ${problem}; make it readable by the runner's user only: chmod 600 ${path}`,
+    };
+  }
+  try {
+    return { token: readFileSync(path, "utf8").trim() };
+  } catch (error) {
+    return {
+      problem: `cannot read the token file ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    };
+  }
 }
 
 /**
@@ -474,7 +690,7 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
   const problems: string[] = [];
 
   const flags = parseFlags(options.argv, cwd, problems);
-  const envLayer = parseEnv(env, cwd);
+  const envLayer = parseEnv(env, cwd, problems);
 
   const envConfig = env[CONFIG_ENV]?.trim() || undefined;
   const named = flags.configPath ?? envConfig;
@@ -497,9 +713,27 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
 
   const values: Partial<Record<RunnerSetting, unknown>> = {};
   const sources: Partial<Record<RunnerSetting, string>> = {};
+  let tokenFile: string | undefined;
   for (const setting of SETTINGS) {
-    const raw = flags.layer[setting] ?? envLayer[setting] ?? fileLayer[setting];
+    let raw = flags.layer[setting] ?? envLayer[setting] ?? fileLayer[setting];
+    if (raw?.fromFile) {
+      if (typeof raw.value !== "string" || raw.value.trim() === "") {
+        problems.push(`  token (${raw.source}): expected the path of a file holding the token`);
+        continue;
+      }
+      tokenFile = resolve(raw.base, raw.value.trim());
+      const read = readTokenFile(tokenFile);
+      if ("problem" in read) {
+        problems.push(`  token (${raw.source}): ${read.problem}`);
+        continue;
+      }
+      raw = { ...raw, value: read.token, source: `${raw.source} (${tokenFile})` };
+    }
     if (raw === undefined) {
+      if (OPTIONAL_SETTINGS.has(setting)) {
+        sources[setting] = "default";
+        continue;
+      }
       const fallback = DEFAULTS[setting];
       if (!fallback) {
         problems.push(missing(setting, configShown));
@@ -514,9 +748,13 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
       }
       values[setting] = parsed.data;
       sources[setting] = "default";
-      if (setting === "workDir" || setting === "journalPath") {
-        values[setting] = resolve(cwd, parsed.data as string);
-      }
+      if (PATH_SETTINGS.has(setting)) values[setting] = resolve(cwd, parsed.data as string);
+      continue;
+    }
+    if (setting === "agent" && NAMED_ADAPTERS.includes(raw.value as AdapterName)) {
+      // A named adapter (`--agent claude`, `agent: claude`) builds its argv for each task.
+      values.agent = raw.value;
+      sources.agent = raw.source;
       continue;
     }
     const parsed = SCHEMAS[setting].safeParse(raw.value);
@@ -526,9 +764,10 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
       );
       continue;
     }
-    values[setting] =
-      setting === "workDir" || setting === "journalPath"
-        ? resolve(raw.base, parsed.data as string)
+    values[setting] = PATH_SETTINGS.has(setting)
+      ? resolve(raw.base, parsed.data as string)
+      : setting === "sandboxWritable"
+        ? (parsed.data as string[]).map((path) => resolve(raw.base, path))
         : parsed.data;
     sources[setting] = raw.source;
   }
@@ -551,14 +790,48 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
     }
   }
 
+  // A writable path must not uncover what the sandbox hides: the agent could reach the work dir of
+  // other tasks, the journal, or the files that hold the token through it.
+  const secretPaths = [
+    ["the work dir", values.workDir],
+    ["the journal", values.journalPath],
+    ["the config file", configFile],
+    ["the token file", tokenFile],
+  ] as const;
+  for (const path of Array.isArray(values.sandboxWritable) ? values.sandboxWritable : []) {
+    for (const [what, secret] of secretPaths) {
+      if (typeof secret !== "string") continue;
+      const inside = relative(path, secret);
+      if (inside === "" || (!inside.startsWith("..") && !isAbsolute(inside))) {
+        problems.push(
+          `  sandboxWritable (${sources.sandboxWritable}): ${path} holds ${what} ${secret}; name a directory that holds none of the runner's own files`,
+        );
+      }
+    }
+  }
+
+  // A named adapter builds the argv itself; the config keeps its program for doctor and the sandbox.
+  let adapter: AdapterName = "command";
+  if (typeof values.agent === "string") {
+    adapter = values.agent as AdapterName;
+    values.agent = [adapter];
+  } else if (values.model !== undefined && values.agent !== undefined) {
+    problems.push(
+      `  model (${sources.model}): --model applies to a named adapter (--agent ${NAMED_ADAPTERS.join("|")}); with --agent -- <argv…>, put the model in the argv`,
+    );
+  }
+
   if (problems.length > 0) {
     // Belt and braces: whatever a message quotes, a runner token never leaves this function.
     const message = `Invalid runner configuration:\n${problems.join("\n")}`;
     throw new RunnerConfigError(message.replace(/cvr_[A-Za-z0-9_-]+/g, "cvr_…"));
   }
   return {
-    ...(values as Omit<RunnerConfig, "configFile" | "sources">),
+    ...(values as Omit<RunnerConfig, "configFile" | "tokenFile" | "sources" | "adapter">),
+    model: values.model as string | undefined,
+    adapter,
     configFile,
+    tokenFile,
     sources: sources as Record<RunnerSetting, string>,
   };
 }
@@ -569,7 +842,7 @@ export function runnerSocketUrl(serverUrl: string): string {
 }
 
 /** Help text for `conveyor-runner start` (and `doctor`, which reads the same settings). */
-export const RUNNER_CONFIG_USAGE = `Usage: conveyor-runner start [options] [--agent -- <program> <args…>]
+export const RUNNER_CONFIG_USAGE = `Usage: conveyor-runner start [options] [--agent <adapter> | --agent -- <program> <args…>]
        conveyor-runner doctor [options]
 
 Settings come from ${RUNNER_CONFIG_FILE} in the current directory (or --config <path> /
@@ -577,21 +850,31 @@ ${CONFIG_ENV}), then environment variables, then flags; a later source wins.
 
   flag                        env                                 ${RUNNER_CONFIG_FILE}
   --server <url>              CONVEYOR_SERVER_URL                 server_url          required; http(s)
-  --token <cvr_…>             CONVEYOR_RUNNER_TOKEN               token               required
+  --token-file <file>         CONVEYOR_RUNNER_TOKEN_FILE          token_file          the token, in a chmod 600 file
+                              CONVEYOR_RUNNER_TOKEN               token               or the token itself
   --name <name>               CONVEYOR_RUNNER_NAME                name                default: host name
   --capability <cap>          CONVEYOR_RUNNER_CAPABILITIES (a,b)  capabilities        repeatable
   --slots <n>                 CONVEYOR_RUNNER_SLOTS               slots               1-64, default 1
   --work-dir <dir>            CONVEYOR_RUNNER_WORK_DIR            work_dir            default .conveyor-runner/work
   --journal <file>            CONVEYOR_RUNNER_JOURNAL             journal             default .conveyor-runner/journal.json
-  --agent -- <argv…>          CONVEYOR_AGENT_COMMAND (JSON array) agent               required; an argv array
+  --agent <adapter>           CONVEYOR_AGENT_COMMAND              agent               required: claude, codex, gemini, aider, opencode,
+  --agent -- <argv…>          (a name or a JSON array)                                or any command as an argv array
   --agent-json '<json>'
+  --model <name>              CONVEYOR_AGENT_MODEL                model               the model a named adapter asks for
   --wall-clock-minutes <n>    CONVEYOR_RUNNER_WALL_CLOCK_MINUTES  wall_clock_minutes  default 60
   --idle-minutes <n>          CONVEYOR_RUNNER_IDLE_MINUTES        idle_minutes        default 10
   --output-cap-bytes <n>      CONVEYOR_RUNNER_OUTPUT_CAP_BYTES    output_cap_bytes    default 10485760
+  --isolation <mode>          CONVEYOR_RUNNER_ISOLATION           isolation           auto|bwrap|users|none, default auto
+  --unsandboxed                                                                       the same as --isolation none
+  --network <mode>            CONVEYOR_RUNNER_NETWORK             network             host|none, default host
+  --sandbox-writable <dir>    CONVEYOR_RUNNER_SANDBOX_WRITABLE (a:b) sandbox_writable repeatable; bwrap only
   --config <file>             ${CONFIG_ENV}
 
 The agent is an argv array, never a shell command: issue text must not reach a shell. Everything
 after "--agent --" is the agent's argv, e.g.
-  conveyor-runner start --server https://conveyor.example.com --agent -- claude -p --permission-mode acceptEdits
-Prefer CONVEYOR_RUNNER_TOKEN to --token: command lines are visible to other users in process lists.
+  conveyor-runner start --server https://conveyor.example.com --token-file /etc/conveyor/token --agent -- claude -p --permission-mode acceptEdits
+The token is never taken from the command line (--token is refused): command lines are visible to
+every user of the machine. The agent and the verify commands run in a sandbox (bwrap, or a user per
+slot when the runner is root) that cannot see the runner's process, token, config, journal or
+other tasks' workspaces; without one the runner refuses to start unless --unsandboxed is given.
 `;

@@ -92,6 +92,18 @@ describe("runAgent", () => {
     expect(result.outputTail).toBe(result.output);
   });
 
+  it("hands every stdout line to onStdoutLine, in order, the unterminated last one too", async () => {
+    const lines: string[] = [];
+    const long = "x".repeat(200_000);
+    await node(
+      `process.stdout.write("a\\nb\\r\\n\\n  c  \\n" + "x".repeat(200000) + "\\n");
+       process.stderr.write("not stdout\\n");
+       setTimeout(() => process.stdout.write("last, no newline"), 50);`,
+      { onStdoutLine: (line) => lines.push(line) },
+    ).done;
+    expect(lines).toEqual(["a", "b", "c", long, "last, no newline"]);
+  });
+
   it("kills an agent that stays silent for idleMs", async () => {
     const started = Date.now();
     const result = await node(`console.log("starting"); setInterval(() => {}, 1000);`, {

@@ -18,6 +18,9 @@ export interface RunAgentOptions {
   cwd: string;
   /** The complete environment of the agent (nothing is inherited implicitly). */
   env: NodeJS.ProcessEnv;
+  /** Run as this user and group (a sandbox's slot user); the runner's own when absent. */
+  uid?: number;
+  gid?: number;
   /** Written to the agent's stdin, which is then closed. */
   stdin?: string;
   /** Kill the agent after this long in total. */
@@ -31,6 +34,12 @@ export interface RunAgentOptions {
   outputCapBytes?: number;
   /** Kill the agent (reason `output_cap`) once it has written more than this many bytes in total. */
   maxOutputBytes?: number;
+  /**
+   * Called with every complete, non-empty line the agent writes to stdout (at most
+   * {@link MAX_STDOUT_LINE_CHARS} characters; a longer line is cut), in order, the last one when
+   * the stream ends: what an adapter parses the agent's machine-readable output from.
+   */
+  onStdoutLine?: (line: string) => void;
   /** Called with the last complete, non-empty output line (at most 1000 characters) as lines arrive. */
   onOutput?: (lastLine: string) => void;
   /** Time between SIGTERM and SIGKILL when the process group is killed (default 2000). */
@@ -67,6 +76,8 @@ export interface AgentHandle {
 const DEFAULT_OUTPUT_CAP = 1024 * 1024;
 const TAIL_BYTES = 4 * 1024;
 const MAX_LINE_CHARS = 1000;
+/** The longest stdout line an adapter sees: a final result object with its text fits. */
+export const MAX_STDOUT_LINE_CHARS = 1024 * 1024;
 const GROUP_POLL_MS = 50;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -99,6 +110,8 @@ export function runAgent(options: RunAgentOptions): AgentHandle {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env,
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -188,16 +201,25 @@ export function runAgent(options: RunAgentOptions): AgentHandle {
       // A failing observer must not take the supervisor down with it.
     }
   });
+  const stdoutLines = new LineSplitter((line) => {
+    try {
+      options.onStdoutLine?.(line);
+    } catch {
+      // A failing observer must not take the supervisor down with it.
+    }
+  });
   const onData = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
     lastOutputAt = Date.now();
     output.push(chunk);
     tail.push(chunk);
     lines.push(stream, chunk);
+    if (stream === "stdout" && options.onStdoutLine) stdoutLines.push(chunk);
     if (maxOutputBytes !== undefined && output.total > maxOutputBytes) {
       stop("output_cap");
     }
   };
   child.stdout.on("data", onData("stdout"));
+  child.stdout.on("end", () => stdoutLines.end());
   child.stderr.on("data", onData("stderr"));
   child.stdin.on("error", () => {
     // EPIPE when the agent exits (or closes stdin) before reading the prompt: not our problem.
@@ -420,5 +442,30 @@ class LineTracker {
         return;
       }
     }
+  }
+}
+
+/** Splits a stream into every complete line, each cut at {@link MAX_STDOUT_LINE_CHARS}. */
+class LineSplitter {
+  private readonly decoder = new StringDecoder("utf8");
+  private partial = "";
+
+  constructor(private readonly report: (line: string) => void) {}
+
+  push(chunk: Buffer): void {
+    const parts = (this.partial + this.decoder.write(chunk)).split(/\r\n|\n|\r/);
+    // A line that never ends is cut, not kept growing.
+    this.partial = (parts.pop() ?? "").slice(0, MAX_STDOUT_LINE_CHARS);
+    for (const part of parts) this.emit(part);
+  }
+
+  end(): void {
+    this.emit(this.partial + this.decoder.end());
+    this.partial = "";
+  }
+
+  private emit(part: string): void {
+    const line = part.trim();
+    if (line) this.report(line.slice(0, MAX_STDOUT_LINE_CHARS));
   }
 }

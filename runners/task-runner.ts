@@ -1,10 +1,12 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServerMessage } from "../src/protocol/messages.ts";
+import type { AgentAdapter, AgentReport, OutputParser } from "./adapters/agent-adapter.ts";
+import { createCommandAdapter } from "./adapters/command.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
 import { type ClientLogger, DisconnectedError, type RunnerClient } from "./runner-client.ts";
-import { parseUsageLine } from "./scripted-agent.ts";
+import type { Sandbox, TaskSandbox } from "./sandbox.ts";
 import { type AgentResult, runAgent } from "./supervisor.ts";
 import { prepareWorkspace, readRepoInstructions } from "./workspace.ts";
 
@@ -19,23 +21,44 @@ export interface TaskRunnerOptions {
   serverUrl: string;
   token: string;
   agent: string[];
+  /** Builds the agent's argv and reads its output; the `command` adapter over `agent` if absent. */
+  adapter?: AgentAdapter;
+  /** The model a named adapter asks for. */
+  model?: string | undefined;
   workDir: string;
   slots: number;
   limits: { wallClockMs: number; idleMs: number; outputCapBytes: number };
   /** Environment the agent starts from (secrets of the runner are removed from it). */
   baseEnv?: NodeJS.ProcessEnv;
+  /** Where the agent, the verify commands and the change set's git commands run. */
+  sandbox: Sandbox;
 }
 
 interface ActiveTask {
   assign: Assign;
+  /** 1…slots; a slot's sandbox user (users isolation) serves one task at a time. */
+  slot: number;
   stage: Stage | "accepting";
   lastLine: string;
   cancelled: boolean;
   cancel: () => void;
+  /**
+   * Until when the server keeps the task ours without hearing from us: the last lease renewal we
+   * saw (accept, heartbeat ack, a `continue` on reconnect) plus the lease. Steps the server may miss
+   * while it restarts are retried until then.
+   */
+  leaseUntil: number;
 }
 
 /** The task was cancelled (by the server, a reconnect reconcile, or shutdown): stop quietly. */
 class Cancelled extends Error {}
+
+/** The server could not be reached or answered that it is unavailable: worth asking again. */
+class Unavailable extends Error {}
+
+/** First pause before asking an unreachable server again; it doubles up to the cap. */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5_000;
 
 const LOG_CHUNK_BYTES = 8 * 1024;
 const SUMMARY_CHARS = 4_000;
@@ -48,8 +71,14 @@ const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOK
  */
 export function createTaskRunner(options: TaskRunnerOptions) {
   const { client, journal, logger } = options;
+  const adapter = options.adapter ?? createCommandAdapter(options.agent);
   const active = new Map<string, ActiveTask>();
+  /** `task_id:generation` of the tasks the last `hello` listed: an `assign` for one is a re-send. */
+  let listed = new Set<string>();
+  /** Journaled tasks waiting for their re-sent `assign` after a restart: called when it came. */
+  const resumeWaiters = new Map<string, () => void>();
   let heartbeatMs = 15_000;
+  let leaseMs = 60_000;
   let draining = false;
   let idle: (() => void) | undefined;
 
@@ -67,15 +96,53 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     };
   }
 
-  /** Sends a frame that must arrive; across a reconnect it is sent again unless cancelled. */
+  /**
+   * Sends a frame that must arrive; across a reconnect it is sent again unless cancelled. An
+   * `internal` error (the server could not reach its database) is asked again with back-off while
+   * the lease lasts.
+   */
   async function deliver(task: ActiveTask, frame: Parameters<RunnerClient["request"]>[0]) {
+    return persist(task, frame.type, async () => {
+      for (;;) {
+        if (task.cancelled) throw new Cancelled();
+        try {
+          const reply = await client.request(frame);
+          if (reply.type === "error" && reply.code === "internal")
+            throw new Unavailable(reply.message);
+          return reply;
+        } catch (error) {
+          if (!(error instanceof DisconnectedError)) throw error;
+          await client.connected();
+        }
+      }
+    });
+  }
+
+  /**
+   * Runs `step` again with exponential back-off while it fails with `Unavailable` and the lease
+   * would still hold when the next try is due: a server restarting for a few seconds costs the
+   * task nothing. Past the lease the server has taken the task back anyway.
+   */
+  async function persist<T>(task: ActiveTask, what: string, step: () => Promise<T>): Promise<T> {
+    let delay = RETRY_FIRST_MS;
     for (;;) {
       if (task.cancelled) throw new Cancelled();
       try {
-        return await client.request(frame);
+        return await step();
       } catch (error) {
-        if (!(error instanceof DisconnectedError)) throw error;
-        await client.connected();
+        if (!(error instanceof Unavailable) || Date.now() + delay >= task.leaseUntil) throw error;
+        logger.warn(
+          {
+            taskId: task.assign.task_id,
+            generation: task.assign.generation,
+            step: what,
+            err: error.message,
+            retryInMs: delay,
+          },
+          "server unavailable; trying again while the lease lasts",
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
     }
   }
@@ -102,17 +169,29 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     ].join("\n");
   }
 
+  /**
+   * PUTs the change set. The server stores it by task, generation and digest, so sending the same
+   * bytes again is harmless: a refused connection or a 5xx is `Unavailable` and retried.
+   */
   async function upload(assign: Assign, body: string): Promise<string> {
     const url = new URL(
       `${options.serverUrl.replace(/\/+$/, "")}/runners/v1/tasks/${assign.task_id}/changes`,
     );
     url.searchParams.set("generation", String(assign.generation));
-    const response = await fetch(url, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
-      body,
-    });
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
+        body,
+      });
+    } catch (error) {
+      throw new Unavailable(`upload did not reach the server: ${(error as Error).message}`);
+    }
     const answer = (await response.json().catch(() => ({}))) as { digest?: string; error?: string };
+    if (response.status >= 500) {
+      throw new Unavailable(`upload refused (${response.status}): ${answer.error ?? "no detail"}`);
+    }
     if (response.status === 409) throw new Cancelled();
     if (response.status !== 201 || !answer.digest) {
       throw new Error(`upload refused (${response.status}): ${answer.error ?? "no detail"}`);
@@ -129,6 +208,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     const acceptedAt = new Date().toISOString();
     const promptFile = join(options.workDir, `${assign.task_id}-${assign.generation}.prompt.md`);
     let cleanup: (() => Promise<void>) | undefined;
+    let jail: TaskSandbox | undefined;
     let running: { cancel(): void } | undefined;
     task.cancel = () => {
       task.cancelled = true;
@@ -136,9 +216,20 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     };
     let sentTail = 0;
     let output = "";
+    // An adapter that parses its tool's output shows progress events; others show the last line.
+    let parser: OutputParser | undefined;
+    let progress = "";
     const onOutput = (line: string) => {
-      task.lastLine = line.slice(0, 500);
+      task.lastLine = (progress || line).slice(0, 500);
       output += `${line}\n`;
+    };
+    const onStdoutLine = (line: string) => {
+      const event = parser?.line(line);
+      if (event) {
+        progress = event;
+        task.lastLine = event.slice(0, 500);
+        output += `[progress] ${event}\n`;
+      }
     };
     // Heartbeats renew the lease; a `stale` answer means the task is no longer ours.
     const beat = setInterval(() => {
@@ -150,6 +241,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           message: task.lastLine || undefined,
         })
         .then((reply) => {
+          if (reply.type === "ack") task.leaseUntil = Date.now() + leaseMs;
           if (reply.type === "stale") {
             logger.warn({ ...log, reason: reply.reason }, "server says the task is no longer ours");
             task.cancel();
@@ -178,6 +270,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       });
       const accepted = await deliver(task, { type: "accept", ...fence });
       if (accepted.type !== "ack") throw new Cancelled();
+      task.leaseUntil = Date.now() + leaseMs;
 
       task.stage = "cloning";
       const workspace = await prepareWorkspace({
@@ -201,6 +294,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       const instructions = await readRepoInstructions(workspace.dir);
       const text = prompt(assign, instructions);
       await writeFile(promptFile, text);
+      if (options.sandbox.kind === "none") {
+        logger.warn(log, "running the agent unsandboxed: it can read the runner's token");
+      }
+      jail = await options.sandbox.forTask({
+        slot: task.slot,
+        key: `${assign.task_id}-${assign.generation}`,
+        workspace: workspace.dir,
+        promptFile,
+      });
 
       task.stage = "agent";
       const started = Date.now();
@@ -215,11 +317,17 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           assign.limits.output_bytes ?? Infinity,
         ),
       };
+      parser = adapter.createParser();
+      const argv = adapter.argv({
+        model: options.model,
+        promptFile,
+        instructions: instructions.map((file) => file.path),
+      });
       const agent = runAgent({
-        argv: options.agent,
+        ...(await jail.command(argv, agentEnv(assign, workspace.dir, promptFile))),
         cwd: workspace.dir,
-        env: agentEnv(assign, workspace.dir, promptFile),
-        stdin: text,
+        stdin: adapter.promptOnStdin ? text : "",
+        onStdoutLine,
         wallClockMs: limits.wallClockMs,
         idleMs: limits.idleMs,
         maxOutputBytes: limits.outputCapBytes,
@@ -228,7 +336,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       running = agent;
       const result: AgentResult = await agent.done;
       running = undefined;
+      await jail.sweep();
       if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
+      const report: AgentReport = parser.finish(result.outputTail);
+      parser = undefined;
+      progress = "";
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
         await fail(
           task,
@@ -249,6 +361,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       }
       if (result.reason === "spawn_failed") {
         await fail(task, "agent_failed", true, `the agent could not start: ${result.error ?? "?"}`);
+        return;
+      }
+      if (report.error) {
+        // The tool said why it failed (an error result): that message, not the exit status.
+        await fail(task, "agent_failed", true, `${adapter.name}: ${report.error}`);
         return;
       }
       if (result.exitCode !== 0) {
@@ -273,9 +390,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       };
       for (const argv of assign.verify ?? []) {
         const check = runAgent({
-          argv,
+          ...(await jail.command(argv, agentEnv(assign, workspace.dir, promptFile))),
           cwd: workspace.dir,
-          env: agentEnv(assign, workspace.dir, promptFile),
           stdin: "",
           wallClockMs: limits.wallClockMs,
           idleMs: limits.idleMs,
@@ -285,6 +401,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         running = check;
         const outcome = await check.done;
         running = undefined;
+        await jail.sweep();
         if (task.cancelled || outcome.reason === "cancelled") throw new Cancelled();
         const passed = outcome.reason === "exited" && outcome.exitCode === 0;
         verification.commands.push({
@@ -306,6 +423,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           workspace.dir,
           assign.repo.base_sha,
           `${assign.issue.title} (#${assign.issue.number})`,
+          { sandbox: jail },
         );
       } catch (error) {
         if (!(error instanceof ChangeSetTooLargeError)) throw error;
@@ -316,7 +434,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         await fail(task, "no_changes", false, `the agent left no changes\n${result.outputTail}`);
         return;
       }
-      const digest = await upload(assign, JSON.stringify(collected.changeSet));
+      const body = JSON.stringify(collected.changeSet);
+      const digest = await persist(task, "upload", () => upload(assign, body));
       await journal.record({
         task_id: assign.task_id,
         generation: assign.generation,
@@ -325,16 +444,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         stage: "uploaded",
         digest,
       });
-      const usage = parseUsageLine(result.outputTail);
       const done = await deliver(task, {
         type: "complete",
         ...fence,
         changes_digest: digest,
-        summary: result.outputTail.slice(-SUMMARY_CHARS),
+        summary: (report.summary ?? result.outputTail).slice(-SUMMARY_CHARS),
         stats: {
           ...collected.stats,
           duration_ms: Date.now() - started,
-          ...(usage ? { tokens: usage.tokens, cost_usd: usage.cost_usd } : {}),
+          ...report.usage,
         },
         ...(assign.verify?.length ? { verification } : {}),
       });
@@ -349,6 +467,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     } finally {
       clearInterval(beat);
       running?.cancel();
+      await jail?.dispose().catch(() => {});
       await cleanup?.().catch(() => {});
       await rm(promptFile, { force: true });
       await journal.remove(assign.task_id);
@@ -372,14 +491,37 @@ export function createTaskRunner(options: TaskRunnerOptions) {
   return {
     onWelcome(welcome: Welcome) {
       heartbeatMs = welcome.heartbeat_ms;
+      leaseMs = welcome.lease_ms;
       for (const entry of welcome.reconcile) {
         const task = active.get(entry.task_id);
         if (entry.action === "cancel") task?.cancel();
+        // `continue` renewed the lease.
+        else if (task) task.leaseUntil = Date.now() + leaseMs;
       }
       // Journal entries of a previous process: finish what was delivered, hand back the rest.
       void recoverJournal(welcome);
     },
     onAssign(assign: Assign) {
+      const key = `${assign.task_id}:${assign.generation}`;
+      if (listed.has(key)) {
+        // The server sends the assignment again for every task it let us continue. A task still
+        // running here needs nothing; one a previous process left half done starts over from a
+        // fresh clone (its agent died with that process) at the same generation.
+        const entry = journal
+          .entries()
+          .find((e) => e.task_id === assign.task_id && e.generation === assign.generation);
+        if (active.has(assign.task_id) || !entry || entry.stage === "uploaded") return;
+        const waiter = resumeWaiters.get(key);
+        if (!waiter) return;
+        logger.info(
+          { taskId: assign.task_id, generation: assign.generation },
+          "resuming a task the previous runner process held: cloning again",
+        );
+        resumeWaiters.delete(key);
+        waiter();
+        start(assign, entry);
+        return;
+      }
       if (draining || active.size >= options.slots) {
         client
           .request({
@@ -391,15 +533,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           .catch(() => {});
         return;
       }
-      const task: ActiveTask = {
-        assign,
-        stage: "accepting",
-        lastLine: "",
-        cancelled: false,
-        cancel: () => {},
-      };
-      active.set(assign.task_id, task);
-      void run(task);
+      start(assign);
     },
     onCancel(cancel: Extract<ServerMessage, { type: "cancel" }>) {
       const task = active.get(cancel.task_id);
@@ -418,7 +552,9 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         .entries()
         .filter((e) => !active.has(e.task_id))
         .map((e) => ({ task_id: e.task_id, generation: e.generation }));
-      return [...here, ...journaled];
+      const all = [...here, ...journaled];
+      listed = new Set(all.map((t) => `${t.task_id}:${t.generation}`));
+      return all;
     },
     /** SIGTERM: no new work; let running tasks finish, hand them back after `graceMs`. */
     async drain(graceMs: number) {
@@ -445,8 +581,77 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     activeCount: () => active.size,
   };
 
+  /**
+   * Removes what a previous process left of a journaled task: the workspace the journal names and
+   * any checkout of the same attempt (a crash during the clone leaves one the journal never named).
+   */
+  async function removeLeftovers(entry: {
+    task_id: string;
+    generation: number;
+    workspace: string;
+  }) {
+    await rm(entry.workspace, { recursive: true, force: true }).catch(() => {});
+    const prefix = `${entry.task_id}-${entry.generation}-`;
+    const names = await readdir(options.workDir).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.startsWith(prefix))) {
+      await rm(join(options.workDir, name), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Runs a task; `leftovers` names a previous process's attempt at it, removed first. */
+  function start(
+    assign: Assign,
+    leftovers?: { task_id: string; generation: number; workspace: string },
+  ) {
+    const taken = new Set([...active.values()].map((t) => t.slot));
+    let slot = 1;
+    while (taken.has(slot)) slot++;
+    const task: ActiveTask = {
+      assign,
+      slot,
+      stage: "accepting",
+      lastLine: "",
+      cancelled: false,
+      cancel: () => {},
+      leaseUntil: Date.now() + leaseMs,
+    };
+    active.set(assign.task_id, task);
+    void (async () => {
+      if (leftovers) await removeLeftovers(leftovers);
+      await run(task);
+    })();
+  }
+
+  /** Waits for the re-sent `assign` of a continued journal entry; false if it did not come. */
+  function awaitResend(entry: { task_id: string; generation: number }, ms: number) {
+    const key = `${entry.task_id}:${entry.generation}`;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        resumeWaiters.delete(key);
+        resolve(false);
+      }, ms);
+      timer.unref();
+      resumeWaiters.set(key, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   async function recoverJournal(welcome: Welcome) {
     const decisions = new Map(welcome.reconcile.map((r) => [r.task_id, r.action]));
+    // Listen for the re-sent assignments before the first await: they follow the welcome.
+    const resends = new Map(
+      journal
+        .entries()
+        .filter(
+          (e) =>
+            !active.has(e.task_id) &&
+            decisions.get(e.task_id) === "continue" &&
+            e.stage !== "uploaded",
+        )
+        .map((e) => [e.task_id, awaitResend(e, welcome.accept_ms)]),
+    );
     for (const entry of journal.entries()) {
       if (active.has(entry.task_id)) continue;
       const decision = decisions.get(entry.task_id);
@@ -462,14 +667,18 @@ export function createTaskRunner(options: TaskRunnerOptions) {
             stats: {},
           });
         } else if (decision === "continue") {
-          // The agent's process died with the runner: hand the task back for a new generation.
+          // The agent's process died with the runner. The server sends the assignment again
+          // (with a fresh read token): the task starts over from a new clone, and `run` owns the
+          // journal entry from then on. Should it not come, hand the task back instead.
+          if (await resends.get(entry.task_id)) continue;
           await client.request({
             type: "fail",
             task_id: entry.task_id,
             generation: entry.generation,
             reason: "runner_restarted",
             retryable: true,
-            detail: "the runner restarted while the task was running",
+            detail:
+              "the runner restarted while the task was running, and the server did not send the assignment again",
           });
         }
       } catch (error) {
@@ -479,7 +688,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         );
         continue;
       }
-      await rm(entry.workspace, { recursive: true, force: true }).catch(() => {});
+      await removeLeftovers(entry);
       await journal.remove(entry.task_id);
     }
   }

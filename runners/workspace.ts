@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { lstat, mkdir, mkdtemp, open, realpath, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { SandboxedCommand } from "./sandbox.ts";
 
 /** What `prepareWorkspace` needs: where, which task, and what to check out. */
 export interface PrepareWorkspaceOptions {
@@ -38,7 +39,15 @@ export interface RunGitOptions {
   timeoutMs?: number;
   /** Bound on stdout (default 64 MiB). */
   maxBuffer?: number;
+  /** Runs git inside a task's sandbox: turns `["git", …args]` and the env into the command to spawn. */
+  sandbox?: GitSandbox;
 }
+
+/** A task sandbox's `command`, as git commands need it. */
+export type GitSandbox = (
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+) => Promise<SandboxedCommand>;
 
 /** A git command that failed; the message carries git's stderr with any secret removed. */
 export class GitError extends Error {
@@ -90,14 +99,19 @@ export function tokenGitConfig(token: string): Record<string, string> {
 }
 
 /** Runs git with an argv array and returns its stdout as bytes; throws `GitError` on failure. */
-export function runGit(args: readonly string[], options: RunGitOptions): Promise<Buffer> {
+export async function runGit(args: readonly string[], options: RunGitOptions): Promise<Buffer> {
+  const command: SandboxedCommand = options.sandbox
+    ? await options.sandbox(["git", ...args], options.env)
+    : { argv: ["git", ...args], env: options.env };
   return new Promise((resolve, reject) => {
     execFile(
-      "git",
-      args,
+      command.argv[0]!,
+      command.argv.slice(1),
       {
         cwd: options.cwd,
-        env: options.env,
+        env: command.env,
+        ...(command.uid === undefined ? {} : { uid: command.uid }),
+        ...(command.gid === undefined ? {} : { gid: command.gid }),
         encoding: "buffer",
         maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024,
         timeout: options.timeoutMs ?? DEFAULT_GIT_TIMEOUT_MS,

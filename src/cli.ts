@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError } from "./config.ts";
 
 const USAGE = `Usage: conveyor <command>
 
@@ -14,27 +14,14 @@ Commands:
   doctor     check the configuration, database, GitHub App and webhooks, saying what to fix
   help       show this help
 
-Settings come from the environment or a .env file; see .env.example. Exit codes: 0 done,
-1 failed, 2 wrong command line. docs/operations.md describes operating Conveyor.`;
+Settings come from the environment or a .env file; see .env.example. With CONVEYOR_URL every
+command but start goes to that server's admin API (with CONVEYOR_TOKEN or CONVEYOR_ADMIN_TOKEN)
+instead of a database. Exit codes: 0 done, 1 failed, 2 wrong command line. docs/operations.md
+describes operating Conveyor.`;
 
 /** Loads `.env` from the working directory if there is one; real environment variables win. */
 function loadDotEnv(): void {
   if (existsSync(".env")) process.loadEnvFile(".env");
-}
-
-async function runMigrate(): Promise<void> {
-  const { createDatabase } = await import("../db/client.ts");
-  const { migrate } = await import("../db/migrate.ts");
-  const config = loadConfig();
-  const database = await createDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
-  try {
-    const { applied } = await migrate(database.db);
-    process.stdout.write(
-      applied.length ? `applied ${applied.join(", ")}\n` : "database schema is current\n",
-    );
-  } finally {
-    await database.close();
-  }
 }
 
 /**
@@ -48,7 +35,10 @@ export async function cli(argv: string[]): Promise<void> {
     case "start":
       return (await import("./cli/start-command.ts")).runStartCommand();
     case "migrate":
-      return runMigrate();
+      process.exitCode = await (await import("./cli/migrate-command.ts")).runMigrateCommand(
+        argv.slice(1),
+      );
+      return;
     case "runners":
       process.exitCode = await (await import("./cli/runners-command.ts")).runRunnersCommand(
         argv.slice(1),

@@ -60,6 +60,7 @@ export const EnvSchema = z
     WEBHOOK_SECRET: optionalString,
     GITHUB_API_URL: urlString("(e.g. https://api.github.com)").default("https://api.github.com"),
     CONVEYOR_PUBLIC_URL: urlString("where GitHub and runners reach this server"),
+    WEBHOOK_PROXY_URL: urlString("of a webhook proxy channel (e.g. https://smee.io/<channel>)"),
     CONVEYOR_ADMIN_TOKEN: optionalString.pipe(
       z.string().min(16, { error: "expected at least 16 characters" }).optional(),
     ),
@@ -100,6 +101,11 @@ export interface Config {
   webhookSecret: string | undefined;
   githubApiUrl: string;
   publicUrl: string | undefined;
+  /**
+   * A smee.io-style webhook proxy channel for local development: the App's webhooks go there, and
+   * the server forwards what it receives to its own webhook route.
+   */
+  webhookProxyUrl: string | undefined;
   adminToken: string | undefined;
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -177,6 +183,7 @@ export function loadConfig(
     webhookSecret: e.WEBHOOK_SECRET,
     githubApiUrl: e.GITHUB_API_URL,
     publicUrl: e.CONVEYOR_PUBLIC_URL,
+    webhookProxyUrl: e.WEBHOOK_PROXY_URL,
     adminToken: e.CONVEYOR_ADMIN_TOKEN,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

@@ -22,6 +22,9 @@ function fakeSubsystems(options: { withGitHub: boolean }) {
     http: { connections: fake("http connections"), listener: fake("http listener") },
     dispatch: options.withGitHub ? fake("dispatch") : undefined,
     dashboard: fake("dashboard"),
+    webhookProxy: options.withGitHub ? fake("webhook proxy") : undefined,
+    redelivery: options.withGitHub ? fake("webhook redelivery") : undefined,
+    githubWrites: options.withGitHub ? fake("github writes") : undefined,
   };
   return { journal, subsystems };
 }
@@ -37,7 +40,10 @@ describe("the composition root's start-up order", () => {
       "http connections",
       "dispatch",
       "dashboard",
+      "github writes",
       "http listener",
+      "webhook proxy",
+      "webhook redelivery",
     ]);
   });
 
@@ -64,7 +70,12 @@ describe("the composition root's start-up order", () => {
     journal.length = 0;
     await started.stop();
     const at = (name: string) => journal.indexOf(`stop ${name}`);
-    expect(at("http listener")).toBe(0);
+    // Only what sends deliveries into the listener stops before it, and starts after it.
+    expect(at("webhook redelivery")).toBe(0);
+    expect(at("webhook proxy")).toBe(1);
+    expect(at("http listener")).toBe(2);
+    // A backlog of paced writes must not hold the loops (or the 10 s `conveyor start` allows).
+    expect(at("github writes")).toBe(3);
     expect(at("dispatch")).toBeLessThan(at("http connections"));
     expect(at("dashboard")).toBeLessThan(at("http connections"));
     // Loops still write to the database and record errors while they finish their runs.
@@ -77,7 +88,7 @@ describe("the composition root's start-up order", () => {
     const { journal, subsystems } = fakeSubsystems({ withGitHub: false });
     const started = await startStages(startupOrder(subsystems), logger);
     await started.stop();
-    expect(journal.filter((line) => /loops|dispatch/.test(line))).toEqual([]);
+    expect(journal.filter((line) => /loops|dispatch|webhook|github writes/.test(line))).toEqual([]);
     expect(journal).toHaveLength(12);
   });
 });

@@ -4,11 +4,13 @@ import { createDashboard } from "./dashboard/create-dashboard.ts";
 import { createDispatch } from "./dispatch/create-dispatch.ts";
 import { DEFAULT_TIMINGS } from "./dispatch/dispatcher.ts";
 import { createGitHub } from "./github/create-github.ts";
+import { createWebhookProxy, webhookProxyTarget } from "./github/webhook-proxy.ts";
 import { createApi } from "./http/create-api.ts";
 import { createHttp, type Http } from "./http/create-http.ts";
 import { type Lifecycle, type Stage, startStages } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoops } from "./loops/create-loops.ts";
+import { createRedelivery } from "./loops/create-redelivery.ts";
 import { createMonitoring } from "./metrics/create-monitoring.ts";
 import { createObservability } from "./metrics/create-observability.ts";
 import type { RunningConveyor, StartOptions } from "./start-options.ts";
@@ -25,13 +27,22 @@ export interface Subsystems {
   http: Pick<Http, "connections" | "listener">;
   dispatch: Lifecycle | undefined;
   dashboard: Lifecycle;
+  /** With `WEBHOOK_PROXY_URL` and the App only. */
+  webhookProxy: Lifecycle | undefined;
+  redelivery: Lifecycle | undefined;
+  /** The write pacer: stopped early, so a backlog of paced GitHub writes cannot hold shutdown. */
+  githubWrites: Lifecycle | undefined;
 }
 
 /**
  * The start-up order, first to last; shutdown runs it backwards. The database first and closed
- * last, the error events flushed just before it; the listener last, so nothing is served before
- * everything is up, and the first to stop accepting. Runner sockets (1001: reconnect elsewhere)
- * and dashboard streams are closed before the server waits for its open connections to finish.
+ * last, the error events flushed just before it; the listener after everything it serves, so
+ * nothing is served before everything is up, and the first to stop accepting but for what only
+ * sends deliveries into it: the webhook proxy and the redelivery loop start once it listens and
+ * stop first. Runner sockets (1001: reconnect elsewhere) and dashboard streams are closed before
+ * the server waits for its open connections to finish.
+ * Paced GitHub writes are refused right after the listener stops: what they would have written is
+ * still owed in Postgres, and the loops, stopped later, end their passes at once.
  */
 export function startupOrder(s: Subsystems): Stage[] {
   return [
@@ -42,7 +53,10 @@ export function startupOrder(s: Subsystems): Stage[] {
     ["http connections", s.http.connections],
     ["dispatch", s.dispatch],
     ["dashboard", s.dashboard],
+    ["github writes", s.githubWrites],
     ["http listener", s.http.listener],
+    ["webhook proxy", s.webhookProxy],
+    ["webhook redelivery", s.redelivery],
   ];
 }
 
@@ -63,6 +77,7 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
   const timings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
   const dispatch = github.app && createDispatch({ ...deps, ...github.app, timings });
   const loops = github.app && createLoops({ ...deps, ...github.app });
+  const redelivery = github.app && createRedelivery({ ...deps, ...github.app });
   const runners = dispatch?.dispatcher;
   const connections = () => runners?.connections() ?? [];
   const api = createApi({ ...deps, runners });
@@ -80,8 +95,25 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
       ["/", dashboard.routes],
     ],
   });
-  const subsystems = { store, observability, monitoring, loops, http, dispatch, dashboard };
-  return { subsystems, http, loops, monitoring, dispatcher: runners };
+  const webhookProxy =
+    github.app &&
+    createWebhookProxy({
+      ...deps,
+      target: () => webhookProxyTarget(config.host, http.address().port),
+    });
+  const subsystems: Subsystems = {
+    store,
+    observability,
+    monitoring,
+    loops,
+    http,
+    dispatch,
+    dashboard,
+    githubWrites: github.app?.writes,
+    webhookProxy,
+    redelivery,
+  };
+  return { subsystems, http, loops, redelivery, monitoring, dispatcher: runners };
 }
 
 /** The composition root: builds every subsystem, starts them in order, stops them in reverse. */
@@ -97,7 +129,7 @@ export async function startConveyor(
     throw error;
   });
   const started = await startStages(startupOrder(built.subsystems), logger);
-  const { monitoring, loops } = built;
+  const { monitoring, loops, redelivery } = built;
   let stopping: Promise<void> | undefined;
   return {
     ...built.http.address(),
@@ -105,6 +137,7 @@ export async function startConveyor(
     logger,
     dispatcher: built.dispatcher,
     reconcile: async () => loops?.reconcile(),
+    redeliver: async () => redelivery?.runOnce(),
     monitoring: {
       checkAlerts: () => monitoring.checkAlerts(),
       sampleMetrics: () => monitoring.sampleMetrics(),

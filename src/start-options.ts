@@ -6,6 +6,7 @@ import type { GitHubOptions } from "./github/create-github.ts";
 import type { ApiOptions } from "./http/create-api.ts";
 import type { Logger } from "./logger.ts";
 import type { LoopsOptions } from "./loops/create-loops.ts";
+import type { RedeliveryOptions, RedeliveryReport } from "./loops/create-redelivery.ts";
 import type { ReconcileReport } from "./loops/reconciler.ts";
 import type { Monitoring, MonitoringOptions } from "./metrics/create-monitoring.ts";
 import type { ObservabilityOptions } from "./metrics/create-observability.ts";
@@ -19,6 +20,7 @@ export interface StartOptions
     GitHubOptions,
     DispatchOptions,
     LoopsOptions,
+    RedeliveryOptions,
     ApiOptions,
     MonitoringOptions,
     DashboardOptions {
@@ -35,6 +37,8 @@ export interface RunningConveyor {
   logger: Logger;
   /** Runs reconciliation now (also runs at start-up and on its interval). */
   reconcile(): Promise<ReconcileReport | undefined>;
+  /** Runs a webhook redelivery pass now (also runs at start-up and on its interval). */
+  redeliver(): Promise<RedeliveryReport | undefined>;
   /** Absent until the GitHub App is configured. */
   dispatcher: Dispatcher | undefined;
   /**

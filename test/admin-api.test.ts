@@ -133,7 +133,7 @@ describe("POST /api/runners", () => {
     const response = await post(app, "/api/runners", {
       name: "api-1",
       capabilities: ["gpu", "docker"],
-      tier: "heavy",
+      class: "heavy",
     });
     expect(response.status).toBe(201);
     expect(response.headers.get("cache-control")).toBe("no-store");
@@ -143,6 +143,8 @@ describe("POST /api/runners", () => {
         runner_id: expect.any(String),
         name: "api-1",
         capabilities: ["docker", "gpu"],
+        class: "heavy",
+        // The deprecated name of class, with the same value.
         tier: "heavy",
         status: "active",
         created_at: expect.any(String),
@@ -162,13 +164,19 @@ describe("POST /api/runners", () => {
     expect(list).not.toContain(hashRunnerToken(body.token));
   });
 
-  it("defaults to no capabilities and the normal tier", async () => {
+  it("defaults to no capabilities and the normal class", async () => {
     const response = await post(app, "/api/runners", { name: "api-defaults" });
     expect(response.status).toBe(201);
     expect((await json<Created>(response)).runner).toMatchObject({
       capabilities: [],
-      tier: "normal",
+      class: "normal",
     });
+  });
+
+  it("still takes tier, the deprecated name of class", async () => {
+    const response = await post(app, "/api/runners", { name: "api-old", tier: "light" });
+    expect(response.status).toBe(201);
+    expect((await json<Created>(response)).runner).toMatchObject({ class: "light", tier: "light" });
   });
 
   it.each([
@@ -180,9 +188,24 @@ describe("POST /api/runners", () => {
       [{ field: "capabilities.1", message: expect.stringContaining("lower-case") }],
     ],
     [
+      "an unknown class",
+      { name: "api-x", class: "huge" },
+      [{ field: "class", message: "expected one of light, normal, heavy" }],
+    ],
+    [
       "an unknown tier",
       { name: "api-x", tier: "huge" },
       [{ field: "tier", message: "expected one of light, normal, heavy" }],
+    ],
+    [
+      "a class and a tier that disagree",
+      { name: "api-x", class: "light", tier: "heavy" },
+      [
+        {
+          field: "tier",
+          message: "contradicts class (tier is the old name of class): give class only",
+        },
+      ],
     ],
     [
       "a misspelt key",

@@ -326,6 +326,56 @@ describe("runner socket", () => {
     expect((await getTask(h.database.db, queued.taskId))?.state).toBe("pushed");
   });
 
+  it("sends a reconnecting runner the assignment it never accepted, costing no attempt", async () => {
+    const a = await registerRunner();
+    const ra = await connect(a.token);
+    const queued = await queueIssue("Assign lost before the accept");
+    const assign = await ra.next("assign");
+    const acceptBy = async () => {
+      const [row] = resultRows<{ at: string }>(
+        await h.database.db.execute(
+          sql`select lease_expires_at::text as at from tasks where task_id = ${assign.task_id}`,
+        ),
+      );
+      return new Date(row!.at).getTime();
+    };
+    const firstWindow = await acceptBy();
+    // The runner dies before it could accept (or journal) the task; its successor names nothing.
+    ra.close();
+    await ra.closed;
+    const again = await connect(a.token, { running: [] });
+    const resent = await again.next("assign");
+    expect(resent).toMatchObject({
+      task_id: assign.task_id,
+      generation: assign.generation,
+      repo: { base_sha: assign.repo.base_sha },
+    });
+    // A fresh accept window, and still the first attempt.
+    expect(await acceptBy()).toBeGreaterThan(firstWindow);
+    expect(await getTask(h.database.db, queued.taskId)).toMatchObject({
+      state: "assigned",
+      attempts: 0,
+    });
+    // The same change set uploaded twice (a retry after a lost answer) is stored once, same digest.
+    again.send({
+      type: "accept",
+      id: "acc",
+      task_id: assign.task_id,
+      generation: assign.generation,
+    });
+    await again.next("ack", (f) => f.id === "acc");
+    const first = await upload(a.token, assign);
+    const second = await upload(a.token, assign);
+    expect([first.status, second.status]).toEqual([201, 201]);
+    expect(second.body.digest).toBe(first.body.digest);
+    await finish2(again, a.token, assign);
+    expect(await getTask(h.database.db, queued.taskId)).toMatchObject({
+      state: "pushed",
+      generation: 1,
+      attempts: 0,
+    });
+  });
+
   it("lets a runner keep its task across a server restart, with no accept-timeout reclaim", async () => {
     const a = await registerRunner();
     // The runner talks to its own instance, which then shuts down; a new one takes over.

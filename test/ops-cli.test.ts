@@ -453,7 +453,9 @@ describe("conveyor doctor", () => {
       }
     ).checks.find((c) => c.name === name);
 
-  it("passes a working installation (exit 0), GitHub accepting the App's JWT", async () => {
+  it("checks the App GitHub accepts a JWT for; an App without a webhook URL fails (exit 1)", async () => {
+    // A working App, registered on the simulator without a webhook: test/doctor.test.ts has one
+    // that passes every check.
     const result = await run(runDoctorCommand, ["--json"], {
       ...env,
       APP_ID: "31337",
@@ -462,7 +464,7 @@ describe("conveyor doctor", () => {
       GITHUB_API_URL: sim.url,
       CONVEYOR_ADMIN_TOKEN: "doctor-admin-token-0123456789",
     });
-    expect(result.code).toBe(0);
+    expect(result.code).toBe(1);
     expect(
       JSON.parse(result.stdout).checks.map((c: { name: string; status: string }) => [
         c.name,
@@ -472,6 +474,11 @@ describe("conveyor doctor", () => {
       ["configuration", "ok"],
       ["database", "ok"],
       ["github app", "ok"],
+      ["app events", "ok"],
+      ["app permissions", "warn"],
+      ["webhook url", "fail"],
+      ["webhook content type", "ok"],
+      ["webhook reach", "skip"],
       ["webhook secret", "ok"],
       ["public url", "warn"],
       ["admin access", "ok"],
@@ -479,6 +486,12 @@ describe("conveyor doctor", () => {
     expect(checkOf(result, "github app")?.message).toBe(
       `GitHub accepts the App's JWT: conveyor-doctor (App 31337) at ${sim.url}`,
     );
+    expect(checkOf(result, "webhook url")).toMatchObject({
+      message: "the App has no webhook URL, so GitHub sends Conveyor nothing",
+      fix: "On the App's settings page (General → Webhook), set Webhook URL to <CONVEYOR_PUBLIC_URL>/api/github/webhooks, tick Active and save",
+    });
+    // The simulator's App has more than app.yml asks for: said, but no failure.
+    expect(checkOf(result, "app permissions")?.message).toContain("members: read");
     expect(sim.violations).toEqual([]);
   });
 

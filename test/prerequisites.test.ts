@@ -79,7 +79,7 @@ describe("planPrerequisites", () => {
     if (plan.kind === "stop" && "says" in expected) expect(plan.message).toContain(expected.says);
   });
 
-  it("finds Chromium and promtool through their variables before PATH", () => {
+  it("finds bwrap, Chromium and promtool through their variables before PATH", () => {
     expect(byName("Chromium").find({ PATH: "", CHROMIUM_PATH: process.execPath })).toEqual(
       found(process.execPath),
     );
@@ -87,10 +87,16 @@ describe("planPrerequisites", () => {
       "broken",
     );
     expect(byName("promtool").find({ PATH: "" })).toEqual(missing);
+    expect(byName("bubblewrap").find({ PATH: "", BWRAP_PATH: process.execPath })).toEqual(
+      found(process.execPath),
+    );
+    expect(byName("bubblewrap").find({ PATH: "", BWRAP_PATH: "/no/such/bwrap" }).kind).toBe(
+      "broken",
+    );
   });
 });
 
-describe("npm test's first step on a machine without Chromium or promtool", () => {
+describe("npm test's first step on a machine without bwrap, Chromium or promtool", () => {
   // A PATH with node, git and (where the machine has it) apt-get, and nothing else.
   const bin = mkdtempSync(join(tmpdir(), "conveyor-prereq-"));
   for (const tool of ["node", "git", "apt-get"]) {
@@ -119,10 +125,13 @@ describe("npm test's first step on a machine without Chromium or promtool", () =
   it("stops at once with the exact command when it may not install", async () => {
     const run = await runScript({ CONVEYOR_TEST_INSTALL: "never" });
     expect(run.code, run.output).toBe(1);
+    expect(run.output).toContain("bubblewrap (bwrap), for every test that starts conveyor-runner");
     expect(run.output).toContain("Chromium, for test/dashboard.test.ts");
     expect(run.output).toContain("promtool, for test/metrics.test.ts");
-    expect(run.output).toMatch(/apt-get install -y --no-install-recommends chromium prometheus/);
-    expect(run.output).toContain("CHROMIUM_PATH, PROMTOOL_PATH");
+    expect(run.output).toMatch(
+      /apt-get install -y --no-install-recommends bubblewrap chromium prometheus/,
+    );
+    expect(run.output).toContain("BWRAP_PATH, CHROMIUM_PATH, PROMTOOL_PATH");
     expect(run.ms).toBeLessThan(10_000);
   });
 
@@ -131,13 +140,14 @@ describe("npm test's first step on a machine without Chromium or promtool", () =
     const canInstall = process.getuid?.() === 0 && findOnPath(["apt-get"], process.env);
     if (canInstall) {
       expect(run.code, run.output).toBe(0);
-      expect(run.output).toContain("missing Chromium, for test/dashboard.test.ts");
+      expect(run.output).toContain("missing bubblewrap (bwrap), for every test that starts");
+      expect(run.output).toContain("Chromium, for test/dashboard.test.ts");
       expect(run.output).toContain(
-        "apt-get install -y --no-install-recommends chromium prometheus",
+        "apt-get install -y --no-install-recommends bubblewrap chromium prometheus",
       );
     } else {
       expect(run.code, run.output).toBe(1);
-      expect(run.output).toContain("chromium prometheus");
+      expect(run.output).toContain("bubblewrap chromium prometheus");
     }
   });
 

@@ -50,23 +50,24 @@ async function startRunner(
   const token = reuse?.token ?? registered!.token;
   const workDir = reuse?.workDir ?? mkdtempSync(join(tmpdir(), "conveyor-runner-"));
   if (!reuse) dirs.push(workDir);
-  const runner = spawnRunnerProcess([
-    "start",
-    "--server",
-    serverUrl,
-    "--token",
-    token,
-    "--name",
-    `agent-${count}`,
-    "--work-dir",
-    join(workDir, "work"),
-    "--journal",
-    join(workDir, "journal.json"),
-    ...extra,
-    "--agent",
-    "--",
-    ...SCRIPTED_AGENT,
-  ]);
+  const runner = spawnRunnerProcess(
+    [
+      "start",
+      "--server",
+      serverUrl,
+      "--name",
+      `agent-${count}`,
+      "--work-dir",
+      join(workDir, "work"),
+      "--journal",
+      join(workDir, "journal.json"),
+      ...extra,
+      "--agent",
+      "--",
+      ...SCRIPTED_AGENT,
+    ],
+    { CONVEYOR_RUNNER_TOKEN: token },
+  );
   processes.push(runner);
   return { runner, token, workDir };
 }
@@ -167,7 +168,12 @@ describe("conveyor-runner with the scripted agent", () => {
       () => h.conveyor.dispatcher?.logTail(queued.taskId)?.match(/conveyor-sleeper-pid: (\d+)/),
       { timeoutMs: 30_000 },
     );
-    const sleeper = Number(tail[1]);
+    // The agent runs in its own PID namespace, so the pid it prints is the sandbox's; find the
+    // sleeper's pid on this side.
+    const sleeper = await waitFor(() => hostPidOf(Number(tail[1]), "sleep\0" + "600\0"), {
+      timeoutMs: 5_000,
+      message: "the sleeper's host pid",
+    });
     expect(() => process.kill(sleeper, 0)).not.toThrow();
     // While it runs: no installation token in the workspace, its git config or the runner's log.
     const files = listFiles(join(workDir, "work"));
@@ -181,7 +187,7 @@ describe("conveyor-runner with the scripted agent", () => {
     expect(runner.output()).not.toMatch(/ghs_[A-Za-z0-9]/);
   });
 
-  it("after a kill -9 mid-task, reports the task in hello and hands it back; it finishes once", async () => {
+  it("after a kill -9 mid-task, reports the task in hello, clones again from the re-sent assign and finishes it once", async () => {
     const first = await startRunner();
     const queued = await queue("Crash midway", "sleep 1500\nwrite crash.txt\n<<<\nok\n>>>");
     await waitFor(async () => (await stateOf(queued.taskId)) === "running", { timeoutMs: 30_000 });
@@ -194,13 +200,34 @@ describe("conveyor-runner with the scripted agent", () => {
     first.runner.child.kill("SIGKILL");
     await first.runner.exited;
     processes.splice(processes.indexOf(first.runner), 1);
-    await startRunner([], { token: first.token, workDir: first.workDir });
-    await waitFor(async () => await received(queued.taskId), { timeoutMs: 30_000 });
+    const second = await startRunner([], { token: first.token, workDir: first.workDir });
+    await waitFor(async () => await received(queued.taskId), {
+      timeoutMs: 30_000,
+      message: `task pushed\n${second.runner.output()}`,
+    });
     const events = await listTaskEvents(h.database.db, queued.taskId);
     const pushed = events.filter((e) => e.to_state === "pushed");
     expect(pushed).toHaveLength(1);
-    expect(pushed[0]!.generation).toBeGreaterThan(1);
-    expect(events.some((e) => e.reason.startsWith("runner_restarted"))).toBe(true);
+    // The same attempt, finished from a fresh clone: no failed attempt, no new generation.
+    expect(pushed[0]!.generation).toBe(1);
+    expect(events.some((e) => e.reason.startsWith("runner_restarted"))).toBe(false);
+    expect((await getTask(h.database.db, queued.taskId))?.attempts).toBe(0);
+    expect(second.runner.output()).toContain("resuming a task the previous runner process held");
+    const [change] = resultRows<{ files: { path: string }[] }>(
+      await h.database.db.execute(
+        sql`select files from change_sets where task_id = ${queued.taskId}`,
+      ),
+    );
+    expect(change!.files.map((f) => f.path)).toEqual(["crash.txt"]);
+    // The first process's checkout is gone; only the journal file and the work dir remain.
+    await waitFor(
+      () => {
+        const left = readdirSync(join(first.workDir, "work"));
+        if (left.length) throw new Error(`left behind: ${left.join(", ")}`);
+        return true;
+      },
+      { message: "workspaces cleaned up" },
+    );
   });
 
   it("reconnects when its server restarts, and keeps working", async () => {
@@ -239,6 +266,25 @@ function listFiles(dir: string): string[] {
     else if (info.isFile()) out.push(path);
   }
   return out;
+}
+
+/**
+ * The host pid of the process whose pid in its own (innermost) PID namespace is `nsPid` and whose
+ * command line is `cmdline`; the `NSpid` line of /proc/<pid>/status lists a process's pid in each
+ * namespace, outermost first.
+ */
+function hostPidOf(nsPid: number, cmdline: string): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1];
+      if (Number(nspid?.trim().split(/\s+/).at(-1)) !== nsPid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "latin1") === cmdline) return Number(entry);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return undefined;
 }
 
 function isAlive(pid: number): boolean {

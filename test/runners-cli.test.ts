@@ -115,7 +115,7 @@ describe("conveyor runners with DATABASE_URL", () => {
           "gpu",
           "--capability",
           "docker",
-          "--tier",
+          "--class",
           "heavy",
           "--json",
         ],
@@ -124,7 +124,7 @@ describe("conveyor runners with DATABASE_URL", () => {
       expect(added.stderr).toContain("cannot be shown again");
       expect(added.code).toBe(0);
       const { runner, token } = JSON.parse(added.stdout) as { runner: RunnerJson; token: string };
-      expect(runner).toMatchObject({ name: "r1", capabilities: ["docker", "gpu"], tier: "heavy" });
+      expect(runner).toMatchObject({ name: "r1", capabilities: ["docker", "gpu"], class: "heavy" });
       expect(token).toMatch(/^cvr_/);
       expect((await findRunnerByToken(database.db, token))?.runnerId).toBe(runner.runner_id);
 
@@ -161,7 +161,7 @@ describe("conveyor runners with DATABASE_URL", () => {
 
       const table = await conveyor(["runners", "list"], env);
       expect(table.code).toBe(0);
-      expect(table.stdout).toMatch(/^NAME +TIER +CAPABILITIES +STATUS/);
+      expect(table.stdout).toMatch(/^NAME +CLASS +CAPABILITIES +STATUS/);
       expect(table.stdout).toMatch(/^r1 +heavy +docker,gpu +revoked/m);
       expect(table.stdout).toMatch(/^r2 +normal +- +active/m);
 
@@ -328,7 +328,7 @@ describe("conveyor runners while a server holds the embedded database", () => {
         CONVEYOR_ADMIN_TOKEN: "not-the-servers-admin-token",
       });
       expect(run.code).toBe(1);
-      expect(run.stderr).toContain("refused the admin token");
+      expect(run.stderr).toContain("refused the token: unknown token");
       expect((await listRunners(held.database.db)).map((r) => r.name)).not.toContain("nope");
     },
     SLOW,

@@ -472,8 +472,9 @@ describe("paths in a change set", () => {
       ]);
       expect(refused.status).toBe(422);
       expect(refused.body.error).toBe("change set touches paths it may not");
+      // Named by its index in `files`, as the protocol's field errors are.
       expect(refused.body.errors).toEqual([
-        { field: "files.path", error: "forbidden_path", detail: expect.stringMatching(reason) },
+        { field: "files.1.path", error: "forbidden_path", detail: expect.stringMatching(reason) },
       ]);
       expect(refused.body.errors?.[0]?.detail.startsWith(`${path}: `)).toBe(true);
       const stored = await storedSince(before);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { SETUP_MODE_MESSAGE } from "../src/http/startup-message.ts";
+import { SETUP_CODE_MESSAGE, SETUP_MODE_MESSAGE } from "../src/http/startup-message.ts";
 import { htmlProblems } from "./helpers/html-problems.ts";
 import { type ConveyorProcess, spawnConveyor } from "./helpers/spawn-conveyor.ts";
 import { createTestDatabase } from "./helpers/test-database.ts";
@@ -39,7 +39,7 @@ describe("conveyor start (a real process)", () => {
     expect(await getJson(`${url}/healthz`)).toEqual({ status: 200, body: { status: "ok" } });
     expect(await getJson(`${url}/readyz`)).toMatchObject({
       status: 200,
-      body: { status: "ready", database: "pglite", github: "setup" },
+      body: { status: "setup", database: "pglite", github: "setup" },
     });
     // Without App credentials it serves Probot's registration page: valid HTML, with its assets.
     const setup = await fetch(`${url}/probot`);
@@ -75,6 +75,9 @@ describe("conveyor start (a real process)", () => {
         ` url=${url}/dashboard\n`,
     );
     expect(output).toContain(` WARN  ${SETUP_MODE_MESSAGE} url=${url}/probot\n`);
+    // The setup code for another machine's browser, in a link (quoted: it holds `=`).
+    expect(output).toContain(` WARN  ${SETUP_CODE_MESSAGE} url="${url}/probot?setup_code=`);
+    expect(output).toMatch(/setup_code=[0-9a-f]{32}"\n/);
     expect(output).toContain(" INFO  conveyor stopped\n");
     // Probot's banner says custom routes do not work without credentials: false for Conveyor.
     expect(output).not.toMatch(/custom routes|Welcome to Probot|smee/i);

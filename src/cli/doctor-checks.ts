@@ -7,16 +7,14 @@ import { type Config, ConfigError, loadConfig } from "../config.ts";
 import { readServerInfo } from "../server-info.ts";
 import { hasActiveApiTokens } from "../store/api-tokens.ts";
 import type { Env } from "./cli-support.ts";
+import {
+  APP_REGISTRATION_CHECKS,
+  type AppFacts,
+  checkAppRegistration,
+} from "./doctor-app-checks.ts";
+import type { Check } from "./doctor-check.ts";
 
-export type CheckStatus = "ok" | "warn" | "fail" | "skip";
-
-/** One thing `conveyor doctor` looked at; a failed or doubtful one says exactly what to do. */
-export interface Check {
-  name: string;
-  status: CheckStatus;
-  message: string;
-  fix?: string;
-}
+export type { Check, CheckStatus } from "./doctor-check.ts";
 
 export interface DoctorOptions {
   cwd?: string;
@@ -28,9 +26,10 @@ export interface DoctorOptions {
 
 /**
  * Everything `conveyor doctor` checks, in order: the configuration, the database, the GitHub
- * App's credentials (a JWT GitHub accepts), the webhook secret, whether the public URL reaches
- * this server, and whether anybody can get into the admin API. A check that depends on an
- * earlier one that failed is skipped rather than failing twice.
+ * App's credentials (a JWT GitHub accepts), the App as GitHub sees it (events, permissions, the
+ * webhook's URL and content type, and whether that URL reaches this server), the webhook secret,
+ * whether the public URL reaches this server, and whether anybody can get into the admin API. A
+ * check that depends on an earlier one that failed is skipped rather than failing twice.
  */
 export async function runDoctorChecks(env: Env, options: DoctorOptions = {}): Promise<Check[]> {
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -47,7 +46,14 @@ export async function runDoctorChecks(env: Env, options: DoctorOptions = {}): Pr
         message: problems.map((p) => p.trim()).join("; "),
         fix: "Fix the variables named above, in the environment or .env (every setting is described in .env.example)",
       },
-      ...["database", "github app", "webhook secret", "public url", "admin access"].map(
+      ...[
+        "database",
+        "github app",
+        ...APP_REGISTRATION_CHECKS,
+        "webhook secret",
+        "public url",
+        "admin access",
+      ].map(
         (name): Check => ({
           name,
           status: "skip",
@@ -65,7 +71,26 @@ export async function runDoctorChecks(env: Env, options: DoctorOptions = {}): Pr
   ];
   const database = await checkDatabase(config, timeoutMs);
   checks.push(database.check);
-  checks.push(await checkGitHubApp(config, timeoutMs, options.now));
+  const app = await checkGitHubApp(config, timeoutMs, options.now);
+  checks.push(app.check);
+  if (app.accepted) {
+    checks.push(
+      ...(await checkAppRegistration({
+        config,
+        jwt: app.accepted.jwt,
+        app: app.accepted.app,
+        timeoutMs,
+        database: database.open,
+      })),
+    );
+  } else {
+    const why = config.github
+      ? "skipped until GitHub accepts the App's JWT"
+      : "skipped: the GitHub App is not configured";
+    checks.push(
+      ...APP_REGISTRATION_CHECKS.map((name): Check => ({ name, status: "skip", message: why })),
+    );
+  }
   checks.push(checkWebhookSecret(config));
   checks.push(await checkPublicUrl(config, timeoutMs));
   checks.push(await checkAdminAccess(config, database.open));
@@ -268,10 +293,22 @@ function appJwt(appId: number, key: KeyObject, nowSeconds: number): string {
   return `${unsigned}.${sign("RSA-SHA256", Buffer.from(unsigned), key).toString("base64url")}`;
 }
 
+/** The App check, and what the checks after it need when GitHub accepted the App's JWT. */
 async function checkGitHubApp(
   config: Config,
   timeoutMs: number,
+  now?: () => number,
+): Promise<{ check: Check; accepted?: { jwt: string; app: AppFacts } }> {
+  const sink: { accepted?: { jwt: string; app: AppFacts } } = {};
+  const check = await githubAppCheck(config, timeoutMs, now, sink);
+  return { check, ...(sink.accepted ? { accepted: sink.accepted } : {}) };
+}
+
+async function githubAppCheck(
+  config: Config,
+  timeoutMs: number,
   now: () => number = () => Math.floor(Date.now() / 1000),
+  sink: { accepted?: { jwt: string; app: AppFacts } } = {},
 ): Promise<Check> {
   const name = "github app";
   if (!config.github) {
@@ -303,11 +340,12 @@ async function checkGitHubApp(
     };
   }
   const url = `${config.githubApiUrl}/app`;
+  const jwt = appJwt(appId, key, now());
   let response: Response;
   try {
     response = await fetch(url, {
       headers: {
-        authorization: `Bearer ${appJwt(appId, key, now())}`,
+        authorization: `Bearer ${jwt}`,
         accept: "application/vnd.github+json",
         "user-agent": "conveyor-doctor",
         "x-github-api-version": "2022-11-28",
@@ -327,6 +365,8 @@ async function checkGitHubApp(
     slug?: string;
     name?: string;
     message?: string;
+    events?: string[];
+    permissions?: Record<string, string>;
   };
   const skew = clockSkewSeconds(response.headers.get("date"), now());
   const skewNote =
@@ -342,6 +382,7 @@ async function checkGitHubApp(
         fix: `Set APP_ID=${body.id}, or use the private key of App ${appId}`,
       };
     }
+    sink.accepted = { jwt, app: { events: body.events, permissions: body.permissions } };
     return {
       name,
       status: skewNote ? "warn" : "ok",

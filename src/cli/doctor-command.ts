@@ -8,13 +8,21 @@ import {
   runCli,
 } from "./cli-support.ts";
 import { type Check, type CheckStatus, runDoctorChecks } from "./doctor-checks.ts";
+import { runRemoteDoctorChecks } from "./remote-doctor-checks.ts";
 
 export const DOCTOR_USAGE = `Usage: conveyor doctor [--json]
 
 Checks this installation and says exactly what to fix: the configuration (environment and .env),
 the database (reachable, migrations applied), the GitHub App (the key parses and GitHub accepts a
-JWT made with it at GITHUB_API_URL), the webhook secret, whether CONVEYOR_PUBLIC_URL reaches this
-server, and whether anybody can use the admin API. Exits 1 when a check fails (warnings do not).`;
+JWT made with it at GITHUB_API_URL), the App as GitHub sees it (GET /app and GET /app/hook/config:
+its events and permissions against app.yml, its webhook URL and content type against what
+Conveyor serves, and whether a signed ping to that URL reaches this installation), the webhook
+secret, whether CONVEYOR_PUBLIC_URL reaches this server, and whether anybody can use the admin
+API. Exits 1 when a check fails (warnings do not).
+
+With CONVEYOR_URL it checks that server from the outside instead: it answers, it is ready
+(database, migrations, GitHub App), the token (CONVEYOR_TOKEN or CONVEYOR_ADMIN_TOKEN) is accepted
+and with which role, and its database.`;
 
 const MARK: Record<CheckStatus, string> = { ok: "ok", warn: "warn", fail: "FAIL", skip: "skip" };
 
@@ -31,7 +39,9 @@ export async function runDoctorCommand(
       return 0;
     }
     expectPositionals(args, [], "doctor");
-    const checks = await runDoctorChecks(env);
+    const checks = env.CONVEYOR_URL?.trim()
+      ? await runRemoteDoctorChecks(env)
+      : await runDoctorChecks(env);
     const failed = checks.filter((c) => c.status === "fail").length;
     if (args.json) printJson(out, { ok: failed === 0, checks });
     else out.stdout(renderChecks(checks));

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { join } from "node:path";
 import { Hono } from "hono";
 import { z } from "zod";
 import { createDatabase, type Database, DataDirLockedError } from "../../db/client.ts";
@@ -7,11 +9,12 @@ import { migrate } from "../../db/migrate.ts";
 import type { Config } from "../config.ts";
 import { DISPATCH_CHANNEL } from "../dispatch/dispatcher.ts";
 import { type ApiEnv, createApiAuth } from "../http/admin-auth.ts";
+import { createAdminRoutes } from "../http/admin-routes.ts";
 import { createOpsApi } from "../http/create-ops-api.ts";
 import { createLogger } from "../logger.ts";
+import { readServerInfo, serverInfoPath } from "../server-info.ts";
 import { CliError } from "./cli-error.ts";
 import type { Env } from "./cli-support.ts";
-import { serverHoldingDataDir } from "./open-runner-registry.ts";
 
 export interface AdminRequest {
   body?: unknown;
@@ -37,7 +40,8 @@ export interface AdminApi {
 const PublicUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" });
 
 /**
- * Decides where `tokens`, `tasks`, `export` and `import` go:
+ * Decides where every command that reads or changes state goes (`runners`, `tokens`, `tasks`,
+ * `export`, `import`, and `migrate` and `doctor` with `CONVEYOR_URL`):
  *
  * 1. `CONVEYOR_URL` set: that server's admin API, with `CONVEYOR_TOKEN` (an API token) or
  *    `CONVEYOR_ADMIN_TOKEN` — for operating a deployment from anywhere.
@@ -130,19 +134,25 @@ async function inProcessAdminApi(database: Database, description: string): Promi
   const pending: Promise<unknown>[] = [];
   const api = new Hono<ApiEnv>();
   let failure: unknown;
+  // The history names who ran the command on this machine.
+  const auth = createApiAuth({
+    db: database.db,
+    adminToken: secret,
+    adminName: `cli:${currentUser()}`,
+    logger,
+    rateLimits: false,
+  });
+  // Revoking notifies every server on this database, which closes the runner's sockets.
+  api.route(
+    "/api",
+    createAdminRoutes({ db: database.db, adminToken: secret, auth, logger, onRunnerRevoked() {} }),
+  );
   api.route(
     "/api",
     createOpsApi({
       database,
       logger,
-      // The history names who ran the command on this machine.
-      auth: createApiAuth({
-        db: database.db,
-        adminToken: secret,
-        adminName: `cli:${currentUser()}`,
-        logger,
-        rateLimits: false,
-      }),
+      auth,
       // Servers on this database wake at once: the dispatcher's sweep tells a runner to stop a
       // cancelled task, and the notifier rewrites status comments.
       onTasksChanged: () => {
@@ -234,5 +244,34 @@ export async function readAnswer<T>(
       throw new CliError(`${api.description} cannot do this now: ${said}`);
     default:
       throw new CliError(`${api.description} answered HTTP ${response.status}: ${said}`);
+  }
+}
+
+/**
+ * The server that holds the locked embedded database, from `<dataDir>/server.json`, or a
+ * {@link CliError} saying why it cannot be reached that way.
+ */
+export function serverHoldingDataDir(
+  config: Config,
+  locked: DataDirLockedError,
+): { url: string; pid: number; description: string } {
+  const info = readServerInfo(config.dataDir);
+  const owner = lockOwner(config.dataDir);
+  // server.json left by an earlier server (it crashed) must not send us to a stranger's port.
+  if (!info || info.pid !== owner) {
+    throw new CliError(
+      `${locked.message}\nThat process has not published its address in ${serverInfoPath(config.dataDir)} ` +
+        "(it may still be starting, or be another conveyor command): try again in a moment.",
+    );
+  }
+  return { ...info, description: `the server at ${info.url} (process ${info.pid})` };
+}
+
+/** The pid in the data directory's lock file (read only: the lock belongs to its owner). */
+function lockOwner(dataDir: string): number | undefined {
+  try {
+    return Number(readFileSync(join(dataDir, "conveyor.pid"), "utf8").trim()) || undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -7,24 +7,35 @@ describe("conveyor runners arguments", () => {
       ["add", "r1"],
       {
         command: "add",
-        registration: { name: "r1", capabilities: [], tier: "normal" },
+        registration: { name: "r1", capabilities: [], class: "normal" },
         json: false,
       },
     ],
     [
-      ["add", "gpu-1", "--capability", "gpu", "-c", "docker,cuda.12", "--tier", "heavy", "--json"],
+      ["add", "gpu-1", "--capability", "gpu", "-c", "docker,cuda.12", "--class", "heavy", "--json"],
       {
         command: "add",
-        registration: { name: "gpu-1", capabilities: ["cuda.12", "docker", "gpu"], tier: "heavy" },
+        registration: { name: "gpu-1", capabilities: ["cuda.12", "docker", "gpu"], class: "heavy" },
         json: true,
       },
     ],
+    // --tier, the deprecated name of --class, still works and says so.
     [
       ["add", "--tier=light", "r1"],
       {
         command: "add",
-        registration: { name: "r1", capabilities: [], tier: "light" },
+        registration: { name: "r1", capabilities: [], class: "light" },
         json: false,
+        notes: ["--tier is deprecated: use --class (the same label under a clearer name)"],
+      },
+    ],
+    [
+      ["add", "r1", "--class", "heavy", "--tier", "heavy"],
+      {
+        command: "add",
+        registration: { name: "r1", capabilities: [], class: "heavy" },
+        json: false,
+        notes: ["--tier is deprecated: use --class (the same label under a clearer name)"],
       },
     ],
     [["list"], { command: "list", json: false }],
@@ -43,14 +54,16 @@ describe("conveyor runners arguments", () => {
     [["add"], /add needs the runner's name/, false],
     [["add", "a", "b"], /add takes one name/, false],
     [["add", "R1"], /^name: expected 1-63 lower-case/, false],
+    [["add", "r1", "--class", "huge"], /^--class: expected one of light, normal, heavy$/, false],
     [["add", "r1", "--tier", "huge"], /^--tier: expected one of light, normal, heavy$/, false],
+    [["add", "r1", "--class", "light", "--tier", "heavy"], /^--tier: contradicts class/, false],
     [["add", "r1", "--tier"], /argument missing/, false],
     [["add", "r1", "--capability", "GPU"], /^--capability: expected 1-63/, false],
     [["add", "r1", "--capabilities", "gpu"], /^Unknown option '--capabilities'$/, false],
     // A flag in the name's place must not become a runner called "--json".
     [["add", "--", "--json"], /^name: /, false],
     [["list", "extra"], /list takes no arguments/, false],
-    [["list", "--tier", "x"], /Unknown option '--tier'/, false],
+    [["list", "--class", "x"], /Unknown option '--class'/, false],
     [["revoke"], /revoke needs the runner's name/, false],
     [["revoke", "Bad Name"], /^name: /, false],
   ])("refuses %j", (argv, message, showUsage) => {

@@ -4,7 +4,7 @@ import { RunnerName, RunnerRegistration, toFieldErrors } from "../core/runner-re
 export const RUNNERS_USAGE = `Usage: conveyor runners <command>
 
 Commands:
-  add <name> [--capability <cap>]... [--tier light|normal|heavy] [--json]
+  add <name> [--capability <cap>]... [--class light|normal|heavy] [--json]
                    register a runner and print its token (shown once)
   list [--json]    every runner, revoked ones included
   revoke <name> [--json]
@@ -12,15 +12,25 @@ Commands:
   help             show this help
 
 Names and capabilities: 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter
-or digit. --capability may be repeated or take a comma-separated list. The tier sets the runner's
-rate limits (default normal).
+or digit. --capability may be repeated or take a comma-separated list; a task labelled
+needs:<cap> only goes to runners with <cap>. --class (default normal) is a label for operators,
+shown in listings and on the dashboard; Conveyor decides nothing by it (not which tasks a runner
+gets, nor its rate limits). --tier is its old name, still accepted (deprecated).
 
-Without DATABASE_URL these commands use the embedded database in CONVEYOR_DATA_DIR; while a
-server holds it, they go through that server's admin API with CONVEYOR_ADMIN_TOKEN.`;
+With CONVEYOR_URL these commands go to that server's admin API (CONVEYOR_TOKEN, an admin API
+token, or CONVEYOR_ADMIN_TOKEN). Otherwise with DATABASE_URL they use that database; without it
+the embedded database in CONVEYOR_DATA_DIR, or, while a server holds it, that server's admin API
+with CONVEYOR_ADMIN_TOKEN (or CONVEYOR_TOKEN).`;
 
 export type RunnersArgs =
   | { command: "help" }
-  | { command: "add"; registration: RunnerRegistration; json: boolean }
+  | {
+      command: "add";
+      registration: RunnerRegistration;
+      json: boolean;
+      /** Things to tell the operator on stderr (a deprecated flag). */
+      notes?: string[];
+    }
   | { command: "list"; json: boolean }
   | { command: "revoke"; name: string; json: boolean }
   | { command: "usage-error"; message: string; showUsage: boolean };
@@ -73,6 +83,8 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
     argv,
     {
       capability: { type: "string", multiple: true, short: "c" },
+      class: { type: "string" },
+      // Deprecated: the old name of --class.
       tier: { type: "string", short: "t" },
     },
     (values, positionals) => {
@@ -88,6 +100,7 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
       const parsed = RunnerRegistration.safeParse({
         name: positionals[0],
         capabilities,
+        ...(values.class === undefined ? {} : { class: values.class }),
         ...(values.tier === undefined ? {} : { tier: values.tier }),
       });
       if (!parsed.success) {
@@ -97,7 +110,14 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
             .join("\n"),
         );
       }
-      return { command: "add", registration: parsed.data, json: values.json === true };
+      return {
+        command: "add",
+        registration: parsed.data,
+        json: values.json === true,
+        ...(values.tier === undefined
+          ? {}
+          : { notes: ["--tier is deprecated: use --class (the same label under a clearer name)"] }),
+      };
     },
   );
 }
@@ -105,6 +125,7 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
 /** Names a field error after what the operator typed. */
 function flagFor(field: string): string {
   if (field.startsWith("capabilities")) return "--capability";
+  if (field === "class") return "--class";
   if (field === "tier") return "--tier";
   return field;
 }

@@ -1,28 +1,21 @@
 import { loadConfig } from "../config.ts";
 import type { RunnerJson } from "../http/runner-json.ts";
 import { CliError } from "./cli-error.ts";
-import { renderTable } from "./cli-support.ts";
-import { openRunnerRegistry } from "./open-runner-registry.ts";
+import { type CliOutput, type Env, processOutput, renderTable } from "./cli-support.ts";
+import { openAdminApi, readAnswer } from "./open-admin-api.ts";
 import { parseRunnersArgs, RUNNERS_USAGE } from "./runners-args.ts";
 
-export interface CliOutput {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const processOutput: CliOutput = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
+export type { CliOutput };
 
 /**
  * `conveyor runners add|list|revoke`. Returns the exit code: 0 done, 1 failed, 2 wrong command
- * line. Works with the server stopped (opens the database itself) and while it runs (see
- * {@link openRunnerRegistry}). A bad setting throws the config's own error, like every command.
+ * line. The commands speak the admin API (`/api/runners`) wherever {@link openAdminApi} finds
+ * it: the server `CONVEYOR_URL` names, the database opened directly, or the server holding the
+ * embedded database. A bad setting throws the config's own error, like every command.
  */
 export async function runRunnersCommand(
   argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>> = process.env,
+  env: Env = process.env,
   out: CliOutput = processOutput,
 ): Promise<number> {
   const args = parseRunnersArgs(argv);
@@ -36,22 +29,24 @@ export async function runRunnersCommand(
     );
     return 2;
   }
+  if (args.command === "add")
+    for (const note of args.notes ?? []) out.stderr(`conveyor: ${note}\n`);
   const config = loadConfig(env);
-  let registry: Awaited<ReturnType<typeof openRunnerRegistry>>;
+  let api: Awaited<ReturnType<typeof openAdminApi>>;
   try {
-    registry = await openRunnerRegistry(config);
+    api = await openAdminApi(config, env);
   } catch (error) {
     return reportCliError(error, out);
   }
   try {
-    if (registry.via === "server") {
-      out.stderr(
-        `conveyor: the embedded database is in use; going through ${registry.description}\n`,
-      );
-    }
+    if (api.via === "server") out.stderr(`conveyor: going through ${api.description}\n`);
     switch (args.command) {
       case "add": {
-        const created = await registry.add(args.registration);
+        const created = await readAnswer<{ runner: RunnerJson; token: string }>(
+          api,
+          await api.request("POST", "/runners", { body: args.registration }),
+          [201],
+        );
         if (args.json) {
           out.stdout(`${JSON.stringify(created, null, 2)}\n`);
           out.stderr(
@@ -63,16 +58,28 @@ export async function runRunnersCommand(
         return 0;
       }
       case "list": {
-        const runners = await registry.list();
+        const { runners } = await readAnswer<{ runners: RunnerJson[] }>(
+          api,
+          await api.request("GET", "/runners"),
+        );
         out.stdout(args.json ? `${JSON.stringify({ runners }, null, 2)}\n` : renderList(runners));
         return 0;
       }
       case "revoke": {
-        const runner = await registry.revoke(args.name);
-        if (!runner) {
-          out.stderr(`conveyor: no runner named ${args.name} (see: conveyor runners list)\n`);
-          return 1;
-        }
+        const response = await api.request(
+          "POST",
+          `/runners/${encodeURIComponent(args.name)}/revoke`,
+        );
+        const runner = await readAnswer<RunnerJson>(api, response).catch((error: unknown) => {
+          // A 404 for the name, not for a route an older server lacks.
+          if (response.status === 404 && error instanceof CliError) {
+            throw new CliError(
+              `no runner named ${args.name} (see: conveyor runners list)`,
+              error.exitCode,
+            );
+          }
+          throw error;
+        });
         out.stdout(
           args.json
             ? `${JSON.stringify(runner, null, 2)}\n`
@@ -84,7 +91,7 @@ export async function runRunnersCommand(
   } catch (error) {
     return reportCliError(error, out);
   } finally {
-    await registry.close();
+    await api.close();
   }
 }
 
@@ -97,7 +104,7 @@ function reportCliError(error: unknown, out: CliOutput): number {
 function renderAdded(runner: RunnerJson, token: string): string {
   const capabilities = runner.capabilities.length ? runner.capabilities.join(", ") : "none";
   return [
-    `Registered runner ${runner.name} (id ${runner.runner_id}, tier ${runner.tier}, capabilities: ${capabilities}).`,
+    `Registered runner ${runner.name} (id ${runner.runner_id}, class ${runner.class ?? runner.tier}, capabilities: ${capabilities}).`,
     "",
     "Its token is below. Store it now (e.g. in the runner machine's secret store):",
     "it is shown only this once and cannot be shown again.",
@@ -114,10 +121,11 @@ function renderList(runners: RunnerJson[]): string {
     return "No runners registered. Register one with: conveyor runners add <name>\n";
   }
   const rows = [
-    ["NAME", "TIER", "CAPABILITIES", "STATUS", "LAST SEEN", "CREATED"],
+    ["NAME", "CLASS", "CAPABILITIES", "STATUS", "LAST SEEN", "CREATED"],
     ...runners.map((r) => [
       r.name,
-      r.tier,
+      // Servers from before the rename say only `tier`.
+      r.class ?? r.tier,
       r.capabilities.join(",") || "-",
       status(r),
       formatTime(r.last_seen_at),

@@ -23,8 +23,8 @@ describe("change set paths", () => {
   });
 
   it("refuses the same path twice, whatever its case", () => {
-    expect(checkChangePaths(["a.txt", "A.txt"])).toEqual([
-      { path: "A.txt", problem: "appears twice in the change set" },
+    expect(checkChangePaths(["a.txt", "b.txt", "A.txt"])).toEqual([
+      { index: 2, path: "A.txt", problem: "appears twice in the change set" },
     ]);
   });
 });

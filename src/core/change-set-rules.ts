@@ -3,20 +3,25 @@
  * names git's own files, or is ambiguous is refused before anything is stored.
  */
 export interface PathProblem {
+  /** Position of the offending entry in the change set's `files` (0-based). */
+  index: number;
   path: string;
   problem: string;
 }
 
+/** Every broken path rule, in file order; a path used twice is reported at its second entry. */
 export function checkChangePaths(paths: readonly string[]): PathProblem[] {
   const problems: PathProblem[] = [];
   const seen = new Set<string>();
-  for (const path of paths) {
+  paths.forEach((path, index) => {
     const problem = pathProblem(path);
-    if (problem) problems.push({ path, problem });
+    if (problem) problems.push({ index, path, problem });
     const key = path.toLowerCase();
-    if (seen.has(key)) problems.push({ path, problem: "appears twice in the change set" });
+    if (seen.has(key)) {
+      problems.push({ index, path, problem: "appears twice in the change set" });
+    }
     seen.add(key);
-  }
+  });
   return problems;
 }
 

@@ -8,6 +8,7 @@ import type { FileMode } from "./content-rules.ts";
 import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
 import type { Actor, Permission } from "./intake.ts";
 import type { PrFacts } from "./merge-policy.ts";
+import type { HookDelivery } from "./redelivery.ts";
 import type { RepoConfigResult } from "./repo-config.ts";
 
 /**
@@ -42,6 +43,23 @@ export interface GitHubGateway {
    */
   readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
   listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
+}
+
+/**
+ * GitHub's log of the App's webhook deliveries, read and acted on with the App's JWT
+ * (`src/github/hook-delivery-log.ts`): what the redelivery loop needs to bring lost ones back.
+ */
+export interface HookDeliveryLog {
+  /**
+   * One page of the log, newest first (`GET /app/hook/deliveries`); `next` is the cursor of the
+   * following page, absent on the last.
+   */
+  list(page: { cursor?: string | undefined; perPage: number }): Promise<{
+    deliveries: HookDelivery[];
+    next: string | undefined;
+  }>;
+  /** Asks GitHub to send that attempt's event again (`POST /app/hook/deliveries/{id}/attempts`). */
+  redeliver(id: number): Promise<void>;
 }
 
 /** The repository alert issues go to, with the installation that may write there. */
@@ -185,4 +203,23 @@ export interface Signals {
   emit(signal: Signal): void;
   /** Calls `listener` on every later `emit(signal)`, in the order listeners were added. */
   on(signal: Signal, listener: () => void): void;
+}
+
+/**
+ * Thrown by a GitHub write that was still waiting for its turn (the write pacer) when the server
+ * began to shut down. Nothing was sent: the loops leave the work in Postgres for the next instance
+ * instead of counting it as a failed write.
+ */
+export class GitHubWritesClosed extends Error {
+  override name = "GitHubWritesClosed";
+  constructor() {
+    super("the server is shutting down: the GitHub write was not sent");
+  }
+}
+
+/** Whether `error` (or its `cause`) is a write refused because the server is shutting down. */
+export function isWritesClosed(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause)
+    if (e instanceof GitHubWritesClosed) return true;
+  return false;
 }

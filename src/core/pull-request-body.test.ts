@@ -86,6 +86,20 @@ describe("renderPullRequestBody", () => {
       ["Files changed", "Duration"],
     ],
     ["a tiny cost", { stats: { cost_usd: 0.0012 } }, ["| Cost | $0.0012 |"], []],
+    [
+      "an adapter's token breakdown and turns",
+      {
+        stats: {
+          tokens: 26252,
+          input_tokens: 25612,
+          output_tokens: 640,
+          cache_read_tokens: 20480,
+          turns: 3,
+        },
+      },
+      ["| Tokens | 26,252 (25,612 in, of which 20,480 cached; 640 out) |", "| Turns | 3 |"],
+      [],
+    ],
     ["an empty summary", { summary: "  \n " }, ["_The runner gave no summary._"], ["```text"]],
     [
       "verification passed",

@@ -12,6 +12,10 @@ export interface PullRequestStats {
   lines_removed?: number | undefined;
   duration_ms?: number | undefined;
   tokens?: number | undefined;
+  input_tokens?: number | undefined;
+  output_tokens?: number | undefined;
+  cache_read_tokens?: number | undefined;
+  turns?: number | undefined;
   cost_usd?: number | undefined;
 }
 
@@ -147,12 +151,25 @@ function tableRows(facts: PullRequestFacts): [string, string][] {
     rows.push(["Lines", `+${added} / −${removed}`]);
   }
   if (stats.duration_ms !== undefined) rows.push(["Duration", formatDuration(stats.duration_ms)]);
-  if (stats.tokens !== undefined) rows.push(["Tokens", count(stats.tokens)]);
+  if (stats.tokens !== undefined) rows.push(["Tokens", tokensText(stats)]);
+  if (stats.turns !== undefined) rows.push(["Turns", count(stats.turns)]);
   if (stats.cost_usd !== undefined) rows.push(["Cost", usd(stats.cost_usd)]);
   if (facts.runnerName) rows.push(["Runner", inlineCode(facts.runnerName, 100)]);
   rows.push(["Attempt", `${facts.attempt}/${facts.maxAttempts}`]);
   if (facts.verification) rows.push(["Verification", verificationText(facts.verification)]);
   return rows;
+}
+
+/** `12,345 (10,000 in, of which 8,000 cached; 2,345 out)`, as far as the runner said. */
+function tokensText(stats: PullRequestStats): string {
+  const parts: string[] = [];
+  if (stats.input_tokens !== undefined) {
+    parts.push(
+      `${count(stats.input_tokens)} in${stats.cache_read_tokens ? `, of which ${count(stats.cache_read_tokens)} cached` : ""}`,
+    );
+  }
+  if (stats.output_tokens !== undefined) parts.push(`${count(stats.output_tokens)} out`);
+  return parts.length ? `${count(stats.tokens!)} (${parts.join("; ")})` : count(stats.tokens!);
 }
 
 function verificationText(verification: PullRequestVerification): string {

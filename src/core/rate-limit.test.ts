@@ -13,14 +13,14 @@ import {
   tokensAvailable,
   wasRateLimitedWithin,
 } from "./rate-limit.ts";
-import { RUNNER_TIERS, type RunnerTier } from "./task-states.ts";
+import { RATE_TIERS, type RateTier } from "./task-states.ts";
 
 const T0 = 1_767_268_800_000; // 2026-01-01T12:00:00Z
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
 
 /** Takes at `now` until the bucket refuses; returns the state before that refusal and the count. */
-function drain(state: RateLimitState, tier: RunnerTier, now: number) {
+function drain(state: RateLimitState, tier: RateTier, now: number) {
   let taken = 0;
   for (;;) {
     const decision = takeToken(state, tier, now);
@@ -31,7 +31,7 @@ function drain(state: RateLimitState, tier: RunnerTier, now: number) {
 }
 
 /** A state whose `tier` bucket has just been emptied at `now`. */
-function drained(tier: RunnerTier, now: number, state = createRateLimitState()): RateLimitState {
+function drained(tier: RateTier, now: number, state = createRateLimitState()): RateLimitState {
   return drain(state, tier, now).state;
 }
 
@@ -66,7 +66,7 @@ describe("frame tiers", () => {
     [42, "heavy"],
     [["ping"], "heavy"],
     [{ toString: () => "ping" }, "heavy"],
-  ] as [unknown, RunnerTier][])("%j draws from %s", (type, tier) => {
+  ] as [unknown, RateTier][])("%j draws from %s", (type, tier) => {
     expect(frameTier(type)).toBe(tier);
   });
 
@@ -74,7 +74,7 @@ describe("frame tiers", () => {
     expect(Object.keys(FRAME_TIERS).sort()).toEqual(
       ["accept", "complete", "drain", "fail", "heartbeat", "hello", "log", "ping", "reject"].sort(),
     );
-    expect(new Set(Object.values(FRAME_TIERS))).toEqual(new Set(RUNNER_TIERS));
+    expect(new Set(Object.values(FRAME_TIERS))).toEqual(new Set(RATE_TIERS));
   });
 });
 
@@ -83,16 +83,13 @@ describe("token buckets", () => {
     ["light", 120],
     ["normal", 60],
     ["heavy", 10],
-  ] as [RunnerTier, number][])(
-    "a fresh %s bucket allows a burst of exactly %i",
-    (tier, capacity) => {
-      expect(TIER_LIMITS_PER_MINUTE[tier]).toBe(capacity);
-      const { state, taken } = drain(createRateLimitState(), tier, T0);
-      expect(taken).toBe(capacity);
-      expect(tokensAvailable(state, tier, T0)).toBe(0);
-      expect(takeToken(state, tier, T0).allowed).toBe(false);
-    },
-  );
+  ] as [RateTier, number][])("a fresh %s bucket allows a burst of exactly %i", (tier, capacity) => {
+    expect(TIER_LIMITS_PER_MINUTE[tier]).toBe(capacity);
+    const { state, taken } = drain(createRateLimitState(), tier, T0);
+    expect(taken).toBe(capacity);
+    expect(tokensAvailable(state, tier, T0)).toBe(0);
+    expect(takeToken(state, tier, T0).allowed).toBe(false);
+  });
 
   it.each([
     // tier, ms after emptying, tokens available
@@ -115,7 +112,7 @@ describe("token buckets", () => {
     ["light", DAY, 120],
     ["normal", 1e15, 60],
     ["heavy", Number.MAX_SAFE_INTEGER - T0, 10],
-  ] as [RunnerTier, number, number][])(
+  ] as [RateTier, number, number][])(
     "an emptied %s bucket has refilled after %i ms to %i tokens",
     (tier, after, tokens) => {
       const state = drained(tier, T0);

@@ -1,5 +1,5 @@
 import { formatDuration } from "./task-machine.ts";
-import type { RunnerTier } from "./task-states.ts";
+import type { RateTier } from "./task-states.ts";
 
 /**
  * Per-runner token buckets for frames on the runner WebSocket. Each runner has one
@@ -17,10 +17,10 @@ export const TIER_LIMITS_PER_MINUTE = {
   light: 120,
   normal: 60,
   heavy: 10,
-} as const satisfies Record<RunnerTier, number>;
+} as const satisfies Record<RateTier, number>;
 
 /** Frames per minute by tier. Every value must be a positive finite number. */
-export type TierLimits = Readonly<Record<RunnerTier, number>>;
+export type TierLimits = Readonly<Record<RateTier, number>>;
 
 /**
  * The tier each runner → server frame type draws from. Frequent, cheap frames are light; a new
@@ -37,7 +37,7 @@ export const FRAME_TIERS = {
   fail: "normal",
   drain: "heavy",
   ping: "light",
-} as const satisfies Record<string, RunnerTier>;
+} as const satisfies Record<string, RateTier>;
 
 export type RunnerFrameType = keyof typeof FRAME_TIERS;
 
@@ -46,7 +46,7 @@ export type RunnerFrameType = keyof typeof FRAME_TIERS;
  * type, or a key inherited from `Object.prototype` such as `"constructor"`) counts as heavy, so
  * garbage is the most expensive thing a runner can send.
  */
-export function frameTier(type: unknown): RunnerTier {
+export function frameTier(type: unknown): RateTier {
   if (typeof type === "string" && Object.hasOwn(FRAME_TIERS, type)) {
     return FRAME_TIERS[type as RunnerFrameType];
   }
@@ -83,7 +83,7 @@ export interface TokenBucket {
 export interface RateLimitState {
   /** The latest `now` this state has seen; the state's clock never moves backwards. */
   readonly seenAt: number | null;
-  readonly buckets: Readonly<Partial<Record<RunnerTier, TokenBucket>>>;
+  readonly buckets: Readonly<Partial<Record<RateTier, TokenBucket>>>;
 }
 
 export type RateLimitDecision =
@@ -115,7 +115,7 @@ export function createRateLimitState(): RateLimitState {
  */
 export function takeToken(
   state: RateLimitState,
-  tier: RunnerTier,
+  tier: RateTier,
   now: number,
   limits: TierLimits = TIER_LIMITS_PER_MINUTE,
 ): RateLimitDecision {
@@ -146,7 +146,7 @@ export function takeToken(
 /** Whole tokens `tier` could spend at `now` (for metrics and tests; does not change the state). */
 export function tokensAvailable(
   state: RateLimitState,
-  tier: RunnerTier,
+  tier: RateTier,
   now: number,
   limits: TierLimits = TIER_LIMITS_PER_MINUTE,
 ): number {
@@ -201,7 +201,7 @@ function isStreakAlive(bucket: TokenBucket, t: number): boolean {
 function withBucket(
   state: RateLimitState,
   t: number,
-  tier: RunnerTier,
+  tier: RateTier,
   bucket: TokenBucket,
 ): RateLimitState {
   return { seenAt: t, buckets: { ...state.buckets, [tier]: bucket } };

@@ -23,11 +23,11 @@ describe("runner names", () => {
 });
 
 describe("runner registration", () => {
-  it("defaults to no capabilities and the normal tier", () => {
+  it("defaults to no capabilities and the normal class", () => {
     expect(RunnerRegistration.parse({ name: "r1" })).toEqual({
       name: "r1",
       capabilities: [],
-      tier: "normal",
+      class: "normal",
     });
   });
 
@@ -36,9 +36,17 @@ describe("runner registration", () => {
       RunnerRegistration.parse({
         name: "r1",
         capabilities: ["gpu", "docker", "gpu"],
-        tier: "heavy",
+        class: "heavy",
       }),
-    ).toEqual({ name: "r1", capabilities: ["docker", "gpu"], tier: "heavy" });
+    ).toEqual({ name: "r1", capabilities: ["docker", "gpu"], class: "heavy" });
+  });
+
+  it.each([
+    [{ name: "r1", tier: "light" }, "light"],
+    [{ name: "r1", class: "heavy", tier: "heavy" }, "heavy"],
+  ])("takes tier, the old name of class: %j", (input, expected) => {
+    expect(RunnerRegistration.parse(input)).toMatchObject({ class: expected });
+    expect(RunnerRegistration.parse(input)).not.toHaveProperty("tier");
   });
 
   it.each([

@@ -1,5 +1,5 @@
 import { type ZodError, z } from "zod";
-import { RUNNER_TIERS } from "./task-states.ts";
+import { RUNNER_CLASSES } from "./task-states.ts";
 
 // Same alphabet as capabilities in `.github/conveyor.yml` and the socket protocol. Names must
 // start with a letter or digit so that one can never be mistaken for a command-line flag.
@@ -19,22 +19,38 @@ export const RunnerCapability = z
       "expected 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
   });
 
+const runnerClass = z.enum(RUNNER_CLASSES, {
+  error: `expected one of ${RUNNER_CLASSES.join(", ")}`,
+});
+
 /**
  * What an operator supplies to register a runner. Strict: an unknown key is an error, because a
  * misspelt `capabilites` must not silently register a runner with none. Capabilities are sorted
- * and deduplicated so equal sets compare equal.
+ * and deduplicated so equal sets compare equal. `class` is a label (see `RUNNER_CLASSES`);
+ * `tier`, its old name, is still accepted.
  */
-export const RunnerRegistration = z.strictObject({
-  name: RunnerName,
-  capabilities: z
-    .array(RunnerCapability, { error: "expected a list of capability names" })
-    .max(50, { error: "expected at most 50 capabilities" })
-    .default([])
-    .transform((caps) => [...new Set(caps)].sort()),
-  tier: z
-    .enum(RUNNER_TIERS, { error: `expected one of ${RUNNER_TIERS.join(", ")}` })
-    .default("normal"),
-});
+export const RunnerRegistration = z
+  .strictObject({
+    name: RunnerName,
+    capabilities: z
+      .array(RunnerCapability, { error: "expected a list of capability names" })
+      .max(50, { error: "expected at most 50 capabilities" })
+      .default([])
+      .transform((caps) => [...new Set(caps)].sort()),
+    class: runnerClass.optional(),
+    /** @deprecated the old name of `class`. */
+    tier: runnerClass.optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.class && value.tier && value.class !== value.tier) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tier"],
+        message: "contradicts class (tier is the old name of class): give class only",
+      });
+    }
+  })
+  .transform(({ tier, ...value }) => ({ ...value, class: value.class ?? tier ?? "normal" }));
 export type RunnerRegistration = z.output<typeof RunnerRegistration>;
 export type RunnerRegistrationInput = z.input<typeof RunnerRegistration>;
 

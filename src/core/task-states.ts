@@ -25,5 +25,15 @@ export const TERMINAL_STATES = ["merged", "cancelled"] as const satisfies readon
 export const LANES = ["urgent", "high", "normal", "low"] as const;
 export type Lane = (typeof LANES)[number];
 
-export const RUNNER_TIERS = ["light", "normal", "heavy"] as const;
-export type RunnerTier = (typeof RUNNER_TIERS)[number];
+/** The rate-limit tiers of runner frames and admin API requests (see core/rate-limit.ts). */
+export const RATE_TIERS = ["light", "normal", "heavy"] as const;
+export type RateTier = (typeof RATE_TIERS)[number];
+
+/**
+ * A runner's class: a label operators give a machine (`conveyor runners add --class`), shown in
+ * listings and on the dashboard. Nothing is decided by it: not which tasks a runner gets (its
+ * capabilities decide that) nor its rate limits (the same for every runner). Called "tier" before;
+ * the database column and the API's deprecated `tier` field keep that name.
+ */
+export const RUNNER_CLASSES = ["light", "normal", "heavy"] as const;
+export type RunnerClass = (typeof RUNNER_CLASSES)[number];

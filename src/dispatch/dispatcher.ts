@@ -3,11 +3,15 @@ import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
+
+type AssignFrame = Extract<ServerMessage, { type: "assign" }>;
+
 import {
   type ClaimedTask,
   claimNextTask,
   failAttempt,
   findExpiredTasks,
+  heldAssignment,
   lostTasks,
   promoteDueRetries,
   setAssignmentBase,
@@ -97,6 +101,37 @@ function feedbackFor(task: ClaimedTask): { feedback?: string } {
   return {};
 }
 
+/** The `assign` frame for a claimed (or continued) task and its prepared assignment. */
+function assignFrame(task: ClaimedTask, assignment: Assignment): AssignFrame {
+  const limits = task.limits as Record<string, number | undefined> & { verify?: string[][] };
+  return {
+    type: "assign",
+    task_id: task.task_id,
+    generation: task.generation,
+    repo: {
+      full_name: task.full_name,
+      clone_url: assignment.cloneUrl,
+      default_branch: task.default_branch,
+      base_sha: assignment.baseSha,
+    },
+    issue: {
+      number: task.issue_number,
+      title: task.title,
+      body: task.body,
+      url: assignment.issueUrl,
+    },
+    branch: `conveyor/issue-${task.issue_number}`,
+    read_token: { value: assignment.readToken.value, expires_at: assignment.readToken.expiresAt },
+    limits: {
+      wall_clock_minutes: limits.wall_clock_minutes,
+      idle_minutes: limits.idle_minutes,
+      output_bytes: limits.output_bytes,
+    },
+    verify: limits.verify ?? [],
+    ...feedbackFor(task),
+  };
+}
+
 /** NOTIFY channel: new work for any instance, cancels and revocations for the socket's holder. */
 export const DISPATCH_CHANNEL = "conveyor_dispatch";
 
@@ -117,6 +152,13 @@ export interface Dispatcher {
    */
   revokeRunner(runnerId: string): void;
   connections(): RunnerConnection[];
+  /**
+   * Sends the `assign` of a task this connection continues (after `welcome` said `continue`) once
+   * more, at the same generation, with a fresh read token and the commit the attempt started
+   * from: a runner that restarted before its clone finished can clone again. Sends nothing if the
+   * connection no longer holds the task; a failure to prepare it is logged, not thrown.
+   */
+  resendAssignment(connection: RunnerConnection, taskId: string, generation: number): Promise<void>;
   /** The latest output a connected runner reported for the task. */
   logTail(taskId: string): string | undefined;
   start(): Promise<void>;
@@ -187,33 +229,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       { taskId: claimed.task_id, generation: claimed.generation },
       assignment.baseSha,
     );
-    const limits = claimed.limits as Record<string, number | undefined> & { verify?: string[][] };
-    connection.send({
-      type: "assign",
-      task_id: claimed.task_id,
-      generation: claimed.generation,
-      repo: {
-        full_name: claimed.full_name,
-        clone_url: assignment.cloneUrl,
-        default_branch: claimed.default_branch,
-        base_sha: assignment.baseSha,
-      },
-      issue: {
-        number: claimed.issue_number,
-        title: claimed.title,
-        body: claimed.body,
-        url: assignment.issueUrl,
-      },
-      branch: `conveyor/issue-${claimed.issue_number}`,
-      read_token: { value: assignment.readToken.value, expires_at: assignment.readToken.expiresAt },
-      limits: {
-        wall_clock_minutes: limits.wall_clock_minutes,
-        idle_minutes: limits.idle_minutes,
-        output_bytes: limits.output_bytes,
-      },
-      verify: limits.verify ?? [],
-      ...feedbackFor(claimed),
-    });
+    connection.send(assignFrame(claimed, assignment));
     if (claimed.queued_seconds !== null) {
       deps.onAssignSent?.(
         claimed.lane,
@@ -223,6 +239,28 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     log.info({ repo: claimed.full_name, issueNumber: claimed.issue_number }, "task assigned");
     deps.onChange();
     return true;
+  }
+
+  async function resendAssignment(
+    connection: RunnerConnection,
+    taskId: string,
+    generation: number,
+  ): Promise<void> {
+    const log = logger.child({ taskId, generation, runnerId: connection.runnerId });
+    try {
+      const task = await heldAssignment(db, { taskId, generation, runnerId: connection.runnerId });
+      if (!task || connection.tasks.get(taskId) !== generation) return;
+      const assignment = await deps.prepareAssignment(task);
+      // Same attempt, same commit: only the token is new.
+      const baseSha = task.base_sha ?? assignment.baseSha;
+      if (!task.base_sha) await setAssignmentBase(db, { taskId, generation }, baseSha);
+      if (connection.tasks.get(taskId) !== generation) return;
+      connection.send(assignFrame(task, { ...assignment, baseSha }));
+      log.info("assignment sent again to a continuing runner");
+    } catch (error) {
+      log.warn({ err: error }, "could not send the assignment again");
+      deps.recordError?.("dispatcher", error);
+    }
   }
 
   async function dispatchOnce(): Promise<number> {
@@ -382,6 +420,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     },
     revokeRunner: closeLocally,
     connections: all,
+    resendAssignment,
     logTail(taskId) {
       for (const connection of all()) {
         const tail = connection.logTail(taskId);

@@ -5,10 +5,16 @@ import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { checkChangePaths } from "../core/change-set-rules.ts";
-import { ChangeSet, fieldErrors, MAX_CHANGE_SET_BYTES } from "../protocol/messages.ts";
+import {
+  ChangeSet,
+  fieldErrors,
+  MAX_CHANGE_SET_BYTES,
+  UploadTarget,
+} from "../protocol/messages.ts";
 import { storeChangeSet } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
+import { markUpgradeAccepted } from "./refused-upgrades.ts";
 import { createRunnerSession } from "./runner-session.ts";
 
 export interface AuthenticatedRunner {
@@ -68,40 +74,43 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     await next();
   });
 
-  app.get(
-    "/runners/v1",
-    upgradeWebSocket((c) => {
-      const runner = c.get("runner");
-      let session: ReturnType<typeof createRunnerSession> | undefined;
-      return {
-        onOpen(_event, ws) {
-          session = createRunnerSession({
-            db: deps.db,
-            dispatcher: deps.dispatcher,
-            logger: deps.logger,
-            timings: deps.timings,
-            runner,
-            policy: deps.policies.forRunner(runner.runnerId),
-            onChange: deps.onChange,
-            recordError: deps.recordError,
-            send: (message) => {
-              if (ws.readyState === 1) ws.send(JSON.stringify(message));
-            },
-            close: (code, reason) => ws.close(code, reason),
-          });
-        },
-        onMessage(event) {
-          const data = event.data;
-          session?.receive(
-            typeof data === "string" ? data : Buffer.from(data as ArrayBuffer).toString("utf8"),
-          );
-        },
-        onClose() {
-          session?.closed();
-        },
-      };
-    }),
-  );
+  const upgrade = upgradeWebSocket((c) => {
+    const runner = c.get("runner");
+    let session: ReturnType<typeof createRunnerSession> | undefined;
+    return {
+      onOpen(_event, ws) {
+        session = createRunnerSession({
+          db: deps.db,
+          dispatcher: deps.dispatcher,
+          logger: deps.logger,
+          timings: deps.timings,
+          runner,
+          policy: deps.policies.forRunner(runner.runnerId),
+          onChange: deps.onChange,
+          recordError: deps.recordError,
+          send: (message) => {
+            if (ws.readyState === 1) ws.send(JSON.stringify(message));
+          },
+          close: (code, reason) => ws.close(code, reason),
+        });
+      },
+      onMessage(event) {
+        const data = event.data;
+        session?.receive(
+          typeof data === "string" ? data : Buffer.from(data as ArrayBuffer).toString("utf8"),
+        );
+      },
+      onClose() {
+        session?.closed();
+      },
+    };
+  });
+  app.get("/runners/v1", async (c, next) => {
+    const handshake = await upgrade(c, next);
+    // Any other answer to an upgrade is a refusal, which gets a JSON body (refused-upgrades.ts).
+    if (handshake && handshake.status < 300) markUpgradeAccepted(c.env.incoming);
+    return handshake;
+  });
 
   app.put(
     "/runners/v1/tasks/:taskId/changes",
@@ -112,25 +121,20 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     }),
     async (c) => {
       const runner = c.get("runner");
-      const taskId = c.req.param("taskId");
-      const generation = Number(c.req.query("generation"));
-      const urlErrors = [
-        ...(/^[0-9a-f-]{36}$/.test(taskId)
-          ? []
-          : [{ field: "task_id", error: "invalid", detail: "a task id (uuid)" }]),
-        ...(Number.isInteger(generation) && generation >= 1
-          ? []
-          : [{ field: "generation", error: "invalid", detail: "a positive integer" }]),
-      ];
-      if (urlErrors.length) {
+      const target = UploadTarget.safeParse({
+        task_id: c.req.param("taskId"),
+        generation: c.req.query("generation"),
+      });
+      if (!target.success) {
         return c.json(
           {
             error: "expected /runners/v1/tasks/{task_id}/changes?generation=<n>",
-            errors: urlErrors,
+            errors: fieldErrors(target.error),
           },
           422,
         );
       }
+      const { task_id: taskId, generation } = target.data;
       // The digest is over the exact bytes received, as the runner computes it.
       const bytes = Buffer.from(await c.req.arrayBuffer());
       const raw = bytes.toString("utf8");
@@ -153,7 +157,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           {
             error: "change set touches paths it may not",
             errors: pathProblems.map((p) => ({
-              field: "files.path",
+              field: `files.${p.index}.path`,
               error: "forbidden_path",
               detail: `${p.path}: ${p.problem}`,
             })),
@@ -176,7 +180,13 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         return c.json(
           {
             error: "base_sha is not the commit this assignment started from",
-            errors: [{ field: "base_sha", error: "mismatch", detail: parsed.data.base_sha }],
+            errors: [
+              {
+                field: "base_sha",
+                error: "base_mismatch",
+                detail: `${parsed.data.base_sha}: start from the repo.base_sha of the assign`,
+              },
+            ],
           },
           422,
         );

@@ -15,6 +15,7 @@ import {
   heldTasks,
   rejectTask,
   renewLease,
+  reopenUnaccepted,
 } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings, RunnerConnection, TaskProgress } from "./dispatcher.ts";
 
@@ -221,6 +222,20 @@ export function createRunnerSession(deps: SessionDeps) {
     for (const [taskId, generation] of tasks) {
       await renewLease(db, { taskId, generation, runnerId: deps.runner.runnerId }, timings.leaseMs);
     }
+    // Assignments it never accepted and does not name: offered again below (not an attempt).
+    // Not those another live connection of the same runner holds here (two processes sharing a
+    // token must not both take one task).
+    const heldHere = dispatcher
+      .connections()
+      .filter((c) => c.runnerId === deps.runner.runnerId)
+      .flatMap((c) => [...c.tasks.keys()]);
+    const unaccepted = await reopenUnaccepted(
+      db,
+      deps.runner.runnerId,
+      [...frame.running.map((t) => t.task_id), ...heldHere],
+      timings.acceptMs,
+    );
+    for (const task of unaccepted) tasks.set(task.task_id, task.generation);
     // A runner offers what it says it has, but only within what it was registered for.
     const allowed = new Set(deps.runner.capabilities);
     const capabilities = frame.capabilities.filter((c) => allowed.has(c));
@@ -260,6 +275,12 @@ export function createRunnerSession(deps: SessionDeps) {
       "runner connected",
     );
     dispatcher.register(connection);
+    // Each continued task's clone details again (a fresh read token): a runner that restarted
+    // before its clone finished has nothing else to clone with; an unaccepted assignment is new to
+    // the runner and taken (or rejected) like any other. Not awaited: frames go on.
+    for (const [taskId, generation] of tasks) {
+      void dispatcher.resendAssignment(connection, taskId, generation);
+    }
   }
 
   return {

@@ -99,6 +99,8 @@ describe("the GitHub subsystem", () => {
         githubApiUrl: apiUrl,
         host: "127.0.0.1",
         port: 0,
+        publicUrl: undefined,
+        webhookProxyUrl: undefined,
       },
       database: noDatabase,
       logger,
@@ -165,7 +167,14 @@ describe("the GitHub subsystem", () => {
       vi.unstubAllEnvs();
     });
     const built = await createGitHub({
-      config: { github: undefined, githubApiUrl: apiUrl, host: "0.0.0.0", port: 3000 },
+      config: {
+        github: undefined,
+        githubApiUrl: apiUrl,
+        host: "0.0.0.0",
+        port: 3000,
+        publicUrl: undefined,
+        webhookProxyUrl: undefined,
+      },
       database: noDatabase,
       logger,
       metrics: { githubRequest: () => {}, githubRateLimit: () => {}, webhook: () => {} },
@@ -176,5 +185,7 @@ describe("the GitHub subsystem", () => {
     expect(built.app).toBeUndefined();
     expect(built.webhooks).toBeUndefined();
     expect(typeof built.setup).toBe("function");
+    // A fresh one-time code for browsers on other machines, 128 bits of hex.
+    expect(built.setupCode).toMatch(/^[0-9a-f]{32}$/);
   });
 });

@@ -5,26 +5,33 @@ import { type Config, displayHost } from "../config.ts";
 import type {
   AlertIssues,
   GitHubGateway,
+  HookDeliveryLog,
   PullRequestFactsReader,
   PullRequestWriter,
   RecordError,
   Signals,
 } from "../core/ports.ts";
 import type { NodeHandler } from "../http/node-handler.ts";
+import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
 import { createGitHubGateway } from "./github-gateway.ts";
+import { createHookDeliveryLog } from "./hook-delivery-log.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
 import { collectPrFacts } from "./pr-facts.ts";
 import { writePullRequest } from "./pull-request-writer.ts";
+import { createSetupGuard } from "./setup-access.ts";
 import { createSetupHandler } from "./setup-app.ts";
 import { createWritePacer } from "./write-pacer.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
 export interface GitHubDeps {
-  config: Pick<Config, "github" | "githubApiUrl" | "host" | "port">;
+  config: Pick<
+    Config,
+    "github" | "githubApiUrl" | "host" | "port" | "publicUrl" | "webhookProxyUrl"
+  >;
   database: Database;
   logger: Logger;
   /** Counts every GitHub request and webhook delivery. */
@@ -56,6 +63,10 @@ export interface GitHubApp {
   prFacts: PullRequestFactsReader;
   /** An installation's client, paced like every other (the merger writes checks and merges). */
   installationOctokit: (installationId: number) => Promise<Octokit>;
+  /** The App's webhook delivery log (the redelivery loop brings lost deliveries back with it). */
+  hookDeliveries: HookDeliveryLog;
+  /** Stopping refuses the paced writes still waiting (and later ones) with `GitHubWritesClosed`. */
+  writes: Lifecycle;
 }
 
 export interface GitHub {
@@ -65,22 +76,32 @@ export interface GitHub {
   webhooks: NodeHandler | undefined;
   /** Probot's first-run setup flow, without the App. */
   setup: NodeHandler | undefined;
+  /**
+   * Without the App: the one-time code that lets a browser on another machine use the setup flow
+   * (the start-up lines print it).
+   */
+  setupCode: string | undefined;
 }
 
 /**
  * The GitHub edge: the Probot app and its webhook handlers, the paced installation clients and the
- * ports built on them. Nothing to start or stop: clients connect per request. Without credentials
- * it serves Probot's setup flow instead, and the subsystems that need the App are left out.
+ * ports built on them. Nothing to start: clients connect per request; stopping `writes` refuses the
+ * paced writes still waiting. Without credentials it serves Probot's setup flow instead, and the
+ * subsystems that need the App are left out.
  */
 export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const { config, logger, metrics, signals, options } = deps;
   if (!config.github) {
+    const guard = createSetupGuard();
     const setup = await createSetupHandler({
       host: displayHost(config.host),
       port: config.port,
       log: logger.child({ component: "setup" }),
+      publicUrl: config.publicUrl,
+      webhookProxyUrl: config.webhookProxyUrl,
+      guard,
     });
-    return { app: undefined, webhooks: undefined, setup };
+    return { app: undefined, webhooks: undefined, setup, setupCode: guard.code };
   }
   const probot = new Probot({
     appId: config.github.appId,
@@ -135,8 +156,11 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
         read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
       },
       installationOctokit,
+      hookDeliveries: createHookDeliveryLog(() => probot.auth()),
+      writes: { stop: () => pacer.close() },
     },
     webhooks,
     setup: undefined,
+    setupCode: undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { GitHubWritesClosed } from "../core/ports.ts";
 import { createWritePacer } from "./write-pacer.ts";
 
 describe("write pacer", () => {
@@ -32,5 +33,20 @@ describe("write pacer", () => {
     await pacer.hook({ method: "POST" });
     for (let i = 0; i < 5; i++) await pacer.hook({ method: "GET" });
     expect(waited).toBe(false);
+  });
+
+  it("refuses waiting and later writes once closed, releasing the caller at once", async () => {
+    const pacer = createWritePacer({
+      perMinute: 1,
+      now: () => 0,
+      sleep: () => new Promise(() => {}),
+    });
+    await pacer.take();
+    const waiting = [pacer.take(), pacer.hook({ method: "PATCH" })];
+    pacer.close();
+    for (const write of waiting) await expect(write).rejects.toBeInstanceOf(GitHubWritesClosed);
+    await expect(pacer.take()).rejects.toBeInstanceOf(GitHubWritesClosed);
+    // Reads still pass: a stopping server may look things up.
+    await pacer.hook({ method: "GET" });
   });
 });

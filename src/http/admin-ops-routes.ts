@@ -3,6 +3,7 @@ import { stream } from "hono/streaming";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { Database } from "../../db/client.ts";
+import { migrate, migrationStatus } from "../../db/migrate.ts";
 import { LOG_LEVELS } from "../config.ts";
 import { exportDatabase } from "../store/database-export.ts";
 import { ImportError, importDatabase, readLines } from "../store/database-import.ts";
@@ -19,13 +20,17 @@ export interface AdminOpsRoutesDeps {
   onTasksChanged?: () => void;
 }
 
+/** `POST /admin/migrate` takes no options (an empty body or `{}`). */
+export const MigrateBody = z.strictObject({});
+
 export const LogLevelBody = z.strictObject({
   level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }),
 });
 
 /**
- * `/api/admin/*`: the log level (read to see, admin to change), the database report (read), and
- * export and import of all state (admin, heavy on the rate limit).
+ * `/api/admin/*`: the log level (read to see, admin to change), the database report (read), who a
+ * credential is (read), migrations (admin), and export and import of all state (admin, heavy on
+ * the rate limit).
  */
 export function createAdminOpsRoutes(deps: AdminOpsRoutesDeps): Hono<ApiEnv> {
   const routes = new Hono<ApiEnv>();
@@ -55,6 +60,23 @@ export function createAdminOpsRoutes(deps: AdminOpsRoutesDeps): Hono<ApiEnv> {
   routes.get("/admin/database", auth.read, async (c) => {
     const report = await databaseReport(database);
     return c.json(report, report.reachable ? 200 : 503);
+  });
+
+  // Who the credential stands for: `conveyor doctor` checks a remote server's token with it.
+  routes.get("/admin/whoami", auth.read, (c) => {
+    const { kind, role, name } = c.get("principal");
+    return c.json({ name, role, kind });
+  });
+
+  // `conveyor migrate` against a server (CONVEYOR_URL). A server migrates when it starts, so this
+  // normally finds nothing to do; it is safe any time (one transaction under an advisory lock).
+  routes.post("/admin/migrate", auth.admin, smallBody, async (c) => {
+    const body = await parseJsonBody(c, MigrateBody);
+    if (!body.ok) return body.response;
+    const { applied } = await migrate(database.db);
+    const current = (await migrationStatus(database.db)).applied.at(-1) ?? null;
+    if (applied.length) log.info({ by: c.get("principal").actor, applied }, "database migrated");
+    return c.json({ applied, current });
   });
 
   routes.get("/admin/export", heavy, (c) => {

@@ -6,7 +6,7 @@ import {
   tokensAvailable,
 } from "../core/rate-limit.ts";
 import { formatDuration } from "../core/task-machine.ts";
-import type { RunnerTier } from "../core/task-states.ts";
+import type { RateTier } from "../core/task-states.ts";
 
 /**
  * Requests per minute each client may make to the admin API, which is also the largest burst
@@ -35,7 +35,7 @@ export const DEFAULT_API_RATE_LIMITS: ApiRateLimits = {
 export type RequestCost = "read" | "write" | "heavy";
 
 // The pure token buckets are per tier; the API's three costs map onto the three tiers.
-const TIER: Record<RequestCost, RunnerTier> = { read: "light", write: "normal", heavy: "heavy" };
+const TIER: Record<RequestCost, RateTier> = { read: "light", write: "normal", heavy: "heavy" };
 
 export type RateDecision =
   | { allowed: true }

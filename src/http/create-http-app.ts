@@ -1,9 +1,10 @@
 import type { HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { migrationStatus } from "../../db/migrate.ts";
+import { refusedUpgradesWithJson } from "../dispatch/refused-upgrades.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
 import type { NodeHandler } from "./node-handler.ts";
 import { limitWebhookBody } from "./webhook-body-limit.ts";
@@ -27,9 +28,21 @@ export type HttpApp = Hono<{ Bindings: HttpBindings }>;
 /** Where GitHub delivers webhooks (Probot's default path). */
 export const DEFAULT_WEBHOOK_PATH = "/api/github/webhooks";
 
+/**
+ * Where Probot's own setup flow told GitHub to deliver (`<base URL>/`): Apps registered with it
+ * before Conveyor named its webhook route keep working.
+ */
+export const PROBOT_SETUP_WEBHOOK_PATH = "/";
+
+/** The answer of every route that needs the GitHub App while it has no credentials. */
+export const SETUP_MODE_ERROR = "GitHub App not configured: open /probot";
+
 /** Hands the raw Node request to a Probot handler, which writes the response itself. */
-function delegate(handler: NodeHandler) {
+function delegate(handler: NodeHandler, options: { path?: string } = {}) {
   return async (c: { env: HttpBindings; notFound: () => Response | Promise<Response> }) => {
+    // Probot's webhook middleware answers only at its own path: a delivery to another webhook
+    // route is handed over as if it had been sent there (same signature check, same handlers).
+    if (options.path) c.env.incoming.url = options.path;
     if (await handler(c.env.incoming, c.env.outgoing)) return RESPONSE_ALREADY_SENT;
     return c.notFound();
   };
@@ -39,6 +52,8 @@ function delegate(handler: NodeHandler) {
 export function createHttpApp(deps: HttpAppDeps): HttpApp {
   const app: HttpApp = new Hono<{ Bindings: HttpBindings }>();
   const webhookPath = deps.webhookPath ?? DEFAULT_WEBHOOK_PATH;
+  // First, so it sees the final answer to every WebSocket upgrade, refusals included.
+  app.use("*", refusedUpgradesWithJson());
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -56,25 +71,31 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
         503,
       );
     }
-    return c.json({
-      status: "ready",
-      database: deps.database.kind,
-      github: deps.webhooks ? "configured" : "setup",
-    });
+    // Setup mode is ready to serve (the setup page, the dashboard, the API), so 200, but says so.
+    if (!deps.webhooks) {
+      return c.json({
+        status: "setup",
+        reason: SETUP_MODE_ERROR,
+        database: deps.database.kind,
+        github: "setup",
+      });
+    }
+    return c.json({ status: "ready", database: deps.database.kind, github: "configured" });
   });
 
-  if (deps.webhooks) {
-    app.post(webhookPath, limitWebhookBody(), delegate(deps.webhooks));
-  } else {
-    app.post(webhookPath, (c) =>
-      c.json(
-        {
-          error:
-            "The GitHub App is not configured yet: set APP_ID and PRIVATE_KEY, or register it at /probot",
-        },
-        503,
-      ),
-    );
+  const webhooks = deps.webhooks;
+  for (const path of new Set([webhookPath, PROBOT_SETUP_WEBHOOK_PATH])) {
+    if (webhooks) {
+      app.post(path, limitWebhookBody(), delegate(webhooks, { path: webhookPath }));
+    } else {
+      app.post(path, (c) => c.json({ error: SETUP_MODE_ERROR }, 503));
+    }
+  }
+  if (!webhooks) {
+    // The runner socket and its HTTP routes exist only with the App; say why instead of 404.
+    const setupMode = (c: Context) => c.json({ error: SETUP_MODE_ERROR }, 503);
+    app.all("/runners/v1", setupMode);
+    app.all("/runners/v1/*", setupMode);
   }
   if (deps.setup) {
     app.get("/", delegate(deps.setup));

@@ -27,6 +27,8 @@ export interface HttpDeps {
   webhooks?: NodeHandler | undefined;
   /** Probot's first-run setup flow, served when the App has no credentials yet. */
   setup?: NodeHandler | undefined;
+  /** The setup flow's one-time code, printed with the start-up lines. */
+  setupCode?: string | undefined;
   /** Route groups, in mounting order: where two match, the first mounted answers. */
   mounts: readonly Mount[];
 }
@@ -96,6 +98,7 @@ export function createHttp(deps: HttpDeps): Http {
           url: address.url,
           publicUrl: config.publicUrl,
           githubConfigured: !!config.github,
+          setupCode: deps.setupCode,
         });
         // The embedded database admits one process: the CLI finds this server here, uses its API.
         if (serverInfo) writeServerInfo(config.dataDir, { pid: process.pid, url: address.url });

@@ -1,4 +1,4 @@
-import type { RunnerTier } from "../core/task-states.ts";
+import type { RunnerClass } from "../core/task-states.ts";
 import type { Runner } from "../store/runners.ts";
 
 /** A live socket session of a runner, as the socket server reports it. */
@@ -13,7 +13,10 @@ export interface RunnerJson {
   runner_id: string;
   name: string;
   capabilities: string[];
-  tier: RunnerTier;
+  /** A label for operators; Conveyor decides nothing by it. */
+  class: RunnerClass;
+  /** @deprecated the old name of `class`, with the same value. */
+  tier: RunnerClass;
   status: "active" | "revoked";
   created_at: string;
   revoked_at: string | null;
@@ -28,6 +31,7 @@ export function toRunnerJson(runner: Runner, connected?: ConnectedRunner | null)
     runner_id: runner.runnerId,
     name: runner.name,
     capabilities: runner.capabilities,
+    class: runner.tier,
     tier: runner.tier,
     status: runner.revokedAt ? "revoked" : "active",
     created_at: runner.createdAt.toISOString(),

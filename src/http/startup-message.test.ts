@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderStartupMessage, SETUP_MODE_MESSAGE } from "./startup-message.ts";
+import { renderStartupMessage, SETUP_CODE_MESSAGE, SETUP_MODE_MESSAGE } from "./startup-message.ts";
 
 const LOCAL = "http://localhost:3000";
 const PUBLIC = "https://conveyor.example.com";
@@ -21,6 +21,11 @@ describe("renderStartupMessage", () => {
       { url: LOCAL, publicUrl: PUBLIC, githubConfigured: false },
       [`${LOCAL}`, `${PUBLIC}/dashboard`, `${PUBLIC}/probot`],
     ],
+    [
+      "setup mode with its one-time code",
+      { url: LOCAL, publicUrl: PUBLIC, githubConfigured: false, setupCode: "c0de" },
+      [`${LOCAL}`, `${PUBLIC}/dashboard`, `${PUBLIC}/probot`, `${PUBLIC}/probot?setup_code=c0de`],
+    ],
   ])("%s", (_, facts, urls) => {
     const lines = renderStartupMessage(facts);
     expect(lines.map((l) => l.url)).toEqual(urls);
@@ -28,6 +33,9 @@ describe("renderStartupMessage", () => {
     expect(lines[1]?.msg).toMatch(/^dashboard \(sign in with CONVEYOR_ADMIN_TOKEN/);
     if (!facts.githubConfigured) {
       expect(lines[2]).toMatchObject({ level: "warn", msg: SETUP_MODE_MESSAGE });
+    }
+    if ("setupCode" in facts) {
+      expect(lines[3]).toMatchObject({ level: "warn", msg: SETUP_CODE_MESSAGE });
     }
     // Probot's banner is wrong for Conveyor; nothing here may repeat it.
     expect(lines.map((l) => l.msg).join("\n")).not.toMatch(/custom routes/i);

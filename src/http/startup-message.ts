@@ -8,6 +8,8 @@ export interface StartupFacts {
   publicUrl: string | undefined;
   /** Whether `APP_ID` and the private key are configured. */
   githubConfigured: boolean;
+  /** Setup mode's one-time code for browsers on other machines. */
+  setupCode?: string | undefined;
 }
 
 export interface StartupLine {
@@ -20,9 +22,13 @@ export interface StartupLine {
 export const SETUP_MODE_MESSAGE =
   "GitHub App not configured (APP_ID, PRIVATE_KEY): register it at this URL, then restart; everything but webhooks works meanwhile";
 
+/** The line with the setup code: the setup flow from another machine needs it. */
+export const SETUP_CODE_MESSAGE =
+  "from another machine, open this URL instead: it carries the one-time setup code (requests from this machine need none)";
+
 /**
  * The lines logged once the server listens: where it is, the dashboard and, without App
- * credentials, the setup page. Links use `CONVEYOR_PUBLIC_URL` when it is set.
+ * credentials, the setup page and the setup code that lets a browser elsewhere use it. Links use `CONVEYOR_PUBLIC_URL` when it is set.
  */
 export function renderStartupMessage(facts: StartupFacts): StartupLine[] {
   const base = facts.publicUrl ?? facts.url;
@@ -36,6 +42,13 @@ export function renderStartupMessage(facts: StartupFacts): StartupLine[] {
   ];
   if (!facts.githubConfigured) {
     lines.push({ level: "warn", url: `${base}/probot`, msg: SETUP_MODE_MESSAGE });
+    if (facts.setupCode) {
+      lines.push({
+        level: "warn",
+        url: `${base}/probot?setup_code=${facts.setupCode}`,
+        msg: SETUP_CODE_MESSAGE,
+      });
+    }
   }
   return lines;
 }

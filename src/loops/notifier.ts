@@ -1,10 +1,20 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { repoRef } from "../core/github-objects.ts";
-import type { GitHubGateway } from "../core/ports.ts";
+import { type GitHubGateway, isWritesClosed } from "../core/ports.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
-import { claimCommandFeedback, markFeedbackFailed, markFeedbackPosted } from "../store/commands.ts";
-import { claimNotices, markNoticeFailed, markNoticePosted } from "../store/notices.ts";
+import {
+  claimCommandFeedback,
+  markFeedbackFailed,
+  markFeedbackPosted,
+  releaseFeedback,
+} from "../store/commands.ts";
+import {
+  claimNotices,
+  markNoticeFailed,
+  markNoticePosted,
+  releaseNotice,
+} from "../store/notices.ts";
 import { pullRequestUrl } from "../store/pull-requests.ts";
 import { findRunnerById } from "../store/runners.ts";
 import {
@@ -83,6 +93,9 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         reacted: true,
       });
     } catch (error) {
+      // Shutting down: the comment stays owed, for the next pass of whichever instance runs it.
+      if (isWritesClosed(error))
+        return markStatusFailed(deps.db, task.taskId, claim.status_version, 0);
       const gone = isGone(error);
       deps.logger.warn(
         { err: error, taskId: task.taskId, repo: claim.full_name, issueNumber: claim.issue_number },
@@ -100,6 +113,10 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         const commentId = await deps.gateway.createComment(ref, notice.issue_number, notice.body);
         await markNoticePosted(deps.db, notice.notice_id, commentId);
       } catch (error) {
+        if (isWritesClosed(error)) {
+          await releaseNotice(deps.db, notice.notice_id);
+          continue;
+        }
         const final = isGone(error) || notice.attempts >= 9;
         deps.logger.warn(
           { err: error, repo: notice.full_name, issueNumber: notice.issue_number },
@@ -139,6 +156,10 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         if (reply !== null) await deps.gateway.createComment(ref, item.number, reply);
         await markFeedbackPosted(deps.db, key);
       } catch (error) {
+        if (isWritesClosed(error)) {
+          await releaseFeedback(deps.db, key);
+          continue;
+        }
         deps.logger.warn(
           { err: error, repo: item.full_name, issueNumber: item.number },
           "command feedback failed",

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { PullRequestRefused } from "../core/change-set-rules.ts";
 import { repoRef } from "../core/github-objects.ts";
-import type { PullRequestWriter } from "../core/ports.ts";
+import { isWritesClosed, type PullRequestWriter } from "../core/ports.ts";
 import { pullRequestTitle, renderPullRequestBody } from "../core/pull-request-body.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
@@ -111,6 +111,8 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
             await publish(task);
             done++;
           } catch (error) {
+            // Shutting down: left for the next instance, nothing went wrong.
+            if (isWritesClosed(error)) break;
             // Left for the next pass; the log says why (GitHub down, rate limited …).
             deps.logger.error(
               { err: error, taskId: task.task_id },

@@ -269,6 +269,12 @@ export function createMetrics(options: MetricsOptions) {
     buckets: DURATION_BUCKETS.request,
     registers,
   });
+  const webhookRedeliveries = new Counter({
+    name: "conveyor_webhook_redeliveries_total",
+    help: "Lost webhook deliveries this instance asked GitHub to send again (requested), GitHub refused to (refused), or that failed every redelivery and were left alone (given_up).",
+    labelNames: ["outcome"],
+    registers,
+  });
   const githubRequests = new Counter({
     name: "conveyor_github_requests_total",
     help: "GitHub API calls by method, route template and status (0: no answer).",
@@ -373,6 +379,9 @@ export function createMetrics(options: MetricsOptions) {
       const outcome = status < 400 ? "handled" : status < 500 ? "rejected" : "failed";
       webhookDeliveries.inc({ event: label, outcome });
       webhookSeconds.observe({ event: label }, seconds);
+    },
+    webhookRedelivery(outcome: "requested" | "refused" | "given_up") {
+      webhookRedeliveries.inc({ outcome });
     },
     githubRequest(method: string, route: string, status: number, seconds: number) {
       githubRequests.inc({ method, route, status: String(status) });

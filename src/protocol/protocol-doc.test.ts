@@ -8,6 +8,8 @@ import { ChangeSet, RunnerMessage, ServerMessage } from "./messages.ts";
  * Keeps docs/protocol.md honest. Every ```json block of the page is an example:
  * - a JSON object with a "type" is a frame and must match RunnerMessage or ServerMessage;
  * - a block right under `<!-- change-set -->` is an upload body and must match ChangeSet;
+ * - a block right under `<!-- invalid-frame -->` is a frame shown for the `error` it gets: it must
+ *   be a runner frame type that does NOT match its schema (so it cannot rot into a valid one);
  * - any other JSON (HTTP response bodies) must sit under `<!-- http-body -->`, so a frame whose
  *   "type" got lost is reported instead of skipped.
  * Fields a schema does not know are reported too: zod drops them silently, so a misspelt optional
@@ -27,11 +29,11 @@ interface JsonBlock {
 }
 
 type CheckResult =
-  | { kind: "runner" | "server"; type: string; problem?: undefined }
+  | { kind: "runner" | "server" | "invalid-frame"; type: string; problem?: undefined }
   | { kind: "change-set" | "http-body"; type?: undefined; problem?: undefined }
   | { kind?: undefined; type?: undefined; problem: string };
 
-const MARKERS = ["change-set", "http-body"] as const;
+const MARKERS = ["change-set", "http-body", "invalid-frame"] as const;
 const RUNNER_TYPES: string[] = RunnerMessage.options.map((o) => o.shape.type.value);
 const SERVER_TYPES: string[] = ServerMessage.options.map((o) => o.shape.type.value);
 
@@ -102,6 +104,19 @@ function checkBlock(block: JsonBlock): CheckResult {
     return { problem: `unknown marker <!-- ${block.marker} -->; use one of ${MARKERS.join(", ")}` };
   }
   if (block.marker === "http-body") return { kind: "http-body" };
+  if (block.marker === "invalid-frame") {
+    if (!isPlainObject(value) || typeof value.type !== "string") {
+      return { problem: 'an invalid-frame example still needs a string "type"' };
+    }
+    if (!RUNNER_TYPES.includes(value.type)) {
+      return {
+        problem: `an invalid-frame example must be a runner frame type, not "${value.type}"`,
+      };
+    }
+    return mismatch(RunnerMessage, value)
+      ? { kind: "invalid-frame", type: value.type }
+      : { problem: "marked invalid-frame, but it matches the schema" };
+  }
   if (block.marker === "change-set") {
     const problem = mismatch(ChangeSet, value);
     return problem ? { problem: `not a ChangeSet:\n${problem}` } : { kind: "change-set" };
@@ -210,6 +225,18 @@ describe("the example checker", () => {
     expect(checkBlock(block({ digest: "sha256:00" })).problem).toMatch(/not a frame/);
     expect(checkBlock({ ...block(null), text: '{ "type": "ping", }' }).problem).toMatch(
       /not valid JSON/,
+    );
+  });
+
+  it("wants an invalid-frame example to be a runner frame the schema refuses", () => {
+    const bad = { ...heartbeat, generation: 0 };
+    expect(checkBlock(block(bad, "invalid-frame"))).toEqual({
+      kind: "invalid-frame",
+      type: "heartbeat",
+    });
+    expect(checkBlock(block(heartbeat, "invalid-frame")).problem).toMatch(/matches the schema/);
+    expect(checkBlock(block({ type: "ack", id: 7 }, "invalid-frame")).problem).toMatch(
+      /must be a runner frame type/,
     );
   });
 

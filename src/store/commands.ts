@@ -130,6 +130,13 @@ export async function markFeedbackFailed(
     where source = ${key.source} and source_id = ${key.sourceId}`);
 }
 
+/** Hands claimed feedback back unposted and uncounted (shutdown): the next pass takes it at once. */
+export async function releaseFeedback(db: Db, key: CommandKey): Promise<void> {
+  await db.execute(sql`
+    update commands set feedback_lease_until = null
+    where source = ${key.source} and source_id = ${key.sourceId}`);
+}
+
 /** `/approve`: a standing approval of one head SHA (approving the same head twice is one). */
 export async function addApproval(
   db: Db,

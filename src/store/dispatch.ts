@@ -100,6 +100,27 @@ export async function claimNextTask(
 
 type Fence = { taskId: string; generation: number; runnerId: string };
 
+/**
+ * What an `assign` is made of, for a task this runner holds at this generation (assigned or
+ * running), with the commit the assignment started from: to send the assignment again when the
+ * runner continues the task after a reconnect. Undefined when it no longer holds it.
+ */
+export async function heldAssignment(
+  db: Db,
+  fence: Fence,
+): Promise<(ClaimedTask & { base_sha: string | null }) | undefined> {
+  const rows = resultRows<ClaimedTask & { base_sha: string | null }>(
+    await db.execute(sql`
+      select t.task_id, t.generation, t.repository_id, t.installation_id, t.issue_number, t.title,
+             t.body, t.limits, t.last_error, t.feedback, r.full_name, r.default_branch,
+             t.base_sha, null as pr_head_sha, t.lane::text as lane, null as queued_seconds
+      from tasks t join repositories r on r.repository_id = t.repository_id
+      where t.task_id = ${fence.taskId} and t.generation = ${fence.generation}
+        and t.runner_id = ${fence.runnerId} and t.state in ('assigned', 'running')`),
+  );
+  return rows[0];
+}
+
 /** Records the commit an assignment starts from; the change set must name the same one. */
 export async function setAssignmentBase(
   db: Db,
@@ -331,6 +352,32 @@ export async function heldTasks(
   const current = new Map(rows.map((r) => [r.task_id, r.generation]));
   return new Set(
     running.filter((r) => current.get(r.task_id) === r.generation).map((r) => r.task_id),
+  );
+}
+
+/**
+ * Assignments this runner holds but never accepted, other than those its `hello` names: the
+ * `assign` was lost with a connection or with a runner process killed before it could accept.
+ * Each gets a fresh accept window and is sent again, so it does not wait out the accept timeout
+ * and cost an attempt.
+ */
+export async function reopenUnaccepted(
+  db: Db,
+  runnerId: string,
+  named: string[],
+  acceptMs: number,
+): Promise<{ task_id: string; generation: number }[]> {
+  const others = named.length
+    ? sql`and task_id not in (${sql.join(
+        named.map((id) => sql`${id}`),
+        sql`, `,
+      )})`
+    : sql``;
+  return resultRows(
+    await db.execute(sql`
+      update tasks set lease_expires_at = now() + ${`${acceptMs} milliseconds`}::interval
+      where runner_id = ${runnerId} and state = 'assigned' ${others}
+      returning task_id, generation`),
   );
 }
 

@@ -69,3 +69,8 @@ export async function markNoticeFailed(
         posted_at = ${final ? sql`now()` : sql`null`}
     where notice_id = ${noticeId}`);
 }
+
+/** Hands a claimed notice back unposted and uncounted (shutdown): the next pass takes it at once. */
+export async function releaseNotice(db: Db, noticeId: number): Promise<void> {
+  await db.execute(sql`update issue_notices set lease_until = null where notice_id = ${noticeId}`);
+}

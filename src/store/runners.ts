@@ -33,7 +33,7 @@ const PUBLIC_COLUMNS = {
   lastAssignedAt: runners.lastAssignedAt,
 };
 
-/** The registration input broke the name, capability or tier rules. */
+/** The registration input broke the name, capability or class rules. */
 export class InvalidRunnerError extends Error {
   override name = "InvalidRunnerError";
   constructor(readonly errors: FieldError[]) {
@@ -61,7 +61,7 @@ function newRunnerToken(): string {
 /**
  * Registers a runner and returns it with its token. The token exists only in this return value:
  * the table keeps its hash, so it cannot be shown again. Throws {@link InvalidRunnerError} for a bad
- * name, capability or tier and {@link RunnerNameTakenError} when the name is in use (decided by the
+ * name, capability or class and {@link RunnerNameTakenError} when the name is in use (decided by the
  * unique constraint, so two registrations racing for one name make one runner).
  */
 export async function createRunner(
@@ -70,11 +70,11 @@ export async function createRunner(
 ): Promise<{ runner: Runner; token: string }> {
   const parsed = RunnerRegistration.safeParse(input);
   if (!parsed.success) throw new InvalidRunnerError(toFieldErrors(parsed.error));
-  const { name, capabilities, tier } = parsed.data;
+  const { name, capabilities } = parsed.data;
   const token = newRunnerToken();
   const [runner] = await db
     .insert(runners)
-    .values({ name, capabilities, tier, tokenHash: hashRunnerToken(token) })
+    .values({ name, capabilities, tier: parsed.data.class, tokenHash: hashRunnerToken(token) })
     .onConflictDoNothing()
     .returning(PUBLIC_COLUMNS);
   if (runner) return { runner, token };

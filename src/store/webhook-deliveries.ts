@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { webhookDeliveries } from "../../db/schema.ts";
 
@@ -37,6 +37,22 @@ export async function countDeliveries(db: Db, event?: string): Promise<number> {
     .from(webhookDeliveries)
     .where(event ? sql`${webhookDeliveries.event} = ${event}` : undefined);
   return rows[0]?.n ?? 0;
+}
+
+/**
+ * Which of these delivery ids (`X-GitHub-Delivery`) Conveyor recorded: their effects were carried
+ * out, so GitHub's log saying they failed (an answer lost or too late) needs no redelivery.
+ */
+export async function recordedDeliveryIds(
+  db: Db,
+  deliveryIds: readonly string[],
+): Promise<Set<string>> {
+  if (deliveryIds.length === 0) return new Set();
+  const rows = await db
+    .select({ deliveryId: webhookDeliveries.deliveryId })
+    .from(webhookDeliveries)
+    .where(inArray(webhookDeliveries.deliveryId, [...deliveryIds]));
+  return new Set(rows.map((r) => r.deliveryId));
 }
 
 class AlreadyRecorded extends Error {}

@@ -30,6 +30,7 @@ import {
   renderStatus,
   renderUser,
 } from "./github-objects.ts";
+import { hookRoutes } from "./hook-routes.ts";
 import {
   addLabels,
   createComment,
@@ -178,6 +179,8 @@ export interface GitHubSimulator {
   readonly deliveries: Delivery[];
   close(): Promise<void>;
   setWebhook(target: WebhookTarget | undefined): void;
+  /** Someone edits the App's settings page: its permissions and event subscriptions. */
+  setAppSettings(settings: { permissions?: AppPermissions; events?: string[] }): void;
 
   createUser(
     login: string,
@@ -474,6 +477,7 @@ export async function createGitHubSimulator(
     validator: createOpenApiValidator(),
     routes: {
       ...appRoutes,
+      ...hookRoutes,
       ...repoRoutes,
       ...issueRoutes,
       ...pullRoutes,
@@ -552,6 +556,11 @@ export async function createGitHubSimulator(
     },
 
     setWebhook: (target) => webhooks.setTarget(target),
+
+    setAppSettings(settings) {
+      if (settings.permissions) app.permissions = settings.permissions;
+      if (settings.events) app.events = settings.events;
+    },
 
     createUser(login, userOptions = {}) {
       const created = ensureUser(state, login, userOptions.type ?? "User");

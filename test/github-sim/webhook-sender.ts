@@ -6,12 +6,37 @@ import type { WebhookPayloadValidator } from "./webhook-payload-validator.ts";
 export interface WebhookTarget {
   url: string;
   secret: string;
+  /** How the payload is sent: `json` (the default) or `form` (`payload=<url-encoded JSON>`). */
+  contentType?: "json" | "form";
+}
+
+/** The App's webhook configuration, as `GET /app/hook/config` shows it. */
+export interface HookConfig {
+  url: string;
+  content_type: "json" | "form";
+  insecure_ssl: "0" | "1";
+  /** Masked, like GitHub's answer, when a secret is set. */
+  secret?: string;
 }
 
 /** One webhook delivery, as GitHub's "Recent Deliveries" page would show it. */
 export interface Delivery {
-  /** The `X-GitHub-Delivery` GUID; a redelivery keeps it. */
+  /**
+   * The `X-GitHub-Delivery` GUID (`guid` in GitHub's delivery log); a redelivery keeps it
+   * (https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks#use-the-x-github-delivery-header).
+   */
   id: string;
+  /** GitHub's `id` of this attempt in the delivery log: a redelivery gets a new one. */
+  hookDeliveryId: number;
+  /**
+   * Where it was sent; undefined when the App had no webhook URL, or when it was forged (signed
+   * with another secret: an attacker's, not GitHub's): neither is in GitHub's delivery log.
+   */
+  url: string | undefined;
+  /** The request's headers as sent (the signatures included). */
+  requestHeaders: Record<string, string>;
+  /** The app's answer's headers. */
+  responseHeaders: Record<string, string>;
   event: string;
   action: string | undefined;
   payload: Record<string, unknown>;
@@ -37,8 +62,20 @@ export interface SendOptions {
 export interface WebhookSender {
   readonly deliveries: Delivery[];
   setTarget(target: WebhookTarget | undefined): void;
+  /** `GET /app/hook/config`. */
+  hookConfig(): HookConfig;
+  /** `PATCH /app/hook/config`: changes what is given. */
+  updateHookConfig(patch: {
+    url?: string;
+    content_type?: string;
+    secret?: string;
+    insecure_ssl?: string | number;
+  }): HookConfig;
+  /** A delivery by its attempt id (`hookDeliveryId`), if it is in the log. */
+  logged(hookDeliveryId: number): Delivery | undefined;
   /** Queues a delivery; resolves once the app has answered (deliveries go out one at a time). */
   send(event: string, payload: Record<string, unknown>, options?: SendOptions): Promise<Delivery>;
+  /** Sends a delivery again: the same GUID and body, a new attempt id, `redelivery: true`. */
   redeliver(deliveryId: string): Promise<Delivery>;
   /** Resolves when no delivery is queued or in flight. */
   idle(): Promise<void>;
@@ -65,36 +102,46 @@ export function signWebhook(secret: string, body: string, algorithm: "sha256" | 
  */
 export function createWebhookSender(options: WebhookSenderOptions): WebhookSender {
   let target = options.target;
+  let insecureSsl: "0" | "1" = "0";
   let tail: Promise<unknown> = Promise.resolve();
   let inFlight = 0;
   const deliveries: Delivery[] = [];
   const hookId = 1;
+  // GitHub's attempt ids are large integers that grow with time.
+  let nextHookDeliveryId = 1_000_001;
 
   const deliver = async (delivery: Delivery, signatureSecret: string | undefined) => {
     if (!target) {
       delivery.error = "no webhook target configured";
       return;
     }
+    if (signatureSecret === undefined) delivery.url = target.url;
     const secret = signatureSecret ?? target.secret;
+    // A `form` webhook sends the JSON as the `payload` field, signed as sent.
+    const form = target.contentType === "form";
+    const body = form ? `payload=${encodeURIComponent(delivery.body)}` : delivery.body;
     const started = Date.now();
     try {
+      delivery.requestHeaders = {
+        accept: "*/*",
+        "content-type": form ? "application/x-www-form-urlencoded" : "application/json",
+        "user-agent": "GitHub-Hookshot/sim",
+        "x-github-event": delivery.event,
+        "x-github-delivery": delivery.id,
+        "x-github-hook-id": String(hookId),
+        "x-github-hook-installation-target-type": "integration",
+        "x-github-hook-installation-target-id": String(options.appId),
+        "x-hub-signature": signWebhook(secret, body, "sha1"),
+        "x-hub-signature-256": signWebhook(secret, body),
+      };
       const response = await fetch(target.url, {
         method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "GitHub-Hookshot/sim",
-          "x-github-event": delivery.event,
-          "x-github-delivery": delivery.id,
-          "x-github-hook-id": String(hookId),
-          "x-github-hook-installation-target-type": "integration",
-          "x-github-hook-installation-target-id": String(options.appId),
-          "x-hub-signature": signWebhook(secret, delivery.body, "sha1"),
-          "x-hub-signature-256": signWebhook(secret, delivery.body),
-        },
-        body: delivery.body,
+        headers: delivery.requestHeaders,
+        body,
         signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
       });
       delivery.status = response.status;
+      delivery.responseHeaders = Object.fromEntries(response.headers);
       delivery.responseBody = await response.text();
     } catch (error) {
       delivery.error = error instanceof Error ? error.message : String(error);
@@ -118,10 +165,33 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
     return sent.then(() => delivery);
   };
 
+  const hookConfig = (): HookConfig => ({
+    url: target?.url ?? "",
+    content_type: target?.contentType ?? "json",
+    insecure_ssl: insecureSsl,
+    ...(target?.secret ? { secret: "********" } : {}),
+  });
+
   return {
     deliveries,
     setTarget(next) {
       target = next;
+    },
+    hookConfig,
+    updateHookConfig(patch) {
+      const contentType =
+        patch.content_type === "form" ? "form" : patch.content_type === "json" ? "json" : undefined;
+      target = {
+        url: patch.url ?? target?.url ?? "",
+        secret: patch.secret ?? target?.secret ?? "",
+        contentType: contentType ?? target?.contentType ?? "json",
+      };
+      if (patch.insecure_ssl !== undefined)
+        insecureSsl = String(patch.insecure_ssl) === "1" ? "1" : "0";
+      return hookConfig();
+    },
+    logged(hookDeliveryId) {
+      return deliveries.find((d) => d.hookDeliveryId === hookDeliveryId && d.url !== undefined);
     },
     send(event, payload, sendOptions = {}) {
       const action = typeof payload.action === "string" ? payload.action : undefined;
@@ -137,6 +207,10 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
       }
       const delivery: Delivery = {
         id: randomUUID(),
+        hookDeliveryId: nextHookDeliveryId++,
+        url: undefined,
+        requestHeaders: {},
+        responseHeaders: {},
         event,
         action,
         payload,
@@ -156,6 +230,10 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
       return enqueue(
         {
           ...original,
+          hookDeliveryId: nextHookDeliveryId++,
+          url: undefined,
+          requestHeaders: {},
+          responseHeaders: {},
           redelivery: true,
           status: undefined,
           error: undefined,

@@ -7,6 +7,7 @@ import { type RunningConveyor, type StartOptions, startConveyor } from "../../sr
 import {
   createGitHubSimulator,
   type GitHubSimulator,
+  type GitHubSimulatorOptions,
 } from "../github-sim/create-github-simulator.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
 import { testPrivateKey } from "./webhooks.ts";
@@ -69,6 +70,8 @@ export async function createWorld(
     files?: Record<string, string>;
     env?: Record<string, string>;
     database?: () => Promise<TestDatabase>;
+    /** The App's permissions and events on the simulator (default: all it can send). */
+    simulator?: Pick<GitHubSimulatorOptions, "permissions" | "events">;
   } = {},
 ): Promise<World> {
   const dataDir = mkdtempSync(join(tmpdir(), "conveyor-sim-"));
@@ -78,6 +81,7 @@ export async function createWorld(
     appId: 4242,
     appSlug: "conveyor",
     privateKeyPem: privateKey,
+    ...options.simulator,
   });
   const database = await (options.database ?? createTestDatabase)();
   const installation = await sim.createInstallation({
@@ -131,6 +135,7 @@ export async function createHarness(
     env?: Record<string, string>;
     start?: Partial<StartOptions>;
     database?: () => Promise<TestDatabase>;
+    simulator?: Pick<GitHubSimulatorOptions, "permissions" | "events">;
   } = {},
 ): Promise<Harness> {
   const world = await createWorld(options);

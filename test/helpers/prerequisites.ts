@@ -97,6 +97,14 @@ export const PREREQUISITES: readonly Prerequisite[] = [
     },
   },
   {
+    name: "bubblewrap (bwrap)",
+    neededBy:
+      "every test that starts conveyor-runner (agents run in its sandbox) and test/runner-sandbox.test.ts",
+    debianPackage: "bubblewrap",
+    override: "BWRAP_PATH",
+    find: (env) => findExecutable("BWRAP_PATH", ["bwrap"], env),
+  },
+  {
     name: "Chromium",
     neededBy: "test/dashboard.test.ts (the dashboard in a headless browser)",
     debianPackage: "chromium",

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
@@ -18,7 +18,8 @@ export interface RunnerProcess {
 /**
  * `conveyor-runner <args>` as a real process, with the scripted agent unless told otherwise.
  * `cwd` defaults to the checkout; another directory keeps a `conveyor-runner.yml` there from
- * being read.
+ * being read. A `BWRAP_PATH` of the tests (see prerequisites.ts) is put first on the runner's PATH,
+ * where the runner looks for bwrap.
  */
 export function spawnRunnerProcess(
   args: string[],
@@ -28,7 +29,9 @@ export function spawnRunnerProcess(
   const child = spawn(process.execPath, [join(ROOT, "bin/conveyor-runner.js"), ...args], {
     cwd: options.cwd ?? ROOT,
     env: {
-      PATH: process.env.PATH ?? "",
+      PATH: [process.env.BWRAP_PATH && dirname(process.env.BWRAP_PATH), process.env.PATH]
+        .filter(Boolean)
+        .join(delimiter),
       HOME: process.env.HOME ?? "/tmp",
       LOG_LEVEL: "debug",
       ...env,
@@ -65,12 +68,15 @@ export async function startScriptedRunner(
     again?.token ??
     (await createRunner(harness.database.db, { name, capabilities: [], tier: "normal" })).token;
   const workDir = again?.workDir ?? mkdtempSync(join(tmpdir(), `conveyor-${name}-`));
-  const runner = spawnRunnerProcess([
-    "start",
-    ...["--server", harness.conveyor.url, "--token", token, "--name", name, "--slots", "2"],
-    ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
-    ...["--agent", "--", ...SCRIPTED_AGENT],
-  ]);
+  const runner = spawnRunnerProcess(
+    [
+      "start",
+      ...["--server", harness.conveyor.url, "--name", name, "--slots", "2"],
+      ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
+      ...["--agent", "--", ...SCRIPTED_AGENT],
+    ],
+    { CONVEYOR_RUNNER_TOKEN: token },
+  );
   return {
     runner,
     token,

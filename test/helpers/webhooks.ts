@@ -31,11 +31,18 @@ export function examplePayload(
 /** Posts a webhook the way GitHub does, signed with `secret`. */
 export async function sendWebhook(
   url: string,
-  options: { event: string; payload: unknown; secret: string; deliveryId?: string },
+  options: {
+    event: string;
+    payload: unknown;
+    secret: string;
+    deliveryId?: string;
+    /** Where on the server (default Conveyor's webhook route). */
+    path?: string;
+  },
 ): Promise<{ status: number; body: string; deliveryId: string }> {
   const body = JSON.stringify(options.payload);
   const deliveryId = options.deliveryId ?? randomUUID();
-  const response = await fetch(`${url}/api/github/webhooks`, {
+  const response = await fetch(`${url}${options.path ?? "/api/github/webhooks"}`, {
     method: "POST",
     headers: {
       "content-type": "application/json",

@@ -1,0 +1,186 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../db/client.ts";
+import { createRunner } from "../src/store/runners.ts";
+import { getTask } from "../src/store/tasks.ts";
+import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { createFakeAgents } from "./helpers/replay-adapter.ts";
+import { type RunnerProcess, spawnRunnerProcess } from "./helpers/spawn-runner.ts";
+import { waitFor } from "./helpers/wait-for.ts";
+
+/**
+ * The runner with `--agent claude` and `--agent codex`, where `claude` and `codex` on PATH are
+ * fakes that replay recorded output of the real tools (runners/adapters/fixtures/), in the sandbox
+ * the runner puts every agent in: progress reaches the server in heartbeats, usage and cost reach
+ * the pull request, and an error result fails the attempt with the tool's own message.
+ */
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+let h: Harness;
+let fakes: string;
+const processes: RunnerProcess[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  h = await createHarness();
+  // Not under /tmp: the sandbox gives the agent a /tmp of its own, which would hide the fakes.
+  fakes = createFakeAgents(["claude", "codex"], join(ROOT, ".tmp"));
+  dirs.push(fakes);
+});
+afterAll(async () => {
+  await h?.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  for (const p of processes.splice(0)) {
+    p.child.kill("SIGKILL");
+    await p.exited;
+  }
+  expect(h.sim.violations).toEqual([]);
+});
+
+async function startRunner(adapter: string, extra: string[] = [], replayDelayMs = 0) {
+  const name = `${adapter}-runner`;
+  const { token } = await createRunner(h.database.db, {
+    name,
+    capabilities: [adapter],
+    tier: "normal",
+  });
+  const workDir = mkdtempSync(join(tmpdir(), `conveyor-${adapter}-`));
+  dirs.push(workDir);
+  const runner = spawnRunnerProcess(
+    [
+      "start",
+      ...["--server", h.conveyor.url, "--name", name, "--capability", adapter],
+      ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
+      ...["--slots", "2", "--agent", adapter, ...extra],
+    ],
+    {
+      CONVEYOR_RUNNER_TOKEN: token,
+      PATH: [fakes, process.env.BWRAP_PATH && dirname(process.env.BWRAP_PATH), process.env.PATH]
+        .filter(Boolean)
+        .join(delimiter),
+      // Slower than the test heartbeat where heartbeats must carry each event.
+      REPLAY_DELAY_MS: String(replayDelayMs),
+    },
+  );
+  processes.push(runner);
+  return runner;
+}
+
+/** An issue for the runner with `capability`, telling the fake agent what to replay. */
+async function queue(title: string, capability: string, replay: string, exit = 0) {
+  const { issue } = await h.sim.openIssue(h.repo, {
+    title,
+    body: `Please fix the sizes.\n\nreplay: ${replay}\nreplay-exit: ${exit}\n`,
+    user: "octocat",
+    labels: [`needs:${capability}`],
+  });
+  await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+  const [row] = resultRows<{ task_id: string }>(
+    await h.database.db.execute(
+      sql`select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`,
+    ),
+  );
+  return { issueNumber: issue.number, taskId: row!.task_id };
+}
+
+/**
+ * Follows the dashboard's live stream (a viewer makes the server publish what heartbeats carry)
+ * and keeps everything it says, for `has` to search.
+ */
+function followDashboard() {
+  const controller = new AbortController();
+  let text = "";
+  void (async () => {
+    const response = await fetch(`${h.conveyor.url}/dashboard/events`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      signal: controller.signal,
+    });
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+    }
+  })().catch(() => {});
+  return {
+    has: (needle: string) => text.includes(needle),
+    close: () => controller.abort(),
+  };
+}
+
+/** The error of the task's first failed attempt, once there is one. */
+function failedAttempt(taskId: string, runner: RunnerProcess): Promise<string> {
+  return waitFor(async () => (await getTask(h.database.db, taskId))?.lastError ?? undefined, {
+    timeoutMs: 30_000,
+    message: `the failed attempt\n${runner.output()}`,
+  });
+}
+
+async function pullBodyFor(issueNumber: number): Promise<string | undefined> {
+  const pulls = await h.sim.listPulls(h.repo);
+  return pulls.find((p) => p.body?.includes(`#${issueNumber}`))?.body ?? undefined;
+}
+
+describe("runner adapters with replayed agents", () => {
+  it("claude: progress in heartbeats, usage and cost in the PR, an error result fails the attempt", async () => {
+    const runner = await startRunner("claude", ["--model", "claude-sonnet-4-5"], 600);
+    const good = await queue("Fix the sizes", "claude", "claude-success.jsonl");
+    const bad = await queue("Fix it again", "claude", "claude-api-error.jsonl", 1);
+    const dashboard = followDashboard();
+    try {
+      // A heartbeat carried the tool use the adapter read from the stream-json.
+      await waitFor(() => dashboard.has('"message":"Edit /work/task/src/sizes.ts"'), {
+        timeoutMs: 15_000,
+        message: "the progress in a heartbeat",
+      });
+    } finally {
+      dashboard.close();
+    }
+    const body = await waitFor(() => pullBodyFor(good.issueNumber), {
+      timeoutMs: 30_000,
+      message: `the pull request\n${runner.output()}`,
+    });
+    expect(body).toContain("| Tokens | 26,252 (25,612 in, of which 20,480 cached; 640 out) |");
+    expect(body).toContain("| Turns | 3 |");
+    expect(body).toContain("| Cost | $0.04 |");
+    expect(body).toContain("Added size 4 to src/sizes.ts.");
+    expect((await getTask(h.database.db, good.taskId))?.result).toMatchObject({
+      stats: { tokens: 26252, cost_usd: 0.0421, turns: 3, cache_write_tokens: 5120 },
+    });
+    // The adapter's argv reached the fake, model included.
+    const [change] = resultRows<{ files: { path: string; content: string }[] }>(
+      await h.database.db.execute(
+        sql`select files from change_sets where task_id = ${good.taskId}`,
+      ),
+    );
+    expect(change?.files.find((f) => f.path === "REPLAYED.md")?.content).toContain(
+      'argv: ["-p","--output-format","stream-json","--verbose","--permission-mode","acceptEdits","--model","claude-sonnet-4-5"]',
+    );
+
+    expect(await failedAttempt(bad.taskId, runner)).toBe(
+      "agent_failed: claude: success: Invalid API key · Please run /login",
+    );
+    await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
+  });
+
+  it("codex: usage in the PR, turn.failed fails the attempt with its message", async () => {
+    const runner = await startRunner("codex");
+    const good = await queue("Codex sizes", "codex", "codex-success.jsonl");
+    const bad = await queue("Codex fails", "codex", "codex-turn-failed.jsonl", 1);
+    const body = await waitFor(() => pullBodyFor(good.issueNumber), {
+      timeoutMs: 30_000,
+      message: `the pull request\n${runner.output()}`,
+    });
+    expect(body).toContain("| Tokens | 24,885 (24,763 in, of which 24,448 cached; 122 out) |");
+    expect(body).toContain("| Turns | 1 |");
+
+    expect(await failedAttempt(bad.taskId, runner)).toBe(
+      "agent_failed: codex: unexpected status 401 Unauthorized: Missing bearer or basic authentication in header",
+    );
+    await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
+  });
+});
