@@ -74,6 +74,15 @@ export const EnvSchema = z
       5,
     ),
     CONVEYOR_AGING_MINUTES: minutes("how long a task waits before it moves up one lane", 30),
+    CONVEYOR_WEBHOOK_CONCURRENCY: optionalString
+      .transform((value) => (value === undefined ? 4 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of webhook bodies (1-256)" })
+          .int({ error: "expected a whole number of webhook bodies (1-256)" })
+          .min(1, { error: "expected a whole number of webhook bodies (1-256)" })
+          .max(256, { error: "expected a whole number of webhook bodies (1-256)" }),
+      ),
     NODE_ENV: optionalString,
   })
   .superRefine((env, ctx) => {
@@ -106,6 +115,8 @@ export interface Config {
   production: boolean;
   reconcileIntervalMs: number;
   agingMs: number;
+  /** Unauthenticated webhook bodies read at once; more get 429 before they are read. */
+  webhookConcurrency: number;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -183,6 +194,7 @@ export function loadConfig(
     production,
     reconcileIntervalMs: e.CONVEYOR_RECONCILE_MINUTES * 60_000,
     agingMs: e.CONVEYOR_AGING_MINUTES * 60_000,
+    webhookConcurrency: e.CONVEYOR_WEBHOOK_CONCURRENCY,
   };
 }
 

@@ -7,7 +7,7 @@ import { migrationStatus } from "../../db/migrate.ts";
 import { refusedUpgradesWithJson } from "../dispatch/refused-upgrades.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
 import type { NodeHandler } from "./node-handler.ts";
-import { limitWebhookBody } from "./webhook-body-limit.ts";
+import { createWebhookGate } from "./webhook-body-limit.ts";
 
 export interface HttpAppDeps {
   database: Database;
@@ -15,6 +15,10 @@ export interface HttpAppDeps {
   /** Probot's webhook middleware; absent until the App has credentials. */
   webhooks?: NodeHandler | undefined;
   webhookPath?: string;
+  /** The secret webhook bodies are verified against while they stream in (with `webhooks`). */
+  webhookSecret?: string | undefined;
+  /** Unauthenticated webhook bodies read at once (`CONVEYOR_WEBHOOK_CONCURRENCY`). */
+  webhookConcurrency?: number | undefined;
   /** Probot's first-run setup flow, served when the App has no credentials yet. */
   setup?: NodeHandler | undefined;
   /** Adds further route groups (the runner socket, the admin API). */
@@ -67,7 +71,12 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
   });
 
   if (deps.webhooks) {
-    app.post(webhookPath, limitWebhookBody(), delegate(deps.webhooks));
+    if (deps.webhookSecret === undefined) throw new Error("webhooks need their secret");
+    const gate = createWebhookGate({
+      secret: deps.webhookSecret,
+      concurrency: deps.webhookConcurrency,
+    });
+    app.post(webhookPath, gate.middleware, delegate(deps.webhooks));
   } else {
     app.post(webhookPath, (c) =>
       c.json(
