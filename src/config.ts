@@ -83,6 +83,24 @@ export const EnvSchema = z
           .min(1, { error: "expected a whole number of webhook bodies (1-256)" })
           .max(256, { error: "expected a whole number of webhook bodies (1-256)" }),
       ),
+    CONVEYOR_RUNNER_MAX_SOCKETS: optionalString
+      .transform((value) => (value === undefined ? 2 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of sockets (1-64)" })
+          .int({ error: "expected a whole number of sockets (1-64)" })
+          .min(1, { error: "expected a whole number of sockets (1-64)" })
+          .max(64, { error: "expected a whole number of sockets (1-64)" }),
+      ),
+    CONVEYOR_RUNNER_MAX_SLOTS: optionalString
+      .transform((value) => (value === undefined ? 32 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of slots (1-64)" })
+          .int({ error: "expected a whole number of slots (1-64)" })
+          .min(1, { error: "expected a whole number of slots (1-64)" })
+          .max(64, { error: "expected a whole number of slots (1-64)" }),
+      ),
     NODE_ENV: optionalString,
   })
   .superRefine((env, ctx) => {
@@ -117,6 +135,10 @@ export interface Config {
   agingMs: number;
   /** Unauthenticated webhook bodies read at once; more get 429 before they are read. */
   webhookConcurrency: number;
+  /** Open WebSockets one runner token may hold on one instance. */
+  runnerMaxSockets: number;
+  /** Most slots the server fills on one runner connection, whatever its `hello` says. */
+  runnerMaxSlots: number;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -195,6 +217,8 @@ export function loadConfig(
     reconcileIntervalMs: e.CONVEYOR_RECONCILE_MINUTES * 60_000,
     agingMs: e.CONVEYOR_AGING_MINUTES * 60_000,
     webhookConcurrency: e.CONVEYOR_WEBHOOK_CONCURRENCY,
+    runnerMaxSockets: e.CONVEYOR_RUNNER_MAX_SOCKETS,
+    runnerMaxSlots: e.CONVEYOR_RUNNER_MAX_SLOTS,
   };
 }
 
