@@ -547,6 +547,11 @@ describe("paths in a change set", () => {
     ["a//b", /empty segment/],
     ["evil\u0000.txt", /NUL byte/],
     ["line\nbreak.txt", /control characters/],
+    // Disguised: git, Windows or macOS read each of these as `.git`.
+    [".git./config", /reads as \.git/],
+    ["GIT~1/config", /reads as \.git/],
+    [".g\u200Dit/hooks/post-checkout", /reads as \.git/],
+    [".gitmodules", /submodules/],
   ];
 
   // One running task takes every hostile upload; its runner's socket stays open throughout.
@@ -582,6 +587,22 @@ describe("paths in a change set", () => {
       expect(stored).toEqual({});
     },
   );
+
+  it.for([
+    [{ path: "evil", action: "add", mode: "120000", content: "/etc/passwd" }, /absolute/],
+    [{ path: "a/evil", action: "add", mode: "120000", content: "../../outside" }, /outside/],
+    [{ path: "evil", action: "add", mode: "120000", content: ".git/config" }, /into \.git/],
+  ] as const)("refuses the symlink %j (422), storing nothing", async ([file, reason], context) => {
+    const before = await rowCounts();
+    const refused = await upload(task.owner.token, task.assign, [{ ...file }]);
+    expect(refused.status).toBe(422);
+    expect(refused.body.errors).toEqual([
+      { field: "files.0.path", error: "forbidden_path", detail: expect.stringMatching(reason) },
+    ]);
+    const stored = await storedSince(before);
+    securityCase(context, stored);
+    expect(stored).toEqual({});
+  });
 
   it("takes the same upload without the hostile path (the refusals were about the path)", async () => {
     const fine = await upload(task.owner.token, task.assign, [

@@ -210,7 +210,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           422,
         );
       }
-      const pathProblems = checkChangePaths(parsed.data.files.map((f) => f.path));
+      const pathProblems = checkChangePaths(parsed.data.files);
       if (pathProblems.length) {
         return c.json(
           {

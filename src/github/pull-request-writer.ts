@@ -35,7 +35,7 @@ export function refusalFor(input: {
     );
   }
   const paths = changeSet.files.map((file) => file.path);
-  const problems = checkChangePaths(paths);
+  const problems = checkChangePaths(changeSet.files);
   if (problems.length > 0) {
     const listed = problems
       .slice(0, 10)
