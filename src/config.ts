@@ -188,9 +188,11 @@ export function loadConfig(
       "Invalid configuration:\n  APP_ID: a private key is set, so the App ID is required",
     );
   }
-  if (e.APP_ID && production && !e.WEBHOOK_SECRET) {
+  // No default secret: a guessable one ("development") would let anyone forge webhooks. The demo
+  // and the tests set their own.
+  if (e.APP_ID && !e.WEBHOOK_SECRET) {
     throw new ConfigError(
-      "Invalid configuration:\n  WEBHOOK_SECRET: required in production so forged webhooks are refused",
+      "Invalid configuration:\n  WEBHOOK_SECRET: required when APP_ID is set, so forged webhooks are refused (copy it from the App's settings page)",
     );
   }
   return {
@@ -203,8 +205,8 @@ export function loadConfig(
         ? {
             appId: Number(e.APP_ID),
             privateKey,
-            // Probot's development default; production requires an explicit secret (above).
-            webhookSecret: e.WEBHOOK_SECRET ?? "development",
+            // Required with APP_ID (above).
+            webhookSecret: e.WEBHOOK_SECRET ?? "",
           }
         : undefined,
     webhookSecret: e.WEBHOOK_SECRET,

@@ -524,6 +524,7 @@ describe("conveyor doctor", () => {
       ...env,
       APP_ID: "31337",
       PRIVATE_KEY: garbage,
+      WEBHOOK_SECRET: "s3cret",
       GITHUB_API_URL: sim.url,
     });
     expect(broken.code).toBe(1);
@@ -539,6 +540,7 @@ describe("conveyor doctor", () => {
       ...env,
       APP_ID: "31337",
       PRIVATE_KEY: otherKey,
+      WEBHOOK_SECRET: "s3cret",
       GITHUB_API_URL: sim.url,
     });
     expect(checkOf(wrong, "github app")).toMatchObject({
@@ -552,6 +554,7 @@ describe("conveyor doctor", () => {
       ...env,
       APP_ID: "31337",
       PRIVATE_KEY: privateKey,
+      WEBHOOK_SECRET: "s3cret",
       GITHUB_API_URL: `http://127.0.0.1:${closedPort}`,
     });
     expect(checkOf(nowhere, "github app")).toMatchObject({
