@@ -75,7 +75,7 @@ export const EnvSchema = z
     ),
     CONVEYOR_AGING_MINUTES: minutes("how long a task waits before it moves up one lane", 30),
     CONVEYOR_WEBHOOK_CONCURRENCY: optionalString
-      .transform((value) => (value === undefined ? 4 : Number(value)))
+      .transform((value) => (value === undefined ? 32 : Number(value)))
       .pipe(
         z
           .number({ error: "expected a whole number of webhook bodies (1-256)" })

@@ -317,11 +317,11 @@ describe("webhooks", () => {
       ),
     ).finally(() => clearInterval(sampler));
     const count = (status: number) => statuses.filter((s) => s === status).length;
-    // Beyond CONVEYOR_WEBHOOK_CONCURRENCY (4) bodies at once, the server answers 429 unread.
+    // Beyond 50 MiB of bodies at once, the server answers 429 unread.
     expect(count(429)).toBeGreaterThan(0);
     expect(count(400) + count(429)).toBe(clients);
     expect(peak).toBeGreaterThan(baseline);
-    // Unguarded, the server would hold 24 × 8 MiB = 192 MiB; the cap holds it to 4 × 8 MiB.
+    // Unguarded, the server would hold 24 × 8 MiB = 192 MiB; the cap holds it to 6 × 8 MiB.
     expect(peak - baseline, `peak growth ${(peak - baseline) >> 20} MiB`).toBeLessThan(
       64 * 1024 * 1024,
     );

@@ -6,7 +6,14 @@ import type { Context, MiddlewareHandler } from "hono";
 export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
 
 /** How many unauthenticated webhook bodies may be read at once unless configured. */
-export const DEFAULT_WEBHOOK_CONCURRENCY = 4;
+export const DEFAULT_WEBHOOK_CONCURRENCY = 32;
+
+/**
+ * Most declared bytes of unauthenticated bodies read at once: two of GitHub's largest. A single
+ * delivery always fits; beyond that, bytes as well as bodies are capped, so many small deliveries
+ * (a burst from GitHub) pass while a flood of large ones is refused.
+ */
+export const MAX_PENDING_WEBHOOK_BYTES = 2 * MAX_WEBHOOK_BYTES;
 
 /** GitHub gives up on a delivery after 10 s, so a body still arriving after that is not GitHub's. */
 export const WEBHOOK_READ_TIMEOUT_MS = 10_000;
@@ -33,15 +40,17 @@ export interface WebhookGate {
  * Stands in front of Probot's webhook middleware, which buffers the whole body before it checks
  * the signature. A delivery is refused before a byte of its body is read when its
  * `Content-Length` is missing or over 25 MiB, its `X-Hub-Signature-256` is missing or malformed,
- * or {@link WebhookGateOptions.concurrency} bodies are already being read (429). Otherwise the
+ * or {@link WebhookGateOptions.concurrency} bodies, or {@link MAX_PENDING_WEBHOOK_BYTES}, are
+ * already being read (429). Otherwise the
  * body is hashed while it streams in, never beyond its declared length nor past a deadline, and
- * handed on only when the signature matches; so at most `concurrency` × 25 MiB of unauthenticated
- * bytes are ever held, however many requests arrive.
+ * handed on only when the signature matches; so at most 50 MiB of unauthenticated bytes are ever
+ * held, however many requests arrive.
  */
 export function createWebhookGate(options: WebhookGateOptions): WebhookGate {
   const concurrency = options.concurrency ?? DEFAULT_WEBHOOK_CONCURRENCY;
   const readTimeoutMs = options.readTimeoutMs ?? WEBHOOK_READ_TIMEOUT_MS;
   let pending = 0;
+  let pendingBytes = 0;
   // Every early answer closes the connection, so Node does not read the rest of the body.
   const refuse = (c: Context, status: 400 | 408 | 411 | 413 | 429, error: string) =>
     c.json({ error }, status, { connection: "close" });
@@ -72,14 +81,17 @@ export function createWebhookGate(options: WebhookGateOptions): WebhookGate {
           : "x-hub-signature-256 is not sha256= and 64 hex digits, so the body was not read",
       );
     }
-    if (pending >= concurrency) {
+    const declared = Number(length);
+    const overBytes = pendingBytes > 0 && pendingBytes + declared > MAX_PENDING_WEBHOOK_BYTES;
+    if (pending >= concurrency || overBytes) {
       c.header("retry-after", "1");
       return refuse(c, 429, "too many webhook bodies being read at once; try again");
     }
     pending += 1;
+    pendingBytes += declared;
     let body: Buffer;
     try {
-      const read = await readSigned(c.env.incoming, Number(length), options.secret, readTimeoutMs);
+      const read = await readSigned(c.env.incoming, declared, options.secret, readTimeoutMs);
       if (read.kind !== "ok") {
         c.env.incoming.resume();
         return refuse(c, read.status, read.error);
@@ -87,6 +99,7 @@ export function createWebhookGate(options: WebhookGateOptions): WebhookGate {
       body = read.body;
     } finally {
       pending -= 1;
+      pendingBytes -= declared;
     }
     // Probot reads a string body instead of the stream, and verifies it once more (cheaply).
     (c.env.incoming as unknown as { body: string }).body = body.toString("utf8");
