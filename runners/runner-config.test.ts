@@ -103,7 +103,7 @@ describe("loadRunnerConfig", () => {
     ["serverUrl", [], {}, "https://file.example.com", "conveyor-runner.yml:server_url"],
     [
       "serverUrl",
-      [],
+      ["--insecure"],
       { CONVEYOR_SERVER_URL: "http://env.example.com" },
       "http://env.example.com",
       "env CONVEYOR_SERVER_URL",
@@ -233,6 +233,25 @@ describe("loadRunnerConfig", () => {
     });
     expect(config.slots).toBe(1);
     expect(config.name).toBe("build-box");
+  });
+
+  // The token travels in the Authorization header: never in the clear beyond this machine.
+  it.each([
+    ["http://conveyor.example.com", false],
+    ["http://10.0.0.5:3000", false],
+    ["http://[2001:db8::1]:3000", false],
+    ["https://conveyor.example.com", true],
+    ["http://localhost:3000", true],
+    ["http://127.0.0.1:3000", true],
+    ["http://[::1]:3000", true],
+  ])("%s is %s without --insecure", (url, accepted) => {
+    const attempt = () => load(["--server", url], {}, FILE);
+    if (accepted) {
+      expect(attempt().serverUrl).toBe(url);
+    } else {
+      expect(attempt).toThrow(/serverUrl \(flag --server\): plain http:\/\/ .*give --insecure/);
+      expect(load(["--server", url, "--insecure"], {}, FILE).serverUrl).toBe(url);
+    }
   });
 
   // Every bad value is reported with its source and what is expected.

@@ -162,6 +162,8 @@ const TOKEN_FILE = {
   key: "token_file",
 } as const;
 const UNSANDBOXED_FLAG = "--unsandboxed";
+/** Accepts plain `http://` to a server beyond this machine (the token then travels in the clear). */
+const INSECURE_FLAG = "--insecure";
 
 const SETTINGS = Object.keys(SPECS) as RunnerSetting[];
 const CONFIG_FLAG = "--config";
@@ -356,6 +358,7 @@ const PATH_SETTINGS = new Set<RunnerSetting>(["workDir", "journalPath"]);
 function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
   const layer: Layer = {};
   let configPath: string | undefined;
+  let insecure = false;
   const seen = new Set<string>();
   const once = (flag: string) => {
     if (seen.has(flag)) problems.push(`  ${flag}: given more than once; give it once`);
@@ -372,6 +375,11 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
         `  --token: the runner token is never taken from the command line, where every user of the machine (and the agent, through /proc/<pid>/cmdline) can read it; put it in a file only the runner's user can read (chmod 600) and give ${TOKEN_FILE.flag} <file>, or set env ${SPECS.token.env}`,
       );
       if (arg === "--token" && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
+      continue;
+    }
+    if (arg === INSECURE_FLAG) {
+      once(INSECURE_FLAG);
+      insecure = true;
       continue;
     }
     if (arg === UNSANDBOXED_FLAG) {
@@ -477,7 +485,7 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
       `  ${UNSANDBOXED_FLAG}: give either ${UNSANDBOXED_FLAG} or ${SPECS.isolation.flag}, not both`,
     );
   }
-  return { layer, configPath };
+  return { layer, configPath, insecure };
 }
 
 /** `["claude","-p"]` → argv; anything that is not JSON is kept as the string (refused later). */
@@ -772,6 +780,16 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
     sources[setting] = raw.source;
   }
 
+  // The runner token goes in the Authorization header of every request: in the clear over plain
+  // http, to anyone on the path. Only this machine is exempt, unless the operator says otherwise.
+  if (typeof values.serverUrl === "string" && !flags.insecure) {
+    const url = new URL(values.serverUrl);
+    if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
+      problems.push(
+        `  serverUrl (${sources.serverUrl}): plain http:// to a server beyond this machine would send the runner token in the clear; use https:// (the socket then uses wss://), or give ${INSECURE_FLAG} to accept that`,
+      );
+    }
+  }
   if (
     typeof values.idleMinutes === "number" &&
     typeof values.wallClockMinutes === "number" &&
@@ -836,6 +854,15 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
   };
 }
 
+/** Whether a URL's host is this machine (`localhost`, `127.0.0.0/8`, `[::1]`). */
+export function isLoopbackHost(hostname: string): boolean {
+  return (
+    hostname === "localhost" ||
+    hostname === "[::1]" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
+}
+
 /** The runner socket's URL for a server URL: `https://h/p` → `wss://h/p/runners/v1`. */
 export function runnerSocketUrl(serverUrl: string): string {
   return `${serverUrl.replace(/^http/, "ws").replace(/\/+$/, "")}/runners/v1`;
@@ -866,6 +893,7 @@ ${CONFIG_ENV}), then environment variables, then flags; a later source wins.
   --output-cap-bytes <n>      CONVEYOR_RUNNER_OUTPUT_CAP_BYTES    output_cap_bytes    default 10485760
   --isolation <mode>          CONVEYOR_RUNNER_ISOLATION           isolation           auto|bwrap|users|none, default auto
   --unsandboxed                                                                       the same as --isolation none
+  --insecure                                                                          allow plain http:// to a server beyond this machine
   --network <mode>            CONVEYOR_RUNNER_NETWORK             network             host|none, default host
   --sandbox-writable <dir>    CONVEYOR_RUNNER_SANDBOX_WRITABLE (a:b) sandbox_writable repeatable; bwrap only
   --config <file>             ${CONFIG_ENV}

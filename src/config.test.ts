@@ -64,8 +64,10 @@ describe("loadConfig", () => {
     [{ CONVEYOR_ADMIN_TOKEN: "short" }, "CONVEYOR_ADMIN_TOKEN: expected at least 16"],
     [
       { APP_ID: "1", PRIVATE_KEY: KEY, NODE_ENV: "production" },
-      "WEBHOOK_SECRET: required in production",
+      "WEBHOOK_SECRET: required when APP_ID is set",
     ],
+    // No default secret outside production either: "development" is guessable.
+    [{ APP_ID: "1", PRIVATE_KEY: KEY }, "WEBHOOK_SECRET: required when APP_ID is set"],
   ])("refuses %j naming the variable", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -75,6 +75,33 @@ export const EnvSchema = z
       5,
     ),
     CONVEYOR_AGING_MINUTES: minutes("how long a task waits before it moves up one lane", 30),
+    CONVEYOR_WEBHOOK_CONCURRENCY: optionalString
+      .transform((value) => (value === undefined ? 32 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of webhook bodies (1-256)" })
+          .int({ error: "expected a whole number of webhook bodies (1-256)" })
+          .min(1, { error: "expected a whole number of webhook bodies (1-256)" })
+          .max(256, { error: "expected a whole number of webhook bodies (1-256)" }),
+      ),
+    CONVEYOR_RUNNER_MAX_SOCKETS: optionalString
+      .transform((value) => (value === undefined ? 2 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of sockets (1-64)" })
+          .int({ error: "expected a whole number of sockets (1-64)" })
+          .min(1, { error: "expected a whole number of sockets (1-64)" })
+          .max(64, { error: "expected a whole number of sockets (1-64)" }),
+      ),
+    CONVEYOR_RUNNER_MAX_SLOTS: optionalString
+      .transform((value) => (value === undefined ? 32 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of slots (1-64)" })
+          .int({ error: "expected a whole number of slots (1-64)" })
+          .min(1, { error: "expected a whole number of slots (1-64)" })
+          .max(64, { error: "expected a whole number of slots (1-64)" }),
+      ),
     NODE_ENV: optionalString,
   })
   .superRefine((env, ctx) => {
@@ -112,6 +139,12 @@ export interface Config {
   production: boolean;
   reconcileIntervalMs: number;
   agingMs: number;
+  /** Unauthenticated webhook bodies read at once; more get 429 before they are read. */
+  webhookConcurrency: number;
+  /** Open WebSockets one runner token may hold on one instance. */
+  runnerMaxSockets: number;
+  /** Most slots the server fills on one runner connection, whatever its `hello` says. */
+  runnerMaxSlots: number;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -161,9 +194,11 @@ export function loadConfig(
       "Invalid configuration:\n  APP_ID: a private key is set, so the App ID is required",
     );
   }
-  if (e.APP_ID && production && !e.WEBHOOK_SECRET) {
+  // No default secret: a guessable one ("development") would let anyone forge webhooks. The demo
+  // and the tests set their own.
+  if (e.APP_ID && !e.WEBHOOK_SECRET) {
     throw new ConfigError(
-      "Invalid configuration:\n  WEBHOOK_SECRET: required in production so forged webhooks are refused",
+      "Invalid configuration:\n  WEBHOOK_SECRET: required when APP_ID is set, so forged webhooks are refused (copy it from the App's settings page)",
     );
   }
   return {
@@ -176,8 +211,8 @@ export function loadConfig(
         ? {
             appId: Number(e.APP_ID),
             privateKey,
-            // Probot's development default; production requires an explicit secret (above).
-            webhookSecret: e.WEBHOOK_SECRET ?? "development",
+            // Required with APP_ID (above).
+            webhookSecret: e.WEBHOOK_SECRET ?? "",
           }
         : undefined,
     webhookSecret: e.WEBHOOK_SECRET,
@@ -190,6 +225,9 @@ export function loadConfig(
     production,
     reconcileIntervalMs: e.CONVEYOR_RECONCILE_MINUTES * 60_000,
     agingMs: e.CONVEYOR_AGING_MINUTES * 60_000,
+    webhookConcurrency: e.CONVEYOR_WEBHOOK_CONCURRENCY,
+    runnerMaxSockets: e.CONVEYOR_RUNNER_MAX_SOCKETS,
+    runnerMaxSlots: e.CONVEYOR_RUNNER_MAX_SLOTS,
   };
 }
 

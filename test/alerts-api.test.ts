@@ -151,13 +151,20 @@ describe("alerts as GitHub issues, through the API", () => {
     const comments = () => h.sim.listComments(h.repo, issue!.number).map((c) => c.body ?? "");
     expect(comments()).toEqual([expect.stringContaining("Still firing")]);
 
-    // Acknowledged: no more reminders.
-    const ack = await api(`/api/alerts/${alert!.id}/ack`, {
+    // Nobody may name someone else as the acknowledger.
+    const claimed = await api(`/api/alerts/${alert!.id}/ack`, {
       method: "POST",
       json: { by: "maria" },
     });
+    expect(claimed.status).toBe(422);
+    expect(JSON.stringify(await claimed.json())).toMatch(/token or session you signed in with/);
+    // Acknowledged, by the token that signed in: no more reminders.
+    const ack = await api(`/api/alerts/${alert!.id}/ack`, { method: "POST" });
     expect(ack.status).toBe(200);
-    expect(await ack.json()).toMatchObject({ acknowledged_by: "maria", status: "firing" });
+    expect(await ack.json()).toMatchObject({
+      acknowledged_by: "CONVEYOR_ADMIN_TOKEN",
+      status: "firing",
+    });
     clock += 31 * MIN;
     await errorsNow();
     await h.conveyor.monitoring.checkAlerts();

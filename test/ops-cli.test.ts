@@ -537,6 +537,7 @@ describe("conveyor doctor", () => {
       ...env,
       APP_ID: "31337",
       PRIVATE_KEY: garbage,
+      WEBHOOK_SECRET: "s3cret",
       GITHUB_API_URL: sim.url,
     });
     expect(broken.code).toBe(1);
@@ -552,6 +553,7 @@ describe("conveyor doctor", () => {
       ...env,
       APP_ID: "31337",
       PRIVATE_KEY: otherKey,
+      WEBHOOK_SECRET: "s3cret",
       GITHUB_API_URL: sim.url,
     });
     expect(checkOf(wrong, "github app")).toMatchObject({
@@ -565,6 +567,7 @@ describe("conveyor doctor", () => {
       ...env,
       APP_ID: "31337",
       PRIVATE_KEY: privateKey,
+      WEBHOOK_SECRET: "s3cret",
       GITHUB_API_URL: `http://127.0.0.1:${closedPort}`,
     });
     expect(checkOf(nowhere, "github app")).toMatchObject({

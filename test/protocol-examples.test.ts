@@ -148,7 +148,11 @@ const stateOf = async () => (await getTask(h.database.db, TASK_ID))?.state;
 
 /** A fresh connection of the examples' runner that sends the `hello` example; returns its welcome. */
 async function connectWithHello(): Promise<Frame> {
-  session?.close();
+  // Wait for the old socket to close: a runner token may hold only two at once.
+  if (session) {
+    session.close();
+    await session.closed;
+  }
   session = await connectRunner(h.conveyor.url, TOKEN, false);
   session.send(hello);
   return (await session.next("welcome")) as Frame;

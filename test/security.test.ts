@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sign } from "@octokit/webhooks-methods";
@@ -265,7 +266,106 @@ describe("webhooks", () => {
     expect(stored).toEqual({});
     expect((await fetch(`${h.conveyor.url}/readyz`)).status).toBe(200);
   });
+  it("refuses a body whose signature header is missing or malformed before reading it", async (context) => {
+    const before = await rowCounts();
+    // 20 MiB declared, nothing sent: an answer proves the body was never waited for.
+    for (const signature of [undefined, "sha1=abc", `sha256=${"G".repeat(64)}`]) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const request = httpRequest(`${h.conveyor.url}/api/github/webhooks`, {
+          method: "POST",
+          agent: false,
+          headers: {
+            "content-type": "application/json",
+            "content-length": String(20 * 1024 * 1024),
+            "x-github-event": "issues",
+            "x-github-delivery": randomUUID(),
+            ...(signature ? { "x-hub-signature-256": signature } : {}),
+          },
+        });
+        request.on("response", (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+          request.destroy();
+        });
+        request.on("error", reject);
+        request.flushHeaders();
+      });
+      expect(status).toBe(400);
+    }
+    const stored = await storedSince(before);
+    securityCase(context, stored);
+    expect(stored).toEqual({});
+  });
+
+  it("keeps memory flat under a flood of large unauthenticated bodies: a few are read, the rest get 429", async (context) => {
+    const before = await rowCounts();
+    const clients = 24;
+    const length = 8 * 1024 * 1024;
+    const baseline = process.memoryUsage().arrayBuffers;
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+    }, 5);
+    const statuses = await Promise.all(
+      Array.from({ length: clients }, () =>
+        floodPost(length, {
+          "x-github-event": "issues",
+          "x-github-delivery": randomUUID(),
+          // Well-formed, but not signed with the secret: only reading the body can tell.
+          "x-hub-signature-256": `sha256=${"0".repeat(64)}`,
+        }),
+      ),
+    ).finally(() => clearInterval(sampler));
+    const count = (status: number) => statuses.filter((s) => s === status).length;
+    // Beyond 50 MiB of bodies at once, the server answers 429 unread.
+    expect(count(429)).toBeGreaterThan(0);
+    expect(count(400) + count(429)).toBe(clients);
+    expect(peak).toBeGreaterThan(baseline);
+    // Unguarded, the server would hold 24 × 8 MiB = 192 MiB; the cap holds it to 6 × 8 MiB.
+    expect(peak - baseline, `peak growth ${(peak - baseline) >> 20} MiB`).toBeLessThan(
+      64 * 1024 * 1024,
+    );
+    const stored = await storedSince(before);
+    securityCase(context, stored);
+    expect(stored).toEqual({});
+    expect((await fetch(`${h.conveyor.url}/readyz`)).status).toBe(200);
+  });
 });
+
+/**
+ * Posts a body of `length` bytes made of one shared chunk (so the sender holds almost nothing),
+ * without waiting to be read; resolves with the status once the server answers.
+ */
+function floodPost(length: number, headers: Record<string, string>): Promise<number> {
+  const chunk = Buffer.alloc(256 * 1024, 0x20);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(`${h.conveyor.url}/api/github/webhooks`, {
+      method: "POST",
+      agent: false,
+      headers: { "content-length": String(length), "content-type": "application/json", ...headers },
+    });
+    let answered = false;
+    request.on("response", (response) => {
+      answered = true;
+      response.resume();
+      resolve(response.statusCode ?? 0);
+      request.destroy();
+    });
+    request.on("error", (error) => {
+      if (!answered) reject(error);
+    });
+    let sent = 0;
+    const pump = () => {
+      while (!answered && sent < length) {
+        const part = chunk.subarray(0, Math.min(chunk.length, length - sent));
+        sent += part.length;
+        if (!request.write(part)) return void request.once("drain", pump);
+      }
+      if (!answered) request.end();
+    };
+    pump();
+  });
+}
 
 async function registerRunner(name = `sec-${++runnerCount}`) {
   const { runner, token } = await createRunner(h.database.db, {
@@ -447,6 +547,11 @@ describe("paths in a change set", () => {
     ["a//b", /empty segment/],
     ["evil\u0000.txt", /NUL byte/],
     ["line\nbreak.txt", /control characters/],
+    // Disguised: git, Windows or macOS read each of these as `.git`.
+    [".git./config", /reads as \.git/],
+    ["GIT~1/config", /reads as \.git/],
+    [".g\u200Dit/hooks/post-checkout", /reads as \.git/],
+    [".gitmodules", /submodules/],
   ];
 
   // One running task takes every hostile upload; its runner's socket stays open throughout.
@@ -482,6 +587,22 @@ describe("paths in a change set", () => {
       expect(stored).toEqual({});
     },
   );
+
+  it.for([
+    [{ path: "evil", action: "add", mode: "120000", content: "/etc/passwd" }, /absolute/],
+    [{ path: "a/evil", action: "add", mode: "120000", content: "../../outside" }, /outside/],
+    [{ path: "evil", action: "add", mode: "120000", content: ".git/config" }, /into \.git/],
+  ] as const)("refuses the symlink %j (422), storing nothing", async ([file, reason], context) => {
+    const before = await rowCounts();
+    const refused = await upload(task.owner.token, task.assign, [{ ...file }]);
+    expect(refused.status).toBe(422);
+    expect(refused.body.errors).toEqual([
+      { field: "files.0.path", error: "forbidden_path", detail: expect.stringMatching(reason) },
+    ]);
+    const stored = await storedSince(before);
+    securityCase(context, stored);
+    expect(stored).toEqual({});
+  });
 
   it("takes the same upload without the hostile path (the refusals were about the path)", async () => {
     const fine = await upload(task.owner.token, task.assign, [

@@ -9,12 +9,27 @@ export interface PathProblem {
   problem: string;
 }
 
-/** Every broken path rule, in file order; a path used twice is reported at its second entry. */
-export function checkChangePaths(paths: readonly string[]): PathProblem[] {
+/** A change set's entry as far as the rules look: its path, and for a symlink its target. */
+export interface ChangeEntry {
+  path: string;
+  /** `120000` is a symlink whose `content` is its target; `160000` (a submodule) is refused. */
+  mode?: string | undefined;
+  action?: string | undefined;
+  content?: string | undefined;
+  encoding?: string | undefined;
+}
+
+/**
+ * Every broken path rule, in file order; a path used twice is reported at its second entry.
+ * Entries may be bare paths, or files whose symlink targets and modes are checked too.
+ */
+export function checkChangePaths(entries: readonly (string | ChangeEntry)[]): PathProblem[] {
   const problems: PathProblem[] = [];
   const seen = new Set<string>();
-  paths.forEach((path, index) => {
-    const problem = pathProblem(path);
+  entries.forEach((entry, index) => {
+    const file = typeof entry === "string" ? { path: entry } : entry;
+    const path = file.path;
+    const problem = pathProblem(path) ?? entryProblem(file);
     if (problem) problems.push({ index, path, problem });
     const key = path.toLowerCase();
     if (seen.has(key)) {
@@ -39,6 +54,105 @@ function pathProblem(path: string): string | undefined {
   if (parts.some((p) => p === "." || p === "..")) return "contains . or .. segments";
   if (parts.some((p) => p.toLowerCase() === ".git")) return "is inside .git";
   if ([...path].some(isControl)) return "contains control characters";
+  if (parts.some(isDisguisedGit)) {
+    return "has a component that git or a file system reads as .git (case, trailing dots or spaces, 8.3 name, invisible characters)";
+  }
+  if (isDisguised(parts[0]!, ".gitmodules", "gitmod~")) {
+    return "is .gitmodules: submodules are not written through Conveyor";
+  }
+  return undefined;
+}
+
+/**
+ * Code points that HFS+ and some tools ignore in names, and other invisible ones (git's
+ * `is_hfs_dotgit` list, zero-width joiners, soft hyphen, BOM, variation selectors): `.g\u200Dit`
+ * is `.git` on a Mac.
+ */
+const IGNORABLE_RANGES: readonly (readonly [number, number])[] = [
+  [0x00ad, 0x00ad],
+  [0x034f, 0x034f],
+  [0x115f, 0x1160],
+  [0x17b4, 0x17b5],
+  [0x180b, 0x180f],
+  [0x200b, 0x200f],
+  [0x202a, 0x202e],
+  [0x2060, 0x206f],
+  [0x3164, 0x3164],
+  [0xfe00, 0xfe0f],
+  [0xfeff, 0xfeff],
+  [0xffa0, 0xffa0],
+];
+
+function isIgnorable(char: string): boolean {
+  const code = char.codePointAt(0) ?? 0;
+  return IGNORABLE_RANGES.some(([from, to]) => code >= from && code <= to);
+}
+
+/**
+ * A name as file systems may read it: Unicode-normalised (NFKC), invisible code points removed,
+ * lower case, an NTFS stream suffix (`:$DATA`) cut off, and trailing dots and spaces removed
+ * (Windows drops them).
+ */
+function normalisedName(name: string): string {
+  return name
+    .normalize("NFKC")
+    .split("")
+    .filter((char) => !isIgnorable(char))
+    .join("")
+    .toLowerCase()
+    .replace(/:.*$/, "")
+    .replace(/[. ]+$/, "");
+}
+
+/** Whether `name` reads as `target` somewhere, or as its NTFS 8.3 short name (`GIT~1`). */
+function isDisguised(name: string, target: string, shortPrefix: string): boolean {
+  const normal = normalisedName(name);
+  return (
+    normal === target ||
+    (normal.startsWith(shortPrefix) && /^\d+$/.test(normal.slice(shortPrefix.length)))
+  );
+}
+
+function isDisguisedGit(name: string): boolean {
+  return isDisguised(name, ".git", "git~");
+}
+
+/** A symlink's target that leaves the repository or reaches into `.git`; a submodule entry. */
+function entryProblem(file: ChangeEntry): string | undefined {
+  if (file.mode === "160000")
+    return "is a submodule entry; submodules are not written through Conveyor";
+  if (file.mode !== "120000" || file.action === "delete") return undefined;
+  let target = file.content ?? "";
+  if (file.encoding === "base64") {
+    try {
+      target = new TextDecoder("utf-8", { fatal: true }).decode(
+        Uint8Array.from(atob(target), (c) => c.charCodeAt(0)),
+      );
+    } catch {
+      return "is a symlink whose target is not valid base64 UTF-8";
+    }
+  }
+  if (target === "" || target.includes("\0") || [...target].some(isControl)) {
+    return "is a symlink with an empty or unprintable target";
+  }
+  if (target.includes("\\")) return "is a symlink whose target contains a backslash";
+  if (target.startsWith("/") || /^[a-zA-Z]:/.test(target) || target.startsWith("~")) {
+    return "is a symlink to an absolute path, outside the repository";
+  }
+  // Resolve the target from the link's own directory; it must stay inside the repository.
+  const resolved = file.path.split("/").slice(0, -1);
+  for (const part of target.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (resolved.length === 0) return "is a symlink that points outside the repository";
+      resolved.pop();
+    } else {
+      resolved.push(part);
+    }
+  }
+  if (resolved.some((part) => part.toLowerCase() === ".git" || isDisguisedGit(part))) {
+    return "is a symlink into .git";
+  }
   return undefined;
 }
 

@@ -34,6 +34,16 @@ describe("parseCommands", () => {
     ["see /retry", []],
     ["//comment", []],
     ["/ retry", []],
+    // Indented code, HTML comments: shown as code or not at all, never commands.
+    ["    /retry", []],
+    ["\t/retry", []],
+    ["text\n\n    /merge\n/hold", [{ verb: "hold", args: "", line: 4 }]],
+    ["   /hold", [{ verb: "hold", args: "", line: 1 }]],
+    ["<!-- /retry -->", []],
+    ["<!--\n/approve\n-->\n/hold", [{ verb: "hold", args: "", line: 4 }]],
+    ["<!-- a -->\n/hold", [{ verb: "hold", args: "", line: 2 }]],
+    ["<!-- a --> <!-- b\n/approve\n-->", []],
+    ["x <!--\n/approve\n--> y\n/hold", [{ verb: "hold", args: "", line: 4 }]],
   ])("%j", (body, expected) => {
     expect(parseCommands(body)).toEqual(expected);
   });

@@ -1,7 +1,8 @@
 /**
  * The slash-command grammar (docs/commands.md): a command is a line that starts with `/<verb>` or
- * `/conveyor <verb>`, followed by its arguments. Lines inside block quotes, fenced code blocks or
- * inline code are never commands, so quoting someone's `/retry` does nothing.
+ * `/conveyor <verb>`, followed by its arguments, on a plain top-level line: lines inside block
+ * quotes, fenced or indented code (four spaces or a tab), HTML comments, or inline code are never
+ * commands, so quoting someone's `/retry`, or hiding one where readers do not see it, does nothing.
  */
 export interface ParsedCommand {
   verb: string;
@@ -11,12 +12,29 @@ export interface ParsedCommand {
   line: number;
 }
 
+/** Whether an HTML comment is still open at the end of `line`. */
+function opensComment(line: string): boolean {
+  return line.lastIndexOf("<!--") > line.lastIndexOf("-->");
+}
+
 export function parseCommands(body: string): ParsedCommand[] {
   const commands: ParsedCommand[] = [];
   let fence: string | undefined;
+  let comment = false;
   const lines = body.replace(/\r\n?/g, "\n").split("\n");
   for (const [index, raw] of lines.entries()) {
     const line = raw.trimEnd();
+    // An HTML comment is invisible on GitHub: no line it touches holds a command.
+    if (!fence) {
+      if (comment) {
+        if (line.includes("-->")) comment = opensComment(line);
+        continue;
+      }
+      if (line.includes("<!--")) {
+        comment = opensComment(line);
+        continue;
+      }
+    }
     const fenceMatch = /^\s{0,3}(`{3,}|~{3,})/.exec(line);
     if (fenceMatch) {
       const marker = fenceMatch[1]!;
@@ -25,6 +43,8 @@ export function parseCommands(body: string): ParsedCommand[] {
       continue;
     }
     if (fence) continue;
+    // Indented code (four spaces or a tab before the text) is shown as code, not run.
+    if (/^( {4,}|\s*\t)/.test(line)) continue;
     const text = line.trimStart();
     if (text.startsWith(">")) continue;
     const match = /^\/(?:conveyor\s+)?([a-z][a-z-]*)(?:\s+(.*))?$/i.exec(text);

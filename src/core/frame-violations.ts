@@ -30,6 +30,27 @@ export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
 /** Largest frame a runner may send; a bigger one closes the socket with `messageTooBig` (1009). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+/**
+ * Largest frame of each runner → server type, in UTF-8 bytes: room for every field at its schema
+ * maximum, JSON-escaped. Only `complete` (the change set's summary and verification output) may
+ * be large. A bigger frame of a valid type is answered `invalid_frame` and counts toward the
+ * invalid-frame limit, so a runner cannot pad valid frames to 1 MiB and have each one parsed.
+ */
+export const MAX_FRAME_BYTES_BY_TYPE = {
+  hello: 64 * 1024,
+  accept: 4 * 1024,
+  reject: 16 * 1024,
+  heartbeat: 16 * 1024,
+  log: 448 * 1024,
+  complete: MAX_FRAME_BYTES,
+  fail: 160 * 1024,
+  drain: 1024,
+  ping: 1024,
+} as const satisfies Record<string, number>;
+
+/** Seconds a new connection has to send `hello` before the server closes it with 1008. */
+export const HELLO_TIMEOUT_MS = 10_000;
+
 /** Invalid frames within `INVALID_FRAME_WINDOW_MS` that close the connection. */
 export const INVALID_FRAME_LIMIT = 10;
 export const INVALID_FRAME_WINDOW_MS = 60_000;

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { firstMatch, globProblem, MAX_GLOB_ALTERNATIVES, matchesAny, matchesGlob } from "./glob.ts";
+import {
+  createGlobSet,
+  firstMatch,
+  globListProblem,
+  globProblem,
+  MAX_GLOB_ALTERNATIVES,
+  MAX_GLOB_LIST_WILDCARDS,
+  matchesAny,
+  matchesGlob,
+} from "./glob.ts";
+import { parseRepoConfig } from "./repo-config.ts";
 
 describe("matchesGlob", () => {
   it.each([
@@ -139,5 +149,76 @@ describe("globProblem", () => {
     [`${"{a,b}".repeat(7)}`, new RegExp(`more than ${MAX_GLOB_ALTERNATIVES}`)],
   ])("refuses %j", (pattern, problem) => {
     expect(globProblem(pattern)).toMatch(problem);
+  });
+});
+
+describe("hostile patterns", () => {
+  // The review's probes: patterns built so a backtracking matcher tries every split of a path.
+  const refused = [
+    ["*a".repeat(48) + "*c", /too complex: 49 wildcards/],
+    ["{*a*,*b*}".repeat(6), /too complex/],
+    [
+      "**/a*a*a*a*a*a*a*a*a*a*a*a*/**/a*a*a*a*a*a*a*a*a*a*a*a*/**/a*a*a*a*a*a*a*a*/**/c",
+      /too complex/,
+    ],
+  ] as const;
+
+  it.each(refused)("refuses %j when the config is loaded, with the reason", (pattern, reason) => {
+    expect(globProblem(pattern)).toMatch(reason);
+    const loaded = parseRepoConfig({ merge: { protected_paths: ["docs/**", pattern] } });
+    expect(loaded.ok).toBe(false);
+    if (loaded.ok) return;
+    expect(loaded.problems).toEqual([
+      { key: "merge.protected_paths.1", message: expect.stringMatching(reason) },
+    ]);
+  });
+
+  it("refuses a list whose patterns are acceptable alone but too costly together", () => {
+    const each = `${"*a".repeat(31)}*`;
+    const list = Array.from({ length: 17 }, (_, i) => `${each}${i}`);
+    expect(list.every((pattern) => globProblem(pattern) === undefined)).toBe(true);
+    expect(globListProblem(list)).toMatch(`at most ${MAX_GLOB_LIST_WILDCARDS}`);
+    const loaded = parseRepoConfig({ merge: { test_paths: list } });
+    expect(loaded.ok ? [] : loaded.problems).toEqual([
+      { key: "merge.test_paths", message: expect.stringMatching(/too complex/) },
+    ]);
+    expect(parseRepoConfig({ merge: { test_paths: list.slice(0, 16) } }).ok).toBe(true);
+  });
+
+  it("matches the costliest accepted patterns against a hostile 3,000-file pull request in linear time", () => {
+    // 16 patterns of 32 wildcards each: the most a config list may hold.
+    const patterns = Array.from({ length: 16 }, (_, i) =>
+      i % 2
+        ? `${"*a".repeat(31)}*${i}`
+        : `**/${"a*".repeat(10)}/**/${"a*".repeat(10)}/**/${"a*".repeat(5)}/**/c${i}`,
+    );
+    expect(globListProblem(patterns)).toBeUndefined();
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const files = Array.from({ length: 3000 }, (_, n) =>
+      n % 3 === 0
+        ? `${"a/".repeat(200)}${"a".repeat(n % 50)}b`
+        : n % 3 === 1
+          ? `${`${"a".repeat(255)}/`.repeat(15)}${"a".repeat(250 + (n % 5))}`
+          : Array.from({ length: 400 }, () => "aaab/"[Math.floor(random() * 4.4)])
+              .join("")
+              .replace(/\/+/g, "/")
+              .replace(/^\/|\/$/g, "x"),
+    );
+    const set = createGlobSet(patterns);
+    const started = performance.now();
+    const matched = files.filter((file) => set.first(file) !== undefined);
+    const elapsed = performance.now() - started;
+    // A backtracking matcher took ~38 ms a file on such input (about 2 minutes for the PR).
+    expect(elapsed).toBeLessThan(1500);
+    expect(matched).toEqual([]);
+    // The same set still finds what it should.
+    expect(set.first(`${"a".repeat(40)}1`)).toBe(patterns[1]);
+    expect(set.first(`x/${"a".repeat(10)}/${"a".repeat(10)}/y/${"a".repeat(5)}/z/c0`)).toBe(
+      patterns[0],
+    );
   });
 });

@@ -275,17 +275,27 @@ function fenced(text: string): string {
   return `${fence}text\n${text}\n${fence}`;
 }
 
-/** One line of untrusted text as a code span that is safe inside a table cell. */
-function inlineCode(text: string, max: number): string {
+/**
+ * One line of untrusted text (a runner's or an agent's) as a code span: {@link neutraliseUntrusted},
+ * whitespace folded, at most `max` characters, and fenced with more backticks than it holds, so no
+ * mention, link, image, HTML or closing keyword in it does anything on GitHub. Escape `|` before
+ * putting it in a table cell.
+ */
+export function untrustedInline(text: string, max: number): string {
   const line = truncateChars(
     neutraliseUntrusted(headChars(text, max * 2))
       .replace(/\s+/g, " ")
       .trim(),
     max,
     "…",
-  ).replace(/\|/g, "\\|");
+  );
   const longest = Math.max(0, ...[...line.matchAll(/`+/g)].map((m) => m[0].length));
   const ticks = "`".repeat(longest + 1);
   const pad = line.startsWith("`") || line.endsWith("`") ? " " : "";
   return `${ticks}${pad}${line}${pad}${ticks}`;
+}
+
+/** {@link untrustedInline}, safe inside a table cell. */
+function inlineCode(text: string, max: number): string {
+  return untrustedInline(text, max).replace(/\|/g, "\\|");
 }

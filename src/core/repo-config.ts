@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { globProblem, MAX_GLOB_LENGTH } from "./glob.ts";
+import { globListProblem, globProblem, MAX_GLOB_LENGTH } from "./glob.ts";
 import { LANES } from "./task-states.ts";
 
 export const REPO_CONFIG_PATH = ".github/conveyor.yml";
@@ -68,6 +68,16 @@ const glob = z
     const problem = globProblem(pattern);
     if (problem) ctx.addIssue({ code: "custom", message: `invalid glob: ${problem}` });
   });
+
+/** A list of globs matched together: each acceptable, and not too costly in all. */
+const globList = (max: number) =>
+  z
+    .array(glob)
+    .max(max)
+    .superRefine((patterns, ctx) => {
+      const problem = globListProblem(patterns);
+      if (problem) ctx.addIssue({ code: "custom", message: `invalid globs: ${problem}` });
+    });
 
 const capability = z
   .string()
@@ -216,17 +226,13 @@ export const RepoConfig = z
           })
           .prefault({})
           .describe("Limits of tier 1, which merges without an approval."),
-        protected_paths: z
-          .array(glob)
-          .max(200)
+        protected_paths: globList(200)
           .default([...DEFAULT_PROTECTED_PATHS])
           .describe(
             "Globs that force tier 3 (never auto-merged). Replaces the defaults; workflows, " +
               "local actions, .github/conveyor.yml and CODEOWNERS are protected whatever this says.",
           ),
-        test_paths: z
-          .array(glob)
-          .max(200)
+        test_paths: globList(200)
           .default([...DEFAULT_TEST_PATHS])
           .describe("Globs of test files: deleting one forces tier 3."),
         checks_timeout_minutes: z

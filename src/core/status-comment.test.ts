@@ -39,11 +39,30 @@ describe("status comment", () => {
       prUrl: "https://github.com/acme/widgets/pull/9",
       lastError: "agent exited 1\nstack | trace",
     });
-    expect(body).toContain("| Runner | laptop-1 |");
+    expect(body).toContain("| Runner | `laptop-1` |");
     expect(body).toContain("| Attempts used | 1/3 |");
     expect(body).toContain("| Pull request | https://github.com/acme/widgets/pull/9 |");
-    expect(body).toContain("| Last error | agent exited 1 stack \\| trace |");
+    expect(body).toContain("| Last error | `agent exited 1 stack \\| trace` |");
     expect(body).not.toContain("Queue position");
+  });
+
+  it("defuses runner and agent text: mentions, closing keywords, links, images, HTML, length", () => {
+    const body = renderStatusComment({
+      ...base,
+      state: "retry_wait",
+      attempts: 1,
+      runnerName: "@octocat <img src=x>",
+      lastError: `Fixes #1 ![x](https://evil.example/i.png) [y](https://evil.example) <!-- x --> \`\`\` @acme/team ${"z".repeat(500)}`,
+    });
+    const row = body.split("\n").find((line) => line.startsWith("| Last error |"))!;
+    const cell = row.slice("| Last error | ".length, -" |".length);
+    // One code span, fenced with more backticks than the text holds.
+    expect(cell).toMatch(/^(`{4,}) .* \1$|^(`{4,}).*\2$/);
+    expect(cell).not.toMatch(/@acme\/team|@octocat/);
+    expect(cell).not.toMatch(/Fixes #1/);
+    expect(cell).not.toContain("<!--");
+    expect(cell.length).toBeLessThan(340);
+    expect(body).toContain(`| Runner | \`@\u200Docto`);
   });
 
   it("says when a retry comes and stops the clock when finished", () => {

@@ -1,3 +1,4 @@
+import { untrustedInline } from "./pull-request-body.ts";
 import { formatDuration } from "./task-machine.ts";
 import type { Lane, TaskState } from "./task-states.ts";
 
@@ -85,7 +86,8 @@ export function renderStatusComment(f: StatusFacts): string {
     rows.push(["Lane", `\`${f.lane}\``]);
   }
   rows.push(["Attempts used", `${f.attempts}/${f.maxAttempts}`]);
-  if (f.runnerName) rows.push(["Runner", f.runnerName]);
+  // The runner's name and its failure text come from the runner (and the agent): code spans.
+  if (f.runnerName) rows.push(["Runner", untrustedInline(f.runnerName, 100)]);
   const end = f.finishedAt ?? f.now;
   rows.push(["Elapsed", formatDuration(end.getTime() - f.createdAt.getTime())]);
   if (f.state === "retry_wait" && f.availableAt) {
@@ -97,7 +99,7 @@ export function renderStatusComment(f: StatusFacts): string {
   if (f.prUrl) rows.push(["Pull request", f.prUrl]);
   if (f.state === "waiting_human" && f.waitingReason)
     rows.push(["Reason", oneLine(f.waitingReason)]);
-  if (f.lastError) rows.push(["Last error", oneLine(f.lastError)]);
+  if (f.lastError) rows.push(["Last error", untrustedInline(f.lastError, 300)]);
   rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);
 
   const commands = commandsFor(f.state);

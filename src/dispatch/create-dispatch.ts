@@ -7,7 +7,11 @@ import type { TierLimits } from "../core/rate-limit.ts";
 import { findRunnerByToken } from "../store/runners.ts";
 import { createDispatcher, type Dispatcher, type DispatchTimings } from "./dispatcher.ts";
 import { createFramePolicies } from "./frame-policy.ts";
-import { createRunnerRoutes } from "./runner-routes.ts";
+import {
+  createRunnerRoutes,
+  DEFAULT_RUNNER_MAX_SLOTS,
+  DEFAULT_RUNNER_MAX_SOCKETS,
+} from "./runner-routes.ts";
 
 /** What dispatch counts, for the metrics. */
 export interface DispatchMetrics {
@@ -22,7 +26,7 @@ export interface DispatchDeps {
   logger: Logger;
   /** Where a task's runner clones from, at which commit, with which read-only token. */
   gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
-  config: Pick<Config, "agingMs">;
+  config: Pick<Config, "agingMs"> & Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots">>;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
   timings: DispatchTimings;
   options: DispatchOptions;
@@ -89,6 +93,8 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
       closedForViolations: () => metrics.violationDisconnect(),
     }),
     recordError: deps.recordError,
+    maxSockets: deps.config.runnerMaxSockets ?? DEFAULT_RUNNER_MAX_SOCKETS,
+    maxSlots: deps.config.runnerMaxSlots ?? DEFAULT_RUNNER_MAX_SLOTS,
     async authenticate(token) {
       const runner = await findRunnerByToken(database.db, token);
       return (

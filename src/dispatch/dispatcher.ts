@@ -27,6 +27,8 @@ export interface DispatchTimings {
   sweepMs: number;
   /** First retry backoff; later ones grow ×4 (30 s, 2 min, 8 min …). */
   backoffBaseMs: number;
+  /** A new connection that has not sent `hello` by then is closed with 1008. */
+  helloMs?: number;
 }
 
 export const DEFAULT_TIMINGS: DispatchTimings = {

@@ -5,6 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { checkChangePaths } from "../core/change-set-rules.ts";
+import { addressKey, loginWaitMs, recordLoginFailure } from "../core/login-failures.ts";
 import {
   ChangeSet,
   fieldErrors,
@@ -33,7 +34,16 @@ export interface RunnerRoutesDeps {
   authenticate: (token: string) => Promise<AuthenticatedRunner | undefined>;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
+  /** Open sockets one runner token may hold on this instance (`CONVEYOR_RUNNER_MAX_SOCKETS`). */
+  maxSockets?: number;
+  /** Most slots filled on one connection (`CONVEYOR_RUNNER_MAX_SLOTS`). */
+  maxSlots?: number;
 }
+
+export const DEFAULT_RUNNER_MAX_SOCKETS = 2;
+export const DEFAULT_RUNNER_MAX_SLOTS = 32;
+/** Addresses whose failed logins are remembered before the oldest quiet ones are forgotten. */
+const MAX_LOGIN_KEYS = 10_000;
 
 type Env = { Bindings: HttpBindings; Variables: { runner: AuthenticatedRunner } };
 
@@ -46,11 +56,35 @@ const bearer = (header: string | undefined) => /^Bearer\s+(\S+)$/i.exec(header ?
  */
 export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
   const app = new Hono<Env>();
+  const maxSockets = deps.maxSockets ?? DEFAULT_RUNNER_MAX_SOCKETS;
+  const maxSlots = deps.maxSlots ?? DEFAULT_RUNNER_MAX_SLOTS;
+  /** Open (or opening) sockets per runner on this instance. */
+  const sockets = new Map<string, number>();
+  /** Failed logins per address (IPv6: per /64), to make guessing tokens slow. */
+  const failures = new Map<string, readonly number[]>();
 
   const requireRunner: MiddlewareHandler<Env> = async (c, next) => {
+    const key = addressKey(c.env.incoming.socket.remoteAddress);
+    const now = Date.now();
+    const wait = loginWaitMs(failures.get(key) ?? [], now);
+    if (wait > 0) {
+      c.header("Retry-After", String(Math.ceil(wait / 1000)));
+      return c.json(
+        {
+          error: `too many failed runner logins from your address; retry in ${Math.ceil(wait / 1000)} s`,
+        },
+        429,
+      );
+    }
     const token = bearer(c.req.header("authorization"));
     const runner = token ? await deps.authenticate(token) : undefined;
     if (!runner) {
+      if (failures.size >= MAX_LOGIN_KEYS) {
+        for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
+      }
+      if (failures.size < MAX_LOGIN_KEYS) {
+        failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
+      }
       return c.json(
         { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
         401,
@@ -74,6 +108,12 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     await next();
   });
 
+  const release = (runnerId: string) => {
+    const open = (sockets.get(runnerId) ?? 1) - 1;
+    if (open > 0) sockets.set(runnerId, open);
+    else sockets.delete(runnerId);
+  };
+
   const upgrade = upgradeWebSocket((c) => {
     const runner = c.get("runner");
     let session: ReturnType<typeof createRunnerSession> | undefined;
@@ -84,6 +124,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           dispatcher: deps.dispatcher,
           logger: deps.logger,
           timings: deps.timings,
+          maxSlots,
           runner,
           policy: deps.policies.forRunner(runner.runnerId),
           onChange: deps.onChange,
@@ -101,12 +142,30 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         );
       },
       onClose() {
+        release(runner.runnerId);
         session?.closed();
       },
     };
   });
   app.get("/runners/v1", async (c, next) => {
-    const handshake = await upgrade(c, next);
+    const { runnerId, name } = c.get("runner");
+    // Counted from before the upgrade, so sockets opened at once cannot all slip through.
+    const open = sockets.get(runnerId) ?? 0;
+    if (open >= maxSockets) {
+      return c.json(
+        {
+          error: `runner ${name} already has ${open} open connections (at most ${maxSockets} per runner token)`,
+        },
+        429,
+      );
+    }
+    sockets.set(runnerId, open + 1);
+    let handshake: Response | undefined;
+    try {
+      handshake = (await upgrade(c, next)) as Response | undefined;
+    } finally {
+      if (!handshake || handshake.status >= 300) release(runnerId);
+    }
     // Any other answer to an upgrade is a refusal, which gets a JSON body (refused-upgrades.ts).
     if (handshake && handshake.status < 300) markUpgradeAccepted(c.env.incoming);
     return handshake;
@@ -151,7 +210,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           422,
         );
       }
-      const pathProblems = checkChangePaths(parsed.data.files.map((f) => f.path));
+      const pathProblems = checkChangePaths(parsed.data.files);
       if (pathProblems.length) {
         return c.json(
           {

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
+import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES_BY_TYPE } from "../core/frame-violations.ts";
 import {
   type FieldError,
   fieldErrors,
@@ -36,6 +37,8 @@ export interface SessionDeps {
   /** The registered runner; `capabilities` bounds what its `hello` may claim. */
   runner: { runnerId: string; name: string; capabilities: readonly string[] };
   policy: FramePolicy;
+  /** Most slots filled on this connection; a `hello` asking for more gets this many. */
+  maxSlots?: number;
   onChange: () => void;
   /** An error worth counting (a frame the server failed to handle). */
   recordError?: (source: string, error: unknown) => void;
@@ -60,6 +63,14 @@ export function createRunnerSession(deps: SessionDeps) {
   const progress = new Map<string, TaskProgress>();
 
   const reply = (message: ServerMessage) => deps.send(message);
+  const helloMs = timings.helloMs ?? HELLO_TIMEOUT_MS;
+  // A socket that never says hello holds a connection slot and nothing else: close it.
+  let helloTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+    helloTimer = undefined;
+    if (connection) return;
+    log.warn({ helloMs }, "runner sent no hello in time; closed");
+    deps.close(1008, `no hello within ${helloMs / 1000} s`);
+  }, helloMs);
 
   function stale(
     frame: { id?: string | undefined; task_id: string; generation: number },
@@ -214,6 +225,8 @@ export function createRunnerSession(deps: SessionDeps) {
 
   async function onHello(frame: Extract<RunnerMessage, { type: "hello" }>) {
     if (connection) return invalid("protocol", "hello was already received", [], frame.id);
+    if (helloTimer) clearTimeout(helloTimer);
+    helloTimer = undefined;
     const held = await heldTasks(db, deps.runner.runnerId, frame.running);
     const tasks = new Map<string, number>();
     for (const task of frame.running)
@@ -243,11 +256,18 @@ export function createRunnerSession(deps: SessionDeps) {
     if (refused.length) {
       log.warn({ refused }, "runner claimed capabilities it was not registered with; ignored");
     }
+    const maxSlots = deps.maxSlots ?? frame.slots;
+    if (frame.slots > maxSlots) {
+      log.warn(
+        { slots: frame.slots, maxSlots },
+        "runner asked for more slots than allowed; capped",
+      );
+    }
     connection = {
       runnerId: deps.runner.runnerId,
       name: frame.name,
       capabilities,
-      slots: frame.slots,
+      slots: Math.min(frame.slots, maxSlots),
       tasks,
       connectedAt: new Date().toISOString(),
       lastAssignedAt: 0,
@@ -306,6 +326,18 @@ export function createRunnerSession(deps: SessionDeps) {
             id,
           );
         }
+        // A valid frame padded beyond what its type can need is an invalid frame: counted, so a
+        // flood of them closes the socket instead of being parsed forever.
+        const limit = MAX_FRAME_BYTES_BY_TYPE[parsed.data.type];
+        const bytes = Buffer.byteLength(raw, "utf8");
+        if (bytes > limit) {
+          return invalid(
+            "invalid_frame",
+            `a ${parsed.data.type} frame may be at most ${limit} bytes; this one has ${bytes}`,
+            [],
+            id,
+          );
+        }
         const admitted = deps.policy.admit(parsed.data.type, Date.now());
         if (!admitted.ok) {
           return reply({ type: "rate_limited", id, retry_after_ms: admitted.retryAfterMs });
@@ -327,6 +359,8 @@ export function createRunnerSession(deps: SessionDeps) {
     },
     /** The socket closed: leases run on, so a quick reconnect keeps its tasks. */
     closed(): void {
+      if (helloTimer) clearTimeout(helloTimer);
+      helloTimer = undefined;
       if (connection) dispatcher.unregister(connection);
     },
   };

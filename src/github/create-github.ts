@@ -124,6 +124,7 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     return octokit;
   };
   const gateway = createGitHubGateway({
+    appId: config.github.appId,
     appOctokit: () => probot.auth(),
     installationOctokit,
     logger,

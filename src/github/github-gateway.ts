@@ -13,6 +13,11 @@ export interface GitHubGatewayOptions {
   appOctokit: () => Promise<Octokit>;
   installationOctokit: (installationId: number) => Promise<Octokit>;
   logger: Logger;
+  /**
+   * The App's id: a status comment is only ever one this App wrote (`performed_via_github_app`),
+   * never another bot's comment that carries the same marker.
+   */
+  appId: number;
   /** How long a collaborator permission is trusted before asking again. */
   permissionTtlMs?: number;
   now?: () => number;
@@ -198,7 +203,12 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
         "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
         { owner: ref.owner, repo: ref.repo, issue_number: issueNumber, per_page: 100 },
       );
-      const found = comments.find((c) => c.body?.includes(marker) && c.user?.type === "Bot");
+      const found = comments.find(
+        (c) =>
+          c.body?.includes(marker) &&
+          c.user?.type === "Bot" &&
+          c.performed_via_github_app?.id === options.appId,
+      );
       return found ? Number(found.id) : undefined;
     },
 

@@ -1,6 +1,7 @@
 import type { ProbotOctokit } from "probot";
 import { checkChangePaths, PullRequestRefused } from "../core/change-set-rules.ts";
 import type { PullRequestWriteInput, PullRequestWritten } from "../core/ports.ts";
+import { untrustedInline } from "../core/pull-request-body.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -35,11 +36,11 @@ export function refusalFor(input: {
     );
   }
   const paths = changeSet.files.map((file) => file.path);
-  const problems = checkChangePaths(paths);
+  const problems = checkChangePaths(changeSet.files);
   if (problems.length > 0) {
     const listed = problems
       .slice(0, 10)
-      .map((p) => `\`${p.path}\` ${p.problem}`)
+      .map((p) => `${untrustedInline(p.path, 200)} ${p.problem}`)
       .join("; ");
     const more = problems.length > 10 ? `; and ${problems.length - 10} more` : "";
     return new PullRequestRefused(

@@ -7,7 +7,7 @@ import { migrationStatus } from "../../db/migrate.ts";
 import { refusedUpgradesWithJson } from "../dispatch/refused-upgrades.ts";
 import { protocolJsonSchemas } from "../protocol/messages.ts";
 import type { NodeHandler } from "./node-handler.ts";
-import { limitWebhookBody } from "./webhook-body-limit.ts";
+import { createWebhookGate } from "./webhook-body-limit.ts";
 
 export interface HttpAppDeps {
   database: Database;
@@ -15,6 +15,10 @@ export interface HttpAppDeps {
   /** Probot's webhook middleware; absent until the App has credentials. */
   webhooks?: NodeHandler | undefined;
   webhookPath?: string;
+  /** The secret webhook bodies are verified against while they stream in (with `webhooks`). */
+  webhookSecret?: string | undefined;
+  /** Unauthenticated webhook bodies read at once (`CONVEYOR_WEBHOOK_CONCURRENCY`). */
+  webhookConcurrency?: number | undefined;
   /** Probot's first-run setup flow, served when the App has no credentials yet. */
   setup?: NodeHandler | undefined;
   /** Adds further route groups (the runner socket, the admin API). */
@@ -84,14 +88,20 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
   });
 
   const webhooks = deps.webhooks;
-  for (const path of new Set([webhookPath, PROBOT_SETUP_WEBHOOK_PATH])) {
-    if (webhooks) {
-      app.post(path, limitWebhookBody(), delegate(webhooks, { path: webhookPath }));
-    } else {
+  if (webhooks) {
+    if (deps.webhookSecret === undefined) throw new Error("webhooks need their secret");
+    // One gate for both paths: the concurrency cap holds whichever path a flood uses.
+    const gate = createWebhookGate({
+      secret: deps.webhookSecret,
+      concurrency: deps.webhookConcurrency,
+    });
+    for (const path of new Set([webhookPath, PROBOT_SETUP_WEBHOOK_PATH])) {
+      app.post(path, gate.middleware, delegate(webhooks, { path: webhookPath }));
+    }
+  } else {
+    for (const path of new Set([webhookPath, PROBOT_SETUP_WEBHOOK_PATH])) {
       app.post(path, (c) => c.json({ error: SETUP_MODE_ERROR }, 503));
     }
-  }
-  if (!webhooks) {
     // The runner socket and its HTTP routes exist only with the App; say why instead of 404.
     const setupMode = (c: Context) => c.json({ error: SETUP_MODE_ERROR }, 503);
     app.all("/runners/v1", setupMode);

@@ -19,7 +19,8 @@ import { logStartupMessage } from "./startup-message.ts";
 export type Mount = readonly [path: string, routes: Hono<any, any, any> | undefined];
 
 export interface HttpDeps {
-  config: Pick<Config, "port" | "host" | "dataDir" | "publicUrl" | "github">;
+  config: Pick<Config, "port" | "host" | "dataDir" | "publicUrl" | "github"> &
+    Partial<Pick<Config, "webhookConcurrency">>;
   database: Database;
   logger: Logger;
   recordError: RecordError;
@@ -57,6 +58,8 @@ export function createHttp(deps: HttpDeps): Http {
     database,
     logger,
     webhooks: deps.webhooks,
+    webhookSecret: config.github?.webhookSecret,
+    webhookConcurrency: config.webhookConcurrency,
     setup: deps.setup,
     recordError: deps.recordError,
     mount(http) {

@@ -11,7 +11,14 @@ import type { LocalAlert } from "../loops/alerter.ts";
 import { type AlertRow, acknowledgeAlert, alertsVersion, listAlerts } from "../store/alerts.ts";
 import type { MetricsReport } from "./metrics-report.ts";
 
-const AckBody = z.strictObject({ by: z.string().trim().min(1).max(100).optional() });
+/** No fields: who acknowledged is the signed-in token or session, never what the body claims. */
+const AckBody = z.strictObject({
+  by: z
+    .never({
+      error: "the acknowledger is the token or session you signed in with; leave out `by`",
+    })
+    .optional(),
+});
 
 import { readSettings, updateSettings } from "../store/settings.ts";
 
@@ -207,8 +214,8 @@ export function createMetricsRoutes(deps: MetricsRoutesDeps): Hono {
       }
       const parsed = await parseJsonBody(c, AckBody);
       if (!parsed.ok) return parsed.response;
-      // Who acknowledged: what the caller says, else the token or session it signed in with.
-      const by = parsed.data.by ?? getPrincipal(c)?.actor ?? "api";
+      // Who acknowledged: the token or session the request signed in with (auth.admin ran).
+      const by = getPrincipal(c)?.actor ?? "api";
       const result = await acknowledgeAlert(deps.db, id, by, now());
       if (result.kind === "not_found") return c.json({ error: `no alert ${id}` }, 404);
       if (result.kind === "cleared") {

@@ -63,6 +63,7 @@ export async function startScriptedRunner(
   harness: { conveyor: { url: string }; database: { db: Db } },
   name: string,
   again?: { token: string; workDir: string },
+  env: Record<string, string> = {},
 ): Promise<{ runner: RunnerProcess; token: string; workDir: string; stop(): void }> {
   const token =
     again?.token ??
@@ -75,7 +76,7 @@ export async function startScriptedRunner(
       ...["--work-dir", join(workDir, "work"), "--journal", join(workDir, "journal.json")],
       ...["--agent", "--", ...SCRIPTED_AGENT],
     ],
-    { CONVEYOR_RUNNER_TOKEN: token },
+    { CONVEYOR_RUNNER_TOKEN: token, ...env },
   );
   return {
     runner,
