@@ -11,6 +11,7 @@ import {
   chooseIsolation,
   createSandbox,
   type HostFacts,
+  pathsToRun,
   probeHost,
 } from "./sandbox.ts";
 import { gitEnvironment, runGit } from "./workspace.ts";
@@ -207,5 +208,48 @@ describe("a task's bwrap sandbox (bwrap is a test prerequisite)", () => {
     expect(result.out).toContain("Read-only file system");
     expect(result.out).toContain("wrote");
     expect(existsSync(join(workspace, "ok"))).toBe(true);
+  });
+});
+
+describe("what the private /tmp would hide from the agent", () => {
+  let checkout: string;
+  beforeAll(async () => {
+    // A checkout in a temporary directory, as CI makes one: the agent's script and its packages.
+    checkout = await mkdtemp("/tmp/conveyor-checkout-");
+    await mkdir(join(checkout, "bin"), { recursive: true });
+    await writeFile(join(checkout, "bin", "agent"), "#!/bin/sh\n", { mode: 0o755 });
+  });
+  afterAll(() => rm(checkout, { recursive: true, force: true }));
+
+  it("binds back the top of /tmp that holds the program, an argv path or a PATH directory", () => {
+    const script = join(checkout, "runners", "agent.js");
+    expect(pathsToRun(["/usr/bin/node", script], { PATH: "/usr/bin" })).toEqual([checkout]);
+    expect(pathsToRun(["agent"], { PATH: `/usr/bin:${join(checkout, "bin")}` })).toEqual([
+      checkout,
+    ]);
+    expect(pathsToRun(["node", "-e", "1"], { PATH: "/usr/bin:/bin" })).toEqual([]);
+    // Nothing that does not exist, and never /tmp itself.
+    expect(pathsToRun(["/tmp/no-such-dir-here/x", "/tmp"], { PATH: "" })).toEqual([]);
+  });
+
+  it("masks the runner's files inside a bound-back directory, and leaves those under /tmp hidden", () => {
+    const token = join(checkout, "token");
+    const args = bwrapArguments({
+      network: "host",
+      operatorWritable: [],
+      hiddenDirs: [],
+      hiddenFiles: [token, "/tmp/elsewhere/token"],
+      runPaths: [checkout],
+      workspace: "/srv/work/t-1",
+      readOnly: [],
+      writable: [],
+      argv: ["true"],
+    });
+    const bind = args.indexOf(checkout);
+    const mask = args.indexOf(token);
+    expect(args.slice(bind - 1, bind + 2)).toEqual(["--ro-bind", checkout, checkout]);
+    expect(args.slice(mask - 2, mask + 1)).toEqual(["--ro-bind", "/dev/null", token]);
+    expect(mask).toBeGreaterThan(bind);
+    expect(args).not.toContain("/tmp/elsewhere/token");
   });
 });

@@ -187,6 +187,11 @@ export interface BwrapPlan {
   hiddenDirs: readonly string[];
   /** Files covered by `/dev/null`: config, token file, `.env`, journal. */
   hiddenFiles: readonly string[];
+  /**
+   * What the agent is given to run that the private `/tmp` would hide (see
+   * {@link pathsToRun}): bound read-only over it, before the masks, as the rest of the file system is.
+   */
+  runPaths?: readonly string[];
   /** The task's workspace: writable, and the working directory. */
   workspace: string;
   /** Bound read-only after the masks (the prompt file). */
@@ -207,12 +212,17 @@ const isInside = (path: string, dir: string) => {
  * then the task's own paths (which the masks would otherwise hide), then the masks made read-only.
  */
 export function bwrapArguments(plan: BwrapPlan): string[] {
-  const tmpfs = ["/tmp", ...plan.hiddenDirs];
-  const underTmpfs = (path: string) => tmpfs.some((dir) => isInside(path, dir));
+  const runPaths = plan.runPaths ?? [];
+  // A file under a tmpfs is hidden already (and /dev/null cannot be bound where no file is), but a
+  // run path bound back over the private /tmp brings what is inside it back: mask that too.
+  const underTmpfs = (path: string) =>
+    plan.hiddenDirs.some((dir) => isInside(path, dir)) ||
+    (isInside(path, "/tmp") && !runPaths.some((run) => isInside(path, run)));
   return [
     ...BWRAP_BASE,
     ...(plan.network === "none" ? ["--unshare-net"] : []),
     ...["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"],
+    ...runPaths.flatMap((path) => ["--ro-bind", path, path]),
     ...plan.operatorWritable.flatMap((path) => ["--bind", path, path]),
     ...plan.hiddenDirs.flatMap((dir) => ["--tmpfs", dir]),
     ...plan.hiddenFiles
@@ -227,6 +237,38 @@ export function bwrapArguments(plan: BwrapPlan): string[] {
     ...["--chdir", plan.workspace, "--"],
     ...plan.argv,
   ];
+}
+
+/**
+ * What the private `/tmp` would hide from the agent that it needs to run: its program (looked up
+ * on its PATH), the absolute paths in its argv, and the directories on its PATH, when they live
+ * under `/tmp` (a checkout or tool in a temporary directory, as in CI). Each is given as the
+ * top-level entry of `/tmp` that holds it, so a script finds the packages beside it; that entry is
+ * then as visible, read-only, as any directory outside `/tmp`, and the masks still cover the
+ * runner's own files inside it.
+ */
+export function pathsToRun(argv: readonly string[], env: NodeJS.ProcessEnv): string[] {
+  const pathDirs = (env.PATH ?? "").split(delimiter).filter((dir) => isAbsolute(dir));
+  const program = argv[0];
+  const found =
+    program && !program.includes("/")
+      ? pathDirs.map((dir) => join(dir, program)).find((file) => existsSync(file))
+      : undefined;
+  const candidates = [
+    ...argv.filter((arg) => isAbsolute(arg)),
+    ...pathDirs,
+    ...(found ? [found] : []),
+  ];
+  const top = new Set<string>();
+  for (const candidate of candidates) {
+    for (const path of new Set([resolve(candidate), real(candidate)])) {
+      const rel = relative("/tmp", path);
+      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) continue;
+      const entry = join("/tmp", rel.split("/")[0]!);
+      if (existsSync(entry)) top.add(entry);
+    }
+  }
+  return [...top].sort();
 }
 
 /** A command ready for `spawn`: program and arguments, environment, and the user to run as. */
@@ -381,6 +423,7 @@ export async function createSandbox(options: CreateSandboxOptions): Promise<Sand
                 operatorWritable,
                 hiddenDirs,
                 hiddenFiles,
+                runPaths: pathsToRun(argv, env),
                 workspace,
                 readOnly: [promptFile],
                 writable: writable.map(real),
