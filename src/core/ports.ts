@@ -6,7 +6,7 @@
 import type { ChangeSet } from "../protocol/messages.ts";
 import type { FileMode } from "./content-rules.ts";
 import type { InstalledRepository, IssueSnapshot, LabelEvent, RepoRef } from "./github-objects.ts";
-import type { Actor, Permission } from "./intake.ts";
+import type { Permission } from "./intake.ts";
 import type { PrFacts } from "./merge-policy.ts";
 import type { HookDelivery } from "./redelivery.ts";
 import type { RepoConfigResult } from "./repo-config.ts";
