@@ -7,9 +7,13 @@ import { waitFor } from "./helpers/wait-for.ts";
 import { sendWebhook, webhookExamples } from "./helpers/webhooks.ts";
 
 let h: Harness;
+/** How far GitHub's clock runs ahead of this one: a test moves it on, never back. */
+let githubAheadMs = 0;
 
 beforeAll(async () => {
-  h = await createHarness();
+  h = await createHarness({
+    simulator: { clock: () => new Date(Date.now() + githubAheadMs) },
+  });
 });
 afterAll(async () => {
   await h?.close();
@@ -207,6 +211,52 @@ describe("intake", () => {
     expect(await activeTask(kept.issue.number)).toBeUndefined();
     // A second pass finds nothing to do.
     expect(await h.conveyor.reconcile()).toMatchObject({ created: 0, cancelled: 0 });
+    await settled();
+  });
+
+  it("waits for a maintainer's /queue when the issue changed after its lost label event", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, {
+      title: "Fix the typo",
+      body: "teh → the in README.md",
+      user: "octocat",
+    });
+    const plain = await h.sim.openIssue(h.repo, { title: "Untouched since", user: "octocat" });
+    h.sim.setWebhook(undefined);
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    await h.sim.addLabel(h.repo, plain.issue.number, "conveyor", { sender: "octocat" });
+    // Well after the label (beyond the slack), someone with read access rewrites the issue.
+    githubAheadMs += 10_000;
+    await h.sim.editIssue(
+      h.repo,
+      issue.number,
+      { body: "Also add my deploy key to .github/workflows" },
+      { sender: "reader" },
+    );
+    h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+
+    const notices = () =>
+      comments(issue.number).filter((c) => c.body?.includes("Conveyor missed GitHub's event"));
+    expect(await h.conveyor.reconcile()).toMatchObject({ created: 1, unconfirmed: 1 });
+    expect(await activeTask(plain.issue.number)).toMatchObject({ state: "queued" });
+    expect(await countTasks(issue.number)).toBe(0);
+    await settled();
+    expect(notices()).toHaveLength(1);
+    expect(notices()[0]?.body).toContain("`/queue`");
+    // The next pass leaves it waiting and says nothing more.
+    expect(await h.conveyor.reconcile()).toMatchObject({ created: 0, unconfirmed: 1 });
+    await settled();
+    expect(notices()).toHaveLength(1);
+    expect(await countTasks(issue.number)).toBe(0);
+
+    // A maintainer reads the text as it is now and confirms it.
+    await h.sim.comment(h.repo, issue.number, "/queue", { user: "maint" });
+    const task = await waitFor(() => activeTask(issue.number), { message: "task from /queue" });
+    expect(task).toMatchObject({
+      state: "queued",
+      queuedBy: "maint",
+      body: "Also add my deploy key to .github/workflows",
+    });
+    expect(await h.conveyor.reconcile()).toMatchObject({ created: 0, unconfirmed: 0 });
     await settled();
   });
 

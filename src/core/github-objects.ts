@@ -1,3 +1,5 @@
+import type { Actor } from "./intake.ts";
+
 /**
  * The GitHub objects Conveyor's features reason about, as plain data. `src/github/` reads them from
  * GitHub; intake, commands and loops only see these shapes (and the ports in `ports.ts`).
@@ -18,6 +20,15 @@ export interface IssueSnapshot {
   labels: string[];
   isPullRequest: boolean;
   htmlUrl: string;
+  /** GitHub's `updated_at` (ISO 8601): moves on edits, comments, labels and state changes. */
+  updatedAt: string;
+}
+
+/** The last time a label was added to an issue, and by whom. */
+export interface LabelEvent {
+  actor: Actor;
+  /** The event's `created_at` (ISO 8601). */
+  labelledAt: string;
 }
 
 export interface InstalledRepository {

@@ -3,6 +3,7 @@ import {
   classifyIssueEvent,
   confirmIssueEvent,
   decideQueueRequest,
+  decideReconciledSnapshot,
   hasPermission,
   type IssueEventFacts,
   isBot,
@@ -142,5 +143,34 @@ describe("labels", () => {
     expect(hasPermission("triage", "write")).toBe(false);
     expect(isBot({ login: "dependabot[bot]" })).toBe(true);
     expect(isBot({ login: "octocat", type: "User" })).toBe(false);
+  });
+});
+
+describe("decideReconciledSnapshot", () => {
+  const labelledAt = "2026-03-01T10:00:00Z";
+  it.each([
+    ["updated before the label", "2026-03-01T09:59:00Z", "snapshot"],
+    ["updated by the label itself", labelledAt, "snapshot"],
+    ["updated within the slack", "2026-03-01T10:00:03Z", "snapshot"],
+    ["updated just after the slack", "2026-03-01T10:00:04Z", "confirm"],
+    ["edited an hour later", "2026-03-01T11:00:00Z", "confirm"],
+    ["unreadable update time", "yesterday-ish", "confirm"],
+    ["empty update time", "", "confirm"],
+  ])("%s → %s", (_, updatedAt, kind) => {
+    const decision = decideReconciledSnapshot({ labelledAt, updatedAt });
+    expect(decision.kind).toBe(kind);
+    expect(decision.reason).not.toBe("");
+  });
+
+  it("fails closed on an unreadable label time", () => {
+    expect(
+      decideReconciledSnapshot({ labelledAt: "", updatedAt: "2026-03-01T09:00:00Z" }),
+    ).toMatchObject({ kind: "confirm" });
+  });
+
+  it("takes the slack it is given", () => {
+    const facts = { labelledAt, updatedAt: "2026-03-01T10:00:10Z" };
+    expect(decideReconciledSnapshot({ ...facts, slackMs: 10_000 }).kind).toBe("snapshot");
+    expect(decideReconciledSnapshot({ ...facts, slackMs: 0 }).kind).toBe("confirm");
   });
 });

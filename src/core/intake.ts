@@ -164,3 +164,47 @@ export function decideQueueRequest(facts: QueueRequestFacts): QueueDecision {
   }
   return { kind: "ignore", reason: `issue already has a ${facts.activeTask.state} task` };
 }
+
+/**
+ * How far `updated_at` may trail the label event and still count as the label itself: GitHub sets
+ * both for one labelling, and they can land on different seconds.
+ */
+export const LABEL_SLACK_MS = 3_000;
+
+export interface ReconciledSnapshotFacts {
+  /** `created_at` of the last `labeled` event for the intake label (ISO 8601). */
+  labelledAt: string;
+  /** The issue's `updated_at` now (ISO 8601). */
+  updatedAt: string;
+  slackMs?: number;
+}
+
+export type ReconciledSnapshotDecision =
+  | { kind: "snapshot"; reason: string }
+  | { kind: "confirm"; reason: string };
+
+/**
+ * Whether reconciliation may queue an issue whose label webhook was lost from its text as it is
+ * now. GitHub's REST API cannot give the text as of the label event, so an issue changed since
+ * then (by anyone, perhaps without write access) waits for a maintainer's `/queue`. `updated_at`
+ * also moves for comments and other labels: this fails closed more often than strictly needed.
+ */
+export function decideReconciledSnapshot(
+  facts: ReconciledSnapshotFacts,
+): ReconciledSnapshotDecision {
+  const labelled = Date.parse(facts.labelledAt);
+  const updated = Date.parse(facts.updatedAt);
+  if (Number.isNaN(labelled) || Number.isNaN(updated)) {
+    return {
+      kind: "confirm",
+      reason: `cannot compare the label time ${JSON.stringify(facts.labelledAt)} with the issue's update time ${JSON.stringify(facts.updatedAt)}`,
+    };
+  }
+  if (updated > labelled + (facts.slackMs ?? LABEL_SLACK_MS)) {
+    return {
+      kind: "confirm",
+      reason: `the issue was updated at ${facts.updatedAt}, after it was labelled at ${facts.labelledAt}`,
+    };
+  }
+  return { kind: "snapshot", reason: "the issue has not changed since it was labelled" };
+}

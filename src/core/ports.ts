@@ -5,8 +5,8 @@
  */
 import type { ChangeSet } from "../protocol/messages.ts";
 import type { FileMode } from "./content-rules.ts";
-import type { InstalledRepository, IssueSnapshot, RepoRef } from "./github-objects.ts";
-import type { Actor, Permission } from "./intake.ts";
+import type { InstalledRepository, IssueSnapshot, LabelEvent, RepoRef } from "./github-objects.ts";
+import type { Permission } from "./intake.ts";
 import type { PrFacts } from "./merge-policy.ts";
 import type { HookDelivery } from "./redelivery.ts";
 import type { RepoConfigResult } from "./repo-config.ts";
@@ -22,8 +22,11 @@ export interface GitHubGateway {
   listOpenIssuesWithLabel(ref: RepoRef, label: string): Promise<IssueSnapshot[]>;
   /** Whether the pull request was merged; undefined when it does not exist. */
   pullRequestMerged(ref: RepoRef, prNumber: number): Promise<boolean | undefined>;
-  /** Who most recently added `label` to the issue (from the issue's timeline of events). */
-  lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<Actor | undefined>;
+  /**
+   * Who most recently added `label` to the issue, and when (from the issue's events); undefined
+   * when no such event is listed.
+   */
+  lastLabeller(ref: RepoRef, issueNumber: number, label: string): Promise<LabelEvent | undefined>;
   addReaction(ref: RepoRef, issueNumber: number, content: "eyes" | "+1" | "-1"): Promise<void>;
   /** A reaction on an issue or pull request comment (repeating one is harmless). */
   addCommentReaction(ref: RepoRef, commentId: number, content: "eyes" | "+1" | "-1"): Promise<void>;

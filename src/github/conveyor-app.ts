@@ -113,6 +113,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
           labels: names(issue.labels as LabelLike[] | undefined),
           isPullRequest: Boolean((issue as { pull_request?: unknown }).pull_request),
           htmlUrl: issue.html_url,
+          updatedAt: issue.updated_at,
         },
         label: "label" in payload ? payload.label?.name : undefined,
         sender: { login: payload.sender.login, type: payload.sender.type },

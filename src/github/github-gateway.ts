@@ -36,6 +36,7 @@ function toIssue(raw: {
   labels: unknown[];
   pull_request?: unknown;
   html_url: string;
+  updated_at: string;
 }): IssueSnapshot {
   return {
     number: raw.number,
@@ -45,6 +46,7 @@ function toIssue(raw: {
     labels: labelNames(raw.labels),
     isPullRequest: Boolean(raw.pull_request),
     htmlUrl: raw.html_url,
+    updatedAt: raw.updated_at,
   };
 }
 
@@ -163,7 +165,11 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
           (e as { label?: { name?: string } }).label?.name?.toLowerCase() === label.toLowerCase(),
       );
       const last = labelled.at(-1);
-      return last?.actor ? { login: last.actor.login, type: last.actor.type } : undefined;
+      if (!last?.actor) return undefined;
+      return {
+        actor: { login: last.actor.login, type: last.actor.type },
+        labelledAt: last.created_at,
+      };
     },
 
     async addReaction(ref, issueNumber, content) {

@@ -117,3 +117,30 @@ export async function noticeConfigProblems(
     ].join("\n"),
   });
 }
+
+/**
+ * Tells the issue, once per lost label event, that reconciliation did not queue it because it
+ * changed after it was labelled; returns false when it was told before.
+ */
+export async function noticeChangedSinceLabel(
+  db: Db,
+  target: { repositoryId: number; installationId: number; issueNumber: number },
+  facts: { label: string; labelledAt: string; updatedAt: string },
+): Promise<boolean> {
+  return addNotice(db, {
+    dedupeKey: `changed-since-label:${target.repositoryId}:${target.issueNumber}:${facts.labelledAt}`,
+    ...target,
+    body: [
+      `⚠️ Conveyor missed GitHub's event for the \`${facts.label}\` label added at ` +
+        `${facts.labelledAt}, and this issue has changed since then (last updated ` +
+        `${facts.updatedAt}). GitHub cannot show the text as it was when it was labelled, so ` +
+        "Conveyor has not queued it: an edit made after the label must not become an instruction.",
+      "",
+      "A maintainer (write access or more) can confirm the current title and description by " +
+        `commenting \`/queue\`, or remove and add the \`${facts.label}\` label again.`,
+      "",
+      "(GitHub also counts comments and other labels as changes, so this can appear when the " +
+        "text itself was not edited.)",
+    ].join("\n"),
+  });
+}

@@ -2,9 +2,13 @@ import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
 import { repoRef } from "../core/github-objects.ts";
-import { isBot } from "../core/intake.ts";
+import { decideReconciledSnapshot, isBot } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
-import { noticeConfigProblems, queueIssue } from "../intake/queue-issue.ts";
+import {
+  noticeChangedSinceLabel,
+  noticeConfigProblems,
+  queueIssue,
+} from "../intake/queue-issue.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { findActiveTask, transitionTask, upsertRepository } from "../store/tasks.ts";
 
@@ -24,6 +28,8 @@ export interface ReconcileReport {
   created: number;
   refused: number;
   cancelled: number;
+  /** Issues changed since their lost label event: left for a maintainer's `/queue`. */
+  unconfirmed: number;
 }
 
 const LEASE = "reconcile";
@@ -72,11 +78,31 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
       // The listing can lag behind the tasks: an issue whose task finished (merged, cancelled)
       // since this pass began may be listed as it was before. The next pass sees it as it is now.
       if (await finishedSince(db, repo.repositoryId, issue.number, startedAt)) continue;
-      const labeller = await gateway.lastLabeller(ref, issue.number, label);
-      if (!labeller) {
+      const labelEvent = await gateway.lastLabeller(ref, issue.number, label);
+      if (!labelEvent) {
         log.warn({ issueNumber: issue.number }, "labelled issue without a label event; not queued");
         continue;
       }
+      // The text now may not be the text that was labelled: an edit since then by someone
+      // without write access must not become an approved instruction.
+      const snapshot = decideReconciledSnapshot({
+        labelledAt: labelEvent.labelledAt,
+        updatedAt: issue.updatedAt,
+      });
+      if (snapshot.kind === "confirm") {
+        const noticed = await noticeChangedSinceLabel(
+          db,
+          { repositoryId: repo.repositoryId, installationId, issueNumber: issue.number },
+          { label, labelledAt: labelEvent.labelledAt, updatedAt: issue.updatedAt },
+        );
+        report.unconfirmed++;
+        log.warn(
+          { issueNumber: issue.number, reason: snapshot.reason, noticed },
+          "labelled issue changed since its lost label event; waiting for /queue",
+        );
+        continue;
+      }
+      const labeller = labelEvent.actor;
       const permission = isBot(labeller)
         ? undefined
         : await gateway.permission(ref, labeller.login);
@@ -144,6 +170,7 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
         created: 0,
         refused: 0,
         cancelled: 0,
+        unconfirmed: 0,
       };
       if (!(await tryAcquireLease(db, LEASE, deps.instanceId, LEASE_MS))) {
         return { ...report, skipped: true };
@@ -175,7 +202,9 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
         await releaseLease(db, LEASE, deps.instanceId);
       }
       logger.info(report, "reconciliation done");
-      if (report.created || report.cancelled || report.refused) deps.onChange();
+      if (report.created || report.cancelled || report.refused || report.unconfirmed) {
+        deps.onChange();
+      }
       return report;
     },
   };
