@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
-import type { InstalledRepository, IssueSnapshot, RepoRef } from "../core/github-objects.ts";
-import type { Actor, Permission } from "../core/intake.ts";
+import type { IssueSnapshot } from "../core/github-objects.ts";
+import type { Permission } from "../core/intake.ts";
 import { PERMISSIONS } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
-import { parseRepoConfig, REPO_CONFIG_PATH, type RepoConfigResult } from "../core/repo-config.ts";
+import { parseRepoConfig, REPO_CONFIG_PATH } from "../core/repo-config.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 

@@ -2,7 +2,6 @@ import type { ProbotOctokit } from "probot";
 import {
   type CheckFact,
   type ExpectedCheck,
-  type PrFacts,
   type PrFile,
   type ReviewFact,
   SAFETY_CHECK_NAME,
