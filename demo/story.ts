@@ -265,7 +265,10 @@ const STATUS_MARKER = "<!-- conveyor:status";
 /** A row of the status comment's table (`| State | \`running\` |`). */
 function statusRow(body: string, name: string): string | undefined {
   const match = new RegExp(`^\\| ${name} \\| (.+) \\|$`, "m").exec(body);
-  return match?.[1]?.trim();
+  const cell = match?.[1]?.trim();
+  // Text from runners is shown as a code span; a person reads what is inside it.
+  const code = cell && /^(`+) ?(.*?) ?\1$/.exec(cell);
+  return code ? code[2] : cell;
 }
 
 /** Reads one issue the way a person would on GitHub: no database, only what GitHub shows. */
