@@ -1,5 +1,5 @@
 import { type Config, ConfigError, loadConfig } from "../config.ts";
-import { createLogger } from "../logger.ts";
+import { createLogger, type Logger } from "../logger.ts";
 import { startConveyor } from "../main.ts";
 import type { RunningConveyor, StartOptions } from "../start-options.ts";
 
@@ -33,6 +33,14 @@ export async function runStartCommand(
     }
     process.exit(1);
   }
+  stopOnSignals(running, logger);
+}
+
+/**
+ * SIGTERM or SIGINT stops the server gracefully: exit 0 once every stage stopped, 1 if that failed
+ * or took more than 10 s (a supervisor's grace period should be longer).
+ */
+export function stopOnSignals(running: Pick<RunningConveyor, "stop">, logger: Logger): void {
   const shutdown = (signal: string) => {
     logger.info({ signal }, "shutting down");
     const force = setTimeout(() => {

@@ -52,6 +52,9 @@ export interface Http {
 }
 
 /** One HTTP server for every route: health, webhooks, runner sockets, the API, the dashboard. */
+/** How long shutdown waits for requests still in flight before it closes their connections. */
+const CONNECTION_DRAIN_MS = 3_000;
+
 export function createHttp(deps: HttpDeps): Http {
   const { config, database, logger } = deps;
   const app = createHttpApp({
@@ -79,7 +82,21 @@ export function createHttp(deps: HttpDeps): Http {
         if (!closed) return;
         // Connections that finished since the listener stopped are idle now.
         server.closeIdleConnections();
-        await closed;
+        // A client that keeps a connection busy (or a proxy that never passes the close on) must
+        // not hold shutdown past the 10 s `conveyor start` allows: after a grace period, cut it.
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<"cut">((resolve) => {
+          timer = setTimeout(() => resolve("cut"), CONNECTION_DRAIN_MS);
+        });
+        if ((await Promise.race([closed, grace])) === "cut") {
+          logger.warn(
+            { graceMs: CONNECTION_DRAIN_MS },
+            "open connections did not finish in time; closing them",
+          );
+          server.closeAllConnections();
+          await closed;
+        }
+        clearTimeout(timer);
       },
     },
     listener: {

@@ -79,9 +79,11 @@ it("rolling upgrade: of two instances, one stopped with SIGTERM during a 100-tas
   const stoppingAt = Date.now();
   b.server.child.kill("SIGTERM");
   const code = await b.server.exited;
-  expect({ code, within10s: Date.now() - stoppingAt < 10_000 }, logs()).toEqual({
+  // Exit 0 is the server's own word that every stage stopped within the 10 s `conveyor start`
+  // allows (it exits 1 past that); the wall clock adds the signal's delivery and the process's exit.
+  expect({ code, withinBudget: Date.now() - stoppingAt < 12_000 }, logs()).toEqual({
     code: 0,
-    within10s: true,
+    withinBudget: true,
   });
 
   const ledger = await expectNothingLostOrDuplicated(w, issues, {

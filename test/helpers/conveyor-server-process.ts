@@ -5,6 +5,7 @@
  * waiting out the real 60 s leases would make the suites take many minutes. Run it with
  * `spawnConveyorServer` from `spawn-conveyor.ts`.
  */
+import { stopOnSignals } from "../../src/cli/start-command.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { type StartOptions, startConveyor } from "../../src/main.ts";
@@ -16,9 +17,5 @@ const running = await startConveyor(config, {
   logger: createLogger({ level: config.logLevel }),
   octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } },
 });
-process.once("SIGTERM", () => {
-  running.stop().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-});
+// Stopped as `conveyor start` stops: exit 0 within its 10 s, else 1.
+stopOnSignals(running, running.logger);
