@@ -538,14 +538,3 @@ export function findTestWeakening(
   }
   return found;
 }
-
-/** For tests: the marker an added line would trip, by path. */
-export function markerForLine(
-  path: string,
-  text: string,
-  testPaths: readonly string[],
-): string | undefined {
-  const language = languageOf(path);
-  if (!language) return undefined;
-  return markerOn(text, language, testFileRole(path, testPaths) !== "other");
-}

@@ -67,8 +67,3 @@ export function parsePatch(patch: string): Hunk[] {
   }
   return hunks;
 }
-
-/** The added lines of a patch, with their line numbers in the new file. */
-export function addedLines(patch: string): DiffLine[] {
-  return parsePatch(patch).flatMap((hunk) => hunk.lines.filter((l) => l.kind === "add"));
-}
