@@ -1,7 +1,12 @@
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServerMessage } from "../src/protocol/messages.ts";
-import type { AgentAdapter, AgentReport, OutputParser } from "./adapters/agent-adapter.ts";
+import type {
+  AgentAdapter,
+  AgentReport,
+  AgentUsage,
+  OutputParser,
+} from "./adapters/agent-adapter.ts";
 import { createCommandAdapter } from "./adapters/command.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
@@ -40,6 +45,8 @@ interface ActiveTask {
   slot: number;
   stage: Stage | "accepting";
   lastLine: string;
+  /** What the agent used so far (live while it runs, its final report after). */
+  usage: AgentUsage;
   cancelled: boolean;
   cancel: () => void;
   /**
@@ -231,14 +238,22 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         output += `[progress] ${event}\n`;
       }
     };
-    // Heartbeats renew the lease; a `stale` answer means the task is no longer ours.
+    // Heartbeats renew the lease and carry the progress; a `stale` answer means the task is no
+    // longer ours.
     const beat = setInterval(() => {
+      if (parser) task.usage = parser.finish("").usage;
       client
         .request({
           type: "heartbeat",
           ...fence,
           stage: task.stage === "accepting" ? "cloning" : task.stage,
           message: task.lastLine || undefined,
+          progress: {
+            adapter: adapter.name,
+            ...(options.model ? { model: options.model.slice(0, 100) } : {}),
+            ...(progress ? { tool: progress.slice(0, 300) } : {}),
+            ...task.usage,
+          },
         })
         .then((reply) => {
           if (reply.type === "ack") task.leaseUntil = Date.now() + leaseMs;
@@ -339,6 +354,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       await jail.sweep();
       if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
       const report: AgentReport = parser.finish(result.outputTail);
+      task.usage = report.usage;
       parser = undefined;
       progress = "";
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
@@ -485,6 +501,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       reason,
       retryable,
       detail: detail.slice(-20_000),
+      // What the failed attempt used still counts (budgets, analytics).
+      ...(Object.keys(task.usage).length ? { stats: task.usage } : {}),
     });
   }
 
@@ -611,6 +629,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       slot,
       stage: "accepting",
       lastLine: "",
+      usage: {},
       cancelled: false,
       cancel: () => {},
       leaseUntil: Date.now() + leaseMs,
