@@ -26,7 +26,8 @@ const processes: RunnerProcess[] = [];
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  h = await createHarness();
+  // Progress may edit the status comment every 250 ms here (30 s in production).
+  h = await createHarness({ start: { dispatchTimings: { progressEditMs: 250 } } });
   // Not under /tmp: the sandbox gives the agent a /tmp of its own, which would hide the fakes.
   fakes = createFakeAgents(["claude", "codex"], join(ROOT, ".tmp"));
   dirs.push(fakes);
@@ -120,6 +121,32 @@ function failedAttempt(taskId: string, runner: RunnerProcess): Promise<string> {
   });
 }
 
+/** The attempts of a task as the server recorded them. */
+async function attemptsOf(taskId: string) {
+  return resultRows<Record<string, unknown>>(
+    await h.database.db.execute(
+      sql`select generation, adapter, model, turns, tokens::float8 as tokens, cost_usd, outcome
+          from attempts where task_id = ${taskId} order by generation`,
+    ),
+  );
+}
+
+async function logOf(taskId: string): Promise<string[]> {
+  const rows = resultRows<{ line: string }>(
+    await h.database.db.execute(
+      sql`select line from attempt_logs where task_id = ${taskId} order by line_id`,
+    ),
+  );
+  return rows.map((r) => r.line);
+}
+
+/** Every body Conveyor wrote into the issue's status comment, in order. */
+function statusBodies(): string[] {
+  return h.sim.requests
+    .filter((r) => r.route?.endsWith("/issues/comments/{comment_id}") && r.method === "PATCH")
+    .map((r) => String((r.body as { body?: string }).body ?? ""));
+}
+
 async function pullBodyFor(issueNumber: number): Promise<string | undefined> {
   const pulls = await h.sim.listPulls(h.repo);
   return pulls.find((p) => p.body?.includes(`#${issueNumber}`))?.body ?? undefined;
@@ -161,9 +188,44 @@ describe("runner adapters with replayed agents", () => {
       'argv: ["-p","--output-format","stream-json","--verbose","--permission-mode","acceptEdits","--model","claude-sonnet-4-5"]',
     );
 
+    // The attempt holds the adapter, the model and the final usage; its log the progress lines.
+    expect(await attemptsOf(good.taskId)).toEqual([
+      {
+        generation: 1,
+        adapter: "claude",
+        model: "claude-sonnet-4-5",
+        turns: 3,
+        tokens: 26252,
+        cost_usd: 0.0421,
+        outcome: "completed",
+      },
+    ]);
+    expect(await logOf(good.taskId)).toContain("[progress] Edit /work/task/src/sizes.ts");
+    // The status comment showed the live line while it ran, and the cost once done.
+    await waitFor(
+      () => statusBodies().some((b) => /\| Agent \| running · \d+ turns? · [^|]*`Edit /.test(b)),
+      {
+        timeoutMs: 10_000,
+        message: `a running line in the status comment\n${statusBodies().join("\n---\n")}`,
+      },
+    );
+    await waitFor(
+      () => statusBodies().some((b) => b.includes("| Agent | 3 turns · 26,252 tokens · $0.04 |")),
+      { timeoutMs: 10_000, message: "the final usage in the status comment" },
+    );
+
     expect(await failedAttempt(bad.taskId, runner)).toBe(
       "agent_failed: claude: success: Invalid API key · Please run /login",
     );
+    // The failed attempt's usage is kept too.
+    await waitFor(
+      async () => (await attemptsOf(bad.taskId))[0]?.outcome === "failed" || undefined,
+      { timeoutMs: 10_000, message: "the failed attempt's row" },
+    );
+    expect((await attemptsOf(bad.taskId))[0]).toMatchObject({
+      adapter: "claude",
+      outcome: "failed",
+    });
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
   });
 
@@ -177,6 +239,12 @@ describe("runner adapters with replayed agents", () => {
     });
     expect(body).toContain("| Tokens | 24,885 (24,763 in, of which 24,448 cached; 122 out) |");
     expect(body).toContain("| Turns | 1 |");
+    expect((await attemptsOf(good.taskId))[0]).toMatchObject({
+      adapter: "codex",
+      turns: 1,
+      tokens: 24885,
+      outcome: "completed",
+    });
 
     expect(await failedAttempt(bad.taskId, runner)).toBe(
       "agent_failed: codex: unexpected status 401 Unauthorized: Missing bearer or basic authentication in header",

@@ -62,7 +62,7 @@ describe("redactSecrets", () => {
   it.each([
     [
       "cloning https://x-access-token:ghs_abcdefghijklmnopqrstuvwxyz@github.com/a/b",
-      "cloning https://x-access-token:[redacted]@github.com/a/b",
+      "cloning https://[redacted]@github.com/a/b",
     ],
     ["export GH_TOKEN=ghp_ABCDEFGHIJKLMNOPQRSTUV123", "export GH_TOKEN=[redacted]"],
     ["token: github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "token: [redacted]"],

@@ -15,8 +15,8 @@ const SHAPES: RegExp[] = [
   /\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*/g,
   // Model providers' keys.
   /\bsk-[A-Za-z0-9_-]{16,}/g,
-  // Credentials inside URLs (`https://x-access-token:…@github.com`).
-  /(?<=:\/\/[^\s:@/]*:)[^\s@/]+(?=@)/g,
+  // Credentials inside URLs (`https://x-access-token:…@github.com`): the user goes too.
+  /(?<=:\/\/)[^\s:@/]+:[^\s@/]+(?=@)/g,
 ];
 
 /** `Authorization: Bearer …`, `token …`, `Basic …`: the scheme stays, the credential goes. */
