@@ -29,7 +29,7 @@ beforeAll(async () => {
   // Progress may edit the status comment every 250 ms here (30 s in production).
   h = await createHarness({ start: { dispatchTimings: { progressEditMs: 250 } } });
   // Not under /tmp: the sandbox gives the agent a /tmp of its own, which would hide the fakes.
-  fakes = createFakeAgents(["claude", "codex"], join(ROOT, ".tmp"));
+  fakes = createFakeAgents(["claude", "codex", "gemini", "aider", "opencode"], join(ROOT, ".tmp"));
   dirs.push(fakes);
 });
 afterAll(async () => {
@@ -251,4 +251,62 @@ describe("runner adapters with replayed agents", () => {
     );
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
   });
+
+  // The attempt's adapter is only ever written from a heartbeat's `progress`: seeing it proves the
+  // progress frames arrived.
+  it.each([
+    [
+      "gemini",
+      "gemini-stream-success.jsonl",
+      "| Tokens | 10,992 (10,758 in, of which 6,849 cached; 92 out) |",
+      { tokens: 10992 },
+      "gemini-stream-error.jsonl",
+    ],
+    [
+      "aider",
+      "aider-output.txt",
+      "| Cost | $0.05 |",
+      { tokens: 15990, cost_usd: 0.05, turns: 2 },
+      undefined,
+    ],
+    [
+      "opencode",
+      "opencode-success.jsonl",
+      "| Turns | 2 |",
+      { tokens: 19740, turns: 2 },
+      "opencode-error.jsonl",
+    ],
+  ] as const)(
+    "%s: progress reaches the attempt, usage the PR, an error result fails it",
+    async (adapter, fixture, row, usage, errorFixture) => {
+      const runner = await startRunner(adapter, [], 100);
+      const good = await queue(`${adapter} sizes`, adapter, fixture);
+      const bad = errorFixture
+        ? await queue(`${adapter} fails`, adapter, errorFixture, 1)
+        : undefined;
+      const body = await waitFor(() => pullBodyFor(good.issueNumber), {
+        timeoutMs: 30_000,
+        message: `the pull request\n${runner.output()}`,
+      });
+      expect(body).toContain(row);
+      expect((await attemptsOf(good.taskId))[0]).toMatchObject({
+        adapter,
+        outcome: "completed",
+        ...usage,
+      });
+      expect((await logOf(good.taskId)).some((l) => l.startsWith("[progress] "))).toBe(true);
+      if (!bad) return;
+      expect(await failedAttempt(bad.taskId, runner)).toMatch(
+        new RegExp(`^agent_failed: ${adapter}: `),
+      );
+      await waitFor(
+        async () => (await attemptsOf(bad.taskId))[0]?.outcome === "failed" || undefined,
+        {
+          timeoutMs: 10_000,
+          message: "the failed attempt's row",
+        },
+      );
+      await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
+    },
+  );
 });
