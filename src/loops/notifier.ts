@@ -81,12 +81,17 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
           task.state === "waiting_human"
             ? await reasonForState(deps.db, task.taskId, "waiting_human")
             : undefined,
-        agent: attempt && {
-          turns: attempt.turns,
-          tokens: attempt.tokens,
-          costUsd: attempt.cost_usd,
-          tool: attempt.generation === task.generation ? attempt.tool : undefined,
-        },
+        // A new attempt that has not reported yet does not show the last one's figures as its own.
+        agent:
+          attempt &&
+          (attempt.generation === task.generation || !["assigned", "running"].includes(task.state))
+            ? {
+                turns: attempt.turns,
+                tokens: attempt.tokens,
+                costUsd: attempt.cost_usd,
+                tool: attempt.generation === task.generation ? attempt.tool : undefined,
+              }
+            : undefined,
         taskPageUrl: deps.publicUrl
           ? `${deps.publicUrl.replace(/\/+$/, "")}/dashboard/tasks/${task.taskId}`
           : undefined,
