@@ -143,6 +143,63 @@ export const taskEvents = pgTable(
 );
 
 /**
+ * One attempt (one generation) of a task as its runner reported it: which agent ran, what it is
+ * doing, and what it used. Written from heartbeats' `progress` while it runs (figures are totals so
+ * far, so each heartbeat overwrites them) and from the `complete` or `fail` stats at its end. The
+ * usage columns are the per-attempt record budgets and analytics read: null means "not reported".
+ */
+export const attempts = pgTable(
+  "attempts",
+  {
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    generation: integer("generation").notNull(),
+    runnerId: uuid("runner_id"),
+    // The runner's adapter (`claude`, `codex`, `gemini`, `aider`, `opencode`, `command`) and model.
+    adapter: text("adapter"),
+    model: text("model"),
+    // The heartbeat's stage and the agent's current tool call (untrusted text, shown escaped).
+    stage: text("stage"),
+    tool: text("tool"),
+    turns: integer("turns"),
+    // Input counts cached and uncached input; cache reads and writes are part of it.
+    tokens: bigint("tokens", { mode: "number" }),
+    inputTokens: bigint("input_tokens", { mode: "number" }),
+    outputTokens: bigint("output_tokens", { mode: "number" }),
+    cacheReadTokens: bigint("cache_read_tokens", { mode: "number" }),
+    cacheWriteTokens: bigint("cache_write_tokens", { mode: "number" }),
+    costUsd: doublePrecision("cost_usd"),
+    // `completed` or `failed` once the runner said so; null while it runs (or if it vanished).
+    outcome: text("outcome"),
+    // When progress last made the status comment owe an edit (the 30 s throttle).
+    progressShownAt: timestamp("progress_shown_at", { withTimezone: true }),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: updatedAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.generation] })],
+);
+
+/**
+ * The agent's output per attempt, line by line, redacted before it is written and capped per
+ * attempt (the oldest lines go first): the task page's live log.
+ */
+export const attemptLogs = pgTable(
+  "attempt_logs",
+  {
+    lineId: bigserial("line_id", { mode: "number" }).primaryKey(),
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    generation: integer("generation").notNull(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    line: text("line").notNull(),
+  },
+  (t) => [index("attempt_logs_attempt_idx").on(t.taskId, t.generation, t.lineId)],
+);
+
+/**
  * A runner's result for one generation of a task, uploaded over HTTP before `complete` names its
  * digest. Kept until the pull request is written from it.
  */

@@ -10,4 +10,7 @@ import { runStartCommand } from "../src/cli/start-command.ts";
 await runStartCommand(process.env, {
   octokitOptions: { throttle: { enabled: false } },
   githubWritesPerMinute: 100_000,
+  // The demo's agents work for seconds, not minutes: runners beat every 2 s (not 15) and the
+  // status comment may show an attempt's progress every 3 s (not 30), so the progress is seen.
+  dispatchTimings: { heartbeatMs: 2_000, progressEditMs: 3_000 },
 });

@@ -101,7 +101,9 @@ async function main(): Promise<number> {
   for (const line of renderTable(["", "", ""], filed, 80).slice(1)) say(`  ${line}`);
   phase = "starting the runners";
   await stage.startRunners();
-  say(`Started ${stage.runners.map((r) => r.name).join(" and ")} with the scripted agent.`);
+  const scripted = stage.runners.filter((r) => r.name !== "claude-runner").map((r) => r.name);
+  say(`Started ${scripted.join(" and ")} with the scripted agent, and claude-runner with`);
+  say("  --agent claude (a stand-in that replays a recorded Claude Code session).");
   say();
 
   phase = "watching the issues";
@@ -115,6 +117,19 @@ async function main(): Promise<number> {
   view.finish();
   if (outcome.end === "stopped") return 130;
   const code = summarise(stage, issues, outcome, startedAt, options);
+  // The task page of the issue Claude Code's adapter ran: its timeline, cost and log.
+  for (const [i, filed] of issues.entries()) {
+    const view = outcome.views[i];
+    if (!filed.story.agent || !view?.taskId) continue;
+    say();
+    say(`#${filed.number} ran with --agent claude: ${view.agent ?? "no usage reported"}`);
+    say(`  task page  ${stage.serverUrl}/dashboard/tasks/${view.taskId}`);
+    say(
+      options.keep
+        ? "             (sign in with the token below)"
+        : "             (run `npm run demo -- --keep` to open it: the server stays up, the sign-in token is printed)",
+    );
+  }
   if (options.keep && !signal.aborted) {
     phase = "kept running (--keep)";
     say();

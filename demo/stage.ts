@@ -8,7 +8,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chooseIsolation, probeHost } from "../runners/sandbox.ts";
 import {
@@ -96,7 +96,11 @@ export interface Stage {
   readonly runners: { name: string; process: RunnerProcess }[];
   /** Opens every story issue as the filer and labels it for Conveyor; in story order. */
   fileIssues(): Promise<FiledIssue[]>;
-  /** Registers runners through the admin API and starts them with the scripted agent. */
+  /**
+   * Registers runners through the admin API and starts them with the scripted agent, and one
+   * (`claude-runner`, capability `claude`) with `--agent claude` and the demo's stand-in for
+   * Claude Code first on its PATH.
+   */
   startRunners(): Promise<void>;
   /** What GitHub shows about each filed issue. */
   observe(issues: readonly FiledIssue[]): Promise<IssueView[]>;
@@ -116,6 +120,9 @@ export interface Stage {
   /** Stops every process and removes the directory. Safe to call more than once. */
   close(): Promise<void>;
 }
+
+/** Where the demo's stand-in for Claude Code is (`claude` on the claude runner's PATH). */
+const FAKE_CLAUDE_DIR = fileURLToPath(new URL("./bin/", import.meta.url));
 
 /** Starts the simulator and the server; runners and issues come after, when the caller says. */
 export async function startStage(options: StageOptions = {}): Promise<Stage> {
@@ -304,12 +311,28 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       const sandbox = chooseIsolation("auto", "host", await probeHost());
       if (!sandbox.ok)
         step("no sandbox for agents on this machine: runners start with --unsandboxed");
-      for (let i = 1; i <= (options.runners ?? 2); i++) {
-        const name = `runner-${i}`;
+      const specs = [
+        ...Array.from({ length: options.runners ?? 2 }, (_, i) => ({
+          name: `runner-${i + 1}`,
+          capabilities: [] as string[],
+          agent: ["--agent", "--", ...SCRIPTED_AGENT],
+          env: {},
+        })),
+        // Claude Code's adapter over the stand-in that replays a recorded session: the status
+        // comment and the task page show its turns, tokens and cost as it goes.
+        {
+          name: "claude-runner",
+          capabilities: ["claude"],
+          agent: ["--capability", "claude", "--agent", "claude", "--model", "claude-sonnet-4-5"],
+          env: { PATH: [FAKE_CLAUDE_DIR, globalThis.process.env.PATH].join(delimiter) },
+        },
+      ];
+      for (const spec of specs) {
+        const { name } = spec;
         const response = await fetch(`${serverUrl}/api/runners`, {
           method: "POST",
           headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-          body: JSON.stringify({ name, capabilities: [], class: "normal" }),
+          body: JSON.stringify({ name, capabilities: spec.capabilities, class: "normal" }),
         });
         if (response.status !== 201) {
           throw new Error(
@@ -325,9 +348,9 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
             ...["--server", serverUrl, "--name", name, "--slots", "1"],
             ...(sandbox.ok ? [] : ["--unsandboxed"]),
             ...["--work-dir", join(home, "work"), "--journal", join(home, "journal.json")],
-            ...["--agent", "--", ...SCRIPTED_AGENT],
+            ...spec.agent,
           ],
-          { LOG_LEVEL: "info", CONVEYOR_RUNNER_TOKEN: token },
+          { LOG_LEVEL: "info", CONVEYOR_RUNNER_TOKEN: token, ...spec.env },
           { cwd: home },
         );
         const runnerLog = createWriteStream(join(dir, `${name}.log`));
@@ -342,6 +365,8 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
 
     async play(issues, play) {
       const approved = new Set<number>();
+      /** The Agent line each issue's status comment showed last, to tell each change once. */
+      const agentLines = new Map<number, string>();
       // Issues that ended as expected are not looked at again (each look runs git for the PR).
       const settled = new Map<number, IssueView>();
       let views: IssueView[] = [];
@@ -365,6 +390,11 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
         const fresh = await observe(pending);
         views = issues.map((filed) => settled.get(filed.number) ?? fresh[pending.indexOf(filed)]!);
         play.onViews?.(views);
+        for (const view of views) {
+          if (!view.agent || agentLines.get(view.number) === view.agent) continue;
+          agentLines.set(view.number, view.agent);
+          play.onNote?.(`#${view.number} status comment, Agent: ${view.agent}`);
+        }
         for (const view of views) {
           if (view.pr === undefined || approved.has(view.pr) || !awaitsApproval(view)) continue;
           approved.add(view.pr);

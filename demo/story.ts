@@ -92,6 +92,11 @@ export interface StoryIssue {
   pitch: string;
   /** Labels besides the intake label. */
   labels: string[];
+  /**
+   * The runner adapter the issue is for (its `needs:` label routes it): `claude` runs the demo's
+   * stand-in for Claude Code (demo/bin/claude), which replays a recorded stream-json session.
+   */
+  agent?: "claude";
   expect: Expectation;
 }
 
@@ -103,7 +108,8 @@ export const STORY: readonly StoryIssue[] = [
     key: "tier1",
     pitch: "one line in one file: merges by itself (tier 1)",
     title: "Add an extra-large size",
-    description: "Customers keep asking for extra-large widgets. Add the size.",
+    description:
+      "Customers keep asking for extra-large widgets. Add the size.\n\n<!-- demo: replay claude-extra-large.jsonl -->",
     script: [
       'print "Looking at src/sizes.js"',
       "sleep 1200",
@@ -111,7 +117,8 @@ export const STORY: readonly StoryIssue[] = [
       'print "Added extra-large to SIZES."',
       "report-usage 1840 0.02",
     ],
-    labels: [],
+    labels: ["needs:claude"],
+    agent: "claude",
     expect: { kind: "merged", tier: 1 },
   },
   {
@@ -258,6 +265,10 @@ export interface IssueView {
   failureReported: boolean;
   /** Every comment on the issue, oldest first. */
   comments: string[];
+  /** The task's id, from the status comment's hidden marker. */
+  taskId?: string | undefined;
+  /** The status comment's Agent row: the attempt's progress, turns, tokens and cost. */
+  agent?: string | undefined;
 }
 
 const STATUS_MARKER = "<!-- conveyor:status";
@@ -297,6 +308,8 @@ export async function observeIssue(
     reason: status ? statusRow(status, "Reason") : undefined,
     failureReported: comments.some((body) => /verification failed/i.test(body)),
     comments,
+    taskId: status ? /<!-- conveyor:status task=([0-9a-f-]+) -->/.exec(status)?.[1] : undefined,
+    agent: status ? /^\| Agent \| (.+) \|$/m.exec(status)?.[1]?.replace(/\\\|/g, "|") : undefined,
   };
   if (pr === undefined) return view;
   const pull = await sim.getPull(REPO, pr);

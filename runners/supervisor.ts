@@ -42,6 +42,8 @@ export interface RunAgentOptions {
   onStdoutLine?: (line: string) => void;
   /** Called with the last complete, non-empty output line (at most 1000 characters) as lines arrive. */
   onOutput?: (lastLine: string) => void;
+  /** Every complete non-blank line of stderr, for the task's log (stdout's go to `onStdoutLine`). */
+  onStderrLine?: (line: string) => void;
   /** Time between SIGTERM and SIGKILL when the process group is killed (default 2000). */
   killGraceMs?: number;
 }
@@ -208,12 +210,20 @@ export function runAgent(options: RunAgentOptions): AgentHandle {
       // A failing observer must not take the supervisor down with it.
     }
   });
+  const stderrLines = new LineSplitter((line) => {
+    try {
+      options.onStderrLine?.(line);
+    } catch {
+      // A failing observer must not take the supervisor down with it.
+    }
+  });
   const onData = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
     lastOutputAt = Date.now();
     output.push(chunk);
     tail.push(chunk);
     lines.push(stream, chunk);
     if (stream === "stdout" && options.onStdoutLine) stdoutLines.push(chunk);
+    if (stream === "stderr" && options.onStderrLine) stderrLines.push(chunk);
     if (maxOutputBytes !== undefined && output.total > maxOutputBytes) {
       stop("output_cap");
     }
@@ -221,6 +231,7 @@ export function runAgent(options: RunAgentOptions): AgentHandle {
   child.stdout.on("data", onData("stdout"));
   child.stdout.on("end", () => stdoutLines.end());
   child.stderr.on("data", onData("stderr"));
+  child.stderr.on("end", () => stderrLines.end());
   child.stdin.on("error", () => {
     // EPIPE when the agent exits (or closes stdin) before reading the prompt: not our problem.
   });

@@ -1,7 +1,12 @@
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ServerMessage } from "../src/protocol/messages.ts";
-import type { AgentAdapter, AgentReport, OutputParser } from "./adapters/agent-adapter.ts";
+import type {
+  AgentAdapter,
+  AgentReport,
+  AgentUsage,
+  OutputParser,
+} from "./adapters/agent-adapter.ts";
 import { createCommandAdapter } from "./adapters/command.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
@@ -40,6 +45,10 @@ interface ActiveTask {
   slot: number;
   stage: Stage | "accepting";
   lastLine: string;
+  /** What the agent used so far (live while it runs, its final report after). */
+  usage: AgentUsage;
+  /** Sends the output not sent yet, before a result ends the task. */
+  flushLog?: () => Promise<void>;
   cancelled: boolean;
   cancel: () => void;
   /**
@@ -60,7 +69,10 @@ class Unavailable extends Error {}
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5_000;
 
-const LOG_CHUNK_BYTES = 8 * 1024;
+/** Characters of output per `log` frame at most (the protocol allows 64 Ki). */
+const LOG_CHUNK_CHARS = 32 * 1024;
+/** A longer output line is cut here in the log (the server keeps 2 000 characters of it). */
+const LOG_LINE_CHARS = 2_000;
 const SUMMARY_CHARS = 4_000;
 /** Variables the agent must never see: the runner's own credentials. */
 const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"];
@@ -214,31 +226,72 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       task.cancelled = true;
       running?.cancel();
     };
-    let sentTail = 0;
-    let output = "";
     // An adapter that parses its tool's output shows progress events; others show the last line.
     let parser: OutputParser | undefined;
     let progress = "";
+    /** Output lines not sent to the server's log yet; bounded (the oldest lines go first). */
+    let pending = "";
+    const toLog = (line: string) => {
+      pending += `${line.slice(0, LOG_LINE_CHARS)}\n`;
+      if (pending.length > 2 * LOG_CHUNK_CHARS) pending = newestLines(pending, LOG_CHUNK_CHARS);
+    };
     const onOutput = (line: string) => {
       task.lastLine = (progress || line).slice(0, 500);
-      output += `${line}\n`;
     };
     const onStdoutLine = (line: string) => {
       const event = parser?.line(line);
       if (event) {
         progress = event;
         task.lastLine = event.slice(0, 500);
-        output += `[progress] ${event}\n`;
+        toLog(`[progress] ${event}`);
       }
+      // A tool's own JSON events are read by its adapter and shown as progress lines above; the
+      // rest (its text, a verify command's output) goes to the log as written.
+      if (!(parser && adapter.name !== "command" && line.startsWith("{"))) toLog(line);
     };
-    // Heartbeats renew the lease; a `stale` answer means the task is no longer ours.
+    let logInFlight: Promise<void> | undefined;
+    /**
+     * Sends the lines not sent yet (the newest 32 KiB of them) in a `log` frame, one at a time: a
+     * request, so a rate-limited chunk is sent again after the pause instead of being lost.
+     */
+    const flushLog = (): Promise<void> => {
+      if (logInFlight) return logInFlight;
+      if (!pending) return Promise.resolve();
+      const chunk = newestLines(pending, LOG_CHUNK_CHARS);
+      pending = "";
+      logInFlight = client
+        .request({ type: "log", ...fence, chunk })
+        .then((reply) => {
+          if (reply.type === "error") pending = newestLines(chunk + pending, 2 * LOG_CHUNK_CHARS);
+        })
+        .catch(() => {})
+        .finally(() => {
+          logInFlight = undefined;
+        });
+      return logInFlight;
+    };
+    /** Everything written so far reaches the log (the chunk in flight, then the rest). */
+    const drainLog = async () => {
+      await flushLog();
+      await flushLog();
+    };
+    task.flushLog = drainLog;
+    // Heartbeats renew the lease and carry the progress; a `stale` answer means the task is no
+    // longer ours.
     const beat = setInterval(() => {
+      if (parser) task.usage = parser.finish("").usage;
       client
         .request({
           type: "heartbeat",
           ...fence,
           stage: task.stage === "accepting" ? "cloning" : task.stage,
           message: task.lastLine || undefined,
+          progress: {
+            adapter: adapter.name,
+            ...(options.model ? { model: options.model.slice(0, 100) } : {}),
+            ...(progress ? { tool: progress.slice(0, 300) } : {}),
+            ...task.usage,
+          },
         })
         .then((reply) => {
           if (reply.type === "ack") task.leaseUntil = Date.now() + leaseMs;
@@ -248,14 +301,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           }
         })
         .catch(() => {});
-      if (output.length > sentTail) {
-        client.post({
-          type: "log",
-          ...fence,
-          chunk: output.slice(sentTail).slice(-LOG_CHUNK_BYTES),
-        });
-        sentTail = output.length;
-      }
+      void flushLog();
     }, heartbeatMs);
     beat.unref();
 
@@ -328,6 +374,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         cwd: workspace.dir,
         stdin: adapter.promptOnStdin ? text : "",
         onStdoutLine,
+        onStderrLine: toLog,
         wallClockMs: limits.wallClockMs,
         idleMs: limits.idleMs,
         maxOutputBytes: limits.outputCapBytes,
@@ -339,6 +386,9 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       await jail.sweep();
       if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
       const report: AgentReport = parser.finish(result.outputTail);
+      task.usage = report.usage;
+      // The agent's last lines reach the task's log before its result does.
+      void flushLog();
       parser = undefined;
       progress = "";
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
@@ -393,6 +443,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           ...(await jail.command(argv, agentEnv(assign, workspace.dir, promptFile))),
           cwd: workspace.dir,
           stdin: "",
+          onStdoutLine,
+          onStderrLine: toLog,
           wallClockMs: limits.wallClockMs,
           idleMs: limits.idleMs,
           maxOutputBytes: limits.outputCapBytes,
@@ -444,6 +496,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         stage: "uploaded",
         digest,
       });
+      await drainLog();
       const done = await deliver(task, {
         type: "complete",
         ...fence,
@@ -478,6 +531,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
 
   async function fail(task: ActiveTask, reason: string, retryable: boolean, detail: string) {
     logger.warn({ taskId: task.assign.task_id, reason }, "reporting a failed attempt");
+    // The output so far reaches the attempt's log before the failure does.
+    await task.flushLog?.();
     await deliver(task, {
       type: "fail",
       task_id: task.assign.task_id,
@@ -485,6 +540,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       reason,
       retryable,
       detail: detail.slice(-20_000),
+      // What the failed attempt used still counts (budgets, analytics).
+      ...(Object.keys(task.usage).length ? { stats: task.usage } : {}),
     });
   }
 
@@ -611,6 +668,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       slot,
       stage: "accepting",
       lastLine: "",
+      usage: {},
       cancelled: false,
       cancel: () => {},
       leaseUntil: Date.now() + leaseMs,
@@ -692,4 +750,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       await journal.remove(entry.task_id);
     }
   }
+}
+
+/** The end of `text` within `max` characters, starting at a line (unless one line is longer). */
+function newestLines(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.indexOf("\n", text.length - max - 1);
+  return cut >= 0 && cut < text.length - 1 ? text.slice(cut + 1) : text.slice(-max);
 }

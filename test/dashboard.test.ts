@@ -186,7 +186,11 @@ describe("dashboard", () => {
     });
     const result = page.locator(`#recent-list li[data-task-id="${taskId}"][data-state="merged"]`);
     await result.waitFor({ timeout: 20_000 });
-    await expect(result.locator("a").getAttribute("href")).resolves.toBe(pr.url);
+    await expect(result.locator("a:not(.ref)").getAttribute("href")).resolves.toBe(pr.url);
+    // The task's name links its own page.
+    await expect(result.locator("a.ref").getAttribute("href")).resolves.toMatch(
+      /^\/dashboard\/tasks\/[0-9a-f-]{36}$/,
+    );
     await expect(result.textContent()).resolves.toMatch(/took \d+s/);
     await expect(taskRow(page, "in-flight", taskId).count()).resolves.toBe(0);
     expect(await page.evaluate("window.notReloaded")).toBe(true);

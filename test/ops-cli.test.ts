@@ -17,6 +17,7 @@ import { type ApiEnv, createApiAuth } from "../src/http/admin-auth.ts";
 import { createOpsApi } from "../src/http/create-ops-api.ts";
 import type { TaskJson } from "../src/http/task-json.ts";
 import { createLogger } from "../src/logger.ts";
+import { schemaTables } from "../src/store/schema-tables.ts";
 import { createTask, transitionTask, upsertRepository } from "../src/store/tasks.ts";
 import {
   createGitHubSimulator,
@@ -26,6 +27,9 @@ import { seedEveryTable } from "./helpers/seed-every-table.ts";
 import { spawnConveyor } from "./helpers/spawn-conveyor.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/test-database.ts";
 import { testPrivateKey } from "./helpers/webhooks.ts";
+
+/** Every table of the schema: what an export and an import cover. */
+const TABLES = schemaTables().length;
 
 interface Run {
   code: number;
@@ -288,7 +292,10 @@ describe("conveyor export and import", () => {
       expect(exported.stdout).toBe("");
       expect(exported.stderr).toMatch(/^ {2}tasks: 2 rows$/m);
       expect(exported.stderr).toMatch(
-        new RegExp(`^Exported \\d+ rows from 17 tables \\(.*\\) in .* s to ${file}\\.$`, "m"),
+        new RegExp(
+          `^Exported \\d+ rows from ${TABLES} tables \\(.*\\) in .* s to ${file}\\.$`,
+          "m",
+        ),
       );
       expect(() => JSON.parse(readFileSync(file, "utf8"))).not.toThrow();
 
@@ -299,7 +306,9 @@ describe("conveyor export and import", () => {
       const imported = await run(runImportCommand, [file], { DATABASE_URL: target.url });
       expect(imported.code).toBe(0);
       expect(imported.stdout).toMatch(
-        /^Imported \d+ rows into 17 tables \(migration \d{4}_\w+\) in .* s; \d+ id sequences moved past the restored rows\.\n$/,
+        new RegExp(
+          `^Imported \\d+ rows into ${TABLES} tables \\(migration \\d{4}_\\w+\\) in .* s; \\d+ id sequences moved past the restored rows\\.\n$`,
+        ),
       );
 
       const again = join(dir, "again.json");

@@ -26,9 +26,10 @@ const processes: RunnerProcess[] = [];
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  h = await createHarness();
+  // Progress may edit the status comment every 250 ms here (30 s in production).
+  h = await createHarness({ start: { dispatchTimings: { progressEditMs: 250 } } });
   // Not under /tmp: the sandbox gives the agent a /tmp of its own, which would hide the fakes.
-  fakes = createFakeAgents(["claude", "codex"], join(ROOT, ".tmp"));
+  fakes = createFakeAgents(["claude", "codex", "gemini", "aider", "opencode"], join(ROOT, ".tmp"));
   dirs.push(fakes);
 });
 afterAll(async () => {
@@ -120,6 +121,32 @@ function failedAttempt(taskId: string, runner: RunnerProcess): Promise<string> {
   });
 }
 
+/** The attempts of a task as the server recorded them. */
+async function attemptsOf(taskId: string) {
+  return resultRows<Record<string, unknown>>(
+    await h.database.db.execute(
+      sql`select generation, adapter, model, turns, tokens::float8 as tokens, cost_usd, outcome
+          from attempts where task_id = ${taskId} order by generation`,
+    ),
+  );
+}
+
+async function logOf(taskId: string): Promise<string[]> {
+  const rows = resultRows<{ line: string }>(
+    await h.database.db.execute(
+      sql`select line from attempt_logs where task_id = ${taskId} order by line_id`,
+    ),
+  );
+  return rows.map((r) => r.line);
+}
+
+/** Every body Conveyor wrote into the issue's status comment, in order. */
+function statusBodies(): string[] {
+  return h.sim.requests
+    .filter((r) => r.route?.endsWith("/issues/comments/{comment_id}") && r.method === "PATCH")
+    .map((r) => String((r.body as { body?: string }).body ?? ""));
+}
+
 async function pullBodyFor(issueNumber: number): Promise<string | undefined> {
   const pulls = await h.sim.listPulls(h.repo);
   return pulls.find((p) => p.body?.includes(`#${issueNumber}`))?.body ?? undefined;
@@ -161,9 +188,44 @@ describe("runner adapters with replayed agents", () => {
       'argv: ["-p","--output-format","stream-json","--verbose","--permission-mode","acceptEdits","--model","claude-sonnet-4-5"]',
     );
 
+    // The attempt holds the adapter, the model and the final usage; its log the progress lines.
+    expect(await attemptsOf(good.taskId)).toEqual([
+      {
+        generation: 1,
+        adapter: "claude",
+        model: "claude-sonnet-4-5",
+        turns: 3,
+        tokens: 26252,
+        cost_usd: 0.0421,
+        outcome: "completed",
+      },
+    ]);
+    expect(await logOf(good.taskId)).toContain("[progress] Edit /work/task/src/sizes.ts");
+    // The status comment showed the live line while it ran, and the cost once done.
+    await waitFor(
+      () => statusBodies().some((b) => /\| Agent \| running · \d+ turns? · [^|]*`Edit /.test(b)),
+      {
+        timeoutMs: 10_000,
+        message: `a running line in the status comment\n${statusBodies().join("\n---\n")}`,
+      },
+    );
+    await waitFor(
+      () => statusBodies().some((b) => b.includes("| Agent | 3 turns · 26,252 tokens · $0.04 |")),
+      { timeoutMs: 10_000, message: "the final usage in the status comment" },
+    );
+
     expect(await failedAttempt(bad.taskId, runner)).toBe(
       "agent_failed: claude: success: Invalid API key · Please run /login",
     );
+    // The failed attempt's usage is kept too.
+    await waitFor(
+      async () => (await attemptsOf(bad.taskId))[0]?.outcome === "failed" || undefined,
+      { timeoutMs: 10_000, message: "the failed attempt's row" },
+    );
+    expect((await attemptsOf(bad.taskId))[0]).toMatchObject({
+      adapter: "claude",
+      outcome: "failed",
+    });
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
   });
 
@@ -177,10 +239,74 @@ describe("runner adapters with replayed agents", () => {
     });
     expect(body).toContain("| Tokens | 24,885 (24,763 in, of which 24,448 cached; 122 out) |");
     expect(body).toContain("| Turns | 1 |");
+    expect((await attemptsOf(good.taskId))[0]).toMatchObject({
+      adapter: "codex",
+      turns: 1,
+      tokens: 24885,
+      outcome: "completed",
+    });
 
     expect(await failedAttempt(bad.taskId, runner)).toBe(
       "agent_failed: codex: unexpected status 401 Unauthorized: Missing bearer or basic authentication in header",
     );
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
   });
+
+  // The attempt's adapter is only ever written from a heartbeat's `progress`: seeing it proves the
+  // progress frames arrived.
+  it.each([
+    [
+      "gemini",
+      "gemini-stream-success.jsonl",
+      "| Tokens | 10,992 (10,758 in, of which 6,849 cached; 92 out) |",
+      { tokens: 10992 },
+      "gemini-stream-error.jsonl",
+    ],
+    [
+      "aider",
+      "aider-output.txt",
+      "| Cost | $0.05 |",
+      { tokens: 15990, cost_usd: 0.05, turns: 2 },
+      undefined,
+    ],
+    [
+      "opencode",
+      "opencode-success.jsonl",
+      "| Turns | 2 |",
+      { tokens: 19740, turns: 2 },
+      "opencode-error.jsonl",
+    ],
+  ] as const)(
+    "%s: progress reaches the attempt, usage the PR, an error result fails it",
+    async (adapter, fixture, row, usage, errorFixture) => {
+      const runner = await startRunner(adapter, [], 100);
+      const good = await queue(`${adapter} sizes`, adapter, fixture);
+      const bad = errorFixture
+        ? await queue(`${adapter} fails`, adapter, errorFixture, 1)
+        : undefined;
+      const body = await waitFor(() => pullBodyFor(good.issueNumber), {
+        timeoutMs: 30_000,
+        message: `the pull request\n${runner.output()}`,
+      });
+      expect(body).toContain(row);
+      expect((await attemptsOf(good.taskId))[0]).toMatchObject({
+        adapter,
+        outcome: "completed",
+        ...usage,
+      });
+      expect((await logOf(good.taskId)).some((l) => l.startsWith("[progress] "))).toBe(true);
+      if (!bad) return;
+      expect(await failedAttempt(bad.taskId, runner)).toMatch(
+        new RegExp(`^agent_failed: ${adapter}: `),
+      );
+      await waitFor(
+        async () => (await attemptsOf(bad.taskId))[0]?.outcome === "failed" || undefined,
+        {
+          timeoutMs: 10_000,
+          message: "the failed attempt's row",
+        },
+      );
+      await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
+    },
+  );
 });

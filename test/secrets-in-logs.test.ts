@@ -95,6 +95,34 @@ describe("logs through a whole task", { timeout: 90_000 }, () => {
     expect(leaks(runnerLog, scripted.token)).toEqual([]);
   });
 
+  it("keep no secret an agent prints in the task's stored log", async () => {
+    // A careless or hostile agent prints secrets (here from its script, so the issue's own text
+    // holds them too and the server's trace log is not what this checks).
+    const script = [
+      `print "log-marker token ghs_${"A".repeat(36)} secret ${WEBHOOK_SECRET}"`,
+      `print "clone https://x-access-token:ghs_${"B".repeat(36)}@github.com/acme/widgets.git"`,
+      `print "admin ${ADMIN_TOKEN} Authorization: Bearer ${"c".repeat(30)}"`,
+      "write printed.txt\n<<<\nprinted\n>>>",
+    ].join("\n");
+    scripted ??= await startScriptedRunner(h, "log-runner", undefined, { LOG_LEVEL: "trace" });
+    const { taskId } = await queueScriptedIssue(h, "Printed secrets", script);
+    const stored = await waitFor(
+      async () => {
+        const lines = resultRows<{ line: string }>(
+          await h.database.db.execute(
+            sql`select line from attempt_logs where task_id = ${taskId} order by line_id`,
+          ),
+        ).map((r) => r.line);
+        return lines.includes("wrote printed.txt") ? lines.join("\n") : undefined;
+      },
+      { timeoutMs: 60_000, message: "the printed lines in the task's log" },
+    );
+    expect(stored).toContain("log-marker token [redacted] secret [redacted]");
+    expect(stored).toContain("clone https://[redacted]@github.com");
+    expect(stored).toContain("admin [redacted] Authorization: Bearer [redacted]");
+    expect(leaks(stored, scripted.token)).toEqual([]);
+  });
+
   it("redacts every configured path, and the check above would have seen a leak", () => {
     let out = "";
     const logger = createLogger({

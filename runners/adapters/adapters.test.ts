@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { replayThroughAdapter } from "../../test/helpers/replay-adapter.ts";
 import type { AdapterLaunch, AgentAdapter } from "./agent-adapter.ts";
@@ -138,6 +140,28 @@ describe("claude adapter on replayed stream-json", () => {
         turns: 3,
       },
       summary: "Added size 4 to src/sizes.ts.",
+    });
+  });
+
+  it("reports the usage so far while it runs, before the result has the cost", () => {
+    const parser = claudeAdapter.createParser();
+    const lines = readFileSync(
+      fileURLToPath(new URL("./fixtures/claude-success.jsonl", import.meta.url)),
+      "utf8",
+    )
+      .split("\n")
+      .filter(Boolean);
+    // Up to the second assistant message (the Edit), and that message repeated, as Claude Code
+    // does when one message's content blocks arrive as separate events.
+    for (const line of lines.slice(0, 4)) parser.line(line);
+    parser.line(lines[3]!);
+    expect(parser.finish("").usage).toEqual({
+      tokens: 4 + 5120 + 60 + 4 + 5120 + 80,
+      input_tokens: 4 + 5120 + 4 + 5120,
+      output_tokens: 140,
+      cache_read_tokens: 5120,
+      cache_write_tokens: 5120,
+      turns: 2,
     });
   });
 

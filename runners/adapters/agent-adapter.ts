@@ -48,7 +48,8 @@ export interface OutputParser {
   line(line: string): string | undefined;
   /**
    * What the run reported, from the lines seen so far; `outputTail` is the end of the interleaved
-   * stdout and stderr, for tools that report there.
+   * stdout and stderr, for tools that report there. Pure: the runner also calls it while the agent
+   * runs, for the usage so far its heartbeats carry.
    */
   finish(outputTail: string): AgentReport;
 }

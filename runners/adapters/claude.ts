@@ -42,6 +42,8 @@ export const claudeAdapter: AgentAdapter = {
   createParser() {
     let result: Record<string, unknown> | undefined;
     let turns = 0;
+    // Usage per assistant message id: a message split over several events repeats its usage.
+    const live = new Map<string, Record<string, unknown>>();
     return {
       line(line) {
         const event = jsonObject(line);
@@ -52,6 +54,9 @@ export const claudeAdapter: AgentAdapter = {
         }
         if (event.type !== "assistant" || !isRecord(event.message)) return undefined;
         turns++;
+        if (isRecord(event.message.usage)) {
+          live.set(text(event.message.id, 100) ?? `#${turns}`, event.message.usage);
+        }
         const content = Array.isArray(event.message.content) ? event.message.content : [];
         const tools = content.filter(
           (block): block is Record<string, unknown> => isRecord(block) && block.type === "tool_use",
@@ -61,7 +66,7 @@ export const claudeAdapter: AgentAdapter = {
         return describeToolUse(text(last.name, 60) ?? "tool", last.input);
       },
       finish() {
-        if (!result) return { usage: turns ? { turns } : {} };
+        if (!result) return { usage: liveUsage([...live.values()], live.size || turns) };
         const usage = isRecord(result.usage) ? result.usage : {};
         const input = count(usage.input_tokens);
         const output = count(usage.output_tokens);
@@ -94,6 +99,32 @@ export const claudeAdapter: AgentAdapter = {
     };
   },
 };
+
+/**
+ * Usage so far, before the `result` message: the assistant messages' own `usage` summed (no cost:
+ * Claude Code reports that only in the result).
+ */
+function liveUsage(messages: Record<string, unknown>[], turns: number): AgentUsage {
+  let input: number | undefined;
+  let output: number | undefined;
+  let cacheRead: number | undefined;
+  let cacheWrite: number | undefined;
+  for (const usage of messages) {
+    input = add(input, count(usage.input_tokens));
+    output = add(output, count(usage.output_tokens));
+    cacheRead = add(cacheRead, count(usage.cache_read_input_tokens));
+    cacheWrite = add(cacheWrite, count(usage.cache_creation_input_tokens));
+  }
+  const allInput = add(add(input, cacheRead), cacheWrite);
+  return defined({
+    tokens: add(allInput, output),
+    input_tokens: allInput,
+    output_tokens: output,
+    cache_read_tokens: cacheRead,
+    cache_write_tokens: cacheWrite,
+    turns: turns || undefined,
+  });
+}
 
 /** `Edit src/sizes.ts`, `Bash npm test`: a tool call as a line of progress. */
 export function describeToolUse(name: string, input: unknown): string {

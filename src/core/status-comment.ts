@@ -21,6 +21,19 @@ export interface StatusFacts {
   availableAt?: Date | undefined;
   /** While it waits for a person: why (the merge verdict, e.g. "Needs approval: …"). */
   waitingReason?: string | undefined;
+  /** The latest attempt's agent as its runner reported it (heartbeats, then its result). */
+  agent?: AgentProgress | undefined;
+  /** The task's page on the dashboard, when the server knows its public address. */
+  taskPageUrl?: string | undefined;
+}
+
+/** What an attempt's agent did, from the `attempts` row. */
+export interface AgentProgress {
+  turns?: number | null | undefined;
+  tokens?: number | null | undefined;
+  costUsd?: number | null | undefined;
+  /** The current tool call (agent output: untrusted). */
+  tool?: string | null | undefined;
 }
 
 const MARKER_PREFIX = "<!-- conveyor:status";
@@ -96,11 +109,14 @@ export function renderStatusComment(f: StatusFacts): string {
       `in ${formatDuration(Math.max(0, f.availableAt.getTime() - f.now.getTime()))}`,
     ]);
   }
+  const agent = f.agent && renderAgentProgress(f.state, f.agent);
+  if (agent) rows.push(["Agent", agent]);
   if (f.prUrl) rows.push(["Pull request", f.prUrl]);
   if (f.state === "waiting_human" && f.waitingReason)
     rows.push(["Reason", oneLine(f.waitingReason)]);
   if (f.lastError) rows.push(["Last error", untrustedInline(f.lastError, 300)]);
   rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);
+  if (f.taskPageUrl) rows.push(["Task page", f.taskPageUrl]);
 
   const commands = commandsFor(f.state);
   return [
@@ -117,6 +133,27 @@ export function renderStatusComment(f: StatusFacts): string {
     "",
     "<sub>This comment is updated in place. The issue text was snapshotted when it was queued; edits after that need `/queue` again.</sub>",
   ].join("\n");
+}
+
+/**
+ * One line of an attempt's progress: `running · 14 turns · $0.42 · \`Edit src/sizes.ts\`` while the
+ * agent works (the tool only then), the figures alone afterwards; undefined when nothing is known.
+ */
+export function renderAgentProgress(state: TaskState, p: AgentProgress): string | undefined {
+  const parts: string[] = [];
+  if (p.turns != null) parts.push(`${p.turns} ${p.turns === 1 ? "turn" : "turns"}`);
+  if (p.tokens != null) parts.push(`${p.tokens.toLocaleString("en-US")} tokens`);
+  if (p.costUsd != null) parts.push(formatUsd(p.costUsd));
+  const live = state === "assigned" || state === "running";
+  if (live && p.tool) parts.push(untrustedInline(p.tool, 120));
+  if (!parts.length) return undefined;
+  return live ? [state, ...parts].join(" · ") : parts.join(" · ");
+}
+
+/** `$0.42`; amounts under a cent keep two significant digits (`$0.0031`). */
+export function formatUsd(amount: number): string {
+  if (amount > 0 && amount < 0.01) return `$${amount.toPrecision(2)}`;
+  return `$${amount.toFixed(2)}`;
 }
 
 function oneLine(text: string): string {

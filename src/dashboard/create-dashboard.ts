@@ -15,6 +15,7 @@ import {
 } from "./dashboard-hub.ts";
 import { createDashboardRoutes } from "./dashboard-routes.ts";
 import { createLiveBoard, type LiveBoardTimings } from "./live-board.ts";
+import type { TaskPageTimings } from "./task-page.ts";
 
 export interface DashboardDeps {
   database: Database;
@@ -37,7 +38,11 @@ export interface DashboardDeps {
 export interface DashboardOptions {
   /** The dashboard's refresh, session re-check and cross-instance timings; tests shorten them. */
   dashboardTimings?:
-    | { hub?: Partial<DashboardHubTimings>; board?: Partial<LiveBoardTimings> }
+    | {
+        hub?: Partial<DashboardHubTimings>;
+        board?: Partial<LiveBoardTimings>;
+        taskPage?: Partial<TaskPageTimings>;
+      }
     | undefined;
 }
 
@@ -57,6 +62,7 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
   const timings = deps.options.dashboardTimings;
   const { assets, pages } = loadDashboardAssets();
   let adminTokenRemembered = false;
+  let closeTaskStreams = () => {};
   const board = createLiveBoard({
     database: deps.database,
     instanceId: deps.instanceId,
@@ -79,6 +85,10 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     assets,
     pages,
     publicUrl,
+    taskPageTimings: timings?.taskPage,
+    onTaskStreams: (close) => {
+      closeTaskStreams = close;
+    },
     hasCredentials: async () => Boolean(adminToken) || (await hasActiveApiTokens(deps.database.db)),
     async onAdminTokenSignIn() {
       // Once per process: the fingerprint only changes with the token, which needs a restart.
@@ -103,6 +113,7 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
       }
     },
     async stop() {
+      closeTaskStreams();
       await hub.close();
       await board.stop();
     },

@@ -28,14 +28,16 @@ const here = (name: string) => fileURLToPath(new URL(`./assets/${name}`, import.
 const SOURCES: Record<string, string> = {
   "dashboard.js": here("dashboard.js"),
   "dashboard.css": here("dashboard.css"),
+  "task.js": here("task.js"),
   "uPlot.iife.min.js": require.resolve("uplot/dist/uPlot.iife.min.js"),
   "uPlot.min.css": require.resolve("uplot/dist/uPlot.min.css"),
 };
 
-/** The two pages, filled in by the routes. */
+/** The pages, filled in by the routes. */
 export const PAGES = {
   dashboard: here("index.html"),
   signIn: here("sign-in.html"),
+  task: here("task.html"),
 };
 
 function load(path: string, name: string): Asset {
@@ -52,7 +54,7 @@ function load(path: string, name: string): Asset {
 /** Reads every asset; a missing file fails start-up with its path rather than a 404 later. */
 export function loadDashboardAssets(): {
   assets: Map<string, Asset>;
-  pages: { dashboard: string; signIn: string };
+  pages: { dashboard: string; signIn: string; task: string };
 } {
   const assets = new Map<string, Asset>();
   for (const [name, path] of Object.entries(SOURCES)) assets.set(name, load(path, name));
@@ -61,6 +63,7 @@ export function loadDashboardAssets(): {
     pages: {
       dashboard: readFileSync(PAGES.dashboard, "utf8"),
       signIn: readFileSync(PAGES.signIn, "utf8"),
+      task: readFileSync(PAGES.task, "utf8"),
     },
   };
 }

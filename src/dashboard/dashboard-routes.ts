@@ -15,6 +15,7 @@ import {
 } from "../store/dashboard-sessions.ts";
 import type { Asset } from "./dashboard-assets.ts";
 import type { DashboardClient, DashboardHub } from "./dashboard-hub.ts";
+import { isTaskId, mountTaskPageRoutes, type TaskPageTimings } from "./task-page.ts";
 
 export interface DashboardRoutesDeps {
   db: Db;
@@ -22,7 +23,11 @@ export interface DashboardRoutesDeps {
   hub: DashboardHub;
   logger: Logger;
   assets: Map<string, Asset>;
-  pages: { dashboard: string; signIn: string };
+  pages: { dashboard: string; signIn: string; task: string };
+  /** The task page's stream timings; tests shorten them. */
+  taskPageTimings?: Partial<TaskPageTimings> | undefined;
+  /** Receives the function that ends every open task page stream (called at shutdown). */
+  onTaskStreams?: (close: () => void) => void;
   /** `CONVEYOR_PUBLIC_URL`: an https URL makes the cookie `Secure`, and its host is trusted. */
   publicUrl?: string | undefined;
   sessionTtlMs?: number;
@@ -114,6 +119,16 @@ export function createDashboardRoutes(deps: DashboardRoutesDeps): Hono<ApiEnv> {
   routes.get("/dashboard", async (c) => {
     if (!(await currentSession(c))) return c.redirect("/dashboard/sign-in", 303);
     return page(c, deps.pages.dashboard);
+  });
+
+  /** A task's page: the same static page for every task; its script reads the id from the URL. */
+  routes.get("/dashboard/tasks/:id", async (c) => {
+    if (!(await currentSession(c))) return c.redirect("/dashboard/sign-in", 303);
+    if (!isTaskId(c.req.param("id"))) {
+      for (const [name, value] of Object.entries(PAGE_HEADERS)) c.header(name, value);
+      return c.text("There is no task with that id.", 404);
+    }
+    return page(c, deps.pages.task);
   });
 
   routes.get("/dashboard/sign-in", async (c) => {
@@ -211,11 +226,12 @@ export function createDashboardRoutes(deps: DashboardRoutesDeps): Hono<ApiEnv> {
     return c.json({ viewer: viewerOf(c.get("principal")), ...(await deps.hub.snapshot()) });
   });
 
-  routes.get("/dashboard/events", deps.auth.read, (c) => {
+  /** Whether the session or token a stream was opened with still stands. */
+  function stillAllowedFor(c: Context<ApiEnv>): () => Promise<boolean> {
     const principal = c.get("principal");
     const sessionId = getCookie(c, SESSION_COOKIE);
     const bearer = /^Bearer +(\S+) *$/i.exec(c.req.header("authorization") ?? "")?.[1];
-    const stillAllowed = async (): Promise<boolean> => {
+    return async () => {
       if (principal.kind === "session") {
         return (
           sessionId !== undefined && (await findDashboardSession(deps.db, sessionId)) !== undefined
@@ -226,6 +242,19 @@ export function createDashboardRoutes(deps: DashboardRoutesDeps): Hono<ApiEnv> {
       }
       return true;
     };
+  }
+
+  const taskStreams = mountTaskPageRoutes(routes, {
+    db: deps.db,
+    auth: deps.auth,
+    timings: deps.taskPageTimings,
+    stillAllowed: stillAllowedFor,
+  });
+  deps.onTaskStreams?.(() => taskStreams.close());
+
+  routes.get("/dashboard/events", deps.auth.read, (c) => {
+    const principal = c.get("principal");
+    const stillAllowed = stillAllowedFor(c);
     c.header("X-Accel-Buffering", "no");
     return streamSSE(c, async (stream) => {
       let finish!: () => void;

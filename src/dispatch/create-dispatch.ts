@@ -26,7 +26,8 @@ export interface DispatchDeps {
   logger: Logger;
   /** Where a task's runner clones from, at which commit, with which read-only token. */
   gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
-  config: Pick<Config, "agingMs"> & Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots">>;
+  config: Pick<Config, "agingMs"> &
+    Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots" | "webhookSecret" | "adminToken">>;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
   timings: DispatchTimings;
   options: DispatchOptions;
@@ -95,6 +96,9 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     recordError: deps.recordError,
     maxSockets: deps.config.runnerMaxSockets ?? DEFAULT_RUNNER_MAX_SOCKETS,
     maxSlots: deps.config.runnerMaxSlots ?? DEFAULT_RUNNER_MAX_SLOTS,
+    knownSecrets: [deps.config.webhookSecret, deps.config.adminToken].filter((s): s is string =>
+      Boolean(s),
+    ),
     async authenticate(token) {
       const runner = await findRunnerByToken(database.db, token);
       return (

@@ -29,6 +29,8 @@ export interface DispatchTimings {
   backoffBaseMs: number;
   /** A new connection that has not sent `hello` by then is closed with 1008. */
   helloMs?: number;
+  /** At most one status comment edit per attempt for its progress in this long (30 s). */
+  progressEditMs?: number;
 }
 
 export const DEFAULT_TIMINGS: DispatchTimings = {

@@ -38,6 +38,8 @@ export interface RunnerRoutesDeps {
   maxSockets?: number;
   /** Most slots filled on one connection (`CONVEYOR_RUNNER_MAX_SLOTS`). */
   maxSlots?: number;
+  /** The server's own secrets, redacted from agent output before it is stored or shown. */
+  knownSecrets?: readonly string[];
 }
 
 export const DEFAULT_RUNNER_MAX_SOCKETS = 2;
@@ -125,6 +127,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           logger: deps.logger,
           timings: deps.timings,
           maxSlots,
+          knownSecrets: deps.knownSecrets ?? [],
           runner,
           policy: deps.policies.forRunner(runner.runnerId),
           onChange: deps.onChange,

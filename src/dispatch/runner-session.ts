@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES_BY_TYPE } from "../core/frame-violations.ts";
+import { redactSecrets } from "../core/redact-secrets.ts";
 import {
   type FieldError,
   fieldErrors,
@@ -8,6 +9,7 @@ import {
   RunnerMessage as RunnerMessageSchema,
   type ServerMessage,
 } from "../protocol/messages.ts";
+import { appendAttemptLog, finishAttempt, recordProgress } from "../store/attempts.ts";
 import {
   acceptTask,
   completeTask,
@@ -37,6 +39,8 @@ export interface SessionDeps {
   /** The registered runner; `capabilities` bounds what its `hello` may claim. */
   runner: { runnerId: string; name: string; capabilities: readonly string[] };
   policy: FramePolicy;
+  /** The server's own secrets, redacted from agent output before it is stored. */
+  knownSecrets?: readonly string[];
   /** Most slots filled on this connection; a `hello` asking for more gets this many. */
   maxSlots?: number;
   onChange: () => void;
@@ -48,6 +52,8 @@ export interface SessionDeps {
 
 /** Tail kept per task for the dashboard. */
 const LOG_TAIL_BYTES = 16 * 1024;
+/** How often, at most, an attempt's progress makes its status comment owe an edit. */
+export const PROGRESS_EDIT_MS = 30_000;
 
 /**
  * One runner socket: validates every frame against the protocol schemas, applies the rate limit,
@@ -60,6 +66,9 @@ export function createRunnerSession(deps: SessionDeps) {
   let connection: RunnerConnection | undefined;
   let chain: Promise<void> = Promise.resolve();
   const logTails = new Map<string, string>();
+  /** A line a `log` chunk left unfinished, per task, completed by the next chunk. */
+  const partialLines = new Map<string, string>();
+  const redact = (text: string) => redactSecrets(text, deps.knownSecrets ?? []);
   const progress = new Map<string, TaskProgress>();
 
   const reply = (message: ServerMessage) => deps.send(message);
@@ -100,6 +109,7 @@ export function createRunnerSession(deps: SessionDeps) {
   function freed(taskId: string) {
     connection?.tasks.delete(taskId);
     logTails.delete(taskId);
+    partialLines.delete(taskId);
     progress.delete(taskId);
     dispatcher.wake();
     deps.onChange();
@@ -147,12 +157,22 @@ export function createRunnerSession(deps: SessionDeps) {
       }
       case "heartbeat": {
         if (holds(frame)) {
+          const message = frame.message === undefined ? undefined : redact(frame.message);
           progress.set(frame.task_id, {
             generation: frame.generation,
             stage: frame.stage,
-            message: frame.message,
+            message,
             at: new Date().toISOString(),
           });
+          const p = frame.progress ?? {};
+          const tool = p.tool === undefined ? undefined : redact(p.tool);
+          const shown = await recordProgress(
+            db,
+            fence(frame),
+            { ...p, tool, stage: frame.stage },
+            timings.progressEditMs ?? PROGRESS_EDIT_MS,
+          );
+          if (shown) deps.onChange();
         }
         if (holds(frame) && (await renewLease(db, fence(frame), timings.leaseMs))) {
           return reply({ type: "ack", id: frame.id });
@@ -166,8 +186,19 @@ export function createRunnerSession(deps: SessionDeps) {
       }
       case "log": {
         if (!holds(frame)) return stale(frame, "you no longer hold this task");
-        const tail = (logTails.get(frame.task_id) ?? "") + frame.chunk;
+        const chunk = redact(frame.chunk);
+        const tail = (logTails.get(frame.task_id) ?? "") + chunk;
         logTails.set(frame.task_id, tail.slice(-LOG_TAIL_BYTES));
+        // Whole lines go to the attempt's log; an unfinished one waits for the rest. Redacted
+        // per line as well, so a secret split across two chunks is caught once joined.
+        const lines = ((partialLines.get(frame.task_id) ?? "") + frame.chunk).split(/\r?\n/);
+        const rest = lines.pop() ?? "";
+        partialLines.set(frame.task_id, rest.slice(-LOG_TAIL_BYTES));
+        await appendAttemptLog(
+          db,
+          fence(frame),
+          lines.map((line) => redact(line.replaceAll("\u0000", ""))),
+        );
         return reply({ type: "ack", id: frame.id });
       }
       case "complete": {
@@ -194,6 +225,7 @@ export function createRunnerSession(deps: SessionDeps) {
           });
         }
         if (!result.task) return stale(frame, "task moved on before the result arrived");
+        await finishAttempt(db, fence(frame), "completed", frame.stats);
         log.info({ taskId: frame.task_id, generation: frame.generation }, "task completed");
         freed(frame.task_id);
         return reply({ type: "ack", id: frame.id });
@@ -210,6 +242,7 @@ export function createRunnerSession(deps: SessionDeps) {
           backoffBaseMs: timings.backoffBaseMs,
         });
         if (!task) return stale(frame, "task moved on");
+        await finishAttempt(db, fence(frame), "failed", frame.stats);
         log.info(
           { taskId: frame.task_id, state: task.state, reason: frame.reason },
           "attempt failed",

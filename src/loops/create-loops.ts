@@ -26,7 +26,7 @@ export interface LoopsDeps {
    * The queue's aging interval (for the positions status comments show), and how often
    * reconciliation runs.
    */
-  config: Pick<Config, "agingMs" | "reconcileIntervalMs">;
+  config: Pick<Config, "agingMs" | "reconcileIntervalMs"> & Partial<Pick<Config, "publicUrl">>;
   options: LoopsOptions;
   // The GitHub ports.
   appId: number;
@@ -78,6 +78,7 @@ export function createLoops(deps: LoopsDeps): Loops {
     gateway,
     logger,
     agingMs: config.agingMs,
+    publicUrl: config.publicUrl,
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({

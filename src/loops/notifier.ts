@@ -3,6 +3,7 @@ import type { Db } from "../../db/client.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { type GitHubGateway, isWritesClosed } from "../core/ports.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
+import { latestAttempt } from "../store/attempts.ts";
 import {
   claimCommandFeedback,
   markFeedbackFailed,
@@ -35,6 +36,8 @@ export interface NotifierDeps {
   agingMs: number;
   /** The merge verdict of a pull request, rule by rule (for `/status` on a PR). */
   describePullRequest?: (repositoryId: number, prNumber: number) => Promise<string>;
+  /** `CONVEYOR_PUBLIC_URL`: with it, the comment links the task's dashboard page. */
+  publicUrl?: string | undefined;
   now?: () => Date;
 }
 
@@ -56,6 +59,7 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
     if (!task) return;
     try {
       if (!claim.reacted_at) await deps.gateway.addReaction(ref, claim.issue_number, "eyes");
+      const attempt = await latestAttempt(deps.db, task.taskId);
       const body = renderStatusComment({
         taskId: task.taskId,
         state: task.state,
@@ -77,6 +81,20 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
           task.state === "waiting_human"
             ? await reasonForState(deps.db, task.taskId, "waiting_human")
             : undefined,
+        // A new attempt that has not reported yet does not show the last one's figures as its own.
+        agent:
+          attempt &&
+          (attempt.generation === task.generation || !["assigned", "running"].includes(task.state))
+            ? {
+                turns: attempt.turns,
+                tokens: attempt.tokens,
+                costUsd: attempt.cost_usd,
+                tool: attempt.generation === task.generation ? attempt.tool : undefined,
+              }
+            : undefined,
+        taskPageUrl: deps.publicUrl
+          ? `${deps.publicUrl.replace(/\/+$/, "")}/dashboard/tasks/${task.taskId}`
+          : undefined,
       });
       let commentId = claim.status_comment_id ?? undefined;
       // A crash between creating the comment and saving its id must not make a second comment.

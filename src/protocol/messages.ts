@@ -78,6 +78,38 @@ export const Reject = z.object({
   reason: z.string().min(1).max(1000).describe("why you turn it down, for the task's history"),
 });
 
+const count = (what: string) => z.number().int().min(0).optional().describe(what);
+
+/**
+ * Live figures of one attempt's agent, sent in heartbeats. Every field is optional (report what
+ * the tool's output has said so far); figures are totals so far, never increments, so a lost
+ * heartbeat loses nothing.
+ */
+export const Progress = z
+  .object({
+    adapter: z
+      .string()
+      .max(40)
+      .optional()
+      .describe("the adapter that runs the agent (`claude`, `codex`, …, `command`)"),
+    model: z.string().max(100).optional().describe("the model the agent was asked to use"),
+    tool: z
+      .string()
+      .max(300)
+      .optional()
+      .describe(
+        "the agent's current tool call, as a line (`Edit src/sizes.ts`, `Bash npm test`); untrusted text",
+      ),
+    turns: count("model round trips so far"),
+    tokens: count("tokens so far: input (cached or not) plus output"),
+    input_tokens: count("input tokens so far (including cache reads and writes)"),
+    output_tokens: count("output tokens so far"),
+    cache_read_tokens: count("input tokens read from the prompt cache so far"),
+    cache_write_tokens: count("input tokens written to the prompt cache so far"),
+    cost_usd: z.number().min(0).optional().describe("what the model calls cost so far, in USD"),
+  })
+  .describe("the agent's progress so far; report what you know, leave out the rest");
+
 export const Heartbeat = z.object({
   type: frameType("heartbeat"),
   id: frameId,
@@ -89,6 +121,9 @@ export const Heartbeat = z.object({
     .max(1000)
     .optional()
     .describe("a line of progress (say, the agent's last output line), for the dashboard"),
+  progress: Progress.optional().describe(
+    "what the agent has done so far, as its adapter read it from the tool's output; the server keeps it on the attempt and shows it in the status comment and on the task page",
+  ),
 });
 
 export const Log = z.object({
@@ -101,8 +136,6 @@ export const Log = z.object({
     .max(64 * 1024)
     .describe("the next piece of the agent's output (characters are UTF-16 code units)"),
 });
-
-const count = (what: string) => z.number().int().min(0).optional().describe(what);
 
 export const TaskStats = z
   .object({
@@ -189,6 +222,9 @@ export const Fail = z.object({
     .describe(
       "more about it (say, the end of the agent's output); its start is shown after the reason",
     ),
+  stats: TaskStats.optional().describe(
+    "what the failed attempt used (tokens, turns, cost), when the agent said; kept on the attempt",
+  ),
 });
 
 export const Drain = z.object({ type: frameType("drain"), id: frameId });

@@ -83,6 +83,21 @@ describe("docs/protocol.md's rate limits are the server's", () => {
   });
 });
 
+/** `fail.stats`: every figure optional. */
+const STATS_FIELDS = [
+  "files_changed",
+  "lines_added",
+  "lines_removed",
+  "duration_ms",
+  "tokens",
+  "input_tokens",
+  "output_tokens",
+  "cache_read_tokens",
+  "cache_write_tokens",
+  "turns",
+  "cost_usd",
+];
+
 describe("the required-ness check", () => {
   // A page fragment that documents `fail` the way the docs once did: `detail` required.
   const fixture = (required: string, extra = "") =>
@@ -97,6 +112,7 @@ describe("the required-ness check", () => {
       "| `reason` | yes | x | x |",
       "| `retryable` | yes | x | x |",
       `| \`detail\` | ${required} | x | x |`,
+      ...["", ...STATS_FIELDS.map((f) => `.${f}`)].map((f) => `| \`stats${f}\` | no | x | x |`),
       extra,
       "<!-- /generated:fields -->",
     ].join("\n");

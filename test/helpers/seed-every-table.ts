@@ -52,6 +52,14 @@ export async function seedEveryTable(database: Database) {
     values (${taskId}, 3, ${runnerId}, 'sha256:abc', ${"a".repeat(40)}, ${awkward},
             ${JSON.stringify([{ path: "src/é.ts", action: "add", mode: "100644", encoding: "utf8", content: awkward }])}::jsonb, 120)`);
   await db.execute(sql`
+    insert into attempts (task_id, generation, runner_id, adapter, model, stage, tool, turns, tokens,
+                          input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd)
+    values (${taskId}, 3, ${runnerId}, 'claude', 'claude-sonnet-4-5', 'agent', ${awkward}, 14,
+            9007199254740, 9007199254000, 740, 20480, 5120, ${0.1 + 0.2})`);
+  await db.execute(sql`
+    insert into attempt_logs (task_id, generation, line)
+    values (${taskId}, 3, ${awkward}), (${taskId}, 3, '[progress] Edit src/sizes.ts')`);
+  await db.execute(sql`
     insert into pull_requests (repository_id, pr_number, task_id, branch, head_sha, url)
     values (${repositoryId}, 40, ${taskId}, 'conveyor/issue-1', ${"b".repeat(40)},
             'https://github.com/acme/widgets/pull/40')`);

@@ -107,7 +107,15 @@
       "data-tone": tone || TONES[text] || "",
       text: text.replace("_", " "),
     });
-  const ref = (t) => h("span", { class: "ref", text: `${t.repo}#${t.issue_number}` });
+  /** A task's `repo#number`, linking its page when the task is known by id. */
+  const ref = (t) =>
+    t.task_id
+      ? h("a", {
+          class: "ref",
+          href: `/dashboard/tasks/${encodeURIComponent(t.task_id)}`,
+          text: `${t.repo}#${t.issue_number}`,
+        })
+      : h("span", { class: "ref", text: `${t.repo}#${t.issue_number}` });
   const prLink = (url, number) =>
     url
       ? h("a", {
@@ -452,7 +460,7 @@
                 { class: "meta" },
                 r.tasks.map((t, i) => [
                   i ? ", " : "",
-                  h("span", { class: "ref", text: `${t.repo}#${t.issue_number}` }),
+                  ref(t),
                   ` ${t.state}${t.stage ? ` (${t.stage})` : ""}`,
                 ]),
               )

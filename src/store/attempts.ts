@@ -1,0 +1,217 @@
+import { sql } from "drizzle-orm";
+import { type Db, resultRows } from "../../db/client.ts";
+
+/*
+ * Per-attempt records: what the runner's heartbeats said about its agent (adapter, model, tool,
+ * usage so far), what its `complete` or `fail` said at the end, and the attempt's log lines. The
+ * runner is fenced by the caller (the session answers `stale` before any of these run).
+ */
+
+/** Usage figures as the protocol names them (`TaskStats`, `Progress`). */
+export interface UsageFigures {
+  turns?: number | undefined;
+  tokens?: number | undefined;
+  input_tokens?: number | undefined;
+  output_tokens?: number | undefined;
+  cache_read_tokens?: number | undefined;
+  cache_write_tokens?: number | undefined;
+  cost_usd?: number | undefined;
+}
+
+export interface AttemptProgress extends UsageFigures {
+  stage?: string | undefined;
+  adapter?: string | undefined;
+  model?: string | undefined;
+  tool?: string | undefined;
+}
+
+export interface AttemptRow {
+  task_id: string;
+  generation: number;
+  runner_id: string | null;
+  adapter: string | null;
+  model: string | null;
+  stage: string | null;
+  tool: string | null;
+  turns: number | null;
+  tokens: number | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cache_write_tokens: number | null;
+  cost_usd: number | null;
+  outcome: string | null;
+  started_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface LogLine {
+  line_id: number;
+  generation: number;
+  at: string;
+  line: string;
+}
+
+/** Lines kept per attempt: the oldest go when more arrive. */
+export const ATTEMPT_LOG_LINES = 2_000;
+/** A longer line is cut here (its start is what a reader needs). */
+export const LOG_LINE_CHARS = 2_000;
+
+const num = (v: number | undefined) => v ?? null;
+
+/**
+ * Records a heartbeat's progress on the attempt (created on the first one). Figures are totals so
+ * far: a reported figure replaces the stored one, an unreported one keeps it. Returns whether the
+ * status comment should show it now: true at most once per `throttleMs` per attempt (the first
+ * report included), so a chatty agent costs one comment edit per window, never one per heartbeat.
+ */
+export async function recordProgress(
+  db: Db,
+  fence: { taskId: string; generation: number; runnerId: string },
+  p: AttemptProgress,
+  throttleMs: number,
+): Promise<boolean> {
+  const rows = resultRows<{ show: boolean }>(
+    await db.execute(sql`
+      insert into attempts as a (task_id, generation, runner_id, adapter, model, stage, tool, turns,
+                                 tokens, input_tokens, output_tokens, cache_read_tokens,
+                                 cache_write_tokens, cost_usd, progress_shown_at)
+      values (${fence.taskId}, ${fence.generation}, ${fence.runnerId}, ${p.adapter ?? null},
+              ${p.model ?? null}, ${p.stage ?? null}, ${p.tool ?? null}, ${num(p.turns)},
+              ${num(p.tokens)}, ${num(p.input_tokens)}, ${num(p.output_tokens)},
+              ${num(p.cache_read_tokens)}, ${num(p.cache_write_tokens)}, ${num(p.cost_usd)}, now())
+      on conflict (task_id, generation) do update set
+        adapter = coalesce(excluded.adapter, a.adapter),
+        model = coalesce(excluded.model, a.model),
+        stage = coalesce(excluded.stage, a.stage),
+        tool = coalesce(excluded.tool, a.tool),
+        turns = coalesce(excluded.turns, a.turns),
+        tokens = coalesce(excluded.tokens, a.tokens),
+        input_tokens = coalesce(excluded.input_tokens, a.input_tokens),
+        output_tokens = coalesce(excluded.output_tokens, a.output_tokens),
+        cache_read_tokens = coalesce(excluded.cache_read_tokens, a.cache_read_tokens),
+        cache_write_tokens = coalesce(excluded.cache_write_tokens, a.cache_write_tokens),
+        cost_usd = coalesce(excluded.cost_usd, a.cost_usd),
+        -- The throttle: moved only when the window since the last shown report has passed.
+        progress_shown_at = case
+          when a.progress_shown_at is null
+            or a.progress_shown_at <= now() - ${`${throttleMs} milliseconds`}::interval
+          then now() else a.progress_shown_at end,
+        updated_at = now()
+      -- xmax = 0 on a fresh insert; otherwise compare the stored time with the one just written.
+      returning (xmax = 0 or a.progress_shown_at = now()) as show`),
+  );
+  const show = rows[0]?.show ?? false;
+  if (show) {
+    // The status comment owes an edit; the notifier writes it through the write pacer.
+    await db.execute(sql`
+      update tasks set status_version = status_version + 1
+      where task_id = ${fence.taskId} and generation = ${fence.generation}
+        and state in ('assigned', 'running')`);
+  }
+  return show;
+}
+
+/** The end of an attempt: its outcome and the final figures its `complete` or `fail` carried. */
+export async function finishAttempt(
+  db: Db,
+  fence: { taskId: string; generation: number; runnerId: string },
+  outcome: "completed" | "failed",
+  stats: UsageFigures = {},
+): Promise<void> {
+  await db.execute(sql`
+    insert into attempts as a (task_id, generation, runner_id, turns, tokens, input_tokens,
+                               output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
+                               outcome, finished_at)
+    values (${fence.taskId}, ${fence.generation}, ${fence.runnerId}, ${num(stats.turns)},
+            ${num(stats.tokens)}, ${num(stats.input_tokens)}, ${num(stats.output_tokens)},
+            ${num(stats.cache_read_tokens)}, ${num(stats.cache_write_tokens)},
+            ${num(stats.cost_usd)}, ${outcome}, now())
+    on conflict (task_id, generation) do update set
+      turns = coalesce(excluded.turns, a.turns),
+      tokens = coalesce(excluded.tokens, a.tokens),
+      input_tokens = coalesce(excluded.input_tokens, a.input_tokens),
+      output_tokens = coalesce(excluded.output_tokens, a.output_tokens),
+      cache_read_tokens = coalesce(excluded.cache_read_tokens, a.cache_read_tokens),
+      cache_write_tokens = coalesce(excluded.cache_write_tokens, a.cache_write_tokens),
+      cost_usd = coalesce(excluded.cost_usd, a.cost_usd),
+      outcome = excluded.outcome,
+      finished_at = now(),
+      updated_at = now()`);
+}
+
+/**
+ * Appends lines to the attempt's log and drops the oldest beyond `cap`: a ring per attempt, so a
+ * flood of output costs bounded space. Lines must already be redacted.
+ */
+export async function appendAttemptLog(
+  db: Db,
+  fence: { taskId: string; generation: number },
+  lines: readonly string[],
+  cap = ATTEMPT_LOG_LINES,
+): Promise<void> {
+  const kept = lines.slice(-cap).map((l) => l.slice(0, LOG_LINE_CHARS));
+  if (!kept.length) return;
+  await db.execute(sql`
+    insert into attempt_logs (task_id, generation, line)
+    select ${fence.taskId}, ${fence.generation}, line
+    from unnest(${`{${kept.map(pgArrayItem).join(",")}}`}::text[]) with ordinality as l(line, n)
+    order by n`);
+  // Everything older than the newest `cap` lines of this attempt goes.
+  await db.execute(sql`
+    delete from attempt_logs
+    where task_id = ${fence.taskId} and generation = ${fence.generation}
+      and line_id < (select line_id from attempt_logs
+                     where task_id = ${fence.taskId} and generation = ${fence.generation}
+                     order by line_id desc offset ${cap - 1} limit 1)`);
+}
+
+/** Every attempt of a task, oldest first. */
+export async function listAttempts(db: Db, taskId: string): Promise<AttemptRow[]> {
+  return resultRows<AttemptRow>(
+    await db.execute(sql`
+      select task_id, generation, runner_id, adapter, model, stage, tool, turns,
+             tokens::float8 as tokens, input_tokens::float8 as input_tokens,
+             output_tokens::float8 as output_tokens, cache_read_tokens::float8 as cache_read_tokens,
+             cache_write_tokens::float8 as cache_write_tokens, cost_usd, outcome,
+             started_at::text, updated_at::text, finished_at::text
+      from attempts where task_id = ${taskId} order by generation`),
+  );
+}
+
+/** The task's latest attempt (highest generation) that reported anything, or undefined. */
+export async function latestAttempt(db: Db, taskId: string): Promise<AttemptRow | undefined> {
+  const rows = await listAttempts(db, taskId);
+  return rows.at(-1);
+}
+
+/** The task's log lines after `afterId`, oldest first, at most `limit`. */
+export async function logLinesAfter(
+  db: Db,
+  taskId: string,
+  afterId: number,
+  limit = 500,
+): Promise<LogLine[]> {
+  return resultRows<LogLine>(
+    await db.execute(sql`
+      select line_id::float8 as line_id, generation, at::text, line from attempt_logs
+      where task_id = ${taskId} and line_id > ${afterId}
+      order by line_id limit ${limit}`),
+  );
+}
+
+/** The newest `limit` log lines of a task, oldest first (where a page starts). */
+export async function lastLogLines(db: Db, taskId: string, limit = 500): Promise<LogLine[]> {
+  const rows = resultRows<LogLine>(
+    await db.execute(sql`
+      select line_id::float8 as line_id, generation, at::text, line from attempt_logs
+      where task_id = ${taskId} order by line_id desc limit ${limit}`),
+  );
+  return rows.reverse();
+}
+
+/** One element of a Postgres text array literal, quoted and escaped. */
+function pgArrayItem(text: string): string {
+  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
