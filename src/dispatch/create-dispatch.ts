@@ -26,7 +26,8 @@ export interface DispatchDeps {
   logger: Logger;
   /** Where a task's runner clones from, at which commit, with which read-only token. */
   gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
-  config: Pick<Config, "agingMs"> & Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots">>;
+  config: Pick<Config, "agingMs"> &
+    Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots" | "maxRunningPerInstallation">>;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
   timings: DispatchTimings;
   options: DispatchOptions;
@@ -61,6 +62,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     database,
     logger,
     agingMs: deps.config.agingMs,
+    maxRunningPerInstallation: deps.config.maxRunningPerInstallation,
     timings,
     onChange: () => signals.emit("status-owed"),
     onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
