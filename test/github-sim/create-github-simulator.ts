@@ -390,6 +390,8 @@ export interface GitHubSimulator {
   ): void;
   /** Changes the primary rate limit (and starts every window afresh). */
   setRateLimit(options: SimRateLimitOptions): void;
+  /** Spends `count` requests of an installation's current window (its other work, elsewhere). */
+  spendRateLimit(installationId: number, count: number): void;
   /**
    * The next `times` authenticated API requests are refused for a secondary rate limit (`429`
    * unless `status` says `403`), with `retry-after` when `retryAfterSeconds` is given.
@@ -1015,6 +1017,7 @@ export async function createGitHubSimulator(
       });
     },
     setRateLimit: (next) => rateLimits.configure(next),
+    spendRateLimit: (installationId, count) => rateLimits.spend(installationId, count),
     injectSecondaryLimit: (limit) => rateLimits.injectSecondary(limit),
     rateLimited: rateLimits.refused,
   };

@@ -86,6 +86,14 @@ export function createSimRateLimits(clock: () => Date, initial: SimRateLimitOpti
       options = { ...options, ...next };
       windows.clear();
     },
+    /** Spends `count` requests of an installation's current window, as other work of it would. */
+    spend(installationId: number, count: number) {
+      const entry = windowOf({
+        kind: "installation",
+        token: { installation: { id: installationId } },
+      } as Principal);
+      entry.used += count;
+    },
     injectSecondary(limit: SecondaryLimit) {
       secondary.push({ ...limit });
     },
