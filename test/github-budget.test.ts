@@ -182,6 +182,21 @@ describe("the GitHub budget", () => {
     expect((await syncedComment(pr.taskId, pr.issueNumber)).body).toContain("Merged");
   });
 
+  it("leaves reconciliation of an installation under the reserve for a later pass", async () => {
+    h.sim.setRateLimit({ limit: 1_000, windowMs: 60_000 });
+    h.sim.spendRateLimit(h.installationId, 950);
+    // The first pass reads with 50 left and so learns the budget is under the reserve (100).
+    expect(await h.conveyor.reconcile()).toMatchObject({ skipped: false, deferred: 0 });
+    const before = h.sim.requests.length;
+    expect(await h.conveyor.reconcile()).toMatchObject({ deferred: 1, repositories: 0 });
+    // Only the App's own listing of installations went out.
+    expect(
+      h.sim.requests.slice(before).filter((r) => r.installationId === h.installationId),
+    ).toEqual([]);
+    expect(await scrape()).toMatch(/conveyor_github_deferred_total\{work="reconciliation"\} 1/);
+    h.sim.setRateLimit({ limit: 5_000, windowMs: 3_600_000 });
+  });
+
   it("carries the repository's tasks.max_running on its tasks", async () => {
     const [row] = resultRows<{ max_running: number }>(
       await h.database.db.execute(
