@@ -25,6 +25,8 @@ export interface RequestCounts {
   total: number;
   byRoute: Record<string, number>;
   byStatus: Record<string, number>;
+  /** Error answers (4xx, 5xx) by `STATUS METHOD /route/template`. */
+  errorsByRoute: Record<string, number>;
   /** Requests refused for a rate limit, by kind, since the simulator started. */
   rateLimited: { primary: number; secondary: number };
   violations: string[];
@@ -91,6 +93,7 @@ try {
       counts(): RequestCounts {
         const byRoute: Record<string, number> = {};
         const byStatus: Record<string, number> = {};
+        const errorsByRoute: Record<string, number> = {};
         let total = 0;
         for (const r of sim.requests) {
           // The REST API only: git over HTTP is not rate-limited like it.
@@ -99,11 +102,16 @@ try {
           const key = `${r.method} ${r.route}`;
           byRoute[key] = (byRoute[key] ?? 0) + 1;
           byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+          if (r.status >= 400) {
+            const error = `${r.status} ${key}`;
+            errorsByRoute[error] = (errorsByRoute[error] ?? 0) + 1;
+          }
         }
         return {
           total,
           byRoute,
           byStatus,
+          errorsByRoute,
           rateLimited: { ...sim.rateLimited },
           violations: sim.violations.map((v) => `${v.kind} ${v.method} ${v.path}: ${v.message}`),
         };
