@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { dispatchLatency } from "./benchmarks/dispatch-latency.ts";
+import { lifecycleCost } from "./benchmarks/lifecycle-cost.ts";
 import { mergeDecision } from "./benchmarks/merge-decision.ts";
 import { queueThroughput } from "./benchmarks/queue-throughput.ts";
 import { runnerScale } from "./benchmarks/runner-scale.ts";
@@ -24,6 +25,7 @@ const BENCHMARKS: Benchmark[] = [
   webhookIngest,
   runnerScale,
   mergeDecision,
+  lifecycleCost,
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));

@@ -102,6 +102,23 @@ export const EnvSchema = z
           .min(1, { error: "expected a whole number of slots (1-64)" })
           .max(64, { error: "expected a whole number of slots (1-64)" }),
       ),
+    CONVEYOR_GITHUB_RESERVE_PERCENT: optionalString
+      .transform((value) => (value === undefined ? 10 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a percentage of the hourly GitHub budget (0-90)" })
+          .min(0, { error: "expected a percentage of the hourly GitHub budget (0-90)" })
+          .max(90, { error: "expected a percentage of the hourly GitHub budget (0-90)" }),
+      ),
+    CONVEYOR_MAX_RUNNING_PER_INSTALLATION: optionalString
+      .transform((value) => (value === undefined ? 0 : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected a whole number of tasks (0 for no limit, up to 10000)" })
+          .int({ error: "expected a whole number of tasks (0 for no limit, up to 10000)" })
+          .min(0, { error: "expected a whole number of tasks (0 for no limit, up to 10000)" })
+          .max(10_000, { error: "expected a whole number of tasks (0 for no limit, up to 10000)" }),
+      ),
     NODE_ENV: optionalString,
   })
   .superRefine((env, ctx) => {
@@ -145,6 +162,13 @@ export interface Config {
   runnerMaxSockets: number;
   /** Most slots the server fills on one runner connection, whatever its `hello` says. */
   runnerMaxSlots: number;
+  /**
+   * Percent of each installation's hourly GitHub budget kept for essential work (merges, check
+   * runs, pull-request writes); optional work waits below it.
+   */
+  githubReservePercent: number;
+  /** Tasks one installation may have assigned or running at once, over all instances; 0: no limit. */
+  maxRunningPerInstallation: number;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -228,6 +252,8 @@ export function loadConfig(
     webhookConcurrency: e.CONVEYOR_WEBHOOK_CONCURRENCY,
     runnerMaxSockets: e.CONVEYOR_RUNNER_MAX_SOCKETS,
     runnerMaxSlots: e.CONVEYOR_RUNNER_MAX_SLOTS,
+    githubReservePercent: e.CONVEYOR_GITHUB_RESERVE_PERCENT,
+    maxRunningPerInstallation: e.CONVEYOR_MAX_RUNNING_PER_INSTALLATION,
   };
 }
 

@@ -71,6 +71,7 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
   const deps = {
     ...shared,
     metrics: observability.metrics,
+    githubBudget: observability.githubBudget,
     recordError: observability.recordError,
   };
   const github = await createGitHub(deps);

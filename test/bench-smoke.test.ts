@@ -53,6 +53,22 @@ describe("npm run bench --smoke", () => {
     expect(merge.results.perCaseMicroseconds.length).toBe(merge.parameters.cases);
   });
 
+  it("lists every benchmark, lifecycle-cost among them", async () => {
+    const { stdout } = await bench(["--list"]);
+    const names = stdout
+      .trim()
+      .split("\n")
+      .map((line) => line.split(/\s+/)[0]);
+    expect(names).toEqual([
+      "dispatch-latency",
+      "queue-throughput",
+      "webhook-ingest",
+      "runner-scale",
+      "merge-decision",
+      "lifecycle-cost",
+    ]);
+  });
+
   it("refuses an unknown benchmark, naming the ones there are", async () => {
     const failed = await bench(["no-such-bench"]).catch(
       (error: { code: number; stderr: string }) => error,

@@ -50,6 +50,8 @@ export interface BenchRunnerOptions {
    * change set, `complete`. Off: the runner only holds its connection (and pings).
    */
   complete?: boolean;
+  /** The change set's files (default: one line of `BENCH.md`, which every task edits). */
+  changes?: (assign: Assign) => { path: string; action: "modify" | "create"; content: string }[];
   /** Keepalive `ping` interval; the real runner's default is 20 s. Off when undefined. */
   pingMs?: number;
   /** Called with each `assign` and the moment (performance.now()) it arrived. */
@@ -107,7 +109,9 @@ export async function connectBenchRunner(
     const body = JSON.stringify({
       base_sha: assign.repo.base_sha,
       message: `Benchmark change for #${assign.issue.number}`,
-      files: [{ path: "BENCH.md", action: "modify", content: `task ${assign.task_id}\n` }],
+      files: options.changes?.(assign) ?? [
+        { path: "BENCH.md", action: "modify", content: `task ${assign.task_id}\n` },
+      ],
     });
     const response = await fetch(
       `${serverUrl}/runners/v1/tasks/${assign.task_id}/changes?generation=${assign.generation}`,

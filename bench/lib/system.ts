@@ -54,7 +54,7 @@ export async function startConveyorServer(
   options: {
     name: string;
     databaseUrl: string;
-    sim: SimulatorInfo;
+    sim: Pick<SimulatorInfo, "url" | "appId">;
     start?: StartOptions;
     env?: Record<string, string>;
     nofile?: number;

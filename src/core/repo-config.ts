@@ -139,6 +139,15 @@ export const RepoConfig = z
           .max(24 * 60)
           .default(120)
           .describe("Wall-clock budget of one attempt, from assignment to result."),
+        max_running: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .optional()
+          .describe(
+            "Tasks of this repository assigned to or running on runners at once (unset: no cap besides the installation's). Read when an issue is queued; a campaign of hundreds of issues then runs a few at a time.",
+          ),
         capabilities: z
           .array(capability)
           .max(20)

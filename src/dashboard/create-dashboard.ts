@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import type { Config } from "../config.ts";
+import type { GitHubBudget } from "../core/github-budget.ts";
 import type { Signals } from "../core/ports.ts";
 import type { RunnerConnection } from "../dispatch/dispatcher.ts";
 import type { ApiAuth, ApiEnv } from "../http/admin-auth.ts";
@@ -28,6 +29,8 @@ export interface DashboardDeps {
   /** The queue's aging (positions), the admin token (sign-in) and the public URL (links). */
   config: Pick<Config, "agingMs" | "adminToken" | "publicUrl">;
   options: DashboardOptions;
+  /** The GitHub budget panel's source. */
+  githubBudget?: Pick<GitHubBudget, "snapshot"> | undefined;
   /**
    * Open pages update at once on `operator-changed-tasks` and `monitoring-changed` (alerts fired,
    * cleared or acknowledged on any instance), instead of at the next refresh.
@@ -76,6 +79,7 @@ export function createDashboard(deps: DashboardDeps): Dashboard {
     logger: deps.logger,
     agingMs,
     timings: timings?.hub,
+    githubBudget: deps.githubBudget && (() => deps.githubBudget!.snapshot()),
   });
   const routes = createDashboardRoutes({
     db: deps.database.db,

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
+import type { BudgetSnapshot } from "../core/github-budget.ts";
 import { type TrustRow, trustByRepository } from "../store/metrics.ts";
 import {
   currentCounts,
@@ -77,6 +78,8 @@ export interface DashboardHubDeps {
   agingMs: number;
   timings?: Partial<DashboardHubTimings>;
   now?: () => number;
+  /** Each GitHub client's request budget, as this instance's requests last reported it. */
+  githubBudget?: (() => BudgetSnapshot[]) | undefined;
 }
 
 export interface DashboardHub {
@@ -210,6 +213,7 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
       alerts: s.alerts,
       charts,
       trust: s.trust,
+      github: deps.githubBudget?.() ?? [],
     };
     return current;
   }

@@ -1,3 +1,4 @@
+import type { BudgetSnapshot } from "../core/github-budget.ts";
 import type { Lane } from "../core/task-states.ts";
 import { LANES } from "../core/task-states.ts";
 import type { TrustRow } from "../store/metrics.ts";
@@ -91,6 +92,8 @@ export interface DashboardSnapshot {
   charts: ChartSeries;
   /** merge.mode approve | report: per repository, would-merge verdicts and hand merges after one. */
   trust: TrustRow[];
+  /** Each GitHub client's request budget as this instance last saw it. */
+  github: BudgetSnapshot[];
 }
 
 /** The top-level keys sent as separate parts, so a change in one does not resend the others. */
@@ -103,6 +106,7 @@ export const SNAPSHOT_SECTIONS = [
   "alerts",
   "charts",
   "trust",
+  "github",
 ] as const satisfies readonly (keyof DashboardSnapshot)[];
 export type SnapshotSection = (typeof SNAPSHOT_SECTIONS)[number];
 
@@ -130,6 +134,7 @@ export function wireForm(snapshot: DashboardSnapshot): {
       alerts: snapshot.alerts,
       charts: snapshot.charts,
       trust: snapshot.trust,
+      github: snapshot.github,
     },
     logs,
   };

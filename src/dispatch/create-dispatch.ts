@@ -27,7 +27,16 @@ export interface DispatchDeps {
   /** Where a task's runner clones from, at which commit, with which read-only token. */
   gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
   config: Pick<Config, "agingMs"> &
-    Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots" | "webhookSecret" | "adminToken">>;
+    Partial<
+      Pick<
+        Config,
+        | "runnerMaxSockets"
+        | "runnerMaxSlots"
+        | "webhookSecret"
+        | "adminToken"
+        | "maxRunningPerInstallation"
+      >
+    >;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
   timings: DispatchTimings;
   options: DispatchOptions;
@@ -62,6 +71,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     database,
     logger,
     agingMs: deps.config.agingMs,
+    maxRunningPerInstallation: deps.config.maxRunningPerInstallation,
     timings,
     onChange: () => signals.emit("status-owed"),
     onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),

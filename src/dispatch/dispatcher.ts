@@ -88,6 +88,8 @@ export interface DispatcherDeps {
   logger: Logger;
   prepareAssignment: PrepareAssignment;
   agingMs: number;
+  /** Tasks one installation may hold assigned or running at once (0 or absent: no limit). */
+  maxRunningPerInstallation?: number | undefined;
   timings: DispatchTimings;
   /** Called when tasks changed (status comments to rewrite). */
   onChange: () => void;
@@ -199,6 +201,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       capabilities: connection.capabilities,
       agingMs: deps.agingMs,
       acceptMs: timings.acceptMs,
+      maxRunningPerInstallation: deps.maxRunningPerInstallation,
     });
     if (!claimed) return false;
     const claimedAt = performance.now();

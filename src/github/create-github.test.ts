@@ -5,6 +5,7 @@ import { sign } from "@octokit/webhooks-methods";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Database } from "../../db/client.ts";
+import { createGitHubBudget } from "../core/github-budget.ts";
 import type { Signal } from "../core/ports.ts";
 import { createSignals } from "../core/signals.ts";
 import type { NodeHandler } from "../http/node-handler.ts";
@@ -107,8 +108,10 @@ describe("the GitHub subsystem", () => {
       metrics: {
         githubRequest: (method, route, status) => counted.push(`${method} ${route} ${status}`),
         githubRateLimit: () => {},
+        githubRateLimited: () => {},
         webhook: (event, status) => counted.push(`webhook ${event} ${status}`),
       },
+      githubBudget: createGitHubBudget(),
       recordError: () => {},
       signals,
       options: { octokitOptions: OCTOKIT },
@@ -177,7 +180,13 @@ describe("the GitHub subsystem", () => {
       },
       database: noDatabase,
       logger,
-      metrics: { githubRequest: () => {}, githubRateLimit: () => {}, webhook: () => {} },
+      metrics: {
+        githubRequest: () => {},
+        githubRateLimit: () => {},
+        githubRateLimited: () => {},
+        webhook: () => {},
+      },
+      githubBudget: createGitHubBudget(),
       recordError: () => {},
       signals: createSignals(),
       options: {},

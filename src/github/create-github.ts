@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
 import type { Database } from "../../db/client.ts";
 import { type Config, displayHost } from "../config.ts";
+import type { GitHubBudget } from "../core/github-budget.ts";
 import type {
   AlertIssues,
   GitHubGateway,
@@ -16,6 +17,7 @@ import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
+import { createBudgetPlugin } from "./github-budget-plugin.ts";
 import { createGitHubGateway } from "./github-gateway.ts";
 import { createHookDeliveryLog } from "./hook-delivery-log.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
@@ -35,7 +37,12 @@ export interface GitHubDeps {
   database: Database;
   logger: Logger;
   /** Counts every GitHub request and webhook delivery. */
-  metrics: Pick<ConveyorMetrics, "githubRequest" | "githubRateLimit" | "webhook">;
+  metrics: Pick<
+    ConveyorMetrics,
+    "githubRequest" | "githubRateLimit" | "githubRateLimited" | "webhook"
+  >;
+  /** Every client's answers update it; a rate limit holds that client's requests back. */
+  githubBudget: GitHubBudget;
   recordError: RecordError;
   /** Webhooks emit `tasks-changed` and `pull-request-activity`. */
   signals: Signals;
@@ -65,7 +72,10 @@ export interface GitHubApp {
   installationOctokit: (installationId: number) => Promise<Octokit>;
   /** The App's webhook delivery log (the redelivery loop brings lost deliveries back with it). */
   hookDeliveries: HookDeliveryLog;
-  /** Stopping refuses the paced writes still waiting (and later ones) with `GitHubWritesClosed`. */
+  /**
+   * Stopping refuses the paced writes still waiting (and later ones) with `GitHubWritesClosed`,
+   * and ends the waits for a rate limit the same way.
+   */
   writes: Lifecycle;
 }
 
@@ -103,6 +113,12 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     });
     return { app: undefined, webhooks: undefined, setup, setupCode: guard.code };
   }
+  // Outermost of the request hooks (added last): a rate limit the client library could not wait
+  // out itself is waited out here, and the requests behind it wait instead of being refused.
+  const budget = createBudgetPlugin({
+    budget: deps.githubBudget,
+    onLimited: (kind) => metrics.githubRateLimited(kind),
+  });
   const probot = new Probot({
     appId: config.github.appId,
     privateKey: config.github.privateKey,
@@ -114,7 +130,9 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
       ...defaults,
       ...options.octokitOptions,
-    })).plugin(octokitMetricsPlugin(metrics) as never) as typeof ProbotOctokit,
+    }))
+      .plugin(octokitMetricsPlugin(metrics) as never)
+      .plugin(budget.plugin as never) as typeof ProbotOctokit,
   });
   // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
   const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
@@ -158,7 +176,12 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       },
       installationOctokit,
       hookDeliveries: createHookDeliveryLog(() => probot.auth()),
-      writes: { stop: () => pacer.close() },
+      writes: {
+        stop: () => {
+          pacer.close();
+          budget.close();
+        },
+      },
     },
     webhooks,
     setup: undefined,

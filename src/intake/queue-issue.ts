@@ -56,6 +56,9 @@ export async function queueIssue(db: Db, request: QueueRequest): Promise<QueueOu
             ...request.config.tasks.limits,
             deadline_minutes: request.config.tasks.deadline_minutes,
             verify: request.config.verify.commands,
+            ...(request.config.tasks.max_running === undefined
+              ? {}
+              : { max_running: request.config.tasks.max_running }),
           },
           queuedBy: request.sender.login,
         },

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Database } from "../../db/client.ts";
 import type { Config } from "../config.ts";
+import type { GitHubBudget } from "../core/github-budget.ts";
 import type {
   GitHubGateway,
   PullRequestFactsReader,
@@ -35,6 +36,9 @@ export interface LoopsDeps {
   prFacts: PullRequestFactsReader;
   installationOctokit: (installationId: number) => Promise<Octokit>;
   recordError: RecordError;
+  /** Status comments and reconciliation wait while an installation's budget is under the reserve. */
+  githubBudget?: Pick<GitHubBudget, "deferredUntil" | "shouldDefer"> | undefined;
+  metrics?: { githubDeferred(work: "status_comment" | "reconciliation"): void } | undefined;
   /**
    * The loops wake on `tasks-changed`, the notifier on `status-owed`, the merger on
    * `pull-request-activity`; they emit `status-owed`, `work-available` and `tasks-changed`.
@@ -79,6 +83,8 @@ export function createLoops(deps: LoopsDeps): Loops {
     logger,
     agingMs: config.agingMs,
     publicUrl: config.publicUrl,
+    budget: deps.githubBudget,
+    onDeferred: (work) => deps.metrics?.githubDeferred(work),
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({
@@ -109,6 +115,8 @@ export function createLoops(deps: LoopsDeps): Loops {
     logger,
     instanceId,
     recordError,
+    budget: deps.githubBudget,
+    onDeferred: (work) => deps.metrics?.githubDeferred(work),
     onChange: () => signals.emit("tasks-changed"),
   });
 

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
+import type { GitHubBudget } from "../core/github-budget.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { type GitHubGateway, isWritesClosed } from "../core/ports.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
@@ -39,6 +40,13 @@ export interface NotifierDeps {
   /** `CONVEYOR_PUBLIC_URL`: with it, the comment links the task's dashboard page. */
   publicUrl?: string | undefined;
   now?: () => Date;
+  /**
+   * Status comments are optional work: while an installation's GitHub budget is under the reserve
+   * (or a rate limit holds it back) they wait for the window's reset; the database keeps them owed.
+   */
+  budget?: Pick<GitHubBudget, "deferredUntil"> | undefined;
+  /** Counts each status comment put off for the budget. */
+  onDeferred?: (work: "status_comment") => void;
 }
 
 const BATCH = 20;
@@ -54,6 +62,13 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
   const now = deps.now ?? (() => new Date());
 
   async function syncStatus(claim: DirtyStatus): Promise<void> {
+    const deferredUntil = deps.budget?.deferredUntil(claim.installation_id);
+    if (deferredUntil !== undefined) {
+      // Leased until the budget allows it: the latest version goes out then, in one edit.
+      deps.onDeferred?.("status_comment");
+      const waitMs = Math.max(1_000, deferredUntil - Date.now());
+      return markStatusFailed(deps.db, claim.task_id, claim.status_version, waitMs);
+    }
     const ref = repoRef(claim.installation_id, claim.full_name);
     const task = await getTask(deps.db, claim.task_id);
     if (!task) return;

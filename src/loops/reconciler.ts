@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
+import type { GitHubBudget } from "../core/github-budget.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { decideReconciledSnapshot, isBot } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
@@ -20,6 +21,12 @@ export interface ReconcilerDeps {
   instanceId: string;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
+  /**
+   * Reconciliation is optional work: an installation whose GitHub budget is under the reserve is
+   * left for the next pass (webhooks still queue its issues meanwhile).
+   */
+  budget?: Pick<GitHubBudget, "shouldDefer"> | undefined;
+  onDeferred?: (work: "reconciliation") => void;
 }
 
 export interface ReconcileReport {
@@ -30,6 +37,8 @@ export interface ReconcileReport {
   cancelled: number;
   /** Issues changed since their lost label event: left for a maintainer's `/queue`. */
   unconfirmed: number;
+  /** Installations left for the next pass because their GitHub budget is under the reserve. */
+  deferred: number;
 }
 
 const LEASE = "reconcile";
@@ -171,6 +180,7 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
         refused: 0,
         cancelled: 0,
         unconfirmed: 0,
+        deferred: 0,
       };
       if (!(await tryAcquireLease(db, LEASE, deps.instanceId, LEASE_MS))) {
         return { ...report, skipped: true };
@@ -183,6 +193,12 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
         );
         const startedAt = clock?.now ?? new Date().toISOString();
         for (const installationId of await gateway.listInstallations()) {
+          if (deps.budget?.shouldDefer(installationId)) {
+            report.deferred++;
+            deps.onDeferred?.("reconciliation");
+            logger.info({ installationId }, "reconciliation deferred: GitHub budget under reserve");
+            continue;
+          }
           for (const repo of await gateway.listInstallationRepositories(installationId)) {
             await upsertRepository(db, { installationId, ...repo });
             report.repositories++;

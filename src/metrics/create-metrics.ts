@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../../db/client.ts";
+import type { BudgetSnapshot } from "../core/github-budget.ts";
 import { LANES, TASK_STATES } from "../core/task-states.ts";
 import {
   countFiringAlerts,
@@ -49,6 +50,8 @@ export interface MetricsOptions {
    * `conveyor_database_up` 0 quickly instead of running into Prometheus's scrape timeout.
    */
   factsTimeoutMs?: number;
+  /** Each GitHub client's budget as this instance last saw it, read at scrape time. */
+  githubBudget?: () => BudgetSnapshot[];
 }
 
 export type ConveyorMetrics = ReturnType<typeof createMetrics>;
@@ -300,6 +303,56 @@ export function createMetrics(options: MetricsOptions) {
     labelNames: ["client", "resource"],
     registers,
   });
+  /** The budget gauges, set from the budget's snapshot at scrape time (a client that left drops). */
+  const budgetGauge = (name: string, help: string, value: (row: BudgetSnapshot) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["client"],
+      registers,
+      collect() {
+        this.reset();
+        for (const row of options.githubBudget?.() ?? [])
+          this.set({ client: row.client }, value(row));
+      },
+    });
+  budgetGauge(
+    "conveyor_github_rate_limit_used",
+    "Requests spent in the current GitHub rate-limit window (core resource), by client (app or installation id).",
+    (row) => row.used ?? row.limit - row.remaining,
+  );
+  budgetGauge(
+    "conveyor_github_rate_limit_reset_timestamp_seconds",
+    "When the client's current GitHub rate-limit window resets, Unix seconds.",
+    (row) => Date.parse(row.reset_at) / 1000,
+  );
+  budgetGauge(
+    "conveyor_github_budget_reserve",
+    "Requests of the client's window kept for essential work (CONVEYOR_GITHUB_RESERVE_PERCENT of its limit).",
+    (row) => row.reserve,
+  );
+  budgetGauge(
+    "conveyor_github_budget_deferring",
+    "1 while the client's optional GitHub work (status comments, reconciliation) waits: under the reserve or rate-limited.",
+    (row) => (row.deferring ? 1 : 0),
+  );
+  budgetGauge(
+    "conveyor_github_rate_limited_until_timestamp_seconds",
+    "Until when a rate limit GitHub answered holds every request of the client back, Unix seconds (0: none).",
+    (row) => (row.limited_until ? Date.parse(row.limited_until) / 1000 : 0),
+  );
+  const githubRateLimited = new Counter({
+    name: "conveyor_github_rate_limited_total",
+    help: "GitHub answers refusing a request for a rate limit, by kind (primary: the hourly window is empty; secondary: retry-after or GitHub's secondary limits).",
+    labelNames: ["kind"],
+    registers,
+  });
+  const githubDeferred = new Counter({
+    name: "conveyor_github_deferred_total",
+    help: "Optional GitHub work put off because the installation's budget was under the reserve, by work (status_comment, reconciliation).",
+    labelNames: ["work"],
+    registers,
+  });
   const framesRateLimited = new Counter({
     name: "conveyor_runner_frames_rate_limited_total",
     help: "Runner frames answered rate_limited, by tier.",
@@ -390,6 +443,12 @@ export function createMetrics(options: MetricsOptions) {
     githubRateLimit(client: string, resource: string, remaining: number, limit: number) {
       if (Number.isFinite(remaining)) rateLimitRemaining.set({ client, resource }, remaining);
       if (Number.isFinite(limit)) rateLimitLimit.set({ client, resource }, limit);
+    },
+    githubRateLimited(kind: "primary" | "secondary") {
+      githubRateLimited.inc({ kind });
+    },
+    githubDeferred(work: "status_comment" | "reconciliation") {
+      githubDeferred.inc({ work });
     },
     frameRateLimited(tier: string) {
       framesRateLimited.inc({ tier });

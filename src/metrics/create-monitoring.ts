@@ -1,6 +1,7 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
+import type { GitHubBudget } from "../core/github-budget.ts";
 import type { AlertIssues, Clock, RecordError, Signals } from "../core/ports.ts";
 import { type CheckReport, createAlerter } from "../loops/alerter.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
@@ -54,6 +55,8 @@ export function createMonitoring(deps: {
   database: Database;
   logger: Logger;
   metrics: ConveyorMetrics;
+  /** Shown in `/api/metrics` (`github_budget`). */
+  githubBudget?: Pick<GitHubBudget, "snapshot"> | undefined;
   instanceId: string;
   /** The runner sockets this instance holds (none without the GitHub App). */
   connections: () => readonly SampledConnection[];
@@ -125,7 +128,13 @@ export function createMonitoring(deps: {
     logger,
     scrape: metrics.scrape,
     contentType: metrics.contentType,
-    report: createMetricsReport({ db: database.db, sampleIntervalMs, onlineWindowMs, now: clock }),
+    report: createMetricsReport({
+      db: database.db,
+      sampleIntervalMs,
+      onlineWindowMs,
+      now: clock,
+      githubBudget: deps.githubBudget && (() => deps.githubBudget!.snapshot()),
+    }),
     localAlerts: () => alerter.localAlerts(),
     auth: deps.auth,
     onChange: announce,

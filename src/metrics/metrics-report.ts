@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Db } from "../../db/client.ts";
+import type { BudgetSnapshot } from "../core/github-budget.ts";
 import {
   type LatencySummary,
   queueTrend,
@@ -64,6 +65,11 @@ export interface MetricsReport {
    * and how many of them people merged by hand, over all history (repositories with none left out).
    */
   trust: { by_repository: TrustRow[] };
+  /**
+   * Each GitHub client's request budget (an installation by its id, or `app` for the App's own
+   * requests) as this instance last saw it in GitHub's rate-limit headers, ordered by client.
+   */
+  github_budget: { clients: BudgetSnapshot[] };
 }
 
 export interface RateFigures {
@@ -113,6 +119,8 @@ export function createMetricsReport(deps: {
   now?: () => number;
   cacheMs?: number;
   cumulativeCacheMs?: number;
+  /** The GitHub budget of this instance's clients (absent: an empty list). */
+  githubBudget?: () => BudgetSnapshot[];
 }) {
   const now = deps.now ?? Date.now;
   const cacheMs = deps.cacheMs ?? 2_000;
@@ -268,6 +276,7 @@ export function createMetricsReport(deps: {
       },
       rates: { window_1h: rates(outcomes), cumulative: all.rates },
       trust: { by_repository: trust },
+      github_budget: { clients: deps.githubBudget?.() ?? [] },
     };
   }
 

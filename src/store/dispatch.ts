@@ -15,6 +15,34 @@ export interface ClaimRequest {
   agingMs: number;
   /** Time the runner has to `accept` before the claim lapses. */
   acceptMs: number;
+  /** Tasks one installation may hold assigned or running at once; 0 or absent: no limit. */
+  maxRunningPerInstallation?: number | undefined;
+}
+
+/**
+ * The concurrency caps a claim respects, as a condition on a candidate `tasks` row aliased
+ * `cand`: fewer tasks of its repository assigned or running than the `max_running` it carries
+ * (its repository's `tasks.max_running` when it was queued), and fewer of its installation than
+ * `CONVEYOR_MAX_RUNNING_PER_INSTALLATION`. Kept apart so any claim statement (one task or a batch)
+ * adds the same condition.
+ *
+ * Counted without locks, so two instances claiming at the same instant may each see room for the
+ * last slot and go one over; the next claim sees both and waits. A batch claim must count the rows
+ * it claims itself as well (e.g. `row_number()` over the repository) to stay within the cap.
+ */
+export function withinRunningLimits(maxPerInstallation: number | undefined) {
+  const perInstallation =
+    maxPerInstallation && maxPerInstallation > 0
+      ? sql`and (select count(*) from tasks busy
+                 where busy.installation_id = cand.installation_id
+                   and busy.state in ('assigned', 'running')) < ${maxPerInstallation}`
+      : sql``;
+  return sql`(cand.limits->>'max_running' is null
+       or (select count(*) from tasks busy
+           where busy.repository_id = cand.repository_id
+             and busy.state in ('assigned', 'running'))
+          < (cand.limits->>'max_running')::int)
+     ${perInstallation}`;
 }
 
 export interface ClaimedTask {
@@ -52,9 +80,10 @@ export async function claimNextTask(
   const rows = resultRows<ClaimedTask>(
     await db.execute(sql`
       with candidate as (
-        select task_id from tasks
+        select task_id from tasks cand
         where state = 'queued' and available_at <= now()
           and capabilities <@ ${capabilities}::text[]
+          and ${withinRunningLimits(request.maxRunningPerInstallation)}
         order by greatest(0, array_position(enum_range(null::lane), lane) - 1
                  - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int),
                  enqueued_at

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ApiRoutes, RouteResponse } from "./api-route.ts";
 import { HttpError, notFound } from "./http-error.ts";
 import type { OpenApiValidator } from "./openapi-validator.ts";
+import type { SimRateLimits } from "./rate-limits.ts";
 import { type AppCredentials, authenticate, hasAccess, type Principal } from "./sim-auth.ts";
 import { findRepo, type SimContext } from "./sim-context.ts";
 import { installationFor, type SimRepo } from "./sim-state.ts";
@@ -19,6 +20,10 @@ export interface RecordedRequest {
   status: number;
   /** `app` (JWT), `installation` (token) or `none`. */
   auth: Principal["kind"] | "none";
+  /** The installation of an installation token. */
+  installationId?: number | undefined;
+  /** When the request arrived (wall clock, epoch ms). */
+  at: number;
 }
 
 /**
@@ -40,10 +45,9 @@ export interface ApiRouterOptions {
   validator: OpenApiValidator;
   routes: ApiRoutes;
   credentials: AppCredentials;
+  rateLimits: SimRateLimits;
   onViolation(violation: SimViolation): void;
 }
-
-const RATE_LIMIT = 5000;
 
 function errorResponse(error: HttpError): RouteResponse {
   return { status: error.status, body: error.toJSON(), headers: error.headers };
@@ -57,27 +61,7 @@ function errorResponse(error: HttpError): RouteResponse {
  */
 export function createApiRouter(options: ApiRouterOptions) {
   const { ctx, validator, routes } = options;
-  const usage = new Map<string, { used: number; resetAt: number }>();
-
-  const rateHeaders = (principal: Principal | undefined) => {
-    const key =
-      principal?.kind === "installation" ? principal.token.token : (principal?.kind ?? "anonymous");
-    const nowSeconds = Math.floor(ctx.state.clock().getTime() / 1000);
-    let entry = usage.get(key);
-    if (!entry || entry.resetAt <= nowSeconds) {
-      entry = { used: 0, resetAt: nowSeconds + 3600 };
-      usage.set(key, entry);
-    }
-    entry.used += 1;
-    const limit = principal ? RATE_LIMIT : 60;
-    return {
-      "x-ratelimit-limit": String(limit),
-      "x-ratelimit-remaining": String(Math.max(limit - entry.used, 0)),
-      "x-ratelimit-reset": String(entry.resetAt),
-      "x-ratelimit-used": String(entry.used),
-      "x-ratelimit-resource": "core",
-    };
-  };
+  const { rateLimits } = options;
 
   /** Finds `{owner}/{repo}` and checks an installation token may see it (404 otherwise, like GitHub). */
   const resolveRepo = (
@@ -113,9 +97,11 @@ export function createApiRouter(options: ApiRouterOptions) {
       body: undefined,
       status: 0,
       auth: "none",
+      at: Date.now(),
     };
     let principal: Principal | undefined;
     let answer: RouteResponse;
+    let rateLimited = false;
     try {
       const text = await request.text();
       if (text.length > 0) {
@@ -164,6 +150,14 @@ export function createApiRouter(options: ApiRouterOptions) {
         request.headers.get("authorization") ?? undefined,
       );
       record.auth = principal.kind;
+      if (principal.kind === "installation")
+        record.installationId = principal.token.installation.id;
+      try {
+        rateLimits.check(principal);
+      } catch (error) {
+        rateLimited = true;
+        throw error;
+      }
       if (route.auth === "app" && principal.kind !== "app") {
         throw new HttpError(401, "A JSON web token could not be decoded");
       }
@@ -216,7 +210,7 @@ export function createApiRouter(options: ApiRouterOptions) {
     const headers: Record<string, string> = {
       "x-github-request-id": randomUUID(),
       "x-github-media-type": "github.v3; format=json",
-      ...rateHeaders(principal),
+      ...rateLimits.answered(principal, status, rateLimited),
       ...answer.headers,
     };
     let body: string | Buffer | null = null;

@@ -54,6 +54,11 @@ import {
 } from "./pull-actions.ts";
 import { pullFacts } from "./pull-facts.ts";
 import { pullRoutes } from "./pull-routes.ts";
+import {
+  createSimRateLimits,
+  type SecondaryLimit,
+  type SimRateLimitOptions,
+} from "./rate-limits.ts";
 import { repoRoutes } from "./repo-routes.ts";
 import { publicKeyFromPrivate } from "./sim-auth.ts";
 import {
@@ -138,6 +143,11 @@ export interface GitHubSimulatorOptions {
    * (`in_progress`, then the conclusion `conclude` gives). Off by default: tests post checks.
    */
   ciProvider?: CiProvider;
+  /**
+   * GitHub's primary rate limit: the window each installation (and the App) gets, and whether a
+   * request past it is refused (default: 5,000 an hour, reported but not enforced).
+   */
+  rateLimit?: SimRateLimitOptions;
 }
 
 /** A user action's outcome: the first webhook it sent and the app's answer to it, plus all of them. */
@@ -378,6 +388,17 @@ export interface GitHubSimulator {
     status: number,
     options?: { when?: "before" | "after"; times?: number; message?: string },
   ): void;
+  /** Changes the primary rate limit (and starts every window afresh). */
+  setRateLimit(options: SimRateLimitOptions): void;
+  /** Spends `count` requests of an installation's current window (its other work, elsewhere). */
+  spendRateLimit(installationId: number, count: number): void;
+  /**
+   * The next `times` authenticated API requests are refused for a secondary rate limit (`429`
+   * unless `status` says `403`), with `retry-after` when `retryAfterSeconds` is given.
+   */
+  injectSecondaryLimit(limit: SecondaryLimit): void;
+  /** Requests refused for a rate limit so far, by kind. */
+  readonly rateLimited: { primary: number; secondary: number };
 }
 
 async function outcome(pending: PendingDelivery[]): Promise<WebhookOutcome> {
@@ -471,8 +492,10 @@ export async function createGitHubSimulator(
     onBranchHead: (repo, branch, sha) => ci?.headMoved(repo, branch, sha),
   });
   const faults: Fault[] = [];
+  const rateLimits = createSimRateLimits(state.clock, options.rateLimit);
   const api = createApiRouter({
     faults,
+    rateLimits,
     ctx,
     validator: createOpenApiValidator(),
     routes: {
@@ -993,6 +1016,10 @@ export async function createGitHubSimulator(
         message: message ?? (status >= 500 ? "Server Error" : "Simulated failure"),
       });
     },
+    setRateLimit: (next) => rateLimits.configure(next),
+    spendRateLimit: (installationId, count) => rateLimits.spend(installationId, count),
+    injectSecondaryLimit: (limit) => rateLimits.injectSecondary(limit),
+    rateLimited: rateLimits.refused,
   };
   return sim;
 }

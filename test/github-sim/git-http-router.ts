@@ -95,6 +95,7 @@ export function createGitHttpRouter(ctx: SimContext, projectRoot: string) {
     return {
       response,
       record: {
+        at: Date.now(),
         method: request.method,
         path: url.pathname,
         route: `/{owner}/{repo}.git/${match[3]}`,

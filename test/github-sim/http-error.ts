@@ -16,21 +16,30 @@ export class HttpError extends Error {
   readonly status: number;
   readonly errors: GitHubFieldError[] | undefined;
   readonly headers: Record<string, string>;
+  readonly documentationUrl: string;
 
   constructor(
     status: number,
     message: string,
-    options: { errors?: GitHubFieldError[]; headers?: Record<string, string> } = {},
+    options: {
+      errors?: GitHubFieldError[];
+      headers?: Record<string, string>;
+      documentationUrl?: string;
+    } = {},
   ) {
     super(message);
     this.name = "HttpError";
     this.status = status;
     this.errors = options.errors;
     this.headers = options.headers ?? {};
+    this.documentationUrl = options.documentationUrl ?? DOCS;
   }
 
   toJSON(): Record<string, unknown> {
-    const body: Record<string, unknown> = { message: this.message, documentation_url: DOCS };
+    const body: Record<string, unknown> = {
+      message: this.message,
+      documentation_url: this.documentationUrl,
+    };
     if (this.errors) body.errors = this.errors;
     body.status = String(this.status);
     return body;

@@ -678,6 +678,39 @@
     }
   }
 
+  /** Each installation's GitHub requests left in its hour, the reserve, and what waits. */
+  function renderGitHub() {
+    show(
+      "github-list",
+      "github-empty",
+      state.github || [],
+      (b) => b.client,
+      (b) =>
+        h(
+          "li",
+          { class: "task", "data-client": b.client },
+          h(
+            "div",
+            { class: "row" },
+            h("span", {
+              class: "grow",
+              text: b.client === "app" ? "the App" : `installation ${b.client}`,
+            }),
+            h("b", { text: `${b.remaining} of ${b.limit} left` }),
+          ),
+          h(
+            "div",
+            { class: "meta" },
+            `reserve ${b.reserve} · resets ${new Date(b.reset_at).toLocaleTimeString()}`,
+            b.limited_until
+              ? ` · ${b.limited_by} rate limit until ${new Date(b.limited_until).toLocaleTimeString()}`
+              : "",
+            b.deferring ? " · status comments and reconciliation wait" : "",
+          ),
+        ),
+    );
+  }
+
   // ---- the stream -----------------------------------------------------------------------------
 
   const RENDERERS = {
@@ -689,6 +722,7 @@
     dead: renderDead,
     charts: renderCharts,
     trust: renderTrust,
+    github: renderGitHub,
   };
 
   function render(sections) {
