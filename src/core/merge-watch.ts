@@ -180,6 +180,16 @@ export function decideWatch(f: WatchFacts): WatchDecision {
   return { kind: "wait", reason: `waiting for ${pending.join(", ")} on the merge commit` };
 }
 
+/** Whether every watched check passed on a commit (the revert's head, under `merge.revert: auto`). */
+export function watchedChecksPass(
+  commit: CommitChecks,
+  checks: readonly string[],
+  strict: boolean,
+): boolean {
+  const names = checks.length > 0 ? checks : commit.runs.filter((r) => !r.ours).map((r) => r.name);
+  return names.length > 0 && names.every((name) => passed(resultOf(commit, name, strict)));
+}
+
 /** A tree entry as `GET …/git/trees/{sha}?recursive=1` lists it (blobs and submodules). */
 export interface TreeEntry {
   mode: string;

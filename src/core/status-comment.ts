@@ -21,6 +21,8 @@ export interface StatusFacts {
   availableAt?: Date | undefined;
   /** While it waits for a person: why (the merge verdict, e.g. "Needs approval: …"). */
   waitingReason?: string | undefined;
+  /** Once merged: the post-merge watch's last step (checks on the merge commit, a revert). */
+  afterMerge?: string | undefined;
 }
 
 const MARKER_PREFIX = "<!-- conveyor:status";
@@ -99,6 +101,7 @@ export function renderStatusComment(f: StatusFacts): string {
   if (f.prUrl) rows.push(["Pull request", f.prUrl]);
   if (f.state === "waiting_human" && f.waitingReason)
     rows.push(["Reason", oneLine(f.waitingReason)]);
+  if (f.state === "merged" && f.afterMerge) rows.push(["After merge", oneLine(f.afterMerge)]);
   if (f.lastError) rows.push(["Last error", untrustedInline(f.lastError, 300)]);
   rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);
 

@@ -9,6 +9,7 @@ import {
   markFeedbackPosted,
   releaseFeedback,
 } from "../store/commands.ts";
+import { latestWatch } from "../store/merge-watches.ts";
 import {
   claimNotices,
   markNoticeFailed,
@@ -77,6 +78,8 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
           task.state === "waiting_human"
             ? await reasonForState(deps.db, task.taskId, "waiting_human")
             : undefined,
+        afterMerge:
+          task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
       });
       let commentId = claim.status_comment_id ?? undefined;
       // A crash between creating the comment and saving its id must not make a second comment.
