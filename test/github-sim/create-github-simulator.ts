@@ -469,6 +469,7 @@ export async function createGitHubSimulator(
     webhooks,
     logger,
     onBranchHead: (repo, branch, sha) => ci?.headMoved(repo, branch, sha),
+    onCheckSuiteRerequested: (repo, suite) => ci?.rerequested(repo, suite),
   });
   const faults: Fault[] = [];
   const api = createApiRouter({
