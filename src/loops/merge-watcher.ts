@@ -222,7 +222,7 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
         return;
       }
       case "red":
-        return broke(octokit, w, config, decision.failing);
+        return broke(octokit, w, decision.failing);
     }
   }
 
@@ -230,7 +230,6 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
   async function broke(
     octokit: Octokit,
     w: MergeWatch,
-    config: RepoConfig,
     failing: FailingCheck[],
   ) {
     const ref = repoRef(w.installation_id, w.full_name);
