@@ -227,11 +227,7 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
   }
 
   /** A confirmed breakage: revert (per merge.revert), freeze, label, comment, then record it. */
-  async function broke(
-    octokit: Octokit,
-    w: MergeWatch,
-    failing: FailingCheck[],
-  ) {
+  async function broke(octokit: Octokit, w: MergeWatch, failing: FailingCheck[]) {
     const ref = repoRef(w.installation_id, w.full_name);
     const facts = { prNumber: w.pr_number, mergeSha: w.merge_sha, baseRef: w.base_ref, failing };
     let revert: Parameters<typeof breakageComment>[0]["revert"] = { kind: "off" };

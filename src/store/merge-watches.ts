@@ -186,8 +186,9 @@ export async function unfreezeIf(db: Db, repositoryId: number, reason: string): 
 
 /**
  * "Merged in queue order": an open Conveyor pull request of the same repository whose task was
- * queued before this one and is still on its way (not waiting for a person, held or given up),
- * whose change set touches one of `paths`. Such a pull request merges first; this one waits.
+ * queued before this one and is being retried on the new base (after a conflict) or is merging,
+ * whose change set touches one of `paths`. That one merges first; this one waits. (Two that are
+ * ready in the same pass are already reviewed in queue order, see `findMergeCandidates`.)
  */
 export async function earlierOverlappingPullRequest(
   db: Db,
@@ -204,8 +205,9 @@ export async function earlierOverlappingPullRequest(
       cross join lateral jsonb_array_elements(cs.files) f
       where me.task_id = ${c.taskId}
         and (t.created_at, t.task_id) < (me.created_at, me.task_id)
-        and t.state in ('queued', 'assigned', 'running', 'retry_wait', 'pushed', 'review',
-                        'merging')
+        and (t.state = 'merging'
+             or (t.fresh_base and t.state in ('queued', 'assigned', 'running', 'retry_wait',
+                                              'pushed')))
         and f->>'path' in (${sql.join(
           c.paths.map((path) => sql`${path}`),
           sql`, `,
