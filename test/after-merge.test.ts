@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
 import { getTask, transitionTask } from "../src/store/tasks.ts";
 import type { CiPush } from "./github-sim/ci-provider.ts";
-import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
@@ -188,6 +188,16 @@ describe("the post-merge watch", () => {
       { timeoutMs: 10_000, message: "the status comment shows the watch" },
     );
     expect(status.body).toContain(`#${watch.revert_pr_number}`);
+    // The dashboard's recent results show the step too.
+    const board = (await (
+      await fetch(`${h.conveyor.url}/dashboard/state`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      })
+    ).json()) as { recent: { task_id: string; after_merge: { state: string; note: string } }[] };
+    expect(board.recent.find((t) => t.task_id === taskId)?.after_merge).toMatchObject({
+      state: "reverting",
+      note: expect.stringContaining(`revert #${watch.revert_pr_number} opened`),
+    });
 
     // merge.revert: pr (the default): a person merges the revert.
     await h.sim.mergePullRequest(h.repo, watch.revert_pr_number!, {
