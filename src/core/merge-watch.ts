@@ -113,6 +113,7 @@ export function decideWatch(f: WatchFacts): WatchDecision {
   const awaitingRerun: FailingCheck[] = [];
   const toRerequest: (RerequestedCheck & { checkSuiteId: number | null })[] = [];
   const pending: string[] = [];
+  const redBefore: string[] = [];
   for (const name of f.checks) {
     const now = resultOf(f.onMerge, name, f.strict);
     if (passed(now)) continue;
@@ -121,7 +122,10 @@ export function decideWatch(f: WatchFacts): WatchDecision {
       continue;
     }
     // Failing here: only this merge's fault if the branch was green on the parent.
-    if (!f.onParent || !passed(resultOf(f.onParent, name, f.strict))) continue;
+    if (!f.onParent || !passed(resultOf(f.onParent, name, f.strict))) {
+      redBefore.push(name);
+      continue;
+    }
     const failing: FailingCheck = {
       name,
       result: now.run ? (now.run.conclusion ?? "no conclusion") : (now.status?.state ?? "failure"),
@@ -169,7 +173,13 @@ export function decideWatch(f: WatchFacts): WatchDecision {
     };
   }
   if (pending.length === 0) {
-    return { kind: "green", reason: "every watched check passed on the merge commit" };
+    return {
+      kind: "green",
+      reason:
+        redBefore.length === 0
+          ? "every watched check passed on the merge commit"
+          : `no check turned red: ${redBefore.join(", ")} failed on the merge commit but had not passed on the parent either`,
+    };
   }
   if (overdue) {
     return {

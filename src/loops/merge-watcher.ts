@@ -449,6 +449,18 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
       baseRef: w.base_ref,
       failing: w.failing,
     });
+    // The merge closed the issue ("Closes #N"); the new attempt belongs to an open one, reopened
+    // first so that reconciliation never sees a queued task on a closed issue.
+    await octokit
+      .request("PATCH /repos/{owner}/{repo}/issues/{issue_number}", {
+        owner: ref.owner,
+        repo: ref.repo,
+        issue_number: w.issue_number,
+        state: "open",
+      })
+      .catch((error) =>
+        log.warn({ err: error, issueNumber: w.issue_number }, "could not reopen the issue"),
+      );
     const requeued = await deps.db
       .transaction(async (tx) => {
         const active = await findActiveTask(tx, w.repository_id, w.issue_number);
@@ -500,17 +512,6 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
         failing: w.failing,
       }),
     );
-    // The merge closed the issue ("Fixes #N"); the new attempt belongs to an open one.
-    await octokit
-      .request("PATCH /repos/{owner}/{repo}/issues/{issue_number}", {
-        owner: ref.owner,
-        repo: ref.repo,
-        issue_number: w.issue_number,
-        state: "open",
-      })
-      .catch((error) =>
-        log.warn({ err: error, issueNumber: w.issue_number }, "could not reopen the issue"),
-      );
     await timeline(
       w,
       requeued.created
