@@ -98,6 +98,9 @@ export const tasks = pgTable(
     // Follow-up attempts spent, each against its own cap.
     ciFixes: integer("ci_fixes").notNull().default(0),
     reviewFixes: integer("review_fixes").notNull().default(0),
+    // Follow-up attempts started because the pull request conflicted with its moved base
+    // (`tasks.max_conflict_retries`).
+    conflictRetries: integer("conflict_retries").notNull().default(0),
     // The generation whose change set is on the pull request; below `generation` means unpublished.
     publishedGeneration: integer("published_generation").notNull().default(0),
     // `/update`: the next attempt starts from the default branch's head instead of the PR's head
@@ -494,5 +497,60 @@ export const approvals = pgTable(
     uniqueIndex("approvals_one_standing")
       .on(t.repositoryId, t.prNumber, t.sha, t.login)
       .where(sql`${t.revokedAt} is null`),
+  ],
+);
+
+/**
+ * The post-merge watch of one merge Conveyor made (docs/merge-policy.md, "After the merge"): the
+ * checks expected on the pull request are watched on the merge commit of the base branch; a check
+ * that passed on the pull request and on the parent commit but fails there is re-requested once,
+ * then reverted. Every step is a column here, so a restart in the middle loses nothing.
+ */
+export const mergeWatches = pgTable(
+  "merge_watches",
+  {
+    watchId: bigserial("watch_id", { mode: "number" }).primaryKey(),
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    installationId: bigint("installation_id", { mode: "number" }).notNull(),
+    issueNumber: integer("issue_number").notNull(),
+    prNumber: integer("pr_number").notNull(),
+    prTitle: text("pr_title").notNull().default(""),
+    baseRef: text("base_ref").notNull(),
+    // The commit the merge made on the base branch, and its first parent (the base before it).
+    mergeSha: text("merge_sha").notNull(),
+    parentSha: text("parent_sha"),
+    // The expected checks the merge was decided on; only these are watched.
+    checks: text("checks").array().notNull().default(sql`'{}'::text[]`),
+    // The risk tier of the merged pull request (merge.revert auto merges the revert only after 1).
+    tier: integer("tier").notNull(),
+    // `merge.revert` when the merge was made: auto, pr or off.
+    revertMode: text("revert_mode").notNull(),
+    // watching → rerequested → (green | expired | red → reverting → reverted | revert_closed).
+    state: text("state").notNull().default("watching"),
+    // The failing checks re-requested once ({name, checkRunId, completedAt}), and when.
+    rerequested: jsonb("rerequested").notNull().default([]),
+    rerequestedAt: timestamp("rerequested_at", { withTimezone: true }),
+    // The checks that failed on the merge commit after passing on the pull request and the parent.
+    failing: jsonb("failing").notNull().default([]),
+    revertPrNumber: integer("revert_pr_number"),
+    revertBranch: text("revert_branch"),
+    // The task the issue was queued again as, once the revert merged.
+    requeuedTaskId: uuid("requeued_task_id"),
+    // The last step, in words (the status comment shows it).
+    note: text("note").notNull().default(""),
+    deadlineAt: timestamp("deadline_at", { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex("merge_watches_merge_idx").on(t.repositoryId, t.mergeSha),
+    index("merge_watches_open_idx").on(t.watchId).where(sql`${t.finishedAt} is null`),
+    index("merge_watches_task_idx").on(t.taskId),
   ],
 );

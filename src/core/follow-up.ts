@@ -79,3 +79,39 @@ export function decideReviewFollowUp(facts: {
 export function isRedConclusion(conclusion: string | null | undefined): boolean {
   return conclusion === "failure" || conclusion === "timed_out" || conclusion === "startup_failure";
 }
+
+/**
+ * A pull request that conflicts with its base because another merge landed first: a follow-up
+ * attempt that starts from the base's current tip with "rebase onto <sha>" as feedback, up to
+ * `tasks.max_conflict_retries`, then a human.
+ */
+export function decideConflictFollowUp(facts: {
+  prNumber: number;
+  baseRef: string;
+  baseSha: string;
+  retriesSoFar: number;
+  maxRetries: number;
+}): FollowUpDecision {
+  const sha = facts.baseSha.slice(0, 7) || "the current base";
+  if (facts.retriesSoFar >= facts.maxRetries) {
+    return {
+      kind: "human",
+      reason: `conflicts with ${facts.baseRef} at ${sha} after ${facts.retriesSoFar} retries on a new base`,
+      comment:
+        `#${facts.prNumber} conflicts with \`${facts.baseRef}\` again after ${facts.retriesSoFar} ` +
+        "automatic retries on the new base, so Conveyor stopped. A maintainer can resolve the " +
+        "conflict, comment `/update`, or close the pull request.",
+    };
+  }
+  return {
+    kind: "retry",
+    feedback: [
+      `Another change was merged into \`${facts.baseRef}\` first, and your pull request now ` +
+        `conflicts with it. Rebase onto ${facts.baseSha} and keep the change: this attempt starts ` +
+        "from that commit; make the same change again on top of it, keeping what the other " +
+        "change did.",
+    ].join("\n"),
+    count: facts.retriesSoFar + 1,
+    reason: `conflicts with ${facts.baseRef} at ${sha} (another merge landed first); retry on the new base ${facts.retriesSoFar + 1} of ${facts.maxRetries}`,
+  };
+}

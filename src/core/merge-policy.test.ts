@@ -321,6 +321,7 @@ describe("merge config", () => {
       required_checks: [],
       strict_conclusions: false,
       mode: "auto",
+      revert: "pr",
     });
   });
 

@@ -51,6 +51,14 @@ export type MergeMethod = (typeof MERGE_METHODS)[number];
 export const MERGE_MODES = ["auto", "approve", "report"] as const;
 export type MergeMode = (typeof MERGE_MODES)[number];
 
+/**
+ * `merge.revert`: what Conveyor does when a check that passed on its pull request fails on the
+ * merge commit (and passed on the parent): `pr` opens a revert pull request, `auto` also merges it
+ * once its checks pass (only after a tier-1 merge), `off` only reports and freezes.
+ */
+export const REVERT_MODES = ["auto", "pr", "off"] as const;
+export type RevertMode = (typeof REVERT_MODES)[number];
+
 /** A check name as GitHub allows it (a check run's `name` or a status's `context`). */
 const checkName = z
   .string()
@@ -132,6 +140,16 @@ export const RepoConfig = z
           .max(20)
           .default(3)
           .describe("Follow-up attempts for /fix and 'changes requested' reviews."),
+        max_conflict_retries: z
+          .number()
+          .int()
+          .min(0)
+          .max(10)
+          .default(2)
+          .describe(
+            "Follow-up attempts on the current base when the pull request conflicts with it " +
+              "(another merge landed first), then a human decides.",
+          ),
         deadline_minutes: z
           .number()
           .int()
@@ -292,6 +310,14 @@ export const RepoConfig = z
           .describe(
             "auto: merge when every rule passes; approve: also wait for a maintainer's /approve, " +
               "whatever the tier; report: merge nothing, say what would have happened.",
+          ),
+        revert: z
+          .enum(REVERT_MODES)
+          .default("pr")
+          .describe(
+            "After a merge, when a check that passed on the pull request fails on the merge " +
+              "commit: pr opens a revert pull request, auto also merges it once its checks pass " +
+              "(only after a tier-1 merge), off only reports; each freezes the repository.",
           ),
       })
       .prefault({})

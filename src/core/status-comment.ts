@@ -25,6 +25,8 @@ export interface StatusFacts {
   agent?: AgentProgress | undefined;
   /** The task's page on the dashboard, when the server knows its public address. */
   taskPageUrl?: string | undefined;
+  /** Once merged: the post-merge watch's last step (checks on the merge commit, a revert). */
+  afterMerge?: string | undefined;
 }
 
 /** What an attempt's agent did, from the `attempts` row. */
@@ -114,6 +116,7 @@ export function renderStatusComment(f: StatusFacts): string {
   if (f.prUrl) rows.push(["Pull request", f.prUrl]);
   if (f.state === "waiting_human" && f.waitingReason)
     rows.push(["Reason", oneLine(f.waitingReason)]);
+  if (f.state === "merged" && f.afterMerge) rows.push(["After merge", oneLine(f.afterMerge)]);
   if (f.lastError) rows.push(["Last error", untrustedInline(f.lastError, 300)]);
   rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);
   if (f.taskPageUrl) rows.push(["Task page", f.taskPageUrl]);

@@ -212,6 +212,8 @@ export interface ResultRow {
   finished_at: number;
   /** When a runner first took it (null: never ran). */
   first_assigned_at: number | null;
+  /** Its post-merge watch, if Conveyor merged it: the state and the last step in words. */
+  after_merge: { state: string; note: string; revert_pr_number: number | null } | null;
 }
 
 /**
@@ -233,13 +235,17 @@ export async function listRecentResults(db: Db, limit: number): Promise<ResultRo
              extract(epoch from t.created_at)::float8 * 1000 as created_at,
              extract(epoch from coalesce(t.finished_at, ended.at))::float8 * 1000 as finished_at,
              (select extract(epoch from min(a.at))::float8 * 1000 from task_events a
-               where a.task_id = t.task_id and a.to_state = 'assigned') as first_assigned_at
+               where a.task_id = t.task_id and a.to_state = 'assigned') as first_assigned_at,
+             w.state as watch_state, w.note as watch_note, w.revert_pr_number
       from ended
       join tasks t on t.task_id = ended.task_id
       join repositories r on r.repository_id = t.repository_id
       left join lateral (
         select url from pull_requests p where p.task_id = t.task_id
         order by p.created_at desc limit 1) p on true
+      left join lateral (
+        select state, note, revert_pr_number from merge_watches w where w.task_id = t.task_id
+        order by w.watch_id desc limit 1) w on true
       where t.state in ('merged', 'cancelled')
       order by coalesce(t.finished_at, ended.at) desc
       limit ${limit}`),
@@ -256,6 +262,14 @@ export async function listRecentResults(db: Db, limit: number): Promise<ResultRo
     created_at: ms(r.created_at)!,
     finished_at: ms(r.finished_at)!,
     first_assigned_at: ms(r.first_assigned_at),
+    after_merge:
+      r.watch_state === null || r.watch_state === undefined
+        ? null
+        : {
+            state: String(r.watch_state),
+            note: String(r.watch_note ?? ""),
+            revert_pr_number: r.revert_pr_number === null ? null : Number(r.revert_pr_number),
+          },
   }));
 }
 

@@ -11,6 +11,7 @@ import type {
   Signals,
 } from "../core/ports.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
+import { createMergeWatcher } from "./merge-watcher.ts";
 import { createMerger } from "./merger.ts";
 import { createNotifier } from "./notifier.ts";
 import { createPublisher } from "./publisher.ts";
@@ -71,7 +72,8 @@ export interface Loops {
 
 /**
  * The background work that talks to GitHub: status comments and notices (notifier), pull requests
- * from results (publisher), merge reviews (merger) and reconciliation. Signals wake a loop sooner;
+ * from results (publisher), merge reviews (merger), the post-merge watch (watcher) and
+ * reconciliation. Signals wake a loop sooner;
  * each loop's interval is the resync that makes a missed signal harmless.
  */
 export function createLoops(deps: LoopsDeps): Loops {
@@ -108,6 +110,22 @@ export function createLoops(deps: LoopsDeps): Loops {
     instanceId,
     recordError,
     onChange: () => signals.emit("status-owed"),
+    onRequeue: () => signals.emit("work-available"),
+    onWatch: () => running?.watcher?.wake(),
+  });
+  const watcher = createMergeWatcher({
+    db,
+    logger,
+    gateway,
+    installationOctokit: deps.installationOctokit,
+    appId: deps.appId,
+    instanceId,
+    recordError,
+    onChange: () => signals.emit("status-owed"),
+    onRequeue: () => {
+      signals.emit("tasks-changed");
+      signals.emit("work-available");
+    },
   });
   const reconciler = createReconciler({
     db,
@@ -120,13 +138,17 @@ export function createLoops(deps: LoopsDeps): Loops {
     onChange: () => signals.emit("tasks-changed"),
   });
 
-  let running: { notifier: Loop; publisher?: Loop; merger: Loop; reconciler: Loop } | undefined;
-  const wake = (name: "notifier" | "publisher" | "merger") => () => running?.[name]?.wake();
+  let running:
+    | { notifier: Loop; publisher?: Loop; merger: Loop; watcher: Loop; reconciler: Loop }
+    | undefined;
+  const wake = (name: "notifier" | "publisher" | "merger" | "watcher") => () =>
+    running?.[name]?.wake();
   signals.on("tasks-changed", wake("notifier"));
   signals.on("tasks-changed", wake("publisher"));
   signals.on("tasks-changed", wake("merger"));
   signals.on("status-owed", wake("notifier"));
   signals.on("pull-request-activity", wake("merger"));
+  signals.on("pull-request-activity", wake("watcher"));
 
   const loop = (name: string, intervalMs: number, body: () => Promise<unknown>) =>
     createLoop({
@@ -154,6 +176,8 @@ export function createLoops(deps: LoopsDeps): Loops {
           : { publisher: loop("publisher", notifierIntervalMs, () => publisher.runOnce()) }),
         // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
         merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
+        // The post-merge watch: checks on merge commits, reverts, re-queued issues.
+        watcher: loop("merge-watcher", options.mergerIntervalMs ?? 60_000, () => watcher.runOnce()),
         reconciler: createLoop({
           name: "reconciler",
           intervalMs: config.reconcileIntervalMs,

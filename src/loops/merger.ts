@@ -3,10 +3,12 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
 import { isRequestedUpdate } from "../core/branch-update.ts";
+import { decideConflictFollowUp } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
 import {
   type ApprovalFact,
   evaluateMergePolicy,
+  judgeChecks,
   renderSafetyCheck,
   riskLabel,
   SAFETY_CHECK_NAME,
@@ -17,6 +19,7 @@ import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
+import { earlierOverlappingPullRequest, startWatch } from "../store/merge-watches.ts";
 import { addNotice } from "../store/notices.ts";
 import {
   adoptUpdatedHead,
@@ -29,7 +32,7 @@ import {
   recordWouldMerge,
   setPullRequestState,
 } from "../store/pull-requests.ts";
-import { transitionTask } from "../store/tasks.ts";
+import { getTask, transitionTask } from "../store/tasks.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -45,7 +48,48 @@ export interface MergerDeps {
   appId: number;
   instanceId: string;
   onChange: () => void;
+  /** A task went back to the queue (a retry on the new base): runners may have work. */
+  onRequeue?: () => void;
+  /** A post-merge watch started. */
+  onWatch?: () => void;
   recordError?: (source: string, error: unknown) => void;
+}
+
+/** What the post-merge watch of a merge needs from the review that decided it. */
+interface WatchPlan {
+  checks: string[];
+  tier: number;
+  revertMode: RepoConfig["merge"]["revert"];
+  watchMs: number;
+  prTitle: string;
+  baseRef: string;
+}
+
+/**
+ * The checks the merge was decided on: the expected ones (branch protection, rulesets, the base
+ * commit's, `merge.required_checks`); when none were expected, the ones that passed on the head
+ * (at least one must have, or the policy would not merge). Conveyor's own are never watched.
+ */
+function watchOf(config: RepoConfig, verdict: Verdict, facts: CollectedFacts): WatchPlan {
+  const judged = judgeChecks(facts, config);
+  let checks = judged.expected.map((e) => e.name);
+  if (checks.length === 0) {
+    const failed = new Set(judged.failing.map((f) => f.name));
+    checks = [
+      ...new Set([
+        ...facts.checks.filter((c) => !c.ours && c.status === "completed").map((c) => c.name),
+        ...facts.statuses.filter((s) => s.state === "success").map((s) => s.context),
+      ]),
+    ].filter((name) => !failed.has(name));
+  }
+  return {
+    checks,
+    tier: verdict.tier,
+    revertMode: config.merge.revert,
+    watchMs: config.merge.checks_timeout_minutes * 60_000,
+    prTitle: facts.title ?? "",
+    baseRef: facts.baseRef ?? facts.expectedBaseRef ?? "",
+  };
 }
 
 const LEASE = "merger";
@@ -134,7 +178,14 @@ export function createMerger(deps: MergerDeps): {
     if (moved) deps.onChange();
   }
 
-  async function merge(octokit: Octokit, c: Candidate, config: RepoConfig, verdict: Verdict) {
+  async function merge(
+    octokit: Octokit,
+    c: Candidate,
+    config: RepoConfig,
+    verdict: Verdict,
+    facts: CollectedFacts,
+  ) {
+    const watch = watchOf(config, verdict, facts);
     const ref = repoRef(c.installation_id, c.full_name);
     const pr = { owner: ref.owner, repo: ref.repo, pull_number: c.pr_number };
     // The check says success on exactly this SHA, then the merge names the same SHA: if anyone
@@ -151,14 +202,17 @@ export function createMerger(deps: MergerDeps): {
     if (!merging) return;
     const current: Candidate = { ...c, state: "merging" };
     try {
-      await octokit.request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", {
-        ...pr,
-        sha: c.head_sha,
-        merge_method: config.merge.method,
-        // Never retried blindly: a lost answer may hide a merge that happened.
-        request: { retries: 0 },
-      });
-      await merged(octokit, current);
+      const { data } = await octokit.request(
+        "PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge",
+        {
+          ...pr,
+          sha: c.head_sha,
+          merge_method: config.merge.method,
+          // Never retried blindly: a lost answer may hide a merge that happened.
+          request: { retries: 0 },
+        },
+      );
+      await merged(octokit, current, false, { ...watch, mergeSha: data.sha });
     } catch (error) {
       const status = (error as { status?: number }).status;
       const message = (error as Error).message;
@@ -177,12 +231,17 @@ export function createMerger(deps: MergerDeps): {
         await settle(current, "waiting_human", `GitHub refused the merge: ${message}`);
       } else {
         // 5xx or no answer: find out what happened before doing anything else.
-        await afterUnknownOutcome(octokit, current, message);
+        await afterUnknownOutcome(octokit, current, message, watch);
       }
     }
   }
 
-  async function afterUnknownOutcome(octokit: Octokit, c: Candidate, message: string) {
+  async function afterUnknownOutcome(
+    octokit: Octokit,
+    c: Candidate,
+    message: string,
+    watch: WatchPlan,
+  ) {
     const ref = repoRef(c.installation_id, c.full_name);
     try {
       const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
@@ -191,7 +250,12 @@ export function createMerger(deps: MergerDeps): {
         pull_number: c.pr_number,
       });
       if (data.merged) {
-        await merged(octokit, c);
+        await merged(
+          octokit,
+          c,
+          false,
+          data.merge_commit_sha ? { ...watch, mergeSha: data.merge_commit_sha } : undefined,
+        );
         return;
       }
       if (data.state === "open") {
@@ -216,11 +280,17 @@ export function createMerger(deps: MergerDeps): {
     await settle(c, "waiting_human", `merge outcome unknown (${message}); paused`);
   }
 
-  async function merged(octokit: Octokit, c: Candidate, byHand = false) {
+  async function merged(
+    octokit: Octokit,
+    c: Candidate,
+    byHand = false,
+    watch?: WatchPlan & { mergeSha: string },
+  ) {
     const ref = repoRef(c.installation_id, c.full_name);
     await setPullRequestState(deps.db, c.repository_id, c.pr_number, "merged", {
       mergedByHand: byHand,
     });
+    if (watch) await beginWatch(c, watch);
     await transitionTask(deps.db, {
       taskId: c.task_id,
       from: ["merging", "review", "waiting_human"],
@@ -240,6 +310,34 @@ export function createMerger(deps: MergerDeps): {
       );
     log.info({ prNumber: c.pr_number, sha: c.head_sha }, "merged");
     deps.onChange();
+  }
+
+  /**
+   * Starts the post-merge watch of a merge Conveyor made (recorded before the task is marked
+   * merged, so a restart between the two still watches). `merge.revert` and the watch's length are
+   * the config's when the merge was made.
+   */
+  async function beginWatch(c: Candidate, w: WatchPlan & { mergeSha: string }) {
+    const task = await getTask(deps.db, c.task_id);
+    if (!task) return;
+    const started = await startWatch(deps.db, {
+      taskId: c.task_id,
+      repositoryId: c.repository_id,
+      installationId: c.installation_id,
+      issueNumber: task.issueNumber,
+      prNumber: c.pr_number,
+      prTitle: w.prTitle,
+      baseRef: w.baseRef,
+      mergeSha: w.mergeSha,
+      checks: w.checks,
+      tier: w.tier,
+      revertMode: w.revertMode,
+      deadlineAt: new Date(Date.now() + w.watchMs),
+    });
+    if (started) {
+      log.info({ prNumber: c.pr_number, sha: w.mergeSha }, "watching the merge commit");
+      deps.onWatch?.();
+    }
   }
 
   /**
@@ -420,11 +518,33 @@ export function createMerger(deps: MergerDeps): {
     if (verdict.action === "update_branch") await requestUpdate(octokit, c, facts.baseTipSha);
     if (verdict.wouldMerge && !c.would_merge_at) await recordWouldMerge(deps.db, c);
     if (verdict.kind === "merge") {
-      await merge(octokit, c, loaded.config, verdict);
+      const earlier = await earlierOverlappingPullRequest(deps.db, {
+        repositoryId: c.repository_id,
+        taskId: c.task_id,
+        paths: facts.files.flatMap((f) => (f.previousPath ? [f.path, f.previousPath] : [f.path])),
+      });
+      if (!earlier) {
+        await merge(octokit, c, loaded.config, verdict, facts);
+        return;
+      }
+      // Merged in queue order: the earlier task's pull request changes the same file and merges
+      // first; this one is then retried on the new base if it conflicts.
+      await settle(
+        c,
+        "review",
+        `waiting for #${earlier.pr_number} to merge first (queued earlier, also changes ${earlier.path})`,
+      );
       return;
     }
     await showVerdict(octokit, c, verdict, false, facts.errors.length === 0 && facts.filesComplete);
     if (c.state === "held") return;
+    if (
+      facts.open &&
+      (facts.mergeable === false || facts.mergeableState.toLowerCase() === "dirty") &&
+      (await retryOnNewBase(c, loaded.config, facts))
+    ) {
+      return;
+    }
     if (verdict.kind === "wait") await settle(c, "review", verdict.summary);
     else await settle(c, "waiting_human", verdict.summary);
     if (verdict.kind === "blocked" && verdict.tier === 3 && c.state !== "waiting_human") {
@@ -436,6 +556,71 @@ export function createMerger(deps: MergerDeps): {
         body: `This change is tier 3 (${verdict.tierReasons.join("; ")}), so Conveyor will not merge it by itself. A maintainer can review and merge it.`,
       });
     }
+  }
+
+  /**
+   * The pull request conflicts with its base (another merge landed first): a follow-up attempt
+   * from the base's current tip with "rebase onto <sha>" as feedback, up to
+   * `tasks.max_conflict_retries`; past that, a person. True when the task moved.
+   */
+  async function retryOnNewBase(
+    c: Candidate,
+    config: RepoConfig,
+    facts: CollectedFacts,
+  ): Promise<boolean> {
+    if (c.state !== "review" && c.state !== "waiting_human") return false;
+    const task = await getTask(deps.db, c.task_id);
+    if (!task) return false;
+    const decision = decideConflictFollowUp({
+      prNumber: c.pr_number,
+      baseRef: facts.baseRef || c.base_ref || "",
+      baseSha: facts.baseTipSha,
+      retriesSoFar: task.conflictRetries,
+      maxRetries: config.tasks.max_conflict_retries,
+    });
+    if (decision.kind === "human") {
+      const moved = await transitionTask(deps.db, {
+        taskId: c.task_id,
+        generation: c.generation,
+        from: ["review"],
+        to: "waiting_human",
+        actor: "merger",
+        reason: decision.reason,
+      });
+      if (moved) {
+        await addNotice(deps.db, {
+          dedupeKey: `conflicts:${c.task_id}:${c.head_sha}`,
+          repositoryId: c.repository_id,
+          installationId: c.installation_id,
+          issueNumber: c.pr_number,
+          body: decision.comment,
+        });
+        deps.onChange();
+      }
+      return moved !== undefined;
+    }
+    const moved = await transitionTask(deps.db, {
+      taskId: c.task_id,
+      generation: c.generation,
+      from: [c.state],
+      to: "queued",
+      actor: "merger",
+      reason: decision.reason,
+      data: { base_sha: facts.baseTipSha, head_sha: c.head_sha },
+      set: {
+        feedback: decision.feedback,
+        // The attempt starts from the base's tip, not from the conflicting head.
+        freshBase: true,
+        enqueuedAt: "now",
+        availableAt: new Date(0),
+        conflictRetries: decision.count,
+      },
+    });
+    if (!moved) return false;
+    log.info({ prNumber: c.pr_number, taskId: c.task_id }, "conflict: retrying on the new base");
+    deps.onChange();
+    deps.onRequeue?.();
+    return true;
   }
 
   return {

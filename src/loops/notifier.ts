@@ -11,6 +11,7 @@ import {
   markFeedbackPosted,
   releaseFeedback,
 } from "../store/commands.ts";
+import { latestWatch } from "../store/merge-watches.ts";
 import {
   claimNotices,
   markNoticeFailed,
@@ -110,6 +111,8 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         taskPageUrl: deps.publicUrl
           ? `${deps.publicUrl.replace(/\/+$/, "")}/dashboard/tasks/${task.taskId}`
           : undefined,
+        afterMerge:
+          task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
       });
       let commentId = claim.status_comment_id ?? undefined;
       // A crash between creating the comment and saving its id must not make a second comment.

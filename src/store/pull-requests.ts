@@ -212,7 +212,9 @@ export async function findMergeCandidates(
         join repositories r on r.repository_id = p.repository_id
         where p.state = 'open' and t.state in ('review', 'waiting_human', 'merging', 'held')
           and t.published_generation = t.generation ${one}
-        order by p.updated_at`),
+        -- Queue order: of two pull requests ready in one pass that touch the same file, the one
+        -- whose task was queued first merges first (the other is then retried on the new base).
+        order by t.created_at, t.task_id`),
   );
 }
 

@@ -105,6 +105,8 @@ export interface NewTask {
   maxAttempts: number;
   limits: Record<string, unknown>;
   queuedBy: string;
+  /** Feedback for the first attempt (an issue queued again after its change was reverted). */
+  feedback?: string;
 }
 
 /**
@@ -140,6 +142,26 @@ export async function createTask(
   const existing = await findActiveTask(db, input.repositoryId, input.issueNumber);
   if (!existing) throw new Error("task insert conflicted but no active task exists");
   return { created: false, task: existing };
+}
+
+/**
+ * A step in a task's life that does not change its state (the post-merge watch of a merged task):
+ * appended to its timeline, and its status comment is redrawn.
+ */
+export async function noteTaskEvent(
+  db: Db,
+  event: { taskId: string; actor: string; reason: string; data?: Record<string, unknown> },
+): Promise<void> {
+  await db.execute(sql`
+    with bumped as (
+      update tasks set status_version = status_version + 1, updated_at = now()
+      where task_id = ${event.taskId}
+      returning task_id, state, generation
+    )
+    insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+    select task_id, ${event.actor}, state, state, generation, ${event.reason},
+           ${JSON.stringify(event.data ?? {})}::jsonb
+    from bumped`);
 }
 
 async function appendEvent(
@@ -189,6 +211,7 @@ export interface Transition {
     feedback?: string | null;
     ciFixes?: number;
     reviewFixes?: number;
+    conflictRetries?: number;
     freshBase?: boolean;
   };
 }
@@ -231,6 +254,9 @@ export async function transitionTask(db: Db, t: Transition): Promise<Task | unde
   if (set.ciFixes !== undefined) assignments.push(sql`ci_fixes = ${set.ciFixes}`);
   if (set.reviewFixes !== undefined) assignments.push(sql`review_fixes = ${set.reviewFixes}`);
   if (set.freshBase !== undefined) assignments.push(sql`fresh_base = ${set.freshBase}`);
+  if (set.conflictRetries !== undefined) {
+    assignments.push(sql`conflict_retries = ${set.conflictRetries}`);
+  }
   const fromList = sql.join(
     from.map((s) => sql`${s}`),
     sql`, `,

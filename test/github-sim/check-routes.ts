@@ -86,6 +86,23 @@ export const checkRoutes: ApiRoutes = {
     },
   },
 
+  // Re-runs every check run of the suite: GitHub resets the suite to `queued` and tells the App
+  // that owns it (a CI provider of the simulator runs the commit again, as Actions re-runs jobs).
+  "POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest": {
+    auth: "installation",
+    permissions: WRITE_CHECKS,
+    handle(ctx, request) {
+      const repo = repoOf(request);
+      const suite = repo.checkSuites.find(
+        (candidate) => candidate.id === Number(request.params.check_suite_id),
+      );
+      if (!suite) throw notFound();
+      suite.updatedAt = ctx.state.now();
+      ctx.onCheckSuiteRerequested?.(repo, suite);
+      return { status: 201, body: {} };
+    },
+  },
+
   "GET /repos/{owner}/{repo}/commits/{ref}/check-runs": {
     auth: "installation",
     permissions: READ_CHECKS,

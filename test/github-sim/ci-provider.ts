@@ -1,6 +1,6 @@
 import { createCheckRun, updateCheckRun } from "./check-actions.ts";
 import type { SimContext } from "./sim-context.ts";
-import type { SimApp, SimRepo } from "./sim-state.ts";
+import type { SimApp, SimCheckSuite, SimRepo } from "./sim-state.ts";
 
 /** The conclusions a check run can have (GitHub's list). */
 export type CiConclusion =
@@ -24,6 +24,8 @@ export interface CiPush {
    * request from the branch would show), or against the first parent on the default branch itself.
    */
   files: string[];
+  /** 1 for the run a push starts, 2 and up for each re-request of its check suite. */
+  attempt: number;
 }
 
 /**
@@ -45,6 +47,8 @@ export interface CiProvider {
 export interface CiRunner {
   /** Called whenever a branch points at a new commit (created, moved, merged into). */
   headMoved(repo: SimRepo, branch: string, sha: string): void;
+  /** Called when a check suite is re-requested: runs its commit again if it is this CI's. */
+  rerequested(repo: SimRepo, suite: SimCheckSuite): void;
   /** Resolves when every run started so far has concluded (and its webhooks were sent). */
   idle(): Promise<void>;
   /** True while a run has not concluded. */
@@ -58,6 +62,8 @@ export interface CiRunner {
  */
 export function createCiRunner(ctx: SimContext, provider: CiProvider, app: SimApp): CiRunner {
   const seen = new Set<string>();
+  const attempts = new Map<string, number>();
+  const branches = new Map<string, string>();
   const running = new Set<Promise<void>>();
 
   async function changedFiles(repo: SimRepo, branch: string, sha: string): Promise<string[]> {
@@ -77,7 +83,7 @@ export function createCiRunner(ctx: SimContext, provider: CiProvider, app: SimAp
     );
   }
 
-  async function run(repo: SimRepo, branch: string, sha: string): Promise<void> {
+  async function run(repo: SimRepo, branch: string, sha: string, attempt: number): Promise<void> {
     const { run: checkRun, deliveries } = await createCheckRun(
       ctx,
       repo,
@@ -89,7 +95,7 @@ export function createCiRunner(ctx: SimContext, provider: CiProvider, app: SimAp
     let conclusion: CiConclusion;
     let summary: string;
     try {
-      conclusion = await provider.conclude({ repo: repo.fullName, branch, sha, files });
+      conclusion = await provider.conclude({ repo: repo.fullName, branch, sha, files, attempt });
       summary = `${files.length} changed file(s) on ${branch}: ${conclusion}`;
     } catch (error) {
       conclusion = "failure";
@@ -104,16 +110,30 @@ export function createCiRunner(ctx: SimContext, provider: CiProvider, app: SimAp
     );
   }
 
+  function start(repo: SimRepo, branch: string, sha: string, attempt: number) {
+    const job = run(repo, branch, sha, attempt).catch((error: unknown) => {
+      ctx.logger.warn({ err: error, repo: repo.fullName, sha }, "ci provider run failed");
+    });
+    running.add(job);
+    void job.finally(() => running.delete(job));
+  }
+
   return {
     headMoved(repo, branch, sha) {
       const key = `${repo.id}:${sha}`;
       if (seen.has(key)) return;
       seen.add(key);
-      const job = run(repo, branch, sha).catch((error: unknown) => {
-        ctx.logger.warn({ err: error, repo: repo.fullName, sha }, "ci provider run failed");
-      });
-      running.add(job);
-      void job.finally(() => running.delete(job));
+      attempts.set(key, 1);
+      branches.set(key, branch);
+      start(repo, branch, sha, 1);
+    },
+    rerequested(repo, suite) {
+      if (suite.app.id !== app.id) return;
+      const key = `${repo.id}:${suite.headSha}`;
+      const attempt = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, attempt);
+      const branch = branches.get(key) ?? suite.headBranch ?? repo.defaultBranch;
+      start(repo, branch, suite.headSha, attempt);
     },
     async idle() {
       while (running.size > 0) await Promise.all([...running]);

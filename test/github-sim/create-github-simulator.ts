@@ -490,6 +490,7 @@ export async function createGitHubSimulator(
     webhooks,
     logger,
     onBranchHead: (repo, branch, sha) => ci?.headMoved(repo, branch, sha),
+    onCheckSuiteRerequested: (repo, suite) => ci?.rerequested(repo, suite),
   });
   const faults: Fault[] = [];
   const rateLimits = createSimRateLimits(state.clock, options.rateLimit);

@@ -5,6 +5,7 @@ import type { SimLogger } from "./sim-logger.ts";
 import {
   installationFor,
   type SimApp,
+  type SimCheckSuite,
   type SimIssue,
   type SimRepo,
   type SimState,
@@ -31,6 +32,8 @@ export interface SimContext {
   emit(repo: SimRepo, event: string, payload: Json, sender: SimUser): PendingDelivery;
   /** Called whenever a branch points at a new commit (the CI provider runs on it). */
   onBranchHead?: (repo: SimRepo, branch: string, sha: string) => void;
+  /** Called when a check suite is re-requested (the CI provider runs its commit again). */
+  onCheckSuiteRerequested?: (repo: SimRepo, suite: SimCheckSuite) => void;
 }
 
 export function createSimContext(options: Omit<SimContext, "emit">): SimContext {

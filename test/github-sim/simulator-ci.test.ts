@@ -84,6 +84,7 @@ describe("GitHub simulator: a CI provider", () => {
       branch: "feature",
       sha,
       files: ["docs/new.md", "src/app.txt"],
+      attempt: 1,
     });
     expect(eventsFor(sha)).toEqual([
       "check_run.created:in_progress",
@@ -139,7 +140,13 @@ describe("GitHub simulator: a CI provider", () => {
       expect.objectContaining({ name: "ci / test", conclusion: "success" }),
     ]);
     expect(pushes.filter((p) => p.sha === commit.sha)).toEqual([
-      { repo: fullName, branch: "conveyor/issue-1", sha: commit.sha, files: ["src/app.txt"] },
+      {
+        repo: fullName,
+        branch: "conveyor/issue-1",
+        sha: commit.sha,
+        files: ["src/app.txt"],
+        attempt: 1,
+      },
     ]);
 
     const { pull } = await sim.openPullRequest(fullName, {
@@ -160,7 +167,44 @@ describe("GitHub simulator: a CI provider", () => {
       branch: "main",
       sha: merged.sha,
       files: ["src/app.txt"],
+      attempt: 1,
     });
     expect((await sim.listCheckRuns(fullName, merged.sha))[0]?.conclusion).toBe("success");
+  });
+
+  it("runs a commit again when its check suite is re-requested: a new run the latest filter lists", async () => {
+    const { sha } = await sim.push(fullName, {
+      branch: "flaky",
+      files: { "broken/flaky.txt": "x\n" },
+      user: "alice",
+    });
+    await sim.idle();
+    const { data: first } = await octokit.rest.checks.listForRef({ owner, repo, ref: sha });
+    const failed = first.check_runs[0]!;
+    expect(failed.conclusion).toBe("failure");
+    const answer = await octokit.request(
+      "POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest",
+      { owner, repo, check_suite_id: failed.check_suite!.id },
+    );
+    expect(answer.status).toBe(201);
+    await sim.idle();
+    expect(pushes.filter((p) => p.sha === sha).map((p) => p.attempt)).toEqual([1, 2]);
+    const { data: latest } = await octokit.rest.checks.listForRef({ owner, repo, ref: sha });
+    expect(latest.check_runs).toHaveLength(1);
+    expect(latest.check_runs[0]!.id).not.toBe(failed.id);
+    const { data: all } = await octokit.rest.checks.listForRef({
+      owner,
+      repo,
+      ref: sha,
+      filter: "all",
+    });
+    expect(all.check_runs).toHaveLength(2);
+    await expect(
+      octokit.request("POST /repos/{owner}/{repo}/check-suites/{check_suite_id}/rerequest", {
+        owner,
+        repo,
+        check_suite_id: 987_654_321,
+      }),
+    ).rejects.toMatchObject({ status: 404 });
   });
 });

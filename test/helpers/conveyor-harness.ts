@@ -71,7 +71,10 @@ export async function createWorld(
     env?: Record<string, string>;
     database?: () => Promise<TestDatabase>;
     /** The App's permissions and events on the simulator (default: all it can send). */
-    simulator?: Pick<GitHubSimulatorOptions, "permissions" | "events" | "clock" | "rateLimit">;
+    simulator?: Pick<
+      GitHubSimulatorOptions,
+      "permissions" | "events" | "clock" | "rateLimit" | "ciProvider"
+    >;
   } = {},
 ): Promise<World> {
   const dataDir = mkdtempSync(join(tmpdir(), "conveyor-sim-"));
@@ -135,7 +138,10 @@ export async function createHarness(
     env?: Record<string, string>;
     start?: Partial<StartOptions>;
     database?: () => Promise<TestDatabase>;
-    simulator?: Pick<GitHubSimulatorOptions, "permissions" | "events" | "clock" | "rateLimit">;
+    simulator?: Pick<
+      GitHubSimulatorOptions,
+      "permissions" | "events" | "clock" | "rateLimit" | "ciProvider"
+    >;
   } = {},
 ): Promise<Harness> {
   const world = await createWorld(options);

@@ -104,5 +104,13 @@ export async function seedEveryTable(database: Database) {
   await db.execute(sql`
     insert into approvals (repository_id, pr_number, sha, login)
     values (${repositoryId}, 40, ${"b".repeat(40)}, 'maint')`);
+  await db.execute(sql`
+    insert into merge_watches (task_id, repository_id, installation_id, issue_number, pr_number,
+                               pr_title, base_ref, merge_sha, parent_sha, checks, tier,
+                               revert_mode, state, failing, note, deadline_at)
+    values (${deadTaskId}, 12, 77, 2, 41, ${awkward}, 'trunk', ${"c".repeat(40)}, null,
+            '{ci / test,"lint, strict"}', 1, 'pr', 'red',
+            ${JSON.stringify([{ name: "ci / test", result: "failure" }])}::jsonb, ${awkward},
+            '2026-01-01T00:00:00.000001Z')`);
   return { repositoryId, taskId, deadTaskId, runnerId, tokenId };
 }

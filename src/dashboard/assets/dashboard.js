@@ -521,6 +521,14 @@
             " · finished ",
             ago(t.finished_at),
           ),
+          t.after_merge
+            ? h(
+                "div",
+                { class: "meta", "data-watch-state": t.after_merge.state },
+                "after merge: ",
+                h("span", { text: t.after_merge.note }),
+              )
+            : null,
         ),
     );
   }
