@@ -39,6 +39,13 @@ export const repositories = pgTable(
     frozenReason: text("frozen_reason"),
     // Set when the App is uninstalled from the repository; the row stays for history.
     removedAt: timestamp("removed_at", { withTimezone: true }),
+    // The default branch's head as last seen (a `push` to it, a dispatch, reconciliation): the key
+    // of every instance's cached `.github/conveyor.yml`, so a push seen by one instance is seen
+    // by all.
+    headSha: text("head_sha"),
+    // The last `member` or `organization` webhook that may have changed someone's permission
+    // here: cached permissions read before it are read again, on every instance.
+    permissionsChangedAt: timestamp("permissions_changed_at", { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
