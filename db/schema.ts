@@ -93,6 +93,11 @@ export const tasks = pgTable(
     statusSyncedVersion: integer("status_synced_version").notNull().default(0),
     // Lets one notifier (of several instances) own the comment while it edits it.
     statusLeaseUntil: timestamp("status_lease_until", { withTimezone: true }),
+    // What the comment shows as last written: when, a digest of its text (an edit that would
+    // change nothing is skipped) and the queue position in it (refreshed when it moved).
+    statusSyncedAt: timestamp("status_synced_at", { withTimezone: true }),
+    statusDigest: text("status_digest"),
+    statusPosition: integer("status_position"),
     reactedAt: timestamp("reacted_at", { withTimezone: true }),
     prNumber: integer("pr_number"),
     // What the runner said when it finished (summary, stats), shown on the PR later.

@@ -11,7 +11,7 @@ import type {
 } from "../core/ports.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
 import { createMerger } from "./merger.ts";
-import { createNotifier } from "./notifier.ts";
+import { createNotifier, type StatusCommentPacing } from "./notifier.ts";
 import { createPublisher } from "./publisher.ts";
 import { createReconciler, type ReconcileReport } from "./reconciler.ts";
 
@@ -54,6 +54,11 @@ export interface LoopsOptions {
    * testing dispatch alone.
    */
   publishPullRequests?: boolean | undefined;
+  /**
+   * How status-comment edits are spaced and queue positions refreshed (defaults in
+   * `DEFAULT_STATUS_PACING`); tests shorten them.
+   */
+  statusPacing?: Partial<StatusCommentPacing> | undefined;
 }
 
 export interface Loops {
@@ -78,6 +83,7 @@ export function createLoops(deps: LoopsDeps): Loops {
     gateway,
     logger,
     agingMs: config.agingMs,
+    pacing: options.statusPacing,
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({

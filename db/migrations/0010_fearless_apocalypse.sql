@@ -1,0 +1,3 @@
+ALTER TABLE "tasks" ADD COLUMN "status_synced_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "tasks" ADD COLUMN "status_digest" text;--> statement-breakpoint
+ALTER TABLE "tasks" ADD COLUMN "status_position" integer;
