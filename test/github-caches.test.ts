@@ -73,6 +73,26 @@ describe("the GitHub edge's caches, on the simulator", () => {
     ).toEqual([200, 304, 200]);
   });
 
+  it("hands out a kept answer that its caller may change: a wrapped list read three times", async () => {
+    await world.sim.createRepository({
+      owner: "acme",
+      name: "gadgets",
+      installationId: world.installationId,
+    });
+    const route = "/installation/repositories";
+    const before = requestsTo(route).length;
+    const first = await app.gateway.listInstallationRepositories(world.installationId);
+    const second = await app.gateway.listInstallationRepositories(world.installationId);
+    const third = await app.gateway.listInstallationRepositories(world.installationId);
+    expect(first.map((r) => r.fullName).sort()).toEqual(["acme/gadgets", world.repo]);
+    expect([second, third]).toEqual([first, first]);
+    expect(
+      requestsTo(route)
+        .slice(before)
+        .map((r) => r.status),
+    ).toEqual([200, 304, 304]);
+  });
+
   it("asks GitHub for one installation token however many calls use it", async () => {
     const installationTokens = () =>
       requestsTo(ACCESS_TOKENS).filter(

@@ -91,6 +91,7 @@ export function createConditionalReads(options: { maxEntries?: number } = {}): C
           remember(key, kept);
           return {
             ...kept.response,
+            data: structuredClone(kept.response.data),
             headers: { ...kept.response.headers, ...failure.response?.headers },
           };
         }
@@ -109,7 +110,9 @@ export function createConditionalReads(options: { maxEntries?: number } = {}): C
       answers.delete(key);
       return response;
     }
-    remember(key, { etag, response });
+    // A copy is kept: callers may change what they get (`paginate` unwraps `{total_count, …}`
+    // answers in place).
+    remember(key, { etag, response: { ...response, data: structuredClone(response.data) } });
     return response;
   }
 }
