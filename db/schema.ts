@@ -39,6 +39,13 @@ export const repositories = pgTable(
     frozenReason: text("frozen_reason"),
     // Set when the App is uninstalled from the repository; the row stays for history.
     removedAt: timestamp("removed_at", { withTimezone: true }),
+    // The default branch's head as last seen (a `push` to it, a dispatch, reconciliation): the key
+    // of every instance's cached `.github/conveyor.yml`, so a push seen by one instance is seen
+    // by all.
+    headSha: text("head_sha"),
+    // The last `member` or `organization` webhook that may have changed someone's permission
+    // here: cached permissions read before it are read again, on every instance.
+    permissionsChangedAt: timestamp("permissions_changed_at", { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -86,6 +93,11 @@ export const tasks = pgTable(
     statusSyncedVersion: integer("status_synced_version").notNull().default(0),
     // Lets one notifier (of several instances) own the comment while it edits it.
     statusLeaseUntil: timestamp("status_lease_until", { withTimezone: true }),
+    // What the comment shows as last written: when, a digest of its text (an edit that would
+    // change nothing is skipped) and the queue position in it (refreshed when it moved).
+    statusSyncedAt: timestamp("status_synced_at", { withTimezone: true }),
+    statusDigest: text("status_digest"),
+    statusPosition: integer("status_position"),
     reactedAt: timestamp("reacted_at", { withTimezone: true }),
     prNumber: integer("pr_number"),
     // What the runner said when it finished (summary, stats), shown on the PR later.

@@ -205,7 +205,7 @@ describe("the GitHub budget", () => {
         ),
     ).toEqual([]);
     expect(await scrape()).toContain(
-      `conveyor_github_deferred_total{work="reconciliation"} ${1 + first.deferred}`,
+      `conveyor_github_deferred_total{work="reconciliation"} ${1 + (first?.deferred ?? 0)}`,
     );
     h.sim.setRateLimit({ limit: 5_000, windowMs: 3_600_000 });
   });

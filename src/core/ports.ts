@@ -46,6 +46,12 @@ export interface GitHubGateway {
    */
   readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
   listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
+  /**
+   * Reads the default branch's head again (conditionally) and records it where every instance's
+   * config cache looks: reconciliation's resync for a `push` webhook that never arrived.
+   * Optional: a gateway without caches has nothing to refresh.
+   */
+  refreshDefaultHead?(ref: RepoRef): Promise<void>;
 }
 
 /**

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   commandsFor,
+  estimateWait,
   isStatusComment,
   renderStatusComment,
   type StatusFacts,
+  statusDigestText,
 } from "./status-comment.ts";
 import { TASK_STATES } from "./task-states.ts";
 
@@ -99,5 +101,33 @@ describe("status comment", () => {
   it.each(TASK_STATES)("renders state %s without throwing and with a headline", (state) => {
     expect(renderStatusComment({ ...base, state })).toMatch(/### Conveyor: /);
     expect(Array.isArray(commandsFor(state))).toBe(true);
+  });
+});
+
+describe("queue position and wait estimate", () => {
+  const hour = 3_600_000;
+  it.each([
+    ["first in line, 12 started in the hour", 1, 12, 5 * 60_000],
+    ["tenth, 12 started in the hour", 10, 12, 50 * 60_000],
+    ["nothing started: no estimate", 3, 0, undefined],
+    ["a position below 1 is no position", 0, 12, undefined],
+  ])("%s", (_, position, started, expected) => {
+    expect(estimateWait(position, { started, windowMs: hour })).toBe(expected);
+  });
+
+  it.each([
+    [undefined, "| Estimated wait | no estimate yet (no task left the queue recently) |"],
+    [20_400, "| Estimated wait | about 20 s |"],
+    [50 * 60_000 + 20_000, "| Estimated wait | about 50 min |"],
+    [2 * 3_600_000 + (65 * 60_000) / 2, "| Estimated wait | about 2 h 33 min |"],
+  ])("renders an estimate of %s ms as a rough duration", (waitEstimateMs, row) => {
+    expect(renderStatusComment({ ...base, waitEstimateMs })).toContain(row);
+  });
+
+  it("digests what a reader sees, not the clock", () => {
+    const later = { ...base, now: new Date(base.now.getTime() + 600_000) };
+    expect(renderStatusComment(later)).not.toBe(renderStatusComment(base));
+    expect(statusDigestText(later)).toBe(statusDigestText(base));
+    expect(statusDigestText({ ...base, queuePosition: 3 })).not.toBe(statusDigestText(base));
   });
 });

@@ -10,6 +10,8 @@ export interface StatusFacts {
   maxAttempts: number;
   /** 1-based, while queued. */
   queuePosition?: number | undefined;
+  /** While queued: how long until a runner takes it, from recent throughput (`estimateWait`). */
+  waitEstimateMs?: number | undefined;
   runnerName?: string | undefined;
   createdAt: Date;
   finishedAt?: Date | null | undefined;
@@ -97,6 +99,12 @@ export function renderStatusComment(f: StatusFacts): string {
   const rows: [string, string][] = [["State", `\`${f.state}\``]];
   if (f.state === "queued" && f.queuePosition !== undefined) {
     rows.push(["Queue position", `${f.queuePosition} (lane \`${f.lane}\`)`]);
+    rows.push([
+      "Estimated wait",
+      f.waitEstimateMs === undefined
+        ? "no estimate yet (no task left the queue recently)"
+        : `about ${formatDuration(roundWait(f.waitEstimateMs))}`,
+    ]);
   } else {
     rows.push(["Lane", `\`${f.lane}\``]);
   }
@@ -157,6 +165,34 @@ export function renderAgentProgress(state: TaskState, p: AgentProgress): string 
 export function formatUsd(amount: number): string {
   if (amount > 0 && amount < 0.01) return `$${amount.toPrecision(2)}`;
   return `$${amount.toFixed(2)}`;
+}
+
+/**
+ * How long a task at `position` (1-based) waits, from the queue's recent throughput: `started`
+ * tasks left the queue for a runner during the last `windowMs`. Undefined when none did (nothing
+ * to estimate from). Position 1 waits about one interval between starts.
+ */
+export function estimateWait(
+  position: number,
+  recent: { started: number; windowMs: number },
+): number | undefined {
+  if (recent.started <= 0 || recent.windowMs <= 0 || position < 1) return undefined;
+  return (position * recent.windowMs) / recent.started;
+}
+
+/** Estimates are rough: whole minutes (a minute at least), whole seconds below one. */
+function roundWait(ms: number): number {
+  if (ms < 60_000) return Math.max(1000, Math.round(ms / 1000) * 1000);
+  return Math.round(ms / 60_000) * 60_000;
+}
+
+/**
+ * What the status comment says, without what changes by the clock alone (elapsed time, the
+ * countdown to a retry): two renders with the same digest differ only by time passing, so the
+ * notifier need not edit the comment for it.
+ */
+export function statusDigestText(f: StatusFacts): string {
+  return renderStatusComment({ ...f, now: f.createdAt });
 }
 
 function oneLine(text: string): string {

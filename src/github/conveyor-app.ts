@@ -15,6 +15,7 @@ import {
   handleFailedCheck,
   handlePullRequestClosed,
 } from "../intake/pull-request-events.ts";
+import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
 import { recordDelivery } from "../store/webhook-deliveries.ts";
 
 export interface ConveyorAppDeps {
@@ -34,6 +35,9 @@ export interface ConveyorAppDeps {
 
 /** Events with a handler of their own; every other delivery is only recorded. */
 const HANDLED_EVENTS = new Set([
+  "push",
+  "member",
+  "organization",
   "issues",
   "installation",
   "installation_repositories",
@@ -278,6 +282,35 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
         outcome: "received",
       });
     }
+
+    // Cache invalidation, recorded in Postgres so every instance sees it (docs/architecture.md,
+    // "Caches"): a push to the default branch moves the head the config is cached by; a
+    // collaborator or organization member change makes cached permissions stale.
+    app.on("push", async (context) => {
+      const { payload } = context;
+      const branch = payload.repository.default_branch;
+      if (payload.installation && !payload.deleted && payload.ref === `refs/heads/${branch}`) {
+        await recordDefaultHead(deps.db, {
+          installationId: payload.installation.id,
+          fullName: payload.repository.full_name,
+          defaultBranch: branch,
+          headSha: payload.after,
+        });
+      }
+      await recordOnly(context);
+    });
+    app.on("member", async (context) => {
+      await markPermissionsChanged(deps.db, { repositoryId: context.payload.repository.id });
+      await recordOnly(context);
+    });
+    app.on("organization", async (context) => {
+      const { payload } = context;
+      const changes = payload.action === "member_added" || payload.action === "member_removed";
+      if (changes && payload.installation) {
+        await markPermissionsChanged(deps.db, { installationId: payload.installation.id });
+      }
+      await recordOnly(context);
+    });
 
     app.onAny(async (event) => {
       if (!HANDLED_EVENTS.has(event.name)) await recordOnly(event);

@@ -15,11 +15,14 @@ import type {
 import type { NodeHandler } from "../http/node-handler.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
+import { readRepositoryMarks, recordDefaultHead } from "../store/repository-marks.ts";
 import { createAlertIssues } from "./alert-issues.ts";
+import { createConditionalReads } from "./conditional-requests.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
 import { createBudgetPlugin } from "./github-budget-plugin.ts";
 import { createGitHubGateway } from "./github-gateway.ts";
 import { createHookDeliveryLog } from "./hook-delivery-log.ts";
+import { createInstallationTokenCache } from "./installation-tokens.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
 import { collectPrFacts } from "./pr-facts.ts";
 import { writePullRequest } from "./pull-request-writer.ts";
@@ -136,9 +139,34 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   });
   // Every installation client shares one pacer for writes (GitHub's secondary rate limit).
   const pacer = createWritePacer({ perMinute: options.githubWritesPerMinute });
-  const installationOctokit = async (installationId: number) => {
-    const octokit = await probot.auth(installationId);
+  // Installation tokens: auth-app's own cache, in a store that drops a token five minutes before
+  // GitHub's expiry. Repeated reads: conditional requests, whose 304s GitHub does not count.
+  const tokenCache = createInstallationTokenCache();
+  const conditionalReads = createConditionalReads();
+  const installationOctokit = async (installationId: number): Promise<Octokit> => {
+    const app = await probot.auth();
+    // Probot's own installation factory (probot.auth(id)), with the token store replaced.
+    const octokit = (await app.auth({
+      type: "installation",
+      installationId,
+      factory: ({ octokitOptions }: { octokitOptions: Record<string, unknown> }) => {
+        const Client = app.constructor as new (o: Record<string, unknown>) => Octokit;
+        const throttle = octokitOptions.throttle as { enabled?: boolean } | undefined;
+        return new Client({
+          ...octokitOptions,
+          throttle: throttle?.enabled
+            ? { ...throttle, id: String(installationId) }
+            : { enabled: false },
+          auth: {
+            ...(octokitOptions.auth as Record<string, unknown>),
+            installationId,
+            cache: tokenCache,
+          },
+        });
+      },
+    })) as Octokit;
     octokit.hook.before("request", pacer.hook);
+    conditionalReads.attach(octokit as never, String(installationId));
     return octokit;
   };
   const gateway = createGitHubGateway({
@@ -146,6 +174,17 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     appOctokit: () => probot.auth(),
     installationOctokit,
     logger,
+    marks: {
+      read: (ref) =>
+        readRepositoryMarks(deps.database.db, ref.installationId, `${ref.owner}/${ref.repo}`),
+      recordHead: (ref, defaultBranch, headSha) =>
+        recordDefaultHead(deps.database.db, {
+          installationId: ref.installationId,
+          fullName: `${ref.owner}/${ref.repo}`,
+          defaultBranch,
+          headSha,
+        }),
+    },
   });
   const webhooks = instrumentWebhooks(
     await createNodeMiddleware(

@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
-import type { IssueSnapshot } from "../core/github-objects.ts";
+import type { IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import type { Permission } from "../core/intake.ts";
 import { PERMISSIONS } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
-import { parseRepoConfig, REPO_CONFIG_PATH } from "../core/repo-config.ts";
+import { parseRepoConfig, REPO_CONFIG_PATH, type RepoConfigResult } from "../core/repo-config.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -20,8 +20,36 @@ export interface GitHubGatewayOptions {
   appId: number;
   /** How long a collaborator permission is trusted before asking again. */
   permissionTtlMs?: number;
+  /**
+   * How long before its expiry a repository's read-only token stops being handed to new tasks
+   * (default 10 minutes: a runner clones within seconds of its assignment).
+   */
+  readTokenMarginMs?: number;
+  /**
+   * Postgres's marks for the caches (`src/store/repository-marks.ts`), which every instance shares:
+   * the default branch's head keys the config cache, the last permission change invalidates
+   * cached permissions. Without them (tests of the gateway alone) config is read every time and
+   * permissions live for their TTL.
+   */
+  marks?: GatewayMarks | undefined;
   now?: () => number;
 }
+
+/** The shared marks the gateway's caches are checked against. */
+export interface GatewayMarks {
+  read(ref: RepoRef): Promise<
+    | {
+        defaultBranch: string;
+        headSha: string | null;
+        permissionsChangedAt: Date | null;
+      }
+    | undefined
+  >;
+  recordHead(ref: RepoRef, defaultBranch: string, headSha: string): Promise<void>;
+}
+
+/** Parsed configs kept per repository and head; more than this and the oldest go. */
+const MAX_CONFIGS = 500;
 
 const labelNames = (labels: unknown[]): string[] =>
   labels
@@ -50,19 +78,76 @@ function toIssue(raw: {
   };
 }
 
+const withoutFlag = ({ cacheable: _, ...result }: RepoConfigResult & { cacheable?: boolean }) =>
+  result;
+
 const isNotFound = (error: unknown) => (error as { status?: number }).status === 404;
 
 export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGateway {
   const ttl = options.permissionTtlMs ?? 3 * 60_000;
   const now = options.now ?? Date.now;
-  const permissions = new Map<string, { value: Permission | undefined; until: number }>();
+  const readTokenMarginMs = options.readTokenMarginMs ?? 10 * 60_000;
+  const permissions = new Map<
+    string,
+    { value: Permission | undefined; until: number; mark: number | null }
+  >();
+  const configs = new Map<string, RepoConfigResult>();
+  const readTokens = new Map<string, Promise<{ value: string; expiresAt: string }>>();
   const client = options.installationOctokit;
+  const fullName = (ref: RepoRef) => `${ref.owner}/${ref.repo}`;
+
+  /** The default branch's head, read conditionally (unchanged: a 304 GitHub does not count). */
+  async function readHead(ref: RepoRef, branch: string): Promise<string> {
+    const octokit = await client(ref.installationId);
+    const { data } = await octokit.request("GET /repos/{owner}/{repo}/git/ref/{ref}", {
+      owner: ref.owner,
+      repo: ref.repo,
+      ref: `heads/${branch}`,
+    });
+    return data.object.sha;
+  }
+
+  /**
+   * The config at `atSha` (default: the default branch), and whether it may be kept per head: not
+   * when it `_extends` a file elsewhere, whose changes no head of this repository shows.
+   */
+  async function readConfig(
+    ref: RepoRef,
+    atSha: string | undefined,
+  ): Promise<RepoConfigResult & { cacheable?: boolean }> {
+    const octokit = await client(ref.installationId);
+    try {
+      const { config, files } = await octokit.config.get({
+        owner: ref.owner,
+        repo: ref.repo,
+        path: REPO_CONFIG_PATH,
+        ...(atSha ? { branch: atSha } : {}),
+      });
+      return {
+        ...parseRepoConfig(Object.keys(config).length ? config : undefined),
+        cacheable: files.length <= 1,
+      };
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      if (status && status >= 500) throw error;
+      // YAML syntax errors and unreadable files are the user's to fix: show them, use defaults.
+      const result = parseRepoConfig(undefined);
+      return {
+        ok: false,
+        config: result.config,
+        problems: [{ key: "", message: (error as Error).message }],
+      };
+    }
+  }
 
   return {
     async permission(ref, login) {
       const key = `${ref.owner}/${ref.repo}:${login}`.toLowerCase();
+      // A `member` or `organization` webhook on any instance moves the mark: read again.
+      const marks = await options.marks?.read(ref);
+      const mark = marks?.permissionsChangedAt?.getTime() ?? null;
       const cached = permissions.get(key);
-      if (cached && cached.until > now()) return cached.value;
+      if (cached && cached.until > now() && cached.mark === mark) return cached.value;
       const octokit = await client(ref.installationId);
       let value: Permission | undefined;
       try {
@@ -80,30 +165,40 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
         if (!isNotFound(error)) throw error;
         value = "none";
       }
-      permissions.set(key, { value, until: now() + ttl });
+      permissions.set(key, { value, until: now() + ttl, mark });
       return value;
     },
 
     async loadConfig(ref) {
-      const octokit = await client(ref.installationId);
-      try {
-        const { config } = await octokit.config.get({
-          owner: ref.owner,
-          repo: ref.repo,
-          path: REPO_CONFIG_PATH,
-        });
-        return parseRepoConfig(Object.keys(config).length ? config : undefined);
-      } catch (error) {
-        const status = (error as { status?: number }).status;
-        if (status && status >= 500) throw error;
-        // YAML syntax errors and unreadable files are the user's to fix: show them, use defaults.
-        const result = parseRepoConfig(undefined);
-        return {
-          ok: false,
-          config: result.config,
-          problems: [{ key: "", message: (error as Error).message }],
-        };
+      // The config is read at the default branch's head as Postgres knows it, and kept per head:
+      // a push to the default branch (webhook), a dispatch or reconciliation moves the head, and
+      // every instance then reads the config again.
+      const marks = await options.marks?.read(ref);
+      if (!marks) return withoutFlag(await readConfig(ref, undefined));
+      let headSha = marks.headSha;
+      if (!headSha) {
+        try {
+          headSha = await readHead(ref, marks.defaultBranch);
+          await options.marks?.recordHead(ref, marks.defaultBranch, headSha);
+        } catch (error) {
+          const status = (error as { status?: number }).status;
+          if (status && status >= 500) throw error;
+          // An empty repository, or a default branch renamed since: read without caching.
+          return withoutFlag(await readConfig(ref, undefined));
+        }
       }
+      const key = `${fullName(ref)}@${headSha}`.toLowerCase();
+      const cached = configs.get(key);
+      if (cached) return cached;
+      const { cacheable, ...loaded } = await readConfig(ref, headSha);
+      if (!cacheable) return loaded;
+      configs.set(key, loaded);
+      while (configs.size > MAX_CONFIGS) {
+        const oldest = configs.keys().next().value;
+        if (oldest === undefined) break;
+        configs.delete(oldest);
+      }
+      return loaded;
     },
 
     async getIssue(ref, issueNumber) {
@@ -254,6 +349,7 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
         repo: ref.repo,
         ref: `heads/${repo.default_branch}`,
       });
+      await options.marks?.recordHead(ref, repo.default_branch, head.object.sha);
       return {
         cloneUrl: repo.clone_url,
         defaultBranch: repo.default_branch,
@@ -263,16 +359,39 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
     },
 
     async readOnlyToken(ref) {
-      const octokit = await options.appOctokit();
-      const { data } = await octokit.request(
-        "POST /app/installations/{installation_id}/access_tokens",
-        {
-          installation_id: ref.installationId,
-          repositories: [ref.repo],
-          permissions: { contents: "read", metadata: "read" },
-        },
-      );
-      return { value: data.token, expiresAt: data.expires_at };
+      // One token per repository, shared by its tasks until it nears expiry: it reads only this
+      // repository's contents, so sharing it gives no task more than its own token would.
+      const key = `${ref.installationId}:${fullName(ref)}`.toLowerCase();
+      const kept = readTokens.get(key);
+      if (kept) {
+        const token = await kept.catch(() => undefined);
+        if (token && Date.parse(token.expiresAt) - now() > readTokenMarginMs) return token;
+        if (readTokens.get(key) === kept) readTokens.delete(key);
+      }
+      const fresh = (async () => {
+        const octokit = await options.appOctokit();
+        const { data } = await octokit.request(
+          "POST /app/installations/{installation_id}/access_tokens",
+          {
+            installation_id: ref.installationId,
+            repositories: [ref.repo],
+            permissions: { contents: "read", metadata: "read" },
+          },
+        );
+        return { value: data.token, expiresAt: data.expires_at };
+      })();
+      readTokens.set(key, fresh);
+      fresh.catch(() => {
+        if (readTokens.get(key) === fresh) readTokens.delete(key);
+      });
+      return fresh;
+    },
+
+    async refreshDefaultHead(ref) {
+      const marks = await options.marks?.read(ref);
+      if (!marks) return;
+      const headSha = await readHead(ref, marks.defaultBranch);
+      await options.marks?.recordHead(ref, marks.defaultBranch, headSha);
     },
 
     async listInstallationRepositories(installationId) {

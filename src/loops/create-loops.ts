@@ -13,7 +13,7 @@ import type {
 import { createLoop, type Loop } from "./create-loop.ts";
 import { createMergeWatcher } from "./merge-watcher.ts";
 import { createMerger } from "./merger.ts";
-import { createNotifier } from "./notifier.ts";
+import { createNotifier, type StatusCommentPacing } from "./notifier.ts";
 import { createPublisher } from "./publisher.ts";
 import { createReconciler, type ReconcileReport } from "./reconciler.ts";
 
@@ -59,6 +59,11 @@ export interface LoopsOptions {
    * testing dispatch alone.
    */
   publishPullRequests?: boolean | undefined;
+  /**
+   * How status-comment edits are spaced and queue positions refreshed (defaults in
+   * `DEFAULT_STATUS_PACING`); tests shorten them.
+   */
+  statusPacing?: Partial<StatusCommentPacing> | undefined;
 }
 
 export interface Loops {
@@ -87,6 +92,7 @@ export function createLoops(deps: LoopsDeps): Loops {
     publicUrl: config.publicUrl,
     budget: deps.githubBudget,
     onDeferred: (work) => deps.metrics?.githubDeferred(work),
+    pacing: options.statusPacing,
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({

@@ -1,9 +1,16 @@
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import type { GitHubBudget } from "../core/github-budget.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { type GitHubGateway, isWritesClosed } from "../core/ports.ts";
-import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
+import {
+  estimateWait,
+  renderStatusComment,
+  type StatusFacts,
+  statusDigestText,
+  statusMarker,
+} from "../core/status-comment.ts";
 import { latestAttempt } from "../store/attempts.ts";
 import {
   claimCommandFeedback,
@@ -22,6 +29,8 @@ import { pullRequestUrl } from "../store/pull-requests.ts";
 import { findRunnerById } from "../store/runners.ts";
 import {
   claimDirtyStatuses,
+  claimStalePositions,
+  countStartedSince,
   type DirtyStatus,
   getTask,
   markStatusFailed,
@@ -40,6 +49,8 @@ export interface NotifierDeps {
   describePullRequest?: (repositoryId: number, prNumber: number) => Promise<string>;
   /** `CONVEYOR_PUBLIC_URL`: with it, the comment links the task's dashboard page. */
   publicUrl?: string | undefined;
+  /** How edits of one comment are spaced and when queue positions are refreshed. */
+  pacing?: Partial<StatusCommentPacing> | undefined;
   now?: () => Date;
   /**
    * Status comments are optional work: while an installation's GitHub budget is under the reserve
@@ -50,7 +61,38 @@ export interface NotifierDeps {
   onDeferred?: (work: "status_comment") => void;
 }
 
+/**
+ * How the notifier spaces status-comment edits. A change waits until the task kept still for
+ * `debounceMs` (at most `maxDelayMs` after the previous edit), so the states a task passes through
+ * within a moment cost one edit; every state stays in `task_events` and the dashboard. A waiting
+ * task's position is rewritten when it moved by a place or more, at most once per
+ * `positionMinIntervalMs`, and every `positionRefreshMs` for the wait estimate, nearest the head
+ * of the queue first; at most `positionEditsPerMinute` such edits (per instance, spread evenly
+ * over the minute), and only in a
+ * pass that owed nothing else, so a draining queue of hundreds never crowds out state changes
+ * inside the write pacer's budget (80 writes a minute).
+ */
+export interface StatusCommentPacing {
+  debounceMs: number;
+  maxDelayMs: number;
+  positionMinIntervalMs: number;
+  positionRefreshMs: number;
+  positionEditsPerMinute: number;
+  /** The window of recent throughput the wait estimate is taken from. */
+  throughputWindowMs: number;
+}
+
+export const DEFAULT_STATUS_PACING: StatusCommentPacing = {
+  debounceMs: 1_500,
+  maxDelayMs: 15_000,
+  positionMinIntervalMs: 60_000,
+  positionRefreshMs: 5 * 60_000,
+  positionEditsPerMinute: 20,
+  throughputWindowMs: 30 * 60_000,
+};
+
 const BATCH = 20;
+const digestOf = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32);
 /** GitHub answers 404 for a deleted issue and 410 for one whose repository disabled issues. */
 const isGone = (error: unknown) => [404, 410].includes((error as { status?: number }).status ?? 0);
 
@@ -61,28 +103,56 @@ const isGone = (error: unknown) => [404, 410].includes((error as { status?: numb
  */
 export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number> } {
   const now = deps.now ?? (() => new Date());
+  const pacing = { ...DEFAULT_STATUS_PACING, ...deps.pacing };
+  /** Recent throughput, read at most once per pass. */
+  let started: Promise<number> | undefined;
 
-  async function syncStatus(claim: DirtyStatus): Promise<void> {
+  /**
+   * The position-edit budget, a token bucket that refills evenly over the minute and holds a
+   * tenth of it: edits spread out instead of being spent at once on the first start of a minute,
+   * so each pass keeps the head of the queue current.
+   */
+  const capacity = Math.max(1, Math.ceil(pacing.positionEditsPerMinute / 10));
+  let tokens = capacity;
+  let filledAt = now().getTime();
+
+  /** Brings one comment up to date; true when it was written (created or edited). */
+  async function syncStatus(claim: DirtyStatus): Promise<boolean> {
     const deferredUntil = deps.budget?.deferredUntil(claim.installation_id);
     if (deferredUntil !== undefined) {
       // Leased until the budget allows it: the latest version goes out then, in one edit.
       deps.onDeferred?.("status_comment");
       const waitMs = Math.max(1_000, deferredUntil - Date.now());
-      return markStatusFailed(deps.db, claim.task_id, claim.status_version, waitMs);
+      await markStatusFailed(deps.db, claim.task_id, claim.status_version, waitMs);
+      return false;
     }
     const ref = repoRef(claim.installation_id, claim.full_name);
     const task = await getTask(deps.db, claim.task_id);
-    if (!task) return;
+    if (!task) return false;
     try {
       if (!claim.reacted_at) await deps.gateway.addReaction(ref, claim.issue_number, "eyes");
       const attempt = await latestAttempt(deps.db, task.taskId);
-      const body = renderStatusComment({
+      const position = await queuePosition(deps.db, task.taskId, deps.agingMs);
+      if (position !== undefined) {
+        started ??= countStartedSince(
+          deps.db,
+          new Date(now().getTime() - pacing.throughputWindowMs),
+        );
+      }
+      const facts: StatusFacts = {
         taskId: task.taskId,
         state: task.state,
         lane: task.lane,
         attempts: task.attempts,
         maxAttempts: task.maxAttempts,
-        queuePosition: await queuePosition(deps.db, task.taskId, deps.agingMs),
+        queuePosition: position,
+        waitEstimateMs:
+          position === undefined
+            ? undefined
+            : estimateWait(position, {
+                started: await started!,
+                windowMs: pacing.throughputWindowMs,
+              }),
         runnerName: task.runnerId
           ? (await findRunnerById(deps.db, task.runnerId))?.name
           : undefined,
@@ -113,7 +183,18 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
           : undefined,
         afterMerge:
           task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
-      });
+      };
+      const digest = digestOf(statusDigestText(facts));
+      const synced = { version: claim.status_version, reacted: true, digest, position };
+      // Nothing a reader would see changed but the clock: no edit.
+      if (claim.status_comment_id && claim.status_digest === digest) {
+        await markStatusSynced(deps.db, task.taskId, {
+          ...synced,
+          commentId: claim.status_comment_id,
+        });
+        return false;
+      }
+      const body = renderStatusComment(facts);
       let commentId = claim.status_comment_id ?? undefined;
       // A crash between creating the comment and saving its id must not make a second comment.
       commentId ??= await deps.gateway.findComment(
@@ -123,22 +204,40 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
       );
       if (commentId) await deps.gateway.updateComment(ref, commentId, body);
       else commentId = await deps.gateway.createComment(ref, claim.issue_number, body);
-      await markStatusSynced(deps.db, task.taskId, {
-        version: claim.status_version,
-        commentId,
-        reacted: true,
-      });
+      await markStatusSynced(deps.db, task.taskId, { ...synced, commentId });
+      return true;
     } catch (error) {
       // Shutting down: the comment stays owed, for the next pass of whichever instance runs it.
-      if (isWritesClosed(error))
-        return markStatusFailed(deps.db, task.taskId, claim.status_version, 0);
+      if (isWritesClosed(error)) {
+        await markStatusFailed(deps.db, task.taskId, claim.status_version, 0);
+        return false;
+      }
       const gone = isGone(error);
       deps.logger.warn(
         { err: error, taskId: task.taskId, repo: claim.full_name, issueNumber: claim.issue_number },
         gone ? "status comment target is gone" : "status comment update failed",
       );
       await markStatusFailed(deps.db, task.taskId, claim.status_version, gone ? "never" : 15_000);
+      return false;
     }
+  }
+
+  /** Refreshes the stale queue positions this minute's budget allows, nearest the head first. */
+  async function refreshPositions(): Promise<void> {
+    const t = now().getTime();
+    tokens = Math.min(
+      capacity,
+      tokens + (Math.max(0, t - filledAt) * pacing.positionEditsPerMinute) / 60_000,
+    );
+    filledAt = t;
+    const allowance = Math.min(BATCH, Math.floor(tokens));
+    if (allowance <= 0) return;
+    const claims = await claimStalePositions(deps.db, allowance, {
+      agingMs: deps.agingMs,
+      minIntervalMs: pacing.positionMinIntervalMs,
+      refreshMs: pacing.positionRefreshMs,
+    });
+    for (const claim of claims) if (await syncStatus(claim)) tokens -= 1;
   }
 
   async function postNotices(): Promise<number> {
@@ -210,8 +309,11 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
   return {
     /** One pass; returns how many items it handled (the loop runs again at once if it was full). */
     async runOnce() {
-      const claims = await claimDirtyStatuses(deps.db, BATCH);
+      started = undefined;
+      const claims = await claimDirtyStatuses(deps.db, BATCH, pacing);
       for (const claim of claims) await syncStatus(claim);
+      // Positions only when nothing else was owed: state changes always go first.
+      if (claims.length === 0) await refreshPositions();
       const posted = await postNotices();
       const feedback = await postCommandFeedback();
       return claims.length + posted + feedback;

@@ -77,6 +77,12 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
   ): Promise<void> {
     const ref = repoRef(installationId, repo.fullName);
     const log = logger.child({ repo: repo.fullName, installationId });
+    // A push webhook that never arrived must not keep the config cached at an old head.
+    try {
+      await gateway.refreshDefaultHead?.(ref);
+    } catch (error) {
+      log.warn({ err: error }, "default branch head not refreshed");
+    }
     const loaded = await gateway.loadConfig(ref);
     const label = loaded.config.intake.label;
     const issues = await gateway.listOpenIssuesWithLabel(ref, label);

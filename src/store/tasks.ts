@@ -5,6 +5,7 @@ import { resultRows } from "../../db/client.ts";
 import { repositories, tasks } from "../../db/schema.ts";
 import { statesLeadingTo } from "../core/task-machine.ts";
 import type { Lane, TaskState } from "../core/task-states.ts";
+import { firstEventIdSince } from "./metrics.ts";
 
 export type Task = typeof tasks.$inferSelect;
 export type Repository = typeof repositories.$inferSelect;
@@ -361,19 +362,43 @@ export interface DirtyStatus {
   installation_id: number;
   full_name: string;
   issue_number: number;
+  /** The digest of what the comment says now (see `statusDigestText`); null before the first. */
+  status_digest: string | null;
 }
+
+/** How the notifier spaces edits of one comment (`src/loops/notifier.ts` has the defaults). */
+export interface StatusPacing {
+  /** A change waits until the task has been still this long, so a burst costs one edit. */
+  debounceMs: number;
+  /** …but no longer than this after the last edit, for a task that never keeps still. */
+  maxDelayMs: number;
+}
+
+const ms = (value: number) => sql`${`${Math.max(0, Math.round(value))} milliseconds`}::interval`;
+
+const CLAIMED_STATUS_COLUMNS = sql.raw(`t.task_id, t.status_version, t.status_comment_id,
+  t.reacted_at::text, t.installation_id, r.full_name, t.issue_number, t.status_digest`);
 
 /**
  * Leases up to `limit` tasks whose status comment is behind, for 30 s, so one notifier of several
- * instances edits each comment. Short statement: no transaction is held during GitHub calls.
+ * instances edits each comment. Short statement: no transaction is held during GitHub calls. A
+ * task is due once it kept still for `debounceMs` (its last move, `updated_at`), or `maxDelayMs`
+ * after its comment was last written; the first comment is due at once.
  */
-export async function claimDirtyStatuses(db: Db, limit: number): Promise<DirtyStatus[]> {
+export async function claimDirtyStatuses(
+  db: Db,
+  limit: number,
+  pacing: StatusPacing = { debounceMs: 0, maxDelayMs: 0 },
+): Promise<DirtyStatus[]> {
   return resultRows<DirtyStatus>(
     await db.execute(sql`
       with picked as (
         select task_id from tasks
         where status_version > status_synced_version
           and (status_lease_until is null or status_lease_until < now())
+          and (status_comment_id is null
+               or updated_at <= now() - ${ms(pacing.debounceMs)}
+               or coalesce(status_synced_at, '-infinity') <= now() - ${ms(pacing.maxDelayMs)})
         order by updated_at
         limit ${limit}
         for update skip locked
@@ -381,23 +406,90 @@ export async function claimDirtyStatuses(db: Db, limit: number): Promise<DirtySt
       update tasks t set status_lease_until = now() + interval '30 seconds'
       from picked, repositories r
       where t.task_id = picked.task_id and r.repository_id = t.repository_id
-      returning t.task_id, t.status_version, t.status_comment_id, t.reacted_at::text,
-                t.installation_id, r.full_name, t.issue_number`),
+      returning ${CLAIMED_STATUS_COLUMNS}`),
   );
+}
+
+/**
+ * Every waiting task's position, in service order (effective lane with aging, then FIFO): the
+ * same order and ties as `queuePosition`, for the whole queue in one statement.
+ */
+function queuePositions(agingMs: number) {
+  const agingSeconds = Math.max(1, Math.round(agingMs / 1000));
+  return sql`
+    select task_id, rank() over (order by lane_rank, enqueued_at)::int as position
+    from (select task_id, enqueued_at,
+                 greatest(0, array_position(enum_range(null::lane), lane) - 1
+                   - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int) as lane_rank
+          from tasks where state = 'queued') waiting`;
+}
+
+/**
+ * Leases up to `limit` waiting tasks whose status comment shows a stale queue position: moved by
+ * at least one place and last written `minIntervalMs` ago or more, or last written `refreshMs` ago
+ * or more (the wait estimate drifts). Nearest the head of the queue first; only comments that owe
+ * nothing else (those go through `claimDirtyStatuses`, first).
+ */
+export async function claimStalePositions(
+  db: Db,
+  limit: number,
+  options: { agingMs: number; minIntervalMs: number; refreshMs: number },
+): Promise<DirtyStatus[]> {
+  return resultRows<DirtyStatus>(
+    await db.execute(sql`
+      with positions as (${queuePositions(options.agingMs)}),
+      picked as (
+        select t.task_id from tasks t join positions p on p.task_id = t.task_id
+        where t.status_comment_id is not null
+          and t.status_version = t.status_synced_version
+          and (t.status_lease_until is null or t.status_lease_until < now())
+          and ((t.status_position is distinct from p.position
+                and coalesce(t.status_synced_at, '-infinity') <= now() - ${ms(options.minIntervalMs)})
+               or coalesce(t.status_synced_at, '-infinity') <= now() - ${ms(options.refreshMs)})
+        order by p.position
+        limit ${limit}
+        for update of t skip locked
+      )
+      update tasks t set status_lease_until = now() + interval '30 seconds'
+      from picked, repositories r
+      where t.task_id = picked.task_id and r.repository_id = t.repository_id
+      returning ${CLAIMED_STATUS_COLUMNS}`),
+  );
+}
+
+/** How many tasks left the queue for a runner since `since` (the throughput wait estimates use). */
+export async function countStartedSince(db: Db, since: Date): Promise<number> {
+  // task_events has no index on `at`; the window starts at an id found by binary search.
+  const from = await firstEventIdSince(db, since);
+  const [row] = resultRows<{ n: number }>(
+    await db.execute(sql`
+      select count(*)::int as n from task_events
+      where event_id >= ${from} and from_state = 'queued' and to_state = 'assigned'`),
+  );
+  return row?.n ?? 0;
 }
 
 /** Records what the notifier wrote; a newer version written meanwhile stays dirty. */
 export async function markStatusSynced(
   db: Db,
   taskId: string,
-  synced: { version: number; commentId: number; reacted: boolean },
+  synced: {
+    version: number;
+    commentId: number;
+    reacted: boolean;
+    digest?: string | undefined;
+    position?: number | undefined;
+  },
 ): Promise<void> {
   await db.execute(sql`
     update tasks set
       status_synced_version = greatest(status_synced_version, ${synced.version}),
       status_comment_id = ${synced.commentId},
       reacted_at = case when ${synced.reacted} then coalesce(reacted_at, now()) else reacted_at end,
-      status_lease_until = null
+      status_lease_until = null,
+      status_synced_at = now(),
+      status_digest = ${synced.digest ?? null},
+      status_position = ${synced.position ?? null}
     where task_id = ${taskId}`);
 }
 

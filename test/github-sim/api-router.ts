@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { ApiRoutes, RouteResponse } from "./api-route.ts";
 import { HttpError, notFound } from "./http-error.ts";
 import type { OpenApiValidator } from "./openapi-validator.ts";
@@ -205,22 +205,58 @@ export function createApiRouter(options: ApiRouterOptions) {
         answer = errorResponse(new HttpError(500, `simulator error: ${message}`));
       }
     }
-    const status = answer.status ?? 200;
+    let status = answer.status ?? 200;
+    let body: string | Buffer | null = null;
+    let contentType: string | undefined;
+    if (answer.raw) {
+      contentType = answer.raw.contentType;
+      body = answer.raw.data;
+    } else if (answer.body !== undefined && status !== 204) {
+      contentType = "application/json; charset=utf-8";
+      body = JSON.stringify(answer.body);
+    }
+    // Conditional requests, as GitHub answers them: a successful GET carries an `ETag` of its
+    // body; the same GET with that tag in `If-None-Match` gets `304 Not Modified` with no body,
+    // which is not counted against the rate limit
+    // (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate).
+    const etag =
+      method === "GET" && status === 200 && body !== null
+        ? entityTag(body, contentType)
+        : undefined;
+    if (etag && noneMatch(request.headers.get("if-none-match"), etag)) {
+      status = 304;
+      body = null;
+      contentType = undefined;
+    }
     record.status = status;
     const headers: Record<string, string> = {
       "x-github-request-id": randomUUID(),
       "x-github-media-type": "github.v3; format=json",
       ...rateLimits.answered(principal, status, rateLimited),
       ...answer.headers,
+      ...(etag ? { etag } : {}),
+      ...(contentType ? { "content-type": contentType } : {}),
     };
-    let body: string | Buffer | null = null;
-    if (answer.raw) {
-      headers["content-type"] = answer.raw.contentType;
-      body = answer.raw.data;
-    } else if (answer.body !== undefined && status !== 204) {
-      headers["content-type"] = "application/json; charset=utf-8";
-      body = JSON.stringify(answer.body);
-    }
     return { response: new Response(body, { status, headers }), record };
   };
+}
+
+/** A weak entity tag of an answer's body (GitHub's JSON answers carry `W/"…"` tags). */
+function entityTag(body: string | Buffer, contentType: string | undefined): string {
+  const hash = createHash("sha256")
+    .update(contentType ?? "")
+    .update("\n")
+    .update(body)
+    .digest("hex");
+  return `W/"${hash.slice(0, 32)}"`;
+}
+
+/**
+ * Whether `If-None-Match` names `etag`: a comma-separated list of tags or `*`, compared weakly
+ * (RFC 9110 §13.1.2: `W/"x"` and `"x"` match).
+ */
+function noneMatch(header: string | null, etag: string): boolean {
+  if (!header) return false;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+  return header.split(",").some((tag) => tag.trim() === "*" || opaque(tag) === opaque(etag));
 }

@@ -118,6 +118,8 @@ export const SIMULATED_EVENTS = [
   "check_run",
   "check_suite",
   "status",
+  "push",
+  "member",
 ];
 
 export interface GitHubSimulatorOptions {
@@ -217,6 +219,16 @@ export interface GitHubSimulator {
     options?: { permissions?: AppPermissions; repositories?: string[] },
   ): { token: string; expiresAt: string };
   setPermission(fullName: string, login: string, role: RepoRole): void;
+  /**
+   * A repository admin changes a collaborator's role (`none` removes them): the permission
+   * changes and a `member` webhook (`added`, `edited` or `removed`) goes out.
+   */
+  changeCollaborator(
+    fullName: string,
+    login: string,
+    role: RepoRole,
+    options: SenderOptions,
+  ): Promise<WebhookOutcome>;
   createLabel(
     fullName: string,
     label: { name: string; color?: string; description?: string },
@@ -561,6 +573,46 @@ export async function createGitHubSimulator(
         })
       : Promise.resolve(undefined);
 
+  /** A `push` event for one new commit on `ref`, as GitHub sends it. */
+  const pushPayload = async (
+    fullName: string,
+    ref: string,
+    before: string,
+    after: string,
+    files: Record<string, string | null>,
+  ): Promise<Json> => {
+    const commit = await git.readCommit(fullName, after);
+    if (!commit) throw new Error(`pushed commit ${after} is missing`);
+    const html = `${base}/${fullName}`;
+    const person = (who: { name: string; email: string }) => ({ name: who.name, email: who.email });
+    const headCommit = {
+      id: after,
+      tree_id: commit.tree,
+      distinct: true,
+      message: commit.message,
+      timestamp: commit.committer.date,
+      url: `${html}/commit/${after}`,
+      author: person(commit.author),
+      committer: person(commit.committer),
+      added: [],
+      removed: Object.keys(files).filter((f) => files[f] === null),
+      modified: Object.keys(files).filter((f) => files[f] !== null),
+    };
+    return {
+      ref,
+      before,
+      after,
+      created: /^0+$/.test(before),
+      deleted: false,
+      forced: false,
+      base_ref: null,
+      compare: `${html}/compare/${before.slice(0, 12)}...${after.slice(0, 12)}`,
+      commits: [headCommit],
+      head_commit: headCommit,
+      pusher: person(commit.author),
+    };
+  };
+
   const sim: GitHubSimulator = {
     url: base,
     appId,
@@ -699,6 +751,32 @@ export async function createGitHubSimulator(
       else repo.collaborators.set(login.toLowerCase(), role);
     },
 
+    async changeCollaborator(fullName, login, role, options) {
+      const repo = repoOf(fullName);
+      const before = repo.collaborators.get(login.toLowerCase());
+      sim.setPermission(fullName, login, role);
+      if (!before && role === "none") return outcome([]);
+      // `permission` folds roles into GitHub's legacy three: maintain is write, triage is read.
+      const legacy = (r: string) =>
+        r === "maintain" ? "write" : r === "triage" ? "read" : (r as "read" | "write" | "admin");
+      const member = renderUser(base, user(login));
+      const payload: Json =
+        role === "none"
+          ? { action: "removed", member }
+          : before
+            ? {
+                action: "edited",
+                member,
+                changes: { permission: { from: legacy(before), to: legacy(role) } },
+              }
+            : {
+                action: "added",
+                member,
+                changes: { permission: { to: legacy(role) }, role_name: { to: role } },
+              };
+      return outcome([ctx.emit(repo, "member", payload, user(options.sender))]);
+    },
+
     createLabel(fullName, label) {
       const repo = repoOf(fullName);
       return renderLabel(base, repo, createLabel(ctx, repo, label)) as Schemas["label"];
@@ -772,16 +850,21 @@ export async function createGitHubSimulator(
           throw new Error(`cannot branch ${input.branch} from ${input.from ?? repo.defaultBranch}`);
         await git.updateRef(fullName, ref, from, "");
       }
+      const before = (await git.readRef(fullName, ref)) ?? "0".repeat(40);
       const sha = await git.commitFiles(fullName, {
         branch: input.branch,
         files: input.files,
         message: input.message ?? `Update ${Object.keys(input.files).join(", ")}`,
         author: identityOf(input.user),
       });
-      return {
-        sha,
-        ...(await outcome(await branchMoved(ctx, repo, input.branch, sha, user(input.user)))),
-      };
+      const pushed = ctx.emit(
+        repo,
+        "push",
+        await pushPayload(fullName, ref, before, sha, input.files),
+        user(input.user),
+      );
+      const moved = await branchMoved(ctx, repo, input.branch, sha, user(input.user));
+      return { sha, ...(await outcome([pushed, ...moved])) };
     },
 
     async openPullRequest(fullName, input) {

@@ -123,8 +123,18 @@ describe("GitHub simulator: webhooks", () => {
       files: { "b.txt": "b\n" },
       user: "bob",
     });
-    expect(pushed.delivery).toMatchObject({ event: "pull_request", action: "synchronize" });
-    expect(pushed.delivery!.payload).toMatchObject({ before: headSha, after: pushed.sha });
+    // GitHub sends `push` for the branch, then `pull_request.synchronize` for its open PR.
+    expect(pushed.deliveries.map((d) => `${d.event}.${d.action ?? ""}`)).toEqual([
+      "push.",
+      "pull_request.synchronize",
+    ]);
+    expect(pushed.delivery!.payload).toMatchObject({
+      ref: "refs/heads/feature",
+      before: headSha,
+      after: pushed.sha,
+      head_commit: { id: pushed.sha, modified: ["b.txt"] },
+    });
+    expect(pushed.deliveries[1]!.payload).toMatchObject({ before: headSha, after: pushed.sha });
 
     const created = await sim.createCheckRun(fullName, {
       name: "test",

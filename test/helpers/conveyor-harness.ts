@@ -30,6 +30,8 @@ export const TEST_START_OPTIONS = {
   mergerIntervalMs: 500,
   // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
   githubWritesPerMinute: 100_000,
+  // Status comments: a short debounce, so tests see each settled state quickly.
+  statusPacing: { debounceMs: 100, maxDelayMs: 1_000 },
   dispatchTimings: FAST_TIMINGS,
 } satisfies Partial<StartOptions>;
 

@@ -1,0 +1,214 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.ts";
+import { createGitHubBudget } from "../src/core/github-budget.ts";
+import { repoRef } from "../src/core/github-objects.ts";
+import { createSignals } from "../src/core/signals.ts";
+import { createGitHub, type GitHubApp } from "../src/github/create-github.ts";
+import { findActiveTask } from "../src/store/tasks.ts";
+import { runGit } from "./github-sim/run-git.ts";
+import {
+  createHarness,
+  createWorld,
+  type Harness,
+  WEBHOOK_SECRET,
+  type World,
+} from "./helpers/conveyor-harness.ts";
+import { waitFor } from "./helpers/wait-for.ts";
+
+const ACCESS_TOKENS = "/app/installations/{installation_id}/access_tokens";
+
+describe("the GitHub edge's caches, on the simulator", () => {
+  let world: World;
+  let app: GitHubApp;
+  let scratch: string;
+
+  beforeAll(async () => {
+    world = await createWorld();
+    scratch = await mkdtemp(path.join(tmpdir(), "conveyor-caches-"));
+    const github = await createGitHub({
+      config: loadConfig(world.env),
+      database: world.database,
+      logger: pino({ level: "silent" }),
+      metrics: { githubRequest() {}, githubRateLimit() {}, githubRateLimited() {}, webhook() {} },
+      githubBudget: createGitHubBudget(),
+      recordError() {},
+      signals: createSignals(),
+      options: { octokitOptions: { retry: { enabled: false }, throttle: { enabled: false } } },
+    });
+    app = github.app!;
+  });
+  afterAll(async () => {
+    await world?.close();
+    await rm(scratch, { recursive: true, force: true });
+  });
+  afterEach(() => {
+    expect(world.sim.violations).toEqual([]);
+  });
+
+  const ref = () => repoRef(world.installationId, world.repo);
+  const requestsTo = (route: string) => world.sim.requests.filter((r) => r.route === route);
+
+  it("repeats a read conditionally: an unchanged answer is a 304, a changed one a 200", async () => {
+    const { issue } = await world.sim.openIssue(world.repo, { title: "Blue", user: "octocat" });
+    const route = "/repos/{owner}/{repo}/issues/{issue_number}";
+    const before = requestsTo(route).length;
+    const first = await app.gateway.getIssue(ref(), issue.number);
+    const second = await app.gateway.getIssue(ref(), issue.number);
+    expect(second).toEqual(first);
+    expect(
+      requestsTo(route)
+        .slice(before)
+        .map((r) => r.status),
+    ).toEqual([200, 304]);
+
+    await world.sim.editIssue(world.repo, issue.number, { title: "Green" }, { sender: "octocat" });
+    const third = await app.gateway.getIssue(ref(), issue.number);
+    expect(third?.title).toBe("Green");
+    expect(
+      requestsTo(route)
+        .slice(before)
+        .map((r) => r.status),
+    ).toEqual([200, 304, 200]);
+  });
+
+  it("hands out a kept answer that its caller may change: a wrapped list read three times", async () => {
+    await world.sim.createRepository({
+      owner: "acme",
+      name: "gadgets",
+      installationId: world.installationId,
+    });
+    const route = "/installation/repositories";
+    const before = requestsTo(route).length;
+    const first = await app.gateway.listInstallationRepositories(world.installationId);
+    const second = await app.gateway.listInstallationRepositories(world.installationId);
+    const third = await app.gateway.listInstallationRepositories(world.installationId);
+    expect(first.map((r) => r.fullName).sort()).toEqual(["acme/gadgets", world.repo]);
+    expect([second, third]).toEqual([first, first]);
+    expect(
+      requestsTo(route)
+        .slice(before)
+        .map((r) => r.status),
+    ).toEqual([200, 304, 304]);
+  });
+
+  it("asks GitHub for one installation token however many calls use it", async () => {
+    const installationTokens = () =>
+      requestsTo(ACCESS_TOKENS).filter(
+        (r) => !(r.body as { repositories?: unknown } | undefined)?.repositories,
+      ).length;
+    await app.gateway.listOpenIssuesWithLabel(ref(), "conveyor");
+    const after = installationTokens();
+    expect(after).toBe(1);
+    for (let i = 0; i < 5; i++) await app.gateway.listOpenIssuesWithLabel(ref(), "conveyor");
+    await app.gateway.permission(ref(), "octocat");
+    expect(installationTokens()).toBe(1);
+  });
+
+  it("shares one read-only token among a repository's tasks, and it still cannot push", async () => {
+    const readTokens = () =>
+      requestsTo(ACCESS_TOKENS).filter(
+        (r) => (r.body as { repositories?: unknown } | undefined)?.repositories,
+      ).length;
+    const before = readTokens();
+    const first = await app.gateway.readOnlyToken(ref());
+    const second = await app.gateway.readOnlyToken(ref());
+    expect(second).toEqual(first);
+    expect(readTokens() - before).toBe(1);
+
+    const url = new URL(world.sim.cloneUrl(world.repo));
+    url.username = "x-access-token";
+    url.password = second.value;
+    const clone = path.join(scratch, "reused-token");
+    await runGit(["clone", "--quiet", url.toString(), clone]);
+    const push = await runGit(["push", "origin", "HEAD:refs/heads/sneaky"], {
+      cwd: clone,
+      okCodes: [128],
+    });
+    expect(push.code).toBe(128);
+    expect(push.stderr).toContain("403");
+    expect(await world.sim.getBranchSha(world.repo, "sneaky")).toBeUndefined();
+  });
+});
+
+describe("invalidation by webhooks, through a running server", () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await createHarness({ files: { ".github/conveyor.yml": "version: 1\n" } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  afterEach(() => {
+    expect(h.sim.violations).toEqual([]);
+  });
+
+  const contentsReads = () =>
+    h.sim.requests.filter((r) => r.route === "/repos/{owner}/{repo}/contents/{path}").length;
+  const taskOf = (n: number) => findActiveTask(h.database.db, h.repositoryId, n);
+
+  async function labelled(title: string, label: string) {
+    const { issue } = await h.sim.openIssue(h.repo, { title, user: "octocat" });
+    await h.sim.addLabel(h.repo, issue.number, label, { sender: "octocat" });
+    await h.sim.idle();
+    return issue.number;
+  }
+
+  it("reads the config once per default-branch head, and a pushed change is seen by the next task", async () => {
+    const first = await labelled("One", "conveyor");
+    expect(await taskOf(first)).toBeDefined();
+    const reads = contentsReads();
+    const second = await labelled("Two", "conveyor");
+    expect(await taskOf(second)).toBeDefined();
+    expect(contentsReads()).toBe(reads);
+
+    await h.sim.push(h.repo, {
+      branch: "main",
+      files: { ".github/conveyor.yml": "version: 1\nintake:\n  label: robot\n" },
+      user: "maint",
+    });
+    await h.sim.idle();
+    const third = await labelled("Three", "robot");
+    expect(await taskOf(third)).toBeDefined();
+    const fourth = await labelled("Four", "conveyor");
+    expect(await taskOf(fourth)).toBeUndefined();
+    expect(contentsReads()).toBe(reads + 1);
+  });
+
+  it("sees a config change whose push webhook was lost once reconciliation ran", async () => {
+    h.sim.setWebhook(undefined);
+    await h.sim.push(h.repo, {
+      branch: "main",
+      files: { ".github/conveyor.yml": "version: 1\nintake:\n  label: droid\n" },
+      user: "maint",
+    });
+    h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+    const missed = await labelled("Six", "droid");
+    expect(await taskOf(missed)).toBeUndefined();
+    // Reconciliation reads the head again, then the config at it: the labelled issue is queued.
+    expect(await h.conveyor.reconcile()).toMatchObject({ created: 1 });
+    expect(await taskOf(missed)).toMatchObject({ state: "queued" });
+  });
+
+  it("sees a permission change at once when the member webhook says so", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Five", user: "octocat" });
+    const say = async (user: string) => {
+      const { comment } = await h.sim.comment(h.repo, issue.number, "/queue", { user });
+      return waitFor(() =>
+        h.sim
+          .listReactions(h.repo, { comment: comment.id })
+          .map((r) => r.content)
+          .find((c) => c === "+1" || c === "-1"),
+      );
+    };
+    expect(await say("reader")).toBe("-1");
+    await h.sim.changeCollaborator(h.repo, "reader", "write", { sender: "maint" });
+    await h.sim.idle();
+    expect(await say("reader")).toBe("+1");
+    expect(await taskOf(issue.number)).toMatchObject({ state: "queued" });
+  });
+});
