@@ -15,7 +15,6 @@ import {
   heldState,
   heldTasks,
   rejectTask,
-  renewLease,
   reopenUnaccepted,
 } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings, RunnerConnection, TaskProgress } from "./dispatcher.ts";
@@ -128,8 +127,7 @@ export function createRunnerSession(deps: SessionDeps) {
     switch (frame.type) {
       case "accept": {
         if (!holds(frame)) return stale(frame, "task is not assigned to you at this generation");
-        const task = await acceptTask(db, fence(frame), timings.leaseMs);
-        if (task) {
+        if (await acceptTask(db, fence(frame), timings.leaseMs)) {
           deps.onChange();
           return reply({ type: "ack", id: frame.id });
         }
@@ -154,12 +152,10 @@ export function createRunnerSession(deps: SessionDeps) {
             at: new Date().toISOString(),
           });
         }
-        if (holds(frame) && (await renewLease(db, fence(frame), timings.leaseMs))) {
-          return reply({ type: "ack", id: frame.id });
-        }
-        // Before `accept` there is no lease to renew (the accept window stands), but the task is
-        // still the runner's.
-        if (holds(frame) && (await heldState(db, fence(frame))) === "assigned") {
+        // Renewed with this instance's other heartbeats of the tick, in one statement. Before
+        // `accept` there is no lease to renew (the accept window stands), but the task is still
+        // the runner's: acknowledged too.
+        if (holds(frame) && (await dispatcher.renewLease(fence(frame)))) {
           return reply({ type: "ack", id: frame.id });
         }
         return stale(frame, "you no longer hold this task; stop working on it");
@@ -193,7 +189,7 @@ export function createRunnerSession(deps: SessionDeps) {
             ],
           });
         }
-        if (!result.task) return stale(frame, "task moved on before the result arrived");
+        if (!result.moved) return stale(frame, "task moved on before the result arrived");
         log.info({ taskId: frame.task_id, generation: frame.generation }, "task completed");
         freed(frame.task_id);
         return reply({ type: "ack", id: frame.id });
@@ -232,9 +228,11 @@ export function createRunnerSession(deps: SessionDeps) {
     for (const task of frame.running)
       if (held.has(task.task_id)) tasks.set(task.task_id, task.generation);
     // Tasks it still holds keep running under a fresh lease; the rest it must drop.
-    for (const [taskId, generation] of tasks) {
-      await renewLease(db, { taskId, generation, runnerId: deps.runner.runnerId }, timings.leaseMs);
-    }
+    await Promise.all(
+      [...tasks].map(([taskId, generation]) =>
+        dispatcher.renewLease({ taskId, generation, runnerId: deps.runner.runnerId }),
+      ),
+    );
     // Assignments it never accepted and does not name: offered again below (not an attempt).
     // Not those another live connection of the same runner holds here (two processes sharing a
     // token must not both take one task).
