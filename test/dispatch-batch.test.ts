@@ -11,7 +11,7 @@ import {
   type PrepareAssignment,
   type RunnerConnection,
 } from "../src/dispatch/dispatcher.ts";
-import { createRunnerSession } from "../src/dispatch/runner-session.ts";
+import { createHelloDeadlines, RunnerSession } from "../src/dispatch/runner-session.ts";
 import type { ServerMessage } from "../src/protocol/messages.ts";
 import { storeChangeSet } from "../src/store/dispatch.ts";
 import { createRunner } from "../src/store/runners.ts";
@@ -270,7 +270,7 @@ describe("batched dispatch", () => {
     const dispatcher = await stopped(dispatcherOn(counter.db));
     const sessions: {
       runner: { runnerId: string };
-      session: ReturnType<typeof createRunnerSession>;
+      session: RunnerSession;
       sent: ServerMessage[];
     }[] = [];
     for (let i = 0; i < 4; i++) {
@@ -280,21 +280,27 @@ describe("batched dispatch", () => {
         tier: "normal",
       });
       const sent: ServerMessage[] = [];
-      const session = createRunnerSession({
-        db: counter.db,
-        dispatcher,
-        logger,
-        timings: DEFAULT_TIMINGS,
-        runner: { runnerId: runner.runnerId, name: runner.name, capabilities: [] },
-        policy: {
+      const session = new RunnerSession(
+        {
+          db: counter.db,
+          dispatcher,
+          logger,
+          timings: DEFAULT_TIMINGS,
+          onChange: () => {},
+          helloDeadlines: createHelloDeadlines(),
+        },
+        { runnerId: runner.runnerId, name: runner.name, capabilities: [] },
+        {
           admit: () => ({ ok: true }),
           invalid: () => ({ close: false }),
           recentlyLimited: () => false,
         },
-        onChange: () => {},
-        send: (message) => sent.push(message),
-        close: () => {},
-      });
+        {
+          readyState: 1,
+          send: (data) => sent.push(JSON.parse(data) as ServerMessage),
+          close: () => {},
+        },
+      );
       session.receive(
         JSON.stringify({
           type: "hello",

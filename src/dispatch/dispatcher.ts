@@ -196,7 +196,8 @@ export interface Dispatcher {
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { database, logger, timings } = deps;
   const db = database.db;
-  const live = new Map<string, Set<RunnerConnection>>();
+  /** Sockets by runner: almost always one, so an array (a Set per runner costs more). */
+  const live = new Map<string, RunnerConnection[]>();
   let unlisten: (() => Promise<void>) | undefined;
 
   // Every pass walks every connection: no intermediate array per runner.
@@ -208,7 +209,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   const canTakeWork = (c: RunnerConnection) =>
     !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
-  const isLive = (c: RunnerConnection) => live.get(c.runnerId)?.has(c) === true;
+  const isLive = (c: RunnerConnection) => live.get(c.runnerId)?.includes(c) === true;
 
   const renewals: LeaseRenewals = createLeaseRenewals({
     db,
@@ -510,18 +511,17 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   return {
     register(connection) {
-      let set = live.get(connection.runnerId);
-      if (!set) {
-        set = new Set();
-        live.set(connection.runnerId, set);
-      }
-      set.add(connection);
+      const same = live.get(connection.runnerId);
+      if (!same) live.set(connection.runnerId, [connection]);
+      else if (!same.includes(connection)) same.push(connection);
       loop.wake();
     },
     unregister(connection) {
       // Its tasks stay leased: a reconnect within the lease reclaims them, else the sweep requeues.
-      live.get(connection.runnerId)?.delete(connection);
-      if (live.get(connection.runnerId)?.size === 0) live.delete(connection.runnerId);
+      const same = live.get(connection.runnerId);
+      const rest = same?.filter((c) => c !== connection) ?? [];
+      if (rest.length) live.set(connection.runnerId, rest);
+      else live.delete(connection.runnerId);
     },
     wake: () => loop.wake(),
     announceWork() {

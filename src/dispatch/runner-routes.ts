@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import { type HttpBindings, upgradeWebSocket } from "@hono/node-server";
+import type { HttpBindings } from "@hono/node-server";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
+import type { WebSocket } from "ws";
 import type { Db } from "../../db/client.ts";
 import { checkChangePaths } from "../core/change-set-rules.ts";
 import { addressKey, loginWaitMs, recordLoginFailure } from "../core/login-failures.ts";
@@ -15,8 +16,8 @@ import {
 import { storeChangeSet } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
-import { markUpgradeAccepted } from "./refused-upgrades.ts";
-import { createRunnerSession } from "./runner-session.ts";
+import { createHelloDeadlines, RunnerSession, type SessionContext } from "./runner-session.ts";
+import { acceptWebSocket } from "./websocket-upgrades.ts";
 
 export interface AuthenticatedRunner {
   runnerId: string;
@@ -114,41 +115,39 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     else sockets.delete(runnerId);
   };
 
-  const upgrade = upgradeWebSocket((c) => {
-    const runner = c.get("runner");
-    let session: ReturnType<typeof createRunnerSession> | undefined;
-    return {
-      onOpen(_event, ws) {
-        session = createRunnerSession({
-          db: deps.db,
-          dispatcher: deps.dispatcher,
-          logger: deps.logger,
-          timings: deps.timings,
-          maxSlots,
-          runner,
-          policy: deps.policies.forRunner(runner.runnerId),
-          onChange: deps.onChange,
-          recordError: deps.recordError,
-          send: (message) => {
-            if (ws.readyState === 1) ws.send(JSON.stringify(message));
-          },
-          close: (code, reason) => ws.close(code, reason),
-        });
-      },
-      onMessage(event) {
-        const data = event.data;
-        session?.receive(
-          typeof data === "string" ? data : Buffer.from(data as ArrayBuffer).toString("utf8"),
-        );
-      },
-      onClose() {
-        release(runner.runnerId);
-        session?.closed();
-      },
-    };
-  });
+  // One context and one set of socket listeners for every session on this instance.
+  const context: SessionContext = {
+    db: deps.db,
+    dispatcher: deps.dispatcher,
+    logger: deps.logger,
+    timings: deps.timings,
+    maxSlots,
+    onChange: deps.onChange,
+    recordError: deps.recordError,
+    helloDeadlines: createHelloDeadlines(deps.timings.helloMs),
+  };
+  const sessionOf = new WeakMap<WebSocket, RunnerSession>();
+  function onMessage(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[]) {
+    const raw = Buffer.isBuffer(data)
+      ? data.toString("utf8")
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString("utf8")
+        : Buffer.from(data).toString("utf8");
+    sessionOf.get(this)?.receive(raw);
+  }
+  function onClose(this: WebSocket) {
+    const session = sessionOf.get(this);
+    if (!session) return;
+    sessionOf.delete(this);
+    release(session.runnerId);
+    session.closed();
+  }
+  // A socket error is followed by its close.
+  const onError = () => {};
+
   app.get("/runners/v1", async (c, next) => {
-    const { runnerId, name } = c.get("runner");
+    const runner = c.get("runner");
+    const { runnerId, name } = runner;
     // Counted from before the upgrade, so sockets opened at once cannot all slip through.
     const open = sockets.get(runnerId) ?? 0;
     if (open >= maxSockets) {
@@ -159,16 +158,19 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         429,
       );
     }
+    const policy = deps.policies.forRunner(runnerId);
+    const accepted = acceptWebSocket(c.env, {
+      open(ws) {
+        sessionOf.set(ws, new RunnerSession(context, runner, policy, ws));
+        ws.on("message", onMessage);
+        ws.on("close", onClose);
+        ws.on("error", onError);
+      },
+      aborted: () => release(runnerId),
+    });
+    if (!accepted) return next();
     sockets.set(runnerId, open + 1);
-    let handshake: Response | undefined;
-    try {
-      handshake = (await upgrade(c, next)) as Response | undefined;
-    } finally {
-      if (!handshake || handshake.status >= 300) release(runnerId);
-    }
-    // Any other answer to an upgrade is a refusal, which gets a JSON body (refused-upgrades.ts).
-    if (handshake && handshake.status < 300) markUpgradeAccepted(c.env.incoming);
-    return handshake;
+    return new Response(null);
   });
 
   app.put(
