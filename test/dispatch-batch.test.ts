@@ -223,6 +223,29 @@ describe("batched dispatch", () => {
     ]);
   });
 
+  it("reads what the tasks of one batch share once per batch (the repository head)", async () => {
+    let headReads = 0;
+    const dispatcher = await stopped(
+      dispatcherOn(database.db, async (_task, shared) => {
+        const head = await shared("head:acme/gadgets", async () => {
+          headReads++;
+          return BASE;
+        });
+        return { ...assignment(), baseSha: head };
+      }),
+    );
+    await connect(dispatcher, { slots: 3 });
+    await connect(dispatcher, { slots: 2 });
+    await queue(5);
+    expect(await dispatcher.dispatchOnce()).toBe(5);
+    expect(headReads).toBe(1);
+    await queue(1);
+    await connect(dispatcher);
+    expect(await dispatcher.dispatchOnce()).toBe(1);
+    // A new batch reads again.
+    expect(headReads).toBe(2);
+  });
+
   it("never assigns a task twice across two dispatcher instances claiming at once", async () => {
     // Both read the same queue; preparing yields so their claims interleave.
     const slow: PrepareAssignment = async () => {

@@ -83,11 +83,32 @@ export interface Assignment {
 }
 
 /**
+ * Runs a read once for every caller that names the same key within one dispatch batch: the tasks
+ * of a batch in one repository start from the same head, read once rather than once per task.
+ */
+export type SharedReads = <T>(key: string, read: () => Promise<T>) => Promise<T>;
+
+/** A fresh `SharedReads`, for one batch. */
+export function sharedReads(): SharedReads {
+  const reads = new Map<string, Promise<unknown>>();
+  return <T>(key: string, read: () => Promise<T>) => {
+    let pending = reads.get(key) as Promise<T> | undefined;
+    if (!pending) {
+      pending = read();
+      reads.set(key, pending);
+    }
+    return pending;
+  };
+}
+
+/**
  * Reads what an assignment needs from GitHub. Called for every task of a batch at once (up to
- * `PREPARE_CONCURRENCY`) before the batch is claimed, and again for `resendAssignment`.
+ * `PREPARE_CONCURRENCY`) before the batch is claimed, with reads shared across the batch, and
+ * again for `resendAssignment`.
  */
 export type PrepareAssignment = (
   task: Pick<ClaimedTask, "installation_id" | "full_name" | "issue_number" | "pr_head_sha">,
+  shared: SharedReads,
 ) => Promise<Assignment>;
 
 /** Assignments of one batch prepared at once (GitHub reads); the rest wait for a free one. */
@@ -229,7 +250,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     try {
       const task = await heldAssignment(db, { taskId, generation, runnerId: connection.runnerId });
       if (!task || connection.tasks.get(taskId) !== generation) return;
-      const assignment = await deps.prepareAssignment(task);
+      const assignment = await deps.prepareAssignment(task, sharedReads());
       // Same attempt, same commit: only the token is new.
       const baseSha = task.base_sha ?? assignment.baseSha;
       if (!task.base_sha) await setAssignmentBase(db, { taskId, generation }, baseSha);
@@ -324,8 +345,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const pairs = match(candidates, free);
     if (pairs.length === 0) return { assigned: 0, again: false };
     const startedAt = performance.now();
+    const shared = sharedReads();
     const prepared = await pooled(pairs, PREPARE_CONCURRENCY, ({ task }) =>
-      deps.prepareAssignment(task),
+      deps.prepareAssignment(task, shared),
     );
     const claims: Claim[] = [];
     const defer: string[] = [];
