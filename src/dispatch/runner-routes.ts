@@ -14,6 +14,7 @@ import {
   UploadTarget,
 } from "../protocol/messages.ts";
 import { storeChangeSet } from "../store/dispatch.ts";
+import { hashRunnerToken } from "../store/runners.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
 import { createHelloDeadlines, RunnerSession, type SessionContext } from "./runner-session.ts";
@@ -46,7 +47,10 @@ export const DEFAULT_RUNNER_MAX_SLOTS = 32;
 /** Addresses whose failed logins are remembered before the oldest quiet ones are forgotten. */
 const MAX_LOGIN_KEYS = 10_000;
 
-type Env = { Bindings: HttpBindings; Variables: { runner: AuthenticatedRunner } };
+type Env = {
+  Bindings: HttpBindings;
+  Variables: { runner: AuthenticatedRunner; tokenHash: string };
+};
 
 const bearer = (header: string | undefined) => /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
 
@@ -63,39 +67,58 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
   const sockets = new Map<string, number>();
   /** Failed logins per address (IPv6: per /64), to make guessing tokens slow. */
   const failures = new Map<string, readonly number[]>();
-
-  const requireRunner: MiddlewareHandler<Env> = async (c, next) => {
-    const key = addressKey(c.env.incoming.socket.remoteAddress);
-    const now = Date.now();
-    const wait = loginWaitMs(failures.get(key) ?? [], now);
-    if (wait > 0) {
-      c.header("Retry-After", String(Math.ceil(wait / 1000)));
-      return c.json(
-        {
-          error: `too many failed runner logins from your address; retry in ${Math.ceil(wait / 1000)} s`,
-        },
-        429,
-      );
-    }
-    const token = bearer(c.req.header("authorization"));
-    const runner = token ? await deps.authenticate(token) : undefined;
-    if (!runner) {
-      if (failures.size >= MAX_LOGIN_KEYS) {
-        for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
-      }
-      if (failures.size < MAX_LOGIN_KEYS) {
-        failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
-      }
-      return c.json(
-        { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
-        401,
-      );
-    }
-    c.set("runner", runner);
-    await next();
+  /**
+   * The sessions open on this instance, by the hash of the token that opened them: an upload from
+   * a runner whose socket is open here is authenticated by that socket, without a database read
+   * (one commit fewer per task). Only while a socket is OPEN: revoking closes the runner's sockets
+   * (`RUNNER_REVOKED_CHANNEL`), which takes it out at once, so an upload is trusted exactly as long
+   * as the frames on that socket are.
+   */
+  const openByToken = new Map<string, { runner: AuthenticatedRunner; sessions: RunnerSession[] }>();
+  const openRunner = (tokenHash: string): AuthenticatedRunner | undefined => {
+    const entry = openByToken.get(tokenHash);
+    return entry?.sessions.some((s) => s.isOpen()) ? entry.runner : undefined;
   };
-  app.use("/runners/v1", requireRunner);
-  app.use("/runners/v1/*", requireRunner);
+
+  const requireRunner = (options: { reuseOpenSockets: boolean }): MiddlewareHandler<Env> =>
+    async function requireRunner(c, next) {
+      const key = addressKey(c.env.incoming.socket.remoteAddress);
+      const now = Date.now();
+      const wait = loginWaitMs(failures.get(key) ?? [], now);
+      if (wait > 0) {
+        c.header("Retry-After", String(Math.ceil(wait / 1000)));
+        return c.json(
+          {
+            error: `too many failed runner logins from your address; retry in ${Math.ceil(wait / 1000)} s`,
+          },
+          429,
+        );
+      }
+      const token = bearer(c.req.header("authorization"));
+      const tokenHash = token ? hashRunnerToken(token) : undefined;
+      const runner = !token
+        ? undefined
+        : ((options.reuseOpenSockets && tokenHash ? openRunner(tokenHash) : undefined) ??
+          (await deps.authenticate(token)));
+      if (!runner) {
+        if (failures.size >= MAX_LOGIN_KEYS) {
+          for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
+        }
+        if (failures.size < MAX_LOGIN_KEYS) {
+          failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
+        }
+        return c.json(
+          { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
+          401,
+        );
+      }
+      c.set("runner", runner);
+      c.set("tokenHash", tokenHash!);
+      await next();
+    };
+  // A new socket is always checked against the database; an upload may reuse an open socket's.
+  app.use("/runners/v1", requireRunner({ reuseOpenSockets: false }));
+  app.use("/runners/v1/*", requireRunner({ reuseOpenSockets: true }));
   // A runner closed for invalid frames waits before it may connect again (30 s, 60 s, 5 min).
   app.use("/runners/v1", async (c, next) => {
     const wait = deps.policies.reconnectWait(c.get("runner").runnerId, Date.now());
@@ -127,6 +150,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     helloDeadlines: createHelloDeadlines(deps.timings.helloMs),
   };
   const sessionOf = new WeakMap<WebSocket, RunnerSession>();
+  const tokenOf = new WeakMap<RunnerSession, string>();
   function onMessage(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[]) {
     const raw = Buffer.isBuffer(data)
       ? data.toString("utf8")
@@ -139,6 +163,12 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     const session = sessionOf.get(this);
     if (!session) return;
     sessionOf.delete(this);
+    const tokenHash = tokenOf.get(session);
+    const entry = tokenHash ? openByToken.get(tokenHash) : undefined;
+    if (entry && tokenHash) {
+      entry.sessions = entry.sessions.filter((s) => s !== session);
+      if (entry.sessions.length === 0) openByToken.delete(tokenHash);
+    }
     release(session.runnerId);
     session.closed();
   }
@@ -147,6 +177,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
 
   app.get("/runners/v1", async (c, next) => {
     const runner = c.get("runner");
+    const tokenHash = c.get("tokenHash");
     const { runnerId, name } = runner;
     // Counted from before the upgrade, so sockets opened at once cannot all slip through.
     const open = sockets.get(runnerId) ?? 0;
@@ -161,7 +192,12 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     const policy = deps.policies.forRunner(runnerId);
     const accepted = acceptWebSocket(c.env, {
       open(ws) {
-        sessionOf.set(ws, new RunnerSession(context, runner, policy, ws));
+        const session = new RunnerSession(context, runner, policy, ws);
+        sessionOf.set(ws, session);
+        tokenOf.set(session, tokenHash);
+        const entry = openByToken.get(tokenHash);
+        if (entry) entry.sessions.push(session);
+        else openByToken.set(tokenHash, { runner, sessions: [session] });
         ws.on("message", onMessage);
         ws.on("close", onClose);
         ws.on("error", onError);

@@ -165,6 +165,11 @@ export class RunnerSession implements RunnerConnection {
     return this.policy.recentlyLimited(Date.now());
   }
 
+  /** The socket is open (not closing: a revoked runner's socket is closing at once). */
+  isOpen(): boolean {
+    return this.socket.readyState === OPEN;
+  }
+
   send(message: ServerMessage): void {
     if (this.socket.readyState === OPEN) this.socket.send(JSON.stringify(message));
   }
