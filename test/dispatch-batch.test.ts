@@ -411,6 +411,33 @@ describe("batched dispatch", () => {
     expect(counter.count() / 8).toBeLessThanOrEqual(4);
   });
 
+  it("does not expire a lease renewed after the sweep read it as expired", async () => {
+    // Renewals give a minute; the accept below only 50 ms.
+    const dispatcher = await stopped(dispatcherOn(database.db, undefined, { leaseMs: 60_000 }));
+    const runner = await connect(dispatcher);
+    const [taskId] = await queue(1);
+    expect(await dispatcher.dispatchOnce()).toBe(1);
+    const fence = {
+      taskId: taskId!,
+      generation: runner.connection.tasks.get(taskId!)!,
+      runnerId: runner.connection.runnerId,
+    };
+    const { acceptTask, failAttempt, findExpiredTasks } = await import("../src/store/dispatch.ts");
+    expect(await acceptTask(database.db, fence, 50)).toBe(true);
+    const expired = await waitFor(async () =>
+      (await findExpiredTasks(database.db)).find((t) => t.task_id === taskId),
+    );
+    // The runner reconnects and renews between the sweep's read and its statement.
+    expect(await dispatcher.renewLease(fence)).toBe(true);
+    const failed = await failAttempt(database.db, fence, expired.why, {
+      retryable: true,
+      actor: "dispatcher",
+      expired: true,
+    });
+    expect(failed).toBeUndefined();
+    expect(await getTask(database.db, taskId!)).toMatchObject({ state: "running", attempts: 0 });
+  });
+
   it("keeps heartbeating tasks' leases alive in batches, and an unrenewed one still requeues", async () => {
     const counter = counting(database.db);
     const leaseMs = 400;

@@ -427,6 +427,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         {
           retryable: true,
           actor: "dispatcher",
+          // Read a moment ago: a runner that reconnected and renewed its lease since keeps it.
+          expired: true,
           // A silent runner is the runner's fault, not the task's: offer it again at once (it
           // still counts as an attempt). A passed deadline backs off like any failed attempt.
           backoffBaseMs: task.why === "deadline passed" ? timings.backoffBaseMs : 0,

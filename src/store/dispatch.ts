@@ -299,7 +299,14 @@ export async function failAttempt(
   db: Db,
   fence: { taskId: string; generation: number; runnerId?: string },
   cause: string,
-  options: { retryable: boolean; actor: string; now?: Date; backoffBaseMs?: number },
+  options: {
+    retryable: boolean;
+    actor: string;
+    now?: Date;
+    backoffBaseMs?: number;
+    /** Only if the lease, accept window or deadline has run out when the statement runs. */
+    expired?: boolean;
+  },
 ): Promise<Task | undefined> {
   const task = await getTask(db, fence.taskId);
   if (!task) return undefined;
@@ -316,6 +323,7 @@ export async function failAttempt(
     generation: fence.generation,
     ...(fence.runnerId ? { runnerId: fence.runnerId } : {}),
     from: ["assigned", "running"],
+    ...(options.expired ? { expired: true } : {}),
     to: outcome.state,
     actor: options.actor,
     reason: outcome.reason,
