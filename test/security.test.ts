@@ -479,6 +479,25 @@ describe("runner tokens", () => {
     expect((await upload(owner.token, assign)).status).toBe(201);
   });
 
+  it("refuses an upload sent right after the revoke, while the revoked socket is still closing", async (context) => {
+    const { owner, socket, assign } = await runningTask("Revoked, upload racing the close");
+    // While the socket is open, its uploads are authenticated by it (no token lookup)…
+    expect((await upload(owner.token, assign)).status).toBe(201);
+    const revoked = await fetch(`${h.conveyor.url}/api/runners/${owner.name}/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(revoked.status).toBe(200);
+    // …and not a moment after the revoke, before the close handshake finished.
+    const before = await rowCounts();
+    const late = await upload(owner.token, assign);
+    expect(late.status).toBe(401);
+    const stored = await storedSince(before);
+    securityCase(context, stored);
+    expect(stored).toEqual({});
+    expect((await socket.closed).code).toBe(1008);
+  });
+
   it("cuts a revoked runner off at once: socket closed (1008), reconnect and uploads 401, nothing stored", async (context) => {
     const { owner, socket, assign } = await runningTask("Revoked midway");
     const revoked = await fetch(`${h.conveyor.url}/api/runners/${owner.name}/revoke`, {

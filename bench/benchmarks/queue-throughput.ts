@@ -188,8 +188,8 @@ export const queueThroughput: Benchmark = {
       );
     }
     notes.push(
-      "One dispatcher per instance hands out tasks one at a time, and every assignment first asks GitHub for the repository, its head and a read-only token (three HTTP round trips a no-op job does not make): the time per assignment, not the number of runners, sets the rate.",
-      "A task's own statements are nine, each its own transaction (claim, assignment base, accept, heartbeat, token lookup and change set for the upload, complete); the rest of commits/item is the dispatcher's passes (idle slots whose claim finds nothing), sweeps and status-comment bookkeeping. A graphile-worker job is two or three.",
+      "A dispatch pass fills every free slot at once: one read of the queue, every assignment prepared concurrently (GitHub: the repository and its head, a read-only token), one statement that claims the batch with its assignment bases. The GitHub reads of a batch, not the number of runners, set the pace of a pass.",
+      "A task's own commits are about four: its share of the batch's read and claim, accept, the upload (token lookup and change set), complete; heartbeats are renewed for many tasks per statement. The rest of commits/item is the safety-net sweep (every 10 s) and the notifier's status-comment bookkeeping. A graphile-worker job is two or three.",
     );
     const undrained = rows.filter((r) => !r.ours.drained);
     if (undrained.length) {

@@ -90,7 +90,7 @@ export interface QueuedTaskRow {
 
 /**
  * Waiting tasks in the order runners will get them: queued ones in service order (lane after
- * aging, then FIFO, as `claimNextTask` orders them), then those waiting out a backoff, soonest
+ * aging, then FIFO, as `findClaimable` orders them), then those waiting out a backoff, soonest
  * first.
  */
 export async function listWaitingTasks(

@@ -76,10 +76,11 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     onChange: () => signals.emit("status-owed"),
     onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
     recordError: deps.recordError,
-    async prepareAssignment(task) {
+    async prepareAssignment(task, shared) {
       const ref = repoRef(task.installation_id, task.full_name);
       const [head, readToken] = await Promise.all([
-        gateway.repositoryHead(ref),
+        // The tasks of one batch in this repository start from the same head: read it once.
+        shared(`head:${task.installation_id}:${task.full_name}`, () => gateway.repositoryHead(ref)),
         gateway.readOnlyToken(ref),
       ]);
       return {

@@ -7,9 +7,12 @@ import type { ServerMessage } from "../protocol/messages.ts";
 type AssignFrame = Extract<ServerMessage, { type: "assign" }>;
 
 import {
+  type Claim,
+  type ClaimableTask,
   type ClaimedTask,
-  claimNextTask,
+  claimTasks,
   failAttempt,
+  findClaimable,
   findExpiredTasks,
   heldAssignment,
   lostTasks,
@@ -17,7 +20,7 @@ import {
   setAssignmentBase,
 } from "../store/dispatch.ts";
 import { RUNNER_REVOKED_CHANNEL } from "../store/runners.ts";
-import { transitionTask } from "../store/tasks.ts";
+import { createLeaseRenewals, type LeaseRenewals } from "./lease-renewals.ts";
 
 /** The protocol's timings (docs/protocol.md); tests shorten them. */
 export interface DispatchTimings {
@@ -81,7 +84,37 @@ export interface Assignment {
   readToken: { value: string; expiresAt: string };
 }
 
-export type PrepareAssignment = (task: ClaimedTask) => Promise<Assignment>;
+/**
+ * Runs a read once for every caller that names the same key within one dispatch batch: the tasks
+ * of a batch in one repository start from the same head, read once rather than once per task.
+ */
+export type SharedReads = <T>(key: string, read: () => Promise<T>) => Promise<T>;
+
+/** A fresh `SharedReads`, for one batch. */
+export function sharedReads(): SharedReads {
+  const reads = new Map<string, Promise<unknown>>();
+  return <T>(key: string, read: () => Promise<T>) => {
+    let pending = reads.get(key) as Promise<T> | undefined;
+    if (!pending) {
+      pending = read();
+      reads.set(key, pending);
+    }
+    return pending;
+  };
+}
+
+/**
+ * Reads what an assignment needs from GitHub. Called for every task of a batch at once (up to
+ * `PREPARE_CONCURRENCY`) before the batch is claimed, with reads shared across the batch, and
+ * again for `resendAssignment`.
+ */
+export type PrepareAssignment = (
+  task: Pick<ClaimedTask, "installation_id" | "full_name" | "issue_number" | "pr_head_sha">,
+  shared: SharedReads,
+) => Promise<Assignment>;
+
+/** Assignments of one batch prepared at once (GitHub reads); the rest wait for a free one. */
+export const PREPARE_CONCURRENCY = 32;
 
 export interface DispatcherDeps {
   database: Database;
@@ -159,6 +192,12 @@ export interface Dispatcher {
   revokeRunner(runnerId: string): void;
   connections(): RunnerConnection[];
   /**
+   * A heartbeat for a task the connection holds: its lease is renewed together with the other
+   * heartbeats this instance received meanwhile, in one statement (`lease-renewals.ts`). Resolves true when the runner still
+   * holds the task (renewed, or assigned and not yet accepted), false when it does not.
+   */
+  renewLease(fence: { taskId: string; generation: number; runnerId: string }): Promise<boolean>;
+  /**
    * Sends the `assign` of a task this connection continues (after `welcome` said `continue`) once
    * more, at the same generation, with a fresh read token and the commit the attempt started
    * from: a runner that restarted before its clone finished can clone again. Sends nothing if the
@@ -169,7 +208,7 @@ export interface Dispatcher {
   logTail(taskId: string): string | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** One dispatch pass; returns how many tasks were assigned (tests). */
+  /** Dispatch passes until no free slot finds work; returns how many tasks were assigned (tests). */
   dispatchOnce(): Promise<number>;
   sweepOnce(): Promise<void>;
 }
@@ -182,7 +221,8 @@ export interface Dispatcher {
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { database, logger, timings } = deps;
   const db = database.db;
-  const live = new Map<string, Set<RunnerConnection>>();
+  /** Sockets by runner: almost always one, so an array (a Set per runner costs more). */
+  const live = new Map<string, RunnerConnection[]>();
   let unlisten: (() => Promise<void>) | undefined;
 
   // Every pass walks every connection: no intermediate array per runner.
@@ -194,59 +234,16 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   const canTakeWork = (c: RunnerConnection) =>
     !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
+  const isLive = (c: RunnerConnection) => live.get(c.runnerId)?.includes(c) === true;
 
-  async function offer(connection: RunnerConnection): Promise<boolean> {
-    const claimed = await claimNextTask(db, {
-      runnerId: connection.runnerId,
-      capabilities: connection.capabilities,
-      agingMs: deps.agingMs,
-      acceptMs: timings.acceptMs,
-      maxRunningPerInstallation: deps.maxRunningPerInstallation,
-    });
-    if (!claimed) return false;
-    const claimedAt = performance.now();
-    connection.tasks.set(claimed.task_id, claimed.generation);
-    connection.lastAssignedAt = Date.now();
-    const log = logger.child({
-      taskId: claimed.task_id,
-      generation: claimed.generation,
-      runnerId: connection.runnerId,
-    });
-    let assignment: Assignment;
-    try {
-      assignment = await deps.prepareAssignment(claimed);
-    } catch (error) {
-      // Not the runner's fault and not an attempt: put the task back and try again shortly.
-      log.warn({ err: error }, "could not prepare the assignment; task requeued");
+  const renewals: LeaseRenewals = createLeaseRenewals({
+    db,
+    leaseMs: timings.leaseMs,
+    onError: (error) => {
+      logger.warn({ err: error }, "could not renew leases");
       deps.recordError?.("dispatcher", error);
-      connection.tasks.delete(claimed.task_id);
-      await transitionTask(db, {
-        taskId: claimed.task_id,
-        generation: claimed.generation,
-        from: ["assigned"],
-        to: "queued",
-        actor: "dispatcher",
-        reason: `could not prepare the assignment: ${(error as Error).message}`,
-        set: { runnerId: null, leaseExpiresAt: null, availableAt: new Date(Date.now() + 30_000) },
-      });
-      return true;
-    }
-    await setAssignmentBase(
-      db,
-      { taskId: claimed.task_id, generation: claimed.generation },
-      assignment.baseSha,
-    );
-    connection.send(assignFrame(claimed, assignment));
-    if (claimed.queued_seconds !== null) {
-      deps.onAssignSent?.(
-        claimed.lane,
-        Number(claimed.queued_seconds) + (performance.now() - claimedAt) / 1000,
-      );
-    }
-    log.info({ repo: claimed.full_name, issueNumber: claimed.issue_number }, "task assigned");
-    deps.onChange();
-    return true;
-  }
+    },
+  });
 
   async function resendAssignment(
     connection: RunnerConnection,
@@ -257,7 +254,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     try {
       const task = await heldAssignment(db, { taskId, generation, runnerId: connection.runnerId });
       if (!task || connection.tasks.get(taskId) !== generation) return;
-      const assignment = await deps.prepareAssignment(task);
+      const assignment = await deps.prepareAssignment(task, sharedReads());
       // Same attempt, same commit: only the token is new.
       const baseSha = task.base_sha ?? assignment.baseSha;
       if (!task.base_sha) await setAssignmentBase(db, { taskId, generation }, baseSha);
@@ -270,28 +267,157 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /**
+   * Which free connection takes which task: tasks in service order, each to the least recently
+   * assigned connection whose capabilities cover the task's and that has a slot left; a
+   * connection that just got one goes to the back, so slots fill round robin.
+   */
+  function match(
+    tasks: readonly ClaimableTask[],
+    free: readonly RunnerConnection[],
+  ): { task: ClaimableTask; connection: RunnerConnection }[] {
+    const order = [...free].sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
+    const left = new Map(order.map((c) => [c, c.slots - c.tasks.size]));
+    const pairs: { task: ClaimableTask; connection: RunnerConnection }[] = [];
+    for (const task of tasks) {
+      const index = order.findIndex((c) =>
+        task.capabilities.every((capability) => c.capabilities.includes(capability)),
+      );
+      if (index < 0) continue;
+      const connection = order[index]!;
+      pairs.push({ task, connection });
+      order.splice(index, 1);
+      const remaining = left.get(connection)! - 1;
+      left.set(connection, remaining);
+      if (remaining > 0) order.push(connection);
+    }
+    return pairs;
+  }
+
+  /** Capability sets no other set contains: a task one of them covers is one some runner can take. */
+  function widestSets(connections: readonly RunnerConnection[]): string[][] {
+    const sets = [...new Map(connections.map((c) => [[...c.capabilities].sort().join("\0"), c]))]
+      .map(([, c]) => [...new Set(c.capabilities)])
+      .sort((a, b) => b.length - a.length);
+    const kept: string[][] = [];
+    for (const set of sets) {
+      if (!kept.some((wider) => set.every((capability) => wider.includes(capability)))) {
+        kept.push(set);
+      }
+    }
+    return kept;
+  }
+
+  /** Runs `work` over `items`, at most `limit` at a time; results in the items' order. */
+  async function pooled<T, R>(
+    items: readonly T[],
+    limit: number,
+    work: (item: T) => Promise<R>,
+  ): Promise<PromiseSettledResult<R>[]> {
+    const results: PromiseSettledResult<R>[] = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const index = next++;
+        try {
+          results[index] = { status: "fulfilled", value: await work(items[index]!) };
+        } catch (reason) {
+          results[index] = { status: "rejected", reason };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    return results;
+  }
+
+  /**
+   * One batch for every free slot on this instance: read the tasks the free runners can take (one
+   * statement), match them to runners, prepare every assignment at once (GitHub), then claim the
+   * batch with the assignment bases in one statement and send the `assign` frames. Returns how
+   * many were assigned, and whether another pass could find more (a claim lost to another
+   * instance or an assignment that could not be prepared leaves work the next pass may take).
+   */
+  async function dispatchPass(): Promise<{ assigned: number; again: boolean }> {
+    const free = all().filter(canTakeWork);
+    if (free.length === 0) return { assigned: 0, again: false };
+    const limit = free.reduce((sum, c) => sum + c.slots - c.tasks.size, 0);
+    const candidates = await findClaimable(db, {
+      capabilitySets: widestSets(free),
+      limit,
+      agingMs: deps.agingMs,
+      maxRunningPerInstallation: deps.maxRunningPerInstallation,
+    });
+    const pairs = match(candidates, free);
+    if (pairs.length === 0) return { assigned: 0, again: false };
+    const startedAt = performance.now();
+    const shared = sharedReads();
+    const prepared = await pooled(pairs, PREPARE_CONCURRENCY, ({ task }) =>
+      deps.prepareAssignment(task, shared),
+    );
+    const claims: Claim[] = [];
+    const defer: string[] = [];
+    const assignments = new Map<string, Assignment>();
+    pairs.forEach(({ task, connection }, index) => {
+      const outcome = prepared[index]!;
+      if (outcome.status === "rejected") {
+        logger.warn(
+          { err: outcome.reason, taskId: task.task_id, runnerId: connection.runnerId },
+          "could not prepare the assignment; task offered again in 30 s",
+        );
+        deps.recordError?.("dispatcher", outcome.reason);
+        defer.push(task.task_id);
+        return;
+      }
+      // A runner that left or began draining meanwhile gets nothing; the next pass decides.
+      if (!isLive(connection) || connection.draining) return;
+      assignments.set(task.task_id, outcome.value);
+      claims.push({
+        taskId: task.task_id,
+        generation: task.generation,
+        runnerId: connection.runnerId,
+        baseSha: outcome.value.baseSha,
+      });
+    });
+    const claimed = await claimTasks(db, claims, { acceptMs: timings.acceptMs, defer });
+    const connectionOf = new Map(pairs.map((p) => [p.task.task_id, p.connection]));
+    const now = Date.now();
+    for (const task of claimed) {
+      const connection = connectionOf.get(task.task_id)!;
+      connection.tasks.set(task.task_id, task.generation);
+      connection.lastAssignedAt = now;
+      connection.send(assignFrame(task, assignments.get(task.task_id)!));
+      if (task.queued_seconds !== null) {
+        deps.onAssignSent?.(
+          task.lane,
+          Number(task.queued_seconds) + (performance.now() - startedAt) / 1000,
+        );
+      }
+      logger.info(
+        {
+          taskId: task.task_id,
+          generation: task.generation,
+          runnerId: task.runner_id,
+          repo: task.full_name,
+          issueNumber: task.issue_number,
+        },
+        "task assigned",
+      );
+    }
+    if (claimed.length || defer.length) deps.onChange();
+    return {
+      assigned: claimed.length,
+      again: claimed.length > 0 || claims.length > claimed.length || defer.length > 0,
+    };
+  }
+
   async function dispatchOnce(): Promise<number> {
     let assigned = 0;
-    // Capability sets whose claim found nothing in this run. A runner offering a subset of one
-    // cannot find anything either, so it is not asked: with thousands of idle runners every run
-    // would otherwise make one futile claim per runner. Work queued meanwhile wakes another run.
-    const exhausted: Set<string>[] = [];
-    const futile = (c: RunnerConnection) =>
-      exhausted.some((set) => c.capabilities.every((capability) => set.has(capability)));
-    // Round robin in least-recently-assigned order: one task per runner per pass.
+    // Every pass removes what it claimed, lost or deferred from what the next one can find, so
+    // this ends: when no free slot is left, or the queue has nothing the free runners can take.
     for (;;) {
-      const candidates = all()
-        .filter((c) => !futile(c) && canTakeWork(c))
-        .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
-      let progressed = false;
-      for (const connection of candidates) {
-        if (futile(connection) || !canTakeWork(connection)) continue;
-        if (await offer(connection)) {
-          progressed = true;
-          assigned++;
-        } else exhausted.push(new Set(connection.capabilities));
-      }
-      if (!progressed) return assigned;
+      const pass = await dispatchPass();
+      assigned += pass.assigned;
+      if (!pass.again) return assigned;
     }
   }
 
@@ -306,6 +432,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         {
           retryable: true,
           actor: "dispatcher",
+          // Read a moment ago: a runner that reconnected and renewed its lease since keeps it.
+          expired: true,
           // A silent runner is the runner's fault, not the task's: offer it again at once (it
           // still counts as an attempt). A passed deadline backs off like any failed attempt.
           backoffBaseMs: task.why === "deadline passed" ? timings.backoffBaseMs : 0,
@@ -393,6 +521,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  let lastSweepAt = Number.NEGATIVE_INFINITY;
   const loop: Loop = createLoop({
     name: "dispatcher",
     intervalMs: timings.sweepMs,
@@ -400,25 +529,28 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     initialDelayMs: 0,
     onError: (error) => deps.recordError?.("loop:dispatcher", error),
     body: async () => {
-      await sweepOnce();
+      // Wakes (work queued, a slot freed) only dispatch; the safety-net sweep keeps its interval.
+      if (performance.now() - lastSweepAt >= timings.sweepMs) {
+        lastSweepAt = performance.now();
+        await sweepOnce();
+      }
       await dispatchOnce();
     },
   });
 
   return {
     register(connection) {
-      let set = live.get(connection.runnerId);
-      if (!set) {
-        set = new Set();
-        live.set(connection.runnerId, set);
-      }
-      set.add(connection);
+      const same = live.get(connection.runnerId);
+      if (!same) live.set(connection.runnerId, [connection]);
+      else if (!same.includes(connection)) same.push(connection);
       loop.wake();
     },
     unregister(connection) {
       // Its tasks stay leased: a reconnect within the lease reclaims them, else the sweep requeues.
-      live.get(connection.runnerId)?.delete(connection);
-      if (live.get(connection.runnerId)?.size === 0) live.delete(connection.runnerId);
+      const same = live.get(connection.runnerId);
+      const rest = same?.filter((c) => c !== connection) ?? [];
+      if (rest.length) live.set(connection.runnerId, rest);
+      else live.delete(connection.runnerId);
     },
     wake: () => loop.wake(),
     announceWork() {
@@ -427,6 +559,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     },
     revokeRunner: closeLocally,
     connections: all,
+    renewLease: (fence) => renewals.renew(fence),
     resendAssignment,
     logTail(taskId) {
       for (const connection of all()) {
@@ -445,6 +578,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     },
     async stop() {
       await loop.stop();
+      await renewals.flush();
       await unlisten?.();
       unlisten = undefined;
       for (const connection of all()) connection.close(1001, "server shutting down");

@@ -14,6 +14,60 @@ import {
 } from "../core/rate-limit.ts";
 import type { FramePolicy } from "./runner-session.ts";
 
+type Observer = {
+  rateLimited(tier: string): void;
+  invalidFrame(): void;
+  closedForViolations(): void;
+};
+
+/** The records every runner's policy reads and writes: one set per instance. */
+interface PolicyRecords {
+  rate: Map<string, RateLimitState>;
+  violations: Map<string, ViolationState>;
+  limits: TierLimits | undefined;
+  observer: Observer | undefined;
+}
+
+/** One runner's view of the shared records (methods on the prototype: no closures per socket). */
+class RunnerFramePolicy implements FramePolicy {
+  constructor(
+    private readonly records: PolicyRecords,
+    private readonly runnerId: string,
+  ) {}
+
+  admit(type: string, now: number): { ok: true } | { ok: false; retryAfterMs: number } {
+    const { rate, limits, observer } = this.records;
+    const decision = takeToken(
+      rate.get(this.runnerId) ?? createRateLimitState(),
+      frameTier(type),
+      now,
+      limits,
+    );
+    rate.set(this.runnerId, decision.state);
+    if (!decision.allowed) observer?.rateLimited(frameTier(type));
+    return decision.allowed ? { ok: true } : { ok: false, retryAfterMs: decision.retryAfterMs };
+  }
+
+  invalid(now: number): { close: false } | { close: true; code: number; reason: string } {
+    const { violations, observer } = this.records;
+    const decision = recordInvalidFrame(
+      violations.get(this.runnerId) ?? createViolationState(),
+      now,
+    );
+    violations.set(this.runnerId, decision.state);
+    observer?.invalidFrame();
+    if (decision.close) observer?.closedForViolations();
+    return decision.close
+      ? { close: true, code: decision.code, reason: decision.reason }
+      : { close: false };
+  }
+
+  recentlyLimited(now: number): boolean {
+    const state = this.records.rate.get(this.runnerId);
+    return state ? wasRateLimitedWithin(state, now) : false;
+  }
+}
+
 /**
  * Keeps each runner's rate-limit and invalid-frame records on this instance, across its
  * reconnects (so closing the socket does not reset a penalty), and adapts the pure core
@@ -22,53 +76,17 @@ import type { FramePolicy } from "./runner-session.ts";
 export function createFramePolicies(
   limits?: TierLimits,
   /** Told about every violation, for the metrics. */
-  observer?: {
-    rateLimited(tier: string): void;
-    invalidFrame(): void;
-    closedForViolations(): void;
-  },
+  observer?: Observer,
 ) {
-  const rate = new Map<string, RateLimitState>();
-  const violations = new Map<string, ViolationState>();
-
+  const records: PolicyRecords = { rate: new Map(), violations: new Map(), limits, observer };
   return {
     /** How long this runner must still wait before a new connection is accepted (0: none). */
     reconnectWait(runnerId: string, now: number): number {
-      const state = violations.get(runnerId);
+      const state = records.violations.get(runnerId);
       return state ? reconnectWaitMs(state, now) : 0;
     },
     forRunner(runnerId: string): FramePolicy {
-      return {
-        admit(type, now) {
-          const decision = takeToken(
-            rate.get(runnerId) ?? createRateLimitState(),
-            frameTier(type),
-            now,
-            limits,
-          );
-          rate.set(runnerId, decision.state);
-          if (!decision.allowed) observer?.rateLimited(frameTier(type));
-          return decision.allowed
-            ? { ok: true }
-            : { ok: false, retryAfterMs: decision.retryAfterMs };
-        },
-        invalid(now) {
-          const decision = recordInvalidFrame(
-            violations.get(runnerId) ?? createViolationState(),
-            now,
-          );
-          violations.set(runnerId, decision.state);
-          observer?.invalidFrame();
-          if (decision.close) observer?.closedForViolations();
-          return decision.close
-            ? { close: true, code: decision.code, reason: decision.reason }
-            : { close: false };
-        },
-        recentlyLimited(now) {
-          const state = rate.get(runnerId);
-          return state ? wasRateLimitedWithin(state, now) : false;
-        },
-      };
+      return new RunnerFramePolicy(records, runnerId);
     },
   };
 }

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import { type HttpBindings, upgradeWebSocket } from "@hono/node-server";
+import type { HttpBindings } from "@hono/node-server";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
+import type { WebSocket } from "ws";
 import type { Db } from "../../db/client.ts";
 import { checkChangePaths } from "../core/change-set-rules.ts";
 import { addressKey, loginWaitMs, recordLoginFailure } from "../core/login-failures.ts";
@@ -13,10 +14,11 @@ import {
   UploadTarget,
 } from "../protocol/messages.ts";
 import { storeChangeSet } from "../store/dispatch.ts";
+import { hashRunnerToken } from "../store/runners.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
-import { markUpgradeAccepted } from "./refused-upgrades.ts";
-import { createRunnerSession } from "./runner-session.ts";
+import { createHelloDeadlines, RunnerSession, type SessionContext } from "./runner-session.ts";
+import { acceptWebSocket } from "./websocket-upgrades.ts";
 
 export interface AuthenticatedRunner {
   runnerId: string;
@@ -47,7 +49,10 @@ export const DEFAULT_RUNNER_MAX_SLOTS = 32;
 /** Addresses whose failed logins are remembered before the oldest quiet ones are forgotten. */
 const MAX_LOGIN_KEYS = 10_000;
 
-type Env = { Bindings: HttpBindings; Variables: { runner: AuthenticatedRunner } };
+type Env = {
+  Bindings: HttpBindings;
+  Variables: { runner: AuthenticatedRunner; tokenHash: string };
+};
 
 const bearer = (header: string | undefined) => /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
 
@@ -64,39 +69,58 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
   const sockets = new Map<string, number>();
   /** Failed logins per address (IPv6: per /64), to make guessing tokens slow. */
   const failures = new Map<string, readonly number[]>();
-
-  const requireRunner: MiddlewareHandler<Env> = async (c, next) => {
-    const key = addressKey(c.env.incoming.socket.remoteAddress);
-    const now = Date.now();
-    const wait = loginWaitMs(failures.get(key) ?? [], now);
-    if (wait > 0) {
-      c.header("Retry-After", String(Math.ceil(wait / 1000)));
-      return c.json(
-        {
-          error: `too many failed runner logins from your address; retry in ${Math.ceil(wait / 1000)} s`,
-        },
-        429,
-      );
-    }
-    const token = bearer(c.req.header("authorization"));
-    const runner = token ? await deps.authenticate(token) : undefined;
-    if (!runner) {
-      if (failures.size >= MAX_LOGIN_KEYS) {
-        for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
-      }
-      if (failures.size < MAX_LOGIN_KEYS) {
-        failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
-      }
-      return c.json(
-        { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
-        401,
-      );
-    }
-    c.set("runner", runner);
-    await next();
+  /**
+   * The sessions open on this instance, by the hash of the token that opened them: an upload from
+   * a runner whose socket is open here is authenticated by that socket, without a database read
+   * (one commit fewer per task). Only while a socket is OPEN: revoking closes the runner's sockets
+   * (`RUNNER_REVOKED_CHANNEL`), which takes it out at once, so an upload is trusted exactly as long
+   * as the frames on that socket are.
+   */
+  const openByToken = new Map<string, { runner: AuthenticatedRunner; sessions: RunnerSession[] }>();
+  const openRunner = (tokenHash: string): AuthenticatedRunner | undefined => {
+    const entry = openByToken.get(tokenHash);
+    return entry?.sessions.some((s) => s.isOpen()) ? entry.runner : undefined;
   };
-  app.use("/runners/v1", requireRunner);
-  app.use("/runners/v1/*", requireRunner);
+
+  const requireRunner = (options: { reuseOpenSockets: boolean }): MiddlewareHandler<Env> =>
+    async function requireRunner(c, next) {
+      const key = addressKey(c.env.incoming.socket.remoteAddress);
+      const now = Date.now();
+      const wait = loginWaitMs(failures.get(key) ?? [], now);
+      if (wait > 0) {
+        c.header("Retry-After", String(Math.ceil(wait / 1000)));
+        return c.json(
+          {
+            error: `too many failed runner logins from your address; retry in ${Math.ceil(wait / 1000)} s`,
+          },
+          429,
+        );
+      }
+      const token = bearer(c.req.header("authorization"));
+      const tokenHash = token ? hashRunnerToken(token) : undefined;
+      const runner = !token
+        ? undefined
+        : ((options.reuseOpenSockets && tokenHash ? openRunner(tokenHash) : undefined) ??
+          (await deps.authenticate(token)));
+      if (!runner) {
+        if (failures.size >= MAX_LOGIN_KEYS) {
+          for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
+        }
+        if (failures.size < MAX_LOGIN_KEYS) {
+          failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
+        }
+        return c.json(
+          { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
+          401,
+        );
+      }
+      c.set("runner", runner);
+      c.set("tokenHash", tokenHash!);
+      await next();
+    };
+  // A new socket is always checked against the database; an upload may reuse an open socket's.
+  app.use("/runners/v1", requireRunner({ reuseOpenSockets: false }));
+  app.use("/runners/v1/*", requireRunner({ reuseOpenSockets: true }));
   // A runner closed for invalid frames waits before it may connect again (30 s, 60 s, 5 min).
   app.use("/runners/v1", async (c, next) => {
     const wait = deps.policies.reconnectWait(c.get("runner").runnerId, Date.now());
@@ -116,42 +140,48 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     else sockets.delete(runnerId);
   };
 
-  const upgrade = upgradeWebSocket((c) => {
-    const runner = c.get("runner");
-    let session: ReturnType<typeof createRunnerSession> | undefined;
-    return {
-      onOpen(_event, ws) {
-        session = createRunnerSession({
-          db: deps.db,
-          dispatcher: deps.dispatcher,
-          logger: deps.logger,
-          timings: deps.timings,
-          maxSlots,
-          knownSecrets: deps.knownSecrets ?? [],
-          runner,
-          policy: deps.policies.forRunner(runner.runnerId),
-          onChange: deps.onChange,
-          recordError: deps.recordError,
-          send: (message) => {
-            if (ws.readyState === 1) ws.send(JSON.stringify(message));
-          },
-          close: (code, reason) => ws.close(code, reason),
-        });
-      },
-      onMessage(event) {
-        const data = event.data;
-        session?.receive(
-          typeof data === "string" ? data : Buffer.from(data as ArrayBuffer).toString("utf8"),
-        );
-      },
-      onClose() {
-        release(runner.runnerId);
-        session?.closed();
-      },
-    };
-  });
+  // One context and one set of socket listeners for every session on this instance.
+  const context: SessionContext = {
+    db: deps.db,
+    dispatcher: deps.dispatcher,
+    logger: deps.logger,
+    timings: deps.timings,
+    maxSlots,
+    knownSecrets: deps.knownSecrets ?? [],
+    onChange: deps.onChange,
+    recordError: deps.recordError,
+    helloDeadlines: createHelloDeadlines(deps.timings.helloMs),
+  };
+  const sessionOf = new WeakMap<WebSocket, RunnerSession>();
+  const tokenOf = new WeakMap<RunnerSession, string>();
+  function onMessage(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[]) {
+    const raw = Buffer.isBuffer(data)
+      ? data.toString("utf8")
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString("utf8")
+        : Buffer.from(data).toString("utf8");
+    sessionOf.get(this)?.receive(raw);
+  }
+  function onClose(this: WebSocket) {
+    const session = sessionOf.get(this);
+    if (!session) return;
+    sessionOf.delete(this);
+    const tokenHash = tokenOf.get(session);
+    const entry = tokenHash ? openByToken.get(tokenHash) : undefined;
+    if (entry && tokenHash) {
+      entry.sessions = entry.sessions.filter((s) => s !== session);
+      if (entry.sessions.length === 0) openByToken.delete(tokenHash);
+    }
+    release(session.runnerId);
+    session.closed();
+  }
+  // A socket error is followed by its close.
+  const onError = () => {};
+
   app.get("/runners/v1", async (c, next) => {
-    const { runnerId, name } = c.get("runner");
+    const runner = c.get("runner");
+    const tokenHash = c.get("tokenHash");
+    const { runnerId, name } = runner;
     // Counted from before the upgrade, so sockets opened at once cannot all slip through.
     const open = sockets.get(runnerId) ?? 0;
     if (open >= maxSockets) {
@@ -162,16 +192,24 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         429,
       );
     }
+    const policy = deps.policies.forRunner(runnerId);
+    const accepted = acceptWebSocket(c.env, {
+      open(ws) {
+        const session = new RunnerSession(context, runner, policy, ws);
+        sessionOf.set(ws, session);
+        tokenOf.set(session, tokenHash);
+        const entry = openByToken.get(tokenHash);
+        if (entry) entry.sessions.push(session);
+        else openByToken.set(tokenHash, { runner, sessions: [session] });
+        ws.on("message", onMessage);
+        ws.on("close", onClose);
+        ws.on("error", onError);
+      },
+      aborted: () => release(runnerId),
+    });
+    if (!accepted) return next();
     sockets.set(runnerId, open + 1);
-    let handshake: Response | undefined;
-    try {
-      handshake = (await upgrade(c, next)) as Response | undefined;
-    } finally {
-      if (!handshake || handshake.status >= 300) release(runnerId);
-    }
-    // Any other answer to an upgrade is a refusal, which gets a JSON body (refused-upgrades.ts).
-    if (handshake && handshake.status < 300) markUpgradeAccepted(c.env.incoming);
-    return handshake;
+    return new Response(null);
   });
 
   app.put(

@@ -8,6 +8,7 @@ import type { Database } from "../../db/client.ts";
 import { type Config, ConfigError, displayHost } from "../config.ts";
 import { MAX_FRAME_BYTES } from "../core/frame-violations.ts";
 import type { RecordError } from "../core/ports.ts";
+import { handleWebSocketUpgrades } from "../dispatch/websocket-upgrades.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import { removeServerInfo, writeServerInfo } from "../server-info.ts";
 import { createHttpApp } from "./create-http-app.ts";
@@ -71,7 +72,8 @@ export function createHttp(deps: HttpDeps): Http {
   });
   // Frames over 1 MiB close the socket with 1009 (ws enforces maxPayload).
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
-  const server = createAdaptorServer({ fetch: app.fetch, websocket: { server: wss } }) as Server;
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  handleWebSocketUpgrades({ server, wss, fetch: app.fetch });
   let address: { url: string; port: number } | undefined;
   let closed: Promise<void> | undefined;
   const serverInfo = database.kind === "pglite";

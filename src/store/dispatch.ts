@@ -9,45 +9,124 @@ import { getTask, transitionTask } from "./tasks.ts";
  * that arrives late, twice, or from the wrong runner changes nothing (the caller answers `stale`).
  */
 
-export interface ClaimRequest {
-  runnerId: string;
-  capabilities: readonly string[];
+/** Postgres array literal for text-like values (ids, capabilities, SHAs), every element quoted. */
+function arrayLiteral(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(",")}}`;
+}
+
+/** Service order: lane after aging (one lane up per `agingSeconds` waited), then FIFO. */
+const serviceOrder = (agingSeconds: number, alias: "t" | "cand" = "t") => {
+  const a = sql.raw(alias);
+  return sql`
+  greatest(0, array_position(enum_range(null::lane), ${a}.lane) - 1
+           - floor(extract(epoch from (now() - ${a}.enqueued_at)) / ${agingSeconds})::int),
+  ${a}.enqueued_at`;
+};
+
+export interface ClaimableRequest {
+  /** The capability sets of the free runners; a task qualifies if one of them covers its needs. */
+  capabilitySets: readonly (readonly string[])[];
+  /** How many tasks at most: the free slots. */
+  limit: number;
   agingMs: number;
-  /** Time the runner has to `accept` before the claim lapses. */
-  acceptMs: number;
   /** Tasks one installation may hold assigned or running at once; 0 or absent: no limit. */
   maxRunningPerInstallation?: number | undefined;
 }
 
 /**
- * The concurrency caps a claim respects, as a condition on a candidate `tasks` row aliased
- * `cand`: fewer tasks of its repository assigned or running than the `max_running` it carries
- * (its repository's `tasks.max_running` when it was queued), and fewer of its installation than
- * `CONVEYOR_MAX_RUNNING_PER_INSTALLATION`. Kept apart so any claim statement (one task or a batch)
- * adds the same condition.
+ * The concurrency caps a batch respects, as a condition on a candidate row aliased `cand` that
+ * carries `repo_rank` and `installation_rank` (its place among the batch's candidates of its
+ * repository and of its installation, in service order): the tasks of its repository already
+ * assigned or running plus those ahead of it in the batch stay under the `max_running` it carries
+ * (its repository's `tasks.max_running` when it was queued), and likewise for its installation and
+ * `CONVEYOR_MAX_RUNNING_PER_INSTALLATION`.
  *
  * Counted without locks, so two instances claiming at the same instant may each see room for the
- * last slot and go one over; the next claim sees both and waits. A batch claim must count the rows
- * it claims itself as well (e.g. `row_number()` over the repository) to stay within the cap.
+ * last slot and go one over; the next pass sees both and waits.
  */
 export function withinRunningLimits(maxPerInstallation: number | undefined) {
   const perInstallation =
     maxPerInstallation && maxPerInstallation > 0
       ? sql`and (select count(*) from tasks busy
                  where busy.installation_id = cand.installation_id
-                   and busy.state in ('assigned', 'running')) < ${maxPerInstallation}`
+                   and busy.state in ('assigned', 'running')) + cand.installation_rank
+                <= ${maxPerInstallation}`
       : sql``;
   return sql`(cand.limits->>'max_running' is null
        or (select count(*) from tasks busy
            where busy.repository_id = cand.repository_id
-             and busy.state in ('assigned', 'running'))
-          < (cand.limits->>'max_running')::int)
+             and busy.state in ('assigned', 'running')) + cand.repo_rank
+          <= (cand.limits->>'max_running')::int)
      ${perInstallation}`;
+}
+
+/** A queued task a free runner could take, as read before it is claimed. */
+export interface ClaimableTask {
+  task_id: string;
+  /** The generation now; the claim increments it. */
+  generation: number;
+  capabilities: string[];
+  repository_id: number;
+  installation_id: number;
+  issue_number: number;
+  full_name: string;
+  default_branch: string;
+  /** Head of the task's open pull request: a follow-up attempt continues from it. */
+  pr_head_sha: string | null;
+}
+
+/**
+ * The first `limit` queued, due tasks in service order (lane after aging, then FIFO) that one of
+ * the capability sets covers. A plain read, no lock: the dispatcher prepares these (GitHub reads)
+ * before it claims them, so no transaction is held open across GitHub calls; `claimTasks` then
+ * takes the ones still queued at the same generation.
+ */
+export async function findClaimable(db: Db, request: ClaimableRequest): Promise<ClaimableTask[]> {
+  if (request.limit <= 0 || request.capabilitySets.length === 0) return [];
+  const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
+  const covered = sql.join(
+    request.capabilitySets.map((set) => sql`t.capabilities <@ ${arrayLiteral(set)}::text[]`),
+    sql` or `,
+  );
+  return resultRows<ClaimableTask>(
+    await db.execute(sql`
+      select cand.task_id, cand.generation, cand.capabilities, cand.repository_id,
+             cand.installation_id, cand.issue_number, cand.full_name, cand.default_branch,
+             cand.pr_head_sha
+      from (
+        select t.task_id, t.generation, t.capabilities, t.repository_id, t.installation_id,
+               t.issue_number, t.limits, t.lane, t.enqueued_at, r.full_name, r.default_branch,
+               -- A follow-up continues on its PR's head; after /update it starts afresh.
+               case when t.fresh_base then null else
+                 (select p.head_sha from pull_requests p
+                   where p.task_id = t.task_id and p.state = 'open'
+                   order by p.created_at desc limit 1) end as pr_head_sha,
+               row_number() over (partition by t.repository_id
+                                  order by ${serviceOrder(agingSeconds)}) as repo_rank,
+               row_number() over (partition by t.installation_id
+                                  order by ${serviceOrder(agingSeconds)}) as installation_rank
+        from tasks t join repositories r on r.repository_id = t.repository_id
+        where t.state = 'queued' and t.available_at <= now() and (${covered})
+      ) cand
+      where ${withinRunningLimits(request.maxRunningPerInstallation)}
+      order by ${serviceOrder(agingSeconds, "cand")}
+      limit ${request.limit}`),
+  );
+}
+
+/** One task for one runner, with the commit its assignment starts from. */
+export interface Claim {
+  taskId: string;
+  /** The generation `findClaimable` read: a task that moved on since is not claimed. */
+  generation: number;
+  runnerId: string;
+  baseSha: string;
 }
 
 export interface ClaimedTask {
   task_id: string;
   generation: number;
+  runner_id: string;
   repository_id: number;
   installation_id: number;
   issue_number: number;
@@ -66,65 +145,71 @@ export interface ClaimedTask {
 }
 
 /**
- * Claims the next task this runner may take: queued and due, every capability the task needs
- * among the runner's, in service order (lane after aging, then FIFO). SKIP LOCKED lets every
- * instance claim at once without waiting on each other; the generation increments here, which
- * fences off anything an earlier holder might still say about the task.
+ * Claims a batch in ONE statement (one commit): each task still queued, due and at the generation
+ * that was read goes to its runner with its assignment base, the generation incremented (which
+ * fences off anything an earlier holder might still say about the task), the accept window
+ * started, an event appended, and the runners stamped as just assigned. SKIP LOCKED: a task
+ * another instance is claiming at this moment is left to it, never waited for. Tasks in `defer`
+ * (their assignment could not be prepared) stay queued but are not offered for 30 s.
+ * Returns what was claimed; a claim missing from the result lost a race and changed nothing.
  */
-export async function claimNextTask(
+export async function claimTasks(
   db: Db,
-  request: ClaimRequest,
-): Promise<ClaimedTask | undefined> {
-  const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
-  const capabilities = `{${request.capabilities.map((c) => `"${c}"`).join(",")}}`;
-  const rows = resultRows<ClaimedTask>(
+  claims: readonly Claim[],
+  options: { acceptMs: number; defer?: readonly string[] },
+): Promise<ClaimedTask[]> {
+  const defer = options.defer ?? [];
+  if (claims.length === 0 && defer.length === 0) return [];
+  const ids = arrayLiteral(claims.map((c) => c.taskId));
+  const generations = `{${claims.map((c) => Math.trunc(c.generation)).join(",")}}`;
+  const runners = arrayLiteral(claims.map((c) => c.runnerId));
+  const bases = arrayLiteral(claims.map((c) => c.baseSha));
+  return resultRows<ClaimedTask>(
     await db.execute(sql`
-      with candidate as (
-        select task_id from tasks cand
-        where state = 'queued' and available_at <= now()
-          and capabilities <@ ${capabilities}::text[]
-          and ${withinRunningLimits(request.maxRunningPerInstallation)}
-        order by greatest(0, array_position(enum_range(null::lane), lane) - 1
-                 - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int),
-                 enqueued_at
-        limit 1
-        for update skip locked
+      with wanted as (
+        select * from unnest(${ids}::uuid[], ${generations}::int[], ${runners}::uuid[],
+                             ${bases}::text[]) as w(task_id, generation, runner_id, base_sha)
+      ), free as (
+        select t.task_id from tasks t join wanted w using (task_id)
+        where t.state = 'queued' and t.available_at <= now() and t.generation = w.generation
+        for update of t skip locked
       ), claimed as (
         update tasks t set
           state = 'assigned',
           generation = t.generation + 1,
-          runner_id = ${request.runnerId},
-          lease_expires_at = now() + ${`${request.acceptMs} milliseconds`}::interval,
+          runner_id = w.runner_id,
+          base_sha = w.base_sha,
+          lease_expires_at = now() + ${`${options.acceptMs} milliseconds`}::interval,
           status_version = t.status_version + 1,
           updated_at = now()
-        from candidate
-        where t.task_id = candidate.task_id
+        from wanted w join free f using (task_id)
+        where t.task_id = w.task_id
         returning t.*
       ), logged as (
         insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
         select task_id, 'dispatcher', 'queued', 'assigned', generation, 'offered to a runner',
                jsonb_build_object('runner_id', runner_id)
         from claimed
-      ), runner as (
-        -- A data-modifying CTE runs whether or not anything was claimed: without the guard every
-        -- empty claim would stamp (and write) the runner as just assigned.
+      ), stamped as (
         update runners set last_assigned_at = now()
-        where runner_id = ${request.runnerId} and exists (select 1 from claimed)
+        where runner_id in (select runner_id from claimed)
+      ), deferred as (
+        -- Not the runner's fault and not an attempt: offered again shortly.
+        update tasks set available_at = now() + interval '30 seconds'
+        where task_id = any(${arrayLiteral(defer)}::uuid[]) and state = 'queued'
       )
-      select c.task_id, c.generation, c.repository_id, c.installation_id, c.issue_number, c.title,
-             c.body, c.limits, c.last_error, c.feedback, r.full_name, r.default_branch,
-             -- A follow-up continues on its PR's head; after /update it starts afresh.
+      select c.task_id, c.generation, c.runner_id, c.repository_id, c.installation_id,
+             c.issue_number, c.title, c.body, c.limits, c.last_error, c.feedback,
+             r.full_name, r.default_branch, c.lane::text as lane,
              case when c.fresh_base then null else
                (select p.head_sha from pull_requests p
                  where p.task_id = c.task_id and p.state = 'open'
                  order by p.created_at desc limit 1) end as pr_head_sha,
-             c.lane::text as lane,
              -- The claim's own event is not visible here yet: this is the entry into the queue.
              (select extract(epoch from now() - max(e.at))::float8 from task_events e
                where e.task_id = c.task_id and e.to_state = 'queued') as queued_seconds
       from claimed c join repositories r on r.repository_id = c.repository_id`),
   );
-  return rows[0];
 }
 
 type Fence = { taskId: string; generation: number; runnerId: string };
@@ -140,9 +225,9 @@ export async function heldAssignment(
 ): Promise<(ClaimedTask & { base_sha: string | null }) | undefined> {
   const rows = resultRows<ClaimedTask & { base_sha: string | null }>(
     await db.execute(sql`
-      select t.task_id, t.generation, t.repository_id, t.installation_id, t.issue_number, t.title,
-             t.body, t.limits, t.last_error, t.feedback, r.full_name, r.default_branch,
-             t.base_sha, null as pr_head_sha, t.lane::text as lane, null as queued_seconds
+      select t.task_id, t.generation, t.runner_id, t.repository_id, t.installation_id,
+             t.issue_number, t.title, t.body, t.limits, t.last_error, t.feedback, r.full_name,
+             r.default_branch, t.base_sha, null as pr_head_sha, t.lane::text as lane, null as queued_seconds
       from tasks t join repositories r on r.repository_id = t.repository_id
       where t.task_id = ${fence.taskId} and t.generation = ${fence.generation}
         and t.runner_id = ${fence.runnerId} and t.state in ('assigned', 'running')`),
@@ -161,23 +246,32 @@ export async function setAssignmentBase(
     where task_id = ${fence.taskId} and generation = ${fence.generation}`);
 }
 
-/** `accept`: assigned → running, with a lease and the attempt's deadline. */
-export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise<Task | undefined> {
-  const task = await getTask(db, fence.taskId);
-  const deadlineMinutes = Number(
-    (task?.limits as { deadline_minutes?: number })?.deadline_minutes ?? 120,
+/**
+ * `accept`: assigned → running in ONE statement, with a lease and the attempt's deadline
+ * (`limits.deadline_minutes`, default 120) from the database clock, and its event. False when
+ * the runner does not hold the task at this generation in `assigned`.
+ */
+export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise<boolean> {
+  const rows = resultRows(
+    await db.execute(sql`
+      with moved as (
+        update tasks set
+          state = 'running',
+          lease_expires_at = now() + ${`${leaseMs} milliseconds`}::interval,
+          deadline_at = now() + coalesce((limits->>'deadline_minutes')::float8, 120)
+                                * interval '1 minute',
+          status_version = status_version + 1,
+          updated_at = now()
+        where task_id = ${fence.taskId} and generation = ${fence.generation}
+          and runner_id = ${fence.runnerId} and state = 'assigned'
+        returning task_id, generation
+      )
+      insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+      select task_id, 'runner', 'assigned', 'running', generation, 'runner accepted', '{}'::jsonb
+      from moved
+      returning task_id`),
   );
-  return transitionTask(db, {
-    ...fence,
-    from: ["assigned"],
-    to: "running",
-    actor: "runner",
-    reason: "runner accepted",
-    set: {
-      leaseExpiresAt: new Date(Date.now() + leaseMs),
-      deadlineAt: new Date(Date.now() + deadlineMinutes * 60_000),
-    },
-  });
+  return rows.length > 0;
 }
 
 /** The task's state if this runner holds it at this generation, else undefined. */
@@ -191,16 +285,40 @@ export async function heldState(db: Db, fence: Fence): Promise<string | undefine
   return row?.state;
 }
 
-/** `heartbeat`: renews the lease; false when the runner no longer holds this generation. */
-export async function renewLease(db: Db, fence: Fence, leaseMs: number): Promise<boolean> {
-  const rows = resultRows(
+/**
+ * Heartbeats, batched: renews the lease of every task in `fences` its runner holds `running` at
+ * that generation, in ONE statement for all of them. Returns the ids of the tasks their runner
+ * still holds: renewed, or `assigned` (before `accept` there is no lease to renew; the accept
+ * window stands, but the task is still the runner's).
+ */
+export async function renewLeases(
+  db: Db,
+  fences: readonly Fence[],
+  leaseMs: number,
+): Promise<Fence[]> {
+  if (fences.length === 0) return [];
+  const ids = arrayLiteral(fences.map((f) => f.taskId));
+  const generations = `{${fences.map((f) => Math.trunc(f.generation)).join(",")}}`;
+  const runners = arrayLiteral(fences.map((f) => f.runnerId));
+  const rows = resultRows<{ task_id: string; generation: number; runner_id: string }>(
     await db.execute(sql`
-      update tasks set lease_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
-      where task_id = ${fence.taskId} and generation = ${fence.generation}
-        and runner_id = ${fence.runnerId} and state = 'running'
-      returning task_id`),
+      with fences as (
+        select * from unnest(${ids}::uuid[], ${generations}::int[], ${runners}::uuid[])
+          as f(task_id, generation, runner_id)
+      ), renewed as (
+        update tasks t set lease_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
+        from fences f
+        where t.task_id = f.task_id and t.generation = f.generation
+          and t.runner_id = f.runner_id and t.state = 'running'
+        returning t.task_id, t.generation, t.runner_id
+      )
+      select task_id, generation, runner_id from renewed
+      union
+      -- The statement's snapshot: rows the update above changed are seen as they were.
+      select t.task_id, t.generation, t.runner_id from tasks t join fences f using (task_id)
+      where t.generation = f.generation and t.runner_id = f.runner_id and t.state = 'assigned'`),
   );
-  return rows.length > 0;
+  return rows.map((r) => ({ taskId: r.task_id, generation: r.generation, runnerId: r.runner_id }));
 }
 
 /** `reject`: back to the queue at once; a runner saying no is not a failed attempt. */
@@ -223,7 +341,14 @@ export async function failAttempt(
   db: Db,
   fence: { taskId: string; generation: number; runnerId?: string },
   cause: string,
-  options: { retryable: boolean; actor: string; now?: Date; backoffBaseMs?: number },
+  options: {
+    retryable: boolean;
+    actor: string;
+    now?: Date;
+    backoffBaseMs?: number;
+    /** Only if the lease, accept window or deadline has run out when the statement runs. */
+    expired?: boolean;
+  },
 ): Promise<Task | undefined> {
   const task = await getTask(db, fence.taskId);
   if (!task) return undefined;
@@ -240,6 +365,7 @@ export async function failAttempt(
     generation: fence.generation,
     ...(fence.runnerId ? { runnerId: fence.runnerId } : {}),
     from: ["assigned", "running"],
+    ...(options.expired ? { expired: true } : {}),
     to: outcome.state,
     actor: options.actor,
     reason: outcome.reason,
@@ -256,7 +382,9 @@ export async function failAttempt(
 
 /**
  * `complete`: the change set for this generation must be stored with the digest the runner names.
- * running → pushed; the pull request is written from the stored change set.
+ * running → pushed in ONE statement that checks the stored digest, moves the task and appends the
+ * event; the pull request is written from the stored change set. `moved` is false when the runner
+ * no longer holds the task at this generation.
  */
 export async function completeTask(
   db: Db,
@@ -267,36 +395,41 @@ export async function completeTask(
     stats: Record<string, unknown>;
     verification?: Record<string, unknown> | undefined;
   },
-): Promise<{ task?: Task; problem?: "no_change_set" | "digest_mismatch" }> {
-  const [stored] = resultRows<{ digest: string }>(
+): Promise<{ moved: boolean; problem?: "no_change_set" | "digest_mismatch" }> {
+  const stored = {
+    summary: result.summary,
+    stats: result.stats,
+    digest: result.digest,
+    ...(result.verification ? { verification: result.verification } : {}),
+  };
+  const [row] = resultRows<{ stored_digest: string | null; moved: boolean }>(
     await db.execute(sql`
-      select digest from change_sets
-      where task_id = ${fence.taskId} and generation = ${fence.generation}
-        and runner_id = ${fence.runnerId}`),
+      with change_set as (
+        select digest from change_sets
+        where task_id = ${fence.taskId} and generation = ${fence.generation}
+          and runner_id = ${fence.runnerId}
+      ), moved as (
+        update tasks set
+          state = 'pushed', runner_id = null, lease_expires_at = null, deadline_at = null,
+          last_error = null, result = ${JSON.stringify(stored)}::jsonb,
+          status_version = status_version + 1, updated_at = now()
+        where task_id = ${fence.taskId} and generation = ${fence.generation}
+          and runner_id = ${fence.runnerId} and state = 'running'
+          and exists (select 1 from change_set where digest = ${result.digest})
+        returning task_id, generation
+      ), logged as (
+        insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+        select task_id, 'runner', 'running', 'pushed', generation, 'change set received',
+               ${JSON.stringify({ digest: result.digest })}::jsonb
+        from moved
+        returning task_id
+      )
+      select (select digest from change_set) as stored_digest,
+             exists (select 1 from logged) as moved`),
   );
-  if (!stored) return { problem: "no_change_set" };
-  if (stored.digest !== result.digest) return { problem: "digest_mismatch" };
-  const task = await transitionTask(db, {
-    ...fence,
-    from: ["running"],
-    to: "pushed",
-    actor: "runner",
-    reason: "change set received",
-    data: { digest: result.digest },
-    set: {
-      runnerId: null,
-      leaseExpiresAt: null,
-      deadlineAt: null,
-      lastError: null,
-      result: {
-        summary: result.summary,
-        stats: result.stats,
-        digest: result.digest,
-        ...(result.verification ? { verification: result.verification } : {}),
-      },
-    },
-  });
-  return task ? { task } : {};
+  if (!row?.stored_digest) return { moved: false, problem: "no_change_set" };
+  if (row.stored_digest !== result.digest) return { moved: false, problem: "digest_mismatch" };
+  return { moved: row.moved };
 }
 
 export interface ExpiredTask {

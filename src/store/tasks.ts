@@ -192,6 +192,11 @@ export interface Transition {
   generation?: number;
   /** Guard: the runner that must hold the task. */
   runnerId?: string;
+  /**
+   * Guard: the lease (or accept window) or the deadline has run out as the statement runs, so an
+   * expiry read a moment earlier does not take a task whose lease was renewed since.
+   */
+  expired?: boolean;
   actor: string;
   reason: string;
   data?: Record<string, unknown>;
@@ -265,12 +270,16 @@ export async function transitionTask(db: Db, t: Transition): Promise<Task | unde
   const generationGuard =
     t.generation === undefined ? sql`` : sql`and generation = ${t.generation}`;
   const runnerGuard = t.runnerId === undefined ? sql`` : sql`and runner_id = ${t.runnerId}`;
+  const expiryGuard = t.expired
+    ? sql`and (lease_expires_at < now() or deadline_at < now())`
+    : sql``;
   const rows = resultRows<{ task_id: string }>(
     await db.execute(sql`
       with moved as (
         update tasks t set ${sql.join(assignments, sql`, `)}
         from (select task_id, state as old_state from tasks
               where task_id = ${t.taskId} and state in (${fromList}) ${generationGuard} ${runnerGuard}
+                ${expiryGuard}
               for update) old
         where t.task_id = old.task_id
         returning t.task_id, old.old_state, t.state, t.generation

@@ -1,31 +1,43 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../../db/client.ts";
-import { claimNextTask } from "../../src/store/dispatch.ts";
+import { type Database, resultRows } from "../../db/client.ts";
+import { acceptTask, claimTasks, findClaimable, renewLeases } from "../../src/store/dispatch.ts";
 import { createRunner, findRunnerById } from "../../src/store/runners.ts";
-import { createTask, upsertRepository } from "../../src/store/tasks.ts";
+import { createTask, getTask, upsertRepository } from "../../src/store/tasks.ts";
 import { BACKENDS } from "../helpers/backends.ts";
+
+const BASE = "b".repeat(40);
 
 describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
   let database: Database & { dispose(): Promise<void> };
   const repositoryId = 2002;
   let runners = 0;
-  const claim = (runnerId: string, maxRunningPerInstallation?: number) =>
-    claimNextTask(database.db, {
-      runnerId,
-      capabilities: [],
+  let issues = 0;
+  const find = (limit: number, capabilitySets: string[][] = [[]]) =>
+    findClaimable(database.db, { capabilitySets, limit, agingMs: 30 * 60_000 });
+  /** One pass for one runner: the first claimable task (within the caps), claimed for it. */
+  const claim = async (runnerId: string, maxRunningPerInstallation?: number) => {
+    const [found] = await findClaimable(database.db, {
+      capabilitySets: [[]],
+      limit: 1,
       agingMs: 30 * 60_000,
-      acceptMs: 30_000,
       maxRunningPerInstallation,
     });
-  let issues = 100;
-  const queue = (repository: number, installationId: number, limits: Record<string, unknown>) =>
+    if (!found) return undefined;
+    const [claimed] = await claimTasks(
+      database.db,
+      [{ taskId: found.task_id, generation: found.generation, runnerId, baseSha: BASE }],
+      { acceptMs: 30_000 },
+    );
+    return claimed;
+  };
+  const queueIn = (repository: number, installationId: number, limits: Record<string, unknown>) =>
     createTask(
       database.db,
       {
         repositoryId: repository,
         installationId,
-        issueNumber: ++issues,
+        issueNumber: 100 + ++issues,
         title: `Campaign issue ${issues}`,
         body: "",
         lane: "normal",
@@ -52,6 +64,27 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
         tier: "normal",
       })
     ).runner;
+  const queue = async (capabilities: string[] = []) =>
+    (
+      await createTask(
+        database.db,
+        {
+          repositoryId,
+          installationId: 1,
+          issueNumber: ++issues,
+          title: `Task ${issues}`,
+          body: "Say hello",
+          lane: "normal",
+          capabilities,
+          maxAttempts: 3,
+          limits: { deadline_minutes: 5 },
+          queuedBy: "octocat",
+        },
+        "label added",
+      )
+    ).task;
+  const clearQueue = () =>
+    database.db.execute(sql`update tasks set state = 'cancelled' where state = 'queued'`);
 
   beforeAll(async () => {
     database = await backend.open();
@@ -67,30 +100,22 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
 
   it("leaves an idle runner's last assignment alone when there is nothing to claim", async () => {
     const runner = await newRunner();
-    expect(await claim(runner.runnerId)).toBeUndefined();
+    expect(await find(5)).toEqual([]);
+    expect(await claimTasks(database.db, [], { acceptMs: 30_000 })).toEqual([]);
     expect((await findRunnerById(database.db, runner.runnerId))?.lastAssignedAt).toBeNull();
   });
 
   it("records when the runner was last assigned a task", async () => {
     const runner = await newRunner();
-    await createTask(
+    const task = await queue();
+    const [found] = await find(1);
+    expect(found).toMatchObject({ task_id: task.taskId, generation: 0 });
+    const claimed = await claimTasks(
       database.db,
-      {
-        repositoryId,
-        installationId: 1,
-        issueNumber: 7,
-        title: "Add a greeting",
-        body: "Say hello",
-        lane: "normal",
-        capabilities: [],
-        maxAttempts: 3,
-        limits: {},
-        queuedBy: "octocat",
-      },
-      "label added",
+      [{ taskId: task.taskId, generation: 0, runnerId: runner.runnerId, baseSha: BASE }],
+      { acceptMs: 30_000 },
     );
-    const claimed = await claim(runner.runnerId);
-    expect(claimed).toMatchObject({ issue_number: 7, generation: 1 });
+    expect(claimed).toMatchObject([{ issue_number: task.issueNumber, generation: 1 }]);
     expect((await findRunnerById(database.db, runner.runnerId))?.lastAssignedAt).toBeInstanceOf(
       Date,
     );
@@ -106,8 +131,8 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
         fullName: `acme/r${id}`,
       });
     }
-    for (let i = 0; i < 3; i++) await queue(capped, 5, { max_running: 2 });
-    await queue(other, 5, {});
+    for (let i = 0; i < 3; i++) await queueIn(capped, 5, { max_running: 2 });
+    await queueIn(other, 5, {});
     const claimedBy = async () => {
       const claimed = await claim((await newRunner()).runnerId);
       return claimed && Number(claimed.repository_id);
@@ -140,10 +165,10 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
       installationId: 7,
       fullName: "seven/c",
     });
-    await queue(a, 6, {});
-    await queue(b, 6, {});
-    await queue(a, 6, {});
-    await queue(elsewhere, 7, {});
+    await queueIn(a, 6, {});
+    await queueIn(b, 6, {});
+    await queueIn(a, 6, {});
+    await queueIn(elsewhere, 7, {});
     const claimed: (number | undefined)[] = [];
     for (let i = 0; i < 4; i++) {
       const task = await claim((await newRunner()).runnerId, 2);
@@ -153,5 +178,130 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
     // Without the limit the installation's third task is claimed.
     expect(Number((await claim((await newRunner()).runnerId))?.installation_id)).toBe(6);
     await finishAll([a, b, elsewhere]);
+  });
+
+  it("counts a batch's own tasks against max_running", async () => {
+    const capped = 2008;
+    await upsertRepository(database.db, {
+      repositoryId: capped,
+      installationId: 8,
+      fullName: "acme/r2008",
+    });
+    for (let i = 0; i < 4; i++) await queueIn(capped, 8, { max_running: 2 });
+    const found = await findClaimable(database.db, {
+      capabilitySets: [[]],
+      limit: 10,
+      agingMs: 30 * 60_000,
+    });
+    expect(found.filter((t) => Number(t.repository_id) === capped)).toHaveLength(2);
+    await finishAll([capped]);
+  });
+
+  it("claims a batch in one statement: each task to its runner, with its base, one event each", async () => {
+    await clearQueue();
+    const [a, b] = [await newRunner(), await newRunner()];
+    const tasks = [await queue(), await queue(), await queue()];
+    const found = await find(10);
+    expect(found.map((t) => t.task_id)).toEqual(tasks.map((t) => t.taskId));
+    const claimed = await claimTasks(
+      database.db,
+      found.slice(0, 2).map((t, i) => ({
+        taskId: t.task_id,
+        generation: t.generation,
+        runnerId: (i === 0 ? a : b).runnerId,
+        baseSha: `${i}`.repeat(40),
+      })),
+      { acceptMs: 30_000 },
+    );
+    expect(claimed.map((c) => [c.task_id, c.runner_id, c.generation])).toEqual([
+      [tasks[0]!.taskId, a.runnerId, 1],
+      [tasks[1]!.taskId, b.runnerId, 1],
+    ]);
+    const first = await getTask(database.db, tasks[0]!.taskId);
+    expect(first).toMatchObject({ state: "assigned", baseSha: "0".repeat(40) });
+    expect((await getTask(database.db, tasks[2]!.taskId))?.state).toBe("queued");
+    const events = resultRows<{ n: number }>(
+      await database.db.execute(sql`
+        select count(*)::int as n from task_events
+        where task_id = ${tasks[0]!.taskId} and to_state = 'assigned'`),
+    );
+    expect(events[0]!.n).toBe(1);
+  });
+
+  it("does not claim a task whose generation moved on since it was read", async () => {
+    await clearQueue();
+    const runner = await newRunner();
+    const task = await queue();
+    const claimed = await claimTasks(
+      database.db,
+      [
+        {
+          taskId: task.taskId,
+          generation: task.generation + 1,
+          runnerId: runner.runnerId,
+          baseSha: BASE,
+        },
+      ],
+      { acceptMs: 30_000 },
+    );
+    expect(claimed).toEqual([]);
+    expect((await getTask(database.db, task.taskId))?.state).toBe("queued");
+  });
+
+  it("finds only tasks one of the capability sets covers", async () => {
+    await clearQueue();
+    const gpu = await queue(["gpu"]);
+    const plain = await queue();
+    expect((await find(10, [["linux"]])).map((t) => t.task_id)).toEqual([plain.taskId]);
+    expect((await find(10, [["linux"], ["gpu", "linux"]])).map((t) => t.task_id)).toEqual([
+      gpu.taskId,
+      plain.taskId,
+    ]);
+  });
+
+  it("defers a task whose assignment could not be prepared, without claiming it", async () => {
+    await clearQueue();
+    const task = await queue();
+    await claimTasks(database.db, [], { acceptMs: 30_000, defer: [task.taskId] });
+    const after = await getTask(database.db, task.taskId);
+    expect(after?.state).toBe("queued");
+    expect(after!.availableAt.getTime()).toBeGreaterThan(Date.now() + 20_000);
+    expect(await find(10)).toEqual([]);
+  });
+
+  it("renews the leases of running tasks in one statement and says which are still held", async () => {
+    await clearQueue();
+    const runner = await newRunner();
+    const [running, assigned, other] = [await queue(), await queue(), await queue()];
+    await claimTasks(
+      database.db,
+      [running, assigned, other].map((t) => ({
+        taskId: t.taskId,
+        generation: t.generation,
+        runnerId: runner.runnerId,
+        baseSha: BASE,
+      })),
+      { acceptMs: 30_000 },
+    );
+    const fence = (taskId: string) => ({ taskId, generation: 1, runnerId: runner.runnerId });
+    expect(await acceptTask(database.db, fence(running.taskId), 1_000)).toBe(true);
+    expect(await acceptTask(database.db, fence(running.taskId), 1_000)).toBe(false);
+    const before = (await getTask(database.db, running.taskId))!.leaseExpiresAt!.getTime();
+    const held = await renewLeases(
+      database.db,
+      [
+        fence(running.taskId),
+        fence(assigned.taskId),
+        // a generation the runner no longer holds
+        { ...fence(other.taskId), generation: 7 },
+      ],
+      600_000,
+    );
+    expect(held.map((h) => h.taskId).sort()).toEqual([running.taskId, assigned.taskId].sort());
+    const after = (await getTask(database.db, running.taskId))!.leaseExpiresAt!.getTime();
+    expect(after).toBeGreaterThan(before + 500_000);
+    // The accept window of the unaccepted one stands.
+    const unaccepted = (await getTask(database.db, assigned.taskId))!.leaseExpiresAt!.getTime();
+    expect(unaccepted).toBeLessThan(Date.now() + 31_000);
   });
 });
