@@ -341,7 +341,6 @@ describe("batched dispatch", () => {
     await queue(8);
     counter.reset();
     expect(await dispatcher.dispatchOnce()).toBe(8);
-    console.log("after claim", counter.count());
     const frames = (type: string, runner: { sent: ServerMessage[] }) =>
       runner.sent.filter((m) => m.type === type);
     const acks = () => sessions.reduce((n, r) => n + frames("ack", r).length, 0);
@@ -360,7 +359,6 @@ describe("batched dispatch", () => {
       );
     }
     await waitFor(() => acks() === 8);
-    console.log("after accept", counter.count());
     for (const { r, m } of assigned) {
       r.session.receive(
         JSON.stringify({
@@ -373,7 +371,6 @@ describe("batched dispatch", () => {
       );
     }
     await waitFor(() => acks() === 16);
-    console.log("after hb", counter.count());
     for (const { r, m } of assigned) {
       // The upload (PUT …/changes) stores the change set; the complete names its digest.
       expect(

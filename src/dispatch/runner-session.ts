@@ -385,11 +385,16 @@ export class RunnerSession implements RunnerConnection {
         if (!this.holds(frame)) {
           return this.stale(frame, "you no longer hold this task; the result was not used");
         }
-        const result = await completeTask(db, this.fence(frame), {
-          digest: frame.changes_digest,
-          summary: frame.summary,
-          stats: frame.stats,
-          verification: frame.verification,
+        // The move and the attempt's final figures commit together: one commit per result.
+        const result = await db.transaction(async (tx) => {
+          const outcome = await completeTask(tx, this.fence(frame), {
+            digest: frame.changes_digest,
+            summary: frame.summary,
+            stats: frame.stats,
+            verification: frame.verification,
+          });
+          if (outcome.moved) await finishAttempt(tx, this.fence(frame), "completed", frame.stats);
+          return outcome;
         });
         if (result.problem) {
           return this.send({
@@ -406,7 +411,6 @@ export class RunnerSession implements RunnerConnection {
           });
         }
         if (!result.moved) return this.stale(frame, "task moved on before the result arrived");
-        await finishAttempt(db, this.fence(frame), "completed", frame.stats);
         this.log.info({ taskId: frame.task_id, generation: frame.generation }, "task completed");
         this.freed(frame.task_id);
         return this.send({ type: "ack", id: frame.id });
@@ -417,13 +421,16 @@ export class RunnerSession implements RunnerConnection {
         const cause = frame.detail
           ? `${frame.reason}: ${frame.detail.slice(0, 2_000)}`
           : frame.reason;
-        const task = await failAttempt(db, this.fence(frame), cause, {
-          retryable: frame.retryable,
-          actor: "runner",
-          backoffBaseMs: timings.backoffBaseMs,
+        const task = await db.transaction(async (tx) => {
+          const moved = await failAttempt(tx, this.fence(frame), cause, {
+            retryable: frame.retryable,
+            actor: "runner",
+            backoffBaseMs: timings.backoffBaseMs,
+          });
+          if (moved) await finishAttempt(tx, this.fence(frame), "failed", frame.stats);
+          return moved;
         });
         if (!task) return this.stale(frame, "task moved on");
-        await finishAttempt(db, this.fence(frame), "failed", frame.stats);
         this.log.info(
           { taskId: frame.task_id, state: task.state, reason: frame.reason },
           "attempt failed",
