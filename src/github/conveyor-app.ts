@@ -1,33 +1,21 @@
 import type { Logger } from "pino";
 import type { ApplicationFunction, Context } from "probot";
-import type { Db } from "../../db/client.ts";
-import { handleCommentCommands } from "../commands/command-service.ts";
+import { type CommentEvent, commentWithoutCommands } from "../commands/command-service.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
-import type { GitHubGateway } from "../core/ports.ts";
-import {
-  handleInstallationEvent,
-  handleIssuesEvent,
-  type IntakeDeps,
-} from "../intake/intake-service.ts";
-import {
-  handleChangesRequested,
-  handleFailedCheck,
-  handlePullRequestClosed,
-} from "../intake/pull-request-events.ts";
-import { recordDelivery } from "../store/webhook-deliveries.ts";
+import type { WebhookIntent } from "../loops/intake-loop.ts";
+import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
 
 export interface ConveyorAppDeps {
-  db: Db;
   logger: Logger;
-  gateway: GitHubGateway;
-  onChange: () => void;
+  /** Stores each delivery once (batched with the others arriving at the same time). */
+  recorder: DeliveryRecorder;
+  /** A delivery was stored with an effect still owed: wakes the intake loop. */
+  onIntentOwed: () => void;
   /** This App's id: its own check runs never count as CI. */
   appId: number;
   /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
   onPullRequestActivity: () => void;
-  /** Slash-command comments one person may write per minute (default 10). */
-  commandsPerMinute?: number | undefined;
   /** A handler threw (the delivery is answered 500): counted for the webhook-failure alert. */
   recordError?: (source: string, error: unknown, details?: Record<string, unknown>) => void;
 }
@@ -72,12 +60,42 @@ const names = (labels: LabelLike[] | undefined) =>
     .filter((n): n is string => Boolean(n));
 
 /**
- * The Probot application: one handler per event. Each parses the payload into plain facts, calls
- * the intake service (which records in Postgres and returns), and lets loops do slow work. A
+ * The Probot application: one handler per event. Each parses the payload into plain facts (the
+ * delivery's intent), stores the delivery with them in Postgres and returns; the intake loop reads
+ * GitHub and carries the effect out (`src/loops/intake-loop.ts`). No handler calls GitHub. A
  * Probot Context never leaves this file.
  */
 export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
-  const intake: IntakeDeps = deps;
+  /** Stores the delivery (with its intent, if it has an effect) and wakes the intake loop. */
+  async function record(
+    context: { id: string; name: string; payload: unknown },
+    intent?: WebhookIntent,
+    outcome = intent ? "owed" : "received",
+  ) {
+    const payload = context.payload as { action?: string; installation?: { id: number } };
+    const fresh = await deps.recorder.record({
+      deliveryId: context.id,
+      event: context.name,
+      action: payload.action,
+      installationId: payload.installation?.id,
+      outcome,
+      intent,
+    });
+    if (fresh && intent) deps.onIntentOwed();
+  }
+  /** Events without an effect are still recorded, so every delivery is accounted for. */
+  const recordOnly = (context: { id: string; name: string; payload: unknown }) => record(context);
+  /** A comment or review body: stored with an intent only when it has commands to run. */
+  const recordComment = (
+    context: { id: string; name: string; payload: unknown },
+    event: CommentEvent,
+  ) => {
+    const skipped = commentWithoutCommands(event, deps.logger);
+    return skipped === undefined
+      ? record(context, { kind: "comment", event })
+      : record(context, undefined, skipped);
+  };
+
   return (app) => {
     app.onError((error) => {
       const event = (error as { event?: { id?: string; name?: string } }).event;
@@ -94,29 +112,32 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
         return;
       }
       const issue = payload.issue;
-      await handleIssuesEvent(intake, {
-        deliveryId: context.id,
-        action: payload.action,
-        installationId,
-        repository: {
-          id: payload.repository.id,
-          fullName: payload.repository.full_name,
-          defaultBranch: payload.repository.default_branch,
-          private: payload.repository.private,
+      await record(context, {
+        kind: "issues",
+        event: {
+          deliveryId: context.id,
+          action: payload.action,
+          installationId,
+          repository: {
+            id: payload.repository.id,
+            fullName: payload.repository.full_name,
+            defaultBranch: payload.repository.default_branch,
+            private: payload.repository.private,
+          },
+          ref: repoRef(installationId, payload.repository.full_name),
+          issue: {
+            number: issue.number,
+            title: issue.title,
+            body: issue.body ?? "",
+            state: issue.state === "closed" ? "closed" : "open",
+            labels: names(issue.labels as LabelLike[] | undefined),
+            isPullRequest: Boolean((issue as { pull_request?: unknown }).pull_request),
+            htmlUrl: issue.html_url,
+            updatedAt: issue.updated_at,
+          },
+          label: "label" in payload ? payload.label?.name : undefined,
+          sender: { login: payload.sender.login, type: payload.sender.type },
         },
-        ref: repoRef(installationId, payload.repository.full_name),
-        issue: {
-          number: issue.number,
-          title: issue.title,
-          body: issue.body ?? "",
-          state: issue.state === "closed" ? "closed" : "open",
-          labels: names(issue.labels as LabelLike[] | undefined),
-          isPullRequest: Boolean((issue as { pull_request?: unknown }).pull_request),
-          htmlUrl: issue.html_url,
-          updatedAt: issue.updated_at,
-        },
-        label: "label" in payload ? payload.label?.name : undefined,
-        sender: { login: payload.sender.login, type: payload.sender.type },
       });
     });
 
@@ -140,14 +161,17 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
             ? (payload.repositories ?? [])
             : []
           : (payload.repositories_added ?? []);
-      await handleInstallationEvent(intake, {
-        deliveryId: context.id,
-        event: context.name as "installation" | "installation_repositories",
-        action: payload.action,
-        installationId: payload.installation.id,
-        added: added.map(toRepo),
-        removed: (payload.repositories_removed ?? []).map(toRepo),
-        removeAll,
+      await record(context, {
+        kind: "installation",
+        event: {
+          deliveryId: context.id,
+          event: context.name as "installation" | "installation_repositories",
+          action: payload.action,
+          installationId: payload.installation.id,
+          added: added.map(toRepo),
+          removed: (payload.repositories_removed ?? []).map(toRepo),
+          removeAll,
+        },
       });
     });
 
@@ -160,11 +184,14 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
     app.on("pull_request.closed", async (context) => {
       const d = delivery(context);
       if (!d) return;
-      await handlePullRequestClosed(intake, {
-        ...d,
-        prNumber: context.payload.pull_request.number,
-        merged: Boolean(context.payload.pull_request.merged),
-        sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+      await record(context, {
+        kind: "pull-request-closed",
+        event: {
+          ...d,
+          prNumber: context.payload.pull_request.number,
+          merged: Boolean(context.payload.pull_request.merged),
+          sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+        },
       });
     });
     app.on("pull_request", async (context) => {
@@ -182,17 +209,20 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       if (context.payload.action !== "completed" || ours || !isRedConclusion(run.conclusion)) {
         return recordOnly(context);
       }
-      await handleFailedCheck(intake, {
-        ...d,
-        headSha: run.head_sha,
-        failed: [
-          {
-            name: run.name,
-            summary: [run.output?.title, run.output?.summary, run.output?.text]
-              .filter(Boolean)
-              .join("\n\n"),
-          },
-        ],
+      await record(context, {
+        kind: "failed-check",
+        event: {
+          ...d,
+          headSha: run.head_sha,
+          failed: [
+            {
+              name: run.name,
+              summary: [run.output?.title, run.output?.summary, run.output?.text]
+                .filter(Boolean)
+                .join("\n\n"),
+            },
+          ],
+        },
       });
     });
 
@@ -201,10 +231,13 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const d = delivery(context);
       if (!d) return;
       if (state !== "failure" && state !== "error") return recordOnly(context);
-      await handleFailedCheck(intake, {
-        ...d,
-        headSha: sha,
-        failed: [{ name, summary: [description, target_url].filter(Boolean).join("\n") }],
+      await record(context, {
+        kind: "failed-check",
+        event: {
+          ...d,
+          headSha: sha,
+          failed: [{ name, summary: [description, target_url].filter(Boolean).join("\n") }],
+        },
       });
     });
 
@@ -215,16 +248,14 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const author = { login: review.user?.login ?? "ghost", type: review.user?.type };
       // A "changes requested" review's body is the feedback for a fix, never commands.
       if (action === "submitted" && review.state.toLowerCase() === "changes_requested") {
-        await handleChangesRequested(intake, {
-          ...d,
-          prNumber: pr.number,
-          reviewer: author,
-          text: review.body ?? "",
+        await record(context, {
+          kind: "changes-requested",
+          event: { ...d, prNumber: pr.number, reviewer: author, text: review.body ?? "" },
         });
         return;
       }
       if (action !== "submitted" && action !== "edited") return recordOnly(context);
-      await handleCommentCommands(deps, {
+      await recordComment(context, {
         ...d,
         action,
         source: "review",
@@ -248,7 +279,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const { comment, issue, action } = context.payload;
       const d = delivery(context);
       if (!d || (action !== "created" && action !== "edited")) return recordOnly(context);
-      await handleCommentCommands(deps, {
+      await recordComment(context, {
         ...d,
         action,
         source: "issue_comment",
@@ -266,18 +297,6 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
         },
       });
     });
-
-    /** Events without an effect are still recorded, so every delivery is accounted for. */
-    async function recordOnly(context: { id: string; name: string; payload: unknown }) {
-      const payload = context.payload as { action?: string; installation?: { id: number } };
-      await recordDelivery(deps.db, {
-        deliveryId: context.id,
-        event: context.name,
-        action: payload.action,
-        installationId: payload.installation?.id,
-        outcome: "received",
-      });
-    }
 
     app.onAny(async (event) => {
       if (!HANDLED_EVENTS.has(event.name)) await recordOnly(event);

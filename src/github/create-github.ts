@@ -14,6 +14,7 @@ import type {
 import type { NodeHandler } from "../http/node-handler.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
+import { createDeliveryRecorder } from "../store/webhook-deliveries.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
 import { createGitHubGateway } from "./github-gateway.ts";
@@ -37,7 +38,7 @@ export interface GitHubDeps {
   /** Counts every GitHub request and webhook delivery. */
   metrics: Pick<ConveyorMetrics, "githubRequest" | "githubRateLimit" | "webhook">;
   recordError: RecordError;
-  /** Webhooks emit `tasks-changed` and `pull-request-activity`. */
+  /** Webhooks emit `intake-owed` and `pull-request-activity`. */
   signals: Signals;
   options: GitHubOptions;
 }
@@ -50,8 +51,6 @@ export interface GitHubOptions {
   octokitOptions?: Record<string, unknown> | undefined;
   /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
   githubWritesPerMinute?: number | undefined;
-  /** Slash-command comments one person may write per minute (default 10). */
-  commandsPerMinute?: number | undefined;
 }
 
 /** The ports GitHub implements, for the features that need them. */
@@ -132,14 +131,12 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const webhooks = instrumentWebhooks(
     await createNodeMiddleware(
       createConveyorApp({
-        db: deps.database.db,
         logger,
-        gateway,
-        onChange: () => signals.emit("tasks-changed"),
+        recorder: createDeliveryRecorder(deps.database.db),
+        onIntentOwed: () => signals.emit("intake-owed"),
         appId: config.github.appId,
         onPullRequestActivity: () => signals.emit("pull-request-activity"),
         recordError: deps.recordError,
-        commandsPerMinute: options.commandsPerMinute,
       }),
       { probot },
     ),
