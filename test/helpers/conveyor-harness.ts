@@ -9,7 +9,9 @@ import {
   type GitHubSimulator,
   type GitHubSimulatorOptions,
 } from "../github-sim/create-github-simulator.ts";
+import { countOwedDeliveries } from "../../src/store/webhook-deliveries.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
+import { waitFor } from "./wait-for.ts";
 import { testPrivateKey } from "./webhooks.ts";
 
 export const WEBHOOK_SECRET = "harness-webhook-secret";
@@ -27,6 +29,8 @@ export const FAST_TIMINGS = {
 /** The start options every test server uses (JSON, so a server process can get them too). */
 export const TEST_START_OPTIONS = {
   notifierIntervalMs: 50,
+  intakeIntervalMs: 100,
+  intakeRetryMs: 100,
   mergerIntervalMs: 500,
   // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
   githubWritesPerMinute: 100_000,
@@ -84,6 +88,7 @@ export async function createWorld(
     ...options.simulator,
   });
   const database = await (options.database ?? createTestDatabase)();
+  waitForIntakeOnIdle(sim, database);
   const installation = await sim.createInstallation({
     account: "acme",
     accountType: "Organization",
@@ -122,6 +127,28 @@ export async function createWorld(
       await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Makes `sim.idle()` also wait until Conveyor has acted on every delivery it stored: webhook
+ * handlers answer once the delivery is stored, and the intake loop carries out its effect soon
+ * after. Acting can make GitHub send more webhooks (a label, a comment), so it waits until both
+ * are quiet: GitHub idle with no new delivery, and nothing owed.
+ */
+function waitForIntakeOnIdle(sim: GitHubSimulator, database: TestDatabase): void {
+  const githubIdle = sim.idle.bind(sim);
+  sim.idle = async () => {
+    for (;;) {
+      await githubIdle();
+      const sent = sim.deliveries.length;
+      await waitFor(async () => (await countOwedDeliveries(database.db)) === 0, {
+        timeoutMs: 20_000,
+        message: "the intake loop acted on every stored delivery",
+      });
+      await githubIdle();
+      if (sim.deliveries.length === sent) return;
+    }
   };
 }
 
