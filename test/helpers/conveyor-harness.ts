@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { type RunningConveyor, type StartOptions, startConveyor } from "../../src/main.ts";
+import { countOwedDeliveries } from "../../src/store/webhook-deliveries.ts";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
   type GitHubSimulatorOptions,
 } from "../github-sim/create-github-simulator.ts";
-import { countOwedDeliveries } from "../../src/store/webhook-deliveries.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
 import { waitFor } from "./wait-for.ts";
 import { testPrivateKey } from "./webhooks.ts";
