@@ -149,7 +149,11 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
   }
 
   return {
-    /** One pass: claims a batch of owed deliveries and acts on each in order; returns how many. */
+    /**
+     * One pass: claims a batch of owed deliveries and acts on them, those about one issue or pull
+     * request in the order they arrived, the others side by side (as webhook handlers ran when
+     * they called GitHub themselves); returns how many it claimed.
+     */
     async runOnce(): Promise<number> {
       if (stopping) return 0;
       const claims = await claimOwedDeliveries(db, {
@@ -157,19 +161,56 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
         limit: INTAKE_BATCH,
         leaseMs: LEASE_MS,
       });
-      for (const [i, claim] of claims.entries()) {
-        if (stopping) {
-          // Another instance (or this one after a restart) takes them at once.
-          await releaseOwedDeliveries(db, claims.slice(i));
-          break;
-        }
-        await act(claim);
+      const bySubject = new Map<string, OwedDelivery[]>();
+      for (const claim of claims) {
+        const key = subjectOf(claim);
+        bySubject.set(key, [...(bySubject.get(key) ?? []), claim]);
       }
+      const unacted: OwedDelivery[] = [];
+      await Promise.all(
+        [...bySubject.values()].map(async (group) => {
+          for (const [i, claim] of group.entries()) {
+            if (stopping) {
+              unacted.push(...group.slice(i));
+              return;
+            }
+            await act(claim);
+          }
+        }),
+      );
+      // Stopping: another instance (or this one after a restart) takes them at once.
+      await releaseOwedDeliveries(db, unacted);
       return claims.length;
     },
-    /** Ends the pass in progress after the delivery it is acting on. */
+    /** Ends the pass in progress after the deliveries it is acting on. */
     stop() {
       stopping = true;
     },
   };
+}
+
+/**
+ * What a delivery is about: deliveries about the same issue or pull request (whose numbers share
+ * one sequence on GitHub), the same commit or the same installation are acted on in order.
+ */
+function subjectOf(claim: OwedDelivery): string {
+  const intent = claim.intent as WebhookIntent;
+  // A malformed intent fails on its own when it is acted on.
+  if (typeof intent?.event !== "object" || intent.event === null)
+    return `delivery:${claim.deliveryId}`;
+  switch (intent.kind) {
+    case "issues":
+      return `issue:${intent.event.repository?.id}:${intent.event.issue?.number}`;
+    case "comment":
+      return `issue:${intent.event.repositoryId}:${intent.event.number}`;
+    case "pull-request-closed":
+    case "changes-requested":
+      return `issue:${intent.event.repositoryId}:${intent.event.prNumber}`;
+    case "failed-check":
+      return `commit:${intent.event.repositoryId}:${intent.event.headSha}`;
+    case "installation":
+      return `installation:${intent.event.installationId}`;
+    default:
+      return `delivery:${claim.deliveryId}`;
+  }
 }
