@@ -16,12 +16,12 @@ import {
   type GitHubSimulator,
 } from "../test/github-sim/create-github-simulator.ts";
 import { type ConveyorProcess, spawnConveyor } from "../test/helpers/spawn-conveyor.ts";
-import { waitFor } from "../test/helpers/wait-for.ts";
 import {
   type RunnerProcess,
   SCRIPTED_AGENT,
   spawnRunnerProcess,
 } from "../test/helpers/spawn-runner.ts";
+import { waitFor } from "../test/helpers/wait-for.ts";
 import {
   awaitsApproval,
   CI,
