@@ -1,5 +1,5 @@
+import type { EmitterWebhookEvent, Webhooks } from "@octokit/webhooks";
 import type { Logger } from "pino";
-import type { ApplicationFunction, Context } from "probot";
 import { type CommentEvent, commentWithoutCommands } from "../commands/command-service.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
@@ -59,21 +59,31 @@ const names = (labels: LabelLike[] | undefined) =>
     .map((l) => (typeof l === "string" ? l : l.name))
     .filter((n): n is string => Boolean(n));
 
+/** Where the handlers are registered: `@octokit/webhooks` (what Probot's app API wraps). */
+export type WebhookReceiver = Pick<Webhooks, "on" | "onAny" | "onError">;
+
 /**
- * The Probot application: one handler per event. Each parses the payload into plain facts (the
- * delivery's intent), stores the delivery with them in Postgres and returns; the intake loop reads
- * GitHub and carries the effect out (`src/loops/intake-loop.ts`). No handler calls GitHub. A
- * Probot Context never leaves this file.
+ * The webhook handlers: one per event. Each parses the payload into plain facts (the delivery's
+ * intent), stores the delivery with them in Postgres and returns; the intake loop reads GitHub and
+ * carries the effect out (`src/loops/intake-loop.ts`). No handler calls GitHub, so the handlers
+ * are registered on a bare `@octokit/webhooks` receiver (signature check and routing), without
+ * the authenticated client Probot would build for every delivery. A webhook event never leaves
+ * this file.
  */
-export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
-  /** Stores the delivery (with its intent, if it has an effect) and wakes the intake loop. */
+export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver) => void {
+  /**
+   * Stores the delivery with its intent and wakes the intake loop; the answer waits for the
+   * commit, so a delivery answered 2xx is never lost. A delivery without an effect (its outcome
+   * known from the payload) has nothing to lose: it is answered at once and its record joins the
+   * next batch.
+   */
   async function record(
     context: { id: string; name: string; payload: unknown },
     intent?: WebhookIntent,
     outcome = intent ? "owed" : "received",
   ) {
     const payload = context.payload as { action?: string; installation?: { id: number } };
-    const fresh = await deps.recorder.record({
+    const stored = deps.recorder.record({
       deliveryId: context.id,
       event: context.name,
       action: payload.action,
@@ -81,7 +91,13 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       outcome,
       intent,
     });
-    if (fresh && intent) deps.onIntentOwed();
+    if (!intent) {
+      stored.catch((error: unknown) =>
+        deps.recordError?.("webhook", error, { deliveryId: context.id, event: context.name }),
+      );
+      return;
+    }
+    if (await stored) deps.onIntentOwed();
   }
   /** Events without an effect are still recorded, so every delivery is accounted for. */
   const recordOnly = (context: { id: string; name: string; payload: unknown }) => record(context);
@@ -104,7 +120,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const first = causes?.[0] ?? error;
       deps.recordError?.("webhook", first, { deliveryId: event?.id, event: event?.name });
     });
-    app.on("issues", async (context: Context<"issues">) => {
+    app.on("issues", async (context: EmitterWebhookEvent<"issues">) => {
       const { payload } = context;
       const installationId = payload.installation?.id;
       if (!installationId) {

@@ -1,5 +1,6 @@
+import { createNodeMiddleware as createWebhooksMiddleware, Webhooks } from "@octokit/webhooks";
 import type { Logger } from "pino";
-import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
+import { Probot, ProbotOctokit } from "probot";
 import type { Database } from "../../db/client.ts";
 import { type Config, displayHost } from "../config.ts";
 import type {
@@ -27,6 +28,9 @@ import { createSetupHandler } from "./setup-app.ts";
 import { createWritePacer } from "./write-pacer.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
+
+/** Where GitHub posts deliveries (Probot's default path, which the App's settings name). */
+const WEBHOOK_PATH = "/api/github/webhooks";
 
 export interface GitHubDeps {
   config: Pick<
@@ -128,18 +132,20 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     installationOctokit,
     logger,
   });
+  // Verified and routed by @octokit/webhooks (as inside Probot), without Probot's per-delivery
+  // installation client: the handlers only store deliveries, the loops talk to GitHub.
+  const webhookLog = logger.child({ component: "webhooks" });
+  const receiver = new Webhooks({ secret: config.github.webhookSecret, log: webhookLog });
+  createConveyorApp({
+    logger,
+    recorder: createDeliveryRecorder(deps.database.db),
+    onIntentOwed: () => signals.emit("intake-owed"),
+    appId: config.github.appId,
+    onPullRequestActivity: () => signals.emit("pull-request-activity"),
+    recordError: deps.recordError,
+  })(receiver);
   const webhooks = instrumentWebhooks(
-    await createNodeMiddleware(
-      createConveyorApp({
-        logger,
-        recorder: createDeliveryRecorder(deps.database.db),
-        onIntentOwed: () => signals.emit("intake-owed"),
-        appId: config.github.appId,
-        onPullRequestActivity: () => signals.emit("pull-request-activity"),
-        recordError: deps.recordError,
-      }),
-      { probot },
-    ),
+    createWebhooksMiddleware(receiver, { path: WEBHOOK_PATH, log: webhookLog }),
     metrics,
   );
   return {

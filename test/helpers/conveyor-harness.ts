@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { type RunningConveyor, type StartOptions, startConveyor } from "../../src/main.ts";
-import { countOwedDeliveries } from "../../src/store/webhook-deliveries.ts";
+import { countOwedDeliveries, recordedDeliveryIds } from "../../src/store/webhook-deliveries.ts";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
@@ -142,6 +142,16 @@ function waitForIntakeOnIdle(sim: GitHubSimulator, database: TestDatabase): void
     for (let round = 0; round < 3; round++) {
       await githubIdle();
       const sent = sim.deliveries.length;
+      // A delivery without an effect is answered (200) before its record is written.
+      const answered = sim.deliveries
+        .slice(-200)
+        .filter((d) => d.status === 200)
+        .map((d) => d.id);
+      await waitFor(
+        async () =>
+          (await recordedDeliveryIds(database.db, answered)).size === new Set(answered).size,
+        { timeoutMs: 20_000, message: "every answered delivery recorded" },
+      );
       await waitFor(async () => (await countOwedDeliveries(database.db)) === 0, {
         timeoutMs: 20_000,
         message: "the intake loop acted on every stored delivery",
