@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { type CommentEvent, commentWithoutCommands } from "../commands/command-service.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
+import { mayAffectQueue } from "../core/intake.ts";
 import type { WebhookIntent } from "../loops/intake-loop.ts";
 import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
 
@@ -128,6 +129,19 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
         return;
       }
       const issue = payload.issue;
+      const labels = names(issue.labels as LabelLike[] | undefined);
+      const label = "label" in payload ? payload.label?.name : undefined;
+      const issueState: "open" | "closed" = issue.state === "closed" ? "closed" : "open";
+      const isPullRequest = Boolean((issue as { pull_request?: unknown }).pull_request);
+      const facts = {
+        action: payload.action,
+        label,
+        issueLabels: labels,
+        issueState,
+        isPullRequest,
+      };
+      // An edit, an assignment, a pin …: ignored whatever the intake label, so nothing is owed.
+      if (!mayAffectQueue(facts)) return record(context, undefined, "ignored");
       await record(context, {
         kind: "issues",
         event: {
@@ -145,13 +159,13 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
             number: issue.number,
             title: issue.title,
             body: issue.body ?? "",
-            state: issue.state === "closed" ? "closed" : "open",
-            labels: names(issue.labels as LabelLike[] | undefined),
-            isPullRequest: Boolean((issue as { pull_request?: unknown }).pull_request),
+            state: issueState,
+            labels,
+            isPullRequest,
             htmlUrl: issue.html_url,
             updatedAt: issue.updated_at,
           },
-          label: "label" in payload ? payload.label?.name : undefined,
+          label,
           sender: { login: payload.sender.login, type: payload.sender.type },
         },
       });
