@@ -302,8 +302,12 @@ export const runners = pgTable(
 );
 
 /**
- * Every webhook delivery handled, keyed by GitHub's `X-GitHub-Delivery`. Written in the same
- * transaction as its effects, so a redelivery is recognised and changes nothing.
+ * Every webhook delivery received, keyed by GitHub's `X-GitHub-Delivery`, so a redelivery is
+ * recognised and changes nothing. A delivery with an effect is stored with its `intent` (the
+ * handler's facts from the payload) before it is answered; the intake loop acts on it (reading
+ * GitHub), writes the effect and clears `intent` in one transaction. `intent` not null means the
+ * effect is still owed. `lease_holder` (an instance id) and `lease_until` say who is acting on it:
+ * `attempts` counts the claims and fences a holder whose lease was taken over.
  */
 export const webhookDeliveries = pgTable(
   "webhook_deliveries",
@@ -314,8 +318,16 @@ export const webhookDeliveries = pgTable(
     installationId: bigint("installation_id", { mode: "number" }),
     receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
     outcome: text("outcome").notNull(),
+    intent: jsonb("intent"),
+    attempts: integer("attempts").notNull().default(0),
+    leaseHolder: text("lease_holder"),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
   },
-  (t) => [index("webhook_deliveries_received_idx").on(t.receivedAt)],
+  (t) => [
+    index("webhook_deliveries_received_idx").on(t.receivedAt),
+    // The intake loop's claim reads only what is owed, oldest first.
+    index("webhook_deliveries_owed_idx").on(t.receivedAt).where(sql`${t.intent} is not null`),
+  ],
 );
 
 /** Run-time settings (alert thresholds, log level, …) shared by every instance. */

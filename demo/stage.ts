@@ -21,6 +21,7 @@ import {
   SCRIPTED_AGENT,
   spawnRunnerProcess,
 } from "../test/helpers/spawn-runner.ts";
+import { waitFor } from "../test/helpers/wait-for.ts";
 import {
   awaitsApproval,
   CI,
@@ -301,6 +302,20 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
           );
         }
         filed.push({ story, number: issue.number });
+      }
+      // Conveyor answers a label once it has stored the delivery; its intake loop reads the
+      // repository's config and the labeller's permission and queues the task a moment later.
+      for (const { number } of filed) {
+        await waitFor(
+          async () => {
+            const response = await fetch(`${serverUrl}/api/tasks?repo=${REPO}&issue=${number}`, {
+              headers: { authorization: `Bearer ${adminToken}` },
+            });
+            const { tasks } = (await response.json()) as { tasks: unknown[] };
+            return tasks.length > 0;
+          },
+          { timeoutMs: 30_000, message: `#${number} queued (is the server still up?)` },
+        );
       }
       return filed;
     },

@@ -192,13 +192,14 @@ describe("alerts as GitHub issues, through the API", () => {
     ).toBe(422);
   });
 
-  it("counts a webhook whose handler failed, and alerts on it", async () => {
+  it("counts a webhook whose effect failed, and alerts on it", async () => {
     await put({ alerts: { error_rate: { enabled: false } } });
-    // The permission lookup fails while the label event is handled: the delivery gets a 500.
+    // The permission lookup fails while the intake loop acts on the stored label event: the
+    // delivery was answered 200, its effect is retried.
     h.sim.injectFault("GET /repos/{owner}/{repo}/collaborators/{username}/permission", 500);
     const { issue } = await h.sim.openIssue(h.repo, { title: "Fails", body: "", user: "maint" });
     const { status } = await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "maint" });
-    expect(status).toBe(500);
+    expect(status).toBe(200);
     const rows = await waitFor(async () => {
       const r = resultRows<{ source: string; details: { event?: string } }>(
         await h.database.db.execute(
@@ -209,10 +210,18 @@ describe("alerts as GitHub issues, through the API", () => {
     });
     expect(rows[0]?.details.event).toBe("issues");
     const metrics = await (await fetch(`${h.conveyor.url}/metrics`)).text();
-    expect(metrics).toContain(
-      'conveyor_webhook_deliveries_total{event="issues",outcome="failed"} 1',
+    expect(metrics).not.toContain(
+      'conveyor_webhook_deliveries_total{event="issues",outcome="failed"}',
     );
     expect(metrics).toContain('conveyor_errors_total{source="webhook"} 1');
+    // The fault was one answer: the retry queues the task.
+    await h.sim.idle();
+    const [task] = resultRows<{ state: string }>(
+      await h.database.db.execute(
+        sql`select state from tasks where issue_number = ${issue.number}`,
+      ),
+    );
+    expect(task?.state).toBe("queued");
 
     await h.conveyor.monitoring.checkAlerts();
     const listed = (await (await api("/api/alerts")).json()) as {

@@ -140,6 +140,8 @@ async function postWebhook(
 /** A genuine `issues.labeled` delivery by a write user, captured on its way: not delivered yet. */
 async function capturedLabelDelivery(title: string) {
   const { issue } = await h.sim.openIssue(h.repo, { title, user: "octocat" });
+  // The opened event's effect is carried out before anything is counted.
+  await h.sim.idle();
   h.sim.setWebhook(undefined);
   try {
     const { delivery } = await h.sim.addLabel(h.repo, issue.number, "conveyor", {
@@ -183,6 +185,7 @@ describe("webhooks", () => {
     expect(
       (await postWebhook(captured.body, { event: "issues", deliveryId: captured.id })).status,
     ).toBe(200);
+    await h.sim.idle();
     expect(await tasksFor(captured.issueNumber)).toHaveLength(1);
   });
 
@@ -202,12 +205,14 @@ describe("webhooks", () => {
     expect(
       (await postWebhook(captured.body, { event: "issues", deliveryId: captured.id })).status,
     ).toBe(200);
+    await h.sim.idle();
     const before = await rowCounts();
     // GitHub's own redeliveries must look successful, so a replay is acknowledged, not acted on.
     for (let i = 0; i < 3; i++) {
       const replay = await postWebhook(captured.body, { event: "issues", deliveryId: captured.id });
       expect(replay.status).toBe(200);
     }
+    await h.sim.idle();
     const stored = await storedSince(before);
     securityCase(context, stored);
     expect(stored).toEqual({});
@@ -219,12 +224,15 @@ describe("webhooks", () => {
     // as a "new" delivery. The issue is closed by now, so it must not queue anything.
     const captured = await capturedLabelDelivery("Replayed later");
     await postWebhook(captured.body, { event: "issues", deliveryId: captured.id });
+    await h.sim.idle();
     await h.sim.closeIssue(h.repo, captured.issueNumber, { sender: "octocat" });
+    await h.sim.idle();
     expect((await tasksFor(captured.issueNumber)).map((t) => t.state)).toEqual(["cancelled"]);
     const before = await rowCounts();
     const replayId = randomUUID();
     const replay = await postWebhook(captured.body, { event: "issues", deliveryId: replayId });
     expect(replay.status).toBe(200);
+    await h.sim.idle();
     // The delivery is recorded as seen and why it changed nothing; nothing else is stored.
     const stored = await storedSince(before, ["webhook_deliveries"]);
     securityCase(context, stored);
@@ -523,6 +531,8 @@ describe("oversized input", () => {
   it("closes a socket that sends a frame over 1 MiB with 1009", async (context) => {
     const { token } = await registerRunner();
     const socket = await connect(token);
+    // Earlier tests' webhooks (status comments) are recorded before anything is counted.
+    await h.sim.idle();
     const before = await rowCounts();
     socket.sendRaw(JSON.stringify({ type: "ping", pad: "x".repeat(1024 * 1024) }));
     expect((await socket.closed).code).toBe(1009);
@@ -636,6 +646,7 @@ describe("slash commands", () => {
     const { issue: queued } = await h.sim.openIssue(h.repo, { title: "Queued", user: "octocat" });
     await h.sim.addLabel(h.repo, queued.number, "conveyor", { sender: "octocat" });
     const { issue: idle } = await h.sim.openIssue(h.repo, { title: "Not queued", user: "octocat" });
+    await h.sim.idle();
     const [task] = await tasksFor(queued.number);
     const before = await rowCounts();
     const attempts = [
@@ -710,6 +721,7 @@ describe("issue text", () => {
         user: "octocat",
       });
       await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+      await h.sim.idle();
       const [task] = await tasksFor(issue.number);
       await waitFor(async () => (await getTask(h.database.db, task!.task_id))?.state === "pushed", {
         timeoutMs: 30_000,

@@ -252,7 +252,7 @@ export const webhookIngest: Benchmark = {
         },
       ],
       notes: [
-        `Every delivery is written to webhook_deliveries in its own transaction (so a redelivery changes nothing), and an \`issues\` event loads the repository's config from GitHub first (${apiCallsPerWebhook} API calls per webhook in this mix): the commit rate and GitHub's latency bound ingest, the bare Probot app has neither.`,
+        `A delivery with an effect is answered once it is stored with its intent (deliveries arriving together share one commit); one without an effect is answered at once and recorded in the next batch. GitHub is read by the intake loop after the answer (${apiCallsPerWebhook} API calls per webhook during the measurement). The commit's round trip to PostgreSQL bounds ingest at low concurrency; the bare Probot app stores nothing.`,
       ],
     };
   },

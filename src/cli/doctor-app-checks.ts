@@ -214,8 +214,13 @@ async function checkHookReach(options: AppRegistrationOptions, hook: HookFacts):
         message: `a signed ping to ${hook.url} was accepted (${response.status})`,
       };
     }
-    const recorded = await recordedDeliveryIds(options.database.db, [deliveryId]);
-    return recorded.has(deliveryId)
+    // A ping has no effect: the server answers it at once and writes its record just after.
+    let recorded = false;
+    for (let waited = 0; !recorded && waited <= 5_000; waited += 100) {
+      if (waited) await new Promise((resolve) => setTimeout(resolve, 100));
+      recorded = (await recordedDeliveryIds(options.database.db, [deliveryId])).has(deliveryId);
+    }
+    return recorded
       ? {
           name,
           status: "ok",

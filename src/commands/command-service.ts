@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import {
   allows,
@@ -38,7 +39,6 @@ import {
   type Task,
   transitionTask,
 } from "../store/tasks.ts";
-import { recordDelivery, recordOnce } from "../store/webhook-deliveries.ts";
 
 export interface CommandDeps extends IntakeDeps {
   /** Wakes the merger: a command changed something a verdict depends on. */
@@ -70,15 +70,9 @@ export interface CommentEvent {
 }
 
 /** Where the delivery's outcome is the only effect. */
-async function recordOnly(deps: CommandDeps, e: CommentEvent, outcome: string): Promise<string> {
-  await recordDelivery(deps.db, {
-    deliveryId: e.deliveryId,
-    event: e.event,
-    action: e.action,
-    installationId: e.installationId,
-    outcome,
-  });
-  return outcome;
+function recordOnly(deps: CommandDeps, e: CommentEvent, outcome: string): Promise<string> {
+  const { deliveryId, event, action, installationId } = e;
+  return deps.settle({ deliveryId, event, action, installationId }, async () => outcome);
 }
 
 /** Verbs whose effect can change a merge verdict. */
@@ -94,6 +88,37 @@ const PR_VERDICT_VERBS = new Set([
 ]);
 
 /**
+ * What a comment comes to when it runs no command, decided from the payload alone: an edit (edits
+ * never run commands; someone other than the author putting commands into a comment is logged for
+ * an operator), a bot's comment, or one without commands. Undefined when it has commands to run.
+ */
+export function commentWithoutCommands(
+  e: CommentEvent,
+  log: Pick<Logger, "warn">,
+): string | undefined {
+  if (e.action === "edited") {
+    if (e.sender.login !== e.author.login && parseCommands(e.body).length > 0) {
+      log.warn(
+        {
+          deliveryId: e.deliveryId,
+          editor: e.sender.login,
+          author: e.author.login,
+          commentId: e.sourceId,
+        },
+        "comment with commands edited by someone other than its author",
+      );
+      return `tampering: edited by ${e.sender.login}, not ${e.author.login}`;
+    }
+    return "edited comments are not commands";
+  }
+  if (isBot(e.author)) return "comment by a bot";
+  if (interpretCommands(e.body, e.isPullRequest ? "pr" : "issue").length === 0) {
+    return "no commands";
+  }
+  return undefined;
+}
+
+/**
  * Slash commands in a comment: checks the grammar, the author's permission and the
  * per-person rate limit, carries out each command in one transaction with the comment's id (so a
  * redelivered event does nothing twice), and leaves the feedback (👀, then 👍 or 👎 with a reply)
@@ -105,22 +130,10 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
     repo: `${e.ref.owner}/${e.ref.repo}`,
     issueNumber: e.number,
   });
-  if (e.action === "edited") {
-    // Edits never run commands. Someone other than the author putting commands into a comment is
-    // worth an operator's attention.
-    if (e.sender.login !== e.author.login && parseCommands(e.body).length > 0) {
-      log.warn(
-        { editor: e.sender.login, author: e.author.login, commentId: e.sourceId },
-        "comment with commands edited by someone other than its author",
-      );
-      return recordOnly(deps, e, `tampering: edited by ${e.sender.login}, not ${e.author.login}`);
-    }
-    return recordOnly(deps, e, "edited comments are not commands");
-  }
-  if (isBot(e.author)) return recordOnly(deps, e, "comment by a bot");
+  const skipped = commentWithoutCommands(e, log);
+  if (skipped !== undefined) return recordOnly(deps, e, skipped);
   const place: CommandPlace = e.isPullRequest ? "pr" : "issue";
   const lines = interpretCommands(e.body, place);
-  if (lines.length === 0) return recordOnly(deps, e, "no commands");
 
   const permission = await deps.gateway.permission(e.ref, e.author.login);
   const needsConfig = lines.some((l) => l.ok && ["queue", "fix"].includes(l.command.verb));
@@ -135,7 +148,7 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
     action: e.action,
     installationId: e.installationId,
   };
-  const outcome = await recordOnce(deps.db, delivery, async (tx) => {
+  const outcome = await deps.settle(delivery, async (tx) => {
     const key = { source: e.source, sourceId: e.sourceId };
     const fresh = await insertCommand(tx, {
       ...key,

@@ -7,6 +7,7 @@ import {
   hasPermission,
   type IssueEventFacts,
   isBot,
+  mayAffectQueue,
   parseTaskLabels,
 } from "./intake.ts";
 import { DEFAULT_REPO_CONFIG, parseRepoConfig } from "./repo-config.ts";
@@ -48,6 +49,54 @@ describe("classifyIssueEvent", () => {
       "queue",
     );
     expect(classifyIssueEvent(facts({ config })).kind).toBe("ignore");
+  });
+});
+
+describe("mayAffectQueue", () => {
+  const actions = [
+    "opened",
+    "reopened",
+    "labeled",
+    "unlabeled",
+    "closed",
+    "deleted",
+    "transferred",
+    "edited",
+    "pinned",
+    "assigned",
+    "milestoned",
+  ];
+  const configs = [DEFAULT_REPO_CONFIG, parseRepoConfig({ intake: { label: "ai" } }).config];
+  const variants: Partial<IssueEventFacts>[] = [
+    {},
+    { label: undefined },
+    { label: "ai", issueLabels: ["ai"] },
+    { label: "bug", issueLabels: ["bug"] },
+    { issueLabels: [] },
+    { issueState: "closed" },
+    { isPullRequest: true },
+  ];
+  // Every event it lets the handler skip is one classifyIssueEvent ignores under every config.
+  it.each(actions.flatMap((action) => variants.map((v) => ({ action, ...v }))))(
+    "%j: skipped only when no configuration acts on it",
+    (over) => {
+      const event = facts(over);
+      const acted = configs.some(
+        (config) => classifyIssueEvent({ ...event, config }).kind !== "ignore",
+      );
+      if (acted) expect(mayAffectQueue(event)).toBe(true);
+    },
+  );
+
+  it.each([
+    [{ action: "edited" }, false],
+    [{ action: "opened", issueLabels: [] }, false],
+    [{ action: "labeled", isPullRequest: true }, false],
+    [{ action: "labeled", issueState: "closed" as const }, false],
+    [{ action: "labeled", label: "anything" }, true],
+    [{ action: "closed" }, true],
+  ])("%j → %s", (over, expected) => {
+    expect(mayAffectQueue(facts(over))).toBe(expected);
   });
 });
 

@@ -93,6 +93,30 @@ export function classifyIssueEvent(facts: IssueEventFacts): IssueEventKind {
   }
 }
 
+/**
+ * Whether an `issues` event can change the queue under some configuration, from the payload alone
+ * (no config read): when false, `classifyIssueEvent` ignores it whatever the intake label is, so
+ * the webhook handler need not leave the event to the intake loop.
+ */
+export function mayAffectQueue(facts: Omit<IssueEventFacts, "config">): boolean {
+  if (facts.isPullRequest) return false;
+  switch (facts.action) {
+    case "opened":
+    case "reopened":
+      return facts.issueState === "open" && facts.issueLabels.length > 0;
+    case "labeled":
+      return facts.issueState === "open" && Boolean(facts.label);
+    case "unlabeled":
+      return Boolean(facts.label);
+    case "closed":
+    case "deleted":
+    case "transferred":
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** The issue as GitHub has it now (read back through the API), or undefined if it is gone. */
 export interface CurrentIssue {
   state: "open" | "closed";

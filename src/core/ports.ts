@@ -203,6 +203,8 @@ export type Signal =
   | "work-available"
   /** Something happened on a pull request (checks, reviews, pushes): review merges soon. */
   | "pull-request-activity"
+  /** A webhook delivery was stored with an effect still owed: the intake loop acts on it. */
+  | "intake-owed"
   /** An operator changed tasks through the admin API (retry, cancel, import). */
   | "operator-changed-tasks"
   /** Alerts, alert settings or metric samples changed, on this instance or another. */

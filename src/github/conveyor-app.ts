@@ -1,34 +1,26 @@
+import type { EmitterWebhookEvent, Webhooks } from "@octokit/webhooks";
 import type { Logger } from "pino";
-import type { ApplicationFunction, Context } from "probot";
 import type { Db } from "../../db/client.ts";
-import { handleCommentCommands } from "../commands/command-service.ts";
+import { type CommentEvent, commentWithoutCommands } from "../commands/command-service.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
-import type { GitHubGateway } from "../core/ports.ts";
-import {
-  handleInstallationEvent,
-  handleIssuesEvent,
-  type IntakeDeps,
-} from "../intake/intake-service.ts";
-import {
-  handleChangesRequested,
-  handleFailedCheck,
-  handlePullRequestClosed,
-} from "../intake/pull-request-events.ts";
+import { mayAffectQueue } from "../core/intake.ts";
+import type { WebhookIntent } from "../loops/intake-loop.ts";
 import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
-import { recordDelivery } from "../store/webhook-deliveries.ts";
+import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
 
 export interface ConveyorAppDeps {
-  db: Db;
   logger: Logger;
-  gateway: GitHubGateway;
-  onChange: () => void;
+  /** Stores each delivery once (batched with the others arriving at the same time). */
+  recorder: DeliveryRecorder;
+  /** Where cache invalidations are marked (a default branch's new head, changed permissions). */
+  db: Db;
+  /** A delivery was stored with an effect still owed: wakes the intake loop. */
+  onIntentOwed: () => void;
   /** This App's id: its own check runs never count as CI. */
   appId: number;
   /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
   onPullRequestActivity: () => void;
-  /** Slash-command comments one person may write per minute (default 10). */
-  commandsPerMinute?: number | undefined;
   /** A handler threw (the delivery is answered 500): counted for the webhook-failure alert. */
   recordError?: (source: string, error: unknown, details?: Record<string, unknown>) => void;
 }
@@ -75,13 +67,59 @@ const names = (labels: LabelLike[] | undefined) =>
     .map((l) => (typeof l === "string" ? l : l.name))
     .filter((n): n is string => Boolean(n));
 
+/** Where the handlers are registered: `@octokit/webhooks` (what Probot's app API wraps). */
+export type WebhookReceiver = Pick<Webhooks, "on" | "onAny" | "onError">;
+
 /**
- * The Probot application: one handler per event. Each parses the payload into plain facts, calls
- * the intake service (which records in Postgres and returns), and lets loops do slow work. A
- * Probot Context never leaves this file.
+ * The webhook handlers: one per event. Each parses the payload into plain facts (the delivery's
+ * intent), stores the delivery with them in Postgres and returns; the intake loop reads GitHub and
+ * carries the effect out (`src/loops/intake-loop.ts`). No handler calls GitHub, so the handlers
+ * are registered on a bare `@octokit/webhooks` receiver (signature check and routing), without
+ * the authenticated client Probot would build for every delivery. A webhook event never leaves
+ * this file.
  */
-export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
-  const intake: IntakeDeps = deps;
+export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver) => void {
+  /**
+   * Stores the delivery with its intent and wakes the intake loop; the answer waits for the
+   * commit, so a delivery answered 2xx is never lost. A delivery without an effect (its outcome
+   * known from the payload) has nothing to lose: it is answered at once and its record joins the
+   * next batch.
+   */
+  async function record(
+    context: { id: string; name: string; payload: unknown },
+    intent?: WebhookIntent,
+    outcome = intent ? "owed" : "received",
+  ) {
+    const payload = context.payload as { action?: string; installation?: { id: number } };
+    const stored = deps.recorder.record({
+      deliveryId: context.id,
+      event: context.name,
+      action: payload.action,
+      installationId: payload.installation?.id,
+      outcome,
+      intent,
+    });
+    if (!intent) {
+      stored.catch((error: unknown) =>
+        deps.recordError?.("webhook", error, { deliveryId: context.id, event: context.name }),
+      );
+      return;
+    }
+    if (await stored) deps.onIntentOwed();
+  }
+  /** Events without an effect are still recorded, so every delivery is accounted for. */
+  const recordOnly = (context: { id: string; name: string; payload: unknown }) => record(context);
+  /** A comment or review body: stored with an intent only when it has commands to run. */
+  const recordComment = (
+    context: { id: string; name: string; payload: unknown },
+    event: CommentEvent,
+  ) => {
+    const skipped = commentWithoutCommands(event, deps.logger);
+    return skipped === undefined
+      ? record(context, { kind: "comment", event })
+      : record(context, undefined, skipped);
+  };
+
   return (app) => {
     app.onError((error) => {
       const event = (error as { event?: { id?: string; name?: string } }).event;
@@ -90,7 +128,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const first = causes?.[0] ?? error;
       deps.recordError?.("webhook", first, { deliveryId: event?.id, event: event?.name });
     });
-    app.on("issues", async (context: Context<"issues">) => {
+    app.on("issues", async (context: EmitterWebhookEvent<"issues">) => {
       const { payload } = context;
       const installationId = payload.installation?.id;
       if (!installationId) {
@@ -98,29 +136,45 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
         return;
       }
       const issue = payload.issue;
-      await handleIssuesEvent(intake, {
-        deliveryId: context.id,
+      const labels = names(issue.labels as LabelLike[] | undefined);
+      const label = "label" in payload ? payload.label?.name : undefined;
+      const issueState: "open" | "closed" = issue.state === "closed" ? "closed" : "open";
+      const isPullRequest = Boolean((issue as { pull_request?: unknown }).pull_request);
+      const facts = {
         action: payload.action,
-        installationId,
-        repository: {
-          id: payload.repository.id,
-          fullName: payload.repository.full_name,
-          defaultBranch: payload.repository.default_branch,
-          private: payload.repository.private,
+        label,
+        issueLabels: labels,
+        issueState,
+        isPullRequest,
+      };
+      // An edit, an assignment, a pin …: ignored whatever the intake label, so nothing is owed.
+      if (!mayAffectQueue(facts)) return record(context, undefined, "ignored");
+      await record(context, {
+        kind: "issues",
+        event: {
+          deliveryId: context.id,
+          action: payload.action,
+          installationId,
+          repository: {
+            id: payload.repository.id,
+            fullName: payload.repository.full_name,
+            defaultBranch: payload.repository.default_branch,
+            private: payload.repository.private,
+          },
+          ref: repoRef(installationId, payload.repository.full_name),
+          issue: {
+            number: issue.number,
+            title: issue.title,
+            body: issue.body ?? "",
+            state: issueState,
+            labels,
+            isPullRequest,
+            htmlUrl: issue.html_url,
+            updatedAt: issue.updated_at,
+          },
+          label,
+          sender: { login: payload.sender.login, type: payload.sender.type },
         },
-        ref: repoRef(installationId, payload.repository.full_name),
-        issue: {
-          number: issue.number,
-          title: issue.title,
-          body: issue.body ?? "",
-          state: issue.state === "closed" ? "closed" : "open",
-          labels: names(issue.labels as LabelLike[] | undefined),
-          isPullRequest: Boolean((issue as { pull_request?: unknown }).pull_request),
-          htmlUrl: issue.html_url,
-          updatedAt: issue.updated_at,
-        },
-        label: "label" in payload ? payload.label?.name : undefined,
-        sender: { login: payload.sender.login, type: payload.sender.type },
       });
     });
 
@@ -144,14 +198,17 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
             ? (payload.repositories ?? [])
             : []
           : (payload.repositories_added ?? []);
-      await handleInstallationEvent(intake, {
-        deliveryId: context.id,
-        event: context.name as "installation" | "installation_repositories",
-        action: payload.action,
-        installationId: payload.installation.id,
-        added: added.map(toRepo),
-        removed: (payload.repositories_removed ?? []).map(toRepo),
-        removeAll,
+      await record(context, {
+        kind: "installation",
+        event: {
+          deliveryId: context.id,
+          event: context.name as "installation" | "installation_repositories",
+          action: payload.action,
+          installationId: payload.installation.id,
+          added: added.map(toRepo),
+          removed: (payload.repositories_removed ?? []).map(toRepo),
+          removeAll,
+        },
       });
     });
 
@@ -164,11 +221,14 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
     app.on("pull_request.closed", async (context) => {
       const d = delivery(context);
       if (!d) return;
-      await handlePullRequestClosed(intake, {
-        ...d,
-        prNumber: context.payload.pull_request.number,
-        merged: Boolean(context.payload.pull_request.merged),
-        sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+      await record(context, {
+        kind: "pull-request-closed",
+        event: {
+          ...d,
+          prNumber: context.payload.pull_request.number,
+          merged: Boolean(context.payload.pull_request.merged),
+          sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+        },
       });
     });
     app.on("pull_request", async (context) => {
@@ -186,17 +246,20 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       if (context.payload.action !== "completed" || ours || !isRedConclusion(run.conclusion)) {
         return recordOnly(context);
       }
-      await handleFailedCheck(intake, {
-        ...d,
-        headSha: run.head_sha,
-        failed: [
-          {
-            name: run.name,
-            summary: [run.output?.title, run.output?.summary, run.output?.text]
-              .filter(Boolean)
-              .join("\n\n"),
-          },
-        ],
+      await record(context, {
+        kind: "failed-check",
+        event: {
+          ...d,
+          headSha: run.head_sha,
+          failed: [
+            {
+              name: run.name,
+              summary: [run.output?.title, run.output?.summary, run.output?.text]
+                .filter(Boolean)
+                .join("\n\n"),
+            },
+          ],
+        },
       });
     });
 
@@ -205,10 +268,13 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const d = delivery(context);
       if (!d) return;
       if (state !== "failure" && state !== "error") return recordOnly(context);
-      await handleFailedCheck(intake, {
-        ...d,
-        headSha: sha,
-        failed: [{ name, summary: [description, target_url].filter(Boolean).join("\n") }],
+      await record(context, {
+        kind: "failed-check",
+        event: {
+          ...d,
+          headSha: sha,
+          failed: [{ name, summary: [description, target_url].filter(Boolean).join("\n") }],
+        },
       });
     });
 
@@ -219,16 +285,14 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const author = { login: review.user?.login ?? "ghost", type: review.user?.type };
       // A "changes requested" review's body is the feedback for a fix, never commands.
       if (action === "submitted" && review.state.toLowerCase() === "changes_requested") {
-        await handleChangesRequested(intake, {
-          ...d,
-          prNumber: pr.number,
-          reviewer: author,
-          text: review.body ?? "",
+        await record(context, {
+          kind: "changes-requested",
+          event: { ...d, prNumber: pr.number, reviewer: author, text: review.body ?? "" },
         });
         return;
       }
       if (action !== "submitted" && action !== "edited") return recordOnly(context);
-      await handleCommentCommands(deps, {
+      await recordComment(context, {
         ...d,
         action,
         source: "review",
@@ -252,7 +316,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
       const { comment, issue, action } = context.payload;
       const d = delivery(context);
       if (!d || (action !== "created" && action !== "edited")) return recordOnly(context);
-      await handleCommentCommands(deps, {
+      await recordComment(context, {
         ...d,
         action,
         source: "issue_comment",
@@ -270,18 +334,6 @@ export function createConveyorApp(deps: ConveyorAppDeps): ApplicationFunction {
         },
       });
     });
-
-    /** Events without an effect are still recorded, so every delivery is accounted for. */
-    async function recordOnly(context: { id: string; name: string; payload: unknown }) {
-      const payload = context.payload as { action?: string; installation?: { id: number } };
-      await recordDelivery(deps.db, {
-        deliveryId: context.id,
-        event: context.name,
-        action: payload.action,
-        installationId: payload.installation?.id,
-        outcome: "received",
-      });
-    }
 
     // Cache invalidation, recorded in Postgres so every instance sees it (docs/architecture.md,
     // "Caches"): a push to the default branch moves the head the config is cached by; a

@@ -1,5 +1,6 @@
+import { createNodeMiddleware as createWebhooksMiddleware, Webhooks } from "@octokit/webhooks";
 import type { Logger } from "pino";
-import { createNodeMiddleware, Probot, ProbotOctokit } from "probot";
+import { Probot, ProbotOctokit } from "probot";
 import type { Database } from "../../db/client.ts";
 import { type Config, displayHost } from "../config.ts";
 import type { GitHubBudget } from "../core/github-budget.ts";
@@ -16,6 +17,7 @@ import type { NodeHandler } from "../http/node-handler.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { readRepositoryMarks, recordDefaultHead } from "../store/repository-marks.ts";
+import { createDeliveryRecorder } from "../store/webhook-deliveries.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createConditionalReads } from "./conditional-requests.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
@@ -32,6 +34,9 @@ import { createWritePacer } from "./write-pacer.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
+/** Where GitHub posts deliveries (Probot's default path, which the App's settings name). */
+const WEBHOOK_PATH = "/api/github/webhooks";
+
 export interface GitHubDeps {
   config: Pick<
     Config,
@@ -47,7 +52,7 @@ export interface GitHubDeps {
   /** Every client's answers update it; a rate limit holds that client's requests back. */
   githubBudget: GitHubBudget;
   recordError: RecordError;
-  /** Webhooks emit `tasks-changed` and `pull-request-activity`. */
+  /** Webhooks emit `intake-owed` and `pull-request-activity`. */
   signals: Signals;
   options: GitHubOptions;
 }
@@ -60,8 +65,6 @@ export interface GitHubOptions {
   octokitOptions?: Record<string, unknown> | undefined;
   /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
   githubWritesPerMinute?: number | undefined;
-  /** Slash-command comments one person may write per minute (default 10). */
-  commandsPerMinute?: number | undefined;
 }
 
 /** The ports GitHub implements, for the features that need them. */
@@ -186,20 +189,21 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
         }),
     },
   });
+  // Verified and routed by @octokit/webhooks (as inside Probot), without Probot's per-delivery
+  // installation client: the handlers only store deliveries, the loops talk to GitHub.
+  const webhookLog = logger.child({ component: "webhooks" });
+  const receiver = new Webhooks({ secret: config.github.webhookSecret, log: webhookLog });
+  createConveyorApp({
+    logger,
+    recorder: createDeliveryRecorder(deps.database.db),
+    db: deps.database.db,
+    onIntentOwed: () => signals.emit("intake-owed"),
+    appId: config.github.appId,
+    onPullRequestActivity: () => signals.emit("pull-request-activity"),
+    recordError: deps.recordError,
+  })(receiver);
   const webhooks = instrumentWebhooks(
-    await createNodeMiddleware(
-      createConveyorApp({
-        db: deps.database.db,
-        logger,
-        gateway,
-        onChange: () => signals.emit("tasks-changed"),
-        appId: config.github.appId,
-        onPullRequestActivity: () => signals.emit("pull-request-activity"),
-        recordError: deps.recordError,
-        commandsPerMinute: options.commandsPerMinute,
-      }),
-      { probot },
-    ),
+    createWebhooksMiddleware(receiver, { path: WEBHOOK_PATH, log: webhookLog }),
     metrics,
   );
   return {

@@ -11,8 +11,17 @@ import {
   transitionTask,
   upsertRepository,
 } from "../store/tasks.ts";
-import { recordOnce } from "../store/webhook-deliveries.ts";
+import type { DeliveryKey } from "../store/webhook-deliveries.ts";
 import { noticeConfigProblems, queueIssue } from "./queue-issue.ts";
+
+/**
+ * Writes a delivery's effect and marks the delivery handled in one transaction; returns the
+ * effect's outcome, or "duplicate" when the delivery was handled before (nothing is written).
+ */
+export type SettleDelivery = (
+  delivery: DeliveryKey,
+  effect: (tx: Db) => Promise<string>,
+) => Promise<string>;
 
 export interface IntakeDeps {
   db: Db;
@@ -20,6 +29,8 @@ export interface IntakeDeps {
   logger: Logger;
   /** Called after a commit that changed tasks or notices (wakes the notifier and dispatcher). */
   onChange: () => void;
+  /** How the effect is committed with its delivery (the intake loop's claim on it). */
+  settle: SettleDelivery;
 }
 
 export interface IssuesEvent {
@@ -35,16 +46,10 @@ export interface IssuesEvent {
 
 export type HandledOutcome = { outcome: string };
 
-async function alreadyHandled(db: Db, deliveryId: string): Promise<boolean> {
-  const rows = resultRows(
-    await db.execute(sql`select 1 from webhook_deliveries where delivery_id = ${deliveryId}`),
-  );
-  return rows.length > 0;
-}
-
 /**
- * An `issues` webhook: queue, cancel or ignore. The delivery id is recorded in the same
- * transaction as the effect, so a redelivered or duplicated event changes nothing.
+ * An `issues` webhook: queue, cancel or ignore. The delivery is marked handled in the same
+ * transaction as the effect, so a redelivered or duplicated event changes nothing. The issue's
+ * title and body are the payload's: the issue as it was when the event happened.
  */
 export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promise<HandledOutcome> {
   const { db, gateway, logger } = deps;
@@ -53,7 +58,6 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     repo: e.repository.fullName,
     issueNumber: e.issue.number,
   });
-  if (await alreadyHandled(db, e.deliveryId)) return { outcome: "duplicate" };
   await upsertRepository(db, {
     repositoryId: e.repository.id,
     installationId: e.installationId,
@@ -97,7 +101,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     action: e.action,
     installationId: e.installationId,
   };
-  const outcome = await recordOnce(db, delivery, async (tx) => {
+  const outcome = await deps.settle(delivery, async (tx) => {
     // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
     if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
@@ -187,7 +191,7 @@ export async function handleInstallationEvent(
     action: e.action,
     installationId: e.installationId,
   };
-  const outcome = await recordOnce(deps.db, delivery, async (tx) => {
+  const outcome = await deps.settle(delivery, async (tx) => {
     for (const repo of e.added) {
       await upsertRepository(tx, {
         repositoryId: repo.id,

@@ -15,10 +15,10 @@ import {
   setPullRequestState,
 } from "../store/pull-requests.ts";
 import { getTask, transitionTask } from "../store/tasks.ts";
-import { recordOnce } from "../store/webhook-deliveries.ts";
 import type { IntakeDeps } from "./intake-service.ts";
 
-interface Delivery {
+/** The delivery facts every pull request event carries. */
+export interface Delivery {
   deliveryId: string;
   event: string;
   action?: string | undefined;
@@ -41,18 +41,26 @@ const ACTIVE = [
   "dead",
 ] as const;
 
-/** A delivery's effects, recorded once with it (see `recordOnce`). */
-function once(db: Db, d: Delivery, effect: (tx: Db) => Promise<string>): Promise<string> {
+/** A delivery's effects, committed once with it (see `SettleDelivery`). */
+function once(deps: IntakeDeps, d: Delivery, effect: (tx: Db) => Promise<string>): Promise<string> {
   const { deliveryId, event, action, installationId } = d;
-  return recordOnce(db, { deliveryId, event, action, installationId }, effect);
+  return deps.settle({ deliveryId, event, action, installationId }, effect);
 }
+
+export type PullRequestClosedEvent = Delivery & {
+  prNumber: number;
+  merged: boolean;
+  sender: Actor;
+};
+export type FailedCheckEvent = Delivery & { headSha: string; failed: FailedCheck[] };
+export type ChangesRequestedEvent = Delivery & { prNumber: number; reviewer: Actor; text: string };
 
 /** A pull request was closed: merged → the task is done; closed by a person → the task is cancelled. */
 export async function handlePullRequestClosed(
   deps: IntakeDeps,
-  d: Delivery & { prNumber: number; merged: boolean; sender: Actor },
+  d: PullRequestClosedEvent,
 ): Promise<string> {
-  const outcome = await once(deps.db, d, async (tx) => {
+  const outcome = await once(deps, d, async (tx) => {
     const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
     if (!pr) return "not a Conveyor pull request";
     // A person merging (not Conveyor, not another bot) is what merge.mode report counts.
@@ -134,12 +142,9 @@ async function applyFollowUp(
  * same branch with the failure as feedback, up to the cap, then a human. Events about an older
  * head, or about a task that is not in review, change nothing.
  */
-export async function handleFailedCheck(
-  deps: IntakeDeps,
-  d: Delivery & { headSha: string; failed: FailedCheck[] },
-): Promise<string> {
+export async function handleFailedCheck(deps: IntakeDeps, d: FailedCheckEvent): Promise<string> {
   const loaded = await deps.gateway.loadConfig(d.ref);
-  const outcome = await once(deps.db, d, async (tx) => {
+  const outcome = await once(deps, d, async (tx) => {
     const prs = await findOpenPullRequestsByHead(tx, d.repositoryId, d.headSha);
     if (prs.length === 0) return "not the head of a Conveyor pull request";
     const results: string[] = [];
@@ -170,13 +175,13 @@ export async function handleFailedCheck(
  */
 export async function handleChangesRequested(
   deps: IntakeDeps,
-  d: Delivery & { prNumber: number; reviewer: Actor; text: string },
+  d: ChangesRequestedEvent,
 ): Promise<string> {
   if (isBot(d.reviewer)) return "review by a bot";
   const permission = await deps.gateway.permission(d.ref, d.reviewer.login);
   if (!hasPermission(permission, "write")) return "reviewer lacks write permission";
   const loaded = await deps.gateway.loadConfig(d.ref);
-  const outcome = await once(deps.db, d, (tx) =>
+  const outcome = await once(deps, d, (tx) =>
     requestReviewFix(tx, d, {
       prNumber: d.prNumber,
       reviewer: d.reviewer.login,

@@ -11,6 +11,7 @@ import type {
   Signals,
 } from "../core/ports.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
+import { createIntakeLoop, INTAKE_BATCH } from "./intake-loop.ts";
 import { createMergeWatcher } from "./merge-watcher.ts";
 import { createMerger } from "./merger.ts";
 import { createNotifier, type StatusCommentPacing } from "./notifier.ts";
@@ -42,7 +43,8 @@ export interface LoopsDeps {
   metrics?: { githubDeferred(work: "status_comment" | "reconciliation"): void } | undefined;
   /**
    * The loops wake on `tasks-changed`, the notifier on `status-owed`, the merger on
-   * `pull-request-activity`; they emit `status-owed`, `work-available` and `tasks-changed`.
+   * `pull-request-activity`, the intake loop on `intake-owed`; they emit `status-owed`,
+   * `work-available`, `tasks-changed` and `pull-request-activity`.
    */
   signals: Signals;
 }
@@ -54,6 +56,15 @@ export interface LoopsOptions {
   notifierIntervalMs?: number | undefined;
   /** How often open Conveyor PRs are re-evaluated without an event (default 60 s). */
   mergerIntervalMs?: number | undefined;
+  /**
+   * How often the intake loop looks for webhook effects still owed without being woken (default
+   * 2 s): deliveries another instance stored, and retries of failed ones.
+   */
+  intakeIntervalMs?: number | undefined;
+  /** The first retry of a webhook effect that failed waits this long, each later one 4× longer (default 5 s). */
+  intakeRetryMs?: number | undefined;
+  /** Slash-command comments one person may write per minute (default 10). */
+  commandsPerMinute?: number | undefined;
   /**
    * Write pull requests from results (default). Off leaves results in `pushed`: for measuring or
    * testing dispatch alone.
@@ -69,16 +80,16 @@ export interface LoopsOptions {
 export interface Loops {
   /** Runs reconciliation now (also runs at start-up and on its interval). */
   reconcile(): Promise<ReconcileReport>;
-  /** Starts the notifier, publisher, merger and reconciler loops; each runs at once. */
+  /** Starts the intake, notifier, publisher, merger and reconciler loops; each runs at once. */
   start(): void;
   /** Stops scheduling and waits for the runs in progress. */
   stop(): Promise<void>;
 }
 
 /**
- * The background work that talks to GitHub: status comments and notices (notifier), pull requests
- * from results (publisher), merge reviews (merger), the post-merge watch (watcher) and
- * reconciliation. Signals wake a loop sooner;
+ * The background work that talks to GitHub: the effects of webhook deliveries (intake), status
+ * comments and notices (notifier), pull requests from results (publisher), merge reviews (merger),
+ * the post-merge watch (watcher) and reconciliation. Signals wake a loop sooner;
  * each loop's interval is the resync that makes a missed signal harmless.
  */
 export function createLoops(deps: LoopsDeps): Loops {
@@ -144,11 +155,31 @@ export function createLoops(deps: LoopsDeps): Loops {
     onChange: () => signals.emit("tasks-changed"),
   });
 
+  const intake = createIntakeLoop({
+    db,
+    gateway,
+    logger,
+    instanceId,
+    recordError,
+    onChange: () => signals.emit("tasks-changed"),
+    onPullRequestActivity: () => signals.emit("pull-request-activity"),
+    commandsPerMinute: options.commandsPerMinute,
+    retryBaseMs: options.intakeRetryMs,
+  });
+
   let running:
-    | { notifier: Loop; publisher?: Loop; merger: Loop; watcher: Loop; reconciler: Loop }
+    | {
+        intake: Loop;
+        notifier: Loop;
+        publisher?: Loop;
+        merger: Loop;
+        watcher: Loop;
+        reconciler: Loop;
+      }
     | undefined;
-  const wake = (name: "notifier" | "publisher" | "merger" | "watcher") => () =>
+  const wake = (name: "intake" | "notifier" | "publisher" | "merger" | "watcher") => () =>
     running?.[name]?.wake();
+  signals.on("intake-owed", wake("intake"));
   signals.on("tasks-changed", wake("notifier"));
   signals.on("tasks-changed", wake("publisher"));
   signals.on("tasks-changed", wake("merger"));
@@ -175,7 +206,12 @@ export function createLoops(deps: LoopsDeps): Loops {
         // A full batch means there is more: go again at once.
         if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
       });
+      const intakeLoop: Loop = loop("intake", options.intakeIntervalMs ?? 2_000, async () => {
+        // A full batch means there is more: go again at once.
+        if ((await intake.runOnce()) >= INTAKE_BATCH) intakeLoop.wake();
+      });
       running = {
+        intake: intakeLoop,
         notifier: notifierLoop,
         ...(options.publishPullRequests === false
           ? {}
@@ -197,6 +233,7 @@ export function createLoops(deps: LoopsDeps): Loops {
       };
     },
     async stop() {
+      intake.stop();
       const loops = Object.values(running ?? {});
       running = undefined;
       await Promise.all(loops.map((l) => l.stop()));

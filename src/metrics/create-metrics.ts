@@ -261,7 +261,7 @@ export function createMetrics(options: MetricsOptions) {
   });
   const webhookDeliveries = new Counter({
     name: "conveyor_webhook_deliveries_total",
-    help: "Webhook deliveries by event and outcome (handled, rejected: bad signature or payload, failed: a handler threw).",
+    help: 'Webhook deliveries by event and outcome (handled, rejected: bad signature or payload, failed: the delivery could not be stored; effects that fail later count in conveyor_errors_total{source="webhook"}).',
     labelNames: ["event", "outcome"],
     registers,
   });

@@ -4,12 +4,14 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
 import { type RunningConveyor, type StartOptions, startConveyor } from "../../src/main.ts";
+import { countOwedDeliveries, recordedDeliveryIds } from "../../src/store/webhook-deliveries.ts";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
   type GitHubSimulatorOptions,
 } from "../github-sim/create-github-simulator.ts";
 import { createTestDatabase, type TestDatabase } from "./test-database.ts";
+import { waitFor } from "./wait-for.ts";
 import { testPrivateKey } from "./webhooks.ts";
 
 export const WEBHOOK_SECRET = "harness-webhook-secret";
@@ -27,6 +29,8 @@ export const FAST_TIMINGS = {
 /** The start options every test server uses (JSON, so a server process can get them too). */
 export const TEST_START_OPTIONS = {
   notifierIntervalMs: 50,
+  intakeIntervalMs: 100,
+  intakeRetryMs: 100,
   mergerIntervalMs: 500,
   // The simulator has no secondary rate limit; tests make bursts GitHub would pace.
   githubWritesPerMinute: 100_000,
@@ -89,6 +93,7 @@ export async function createWorld(
     ...options.simulator,
   });
   const database = await (options.database ?? createTestDatabase)();
+  waitForIntakeOnIdle(sim, database);
   const installation = await sim.createInstallation({
     account: "acme",
     accountType: "Organization",
@@ -127,6 +132,38 @@ export async function createWorld(
       await database.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Makes `sim.idle()` also wait until Conveyor has acted on the deliveries it stored: webhook
+ * handlers answer once the delivery is stored, and the intake loop carries out its effect soon
+ * after. Acting can make GitHub send more webhooks (a label, a comment), so it looks again while
+ * new ones came, a few rounds at most (a busy system never goes quiet).
+ */
+function waitForIntakeOnIdle(sim: GitHubSimulator, database: TestDatabase): void {
+  const githubIdle = sim.idle.bind(sim);
+  sim.idle = async () => {
+    for (let round = 0; round < 3; round++) {
+      await githubIdle();
+      const sent = sim.deliveries.length;
+      // A delivery without an effect is answered (200) before its record is written.
+      const answered = sim.deliveries
+        .slice(-200)
+        .filter((d) => d.status === 200)
+        .map((d) => d.id);
+      await waitFor(
+        async () =>
+          (await recordedDeliveryIds(database.db, answered)).size === new Set(answered).size,
+        { timeoutMs: 20_000, message: "every answered delivery recorded" },
+      );
+      await waitFor(async () => (await countOwedDeliveries(database.db)) === 0, {
+        timeoutMs: 20_000,
+        message: "the intake loop acted on every stored delivery",
+      });
+      await githubIdle();
+      if (sim.deliveries.length === sent) return;
+    }
   };
 }
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { createRunner } from "../../src/store/runners.ts";
+import { waitFor } from "./wait-for.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -113,11 +114,15 @@ export async function queueScriptedIssue(
   const body = `\`\`\`conveyor-script\n${script}\n\`\`\`\n`;
   const { issue } = await harness.sim.openIssue(harness.repo, { title, body, user: "octocat" });
   await harness.sim.addLabel(harness.repo, issue.number, "conveyor", { sender: "octocat" });
-  const [row] = resultRows<{ task_id: string }>(
-    await harness.database.db.execute(
-      sql`select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`,
-    ),
+  // The label's delivery is answered once stored; the intake loop creates the task soon after.
+  const row = await waitFor(
+    async () =>
+      resultRows<{ task_id: string }>(
+        await harness.database.db.execute(
+          sql`select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`,
+        ),
+      )[0],
+    { timeoutMs: 15_000, message: `a task for issue #${issue.number}` },
   );
-  if (!row) throw new Error(`no task for issue #${issue.number}`);
   return { issueNumber: issue.number, taskId: row.task_id };
 }

@@ -1,10 +1,18 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client.ts";
-import { countDeliveries, recordOnce } from "../../src/store/webhook-deliveries.ts";
+import {
+  claimOwedDeliveries,
+  countDeliveries,
+  countOwedDeliveries,
+  createDeliveryRecorder,
+  deferOwedDelivery,
+  releaseOwedDeliveries,
+  settleOwedDelivery,
+} from "../../src/store/webhook-deliveries.ts";
 import { BACKENDS } from "../helpers/backends.ts";
 
-describe.each(BACKENDS)("recordOnce on $name", (backend) => {
+describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
   let database: Database & { dispose(): Promise<void> };
   beforeAll(async () => {
     database = await backend.open();
@@ -13,25 +21,116 @@ describe.each(BACKENDS)("recordOnce on $name", (backend) => {
     await database?.dispose();
   });
 
-  const delivery = { deliveryId: "d-1", event: "issues", action: "labeled", installationId: 1 };
+  const effects = async () => {
+    const [row] = await database.rows<{ value: number }>(
+      sql`select value from settings where key = 'effects'`,
+    );
+    return Number(row?.value ?? 0);
+  };
   const effect = async (tx: typeof database.db) => {
     await tx.execute(sql`
       insert into settings (key, value) values ('effects', '1'::jsonb)
       on conflict (key) do update set value = to_jsonb((settings.value)::int + 1)`);
     return "done";
   };
+  const outcomeOf = async (id: string) =>
+    (
+      await database.rows<{ outcome: string; intent: unknown }>(
+        sql`select outcome, intent from webhook_deliveries where delivery_id = ${id}`,
+      )
+    )[0];
 
-  it("records the effect's outcome with the delivery, and rolls a repeat back", async () => {
-    expect(await recordOnce(database.db, delivery, effect)).toBe("done");
-    expect(await recordOnce(database.db, delivery, effect)).toBe("duplicate");
-    const [row] = await database.rows<{ value: number }>(
-      sql`select value from settings where key = 'effects'`,
-    );
-    expect(Number(row?.value)).toBe(1);
-    expect(await countDeliveries(database.db, "issues")).toBe(1);
-    const [stored] = await database.rows<{ outcome: string }>(
-      sql`select outcome from webhook_deliveries where delivery_id = 'd-1'`,
-    );
-    expect(stored?.outcome).toBe("done");
+  it("stores deliveries arriving together in one batch, each id once", async () => {
+    const recorder = createDeliveryRecorder(database.db);
+    const entry = (id: string, intent?: unknown) => ({
+      deliveryId: id,
+      event: "issues",
+      action: "labeled",
+      installationId: 1,
+      outcome: intent ? "owed" : "received",
+      intent,
+    });
+    const fresh = await Promise.all([
+      recorder.record(entry("b-1", { kind: "issues", n: 1 })),
+      recorder.record(entry("b-2")),
+      // The same id twice in one batch, and again later: stored once.
+      recorder.record(entry("b-1", { kind: "issues", n: 2 })),
+    ]);
+    expect(fresh).toEqual([true, true, false]);
+    expect(await recorder.record(entry("b-1", { kind: "issues", n: 3 }))).toBe(false);
+    expect(await outcomeOf("b-1")).toEqual({ outcome: "owed", intent: { kind: "issues", n: 1 } });
+    expect(await outcomeOf("b-2")).toEqual({ outcome: "received", intent: null });
+    expect(await countDeliveries(database.db, "issues")).toBe(2);
+  });
+
+  it("fails only the delivery that cannot be stored when its batch fails", async () => {
+    const recorder = createDeliveryRecorder(database.db);
+    const results = await Promise.allSettled([
+      recorder.record({ deliveryId: "ok-1", event: "push", outcome: "received" }),
+      // Postgres refuses a NUL character in text.
+      recorder.record({ deliveryId: "bad-\u0000", event: "push", outcome: "received" }),
+      recorder.record({ deliveryId: "ok-2", event: "push", outcome: "received" }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(await countDeliveries(database.db, "push")).toBe(2);
+  });
+
+  it("claims an owed delivery for one holder, fences a lost claim, and acts once", async () => {
+    await createDeliveryRecorder(database.db).record({
+      deliveryId: "c-1",
+      event: "issues",
+      outcome: "owed",
+      intent: { kind: "issues" },
+    });
+    const before = await effects();
+    const [first, second] = await Promise.all([
+      claimOwedDeliveries(database.db, { holder: "a", limit: 10, leaseMs: 60_000 }),
+      claimOwedDeliveries(database.db, { holder: "b", limit: 10, leaseMs: 60_000 }),
+    ]);
+    const claims = [...first!, ...second!].filter((c) => c.deliveryId === "c-1");
+    expect(claims).toHaveLength(1);
+    const claim = claims[0]!;
+    expect(claim).toMatchObject({ intent: { kind: "issues" }, attempts: 1 });
+
+    // The lease runs out; another holder takes it over, and the first holder's claim is dead.
+    await deferOwedDelivery(database.db, claim, -1, "failed (attempt 1): boom");
+    expect((await outcomeOf("c-1"))?.outcome).toBe("failed (attempt 1): boom");
+    const [taken] = await claimOwedDeliveries(database.db, {
+      holder: "b",
+      limit: 10,
+      leaseMs: 60_000,
+    });
+    expect(taken).toMatchObject({ deliveryId: "c-1", attempts: 2, holder: "b" });
+    expect(await settleOwedDelivery(database.db, claim, effect)).toBe("duplicate");
+    expect(await effects()).toBe(before);
+    expect(await settleOwedDelivery(database.db, taken!, effect)).toBe("done");
+    expect(await settleOwedDelivery(database.db, taken!, effect)).toBe("duplicate");
+    expect(await effects()).toBe(before + 1);
+    expect(await outcomeOf("c-1")).toEqual({ outcome: "done", intent: null });
+  });
+
+  it("gives released claims back at once and leaves held ones alone", async () => {
+    const recorder = createDeliveryRecorder(database.db);
+    const owedBefore = await countOwedDeliveries(database.db);
+    for (const id of ["r-1", "r-2"]) {
+      await recorder.record({ deliveryId: id, event: "issues", outcome: "owed", intent: {} });
+    }
+    const claims = await claimOwedDeliveries(database.db, {
+      holder: "a",
+      limit: 10,
+      leaseMs: 60_000,
+    });
+    expect(claims.map((c) => c.deliveryId)).toEqual(["r-1", "r-2"]);
+    expect(
+      await claimOwedDeliveries(database.db, { holder: "b", limit: 10, leaseMs: 60_000 }),
+    ).toEqual([]);
+    await releaseOwedDeliveries(database.db, claims.slice(1));
+    const again = await claimOwedDeliveries(database.db, {
+      holder: "b",
+      limit: 10,
+      leaseMs: 60_000,
+    });
+    expect(again.map((c) => c.deliveryId)).toEqual(["r-2"]);
+    expect(await countOwedDeliveries(database.db)).toBe(owedBefore + 2);
   });
 });

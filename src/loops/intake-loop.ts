@@ -1,0 +1,216 @@
+import type { Logger } from "pino";
+import type { Db } from "../../db/client.ts";
+import { type CommentEvent, handleCommentCommands } from "../commands/command-service.ts";
+import type { GitHubGateway, RecordError } from "../core/ports.ts";
+import {
+  handleInstallationEvent,
+  handleIssuesEvent,
+  type InstallationEvent,
+  type IntakeDeps,
+  type IssuesEvent,
+  type SettleDelivery,
+} from "../intake/intake-service.ts";
+import {
+  type ChangesRequestedEvent,
+  type FailedCheckEvent,
+  handleChangesRequested,
+  handleFailedCheck,
+  handlePullRequestClosed,
+  type PullRequestClosedEvent,
+} from "../intake/pull-request-events.ts";
+import {
+  claimOwedDeliveries,
+  deferOwedDelivery,
+  type OwedDelivery,
+  releaseOwedDeliveries,
+  settleOwedDelivery,
+} from "../store/webhook-deliveries.ts";
+
+/**
+ * What a webhook handler stores with a delivery when the delivery has an effect: the facts it took
+ * from the payload, for the intake loop to act on. Stored as JSON (`webhook_deliveries.intent`).
+ */
+export type WebhookIntent =
+  | { kind: "issues"; event: IssuesEvent }
+  | { kind: "installation"; event: InstallationEvent }
+  | { kind: "pull-request-closed"; event: PullRequestClosedEvent }
+  | { kind: "failed-check"; event: FailedCheckEvent }
+  | { kind: "changes-requested"; event: ChangesRequestedEvent }
+  | { kind: "comment"; event: CommentEvent };
+
+export interface IntakeLoopDeps {
+  db: Db;
+  gateway: GitHubGateway;
+  logger: Logger;
+  /** Names this instance as the holder of its claims (its database connections carry the name). */
+  instanceId: string;
+  recordError: RecordError;
+  /** Tasks or notices changed (wakes the notifier and the dispatcher). */
+  onChange: () => void;
+  /** A command changed something a merge verdict depends on. */
+  onPullRequestActivity: () => void;
+  /** Slash-command comments one person may write per minute (default 10). */
+  commandsPerMinute?: number | undefined;
+  /** The first retry of a failed effect waits this long, each later one 4× longer (default 5 s). */
+  retryBaseMs?: number | undefined;
+}
+
+/** Owed deliveries claimed per pass; a full batch means there may be more. */
+export const INTAKE_BATCH = 20;
+/** How long a claim is held while acting on it: a holder that dies is taken over before that. */
+const LEASE_MS = 120_000;
+/** Claims of one delivery before its effect is given up on (the last wait is 10 min). */
+export const INTAKE_MAX_ATTEMPTS = 8;
+const MAX_RETRY_MS = 10 * 60_000;
+
+/**
+ * The intake loop: acts on the deliveries the webhook handlers stored with an intent. It claims
+ * them oldest first, reads what the effect needs from GitHub (the repository's config, the issue
+ * as it is now, the sender's permission), and writes the effect and marks the delivery done in one
+ * transaction (`settleOwedDelivery`). A delivery whose effect fails stays owed and is retried
+ * later (5 s, 20 s, 80 s … at most 10 min); after `INTAKE_MAX_ATTEMPTS` it is given up on with the
+ * error as its outcome, counted as a webhook failure either way.
+ */
+export function createIntakeLoop(deps: IntakeLoopDeps) {
+  const { db, logger, instanceId } = deps;
+  const retryBaseMs = deps.retryBaseMs ?? 5_000;
+  let stopping = false;
+
+  async function act(claim: OwedDelivery): Promise<void> {
+    let settled = false;
+    const settle: SettleDelivery = (_delivery, effect) => {
+      settled = true;
+      return settleOwedDelivery(db, claim, effect);
+    };
+    const intake: IntakeDeps & { onPullRequestActivity: () => void } = {
+      db,
+      gateway: deps.gateway,
+      logger,
+      onChange: deps.onChange,
+      onPullRequestActivity: deps.onPullRequestActivity,
+      settle,
+    };
+    try {
+      const result = await carryOut(intake, claim);
+      const outcome = typeof result === "string" ? result : result.outcome;
+      // Decided without writing anything (a reviewer without write access, say): only the
+      // outcome is stored.
+      if (!settled) await settleOwedDelivery(db, claim, async () => outcome);
+    } catch (error) {
+      const details = { deliveryId: claim.deliveryId, event: claim.event };
+      deps.recordError("webhook", error, details);
+      const message = error instanceof Error ? error.message : String(error);
+      if (claim.attempts >= INTAKE_MAX_ATTEMPTS) {
+        logger.error({ ...details, err: error }, "webhook effect given up");
+        await settleOwedDelivery(db, claim, async () =>
+          `gave up after ${claim.attempts} attempts: ${message}`.slice(0, 2_000),
+        );
+        return;
+      }
+      const waitMs = Math.min(retryBaseMs * 4 ** (claim.attempts - 1), MAX_RETRY_MS);
+      logger.warn({ ...details, err: error, retryInMs: waitMs }, "webhook effect failed");
+      await deferOwedDelivery(
+        db,
+        claim,
+        waitMs,
+        `failed (attempt ${claim.attempts}): ${message}`.slice(0, 2_000),
+      );
+    }
+  }
+
+  function carryOut(
+    intake: IntakeDeps & { onPullRequestActivity: () => void },
+    claim: OwedDelivery,
+  ): Promise<string | { outcome: string }> {
+    const intent = claim.intent as WebhookIntent;
+    // The row's delivery id is the one the effect is recorded under, whatever the JSON says.
+    const deliveryId = claim.deliveryId;
+    switch (intent.kind) {
+      case "issues":
+        return handleIssuesEvent(intake, { ...intent.event, deliveryId });
+      case "installation":
+        return handleInstallationEvent(intake, { ...intent.event, deliveryId });
+      case "pull-request-closed":
+        return handlePullRequestClosed(intake, { ...intent.event, deliveryId });
+      case "failed-check":
+        return handleFailedCheck(intake, { ...intent.event, deliveryId });
+      case "changes-requested":
+        return handleChangesRequested(intake, { ...intent.event, deliveryId });
+      case "comment":
+        return handleCommentCommands(
+          { ...intake, commandsPerMinute: deps.commandsPerMinute },
+          { ...intent.event, deliveryId },
+        );
+      default:
+        throw new Error("unknown webhook intent", {
+          cause: { kind: (intent as { kind: unknown }).kind },
+        });
+    }
+  }
+
+  return {
+    /**
+     * One pass: claims a batch of owed deliveries and acts on them, those about one issue or pull
+     * request in the order they arrived, the others side by side (as webhook handlers ran when
+     * they called GitHub themselves); returns how many it claimed.
+     */
+    async runOnce(): Promise<number> {
+      if (stopping) return 0;
+      const claims = await claimOwedDeliveries(db, {
+        holder: instanceId,
+        limit: INTAKE_BATCH,
+        leaseMs: LEASE_MS,
+      });
+      const bySubject = new Map<string, OwedDelivery[]>();
+      for (const claim of claims) {
+        const key = subjectOf(claim);
+        bySubject.set(key, [...(bySubject.get(key) ?? []), claim]);
+      }
+      const unacted: OwedDelivery[] = [];
+      await Promise.all(
+        [...bySubject.values()].map(async (group) => {
+          for (const [i, claim] of group.entries()) {
+            if (stopping) {
+              unacted.push(...group.slice(i));
+              return;
+            }
+            await act(claim);
+          }
+        }),
+      );
+      // Stopping: another instance (or this one after a restart) takes them at once.
+      await releaseOwedDeliveries(db, unacted);
+      return claims.length;
+    },
+    /** Ends the pass in progress after the deliveries it is acting on. */
+    stop() {
+      stopping = true;
+    },
+  };
+}
+
+/**
+ * What a delivery is about: deliveries about the same issue or pull request (whose numbers share
+ * one sequence on GitHub), the same commit or the same installation are acted on in order.
+ */
+function subjectOf(claim: OwedDelivery): string {
+  const intent = claim.intent as WebhookIntent;
+  // A malformed intent fails on its own when it is acted on.
+  if (typeof intent?.event !== "object" || intent.event === null)
+    return `delivery:${claim.deliveryId}`;
+  switch (intent.kind) {
+    case "issues":
+      return `issue:${intent.event.repository?.id}:${intent.event.issue?.number}`;
+    case "comment":
+      return `issue:${intent.event.repositoryId}:${intent.event.number}`;
+    case "pull-request-closed":
+    case "changes-requested":
+      return `issue:${intent.event.repositoryId}:${intent.event.prNumber}`;
+    case "failed-check":
+      return `commit:${intent.event.repositoryId}:${intent.event.headSha}`;
+    case "installation":
+      return `installation:${intent.event.installationId}`;
+    default:
+      return `delivery:${claim.deliveryId}`;
+  }
+}
