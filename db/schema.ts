@@ -224,6 +224,14 @@ export const runners = pgTable(
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
     lastAssignedAt: timestamp("last_assigned_at", { withTimezone: true }),
+    // Repositories the runner may take tasks from (`owner/name` or `owner/*`); empty: every one.
+    repos: text("repos").array().notNull().default(sql`'{}'::text[]`),
+    // A one-time credential: one connection, at most one task, then it is spent.
+    oneTime: boolean("one_time").notNull().default(false),
+    // A one-time credential not used by then is refused.
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    // When a one-time credential opened its one connection (a second one is refused).
+    usedAt: timestamp("used_at", { withTimezone: true }),
   },
   // A revoked runner's name can be registered again (to replace a leaked token).
   (t) => [uniqueIndex("runners_active_name").on(t.name).where(sql`${t.revokedAt} is null`)],

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
+import { isScopeWithin } from "../core/runner-registration.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
@@ -44,7 +45,13 @@ export interface RunnerConnection {
   runnerId: string;
   name: string;
   capabilities: string[];
+  /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty: every one. */
+  repos?: string[];
   slots: number;
+  /** Most tasks this connection may ever take (1 for a one-time credential); no limit if unset. */
+  maxTasks?: number;
+  /** Tasks this connection has taken so far (counted against `maxTasks`). */
+  taken?: number;
   /** Tasks this connection holds (assigned or running): task id → generation. */
   tasks: Map<string, number>;
   connectedAt: string;
@@ -189,18 +196,23 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   };
 
   const canTakeWork = (c: RunnerConnection) =>
-    !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
+    !c.draining &&
+    c.tasks.size < c.slots &&
+    (c.maxTasks === undefined || (c.taken ?? 0) < c.maxTasks) &&
+    !c.recentlyRateLimited();
 
   async function offer(connection: RunnerConnection): Promise<boolean> {
     const claimed = await claimNextTask(db, {
       runnerId: connection.runnerId,
       capabilities: connection.capabilities,
+      repos: connection.repos,
       agingMs: deps.agingMs,
       acceptMs: timings.acceptMs,
     });
     if (!claimed) return false;
     const claimedAt = performance.now();
     connection.tasks.set(claimed.task_id, claimed.generation);
+    connection.taken = (connection.taken ?? 0) + 1;
     connection.lastAssignedAt = Date.now();
     const log = logger.child({
       taskId: claimed.task_id,
@@ -215,6 +227,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       log.warn({ err: error }, "could not prepare the assignment; task requeued");
       deps.recordError?.("dispatcher", error);
       connection.tasks.delete(claimed.task_id);
+      connection.taken = (connection.taken ?? 1) - 1;
       await transitionTask(db, {
         taskId: claimed.task_id,
         generation: claimed.generation,
@@ -270,9 +283,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     // Capability sets whose claim found nothing in this run. A runner offering a subset of one
     // cannot find anything either, so it is not asked: with thousands of idle runners every run
     // would otherwise make one futile claim per runner. Work queued meanwhile wakes another run.
-    const exhausted: Set<string>[] = [];
+    // The same holds for scopes: a runner whose repositories all lie in the exhausted one's scope.
+    const exhausted: { capabilities: Set<string>; repos: string[] }[] = [];
     const futile = (c: RunnerConnection) =>
-      exhausted.some((set) => c.capabilities.every((capability) => set.has(capability)));
+      exhausted.some(
+        (set) =>
+          c.capabilities.every((capability) => set.capabilities.has(capability)) &&
+          isScopeWithin(c.repos ?? [], set.repos),
+      );
     // Round robin in least-recently-assigned order: one task per runner per pass.
     for (;;) {
       const candidates = all()
@@ -284,7 +302,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         if (await offer(connection)) {
           progressed = true;
           assigned++;
-        } else exhausted.push(new Set(connection.capabilities));
+        } else {
+          exhausted.push({
+            capabilities: new Set(connection.capabilities),
+            repos: connection.repos ?? [],
+          });
+        }
       }
       if (!progressed) return assigned;
     }

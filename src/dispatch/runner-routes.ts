@@ -22,6 +22,10 @@ export interface AuthenticatedRunner {
   runnerId: string;
   name: string;
   capabilities: readonly string[];
+  /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty: every one. */
+  repos: readonly string[];
+  /** A one-time credential: at most one task on its one connection, spent when it closes. */
+  oneTime: boolean;
 }
 
 export interface RunnerRoutesDeps {
@@ -30,8 +34,16 @@ export interface RunnerRoutesDeps {
   dispatcher: Dispatcher;
   timings: DispatchTimings;
   policies: ReturnType<typeof createFramePolicies>;
-  /** Looks a bearer token up; undefined for unknown or revoked tokens. */
-  authenticate: (token: string) => Promise<AuthenticatedRunner | undefined>;
+  /**
+   * Looks a bearer token up, or says why it is refused. `connect` is true for the WebSocket
+   * upgrade, which spends a one-time credential.
+   */
+  authenticate: (
+    token: string,
+    options: { connect: boolean },
+  ) => Promise<AuthenticatedRunner | { refused: string }>;
+  /** A one-time runner's connection closed: its credential is spent for good. */
+  spendOneTime?: (runnerId: string) => Promise<void>;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
   /** Open sockets one runner token may hold on this instance (`CONVEYOR_RUNNER_MAX_SOCKETS`). */
@@ -64,6 +76,9 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
   const failures = new Map<string, readonly number[]>();
 
   const requireRunner: MiddlewareHandler<Env> = async (c, next) => {
+    // `/runners/v1/*` matches `/runners/v1` too: authenticate once (a one-time credential is
+    // spent by its first check).
+    if (c.get("runner")) return next();
     const key = addressKey(c.env.incoming.socket.remoteAddress);
     const now = Date.now();
     const wait = loginWaitMs(failures.get(key) ?? [], now);
@@ -77,18 +92,20 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
       );
     }
     const token = bearer(c.req.header("authorization"));
-    const runner = token ? await deps.authenticate(token) : undefined;
-    if (!runner) {
+    // Only a real upgrade spends a one-time credential (a plain GET is answered 404 below).
+    const connect =
+      c.req.path === "/runners/v1" && c.req.header("upgrade")?.toLowerCase() === "websocket";
+    const runner = token
+      ? await deps.authenticate(token, { connect })
+      : { refused: "unknown or revoked runner token (Authorization: Bearer cvr_…)" };
+    if ("refused" in runner) {
       if (failures.size >= MAX_LOGIN_KEYS) {
         for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
       }
       if (failures.size < MAX_LOGIN_KEYS) {
         failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
       }
-      return c.json(
-        { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
-        401,
-      );
+      return c.json({ error: runner.refused }, 401);
     }
     c.set("runner", runner);
     await next();
@@ -144,6 +161,15 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
       onClose() {
         release(runner.runnerId);
         session?.closed();
+        if (runner.oneTime) {
+          deps.spendOneTime?.(runner.runnerId).catch((error: unknown) => {
+            deps.logger.warn(
+              { err: error, runnerId: runner.runnerId },
+              "could not spend a one-time runner credential",
+            );
+            deps.recordError?.("runner-routes", error);
+          });
+        }
       },
     };
   });

@@ -35,7 +35,15 @@ export interface SessionDeps {
   logger: Logger;
   timings: DispatchTimings;
   /** The registered runner; `capabilities` bounds what its `hello` may claim. */
-  runner: { runnerId: string; name: string; capabilities: readonly string[] };
+  runner: {
+    runnerId: string;
+    name: string;
+    capabilities: readonly string[];
+    /** Repositories it may take tasks from; empty: every one. */
+    repos?: readonly string[];
+    /** A one-time credential: at most one task on this connection. */
+    oneTime?: boolean;
+  };
   policy: FramePolicy;
   /** Most slots filled on this connection; a `hello` asking for more gets this many. */
   maxSlots?: number;
@@ -269,6 +277,10 @@ export function createRunnerSession(deps: SessionDeps) {
       capabilities,
       slots: Math.min(frame.slots, maxSlots),
       tasks,
+      repos: [...(deps.runner.repos ?? [])],
+      ...(deps.runner.oneTime ? { maxTasks: 1 } : {}),
+      // A continued task counts against a one-time runner's one task.
+      taken: tasks.size,
       connectedAt: new Date().toISOString(),
       lastAssignedAt: 0,
       draining: false,

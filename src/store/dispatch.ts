@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
 import type { Task } from "./tasks.ts";
@@ -12,6 +12,8 @@ import { getTask, transitionTask } from "./tasks.ts";
 export interface ClaimRequest {
   runnerId: string;
   capabilities: readonly string[];
+  /** The runner's repository scope (`owner/name`, `owner/*`, lower case); empty: every one. */
+  repos?: readonly string[];
   agingMs: number;
   /** Time the runner has to `accept` before the claim lapses. */
   acceptMs: number;
@@ -38,6 +40,22 @@ export interface ClaimedTask {
 }
 
 /**
+ * The claim's scope predicate, over a row of `tasks` (unqualified columns): true when the task's
+ * repository lies in the runner's scope. An empty scope admits every repository; otherwise the
+ * repository's full name (lower-cased, as the patterns are) must equal a pattern, or its owner
+ * match an `owner/*` pattern. Kept apart so that any claim query can add it as one condition.
+ */
+export function repoScopeCondition(repos: readonly string[]): SQL {
+  if (repos.length === 0) return sql`true`;
+  const patterns = `{${repos.map((r) => `"${r.toLowerCase()}"`).join(",")}}`;
+  return sql`exists (
+    select 1 from repositories scope
+    where scope.repository_id = tasks.repository_id
+      and (lower(scope.full_name) = any(${patterns}::text[])
+           or split_part(lower(scope.full_name), '/', 1) || '/*' = any(${patterns}::text[])))`;
+}
+
+/**
  * Claims the next task this runner may take: queued and due, every capability the task needs
  * among the runner's, in service order (lane after aging, then FIFO). SKIP LOCKED lets every
  * instance claim at once without waiting on each other; the generation increments here, which
@@ -55,6 +73,7 @@ export async function claimNextTask(
         select task_id from tasks
         where state = 'queued' and available_at <= now()
           and capabilities <@ ${capabilities}::text[]
+          and ${repoScopeCondition(request.repos ?? [])}
         order by greatest(0, array_position(enum_range(null::lane), lane) - 1
                  - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int),
                  enqueued_at
