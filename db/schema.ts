@@ -238,6 +238,39 @@ export const runners = pgTable(
 );
 
 /**
+ * Runners Conveyor asked GitHub Actions for (`runners.actions`): one row per workflow dispatch,
+ * for the waiting task it was made for, with the one-time runner it carries. `state`:
+ * `dispatched` (waiting for the runner to connect), `connected`, `failed` (GitHub refused the
+ * dispatch), `expired` (the runner never connected before its credential expired).
+ */
+export const runnerDispatches = pgTable(
+  "runner_dispatches",
+  {
+    dispatchId: uuid("dispatch_id").primaryKey().defaultRandom(),
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    runnerId: uuid("runner_id")
+      .notNull()
+      .references(() => runners.runnerId),
+    workflow: text("workflow").notNull(),
+    state: text("state", { enum: ["dispatched", "connected", "failed", "expired"] })
+      .notNull()
+      .default("dispatched"),
+    error: text("error"),
+    createdAt: createdAt(),
+    settledAt: timestamp("settled_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("runner_dispatches_open_idx").on(t.repositoryId).where(sql`${t.state} = 'dispatched'`),
+    index("runner_dispatches_task_idx").on(t.taskId),
+  ],
+);
+
+/**
  * Every webhook delivery handled, keyed by GitHub's `X-GitHub-Delivery`. Written in the same
  * transaction as its effects, so a redelivery is recognised and changes nothing.
  */

@@ -46,6 +46,15 @@ export interface GitHubGateway {
    */
   readOnlyToken(ref: RepoRef): Promise<{ value: string; expiresAt: string }>;
   listInstallationRepositories(installationId: number): Promise<InstalledRepository[]>;
+  /**
+   * Dispatches a workflow of the repository (`workflow_dispatch`, which needs `actions: write`).
+   * GitHub refusing it (no permission, no such workflow or ref, wrong inputs) is a value with
+   * GitHub's message; a server error throws.
+   */
+  dispatchWorkflow(
+    ref: RepoRef,
+    dispatch: { workflow: string; gitRef: string; inputs: Record<string, string> },
+  ): Promise<{ ok: true } | { ok: false; status: number; message: string }>;
 }
 
 /**

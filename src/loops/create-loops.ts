@@ -9,6 +9,8 @@ import type {
   RecordError,
   Signals,
 } from "../core/ports.ts";
+import type { ConnectionSupplyFacts } from "../core/runner-demand.ts";
+import { createActionsLauncher, type DispatchOutcome } from "./actions-launcher.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
 import { createMerger } from "./merger.ts";
 import { createNotifier } from "./notifier.ts";
@@ -40,6 +42,10 @@ export interface LoopsDeps {
    * `pull-request-activity`; they emit `status-owed`, `work-available` and `tasks-changed`.
    */
   signals: Signals;
+  /** This instance's runner connections (GitHub Actions on demand counts their free slots). */
+  connections?: () => readonly ConnectionSupplyFacts[];
+  /** Counts what happened to workflow dispatches. */
+  metrics?: { runnerDispatch(outcome: DispatchOutcome): void };
 }
 
 export interface LoopsOptions {
@@ -54,6 +60,10 @@ export interface LoopsOptions {
    * testing dispatch alone.
    */
   publishPullRequests?: boolean | undefined;
+  /** How often GitHub Actions on demand looks for waiting tasks without being woken (default 15 s). */
+  actionsIntervalMs?: number | undefined;
+  /** How long a dispatched runner's one-time credential lasts unused (default 900 s). */
+  actionsCredentialTtlSeconds?: number | undefined;
 }
 
 export interface Loops {
@@ -111,13 +121,29 @@ export function createLoops(deps: LoopsDeps): Loops {
     onChange: () => signals.emit("tasks-changed"),
   });
 
-  let running: { notifier: Loop; publisher?: Loop; merger: Loop; reconciler: Loop } | undefined;
+  const actionsIntervalMs = options.actionsIntervalMs ?? 15_000;
+  const launcher = createActionsLauncher({
+    db,
+    gateway,
+    logger,
+    instanceId,
+    recordError,
+    connections: deps.connections ?? (() => []),
+    credentialTtlSeconds: options.actionsCredentialTtlSeconds,
+    intervalMs: actionsIntervalMs,
+    onOutcome: (outcome) => deps.metrics?.runnerDispatch(outcome),
+  });
+
+  let running:
+    | { notifier: Loop; publisher?: Loop; merger: Loop; reconciler: Loop; actions: Loop }
+    | undefined;
   const wake = (name: "notifier" | "publisher" | "merger") => () => running?.[name]?.wake();
   signals.on("tasks-changed", wake("notifier"));
   signals.on("tasks-changed", wake("publisher"));
   signals.on("tasks-changed", wake("merger"));
   signals.on("status-owed", wake("notifier"));
   signals.on("pull-request-activity", wake("merger"));
+  signals.on("tasks-changed", () => running?.actions.wake());
 
   const loop = (name: string, intervalMs: number, body: () => Promise<unknown>) =>
     createLoop({
@@ -145,6 +171,7 @@ export function createLoops(deps: LoopsDeps): Loops {
           : { publisher: loop("publisher", notifierIntervalMs, () => publisher.runOnce()) }),
         // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
         merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
+        actions: loop("actions-launcher", actionsIntervalMs, () => launcher.runOnce()),
         reconciler: createLoop({
           name: "reconciler",
           intervalMs: config.reconcileIntervalMs,

@@ -384,8 +384,21 @@ export function createMetrics(options: MetricsOptions) {
     registers,
   });
 
+  const runnerDispatches = new Counter({
+    name: "conveyor_runner_dispatches_total",
+    help: "Runners dispatched through GitHub Actions (runners.actions), by outcome: dispatched, connected, failed (GitHub refused), expired (never connected).",
+    labelNames: ["outcome"],
+    registers,
+  });
+  for (const outcome of ["dispatched", "connected", "failed", "expired"]) {
+    runnerDispatches.inc({ outcome }, 0);
+  }
+
   return {
     registry,
+    runnerDispatch(outcome: string) {
+      runnerDispatches.inc({ outcome });
+    },
     /** Where the per-instance socket gauges read from (the dispatcher, once it exists). */
     setConnections(read: () => readonly ConnectionFacts[]) {
       connections = read;

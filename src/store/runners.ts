@@ -203,8 +203,8 @@ export type RunnerRefusal =
  * Authenticates a runner token. With `connect` (a WebSocket upgrade), a one-time credential is
  * spent here, in one guarded statement, so two connections racing with it get one success: a
  * used or expired one is refused with its reason. Without `connect` (a change-set upload on the
- * connection's behalf) a used one-time credential still works until it is revoked, which happens
- * when its connection closes ({@link spendOneTimeRunner}).
+ * connection's behalf, a doctor's probe) a one-time credential works until it expires unused or
+ * is revoked, which happens when its connection closes ({@link spendOneTimeRunner}).
  */
 export async function authenticateRunner(
   db: Db,
@@ -226,8 +226,13 @@ export async function authenticateRunner(
     refused: "one-time runner credential already used (it is good for one connection)",
   } as const;
   if (!options.connect) {
-    // An upload belongs to the one connection, while it lasts.
-    return runner.usedAt && !runner.revokedAt ? { runner } : runner.usedAt ? used : unknown;
+    // An upload belongs to the one connection, while it lasts (and needs a task only it can
+    // hold); `conveyor-runner doctor`'s plain probe may check an unused credential.
+    if (runner.revokedAt) return runner.usedAt ? used : unknown;
+    if (!runner.usedAt && runner.expiresAt && runner.expiresAt.getTime() <= Date.now()) {
+      return { refused: "one-time runner credential expired unused" };
+    }
+    return { runner };
   }
   if (runner.usedAt) return used;
   if (runner.revokedAt) return unknown;

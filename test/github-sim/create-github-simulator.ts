@@ -3,6 +3,11 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import type { components } from "@octokit/openapi-types";
 import { Hono } from "hono";
+import {
+  createActionsRoutes,
+  type OnWorkflowDispatch,
+  type WorkflowDispatch,
+} from "./actions-routes.ts";
 import { createApiRouter, type Fault, type RecordedRequest } from "./api-router.ts";
 import { appRoutes, installationRepos, issueInstallationToken } from "./app-routes.ts";
 import {
@@ -138,6 +143,11 @@ export interface GitHubSimulatorOptions {
    * (`in_progress`, then the conclusion `conclude` gives). Off by default: tests post checks.
    */
   ciProvider?: CiProvider;
+  /**
+   * A fake GitHub Actions: called for every workflow dispatch GitHub accepts (e.g. to start the
+   * runner the workflow would start). Can be set later with `setActions`.
+   */
+  actions?: OnWorkflowDispatch;
 }
 
 /** A user action's outcome: the first webhook it sent and the app's answer to it, plus all of them. */
@@ -177,6 +187,10 @@ export interface GitHubSimulator {
   readonly violations: SimViolation[];
   readonly requests: RecordedRequest[];
   readonly deliveries: Delivery[];
+  /** Every workflow dispatch GitHub accepted, in order. */
+  readonly workflowDispatches: WorkflowDispatch[];
+  /** Sets (or clears) the fake Actions that runs dispatched workflows. */
+  setActions(actions: OnWorkflowDispatch | undefined): void;
   close(): Promise<void>;
   setWebhook(target: WebhookTarget | undefined): void;
   /** Someone edits the App's settings page: its permissions and event subscriptions. */
@@ -461,6 +475,8 @@ export async function createGitHubSimulator(
   const base = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
   let ci: CiRunner | undefined;
+  const workflowDispatches: WorkflowDispatch[] = [];
+  let actions = options.actions;
   const ctx: SimContext = createSimContext({
     base,
     state,
@@ -484,6 +500,10 @@ export async function createGitHubSimulator(
       ...protectionRoutes,
       ...gitRoutes,
       ...checkRoutes,
+      ...createActionsRoutes(() => (dispatch) => {
+        workflowDispatches.push(dispatch);
+        actions?.(dispatch);
+      }),
     },
     credentials: {
       app,
@@ -545,6 +565,10 @@ export async function createGitHubSimulator(
     violations,
     requests,
     deliveries: webhooks.deliveries,
+    workflowDispatches,
+    setActions(next) {
+      actions = next;
+    },
 
     async close() {
       await ci?.idle();
