@@ -84,7 +84,13 @@ export async function actionsCandidates(
              where d.task_id = t.task_id and d.state in ('failed', 'expired')
                and d.created_at >= t.enqueued_at) < ${MAX_DISPATCHES_PER_TASK}
       order by t.enqueued_at, t.task_id`),
-  ).map((row) => ({ ...row, waited_seconds: Number(row.waited_seconds) }));
+  ).map((row) => ({
+    ...row,
+    // bigint columns come back as strings from raw SQL.
+    repository_id: Number(row.repository_id),
+    installation_id: Number(row.installation_id),
+    waited_seconds: Number(row.waited_seconds),
+  }));
 }
 
 /**
