@@ -105,6 +105,7 @@ export const DEFAULT_APP_PERMISSIONS: AppPermissions = {
   checks: "write",
   statuses: "write",
   members: "read",
+  actions: "write",
 };
 
 /** Every event the simulator can send; the app is subscribed to all unless `events` says otherwise. */
