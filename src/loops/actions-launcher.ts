@@ -90,7 +90,11 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
     // Free slots of connected runners that could take these tasks: none of those is dispatched for.
     const served = runnersWanted(
       waiting.map((task) => ({ capabilities: task.capabilities, repo: task.full_name, count: 1 })),
-      deps.connections().map(supplyOf),
+      // Dispatched runners that have not taken their task yet are counted as pending below.
+      deps
+        .connections()
+        .filter((c) => c.maxTasks === undefined)
+        .map(supplyOf),
     ).reduce((n, demand) => n + demand.freeSlots, 0);
     const { pending, active } = await activeDispatches(db, first.repository_id);
     // Runners already on their way serve waiting tasks too.

@@ -94,8 +94,9 @@ export async function actionsCandidates(
 }
 
 /**
- * Dispatched runners of a repository that still count against `max_parallel`: waiting to
- * connect, or connected and not yet gone (a spent one-time runner is revoked when it leaves).
+ * Dispatched runners of a repository that still count against `max_parallel` (`active`): waiting
+ * to connect, or connected and not yet gone (a spent one-time runner is revoked when it leaves).
+ * `pending`: those that have not taken a task yet, which will serve a waiting one.
  */
 export async function activeDispatches(
   db: Db,
@@ -103,7 +104,9 @@ export async function activeDispatches(
 ): Promise<{ pending: number; active: number }> {
   const [row] = resultRows<{ pending: number; active: number }>(
     await db.execute(sql`
-      select count(*) filter (where d.state = 'dispatched')::int as pending,
+      select count(*) filter (where d.state = 'dispatched'
+                                or (d.state = 'connected' and r.last_assigned_at is null))::int
+               as pending,
              count(*)::int as active
       from runner_dispatches d join runners r on r.runner_id = d.runner_id
       where d.repository_id = ${repositoryId}
