@@ -167,9 +167,7 @@ describe("GitHub Actions on demand (simulator)", () => {
     expect(
       taken.map((t) => Number(t.assignments)),
       JSON.stringify({ detours, trail }, null, 1),
-    ).toEqual(
-      taken.map(() => 1),
-    );
+    ).toEqual(taken.map(() => 1));
     expect(h.sim.workflowDispatches).toHaveLength(5);
     expect(mostAtOnce).toBeLessThanOrEqual(MAX_PARALLEL);
     for (const { dispatch } of runs) {
