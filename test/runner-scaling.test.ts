@@ -15,7 +15,8 @@ let h: Harness;
 const sockets: FakeRunner[] = [];
 
 beforeAll(async () => {
-  h = await createHarness({ start: { publishPullRequests: false } });
+  // Tasks are seeded straight into the database: reconciliation would cancel them (no issues).
+  h = await createHarness({ start: { publishPullRequests: false, reconcileOnStart: false } });
   await upsertRepository(h.database.db, {
     repositoryId: h.repositoryId,
     installationId: h.installationId,
