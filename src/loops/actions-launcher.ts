@@ -78,7 +78,10 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
     );
   }
 
-  async function launch(repoTasks: ActionsCandidate[]): Promise<void> {
+  async function launch(
+    repoTasks: ActionsCandidate[],
+    dispatches: { pending: number; active: number },
+  ): Promise<void> {
     const first = repoTasks[0];
     if (!first) return;
     const ref = repoRef(first.installation_id, first.full_name);
@@ -96,7 +99,7 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
         .filter((c) => c.maxTasks === undefined)
         .map(supplyOf),
     ).reduce((n, demand) => n + demand.freeSlots, 0);
-    const { pending, active } = await activeDispatches(db, first.repository_id);
+    const { pending, active } = dispatches;
     // Runners already on their way serve waiting tasks too.
     const wanted = Math.max(0, waiting.length - served - pending);
     const room = Math.max(0, actions.max_parallel - active);
@@ -170,6 +173,10 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
     async runOnce(): Promise<boolean> {
       if (!(await tryAcquireLease(db, LEASE, deps.instanceId, deps.intervalMs * 3))) return false;
       await settle();
+      // Dispatches before tasks: a runner that takes its task between the two reads then counts
+      // as on its way while its task no longer waits (one dispatch too few for a pass, never one
+      // too many).
+      const dispatches = await activeDispatches(db);
       const candidates = await actionsCandidates(db, MIN_AFTER_SECONDS);
       const byRepository = new Map<number, ActionsCandidate[]>();
       for (const task of candidates) {
@@ -179,7 +186,8 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
       }
       for (const tasks of byRepository.values()) {
         try {
-          await launch(tasks);
+          const repositoryId = tasks[0]?.repository_id ?? 0;
+          await launch(tasks, dispatches.get(repositoryId) ?? { pending: 0, active: 0 });
         } catch (error) {
           logger.warn({ err: error, repo: tasks[0]?.full_name }, "dispatching runners failed");
           deps.recordError("actions-dispatch", error);

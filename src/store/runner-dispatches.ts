@@ -94,25 +94,30 @@ export async function actionsCandidates(
 }
 
 /**
- * Dispatched runners of a repository that still count against `max_parallel` (`active`): waiting
+ * Per repository, dispatched runners that still count against `max_parallel` (`active`): waiting
  * to connect, or connected and not yet gone (a spent one-time runner is revoked when it leaves).
  * `pending`: those that have not taken a task yet, which will serve a waiting one.
  */
 export async function activeDispatches(
   db: Db,
-  repositoryId: number,
-): Promise<{ pending: number; active: number }> {
-  const [row] = resultRows<{ pending: number; active: number }>(
+): Promise<Map<number, { pending: number; active: number }>> {
+  const rows = resultRows<{ repository_id: number; pending: number; active: number }>(
     await db.execute(sql`
-      select count(*) filter (where d.state = 'dispatched'
+      select d.repository_id,
+             count(*) filter (where d.state = 'dispatched'
                                 or (d.state = 'connected' and r.last_assigned_at is null))::int
                as pending,
              count(*)::int as active
       from runner_dispatches d join runners r on r.runner_id = d.runner_id
-      where d.repository_id = ${repositoryId}
-        and (d.state = 'dispatched' or (d.state = 'connected' and r.revoked_at is null))`),
+      where d.state = 'dispatched' or (d.state = 'connected' and r.revoked_at is null)
+      group by d.repository_id`),
   );
-  return { pending: Number(row?.pending ?? 0), active: Number(row?.active ?? 0) };
+  return new Map(
+    rows.map((row) => [
+      Number(row.repository_id),
+      { pending: Number(row.pending), active: Number(row.active) },
+    ]),
+  );
 }
 
 export async function recordDispatch(
