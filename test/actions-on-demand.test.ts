@@ -168,7 +168,13 @@ describe("GitHub Actions on demand (simulator)", () => {
       taken.map((t) => Number(t.assignments)),
       JSON.stringify({ detours, trail }, null, 1),
     ).toEqual(taken.map(() => 1));
-    expect(h.sim.workflowDispatches).toHaveLength(5);
+    // One per task, plus one per attempt lost on the way (an accept timeout on a loaded machine
+    // puts a task back in the queue, and its runner has spent its one task).
+    const lost = resultRows(
+      await h.database.db.execute(sql`select 1 from task_events where to_state = 'retry_wait'`),
+    ).length;
+    expect(h.sim.workflowDispatches).toHaveLength(5 + lost);
+    expect(taken).toHaveLength(5 + lost);
     expect(mostAtOnce).toBeLessThanOrEqual(MAX_PARALLEL);
     for (const { dispatch } of runs) {
       expect(dispatch).toMatchObject({
@@ -181,20 +187,20 @@ describe("GitHub Actions on demand (simulator)", () => {
     }
     // Each runner took its one task and exited 0.
     const codes = await Promise.all(runs.map((r) => r.runner.exited));
-    expect(codes).toEqual([0, 0, 0, 0, 0]);
+    expect(codes.every((code) => code === 0)).toBe(true);
     const rows = resultRows<{ state: string; n: number }>(
       await h.database.db.execute(
         sql`select state, count(*)::int as n from runner_dispatches group by state`,
       ),
     );
-    expect(rows.map((r) => [r.state, Number(r.n)])).toEqual([["connected", 5]]);
+    expect(rows.map((r) => [r.state, Number(r.n)])).toEqual([["connected", 5 + lost]]);
     // Every dispatched runner's credential is spent.
     const [spent] = resultRows<{ n: number }>(
       await h.database.db.execute(
         sql`select count(*)::int as n from runners where one_time and revoked_at is not null and used_at is not null`,
       ),
     );
-    expect(Number(spent?.n)).toBe(5);
+    expect(Number(spent?.n)).toBe(5 + lost);
     expect(h.sim.violations).toEqual([]);
   }, 150_000);
 
