@@ -296,9 +296,50 @@ export const runners = pgTable(
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
     lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
     lastAssignedAt: timestamp("last_assigned_at", { withTimezone: true }),
+    // Repositories the runner may take tasks from (`owner/name` or `owner/*`); empty: every one.
+    repos: text("repos").array().notNull().default(sql`'{}'::text[]`),
+    // A one-time credential: one connection, at most one task, then it is spent.
+    oneTime: boolean("one_time").notNull().default(false),
+    // A one-time credential not used by then is refused.
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    // When a one-time credential opened its one connection (a second one is refused).
+    usedAt: timestamp("used_at", { withTimezone: true }),
   },
   // A revoked runner's name can be registered again (to replace a leaked token).
   (t) => [uniqueIndex("runners_active_name").on(t.name).where(sql`${t.revokedAt} is null`)],
+);
+
+/**
+ * Runners Conveyor asked GitHub Actions for (`runners.actions`): one row per workflow dispatch,
+ * for the waiting task it was made for, with the one-time runner it carries. `state`:
+ * `dispatched` (waiting for the runner to connect), `connected`, `failed` (GitHub refused the
+ * dispatch), `expired` (the runner never connected before its credential expired).
+ */
+export const runnerDispatches = pgTable(
+  "runner_dispatches",
+  {
+    dispatchId: uuid("dispatch_id").primaryKey().defaultRandom(),
+    repositoryId: bigint("repository_id", { mode: "number" })
+      .notNull()
+      .references(() => repositories.repositoryId),
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    runnerId: uuid("runner_id")
+      .notNull()
+      .references(() => runners.runnerId),
+    workflow: text("workflow").notNull(),
+    state: text("state", { enum: ["dispatched", "connected", "failed", "expired"] })
+      .notNull()
+      .default("dispatched"),
+    error: text("error"),
+    createdAt: createdAt(),
+    settledAt: timestamp("settled_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("runner_dispatches_open_idx").on(t.repositoryId).where(sql`${t.state} = 'dispatched'`),
+    index("runner_dispatches_task_idx").on(t.taskId),
+  ],
 );
 
 /**

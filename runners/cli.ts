@@ -95,6 +95,7 @@ async function start(config: RunnerConfig): Promise<number> {
   }
   // The task runner and the client need each other; the client is only used once started.
   let tasks: ReturnType<typeof createTaskRunner> | undefined;
+  let stopOnce: (reason: string) => Promise<void> = async () => {};
   const client = createRunnerClient({
     serverUrl: config.serverUrl,
     token: config.token,
@@ -107,7 +108,11 @@ async function start(config: RunnerConfig): Promise<number> {
       logger.info({ runnerId: welcome.runner_id }, "connected");
       tasks?.onWelcome(welcome);
     },
-    onAssign: (assign) => tasks?.onAssign(assign),
+    onAssign: (assign) => {
+      tasks?.onAssign(assign);
+      // --ephemeral: the first task taken is the only one; finish it, then exit.
+      if (config.ephemeral && (tasks?.activeCount() ?? 0) > 0) void stopOnce("ephemeral");
+    },
     onCancel: (cancel) => tasks?.onCancel(cancel),
     logger,
   });
@@ -137,6 +142,7 @@ async function start(config: RunnerConfig): Promise<number> {
       slots: config.slots,
       agent: config.adapter,
       model: config.model,
+      ephemeral: config.ephemeral,
     },
     "runner started",
   );
@@ -152,6 +158,7 @@ async function start(config: RunnerConfig): Promise<number> {
       logger.info("runner stopped");
       resolve(0);
     };
+    stopOnce = stop;
     // `on`, not `once`: a second SIGTERM (GNU timeout signals the process and its group) must not
     // fall back to Node's default and kill the runner mid-drain.
     process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -533,8 +533,26 @@ describe("loadRunnerConfig", () => {
     expect(runnerSocketUrl("http://localhost:3000")).toBe("ws://localhost:3000/runners/v1");
   });
 
+  it("reads --ephemeral (one task, one slot) from the flag or CONVEYOR_RUNNER_EPHEMERAL", () => {
+    expect(load([], REQUIRED_ENV).ephemeral).toBe(false);
+    expect(load(["--ephemeral"], REQUIRED_ENV).ephemeral).toBe(true);
+    expect(load([], { ...REQUIRED_ENV, CONVEYOR_RUNNER_EPHEMERAL: "true" }).ephemeral).toBe(true);
+    expect(load([], { ...REQUIRED_ENV, CONVEYOR_RUNNER_EPHEMERAL: "0" }).ephemeral).toBe(false);
+    expect(errorOf(() => load(["--ephemeral", "--slots", "2"], REQUIRED_ENV)).message).toContain(
+      "--ephemeral takes one task, so it runs with one slot",
+    );
+    expect(
+      errorOf(() => load([], { ...REQUIRED_ENV, CONVEYOR_RUNNER_EPHEMERAL: "yes" })).message,
+    ).toContain("env CONVEYOR_RUNNER_EPHEMERAL: expected 1, true, 0 or false");
+    expect(errorOf(() => load(["--ephemeral=1"], REQUIRED_ENV)).message).toContain(
+      "--ephemeral: takes no value",
+    );
+  });
+
   it("documents every flag and variable in the usage text", () => {
     for (const word of [
+      "--ephemeral",
+      "CONVEYOR_RUNNER_EPHEMERAL",
       "--server",
       "--token-file",
       "CONVEYOR_RUNNER_TOKEN_FILE",

@@ -49,6 +49,11 @@ export interface RunnerConfig {
   network: NetworkSetting;
   /** Absolute paths the sandboxed agent may also write (bwrap only), e.g. the agent's own state. */
   sandboxWritable: string[];
+  /**
+   * `--ephemeral`: take one task, then drain and exit (for a one-time credential from
+   * `conveyor runners jit`: an Actions job, a Kubernetes Job). Forces one slot.
+   */
+  ephemeral: boolean;
   /** The YAML file that was read, if any (absolute). */
   configFile: string | undefined;
   /** The file the token was read from, if it came from one (absolute); the sandbox hides it. */
@@ -59,7 +64,7 @@ export interface RunnerConfig {
 
 export type RunnerSetting = Exclude<
   keyof RunnerConfig,
-  "configFile" | "tokenFile" | "sources" | "adapter"
+  "configFile" | "tokenFile" | "sources" | "adapter" | "ephemeral"
 >;
 
 /** The adapters `--agent <name>` accepts (`command` is `--agent -- <argv…>`). */
@@ -164,6 +169,8 @@ const TOKEN_FILE = {
 const UNSANDBOXED_FLAG = "--unsandboxed";
 /** Accepts plain `http://` to a server beyond this machine (the token then travels in the clear). */
 const INSECURE_FLAG = "--insecure";
+const EPHEMERAL_FLAG = "--ephemeral";
+const EPHEMERAL_ENV = "CONVEYOR_RUNNER_EPHEMERAL";
 
 const SETTINGS = Object.keys(SPECS) as RunnerSetting[];
 const CONFIG_FLAG = "--config";
@@ -359,6 +366,7 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
   const layer: Layer = {};
   let configPath: string | undefined;
   let insecure = false;
+  let ephemeral = false;
   const seen = new Set<string>();
   const once = (flag: string) => {
     if (seen.has(flag)) problems.push(`  ${flag}: given more than once; give it once`);
@@ -380,6 +388,11 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
     if (arg === INSECURE_FLAG) {
       once(INSECURE_FLAG);
       insecure = true;
+      continue;
+    }
+    if (arg === EPHEMERAL_FLAG) {
+      once(EPHEMERAL_FLAG);
+      ephemeral = true;
       continue;
     }
     if (arg === UNSANDBOXED_FLAG) {
@@ -430,8 +443,8 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
       flag === "--agent-json" ||
       flag === TOKEN_FILE.flag ||
       FLAG_TO_SETTING.has(flag);
-    if (flag === UNSANDBOXED_FLAG) {
-      problems.push(`  ${UNSANDBOXED_FLAG}: takes no value; write ${UNSANDBOXED_FLAG} alone`);
+    if (flag === UNSANDBOXED_FLAG || flag === EPHEMERAL_FLAG) {
+      problems.push(`  ${flag}: takes no value; write ${flag} alone`);
       continue;
     }
     if (!known) {
@@ -485,7 +498,7 @@ function parseFlags(argv: readonly string[], cwd: string, problems: string[]) {
       `  ${UNSANDBOXED_FLAG}: give either ${UNSANDBOXED_FLAG} or ${SPECS.isolation.flag}, not both`,
     );
   }
-  return { layer, configPath, insecure };
+  return { layer, configPath, insecure, ephemeral };
 }
 
 /** `["claude","-p"]` → argv; anything that is not JSON is kept as the string (refused later). */
@@ -839,6 +852,17 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
     );
   }
 
+  const ephemeralEnv = env[EPHEMERAL_ENV]?.trim().toLowerCase();
+  if (ephemeralEnv && !["1", "true", "0", "false"].includes(ephemeralEnv)) {
+    problems.push(`  env ${EPHEMERAL_ENV}: expected 1, true, 0 or false`);
+  }
+  const ephemeral = flags.ephemeral || ephemeralEnv === "1" || ephemeralEnv === "true";
+  if (ephemeral && typeof values.slots === "number" && values.slots !== 1) {
+    problems.push(
+      `  slots (${sources.slots}): ${EPHEMERAL_FLAG} takes one task, so it runs with one slot; drop the slots setting`,
+    );
+  }
+
   if (problems.length > 0) {
     // Belt and braces: whatever a message quotes, a runner token never leaves this function.
     const message = `Invalid runner configuration:\n${problems.join("\n")}`;
@@ -848,6 +872,7 @@ export function loadRunnerConfig(options: LoadRunnerConfigOptions): RunnerConfig
     ...(values as Omit<RunnerConfig, "configFile" | "tokenFile" | "sources" | "adapter">),
     model: values.model as string | undefined,
     adapter,
+    ephemeral,
     configFile,
     tokenFile,
     sources: sources as Record<RunnerSetting, string>,
@@ -894,6 +919,8 @@ ${CONFIG_ENV}), then environment variables, then flags; a later source wins.
   --isolation <mode>          CONVEYOR_RUNNER_ISOLATION           isolation           auto|bwrap|users|none, default auto
   --unsandboxed                                                                       the same as --isolation none
   --insecure                                                                          allow plain http:// to a server beyond this machine
+  --ephemeral                 CONVEYOR_RUNNER_EPHEMERAL=1                             take one task, then drain and exit 0 (one slot);
+                                                                                      for a one-time credential (conveyor runners jit)
   --network <mode>            CONVEYOR_RUNNER_NETWORK             network             host|none, default host
   --sandbox-writable <dir>    CONVEYOR_RUNNER_SANDBOX_WRITABLE (a:b) sandbox_writable repeatable; bwrap only
   --config <file>             ${CONFIG_ENV}

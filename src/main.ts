@@ -77,7 +77,13 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
   const github = await createGitHub(deps);
   const timings = { ...DEFAULT_TIMINGS, ...options.dispatchTimings };
   const dispatch = github.app && createDispatch({ ...deps, ...github.app, timings });
-  const loops = github.app && createLoops({ ...deps, ...github.app });
+  const loops =
+    github.app &&
+    createLoops({
+      ...deps,
+      ...github.app,
+      connections: () => dispatch?.dispatcher.connections() ?? [],
+    });
   const redelivery = github.app && createRedelivery({ ...deps, ...github.app });
   const runners = dispatch?.dispatcher;
   const connections = () => runners?.connections() ?? [];

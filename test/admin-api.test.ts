@@ -146,6 +146,10 @@ describe("POST /api/runners", () => {
         class: "heavy",
         // The deprecated name of class, with the same value.
         tier: "heavy",
+        repos: [],
+        one_time: false,
+        expires_at: null,
+        used_at: null,
         status: "active",
         created_at: expect.any(String),
         revoked_at: null,

@@ -276,6 +276,88 @@ describe("deploy/kubernetes (kubectl kustomize)", () => {
   });
 });
 
+describe("deploy/kubernetes/runners (kubectl kustomize): ephemeral runners scaled by KEDA", () => {
+  let objects: KubernetesObject[];
+  beforeAll(() => {
+    objects = kustomize(at("deploy/kubernetes/runners"));
+  });
+  const find = (kind: string) => {
+    const found = objects.find((o) => o.kind === kind);
+    if (!found) throw new Error(`no ${kind} in the rendered objects`);
+    // biome-ignore lint/suspicious/noExplicitAny: a custom resource's spec, walked by the assertions.
+    return found as KubernetesObject & { spec: Record<string, any> };
+  };
+
+  it("renders the ScaledJob, its TriggerAuthentication and the runners' settings", () => {
+    expect(
+      objects.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, "")}`).sort(),
+    ).toEqual([
+      "ConfigMap/conveyor-ephemeral-runner-settings",
+      "ScaledJob/conveyor-runner",
+      "TriggerAuthentication/conveyor-scaling",
+    ]);
+  });
+
+  it("every object is valid against the JSON Schema of its kind (KEDA's for the ScaledJob)", async () => {
+    const found = await Promise.all(objects.map(schemaProblems));
+    expect(found.flat()).toEqual([]);
+  });
+
+  it("no object has a field its API does not define", () => {
+    expect(unknownFields(objects)).toEqual([]);
+  });
+
+  it("the schema checks fail on a wrong type or a misspelt field of the ScaledJob", async () => {
+    const job = structuredClone(find("ScaledJob"));
+    job.spec.pollingInterval = "often";
+    expect((await schemaProblems(job)).join("\n")).toContain("pollingInterval");
+    const misspelt = structuredClone(find("ScaledJob"));
+    misspelt.spec.jobTargetRef.template.spec.containers[0].envFrm = [];
+    expect(unknownFields([misspelt]).join("\n")).toContain("envFrm");
+  });
+
+  it("scales on /api/scaling's runners_wanted and runs one ephemeral runner per Job", () => {
+    const job = find("ScaledJob").spec;
+    expect(job.triggers).toEqual([
+      {
+        type: "metrics-api",
+        authenticationRef: { name: "conveyor-scaling" },
+        metadata: {
+          url: "http://conveyor-server/api/scaling",
+          valueLocation: "runners_wanted",
+          targetValue: "1",
+          authMode: "bearer",
+        },
+      },
+    ]);
+    const pod = job.jobTargetRef.template.spec;
+    const runner = pod.containers[0];
+    const mint = pod.initContainers[0];
+    expect(pod.restartPolicy).toBe("Never");
+    expect(runner.args).toEqual(["start"]);
+    const settings = objects.find((o) => o.kind === "ConfigMap") as unknown as {
+      data: Record<string, string>;
+    };
+    expect(settings.data.CONVEYOR_RUNNER_EPHEMERAL).toBe("1");
+    // The minter token is mounted in the init step only, never where the agent runs.
+    const minter = pod.volumes.find((v: { secret?: unknown }) => v.secret);
+    expect(minter.secret.secretName).toBe("conveyor-runner-minter");
+    expect(mint.volumeMounts.map((m: { name: string }) => m.name)).toContain(minter.name);
+    expect(runner.volumeMounts.map((m: { name: string }) => m.name)).not.toContain(minter.name);
+    expect(mint.command.join(" ")).toContain("/api/runners/jit");
+    expect(mint.command.join(" ")).toContain("mode: 0o600");
+    expect(runner.env).toContainEqual({
+      name: "CONVEYOR_RUNNER_TOKEN_FILE",
+      value: "/run/conveyor-runner/token",
+    });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(runner.securityContext.capabilities).toEqual({ drop: ["ALL"] });
+    expect(job.jobTargetRef.template.metadata.annotations).toEqual({
+      "container.apparmor.security.beta.kubernetes.io/runner": "unconfined",
+    });
+  });
+});
+
 /** A free TCP port on the loopback interface. */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -217,7 +217,7 @@ describe("import refuses what it cannot take, and writes nothing", () => {
     [
       "a row that is not JSON",
       () => exported.replace('"tier": "heavy"', '"tier": heavy'),
-      /^table runners, line \d+: invalid input syntax for type json/,
+      /^table runners, lines? [\d-]+: invalid input syntax for type json/,
       "tables.runners",
     ],
   ])("refuses %s", async (_, file, message, path) => {

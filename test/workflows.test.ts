@@ -313,7 +313,15 @@ describe("workflows/conveyor-runner.yml", () => {
     );
     // The token reaches only the steps that need it, as env, never on a command line.
     const withToken = steps.filter((s) => JSON.stringify(s).includes("CONVEYOR_RUNNER_TOKEN"));
-    expect(withToken.map((s) => s.name)).toEqual(["Check the runner's setup", "Run the runner"]);
+    expect(withToken.map((s) => s.name)).toEqual([
+      "Mask the runner token",
+      "Check the runner's setup",
+      "Run the runner",
+    ]);
+    // Masked first, before any step could print it (a one-time credential arrives as an input).
+    expect(steps[0]?.run).toBe('echo "::add-mask::$CONVEYOR_RUNNER_TOKEN"');
+    expect(call.inputs.ephemeral).toMatchObject({ type: "boolean", default: false });
+    expect(job.env.CONVEYOR_RUNNER_EPHEMERAL).toBe("${{ inputs.ephemeral }}");
     expect(JSON.stringify(job.env)).not.toContain("secrets.");
   });
 });

@@ -7,7 +7,7 @@ describe("conveyor runners arguments", () => {
       ["add", "r1"],
       {
         command: "add",
-        registration: { name: "r1", capabilities: [], class: "normal" },
+        registration: { name: "r1", capabilities: [], repos: [], class: "normal" },
         json: false,
       },
     ],
@@ -15,7 +15,12 @@ describe("conveyor runners arguments", () => {
       ["add", "gpu-1", "--capability", "gpu", "-c", "docker,cuda.12", "--class", "heavy", "--json"],
       {
         command: "add",
-        registration: { name: "gpu-1", capabilities: ["cuda.12", "docker", "gpu"], class: "heavy" },
+        registration: {
+          name: "gpu-1",
+          capabilities: ["cuda.12", "docker", "gpu"],
+          repos: [],
+          class: "heavy",
+        },
         json: true,
       },
     ],
@@ -24,7 +29,7 @@ describe("conveyor runners arguments", () => {
       ["add", "--tier=light", "r1"],
       {
         command: "add",
-        registration: { name: "r1", capabilities: [], class: "light" },
+        registration: { name: "r1", capabilities: [], repos: [], class: "light" },
         json: false,
         notes: ["--tier is deprecated: use --class (the same label under a clearer name)"],
       },
@@ -33,9 +38,43 @@ describe("conveyor runners arguments", () => {
       ["add", "r1", "--class", "heavy", "--tier", "heavy"],
       {
         command: "add",
-        registration: { name: "r1", capabilities: [], class: "heavy" },
+        registration: { name: "r1", capabilities: [], repos: [], class: "heavy" },
         json: false,
         notes: ["--tier is deprecated: use --class (the same label under a clearer name)"],
+      },
+    ],
+    [
+      ["add", "team-a", "--repos", "Acme/*", "--repos", "globex/web,acme/*"],
+      {
+        command: "add",
+        registration: {
+          name: "team-a",
+          capabilities: [],
+          repos: ["acme/*", "globex/web"],
+          class: "normal",
+        },
+        json: false,
+      },
+    ],
+    [
+      ["jit"],
+      {
+        command: "jit",
+        request: { capabilities: [], repos: [], ttl_seconds: 3600 },
+        json: false,
+      },
+    ],
+    [
+      ["jit", "-c", "gpu,node", "--repos", "acme/*", "--ttl", "15m", "--name", "ci-1", "--json"],
+      {
+        command: "jit",
+        request: {
+          name: "ci-1",
+          capabilities: ["gpu", "node"],
+          repos: ["acme/*"],
+          ttl_seconds: 900,
+        },
+        json: true,
       },
     ],
     [["list"], { command: "list", json: false }],
@@ -65,6 +104,11 @@ describe("conveyor runners arguments", () => {
     [["list", "extra"], /list takes no arguments/, false],
     [["list", "--class", "x"], /Unknown option '--class'/, false],
     [["revoke"], /revoke needs the runner's name/, false],
+    [["add", "r1", "--repos", "acme"], /^--repos: expected owner\/name or owner\/\*/, false],
+    [["jit", "--ttl", "soon"], /^--ttl: expected a duration/, false],
+    [["jit", "--ttl", "30s"], /^--ttl: expected at least 60 s$/, false],
+    [["jit", "--ttl", "8d"], /^--ttl: expected at most 604800 s/, false],
+    [["jit", "extra"], /jit takes no arguments/, false],
     [["revoke", "Bad Name"], /^name: /, false],
   ])("refuses %j", (argv, message, showUsage) => {
     const parsed = parseRunnersArgs(argv);

@@ -1,11 +1,22 @@
 import { parseArgs } from "node:util";
-import { RunnerName, RunnerRegistration, toFieldErrors } from "../core/runner-registration.ts";
+import {
+  OneTimeRunnerRequest,
+  parseDurationSeconds,
+  RunnerName,
+  RunnerRegistration,
+  toFieldErrors,
+} from "../core/runner-registration.ts";
 
 export const RUNNERS_USAGE = `Usage: conveyor runners <command>
 
 Commands:
-  add <name> [--capability <cap>]... [--class light|normal|heavy] [--json]
+  add <name> [--capability <cap>]... [--repos <owner/name|owner/*>]...
+      [--class light|normal|heavy] [--json]
                    register a runner and print its token (shown once)
+  jit [--capability <cap>]... [--repos <owner/name|owner/*>]... [--ttl 1h] [--name <name>] [--json]
+                   mint a one-time credential: it registers one ephemeral runner, is good
+                   for one connection and at most one task, and expires unused after --ttl
+                   (60s to 7d, default 1h); run the runner with --ephemeral
   list [--json]    every runner, revoked ones included
   revoke <name> [--json]
                    revoke a runner: its token stops working and its connections close
@@ -16,6 +27,8 @@ or digit. --capability may be repeated or take a comma-separated list; a task la
 needs:<cap> only goes to runners with <cap>. --class (default normal) is a label for operators,
 shown in listings and on the dashboard; Conveyor decides nothing by it (not which tasks a runner
 gets, nor its rate limits). --tier is its old name, still accepted (deprecated).
+--repos limits the runner to those repositories (owner/name) or owners (owner/*), repeatable or
+comma-separated; without it the runner takes tasks from every repository.
 
 With CONVEYOR_URL these commands go to that server's admin API (CONVEYOR_TOKEN, an admin API
 token, or CONVEYOR_ADMIN_TOKEN). Otherwise with DATABASE_URL they use that database; without it
@@ -31,6 +44,7 @@ export type RunnersArgs =
       /** Things to tell the operator on stderr (a deprecated flag). */
       notes?: string[];
     }
+  | { command: "jit"; request: OneTimeRunnerRequest; json: boolean }
   | { command: "list"; json: boolean }
   | { command: "revoke"; name: string; json: boolean }
   | { command: "usage-error"; message: string; showUsage: boolean };
@@ -47,13 +61,15 @@ export function parseRunnersArgs(argv: readonly string[]): RunnersArgs {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
-      return usageError("missing command: add, list or revoke", true);
+      return usageError("missing command: add, jit, list or revoke", true);
     case "help":
     case "--help":
     case "-h":
       return { command: "help" };
     case "add":
       return parseAdd(rest);
+    case "jit":
+      return parseJit(rest);
     case "list":
       return parseWith(rest, {}, (values, positionals) =>
         positionals.length > 0
@@ -83,6 +99,7 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
     argv,
     {
       capability: { type: "string", multiple: true, short: "c" },
+      repos: { type: "string", multiple: true },
       class: { type: "string" },
       // Deprecated: the old name of --class.
       tier: { type: "string", short: "t" },
@@ -93,13 +110,11 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
           positionals.length === 0 ? "add needs the runner's name" : "add takes one name",
         );
       }
-      const capabilities = ((values.capability as string[] | undefined) ?? [])
-        .flatMap((value) => value.split(","))
-        .map((value) => value.trim())
-        .filter(Boolean);
+      const capabilities = listValues(values.capability);
       const parsed = RunnerRegistration.safeParse({
         name: positionals[0],
         capabilities,
+        repos: listValues(values.repos),
         ...(values.class === undefined ? {} : { class: values.class }),
         ...(values.tier === undefined ? {} : { tier: values.tier }),
       });
@@ -122,9 +137,57 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
   );
 }
 
+function parseJit(argv: readonly string[]): RunnersArgs {
+  return parseWith(
+    argv,
+    {
+      capability: { type: "string", multiple: true, short: "c" },
+      repos: { type: "string", multiple: true },
+      ttl: { type: "string" },
+      name: { type: "string" },
+    },
+    (values, positionals) => {
+      if (positionals.length > 0) {
+        return usageError(`jit takes no arguments (got ${positionals.join(" ")})`);
+      }
+      let ttlSeconds: number | undefined;
+      if (values.ttl !== undefined) {
+        ttlSeconds = parseDurationSeconds(values.ttl as string);
+        if (ttlSeconds === undefined) {
+          return usageError("--ttl: expected a duration such as 90s, 15m, 1h or 2d");
+        }
+      }
+      const parsed = OneTimeRunnerRequest.safeParse({
+        capabilities: listValues(values.capability),
+        repos: listValues(values.repos),
+        ...(ttlSeconds === undefined ? {} : { ttl_seconds: ttlSeconds }),
+        ...(values.name === undefined ? {} : { name: values.name }),
+      });
+      if (!parsed.success) {
+        return usageError(
+          toFieldErrors(parsed.error)
+            .map((e) => `${flagFor(e.field)}: ${e.message}`)
+            .join("\n"),
+        );
+      }
+      return { command: "jit", request: parsed.data, json: values.json === true };
+    },
+  );
+}
+
+/** A repeatable flag's values, each of which may be a comma-separated list. */
+function listValues(value: unknown): string[] {
+  return ((value as string[] | undefined) ?? [])
+    .flatMap((item) => item.split(","))
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
 /** Names a field error after what the operator typed. */
 function flagFor(field: string): string {
   if (field.startsWith("capabilities")) return "--capability";
+  if (field.startsWith("repos")) return "--repos";
+  if (field === "ttl_seconds") return "--ttl";
   if (field === "class") return "--class";
   if (field === "tier") return "--tier";
   return field;

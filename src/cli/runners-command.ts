@@ -8,7 +8,7 @@ import { parseRunnersArgs, RUNNERS_USAGE } from "./runners-args.ts";
 export type { CliOutput };
 
 /**
- * `conveyor runners add|list|revoke`. Returns the exit code: 0 done, 1 failed, 2 wrong command
+ * `conveyor runners add|jit|list|revoke`. Returns the exit code: 0 done, 1 failed, 2 wrong command
  * line. The commands speak the admin API (`/api/runners`) wherever {@link openAdminApi} finds
  * it: the server `CONVEYOR_URL` names, the database opened directly, or the server holding the
  * embedded database. A bad setting throws the config's own error, like every command.
@@ -55,6 +55,16 @@ export async function runRunnersCommand(
         } else {
           out.stdout(renderAdded(created.runner, created.token));
         }
+        return 0;
+      }
+      case "jit": {
+        const created = await readAnswer<{ runner: RunnerJson; token: string }>(
+          api,
+          await api.request("POST", "/runners/jit", { body: args.request }),
+          [201],
+        );
+        if (args.json) out.stdout(`${JSON.stringify(created, null, 2)}\n`);
+        else out.stdout(renderMinted(created.runner, created.token));
         return 0;
       }
       case "list": {
@@ -116,12 +126,25 @@ function renderAdded(runner: RunnerJson, token: string): string {
   ].join("\n");
 }
 
+function renderMinted(runner: RunnerJson, token: string): string {
+  const capabilities = runner.capabilities.length ? runner.capabilities.join(", ") : "none";
+  const repos = runner.repos.length ? runner.repos.join(", ") : "every repository";
+  return [
+    `One-time credential for runner ${runner.name} (capabilities: ${capabilities}; repositories: ${repos}).`,
+    `Good for one connection and at most one task; unused, it expires at ${formatTime(runner.expires_at)}.`,
+    "Start the runner with: conveyor-runner start --ephemeral (token in CONVEYOR_RUNNER_TOKEN)",
+    "",
+    token,
+    "",
+  ].join("\n");
+}
+
 function renderList(runners: RunnerJson[]): string {
   if (runners.length === 0) {
     return "No runners registered. Register one with: conveyor runners add <name>\n";
   }
   const rows = [
-    ["NAME", "CLASS", "CAPABILITIES", "STATUS", "LAST SEEN", "CREATED"],
+    ["NAME", "CLASS", "CAPABILITIES", "STATUS", "LAST SEEN", "CREATED", "REPOS"],
     ...runners.map((r) => [
       r.name,
       // Servers from before the rename say only `tier`.
@@ -130,13 +153,16 @@ function renderList(runners: RunnerJson[]): string {
       status(r),
       formatTime(r.last_seen_at),
       formatTime(r.created_at),
+      r.repos?.join(",") || "*",
     ]),
   ];
   return renderTable(rows);
 }
 
 function status(runner: RunnerJson): string {
-  if (runner.status === "revoked") return "revoked";
+  if (runner.status === "revoked") return runner.one_time && runner.used_at ? "spent" : "revoked";
+  if (runner.status === "expired") return "expired (one-time, unused)";
+  if (runner.status === "unused") return "one-time, unused";
   if (runner.connected) return `connected (${runner.connected.busy_slots} busy)`;
   return runner.connected === null ? "offline" : "active";
 }

@@ -9,7 +9,7 @@ import {
 } from "./app-registration.ts";
 
 const EVENTS = ["issues", "issue_comment", "pull_request"];
-const PERMISSIONS = { issues: "write", contents: "write", metadata: "read" };
+const PERMISSIONS = { issues: "write", contents: "write", metadata: "read", actions: "write" };
 const PUBLIC = "https://conveyor.example.com";
 const SMEE = "https://smee.io/abc";
 const GITHUB = "https://api.github.com";
@@ -56,6 +56,19 @@ describe("the App's events and permissions against app.yml", () => {
     ["one missing", { contents: "write", metadata: "read" }, "fail", "issues: none, needs write"],
     ["an unknown level", { ...PERMISSIONS, issues: "owner" }, "fail", "issues: owner, needs write"],
     ["workflows on top", { ...PERMISSIONS, workflows: "write" }, "warn", "workflows: write"],
+    [
+      "actions missing (only Actions on demand needs it)",
+      { issues: "write", contents: "write", metadata: "read" },
+      "warn",
+      "the App has actions: none, not write: GitHub Actions on demand",
+    ],
+    ["actions read", { ...PERMISSIONS, actions: "read" }, "warn", "runners.actions"],
+    [
+      "actions missing and issues short (the failure wins)",
+      { issues: "read", contents: "write", metadata: "read" },
+      "fail",
+      "issues: read, needs write",
+    ],
   ])("permissions: %s", (_, actual, status, named) => {
     const verdict = comparePermissions(PERMISSIONS, actual);
     expect(verdict.status).toBe(status);

@@ -43,14 +43,27 @@ export function compareEvents(expected: readonly string[], actual: readonly stri
   };
 }
 
+/**
+ * Permissions of `app.yml` that only one feature needs: without them Conveyor works, less that
+ * feature, so their absence is a warning naming it, not a failure.
+ */
+export const FEATURE_PERMISSIONS: Readonly<Record<string, string>> = {
+  actions:
+    "GitHub Actions on demand (`runners.actions` in .github/conveyor.yml) cannot dispatch the runner workflow",
+};
+
 /** The App's permissions against `app.yml`'s `default_permissions`. */
 export function comparePermissions(
   expected: Readonly<Record<string, string>>,
   actual: Readonly<Record<string, string>>,
 ): Verdict {
-  const short = Object.entries(expected)
-    .filter(([name, level]) => rank(actual[name]) < rank(level))
+  const lacking = Object.entries(expected).filter(
+    ([name, level]) => rank(actual[name]) < rank(level),
+  );
+  const short = lacking
+    .filter(([name]) => !(name in FEATURE_PERMISSIONS))
     .map(([name, level]) => `${name}: ${actual[name] ?? "none"}, needs ${level}`);
+  const featureShort = lacking.filter(([name]) => name in FEATURE_PERMISSIONS);
   const more = Object.entries(actual)
     .filter(([name, level]) => rank(level) > rank(expected[name]))
     .map(
@@ -61,6 +74,18 @@ export function comparePermissions(
       status: "fail",
       message: `the App lacks permissions Conveyor needs: ${short.join("; ")}`,
       fix: "On the App's settings page, Permissions & events → Repository permissions: raise them to what app.yml says and save; then each installation's owner must accept the new permissions (Settings → Integrations → GitHub Apps → Review request)",
+    };
+  }
+  if (featureShort.length > 0) {
+    return {
+      status: "warn",
+      message: featureShort
+        .map(
+          ([name, level]) =>
+            `the App has ${name}: ${actual[name] ?? "none"}, not ${level}: ${FEATURE_PERMISSIONS[name]}`,
+        )
+        .join("; "),
+      fix: `On the App's settings page, Permissions & events → Repository permissions: set ${featureShort.map(([name, level]) => `${name} to ${level}`).join(", ")} and save, then each installation's owner accepts it; or leave it if you do not use that feature`,
     };
   }
   if (more.length > 0) {

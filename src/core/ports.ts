@@ -52,6 +52,16 @@ export interface GitHubGateway {
    * Optional: a gateway without caches has nothing to refresh.
    */
   refreshDefaultHead?(ref: RepoRef): Promise<void>;
+
+  /**
+   * Dispatches a workflow of the repository (`workflow_dispatch`, which needs `actions: write`).
+   * GitHub refusing it (no permission, no such workflow or ref, wrong inputs) is a value with
+   * GitHub's message; a server error throws.
+   */
+  dispatchWorkflow(
+    ref: RepoRef,
+    dispatch: { workflow: string; gitRef: string; inputs: Record<string, string> },
+  ): Promise<{ ok: true } | { ok: false; status: number; message: string }>;
 }
 
 /**

@@ -322,6 +322,62 @@ export const RepoConfig = z
       })
       .prefault({})
       .describe("When and how Conveyor merges its pull requests (docs/merge-policy.md)."),
+    runners: z
+      .strictObject({
+        actions: z
+          .strictObject({
+            workflow: z
+              .string()
+              .regex(/^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.ya?ml|[1-9][0-9]{0,15})$/, {
+                error: "expected a workflow file name under .github/workflows/ or a workflow id",
+              })
+              .default("conveyor-runner.yml")
+              .describe(
+                "The workflow Conveyor dispatches, in this repository: a file name under " +
+                  ".github/workflows/ (which calls the reusable workflows/conveyor-runner.yml) " +
+                  "or its numeric id. It must run on workflow_dispatch with a runner_token input.",
+              ),
+            ref: z
+              .string()
+              .min(1)
+              .max(255)
+              .regex(/^[^\s~^:?*[\\]+$/, { error: "expected a branch or tag name" })
+              .optional()
+              .describe("The branch or tag the workflow runs from; the default branch if absent."),
+            capabilities: z
+              .array(capability)
+              .max(20)
+              .default([])
+              .describe(
+                "Capabilities the dispatched runners offer; only tasks that need no more wait for them.",
+              ),
+            max_parallel: z
+              .number()
+              .int()
+              .min(1)
+              .max(50)
+              .default(2)
+              .describe(
+                "Most dispatched runners of this repository at once (dispatched and not yet gone).",
+              ),
+            after_seconds: z
+              .number()
+              .int()
+              .min(0)
+              .max(24 * 3600)
+              .default(60)
+              .describe(
+                "How long a task waits with no connected runner free for it before a runner is dispatched.",
+              ),
+          })
+          .optional()
+          .describe(
+            "GitHub Actions on demand: when tasks wait and no runner is free for them, dispatch " +
+              "this workflow with a one-time runner credential. Off when absent.",
+          ),
+      })
+      .prefault({})
+      .describe("Where runners come from besides the fixed fleet (docs/operations.md)."),
   })
   .partial({ version: true });
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { RunnerName, RunnerRegistration, toFieldErrors } from "./runner-registration.ts";
+import {
+  isRepoInScope,
+  isScopeWithin,
+  parseDurationSeconds,
+  RepoScope,
+  RunnerName,
+  RunnerRegistration,
+  toFieldErrors,
+} from "./runner-registration.ts";
 
 describe("runner names", () => {
   it.each(["r1", "gpu-box.eu_1", "0", "a".repeat(63)])("accepts %j", (name) => {
@@ -22,11 +30,66 @@ describe("runner names", () => {
   });
 });
 
+describe("repository scopes", () => {
+  it.each([
+    // [scope, repository, admitted]
+    [[], "acme/widgets", true],
+    [["acme/*"], "acme/widgets", true],
+    [["acme/*"], "ACME/Widgets", true],
+    [["acme/widgets"], "acme/widgets", true],
+    [["acme/widgets"], "acme/gadgets", false],
+    [["acme/*"], "acme-evil/widgets", false],
+    [["acme/*"], "globex/acme", false],
+    [["globex/*", "acme/widgets"], "acme/widgets", true],
+  ] as const)("%j admits %s: %s", (scope, repo, admitted) => {
+    const parsed = RepoScope.parse([...scope]);
+    expect(isRepoInScope(repo, parsed)).toBe(admitted);
+  });
+
+  it.each([
+    ["acme", "expected owner/name or owner/* (an owner's every repository)"],
+    ["*/*", "expected owner/name or owner/* (an owner's every repository)"],
+    ["acme/wid gets", "expected owner/name or owner/* (an owner's every repository)"],
+    ["acme/**", "expected owner/name or owner/* (an owner's every repository)"],
+    ["-acme/x", "expected owner/name or owner/* (an owner's every repository)"],
+  ])("refuses the pattern %j", (pattern, message) => {
+    const result = RepoScope.safeParse([pattern]);
+    expect(result.success).toBe(false);
+    expect(toFieldErrors(result.error!)).toEqual([{ field: "0", message }]);
+  });
+
+  it.each([
+    // [inner, outer, within]
+    [[], [], true],
+    [["acme/*"], [], true],
+    [[], ["acme/*"], false],
+    [["acme/widgets"], ["acme/*"], true],
+    [["acme/*"], ["acme/widgets"], false],
+    [["acme/widgets", "globex/x"], ["acme/*"], false],
+  ] as const)("scope %j lies within %j: %s", (inner, outer, within) => {
+    expect(isScopeWithin(inner, outer)).toBe(within);
+  });
+
+  it.each([
+    ["90s", 90],
+    ["15m", 900],
+    ["1h", 3600],
+    ["2d", 172_800],
+    ["600", 600],
+    ["1 h", undefined],
+    ["-1h", undefined],
+    ["1w", undefined],
+  ])("reads the duration %j as %s seconds", (text, seconds) => {
+    expect(parseDurationSeconds(text)).toBe(seconds);
+  });
+});
+
 describe("runner registration", () => {
   it("defaults to no capabilities and the normal class", () => {
     expect(RunnerRegistration.parse({ name: "r1" })).toEqual({
       name: "r1",
       capabilities: [],
+      repos: [],
       class: "normal",
     });
   });
@@ -38,7 +101,7 @@ describe("runner registration", () => {
         capabilities: ["gpu", "docker", "gpu"],
         class: "heavy",
       }),
-    ).toEqual({ name: "r1", capabilities: ["docker", "gpu"], class: "heavy" });
+    ).toEqual({ name: "r1", capabilities: ["docker", "gpu"], repos: [], class: "heavy" });
   });
 
   it.each([

@@ -4,7 +4,7 @@ import type { Config } from "../config.ts";
 import { repoRef } from "../core/github-objects.ts";
 import type { GitHubGateway, RecordError, Signals } from "../core/ports.ts";
 import type { TierLimits } from "../core/rate-limit.ts";
-import { findRunnerByToken } from "../store/runners.ts";
+import { authenticateRunner, spendOneTimeRunner } from "../store/runners.ts";
 import { createDispatcher, type Dispatcher, type DispatchTimings } from "./dispatcher.ts";
 import { createFramePolicies } from "./frame-policy.ts";
 import {
@@ -110,16 +110,19 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     knownSecrets: [deps.config.webhookSecret, deps.config.adminToken].filter((s): s is string =>
       Boolean(s),
     ),
-    async authenticate(token) {
-      const runner = await findRunnerByToken(database.db, token);
-      return (
-        runner && {
-          runnerId: runner.runnerId,
-          name: runner.name,
-          capabilities: runner.capabilities,
-        }
-      );
+    async authenticate(token, options) {
+      const found = await authenticateRunner(database.db, token, options);
+      if ("refused" in found) return found;
+      const { runner } = found;
+      return {
+        runnerId: runner.runnerId,
+        name: runner.name,
+        capabilities: runner.capabilities,
+        repos: runner.repos,
+        oneTime: runner.oneTime,
+      };
     },
+    spendOneTime: (runnerId) => spendOneTimeRunner(database.db, runnerId),
     onChange: () => signals.emit("tasks-changed"),
   });
   return {

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
+import { isRepoInScope } from "../core/runner-registration.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
@@ -49,7 +50,13 @@ export interface RunnerConnection {
   runnerId: string;
   name: string;
   capabilities: string[];
+  /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty: every one. */
+  repos?: string[];
   slots: number;
+  /** Most tasks this connection may ever take (1 for a one-time credential); no limit if unset. */
+  maxTasks?: number | undefined;
+  /** Tasks this connection has taken so far (counted against `maxTasks`). */
+  taken?: number;
   /** Tasks this connection holds (assigned or running): task id → generation. */
   tasks: Map<string, number>;
   connectedAt: string;
@@ -232,8 +239,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return connections;
   };
 
+  /** Tasks a connection may still be given now: its free slots, within a one-time runner's one. */
+  const room = (c: RunnerConnection) =>
+    Math.min(
+      c.slots - c.tasks.size,
+      c.maxTasks === undefined ? Number.POSITIVE_INFINITY : c.maxTasks - (c.taken ?? 0),
+    );
   const canTakeWork = (c: RunnerConnection) =>
-    !c.draining && c.tasks.size < c.slots && !c.recentlyRateLimited();
+    !c.draining && room(c) > 0 && !c.recentlyRateLimited();
   const isLive = (c: RunnerConnection) => live.get(c.runnerId)?.includes(c) === true;
 
   const renewals: LeaseRenewals = createLeaseRenewals({
@@ -277,11 +290,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     free: readonly RunnerConnection[],
   ): { task: ClaimableTask; connection: RunnerConnection }[] {
     const order = [...free].sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
-    const left = new Map(order.map((c) => [c, c.slots - c.tasks.size]));
+    const left = new Map(order.map((c) => [c, room(c)]));
     const pairs: { task: ClaimableTask; connection: RunnerConnection }[] = [];
     for (const task of tasks) {
-      const index = order.findIndex((c) =>
-        task.capabilities.every((capability) => c.capabilities.includes(capability)),
+      const index = order.findIndex(
+        (c) =>
+          task.capabilities.every((capability) => c.capabilities.includes(capability)) &&
+          isRepoInScope(task.full_name, c.repos ?? []),
       );
       if (index < 0) continue;
       const connection = order[index]!;
@@ -306,6 +321,29 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       }
     }
     return kept;
+  }
+
+  /**
+   * What the free runners can take, for `findClaimable`: without scoped runners, the widest
+   * capability sets; with any, every distinct (capabilities, scope) pair, so a task is read only
+   * when one runner both covers its needs and may take its repository.
+   */
+  function runnerKinds(connections: readonly RunnerConnection[]): {
+    capabilitySets: string[][];
+    scopes: string[][];
+  } {
+    if (!connections.some((c) => c.repos?.length)) {
+      const capabilitySets = widestSets(connections);
+      return { capabilitySets, scopes: capabilitySets.map(() => []) };
+    }
+    const kinds = new Map<string, { capabilities: string[]; repos: string[] }>();
+    for (const c of connections) {
+      const capabilities = [...new Set(c.capabilities)].sort();
+      const repos = [...new Set(c.repos ?? [])].sort();
+      kinds.set(`${capabilities.join("\0")}\n${repos.join("\0")}`, { capabilities, repos });
+    }
+    const list = [...kinds.values()];
+    return { capabilitySets: list.map((k) => k.capabilities), scopes: list.map((k) => k.repos) };
   }
 
   /** Runs `work` over `items`, at most `limit` at a time; results in the items' order. */
@@ -340,9 +378,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function dispatchPass(): Promise<{ assigned: number; again: boolean }> {
     const free = all().filter(canTakeWork);
     if (free.length === 0) return { assigned: 0, again: false };
-    const limit = free.reduce((sum, c) => sum + c.slots - c.tasks.size, 0);
+    const limit = free.reduce((sum, c) => sum + room(c), 0);
     const candidates = await findClaimable(db, {
-      capabilitySets: widestSets(free),
+      ...runnerKinds(free),
       limit,
       agingMs: deps.agingMs,
       maxRunningPerInstallation: deps.maxRunningPerInstallation,
@@ -384,6 +422,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     for (const task of claimed) {
       const connection = connectionOf.get(task.task_id)!;
       connection.tasks.set(task.task_id, task.generation);
+      connection.taken = (connection.taken ?? 0) + 1;
       connection.lastAssignedAt = now;
       connection.send(assignFrame(task, assignments.get(task.task_id)!));
       if (task.queued_seconds !== null) {

@@ -24,6 +24,10 @@ export interface AuthenticatedRunner {
   runnerId: string;
   name: string;
   capabilities: readonly string[];
+  /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty: every one. */
+  repos: readonly string[];
+  /** A one-time credential: at most one task on its one connection, spent when it closes. */
+  oneTime: boolean;
 }
 
 export interface RunnerRoutesDeps {
@@ -32,8 +36,16 @@ export interface RunnerRoutesDeps {
   dispatcher: Dispatcher;
   timings: DispatchTimings;
   policies: ReturnType<typeof createFramePolicies>;
-  /** Looks a bearer token up; undefined for unknown or revoked tokens. */
-  authenticate: (token: string) => Promise<AuthenticatedRunner | undefined>;
+  /**
+   * Looks a bearer token up, or says why it is refused. `connect` is true for the WebSocket
+   * upgrade, which spends a one-time credential.
+   */
+  authenticate: (
+    token: string,
+    options: { connect: boolean },
+  ) => Promise<AuthenticatedRunner | { refused: string }>;
+  /** A one-time runner's connection closed: its credential is spent for good. */
+  spendOneTime?: (runnerId: string) => Promise<void>;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
   /** Open sockets one runner token may hold on this instance (`CONVEYOR_RUNNER_MAX_SOCKETS`). */
@@ -84,6 +96,9 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
 
   const requireRunner = (options: { reuseOpenSockets: boolean }): MiddlewareHandler<Env> =>
     async function requireRunner(c, next) {
+      // `/runners/v1/*` matches `/runners/v1` too: authenticate once (a one-time credential is
+      // spent by its first check).
+      if (c.get("runner")) return next();
       const key = addressKey(c.env.incoming.socket.remoteAddress);
       const now = Date.now();
       const wait = loginWaitMs(failures.get(key) ?? [], now);
@@ -98,21 +113,21 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
       }
       const token = bearer(c.req.header("authorization"));
       const tokenHash = token ? hashRunnerToken(token) : undefined;
+      // Only a real upgrade spends a one-time credential (a plain GET is answered 404 below).
+      const connect =
+        c.req.path === "/runners/v1" && c.req.header("upgrade")?.toLowerCase() === "websocket";
       const runner = !token
-        ? undefined
+        ? { refused: "unknown or revoked runner token (Authorization: Bearer cvr_…)" }
         : ((options.reuseOpenSockets && tokenHash ? openRunner(tokenHash) : undefined) ??
-          (await deps.authenticate(token)));
-      if (!runner) {
+          (await deps.authenticate(token, { connect })));
+      if ("refused" in runner) {
         if (failures.size >= MAX_LOGIN_KEYS) {
           for (const [k, times] of failures) if (loginWaitMs(times, now) === 0) failures.delete(k);
         }
         if (failures.size < MAX_LOGIN_KEYS) {
           failures.set(key, recordLoginFailure(failures.get(key) ?? [], now));
         }
-        return c.json(
-          { error: "unknown or revoked runner token (Authorization: Bearer cvr_…)" },
-          401,
-        );
+        return c.json({ error: runner.refused }, 401);
       }
       c.set("runner", runner);
       c.set("tokenHash", tokenHash!);
@@ -174,6 +189,15 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     }
     release(session.runnerId);
     session.closed();
+    if (session.runner.oneTime) {
+      deps.spendOneTime?.(session.runnerId).catch((error: unknown) => {
+        deps.logger.warn(
+          { err: error, runnerId: session.runnerId },
+          "could not spend a one-time runner credential",
+        );
+        deps.recordError?.("runner-routes", error);
+      });
+    }
   }
   // A socket error is followed by its close.
   const onError = () => {};

@@ -59,6 +59,10 @@ export interface SessionRunner {
   runnerId: string;
   name: string;
   capabilities: readonly string[];
+  /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty or absent: every one. */
+  repos?: readonly string[];
+  /** A one-time credential: at most one task on this connection. */
+  oneTime?: boolean;
 }
 
 /** Tail kept per task for the dashboard. */
@@ -131,6 +135,12 @@ export class RunnerSession implements RunnerConnection {
   capabilities: string[] = [];
   slots = 0;
   tasks = new Map<string, number>();
+  /** Repositories it may take tasks from; empty: every one. */
+  repos: string[] = [];
+  /** Most tasks this connection may ever take (1 for a one-time credential); no limit if unset. */
+  maxTasks: number | undefined;
+  /** Tasks this connection has taken so far (counted against `maxTasks`). */
+  taken = 0;
   lastAssignedAt = 0;
   draining = false;
   version: string | undefined;
@@ -144,7 +154,7 @@ export class RunnerSession implements RunnerConnection {
 
   constructor(
     private readonly context: SessionContext,
-    private readonly runner: SessionRunner,
+    readonly runner: SessionRunner,
     private readonly policy: FramePolicy,
     private readonly socket: SessionSocket,
   ) {
@@ -491,6 +501,10 @@ export class RunnerSession implements RunnerConnection {
     this.capabilities = capabilities;
     this.slots = Math.min(frame.slots, maxSlots);
     this.tasks = tasks;
+    this.repos = [...(this.runner.repos ?? [])];
+    if (this.runner.oneTime) this.maxTasks = 1;
+    // A continued task counts against a one-time runner's one task.
+    this.taken = tasks.size;
     this.version = frame.version;
     this.helloAt = Date.now();
     this.send({

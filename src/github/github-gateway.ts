@@ -394,6 +394,31 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       await options.marks?.recordHead(ref, marks.defaultBranch, headSha);
     },
 
+    async dispatchWorkflow(ref, dispatch) {
+      const octokit = await client(ref.installationId);
+      try {
+        // https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event
+        await octokit.request(
+          "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches",
+          {
+            owner: ref.owner,
+            repo: ref.repo,
+            workflow_id: dispatch.workflow,
+            ref: dispatch.gitRef,
+            inputs: dispatch.inputs,
+          },
+        );
+        return { ok: true };
+      } catch (error) {
+        const status = (error as { status?: number }).status;
+        if (!status || status >= 500) throw error;
+        const message =
+          (error as { response?: { data?: { message?: string } } }).response?.data?.message ??
+          (error as Error).message;
+        return { ok: false, status, message };
+      }
+    },
+
     async listInstallationRepositories(installationId) {
       const octokit = await client(installationId);
       const repos = await octokit.paginate("GET /installation/repositories", { per_page: 100 });

@@ -2,8 +2,19 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
-import { type FieldError, RunnerRegistration, toFieldErrors } from "../core/runner-registration.ts";
-import { createRunner, listRunners, RunnerNameTakenError, revokeRunner } from "../store/runners.ts";
+import {
+  type FieldError,
+  OneTimeRunnerRequest,
+  RunnerRegistration,
+  toFieldErrors,
+} from "../core/runner-registration.ts";
+import {
+  createOneTimeRunner,
+  createRunner,
+  listRunners,
+  RunnerNameTakenError,
+  revokeRunner,
+} from "../store/runners.ts";
 import { type ApiAuth, type ApiEnv, createApiAuth } from "./admin-auth.ts";
 import { type ConnectedRunner, toRunnerJson } from "./runner-json.ts";
 
@@ -70,6 +81,39 @@ export function createAdminRoutes(deps: AdminRoutesDeps): Hono<ApiEnv> {
         const { runner, token } = await createRunner(deps.db, parsed.data);
         logger.info({ runnerId: runner.runnerId, name: runner.name }, "runner registered");
         // The token is in this response and nowhere else: keep it out of every cache.
+        c.header("Cache-Control", "no-store");
+        return c.json({ runner: toRunnerJson(runner), token }, 201);
+      } catch (error) {
+        if (error instanceof RunnerNameTakenError) return c.json({ error: error.message }, 409);
+        throw error;
+      }
+    },
+  );
+
+  // A one-time credential for one ephemeral runner (an Actions job, a Kubernetes Job).
+  routes.post(
+    "/runners/jit",
+    auth.admin,
+    bodyLimit({
+      maxSize: 64 * 1024,
+      onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
+    }),
+    async (c) => {
+      let body: unknown;
+      try {
+        const text = await c.req.text();
+        body = text.trim() === "" ? {} : JSON.parse(text);
+      } catch {
+        return c.json(invalid([{ field: "body", message: "expected a JSON object" }]), 422);
+      }
+      const parsed = OneTimeRunnerRequest.safeParse(body);
+      if (!parsed.success) return c.json(invalid(toFieldErrors(parsed.error)), 422);
+      try {
+        const { runner, token } = await createOneTimeRunner(deps.db, parsed.data);
+        logger.info(
+          { runnerId: runner.runnerId, name: runner.name, expiresAt: runner.expiresAt },
+          "one-time runner credential minted",
+        );
         c.header("Cache-Control", "no-store");
         return c.json({ runner: toRunnerJson(runner), token }, 201);
       } catch (error) {

@@ -8,6 +8,7 @@ import { type ApiAuth, type ApiEnv, createApiAuth } from "./admin-auth.ts";
 import { createAdminRoutes } from "./admin-routes.ts";
 import type { ApiRateLimits } from "./api-rate-limiter.ts";
 import { createOpsApi } from "./create-ops-api.ts";
+import { createScalingRoutes } from "./scaling-routes.ts";
 
 export interface ApiDeps {
   database: Database;
@@ -66,5 +67,10 @@ export function createApi(deps: ApiDeps): Api {
       signals.emit("operator-changed-tasks");
     },
   });
-  return { auth, routes: [admin, ops] };
+  const scaling = createScalingRoutes({
+    db: database.db,
+    auth,
+    connections: () => runners?.connections() ?? [],
+  });
+  return { auth, routes: [admin, ops, scaling] };
 }

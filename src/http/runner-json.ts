@@ -17,7 +17,19 @@ export interface RunnerJson {
   class: RunnerClass;
   /** @deprecated the old name of `class`, with the same value. */
   tier: RunnerClass;
-  status: "active" | "revoked";
+  /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty: every one. */
+  repos: string[];
+  /** A one-time credential (`conveyor runners jit`): one connection, at most one task. */
+  one_time: boolean;
+  /** When an unused one-time credential stops working; null for a long-lived token. */
+  expires_at: string | null;
+  /** When a one-time credential opened its one connection; null while unused. */
+  used_at: string | null;
+  /**
+   * `revoked` also for a spent one-time credential; `expired` for one that expired unused;
+   * `unused` for one still waiting for its connection.
+   */
+  status: "active" | "revoked" | "expired" | "unused";
   created_at: string;
   revoked_at: string | null;
   last_seen_at: string | null;
@@ -33,7 +45,11 @@ export function toRunnerJson(runner: Runner, connected?: ConnectedRunner | null)
     capabilities: runner.capabilities,
     class: runner.tier,
     tier: runner.tier,
-    status: runner.revokedAt ? "revoked" : "active",
+    repos: runner.repos,
+    one_time: runner.oneTime,
+    expires_at: runner.expiresAt?.toISOString() ?? null,
+    used_at: runner.usedAt?.toISOString() ?? null,
+    status: statusOf(runner),
     created_at: runner.createdAt.toISOString(),
     revoked_at: runner.revokedAt?.toISOString() ?? null,
     last_seen_at: runner.lastSeenAt?.toISOString() ?? null,
@@ -46,4 +62,10 @@ export function toRunnerJson(runner: Runner, connected?: ConnectedRunner | null)
             : null,
         }),
   };
+}
+
+function statusOf(runner: Runner): RunnerJson["status"] {
+  if (runner.revokedAt) return "revoked";
+  if (!runner.oneTime || runner.usedAt) return "active";
+  return runner.expiresAt && runner.expiresAt.getTime() <= Date.now() ? "expired" : "unused";
 }

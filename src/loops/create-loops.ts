@@ -10,6 +10,8 @@ import type {
   RecordError,
   Signals,
 } from "../core/ports.ts";
+import type { ConnectionSupplyFacts } from "../core/runner-demand.ts";
+import { createActionsLauncher, type DispatchOutcome } from "./actions-launcher.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
 import { createIntakeLoop, INTAKE_BATCH } from "./intake-loop.ts";
 import { createMergeWatcher } from "./merge-watcher.ts";
@@ -40,13 +42,21 @@ export interface LoopsDeps {
   recordError: RecordError;
   /** Status comments and reconciliation wait while an installation's budget is under the reserve. */
   githubBudget?: Pick<GitHubBudget, "deferredUntil" | "shouldDefer"> | undefined;
-  metrics?: { githubDeferred(work: "status_comment" | "reconciliation"): void } | undefined;
+  /** Counts work put off for the GitHub budget, and what happened to workflow dispatches. */
+  metrics?:
+    | {
+        githubDeferred(work: "status_comment" | "reconciliation"): void;
+        runnerDispatch(outcome: DispatchOutcome): void;
+      }
+    | undefined;
   /**
    * The loops wake on `tasks-changed`, the notifier on `status-owed`, the merger on
    * `pull-request-activity`, the intake loop on `intake-owed`; they emit `status-owed`,
    * `work-available`, `tasks-changed` and `pull-request-activity`.
    */
   signals: Signals;
+  /** This instance's runner connections (GitHub Actions on demand counts their free slots). */
+  connections?: () => readonly ConnectionSupplyFacts[];
 }
 
 export interface LoopsOptions {
@@ -75,6 +85,10 @@ export interface LoopsOptions {
    * `DEFAULT_STATUS_PACING`); tests shorten them.
    */
   statusPacing?: Partial<StatusCommentPacing> | undefined;
+  /** How often GitHub Actions on demand looks for waiting tasks without being woken (default 15 s). */
+  actionsIntervalMs?: number | undefined;
+  /** How long a dispatched runner's one-time credential lasts unused (default 900 s). */
+  actionsCredentialTtlSeconds?: number | undefined;
 }
 
 export interface Loops {
@@ -155,6 +169,19 @@ export function createLoops(deps: LoopsDeps): Loops {
     onChange: () => signals.emit("tasks-changed"),
   });
 
+  const actionsIntervalMs = options.actionsIntervalMs ?? 15_000;
+  const launcher = createActionsLauncher({
+    db,
+    gateway,
+    logger,
+    instanceId,
+    recordError,
+    connections: deps.connections ?? (() => []),
+    credentialTtlSeconds: options.actionsCredentialTtlSeconds,
+    intervalMs: actionsIntervalMs,
+    onOutcome: (outcome) => deps.metrics?.runnerDispatch(outcome),
+  });
+
   const intake = createIntakeLoop({
     db,
     gateway,
@@ -175,6 +202,7 @@ export function createLoops(deps: LoopsDeps): Loops {
         merger: Loop;
         watcher: Loop;
         reconciler: Loop;
+        actions: Loop;
       }
     | undefined;
   const wake = (name: "intake" | "notifier" | "publisher" | "merger" | "watcher") => () =>
@@ -186,6 +214,7 @@ export function createLoops(deps: LoopsDeps): Loops {
   signals.on("status-owed", wake("notifier"));
   signals.on("pull-request-activity", wake("merger"));
   signals.on("pull-request-activity", wake("watcher"));
+  signals.on("tasks-changed", () => running?.actions.wake());
 
   const loop = (name: string, intervalMs: number, body: () => Promise<unknown>) =>
     createLoop({
@@ -220,6 +249,7 @@ export function createLoops(deps: LoopsDeps): Loops {
         merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
         // The post-merge watch: checks on merge commits, reverts, re-queued issues.
         watcher: loop("merge-watcher", options.mergerIntervalMs ?? 60_000, () => watcher.runOnce()),
+        actions: loop("actions-launcher", actionsIntervalMs, () => launcher.runOnce()),
         reconciler: createLoop({
           name: "reconciler",
           intervalMs: config.reconcileIntervalMs,

@@ -2,6 +2,12 @@ import type { Logger } from "pino";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../../db/client.ts";
 import type { BudgetSnapshot } from "../core/github-budget.ts";
+import {
+  type ConnectionSupplyFacts,
+  capabilityKey,
+  runnersWanted,
+  supplyOf,
+} from "../core/runner-demand.ts";
 import { LANES, TASK_STATES } from "../core/task-states.ts";
 import {
   countFiringAlerts,
@@ -11,6 +17,7 @@ import {
   oldestQueuedByLane,
   type TailEvent,
 } from "../store/metrics.ts";
+import { waitingWork } from "../store/runner-demand.ts";
 
 /*
  * Every Prometheus metric of one server, on a registry of its own (tests run several servers in
@@ -30,11 +37,8 @@ const DURATION_BUCKETS = {
   request: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
 };
 
-/** A runner socket as the metrics see it. */
-export interface ConnectionFacts {
-  slots: number;
-  tasks: { size: number };
-}
+/** A runner socket as the metrics see it: its slots, and what it offers (runners wanted). */
+export type ConnectionFacts = ConnectionSupplyFacts;
 
 export interface MetricsOptions {
   database: Database;
@@ -129,14 +133,15 @@ export function createMetrics(options: MetricsOptions) {
     }
   }
   async function queryFacts() {
-    const [tasks, oldest, runners, pulls, alerts] = await Promise.all([
+    const [tasks, oldest, runners, pulls, alerts, waiting] = await Promise.all([
       countTasksByStateAndLane(database.db),
       oldestQueuedByLane(database.db),
       countRunners(database.db, new Date(Date.now() - onlineWindowMs)),
       countPullRequests(database.db),
       countFiringAlerts(database.db),
+      waitingWork(database.db),
     ]);
-    return { tasks, oldest, runners, pulls, alerts };
+    return { tasks, oldest, runners, pulls, alerts, waiting };
   }
   function currentFacts(): Promise<Facts | undefined> {
     if (!facts || Date.now() - facts.at > ttl) {
@@ -223,6 +228,23 @@ export function createMetrics(options: MetricsOptions) {
       const f = await currentFacts();
       if (!f) return;
       for (const row of f.alerts) this.set({ rule: row.rule, severity: row.severity }, row.n);
+    },
+  });
+
+  new Gauge({
+    name: "conveyor_runners_wanted",
+    help: 'Runners to start now, by the capabilities the waiting tasks need (comma-separated, "" for none): queued tasks due minus the free slots of the runners connected to this instance that could take them. For KEDA\'s Prometheus scaler or a Horizontal Pod Autoscaler.',
+    labelNames: ["capabilities"],
+    registers,
+    async collect() {
+      this.reset();
+      const f = await currentFacts();
+      if (!f) return;
+      // Tasks that need nothing special: always present, so the series does not vanish at 0.
+      this.set({ capabilities: "" }, 0);
+      for (const demand of runnersWanted(f.waiting, connections().map(supplyOf))) {
+        this.set({ capabilities: capabilityKey(demand.capabilities) }, demand.runnersWanted);
+      }
     },
   });
 
@@ -415,8 +437,21 @@ export function createMetrics(options: MetricsOptions) {
     registers,
   });
 
+  const runnerDispatches = new Counter({
+    name: "conveyor_runner_dispatches_total",
+    help: "Runners dispatched through GitHub Actions (runners.actions), by outcome: dispatched, connected, failed (GitHub refused), expired (never connected).",
+    labelNames: ["outcome"],
+    registers,
+  });
+  for (const outcome of ["dispatched", "connected", "failed", "expired"]) {
+    runnerDispatches.inc({ outcome }, 0);
+  }
+
   return {
     registry,
+    runnerDispatch(outcome: string) {
+      runnerDispatches.inc({ outcome });
+    },
     /** Where the per-instance socket gauges read from (the dispatcher, once it exists). */
     setConnections(read: () => readonly ConnectionFacts[]) {
       connections = read;

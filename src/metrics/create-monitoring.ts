@@ -6,7 +6,7 @@ import type { AlertIssues, Clock, RecordError, Signals } from "../core/ports.ts"
 import { type CheckReport, createAlerter } from "../loops/alerter.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import { createMetricsSampler, type SampledConnection } from "../loops/metrics-sampler.ts";
-import type { ConveyorMetrics } from "./create-metrics.ts";
+import type { ConnectionFacts, ConveyorMetrics } from "./create-metrics.ts";
 import { createMetricsReport } from "./metrics-report.ts";
 import { createMetricsRoutes } from "./metrics-routes.ts";
 
@@ -59,7 +59,7 @@ export function createMonitoring(deps: {
   githubBudget?: Pick<GitHubBudget, "snapshot"> | undefined;
   instanceId: string;
   /** The runner sockets this instance holds (none without the GitHub App). */
-  connections: () => readonly SampledConnection[];
+  connections: () => readonly (SampledConnection & ConnectionFacts)[];
   /** Absent without a GitHub App. */
   issues: AlertIssues | undefined;
   timings: { leaseMs: number; acceptMs: number };

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
 import type { Task } from "./tasks.ts";
@@ -26,6 +26,11 @@ const serviceOrder = (agingSeconds: number, alias: "t" | "cand" = "t") => {
 export interface ClaimableRequest {
   /** The capability sets of the free runners; a task qualifies if one of them covers its needs. */
   capabilitySets: readonly (readonly string[])[];
+  /**
+   * The repository scope (`owner/name`, `owner/*`, lower case) of the runners offering
+   * `capabilitySets[i]`, index for index; empty or absent: every repository.
+   */
+  scopes?: readonly (readonly string[])[];
   /** How many tasks at most: the free slots. */
   limit: number;
   agingMs: number;
@@ -60,6 +65,18 @@ export function withinRunningLimits(maxPerInstallation: number | undefined) {
      ${perInstallation}`;
 }
 
+/**
+ * Whether the task's repository (`r`, joined to `tasks t`) lies in a runner's scope: an empty scope
+ * admits every repository; otherwise its full name must equal a pattern, or its owner match an
+ * `owner/*` pattern (both lower case).
+ */
+export function inScope(repos: readonly string[]): SQL {
+  if (repos.length === 0) return sql`true`;
+  const patterns = arrayLiteral(repos.map((r) => r.toLowerCase()));
+  return sql`(lower(r.full_name) = any(${patterns}::text[])
+    or split_part(lower(r.full_name), '/', 1) || '/*' = any(${patterns}::text[]))`;
+}
+
 /** A queued task a free runner could take, as read before it is claimed. */
 export interface ClaimableTask {
   task_id: string;
@@ -85,7 +102,10 @@ export async function findClaimable(db: Db, request: ClaimableRequest): Promise<
   if (request.limit <= 0 || request.capabilitySets.length === 0) return [];
   const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
   const covered = sql.join(
-    request.capabilitySets.map((set) => sql`t.capabilities <@ ${arrayLiteral(set)}::text[]`),
+    request.capabilitySets.map(
+      (set, i) =>
+        sql`(t.capabilities <@ ${arrayLiteral(set)}::text[] and ${inScope(request.scopes?.[i] ?? [])})`,
+    ),
     sql` or `,
   );
   return resultRows<ClaimableTask>(

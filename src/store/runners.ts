@@ -4,6 +4,8 @@ import type { Db } from "../../db/client.ts";
 import { runners } from "../../db/schema.ts";
 import {
   type FieldError,
+  OneTimeRunnerRequest,
+  type OneTimeRunnerRequestInput,
   RunnerRegistration,
   type RunnerRegistrationInput,
   toFieldErrors,
@@ -31,6 +33,10 @@ const PUBLIC_COLUMNS = {
   revokedAt: runners.revokedAt,
   lastSeenAt: runners.lastSeenAt,
   lastAssignedAt: runners.lastAssignedAt,
+  repos: runners.repos,
+  oneTime: runners.oneTime,
+  expiresAt: runners.expiresAt,
+  usedAt: runners.usedAt,
 };
 
 /** The registration input broke the name, capability or class rules. */
@@ -70,11 +76,17 @@ export async function createRunner(
 ): Promise<{ runner: Runner; token: string }> {
   const parsed = RunnerRegistration.safeParse(input);
   if (!parsed.success) throw new InvalidRunnerError(toFieldErrors(parsed.error));
-  const { name, capabilities } = parsed.data;
+  const { name, capabilities, repos } = parsed.data;
   const token = newRunnerToken();
   const [runner] = await db
     .insert(runners)
-    .values({ name, capabilities, tier: parsed.data.class, tokenHash: hashRunnerToken(token) })
+    .values({
+      name,
+      capabilities,
+      repos,
+      tier: parsed.data.class,
+      tokenHash: hashRunnerToken(token),
+    })
     .onConflictDoNothing()
     .returning(PUBLIC_COLUMNS);
   if (runner) return { runner, token };
@@ -82,6 +94,37 @@ export async function createRunner(
   if (await findActiveRunnerByName(db, name)) throw new RunnerNameTakenError(name);
   // The only other unique column is the hash of 32 random bytes.
   throw new Error("registering the runner failed: token hash collision");
+}
+
+/**
+ * Mints a one-time credential: it registers one ephemeral runner (named `jit-<hex>` unless
+ * named), good for one connection and at most one task, refused once used or after
+ * `ttl_seconds` unused. Like {@link createRunner}, the token exists only in the return value.
+ */
+export async function createOneTimeRunner(
+  db: Db,
+  input: OneTimeRunnerRequestInput,
+): Promise<{ runner: Runner; token: string }> {
+  const parsed = OneTimeRunnerRequest.safeParse(input);
+  if (!parsed.success) throw new InvalidRunnerError(toFieldErrors(parsed.error));
+  const { capabilities, repos, ttl_seconds: ttlSeconds } = parsed.data;
+  const name = parsed.data.name ?? `jit-${randomBytes(6).toString("hex")}`;
+  const token = newRunnerToken();
+  const [runner] = await db
+    .insert(runners)
+    .values({
+      name,
+      capabilities,
+      repos,
+      oneTime: true,
+      expiresAt: sql`now() + ${`${ttlSeconds} seconds`}::interval`,
+      tokenHash: hashRunnerToken(token),
+    })
+    .onConflictDoNothing()
+    .returning(PUBLIC_COLUMNS);
+  if (runner) return { runner, token };
+  if (await findActiveRunnerByName(db, name)) throw new RunnerNameTakenError(name);
+  throw new Error("minting the one-time credential failed: token hash collision");
 }
 
 /** Every runner, oldest first, revoked ones included (they show `revokedAt`). */
@@ -148,4 +191,84 @@ export async function findRunnerByToken(db: Db, token: string): Promise<Runner |
     .from(runners)
     .where(and(eq(runners.tokenHash, hashRunnerToken(token)), isNull(runners.revokedAt)));
   return runner;
+}
+
+/** Why a runner token was refused, as the 401's `{"error"}` says it. */
+export type RunnerRefusal =
+  | "unknown or revoked runner token (Authorization: Bearer cvr_…)"
+  | "one-time runner credential already used (it is good for one connection)"
+  | "one-time runner credential expired unused";
+
+/**
+ * Authenticates a runner token. With `connect` (a WebSocket upgrade), a one-time credential is
+ * spent here, in one guarded statement, so two connections racing with it get one success: a
+ * used or expired one is refused with its reason. Without `connect` (a change-set upload on the
+ * connection's behalf, a doctor's probe) a one-time credential works until it expires unused or
+ * is revoked, which happens when its connection closes ({@link spendOneTimeRunner}).
+ */
+export async function authenticateRunner(
+  db: Db,
+  token: string,
+  options: { connect: boolean },
+): Promise<{ runner: Runner } | { refused: RunnerRefusal }> {
+  const unknown = {
+    refused: "unknown or revoked runner token (Authorization: Bearer cvr_…)",
+  } as const;
+  if (!token.startsWith(RUNNER_TOKEN_PREFIX)) return unknown;
+  // Revoked ones included: a spent one-time credential is revoked, and says so as "used".
+  const [runner] = await db
+    .select(PUBLIC_COLUMNS)
+    .from(runners)
+    .where(eq(runners.tokenHash, hashRunnerToken(token)));
+  if (!runner) return unknown;
+  if (!runner.oneTime) return runner.revokedAt ? unknown : { runner };
+  const used = {
+    refused: "one-time runner credential already used (it is good for one connection)",
+  } as const;
+  if (!options.connect) {
+    // An upload belongs to the one connection, while it lasts (and needs a task only it can
+    // hold); `conveyor-runner doctor`'s plain probe may check an unused credential.
+    if (runner.revokedAt) return runner.usedAt ? used : unknown;
+    if (!runner.usedAt && runner.expiresAt && runner.expiresAt.getTime() <= Date.now()) {
+      return { refused: "one-time runner credential expired unused" };
+    }
+    return { runner };
+  }
+  if (runner.usedAt) return used;
+  if (runner.revokedAt) return unknown;
+  const [spent] = await db
+    .update(runners)
+    .set({ usedAt: sql`now()`, lastSeenAt: sql`now()` })
+    .where(
+      and(
+        eq(runners.runnerId, runner.runnerId),
+        isNull(runners.usedAt),
+        isNull(runners.revokedAt),
+        sql`${runners.expiresAt} > now()`,
+      ),
+    )
+    .returning(PUBLIC_COLUMNS);
+  if (spent) return { runner: spent };
+  const [after] = await db
+    .select(PUBLIC_COLUMNS)
+    .from(runners)
+    .where(eq(runners.runnerId, runner.runnerId));
+  if (after?.usedAt) return used;
+  if (after && !after.revokedAt) {
+    return { refused: "one-time runner credential expired unused" };
+  }
+  return unknown;
+}
+
+/**
+ * The connection of a one-time runner closed: its credential is spent for good (revoked), so
+ * nothing can upload or connect with it again. Idempotent.
+ */
+export async function spendOneTimeRunner(db: Db, runnerId: string): Promise<void> {
+  await db
+    .update(runners)
+    .set({ revokedAt: sql`now()` })
+    .where(
+      and(eq(runners.runnerId, runnerId), eq(runners.oneTime, true), isNull(runners.revokedAt)),
+    );
 }

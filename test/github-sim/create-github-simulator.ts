@@ -3,6 +3,11 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import type { components } from "@octokit/openapi-types";
 import { Hono } from "hono";
+import {
+  createActionsRoutes,
+  type OnWorkflowDispatch,
+  type WorkflowDispatch,
+} from "./actions-routes.ts";
 import { createApiRouter, type Fault, type RecordedRequest } from "./api-router.ts";
 import { appRoutes, installationRepos, issueInstallationToken } from "./app-routes.ts";
 import {
@@ -105,6 +110,7 @@ export const DEFAULT_APP_PERMISSIONS: AppPermissions = {
   checks: "write",
   statuses: "write",
   members: "read",
+  actions: "write",
 };
 
 /** Every event the simulator can send; the app is subscribed to all unless `events` says otherwise. */
@@ -150,6 +156,11 @@ export interface GitHubSimulatorOptions {
    * request past it is refused (default: 5,000 an hour, reported but not enforced).
    */
   rateLimit?: SimRateLimitOptions;
+  /**
+   * A fake GitHub Actions: called for every workflow dispatch GitHub accepts (e.g. to start the
+   * runner the workflow would start). Can be set later with `setActions`.
+   */
+  actions?: OnWorkflowDispatch;
 }
 
 /** A user action's outcome: the first webhook it sent and the app's answer to it, plus all of them. */
@@ -189,6 +200,10 @@ export interface GitHubSimulator {
   readonly violations: SimViolation[];
   readonly requests: RecordedRequest[];
   readonly deliveries: Delivery[];
+  /** Every workflow dispatch GitHub accepted, in order. */
+  readonly workflowDispatches: WorkflowDispatch[];
+  /** Sets (or clears) the fake Actions that runs dispatched workflows. */
+  setActions(actions: OnWorkflowDispatch | undefined): void;
   close(): Promise<void>;
   setWebhook(target: WebhookTarget | undefined): void;
   /** Someone edits the App's settings page: its permissions and event subscriptions. */
@@ -494,6 +509,8 @@ export async function createGitHubSimulator(
   const base = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
   let ci: CiRunner | undefined;
+  const workflowDispatches: WorkflowDispatch[] = [];
+  let actions = options.actions;
   const ctx: SimContext = createSimContext({
     base,
     state,
@@ -520,6 +537,10 @@ export async function createGitHubSimulator(
       ...protectionRoutes,
       ...gitRoutes,
       ...checkRoutes,
+      ...createActionsRoutes(() => (dispatch) => {
+        workflowDispatches.push(dispatch);
+        actions?.(dispatch);
+      }),
     },
     credentials: {
       app,
@@ -621,6 +642,10 @@ export async function createGitHubSimulator(
     violations,
     requests,
     deliveries: webhooks.deliveries,
+    workflowDispatches,
+    setActions(next) {
+      actions = next;
+    },
 
     async close() {
       await ci?.idle();

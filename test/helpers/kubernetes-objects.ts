@@ -48,6 +48,16 @@ export function kustomizeMajorVersion(): number {
 const id = (o: KubernetesObject) => `${o.kind}/${o.metadata?.name}`;
 
 /**
+ * The module with the models of an apiVersion: the Kubernetes API's own from `kubernetes-models`,
+ * KEDA's custom resources (`keda.sh/…`) from `@kubernetes-models/keda`.
+ */
+function modelsModule(apiVersion: string): string {
+  return apiVersion.startsWith("keda.sh/")
+    ? `@kubernetes-models/keda/${apiVersion}`
+    : `kubernetes-models/${apiVersion}`;
+}
+
+/**
  * Checks an object against the JSON Schema of its kind in the Kubernetes API (the OpenAPI
  * definitions, as compiled by the `kubernetes-models` package): types, enums, required fields.
  * Returns the problems, empty when there are none; a kind without a schema is a problem.
@@ -55,7 +65,7 @@ const id = (o: KubernetesObject) => `${o.kind}/${o.metadata?.name}`;
 export async function schemaProblems(object: KubernetesObject): Promise<string[]> {
   let models: Record<string, unknown>;
   try {
-    const specifier = `kubernetes-models/${object.apiVersion}`;
+    const specifier = modelsModule(object.apiVersion);
     models = await import(/* @vite-ignore */ specifier);
   } catch {
     return [`${id(object)}: no schema for apiVersion ${object.apiVersion}`];
@@ -85,7 +95,7 @@ export function unknownFields(objects: readonly KubernetesObject[]): string[] {
   objects.forEach((object, i) => {
     const type = `I${object.kind}`;
     lines.push(
-      `import type { ${type} as T${i} } from "kubernetes-models/${object.apiVersion}/${object.kind}";`,
+      `import type { ${type} as T${i} } from "${modelsModule(object.apiVersion)}/${object.kind}";`,
     );
   });
   objects.forEach((object, i) => {

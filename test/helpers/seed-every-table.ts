@@ -101,6 +101,17 @@ export async function seedEveryTable(database: Database) {
                           is_pull_request, actor, results, reaction, reply)
     values ('issue_comment', 123456789012, ${repositoryId}, 77, 1, false, 'maint',
             '[{"command": "/retry", "ok": true}]', '+1', null)`);
+  const oneTimeId = randomUUID();
+  await db.execute(sql`
+    insert into runners (runner_id, name, token_hash, repos, one_time, expires_at, used_at,
+                         revoked_at)
+    values (${oneTimeId}, 'jit-0123456789ab', ${hashRunnerToken("cvr_seed_jit")}, '{acme/*}', true,
+            '2026-01-01T01:00:00Z', '2026-01-01T00:00:01Z', '2026-01-01T00:10:00Z')`);
+  await db.execute(sql`
+    insert into runner_dispatches (repository_id, task_id, runner_id, workflow, state, error,
+                                   settled_at)
+    values (${repositoryId}, ${deadTaskId}, ${oneTimeId}, 'conveyor-runner.yml', 'expired',
+            ${awkward}, now())`);
   await db.execute(sql`
     insert into approvals (repository_id, pr_number, sha, login)
     values (${repositoryId}, 40, ${"b".repeat(40)}, 'maint')`);
