@@ -97,6 +97,8 @@ async function refusedUpgrade(token: string): Promise<{ status: number; body: un
 async function queue(repo: string, title: string): Promise<string> {
   const { issue } = await h.sim.openIssue(repo, { title, user: "octocat" });
   await h.sim.addLabel(repo, issue.number, "conveyor", { sender: "octocat" });
+  // The webhook is answered once stored; the intake loop queues the task just after.
+  await h.sim.idle();
   const [row] = resultRows<{ task_id: string }>(
     await h.database.db.execute(sql`
       select t.task_id from tasks t join repositories r using (repository_id)
