@@ -439,3 +439,36 @@ export const approvals = pgTable(
       .where(sql`${t.revokedAt} is null`),
   ],
 );
+
+/**
+ * One row per finished attempt (a generation that ended in `complete` or `fail`): which agent made
+ * it and what it used, from the runner's final `stats`. The outcome analytics read it.
+ */
+export const attempts = pgTable(
+  "attempts",
+  {
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    generation: integer("generation").notNull(),
+    runnerId: uuid("runner_id"),
+    // `complete` or `fail`, and the fail's reason (`budget exceeded`, `agent_failed`, …).
+    outcome: text("outcome", { enum: ["complete", "fail"] }).notNull(),
+    failReason: text("fail_reason"),
+    adapter: text("adapter"),
+    model: text("model"),
+    costUsd: doublePrecision("cost_usd"),
+    inputTokens: bigint("input_tokens", { mode: "number" }),
+    outputTokens: bigint("output_tokens", { mode: "number" }),
+    cacheReadTokens: bigint("cache_read_tokens", { mode: "number" }),
+    cacheCreationTokens: bigint("cache_creation_tokens", { mode: "number" }),
+    tokens: bigint("tokens", { mode: "number" }),
+    turns: integer("turns"),
+    durationMs: bigint("duration_ms", { mode: "number" }),
+    finishedAt: timestamp("finished_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.generation] }),
+    index("attempts_finished_idx").on(t.finishedAt),
+  ],
+);

@@ -1,8 +1,14 @@
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ServerMessage } from "../src/protocol/messages.ts";
-import type { AgentAdapter, AgentReport, OutputParser } from "./adapters/agent-adapter.ts";
+import { BUDGET_EXCEEDED, type ServerMessage } from "../src/protocol/messages.ts";
+import type {
+  AgentAdapter,
+  AgentReport,
+  AgentUsage,
+  OutputParser,
+} from "./adapters/agent-adapter.ts";
 import { createCommandAdapter } from "./adapters/command.ts";
+import { type AttemptBudget, budgetOverrun, hasBudget } from "./budget.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
 import { type ClientLogger, DisconnectedError, type RunnerClient } from "./runner-client.ts";
@@ -72,6 +78,8 @@ const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOK
 export function createTaskRunner(options: TaskRunnerOptions) {
   const { client, journal, logger } = options;
   const adapter = options.adapter ?? createCommandAdapter(options.agent);
+  /** Named on every `complete` and `fail`, for the outcome analytics. */
+  const agentInfo = { adapter: adapter.name, ...(options.model ? { model: options.model } : {}) };
   const active = new Map<string, ActiveTask>();
   /** `task_id:generation` of the tasks the last `hello` listed: an `assign` for one is a re-send. */
   let listed = new Set<string>();
@@ -219,6 +227,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     // An adapter that parses its tool's output shows progress events; others show the last line.
     let parser: OutputParser | undefined;
     let progress = "";
+    // The attempt's budget, checked against the adapter's usage after every line of output: the
+    // first event that passes it stops the agent.
+    const budget: AttemptBudget = {
+      max_cost_usd: assign.limits.max_cost_usd,
+      max_tokens: assign.limits.max_tokens,
+      max_turns: assign.limits.max_turns,
+    };
+    const budgeted = hasBudget(budget);
+    let overrun: { why: string; usage: AgentUsage } | undefined;
     const onOutput = (line: string) => {
       task.lastLine = (progress || line).slice(0, 500);
       output += `${line}\n`;
@@ -229,6 +246,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         progress = event;
         task.lastLine = event.slice(0, 500);
         output += `[progress] ${event}\n`;
+      }
+      if (budgeted && parser && !overrun) {
+        const usage = parser.usage();
+        const why = budgetOverrun(budget, usage);
+        if (why) {
+          overrun = { why, usage };
+          output += `[budget] ${why}\n`;
+          running?.cancel();
+        }
       }
     };
     // Heartbeats renew the lease; a `stale` answer means the task is no longer ours.
@@ -337,16 +363,28 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       const result: AgentResult = await agent.done;
       running = undefined;
       await jail.sweep();
-      if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
+      if (task.cancelled) throw new Cancelled();
+      if (overrun) {
+        // Not retried: another attempt would spend the same again (`/retry` revives the task).
+        await fail(task, BUDGET_EXCEEDED, false, `${overrun.why}\n${result.outputTail}`, {
+          ...overrun.usage,
+          duration_ms: Date.now() - started,
+        });
+        return;
+      }
+      if (result.reason === "cancelled") throw new Cancelled();
       const report: AgentReport = parser.finish(result.outputTail);
       parser = undefined;
       progress = "";
+      // What the attempt used, recorded on it whether it fails here or completes.
+      const spent = { ...report.usage, duration_ms: Date.now() - started };
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
         await fail(
           task,
           "timeout",
           true,
           `${result.reason === "timeout_idle" ? "no output" : "ran"} for too long\n${result.outputTail}`,
+          spent,
         );
         return;
       }
@@ -356,6 +394,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           "output_limit",
           true,
           `the agent wrote more than ${limits.outputCapBytes} bytes\n${result.outputTail}`,
+          spent,
         );
         return;
       }
@@ -365,7 +404,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       }
       if (report.error) {
         // The tool said why it failed (an error result): that message, not the exit status.
-        await fail(task, "agent_failed", true, `${adapter.name}: ${report.error}`);
+        await fail(task, "agent_failed", true, `${adapter.name}: ${report.error}`, spent);
         return;
       }
       if (result.exitCode !== 0) {
@@ -374,6 +413,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           "agent_failed",
           true,
           `agent exited with ${result.exitCode ?? result.signal}\n${result.outputTail}`,
+          spent,
         );
         return;
       }
@@ -431,7 +471,13 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         return;
       }
       if (!collected) {
-        await fail(task, "no_changes", false, `the agent left no changes\n${result.outputTail}`);
+        await fail(
+          task,
+          "no_changes",
+          false,
+          `the agent left no changes\n${result.outputTail}`,
+          spent,
+        );
         return;
       }
       const body = JSON.stringify(collected.changeSet);
@@ -451,10 +497,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         summary: (report.summary ?? result.outputTail).slice(-SUMMARY_CHARS),
         stats: {
           ...collected.stats,
+          ...spent,
           duration_ms: Date.now() - started,
-          ...report.usage,
         },
         ...(assign.verify?.length ? { verification } : {}),
+        agent: agentInfo,
       });
       logger.info({ ...log, reply: done.type }, "task finished");
     } catch (error) {
@@ -476,7 +523,13 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     }
   }
 
-  async function fail(task: ActiveTask, reason: string, retryable: boolean, detail: string) {
+  async function fail(
+    task: ActiveTask,
+    reason: string,
+    retryable: boolean,
+    detail: string,
+    stats?: AgentUsage & { duration_ms?: number },
+  ) {
     logger.warn({ taskId: task.assign.task_id, reason }, "reporting a failed attempt");
     await deliver(task, {
       type: "fail",
@@ -485,6 +538,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       reason,
       retryable,
       detail: detail.slice(-20_000),
+      ...(stats ? { stats } : {}),
+      agent: agentInfo,
     });
   }
 

@@ -51,6 +51,12 @@ export interface OutputParser {
    * stdout and stderr, for tools that report there.
    */
   finish(outputTail: string): AgentReport;
+  /**
+   * The usage the output has reported so far, read after every line: the runner stops the agent
+   * the moment it passes the task's budget. Cumulative; tools that report usage only at the end
+   * (Gemini CLI) or per message (Claude Code, before its result) give what they have.
+   */
+  usage(): AgentUsage;
 }
 
 export interface AgentAdapter {

@@ -1,5 +1,6 @@
 import {
   type AgentAdapter,
+  type AgentReport,
   type AgentUsage,
   add,
   amount,
@@ -42,8 +43,11 @@ export const claudeAdapter: AgentAdapter = {
   createParser() {
     let result: Record<string, unknown> | undefined;
     let turns = 0;
-    return {
-      line(line) {
+    // Before the result: each assistant message's own `usage`, by message id (Claude Code may
+    // print one message in several lines, each with the same usage).
+    const messages = new Map<string, AgentUsage>();
+    const parser = {
+      line(line: string) {
         const event = jsonObject(line);
         if (!event) return undefined;
         if (event.type === "result") {
@@ -52,6 +56,10 @@ export const claudeAdapter: AgentAdapter = {
         }
         if (event.type !== "assistant" || !isRecord(event.message)) return undefined;
         turns++;
+        if (isRecord(event.message.usage)) {
+          const id = text(event.message.id, 200) ?? `line-${turns}`;
+          messages.set(id, usageOf(event.message.usage));
+        }
         const content = Array.isArray(event.message.content) ? event.message.content : [];
         const tools = content.filter(
           (block): block is Record<string, unknown> => isRecord(block) && block.type === "tool_use",
@@ -60,21 +68,24 @@ export const claudeAdapter: AgentAdapter = {
         if (!last) return undefined;
         return describeToolUse(text(last.name, 60) ?? "tool", last.input);
       },
-      finish() {
+      usage(): AgentUsage {
+        if (result) return parser.finish().usage;
+        let sum: AgentUsage = {};
+        for (const figures of messages.values()) {
+          sum = defined({
+            tokens: add(sum.tokens, figures.tokens),
+            input_tokens: add(sum.input_tokens, figures.input_tokens),
+            output_tokens: add(sum.output_tokens, figures.output_tokens),
+            cache_read_tokens: add(sum.cache_read_tokens, figures.cache_read_tokens),
+            cache_write_tokens: add(sum.cache_write_tokens, figures.cache_write_tokens),
+          });
+        }
+        return defined({ ...sum, turns: turns || undefined });
+      },
+      finish(): AgentReport {
         if (!result) return { usage: turns ? { turns } : {} };
-        const usage = isRecord(result.usage) ? result.usage : {};
-        const input = count(usage.input_tokens);
-        const output = count(usage.output_tokens);
-        const cacheRead = count(usage.cache_read_input_tokens);
-        const cacheWrite = count(usage.cache_creation_input_tokens);
-        // Claude Code's input_tokens leave out the cache; Conveyor's input counts all three.
-        const allInput = add(add(input, cacheRead), cacheWrite);
         const figures: AgentUsage = defined({
-          tokens: add(allInput, output),
-          input_tokens: allInput,
-          output_tokens: output,
-          cache_read_tokens: cacheRead,
-          cache_write_tokens: cacheWrite,
+          ...usageOf(isRecord(result.usage) ? result.usage : {}),
           cost_usd: amount(result.total_cost_usd),
           turns: count(result.num_turns) ?? (turns || undefined),
         });
@@ -92,8 +103,26 @@ export const claudeAdapter: AgentAdapter = {
         };
       },
     };
+    return parser;
   },
 };
+
+/** Claude's `usage` object (of a message or the result) as Conveyor counts it. */
+function usageOf(usage: Record<string, unknown>): AgentUsage {
+  const input = count(usage.input_tokens);
+  const output = count(usage.output_tokens);
+  const cacheRead = count(usage.cache_read_input_tokens);
+  const cacheWrite = count(usage.cache_creation_input_tokens);
+  // Claude Code's input_tokens leave out the cache; Conveyor's input counts all three.
+  const allInput = add(add(input, cacheRead), cacheWrite);
+  return defined({
+    tokens: add(allInput, output),
+    input_tokens: allInput,
+    output_tokens: output,
+    cache_read_tokens: cacheRead,
+    cache_write_tokens: cacheWrite,
+  });
+}
 
 /** `Edit src/sizes.ts`, `Bash npm test`: a tool call as a line of progress. */
 export function describeToolUse(name: string, input: unknown): string {

@@ -2,12 +2,14 @@ import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES_BY_TYPE } from "../core/frame-violations.ts";
 import {
+  BUDGET_EXCEEDED,
   type FieldError,
   fieldErrors,
   type RunnerMessage,
   RunnerMessage as RunnerMessageSchema,
   type ServerMessage,
 } from "../protocol/messages.ts";
+import { recordAttempt } from "../store/attempts.ts";
 import {
   acceptTask,
   completeTask,
@@ -194,6 +196,12 @@ export function createRunnerSession(deps: SessionDeps) {
           });
         }
         if (!result.task) return stale(frame, "task moved on before the result arrived");
+        await recordAttempt(db, {
+          ...fence(frame),
+          outcome: "complete",
+          agent: frame.agent,
+          stats: frame.stats,
+        });
         log.info({ taskId: frame.task_id, generation: frame.generation }, "task completed");
         freed(frame.task_id);
         return reply({ type: "ack", id: frame.id });
@@ -205,11 +213,19 @@ export function createRunnerSession(deps: SessionDeps) {
           ? `${frame.reason}: ${frame.detail.slice(0, 2_000)}`
           : frame.reason;
         const task = await failAttempt(db, fence(frame), cause, {
-          retryable: frame.retryable,
+          // A budget overrun would spend the same again: only `/retry` brings the task back.
+          retryable: frame.retryable && frame.reason !== BUDGET_EXCEEDED,
           actor: "runner",
           backoffBaseMs: timings.backoffBaseMs,
         });
         if (!task) return stale(frame, "task moved on");
+        await recordAttempt(db, {
+          ...fence(frame),
+          outcome: "fail",
+          failReason: frame.reason,
+          agent: frame.agent,
+          stats: frame.stats,
+        });
         log.info(
           { taskId: frame.task_id, state: task.state, reason: frame.reason },
           "attempt failed",

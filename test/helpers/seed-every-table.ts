@@ -52,6 +52,14 @@ export async function seedEveryTable(database: Database) {
     values (${taskId}, 3, ${runnerId}, 'sha256:abc', ${"a".repeat(40)}, ${awkward},
             ${JSON.stringify([{ path: "src/é.ts", action: "add", mode: "100644", encoding: "utf8", content: awkward }])}::jsonb, 120)`);
   await db.execute(sql`
+    insert into attempts (task_id, generation, runner_id, outcome, fail_reason, adapter, model,
+                          cost_usd, input_tokens, output_tokens, cache_read_tokens,
+                          cache_creation_tokens, tokens, turns, duration_ms, finished_at)
+    values (${taskId}, 3, ${runnerId}, 'complete', null, 'claude', 'claude-sonnet-4-5', 0.0421,
+            25612, 640, 20480, 5120, 26252, 3, 12034, '2026-01-02T03:04:05.123456Z'),
+           (${deadTaskId}, 1, null, 'fail', ${awkward}, null, null, null, null, null, null, null,
+            null, null, null, now())`);
+  await db.execute(sql`
     insert into pull_requests (repository_id, pr_number, task_id, branch, head_sha, url)
     values (${repositoryId}, 40, ${taskId}, 'conveyor/issue-1', ${"b".repeat(40)},
             'https://github.com/acme/widgets/pull/40')`);
