@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  date,
   doublePrecision,
   index,
   integer,
@@ -37,6 +38,12 @@ export const repositories = pgTable(
     private: boolean("private").notNull().default(true),
     frozen: boolean("frozen").notNull().default(false),
     frozenReason: text("frozen_reason"),
+    // `tasks.daily_budget_usd` as the repository's config said when it was last read (intake,
+    // reconciliation); null for no budget.
+    dailyBudgetUsd: doublePrecision("daily_budget_usd"),
+    // `/budget <usd>`: the daily budget for the UTC day `budget_set_on`, in place of the config's.
+    budgetSetUsd: doublePrecision("budget_set_usd"),
+    budgetSetOn: date("budget_set_on", { mode: "string" }),
     // Set when the App is uninstalled from the repository; the row stays for history.
     removedAt: timestamp("removed_at", { withTimezone: true }),
     createdAt: createdAt(),

@@ -93,6 +93,15 @@ export const EnvSchema = z
           .min(1, { error: "expected a whole number of sockets (1-64)" })
           .max(64, { error: "expected a whole number of sockets (1-64)" }),
       ),
+    CONVEYOR_INSTALLATION_DAILY_BUDGET_USD: optionalString
+      .transform((value) => (value === undefined ? undefined : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected an amount in USD greater than 0" })
+          .positive({ error: "expected an amount in USD greater than 0" })
+          .finite({ error: "expected an amount in USD greater than 0" })
+          .optional(),
+      ),
     CONVEYOR_RUNNER_MAX_SLOTS: optionalString
       .transform((value) => (value === undefined ? 32 : Number(value)))
       .pipe(
@@ -145,6 +154,11 @@ export interface Config {
   runnerMaxSockets: number;
   /** Most slots the server fills on one runner connection, whatever its `hello` says. */
   runnerMaxSlots: number;
+  /**
+   * `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`: what one installation's agents may cost in a UTC
+   * day; unset for no limit.
+   */
+  installationDailyBudgetUsd: number | undefined;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -228,6 +242,7 @@ export function loadConfig(
     webhookConcurrency: e.CONVEYOR_WEBHOOK_CONCURRENCY,
     runnerMaxSockets: e.CONVEYOR_RUNNER_MAX_SOCKETS,
     runnerMaxSlots: e.CONVEYOR_RUNNER_MAX_SLOTS,
+    installationDailyBudgetUsd: e.CONVEYOR_INSTALLATION_DAILY_BUDGET_USD,
   };
 }
 

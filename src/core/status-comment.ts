@@ -21,6 +21,10 @@ export interface StatusFacts {
   availableAt?: Date | undefined;
   /** While it waits for a person: why (the merge verdict, e.g. "Needs approval: …"). */
   waitingReason?: string | undefined;
+  /** While queued: the daily cost budget that pauses this repository's queue, if one does. */
+  budgetPause?:
+    | { scope: "repository" | "installation"; spentUsd: number; budgetUsd: number }
+    | undefined;
 }
 
 const MARKER_PREFIX = "<!-- conveyor:status";
@@ -82,6 +86,7 @@ export function renderStatusComment(f: StatusFacts): string {
   const rows: [string, string][] = [["State", `\`${f.state}\``]];
   if (f.state === "queued" && f.queuePosition !== undefined) {
     rows.push(["Queue position", `${f.queuePosition} (lane \`${f.lane}\`)`]);
+    if (f.budgetPause) rows.push(["Paused", renderBudgetPause(f.budgetPause)]);
   } else {
     rows.push(["Lane", `\`${f.lane}\``]);
   }
@@ -122,4 +127,17 @@ export function renderStatusComment(f: StatusFacts): string {
 function oneLine(text: string): string {
   const line = text.replace(/\s+/g, " ").trim();
   return line.length > 300 ? `${line.slice(0, 297)}…` : line;
+}
+
+/**
+ * Why a queued task is not dispatched: `$10.42 of this repository's $10.00 daily budget spent
+ * today; the queue resumes at 00:00 UTC, or when a maintainer raises it with /budget <usd>`.
+ */
+export function renderBudgetPause(pause: NonNullable<StatusFacts["budgetPause"]>): string {
+  const whose = pause.scope === "repository" ? "this repository's" : "this installation's";
+  const raise =
+    pause.scope === "repository"
+      ? "a maintainer raises it with `/budget <usd>` or `tasks.daily_budget_usd`"
+      : "an operator raises `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`";
+  return `$${pause.spentUsd.toFixed(2)} of ${whose} $${pause.budgetUsd.toFixed(2)} daily budget spent today; the queue resumes at 00:00 UTC, or when ${raise}`;
 }

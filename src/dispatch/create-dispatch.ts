@@ -4,6 +4,8 @@ import type { Config } from "../config.ts";
 import { repoRef } from "../core/github-objects.ts";
 import type { GitHubGateway, RecordError, Signals } from "../core/ports.ts";
 import type { TierLimits } from "../core/rate-limit.ts";
+import type { AttemptRecord } from "../store/attempts.ts";
+import { notePauseAfterAttempt } from "../store/budgets.ts";
 import { findRunnerByToken } from "../store/runners.ts";
 import { createDispatcher, type Dispatcher, type DispatchTimings } from "./dispatcher.ts";
 import { createFramePolicies } from "./frame-policy.ts";
@@ -18,6 +20,8 @@ export interface DispatchMetrics {
   dispatchSent(lane: string, seconds: number): void;
   frameRateLimited(tier: string): void;
   frameInvalid(): void;
+  /** An attempt ended (`complete` or `fail`) with what it used. */
+  attemptFinished?(attempt: AttemptRecord): void;
   violationDisconnect(): void;
 }
 
@@ -26,7 +30,8 @@ export interface DispatchDeps {
   logger: Logger;
   /** Where a task's runner clones from, at which commit, with which read-only token. */
   gateway: Pick<GitHubGateway, "repositoryHead" | "readOnlyToken">;
-  config: Pick<Config, "agingMs"> & Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots">>;
+  config: Pick<Config, "agingMs"> &
+    Partial<Pick<Config, "runnerMaxSockets" | "runnerMaxSlots" | "installationDailyBudgetUsd">>;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
   timings: DispatchTimings;
   options: DispatchOptions;
@@ -61,6 +66,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     database,
     logger,
     agingMs: deps.config.agingMs,
+    installationDailyBudgetUsd: deps.config.installationDailyBudgetUsd,
     timings,
     onChange: () => signals.emit("status-owed"),
     onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
@@ -106,6 +112,18 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
       );
     },
     onChange: () => signals.emit("tasks-changed"),
+    async onAttempt(attempt) {
+      metrics.attemptFinished?.(attempt);
+      // A cost that used up a daily budget pauses the queue: the waiting tasks' comments say so.
+      if (attempt.stats?.cost_usd) {
+        await notePauseAfterAttempt(
+          database.db,
+          attempt.taskId,
+          deps.config.installationDailyBudgetUsd,
+        );
+        signals.emit("status-owed");
+      }
+    },
   });
   return {
     dispatcher,

@@ -86,6 +86,8 @@ export interface DispatcherDeps {
   logger: Logger;
   prepareAssignment: PrepareAssignment;
   agingMs: number;
+  /** `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`: an installation that spent it today gets no work. */
+  installationDailyBudgetUsd?: number | undefined;
   timings: DispatchTimings;
   /** Called when tasks changed (status comments to rewrite). */
   onChange: () => void;
@@ -200,6 +202,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       capabilities: connection.capabilities,
       agingMs: deps.agingMs,
       acceptMs: timings.acceptMs,
+      installationDailyBudgetUsd: deps.installationDailyBudgetUsd,
     });
     if (!claimed) return false;
     const claimedAt = performance.now();

@@ -16,7 +16,7 @@ import { storeChangeSet } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
 import { markUpgradeAccepted } from "./refused-upgrades.ts";
-import { createRunnerSession } from "./runner-session.ts";
+import { createRunnerSession, type SessionDeps } from "./runner-session.ts";
 
 export interface AuthenticatedRunner {
   runnerId: string;
@@ -34,6 +34,8 @@ export interface RunnerRoutesDeps {
   authenticate: (token: string) => Promise<AuthenticatedRunner | undefined>;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
+  /** An attempt ended and was recorded. */
+  onAttempt?: SessionDeps["onAttempt"];
   /** Open sockets one runner token may hold on this instance (`CONVEYOR_RUNNER_MAX_SOCKETS`). */
   maxSockets?: number;
   /** Most slots filled on one connection (`CONVEYOR_RUNNER_MAX_SLOTS`). */
@@ -129,6 +131,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
           policy: deps.policies.forRunner(runner.runnerId),
           onChange: deps.onChange,
           recordError: deps.recordError,
+          onAttempt: deps.onAttempt,
           send: (message) => {
             if (ws.readyState === 1) ws.send(JSON.stringify(message));
           },

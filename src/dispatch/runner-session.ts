@@ -9,7 +9,7 @@ import {
   RunnerMessage as RunnerMessageSchema,
   type ServerMessage,
 } from "../protocol/messages.ts";
-import { recordAttempt } from "../store/attempts.ts";
+import { type AttemptRecord, recordAttempt } from "../store/attempts.ts";
 import {
   acceptTask,
   completeTask,
@@ -44,6 +44,8 @@ export interface SessionDeps {
   onChange: () => void;
   /** An error worth counting (a frame the server failed to handle). */
   recordError?: (source: string, error: unknown) => void;
+  /** An attempt ended and was recorded (metrics, daily budgets). */
+  onAttempt?: (attempt: AttemptRecord) => Promise<void> | void;
   send(message: ServerMessage): void;
   close(code: number, reason: string): void;
 }
@@ -91,6 +93,11 @@ export function createRunnerSession(deps: SessionDeps) {
 
   function holds(frame: { task_id: string; generation: number }): boolean {
     return connection?.tasks.get(frame.task_id) === frame.generation;
+  }
+
+  async function attemptEnded(attempt: AttemptRecord) {
+    await recordAttempt(db, attempt);
+    await deps.onAttempt?.(attempt);
   }
 
   const fence = (frame: { task_id: string; generation: number }) => ({
@@ -196,7 +203,7 @@ export function createRunnerSession(deps: SessionDeps) {
           });
         }
         if (!result.task) return stale(frame, "task moved on before the result arrived");
-        await recordAttempt(db, {
+        await attemptEnded({
           ...fence(frame),
           outcome: "complete",
           agent: frame.agent,
@@ -219,7 +226,7 @@ export function createRunnerSession(deps: SessionDeps) {
           backoffBaseMs: timings.backoffBaseMs,
         });
         if (!task) return stale(frame, "task moved on");
-        await recordAttempt(db, {
+        await attemptEnded({
           ...fence(frame),
           outcome: "fail",
           failReason: frame.reason,

@@ -26,7 +26,8 @@ export interface LoopsDeps {
    * The queue's aging interval (for the positions status comments show), and how often
    * reconciliation runs.
    */
-  config: Pick<Config, "agingMs" | "reconcileIntervalMs">;
+  config: Pick<Config, "agingMs" | "reconcileIntervalMs"> &
+    Partial<Pick<Config, "installationDailyBudgetUsd">>;
   options: LoopsOptions;
   // The GitHub ports.
   appId: number;
@@ -78,6 +79,7 @@ export function createLoops(deps: LoopsDeps): Loops {
     gateway,
     logger,
     agingMs: config.agingMs,
+    installationDailyBudgetUsd: config.installationDailyBudgetUsd,
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({

@@ -3,6 +3,7 @@ import type { Db } from "../../db/client.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { type GitHubGateway, isWritesClosed } from "../core/ports.ts";
 import { renderStatusComment, statusMarker } from "../core/status-comment.ts";
+import { budgetPause } from "../store/budgets.ts";
 import {
   claimCommandFeedback,
   markFeedbackFailed,
@@ -33,6 +34,8 @@ export interface NotifierDeps {
   logger: Logger;
   /** Aging interval of the queue, for the position shown. */
   agingMs: number;
+  /** `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`, to say when it pauses the queue. */
+  installationDailyBudgetUsd?: number | undefined;
   /** The merge verdict of a pull request, rule by rule (for `/status` on a PR). */
   describePullRequest?: (repositoryId: number, prNumber: number) => Promise<string>;
   now?: () => Date;
@@ -76,6 +79,10 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         waitingReason:
           task.state === "waiting_human"
             ? await reasonForState(deps.db, task.taskId, "waiting_human")
+            : undefined,
+        budgetPause:
+          task.state === "queued"
+            ? await budgetPause(deps.db, task.repositoryId, deps.installationDailyBudgetUsd)
             : undefined,
       });
       let commentId = claim.status_comment_id ?? undefined;

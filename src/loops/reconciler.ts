@@ -9,6 +9,7 @@ import {
   noticeConfigProblems,
   queueIssue,
 } from "../intake/queue-issue.ts";
+import { rememberDailyBudget } from "../store/budgets.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { findActiveTask, transitionTask, upsertRepository } from "../store/tasks.ts";
 
@@ -69,6 +70,9 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
     const ref = repoRef(installationId, repo.fullName);
     const log = logger.child({ repo: repo.fullName, installationId });
     const loaded = await gateway.loadConfig(ref);
+    if (loaded.ok) {
+      await rememberDailyBudget(db, repo.repositoryId, loaded.config.tasks.daily_budget_usd);
+    }
     const label = loaded.config.intake.label;
     const issues = await gateway.listOpenIssuesWithLabel(ref, label);
     const open = new Set(issues.map((i) => i.number));

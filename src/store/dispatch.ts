@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
+import { pausedRepositoriesSql } from "./budgets.ts";
 import type { Task } from "./tasks.ts";
 import { getTask, transitionTask } from "./tasks.ts";
 
@@ -15,6 +16,8 @@ export interface ClaimRequest {
   agingMs: number;
   /** Time the runner has to `accept` before the claim lapses. */
   acceptMs: number;
+  /** An installation whose attempts cost this much today (UTC) gets no new work. */
+  installationDailyBudgetUsd?: number | undefined;
 }
 
 export interface ClaimedTask {
@@ -55,6 +58,9 @@ export async function claimNextTask(
         select task_id from tasks
         where state = 'queued' and available_at <= now()
           and capabilities <@ ${capabilities}::text[]
+          -- A repository (or installation) that spent its daily budget waits for tomorrow.
+          and repository_id not in (
+            select repository_id from (${pausedRepositoriesSql(request.installationDailyBudgetUsd)}) paused)
         order by greatest(0, array_position(enum_range(null::lane), lane) - 1
                  - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int),
                  enqueued_at

@@ -18,5 +18,8 @@ CREATE TABLE "attempts" (
 	CONSTRAINT "attempts_task_id_generation_pk" PRIMARY KEY("task_id","generation")
 );
 --> statement-breakpoint
+ALTER TABLE "repositories" ADD COLUMN "daily_budget_usd" double precision;--> statement-breakpoint
+ALTER TABLE "repositories" ADD COLUMN "budget_set_usd" double precision;--> statement-breakpoint
+ALTER TABLE "repositories" ADD COLUMN "budget_set_on" date;--> statement-breakpoint
 ALTER TABLE "attempts" ADD CONSTRAINT "attempts_task_id_tasks_task_id_fk" FOREIGN KEY ("task_id") REFERENCES "public"."tasks"("task_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "attempts_finished_idx" ON "attempts" USING btree ("finished_at");

@@ -1,0 +1,120 @@
+import { type SQL, sql } from "drizzle-orm";
+import { type Db, resultRows } from "../../db/client.ts";
+
+/*
+ * Daily cost budgets, enforced by the server: a repository whose attempts cost its budget today
+ * (UTC), or whose installation's attempts cost the installation's budget, gets no new assignment
+ * until the next UTC day, a larger budget, or `/budget <usd>`. Attempts already running finish.
+ */
+
+/** The start of the current UTC day, as a timestamptz. */
+const TODAY = sql`(date_trunc('day', now() at time zone 'UTC') at time zone 'UTC')`;
+
+/** The repository's budget today: `/budget`'s for today, else the config's; null for none. */
+const REPO_BUDGET = sql`case when r.budget_set_on = (now() at time zone 'UTC')::date
+                             then r.budget_set_usd else r.daily_budget_usd end`;
+
+/**
+ * `select repository_id, scope, spent_usd, budget_usd` of every repository paused by a budget
+ * (the repository's own first, then its installation's).
+ */
+export function pausedRepositoriesSql(installationBudgetUsd: number | undefined): SQL {
+  const installationBudget = installationBudgetUsd ?? null;
+  return sql`
+    select r.repository_id,
+           case when ${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET}
+                then 'repository' else 'installation' end as scope,
+           case when ${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET}
+                then coalesce(rs.usd, 0) else coalesce(ins.usd, 0) end as spent_usd,
+           case when ${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET}
+                then ${REPO_BUDGET} else ${installationBudget}::float8 end as budget_usd
+    from repositories r
+    left join lateral (
+      select sum(a.cost_usd) as usd from attempts a join tasks t on t.task_id = a.task_id
+      where t.repository_id = r.repository_id and a.finished_at >= ${TODAY}
+    ) rs on true
+    left join lateral (
+      select sum(a.cost_usd) as usd from attempts a join tasks t on t.task_id = a.task_id
+      where t.installation_id = r.installation_id and a.finished_at >= ${TODAY}
+    ) ins on true
+    where (${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET})
+       or (${installationBudget}::float8 is not null and coalesce(ins.usd, 0) >= ${installationBudget}::float8)`;
+}
+
+export interface BudgetPause {
+  scope: "repository" | "installation";
+  spentUsd: number;
+  budgetUsd: number;
+}
+
+/** Why a repository's queue is paused today, or undefined when it is not. */
+export async function budgetPause(
+  db: Db,
+  repositoryId: number,
+  installationBudgetUsd: number | undefined,
+): Promise<BudgetPause | undefined> {
+  const [row] = resultRows<{ scope: BudgetPause["scope"]; spent_usd: number; budget_usd: number }>(
+    await db.execute(sql`
+      select scope, spent_usd, budget_usd
+      from (${pausedRepositoriesSql(installationBudgetUsd)}) paused
+      where repository_id = ${repositoryId}`),
+  );
+  return row
+    ? { scope: row.scope, spentUsd: Number(row.spent_usd), budgetUsd: Number(row.budget_usd) }
+    : undefined;
+}
+
+/** Remembers the config's `tasks.daily_budget_usd` (null for none), read at intake and reconcile. */
+export async function rememberDailyBudget(
+  db: Db,
+  repositoryId: number,
+  usd: number | undefined,
+): Promise<void> {
+  await db.execute(sql`
+    update repositories set daily_budget_usd = ${usd ?? null}
+    where repository_id = ${repositoryId} and daily_budget_usd is distinct from ${usd ?? null}`);
+}
+
+/**
+ * `/budget <usd>`: the repository's budget for the rest of today (UTC). Its waiting tasks' status
+ * comments are rewritten, since a pause may have begun or ended.
+ */
+export async function setTodaysBudget(db: Db, repositoryId: number, usd: number): Promise<void> {
+  await db.execute(sql`
+    update repositories set budget_set_usd = ${usd},
+                            budget_set_on = (now() at time zone 'UTC')::date, updated_at = now()
+    where repository_id = ${repositoryId}`);
+  await touchWaitingStatus(db, sql`repository_id = ${repositoryId}`);
+}
+
+/**
+ * After an attempt's cost is recorded: if that paused its repository (or installation), the
+ * waiting tasks' status comments are rewritten to say so.
+ */
+export async function notePauseAfterAttempt(
+  db: Db,
+  taskId: string,
+  installationBudgetUsd: number | undefined,
+): Promise<void> {
+  const [task] = resultRows<{ repository_id: number; installation_id: number }>(
+    await db.execute(
+      sql`select repository_id, installation_id from tasks where task_id = ${taskId}`,
+    ),
+  );
+  if (!task) return;
+  const pause = await budgetPause(db, Number(task.repository_id), installationBudgetUsd);
+  if (!pause) return;
+  await touchWaitingStatus(
+    db,
+    pause.scope === "repository"
+      ? sql`repository_id = ${task.repository_id}`
+      : sql`installation_id = ${task.installation_id}`,
+  );
+}
+
+/** Bumps the status version of the queued tasks matching `where`, so their comments are redone. */
+async function touchWaitingStatus(db: Db, where: SQL): Promise<void> {
+  await db.execute(sql`
+    update tasks set status_version = status_version + 1
+    where state = 'queued' and ${where}`);
+}
