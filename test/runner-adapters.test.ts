@@ -227,6 +227,13 @@ describe("runner adapters with replayed agents", () => {
       cache_read_tokens: 5120,
       cache_creation_tokens: 5120,
     });
+    // The attempt is counted for Prometheus by adapter, never by model or runner name.
+    const metrics = await (await fetch(`${h.conveyor.url}/metrics`)).text();
+    expect(metrics).toContain(
+      'conveyor_agent_attempts_total{adapter="claude",outcome="budget_exceeded"} 1',
+    );
+    expect(metrics).toMatch(/^conveyor_agent_tokens_total\{adapter="claude"\} \d+$/m);
+    expect(metrics).not.toContain("claude-sonnet-4-5");
     await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
   });
 
