@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { type AnalyticsAnswer, renderReportTable } from "../src/cli/report-command.ts";
 import {
   createProgressView,
   elapsed,
@@ -115,6 +116,7 @@ async function main(): Promise<number> {
   view.finish();
   if (outcome.end === "stopped") return 130;
   const code = summarise(stage, issues, outcome, startedAt, options);
+  await showReport(stage);
   if (options.keep && !signal.aborted) {
     phase = "kept running (--keep)";
     say();
@@ -128,6 +130,9 @@ async function main(): Promise<number> {
     say(
       `  CLI        CONVEYOR_DATA_DIR=${stage.dir}/data CONVEYOR_ADMIN_TOKEN=${stage.adminToken} npx conveyor runners list`,
     );
+    say(
+      `  report     CONVEYOR_DATA_DIR=${stage.dir}/data CONVEYOR_ADMIN_TOKEN=${stage.adminToken} npx conveyor report --since 1d`,
+    );
     const { token } = stage.sim.createInstallationToken(stage.installationId);
     say(
       `  GitHub     curl -s -H 'authorization: token ${token}' '${stage.sim.url}/repos/${REPO}/pulls?state=all'`,
@@ -137,6 +142,22 @@ async function main(): Promise<number> {
     await new Promise((resolve) => signal.addEventListener("abort", resolve));
   }
   return code;
+}
+
+/** What `conveyor report` says about the run: every attempt's agent, outcome and cost. */
+async function showReport(stage: Stage): Promise<void> {
+  try {
+    const response = await fetch(`${stage.serverUrl}/api/analytics?since=1d`, {
+      headers: { authorization: `Bearer ${stage.adminToken}` },
+    });
+    if (!response.ok) return;
+    say();
+    say("Outcomes per agent (conveyor report --since 1d)");
+    const table = renderReportTable((await response.json()) as AnalyticsAnswer);
+    for (const line of table.trimEnd().split("\n").slice(2)) say(line ? `  ${line}` : "");
+  } catch {
+    // The report is a bonus: the summary above is the demo's verdict.
+  }
 }
 
 function summarise(
