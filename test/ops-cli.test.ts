@@ -288,7 +288,7 @@ describe("conveyor export and import", () => {
       expect(exported.stdout).toBe("");
       expect(exported.stderr).toMatch(/^ {2}tasks: 2 rows$/m);
       expect(exported.stderr).toMatch(
-        new RegExp(`^Exported \\d+ rows from 17 tables \\(.*\\) in .* s to ${file}\\.$`, "m"),
+        new RegExp(`^Exported \\d+ rows from 18 tables \\(.*\\) in .* s to ${file}\\.$`, "m"),
       );
       expect(() => JSON.parse(readFileSync(file, "utf8"))).not.toThrow();
 
@@ -299,7 +299,7 @@ describe("conveyor export and import", () => {
       const imported = await run(runImportCommand, [file], { DATABASE_URL: target.url });
       expect(imported.code).toBe(0);
       expect(imported.stdout).toMatch(
-        /^Imported \d+ rows into 17 tables \(migration \d{4}_\w+\) in .* s; \d+ id sequences moved past the restored rows\.\n$/,
+        /^Imported \d+ rows into 18 tables \(migration \d{4}_\w+\) in .* s; \d+ id sequences moved past the restored rows\.\n$/,
       );
 
       const again = join(dir, "again.json");

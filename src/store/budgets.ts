@@ -16,29 +16,37 @@ const REPO_BUDGET = sql`case when r.budget_set_on = (now() at time zone 'UTC')::
 
 /**
  * `select repository_id, scope, spent_usd, budget_usd` of every repository paused by a budget
- * (the repository's own first, then its installation's).
+ * (the repository's own first, then its installation's). Today's spending is added up once, from
+ * the attempts that ended since 00:00 UTC (an index range on `finished_at`); with no budget set
+ * anywhere (the default) nothing is added up at all.
  */
 export function pausedRepositoriesSql(installationBudgetUsd: number | undefined): SQL {
   const installationBudget = installationBudgetUsd ?? null;
+  const over = sql`(b.budget is not null and coalesce(rs.usd, 0) >= b.budget)`;
   return sql`
+    with spent as (
+      select t.repository_id, t.installation_id, sum(a.cost_usd) as usd
+      from attempts a join tasks t on t.task_id = a.task_id
+      where a.finished_at >= ${TODAY}
+        and (${installationBudget}::float8 is not null or exists (
+          select 1 from repositories x
+          where x.repository_id = t.repository_id
+            and (x.daily_budget_usd is not null or x.budget_set_on is not null)))
+      group by t.repository_id, t.installation_id
+    )
     select r.repository_id,
-           case when ${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET}
-                then 'repository' else 'installation' end as scope,
-           case when ${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET}
-                then coalesce(rs.usd, 0) else coalesce(ins.usd, 0) end as spent_usd,
-           case when ${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET}
-                then ${REPO_BUDGET} else ${installationBudget}::float8 end as budget_usd
+           case when ${over} then 'repository' else 'installation' end as scope,
+           case when ${over} then coalesce(rs.usd, 0) else coalesce(ins.usd, 0) end as spent_usd,
+           case when ${over} then b.budget else ${installationBudget}::float8 end as budget_usd
     from repositories r
-    left join lateral (
-      select sum(a.cost_usd) as usd from attempts a join tasks t on t.task_id = a.task_id
-      where t.repository_id = r.repository_id and a.finished_at >= ${TODAY}
-    ) rs on true
-    left join lateral (
-      select sum(a.cost_usd) as usd from attempts a join tasks t on t.task_id = a.task_id
-      where t.installation_id = r.installation_id and a.finished_at >= ${TODAY}
-    ) ins on true
-    where (${REPO_BUDGET} is not null and coalesce(rs.usd, 0) >= ${REPO_BUDGET})
-       or (${installationBudget}::float8 is not null and coalesce(ins.usd, 0) >= ${installationBudget}::float8)`;
+    cross join lateral (select ${REPO_BUDGET} as budget) b
+    left join (select repository_id, sum(usd) as usd from spent group by repository_id) rs
+      on rs.repository_id = r.repository_id
+    left join (select installation_id, sum(usd) as usd from spent group by installation_id) ins
+      on ins.installation_id = r.installation_id
+    where ${over}
+       or (${installationBudget}::float8 is not null
+           and coalesce(ins.usd, 0) >= ${installationBudget}::float8)`;
 }
 
 export interface BudgetPause {
