@@ -55,21 +55,42 @@ export interface BudgetPause {
   budgetUsd: number;
 }
 
-/** Why a repository's queue is paused today, or undefined when it is not. */
+/**
+ * Why a repository's queue is paused today, or undefined when it is not. Targeted at the one
+ * repository (the notifier asks for every queued task it writes about): without a budget for it
+ * or its installation, one primary-key look-up and nothing is added up.
+ */
 export async function budgetPause(
   db: Db,
   repositoryId: number,
   installationBudgetUsd: number | undefined,
 ): Promise<BudgetPause | undefined> {
-  const [row] = resultRows<{ scope: BudgetPause["scope"]; spent_usd: number; budget_usd: number }>(
+  const [repo] = resultRows<{ installation_id: number; budget: number | null }>(
     await db.execute(sql`
-      select scope, spent_usd, budget_usd
-      from (${pausedRepositoriesSql(installationBudgetUsd)}) paused
-      where repository_id = ${repositoryId}`),
+      select r.installation_id, ${REPO_BUDGET} as budget
+      from repositories r where r.repository_id = ${repositoryId}`),
   );
-  return row
-    ? { scope: row.scope, spentUsd: Number(row.spent_usd), budgetUsd: Number(row.budget_usd) }
+  if (!repo) return undefined;
+  if (repo.budget !== null) {
+    const spent = await spentToday(db, sql`t.repository_id = ${repositoryId}`);
+    const budget = Number(repo.budget);
+    if (spent >= budget) return { scope: "repository", spentUsd: spent, budgetUsd: budget };
+  }
+  if (installationBudgetUsd === undefined) return undefined;
+  const spent = await spentToday(db, sql`t.installation_id = ${repo.installation_id}`);
+  return spent >= installationBudgetUsd
+    ? { scope: "installation", spentUsd: spent, budgetUsd: installationBudgetUsd }
     : undefined;
+}
+
+/** What the attempts of the matching tasks that ended since 00:00 UTC cost. */
+async function spentToday(db: Db, where: SQL): Promise<number> {
+  const [row] = resultRows<{ usd: number | null }>(
+    await db.execute(sql`
+      select sum(a.cost_usd) as usd from attempts a join tasks t on t.task_id = a.task_id
+      where a.finished_at >= ${TODAY} and ${where}`),
+  );
+  return Number(row?.usd ?? 0);
 }
 
 /** Remembers the config's `tasks.daily_budget_usd` (null for none), read at intake and reconcile. */
