@@ -319,8 +319,9 @@ describe("dashboard", () => {
         returning task_id`),
     );
     await h.database.db.execute(sql`
-      insert into attempts (task_id, generation, outcome, adapter, model, cost_usd, tokens)
-      values (${task!.task_id}, 1, 'failed', 'claude', 'claude-sonnet-4-5', 0.42, 5000)`);
+      insert into attempts (task_id, generation, outcome, adapter, model, cost_usd, tokens,
+                            finished_at)
+      values (${task!.task_id}, 1, 'failed', 'claude', 'claude-sonnet-4-5', 0.42, 5000, now())`);
     const page = await newPage();
     await signIn(page, readSecret);
     const row = page.locator("#agents-rows tr", { hasText: "claude · claude-sonnet-4-5" });
