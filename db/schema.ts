@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  date,
   doublePrecision,
   index,
   integer,
@@ -37,6 +38,12 @@ export const repositories = pgTable(
     private: boolean("private").notNull().default(true),
     frozen: boolean("frozen").notNull().default(false),
     frozenReason: text("frozen_reason"),
+    // `tasks.daily_budget_usd` as the repository's config said when it was last read (intake,
+    // reconciliation); null for no budget.
+    dailyBudgetUsd: doublePrecision("daily_budget_usd"),
+    // `/budget <usd>`: the daily budget for the UTC day `budget_set_on`, in place of the config's.
+    budgetSetUsd: doublePrecision("budget_set_usd"),
+    budgetSetOn: date("budget_set_on", { mode: "string" }),
     // Set when the App is uninstalled from the repository; the row stays for history.
     removedAt: timestamp("removed_at", { withTimezone: true }),
     // The default branch's head as last seen (a `push` to it, a dispatch, reconciliation): the key
@@ -187,13 +194,20 @@ export const attempts = pgTable(
     costUsd: doublePrecision("cost_usd"),
     // `completed` or `failed` once the runner said so; null while it runs (or if it vanished).
     outcome: text("outcome"),
+    // The fail's reason (`budget exceeded`, `agent_failed`, …); null unless the outcome is `failed`.
+    failReason: text("fail_reason"),
+    // The runner's wall time for the attempt, from its final `stats`.
+    durationMs: bigint("duration_ms", { mode: "number" }),
     // When progress last made the status comment owe an edit (the 30 s throttle).
     progressShownAt: timestamp("progress_shown_at", { withTimezone: true }),
     startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: updatedAt(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
-  (t) => [primaryKey({ columns: [t.taskId, t.generation] })],
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.generation] }),
+    index("attempts_finished_idx").on(t.finishedAt),
+  ],
 );
 
 /**

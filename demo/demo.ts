@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { type AnalyticsAnswer, renderReportTable } from "../src/cli/report-command.ts";
 import {
   createProgressView,
   elapsed,
@@ -130,6 +131,7 @@ async function main(): Promise<number> {
         : "             (run `npm run demo -- --keep` to open it: the server stays up, the sign-in token is printed)",
     );
   }
+  await showReport(stage);
   if (options.keep && !signal.aborted) {
     phase = "kept running (--keep)";
     say();
@@ -143,6 +145,9 @@ async function main(): Promise<number> {
     say(
       `  CLI        CONVEYOR_DATA_DIR=${stage.dir}/data CONVEYOR_ADMIN_TOKEN=${stage.adminToken} npx conveyor runners list`,
     );
+    say(
+      `  report     CONVEYOR_DATA_DIR=${stage.dir}/data CONVEYOR_ADMIN_TOKEN=${stage.adminToken} npx conveyor report --since 1d`,
+    );
     const { token } = stage.sim.createInstallationToken(stage.installationId);
     say(
       `  GitHub     curl -s -H 'authorization: token ${token}' '${stage.sim.url}/repos/${REPO}/pulls?state=all'`,
@@ -152,6 +157,22 @@ async function main(): Promise<number> {
     await new Promise((resolve) => signal.addEventListener("abort", resolve));
   }
   return code;
+}
+
+/** What `conveyor report` says about the run: every attempt's agent, outcome and cost. */
+async function showReport(stage: Stage): Promise<void> {
+  try {
+    const response = await fetch(`${stage.serverUrl}/api/analytics?since=1d`, {
+      headers: { authorization: `Bearer ${stage.adminToken}` },
+    });
+    if (!response.ok) return;
+    say();
+    say("Outcomes per agent (conveyor report --since 1d)");
+    const table = renderReportTable((await response.json()) as AnalyticsAnswer);
+    for (const line of table.trimEnd().split("\n").slice(2)) say(line ? `  ${line}` : "");
+  } catch {
+    // The report is a bonus: the summary above is the demo's verdict.
+  }
 }
 
 function summarise(

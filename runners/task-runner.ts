@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ServerMessage } from "../src/protocol/messages.ts";
+import { BUDGET_EXCEEDED, type ServerMessage } from "../src/protocol/messages.ts";
 import type {
   AgentAdapter,
   AgentReport,
@@ -8,6 +8,7 @@ import type {
   OutputParser,
 } from "./adapters/agent-adapter.ts";
 import { createCommandAdapter } from "./adapters/command.ts";
+import { type AttemptBudget, budgetOverrun, hasBudget } from "./budget.ts";
 import { ChangeSetTooLargeError, collectChangeSet } from "./change-set.ts";
 import type { Journal } from "./journal.ts";
 import { type ClientLogger, DisconnectedError, type RunnerClient } from "./runner-client.ts";
@@ -84,6 +85,8 @@ const SECRET_ENV = ["CONVEYOR_RUNNER_TOKEN", "CONVEYOR_ADMIN_TOKEN", "GITHUB_TOK
 export function createTaskRunner(options: TaskRunnerOptions) {
   const { client, journal, logger } = options;
   const adapter = options.adapter ?? createCommandAdapter(options.agent);
+  /** Named on every `complete` and `fail`, for the outcome analytics. */
+  const agentInfo = { adapter: adapter.name, ...(options.model ? { model: options.model } : {}) };
   const active = new Map<string, ActiveTask>();
   /** `task_id:generation` of the tasks the last `hello` listed: an `assign` for one is a re-send. */
   let listed = new Set<string>();
@@ -235,6 +238,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       pending += `${line.slice(0, LOG_LINE_CHARS)}\n`;
       if (pending.length > 2 * LOG_CHUNK_CHARS) pending = newestLines(pending, LOG_CHUNK_CHARS);
     };
+    // The attempt's budget, checked against the adapter's usage after every line of output: the
+    // first event that passes it stops the agent.
+    const budget: AttemptBudget = {
+      max_cost_usd: assign.limits.max_cost_usd,
+      max_tokens: assign.limits.max_tokens,
+      max_turns: assign.limits.max_turns,
+    };
+    const budgeted = hasBudget(budget);
+    let overrun: { why: string; usage: AgentUsage } | undefined;
     const onOutput = (line: string) => {
       task.lastLine = (progress || line).slice(0, 500);
     };
@@ -248,6 +260,15 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       // A tool's own JSON events are read by its adapter and shown as progress lines above; the
       // rest (its text, a verify command's output) goes to the log as written.
       if (!(parser && adapter.name !== "command" && line.startsWith("{"))) toLog(line);
+      if (budgeted && parser && !overrun) {
+        const usage = parser.usage();
+        const why = budgetOverrun(budget, usage);
+        if (why) {
+          overrun = { why, usage };
+          toLog(`[budget] ${why}`);
+          running?.cancel();
+        }
+      }
     };
     let logInFlight: Promise<void> | undefined;
     /**
@@ -384,19 +405,31 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       const result: AgentResult = await agent.done;
       running = undefined;
       await jail.sweep();
-      if (task.cancelled || result.reason === "cancelled") throw new Cancelled();
+      if (task.cancelled) throw new Cancelled();
+      if (overrun) {
+        // Not retried: another attempt would spend the same again (`/retry` revives the task).
+        await fail(task, BUDGET_EXCEEDED, false, `${overrun.why}\n${result.outputTail}`, {
+          ...overrun.usage,
+          duration_ms: Date.now() - started,
+        });
+        return;
+      }
+      if (result.reason === "cancelled") throw new Cancelled();
       const report: AgentReport = parser.finish(result.outputTail);
       task.usage = report.usage;
       // The agent's last lines reach the task's log before its result does.
       void flushLog();
       parser = undefined;
       progress = "";
+      // What the attempt used, recorded on it whether it fails here or completes.
+      const spent = { ...report.usage, duration_ms: Date.now() - started };
       if (result.reason === "timeout_wall" || result.reason === "timeout_idle") {
         await fail(
           task,
           "timeout",
           true,
           `${result.reason === "timeout_idle" ? "no output" : "ran"} for too long\n${result.outputTail}`,
+          spent,
         );
         return;
       }
@@ -406,6 +439,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           "output_limit",
           true,
           `the agent wrote more than ${limits.outputCapBytes} bytes\n${result.outputTail}`,
+          spent,
         );
         return;
       }
@@ -415,7 +449,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       }
       if (report.error) {
         // The tool said why it failed (an error result): that message, not the exit status.
-        await fail(task, "agent_failed", true, `${adapter.name}: ${report.error}`);
+        await fail(task, "agent_failed", true, `${adapter.name}: ${report.error}`, spent);
         return;
       }
       if (result.exitCode !== 0) {
@@ -424,6 +458,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
           "agent_failed",
           true,
           `agent exited with ${result.exitCode ?? result.signal}\n${result.outputTail}`,
+          spent,
         );
         return;
       }
@@ -483,7 +518,13 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         return;
       }
       if (!collected) {
-        await fail(task, "no_changes", false, `the agent left no changes\n${result.outputTail}`);
+        await fail(
+          task,
+          "no_changes",
+          false,
+          `the agent left no changes\n${result.outputTail}`,
+          spent,
+        );
         return;
       }
       const body = JSON.stringify(collected.changeSet);
@@ -504,10 +545,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         summary: (report.summary ?? result.outputTail).slice(-SUMMARY_CHARS),
         stats: {
           ...collected.stats,
+          ...spent,
           duration_ms: Date.now() - started,
-          ...report.usage,
         },
         ...(assign.verify?.length ? { verification } : {}),
+        agent: agentInfo,
       });
       logger.info({ ...log, reply: done.type }, "task finished");
     } catch (error) {
@@ -529,7 +571,13 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     }
   }
 
-  async function fail(task: ActiveTask, reason: string, retryable: boolean, detail: string) {
+  async function fail(
+    task: ActiveTask,
+    reason: string,
+    retryable: boolean,
+    detail: string,
+    stats?: AgentUsage & { duration_ms?: number },
+  ) {
     logger.warn({ taskId: task.assign.task_id, reason }, "reporting a failed attempt");
     // The output so far reaches the attempt's log before the failure does.
     await task.flushLog?.();
@@ -540,8 +588,10 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       reason,
       retryable,
       detail: detail.slice(-20_000),
-      // What the failed attempt used still counts (budgets, analytics).
-      ...(Object.keys(task.usage).length ? { stats: task.usage } : {}),
+      // What the failed attempt used still counts (budgets, analytics): the final figures when
+      // the runner has them, else the usage its heartbeats last read.
+      ...(stats ? { stats } : Object.keys(task.usage).length ? { stats: task.usage } : {}),
+      agent: agentInfo,
     });
   }
 

@@ -9,6 +9,7 @@ Commands:
   runners    register, list and revoke runners (conveyor runners help)
   tokens     create, list and revoke API tokens for the admin API (conveyor tokens help)
   tasks      list, show, retry and cancel tasks (conveyor tasks help)
+  report     outcomes per agent and per runner: merged rate, cost, tokens (conveyor report --help)
   export     write all state to a JSON file (backup; conveyor export --help)
   import     load an export into an empty database (restore; conveyor import --help)
   doctor     check the configuration, database, GitHub App and webhooks, saying what to fix
@@ -51,6 +52,11 @@ export async function cli(argv: string[]): Promise<void> {
       return;
     case "tasks":
       process.exitCode = await (await import("./cli/tasks-command.ts")).runTasksCommand(
+        argv.slice(1),
+      );
+      return;
+    case "report":
+      process.exitCode = await (await import("./cli/report-command.ts")).runReportCommand(
         argv.slice(1),
       );
       return;

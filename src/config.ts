@@ -93,6 +93,15 @@ export const EnvSchema = z
           .min(1, { error: "expected a whole number of sockets (1-64)" })
           .max(64, { error: "expected a whole number of sockets (1-64)" }),
       ),
+    CONVEYOR_INSTALLATION_DAILY_BUDGET_USD: optionalString
+      .transform((value) => (value === undefined ? undefined : Number(value)))
+      .pipe(
+        z
+          .number({ error: "expected an amount in USD greater than 0" })
+          .positive({ error: "expected an amount in USD greater than 0" })
+          .finite({ error: "expected an amount in USD greater than 0" })
+          .optional(),
+      ),
     CONVEYOR_RUNNER_MAX_SLOTS: optionalString
       .transform((value) => (value === undefined ? 32 : Number(value)))
       .pipe(
@@ -169,6 +178,11 @@ export interface Config {
   githubReservePercent: number;
   /** Tasks one installation may have assigned or running at once, over all instances; 0: no limit. */
   maxRunningPerInstallation: number;
+  /**
+   * `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`: what one installation's agents may cost in a UTC
+   * day; unset for no limit.
+   */
+  installationDailyBudgetUsd: number | undefined;
 }
 
 /** A configuration problem the operator must fix; its message names every offending variable. */
@@ -254,6 +268,7 @@ export function loadConfig(
     runnerMaxSlots: e.CONVEYOR_RUNNER_MAX_SLOTS,
     githubReservePercent: e.CONVEYOR_GITHUB_RESERVE_PERCENT,
     maxRunningPerInstallation: e.CONVEYOR_MAX_RUNNING_PER_INSTALLATION,
+    installationDailyBudgetUsd: e.CONVEYOR_INSTALLATION_DAILY_BUDGET_USD,
   };
 }
 

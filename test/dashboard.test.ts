@@ -307,6 +307,39 @@ describe("dashboard", () => {
     expect(read.status).toBe(200);
   });
 
+  it("shows each agent's outcomes in the Agents panel, with a chart", async () => {
+    await h.database.db.execute(sql`
+      insert into repositories (repository_id, installation_id, full_name)
+      values (424242, 1, 'acme/agents') on conflict do nothing`);
+    const [task] = resultRows<{ task_id: string }>(
+      await h.database.db.execute(sql`
+        insert into tasks (repository_id, installation_id, issue_number, state, title,
+                           snapshot_hash, queued_by, finished_at)
+        values (424242, 1, 1, 'cancelled', 'Agents panel', 'h', 'octocat', now())
+        returning task_id`),
+    );
+    await h.database.db.execute(sql`
+      insert into attempts (task_id, generation, outcome, adapter, model, cost_usd, tokens,
+                            finished_at)
+      values (${task!.task_id}, 1, 'failed', 'claude', 'claude-sonnet-4-5', 0.42, 5000, now())`);
+    const page = await newPage();
+    await signIn(page, readSecret);
+    const row = page.locator("#agents-rows tr", { hasText: "claude · claude-sonnet-4-5" });
+    await row.waitFor();
+    expect(await row.locator("td").allTextContents()).toEqual([
+      "1",
+      "1",
+      "0 (0 %)",
+      "–",
+      "0 / 0",
+      "$0.42",
+      "–",
+      "–",
+      "– / – / –",
+    ]);
+    await page.locator("#chart-agents canvas").waitFor();
+  });
+
   it("lays out in one column on a phone without sideways scrolling", async () => {
     const page = await newPage({ width: 390, height: 844 });
     await signIn(page, adminSecret);

@@ -44,8 +44,12 @@ afterEach(async () => {
   expect(h.sim.violations).toEqual([]);
 });
 
-async function startRunner(adapter: string, extra: string[] = [], replayDelayMs = 0) {
-  const name = `${adapter}-runner`;
+async function startRunner(
+  adapter: string,
+  extra: string[] = [],
+  replayDelayMs = 0,
+  name = `${adapter}-runner`,
+) {
   const { token } = await createRunner(h.database.db, {
     name,
     capabilities: [adapter],
@@ -227,6 +231,72 @@ describe("runner adapters with replayed agents", () => {
       outcome: "failed",
     });
     await h.sim.closeIssue(h.repo, bad.issueNumber, { sender: "octocat" });
+  });
+
+  it("a budget overrun stops the agent at the event that passed it, with no retry", async () => {
+    // A label's budget: 6,000 tokens, which claude-success.jsonl passes at its second message.
+    await h.sim.push(h.repo, {
+      branch: "main",
+      files: {
+        ".github/conveyor.yml":
+          "version: 1\ntasks:\n  label_limits:\n    budget:small:\n      max_tokens: 6000\n",
+      },
+      user: "maint",
+    });
+    const runner = await startRunner(
+      "claude",
+      ["--model", "claude-sonnet-4-5"],
+      400,
+      "budget-runner",
+    );
+    const { issue } = await h.sim.openIssue(h.repo, {
+      title: "Spend too much",
+      body: "Please fix the sizes.\n\nreplay: claude-success.jsonl\n",
+      user: "octocat",
+      labels: ["needs:claude", "budget:small"],
+    });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    const [row] = resultRows<{ task_id: string; limits: Record<string, unknown> }>(
+      await h.database.db.execute(
+        sql`select task_id, limits from tasks where issue_number = ${issue.number}`,
+      ),
+    );
+    expect(row!.limits).toMatchObject({ max_tokens: 6000 });
+    const error = await failedAttempt(row!.task_id, runner);
+    expect(error).toMatch(
+      /^budget exceeded: tokens 10388 > max_tokens 6000 \(used so far: 10388 tokens, 2 turns\); the agent was stopped\n/,
+    );
+    const task = await getTask(h.database.db, row!.task_id);
+    expect(task?.state).toBe("dead");
+    const [attempt] = resultRows<Record<string, unknown>>(
+      await h.database.db.execute(
+        sql`select outcome, fail_reason, adapter, model, tokens::int, turns, cost_usd,
+                   input_tokens::int, output_tokens::int, cache_read_tokens::int,
+                   cache_write_tokens::int
+            from attempts where task_id = ${row!.task_id}`,
+      ),
+    );
+    expect(attempt).toEqual({
+      outcome: "failed",
+      fail_reason: "budget exceeded",
+      adapter: "claude",
+      model: "claude-sonnet-4-5",
+      tokens: 10388,
+      turns: 2,
+      cost_usd: null,
+      input_tokens: 10248,
+      output_tokens: 140,
+      cache_read_tokens: 5120,
+      cache_write_tokens: 5120,
+    });
+    // The attempt is counted for Prometheus by adapter, never by model or runner name.
+    const metrics = await (await fetch(`${h.conveyor.url}/metrics`)).text();
+    expect(metrics).toContain(
+      'conveyor_agent_attempts_total{adapter="claude",outcome="budget_exceeded"} 1',
+    );
+    expect(metrics).toMatch(/^conveyor_agent_tokens_total\{adapter="claude"\} \d+$/m);
+    expect(metrics).not.toContain("claude-sonnet-4-5");
+    await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
   });
 
   it("codex: usage in the PR, turn.failed fails the attempt with its message", async () => {

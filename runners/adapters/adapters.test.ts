@@ -347,6 +347,8 @@ describe("command adapter", () => {
     expect(parser.finish('noise\n{"conveyor_usage":{"tokens":5,"cost_usd":0.01}}\n')).toEqual({
       usage: { tokens: 5, cost_usd: 0.01 },
     });
-    expect(parser.finish("no usage here")).toEqual({ usage: {} });
+    expect(createCommandAdapter(["x"]).createParser().finish("no usage here")).toEqual({
+      usage: {},
+    });
   });
 });

@@ -52,6 +52,12 @@ export interface OutputParser {
    * runs, for the usage so far its heartbeats carry.
    */
   finish(outputTail: string): AgentReport;
+  /**
+   * The usage the output has reported so far, read after every line: the runner stops the agent
+   * the moment it passes the task's budget. Cumulative; tools that report usage only at the end
+   * (Gemini CLI) or per message (Claude Code, before its result) give what they have.
+   */
+  usage(): AgentUsage;
 }
 
 export interface AgentAdapter {

@@ -55,6 +55,10 @@ export const aiderAdapter: AgentAdapter = {
         if (session !== undefined && Number.isFinite(session) && session >= 0) cost = session;
         return undefined;
       },
+      usage() {
+        // Each usage event adds to the running totals the final report gives.
+        return this.finish("").usage;
+      },
       finish() {
         return {
           usage: defined({

@@ -1,5 +1,6 @@
 import {
   type AgentAdapter,
+  type AgentReport,
   type AgentUsage,
   add,
   amount,
@@ -42,10 +43,11 @@ export const claudeAdapter: AgentAdapter = {
   createParser() {
     let result: Record<string, unknown> | undefined;
     let turns = 0;
-    // Usage per assistant message id: a message split over several events repeats its usage.
-    const live = new Map<string, Record<string, unknown>>();
-    return {
-      line(line) {
+    // Before the result: each assistant message's own `usage`, by message id (Claude Code may
+    // print one message in several lines, each with the same usage).
+    const messages = new Map<string, AgentUsage>();
+    const parser = {
+      line(line: string) {
         const event = jsonObject(line);
         if (!event) return undefined;
         if (event.type === "result") {
@@ -55,7 +57,8 @@ export const claudeAdapter: AgentAdapter = {
         if (event.type !== "assistant" || !isRecord(event.message)) return undefined;
         turns++;
         if (isRecord(event.message.usage)) {
-          live.set(text(event.message.id, 100) ?? `#${turns}`, event.message.usage);
+          const id = text(event.message.id, 200) ?? `line-${turns}`;
+          messages.set(id, usageOf(event.message.usage));
         }
         const content = Array.isArray(event.message.content) ? event.message.content : [];
         const tools = content.filter(
@@ -65,21 +68,27 @@ export const claudeAdapter: AgentAdapter = {
         if (!last) return undefined;
         return describeToolUse(text(last.name, 60) ?? "tool", last.input);
       },
-      finish() {
-        if (!result) return { usage: liveUsage([...live.values()], live.size || turns) };
-        const usage = isRecord(result.usage) ? result.usage : {};
-        const input = count(usage.input_tokens);
-        const output = count(usage.output_tokens);
-        const cacheRead = count(usage.cache_read_input_tokens);
-        const cacheWrite = count(usage.cache_creation_input_tokens);
-        // Claude Code's input_tokens leave out the cache; Conveyor's input counts all three.
-        const allInput = add(add(input, cacheRead), cacheWrite);
+      usage(): AgentUsage {
+        if (result) return parser.finish().usage;
+        let sum: AgentUsage = {};
+        for (const figures of messages.values()) {
+          sum = defined({
+            tokens: add(sum.tokens, figures.tokens),
+            input_tokens: add(sum.input_tokens, figures.input_tokens),
+            output_tokens: add(sum.output_tokens, figures.output_tokens),
+            cache_read_tokens: add(sum.cache_read_tokens, figures.cache_read_tokens),
+            cache_write_tokens: add(sum.cache_write_tokens, figures.cache_write_tokens),
+          });
+        }
+        // A message split over several lines is one round trip.
+        return defined({ ...sum, turns: messages.size || turns || undefined });
+      },
+      finish(): AgentReport {
+        // Before the result (a run cut short, or a heartbeat asking): the usage so far, no cost
+        // (Claude Code reports that only in the result).
+        if (!result) return { usage: parser.usage() };
         const figures: AgentUsage = defined({
-          tokens: add(allInput, output),
-          input_tokens: allInput,
-          output_tokens: output,
-          cache_read_tokens: cacheRead,
-          cache_write_tokens: cacheWrite,
+          ...usageOf(isRecord(result.usage) ? result.usage : {}),
           cost_usd: amount(result.total_cost_usd),
           turns: count(result.num_turns) ?? (turns || undefined),
         });
@@ -97,24 +106,17 @@ export const claudeAdapter: AgentAdapter = {
         };
       },
     };
+    return parser;
   },
 };
 
-/**
- * Usage so far, before the `result` message: the assistant messages' own `usage` summed (no cost:
- * Claude Code reports that only in the result).
- */
-function liveUsage(messages: Record<string, unknown>[], turns: number): AgentUsage {
-  let input: number | undefined;
-  let output: number | undefined;
-  let cacheRead: number | undefined;
-  let cacheWrite: number | undefined;
-  for (const usage of messages) {
-    input = add(input, count(usage.input_tokens));
-    output = add(output, count(usage.output_tokens));
-    cacheRead = add(cacheRead, count(usage.cache_read_input_tokens));
-    cacheWrite = add(cacheWrite, count(usage.cache_creation_input_tokens));
-  }
+/** Claude's `usage` object (of a message or the result) as Conveyor counts it. */
+function usageOf(usage: Record<string, unknown>): AgentUsage {
+  const input = count(usage.input_tokens);
+  const output = count(usage.output_tokens);
+  const cacheRead = count(usage.cache_read_input_tokens);
+  const cacheWrite = count(usage.cache_creation_input_tokens);
+  // Claude Code's input_tokens leave out the cache; Conveyor's input counts all three.
   const allInput = add(add(input, cacheRead), cacheWrite);
   return defined({
     tokens: add(allInput, output),
@@ -122,7 +124,6 @@ function liveUsage(messages: Record<string, unknown>[], turns: number): AgentUsa
     output_tokens: output,
     cache_read_tokens: cacheRead,
     cache_write_tokens: cacheWrite,
-    turns: turns || undefined,
   });
 }
 

@@ -79,6 +79,10 @@ export const codexAdapter: AgentAdapter = {
             return undefined;
         }
       },
+      usage() {
+        // Each usage event adds to the running totals the final report gives.
+        return this.finish("").usage;
+      },
       finish() {
         return defined({
           usage: defined({

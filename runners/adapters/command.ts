@@ -1,5 +1,5 @@
 import { parseUsageLine } from "../scripted-agent.ts";
-import type { AgentAdapter } from "./agent-adapter.ts";
+import type { AgentAdapter, AgentUsage } from "./agent-adapter.ts";
 
 /**
  * Any program, as `--agent -- <argv…>`: the prompt on stdin and in `CONVEYOR_PROMPT_FILE`, the
@@ -13,9 +13,17 @@ export function createCommandAdapter(argv: readonly string[]): AgentAdapter {
     program: argv[0] ?? "",
     promptOnStdin: true,
     argv: () => [...argv],
-    createParser: () => ({
-      line: () => undefined,
-      finish: (outputTail) => ({ usage: parseUsageLine(outputTail) ?? {} }),
-    }),
+    createParser: () => {
+      // The latest `conveyor_usage` line on stdout: the figures so far.
+      let latest: AgentUsage = {};
+      return {
+        line(line) {
+          if (line.includes("conveyor_usage")) latest = parseUsageLine(line) ?? latest;
+          return undefined;
+        },
+        usage: () => latest,
+        finish: (outputTail) => ({ usage: parseUsageLine(outputTail) ?? latest }),
+      };
+    },
   };
 }

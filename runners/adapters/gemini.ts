@@ -59,6 +59,10 @@ export const geminiAdapter: AgentAdapter = {
         }
         return undefined;
       },
+      usage() {
+        // Gemini CLI reports its stats once, in the final result.
+        return result ? fromStreamResult(result, reply).usage : {};
+      },
       finish() {
         if (result) return fromStreamResult(result, reply);
         const single = jsonObject(whole.trim());

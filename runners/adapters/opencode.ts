@@ -74,6 +74,10 @@ export const opencodeAdapter: AgentAdapter = {
             return undefined;
         }
       },
+      usage() {
+        // Each usage event adds to the running totals the final report gives.
+        return this.finish("").usage;
+      },
       finish() {
         // opencode's input leaves out the cache; Conveyor's input counts it.
         const allInput = add(add(input, cacheRead), cacheWrite);

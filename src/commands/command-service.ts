@@ -18,6 +18,7 @@ import type { TaskState } from "../core/task-states.ts";
 import type { IntakeDeps } from "../intake/intake-service.ts";
 import { requestReviewFix } from "../intake/pull-request-events.ts";
 import { queueIssue } from "../intake/queue-issue.ts";
+import { setTodaysBudget } from "../store/budgets.ts";
 import {
   addApproval,
   type CommandResult,
@@ -214,6 +215,12 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
     if (command.verb === "unfreeze") {
       await setFrozen(tx, e.repositoryId, null);
       return done("the repository is no longer frozen");
+    }
+    if (command.verb === "budget") {
+      await setTodaysBudget(tx, e.repositoryId, command.usd);
+      return done(
+        `this repository's daily cost budget is $${command.usd.toFixed(2)} for the rest of today (UTC)`,
+      );
     }
     if (command.verb === "help") return done("help", { output: renderHelp(place) });
 

@@ -76,11 +76,12 @@ export type Command =
   | { verb: "priority"; lane: LaneName }
   | { verb: "approve"; sha: string | undefined }
   | { verb: "fix"; text: string }
-  | { verb: "freeze"; reason: string };
+  | { verb: "freeze"; reason: string }
+  | { verb: "budget"; usd: number };
 
 export type Verb = Command["verb"];
 
-type ArgsKind = "none" | "reason" | "lane" | "sha" | "text";
+type ArgsKind = "none" | "reason" | "lane" | "sha" | "text" | "usd";
 
 interface VerbSpec {
   places: readonly CommandPlace[];
@@ -206,7 +207,18 @@ export const VERBS: Record<Verb, VerbSpec> = {
     usage: "/unfreeze",
     summary: "allow merges again",
   },
+  budget: {
+    places: BOTH,
+    permission: "maintain",
+    args: "usd",
+    usage: "/budget <usd>",
+    summary:
+      "this repository's daily cost budget for the rest of today (UTC), in place of the config's",
+  },
 };
+
+/** The most `/budget` accepts, as `tasks.daily_budget_usd` does. */
+export const MAX_DAILY_BUDGET_USD = 1_000_000;
 
 const isVerb = (verb: string): verb is Verb => Object.hasOwn(VERBS, verb);
 
@@ -251,6 +263,15 @@ function parseArgs(verb: Verb, args: string): Command | string {
         return `\`/priority\` takes exactly one lane: ${LANE_NAMES.map((l) => `\`${l}\``).join(", ")}`;
       }
       return { verb: "priority", lane: lane as LaneName };
+    }
+    case "usd": {
+      const given = words(args);
+      const amount = /^\$?(\d{1,7}(?:\.\d{1,2})?)$/.exec(given[0] ?? "");
+      const usd = amount ? Number(amount[1]) : Number.NaN;
+      if (given.length !== 1 || !(usd > 0) || usd > MAX_DAILY_BUDGET_USD) {
+        return `\`/budget\` takes one amount in USD, more than 0 and at most ${MAX_DAILY_BUDGET_USD}, with at most two decimals: \`/budget 25\` or \`/budget $12.50\``;
+      }
+      return { verb: "budget", usd };
     }
     case "sha": {
       const given = words(args);

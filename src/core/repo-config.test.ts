@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_REPO_CONFIG, parseRepoConfig, repoConfigJsonSchema } from "./repo-config.ts";
+import {
+  budgetFor,
+  DEFAULT_REPO_CONFIG,
+  parseRepoConfig,
+  RepoConfig,
+  repoConfigJsonSchema,
+} from "./repo-config.ts";
 
 describe("repository config", () => {
   it("uses the documented defaults for a missing file", () => {
@@ -38,5 +44,53 @@ describe("repository config", () => {
       readFileSync(new URL("../../docs/conveyor.schema.json", import.meta.url), "utf8"),
     );
     expect(committed).toEqual(repoConfigJsonSchema());
+  });
+});
+
+describe("budgetFor", () => {
+  const config = RepoConfig.parse({
+    tasks: {
+      limits: { max_cost_usd: 2, max_turns: 40 },
+      label_limits: {
+        "size:large": { max_cost_usd: 10, max_turns: 120 },
+        Quick: { max_turns: 5 },
+        "size:huge": { max_tokens: 9_000_000 },
+      },
+    },
+  });
+  it.each<[string, string[], Record<string, number>]>([
+    ["no label: tasks.limits", [], { max_cost_usd: 2, max_turns: 40 }],
+    [
+      "a label's figures replace those it names",
+      ["size:large"],
+      { max_cost_usd: 10, max_turns: 120 },
+    ],
+    ["labels compare without case", ["QUICK"], { max_cost_usd: 2, max_turns: 5 }],
+    // The file's order decides, not the issue's.
+    ["the first listed label wins", ["quick", "size:large"], { max_cost_usd: 10, max_turns: 120 }],
+    [
+      "a label may add a limit",
+      ["size:huge"],
+      { max_cost_usd: 2, max_turns: 40, max_tokens: 9_000_000 },
+    ],
+  ])("%s", (_name, labels, expected) => {
+    expect(budgetFor(config, labels)).toEqual(expected);
+  });
+
+  it("has no budget by default", () => {
+    expect(budgetFor(DEFAULT_REPO_CONFIG, ["size:large"])).toEqual({});
+  });
+
+  it("refuses a budget that is not a positive amount, and unknown keys", () => {
+    const result = parseRepoConfig({
+      tasks: { limits: { max_cost_usd: 0 }, label_limits: { x: { max_tokens: 1.5, max_cost: 1 } } },
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => p.key).sort()).toEqual([
+      "tasks.label_limits.x.max_cost",
+      "tasks.label_limits.x.max_tokens",
+      "tasks.limits.max_cost_usd",
+    ]);
   });
 });

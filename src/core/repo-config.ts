@@ -91,6 +91,58 @@ const capability = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "lower-case letters, digits, '.', '_' or '-'");
 
+/** The budget of one attempt, which the runner enforces from the agent's own usage figures. */
+const budgetLimits = {
+  max_cost_usd: z
+    .number()
+    .positive()
+    .max(100_000)
+    .optional()
+    .describe("Stop the agent once its reported cost passes this many USD (no retry)."),
+  max_tokens: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe("Stop the agent once its tokens (input plus output) pass this (no retry)."),
+  max_turns: z
+    .number()
+    .int()
+    .positive()
+    .max(100_000)
+    .optional()
+    .describe("Stop the agent once its model round trips pass this (no retry)."),
+};
+
+/** The budget fields of `tasks.limits` and `tasks.label_limits`. */
+export const BUDGET_KEYS = ["max_cost_usd", "max_tokens", "max_turns"] as const;
+export type BudgetKey = (typeof BUDGET_KEYS)[number];
+export type BudgetLimits = Partial<Record<BudgetKey, number>>;
+
+/**
+ * The attempt budget of an issue with these labels: `tasks.limits`, with each figure the first
+ * matching `tasks.label_limits` entry (in the file's order) names put in its place. Labels compare
+ * without regard to case, as GitHub's do.
+ */
+export function budgetFor(config: RepoConfig, labels: readonly string[]): BudgetLimits {
+  const have = new Set(labels.map((l) => l.toLowerCase()));
+  const budget: BudgetLimits = {};
+  for (const key of BUDGET_KEYS) {
+    const value = config.tasks.limits[key];
+    if (value !== undefined) budget[key] = value;
+  }
+  const match = Object.entries(config.tasks.label_limits).find(([label]) =>
+    have.has(label.toLowerCase()),
+  );
+  if (match) {
+    for (const key of BUDGET_KEYS) {
+      const value = match[1][key];
+      if (value !== undefined) budget[key] = value;
+    }
+  }
+  return budget;
+}
+
 /**
  * `.github/conveyor.yml`, version 1. Strict: an unknown key is an error (a typo must not silently
  * fall back to a default). Every key is optional; the defaults are the documented ones.
@@ -193,9 +245,30 @@ export const RepoConfig = z
               .min(1024)
               .max(100 * 1024 * 1024)
               .default(10 * 1024 * 1024),
+            ...budgetLimits,
           })
           .prefault({})
-          .describe("Limits the runner enforces on the agent: run time, silence, output size."),
+          .describe(
+            "Limits the runner enforces on the agent: run time, silence, output size, and the " +
+              "budget of one attempt (cost, tokens, turns; none by default).",
+          ),
+        label_limits: z
+          .record(z.string().trim().min(1).max(100), z.strictObject(budgetLimits))
+          .refine((record) => Object.keys(record).length <= 50, "at most 50 labels")
+          .default({})
+          .describe(
+            "Budgets for issues with a label, replacing tasks.limits' figures they name; when " +
+              "several labels match, the first one listed here wins.",
+          ),
+        daily_budget_usd: z
+          .number()
+          .positive()
+          .max(1_000_000)
+          .optional()
+          .describe(
+            "What this repository's agents may cost in one UTC day; when spent, its queue pauses " +
+              "until the next day, a larger budget here or a maintainer's /budget <usd>.",
+          ),
       })
       .prefault({})
       .describe("Attempts, deadlines and the limits runners enforce."),

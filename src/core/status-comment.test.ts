@@ -32,6 +32,24 @@ describe("status comment", () => {
     expect(body).toContain("`/cancel`");
   });
 
+  it.each([
+    [
+      "repository",
+      "| Paused | $10.42 of this repository's $10.00 daily budget spent today; the queue resumes at 00:00 UTC, or when a maintainer raises it with `/budget <usd>` or `tasks.daily_budget_usd` |",
+    ],
+    [
+      "installation",
+      "| Paused | $10.42 of this installation's $10.00 daily budget spent today; the queue resumes at 00:00 UTC, or when an operator raises `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD` |",
+    ],
+  ] as const)("says a queued task waits for the %s's daily budget", (scope, row) => {
+    const budgetPause = { scope, spentUsd: 10.4213, budgetUsd: 10 };
+    expect(renderStatusComment({ ...base, budgetPause })).toContain(row);
+    // Only while queued: a running task is not paused.
+    expect(renderStatusComment({ ...base, state: "running", budgetPause })).not.toContain(
+      "| Paused |",
+    );
+  });
+
   it("shows runner, attempts, PR link and the last error on one line", () => {
     const body = renderStatusComment({
       ...base,

@@ -29,6 +29,10 @@ export interface StatusFacts {
   taskPageUrl?: string | undefined;
   /** Once merged: the post-merge watch's last step (checks on the merge commit, a revert). */
   afterMerge?: string | undefined;
+  /** While queued: the daily cost budget that pauses this repository's queue, if one does. */
+  budgetPause?:
+    | { scope: "repository" | "installation"; spentUsd: number; budgetUsd: number }
+    | undefined;
 }
 
 /** What an attempt's agent did, from the `attempts` row. */
@@ -105,6 +109,7 @@ export function renderStatusComment(f: StatusFacts): string {
         ? "no estimate yet (no task left the queue recently)"
         : `about ${formatDuration(roundWait(f.waitEstimateMs))}`,
     ]);
+    if (f.budgetPause) rows.push(["Paused", renderBudgetPause(f.budgetPause)]);
   } else {
     rows.push(["Lane", `\`${f.lane}\``]);
   }
@@ -198,4 +203,17 @@ export function statusDigestText(f: StatusFacts): string {
 function oneLine(text: string): string {
   const line = text.replace(/\s+/g, " ").trim();
   return line.length > 300 ? `${line.slice(0, 297)}…` : line;
+}
+
+/**
+ * Why a queued task is not dispatched: `$10.42 of this repository's $10.00 daily budget spent
+ * today; the queue resumes at 00:00 UTC, or when a maintainer raises it with /budget <usd>`.
+ */
+export function renderBudgetPause(pause: NonNullable<StatusFacts["budgetPause"]>): string {
+  const whose = pause.scope === "repository" ? "this repository's" : "this installation's";
+  const raise =
+    pause.scope === "repository"
+      ? "a maintainer raises it with `/budget <usd>` or `tasks.daily_budget_usd`"
+      : "an operator raises `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`";
+  return `$${pause.spentUsd.toFixed(2)} of ${whose} $${pause.budgetUsd.toFixed(2)} daily budget spent today; the queue resumes at 00:00 UTC, or when ${raise}`;
 }

@@ -4,6 +4,8 @@ import type { Config } from "../config.ts";
 import { repoRef } from "../core/github-objects.ts";
 import type { GitHubGateway, RecordError, Signals } from "../core/ports.ts";
 import type { TierLimits } from "../core/rate-limit.ts";
+import type { FinishedAttempt } from "../store/attempts.ts";
+import { notePauseAfterAttempt } from "../store/budgets.ts";
 import { authenticateRunner, spendOneTimeRunner } from "../store/runners.ts";
 import { createDispatcher, type Dispatcher, type DispatchTimings } from "./dispatcher.ts";
 import { createFramePolicies } from "./frame-policy.ts";
@@ -18,6 +20,8 @@ export interface DispatchMetrics {
   dispatchSent(lane: string, seconds: number): void;
   frameRateLimited(tier: string): void;
   frameInvalid(): void;
+  /** An attempt ended (`complete` or `fail`) with what it used. */
+  attemptFinished?(attempt: FinishedAttempt): void;
   violationDisconnect(): void;
 }
 
@@ -35,6 +39,7 @@ export interface DispatchDeps {
         | "webhookSecret"
         | "adminToken"
         | "maxRunningPerInstallation"
+        | "installationDailyBudgetUsd"
       >
     >;
   /** The protocol's timings (heartbeat, lease, accept, sweep). */
@@ -72,6 +77,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     logger,
     agingMs: deps.config.agingMs,
     maxRunningPerInstallation: deps.config.maxRunningPerInstallation,
+    installationDailyBudgetUsd: deps.config.installationDailyBudgetUsd,
     timings,
     onChange: () => signals.emit("status-owed"),
     onAssignSent: (lane, seconds) => metrics.dispatchSent(lane, seconds),
@@ -124,6 +130,18 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
     },
     spendOneTime: (runnerId) => spendOneTimeRunner(database.db, runnerId),
     onChange: () => signals.emit("tasks-changed"),
+    async onAttempt(attempt) {
+      metrics.attemptFinished?.(attempt);
+      // A cost that used up a daily budget pauses the queue: the waiting tasks' comments say so.
+      if (attempt.stats?.cost_usd) {
+        await notePauseAfterAttempt(
+          database.db,
+          attempt.taskId,
+          deps.config.installationDailyBudgetUsd,
+        );
+        signals.emit("status-owed");
+      }
+    },
   });
   return {
     dispatcher,

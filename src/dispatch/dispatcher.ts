@@ -130,6 +130,8 @@ export interface DispatcherDeps {
   agingMs: number;
   /** Tasks one installation may hold assigned or running at once (0 or absent: no limit). */
   maxRunningPerInstallation?: number | undefined;
+  /** `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`: an installation that spent it today gets no work. */
+  installationDailyBudgetUsd?: number | undefined;
   timings: DispatchTimings;
   /** Called when tasks changed (status comments to rewrite). */
   onChange: () => void;
@@ -172,6 +174,9 @@ function assignFrame(task: ClaimedTask, assignment: Assignment): AssignFrame {
       wall_clock_minutes: limits.wall_clock_minutes,
       idle_minutes: limits.idle_minutes,
       output_bytes: limits.output_bytes,
+      max_cost_usd: limits.max_cost_usd,
+      max_tokens: limits.max_tokens,
+      max_turns: limits.max_turns,
     },
     verify: limits.verify ?? [],
     ...feedbackFor(task),
@@ -384,6 +389,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       limit,
       agingMs: deps.agingMs,
       maxRunningPerInstallation: deps.maxRunningPerInstallation,
+      installationDailyBudgetUsd: deps.installationDailyBudgetUsd,
     });
     const pairs = match(candidates, free);
     if (pairs.length === 0) return { assigned: 0, again: false };

@@ -48,6 +48,8 @@ export interface RunnerRoutesDeps {
   spendOneTime?: (runnerId: string) => Promise<void>;
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
+  /** An attempt ended and was recorded. */
+  onAttempt?: SessionContext["onAttempt"];
   /** Open sockets one runner token may hold on this instance (`CONVEYOR_RUNNER_MAX_SOCKETS`). */
   maxSockets?: number;
   /** Most slots filled on one connection (`CONVEYOR_RUNNER_MAX_SLOTS`). */
@@ -165,6 +167,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     knownSecrets: deps.knownSecrets ?? [],
     onChange: deps.onChange,
     recordError: deps.recordError,
+    onAttempt: deps.onAttempt,
     helloDeadlines: createHelloDeadlines(deps.timings.helloMs),
   };
   const sessionOf = new WeakMap<WebSocket, RunnerSession>();

@@ -3,13 +3,20 @@ import type { Db } from "../../db/client.ts";
 import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES_BY_TYPE } from "../core/frame-violations.ts";
 import { redactSecrets } from "../core/redact-secrets.ts";
 import {
+  BUDGET_EXCEEDED,
   type FieldError,
   fieldErrors,
   type RunnerMessage,
   RunnerMessage as RunnerMessageSchema,
   type ServerMessage,
 } from "../protocol/messages.ts";
-import { appendAttemptLog, finishAttempt, recordProgress } from "../store/attempts.ts";
+import {
+  type AttemptEnd,
+  appendAttemptLog,
+  type FinishedAttempt,
+  finishAttempt,
+  recordProgress,
+} from "../store/attempts.ts";
 import {
   acceptTask,
   completeTask,
@@ -50,6 +57,8 @@ export interface SessionContext {
   onChange: () => void;
   /** An error worth counting (a frame the server failed to handle). */
   recordError?: (source: string, error: unknown) => void;
+  /** An attempt ended and was recorded (metrics, daily budgets); runs after the commit. */
+  onAttempt?: (attempt: FinishedAttempt) => Promise<void> | void;
   /** Sockets waiting for their `hello` (see `createHelloDeadlines`). */
   helloDeadlines: HelloDeadlines;
 }
@@ -286,6 +295,14 @@ export class RunnerSession implements RunnerConnection {
     return { taskId: frame.task_id, generation: frame.generation, runnerId: this.runnerId };
   }
 
+  /** After the commit: metrics and daily budgets hear of the attempt that ended. */
+  private async attemptEnded(
+    frame: { task_id: string; generation: number },
+    ended: AttemptEnd,
+  ): Promise<void> {
+    await this.context.onAttempt?.({ ...this.fence(frame), ...ended });
+  }
+
   private redact(text: string): string {
     return redactSecrets(text, this.context.knownSecrets ?? []);
   }
@@ -395,6 +412,7 @@ export class RunnerSession implements RunnerConnection {
         if (!this.holds(frame)) {
           return this.stale(frame, "you no longer hold this task; the result was not used");
         }
+        const ended: AttemptEnd = { outcome: "completed", agent: frame.agent, stats: frame.stats };
         // The move and the attempt's final figures commit together: one commit per result.
         const result = await db.transaction(async (tx) => {
           const outcome = await completeTask(tx, this.fence(frame), {
@@ -403,7 +421,7 @@ export class RunnerSession implements RunnerConnection {
             stats: frame.stats,
             verification: frame.verification,
           });
-          if (outcome.moved) await finishAttempt(tx, this.fence(frame), "completed", frame.stats);
+          if (outcome.moved) await finishAttempt(tx, this.fence(frame), ended);
           return outcome;
         });
         if (result.problem) {
@@ -421,6 +439,7 @@ export class RunnerSession implements RunnerConnection {
           });
         }
         if (!result.moved) return this.stale(frame, "task moved on before the result arrived");
+        await this.attemptEnded(frame, ended);
         this.log.info({ taskId: frame.task_id, generation: frame.generation }, "task completed");
         this.freed(frame.task_id);
         return this.send({ type: "ack", id: frame.id });
@@ -431,16 +450,24 @@ export class RunnerSession implements RunnerConnection {
         const cause = frame.detail
           ? `${frame.reason}: ${frame.detail.slice(0, 2_000)}`
           : frame.reason;
+        const ended: AttemptEnd = {
+          outcome: "failed",
+          failReason: frame.reason,
+          agent: frame.agent,
+          stats: frame.stats,
+        };
         const task = await db.transaction(async (tx) => {
           const moved = await failAttempt(tx, this.fence(frame), cause, {
-            retryable: frame.retryable,
+            // A budget overrun would spend the same again: only `/retry` brings the task back.
+            retryable: frame.retryable && frame.reason !== BUDGET_EXCEEDED,
             actor: "runner",
             backoffBaseMs: timings.backoffBaseMs,
           });
-          if (moved) await finishAttempt(tx, this.fence(frame), "failed", frame.stats);
+          if (moved) await finishAttempt(tx, this.fence(frame), ended);
           return moved;
         });
         if (!task) return this.stale(frame, "task moved on");
+        await this.attemptEnded(frame, ended);
         this.log.info(
           { taskId: frame.task_id, state: task.state, reason: frame.reason },
           "attempt failed",

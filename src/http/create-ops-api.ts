@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import type { ApiAuth, ApiEnv } from "./admin-auth.ts";
 import { createAdminOpsRoutes } from "./admin-ops-routes.ts";
+import { createAnalyticsRoutes } from "./analytics-routes.ts";
 import { createTaskRoutes } from "./task-routes.ts";
 import { createTokenRoutes } from "./token-routes.ts";
 
@@ -16,7 +17,8 @@ export interface OpsApiDeps {
 }
 
 /**
- * The operator's part of the admin API, to be mounted at `/api`: tokens, tasks and `/admin/*`.
+ * The operator's part of the admin API, to be mounted at `/api`: tokens, tasks, `/admin/*` and
+ * the outcome analytics.
  * The server mounts it; the CLI serves it in-process over a database it opened itself, so both
  * paths run the same code and print the same JSON.
  */
@@ -26,5 +28,6 @@ export function createOpsApi(deps: OpsApiDeps): Hono<ApiEnv> {
   api.route("/", createTokenRoutes({ db: database.db, auth, logger }));
   api.route("/", createTaskRoutes({ db: database.db, auth, logger, onTasksChanged }));
   api.route("/", createAdminOpsRoutes({ database, auth, logger, onTasksChanged }));
+  api.route("/", createAnalyticsRoutes({ db: database.db, auth }));
   return api;
 }

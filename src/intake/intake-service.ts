@@ -4,6 +4,7 @@ import { type Db, resultRows } from "../../db/client.ts";
 import type { IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
+import { rememberDailyBudget } from "../store/budgets.ts";
 import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,
@@ -66,6 +67,10 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     private: e.repository.private,
   });
   const loaded = await gateway.loadConfig(e.ref);
+  // An invalid file keeps the budget last read: a typo must not lift a spending limit.
+  if (loaded.ok) {
+    await rememberDailyBudget(db, e.repository.id, loaded.config.tasks.daily_budget_usd);
+  }
   const classified = classifyIssueEvent({
     action: e.action,
     label: e.label,

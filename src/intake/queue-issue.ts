@@ -8,7 +8,7 @@ import {
   type QueueDecision,
 } from "../core/intake.ts";
 import type { ConfigProblem, RepoConfig } from "../core/repo-config.ts";
-import { REPO_CONFIG_PATH } from "../core/repo-config.ts";
+import { budgetFor, REPO_CONFIG_PATH } from "../core/repo-config.ts";
 import { addNotice } from "../store/notices.ts";
 import { createTask, findActiveTask, type Task, transitionTask } from "../store/tasks.ts";
 
@@ -54,6 +54,7 @@ export async function queueIssue(db: Db, request: QueueRequest): Promise<QueueOu
           maxAttempts: request.config.tasks.max_attempts,
           limits: {
             ...request.config.tasks.limits,
+            ...budgetFor(request.config, request.issue.labels),
             deadline_minutes: request.config.tasks.deadline_minutes,
             verify: request.config.verify.commands,
             ...(request.config.tasks.max_running === undefined

@@ -31,7 +31,8 @@ export interface LoopsDeps {
    * The queue's aging interval (for the positions status comments show), and how often
    * reconciliation runs.
    */
-  config: Pick<Config, "agingMs" | "reconcileIntervalMs"> & Partial<Pick<Config, "publicUrl">>;
+  config: Pick<Config, "agingMs" | "reconcileIntervalMs"> &
+    Partial<Pick<Config, "publicUrl" | "installationDailyBudgetUsd">>;
   options: LoopsOptions;
   // The GitHub ports.
   appId: number;
@@ -118,6 +119,7 @@ export function createLoops(deps: LoopsDeps): Loops {
     budget: deps.githubBudget,
     onDeferred: (work) => deps.metrics?.githubDeferred(work),
     pacing: options.statusPacing,
+    installationDailyBudgetUsd: config.installationDailyBudgetUsd,
     describePullRequest: (repositoryId, prNumber) => merger.describe(repositoryId, prNumber),
   });
   const publisher = createPublisher({

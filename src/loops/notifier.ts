@@ -12,6 +12,7 @@ import {
   statusMarker,
 } from "../core/status-comment.ts";
 import { latestAttempt } from "../store/attempts.ts";
+import { budgetPause } from "../store/budgets.ts";
 import {
   claimCommandFeedback,
   markFeedbackFailed,
@@ -45,6 +46,8 @@ export interface NotifierDeps {
   logger: Logger;
   /** Aging interval of the queue, for the position shown. */
   agingMs: number;
+  /** `CONVEYOR_INSTALLATION_DAILY_BUDGET_USD`, to say when it pauses the queue. */
+  installationDailyBudgetUsd?: number | undefined;
   /** The merge verdict of a pull request, rule by rule (for `/status` on a PR). */
   describePullRequest?: (repositoryId: number, prNumber: number) => Promise<string>;
   /** `CONVEYOR_PUBLIC_URL`: with it, the comment links the task's dashboard page. */
@@ -183,6 +186,10 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
           : undefined,
         afterMerge:
           task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
+        budgetPause:
+          task.state === "queued"
+            ? await budgetPause(deps.db, task.repositoryId, deps.installationDailyBudgetUsd)
+            : undefined,
       };
       const digest = digestOf(statusDigestText(facts));
       const synced = { version: claim.status_version, reacted: true, digest, position };

@@ -10,6 +10,7 @@ import {
   noticeConfigProblems,
   queueIssue,
 } from "../intake/queue-issue.ts";
+import { rememberDailyBudget } from "../store/budgets.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { findActiveTask, transitionTask, upsertRepository } from "../store/tasks.ts";
 
@@ -84,6 +85,9 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
       log.warn({ err: error }, "default branch head not refreshed");
     }
     const loaded = await gateway.loadConfig(ref);
+    if (loaded.ok) {
+      await rememberDailyBudget(db, repo.repositoryId, loaded.config.tasks.daily_budget_usd);
+    }
     const label = loaded.config.intake.label;
     const issues = await gateway.listOpenIssuesWithLabel(ref, label);
     const open = new Set(issues.map((i) => i.number));

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Database } from "../../db/client.ts";
 import type { BudgetSnapshot } from "../core/github-budget.ts";
+import { adapterLabel } from "../core/outcome-analytics.ts";
 import {
   type ConnectionSupplyFacts,
   capabilityKey,
@@ -9,6 +10,8 @@ import {
   supplyOf,
 } from "../core/runner-demand.ts";
 import { LANES, TASK_STATES } from "../core/task-states.ts";
+import { BUDGET_EXCEEDED } from "../protocol/messages.ts";
+import type { FinishedAttempt } from "../store/attempts.ts";
 import {
   countFiringAlerts,
   countPullRequests,
@@ -281,6 +284,26 @@ export function createMetrics(options: MetricsOptions) {
     buckets: DURATION_BUCKETS.wait,
     registers,
   });
+  // Attempts by agent: `adapter` is one of the known adapters or `other` (never a model or a
+  // runner name, which are open-ended); the per-model view is `GET /api/analytics`.
+  const agentAttempts = new Counter({
+    name: "conveyor_agent_attempts_total",
+    help: "Attempts that ended, by adapter and outcome (complete, fail, budget_exceeded).",
+    labelNames: ["adapter", "outcome"],
+    registers,
+  });
+  const agentCost = new Counter({
+    name: "conveyor_agent_cost_usd_total",
+    help: "What attempts that ended cost, in USD as the runners reported it, by adapter.",
+    labelNames: ["adapter"],
+    registers,
+  });
+  const agentTokens = new Counter({
+    name: "conveyor_agent_tokens_total",
+    help: "Model tokens (input, cached or not, plus output) of attempts that ended, by adapter.",
+    labelNames: ["adapter"],
+    registers,
+  });
   const webhookDeliveries = new Counter({
     name: "conveyor_webhook_deliveries_total",
     help: 'Webhook deliveries by event and outcome (handled, rejected: bad signature or payload, failed: the delivery could not be stored; effects that fail later count in conveyor_errors_total{source="webhook"}).',
@@ -490,6 +513,22 @@ export function createMetrics(options: MetricsOptions) {
     },
     frameInvalid() {
       framesInvalid.inc();
+    },
+    attemptFinished(attempt: FinishedAttempt) {
+      const adapter = adapterLabel(attempt.agent?.adapter ?? null);
+      const outcome =
+        attempt.outcome === "completed"
+          ? "complete"
+          : attempt.failReason === BUDGET_EXCEEDED
+            ? "budget_exceeded"
+            : "fail";
+      agentAttempts.inc({ adapter, outcome });
+      const cost = attempt.stats?.cost_usd;
+      if (cost !== undefined && Number.isFinite(cost) && cost > 0) agentCost.inc({ adapter }, cost);
+      const tokens = attempt.stats?.tokens;
+      if (tokens !== undefined && Number.isFinite(tokens) && tokens > 0) {
+        agentTokens.inc({ adapter }, tokens);
+      }
     },
     violationDisconnect() {
       violationCloses.inc();

@@ -153,6 +153,24 @@ export const TaskStats = z
   })
   .describe("numbers for the pull request's table; report what you know, leave out the rest");
 
+/** Which agent made the attempt: the analytics group attempts by adapter and model. */
+export const AgentInfo = z
+  .object({
+    adapter: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,39}$/)
+      .describe(
+        "the runner's adapter (`claude`, `codex`, `gemini`, `aider`, `opencode`, `command`)",
+      ),
+    model: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe("the model it asked for (`--model`), when one was chosen"),
+  })
+  .describe("the agent that made this attempt, for the outcome analytics");
+
 /**
  * The repository's verify commands, run by the runner after the agent. A failure still delivers
  * the change (a person may want it), and the safety policy never auto-merges it.
@@ -198,7 +216,11 @@ export const Complete = z.object({
     .describe("your account of the change, shown as plain text in the pull request"),
   stats: TaskStats.default({}),
   verification: Verification.optional(),
+  agent: AgentInfo.optional(),
 });
+
+/** The `fail` reason of an attempt stopped by its budget (`limits.max_*`); never retried. */
+export const BUDGET_EXCEEDED = "budget exceeded";
 
 export const Fail = z.object({
   type: frameType("fail"),
@@ -213,7 +235,7 @@ export const Fail = z.object({
   retryable: z
     .boolean()
     .describe(
-      "`true`: another attempt may succeed (it follows after backoff, unless that was the last attempt); `false`: the task is dead at once",
+      "`true`: another attempt may succeed (it follows after backoff, unless that was the last attempt); `false`: the task is dead at once. A `fail` with reason `budget exceeded` is never retried, whatever this says (`/retry` revives the task)",
     ),
   detail: z
     .string()
@@ -225,6 +247,7 @@ export const Fail = z.object({
   stats: TaskStats.optional().describe(
     "what the failed attempt used (tokens, turns, cost), when the agent said; kept on the attempt",
   ),
+  agent: AgentInfo.optional(),
 });
 
 export const Drain = z.object({ type: frameType("drain"), id: frameId });
@@ -323,6 +346,22 @@ export const Assign = z.object({
       wall_clock_minutes: z.number().optional().describe("the agent's total run time"),
       idle_minutes: z.number().optional().describe("time the agent may go without output"),
       output_bytes: z.number().optional().describe("bytes of output the agent may write"),
+      max_cost_usd: z
+        .number()
+        .optional()
+        .describe(
+          "stop the agent once its reported cost passes this (USD) and `fail` with reason `budget exceeded`",
+        ),
+      max_tokens: z
+        .number()
+        .optional()
+        .describe(
+          "stop the agent once its reported tokens (input plus output) pass this; reason `budget exceeded`",
+        ),
+      max_turns: z
+        .number()
+        .optional()
+        .describe("stop the agent once its model round trips pass this; reason `budget exceeded`"),
     })
     .describe(
       "for you to enforce on the agent (the repository's `tasks.limits`); a missing field means: use your own default",

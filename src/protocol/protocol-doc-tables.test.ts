@@ -114,6 +114,23 @@ describe("the required-ness check", () => {
       `| \`detail\` | ${required} | x | x |`,
       ...["", ...STATS_FIELDS.map((f) => `.${f}`)].map((f) => `| \`stats${f}\` | no | x | x |`),
       extra,
+      "| `stats` | no | x | x |",
+      ...[
+        "files_changed",
+        "lines_added",
+        "lines_removed",
+        "duration_ms",
+        "tokens",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "turns",
+        "cost_usd",
+      ].map((f) => `| \`stats.${f}\` | no | x | x |`),
+      "| `agent` | no | x | x |",
+      "| `agent.adapter` | yes | x | x |",
+      "| `agent.model` | no | x | x |",
       "<!-- /generated:fields -->",
     ].join("\n");
 

@@ -18,6 +18,28 @@ export interface UsageFigures {
   cost_usd?: number | undefined;
 }
 
+/** The final figures of `complete.stats` / `fail.stats`: the usage plus the attempt's wall time. */
+export interface FinalStats extends UsageFigures {
+  duration_ms?: number | undefined;
+}
+
+/** How an attempt ended, as its `complete` or `fail` frame said. */
+export interface AttemptEnd {
+  outcome: "completed" | "failed";
+  /** The fail's reason (`budget exceeded`, `agent_failed`, …); only for `failed`. */
+  failReason?: string | undefined;
+  /** `complete.agent` / `fail.agent`: the adapter and model that made the attempt. */
+  agent?: { adapter: string; model?: string | undefined } | undefined;
+  stats?: FinalStats | undefined;
+}
+
+/** An attempt that ended: its fence and how it ended (what metrics and daily budgets hear of). */
+export interface FinishedAttempt extends AttemptEnd {
+  taskId: string;
+  generation: number;
+  runnerId: string;
+}
+
 export interface AttemptProgress extends UsageFigures {
   stage?: string | undefined;
   adapter?: string | undefined;
@@ -41,6 +63,8 @@ export interface AttemptRow {
   cache_write_tokens: number | null;
   cost_usd: number | null;
   outcome: string | null;
+  fail_reason: string | null;
+  duration_ms: number | null;
   started_at: string;
   updated_at: string;
   finished_at: string | null;
@@ -113,22 +137,33 @@ export async function recordProgress(
   return show;
 }
 
-/** The end of an attempt: its outcome and the final figures its `complete` or `fail` carried. */
+/**
+ * The end of an attempt: its outcome, the fail's reason, the agent the result frame named and the
+ * final figures its `complete` or `fail` carried (created here when no heartbeat reported before:
+ * a fast run can finish first). Reported values replace the heartbeats' totals, unreported ones
+ * keep them. The one place final usage is written: the session runs it in the same transaction as
+ * the task's state move, so a result and its attempt's figures commit together. Keyed by task and
+ * generation: a frame the runner sends again (after a reconnect) overwrites the same row.
+ */
 export async function finishAttempt(
   db: Db,
   fence: { taskId: string; generation: number; runnerId: string },
-  outcome: "completed" | "failed",
-  stats: UsageFigures = {},
+  end: AttemptEnd,
 ): Promise<void> {
+  const stats = end.stats ?? {};
   await db.execute(sql`
-    insert into attempts as a (task_id, generation, runner_id, turns, tokens, input_tokens,
-                               output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
-                               outcome, finished_at)
-    values (${fence.taskId}, ${fence.generation}, ${fence.runnerId}, ${num(stats.turns)},
+    insert into attempts as a (task_id, generation, runner_id, adapter, model, turns, tokens,
+                               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                               cost_usd, duration_ms, outcome, fail_reason, finished_at)
+    values (${fence.taskId}, ${fence.generation}, ${fence.runnerId},
+            ${end.agent?.adapter ?? null}, ${end.agent?.model ?? null}, ${num(stats.turns)},
             ${num(stats.tokens)}, ${num(stats.input_tokens)}, ${num(stats.output_tokens)},
             ${num(stats.cache_read_tokens)}, ${num(stats.cache_write_tokens)},
-            ${num(stats.cost_usd)}, ${outcome}, now())
+            ${num(stats.cost_usd)}, ${num(stats.duration_ms)}, ${end.outcome},
+            ${end.outcome === "failed" ? (end.failReason ?? null) : null}, now())
     on conflict (task_id, generation) do update set
+      adapter = coalesce(excluded.adapter, a.adapter),
+      model = coalesce(excluded.model, a.model),
       turns = coalesce(excluded.turns, a.turns),
       tokens = coalesce(excluded.tokens, a.tokens),
       input_tokens = coalesce(excluded.input_tokens, a.input_tokens),
@@ -136,7 +171,9 @@ export async function finishAttempt(
       cache_read_tokens = coalesce(excluded.cache_read_tokens, a.cache_read_tokens),
       cache_write_tokens = coalesce(excluded.cache_write_tokens, a.cache_write_tokens),
       cost_usd = coalesce(excluded.cost_usd, a.cost_usd),
+      duration_ms = coalesce(excluded.duration_ms, a.duration_ms),
       outcome = excluded.outcome,
+      fail_reason = excluded.fail_reason,
       finished_at = now(),
       updated_at = now()`);
 }
@@ -174,8 +211,8 @@ export async function listAttempts(db: Db, taskId: string): Promise<AttemptRow[]
       select task_id, generation, runner_id, adapter, model, stage, tool, turns,
              tokens::float8 as tokens, input_tokens::float8 as input_tokens,
              output_tokens::float8 as output_tokens, cache_read_tokens::float8 as cache_read_tokens,
-             cache_write_tokens::float8 as cache_write_tokens, cost_usd, outcome,
-             started_at::text, updated_at::text, finished_at::text
+             cache_write_tokens::float8 as cache_write_tokens, cost_usd, outcome, fail_reason,
+             duration_ms::float8 as duration_ms, started_at::text, updated_at::text, finished_at::text
       from attempts where task_id = ${taskId} order by generation`),
   );
 }

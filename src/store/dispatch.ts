@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
+import { pausedRepositoriesSql } from "./budgets.ts";
 import type { Task } from "./tasks.ts";
 import { getTask, transitionTask } from "./tasks.ts";
 
@@ -36,6 +37,8 @@ export interface ClaimableRequest {
   agingMs: number;
   /** Tasks one installation may hold assigned or running at once; 0 or absent: no limit. */
   maxRunningPerInstallation?: number | undefined;
+  /** An installation whose attempts cost this much today (UTC) gets no new work. */
+  installationDailyBudgetUsd?: number | undefined;
 }
 
 /**
@@ -127,6 +130,11 @@ export async function findClaimable(db: Db, request: ClaimableRequest): Promise<
                                   order by ${serviceOrder(agingSeconds)}) as installation_rank
         from tasks t join repositories r on r.repository_id = t.repository_id
         where t.state = 'queued' and t.available_at <= now() and (${covered})
+          -- A repository (or installation) that spent its daily budget waits for tomorrow; left
+          -- out before the ranks, so its tasks take no place under the running limits either.
+          and t.repository_id not in (
+            select repository_id
+            from (${pausedRepositoriesSql(request.installationDailyBudgetUsd)}) paused)
       ) cand
       where ${withinRunningLimits(request.maxRunningPerInstallation)}
       order by ${serviceOrder(agingSeconds, "cand")}

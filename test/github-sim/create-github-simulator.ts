@@ -126,6 +126,7 @@ export const SIMULATED_EVENTS = [
   "status",
   "push",
   "member",
+  "organization",
 ];
 
 export interface GitHubSimulatorOptions {

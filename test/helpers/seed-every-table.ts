@@ -19,10 +19,11 @@ export async function seedEveryTable(database: Database) {
   const awkward = `Line "one"\nline 'two'\ttab \\ backslash — ünïcödé 🚀 {"not": "json"}`;
   await db.execute(sql`
     insert into repositories (repository_id, installation_id, full_name, default_branch, private,
-                              frozen, frozen_reason, created_at, updated_at)
-    values (${repositoryId}, 77, 'acme/widgets', 'main', true, true, ${awkward},
-            '2026-01-02T03:04:05.123456Z', '2026-01-02T03:04:05.654321Z'),
-           (12, 77, 'acme/gadgets', 'trunk', false, false, null, now(), now())`);
+                              frozen, frozen_reason, daily_budget_usd, budget_set_usd,
+                              budget_set_on, created_at, updated_at)
+    values (${repositoryId}, 77, 'acme/widgets', 'main', true, true, ${awkward}, 12.5, 0.1,
+            '2026-01-02', '2026-01-02T03:04:05.123456Z', '2026-01-02T03:04:05.654321Z'),
+           (12, 77, 'acme/gadgets', 'trunk', false, false, null, null, null, null, now(), now())`);
   await db.execute(sql`
     insert into runners (runner_id, name, token_hash, capabilities, tier, created_at, last_seen_at)
     values (${runnerId}, 'gpu-1', ${hashRunnerToken("cvr_seed")}, '{gpu,docker}', 'heavy',
@@ -56,6 +57,13 @@ export async function seedEveryTable(database: Database) {
                           input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd)
     values (${taskId}, 3, ${runnerId}, 'claude', 'claude-sonnet-4-5', 'agent', ${awkward}, 14,
             9007199254740, 9007199254000, 740, 20480, 5120, ${0.1 + 0.2})`);
+  // A finished attempt: its outcome, the fail's reason and its wall time.
+  await db.execute(sql`
+    insert into attempts (task_id, generation, runner_id, outcome, fail_reason, adapter, model,
+                          cost_usd, input_tokens, output_tokens, cache_read_tokens,
+                          cache_write_tokens, tokens, turns, duration_ms, started_at, finished_at)
+    values (${deadTaskId}, 1, null, 'failed', ${awkward}, 'codex', null, 0.0421, 25612, 640, 20480,
+            5120, 26252, 3, 12034, '2026-01-02T03:00:00.000001Z', '2026-01-02T03:04:05.123456Z')`);
   await db.execute(sql`
     insert into attempt_logs (task_id, generation, line)
     values (${taskId}, 3, ${awkward}), (${taskId}, 3, '[progress] Edit src/sizes.ts')`);

@@ -63,7 +63,11 @@ describe.each(BACKENDS)("attempts and their logs on $name", (backend) => {
     expect(await recordProgress(database.db, fence, { turns: 3 }, 0)).toBe(true);
     expect(await statusVersion(fence.taskId)).toBe(before + 2);
 
-    await finishAttempt(database.db, fence, "failed", { turns: 4, cost_usd: 0.031, tokens: 1200 });
+    await finishAttempt(database.db, fence, {
+      outcome: "failed",
+      failReason: "agent_failed",
+      stats: { turns: 4, cost_usd: 0.031, tokens: 1200, duration_ms: 61_000 },
+    });
     const [attempt] = await listAttempts(database.db, fence.taskId);
     expect(attempt).toMatchObject({
       generation: 1,
@@ -76,6 +80,8 @@ describe.each(BACKENDS)("attempts and their logs on $name", (backend) => {
       tokens: 1200,
       cost_usd: 0.031,
       outcome: "failed",
+      fail_reason: "agent_failed",
+      duration_ms: 61_000,
     });
     expect(attempt?.finished_at).not.toBeNull();
   });

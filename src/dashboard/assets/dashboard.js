@@ -719,6 +719,93 @@
     );
   }
 
+  // ---- agents: GET /api/analytics, every minute ----------------------------------------------
+
+  const percent = (share) => (share === null ? "–" : `${Math.round(share * 1000) / 10} %`);
+  const usd = (value) =>
+    value === null ? "–" : `$${value > 0 && value < 0.01 ? value.toFixed(4) : value.toFixed(2)}`;
+  const agentName = (a) => (a.model ? `${a.adapter} · ${a.model}` : a.adapter);
+
+  function renderAgents(report) {
+    const rows = report.by_agent;
+    $("agents-empty").hidden = rows.length > 0;
+    $("agents-rows").replaceChildren(
+      ...rows.map((a) =>
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row", text: agentName(a) }),
+          h("td", { text: a.tasks }),
+          h("td", { text: a.attempts }),
+          h("td", { text: `${a.merged} (${percent(a.merged_rate)})` }),
+          h("td", {
+            text:
+              a.median_queue_to_merge_seconds === null
+                ? "–"
+                : duration(a.median_queue_to_merge_seconds * 1000),
+          }),
+          h("td", { text: `${a.ci_fix_rounds} / ${a.review_fix_rounds}` }),
+          h("td", { text: usd(a.cost_usd) }),
+          h("td", { text: usd(a.cost_per_merged_pr_usd) }),
+          h("td", {
+            text: a.tokens_per_merged_pr === null ? "–" : a.tokens_per_merged_pr.toLocaleString(),
+          }),
+          h("td", {
+            text: ["tier1", "tier2", "tier3"].map((t) => percent(a.left_for_human[t])).join(" / "),
+          }),
+        ),
+      ),
+    );
+    if (typeof window.uPlot !== "function") return;
+    const el = $("chart-agents");
+    const names = rows.map(agentName);
+    const data = [rows.map((_a, i) => i), rows.map((a) => Math.round(a.merged_rate * 1000) / 10)];
+    if (charts.agents) charts.agents.destroy();
+    const width = chartWidth(el);
+    charts.agents = new window.uPlot(
+      {
+        width,
+        height: chartHeight(width),
+        cursor: { drag: { x: false, y: false } },
+        scales: {
+          x: { time: false, range: [-0.5, Math.max(0.5, rows.length - 0.5)] },
+          y: { range: [0, 100] },
+        },
+        axes: [
+          {
+            values: (_u, splits) =>
+              splits.map((i) => (Number.isInteger(i) ? (names[i] ?? "") : "")),
+          },
+          { size: 40 },
+        ],
+        series: [
+          {},
+          {
+            label: "merged %",
+            stroke: "#1f8a4c",
+            fill: "rgba(31, 138, 76, 0.35)",
+            paths: window.uPlot.paths.bars({ size: [0.6, 80] }),
+            points: { show: false },
+          },
+        ],
+      },
+      data,
+      el,
+    );
+  }
+
+  async function loadAgents() {
+    try {
+      const response = await fetch("/api/analytics?since=7d", {
+        credentials: "same-origin",
+        headers: { accept: "application/json" },
+      });
+      if (response.ok) renderAgents(await response.json());
+    } catch {
+      // The stream says when the server is away; the next minute tries again.
+    }
+  }
+
   // ---- the stream -----------------------------------------------------------------------------
 
   const RENDERERS = {
@@ -819,6 +906,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     connect();
+    loadAgents();
+    setInterval(loadAgents, 60_000);
     setInterval(tickClocks, 1000);
     let resizeTimer;
     window.addEventListener("resize", () => {
