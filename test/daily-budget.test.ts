@@ -46,6 +46,8 @@ describe("daily budget", () => {
       user: "octocat",
     });
     await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    // The webhook is answered once stored; the intake loop queues the task just after.
+    await h.sim.idle();
     const [row] = resultRows<{ task_id: string }>(
       await h.database.db.execute(
         sql`select task_id from tasks where issue_number = ${issue.number}`,

@@ -86,6 +86,8 @@ async function queue(title: string, capability: string, replay: string, exit = 0
     labels: [`needs:${capability}`],
   });
   await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+  // The webhook is answered once stored; the intake loop queues the task just after.
+  await h.sim.idle();
   const [row] = resultRows<{ task_id: string }>(
     await h.database.db.execute(
       sql`select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`,
@@ -256,6 +258,8 @@ describe("runner adapters with replayed agents", () => {
       labels: ["needs:claude", "budget:small"],
     });
     await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    // The webhook is answered once stored; the intake loop queues the task just after.
+    await h.sim.idle();
     const [row] = resultRows<{ task_id: string; limits: Record<string, unknown> }>(
       await h.database.db.execute(
         sql`select task_id, limits from tasks where issue_number = ${issue.number}`,

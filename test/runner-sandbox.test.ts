@@ -110,6 +110,8 @@ async function queueProbeIssue(title: string, order: unknown) {
   const body = `\`\`\`conveyor-probe\n${JSON.stringify(order)}\n\`\`\`\n`;
   const { issue } = await h.sim.openIssue(h.repo, { title, body, user: "octocat" });
   await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+  // The webhook is answered once stored; the intake loop queues the task just after.
+  await h.sim.idle();
   const [row] = resultRows<{ task_id: string }>(
     await h.database.db.execute(
       sql`select task_id from tasks where issue_number = ${issue.number} and state not in ('merged', 'cancelled')`,
