@@ -155,6 +155,8 @@ describe("dispatcher acceptance", () => {
       });
       await harness.sim.addLabel(harness.repo, issue.number, "conveyor", { sender: "octocat" });
     }
+    // Every label answered is stored; the intake loop queues them all before the runners come.
+    await harness.sim.idle();
     // All four sockets open first, then every hello at once: nobody starts ahead of the others.
     const runners = await Promise.all(
       [1, 2, 3, 4].map((n) =>

@@ -9,6 +9,7 @@ import type { Signal } from "../../src/core/ports.ts";
 import { createSignals } from "../../src/core/signals.ts";
 import { createDispatch, type Dispatch } from "../../src/dispatch/create-dispatch.ts";
 import { DEFAULT_TIMINGS, DISPATCH_CHANNEL } from "../../src/dispatch/dispatcher.ts";
+import { handleWebSocketUpgrades } from "../../src/dispatch/websocket-upgrades.ts";
 import { createRunner } from "../../src/store/runners.ts";
 import { connectRunner } from "../helpers/fake-runner.ts";
 import { seedQueuedTask } from "../helpers/seed-task.ts";
@@ -64,7 +65,8 @@ describe("the dispatch subsystem, built alone", () => {
     const app = new Hono();
     app.route("/", dispatch.routes);
     const wss = new WebSocketServer({ noServer: true });
-    server = createAdaptorServer({ fetch: app.fetch, websocket: { server: wss } }) as Server;
+    server = createAdaptorServer({ fetch: app.fetch }) as Server;
+    handleWebSocketUpgrades({ server, wss, fetch: app.fetch });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await dispatch.start();
