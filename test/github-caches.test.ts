@@ -8,7 +8,7 @@ import { createGitHubBudget } from "../src/core/github-budget.ts";
 import { repoRef } from "../src/core/github-objects.ts";
 import { createSignals } from "../src/core/signals.ts";
 import { createGitHub, type GitHubApp } from "../src/github/create-github.ts";
-import { findActiveTask } from "../src/store/tasks.ts";
+import { findActiveTask, upsertRepository } from "../src/store/tasks.ts";
 import { runGit } from "./github-sim/run-git.ts";
 import {
   createHarness,
@@ -106,6 +106,22 @@ describe("the GitHub edge's caches, on the simulator", () => {
     for (let i = 0; i < 5; i++) await app.gateway.listOpenIssuesWithLabel(ref(), "conveyor");
     await app.gateway.permission(ref(), "octocat");
     expect(installationTokens()).toBe(1);
+  });
+
+  it("keeps a missing config too: the owner's .github fallback is read once, not on every call", async () => {
+    await upsertRepository(world.database.db, {
+      repositoryId: world.repositoryId,
+      installationId: world.installationId,
+      fullName: world.repo,
+    });
+    const contents = () => requestsTo("/repos/{owner}/{repo}/contents/{path}").length;
+    const before = contents();
+    const first = await app.gateway.loadConfig(ref());
+    const reads = contents() - before;
+    // This repository has no .github/conveyor.yml, so the owner's .github repository is tried too.
+    expect(reads).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 3; i++) expect(await app.gateway.loadConfig(ref())).toEqual(first);
+    expect(contents() - before).toBe(reads);
   });
 
   it("shares one read-only token among a repository's tasks, and it still cannot push", async () => {

@@ -9,6 +9,11 @@ import { parseRepoConfig, REPO_CONFIG_PATH, type RepoConfigResult } from "../cor
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
 export interface GitHubGatewayOptions {
+  /**
+   * How long a config that came partly from outside the repository (`_extends`, or the owner's
+   * `.github` repository when this one has none) is kept (default 5 minutes).
+   */
+  outsideConfigTtlMs?: number;
   /** An Octokit authenticated as the App (JWT), or as one installation. */
   appOctokit: () => Promise<Octokit>;
   installationOctokit: (installationId: number) => Promise<Octokit>;
@@ -91,7 +96,9 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
     string,
     { value: Permission | undefined; until: number; mark: number | null }
   >();
-  const configs = new Map<string, RepoConfigResult>();
+  /** By repository and head; `until` for a config read from outside the repository (see below). */
+  const configs = new Map<string, { result: RepoConfigResult; until?: number }>();
+  const outsideTtlMs = options.outsideConfigTtlMs ?? 5 * 60_000;
   const readTokens = new Map<string, Promise<{ value: string; expiresAt: string }>>();
   const client = options.installationOctokit;
   const fullName = (ref: RepoRef) => `${ref.owner}/${ref.repo}`;
@@ -189,10 +196,15 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       }
       const key = `${fullName(ref)}@${headSha}`.toLowerCase();
       const cached = configs.get(key);
-      if (cached) return cached;
+      if (cached && (cached.until === undefined || cached.until > now())) return cached.result;
       const { cacheable, ...loaded } = await readConfig(ref, headSha);
-      if (!cacheable) return loaded;
-      configs.set(key, loaded);
+      // A config that also came from elsewhere (`_extends`, or the owner's `.github` repository
+      // looked at when this one has no file) can change with no new head here: kept a few minutes.
+      configs.delete(key);
+      configs.set(
+        key,
+        cacheable ? { result: loaded } : { result: loaded, until: now() + outsideTtlMs },
+      );
       while (configs.size > MAX_CONFIGS) {
         const oldest = configs.keys().next().value;
         if (oldest === undefined) break;

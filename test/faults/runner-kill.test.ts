@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, expect, it } from "vitest";
 import { resultRows } from "../../db/client.ts";
-import { createHarness, type Harness } from "../helpers/conveyor-harness.ts";
+import { createHarness, FAST_TIMINGS, type Harness } from "../helpers/conveyor-harness.ts";
 import {
   expectNothingLostOrDuplicated,
   openScriptedIssues,
@@ -30,7 +30,12 @@ async function runningOn(harness: Harness, name: string): Promise<number> {
 }
 
 it("kill -9 of runners mid-task: every task ends in one pull request (one runner gone for good, one restarted from its journal)", async (context) => {
-  h = await createHarness({ files: seedFiles(TASKS) });
+  // A lease long enough for a killed runner process to start again on a loaded machine (node and
+  // tsx take seconds there); the vanished runner's leases still expire within the test.
+  h = await createHarness({
+    files: seedFiles(TASKS),
+    start: { dispatchTimings: { ...FAST_TIMINGS, leaseMs: 6_000 } },
+  });
   const harness = h;
   const doomed = await startScriptedRunner(harness, "doomed");
   cleanups.push(() => doomed.stop());
