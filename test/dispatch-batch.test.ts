@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Db, resultRows } from "../db/client.ts";
+import type { RunnerClass } from "../src/core/task-states.ts";
 import {
   type Assignment,
   createDispatcher,
@@ -86,18 +87,19 @@ function dispatcherOn(
 
 async function connect(
   dispatcher: Dispatcher,
-  options: { slots?: number; lastAssignedAt?: number } = {},
+  options: { slots?: number; lastAssignedAt?: number; runnerClass?: RunnerClass } = {},
 ) {
   const { runner } = await createRunner(database.db, {
     name: `batch-${++runners}`,
     capabilities: [],
-    tier: "normal",
+    class: options.runnerClass ?? "normal",
   });
   const sent: ServerMessage[] = [];
   const connection: RunnerConnection = {
     runnerId: runner.runnerId,
     name: runner.name,
     capabilities: [],
+    runnerClass: runner.tier,
     slots: options.slots ?? 1,
     tasks: new Map(),
     connectedAt: new Date().toISOString(),
@@ -112,7 +114,55 @@ async function connect(
   return { connection, sent };
 }
 
-async function queue(count: number): Promise<string[]> {
+/** A registered runner behind a `RunnerSession` that has said hello. */
+async function openSession(
+  dispatcher: Dispatcher,
+  options: { db?: Db; capabilities?: string[]; slots?: number; runnerClass?: RunnerClass } = {},
+) {
+  const capabilities = options.capabilities ?? [];
+  const { runner } = await createRunner(database.db, {
+    name: `session-${++runners}`,
+    capabilities,
+    class: options.runnerClass ?? "normal",
+  });
+  const sent: ServerMessage[] = [];
+  const session = new RunnerSession(
+    {
+      db: options.db ?? database.db,
+      dispatcher,
+      logger,
+      timings: DEFAULT_TIMINGS,
+      onChange: () => {},
+      helloDeadlines: createHelloDeadlines(),
+    },
+    { runnerId: runner.runnerId, name: runner.name, capabilities, runnerClass: runner.tier },
+    {
+      admit: () => ({ ok: true }),
+      invalid: () => ({ close: false }),
+      recentlyLimited: () => false,
+    },
+    {
+      readyState: 1,
+      send: (data) => sent.push(JSON.parse(data) as ServerMessage),
+      close: () => {},
+    },
+  );
+  session.receive(
+    JSON.stringify({
+      type: "hello",
+      protocol: 1,
+      name: runner.name,
+      version: "1.0.0",
+      capabilities,
+      slots: options.slots ?? 1,
+      running: [],
+    }),
+  );
+  await waitFor(() => sent.some((m) => m.type === "welcome"));
+  return { runner, session, sent };
+}
+
+async function queue(count: number, capabilities: string[] = []): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     const { task } = await createTask(
@@ -124,7 +174,7 @@ async function queue(count: number): Promise<string[]> {
         title: `Task ${issues}`,
         body: "",
         lane: "normal",
-        capabilities: [],
+        capabilities,
         maxAttempts: 3,
         limits: {},
         queuedBy: "octocat",
@@ -223,6 +273,57 @@ describe("batched dispatch", () => {
     ]);
   });
 
+  it("offers a task to the lightest class first; heavy runners get what no lighter one can take", async () => {
+    const dispatcher = await stopped(dispatcherOn(database.db));
+    // Connected first and never assigned: without the class order the heavy runner would win.
+    const heavy = await openSession(dispatcher, {
+      runnerClass: "heavy",
+      capabilities: ["gpu"],
+      slots: 3,
+    });
+    const light = await openSession(dispatcher, { runnerClass: "light", slots: 2 });
+    light.session.lastAssignedAt = 1;
+    expect(heavy.session.runnerClass).toBe("heavy");
+    const holder = (taskId: string) =>
+      [heavy, light].find((r) => r.session.tasks.has(taskId))?.runner.name;
+
+    const [first] = await queue(1);
+    expect(await dispatcher.dispatchOnce()).toBe(1);
+    expect(holder(first!)).toBe(light.runner.name);
+    // Only the heavy runner has the capability: it gets the task while the light one has room.
+    const [gpu] = await queue(1, ["gpu"]);
+    expect(await dispatcher.dispatchOnce()).toBe(1);
+    expect(holder(gpu!)).toBe(heavy.runner.name);
+    const [second] = await queue(1);
+    expect(await dispatcher.dispatchOnce()).toBe(1);
+    expect(holder(second!)).toBe(light.runner.name);
+    // The light runner is full: the next one goes to the heavy runner.
+    const [third] = await queue(1);
+    expect(await dispatcher.dispatchOnce()).toBe(1);
+    expect(holder(third!)).toBe(heavy.runner.name);
+  });
+
+  it("fills one class round robin before the next within a batch", async () => {
+    const dispatcher = await stopped(dispatcherOn(database.db));
+    const heavy = await connect(dispatcher, { runnerClass: "heavy", slots: 2, lastAssignedAt: 0 });
+    const normal = await connect(dispatcher, { slots: 1, lastAssignedAt: 0 });
+    const a = await connect(dispatcher, { runnerClass: "light", slots: 2, lastAssignedAt: 2 });
+    const b = await connect(dispatcher, { runnerClass: "light", slots: 2, lastAssignedAt: 1 });
+    const tasks = await queue(7);
+    expect(await dispatcher.dispatchOnce()).toBe(7);
+    const holder = (taskId: string) =>
+      [heavy, normal, a, b].find((r) => r.connection.tasks.has(taskId))?.connection.runnerId;
+    expect(tasks.map(holder)).toEqual([
+      b.connection.runnerId,
+      a.connection.runnerId,
+      b.connection.runnerId,
+      a.connection.runnerId,
+      normal.connection.runnerId,
+      heavy.connection.runnerId,
+      heavy.connection.runnerId,
+    ]);
+  });
+
   it("reads what the tasks of one batch share once per batch (the repository head)", async () => {
     let headReads = 0;
     const dispatcher = await stopped(
@@ -291,52 +392,9 @@ describe("batched dispatch", () => {
   it("takes at most 4 commits per task from claim to complete, heartbeats batched", async () => {
     const counter = counting(database.db);
     const dispatcher = await stopped(dispatcherOn(counter.db));
-    const sessions: {
-      runner: { runnerId: string };
-      session: RunnerSession;
-      sent: ServerMessage[];
-    }[] = [];
+    const sessions: Awaited<ReturnType<typeof openSession>>[] = [];
     for (let i = 0; i < 4; i++) {
-      const { runner } = await createRunner(database.db, {
-        name: `lifecycle-${++runners}`,
-        capabilities: [],
-        tier: "normal",
-      });
-      const sent: ServerMessage[] = [];
-      const session = new RunnerSession(
-        {
-          db: counter.db,
-          dispatcher,
-          logger,
-          timings: DEFAULT_TIMINGS,
-          onChange: () => {},
-          helloDeadlines: createHelloDeadlines(),
-        },
-        { runnerId: runner.runnerId, name: runner.name, capabilities: [] },
-        {
-          admit: () => ({ ok: true }),
-          invalid: () => ({ close: false }),
-          recentlyLimited: () => false,
-        },
-        {
-          readyState: 1,
-          send: (data) => sent.push(JSON.parse(data) as ServerMessage),
-          close: () => {},
-        },
-      );
-      session.receive(
-        JSON.stringify({
-          type: "hello",
-          protocol: 1,
-          name: runner.name,
-          version: "1.0.0",
-          capabilities: [],
-          slots: 2,
-          running: [],
-        }),
-      );
-      await waitFor(() => sent.some((m) => m.type === "welcome"));
-      sessions.push({ runner, session, sent });
+      sessions.push(await openSession(dispatcher, { db: counter.db, slots: 2 }));
     }
     await queue(8);
     counter.reset();

@@ -41,11 +41,14 @@ afterEach(async () => {
   expect(h.sim.violations).toEqual([]);
 });
 
-async function registerRunner(capabilities: string[] = []) {
+async function registerRunner(
+  capabilities: string[] = [],
+  runnerClass: "light" | "normal" | "heavy" = "normal",
+) {
   const { runner, token } = await createRunner(h.database.db, {
     name: `runner-${++runnerCount}`,
     capabilities,
-    tier: "normal",
+    class: runnerClass,
   });
   return { runnerId: runner.runnerId, name: runner.name, token };
 }
@@ -281,6 +284,17 @@ describe("runner socket", () => {
     await expect(pretender.next("assign", undefined, 800)).rejects.toThrow();
     const rg = await connect(gpu.token, { capabilities: ["gpu"] });
     expect((await rg.next("assign")).task_id).toBe(queued.taskId);
+  });
+
+  it("offers a task to a light runner before a heavy one that connected first", async () => {
+    const heavy = await registerRunner([], "heavy");
+    const light = await registerRunner([], "light");
+    const rh = await connect(heavy.token);
+    const rl = await connect(light.token);
+    const queued = await queueIssue("Light work");
+    expect((await rl.next("assign")).task_id).toBe(queued.taskId);
+    // First offer included: a task the heavy runner got and never accepted is offered again.
+    expect(rh.received.filter((f) => f.type === "assign")).toEqual([]);
   });
 
   it("acknowledges an accept sent twice, and a heartbeat before the accept", async () => {

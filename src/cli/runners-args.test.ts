@@ -31,7 +31,7 @@ describe("conveyor runners arguments", () => {
         command: "add",
         registration: { name: "r1", capabilities: [], repos: [], class: "light" },
         json: false,
-        notes: ["--tier is deprecated: use --class (the same label under a clearer name)"],
+        notes: ["--tier is deprecated: use --class (the same setting under a clearer name)"],
       },
     ],
     [
@@ -40,7 +40,7 @@ describe("conveyor runners arguments", () => {
         command: "add",
         registration: { name: "r1", capabilities: [], repos: [], class: "heavy" },
         json: false,
-        notes: ["--tier is deprecated: use --class (the same label under a clearer name)"],
+        notes: ["--tier is deprecated: use --class (the same setting under a clearer name)"],
       },
     ],
     [

@@ -24,9 +24,10 @@ Commands:
 
 Names and capabilities: 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter
 or digit. --capability may be repeated or take a comma-separated list; a task labelled
-needs:<cap> only goes to runners with <cap>. --class (default normal) is a label for operators,
-shown in listings and on the dashboard; Conveyor decides nothing by it (not which tasks a runner
-gets, nor its rate limits). --tier is its old name, still accepted (deprecated).
+needs:<cap> only goes to runners with <cap>. --class (default normal) orders dispatch: among the
+free runners that can take a task, a light one is offered it first, then normal, then heavy, so
+heavy machines get work only when no lighter one can take it. It changes no rate limit. --tier is
+its old name, still accepted (deprecated).
 --repos limits the runner to those repositories (owner/name) or owners (owner/*), repeatable or
 comma-separated; without it the runner takes tasks from every repository.
 
@@ -131,7 +132,9 @@ function parseAdd(argv: readonly string[]): RunnersArgs {
         json: values.json === true,
         ...(values.tier === undefined
           ? {}
-          : { notes: ["--tier is deprecated: use --class (the same label under a clearer name)"] }),
+          : {
+              notes: ["--tier is deprecated: use --class (the same setting under a clearer name)"],
+            }),
       };
     },
   );

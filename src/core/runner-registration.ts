@@ -64,7 +64,7 @@ const runnerClass = z.enum(RUNNER_CLASSES, {
 /**
  * What an operator supplies to register a runner. Strict: an unknown key is an error, because a
  * misspelt `capabilites` must not silently register a runner with none. Capabilities are sorted
- * and deduplicated so equal sets compare equal. `class` is a label (see `RUNNER_CLASSES`);
+ * and deduplicated so equal sets compare equal. `class` orders dispatch (see `RUNNER_CLASSES`);
  * `tier`, its old name, is still accepted.
  */
 export const RunnerRegistration = z

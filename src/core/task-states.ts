@@ -30,10 +30,11 @@ export const RATE_TIERS = ["light", "normal", "heavy"] as const;
 export type RateTier = (typeof RATE_TIERS)[number];
 
 /**
- * A runner's class: a label operators give a machine (`conveyor runners add --class`), shown in
- * listings and on the dashboard. Nothing is decided by it: not which tasks a runner gets (its
- * capabilities decide that) nor its rate limits (the same for every runner). Called "tier" before;
- * the database column and the API's deprecated `tier` field keep that name.
+ * A runner's class (`conveyor runners add --class`), lightest first: the order in which dispatch
+ * offers a task to the free runners that can take it (capabilities and repository scope decide
+ * which can). Within a class the least recently assigned runner wins. It changes no rate limit
+ * (the same for every runner). Called "tier" before; the database column and the API's deprecated
+ * `tier` field keep that name.
  */
 export const RUNNER_CLASSES = ["light", "normal", "heavy"] as const;
 export type RunnerClass = (typeof RUNNER_CLASSES)[number];

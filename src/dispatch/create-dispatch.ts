@@ -126,6 +126,7 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
         capabilities: runner.capabilities,
         repos: runner.repos,
         oneTime: runner.oneTime,
+        runnerClass: runner.tier,
       };
     },
     spendOneTime: (runnerId) => spendOneTimeRunner(database.db, runnerId),

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import { isRepoInScope } from "../core/runner-registration.ts";
+import { RUNNER_CLASSES, type RunnerClass } from "../core/task-states.ts";
 import { createLoop, type Loop } from "../loops/create-loop.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
@@ -45,6 +46,12 @@ export const DEFAULT_TIMINGS: DispatchTimings = {
   backoffBaseMs: 30_000,
 };
 
+/** Dispatch order of the runner classes: `RUNNER_CLASSES` is lightest first. */
+const CLASS_RANK = Object.fromEntries(RUNNER_CLASSES.map((c, i) => [c, i])) as Record<
+  RunnerClass,
+  number
+>;
+
 /** One live runner socket on this instance. */
 export interface RunnerConnection {
   runnerId: string;
@@ -52,6 +59,11 @@ export interface RunnerConnection {
   capabilities: string[];
   /** Repositories it may take tasks from (`owner/name`, `owner/*`); empty: every one. */
   repos?: string[];
+  /**
+   * The registered runner's class (`runners add --class`): lighter classes are offered tasks first
+   * (see `match`). Absent: `normal`.
+   */
+  runnerClass?: RunnerClass;
   slots: number;
   /** Most tasks this connection may ever take (1 for a one-time credential); no limit if unset. */
   maxTasks?: number | undefined;
@@ -286,15 +298,21 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   }
 
   /**
-   * Which free connection takes which task: tasks in service order, each to the least recently
-   * assigned connection whose capabilities cover the task's and that has a slot left; a
-   * connection that just got one goes to the back, so slots fill round robin.
+   * Which free connection takes which task: tasks in service order, each to a connection whose
+   * capabilities cover the task's, whose scope holds its repository and that has a slot left;
+   * among those the lightest class wins (light, then normal, then heavy), and within a class the
+   * least recently assigned. A connection that just got one goes to the back of its class, so
+   * slots fill round robin within a class, and a heavier (costlier) machine gets a task only when
+   * no lighter one can take it.
    */
   function match(
     tasks: readonly ClaimableTask[],
     free: readonly RunnerConnection[],
   ): { task: ClaimableTask; connection: RunnerConnection }[] {
-    const order = [...free].sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
+    const rank = (c: RunnerConnection) => CLASS_RANK[c.runnerClass ?? "normal"];
+    const order = [...free].sort(
+      (a, b) => rank(a) - rank(b) || a.lastAssignedAt - b.lastAssignedAt,
+    );
     const left = new Map(order.map((c) => [c, room(c)]));
     const pairs: { task: ClaimableTask; connection: RunnerConnection }[] = [];
     for (const task of tasks) {
@@ -309,7 +327,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       order.splice(index, 1);
       const remaining = left.get(connection)! - 1;
       left.set(connection, remaining);
-      if (remaining > 0) order.push(connection);
+      if (remaining > 0) {
+        // The back of its class: before the first connection of a heavier one.
+        const heavier = order.findIndex((c) => rank(c) > rank(connection));
+        order.splice(heavier < 0 ? order.length : heavier, 0, connection);
+      }
     }
     return pairs;
   }

@@ -7,6 +7,7 @@ import type { WebSocket } from "ws";
 import type { Db } from "../../db/client.ts";
 import { checkChangePaths } from "../core/change-set-rules.ts";
 import { addressKey, loginWaitMs, recordLoginFailure } from "../core/login-failures.ts";
+import type { RunnerClass } from "../core/task-states.ts";
 import {
   ChangeSet,
   fieldErrors,
@@ -28,6 +29,8 @@ export interface AuthenticatedRunner {
   repos: readonly string[];
   /** A one-time credential: at most one task on its one connection, spent when it closes. */
   oneTime: boolean;
+  /** Its class (`runners add --class`): lighter classes are offered tasks first. */
+  runnerClass: RunnerClass;
 }
 
 export interface RunnerRoutesDeps {

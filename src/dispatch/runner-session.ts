@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES_BY_TYPE } from "../core/frame-violations.ts";
 import { redactSecrets } from "../core/redact-secrets.ts";
+import type { RunnerClass } from "../core/task-states.ts";
 import {
   BUDGET_EXCEEDED,
   type FieldError,
@@ -72,6 +73,8 @@ export interface SessionRunner {
   repos?: readonly string[];
   /** A one-time credential: at most one task on this connection. */
   oneTime?: boolean;
+  /** Its class (`runners add --class`); absent: `normal`. */
+  runnerClass?: RunnerClass;
 }
 
 /** Tail kept per task for the dashboard. */
@@ -146,6 +149,8 @@ export class RunnerSession implements RunnerConnection {
   tasks = new Map<string, number>();
   /** Repositories it may take tasks from; empty: every one. */
   repos: string[] = [];
+  /** The registered runner's class: lighter classes are offered tasks first. */
+  runnerClass: RunnerClass = "normal";
   /** Most tasks this connection may ever take (1 for a one-time credential); no limit if unset. */
   maxTasks: number | undefined;
   /** Tasks this connection has taken so far (counted against `maxTasks`). */
@@ -168,6 +173,7 @@ export class RunnerSession implements RunnerConnection {
     private readonly socket: SessionSocket,
   ) {
     this.runnerId = runner.runnerId;
+    this.runnerClass = runner.runnerClass ?? "normal";
     // A socket that never says hello holds a connection slot and nothing else: closed in time.
     context.helloDeadlines.add(this);
   }

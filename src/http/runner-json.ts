@@ -13,7 +13,7 @@ export interface RunnerJson {
   runner_id: string;
   name: string;
   capabilities: string[];
-  /** A label for operators; Conveyor decides nothing by it. */
+  /** Dispatch offers a task to lighter classes first (light, normal, heavy). */
   class: RunnerClass;
   /** @deprecated the old name of `class`, with the same value. */
   tier: RunnerClass;
