@@ -1,20 +1,7 @@
 import { classifyRateLimitAnswer, type GitHubBudget } from "../core/github-budget.ts";
 import { GitHubWritesClosed } from "../core/ports.ts";
 
-type RequestOptions = { method?: string; url?: string };
-type Response = { status: number; headers: Record<string, string | number | undefined> };
-
-interface HookableOctokit {
-  hook: {
-    wrap(
-      name: "request",
-      wrapper: (
-        request: (options: RequestOptions) => Promise<Response>,
-        options: RequestOptions,
-      ) => Promise<Response>,
-    ): void;
-  };
-}
+import type { HookableOctokit, Response } from "./instrument-github.ts";
 
 export interface BudgetPluginOptions {
   budget: GitHubBudget;

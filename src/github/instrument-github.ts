@@ -2,11 +2,14 @@ import { performance } from "node:perf_hooks";
 import type { NodeHandler } from "../http/node-handler.ts";
 import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 
-type RequestOptions = { method?: string; url?: string };
-type Response = { status: number; headers: Record<string, string | number | undefined> };
+export type RequestOptions = { method?: string; url?: string };
+export type Response = {
+  status: number;
+  headers: Record<string, string | number | undefined>;
+};
 
-/** The part of Octokit a plugin touches. */
-interface HookableOctokit {
+/** The part of Octokit a plugin touches (this one and the budget plugin). */
+export interface HookableOctokit {
   hook: {
     wrap(
       name: "request",

@@ -84,6 +84,23 @@ export const LOG_LINE_CHARS = 2_000;
 
 const num = (v: number | undefined) => v ?? null;
 
+/** An upsert's usage columns: a value reported now replaces the stored one; one not reported keeps it. */
+const keepReported = sql.raw(
+  [
+    "adapter",
+    "model",
+    "turns",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+  ]
+    .map((column) => `${column} = coalesce(excluded.${column}, a.${column})`)
+    .join(", "),
+);
+
 /**
  * Records a heartbeat's progress on the attempt (created on the first one). Figures are totals so
  * far: a reported figure replaces the stored one, an unreported one keeps it. Returns whether the
@@ -106,17 +123,9 @@ export async function recordProgress(
               ${num(p.tokens)}, ${num(p.input_tokens)}, ${num(p.output_tokens)},
               ${num(p.cache_read_tokens)}, ${num(p.cache_write_tokens)}, ${num(p.cost_usd)}, now())
       on conflict (task_id, generation) do update set
-        adapter = coalesce(excluded.adapter, a.adapter),
-        model = coalesce(excluded.model, a.model),
         stage = coalesce(excluded.stage, a.stage),
         tool = coalesce(excluded.tool, a.tool),
-        turns = coalesce(excluded.turns, a.turns),
-        tokens = coalesce(excluded.tokens, a.tokens),
-        input_tokens = coalesce(excluded.input_tokens, a.input_tokens),
-        output_tokens = coalesce(excluded.output_tokens, a.output_tokens),
-        cache_read_tokens = coalesce(excluded.cache_read_tokens, a.cache_read_tokens),
-        cache_write_tokens = coalesce(excluded.cache_write_tokens, a.cache_write_tokens),
-        cost_usd = coalesce(excluded.cost_usd, a.cost_usd),
+        ${keepReported},
         -- The throttle: moved only when the window since the last shown report has passed.
         progress_shown_at = case
           when a.progress_shown_at is null
@@ -162,15 +171,7 @@ export async function finishAttempt(
             ${num(stats.cost_usd)}, ${num(stats.duration_ms)}, ${end.outcome},
             ${end.outcome === "failed" ? (end.failReason ?? null) : null}, now())
     on conflict (task_id, generation) do update set
-      adapter = coalesce(excluded.adapter, a.adapter),
-      model = coalesce(excluded.model, a.model),
-      turns = coalesce(excluded.turns, a.turns),
-      tokens = coalesce(excluded.tokens, a.tokens),
-      input_tokens = coalesce(excluded.input_tokens, a.input_tokens),
-      output_tokens = coalesce(excluded.output_tokens, a.output_tokens),
-      cache_read_tokens = coalesce(excluded.cache_read_tokens, a.cache_read_tokens),
-      cache_write_tokens = coalesce(excluded.cache_write_tokens, a.cache_write_tokens),
-      cost_usd = coalesce(excluded.cost_usd, a.cost_usd),
+      ${keepReported},
       duration_ms = coalesce(excluded.duration_ms, a.duration_ms),
       outcome = excluded.outcome,
       fail_reason = excluded.fail_reason,
