@@ -80,6 +80,16 @@ it("every webhook delivered twice and out of order: every task is merged once", 
       await relayed.flush();
     },
   });
+  // A loop may still make GitHub send one more webhook after the audit (a status comment edited,
+  // a merge commit watched): pass those on too, then every delivery has gone twice.
+  await waitFor(
+    async () => {
+      await harness.sim.idle();
+      await relayed.flush();
+      return relayed.stats().duplicates === relayed.received.length;
+    },
+    { timeoutMs: 15_000, message: "every delivery relayed twice" },
+  );
   const { duplicates, reordered } = relayed.stats();
   // Every delivery really went twice, many out of order, and each copy was answered without an
   // error (a copy racing its twin included).
