@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { and, asc, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, desc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { runners } from "../../db/schema.ts";
 import {
@@ -77,22 +77,26 @@ export async function createRunner(
   const parsed = RunnerRegistration.safeParse(input);
   if (!parsed.success) throw new InvalidRunnerError(toFieldErrors(parsed.error));
   const { name, capabilities, repos } = parsed.data;
+  return insertRunner(db, { name, capabilities, repos, tier: parsed.data.class });
+}
+
+/**
+ * Inserts a runner with a fresh token (returned once, stored hashed). The unique index covers
+ * active runners only, so a conflict means an active one has the name; the only other unique
+ * column is the hash of 32 random bytes.
+ */
+async function insertRunner(
+  db: Db,
+  values: Omit<typeof runners.$inferInsert, "tokenHash" | "expiresAt"> & { expiresAt?: SQL },
+): Promise<{ runner: Runner; token: string }> {
   const token = newRunnerToken();
   const [runner] = await db
     .insert(runners)
-    .values({
-      name,
-      capabilities,
-      repos,
-      tier: parsed.data.class,
-      tokenHash: hashRunnerToken(token),
-    })
+    .values({ ...values, tokenHash: hashRunnerToken(token) })
     .onConflictDoNothing()
     .returning(PUBLIC_COLUMNS);
   if (runner) return { runner, token };
-  // The unique index covers active runners only: a conflict means an active one has the name.
-  if (await findActiveRunnerByName(db, name)) throw new RunnerNameTakenError(name);
-  // The only other unique column is the hash of 32 random bytes.
+  if (await findActiveRunnerByName(db, values.name)) throw new RunnerNameTakenError(values.name);
   throw new Error("registering the runner failed: token hash collision");
 }
 
@@ -109,22 +113,13 @@ export async function createOneTimeRunner(
   if (!parsed.success) throw new InvalidRunnerError(toFieldErrors(parsed.error));
   const { capabilities, repos, ttl_seconds: ttlSeconds } = parsed.data;
   const name = parsed.data.name ?? `jit-${randomBytes(6).toString("hex")}`;
-  const token = newRunnerToken();
-  const [runner] = await db
-    .insert(runners)
-    .values({
-      name,
-      capabilities,
-      repos,
-      oneTime: true,
-      expiresAt: sql`now() + ${`${ttlSeconds} seconds`}::interval`,
-      tokenHash: hashRunnerToken(token),
-    })
-    .onConflictDoNothing()
-    .returning(PUBLIC_COLUMNS);
-  if (runner) return { runner, token };
-  if (await findActiveRunnerByName(db, name)) throw new RunnerNameTakenError(name);
-  throw new Error("minting the one-time credential failed: token hash collision");
+  return insertRunner(db, {
+    name,
+    capabilities,
+    repos,
+    oneTime: true,
+    expiresAt: sql`now() + ${`${ttlSeconds} seconds`}::interval`,
+  });
 }
 
 /** Every runner, oldest first, revoked ones included (they show `revokedAt`). */
