@@ -93,6 +93,8 @@ export interface TaskProgress {
   message: string | undefined;
   /** When that heartbeat arrived (ISO 8601). */
   at: string;
+  /** The agent's progress it carried, as last written to the attempt (to skip unchanged ones). */
+  reported?: string | undefined;
 }
 
 /** What an `assign` needs from GitHub: where to clone, at which commit, with which token. */

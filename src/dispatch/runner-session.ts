@@ -369,14 +369,20 @@ export class RunnerSession implements RunnerConnection {
       case "heartbeat": {
         if (this.holds(frame)) {
           this.progressByTask ??= new Map();
+          const before = this.progressByTask.get(frame.task_id);
+          // The agent's figures go to the attempt (one write) only when the runner reports them
+          // and they changed since its last heartbeat: an idle agent's beats cost no write.
+          const reported = frame.progress
+            ? JSON.stringify([frame.generation, frame.stage, frame.progress])
+            : undefined;
           this.progressByTask.set(frame.task_id, {
             generation: frame.generation,
             stage: frame.stage,
             message: frame.message === undefined ? undefined : this.redact(frame.message),
             at: new Date().toISOString(),
+            reported,
           });
-          // The agent's figures go to the attempt (one write) only when the runner reports them.
-          if (frame.progress) {
+          if (frame.progress && reported !== before?.reported) {
             const p = frame.progress;
             const tool = p.tool === undefined ? undefined : this.redact(p.tool);
             const shown = await recordProgress(
