@@ -128,12 +128,19 @@ describe("the GitHub budget", () => {
       before.body,
     );
 
-    // The budget is visible while it holds the edit back.
-    const text = await scrape();
+    // The budget is visible while it holds the edit back: the notifier's pass after the merge
+    // (woken by the state change, so it may follow the merged row by a moment) defers the edit.
+    let text = "";
+    await waitFor(
+      async () => {
+        text = await scrape();
+        return /conveyor_github_deferred_total\{work="status_comment"\} [1-9]/.test(text);
+      },
+      { timeoutMs: 3_000, intervalMs: 50, message: "the status edit deferred" },
+    );
     const resetAt = resetFrom(text);
     expect(resetAt).toBeGreaterThan(thinFrom);
     expect(text).toContain(`conveyor_github_budget_deferring{client="${h.installationId}"} 1`);
-    expect(text).toMatch(/conveyor_github_deferred_total\{work="status_comment"\} [1-9]/);
     expect(text).toContain(`conveyor_github_budget_reserve{client="${h.installationId}"} 100`);
     const api = await fetch(`${h.conveyor.url}/api/metrics`, {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
