@@ -118,11 +118,13 @@ describe("runAgent", () => {
 
   it("does not count a chatty agent as idle", async () => {
     const result = await node(
-      `let n = 0; const t = setInterval(() => { console.log("tick " + n); if (++n === 12) { clearInterval(t); } }, 50);`,
-      { idleMs: 400 },
+      // Talks for about 3 s, twice the idle limit, which leaves the child's own start-up (slow on a
+      // loaded machine) well inside the limit.
+      `let n = 0; const t = setInterval(() => { console.log("tick " + n); if (++n === 30) { clearInterval(t); } }, 100);`,
+      { idleMs: 1_500 },
     ).done;
     expect(result).toMatchObject({ reason: "exited", exitCode: 0 });
-    expect(result.output).toContain("tick 11");
+    expect(result.output).toContain("tick 29");
   });
 
   it("kills an agent that runs past wallClockMs even while it keeps talking", async () => {

@@ -212,8 +212,10 @@ describe("hostile patterns", () => {
     const started = performance.now();
     const matched = files.filter((file) => set.first(file) !== undefined);
     const elapsed = performance.now() - started;
-    // A backtracking matcher took ~38 ms a file on such input (about 2 minutes for the PR).
-    expect(elapsed).toBeLessThan(1500);
+    // A backtracking matcher took ~38 ms a file on such input (about 2 minutes for the PR); the
+    // linear one takes well under a second on an idle machine. The bound only has to tell the two
+    // apart, with room for a loaded one.
+    expect(elapsed).toBeLessThan(10_000);
     expect(matched).toEqual([]);
     // The same set still finds what it should.
     expect(set.first(`${"a".repeat(40)}1`)).toBe(patterns[1]);
