@@ -157,15 +157,13 @@ export const repoRoutes: ApiRoutes = {
 
   // https://docs.github.com/rest/commits/commits#compare-two-commits: `base...head` against their
   // merge base, commits oldest first (at most 250), files paged by `per_page`/`page` (at most 300).
-  "GET /repos/{owner}/{repo}/compare/{basehead}": {
+  "GET /repos/{owner}/{repo}/compare/{base}...{head}": {
     auth: "installation",
     permissions: READ_CONTENTS,
     async handle(ctx, request) {
       const repo = repoOf(request);
-      const match = /^(.+?)\.\.\.(.+)$/.exec(request.params.basehead!);
-      if (!match) throw new HttpError(404, "Not Found");
-      const base = await ctx.git.resolveCommit(repo.fullName, match[1]!);
-      const head = await ctx.git.resolveCommit(repo.fullName, match[2]!);
+      const base = await ctx.git.resolveCommit(repo.fullName, request.params.base!);
+      const head = await ctx.git.resolveCommit(repo.fullName, request.params.head!);
       if (!base || !head) throw new HttpError(404, "Not Found");
       const mergeBase = (await ctx.git.mergeBase(repo.fullName, base, head)) ?? base;
       const ahead = await ctx.git.revList(repo.fullName, mergeBase, head);
