@@ -172,11 +172,19 @@ describe("best of N", () => {
         undefined,
       );
     }
-    // The candidates never had a status comment of their own: one comment on the issue.
-    const statusComments = h.sim
-      .listComments(h.repo, issue.number)
-      .filter((c) => c.body?.includes("conveyor:status"));
-    expect(statusComments.length).toBeLessThanOrEqual(1);
+    // The candidates never had a status comment of their own: the task's one comment tells.
+    const status = await waitFor(
+      () => {
+        const comments = h.sim
+          .listComments(h.repo, issue.number)
+          .filter((c) => c.body?.includes("conveyor:status"));
+        return comments.length === 1 && comments[0]!.body?.includes("candidate 2 is on the")
+          ? comments
+          : undefined;
+      },
+      { timeoutMs: 15_000, message: "one status comment naming the kept candidate" },
+    );
+    expect(status[0]!.body).toContain(`task=${taskId}`);
 
     // A bad k gets a clear refusal; someone with write (not maintain) is refused too.
     await h.sim.comment(h.repo, pr.number, "/pick 3", { user: "maint" });
