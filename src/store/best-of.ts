@@ -167,19 +167,25 @@ export async function cancelStrayCandidates(db: Db): Promise<number> {
   const rows = resultRows(
     await db.execute(sql`
       with stray as (
+        select t.task_id, t.state as from_state, p.state as parent_state
+        from tasks t
+        join candidates c on c.candidate_task_id = t.task_id
+        join tasks p on p.task_id = c.task_id
+        where t.state in ('queued', 'assigned', 'running', 'retry_wait', 'held', 'failed')
+          and (p.state <> 'running' or p.generation <> c.round)
+        for update of t skip locked
+      ), moved as (
         update tasks t set state = 'cancelled', runner_id = null, lease_expires_at = null,
                            deadline_at = null, finished_at = now(), updated_at = now(),
-                           status_version = status_version + 1
-        from candidates c, tasks p
-        where c.candidate_task_id = t.task_id and p.task_id = c.task_id
-          and t.state in ('queued', 'assigned', 'running', 'retry_wait', 'held', 'failed')
-          and (p.state <> 'running' or p.generation <> c.round)
-        returning t.task_id, t.generation, p.state as parent_state
+                           status_version = t.status_version + 1
+        from stray s
+        where t.task_id = s.task_id and t.state = s.from_state
+        returning t.task_id, t.generation, s.from_state, s.parent_state
       )
       insert into task_events (task_id, actor, from_state, to_state, generation, reason)
-      select task_id, 'best-of', null, 'cancelled', generation,
+      select task_id, 'best-of', from_state, 'cancelled', generation,
              'its round is over (the task is ' || parent_state || ')'
-      from stray
+      from moved
       returning task_id`),
   );
   return rows.length;
