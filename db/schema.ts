@@ -200,6 +200,12 @@ export const candidates = pgTable(
   (t) => [
     primaryKey({ columns: [t.taskId, t.round, t.k] }),
     uniqueIndex("candidates_candidate_task_idx").on(t.candidateTaskId),
+    // What the best-of loop still has to do: undecided rounds, branches left to delete.
+    index("candidates_open_idx")
+      .on(t.taskId)
+      .where(
+        sql`${t.decidedAt} is null or (${t.headSha} is not null and ${t.branchDeletedAt} is null)`,
+      ),
   ],
 );
 

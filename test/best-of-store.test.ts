@@ -164,8 +164,15 @@ describe("best-of rounds in the database", () => {
       reason: "label conveyor removed",
       set: { finished: true },
     });
-    expect(await cancelStrayCandidates(db())).toBe(2);
+    // Two candidates cancelled, and their two rows closed.
+    expect(await cancelStrayCandidates(db())).toBe(4);
     expect((await children(task.taskId)).map((k) => k.state)).toEqual(["cancelled", "cancelled"]);
     expect(await cancelStrayCandidates(db())).toBe(0);
+    const open = resultRows(
+      await db().execute(
+        sql`select k from candidates where task_id = ${task.taskId} and decided_at is null`,
+      ),
+    );
+    expect(open).toEqual([]);
   });
 });

@@ -15,6 +15,7 @@ import {
   findOpenRounds,
   findRoundsToStart,
   findUnwrittenCandidates,
+  hasBestOfWork,
   markBranchDeleted,
   type OpenRound,
   type RoundCandidate,
@@ -266,6 +267,7 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
 
   return {
     async runOnce() {
+      if (!(await hasBestOfWork(deps.db))) return 0;
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return 0;
       let done = 0;
       try {

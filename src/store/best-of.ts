@@ -12,6 +12,26 @@ import { getTask, type Task, transitionTask } from "./tasks.ts";
  * crash, or run by a second instance, changes nothing twice.
  */
 
+/**
+ * Whether any best-of-N step may have work: a best-of task waiting for or running its round, or a
+ * candidate row still open (undecided, or a branch left to delete). One cheap statement, so the
+ * steps cost nothing while nobody uses best of N. Strays need no look: a cancelled task's round
+ * is undecided until then.
+ */
+export async function hasBestOfWork(db: Db): Promise<boolean> {
+  const [row] = resultRows<{ due: boolean }>(
+    await db.execute(sql`
+      select exists (
+               select 1 from tasks
+               where state in ('queued', 'running') and best_of > 1 and parent_task_id is null)
+          or exists (
+               select 1 from candidates
+               where decided_at is null or (head_sha is not null and branch_deleted_at is null))
+        as due`),
+  );
+  return Boolean(row?.due);
+}
+
 /** A best-of-N task whose round of candidates is due to start. */
 export async function findRoundsToStart(db: Db, limit: number): Promise<Task[]> {
   const rows = resultRows<{ task_id: string }>(
@@ -161,7 +181,8 @@ export async function refuseCandidate(
 /**
  * Candidates still queued or working although their round is over (the task was cancelled, or
  * moved on to another round or its pull request): cancelled, so their runners are told to stop
- * and they take no more slots. Returns how many.
+ * and they take no more slots; their round is closed undecided (its branches are then deleted).
+ * Returns how many rows changed.
  */
 export async function cancelStrayCandidates(db: Db): Promise<number> {
   const rows = resultRows(
@@ -188,7 +209,16 @@ export async function cancelStrayCandidates(db: Db): Promise<number> {
       from moved
       returning task_id`),
   );
-  return rows.length;
+  // The rounds those belonged to are never decided now: closed, so their branches are deleted.
+  const closed = resultRows(
+    await db.execute(sql`
+      update candidates c set decided_at = now()
+      from tasks p
+      where p.task_id = c.task_id and c.decided_at is null
+        and (p.state <> 'running' or p.generation <> c.round)
+      returning c.k`),
+  );
+  return rows.length + closed.length;
 }
 
 /** One candidate of a round as the decision reads it. */

@@ -29,5 +29,6 @@ ALTER TABLE "tasks" ADD COLUMN "candidate" integer;--> statement-breakpoint
 ALTER TABLE "candidates" ADD CONSTRAINT "candidates_task_id_tasks_task_id_fk" FOREIGN KEY ("task_id") REFERENCES "public"."tasks"("task_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "candidates" ADD CONSTRAINT "candidates_candidate_task_id_tasks_task_id_fk" FOREIGN KEY ("candidate_task_id") REFERENCES "public"."tasks"("task_id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "candidates_candidate_task_idx" ON "candidates" USING btree ("candidate_task_id");--> statement-breakpoint
+CREATE INDEX "candidates_open_idx" ON "candidates" USING btree ("task_id") WHERE "candidates"."decided_at" is null or ("candidates"."head_sha" is not null and "candidates"."branch_deleted_at" is null);--> statement-breakpoint
 CREATE INDEX "tasks_parent_idx" ON "tasks" USING btree ("parent_task_id") WHERE "tasks"."parent_task_id" is not null;--> statement-breakpoint
 CREATE UNIQUE INDEX "tasks_one_active_per_issue" ON "tasks" USING btree ("repository_id","issue_number") WHERE "tasks"."state" not in ('merged', 'cancelled') and "tasks"."parent_task_id" is null;
