@@ -4,6 +4,7 @@ import { resultRows } from "../db/client.ts";
 import {
   cancelStrayCandidates,
   decideRound,
+  expireUnclaimedCandidates,
   findOpenRounds,
   findRoundsToStart,
   startRound,
@@ -151,6 +152,25 @@ describe("best-of rounds in the database", () => {
     const dead = (await getTask(db(), task.taskId))!;
     expect([dead.state, dead.lastError]).toEqual(["dead", "no candidate produced a change"]);
     expect((await findOpenRounds(db(), 50)).map((r) => r.task_id)).not.toContain(task.taskId);
+  });
+
+  it("cancels a candidate no runner took within the deadline, so the round is decided", async () => {
+    const task = await queueBestOf({ deadline_minutes: 30 });
+    await startRound(db(), (await getTask(db(), task.taskId))!);
+    const [first, second] = await children(task.taskId);
+    expect(await expireUnclaimedCandidates(db())).toBe(0);
+    // Candidate 1 finished long ago; candidate 2 waited 31 minutes for a runner offering `codex`.
+    await db().execute(sql`update tasks set state = 'dead' where task_id = ${first!.task_id}`);
+    await db().execute(sql`update candidates set created_at = now() - interval '31 minutes'
+                           where task_id = ${task.taskId}`);
+    expect(await expireUnclaimedCandidates(db())).toBe(1);
+    const late = (await getTask(db(), second!.task_id))!;
+    expect([late.state, late.lastError]).toEqual([
+      "cancelled",
+      "no runner took it within 30 minutes",
+    ]);
+    const [round] = (await findOpenRounds(db(), 50)).filter((r) => r.task_id === task.taskId);
+    expect(round?.candidates.map((c) => c.state)).toEqual(["dead", "cancelled"]);
   });
 
   it("cancels the candidates of a task that was cancelled", async () => {

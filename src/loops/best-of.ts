@@ -11,6 +11,7 @@ import {
   type CandidateFigures,
   cancelStrayCandidates,
   decideRound,
+  expireUnclaimedCandidates,
   findBranchesToDelete,
   findOpenRounds,
   findRoundsToStart,
@@ -272,6 +273,7 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
       let done = 0;
       try {
         done += await step("cancel", () => cancelStrayCandidates(deps.db));
+        done += await step("expire", () => expireUnclaimedCandidates(deps.db));
         done += await step("start", async () => {
           let started = 0;
           for (const task of await findRoundsToStart(deps.db, BATCH)) {

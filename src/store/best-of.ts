@@ -221,6 +221,40 @@ export async function cancelStrayCandidates(db: Db): Promise<number> {
   return rows.length + closed.length;
 }
 
+/**
+ * Candidates that no runner took: still waiting (`queued`, `retry_wait`) `deadline_minutes` (the
+ * task's attempt deadline, default 120) after their round started, e.g. because no runner offers
+ * the adapter they ask for. They are cancelled with the reason so the round is decided without
+ * them, as a candidate that ran past its deadline would be. Returns how many.
+ */
+export async function expireUnclaimedCandidates(db: Db): Promise<number> {
+  const rows = resultRows(
+    await db.execute(sql`
+      with late as (
+        select t.task_id, t.state as from_state,
+               coalesce((t.limits->>'deadline_minutes')::float8, 120) as minutes
+        from tasks t
+        join candidates c on c.candidate_task_id = t.task_id and c.decided_at is null
+        where t.state in ('queued', 'retry_wait')
+          and c.created_at
+              + make_interval(secs => coalesce((t.limits->>'deadline_minutes')::float8, 120) * 60)
+              < now()
+        for update of t skip locked
+      ), moved as (
+        update tasks t set state = 'cancelled', finished_at = now(), updated_at = now(),
+                           status_version = t.status_version + 1,
+                           last_error = 'no runner took it within ' || l.minutes || ' minutes'
+        from late l
+        where t.task_id = l.task_id and t.state = l.from_state
+        returning t.task_id, t.generation, l.from_state, t.last_error
+      )
+      insert into task_events (task_id, actor, from_state, to_state, generation, reason)
+      select task_id, 'best-of', from_state, 'cancelled', generation, last_error from moved
+      returning task_id`),
+  );
+  return rows.length;
+}
+
 /** One candidate of a round as the decision reads it. */
 export interface RoundCandidate {
   k: number;
