@@ -44,7 +44,9 @@ export interface BestOfDeps {
 const LEASE = "best-of";
 const LEASE_MS = 2 * 60_000;
 const BATCH = 10;
-/** The compare API lists at most 300 files; a larger candidate counts as that many lines. */
+/** How often a round waiting for its candidates' checks reads them again. */
+const CHECKS_RECHECK_MS = 15_000;
+/** GitHub's compare lists at most 300 files: the figures of a larger candidate cover those. */
 const MAX_COMPARE_FILES = 300;
 
 /**
@@ -58,6 +60,8 @@ const MAX_COMPARE_FILES = 300;
  */
 export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
   const now = deps.now ?? (() => new Date());
+  /** Rounds waiting for checks on their candidates: when to read the checks again. */
+  const recheckAt = new Map<string, number>();
 
   async function writeCandidates(): Promise<number> {
     let done = 0;
@@ -159,7 +163,10 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
     const facts: (CandidateFacts & { row: RoundCandidate; failure: string | null })[] = [];
     for (const c of round.candidates) {
       const verification = c.result?.verification;
-      const verificationPassed = verification ? verification.passed === true : true;
+      // No report passes only where there is nothing to verify (as the tier rule reads it).
+      const verificationPassed = verification
+        ? verification.passed === true
+        : config.verify.commands.length === 0;
       const costUsd = c.cost_usd === null ? null : Number(c.cost_usd);
       if (c.state !== "pushed" || !c.head_sha || !c.base_sha) {
         facts.push({
@@ -177,7 +184,11 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
       }
       const checks = await checksOn(octokit, ref, c.head_sha);
       const since = c.head_written_at ? Date.parse(c.head_written_at) : 0;
-      if (checks === "pending" && now().getTime() - since < waitMs) return undefined;
+      if (checks === "pending" && now().getTime() - since < waitMs) {
+        // Looked at again in a while, not on every pass: each look costs GitHub requests.
+        recheckAt.set(round.task_id, now().getTime() + CHECKS_RECHECK_MS);
+        return undefined;
+      }
       const files = await filesOf(octokit, ref, c.base_sha, c.head_sha);
       const verificationFact = verification
         ? {
@@ -201,6 +212,8 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
   }
 
   async function decide(round: OpenRound): Promise<boolean> {
+    if ((recheckAt.get(round.task_id) ?? 0) > now().getTime()) return false;
+    recheckAt.delete(round.task_id);
     const facts = await settle(round);
     if (!facts) return false;
     const ranking = rankCandidates(facts);
