@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
+import { DEFAULT_REPO_CONFIG, parseRepoConfig } from "../src/core/repo-config.ts";
+import { queueIssue } from "../src/intake/queue-issue.ts";
 import {
   cancelStrayCandidates,
   decideRound,
@@ -171,6 +173,40 @@ describe("best-of rounds in the database", () => {
     ]);
     const [round] = (await findOpenRounds(db(), 50)).filter((r) => r.task_id === task.taskId);
     expect(round?.candidates.map((c) => c.state)).toEqual(["dead", "cancelled"]);
+  });
+
+  it.each<[string, string[], number, boolean]>([
+    ["a valid label", ["conveyor", "conveyor:best-of-3"], 3, false],
+    [
+      "n over 4: told on the issue, the config's count used",
+      ["conveyor", "conveyor:best-of-7"],
+      2,
+      true,
+    ],
+    ["malformed: told on the issue", ["conveyor", "conveyor:best-of-two"], 2, true],
+  ])("queues %s", async (_name, labels, n, told) => {
+    const number = ++issue;
+    const config = parseRepoConfig({ version: 1, tasks: { best_of: 2 } });
+    const outcome = await queueIssue(db(), {
+      repositoryId: 7,
+      installationId: 1,
+      issue: { number, title: "Do it", body: "", labels },
+      sender: { login: "octocat" },
+      permission: "write",
+      config: config.ok ? config.config : DEFAULT_REPO_CONFIG,
+      reason: "label added",
+    });
+    expect(outcome.task?.bestOf).toBe(n);
+    const notices = resultRows<{ body: string }>(
+      await db().execute(
+        sql`select body from issue_notices where repository_id = 7 and issue_number = ${number}`,
+      ),
+    );
+    if (told) {
+      expect(notices).toHaveLength(1);
+      expect(notices[0]!.body).toContain("names no candidate count");
+      expect(notices[0]!.body).toContain("n from 1 to 4");
+    } else expect(notices).toEqual([]);
   });
 
   it("cancels the candidates of a task that was cancelled", async () => {
