@@ -125,6 +125,16 @@ export const tasks = pgTable(
     // `/update`: the next attempt starts from the default branch's head instead of the PR's head
     // (cleared when that attempt's change is published).
     freshBase: boolean("fresh_base").notNull().default(false),
+    // Best of N (docs/merge-policy.md#best-of-n): how many candidates the issue runs at once (1:
+    // one runner, as usual) and the adapters they are asked for, index k-1 for candidate k (a
+    // capability each candidate's runner must offer); empty: any runner.
+    bestOf: integer("best_of").notNull().default(1),
+    bestOfAdapters: text("best_of_adapters").array().notNull().default(sql`'{}'::text[]`),
+    // A candidate of a best-of-N task: its parent (the issue's task) and its number k (1..n). A
+    // candidate is dispatched like any task but never gets a status comment or a pull request of
+    // its own; its change goes to the branch `conveyor/issue-<N>-<k>`.
+    parentTaskId: uuid("parent_task_id"),
+    candidate: integer("candidate"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
@@ -133,7 +143,8 @@ export const tasks = pgTable(
     // One active task per (repository, issue); finished series do not block a new one.
     uniqueIndex("tasks_one_active_per_issue")
       .on(t.repositoryId, t.issueNumber)
-      .where(sql`${t.state} not in ('merged', 'cancelled')`),
+      .where(sql`${t.state} not in ('merged', 'cancelled') and ${t.parentTaskId} is null`),
+    index("tasks_parent_idx").on(t.parentTaskId).where(sql`${t.parentTaskId} is not null`),
     // The claim query scans queued tasks by lane and age.
     index("tasks_claimable_idx")
       .on(t.lane, t.enqueuedAt)
@@ -142,6 +153,59 @@ export const tasks = pgTable(
     index("tasks_status_dirty_idx")
       .on(t.taskId)
       .where(sql`${t.statusVersion} > ${t.statusSyncedVersion}`),
+  ],
+);
+
+/**
+ * The candidates of one round of a best-of-N task (docs/merge-policy.md#best-of-n): one row per
+ * candidate k, written when the round starts and filled in as the candidate finishes and when the
+ * round is decided. The figures are what the ranking compared; they stay after the branches are
+ * deleted (the pull request body's table and the analytics read them). `round` is the parent's
+ * generation when the round started.
+ */
+export const candidates = pgTable(
+  "candidates",
+  {
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    round: integer("round").notNull(),
+    k: integer("k").notNull(),
+    candidateTaskId: uuid("candidate_task_id")
+      .notNull()
+      .references(() => tasks.taskId),
+    // The capability asked for (an adapter name from `tasks.best_of.adapters`), or null.
+    adapter: text("adapter"),
+    branch: text("branch").notNull(),
+    // The commit written on `branch` from the candidate's change set, and when.
+    headSha: text("head_sha"),
+    headWrittenAt: timestamp("head_written_at", { withTimezone: true }),
+    // The ranking's figures: null until the round is decided.
+    verificationPassed: boolean("verification_passed"),
+    tier: integer("tier"),
+    // `green`, `red`, `pending` or `none` (no check reported on the head).
+    checks: text("checks"),
+    changedLines: integer("changed_lines"),
+    costUsd: doublePrecision("cost_usd"),
+    // Why the candidate has no change (its fail reason, a refused change), or null.
+    failure: text("failure"),
+    // Its place in the ranking (1 = best); null for a candidate without a change.
+    rank: integer("rank"),
+    // The candidate whose change is on the pull request now (the winner, or `/pick`).
+    picked: boolean("picked").notNull().default(false),
+    decidedAt: timestamp("decided_at", { withTimezone: true }),
+    branchDeletedAt: timestamp("branch_deleted_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.round, t.k] }),
+    uniqueIndex("candidates_candidate_task_idx").on(t.candidateTaskId),
+    // What the best-of loop still has to do: undecided rounds, branches left to delete.
+    index("candidates_open_idx")
+      .on(t.taskId)
+      .where(
+        sql`${t.decidedAt} is null or (${t.headSha} is not null and ${t.branchDeletedAt} is null)`,
+      ),
   ],
 );
 

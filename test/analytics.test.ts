@@ -137,6 +137,7 @@ const EXPECTED = {
       cost_per_merged_pr_usd: 0.6,
       tokens_per_merged_pr: 6000,
       left_for_human: { tier1: 0, tier2: 0, tier3: null },
+      best_of: { candidates: 0, picked: 0 },
     },
     {
       adapter: "codex",
@@ -154,6 +155,7 @@ const EXPECTED = {
       tokens_per_merged_pr: 3000,
       // T5 was merged by a person, T3 waits for one.
       left_for_human: { tier1: null, tier2: 1, tier3: 1 },
+      best_of: { candidates: 0, picked: 0 },
     },
     {
       adapter: "command",
@@ -170,6 +172,7 @@ const EXPECTED = {
       cost_per_merged_pr_usd: null,
       tokens_per_merged_pr: null,
       left_for_human: { tier1: null, tier2: null, tier3: null },
+      best_of: { candidates: 0, picked: 0 },
     },
   ],
   by_runner: [
@@ -187,6 +190,7 @@ const EXPECTED = {
       cost_per_merged_pr_usd: 0.3,
       tokens_per_merged_pr: 3000,
       left_for_human: { tier1: 0, tier2: 0, tier3: null },
+      best_of: { candidates: 0, picked: 0 },
     },
     {
       runner: "laptop",
@@ -202,6 +206,7 @@ const EXPECTED = {
       cost_per_merged_pr_usd: 0.9,
       tokens_per_merged_pr: 9000,
       left_for_human: { tier1: null, tier2: 1, tier3: 1 },
+      best_of: { candidates: 0, picked: 0 },
     },
   ],
 };

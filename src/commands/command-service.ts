@@ -13,11 +13,13 @@ import {
 } from "../core/commands.ts";
 import type { RepoRef } from "../core/github-objects.ts";
 import { type Actor, isBot } from "../core/intake.ts";
+import { untrustedInline } from "../core/pull-request-body.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
 import type { IntakeDeps } from "../intake/intake-service.ts";
 import { requestReviewFix } from "../intake/pull-request-events.ts";
 import { queueIssue } from "../intake/queue-issue.ts";
+import { latestRound, pickCandidate } from "../store/best-of.ts";
 import { setTodaysBudget } from "../store/budgets.ts";
 import {
   addApproval,
@@ -355,6 +357,41 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
           maxFixes: config!.tasks.max_review_fixes,
         });
         return r.includes("follow-up") || r.includes("human") ? done(r) : no(r);
+      }
+      case "pick": {
+        const round = await latestRound(tx, task.taskId);
+        if (round.length === 0) {
+          return no("this task did not run as best of N, so there is no candidate to pick");
+        }
+        const chosen = round.find((c) => c.k === command.k);
+        if (!chosen) {
+          return no(
+            `there is no candidate ${command.k}; this task ran candidates 1 to ${round.length}`,
+          );
+        }
+        if (!chosen.has_change) {
+          const why = chosen.failure ? `: ${untrustedInline(chosen.failure, 200)}` : "";
+          return no(`candidate ${command.k} has no change to pick${why}`);
+        }
+        if (chosen.picked) return done(`candidate ${command.k} is already on the pull request`);
+        const from: TaskState[] = ["pushed", "review", "waiting_human"];
+        if (!from.includes(state)) {
+          return no(
+            `the task is ${state}; /pick works when its pull request is in review (${from.join(", ")})`,
+          );
+        }
+        const picked = await pickCandidate(tx, {
+          taskId: task.taskId,
+          from,
+          k: command.k,
+          round: chosen.round,
+          candidateTaskId: chosen.candidate_task_id,
+          actor,
+        });
+        if (!picked) return no("the task moved on meanwhile; try again");
+        return done(
+          `candidate ${command.k} replaces the pull request's change: its branch is rewritten with a new commit, so approvals of the old head no longer count`,
+        );
       }
       case "update": {
         if (!["review", "waiting_human"].includes(state)) {

@@ -1,3 +1,5 @@
+import { MAX_BEST_OF } from "./best-of.ts";
+
 /**
  * The slash-command grammar (docs/commands.md): a command is a line that starts with `/<verb>` or
  * `/conveyor <verb>`, followed by its arguments, on a plain top-level line: lines inside block
@@ -77,11 +79,12 @@ export type Command =
   | { verb: "approve"; sha: string | undefined }
   | { verb: "fix"; text: string }
   | { verb: "freeze"; reason: string }
-  | { verb: "budget"; usd: number };
+  | { verb: "budget"; usd: number }
+  | { verb: "pick"; k: number };
 
 export type Verb = Command["verb"];
 
-type ArgsKind = "none" | "reason" | "lane" | "sha" | "text" | "usd";
+type ArgsKind = "none" | "reason" | "lane" | "sha" | "text" | "usd" | "candidate";
 
 interface VerbSpec {
   places: readonly CommandPlace[];
@@ -215,6 +218,13 @@ export const VERBS: Record<Verb, VerbSpec> = {
     summary:
       "this repository's daily cost budget for the rest of today (UTC), in place of the config's",
   },
+  pick: {
+    places: BOTH,
+    permission: "maintain",
+    args: "candidate",
+    usage: "/pick <k>",
+    summary: `best of N: put candidate k (1 to ${MAX_BEST_OF}) on the pull request instead (rewrites its branch)`,
+  },
 };
 
 /** The most `/budget` accepts, as `tasks.daily_budget_usd` does. */
@@ -272,6 +282,14 @@ function parseArgs(verb: Verb, args: string): Command | string {
         return `\`/budget\` takes one amount in USD, more than 0 and at most ${MAX_DAILY_BUDGET_USD}, with at most two decimals: \`/budget 25\` or \`/budget $12.50\``;
       }
       return { verb: "budget", usd };
+    }
+    case "candidate": {
+      const given = words(args);
+      const k = /^[0-9]{1,2}$/.test(given[0] ?? "") ? Number(given[0]) : Number.NaN;
+      if (given.length !== 1 || !(k >= 1 && k <= MAX_BEST_OF)) {
+        return `\`/pick\` takes one candidate number from 1 to ${MAX_BEST_OF}: \`/pick 2\``;
+      }
+      return { verb: "pick", k };
     }
     case "sha": {
       const given = words(args);

@@ -26,6 +26,12 @@ export interface AttemptFact {
   runner: string;
   costUsd: number | null;
   tokens: number | null;
+  /**
+   * Best of N: for a candidate's attempt, whether its round is decided and this candidate is the
+   * one on the pull request (`true`) or not (`false`); undefined for any other attempt or while its
+   * round is open.
+   */
+  picked?: boolean | undefined;
 }
 
 /**
@@ -70,6 +76,11 @@ export interface OutcomeFigures {
    * for a person; null when no credited task reached that tier.
    */
   left_for_human: Record<`tier${OutcomeTier}`, number | null>;
+  /**
+   * Best of N: the group's candidate attempts of decided rounds, and how many of them were kept
+   * for (or `/pick`ed onto) the pull request; the rest were recorded and their branches deleted.
+   */
+  best_of: { candidates: number; picked: number };
 }
 
 export type AgentOutcome = { adapter: string; model: string | null } & OutcomeFigures;
@@ -141,6 +152,10 @@ function group<K extends { adapter: string | null; model: string | null; runner:
         cost_per_merged_pr_usd: merged.length ? round(cost / merged.length, 6) : null,
         tokens_per_merged_pr: merged.length ? Math.round(tokens / merged.length) : null,
         left_for_human: left,
+        best_of: {
+          candidates: mine.filter((a) => a.picked !== undefined).length,
+          picked: mine.filter((a) => a.picked === true).length,
+        },
       },
     ];
   });

@@ -106,6 +106,24 @@ export interface AlertIssues {
   close(target: AlertIssueTarget, issueNumber: number, body: string): Promise<void>;
 }
 
+/** A change set to write as one commit on a branch (no pull request). */
+export interface BranchWriteInput {
+  owner: string;
+  repo: string;
+  branch: string;
+  /** The commit the change was made on; the new commit's only parent. */
+  baseSha: string;
+  changeSet: ChangeSet;
+}
+
+export interface BranchWritten {
+  /** Where the branch points after the call: always `commitSha`. */
+  headSha: string;
+  commitSha: string;
+  /** True when the branch already held this exact change on `baseSha` (a retried write). */
+  commitReused: boolean;
+}
+
 export interface PullRequestWriteInput {
   owner: string;
   repo: string;
@@ -143,6 +161,13 @@ export interface PullRequestWritten {
  */
 export interface PullRequestWriter {
   write(installationId: number, input: PullRequestWriteInput): Promise<PullRequestWritten>;
+  /** Only the commit on the branch: a best-of-N candidate's `conveyor/issue-<N>-<k>`. */
+  writeBranch(installationId: number, input: BranchWriteInput): Promise<BranchWritten>;
+  /** Deletes a branch Conveyor wrote; a branch already gone is fine. */
+  deleteBranch(
+    installationId: number,
+    input: { owner: string; repo: string; branch: string },
+  ): Promise<void>;
 }
 
 export interface FactsRequest {

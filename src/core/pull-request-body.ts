@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type CandidateRow, renderCandidatesTable } from "./best-of.ts";
 import { formatDuration } from "./task-machine.ts";
 
 /**
@@ -42,6 +43,8 @@ export interface PullRequestFacts {
   attempt: number;
   maxAttempts: number;
   verification?: PullRequestVerification | undefined;
+  /** Best of N: every candidate of the round, for the collapsed table (`best-of.ts`). */
+  candidates?: readonly CandidateRow[] | undefined;
 }
 
 export interface PullRequestMarker {
@@ -131,6 +134,9 @@ export function renderPullRequestBody(facts: PullRequestFacts): string {
       "",
       "</details>",
     );
+  }
+  if (facts.candidates && facts.candidates.length > 0) {
+    lines.push("", renderCandidatesTable(facts.candidates));
   }
   lines.push(
     "",

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_BEST_OF } from "./best-of.ts";
 import { globListProblem, globProblem, MAX_GLOB_LENGTH } from "./glob.ts";
 import { LANES } from "./task-states.ts";
 
@@ -224,6 +225,15 @@ export const RepoConfig = z
           .default([])
           .describe(
             "Runner capabilities every task of this repository needs, besides needs:<cap> labels.",
+          ),
+        best_of: z
+          .union([
+            z.number().int().min(1).max(MAX_BEST_OF),
+            z.array(capability).min(1).max(MAX_BEST_OF),
+          ])
+          .optional()
+          .describe(
+            `Best of N: run every issue on this many runners at once (1 to ${MAX_BEST_OF}) and keep one candidate for the pull request, or a list of adapters, one candidate each, matched by runner capabilities (e.g. [claude, codex]). A conveyor:best-of-<n> label overrides the count.`,
           ),
         limits: z
           .strictObject({

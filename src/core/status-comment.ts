@@ -29,6 +29,8 @@ export interface StatusFacts {
   taskPageUrl?: string | undefined;
   /** Once merged: the post-merge watch's last step (checks on the merge commit, a revert). */
   afterMerge?: string | undefined;
+  /** Best of N: how many candidates the issue runs, and the one on the pull request once kept. */
+  bestOf?: { n: number; picked?: number | undefined } | undefined;
   /** While queued: the daily cost budget that pauses this repository's queue, if one does. */
   budgetPause?:
     | { scope: "repository" | "installation"; spentUsd: number; budgetUsd: number }
@@ -116,6 +118,14 @@ export function renderStatusComment(f: StatusFacts): string {
   rows.push(["Attempts used", `${f.attempts}/${f.maxAttempts}`]);
   // The runner's name and its failure text come from the runner (and the agent): code spans.
   if (f.runnerName) rows.push(["Runner", untrustedInline(f.runnerName, 100)]);
+  if (f.bestOf && f.bestOf.n > 1) {
+    rows.push([
+      "Best of",
+      f.bestOf.picked
+        ? `${f.bestOf.n}: candidate ${f.bestOf.picked} is on the pull request (\`/pick <k>\` swaps it)`
+        : `${f.bestOf.n} candidates, each on its own branch; the best one gets the pull request`,
+    ]);
+  }
   const end = f.finishedAt ?? f.now;
   rows.push(["Elapsed", formatDuration(end.getTime() - f.createdAt.getTime())]);
   if (f.state === "retry_wait" && f.availableAt) {

@@ -5,14 +5,16 @@ import { LANES, type Lane, type TaskState } from "./task-states.ts";
  * or a stale message cannot move a task somewhere it should not be.
  */
 const TRANSITIONS: Record<TaskState, readonly TaskState[]> = {
-  queued: ["assigned", "cancelled", "held"],
+  // queued → running: a best-of-N task starting its round of candidates (no runner holds it).
+  queued: ["assigned", "cancelled", "held", "running"],
   assigned: ["running", "queued", "retry_wait", "dead", "cancelled", "failed"],
   running: ["pushed", "retry_wait", "dead", "cancelled", "failed", "queued"],
   pushed: ["review", "merging", "merged", "waiting_human", "queued", "cancelled", "held"],
-  review: ["merging", "waiting_human", "queued", "cancelled", "held", "merged"],
+  // → pushed: `/pick <k>` puts another best-of-N candidate on the pull request.
+  review: ["merging", "waiting_human", "queued", "cancelled", "held", "merged", "pushed"],
   merging: ["merged", "review", "waiting_human", "cancelled"],
   merged: [],
-  waiting_human: ["review", "merging", "merged", "queued", "cancelled", "held"],
+  waiting_human: ["review", "merging", "merged", "queued", "cancelled", "held", "pushed"],
   retry_wait: ["queued", "cancelled", "held"],
   failed: ["queued", "retry_wait", "dead", "cancelled"],
   dead: ["queued", "cancelled"],

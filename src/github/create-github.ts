@@ -27,7 +27,7 @@ import { createHookDeliveryLog } from "./hook-delivery-log.ts";
 import { createInstallationTokenCache } from "./installation-tokens.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
 import { collectPrFacts } from "./pr-facts.ts";
-import { writePullRequest } from "./pull-request-writer.ts";
+import { deleteBranch, writeBranch, writePullRequest } from "./pull-request-writer.ts";
 import { createSetupGuard } from "./setup-access.ts";
 import { createSetupHandler } from "./setup-app.ts";
 import { createWritePacer } from "./write-pacer.ts";
@@ -213,6 +213,8 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       alertIssues: createAlertIssues({ installationOctokit }),
       pullRequests: {
         write: async (id, input) => writePullRequest(await installationOctokit(id), input),
+        writeBranch: async (id, input) => writeBranch(await installationOctokit(id), input),
+        deleteBranch: async (id, input) => deleteBranch(await installationOctokit(id), input),
       },
       prFacts: {
         read: async (id, request) => collectPrFacts(await installationOctokit(id), request),

@@ -1,6 +1,11 @@
 import type { ProbotOctokit } from "probot";
 import { checkChangePaths, PullRequestRefused } from "../core/change-set-rules.ts";
-import type { PullRequestWriteInput, PullRequestWritten } from "../core/ports.ts";
+import type {
+  BranchWriteInput,
+  BranchWritten,
+  PullRequestWriteInput,
+  PullRequestWritten,
+} from "../core/ports.ts";
 import { untrustedInline } from "../core/pull-request-body.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 
@@ -84,6 +89,38 @@ export async function writePullRequest(
   octokit: Octokit,
   input: PullRequestWriteInput,
 ): Promise<PullRequestWritten> {
+  const { commitSha, commitReused } = await writeBranch(octokit, input);
+  const { owner, repo } = input;
+  const { pull, created } = await ensurePullRequest(octokit, input);
+  const have = new Set(pull.labels.map((label) => label.name.toLowerCase()));
+  const missing = input.labels.filter((label) => !have.has(label.toLowerCase()));
+  if (missing.length > 0) {
+    await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+      owner,
+      repo,
+      issue_number: pull.number,
+      labels: missing,
+    });
+  }
+  return {
+    headSha: commitSha,
+    prNumber: pull.number,
+    prUrl: pull.html_url,
+    created,
+    commitSha,
+    commitReused,
+  };
+}
+
+/**
+ * The commit half of {@link writePullRequest}: the change set as one commit on `input.branch`
+ * (parent `baseSha`), reused when the branch already holds it, the branch created or force-moved.
+ * A best-of-N candidate's branch is written with this alone (it has no pull request).
+ */
+export async function writeBranch(
+  octokit: Octokit,
+  input: BranchWriteInput,
+): Promise<BranchWritten> {
   const refused = refusalFor(input);
   if (refused) throw refused;
   const { owner, repo } = input;
@@ -127,33 +164,31 @@ export async function writePullRequest(
     commitSha = commit.sha;
     await moveBranch(octokit, input, commitSha, current !== undefined);
   }
+  return { headSha: commitSha, commitSha, commitReused };
+}
 
-  const { pull, created } = await ensurePullRequest(octokit, input);
-  const have = new Set(pull.labels.map((label) => label.name.toLowerCase()));
-  const missing = input.labels.filter((label) => !have.has(label.toLowerCase()));
-  if (missing.length > 0) {
-    await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
-      owner,
-      repo,
-      issue_number: pull.number,
-      labels: missing,
+/** Deletes a branch; one that is already gone is fine. */
+export async function deleteBranch(
+  octokit: Octokit,
+  input: { owner: string; repo: string; branch: string },
+): Promise<void> {
+  try {
+    await octokit.request("DELETE /repos/{owner}/{repo}/git/refs/{ref}", {
+      owner: input.owner,
+      repo: input.repo,
+      ref: `heads/${input.branch}`,
     });
+  } catch (error) {
+    // 422 "Reference does not exist" (GitHub's answer for a ref already deleted), or 404.
+    if (status(error) !== 422 && status(error) !== 404) throw error;
   }
-  return {
-    headSha: commitSha,
-    prNumber: pull.number,
-    prUrl: pull.html_url,
-    created,
-    commitSha,
-    commitReused,
-  };
 }
 
 /**
  * Tree entries for the change set. UTF-8 text goes inline unless large; base64 content always
  * goes through a blob, since tree `content` is taken as UTF-8 text. Identical contents share a blob.
  */
-async function treeEntries(octokit: Octokit, input: PullRequestWriteInput): Promise<TreeEntry[]> {
+async function treeEntries(octokit: Octokit, input: BranchWriteInput): Promise<TreeEntry[]> {
   const blobs = new Map<string, string>();
   const entries: TreeEntry[] = [];
   for (const file of input.changeSet.files) {
@@ -186,7 +221,7 @@ async function treeEntries(octokit: Octokit, input: PullRequestWriteInput): Prom
 
 const status = (error: unknown) => (error as { status?: number }).status;
 
-async function branchHead(octokit: Octokit, input: PullRequestWriteInput) {
+async function branchHead(octokit: Octokit, input: BranchWriteInput) {
   try {
     const { data } = await octokit.request("GET /repos/{owner}/{repo}/git/ref/{ref}", {
       owner: input.owner,
@@ -201,12 +236,7 @@ async function branchHead(octokit: Octokit, input: PullRequestWriteInput) {
 }
 
 /** Creates the branch, or force-moves it: a rerun replaces what an earlier attempt pushed. */
-async function moveBranch(
-  octokit: Octokit,
-  input: PullRequestWriteInput,
-  sha: string,
-  exists: boolean,
-) {
+async function moveBranch(octokit: Octokit, input: BranchWriteInput, sha: string, exists: boolean) {
   const { owner, repo } = input;
   if (!exists) {
     try {

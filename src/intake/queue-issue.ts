@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Db } from "../../db/client.ts";
+import { planBestOf } from "../core/best-of.ts";
 import {
   type Actor,
   decideQueueRequest,
@@ -41,6 +42,7 @@ export async function queueIssue(db: Db, request: QueueRequest): Promise<QueueOu
   const { lane, capabilities } = parseTaskLabels(request.issue.labels, request.config);
   switch (decision.kind) {
     case "create": {
+      const bestOf = planBestOf(request.issue.labels, request.config.tasks.best_of);
       const { task } = await createTask(
         db,
         {
@@ -62,9 +64,20 @@ export async function queueIssue(db: Db, request: QueueRequest): Promise<QueueOu
               : { max_running: request.config.tasks.max_running }),
           },
           queuedBy: request.sender.login,
+          bestOf: bestOf.n,
+          bestOfAdapters: bestOf.adapters,
         },
         request.reason,
       );
+      if (bestOf.problem) {
+        await addNotice(db, {
+          dedupeKey: `best-of:${request.repositoryId}:${request.issue.number}:${task.taskId}`,
+          repositoryId: request.repositoryId,
+          installationId: request.installationId,
+          issueNumber: request.issue.number,
+          body: `⚠️ Conveyor: ${bestOf.problem}.`,
+        });
+      }
       return { ...decision, task };
     }
     case "revive": {

@@ -12,6 +12,7 @@ import type {
 } from "../core/ports.ts";
 import type { ConnectionSupplyFacts } from "../core/runner-demand.ts";
 import { createActionsLauncher, type DispatchOutcome } from "./actions-launcher.ts";
+import { createBestOf } from "./best-of.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
 import { createIntakeLoop, INTAKE_BATCH } from "./intake-loop.ts";
 import { createMergeWatcher } from "./merge-watcher.ts";
@@ -133,6 +134,19 @@ export function createLoops(deps: LoopsDeps): Loops {
       signals.emit("work-available");
     },
   });
+  const bestOf = createBestOf({
+    db,
+    logger,
+    gateway,
+    pullRequests: deps.pullRequests,
+    installationOctokit: deps.installationOctokit,
+    instanceId,
+    recordError,
+    onChange: () => {
+      signals.emit("status-owed");
+      signals.emit("work-available");
+    },
+  });
   const merger = createMerger({
     db,
     logger,
@@ -246,7 +260,13 @@ export function createLoops(deps: LoopsDeps): Loops {
         notifier: notifierLoop,
         ...(options.publishPullRequests === false
           ? {}
-          : { publisher: loop("publisher", notifierIntervalMs, () => publisher.runOnce()) }),
+          : {
+              // Best of N first: a round it decides is published in the same pass.
+              publisher: loop("publisher", notifierIntervalMs, async () => {
+                await bestOf.runOnce();
+                await publisher.runOnce();
+              }),
+            }),
         // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
         merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
         // The post-merge watch: checks on merge commits, reverts, re-queued issues.

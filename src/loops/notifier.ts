@@ -12,6 +12,7 @@ import {
   statusMarker,
 } from "../core/status-comment.ts";
 import { latestAttempt } from "../store/attempts.ts";
+import { latestRound } from "../store/best-of.ts";
 import { budgetPause } from "../store/budgets.ts";
 import {
   claimCommandFeedback,
@@ -184,6 +185,13 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         taskPageUrl: deps.publicUrl
           ? `${deps.publicUrl.replace(/\/+$/, "")}/dashboard/tasks/${task.taskId}`
           : undefined,
+        bestOf:
+          task.bestOf > 1
+            ? {
+                n: task.bestOf,
+                picked: (await latestRound(deps.db, task.taskId)).find((c) => c.picked)?.k,
+              }
+            : undefined,
         afterMerge:
           task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
         budgetPause:

@@ -5,6 +5,7 @@ import { repoRef } from "../core/github-objects.ts";
 import { isWritesClosed, type PullRequestWriter } from "../core/ports.ts";
 import { pullRequestTitle, renderPullRequestBody } from "../core/pull-request-body.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
+import { latestRound } from "../store/best-of.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import { addNotice } from "../store/notices.ts";
 import { findUnpublished, recordPublished, type UnpublishedTask } from "../store/pull-requests.ts";
@@ -38,6 +39,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
     });
     const ref = repoRef(task.installation_id, task.full_name);
     const branch = `conveyor/issue-${task.issue_number}`;
+    const round = await latestRound(deps.db, task.task_id);
     const body = renderPullRequestBody({
       taskId: task.task_id,
       generation: task.generation,
@@ -48,6 +50,18 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
       attempt: task.attempts + 1,
       maxAttempts: task.max_attempts,
       verification: task.result?.verification as never,
+      candidates: round.map((c) => ({
+        k: c.k,
+        agent: c.agent ?? undefined,
+        picked: c.picked,
+        rank: c.rank,
+        verificationPassed: c.verification_passed,
+        tier: c.tier,
+        checks: c.checks,
+        changedLines: c.changed_lines,
+        costUsd: c.cost_usd === null ? null : Number(c.cost_usd),
+        failure: c.failure,
+      })),
     });
     try {
       const written = await deps.pullRequests.write(task.installation_id, {

@@ -23,11 +23,15 @@ export async function readOutcomeReport(db: Db, windowMs: number): Promise<Outco
     runner: string;
     cost_usd: number | null;
     tokens: string | number | null;
+    picked: boolean | null;
   }>(
     await db.execute(sql`
       select a.task_id, a.adapter, a.model, coalesce(r.name, 'unknown') as runner, a.cost_usd,
-             a.tokens
+             a.tokens,
+             -- A best-of-N candidate of a decided round: kept for the pull request or not.
+             case when c.decided_at is not null then c.picked end as picked
       from attempts a left join runners r on r.runner_id = a.runner_id
+      left join candidates c on c.candidate_task_id = a.task_id
       where a.finished_at >= ${since}`),
   );
   const outcomes = resultRows<{
@@ -43,7 +47,7 @@ export async function readOutcomeReport(db: Db, windowMs: number): Promise<Outco
     left_for_human: boolean;
   }>(
     await db.execute(sql`
-      select a.task_id, a.adapter, a.model, coalesce(r.name, 'unknown') as runner,
+      select t.task_id, a.adapter, a.model, coalesce(r.name, 'unknown') as runner,
              t.state = 'merged' as merged,
              -- Queued (the task's creation) to merged (its first move to 'merged').
              extract(epoch from (m.at - t.created_at))::float8 as queue_to_merge_seconds,
@@ -53,7 +57,10 @@ export async function readOutcomeReport(db: Db, windowMs: number): Promise<Outco
              end as tier,
              (t.state = 'waiting_human' or coalesce(p.merged_by_hand, false)) as left_for_human
       from attempts a
-      join tasks t on t.task_id = a.task_id
+      -- A best-of-N candidate kept for the pull request is credited with its task's outcome.
+      left join candidates c
+        on c.candidate_task_id = a.task_id and c.picked and c.decided_at is not null
+      join tasks t on t.task_id = coalesce(c.task_id, a.task_id)
       left join runners r on r.runner_id = a.runner_id
       left join lateral (
         select min(e.at) as at from task_events e
@@ -65,7 +72,10 @@ export async function readOutcomeReport(db: Db, windowMs: number): Promise<Outco
       ) p on true
       where a.finished_at >= ${since}
         -- Only the task's last attempt: the one its outcome belongs to.
-        and a.generation = (select max(b.generation) from attempts b where b.task_id = a.task_id)`),
+        and a.generation = (select max(b.generation) from attempts b where b.task_id = a.task_id)
+        -- ... unless the task made attempts of its own since (follow-ups): the last one counts.
+        and (c.task_id is null
+             or not exists (select 1 from attempts b where b.task_id = c.task_id))`),
   );
   const attemptFacts: AttemptFact[] = attempts.map((a) => ({
     taskId: a.task_id,
@@ -74,6 +84,7 @@ export async function readOutcomeReport(db: Db, windowMs: number): Promise<Outco
     runner: a.runner,
     costUsd: a.cost_usd === null ? null : Number(a.cost_usd),
     tokens: a.tokens === null ? null : Number(a.tokens),
+    picked: a.picked === null ? undefined : Boolean(a.picked),
   }));
   const outcomeFacts: TaskOutcomeFact[] = outcomes.map((o) => ({
     taskId: o.task_id,

@@ -57,13 +57,13 @@ export function withinRunningLimits(maxPerInstallation: number | undefined) {
     maxPerInstallation && maxPerInstallation > 0
       ? sql`and (select count(*) from tasks busy
                  where busy.installation_id = cand.installation_id
-                   and busy.state in ('assigned', 'running')) + cand.installation_rank
+                   and busy.state in ('assigned', 'running') and busy.runner_id is not null) + cand.installation_rank
                 <= ${maxPerInstallation}`
       : sql``;
   return sql`(cand.limits->>'max_running' is null
        or (select count(*) from tasks busy
            where busy.repository_id = cand.repository_id
-             and busy.state in ('assigned', 'running')) + cand.repo_rank
+             and busy.state in ('assigned', 'running') and busy.runner_id is not null) + cand.repo_rank
           <= (cand.limits->>'max_running')::int)
      ${perInstallation}`;
 }
@@ -130,6 +130,9 @@ export async function findClaimable(db: Db, request: ClaimableRequest): Promise<
                                   order by ${serviceOrder(agingSeconds)}) as installation_rank
         from tasks t join repositories r on r.repository_id = t.repository_id
         where t.state = 'queued' and t.available_at <= now() and (${covered})
+          -- A best-of-N task without a pull request runs as candidates (src/loops/best-of.ts
+          -- starts them); its own row is never handed to a runner until it has a pull request.
+          and not (t.best_of > 1 and t.pr_number is null and t.parent_task_id is null)
           -- A repository (or installation) that spent its daily budget waits for tomorrow; left
           -- out before the ranks, so its tasks take no place under the running limits either.
           and t.repository_id not in (

@@ -40,6 +40,8 @@ export async function findUnpublished(db: Db, limit: number): Promise<Unpublishe
       join repositories r on r.repository_id = t.repository_id
       join change_sets c on c.task_id = t.task_id and c.generation = t.generation
       where t.state = 'pushed' and t.published_generation < t.generation
+        -- A best-of-N candidate's change goes to its own branch (src/loops/best-of.ts).
+        and t.parent_task_id is null
       order by t.updated_at
       limit ${limit}`),
   );

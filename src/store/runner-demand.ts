@@ -17,6 +17,8 @@ export async function waitingWork(
       from tasks t join repositories r on r.repository_id = t.repository_id
       where t.state = 'queued' and t.available_at <= now()
         and t.enqueued_at <= now() - ${`${waited} seconds`}::interval
+        -- A best-of-N task waiting for its round is never given to a runner; its candidates are.
+        and not (t.best_of > 1 and t.pr_number is null and t.parent_task_id is null)
       group by t.capabilities, r.full_name`),
   );
   return rows.map((row) => ({

@@ -85,6 +85,8 @@ export async function findActiveTask(
         eq(tasks.repositoryId, repositoryId),
         eq(tasks.issueNumber, issueNumber),
         sql`${tasks.state} not in ('merged', 'cancelled')`,
+        // A best-of-N candidate shares its issue with the task it is a candidate of.
+        sql`${tasks.parentTaskId} is null`,
       ),
     );
   return task;
@@ -108,6 +110,9 @@ export interface NewTask {
   queuedBy: string;
   /** Feedback for the first attempt (an issue queued again after its change was reverted). */
   feedback?: string;
+  /** Best of N: candidates to run at once (default 1) and the adapters they ask for. */
+  bestOf?: number;
+  bestOfAdapters?: string[];
 }
 
 /**
@@ -404,6 +409,8 @@ export async function claimDirtyStatuses(
       with picked as (
         select task_id from tasks
         where status_version > status_synced_version
+          -- A best-of-N candidate has no comment of its own: its task's comment tells.
+          and parent_task_id is null
           and (status_lease_until is null or status_lease_until < now())
           and (status_comment_id is null
                or updated_at <= now() - ${ms(pacing.debounceMs)}

@@ -70,7 +70,11 @@ describe("the loops subsystem, built alone", () => {
       options: { notifierIntervalMs: HOUR, mergerIntervalMs: HOUR },
       appId: 1,
       gateway,
-      pullRequests: { write: unused("pullRequests.write") },
+      pullRequests: {
+        write: unused("pullRequests.write"),
+        writeBranch: unused("pullRequests.writeBranch"),
+        deleteBranch: unused("pullRequests.deleteBranch"),
+      },
       prFacts: { read: unused("prFacts.read") },
       installationOctokit: unused("installationOctokit"),
       recordError: (source, error) => calls.push(`error ${source}: ${String(error)}`),

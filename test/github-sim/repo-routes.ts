@@ -1,6 +1,12 @@
 import { type ApiRoutes, bodyOf, pagedJson, type RouteRequest, repoOf } from "./api-route.ts";
 import { EMPTY_TREE, type TreeEntry } from "./git-store.ts";
-import { renderLabel, renderRepoCommit, renderUser, repoApiUrl } from "./github-objects.ts";
+import {
+  renderLabel,
+  renderPullFile,
+  renderRepoCommit,
+  renderUser,
+  repoApiUrl,
+} from "./github-objects.ts";
 import { HttpError, notFound } from "./http-error.ts";
 import { createLabel } from "./issue-actions.ts";
 import { requiredChecksFor } from "./protection.ts";
@@ -146,6 +152,55 @@ export const repoRoutes: ApiRoutes = {
       const commit = (await ctx.git.readCommit(repo.fullName, sha))!;
       const files = await ctx.git.diff(repo.fullName, commit.parents[0] ?? EMPTY_TREE, sha);
       return { body: renderRepoCommit(ctx.base, repo, commit, files) };
+    },
+  },
+
+  // https://docs.github.com/rest/commits/commits#compare-two-commits: `base...head` against their
+  // merge base, commits oldest first (at most 250), files paged by `per_page`/`page` (at most 300).
+  "GET /repos/{owner}/{repo}/compare/{base}...{head}": {
+    auth: "installation",
+    permissions: READ_CONTENTS,
+    async handle(ctx, request) {
+      const repo = repoOf(request);
+      const base = await ctx.git.resolveCommit(repo.fullName, request.params.base!);
+      const head = await ctx.git.resolveCommit(repo.fullName, request.params.head!);
+      if (!base || !head) throw new HttpError(404, "Not Found");
+      const mergeBase = (await ctx.git.mergeBase(repo.fullName, base, head)) ?? base;
+      const ahead = await ctx.git.revList(repo.fullName, mergeBase, head);
+      const behind = await ctx.git.revList(repo.fullName, mergeBase, base);
+      const files = await ctx.git.diff(repo.fullName, mergeBase, head);
+      const perPage = Math.min(100, Number(request.query.get("per_page") ?? 30) || 30);
+      const page = Math.max(1, Number(request.query.get("page") ?? 1) || 1);
+      const shown = files.slice(0, 300).slice((page - 1) * perPage, page * perPage);
+      const commitOf = async (sha: string) =>
+        renderRepoCommit(ctx.base, repo, (await ctx.git.readCommit(repo.fullName, sha))!);
+      const commits = await Promise.all(ahead.slice(0, 250).map(commitOf));
+      const html = `${ctx.base}/${repo.fullName}`;
+      const api = repoApiUrl(ctx.base, repo);
+      return {
+        body: {
+          url: `${api}/compare/${base}...${head}`,
+          html_url: `${html}/compare/${base}...${head}`,
+          permalink_url: `${html}/compare/${base}...${head}`,
+          diff_url: `${html}/compare/${base}...${head}.diff`,
+          patch_url: `${html}/compare/${base}...${head}.patch`,
+          base_commit: await commitOf(base),
+          merge_base_commit: await commitOf(mergeBase),
+          status:
+            ahead.length && behind.length
+              ? "diverged"
+              : ahead.length
+                ? "ahead"
+                : behind.length
+                  ? "behind"
+                  : "identical",
+          ahead_by: ahead.length,
+          behind_by: behind.length,
+          total_commits: ahead.length,
+          commits,
+          files: shown.map((file) => renderPullFile(ctx.base, repo, head, file)),
+        },
+      };
     },
   },
 

@@ -131,5 +131,12 @@ export async function seedEveryTable(database: Database) {
             '{ci / test,"lint, strict"}', 1, 'pr', 'red',
             ${JSON.stringify([{ name: "ci / test", result: "failure" }])}::jsonb, ${awkward},
             '2026-01-01T00:00:00.000001Z')`);
+  await db.execute(sql`
+    insert into candidates (task_id, round, k, candidate_task_id, adapter, branch, head_sha,
+                            head_written_at, verification_passed, tier, checks, changed_lines,
+                            cost_usd, failure, rank, picked, decided_at)
+    values (${taskId}, 3, 2, ${deadTaskId}, 'codex', 'conveyor/issue-1-2', ${"d".repeat(40)},
+            '2026-01-01T00:00:00.000001Z', false, 3, 'green', 12, ${0.1 + 0.2}, ${awkward}, 2,
+            false, now())`);
   return { repositoryId, taskId, deadTaskId, runnerId, tokenId };
 }
