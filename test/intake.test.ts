@@ -44,6 +44,17 @@ async function countTasks(issueNumber: number): Promise<number> {
   return row?.n ?? 0;
 }
 
+/** The reads of one issue GitHub received since request number `from`. */
+const issueReads = (issueNumber: number, from: number) =>
+  h.sim.requests
+    .slice(from)
+    .filter(
+      (r) =>
+        r.method === "GET" &&
+        r.route === "/repos/{owner}/{repo}/issues/{issue_number}" &&
+        r.path.endsWith(`/issues/${issueNumber}`),
+    );
+
 /** Waits until the notifier has nothing left to write. */
 async function settled() {
   await h.sim.idle();
@@ -127,11 +138,14 @@ describe("intake", () => {
       await settled();
       const task = await activeTask(issue.number);
       expect(task?.state).toBe("queued");
+      const mark = h.sim.requests.length;
       if (how === "unlabel")
         await h.sim.removeLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
       else await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
       await settled();
       expect((await getTask(h.database.db, task!.taskId))?.state).toBe("cancelled");
+      // A cancel with a task to cancel is confirmed against the issue as it is now.
+      expect(issueReads(issue.number, mark)).toHaveLength(1);
       const status = statusComments(issue.number);
       expect(status).toHaveLength(1);
       expect(status[0]?.body).toContain("Cancelled");
@@ -311,8 +325,13 @@ describe("intake", () => {
     });
     expect(await h.conveyor.reconcile()).toMatchObject({ created: 0 });
     expect(await countTasks(issue.number)).toBe(1);
+    const mark = h.sim.requests.length;
     await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
     await settled();
+    // The `closed` GitHub sends once the merge closed the issue has no task to cancel: the issue
+    // is not read again for it.
+    expect(issueReads(issue.number, mark)).toEqual([]);
+    expect(await countTasks(issue.number)).toBe(1);
   });
 
   it("handles every `issues` example payload from @octokit/webhooks-examples", async () => {
