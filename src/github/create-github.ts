@@ -19,6 +19,7 @@ import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { readRepositoryMarks, recordDefaultHead } from "../store/repository-marks.ts";
 import { createDeliveryRecorder } from "../store/webhook-deliveries.ts";
 import { createAlertIssues } from "./alert-issues.ts";
+import { createBaseRulesCache } from "./base-rules-cache.ts";
 import { createConditionalReads } from "./conditional-requests.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
 import { createBudgetPlugin } from "./github-budget-plugin.ts";
@@ -146,6 +147,8 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   // GitHub's expiry. Repeated reads: conditional requests, whose 304s GitHub does not count.
   const tokenCache = createInstallationTokenCache();
   const conditionalReads = createConditionalReads();
+  // Base branches' protection and rules, kept a few minutes between pull requests.
+  const baseRules = createBaseRulesCache();
   const installationOctokit = async (installationId: number): Promise<Octokit> => {
     const app = await probot.auth();
     // Probot's own installation factory (probot.auth(id)), with the token store replaced.
@@ -215,7 +218,8 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
         write: async (id, input) => writePullRequest(await installationOctokit(id), input),
       },
       prFacts: {
-        read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
+        read: async (id, request) =>
+          collectPrFacts(await installationOctokit(id), request, baseRules),
       },
       installationOctokit,
       hookDeliveries: createHookDeliveryLog(() => probot.auth()),
