@@ -121,6 +121,11 @@ export interface PullRequestWriteInput {
   body: string;
   title: string;
   labels: string[];
+  /**
+   * No pull request was ever recorded for this issue: the branch and its pull request most likely
+   * do not exist, so they are created without being looked up first (see `writePullRequest`).
+   */
+  firstWrite?: boolean;
 }
 
 export interface PullRequestWritten {

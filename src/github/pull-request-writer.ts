@@ -76,6 +76,11 @@ export function refusalFor(input: {
  * created or force-updated (a rerun replaces the branch); an open pull request for the branch is
  * updated in place (its number stays) or one is opened. Labels are added, never created apart.
  *
+ * With `firstWrite` (no pull request was ever recorded for the issue) the branch and the pull
+ * request are created without looking first (two requests fewer); GitHub's "Reference already
+ * exists" and "A pull request already exists" answers send it back to the look-ups, so a publish
+ * that crashed before it was recorded still converges (on an equal commit, the branch moved to it).
+ *
  * Throws {@link PullRequestRefused} without sending anything when {@link refusalFor} objects. GitHub's
  * errors propagate (callers decide about retries), except a missing branch and the "A pull request
  * already exists" race on create, which falls back to the pull request that won.
@@ -100,7 +105,9 @@ export async function writePullRequest(
     tree: entries,
   });
 
-  const current = await branchHead(octokit, input);
+  // A first write has nothing to look for: it writes and looks only when GitHub says the branch
+  // (or the pull request) exists after all (a publish that crashed before it was recorded).
+  const current = input.firstWrite ? undefined : await branchHead(octokit, input);
   let commitSha: string | undefined;
   if (current) {
     const { data: head } = await octokit.request(
@@ -252,7 +259,7 @@ const isAlreadyExists = (error: unknown) =>
 /** Updates the branch's open pull request in place, or opens one. */
 async function ensurePullRequest(octokit: Octokit, input: PullRequestWriteInput) {
   const { owner, repo, title, body } = input;
-  let existing = await findOpenPullRequest(octokit, input);
+  let existing = input.firstWrite ? undefined : await findOpenPullRequest(octokit, input);
   if (!existing) {
     try {
       const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls", {
