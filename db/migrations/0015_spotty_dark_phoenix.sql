@@ -1,0 +1,1 @@
+ALTER TABLE "tasks" ADD COLUMN "status_comment_attempted_at" timestamp with time zone;
