@@ -2,7 +2,7 @@ import type { ProbotOctokit } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PullRequestRefused } from "../src/core/change-set-rules.ts";
 import type { PullRequestWriteInput } from "../src/core/ports.ts";
-import { writePullRequest } from "../src/github/pull-request-writer.ts";
+import { createCommitTrees, writePullRequest } from "../src/github/pull-request-writer.ts";
 import type { ChangeSet } from "../src/protocol/messages.ts";
 import {
   DEFAULT_APP_PERMISSIONS,
@@ -342,8 +342,9 @@ describe("writePullRequest against the GitHub simulator", () => {
       title: "Green",
       firstWrite: true,
     });
+    const trees = createCommitTrees();
     const mark = sim.requests.length;
-    const written = await writePullRequest(octokit, first);
+    const written = await writePullRequest(octokit, first, trees);
     expect(written).toMatchObject({ created: true, commitReused: false });
     expect(since(mark).map((r) => `${r.method} ${r.route} ${r.status}`)).toEqual([
       "GET /repos/{owner}/{repo}/git/commits/{commit_sha} 200",
@@ -358,7 +359,7 @@ describe("writePullRequest against the GitHub simulator", () => {
     // The same first write again, as after a crash before it was recorded: GitHub's "already
     // exists" answers send it to the look-ups, and it ends on the same pull request.
     const again = sim.requests.length;
-    const rewritten = await writePullRequest(octokit, first);
+    const rewritten = await writePullRequest(octokit, first, trees);
     expect(rewritten).toMatchObject({ prNumber: written.prNumber, created: false });
     expect(writes(again)).toEqual([
       "POST /repos/{owner}/{repo}/git/trees 201",
@@ -367,6 +368,10 @@ describe("writePullRequest against the GitHub simulator", () => {
       "PATCH /repos/{owner}/{repo}/git/refs/{ref} 200",
       "POST /repos/{owner}/{repo}/pulls 422",
     ]);
+    // The base commit's tree was kept from the first write (a commit's tree never changes).
+    expect(
+      since(again).filter((r) => r.route === "/repos/{owner}/{repo}/git/commits/{commit_sha}"),
+    ).toEqual([]);
     expect(await sim.getBranchSha(fullName, branch)).toBe(rewritten.commitSha);
     expect(await gitText("diff", "--name-status", baseSha, rewritten.commitSha)).toBe(
       "M\tsrc/app.ts",

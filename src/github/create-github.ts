@@ -28,7 +28,7 @@ import { createHookDeliveryLog } from "./hook-delivery-log.ts";
 import { createInstallationTokenCache } from "./installation-tokens.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
 import { collectPrFacts } from "./pr-facts.ts";
-import { writePullRequest } from "./pull-request-writer.ts";
+import { createCommitTrees, writePullRequest } from "./pull-request-writer.ts";
 import { createSetupGuard } from "./setup-access.ts";
 import { createSetupHandler } from "./setup-app.ts";
 import { createWritePacer } from "./write-pacer.ts";
@@ -149,6 +149,8 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const conditionalReads = createConditionalReads();
   // Base branches' protection and rules, kept a few minutes between pull requests.
   const baseRules = createBaseRulesCache();
+  // The trees of the commits tasks were assigned on (immutable: kept until crowded out).
+  const commitTrees = createCommitTrees();
   const installationOctokit = async (installationId: number): Promise<Octokit> => {
     const app = await probot.auth();
     // Probot's own installation factory (probot.auth(id)), with the token store replaced.
@@ -215,7 +217,8 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       gateway,
       alertIssues: createAlertIssues({ installationOctokit }),
       pullRequests: {
-        write: async (id, input) => writePullRequest(await installationOctokit(id), input),
+        write: async (id, input) =>
+          writePullRequest(await installationOctokit(id), input, commitTrees),
       },
       prFacts: {
         read: async (id, request) =>

@@ -88,20 +88,18 @@ export function refusalFor(input: {
 export async function writePullRequest(
   octokit: Octokit,
   input: PullRequestWriteInput,
+  trees?: CommitTrees,
 ): Promise<PullRequestWritten> {
   const refused = refusalFor(input);
   if (refused) throw refused;
   const { owner, repo } = input;
 
-  const { data: base } = await octokit.request(
-    "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
-    { owner, repo, commit_sha: input.baseSha },
-  );
+  const baseTree = await treeOfCommit(octokit, input, trees);
   const entries = await treeEntries(octokit, input);
   const { data: tree } = await octokit.request("POST /repos/{owner}/{repo}/git/trees", {
     owner,
     repo,
-    base_tree: base.tree.sha,
+    base_tree: baseTree,
     tree: entries,
   });
 
@@ -154,6 +152,49 @@ export async function writePullRequest(
     commitSha,
     commitReused,
   };
+}
+
+/**
+ * The tree of each commit a pull request was written on, per repository. A commit's tree never
+ * changes (the SHA names the content), so this needs no invalidation: tasks assigned on the same
+ * base share one read of it.
+ */
+export interface CommitTrees {
+  get(key: string): string | undefined;
+  set(key: string, treeSha: string): void;
+}
+
+export function createCommitTrees(maxEntries = 500): CommitTrees {
+  const trees = new Map<string, string>();
+  return {
+    get: (key) => trees.get(key),
+    set(key, treeSha) {
+      trees.delete(key);
+      trees.set(key, treeSha);
+      while (trees.size > maxEntries) {
+        const oldest = trees.keys().next().value;
+        if (oldest === undefined) break;
+        trees.delete(oldest);
+      }
+    },
+  };
+}
+
+async function treeOfCommit(
+  octokit: Octokit,
+  input: PullRequestWriteInput,
+  trees: CommitTrees | undefined,
+): Promise<string> {
+  const key = `${input.owner}/${input.repo}@${input.baseSha}`.toLowerCase();
+  const kept = trees?.get(key);
+  if (kept) return kept;
+  const { data: base } = await octokit.request(
+    "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+    { owner: input.owner, repo: input.repo, commit_sha: input.baseSha },
+  );
+  // Only a commit GitHub answered for by that SHA is kept.
+  if (base.sha === input.baseSha) trees?.set(key, base.tree.sha);
+  return base.tree.sha;
 }
 
 /**
