@@ -76,11 +76,11 @@ describe("npm run bench --smoke", () => {
     const summary = stdout.slice(stdout.lastIndexOf("targets of issue #22: "));
     expect(summary).toMatch(
       new RegExp(
-        `^targets of issue #22: ${target.met ? 1 : 0} of 1 met\nbenchmark +row +value +target +met\n`,
+        `^targets of issue #22: ${target.met ? 1 : 0} of 1 met\nbenchmark: row +value +target +met\n`,
       ),
     );
     expect(summary).toMatch(
-      new RegExp(`dispatch-latency +p99: webhook → assign .* +≤ 2 +${verdict}`),
+      new RegExp(`dispatch-latency: p99: webhook → assign .* +≤ 2 +${verdict}`),
     );
     expect(summary).not.toContain("merge-decision");
   });

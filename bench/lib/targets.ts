@@ -45,7 +45,7 @@ export function summaryTable(
   const met = all.filter((t) => t.met).length;
   return {
     title: `targets of issue #22: ${met} of ${all.length} met`,
-    columns: ["benchmark", "row", "value", "target", "met"],
-    rows: all.map((t) => [t.benchmark, t.row, t.value, t.goal, t.met ? "met" : "missed"]),
+    columns: ["benchmark: row", "value", "target", "met"],
+    rows: all.map((t) => [`${t.benchmark}: ${t.row}`, t.value, t.goal, t.met ? "met" : "missed"]),
   };
 }
