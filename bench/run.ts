@@ -18,6 +18,7 @@ import { parseBenchArgs, USAGE } from "./lib/args.ts";
 import { type BenchContext, type Benchmark, renderTable, writeResult } from "./lib/benchmark.ts";
 import { describeMachine, describeVersions } from "./lib/machine.ts";
 import { type BenchPostgres, type CommitCeiling, startBenchPostgres } from "./lib/postgres.ts";
+import { type JudgedTarget, judgeTarget, summaryTable, targetTable } from "./lib/targets.ts";
 
 const BENCHMARKS: Benchmark[] = [
   dispatchLatency,
@@ -111,6 +112,7 @@ async function main(): Promise<number> {
   let postgres: BenchPostgres | undefined;
   let ceiling: CommitCeiling | undefined;
   const failures: string[] = [];
+  const judged: { benchmark: string; targets: JudgedTarget[] }[] = [];
   const cleanup = async () => {
     await postgres?.stop();
   };
@@ -150,7 +152,8 @@ async function main(): Promise<number> {
       const loadBefore = describeMachine().loadAverage;
       progress(benchmark.title);
       try {
-        const outcome = await benchmark.run(ctx);
+        const { targets: wanted, ...outcome } = await benchmark.run(ctx);
+        const targets = (wanted ?? []).map(judgeTarget);
         const finishedAt = new Date();
         const path = writeResult(outDir, fileFor(benchmark.name), {
           benchmark: benchmark.name,
@@ -177,9 +180,14 @@ async function main(): Promise<number> {
             commitCeiling: ceiling,
           },
           ...outcome,
+          targets,
         });
         say("");
         for (const table of outcome.tables) say(`${renderTable(table)}\n`);
+        if (targets.length > 0) {
+          judged.push({ benchmark: benchmark.name, targets });
+          say(`${renderTable(targetTable(`${benchmark.name}: targets of issue #22`, targets))}\n`);
+        }
         for (const note of outcome.notes) say(`note: ${note}`);
         progress(
           `done in ${Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000)} s; wrote ${path}`,
@@ -195,6 +203,7 @@ async function main(): Promise<number> {
   } finally {
     await cleanup();
   }
+  if (judged.length > 0) say(`\n${renderTable(summaryTable(judged))}\n`);
   if (failures.length) {
     process.stderr.write(`bench: ${failures.join(", ")} failed; logs in ${logDir}\n`);
     return 1;

@@ -94,6 +94,10 @@ export const tasks = pgTable(
     limits: jsonb("limits").notNull().default({}),
     lastError: text("last_error"),
     statusCommentId: bigint("status_comment_id", { mode: "number" }),
+    // When the notifier first asked GitHub to create the status comment. Set while the id is not
+    // known, a comment may exist (a crash between its creation and recording its id), so it is
+    // looked for before another is created; never set, nothing is looked for.
+    statusCommentAttemptedAt: timestamp("status_comment_attempted_at", { withTimezone: true }),
     // The status comment is rewritten when status_version passes status_synced_version; a burst of
     // changes bumps the version many times and costs one edit.
     statusVersion: integer("status_version").notNull().default(1),

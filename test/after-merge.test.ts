@@ -43,6 +43,7 @@ beforeAll(async () => {
       "src/app.txt": "line 1\nline 2\nline 3\n",
       "src/flaky.txt": "steady\n",
       "src/shared.txt": "first\nsecond\nthird\n",
+      "src/plain.txt": "plain\n",
     },
     simulator: { ciProvider: { name: CI, conclude } },
   });
@@ -96,7 +97,56 @@ const rerequests = () =>
     (r) => r.method === "POST" && r.route?.endsWith("/check-suites/{check_suite_id}/rerequest"),
   );
 
+const watchParent = async (taskId: string) =>
+  resultRows<{ parent_sha: string | null }>(
+    await db().execute(sql`select parent_sha from merge_watches where task_id = ${taskId}`),
+  )[0]?.parent_sha;
+/** The requests that read a commit: its check runs, its combined status, the commit itself. */
+const checkReadsOn = (sha: string) =>
+  h.sim.requests.filter(
+    (r) =>
+      r.method === "GET" &&
+      r.path.includes(`/${sha}`) &&
+      (r.route?.endsWith("/check-runs") ||
+        r.route?.endsWith("/status") ||
+        r.route?.endsWith("/git/commits/{commit_sha}")),
+  );
+
 describe("the post-merge watch", () => {
+  it("a merge whose watched checks pass on the merge commit never reads the parent commit", async () => {
+    const { taskId } = await queueScriptedIssue(
+      h,
+      "Plain tweak",
+      "write src/plain.txt\n<<<\nplainer\n>>>",
+    );
+    const watch = await waitFor(
+      async () => {
+        const w = await watchOf(taskId);
+        if (w?.state === "green") return w;
+        throw new Error(`task ${await state(taskId)}, watch ${w?.state}`);
+      },
+      { timeoutMs: 60_000, message: "the watch ended green" },
+    );
+    expect(watch.checks).toContain(CI);
+    expect(await watchParent(taskId)).toBeNull();
+    expect(checkReadsOn(watch.merge_sha).length).toBeGreaterThan(0);
+    // After the merge call, checks were read on the merge commit only: not the parent commit
+    // object, nor the checks or statuses on it.
+    const mergedAt = h.sim.requests.find(
+      (r) => r.method === "PUT" && r.route?.endsWith("/pulls/{pull_number}/merge"),
+    )?.at;
+    expect(mergedAt).toBeDefined();
+    const afterMerge = h.sim.requests.filter(
+      (r) =>
+        r.at >= mergedAt! &&
+        r.method === "GET" &&
+        (r.route?.startsWith("/repos/{owner}/{repo}/commits/{ref}/") ||
+          r.route?.endsWith("/git/commits/{commit_sha}")),
+    );
+    expect(afterMerge.length).toBeGreaterThan(0);
+    expect(afterMerge.filter((r) => !r.path.includes(`/${watch.merge_sha}`))).toEqual([]);
+  }, 90_000);
+
   it("re-requests a check that fails once on the merge commit, and does nothing when it passes", async () => {
     const { taskId } = await queueScriptedIssue(
       h,
@@ -119,6 +169,10 @@ describe("the post-merge watch", () => {
     expect(rerequests()).toHaveLength(1);
     expect(pushes.filter((p) => p.sha === watch.merge_sha).map((p) => p.attempt)).toEqual([1, 2]);
     expect(watch.revert_pr_number).toBeNull();
+    // The failure on the merge commit is what makes the parent worth reading.
+    const parent = await watchParent(taskId);
+    expect(parent).toMatch(/^[0-9a-f]{40}$/);
+    expect(checkReadsOn(parent!).length).toBeGreaterThan(0);
     expect((await repoRow()).frozen).toBe(false);
     const pulls = await h.sim.listPulls(h.repo);
     expect(pulls.some((p) => p.title.startsWith("Revert"))).toBe(false);

@@ -44,6 +44,28 @@ async function countTasks(issueNumber: number): Promise<number> {
   return row?.n ?? 0;
 }
 
+/** The reads of one issue GitHub received since request number `from`. */
+const issueReads = (issueNumber: number, from: number) =>
+  h.sim.requests
+    .slice(from)
+    .filter(
+      (r) =>
+        r.method === "GET" &&
+        r.route === "/repos/{owner}/{repo}/issues/{issue_number}" &&
+        r.path.endsWith(`/issues/${issueNumber}`),
+    );
+
+/** The listings of one issue's comments GitHub received (since request number `from`). */
+const commentListings = (issueNumber: number, from = 0) =>
+  h.sim.requests
+    .slice(from)
+    .filter(
+      (r) =>
+        r.method === "GET" &&
+        r.route === "/repos/{owner}/{repo}/issues/{issue_number}/comments" &&
+        r.path.endsWith(`/issues/${issueNumber}/comments`),
+    );
+
 /** Waits until the notifier has nothing left to write. */
 async function settled() {
   await h.sim.idle();
@@ -94,6 +116,33 @@ describe("intake", () => {
     expect(status).toHaveLength(1);
     expect(status[0]?.body).toMatch(/Queue position \| \d+ \(lane `normal`\)/);
     expect(status[0]?.body).toContain(`task=${task!.taskId}`);
+    // A new task's first comment is created without listing the issue's comments first.
+    expect(commentListings(issue.number)).toEqual([]);
+  });
+
+  it("finds the status comment whose creation answer was lost instead of making a second one", async () => {
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Lost answer", user: "octocat" });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    await settled();
+    const task = await activeTask(issue.number);
+    const [posted] = statusComments(issue.number);
+    expect(posted).toBeDefined();
+    // As after a crash between creating the comment and recording its id: the id is unknown, the
+    // attempt is recorded, and the comment owes a new version.
+    await h.database.db.execute(sql`
+      update tasks set status_comment_id = null, status_version = status_version + 1,
+                       status_digest = null
+      where task_id = ${task!.taskId} and status_comment_attempted_at is not null`);
+    const mark = h.sim.requests.length;
+    await settled();
+    expect(commentListings(issue.number, mark)).toHaveLength(1);
+    expect(statusComments(issue.number).map((c) => c.id)).toEqual([posted!.id]);
+    const [row] = resultRows<{ status_comment_id: string }>(
+      await h.database.db.execute(
+        sql`select status_comment_id from tasks where task_id = ${task!.taskId}`,
+      ),
+    );
+    expect(Number(row?.status_comment_id)).toBe(posted!.id);
   });
 
   it("refuses a read-only labeller with one comment and ignores bots silently", async () => {
@@ -127,11 +176,14 @@ describe("intake", () => {
       await settled();
       const task = await activeTask(issue.number);
       expect(task?.state).toBe("queued");
+      const mark = h.sim.requests.length;
       if (how === "unlabel")
         await h.sim.removeLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
       else await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
       await settled();
       expect((await getTask(h.database.db, task!.taskId))?.state).toBe("cancelled");
+      // A cancel with a task to cancel is confirmed against the issue as it is now.
+      expect(issueReads(issue.number, mark)).toHaveLength(1);
       const status = statusComments(issue.number);
       expect(status).toHaveLength(1);
       expect(status[0]?.body).toContain("Cancelled");
@@ -311,8 +363,13 @@ describe("intake", () => {
     });
     expect(await h.conveyor.reconcile()).toMatchObject({ created: 0 });
     expect(await countTasks(issue.number)).toBe(1);
+    const mark = h.sim.requests.length;
     await h.sim.closeIssue(h.repo, issue.number, { sender: "octocat" });
     await settled();
+    // The `closed` GitHub sends once the merge closed the issue has no task to cancel: the issue
+    // is not read again for it.
+    expect(issueReads(issue.number, mark)).toEqual([]);
+    expect(await countTasks(issue.number)).toBe(1);
   });
 
   it("handles every `issues` example payload from @octokit/webhooks-examples", async () => {

@@ -106,6 +106,16 @@ describe("review and auto-merge", () => {
     await h.sim.submitReview(h.repo, pr.pr_number, { user: "maint", state: "APPROVED" });
     await waitFor(async () => (await state(pr.taskId)) === "merged", { timeoutMs: 20_000 });
     expect(merges(pr.pr_number)).toHaveLength(1);
+    // Two verdicts (waiting for an approval, then merge), one label write: the second would
+    // change nothing, the pull request already had the label.
+    const riskLabelWrites = h.sim.requests.filter(
+      (r) =>
+        r.method === "POST" &&
+        r.route === "/repos/{owner}/{repo}/issues/{issue_number}/labels" &&
+        r.path.endsWith(`/issues/${pr.pr_number}/labels`) &&
+        JSON.stringify(r.body).includes("risk:tier-2"),
+    );
+    expect(riskLabelWrites).toHaveLength(1);
   });
 
   it("never merges a tier-3 PR, even approved with green checks", async () => {

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { evaluateMergePolicy } from "../src/core/merge-policy.ts";
 import type { CollectedFacts, FactsRequest } from "../src/core/ports.ts";
 import { DEFAULT_REPO_CONFIG } from "../src/core/repo-config.ts";
+import { createBaseRulesCache } from "../src/github/base-rules-cache.ts";
 import { collectPrFacts } from "../src/github/pr-facts.ts";
 import type { GitHubSimulator } from "./github-sim/create-github-simulator.ts";
 import {
@@ -123,6 +124,61 @@ describe("collectPrFacts against the simulator", () => {
     });
     const again = await collectPrFacts(octokit, request({ repo: pr.name, prNumber: pr.number }));
     expect(again.errors).toEqual([]);
+  });
+
+  it("with a cache: a protection 403 is remembered per repository, rules are kept until they expire, failures never", async () => {
+    const pr = await repoWithPull();
+    let clock = 1_000_000;
+    const cache = createBaseRulesCache({ ttlMs: 60_000, deniedTtlMs: 120_000, now: () => clock });
+    const read = async () => {
+      const mark = sim.requests.length;
+      const facts = await collectPrFacts(
+        octokit,
+        request({ repo: pr.name, prNumber: pr.number }),
+        cache,
+      );
+      const routes = sim.requests.slice(mark).map((r) => `${r.status} ${r.route}`);
+      return {
+        facts,
+        protection: routes.filter((r) => r.endsWith("/protection/required_status_checks")),
+        rules: routes.filter((r) => r.endsWith("/rules/branches/{branch}")),
+      };
+    };
+    sim.addRuleset(pr.fullName, { branches: ["~DEFAULT_BRANCH"], requiredChecks: ["lint"] });
+    const first = await read();
+    expect(first.protection).toEqual([
+      "403 /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
+    ]);
+    expect(first.rules).toHaveLength(1);
+    expect(first.facts.expectedChecks).toEqual([{ name: "lint", source: "ruleset" }]);
+
+    // Within the time to live: neither is read again, and the kept rule still counts.
+    sim.addRuleset(pr.fullName, { branches: ["~DEFAULT_BRANCH"], requiredChecks: ["e2e"] });
+    const second = await read();
+    expect([...second.protection, ...second.rules]).toEqual([]);
+    expect(second.facts.expectedChecks).toEqual([{ name: "lint", source: "ruleset" }]);
+    expect(second.facts.errors).toEqual([]);
+
+    // The rules expired: read again, with the new rule; the 403 is still remembered.
+    clock += 60_001;
+    const third = await read();
+    expect(third.protection).toEqual([]);
+    expect(third.rules).toHaveLength(1);
+    expect((third.facts.expectedChecks ?? []).map((e) => e.name)).toEqual(["lint", "e2e"]);
+
+    // A failed read is an error and is not kept: the next pass reads again.
+    clock += 120_001;
+    sim.injectFault("GET /repos/{owner}/{repo}/rules/branches/{branch}", 500, {
+      message: "Server Error",
+    });
+    const failed = await read();
+    expect(failed.protection).toHaveLength(1);
+    expect(failed.facts.errors).toEqual([expect.stringContaining("rulesets")]);
+    expect(evaluateMergePolicy(failed.facts, DEFAULT_REPO_CONFIG).kind).toBe("blocked");
+    const recovered = await read();
+    expect(recovered.rules).toHaveLength(1);
+    expect(recovered.facts.errors).toEqual([]);
+    expect((recovered.facts.expectedChecks ?? []).map((e) => e.name)).toEqual(["lint", "e2e"]);
   });
 
   it("sees a retargeted pull request", async () => {

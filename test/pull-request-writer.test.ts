@@ -2,7 +2,7 @@ import type { ProbotOctokit } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PullRequestRefused } from "../src/core/change-set-rules.ts";
 import type { PullRequestWriteInput } from "../src/core/ports.ts";
-import { writePullRequest } from "../src/github/pull-request-writer.ts";
+import { createCommitTrees, writePullRequest } from "../src/github/pull-request-writer.ts";
 import type { ChangeSet } from "../src/protocol/messages.ts";
 import {
   DEFAULT_APP_PERMISSIONS,
@@ -316,6 +316,70 @@ describe("writePullRequest against the GitHub simulator", () => {
     expect(writes(mark).at(-1)).toBe("PATCH /repos/{owner}/{repo}/pulls/{pull_number} 200");
     expect((await sim.getPull(fullName, prNumber)).body).toBe(`Closes #${issueNumber}\n\nthird`);
     expect(await openPulls()).toHaveLength(1);
+  });
+
+  it("a first write creates the branch and the pull request without looking them up, and converges when they exist after all", async () => {
+    const other = (await sim.openIssue(fullName, { title: "Make it green", user: "alice" })).issue
+      .number;
+    const branch = `conveyor/issue-${other}`;
+    const green = changeSet(
+      [
+        {
+          path: "src/app.ts",
+          action: "modify",
+          mode: "100644",
+          encoding: "utf8",
+          content: "green\n",
+        },
+      ],
+      "Make it green",
+    );
+    const first = input({
+      issueNumber: other,
+      branch,
+      changeSet: green,
+      body: `Closes #${other}`,
+      title: "Green",
+      firstWrite: true,
+    });
+    const trees = createCommitTrees();
+    const mark = sim.requests.length;
+    const written = await writePullRequest(octokit, first, trees);
+    expect(written).toMatchObject({ created: true, commitReused: false });
+    expect(since(mark).map((r) => `${r.method} ${r.route} ${r.status}`)).toEqual([
+      "GET /repos/{owner}/{repo}/git/commits/{commit_sha} 200",
+      "POST /repos/{owner}/{repo}/git/trees 201",
+      "POST /repos/{owner}/{repo}/git/commits 201",
+      "POST /repos/{owner}/{repo}/git/refs 201",
+      "POST /repos/{owner}/{repo}/pulls 201",
+      "POST /repos/{owner}/{repo}/issues/{issue_number}/labels 200",
+    ]);
+    expect(await sim.getBranchSha(fullName, branch)).toBe(written.commitSha);
+
+    // The same first write again, as after a crash before it was recorded: GitHub's "already
+    // exists" answers send it to the look-ups, and it ends on the same pull request.
+    const again = sim.requests.length;
+    const rewritten = await writePullRequest(octokit, first, trees);
+    expect(rewritten).toMatchObject({ prNumber: written.prNumber, created: false });
+    expect(writes(again)).toEqual([
+      "POST /repos/{owner}/{repo}/git/trees 201",
+      "POST /repos/{owner}/{repo}/git/commits 201",
+      "POST /repos/{owner}/{repo}/git/refs 422",
+      "PATCH /repos/{owner}/{repo}/git/refs/{ref} 200",
+      "POST /repos/{owner}/{repo}/pulls 422",
+    ]);
+    // The base commit's tree was kept from the first write (a commit's tree never changes).
+    expect(
+      since(again).filter((r) => r.route === "/repos/{owner}/{repo}/git/commits/{commit_sha}"),
+    ).toEqual([]);
+    expect(await sim.getBranchSha(fullName, branch)).toBe(rewritten.commitSha);
+    expect(await gitText("diff", "--name-status", baseSha, rewritten.commitSha)).toBe(
+      "M\tsrc/app.ts",
+    );
+    const open = (await sim.listPulls(fullName)).filter(
+      (p) => p.state === "open" && p.head.ref === branch,
+    );
+    expect(open.map((p) => p.number)).toEqual([written.prNumber]);
   });
 
   it.each<[string, ChangeSet["files"][number]["path"], "add" | "delete"]>([

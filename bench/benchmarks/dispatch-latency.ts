@@ -85,6 +85,14 @@ export const dispatchLatency: Benchmark = {
           meaning: "our p99 dispatch latency ÷ graphile-worker's p99 job start latency",
         },
       },
+      targets: [
+        {
+          row: "p99: webhook → assign ÷ graphile-worker addJob → start",
+          value: ratio(dispatch.p99, graphile.p99),
+          op: "<=",
+          target: 2,
+        },
+      ],
       samples: {
         dispatchMs: ours.dispatchMs.map((v) => round(v, 2)),
         webhookResponseMs: ours.webhookResponseMs.map((v) => round(v, 2)),

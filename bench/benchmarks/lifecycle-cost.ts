@@ -241,6 +241,14 @@ export const lifecycleCost: Benchmark = {
             "requests refused for a rate limit (primary 403s and the scripted secondary 429s) per merged task in the rate-limited run; a storm is many per task",
         },
       },
+      targets: [
+        {
+          row: "GitHub requests per merged tier-1 task",
+          value: round(requestsPerTask, 2),
+          op: "<=",
+          target: TARGET_REQUESTS_PER_TASK,
+        },
+      ],
       samples: {
         openByRoute: open.counts.byRoute,
         rateLimitedByRoute: limited.counts.byRoute,

@@ -224,6 +224,20 @@ export const queueThroughput: Benchmark = {
           },
         ]),
       ),
+      targets: rows.flatMap((r) => [
+        {
+          row: `M = ${r.runners}: tasks/s ÷ graphile-worker jobs/s`,
+          value: ratio(r.ours.perSecond, r.peer.perSecond),
+          op: ">=" as const,
+          target: 0.25,
+        },
+        {
+          row: `M = ${r.runners}: commits per task`,
+          value: round(r.ours.commits / Math.max(1, r.ours.done), 2),
+          op: "<=" as const,
+          target: 4,
+        },
+      ]),
       samples,
       tables: [
         {

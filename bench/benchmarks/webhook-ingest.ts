@@ -209,6 +209,12 @@ export const webhookIngest: Benchmark = {
           },
         ]),
       ),
+      targets: rows.map((r) => ({
+        row: `c = ${r.connections}: requests/s ÷ bare Probot's`,
+        value: ratio(r.ours.requestsPerSecond, r.peer.requestsPerSecond),
+        op: ">=" as const,
+        target: 0.5,
+      })),
       // Every response time, as [ms, count] pairs at 0.1 ms (tens of thousands of them).
       samples: Object.fromEntries(
         rows.flatMap((r) => [

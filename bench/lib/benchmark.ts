@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchPostgres, CommitCeiling } from "./postgres.ts";
+import type { Target } from "./targets.ts";
 
 /** A table printed at the end of a benchmark (and kept in its JSON). */
 export interface Table {
@@ -19,6 +20,11 @@ export interface Outcome {
   peer: { name: string; description: string; results: Record<string, unknown> };
   /** Ours relative to the peer's, each with what it means. */
   ratios: Record<string, { value: number | undefined; meaning: string }>;
+  /**
+   * Issue #22's targets for this benchmark's rows (none for a benchmark without one); judged and
+   * printed by the runner, written to the JSON's `targets` with their verdicts.
+   */
+  targets?: Target[];
   /** Every measurement the summaries were computed from. */
   samples: Record<string, unknown>;
   tables: Table[];

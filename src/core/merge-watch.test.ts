@@ -11,6 +11,7 @@ import {
   type WatchedRun,
   type WatchFacts,
   watchedChecksPass,
+  watchNeedsParent,
 } from "./merge-watch.ts";
 
 const run = (
@@ -163,6 +164,37 @@ describe("decideWatch", () => {
       }),
     );
     expect(decision).toMatchObject({ kind: "rerequest", checks: [{ checkRunId: 7 }] });
+  });
+});
+
+describe("watchNeedsParent", () => {
+  it.each<[string, Partial<WatchFacts>, boolean]>([
+    ["a watched check failed on the merge commit", {}, true],
+    ["green on the merge commit", { onMerge: green }, false],
+    ["pending on the merge commit", { onMerge: { runs: [run("ci", null)], statuses: [] } }, false],
+    ["not reported yet", { onMerge: { runs: [], statuses: [] } }, false],
+    ["a check not watched failed", { checks: ["lint"], onMerge: green }, false],
+    [
+      "a failing commit status",
+      { onMerge: { runs: [], statuses: [{ context: "ci", state: "failure" }] } },
+      true,
+    ],
+    [
+      "neutral when strict",
+      { strict: true, onMerge: { runs: [run("ci", "neutral")], statuses: [] } },
+      true,
+    ],
+    ["unreadable checks", { errors: ["boom"] }, false],
+  ])("%s", (_name, over, expected) => {
+    expect(watchNeedsParent(facts(over))).toBe(expected);
+  });
+
+  it("agrees with decideWatch: without the parent, a decision that does not need it is the same", () => {
+    for (const onMerge of [green, { runs: [run("ci", null)], statuses: [] }]) {
+      expect(decideWatch(facts({ onMerge, onParent: null }))).toEqual(
+        decideWatch(facts({ onMerge })),
+      );
+    }
   });
 });
 

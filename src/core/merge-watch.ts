@@ -92,6 +92,26 @@ function resultOf(commit: CommitChecks, name: string, strict: boolean): Result {
 const passed = (r: Result) => r.outcome === "success" || r.outcome === "pass";
 
 /**
+ * Whether {@link decideWatch} needs the parent commit's checks for these facts: only to tell a
+ * check that failed on the merge commit from one that was red before. When every watched check
+ * passed or is still pending on the merge commit (or its checks could not be read), the parent is
+ * never consulted, so the watch does not read it (three requests: the commit, its check runs and
+ * its statuses).
+ */
+export function watchNeedsParent(f: {
+  checks: readonly string[];
+  onMerge: CommitChecks;
+  strict: boolean;
+  errors: readonly string[];
+}): boolean {
+  if (f.errors.length > 0) return false;
+  return f.checks.some((name) => {
+    const now = resultOf(f.onMerge, name, f.strict);
+    return !passed(now) && now.outcome !== "pending" && now.outcome !== "missing";
+  });
+}
+
+/**
  * What the watch does next. A check counts against the merge only if it passed on the parent
  * commit too (a branch that was red before is not this merge's fault); a failing check run is
  * re-requested once and judged on its new result (a commit status cannot be re-requested, so its

@@ -114,6 +114,11 @@ export interface BranchWriteInput {
   /** The commit the change was made on; the new commit's only parent. */
   baseSha: string;
   changeSet: ChangeSet;
+  /**
+   * No pull request was ever recorded for this issue: the branch and its pull request most likely
+   * do not exist, so they are created without being looked up first (see `writePullRequest`).
+   */
+  firstWrite?: boolean;
 }
 
 export interface BranchWritten {
@@ -124,18 +129,14 @@ export interface BranchWritten {
   commitReused: boolean;
 }
 
-export interface PullRequestWriteInput {
-  owner: string;
-  repo: string;
+/** The branch write of {@link BranchWriteInput}, then the pull request from that branch. */
+export interface PullRequestWriteInput extends BranchWriteInput {
   /** The pull request's base. */
   defaultBranch: string;
   issueNumber: number;
   issueTitle: string;
   /** `conveyor/issue-<N>`: one branch, and so one open pull request, per issue. */
   branch: string;
-  /** The commit the task was assigned on; the new commit's only parent. */
-  baseSha: string;
-  changeSet: ChangeSet;
   body: string;
   title: string;
   labels: string[];

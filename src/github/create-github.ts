@@ -19,6 +19,7 @@ import type { ConveyorMetrics } from "../metrics/create-metrics.ts";
 import { readRepositoryMarks, recordDefaultHead } from "../store/repository-marks.ts";
 import { createDeliveryRecorder } from "../store/webhook-deliveries.ts";
 import { createAlertIssues } from "./alert-issues.ts";
+import { createBaseRulesCache } from "./base-rules-cache.ts";
 import { createConditionalReads } from "./conditional-requests.ts";
 import { createConveyorApp } from "./conveyor-app.ts";
 import { createBudgetPlugin } from "./github-budget-plugin.ts";
@@ -27,7 +28,12 @@ import { createHookDeliveryLog } from "./hook-delivery-log.ts";
 import { createInstallationTokenCache } from "./installation-tokens.ts";
 import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts";
 import { collectPrFacts } from "./pr-facts.ts";
-import { deleteBranch, writeBranch, writePullRequest } from "./pull-request-writer.ts";
+import {
+  createCommitTrees,
+  deleteBranch,
+  writeBranch,
+  writePullRequest,
+} from "./pull-request-writer.ts";
 import { createSetupGuard } from "./setup-access.ts";
 import { createSetupHandler } from "./setup-app.ts";
 import { createWritePacer } from "./write-pacer.ts";
@@ -146,6 +152,10 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   // GitHub's expiry. Repeated reads: conditional requests, whose 304s GitHub does not count.
   const tokenCache = createInstallationTokenCache();
   const conditionalReads = createConditionalReads();
+  // Base branches' protection and rules, kept a few minutes between pull requests.
+  const baseRules = createBaseRulesCache();
+  // The trees of the commits tasks were assigned on (immutable: kept until crowded out).
+  const commitTrees = createCommitTrees();
   const installationOctokit = async (installationId: number): Promise<Octokit> => {
     const app = await probot.auth();
     // Probot's own installation factory (probot.auth(id)), with the token store replaced.
@@ -212,12 +222,15 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       gateway,
       alertIssues: createAlertIssues({ installationOctokit }),
       pullRequests: {
-        write: async (id, input) => writePullRequest(await installationOctokit(id), input),
-        writeBranch: async (id, input) => writeBranch(await installationOctokit(id), input),
+        write: async (id, input) =>
+          writePullRequest(await installationOctokit(id), input, commitTrees),
+        writeBranch: async (id, input) =>
+          writeBranch(await installationOctokit(id), input, commitTrees),
         deleteBranch: async (id, input) => deleteBranch(await installationOctokit(id), input),
       },
       prFacts: {
-        read: async (id, request) => collectPrFacts(await installationOctokit(id), request),
+        read: async (id, request) =>
+          collectPrFacts(await installationOctokit(id), request, baseRules),
       },
       installationOctokit,
       hookDeliveries: createHookDeliveryLog(() => probot.auth()),

@@ -8,6 +8,7 @@ import {
   type StatusFact,
 } from "../core/merge-policy.ts";
 import type { CollectedFacts, FactsRequest } from "../core/ports.ts";
+import type { BaseRulesCache } from "./base-rules-cache.ts";
 import { arrayPage, countedPage, readAllPages } from "./read-all-pages.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -47,9 +48,14 @@ interface RuleJson {
  * `…/commits/{head}/status`, `…/pulls/{n}/reviews`, `…/branches/{base}`,
  * `…/branches/{base}/protection/required_status_checks`, `…/rules/branches/{base}`, and with a
  * `baseSha` `…/commits/{baseSha}/check-runs` and `…/commits/{baseSha}/status`; every list with
- * `per_page=100`, following `Link` headers.
+ * `per_page=100`, following `Link` headers. With a `cache`, the protection and rules reads are
+ * skipped while a kept answer is fresh (see {@link BaseRulesCache}).
  */
-export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise<CollectedFacts> {
+export async function collectPrFacts(
+  octokit: Octokit,
+  r: FactsRequest,
+  cache?: BaseRulesCache,
+): Promise<CollectedFacts> {
   const errors: string[] = [];
   const attempt = async <T>(what: string, read: () => Promise<T>, fallback: T): Promise<T> => {
     try {
@@ -176,26 +182,9 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
       }
     };
     fromProtection(branch?.protection?.required_status_checks);
-    // Branch protection needs the administration permission and rulesets may be unreadable too:
-    // what the App cannot see (403) or what does not exist (404) is simply not required.
-    const protection = await attemptOptional(errors, "reading the base branch's protection", () =>
-      octokit.request(
-        "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
-        { ...base, branch: baseRef },
-      ),
-    );
-    fromProtection(protection?.data);
-    const rules = await attemptOptional(errors, "reading the base branch's rulesets", () =>
-      readAllPages<RuleJson>(
-        octokit,
-        "GET /repos/{owner}/{repo}/rules/branches/{branch}",
-        { ...base, branch: baseRef },
-        arrayPage,
-      ),
-    );
-    if (rules?.cutShort)
-      errors.push(`reading the base branch's rulesets: cut short (${rules.cutShort})`);
-    for (const rule of rules?.items ?? []) {
+    const required = await readBaseRules(octokit, r, baseRef, errors, cache);
+    fromProtection(required.protection);
+    for (const rule of required.rules) {
       if (rule.type !== "required_status_checks") continue;
       for (const c of rule.parameters?.required_status_checks ?? []) {
         addExpected(c.context, "ruleset");
@@ -261,17 +250,76 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
   };
 }
 
+/**
+ * The base branch's required status checks from branch protection and its active rules. Branch
+ * protection needs the `administration` permission and rulesets may be unreadable too: what the
+ * App cannot see (403) or what does not exist (404) is simply not required. With a cache, a
+ * protection 403 is remembered for the repository, and a branch's answers for a few minutes.
+ */
+async function readBaseRules(
+  octokit: Octokit,
+  r: Pick<FactsRequest, "owner" | "repo">,
+  baseRef: string,
+  errors: string[],
+  cache: BaseRulesCache | undefined,
+): Promise<{ protection: RequiredChecksJson | undefined; rules: RuleJson[] }> {
+  const base = { owner: r.owner, repo: r.repo };
+  const repoKey = `${r.owner}/${r.repo}`;
+  const branchKey = `${repoKey} ${baseRef}`;
+  const errorsBefore = errors.length;
+  let protection = cache?.get<RequiredChecksJson | null>("protection", branchKey)?.value;
+  if (protection === undefined && !cache?.get<true>("protectionDenied", repoKey)) {
+    let denied = false;
+    const read = await attemptOptional(
+      errors,
+      "reading the base branch's protection",
+      () =>
+        octokit.request(
+          "GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks",
+          { ...base, branch: baseRef },
+        ),
+      (status) => {
+        denied = status === 403;
+      },
+    );
+    protection = read?.data ?? null;
+    if (denied) cache?.set("protectionDenied", repoKey, true);
+    else if (errors.length === errorsBefore) cache?.set("protection", branchKey, protection);
+  }
+  let rules = cache?.get<RuleJson[]>("rules", branchKey)?.value;
+  if (!rules) {
+    const before = errors.length;
+    const read = await attemptOptional(errors, "reading the base branch's rulesets", () =>
+      readAllPages<RuleJson>(
+        octokit,
+        "GET /repos/{owner}/{repo}/rules/branches/{branch}",
+        { ...base, branch: baseRef },
+        arrayPage,
+      ),
+    );
+    if (read?.cutShort)
+      errors.push(`reading the base branch's rulesets: cut short (${read.cutShort})`);
+    rules = read?.items ?? [];
+    if (errors.length === before) cache?.set("rules", branchKey, rules);
+  }
+  return { protection: protection ?? undefined, rules };
+}
+
 /** A read whose 403 or 404 means "nothing there for this App"; any other failure is recorded. */
 async function attemptOptional<T>(
   errors: string[],
   what: string,
   read: () => Promise<T>,
+  onAbsent?: (status: 403 | 404) => void,
 ): Promise<T | undefined> {
   try {
     return await read();
   } catch (error) {
     const status = (error as { status?: number }).status;
-    if (status === 403 || status === 404) return undefined;
+    if (status === 403 || status === 404) {
+      onAbsent?.(status);
+      return undefined;
+    }
     errors.push(`${what}: ${(error as Error).message}`);
     return undefined;
   }

@@ -81,6 +81,11 @@ export function refusalFor(input: {
  * created or force-updated (a rerun replaces the branch); an open pull request for the branch is
  * updated in place (its number stays) or one is opened. Labels are added, never created apart.
  *
+ * With `firstWrite` (no pull request was ever recorded for the issue) the branch and the pull
+ * request are created without looking first (two requests fewer); GitHub's "Reference already
+ * exists" and "A pull request already exists" answers send it back to the look-ups, so a publish
+ * that crashed before it was recorded still converges (on an equal commit, the branch moved to it).
+ *
  * Throws {@link PullRequestRefused} without sending anything when {@link refusalFor} objects. GitHub's
  * errors propagate (callers decide about retries), except a missing branch and the "A pull request
  * already exists" race on create, which falls back to the pull request that won.
@@ -88,8 +93,9 @@ export function refusalFor(input: {
 export async function writePullRequest(
   octokit: Octokit,
   input: PullRequestWriteInput,
+  trees?: CommitTrees,
 ): Promise<PullRequestWritten> {
-  const { commitSha, commitReused } = await writeBranch(octokit, input);
+  const { commitSha, commitReused } = await writeBranch(octokit, input, trees);
   const { owner, repo } = input;
   const { pull, created } = await ensurePullRequest(octokit, input);
   const have = new Set(pull.labels.map((label) => label.name.toLowerCase()));
@@ -120,24 +126,24 @@ export async function writePullRequest(
 export async function writeBranch(
   octokit: Octokit,
   input: BranchWriteInput,
+  trees?: CommitTrees,
 ): Promise<BranchWritten> {
   const refused = refusalFor(input);
   if (refused) throw refused;
   const { owner, repo } = input;
 
-  const { data: base } = await octokit.request(
-    "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
-    { owner, repo, commit_sha: input.baseSha },
-  );
+  const baseTree = await treeOfCommit(octokit, input, trees);
   const entries = await treeEntries(octokit, input);
   const { data: tree } = await octokit.request("POST /repos/{owner}/{repo}/git/trees", {
     owner,
     repo,
-    base_tree: base.tree.sha,
+    base_tree: baseTree,
     tree: entries,
   });
 
-  const current = await branchHead(octokit, input);
+  // A first write has nothing to look for: it writes and looks only when GitHub says the branch
+  // (or the pull request) exists after all (a publish that crashed before it was recorded).
+  const current = input.firstWrite ? undefined : await branchHead(octokit, input);
   let commitSha: string | undefined;
   if (current) {
     const { data: head } = await octokit.request(
@@ -182,6 +188,49 @@ export async function deleteBranch(
     // 422 "Reference does not exist" (GitHub's answer for a ref already deleted), or 404.
     if (status(error) !== 422 && status(error) !== 404) throw error;
   }
+}
+
+/**
+ * The tree of each commit a pull request was written on, per repository. A commit's tree never
+ * changes (the SHA names the content), so this needs no invalidation: tasks assigned on the same
+ * base share one read of it.
+ */
+export interface CommitTrees {
+  get(key: string): string | undefined;
+  set(key: string, treeSha: string): void;
+}
+
+export function createCommitTrees(maxEntries = 500): CommitTrees {
+  const trees = new Map<string, string>();
+  return {
+    get: (key) => trees.get(key),
+    set(key, treeSha) {
+      trees.delete(key);
+      trees.set(key, treeSha);
+      while (trees.size > maxEntries) {
+        const oldest = trees.keys().next().value;
+        if (oldest === undefined) break;
+        trees.delete(oldest);
+      }
+    },
+  };
+}
+
+async function treeOfCommit(
+  octokit: Octokit,
+  input: BranchWriteInput,
+  trees: CommitTrees | undefined,
+): Promise<string> {
+  const key = `${input.owner}/${input.repo}@${input.baseSha}`.toLowerCase();
+  const kept = trees?.get(key);
+  if (kept) return kept;
+  const { data: base } = await octokit.request(
+    "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+    { owner: input.owner, repo: input.repo, commit_sha: input.baseSha },
+  );
+  // Only a commit GitHub answered for by that SHA is kept.
+  if (base.sha === input.baseSha) trees?.set(key, base.tree.sha);
+  return base.tree.sha;
 }
 
 /**
@@ -282,7 +331,7 @@ const isAlreadyExists = (error: unknown) =>
 /** Updates the branch's open pull request in place, or opens one. */
 async function ensurePullRequest(octokit: Octokit, input: PullRequestWriteInput) {
   const { owner, repo, title, body } = input;
-  let existing = await findOpenPullRequest(octokit, input);
+  let existing = input.firstWrite ? undefined : await findOpenPullRequest(octokit, input);
   if (!existing) {
     try {
       const { data } = await octokit.request("POST /repos/{owner}/{repo}/pulls", {

@@ -80,14 +80,15 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     config: loaded.config,
   });
   // The payload may be old (late, out of order, replayed): act only on what is still true.
-  const kind =
-    classified.kind === "ignore"
-      ? classified
-      : confirmIssueEvent(
-          classified,
-          { action: e.action, config: loaded.config },
-          await gateway.getIssue(e.ref, e.issue.number),
-        );
+  const confirmed =
+    classified.kind !== "ignore" && (await worthConfirming(deps, e, classified.kind));
+  const kind = !confirmed
+    ? classified
+    : confirmIssueEvent(
+        classified,
+        { action: e.action, config: loaded.config },
+        await gateway.getIssue(e.ref, e.issue.number),
+      );
   // An issue closed by the merge of its pull request is done, not cancelled: GitHub sends
   // `issues.closed` and `pull_request.closed` in no guaranteed order, and either may be lost.
   const mergedPr =
@@ -111,6 +112,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
       const active = await findActiveTask(tx, e.repository.id, e.issue.number);
+      // A task queued since the look-up: the cancel was not confirmed against the issue, so it is
+      // retried (and then confirmed) instead of cancelling on a payload that may be stale.
+      if (active && !confirmed) throw new Error("a task appeared before an unconfirmed cancel");
       if (active && mergedPr !== undefined && active.prNumber === mergedPr) {
         await setPullRequestState(tx, e.repository.id, mergedPr, "merged");
         const merged = await transitionTask(tx, {
@@ -160,6 +164,21 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     deps.onChange();
   }
   return { outcome };
+}
+
+/**
+ * Whether an event's effect is worth reading the issue for. A cancel with no active task to cancel
+ * changes nothing whatever the issue says now (the transaction finds no task either): most such
+ * events are the `issues.closed` GitHub sends when a merged pull request closes its issue, after
+ * the task is already merged. A queue request is always confirmed.
+ */
+async function worthConfirming(
+  deps: IntakeDeps,
+  e: IssuesEvent,
+  kind: "queue" | "cancel",
+): Promise<boolean> {
+  if (kind === "queue") return true;
+  return (await findActiveTask(deps.db, e.repository.id, e.issue.number)) !== undefined;
 }
 
 /** The number of the active task's pull request if GitHub says it was merged. */

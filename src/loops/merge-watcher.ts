@@ -14,6 +14,7 @@ import {
   revertTree,
   type TreeEntry,
   watchedChecksPass,
+  watchNeedsParent,
 } from "../core/merge-watch.ts";
 import type { GitHubGateway } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
@@ -65,7 +66,7 @@ interface CheckRunJson {
 
 /**
  * The post-merge watch (docs/merge-policy.md, "After the merge"): for each merge Conveyor made,
- * reads the watched checks on the merge commit and its parent, re-requests a failing one once, and
+ * reads the watched checks on the merge commit (and, when one failed there, on its parent), re-requests a failing one once, and
  * on a confirmed breakage opens the revert pull request (Git Data API), freezes the repository,
  * labels the issue and comments on the merged pull request; then follows the revert until it
  * merges (merging it itself under `merge.revert: auto` after a tier-1 merge) and queues the issue
@@ -141,7 +142,15 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
     return result;
   }
 
-  async function judge(octokit: Octokit, w: MergeWatch, config: RepoConfig) {
+  /**
+   * The checks on the merge commit's first parent (looked up once and kept on the watch); null
+   * when the merge commit has no parent.
+   */
+  async function parentChecks(
+    octokit: Octokit,
+    w: MergeWatch,
+    errors: string[],
+  ): Promise<CommitChecks | null> {
     const ref = repoRef(w.installation_id, w.full_name);
     let parentSha = w.parent_sha;
     if (!parentSha) {
@@ -153,9 +162,20 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
       parentSha = data.parents[0]?.sha ?? null;
       if (parentSha) await setWatchParent(deps.db, w.watch_id, parentSha);
     }
+    return parentSha ? checksOn(octokit, w, parentSha, errors) : null;
+  }
+
+  async function judge(octokit: Octokit, w: MergeWatch, config: RepoConfig) {
+    const ref = repoRef(w.installation_id, w.full_name);
     const errors: string[] = [];
     const onMerge = await checksOn(octokit, w, w.merge_sha, errors);
-    const onParent = parentSha ? await checksOn(octokit, w, parentSha, errors) : null;
+    const needsParent = watchNeedsParent({
+      checks: w.checks,
+      onMerge,
+      strict: config.merge.strict_conclusions,
+      errors,
+    });
+    const onParent = needsParent ? await parentChecks(octokit, w, errors) : null;
     const decision = decideWatch({
       checks: w.checks,
       onMerge,

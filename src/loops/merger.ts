@@ -92,6 +92,10 @@ function watchOf(config: RepoConfig, verdict: Verdict, facts: CollectedFacts): W
   };
 }
 
+/** Whether the pull request (as just read) has the label: adding it again would change nothing. */
+const hasLabel = (labels: readonly string[], label: string) =>
+  labels.some((l) => l.toLowerCase() === label.toLowerCase());
+
 const LEASE = "merger";
 const LEASE_MS = 2 * 60_000;
 /** How long an update request may take before Conveyor asks GitHub again. */
@@ -113,6 +117,7 @@ export function createMerger(deps: MergerDeps): {
     octokit: Octokit,
     c: Candidate,
     verdict: Verdict,
+    labels: readonly string[],
     forceSuccess = false,
     factsComplete = true,
   ) {
@@ -156,6 +161,7 @@ export function createMerger(deps: MergerDeps): {
     // An incomplete picture (an API error, a file list still being computed) says nothing about risk.
     if (!factsComplete) return;
     const label = riskLabel(verdict.tier);
+    if (hasLabel(labels, label)) return;
     await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
       owner: ref.owner,
       repo: ref.repo,
@@ -190,7 +196,7 @@ export function createMerger(deps: MergerDeps): {
     const pr = { owner: ref.owner, repo: ref.repo, pull_number: c.pr_number };
     // The check says success on exactly this SHA, then the merge names the same SHA: if anyone
     // pushed meanwhile, GitHub refuses (409) instead of merging what was not reviewed.
-    await showVerdict(octokit, c, verdict, true);
+    await showVerdict(octokit, c, verdict, facts.labels, true);
     const merging = await transitionTask(deps.db, {
       taskId: c.task_id,
       generation: c.generation,
@@ -536,7 +542,14 @@ export function createMerger(deps: MergerDeps): {
       );
       return;
     }
-    await showVerdict(octokit, c, verdict, false, facts.errors.length === 0 && facts.filesComplete);
+    await showVerdict(
+      octokit,
+      c,
+      verdict,
+      facts.labels,
+      false,
+      facts.errors.length === 0 && facts.filesComplete,
+    );
     if (c.state === "held") return;
     if (
       facts.open &&

@@ -35,6 +35,7 @@ import {
   countStartedSince,
   type DirtyStatus,
   getTask,
+  markStatusCommentAttempted,
   markStatusFailed,
   markStatusSynced,
   queuePosition,
@@ -211,14 +212,21 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
       }
       const body = renderStatusComment(facts);
       let commentId = claim.status_comment_id ?? undefined;
-      // A crash between creating the comment and saving its id must not make a second comment.
-      commentId ??= await deps.gateway.findComment(
-        ref,
-        claim.issue_number,
-        statusMarker(task.taskId),
-      );
+      // A crash between creating the comment and saving its id must not make a second comment:
+      // once a creation was attempted, the comment is looked for first (never before: one listing
+      // fewer per task).
+      if (!commentId && claim.status_comment_attempted) {
+        commentId = await deps.gateway.findComment(
+          ref,
+          claim.issue_number,
+          statusMarker(task.taskId),
+        );
+      }
       if (commentId) await deps.gateway.updateComment(ref, commentId, body);
-      else commentId = await deps.gateway.createComment(ref, claim.issue_number, body);
+      else {
+        await markStatusCommentAttempted(deps.db, task.taskId);
+        commentId = await deps.gateway.createComment(ref, claim.issue_number, body);
+      }
       await markStatusSynced(deps.db, task.taskId, { ...synced, commentId });
       return true;
     } catch (error) {

@@ -76,6 +76,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
         body,
         title: pullRequestTitle(task.title, task.issue_number),
         labels: ["conveyor", `priority:${task.lane}`],
+        firstWrite: !task.issue_had_pull_request,
       });
       await recordPublished(deps.db, {
         taskId: task.task_id,

@@ -21,6 +21,8 @@ export interface UnpublishedTask {
   result: { summary?: string; stats?: Record<string, number>; verification?: unknown } | null;
   change_set: Pick<ChangeSet, "base_sha" | "message" | "files">;
   runner_name: string | null;
+  /** Whether any task of this issue ever had a pull request recorded (its branch may exist). */
+  issue_had_pull_request: boolean;
 }
 
 /**
@@ -35,7 +37,11 @@ export async function findUnpublished(db: Db, limit: number): Promise<Unpublishe
              t.base_sha, t.result,
              jsonb_build_object('base_sha', c.base_sha, 'message', c.message, 'files', c.files)
                as change_set,
-             (select name from runners where runner_id = c.runner_id) as runner_name
+             (select name from runners where runner_id = c.runner_id) as runner_name,
+             exists (
+               select 1 from pull_requests p join tasks o on o.task_id = p.task_id
+               where o.repository_id = t.repository_id and o.issue_number = t.issue_number
+             ) as issue_had_pull_request
       from tasks t
       join repositories r on r.repository_id = t.repository_id
       join change_sets c on c.task_id = t.task_id and c.generation = t.generation

@@ -372,6 +372,8 @@ export interface DirtyStatus {
   task_id: string;
   status_version: number;
   status_comment_id: number | null;
+  /** A request to create the status comment went out before (its answer may have been lost). */
+  status_comment_attempted: boolean;
   reacted_at: string | null;
   installation_id: number;
   full_name: string;
@@ -391,7 +393,7 @@ export interface StatusPacing {
 const ms = (value: number) => sql`${`${Math.max(0, Math.round(value))} milliseconds`}::interval`;
 
 const CLAIMED_STATUS_COLUMNS = sql.raw(`t.task_id, t.status_version, t.status_comment_id,
-  t.reacted_at::text, t.installation_id, r.full_name, t.issue_number, t.status_digest`);
+  t.status_comment_attempted_at is not null as status_comment_attempted, t.reacted_at::text, t.installation_id, r.full_name, t.issue_number, t.status_digest`);
 
 /**
  * Leases up to `limit` tasks whose status comment is behind, for 30 s, so one notifier of several
@@ -483,6 +485,16 @@ export async function countStartedSince(db: Db, since: Date): Promise<number> {
       where event_id >= ${from} and from_state = 'queued' and to_state = 'assigned'`),
   );
   return row?.n ?? 0;
+}
+
+/**
+ * Records that the request creating a task's status comment is about to go out, before it does:
+ * if its answer is lost, the next attempt looks for the comment instead of making a second one.
+ */
+export async function markStatusCommentAttempted(db: Db, taskId: string): Promise<void> {
+  await db.execute(sql`
+    update tasks set status_comment_attempted_at = coalesce(status_comment_attempted_at, now())
+    where task_id = ${taskId}`);
 }
 
 /** Records what the notifier wrote; a newer version written meanwhile stays dirty. */

@@ -31,7 +31,9 @@ it("every webhook delivered twice and out of order: every task is merged once", 
   relay = await createWebhookRelay({
     kind: "duplicate-and-shuffle",
     seed: 20260101,
-    windowMs: 150,
+    // Wide enough that a batch holds several deliveries to shuffle: Conveyor makes few writes (so
+    // GitHub sends few webhooks) per task.
+    windowMs: 300,
   });
   relay.setTarget(`${harness.conveyor.url}/api/github/webhooks`);
   harness.sim.setWebhook({ url: relay.url, secret: WEBHOOK_SECRET });
