@@ -7,6 +7,7 @@ import {
   SAFETY_CHECK_NAME,
   type StatusFact,
 } from "../core/merge-policy.ts";
+import { mergeQueueFromRules } from "../core/merge-queue.ts";
 import type { CollectedFacts, FactsRequest } from "../core/ports.ts";
 import { arrayPage, countedPage, readAllPages } from "./read-all-pages.ts";
 
@@ -31,7 +32,7 @@ interface RequiredChecksJson {
 }
 interface RuleJson {
   type: string;
-  parameters?: { required_status_checks?: { context: string }[] };
+  parameters?: { required_status_checks?: { context: string }[]; merge_method?: string };
 }
 
 /**
@@ -45,7 +46,8 @@ interface RuleJson {
  * Requests, in order (docs/merge-policy.md lists them too):
  * `GET /repos/{o}/{r}/pulls/{n}`, `…/pulls/{n}/files`, `…/commits/{head}/check-runs`,
  * `…/commits/{head}/status`, `…/pulls/{n}/reviews`, `…/branches/{base}`,
- * `…/branches/{base}/protection/required_status_checks`, `…/rules/branches/{base}`, and with a
+ * `…/branches/{base}/protection/required_status_checks`, `…/rules/branches/{base}` (its
+ * `required_status_checks` rules and whether a `merge_queue` rule applies), and with a
  * `baseSha` `…/commits/{baseSha}/check-runs` and `…/commits/{baseSha}/status`; every list with
  * `per_page=100`, following `Link` headers.
  */
@@ -154,6 +156,7 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     }
   };
   let baseTipSha = "";
+  let mergeQueue: CollectedFacts["mergeQueue"] = null;
   if (baseRef) {
     const branch = await attempt(
       "reading the base branch",
@@ -195,6 +198,8 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     );
     if (rules?.cutShort)
       errors.push(`reading the base branch's rulesets: cut short (${rules.cutShort})`);
+    // A `merge_queue` rule: merges into the base go through GitHub's merge queue.
+    mergeQueue = mergeQueueFromRules(rules?.items ?? []);
     for (const rule of rules?.items ?? []) {
       if (rule.type !== "required_status_checks") continue;
       for (const c of rule.parameters?.required_status_checks ?? []) {
@@ -258,6 +263,8 @@ export async function collectPrFacts(octokit: Octokit, r: FactsRequest): Promise
     now: (r.now?.() ?? new Date()).toISOString(),
     errors,
     baseTipSha,
+    nodeId: pull?.node_id ?? "",
+    mergeQueue,
   };
 }
 

@@ -14,11 +14,18 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
+import type { MergeQueueFact } from "../core/merge-queue.ts";
 import type { CollectedFacts, GitHubGateway, PullRequestFactsReader } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
+import {
+  clearEnqueued,
+  finishQueuedMerge,
+  recordDequeued,
+  recordEnqueued,
+} from "../store/merge-queue.ts";
 import { earlierOverlappingPullRequest, startWatch } from "../store/merge-watches.ts";
 import { addNotice } from "../store/notices.ts";
 import {
@@ -32,7 +39,7 @@ import {
   recordWouldMerge,
   setPullRequestState,
 } from "../store/pull-requests.ts";
-import { getTask, transitionTask } from "../store/tasks.ts";
+import { getTask, noteTaskEvent, transitionTask } from "../store/tasks.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -90,6 +97,35 @@ function watchOf(config: RepoConfig, verdict: Verdict, facts: CollectedFacts): W
     prTitle: facts.title ?? "",
     baseRef: facts.baseRef ?? facts.expectedBaseRef ?? "",
   };
+}
+
+/** GitHub's GraphQL mutation that adds a pull request to its base branch's merge queue. */
+const ENQUEUE_PULL_REQUEST = `mutation($pullRequestId: ID!, $expectedHeadOid: GitObjectID) {
+  enqueuePullRequest(input: {pullRequestId: $pullRequestId, expectedHeadOid: $expectedHeadOid}) {
+    mergeQueueEntry { id position state }
+  }
+}`;
+/** Auto-merge: on a branch with a merge queue, GitHub queues the pull request when it may. */
+const ENABLE_AUTO_MERGE = `mutation($pullRequestId: ID!, $expectedHeadOid: GitObjectID, $mergeMethod: PullRequestMergeMethod) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, expectedHeadOid: $expectedHeadOid, mergeMethod: $mergeMethod}) {
+    pullRequest { id }
+  }
+}`;
+/** Whether a pull request is in the merge queue now (the merger's read after a missed webhook). */
+const PULL_REQUEST_QUEUE_STATE = `query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) { isInMergeQueue headRefOid }
+  }
+}`;
+
+/**
+ * The `type` of the first error of a GraphQL answer GitHub gave (`UNPROCESSABLE`, `FORBIDDEN`,
+ * `NOT_FOUND`, …; "" when it has none), or undefined when there was no GraphQL answer at all.
+ */
+function graphqlErrorType(error: unknown): string | undefined {
+  const errors = (error as { errors?: { type?: string }[] } | undefined)?.errors;
+  if (!Array.isArray(errors)) return undefined;
+  return errors[0]?.type ?? "";
 }
 
 const LEASE = "merger";
@@ -227,6 +263,10 @@ export function createMerger(deps: MergerDeps): {
           conflicts >= 3 ? "waiting_human" : "review",
           `base branch was modified (${conflicts} of 3)`,
         );
+      } else if (status === 405 && /merge queue/i.test(message)) {
+        // The rules that require the queue were not readable (403/404), but GitHub enforces them.
+        log.info({ prNumber: c.pr_number }, "the base branch requires the merge queue; enqueuing");
+        await enqueue(octokit, current, config, verdict, facts, { mergeMethod: "MERGE" });
       } else if (status === 405 || status === 422) {
         await settle(current, "waiting_human", `GitHub refused the merge: ${message}`);
       } else {
@@ -234,6 +274,139 @@ export function createMerger(deps: MergerDeps): {
         await afterUnknownOutcome(octokit, current, message, watch);
       }
     }
+  }
+
+  /**
+   * The base branch requires GitHub's merge queue: instead of `PUT …/merge`, the pull request is
+   * enqueued (GraphQL `enqueuePullRequest` with `expectedHeadOid` = the head Conveyor wrote, so a
+   * push in between makes GitHub refuse), and the queue's required checks on the merge group are
+   * the last gate. Where GitHub refuses the enqueue as unprocessable, auto-merge
+   * (`enablePullRequestAutoMerge`, which queues the pull request once GitHub allows it) is tried
+   * once. The outcome arrives later: `merge_group`, `pull_request.closed`/`dequeued`, or the next
+   * pass's read ({@link followQueue}).
+   */
+  async function enqueue(
+    octokit: Octokit,
+    c: Candidate,
+    config: RepoConfig,
+    verdict: Verdict,
+    facts: CollectedFacts,
+    queue: MergeQueueFact,
+  ) {
+    const plan = watchOf(config, verdict, facts);
+    const reason = `enqueuing ${c.head_sha.slice(0, 7)} in the merge queue (${queue.mergeMethod.toLowerCase()}); its checks on the merge group are the last gate`;
+    if (c.state !== "merging") {
+      await showVerdict(octokit, c, verdict, true);
+      const moved = await transitionTask(deps.db, {
+        taskId: c.task_id,
+        generation: c.generation,
+        from: [c.state],
+        to: "merging",
+        actor: "merger",
+        reason,
+        data: { head_sha: c.head_sha, merge_queue: true },
+      });
+      if (!moved) return;
+    } else {
+      await noteTaskEvent(deps.db, { taskId: c.task_id, actor: "merger", reason });
+    }
+    const current: Candidate = { ...c, state: "merging" };
+    // Written before the call: an instance that dies in between follows the queue next pass.
+    if (!(await recordEnqueued(deps.db, c, { headSha: c.head_sha, plan }))) return;
+    deps.onChange();
+    const input = { pullRequestId: facts.nodeId, expectedHeadOid: c.head_sha };
+    try {
+      let position: number | undefined;
+      try {
+        const answer = await octokit.graphql<{
+          enqueuePullRequest: { mergeQueueEntry: { position: number } | null } | null;
+        }>(ENQUEUE_PULL_REQUEST, input);
+        position = answer.enqueuePullRequest?.mergeQueueEntry?.position;
+      } catch (error) {
+        if (graphqlErrorType(error) !== "UNPROCESSABLE") throw error;
+        log.info(
+          { prNumber: c.pr_number, err: error },
+          "enqueue refused as unprocessable; asking for auto-merge through the queue",
+        );
+        await octokit.graphql(ENABLE_AUTO_MERGE, { ...input, mergeMethod: queue.mergeMethod });
+      }
+      await noteTaskEvent(deps.db, {
+        taskId: c.task_id,
+        actor: "merger",
+        reason:
+          position === undefined
+            ? `in GitHub's merge queue (auto-merge) at ${c.head_sha.slice(0, 7)}`
+            : `in GitHub's merge queue at position ${position} (${c.head_sha.slice(0, 7)})`,
+        data: { head_sha: c.head_sha },
+      });
+      log.info({ prNumber: c.pr_number, repo: c.full_name }, "enqueued in the merge queue");
+    } catch (error) {
+      if (graphqlErrorType(error) === undefined) {
+        // No answer (5xx, network): the next pass reads whether it is in the queue.
+        log.warn({ err: error, prNumber: c.pr_number }, "enqueue outcome unknown");
+        return;
+      }
+      await clearEnqueued(deps.db, c);
+      await settle(
+        current,
+        "waiting_human",
+        `GitHub refused to enqueue the pull request: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * A pull request Conveyor enqueued: what became of it, read from GitHub (so a missed webhook is
+   * caught). Merged → recorded, with the post-merge watch on the commit the queue produced;
+   * closed → the task is cancelled; still queued → nothing; open but out of the queue → recorded as
+   * removed, and the task waits for a person.
+   */
+  async function followQueue(c: Candidate): Promise<void> {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const octokit = await deps.installationOctokit(c.installation_id);
+    const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
+      owner: ref.owner,
+      repo: ref.repo,
+      pull_number: c.pr_number,
+    });
+    if (data.merged && data.merge_commit_sha) {
+      const mergeSha = data.merge_commit_sha;
+      const outcome = await deps.db.transaction((tx) =>
+        finishQueuedMerge(
+          tx,
+          { repositoryId: c.repository_id, prNumber: c.pr_number },
+          { mergeSha, actor: "merger" },
+        ),
+      );
+      if (outcome === "merged") {
+        log.info({ prNumber: c.pr_number, sha: mergeSha }, "merged by the merge queue");
+        deps.onWatch?.();
+        deps.onChange();
+      }
+      return;
+    }
+    if (data.state === "closed") {
+      await clearEnqueued(deps.db, c);
+      await settleClosed(octokit, c);
+      return;
+    }
+    const answer = await octokit.graphql<{
+      repository: { pullRequest: { isInMergeQueue: boolean; headRefOid: string } | null } | null;
+    }>(PULL_REQUEST_QUEUE_STATE, { owner: ref.owner, name: ref.repo, number: c.pr_number });
+    const pull = answer.repository?.pullRequest;
+    if (pull?.isInMergeQueue) return;
+    const outcome = await deps.db.transaction((tx) =>
+      recordDequeued(
+        tx,
+        { repositoryId: c.repository_id, prNumber: c.pr_number },
+        {
+          reason: "it is no longer in the queue and GitHub said nothing about why",
+          actor: "merger",
+          headSha: c.head_sha,
+        },
+      ),
+    );
+    if (outcome === "dequeued") deps.onChange();
   }
 
   async function afterUnknownOutcome(
@@ -511,6 +684,11 @@ export function createMerger(deps: MergerDeps): {
   }
 
   async function review(listed: Candidate): Promise<void> {
+    if (listed.queued_head_sha && listed.queued_head_sha === listed.head_sha) {
+      // In GitHub's merge queue: the queue decides now; only its outcome is read.
+      await followQueue(listed);
+      return;
+    }
     const assessed = await assess(listed);
     if (!assessed) return;
     const { c, octokit, loaded, facts, verdict } = assessed;
@@ -523,6 +701,19 @@ export function createMerger(deps: MergerDeps): {
         taskId: c.task_id,
         paths: facts.files.flatMap((f) => (f.previousPath ? [f.path, f.previousPath] : [f.path])),
       });
+      if (!earlier && facts.mergeQueue && c.dequeued_head_sha === c.head_sha) {
+        // The queue already refused exactly this commit: enqueueing it again would loop.
+        await settle(
+          c,
+          "waiting_human",
+          `the merge queue removed ${c.head_sha.slice(0, 7)}: ${c.dequeue_reason ?? "no reason given"}; Conveyor does not enqueue it again`,
+        );
+        return;
+      }
+      if (!earlier && facts.mergeQueue) {
+        await enqueue(octokit, c, loaded.config, verdict, facts, facts.mergeQueue);
+        return;
+      }
       if (!earlier) {
         await merge(octokit, c, loaded.config, verdict, facts);
         return;

@@ -19,6 +19,7 @@ import {
   markFeedbackPosted,
   releaseFeedback,
 } from "../store/commands.ts";
+import { mergeQueueNote } from "../store/merge-queue.ts";
 import { latestWatch } from "../store/merge-watches.ts";
 import {
   claimNotices,
@@ -184,6 +185,8 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
         taskPageUrl: deps.publicUrl
           ? `${deps.publicUrl.replace(/\/+$/, "")}/dashboard/tasks/${task.taskId}`
           : undefined,
+        mergeQueue:
+          task.state === "merging" ? await mergeQueueNote(deps.db, task.taskId) : undefined,
         afterMerge:
           task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
         budgetPause:
