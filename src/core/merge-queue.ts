@@ -60,7 +60,8 @@ const DEQUEUE_REASONS: Record<string, string> = {
 
 /** A dequeue reason (`UNKNOWN_REMOVAL_REASON`, `CI_FAILURE`, …) in words, with the code kept. */
 export function describeDequeueReason(reason: string | null | undefined): string {
-  const code = reason ?? "UNKNOWN_REMOVAL_REASON";
+  // Only an enum-like code is repeated (it ends up in comments): anything else is "unknown".
+  const code = reason && /^[A-Z_]{1,40}$/.test(reason) ? reason : "UNKNOWN_REMOVAL_REASON";
   const words = DEQUEUE_REASONS[code] ?? "GitHub gave no reason";
   return `${words} (${code})`;
 }
