@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
 import { getTask } from "../src/store/tasks.ts";
 import type { CiPush } from "./github-sim/ci-provider.ts";
-import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
@@ -19,10 +19,17 @@ let h: Harness;
 let scripted: Awaited<ReturnType<typeof startScriptedRunner>> | undefined;
 const CI = "ci / test";
 
+/** CI on a merge group whose commit carries `QUEUE_LOST` waits until the test opens this gate. */
+let openGate: () => void = () => {};
+const gate = new Promise<void>((resolve) => {
+  openGate = resolve;
+});
+
 async function conclude(push: CiPush) {
   if (!push.branch.startsWith("gh-readonly-queue/")) return "success" as const;
   const text = (await h.sim.readFile(push.repo, "src/queue.txt", push.sha)) ?? "";
-  return text.includes("QUEUE_FAIL") ? ("failure" as const) : ("success" as const);
+  if (text.includes("QUEUE_LOST")) await gate;
+  return /QUEUE_FAIL|QUEUE_LOST/.test(text) ? ("failure" as const) : ("success" as const);
 }
 
 beforeAll(async () => {
@@ -156,6 +163,41 @@ describe("a repository that requires GitHub's merge queue", () => {
     expect(h.sim.mergeQueueOf(h.repo, "main")).toEqual([]);
     expect(enqueues()).toBe(before);
     expect(await state(taskId)).toBe("waiting_human");
+  });
+
+  it("catches a dequeue whose webhooks were lost on the merger's next read", async () => {
+    const { taskId } = await queueScriptedIssue(
+      h,
+      "Queue lost",
+      "write src/queue.txt\n<<<\nQUEUE_LOST\n>>>",
+    );
+    await waitFor(async () => h.sim.mergeQueueOf(h.repo, "main")[0]?.group !== undefined, {
+      timeoutMs: 60_000,
+      message: "the pull request is in the queue with a merge group",
+    });
+    expect(await state(taskId)).toBe("merging");
+    // GitHub's webhooks stop reaching Conveyor while the queue removes the pull request.
+    h.sim.setWebhook({ url: "http://127.0.0.1:9/lost", secret: WEBHOOK_SECRET });
+    try {
+      openGate();
+      await waitFor(async () => h.sim.mergeQueueOf(h.repo, "main").length === 0, {
+        timeoutMs: 20_000,
+        message: "the queue removed it",
+      });
+      await waitFor(async () => (await state(taskId)) === "waiting_human", {
+        timeoutMs: 20_000,
+        message: "the merger noticed it left the queue",
+      });
+    } finally {
+      h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+    }
+    expect(await reasons(taskId)).toEqual(
+      expect.arrayContaining([expect.stringContaining("it is no longer in the queue")]),
+    );
+    expect(
+      h.sim.requests.some((r) => JSON.stringify(r.body ?? "").includes("isInMergeQueue")),
+    ).toBe(true);
+    expect((await prOf(taskId)).state).toBe("open");
   });
 
   it("ignores a merge_group event about a pull request that is not Conveyor's", async () => {
