@@ -25,10 +25,17 @@ const gate = new Promise<void>((resolve) => {
   openGate = resolve;
 });
 
+/** The same for `QUEUE_HOLD` (then green): the group waits while the repository is frozen. */
+let openHoldGate: () => void = () => {};
+const holdGate = new Promise<void>((resolve) => {
+  openHoldGate = resolve;
+});
+
 async function conclude(push: CiPush) {
   if (!push.branch.startsWith("gh-readonly-queue/")) return "success" as const;
   const text = (await h.sim.readFile(push.repo, "src/queue.txt", push.sha)) ?? "";
   if (text.includes("QUEUE_LOST")) await gate;
+  if (text.includes("QUEUE_HOLD")) await holdGate;
   return /QUEUE_FAIL|QUEUE_LOST/.test(text) ? ("failure" as const) : ("success" as const);
 }
 
@@ -66,6 +73,13 @@ const prOf = async (taskId: string) =>
       sql`select pr_number, dequeue_reason, state from pull_requests where task_id = ${taskId}`,
     ),
   )[0]!;
+/** The task's pull request's entry in the simulator's merge queue, if it is there. */
+const queued = async (taskId: string) => {
+  const row = resultRows<{ pr_number: number }>(
+    await db().execute(sql`select pr_number from pull_requests where task_id = ${taskId}`),
+  )[0];
+  return row && h.sim.mergeQueueOf(h.repo, "main").find((e) => e.number === row.pr_number);
+};
 const directMerges = () =>
   h.sim.requests.filter((r) => r.method === "PUT" && r.route?.endsWith("/merge"));
 
@@ -171,7 +185,7 @@ describe("a repository that requires GitHub's merge queue", () => {
       "Queue lost",
       "write src/queue.txt\n<<<\nQUEUE_LOST\n>>>",
     );
-    await waitFor(async () => h.sim.mergeQueueOf(h.repo, "main")[0]?.group !== undefined, {
+    await waitFor(async () => (await queued(taskId))?.group !== undefined, {
       timeoutMs: 60_000,
       message: "the pull request is in the queue with a merge group",
     });
@@ -180,7 +194,7 @@ describe("a repository that requires GitHub's merge queue", () => {
     h.sim.setWebhook({ url: "http://127.0.0.1:9/lost", secret: WEBHOOK_SECRET });
     try {
       openGate();
-      await waitFor(async () => h.sim.mergeQueueOf(h.repo, "main").length === 0, {
+      await waitFor(async () => (await queued(taskId)) === undefined, {
         timeoutMs: 20_000,
         message: "the queue removed it",
       });
@@ -198,6 +212,42 @@ describe("a repository that requires GitHub's merge queue", () => {
       h.sim.requests.some((r) => JSON.stringify(r.body ?? "").includes("isInMergeQueue")),
     ).toBe(true);
     expect((await prOf(taskId)).state).toBe("open");
+  });
+
+  it("takes a queued pull request out of the queue while the repository is frozen, and enqueues it again after", async () => {
+    const { taskId } = await queueScriptedIssue(
+      h,
+      "Queue hold",
+      "write src/queue.txt\n<<<\nQUEUE_HOLD\n>>>",
+    );
+    await waitFor(async () => (await queued(taskId))?.group !== undefined, {
+      timeoutMs: 60_000,
+      message: "the pull request is in the queue with a merge group",
+    });
+    const freeze = (frozen: boolean) =>
+      db().execute(
+        sql`update repositories set frozen = ${frozen}, frozen_reason = ${frozen ? "a test freeze" : null}
+            where repository_id = ${h.repositoryId}`,
+      );
+    await freeze(true);
+    await waitFor(async () => (await queued(taskId)) === undefined, {
+      timeoutMs: 20_000,
+      message: "Conveyor took it out of the queue",
+    });
+    expect(await reasons(taskId)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining(
+          "taken out of the merge queue: the repository is frozen (a test freeze)",
+        ),
+      ]),
+    );
+    expect((await prOf(taskId)).dequeue_reason).toBeNull();
+    await freeze(false);
+    openHoldGate();
+    await waitFor(async () => (await state(taskId)) === "merged", {
+      timeoutMs: 60_000,
+      message: "enqueued again and merged once unfrozen",
+    });
   });
 
   it("ignores a merge_group event about a pull request that is not Conveyor's", async () => {

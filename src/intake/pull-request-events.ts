@@ -139,8 +139,11 @@ export async function handleMergeQueueEvent(deps: IntakeDeps, d: MergeQueueEvent
     switch (d.outcome) {
       case "merged":
         return (
-          (await finishQueuedMerge(tx, key, { mergeSha: d.headSha, actor: d.sender.login })) ??
-          ignored
+          (await finishQueuedMerge(tx, key, {
+            mergeSha: d.headSha,
+            actor: d.sender.login,
+            byQueue: true,
+          })) ?? ignored
         );
       case "dequeued":
         return (

@@ -23,6 +23,7 @@ import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import {
   clearEnqueued,
   finishQueuedMerge,
+  GENERIC_DEQUEUE_REASON,
   recordDequeued,
   recordEnqueued,
 } from "../store/merge-queue.ts";
@@ -111,10 +112,14 @@ const ENABLE_AUTO_MERGE = `mutation($pullRequestId: ID!, $expectedHeadOid: GitOb
     pullRequest { id }
   }
 }`;
+/** Takes a pull request out of the merge queue (the repository was frozen while it waited). */
+const DEQUEUE_PULL_REQUEST = `mutation($id: ID!) {
+  dequeuePullRequest(input: {id: $id}) { mergeQueueEntry { id } }
+}`;
 /** Whether a pull request is in the merge queue now (the merger's read after a missed webhook). */
 const PULL_REQUEST_QUEUE_STATE = `query($owner: String!, $name: String!, $number: Int!) {
   repository(owner: $owner, name: $name) {
-    pullRequest(number: $number) { isInMergeQueue headRefOid }
+    pullRequest(number: $number) { id state merged mergeCommit { oid } isInMergeQueue }
   }
 }`;
 
@@ -358,24 +363,34 @@ export function createMerger(deps: MergerDeps): {
   /**
    * A pull request Conveyor enqueued: what became of it, read from GitHub (so a missed webhook is
    * caught). Merged → recorded, with the post-merge watch on the commit the queue produced;
-   * closed → the task is cancelled; still queued → nothing; open but out of the queue → recorded as
-   * removed, and the task waits for a person.
+   * closed → the task is cancelled; still queued → nothing, unless the repository is frozen (then
+   * Conveyor takes it out of the queue and reviews it again); open but out of the queue → recorded
+   * as removed, and the task waits for a person.
    */
   async function followQueue(c: Candidate): Promise<void> {
     const ref = repoRef(c.installation_id, c.full_name);
     const octokit = await deps.installationOctokit(c.installation_id);
-    const { data } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
-      owner: ref.owner,
-      repo: ref.repo,
-      pull_number: c.pr_number,
-    });
-    if (data.merged && data.merge_commit_sha) {
-      const mergeSha = data.merge_commit_sha;
+    // One read, so "out of the queue" and "merged" cannot come from two different moments.
+    const answer = await octokit.graphql<{
+      repository: {
+        pullRequest: {
+          id: string;
+          state: "OPEN" | "CLOSED" | "MERGED";
+          merged: boolean;
+          mergeCommit: { oid: string } | null;
+          isInMergeQueue: boolean;
+        } | null;
+      } | null;
+    }>(PULL_REQUEST_QUEUE_STATE, { owner: ref.owner, name: ref.repo, number: c.pr_number });
+    const pull = answer.repository?.pullRequest;
+    if (!pull) throw new Error("pull request not found while following the merge queue");
+    if (pull.merged && pull.mergeCommit) {
+      const mergeSha = pull.mergeCommit.oid;
       const outcome = await deps.db.transaction((tx) =>
         finishQueuedMerge(
           tx,
           { repositoryId: c.repository_id, prNumber: c.pr_number },
-          { mergeSha, actor: "merger" },
+          { mergeSha, actor: "merger", byQueue: true },
         ),
       );
       if (outcome === "merged") {
@@ -385,22 +400,32 @@ export function createMerger(deps: MergerDeps): {
       }
       return;
     }
-    if (data.state === "closed") {
+    if (pull.state !== "OPEN") {
       await clearEnqueued(deps.db, c);
       await settleClosed(octokit, c);
       return;
     }
-    const answer = await octokit.graphql<{
-      repository: { pullRequest: { isInMergeQueue: boolean; headRefOid: string } | null } | null;
-    }>(PULL_REQUEST_QUEUE_STATE, { owner: ref.owner, name: ref.repo, number: c.pr_number });
-    const pull = answer.repository?.pullRequest;
-    if (pull?.isInMergeQueue) return;
+    if (pull.isInMergeQueue && c.frozen) {
+      // A freeze (a revert after a red merge, `/freeze`) stops merges, the queue's too: out of the
+      // queue first in the database (so the dequeued event is not taken for a failure), then on
+      // GitHub; the next pass reviews it again and enqueues it once the repository is unfrozen.
+      await clearEnqueued(deps.db, c);
+      await settle(
+        c,
+        "review",
+        `taken out of the merge queue: the repository is frozen (${c.frozen_reason ?? "frozen"})`,
+      );
+      await octokit.graphql(DEQUEUE_PULL_REQUEST, { id: pull.id });
+      log.info({ prNumber: c.pr_number }, "frozen: taken out of the merge queue");
+      return;
+    }
+    if (pull.isInMergeQueue) return;
     const outcome = await deps.db.transaction((tx) =>
       recordDequeued(
         tx,
         { repositoryId: c.repository_id, prNumber: c.pr_number },
         {
-          reason: "it is no longer in the queue and GitHub said nothing about why",
+          reason: GENERIC_DEQUEUE_REASON,
           actor: "merger",
           headSha: c.head_sha,
         },

@@ -19,6 +19,10 @@ export interface MergeQueuePlan {
   baseRef: string;
 }
 
+/** The reason recorded when the merger finds a pull request out of the queue with no event. */
+export const GENERIC_DEQUEUE_REASON =
+  "it is no longer in the queue and GitHub said nothing about why";
+
 type PrKey = { repository_id: number; pr_number: number };
 
 /** The queue fields of a Conveyor pull request. */
@@ -35,17 +39,25 @@ export interface QueuedPullRequest {
   dequeue_reason: string | null;
 }
 
+/**
+ * The queue fields of a pull request. With `lock` (inside a transaction) the row is locked: the
+ * merger's read and a webhook about the same pull request may record its outcome at the same
+ * time, and the second must see what the first wrote.
+ */
 export async function findQueuedPullRequest(
   db: Db,
   repositoryId: number,
   prNumber: number,
+  options: { lock?: boolean } = {},
 ): Promise<QueuedPullRequest | undefined> {
+  const lock = options.lock ? sql`for update of p` : sql``;
   const [row] = resultRows<QueuedPullRequest>(
     await db.execute(sql`
       select p.repository_id, t.installation_id, p.pr_number, p.task_id, p.head_sha, p.state,
              p.queued_head_sha, p.queue_plan, p.dequeued_head_sha, p.dequeue_reason
       from pull_requests p join tasks t on t.task_id = p.task_id
-      where p.repository_id = ${repositoryId} and p.pr_number = ${prNumber}`),
+      where p.repository_id = ${repositoryId} and p.pr_number = ${prNumber}
+      ${lock}`),
   );
   return row;
 }
@@ -90,10 +102,14 @@ export async function clearEnqueued(db: Db, pr: PrKey): Promise<void> {
 export async function finishQueuedMerge(
   tx: Db,
   pr: { repositoryId: number; prNumber: number },
-  merge: { mergeSha: string; actor: string },
+  merge: { mergeSha: string; actor: string; byQueue?: boolean },
 ): Promise<"merged" | "already recorded" | undefined> {
-  const row = await findQueuedPullRequest(tx, pr.repositoryId, pr.prNumber);
-  if (!row?.queued_head_sha || !row.queue_plan) return undefined;
+  const row = await findQueuedPullRequest(tx, pr.repositoryId, pr.prNumber, { lock: true });
+  // A pull request recorded as removed may still turn out merged by the queue (it was read out of
+  // the queue in the moment before GitHub marked it merged): the plan is kept for that. Only a
+  // report that names the queue (`byQueue`) counts then, not a merge by hand.
+  const enqueued = row?.queued_head_sha ?? (merge.byQueue ? row?.dequeued_head_sha : null);
+  if (!row || !enqueued || !row.queue_plan) return undefined;
   await setPullRequestState(tx, pr.repositoryId, pr.prNumber, "merged");
   const task = await getTask(tx, row.task_id);
   if (!task) return undefined;
@@ -118,7 +134,7 @@ export async function finishQueuedMerge(
     to: "merged",
     actor: merge.actor,
     reason: `pull request #${pr.prNumber} merged by the merge queue at ${merge.mergeSha.slice(0, 7)}`,
-    data: { merge_sha: merge.mergeSha, head_sha: row.queued_head_sha },
+    data: { merge_sha: merge.mergeSha, head_sha: enqueued },
     set: { finished: true },
   });
   return moved ? "merged" : "already recorded";
@@ -136,11 +152,12 @@ export async function recordDequeued(
   pr: { repositoryId: number; prNumber: number },
   dequeue: { reason: string; actor: string; headSha?: string | undefined },
 ): Promise<"dequeued" | "reason updated" | "already recorded" | undefined> {
-  const row = await findQueuedPullRequest(tx, pr.repositoryId, pr.prNumber);
+  const row = await findQueuedPullRequest(tx, pr.repositoryId, pr.prNumber, { lock: true });
   if (row?.state !== "open") return undefined;
   if (!row.queued_head_sha) {
     if (!row.dequeued_head_sha || row.dequeued_head_sha !== dequeue.headSha) return undefined;
-    if (row.dequeue_reason === dequeue.reason) return "already recorded";
+    // Only the merger's "no reason" is replaced; a reason an event gave stays.
+    if (row.dequeue_reason !== GENERIC_DEQUEUE_REASON) return "already recorded";
     await tx.execute(sql`
       update pull_requests set dequeue_reason = ${dequeue.reason}, updated_at = now()
       where repository_id = ${pr.repositoryId} and pr_number = ${pr.prNumber}`);
@@ -155,8 +172,7 @@ export async function recordDequeued(
   if (dequeue.headSha !== undefined && dequeue.headSha !== row.queued_head_sha) return undefined;
   await tx.execute(sql`
     update pull_requests set dequeued_head_sha = queued_head_sha, dequeue_reason = ${dequeue.reason},
-                             queued_head_sha = null, queued_at = null, queue_plan = null,
-                             updated_at = now()
+                             queued_head_sha = null, queued_at = null, updated_at = now()
     where repository_id = ${pr.repositoryId} and pr_number = ${pr.prNumber}`);
   const moved = await transitionTask(tx, {
     taskId: row.task_id,

@@ -40,6 +40,7 @@ const SCHEMA = buildSchema(`
     state: PullRequestState!
     merged: Boolean!
     headRefOid: GitObjectID!
+    mergeCommit: Commit
     isInMergeQueue: Boolean!
     mergeQueueEntry: MergeQueueEntry
     autoMergeRequest: AutoMergeRequest
@@ -63,7 +64,10 @@ const SCHEMA = buildSchema(`
     authorEmail: String
   }
   type EnablePullRequestAutoMergePayload { clientMutationId: String pullRequest: PullRequest }
+  input DequeuePullRequestInput { clientMutationId: String id: ID! }
+  type DequeuePullRequestPayload { clientMutationId: String mergeQueueEntry: MergeQueueEntry }
   type Mutation {
+    dequeuePullRequest(input: DequeuePullRequestInput!): DequeuePullRequestPayload
     enqueuePullRequest(input: EnqueuePullRequestInput!): EnqueuePullRequestPayload
     enablePullRequestAutoMerge(input: EnablePullRequestAutoMergeInput!): EnablePullRequestAutoMergePayload
   }
@@ -82,7 +86,7 @@ class TypedError extends Error {
 }
 
 /**
- * `POST /graphql` for the documents Conveyor sends: `enqueuePullRequest`,
+ * `POST /graphql` for the documents Conveyor sends: `enqueuePullRequest`, `dequeuePullRequest`,
  * `enablePullRequestAutoMerge` (only on a branch that requires the merge queue, where it queues the
  * pull request) and `repository { pullRequest { isInMergeQueue mergeQueueEntry … } }`. Installation
  * tokens only; the token's repository access and permissions apply as on GitHub (the mutations need
@@ -141,6 +145,7 @@ export function createGraphqlRouter(options: {
       state: pull.merged ? "MERGED" : issue.state === "open" ? "OPEN" : "CLOSED",
       merged: pull.merged,
       headRefOid: pull.headSha,
+      mergeCommit: pull.mergeCommitSha ? { oid: pull.mergeCommitSha } : null,
       isInMergeQueue: entry !== undefined,
       mergeQueueEntry: entry ? entryView(entry) : null,
       autoMergeRequest: null,
@@ -197,6 +202,20 @@ export function createGraphqlRouter(options: {
         clientMutationId: input.clientMutationId ?? null,
         mergeQueueEntry: entryView(entry),
       };
+    },
+    dequeuePullRequest: async (
+      { input }: { input: { clientMutationId?: string; id: string } },
+      principal: Installation,
+    ) => {
+      mayWrite(principal);
+      const { repo, issue } = pullByNodeId(principal, input.id);
+      const entry = queue.entryOf(repo, issue.number);
+      if (!entry) {
+        throw new TypedError("UNPROCESSABLE", "Pull request is not in the merge queue");
+      }
+      const view = entryView(entry);
+      await queue.dequeue(repo, issue.number, principal.actor);
+      return { clientMutationId: input.clientMutationId ?? null, mergeQueueEntry: view };
     },
     enablePullRequestAutoMerge: async (
       { input }: { input: { clientMutationId?: string; pullRequestId: string } },

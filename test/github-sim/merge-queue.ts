@@ -216,10 +216,10 @@ export function createMergeQueue(ctx: SimContext): SimMergeQueue {
       return deliveries;
     }
     ctx.onBranchHead?.(repo, entry.baseRef, group.headSha);
+    // Merged before it leaves the queue: no reader sees it out of the queue and still open.
+    const closed = recordMerged(ctx, repo, entry.issue, group.headSha, entry.enqueuedBy);
     const deliveries = await remove(entry, "merged");
-    deliveries.push(
-      ...(await recordMerged(ctx, repo, entry.issue, group.headSha, entry.enqueuedBy)),
-    );
+    deliveries.push(...(await closed));
     deliveries.push(...(await buildNext(repo, entry.baseRef)));
     return deliveries;
   }
