@@ -17,6 +17,7 @@ import { waitFor } from "./helpers/wait-for.ts";
  */
 let h: Harness;
 let scripted: Awaited<ReturnType<typeof startScriptedRunner>> | undefined;
+let queueRuleset: { id: number };
 const CI = "ci / test";
 
 /** CI on a merge group whose commit carries `QUEUE_LOST` waits until the test opens this gate. */
@@ -44,7 +45,7 @@ beforeAll(async () => {
     files: { "src/queue.txt": "start\n", "src/other.txt": "other\n" },
     simulator: { ciProvider: { name: CI, conclude } },
   });
-  h.sim.addRuleset(h.repo, {
+  queueRuleset = h.sim.addRuleset(h.repo, {
     branches: ["~DEFAULT_BRANCH"],
     requiredChecks: [CI],
     mergeQueue: { merge_method: "SQUASH" },
@@ -288,5 +289,30 @@ describe("a repository that requires GitHub's merge queue", () => {
     );
     expect(outcome).toMatch(/not a pull request Conveyor enqueued/);
     expect(await h.sim.getPull(h.repo, pull.number)).toMatchObject({ state: "open" });
+  });
+  it("enqueues when a direct merge is refused for a queue the rules do not list (branch protection)", async () => {
+    h.sim.removeRuleset(h.repo, queueRuleset.id);
+    h.sim.setBranchProtection(h.repo, "main", { contexts: [CI], mergeQueue: true });
+    const refusedBefore = directMerges().filter((r) => r.status === 405).length;
+    const { taskId } = await queueScriptedIssue(
+      h,
+      "Protected queue",
+      "write src/other.txt\n<<<\nprotected\n>>>",
+    );
+    await waitFor(async () => (await state(taskId)) === "merged", {
+      timeoutMs: 60_000,
+      message: "merged through the queue after the 405",
+    });
+    expect(directMerges().filter((r) => r.status === 405).length).toBe(refusedBefore + 1);
+    const { pr_number: number } = await prOf(taskId);
+    const pull = await h.sim.getPull(h.repo, number);
+    expect(await reasons(taskId)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("enqueuing"),
+        expect.stringContaining(
+          `merged by the merge queue at ${pull.merge_commit_sha!.slice(0, 7)}`,
+        ),
+      ]),
+    );
   });
 });

@@ -332,11 +332,21 @@ export interface GitHubSimulator {
    * Branch protection's required status checks on `branch` (null removes it): required checks
    * must pass before a merge (`blocked`), `strict` requires the branch to be up to date (`behind`).
    */
+  /**
+   * Branch protection's required status checks; with `mergeQueue`, also "Require merge queue"
+   * (which, as on GitHub, `GET …/rules/branches/{b}` does not list).
+   */
   setBranchProtection(
     fullName: string,
     branch: string,
-    protection: { strict?: boolean; contexts: string[] } | null,
+    protection: {
+      strict?: boolean;
+      contexts: string[];
+      mergeQueue?: Partial<SimMergeQueueRule> | boolean;
+    } | null,
   ): void;
+  /** Deletes a ruleset `addRuleset` made. */
+  removeRuleset(fullName: string, id: number): void;
   /**
    * A ruleset with a `required_status_checks` rule on `branches` (names, `~DEFAULT_BRANCH`,
    * `~ALL`); with `mergeQueue` also a `merge_queue` rule (GitHub's defaults, `merge_method`
@@ -588,6 +598,22 @@ export async function createGitHubSimulator(
   };
 
   const user = (login: string) => ensureUser(state, login);
+  /** A merge queue's parameters: GitHub's defaults, `merge_method` MERGE, unless given. */
+  const mergeQueueRule = (
+    given: Partial<SimMergeQueueRule> | boolean | undefined,
+  ): SimMergeQueueRule | undefined =>
+    given
+      ? {
+          check_response_timeout_minutes: 60,
+          grouping_strategy: "ALLGREEN",
+          max_entries_to_build: 5,
+          max_entries_to_merge: 5,
+          merge_method: "MERGE",
+          min_entries_to_merge: 1,
+          min_entries_to_merge_wait_minutes: 5,
+          ...(given === true ? {} : given),
+        }
+      : undefined;
   const repoOf = (fullName: string) => requireRepo(ctx, fullName);
   const installationOf = (id: number): SimInstallation => {
     const installation = state.installations.get(id);
@@ -970,8 +996,14 @@ export async function createGitHubSimulator(
         repo.branchProtection.set(branch, {
           strict: protection.strict ?? false,
           contexts: [...protection.contexts],
+          mergeQueue: mergeQueueRule(protection.mergeQueue),
         });
       }
+    },
+
+    removeRuleset(fullName, id) {
+      const repo = repoOf(fullName);
+      repo.rulesets = repo.rulesets.filter((r) => r.id !== id);
     },
 
     addRuleset(fullName, input) {
@@ -983,18 +1015,7 @@ export async function createGitHubSimulator(
         branches: [...input.branches],
         strict: input.strict ?? false,
         requiredChecks: input.requiredChecks.map((context) => ({ context })),
-        mergeQueue: input.mergeQueue
-          ? {
-              check_response_timeout_minutes: 60,
-              grouping_strategy: "ALLGREEN",
-              max_entries_to_build: 5,
-              max_entries_to_merge: 5,
-              merge_method: "MERGE",
-              min_entries_to_merge: 1,
-              min_entries_to_merge_wait_minutes: 5,
-              ...(input.mergeQueue === true ? {} : input.mergeQueue),
-            }
-          : undefined,
+        mergeQueue: mergeQueueRule(input.mergeQueue),
       });
       return { id };
     },

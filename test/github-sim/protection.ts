@@ -18,9 +18,15 @@ export function rulesetsFor(repo: SimRepo, branch: string): SimRuleset[] {
   return repo.rulesets.filter((ruleset) => rulesetApplies(repo, ruleset, branch));
 }
 
-/** The `merge_queue` rule that applies to `branch`, if any: its merges must go through the queue. */
+/**
+ * The merge queue `branch` requires, if any (branch protection's "Require merge queue", or a
+ * ruleset's `merge_queue` rule): its merges must go through the queue.
+ */
 export function mergeQueueFor(repo: SimRepo, branch: string): SimMergeQueueRule | undefined {
-  return rulesetsFor(repo, branch).find((r) => r.mergeQueue)?.mergeQueue;
+  return (
+    repo.branchProtection.get(branch)?.mergeQueue ??
+    rulesetsFor(repo, branch).find((r) => r.mergeQueue)?.mergeQueue
+  );
 }
 
 /** Every check `branch` requires (branch protection and rulesets), and whether it must be up to date. */

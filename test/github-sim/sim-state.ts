@@ -228,6 +228,8 @@ export interface SimBranchProtection {
   /** "Require branches to be up to date before merging". */
   strict: boolean;
   contexts: string[];
+  /** "Require merge queue" of classic branch protection (not listed by `…/rules/branches`). */
+  mergeQueue?: SimMergeQueueRule | undefined;
 }
 
 /** A repository ruleset with a `required_status_checks` rule, targeting branches. */
