@@ -32,11 +32,18 @@ const holdGate = new Promise<void>((resolve) => {
   openHoldGate = resolve;
 });
 
+/** And for `QUEUE_CANCEL` (then green): the group waits while the task is cancelled. */
+let openCancelGate: () => void = () => {};
+const cancelGate = new Promise<void>((resolve) => {
+  openCancelGate = resolve;
+});
+
 async function conclude(push: CiPush) {
   if (!push.branch.startsWith("gh-readonly-queue/")) return "success" as const;
   const text = (await h.sim.readFile(push.repo, "src/queue.txt", push.sha)) ?? "";
   if (text.includes("QUEUE_LOST")) await gate;
   if (text.includes("QUEUE_HOLD")) await holdGate;
+  if (text.includes("QUEUE_CANCEL")) await cancelGate;
   return /QUEUE_FAIL|QUEUE_LOST/.test(text) ? ("failure" as const) : ("success" as const);
 }
 
@@ -249,6 +256,31 @@ describe("a repository that requires GitHub's merge queue", () => {
       timeoutMs: 60_000,
       message: "enqueued again and merged once unfrozen",
     });
+  });
+
+  it("takes a queued pull request out of the queue when its task is cancelled", async () => {
+    const { taskId, issueNumber } = await queueScriptedIssue(
+      h,
+      "Queue cancel",
+      "write src/queue.txt\n<<<\nQUEUE_CANCEL\n>>>",
+    );
+    await waitFor(async () => (await queued(taskId))?.group !== undefined, {
+      timeoutMs: 60_000,
+      message: "the pull request is in the queue with a merge group",
+    });
+    const { pr_number: number } = await prOf(taskId);
+    await h.sim.comment(h.repo, issueNumber, "/cancel", { user: "maint" });
+    await waitFor(async () => (await state(taskId)) === "cancelled", {
+      timeoutMs: 20_000,
+      message: "the task is cancelled",
+    });
+    await waitFor(async () => (await queued(taskId)) === undefined, {
+      timeoutMs: 20_000,
+      message: "Conveyor took it out of the queue",
+    });
+    openCancelGate();
+    await h.sim.idle();
+    expect(await h.sim.getPull(h.repo, number)).toMatchObject({ merged: false });
   });
 
   it("ignores a merge_group event about a pull request that is not Conveyor's", async () => {

@@ -22,6 +22,7 @@ import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
 import {
   clearEnqueued,
+  findAbandonedQueueEntries,
   finishQueuedMerge,
   GENERIC_DEQUEUE_REASON,
   recordDequeued,
@@ -434,6 +435,31 @@ export function createMerger(deps: MergerDeps): {
     if (outcome === "dequeued") deps.onChange();
   }
 
+  /**
+   * The task of a queued pull request ended (`/cancel`, …) while it waited: out of the queue, so
+   * the queue does not merge a change nobody wants any more.
+   */
+  async function abandonQueued(entry: {
+    repository_id: number;
+    installation_id: number;
+    full_name: string;
+    pr_number: number;
+    task_state: string;
+  }): Promise<void> {
+    const ref = repoRef(entry.installation_id, entry.full_name);
+    const octokit = await deps.installationOctokit(entry.installation_id);
+    const answer = await octokit.graphql<{
+      repository: { pullRequest: { id: string; isInMergeQueue: boolean } | null } | null;
+    }>(PULL_REQUEST_QUEUE_STATE, { owner: ref.owner, name: ref.repo, number: entry.pr_number });
+    const pull = answer.repository?.pullRequest;
+    if (pull?.isInMergeQueue) await octokit.graphql(DEQUEUE_PULL_REQUEST, { id: pull.id });
+    await clearEnqueued(deps.db, entry);
+    log.info(
+      { prNumber: entry.pr_number, repo: entry.full_name, state: entry.task_state },
+      "task ended: taken out of the merge queue",
+    );
+  }
+
   async function afterUnknownOutcome(
     octokit: Octokit,
     c: Candidate,
@@ -726,8 +752,9 @@ export function createMerger(deps: MergerDeps): {
         taskId: c.task_id,
         paths: facts.files.flatMap((f) => (f.previousPath ? [f.path, f.previousPath] : [f.path])),
       });
-      if (!earlier && facts.mergeQueue && c.dequeued_head_sha === c.head_sha) {
-        // The queue already refused exactly this commit: enqueueing it again would loop.
+      if (!earlier && c.dequeued_head_sha === c.head_sha) {
+        // The queue already refused exactly this commit: enqueueing it again would loop, and
+        // merging it directly (the queue requirement lifted since) skips what the queue found.
         await settle(
           c,
           "waiting_human",
@@ -853,6 +880,17 @@ export function createMerger(deps: MergerDeps): {
     async runOnce() {
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
       try {
+        for (const entry of await findAbandonedQueueEntries(deps.db)) {
+          try {
+            await abandonQueued(entry);
+          } catch (error) {
+            log.error(
+              { err: error, prNumber: entry.pr_number, repo: entry.full_name },
+              "taking a pull request out of the merge queue failed",
+            );
+            deps.recordError?.("merger", error);
+          }
+        }
         for (const c of await findMergeCandidates(deps.db)) {
           try {
             await review(c);

@@ -205,3 +205,30 @@ export async function mergeQueueNote(db: Db, taskId: string): Promise<string | u
     ? `enqueued at \`${row.queued_head_sha.slice(0, 7)}\`; GitHub merges it once the required checks pass on its merge group`
     : undefined;
 }
+
+/** A pull request still recorded in the merge queue whose task ended without it merging. */
+export interface AbandonedQueueEntry {
+  repository_id: number;
+  installation_id: number;
+  full_name: string;
+  pr_number: number;
+  task_id: string;
+  task_state: string;
+}
+
+/**
+ * Pull requests Conveyor enqueued whose task was cancelled (or otherwise ended) while they waited
+ * in the queue: the merger takes them out, so a cancelled change is not merged by the queue.
+ */
+export async function findAbandonedQueueEntries(db: Db): Promise<AbandonedQueueEntry[]> {
+  return resultRows<AbandonedQueueEntry>(
+    await db.execute(sql`
+      select p.repository_id, t.installation_id, r.full_name, p.pr_number, p.task_id,
+             t.state as task_state
+      from pull_requests p
+      join tasks t on t.task_id = p.task_id
+      join repositories r on r.repository_id = p.repository_id
+      where p.state = 'open' and p.queued_head_sha is not null
+        and t.state in ('cancelled', 'dead', 'failed')`),
+  );
+}
