@@ -355,6 +355,16 @@ export const pullRequests = pgTable(
     // mode passed), and whether a person then merged it by hand: the evidence for turning on auto.
     wouldMergeAt: timestamp("would_merge_at", { withTimezone: true }),
     mergedByHand: boolean("merged_by_hand").notNull().default(false),
+    // GitHub's merge queue (the base branch's rules require it): the head Conveyor enqueued, when,
+    // and the post-merge watch planned from the verdict that enqueued it (started once the queue
+    // merges). Null when the pull request is not in the queue.
+    queuedHeadSha: text("queued_head_sha"),
+    queuedAt: timestamp("queued_at", { withTimezone: true }),
+    queuePlan: jsonb("queue_plan"),
+    // The head the queue removed (its merge group failed, or a person dequeued it) and why:
+    // Conveyor never enqueues that head again; a new head or a person has to move it on.
+    dequeuedHeadSha: text("dequeued_head_sha"),
+    dequeueReason: text("dequeue_reason"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

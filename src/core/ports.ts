@@ -8,6 +8,7 @@ import type { FileMode } from "./content-rules.ts";
 import type { InstalledRepository, IssueSnapshot, LabelEvent, RepoRef } from "./github-objects.ts";
 import type { Permission } from "./intake.ts";
 import type { PrFacts } from "./merge-policy.ts";
+import type { MergeQueueFact } from "./merge-queue.ts";
 import type { HookDelivery } from "./redelivery.ts";
 import type { RepoConfigResult } from "./repo-config.ts";
 
@@ -202,6 +203,13 @@ export interface FactsRequest {
 export interface CollectedFacts extends PrFacts {
   /** The tip of the pull request's base branch as read now; "" when unknown. */
   baseTipSha: string;
+  /** The pull request's GraphQL node id (`node_id`); "" when unread. Enqueuing needs it. */
+  nodeId: string;
+  /**
+   * The base branch requires GitHub's merge queue (a `merge_queue` rule in its rulesets): Conveyor
+   * enqueues instead of merging. Null when no such rule applies or the rules could not be read.
+   */
+  mergeQueue: MergeQueueFact | null;
 }
 
 /**

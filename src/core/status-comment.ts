@@ -27,6 +27,8 @@ export interface StatusFacts {
   agent?: AgentProgress | undefined;
   /** The task's page on the dashboard, when the server knows its public address. */
   taskPageUrl?: string | undefined;
+  /** While merging through GitHub's merge queue: where it stands there. */
+  mergeQueue?: string | undefined;
   /** Once merged: the post-merge watch's last step (checks on the merge commit, a revert). */
   afterMerge?: string | undefined;
   /** Best of N: how many candidates the issue runs, and the one on the pull request once kept. */
@@ -139,6 +141,7 @@ export function renderStatusComment(f: StatusFacts): string {
   if (f.prUrl) rows.push(["Pull request", f.prUrl]);
   if (f.state === "waiting_human" && f.waitingReason)
     rows.push(["Reason", oneLine(f.waitingReason)]);
+  if (f.state === "merging" && f.mergeQueue) rows.push(["Merge queue", oneLine(f.mergeQueue)]);
   if (f.state === "merged" && f.afterMerge) rows.push(["After merge", oneLine(f.afterMerge)]);
   if (f.lastError) rows.push(["Last error", untrustedInline(f.lastError, 300)]);
   rows.push(["Snapshot", `\`${f.snapshotHash.slice(0, 12)}\``]);

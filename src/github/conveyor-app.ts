@@ -5,6 +5,7 @@ import { type CommentEvent, commentWithoutCommands } from "../commands/command-s
 import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { mayAffectQueue } from "../core/intake.ts";
+import { describeDequeueReason, parseMergeGroupRef } from "../core/merge-queue.ts";
 import type { WebhookIntent } from "../loops/intake-loop.ts";
 import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
 import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
@@ -39,6 +40,7 @@ const HANDLED_EVENTS = new Set([
   "pull_request_review",
   "issue_comment",
   "check_suite",
+  "merge_group",
 ]);
 
 interface RepoPayload {
@@ -214,7 +216,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
 
     // Any of these may change a merge verdict; the merger re-reads GitHub, so a wake is enough.
     app.on(
-      ["pull_request", "pull_request_review", "check_run", "check_suite", "status"],
+      ["pull_request", "pull_request_review", "check_run", "check_suite", "status", "merge_group"],
       async () => deps.onPullRequestActivity(),
     );
 
@@ -227,13 +229,55 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
           ...d,
           prNumber: context.payload.pull_request.number,
           merged: Boolean(context.payload.pull_request.merged),
+          mergeCommitSha: context.payload.pull_request.merge_commit_sha,
           sender: { login: context.payload.sender.login, type: context.payload.sender.type },
         },
       });
     });
     app.on("pull_request", async (context) => {
       if (context.payload.action === "closed") return;
+      const d = delivery(context);
+      if (context.payload.action === "dequeued" && d) {
+        // Removed from the merge queue without merging: why, for the task (if Conveyor queued it).
+        await record(context, {
+          kind: "merge-queue",
+          event: {
+            ...d,
+            prNumber: context.payload.pull_request.number,
+            outcome: "dequeued",
+            headSha: context.payload.pull_request.head.sha,
+            reason: describeDequeueReason(context.payload.reason),
+            sender: { login: context.payload.sender.login, type: context.payload.sender.type },
+          },
+        });
+        return;
+      }
       await recordOnly(context);
+    });
+
+    // GitHub's merge queue: the group's head_ref names the pull request. A group that merged
+    // finishes the task; one invalidated is noted; `dequeued` comes with `pull_request.dequeued`,
+    // which says why. checks_requested is CI's business (the queue's checks are the last gate).
+    app.on("merge_group", async (context) => {
+      const d = delivery(context);
+      const payload = context.payload;
+      const group = payload.merge_group;
+      const parsed = parseMergeGroupRef(group.head_ref);
+      const reason = payload.action === "destroyed" ? payload.reason : undefined;
+      if (!d || !parsed || (reason !== "merged" && reason !== "invalidated")) {
+        return recordOnly(context);
+      }
+      await record(context, {
+        kind: "merge-queue",
+        event: {
+          ...d,
+          prNumber: parsed.prNumber,
+          outcome: reason,
+          headSha: group.head_sha,
+          baseRef: group.base_ref.replace(/^refs\/heads\//, ""),
+          sender: { login: payload.sender?.login ?? "github-merge-queue[bot]", type: "Bot" },
+        },
+      });
     });
 
     app.on("check_suite", async (context) => recordOnly(context));

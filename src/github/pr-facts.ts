@@ -7,6 +7,7 @@ import {
   SAFETY_CHECK_NAME,
   type StatusFact,
 } from "../core/merge-policy.ts";
+import { mergeQueueFromRules } from "../core/merge-queue.ts";
 import type { CollectedFacts, FactsRequest } from "../core/ports.ts";
 import type { BaseRulesCache } from "./base-rules-cache.ts";
 import { arrayPage, countedPage, readAllPages } from "./read-all-pages.ts";
@@ -32,7 +33,7 @@ interface RequiredChecksJson {
 }
 interface RuleJson {
   type: string;
-  parameters?: { required_status_checks?: { context: string }[] };
+  parameters?: { required_status_checks?: { context: string }[]; merge_method?: string };
 }
 
 /**
@@ -46,7 +47,8 @@ interface RuleJson {
  * Requests, in order (docs/merge-policy.md lists them too):
  * `GET /repos/{o}/{r}/pulls/{n}`, `…/pulls/{n}/files`, `…/commits/{head}/check-runs`,
  * `…/commits/{head}/status`, `…/pulls/{n}/reviews`, `…/branches/{base}`,
- * `…/branches/{base}/protection/required_status_checks`, `…/rules/branches/{base}`, and with a
+ * `…/branches/{base}/protection/required_status_checks`, `…/rules/branches/{base}` (its
+ * `required_status_checks` rules and whether a `merge_queue` rule applies), and with a
  * `baseSha` `…/commits/{baseSha}/check-runs` and `…/commits/{baseSha}/status`; every list with
  * `per_page=100`, following `Link` headers. With a `cache`, the protection and rules reads are
  * skipped while a kept answer is fresh (see {@link BaseRulesCache}).
@@ -160,6 +162,7 @@ export async function collectPrFacts(
     }
   };
   let baseTipSha = "";
+  let mergeQueue: CollectedFacts["mergeQueue"] = null;
   if (baseRef) {
     const branch = await attempt(
       "reading the base branch",
@@ -184,6 +187,8 @@ export async function collectPrFacts(
     fromProtection(branch?.protection?.required_status_checks);
     const required = await readBaseRules(octokit, r, baseRef, errors, cache);
     fromProtection(required.protection);
+    // A `merge_queue` rule: merges into the base go through GitHub's merge queue.
+    mergeQueue = mergeQueueFromRules(required.rules);
     for (const rule of required.rules) {
       if (rule.type !== "required_status_checks") continue;
       for (const c of rule.parameters?.required_status_checks ?? []) {
@@ -247,6 +252,8 @@ export async function collectPrFacts(
     now: (r.now?.() ?? new Date()).toISOString(),
     errors,
     baseTipSha,
+    nodeId: pull?.node_id ?? "",
+    mergeQueue,
   };
 }
 

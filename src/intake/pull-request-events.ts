@@ -7,6 +7,7 @@ import {
 } from "../core/follow-up.ts";
 import type { RepoRef } from "../core/github-objects.ts";
 import { type Actor, hasPermission, isBot } from "../core/intake.ts";
+import { findQueuedPullRequest, finishQueuedMerge, recordDequeued } from "../store/merge-queue.ts";
 import { addNotice } from "../store/notices.ts";
 import {
   findOpenPullRequestsByHead,
@@ -14,7 +15,7 @@ import {
   type PullRequestRow,
   setPullRequestState,
 } from "../store/pull-requests.ts";
-import { getTask, transitionTask } from "../store/tasks.ts";
+import { appendTaskEvent, getTask, transitionTask } from "../store/tasks.ts";
 import type { IntakeDeps } from "./intake-service.ts";
 
 /** The delivery facts every pull request event carries. */
@@ -50,6 +51,23 @@ function once(deps: IntakeDeps, d: Delivery, effect: (tx: Db) => Promise<string>
 export type PullRequestClosedEvent = Delivery & {
   prNumber: number;
   merged: boolean;
+  /** `pull_request.merge_commit_sha`: for a merge through the queue, the commit it produced. */
+  mergeCommitSha?: string | null | undefined;
+  sender: Actor;
+};
+/**
+ * What GitHub's merge queue did with a pull request: `merge_group.destroyed` (reason `merged`, with
+ * the group's head, now the base's tip; or `invalidated`, the group is built again) or
+ * `pull_request.dequeued` (with its reason in words).
+ */
+export type MergeQueueEvent = Delivery & {
+  prNumber: number;
+  outcome: "merged" | "dequeued" | "invalidated";
+  /** The merge group's head (merged, invalidated) or the pull request's head (dequeued). */
+  headSha: string;
+  /** The merge group's base branch, when the event named it. */
+  baseRef?: string | undefined;
+  reason?: string | undefined;
   sender: Actor;
 };
 export type FailedCheckEvent = Delivery & { headSha: string; failed: FailedCheck[] };
@@ -63,6 +81,15 @@ export async function handlePullRequestClosed(
   const outcome = await once(deps, d, async (tx) => {
     const pr = await findPullRequest(tx, d.repositoryId, d.prNumber);
     if (!pr) return "not a Conveyor pull request";
+    if (d.merged && d.mergeCommitSha) {
+      // Merged by the merge queue Conveyor put it in: recorded with the watch on that commit.
+      const queued = await finishQueuedMerge(
+        tx,
+        { repositoryId: d.repositoryId, prNumber: d.prNumber },
+        { mergeSha: d.mergeCommitSha, actor: d.sender.login },
+      );
+      if (queued) return queued === "merged" ? "merged" : "task already finished";
+    }
     // A person merging (not Conveyor, not another bot) is what merge.mode report counts.
     await setPullRequestState(tx, d.repositoryId, d.prNumber, d.merged ? "merged" : "closed", {
       mergedByHand: d.merged && !isBot(d.sender),
@@ -91,6 +118,54 @@ export async function handlePullRequestClosed(
     return cancelled ? "cancelled" : "task already finished";
   });
   if (outcome === "merged" || outcome === "cancelled") deps.onChange();
+  return outcome;
+}
+
+/**
+ * The merge queue merged, removed or rebuilt the group of a pull request Conveyor enqueued. Events
+ * about a pull request that is not Conveyor's, or that Conveyor did not enqueue (or not into that
+ * base), change nothing. `invalidated` only notes it on the timeline: the pull request stays in the
+ * queue and GitHub builds a new group, so Conveyor does not enqueue it again.
+ */
+export async function handleMergeQueueEvent(deps: IntakeDeps, d: MergeQueueEvent): Promise<string> {
+  const key = { repositoryId: d.repositoryId, prNumber: d.prNumber };
+  const outcome = await once(deps, d, async (tx) => {
+    const row = await findQueuedPullRequest(tx, d.repositoryId, d.prNumber);
+    const ignored = "not a pull request Conveyor enqueued";
+    if (!row) return ignored;
+    if (d.baseRef !== undefined && row.queue_plan && row.queue_plan.baseRef !== d.baseRef) {
+      return ignored;
+    }
+    switch (d.outcome) {
+      case "merged":
+        return (
+          (await finishQueuedMerge(tx, key, {
+            mergeSha: d.headSha,
+            actor: d.sender.login,
+            byQueue: true,
+          })) ?? ignored
+        );
+      case "dequeued":
+        return (
+          (await recordDequeued(tx, key, {
+            reason: d.reason ?? "GitHub gave no reason",
+            actor: d.sender.login,
+            headSha: d.headSha,
+          })) ?? ignored
+        );
+      case "invalidated":
+        if (!row.queued_head_sha) return ignored;
+        await appendTaskEvent(tx, {
+          taskId: row.task_id,
+          actor: d.sender.login,
+          reason:
+            "merge group invalidated (an entry ahead of it left the queue, or the base moved); GitHub builds a new one",
+          data: { group_head_sha: d.headSha },
+        });
+        return "noted";
+    }
+  });
+  if (outcome !== "duplicate" && !outcome.startsWith("not ")) deps.onChange();
   return outcome;
 }
 

@@ -15,7 +15,9 @@ import {
   type FailedCheckEvent,
   handleChangesRequested,
   handleFailedCheck,
+  handleMergeQueueEvent,
   handlePullRequestClosed,
+  type MergeQueueEvent,
   type PullRequestClosedEvent,
 } from "../intake/pull-request-events.ts";
 import {
@@ -36,6 +38,7 @@ export type WebhookIntent =
   | { kind: "pull-request-closed"; event: PullRequestClosedEvent }
   | { kind: "failed-check"; event: FailedCheckEvent }
   | { kind: "changes-requested"; event: ChangesRequestedEvent }
+  | { kind: "merge-queue"; event: MergeQueueEvent }
   | { kind: "comment"; event: CommentEvent };
 
 export interface IntakeLoopDeps {
@@ -136,6 +139,12 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
         return handleFailedCheck(intake, { ...intent.event, deliveryId });
       case "changes-requested":
         return handleChangesRequested(intake, { ...intent.event, deliveryId });
+      case "merge-queue":
+        // A merge through the queue starts a post-merge watch: wake the watcher after it.
+        return handleMergeQueueEvent(intake, { ...intent.event, deliveryId }).then((outcome) => {
+          deps.onPullRequestActivity();
+          return outcome;
+        });
       case "comment":
         return handleCommentCommands(
           { ...intake, commandsPerMinute: deps.commandsPerMinute },
@@ -205,6 +214,7 @@ function subjectOf(claim: OwedDelivery): string {
       return `issue:${intent.event.repositoryId}:${intent.event.number}`;
     case "pull-request-closed":
     case "changes-requested":
+    case "merge-queue":
       return `issue:${intent.event.repositoryId}:${intent.event.prNumber}`;
     case "failed-check":
       return `commit:${intent.event.repositoryId}:${intent.event.headSha}`;

@@ -14,11 +14,20 @@ import {
   SAFETY_CHECK_NAME,
   type Verdict,
 } from "../core/merge-policy.ts";
+import type { MergeQueueFact } from "../core/merge-queue.ts";
 import type { CollectedFacts, GitHubGateway, PullRequestFactsReader } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
 import type { TaskState } from "../core/task-states.ts";
 import { standingApprovals } from "../store/commands.ts";
 import { releaseLease, tryAcquireLease } from "../store/leases.ts";
+import {
+  clearEnqueued,
+  findAbandonedQueueEntries,
+  finishQueuedMerge,
+  GENERIC_DEQUEUE_REASON,
+  recordDequeued,
+  recordEnqueued,
+} from "../store/merge-queue.ts";
 import { earlierOverlappingPullRequest, startWatch } from "../store/merge-watches.ts";
 import { addNotice } from "../store/notices.ts";
 import {
@@ -32,7 +41,7 @@ import {
   recordWouldMerge,
   setPullRequestState,
 } from "../store/pull-requests.ts";
-import { getTask, transitionTask } from "../store/tasks.ts";
+import { getTask, noteTaskEvent, transitionTask } from "../store/tasks.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -95,6 +104,39 @@ function watchOf(config: RepoConfig, verdict: Verdict, facts: CollectedFacts): W
 /** Whether the pull request (as just read) has the label: adding it again would change nothing. */
 const hasLabel = (labels: readonly string[], label: string) =>
   labels.some((l) => l.toLowerCase() === label.toLowerCase());
+
+/** GitHub's GraphQL mutation that adds a pull request to its base branch's merge queue. */
+const ENQUEUE_PULL_REQUEST = `mutation($pullRequestId: ID!, $expectedHeadOid: GitObjectID) {
+  enqueuePullRequest(input: {pullRequestId: $pullRequestId, expectedHeadOid: $expectedHeadOid}) {
+    mergeQueueEntry { id position state }
+  }
+}`;
+/** Auto-merge: on a branch with a merge queue, GitHub queues the pull request when it may. */
+const ENABLE_AUTO_MERGE = `mutation($pullRequestId: ID!, $expectedHeadOid: GitObjectID, $mergeMethod: PullRequestMergeMethod) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, expectedHeadOid: $expectedHeadOid, mergeMethod: $mergeMethod}) {
+    pullRequest { id }
+  }
+}`;
+/** Takes a pull request out of the merge queue (the repository was frozen while it waited). */
+const DEQUEUE_PULL_REQUEST = `mutation($id: ID!) {
+  dequeuePullRequest(input: {id: $id}) { mergeQueueEntry { id } }
+}`;
+/** Whether a pull request is in the merge queue now (the merger's read after a missed webhook). */
+const PULL_REQUEST_QUEUE_STATE = `query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) { id state merged mergeCommit { oid } isInMergeQueue }
+  }
+}`;
+
+/**
+ * The `type` of the first error of a GraphQL answer GitHub gave (`UNPROCESSABLE`, `FORBIDDEN`,
+ * `NOT_FOUND`, …; "" when it has none), or undefined when there was no GraphQL answer at all.
+ */
+function graphqlErrorType(error: unknown): string | undefined {
+  const errors = (error as { errors?: { type?: string }[] } | undefined)?.errors;
+  if (!Array.isArray(errors)) return undefined;
+  return errors[0]?.type ?? "";
+}
 
 const LEASE = "merger";
 const LEASE_MS = 2 * 60_000;
@@ -233,6 +275,10 @@ export function createMerger(deps: MergerDeps): {
           conflicts >= 3 ? "waiting_human" : "review",
           `base branch was modified (${conflicts} of 3)`,
         );
+      } else if (status === 405 && /merge queue/i.test(message)) {
+        // The rules that require the queue were not readable (403/404), but GitHub enforces them.
+        log.info({ prNumber: c.pr_number }, "the base branch requires the merge queue; enqueuing");
+        await enqueue(octokit, current, config, verdict, facts, { mergeMethod: "MERGE" });
       } else if (status === 405 || status === 422) {
         await settle(current, "waiting_human", `GitHub refused the merge: ${message}`);
       } else {
@@ -240,6 +286,184 @@ export function createMerger(deps: MergerDeps): {
         await afterUnknownOutcome(octokit, current, message, watch);
       }
     }
+  }
+
+  /**
+   * The base branch requires GitHub's merge queue: instead of `PUT …/merge`, the pull request is
+   * enqueued (GraphQL `enqueuePullRequest` with `expectedHeadOid` = the head Conveyor wrote, so a
+   * push in between makes GitHub refuse), and the queue's required checks on the merge group are
+   * the last gate. Where GitHub refuses the enqueue as unprocessable, auto-merge
+   * (`enablePullRequestAutoMerge`, which queues the pull request once GitHub allows it) is tried
+   * once. The outcome arrives later: `merge_group`, `pull_request.closed`/`dequeued`, or the next
+   * pass's read ({@link followQueue}).
+   */
+  async function enqueue(
+    octokit: Octokit,
+    c: Candidate,
+    config: RepoConfig,
+    verdict: Verdict,
+    facts: CollectedFacts,
+    queue: MergeQueueFact,
+  ) {
+    const plan = watchOf(config, verdict, facts);
+    const reason = `enqueuing ${c.head_sha.slice(0, 7)} in the merge queue (${queue.mergeMethod.toLowerCase()}); its checks on the merge group are the last gate`;
+    if (c.state !== "merging") {
+      await showVerdict(octokit, c, verdict, facts.labels, true);
+      const moved = await transitionTask(deps.db, {
+        taskId: c.task_id,
+        generation: c.generation,
+        from: [c.state],
+        to: "merging",
+        actor: "merger",
+        reason,
+        data: { head_sha: c.head_sha, merge_queue: true },
+      });
+      if (!moved) return;
+    } else {
+      await noteTaskEvent(deps.db, { taskId: c.task_id, actor: "merger", reason });
+    }
+    const current: Candidate = { ...c, state: "merging" };
+    // Written before the call: an instance that dies in between follows the queue next pass.
+    if (!(await recordEnqueued(deps.db, c, { headSha: c.head_sha, plan }))) return;
+    deps.onChange();
+    const input = { pullRequestId: facts.nodeId, expectedHeadOid: c.head_sha };
+    try {
+      let position: number | undefined;
+      try {
+        const answer = await octokit.graphql<{
+          enqueuePullRequest: { mergeQueueEntry: { position: number } | null } | null;
+        }>(ENQUEUE_PULL_REQUEST, input);
+        position = answer.enqueuePullRequest?.mergeQueueEntry?.position;
+      } catch (error) {
+        if (graphqlErrorType(error) !== "UNPROCESSABLE") throw error;
+        log.info(
+          { prNumber: c.pr_number, err: error },
+          "enqueue refused as unprocessable; asking for auto-merge through the queue",
+        );
+        await octokit.graphql(ENABLE_AUTO_MERGE, { ...input, mergeMethod: queue.mergeMethod });
+      }
+      await noteTaskEvent(deps.db, {
+        taskId: c.task_id,
+        actor: "merger",
+        reason:
+          position === undefined
+            ? `in GitHub's merge queue (auto-merge) at ${c.head_sha.slice(0, 7)}`
+            : `in GitHub's merge queue at position ${position} (${c.head_sha.slice(0, 7)})`,
+        data: { head_sha: c.head_sha },
+      });
+      log.info({ prNumber: c.pr_number, repo: c.full_name }, "enqueued in the merge queue");
+    } catch (error) {
+      if (graphqlErrorType(error) === undefined) {
+        // No answer (5xx, network): the next pass reads whether it is in the queue.
+        log.warn({ err: error, prNumber: c.pr_number }, "enqueue outcome unknown");
+        return;
+      }
+      await clearEnqueued(deps.db, c);
+      await settle(
+        current,
+        "waiting_human",
+        `GitHub refused to enqueue the pull request: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * A pull request Conveyor enqueued: what became of it, read from GitHub (so a missed webhook is
+   * caught). Merged → recorded, with the post-merge watch on the commit the queue produced;
+   * closed → the task is cancelled; still queued → nothing, unless the repository is frozen (then
+   * Conveyor takes it out of the queue and reviews it again); open but out of the queue → recorded
+   * as removed, and the task waits for a person.
+   */
+  async function followQueue(c: Candidate): Promise<void> {
+    const ref = repoRef(c.installation_id, c.full_name);
+    const octokit = await deps.installationOctokit(c.installation_id);
+    // One read, so "out of the queue" and "merged" cannot come from two different moments.
+    const answer = await octokit.graphql<{
+      repository: {
+        pullRequest: {
+          id: string;
+          state: "OPEN" | "CLOSED" | "MERGED";
+          merged: boolean;
+          mergeCommit: { oid: string } | null;
+          isInMergeQueue: boolean;
+        } | null;
+      } | null;
+    }>(PULL_REQUEST_QUEUE_STATE, { owner: ref.owner, name: ref.repo, number: c.pr_number });
+    const pull = answer.repository?.pullRequest;
+    if (!pull) throw new Error("pull request not found while following the merge queue");
+    if (pull.merged && pull.mergeCommit) {
+      const mergeSha = pull.mergeCommit.oid;
+      const outcome = await deps.db.transaction((tx) =>
+        finishQueuedMerge(
+          tx,
+          { repositoryId: c.repository_id, prNumber: c.pr_number },
+          { mergeSha, actor: "merger", byQueue: true },
+        ),
+      );
+      if (outcome === "merged") {
+        log.info({ prNumber: c.pr_number, sha: mergeSha }, "merged by the merge queue");
+        deps.onWatch?.();
+        deps.onChange();
+      }
+      return;
+    }
+    if (pull.state !== "OPEN") {
+      await clearEnqueued(deps.db, c);
+      await settleClosed(octokit, c);
+      return;
+    }
+    if (pull.isInMergeQueue && c.frozen) {
+      // A freeze (a revert after a red merge, `/freeze`) stops merges, the queue's too: out of the
+      // queue first in the database (so the dequeued event is not taken for a failure), then on
+      // GitHub; the next pass reviews it again and enqueues it once the repository is unfrozen.
+      await clearEnqueued(deps.db, c);
+      await settle(
+        c,
+        "review",
+        `taken out of the merge queue: the repository is frozen (${c.frozen_reason ?? "frozen"})`,
+      );
+      await octokit.graphql(DEQUEUE_PULL_REQUEST, { id: pull.id });
+      log.info({ prNumber: c.pr_number }, "frozen: taken out of the merge queue");
+      return;
+    }
+    if (pull.isInMergeQueue) return;
+    const outcome = await deps.db.transaction((tx) =>
+      recordDequeued(
+        tx,
+        { repositoryId: c.repository_id, prNumber: c.pr_number },
+        {
+          reason: GENERIC_DEQUEUE_REASON,
+          actor: "merger",
+          headSha: c.head_sha,
+        },
+      ),
+    );
+    if (outcome === "dequeued") deps.onChange();
+  }
+
+  /**
+   * The task of a queued pull request ended (`/cancel`, …) while it waited: out of the queue, so
+   * the queue does not merge a change nobody wants any more.
+   */
+  async function abandonQueued(entry: {
+    repository_id: number;
+    installation_id: number;
+    full_name: string;
+    pr_number: number;
+    task_state: string;
+  }): Promise<void> {
+    const ref = repoRef(entry.installation_id, entry.full_name);
+    const octokit = await deps.installationOctokit(entry.installation_id);
+    const answer = await octokit.graphql<{
+      repository: { pullRequest: { id: string; isInMergeQueue: boolean } | null } | null;
+    }>(PULL_REQUEST_QUEUE_STATE, { owner: ref.owner, name: ref.repo, number: entry.pr_number });
+    const pull = answer.repository?.pullRequest;
+    if (pull?.isInMergeQueue) await octokit.graphql(DEQUEUE_PULL_REQUEST, { id: pull.id });
+    await clearEnqueued(deps.db, entry);
+    log.info(
+      { prNumber: entry.pr_number, repo: entry.full_name, state: entry.task_state },
+      "task ended: taken out of the merge queue",
+    );
   }
 
   async function afterUnknownOutcome(
@@ -517,6 +741,11 @@ export function createMerger(deps: MergerDeps): {
   }
 
   async function review(listed: Candidate): Promise<void> {
+    if (listed.queued_head_sha && listed.queued_head_sha === listed.head_sha) {
+      // In GitHub's merge queue: the queue decides now; only its outcome is read.
+      await followQueue(listed);
+      return;
+    }
     const assessed = await assess(listed);
     if (!assessed) return;
     const { c, octokit, loaded, facts, verdict } = assessed;
@@ -529,6 +758,20 @@ export function createMerger(deps: MergerDeps): {
         taskId: c.task_id,
         paths: facts.files.flatMap((f) => (f.previousPath ? [f.path, f.previousPath] : [f.path])),
       });
+      if (!earlier && c.dequeued_head_sha === c.head_sha) {
+        // The queue already refused exactly this commit: enqueueing it again would loop, and
+        // merging it directly (the queue requirement lifted since) skips what the queue found.
+        await settle(
+          c,
+          "waiting_human",
+          `the merge queue removed ${c.head_sha.slice(0, 7)}: ${c.dequeue_reason ?? "no reason given"}; Conveyor does not enqueue it again`,
+        );
+        return;
+      }
+      if (!earlier && facts.mergeQueue) {
+        await enqueue(octokit, c, loaded.config, verdict, facts, facts.mergeQueue);
+        return;
+      }
       if (!earlier) {
         await merge(octokit, c, loaded.config, verdict, facts);
         return;
@@ -650,6 +893,17 @@ export function createMerger(deps: MergerDeps): {
     async runOnce() {
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
       try {
+        for (const entry of await findAbandonedQueueEntries(deps.db)) {
+          try {
+            await abandonQueued(entry);
+          } catch (error) {
+            log.error(
+              { err: error, prNumber: entry.pr_number, repo: entry.full_name },
+              "taking a pull request out of the merge queue failed",
+            );
+            deps.recordError?.("merger", error);
+          }
+        }
         for (const c of await findMergeCandidates(deps.db)) {
           try {
             await review(c);

@@ -20,6 +20,7 @@ import {
   markFeedbackPosted,
   releaseFeedback,
 } from "../store/commands.ts";
+import { mergeQueueNote } from "../store/merge-queue.ts";
 import { latestWatch } from "../store/merge-watches.ts";
 import {
   claimNotices,
@@ -193,6 +194,8 @@ export function createNotifier(deps: NotifierDeps): { runOnce(): Promise<number>
                 picked: (await latestRound(deps.db, task.taskId)).find((c) => c.picked)?.k,
               }
             : undefined,
+        mergeQueue:
+          task.state === "merging" ? await mergeQueueNote(deps.db, task.taskId) : undefined,
         afterMerge:
           task.state === "merged" ? (await latestWatch(deps.db, task.taskId))?.note : undefined,
         budgetPause:

@@ -74,6 +74,7 @@ const WEBHOOK_EVENTS = new Set([
   "issue_comment",
   "issues",
   "label",
+  "merge_group",
   "meta",
   "ping",
   "pull_request",

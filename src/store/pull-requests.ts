@@ -189,6 +189,11 @@ export interface MergeCandidate {
   update_base_sha: string | null;
   update_requested_at: string | null;
   would_merge_at: string | null;
+  /** The head Conveyor enqueued in GitHub's merge queue; null when not in the queue. */
+  queued_head_sha: string | null;
+  /** The head the merge queue removed, and why: never enqueued again. */
+  dequeued_head_sha: string | null;
+  dequeue_reason: string | null;
   result: {
     verification?: { passed: boolean; commands?: { passed: boolean; argv: string[] }[] };
   } | null;
@@ -214,7 +219,8 @@ export async function findMergeCandidates(
                p.head_written_at::text, p.safety_check_id, p.safety_check_sha, p.verdict_digest,
                p.merge_conflicts, p.base_ref, t.base_sha as task_base_sha,
                p.update_requested_from, p.update_base_sha, p.update_requested_at::text,
-               p.would_merge_at::text, t.result
+               p.would_merge_at::text, p.queued_head_sha, p.dequeued_head_sha, p.dequeue_reason,
+               t.result
         from pull_requests p
         join tasks t on t.task_id = p.task_id
         join repositories r on r.repository_id = p.repository_id

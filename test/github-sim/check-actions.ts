@@ -163,6 +163,7 @@ export async function createCheckRun(
     externalId: input.external_id ?? null,
   };
   repo.checkRuns.push(run);
+  if (status === "completed") ctx.onChecksChanged?.(repo, headSha);
   const deliveries = [
     ctx.emit(
       repo,
@@ -214,8 +215,10 @@ export async function updateCheckRun(
   if (run.status === "completed")
     run.completedAt = input.completed_at ?? run.completedAt ?? ctx.state.now();
   run.suite.updatedAt = ctx.state.now();
-  if (!wasCompleted && run.status === "completed")
+  if (!wasCompleted && run.status === "completed") {
+    ctx.onChecksChanged?.(repo, run.headSha);
     return emitCompletion(ctx, repo, run, run.app.bot);
+  }
   return [];
 }
 
@@ -247,6 +250,7 @@ export async function createStatus(
     updatedAt: now,
   };
   repo.statuses.push(status);
+  ctx.onChecksChanged?.(repo, commitSha);
   const commit = (await ctx.git.readCommit(repo.fullName, commitSha))!;
   const branches = (await ctx.git.listRefs(repo.fullName, "refs/heads/"))
     .filter((ref) => ref.sha === commitSha)

@@ -35,6 +35,7 @@ import {
   renderStatus,
   renderUser,
 } from "./github-objects.ts";
+import { createGraphqlRouter } from "./graphql-router.ts";
 import { hookRoutes } from "./hook-routes.ts";
 import {
   addLabels,
@@ -47,6 +48,7 @@ import {
   updateIssue,
 } from "./issue-actions.ts";
 import { issueRoutes } from "./issue-routes.ts";
+import { createMergeQueue } from "./merge-queue.ts";
 import { createOpenApiValidator } from "./openapi-validator.ts";
 import { protectionRoutes } from "./protection.ts";
 import {
@@ -85,6 +87,7 @@ import {
   type RepoRole,
   type SimApp,
   type SimInstallation,
+  type SimMergeQueueRule,
   type SimRepo,
   type SimState,
   type SimUser,
@@ -127,6 +130,7 @@ export const SIMULATED_EVENTS = [
   "push",
   "member",
   "organization",
+  "merge_group",
 ];
 
 export interface GitHubSimulatorOptions {
@@ -328,16 +332,43 @@ export interface GitHubSimulator {
    * Branch protection's required status checks on `branch` (null removes it): required checks
    * must pass before a merge (`blocked`), `strict` requires the branch to be up to date (`behind`).
    */
+  /**
+   * Branch protection's required status checks; with `mergeQueue`, also "Require merge queue"
+   * (which, as on GitHub, `GET …/rules/branches/{b}` does not list).
+   */
   setBranchProtection(
     fullName: string,
     branch: string,
-    protection: { strict?: boolean; contexts: string[] } | null,
+    protection: {
+      strict?: boolean;
+      contexts: string[];
+      mergeQueue?: Partial<SimMergeQueueRule> | boolean;
+    } | null,
   ): void;
-  /** A ruleset with a `required_status_checks` rule on `branches` (names, `~DEFAULT_BRANCH`, `~ALL`). */
+  /** Deletes a ruleset `addRuleset` made. */
+  removeRuleset(fullName: string, id: number): void;
+  /**
+   * A ruleset with a `required_status_checks` rule on `branches` (names, `~DEFAULT_BRANCH`,
+   * `~ALL`); with `mergeQueue` also a `merge_queue` rule (GitHub's defaults, `merge_method`
+   * MERGE, unless given): merges into those branches must then go through the merge queue.
+   */
   addRuleset(
     fullName: string,
-    ruleset: { name?: string; branches: string[]; requiredChecks: string[]; strict?: boolean },
+    ruleset: {
+      name?: string;
+      branches: string[];
+      requiredChecks: string[];
+      strict?: boolean;
+      mergeQueue?: Partial<SimMergeQueueRule> | boolean;
+    },
   ): { id: number };
+  /** The merge queue of a branch, first entry first: pull request numbers and their groups. */
+  mergeQueueOf(
+    fullName: string,
+    branch: string,
+  ): { number: number; headSha: string; group?: { branch: string; headSha: string } }[];
+  /** A person removes a pull request from the merge queue (`pull_request.dequeued` MANUAL). */
+  dequeuePullRequest(fullName: string, number: number, options: SenderOptions): Promise<void>;
   /** A person edits a pull request (e.g. moves it to another base): `pull_request.edited`. */
   editPullRequest(
     fullName: string,
@@ -521,7 +552,13 @@ export async function createGitHubSimulator(
     logger,
     onBranchHead: (repo, branch, sha) => ci?.headMoved(repo, branch, sha),
     onCheckSuiteRerequested: (repo, suite) => ci?.rerequested(repo, suite),
+    onChecksChanged: (repo, sha) => mergeQueue.checksChanged(repo, sha),
   });
+  const mergeQueue = createMergeQueue(ctx);
+  const credentials = {
+    app,
+    publicKey: options.privateKeyPem ? publicKeyFromPrivate(options.privateKeyPem) : undefined,
+  };
   const faults: Fault[] = [];
   const rateLimits = createSimRateLimits(state.clock, options.rateLimit);
   const api = createApiRouter({
@@ -543,23 +580,40 @@ export async function createGitHubSimulator(
         actions?.(dispatch);
       }),
     },
-    credentials: {
-      app,
-      publicKey: options.privateKeyPem ? publicKeyFromPrivate(options.privateKeyPem) : undefined,
-    },
+    credentials,
     onViolation,
   });
 
   const gitHttp = createGitHttpRouter(ctx, options.dataDir);
+  const graphqlApi = createGraphqlRouter({ ctx, queue: mergeQueue, credentials, onViolation });
 
   handle = async (request) => {
     const url = new URL(request.url);
-    const answered = (await gitHttp(request, url)) ?? (await api(request, url));
+    const answered =
+      (await gitHttp(request, url)) ??
+      (await graphqlApi(request, url)) ??
+      (await api(request, url));
     requests.push(answered.record);
     return answered.response;
   };
 
   const user = (login: string) => ensureUser(state, login);
+  /** A merge queue's parameters: GitHub's defaults, `merge_method` MERGE, unless given. */
+  const mergeQueueRule = (
+    given: Partial<SimMergeQueueRule> | boolean | undefined,
+  ): SimMergeQueueRule | undefined =>
+    given
+      ? {
+          check_response_timeout_minutes: 60,
+          grouping_strategy: "ALLGREEN",
+          max_entries_to_build: 5,
+          max_entries_to_merge: 5,
+          merge_method: "MERGE",
+          min_entries_to_merge: 1,
+          min_entries_to_merge_wait_minutes: 5,
+          ...(given === true ? {} : given),
+        }
+      : undefined;
   const repoOf = (fullName: string) => requireRepo(ctx, fullName);
   const installationOf = (id: number): SimInstallation => {
     const installation = state.installations.get(id);
@@ -650,6 +704,7 @@ export async function createGitHubSimulator(
 
     async close() {
       await ci?.idle();
+      await mergeQueue.idle();
       await webhooks.idle();
       server.closeAllConnections();
       await new Promise<void>((resolve, reject) =>
@@ -941,8 +996,14 @@ export async function createGitHubSimulator(
         repo.branchProtection.set(branch, {
           strict: protection.strict ?? false,
           contexts: [...protection.contexts],
+          mergeQueue: mergeQueueRule(protection.mergeQueue),
         });
       }
+    },
+
+    removeRuleset(fullName, id) {
+      const repo = repoOf(fullName);
+      repo.rulesets = repo.rulesets.filter((r) => r.id !== id);
     },
 
     addRuleset(fullName, input) {
@@ -954,8 +1015,28 @@ export async function createGitHubSimulator(
         branches: [...input.branches],
         strict: input.strict ?? false,
         requiredChecks: input.requiredChecks.map((context) => ({ context })),
+        mergeQueue: mergeQueueRule(input.mergeQueue),
       });
       return { id };
+    },
+
+    mergeQueueOf(fullName, branch) {
+      const repo = repoOf(fullName);
+      return [...repo.issues.values()]
+        .map((issue) => mergeQueue.entryOf(repo, issue.number))
+        .filter((entry) => entry !== undefined && entry.baseRef === branch)
+        .sort((a, b) => mergeQueue.positionOf(a!) - mergeQueue.positionOf(b!))
+        .map((entry) => ({
+          number: entry!.issue.number,
+          headSha: entry!.headSha,
+          ...(entry!.group
+            ? { group: { branch: entry!.group.branch, headSha: entry!.group.headSha } }
+            : {}),
+        }));
+    },
+
+    async dequeuePullRequest(fullName, number, options) {
+      await mergeQueue.dequeue(repoOf(fullName), number, user(options.sender));
     },
 
     async editPullRequest(fullName, number, changes, options) {
@@ -1114,8 +1195,9 @@ export async function createGitHubSimulator(
       // A webhook's answer may start a CI run (the app pushed), and a run sends webhooks.
       do {
         await ci?.idle();
+        await mergeQueue.idle();
         await webhooks.idle();
-      } while (ci?.busy());
+      } while (ci?.busy() || mergeQueue.busy());
     },
     injectFault(route, status, { when = "before", times = 1, message } = {}) {
       faults.push({

@@ -79,6 +79,23 @@ export function renderUser(base: string, user: SimUser): Json {
   };
 }
 
+/**
+ * Events the published webhook schemas do not list yet in an app's `events` (their enum is older
+ * than these events), left out of `performed_via_github_app` so payloads still match them.
+ */
+const EVENTS_MISSING_FROM_WEBHOOK_SCHEMAS = new Set(["merge_group"]);
+
+/** The app that acted on an issue or comment, as issue and comment objects embed it. */
+export function renderPerformingApp(base: string, app: SimApp): Json {
+  const rendered = renderApp(base, app);
+  return {
+    ...rendered,
+    events: (rendered.events as string[]).filter(
+      (e) => !EVENTS_MISSING_FROM_WEBHOOK_SCHEMAS.has(e),
+    ),
+  };
+}
+
 export function renderApp(base: string, app: SimApp): Json {
   return {
     id: app.id,
@@ -299,7 +316,7 @@ export function renderIssue(base: string, repo: SimRepo, issue: SimIssue): Json 
     body: issue.body,
     reactions: renderReactionRollup(`${api}/reactions`, issue.reactions),
     timeline_url: `${api}/timeline`,
-    performed_via_github_app: issue.viaApp ? renderApp(base, issue.viaApp) : null,
+    performed_via_github_app: issue.viaApp ? renderPerformingApp(base, issue.viaApp) : null,
     state_reason: issue.stateReason,
   };
   if (issue.pull) {
@@ -348,7 +365,7 @@ export function renderComment(base: string, repo: SimRepo, comment: SimComment):
     author_association: authorAssociation(repo, comment.user),
     body: comment.body,
     reactions: renderReactionRollup(`${api}/reactions`, comment.reactions),
-    performed_via_github_app: comment.viaApp ? renderApp(base, comment.viaApp) : null,
+    performed_via_github_app: comment.viaApp ? renderPerformingApp(base, comment.viaApp) : null,
   };
 }
 

@@ -1,7 +1,7 @@
 import { type ApiRoutes, paginate, repoOf } from "./api-route.ts";
 import { repoApiUrl } from "./github-objects.ts";
 import { HttpError } from "./http-error.ts";
-import type { SimRepo, SimRuleset } from "./sim-state.ts";
+import type { SimMergeQueueRule, SimRepo, SimRuleset } from "./sim-state.ts";
 
 /** Conclusions GitHub accepts for a required check. */
 const PASSING_CONCLUSIONS = new Set(["success", "neutral", "skipped"]);
@@ -16,6 +16,17 @@ function rulesetApplies(repo: SimRepo, ruleset: SimRuleset, branch: string): boo
 /** The rulesets that apply to `branch`. */
 export function rulesetsFor(repo: SimRepo, branch: string): SimRuleset[] {
   return repo.rulesets.filter((ruleset) => rulesetApplies(repo, ruleset, branch));
+}
+
+/**
+ * The merge queue `branch` requires, if any (branch protection's "Require merge queue", or a
+ * ruleset's `merge_queue` rule): its merges must go through the queue.
+ */
+export function mergeQueueFor(repo: SimRepo, branch: string): SimMergeQueueRule | undefined {
+  return (
+    repo.branchProtection.get(branch)?.mergeQueue ??
+    rulesetsFor(repo, branch).find((r) => r.mergeQueue)?.mergeQueue
+  );
 }
 
 /** Every check `branch` requires (branch protection and rulesets), and whether it must be up to date. */
@@ -88,20 +99,28 @@ export const protectionRoutes: ApiRoutes = {
     permissions: [["metadata", "read"]],
     handle(_ctx, request) {
       const repo = repoOf(request);
-      const rules = rulesetsFor(repo, request.params.branch!).map((ruleset) => ({
-        type: "required_status_checks",
-        parameters: {
-          strict_required_status_checks_policy: ruleset.strict,
-          do_not_enforce_on_create: false,
-          required_status_checks: ruleset.requiredChecks.map((c) => ({
-            context: c.context,
-            ...(c.integrationId !== undefined ? { integration_id: c.integrationId } : {}),
-          })),
-        },
-        ruleset_source_type: "Repository",
-        ruleset_source: repo.fullName,
-        ruleset_id: ruleset.id,
-      }));
+      const rules = rulesetsFor(repo, request.params.branch!).flatMap((ruleset) => {
+        const source = {
+          ruleset_source_type: "Repository",
+          ruleset_source: repo.fullName,
+          ruleset_id: ruleset.id,
+        };
+        const checks = {
+          type: "required_status_checks",
+          parameters: {
+            strict_required_status_checks_policy: ruleset.strict,
+            do_not_enforce_on_create: false,
+            required_status_checks: ruleset.requiredChecks.map((c) => ({
+              context: c.context,
+              ...(c.integrationId !== undefined ? { integration_id: c.integrationId } : {}),
+            })),
+          },
+          ...source,
+        };
+        return ruleset.mergeQueue
+          ? [checks, { type: "merge_queue", parameters: { ...ruleset.mergeQueue }, ...source }]
+          : [checks];
+      });
       const { page, headers } = paginate(request, rules);
       return { body: page, headers };
     },

@@ -8,7 +8,7 @@ import {
   newSimIssue,
   updateIssue,
 } from "./issue-actions.ts";
-import { missingRequiredCheck } from "./protection.ts";
+import { mergeQueueFor, missingRequiredCheck } from "./protection.ts";
 import { pullFacts } from "./pull-facts.ts";
 import type { PendingDelivery, SimContext } from "./sim-context.ts";
 import type { SimApp, SimIssue, SimRepo, SimReview, SimUser } from "./sim-state.ts";
@@ -177,46 +177,93 @@ export async function mergePull(
   if (facts.mergeableState === "behind") {
     throw new HttpError(405, "Head branch is not up to date with the base branch.");
   }
-  const baseTip = facts.baseSha;
-  const now = ctx.state.now();
-  const committer: GitIdentity = { name: "GitHub", email: "noreply@github.com", date: now };
-  const method = input.merge_method ?? "merge";
-  let mergeSha: string;
-  if (method === "rebase") {
-    const commits = await ctx.git.rebase(repo.fullName, baseTip, pull.headSha, committer);
-    if (!commits || commits.length === 0) throw new HttpError(405, "Pull Request is not mergeable");
-    mergeSha = commits.at(-1)!;
-    for (const sha of commits) repo.signedCommits.add(sha);
-  } else {
-    const merged = await ctx.git.mergeTree(repo.fullName, baseTip, pull.headSha);
-    if (!merged.clean) throw new HttpError(405, "Pull Request is not mergeable");
-    const mergeBase = (await ctx.git.mergeBase(repo.fullName, baseTip, pull.headSha)) ?? baseTip;
-    const picked = await ctx.git.revList(repo.fullName, mergeBase, pull.headSha);
-    const messages = await Promise.all(
-      picked.map(async (sha) => (await ctx.git.readCommit(repo.fullName, sha))!.message.trim()),
-    );
-    const title =
-      input.commit_title ??
-      (method === "squash"
-        ? `${issue.title} (#${issue.number})`
-        : `Merge pull request #${issue.number} from ${repo.owner.login}/${pull.headRef}`);
-    const body =
-      input.commit_message ??
-      (method === "squash" ? messages.map((message) => `* ${message}`).join("\n\n") : issue.title);
-    mergeSha = await ctx.git.createCommit(repo.fullName, {
-      tree: merged.tree,
-      parents: method === "squash" ? [baseTip] : [baseTip, pull.headSha],
-      message: body ? `${title}\n\n${body}\n` : `${title}\n`,
-      author: method === "squash" ? noreplyIdentity(issue.user, now) : noreplyIdentity(merger, now),
-      committer,
-    });
-    repo.signedCommits.add(mergeSha);
+  // A branch whose rules require the merge queue refuses direct merges, as GitHub does.
+  if (mergeQueueFor(repo, pull.baseRef)) {
+    throw new HttpError(405, "Changes must be made through the merge queue");
   }
+  const baseTip = facts.baseSha;
+  const method = input.merge_method ?? "merge";
+  const mergeSha = await writeMergeCommit(
+    ctx,
+    repo,
+    issue,
+    { ...input, merge_method: method },
+    {
+      baseTip,
+      merger,
+    },
+  );
+  if (!mergeSha) throw new HttpError(405, "Pull Request is not mergeable");
   if (!(await ctx.git.updateRef(repo.fullName, `refs/heads/${pull.baseRef}`, mergeSha, baseTip))) {
     throw new HttpError(405, "Base branch was modified. Review and try the merge again.");
   }
-  repo.pushedAt = now;
   ctx.onBranchHead?.(repo, pull.baseRef, mergeSha);
+  return { sha: mergeSha, deliveries: await recordMerged(ctx, repo, issue, mergeSha, merger) };
+}
+
+/**
+ * Writes the commit a merge of the pull request's head onto `baseTip` makes (`merge`, `squash` or
+ * `rebase`, committed and signed by GitHub) without moving any branch; undefined on a conflict.
+ */
+export async function writeMergeCommit(
+  ctx: SimContext,
+  repo: SimRepo,
+  issue: SimIssue,
+  input: MergeInput & { merge_method: "merge" | "squash" | "rebase" },
+  at: { baseTip: string; merger: SimUser },
+): Promise<string | undefined> {
+  const pull = issue.pull!;
+  const { baseTip, merger } = at;
+  const now = ctx.state.now();
+  const committer: GitIdentity = { name: "GitHub", email: "noreply@github.com", date: now };
+  const method = input.merge_method;
+  if (method === "rebase") {
+    const commits = await ctx.git.rebase(repo.fullName, baseTip, pull.headSha, committer);
+    if (!commits || commits.length === 0) return undefined;
+    for (const sha of commits) repo.signedCommits.add(sha);
+    return commits.at(-1)!;
+  }
+  const merged = await ctx.git.mergeTree(repo.fullName, baseTip, pull.headSha);
+  if (!merged.clean) return undefined;
+  const mergeBase = (await ctx.git.mergeBase(repo.fullName, baseTip, pull.headSha)) ?? baseTip;
+  const picked = await ctx.git.revList(repo.fullName, mergeBase, pull.headSha);
+  const messages = await Promise.all(
+    picked.map(async (sha) => (await ctx.git.readCommit(repo.fullName, sha))!.message.trim()),
+  );
+  const title =
+    input.commit_title ??
+    (method === "squash"
+      ? `${issue.title} (#${issue.number})`
+      : `Merge pull request #${issue.number} from ${repo.owner.login}/${pull.headRef}`);
+  const body =
+    input.commit_message ??
+    (method === "squash" ? messages.map((message) => `* ${message}`).join("\n\n") : issue.title);
+  const mergeSha = await ctx.git.createCommit(repo.fullName, {
+    tree: merged.tree,
+    parents: method === "squash" ? [baseTip] : [baseTip, pull.headSha],
+    message: body ? `${title}\n\n${body}\n` : `${title}\n`,
+    author: method === "squash" ? noreplyIdentity(issue.user, now) : noreplyIdentity(merger, now),
+    committer,
+  });
+  repo.signedCommits.add(mergeSha);
+  return mergeSha;
+}
+
+/**
+ * The pull request is merged at `mergeSha` (already on its base branch): closed and marked
+ * merged by `merger`, and the issues its body closes (`Closes #N`) closed when the base is the
+ * default branch. The webhooks it causes.
+ */
+export async function recordMerged(
+  ctx: SimContext,
+  repo: SimRepo,
+  issue: SimIssue,
+  mergeSha: string,
+  merger: SimUser,
+): Promise<PendingDelivery[]> {
+  const pull = issue.pull!;
+  const now = ctx.state.now();
+  repo.pushedAt = now;
   pull.merged = true;
   pull.mergedAt = now;
   pull.mergedBy = merger;
@@ -243,7 +290,7 @@ export async function mergePull(
       }
     }
   }
-  return { sha: mergeSha, deliveries };
+  return deliveries;
 }
 
 /**

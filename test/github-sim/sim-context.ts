@@ -34,6 +34,8 @@ export interface SimContext {
   onBranchHead?: (repo: SimRepo, branch: string, sha: string) => void;
   /** Called when a check suite is re-requested (the CI provider runs its commit again). */
   onCheckSuiteRerequested?: (repo: SimRepo, suite: SimCheckSuite) => void;
+  /** Called when a check run concluded or a status was set on `sha` (the merge queue looks). */
+  onChecksChanged?: (repo: SimRepo, sha: string) => void;
 }
 
 export function createSimContext(options: Omit<SimContext, "emit">): SimContext {

@@ -228,6 +228,8 @@ export interface SimBranchProtection {
   /** "Require branches to be up to date before merging". */
   strict: boolean;
   contexts: string[];
+  /** "Require merge queue" of classic branch protection (not listed by `…/rules/branches`). */
+  mergeQueue?: SimMergeQueueRule | undefined;
 }
 
 /** A repository ruleset with a `required_status_checks` rule, targeting branches. */
@@ -241,6 +243,19 @@ export interface SimRuleset {
   branches: string[];
   strict: boolean;
   requiredChecks: { context: string; integrationId?: number }[];
+  /** A `merge_queue` rule: merges into the branch must go through GitHub's merge queue. */
+  mergeQueue?: SimMergeQueueRule | undefined;
+}
+
+/** The parameters of a ruleset's `merge_queue` rule, as `GET …/rules/branches/{b}` lists them. */
+export interface SimMergeQueueRule {
+  check_response_timeout_minutes: number;
+  grouping_strategy: "ALLGREEN" | "HEADGREEN";
+  max_entries_to_build: number;
+  max_entries_to_merge: number;
+  merge_method: "MERGE" | "SQUASH" | "REBASE";
+  min_entries_to_merge: number;
+  min_entries_to_merge_wait_minutes: number;
 }
 
 export interface SimState {

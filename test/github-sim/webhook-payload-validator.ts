@@ -66,7 +66,7 @@ export function createWebhookPayloadValidator(): WebhookPayloadValidator {
   return {
     validate(event, action, payload) {
       const base = event.replaceAll("_", "-");
-      const key = action ? `${base}-${action}` : base;
+      const key = action ? `${base}-${action.replaceAll("_", "-")}` : base;
       const validate = validatorFor(key) ?? (action ? undefined : validatorFor(base));
       if (!validate) return [`no published schema for webhook ${key}`];
       if (validate(payload)) return [];
