@@ -51,6 +51,8 @@ beforeAll(async () => {
   h = await createHarness({
     files: { "src/queue.txt": "start\n", "src/other.txt": "other\n" },
     simulator: { ciProvider: { name: CI, conclude } },
+    // The tests change the default branch's rules between pull requests: read them every time.
+    start: { baseRulesTtlMs: 0 },
   });
   queueRuleset = h.sim.addRuleset(h.repo, {
     branches: ["~DEFAULT_BRANCH"],

@@ -71,6 +71,11 @@ export interface GitHubOptions {
   octokitOptions?: Record<string, unknown> | undefined;
   /** GitHub writes per minute across all installations (default 80, GitHub's secondary limit). */
   githubWritesPerMinute?: number | undefined;
+  /**
+   * How long a base branch's protection and rules are kept between pull requests (default five
+   * minutes). Tests that change a branch's rules between pull requests shorten it.
+   */
+  baseRulesTtlMs?: number | undefined;
 }
 
 /** The ports GitHub implements, for the features that need them. */
@@ -153,7 +158,7 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const tokenCache = createInstallationTokenCache();
   const conditionalReads = createConditionalReads();
   // Base branches' protection and rules, kept a few minutes between pull requests.
-  const baseRules = createBaseRulesCache();
+  const baseRules = createBaseRulesCache({ ttlMs: options.baseRulesTtlMs });
   // The trees of the commits tasks were assigned on (immutable: kept until crowded out).
   const commitTrees = createCommitTrees();
   const installationOctokit = async (installationId: number): Promise<Octokit> => {
