@@ -348,14 +348,17 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       const specs = [
         ...Array.from({ length: options.runners ?? 2 }, (_, i) => ({
           name: `runner-${i + 1}`,
+          slots: 1,
           capabilities: [SCRIPTED_CAPABILITY],
           agent: ["--capability", SCRIPTED_CAPABILITY, "--agent", "--", ...SCRIPTED_AGENT],
           env: {},
         })),
         // Claude Code's adapter over the stand-in that replays a recorded session: the status
-        // comment and the task page show its turns, tokens and cost as it goes.
+        // comment and the task page show its turns, tokens and cost as it goes. Two slots, so the
+        // best-of issue's candidate 1 does not wait for the extra-large size.
         {
           name: "claude-runner",
+          slots: 2,
           capabilities: ["claude"],
           agent: ["--capability", "claude", "--agent", "claude", "--model", "claude-sonnet-4-5"],
           env: { PATH: [FAKE_CLAUDE_DIR, globalThis.process.env.PATH].join(delimiter) },
@@ -379,7 +382,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
         const process = spawnRunnerProcess(
           [
             "start",
-            ...["--server", serverUrl, "--name", name, "--slots", "1"],
+            ...["--server", serverUrl, "--name", name, "--slots", String(spec.slots)],
             ...(sandbox.ok ? [] : ["--unsandboxed"]),
             ...["--work-dir", join(home, "work"), "--journal", join(home, "journal.json")],
             ...spec.agent,
