@@ -217,7 +217,11 @@ async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
   say(
     `  ${pr} (${view.prState ?? "not opened"}) has this table collapsed in its body; the candidates' branches conveyor/issue-${view.number}-<k> are deleted.`,
   );
-  say("  A maintainer could swap the PR to another candidate with /pick <k>.");
+  say(
+    view.prState === "merged"
+      ? "  Until it merged, a maintainer could have swapped it to another candidate with /pick <k>."
+      : "  A maintainer can swap it to another candidate with /pick <k>.",
+  );
 }
 
 /** What `conveyor report` says about the run: every attempt's agent, outcome and cost. */
