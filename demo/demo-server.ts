@@ -13,4 +13,7 @@ await runStartCommand(process.env, {
   // The demo's agents work for seconds, not minutes: runners beat every 2 s (not 15) and the
   // status comment may show an attempt's progress every 3 s (not 30), so the progress is seen.
   dispatchTimings: { heartbeatMs: 2_000, progressEditMs: 3_000 },
+  // Its CI takes a second and a half: a best-of round waiting for its candidates' checks looks
+  // again after 1 s (not 15).
+  bestOfChecksRecheckMs: 1_000,
 });

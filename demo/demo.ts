@@ -8,14 +8,25 @@ import {
   renderTable,
 } from "./progress-view.ts";
 import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "./stage.ts";
-import { CI, describeExpectation, FILER, INTAKE_LABEL, REPO } from "./story.ts";
+import {
+  BEST_OF_REPO,
+  CI,
+  describeExpectation,
+  FILER,
+  INTAKE_LABEL,
+  type IssueView,
+  issueRef,
+  REPO,
+  repoOf,
+} from "./story.ts";
 
 const USAGE = `Usage: npm run demo [-- --keep] [-- --timeout <seconds>]
 
 Runs Conveyor end to end on this machine, with no GitHub account: the GitHub simulator with a
-sample repository and its CI, the Conveyor server on the embedded database, two runners with the
-scripted agent. It files five issues, shows their progress, approves the tier-2 pull request as a
-maintainer would, and exits 0 when every issue ends as expected.
+sample repositories and their CI, the Conveyor server on the embedded database, two runners with
+the scripted agent and one with a stand-in for Claude Code. It files six issues (one runs as best
+of 2), shows their progress, approves the tier-2 pull request as a maintainer would, and exits 0
+when every issue ends as expected.
 
 Options:
   --keep             leave everything running afterwards to explore (Ctrl-C stops it)
@@ -86,7 +97,9 @@ async function main(): Promise<number> {
     setTimeout(() => process.exit(1), 15_000).unref();
   }, options.timeoutMs + 10_000).unref();
 
-  say(`Conveyor demo: ${REPO} on the GitHub simulator, no GitHub account needed.`);
+  say(
+    `Conveyor demo: ${REPO} and ${BEST_OF_REPO} on the GitHub simulator, no GitHub account needed.`,
+  );
   const stage = await startStage({ signal, onStep: (step) => say(`  · ${step}`) });
   current = stage;
   say();
@@ -98,13 +111,15 @@ async function main(): Promise<number> {
   const issues = await stage.fileIssues();
   if (signal.aborted) return 130;
   say(`Filed ${issues.length} issues as @${FILER}, each labelled \`${INTAKE_LABEL}\`:`);
-  const filed = issues.map((f) => [`#${f.number}`, f.story.title, f.story.pitch]);
+  const filed = issues.map((f) => [issueRef(f.story, f.number), f.story.title, f.story.pitch]);
   for (const line of renderTable(["", "", ""], filed, 80).slice(1)) say(`  ${line}`);
   phase = "starting the runners";
   await stage.startRunners();
   const scripted = stage.runners.filter((r) => r.name !== "claude-runner").map((r) => r.name);
-  say(`Started ${scripted.join(" and ")} with the scripted agent, and claude-runner with`);
-  say("  --agent claude (a stand-in that replays a recorded Claude Code session).");
+  say(`Started ${scripted.join(" and ")} with the scripted agent (capability \`scripted\`), and`);
+  say(
+    "  claude-runner with --agent claude (a stand-in that replays a recorded Claude Code session).",
+  );
   say();
 
   phase = "watching the issues";
@@ -123,13 +138,19 @@ async function main(): Promise<number> {
     const view = outcome.views[i];
     if (!filed.story.agent || !view?.taskId) continue;
     say();
-    say(`#${filed.number} ran with --agent claude: ${view.agent ?? "no usage reported"}`);
+    say(
+      `${issueRef(view, filed.number)} ran with --agent claude: ${view.agent ?? "no usage reported"}`,
+    );
     say(`  task page  ${stage.serverUrl}/dashboard/tasks/${view.taskId}`);
     say(
       options.keep
         ? "             (sign in with the token below)"
         : "             (run `npm run demo -- --keep` to open it: the server stays up, the sign-in token is printed)",
     );
+  }
+  for (const [i, filed] of issues.entries()) {
+    const view = outcome.views[i];
+    if (filed.story.expect.kind === "best_of" && view) await showBestOf(stage, view);
   }
   await showReport(stage);
   if (options.keep && !signal.aborted) {
@@ -157,6 +178,50 @@ async function main(): Promise<number> {
     await new Promise((resolve) => signal.addEventListener("abort", resolve));
   }
   return code;
+}
+
+/**
+ * The best-of issue: its candidates with the figures they were ranked by (from the pull request
+ * body's collapsed table), which one was kept and why (from the task's history), and its PR.
+ */
+async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
+  const table = view.candidates;
+  say();
+  const ref = issueRef(view, view.number);
+  if (!table) {
+    say(`${ref} ran as best of N, but its pull request shows no candidates table (yet).`);
+    return;
+  }
+  say(
+    `${ref} "${view.title}" ran as best of ${table.rows.length} (label conveyor:best-of-${table.rows.length}; ${repoOf(view)}'s tasks.best_of names the adapters):`,
+  );
+  const plain = (cell: string) => cell.replace(/`|\*\*/g, "");
+  const lines = renderTable(
+    table.header.map(plain),
+    table.rows.map((row) => row.map(plain)),
+    40,
+  );
+  for (const line of lines) say(`  ${line}`);
+  let why: string | undefined;
+  try {
+    const response = await fetch(`${stage.serverUrl}/api/tasks/${view.taskId}`, {
+      headers: { authorization: `Bearer ${stage.adminToken}` },
+    });
+    const { events } = (await response.json()) as { events: { reason: string | null }[] };
+    why = events.map((e) => e.reason).findLast((r) => r && / kept \(/.test(r)) ?? undefined;
+  } catch {
+    // The table above already says which candidate was picked.
+  }
+  say(`  kept: ${why ?? `candidate ${table.picked ?? "?"}`}`);
+  const pr = view.pr === undefined ? "no pull request" : `PR ${issueRef(view, view.pr)}`;
+  say(
+    `  ${pr} (${view.prState ?? "not opened"}) has this table collapsed in its body; the candidates' branches conveyor/issue-${view.number}-<k> are deleted.`,
+  );
+  say(
+    view.prState === "merged"
+      ? "  Until it merged, a maintainer could have swapped it to another candidate with /pick <k>."
+      : "  A maintainer can swap it to another candidate with /pick <k>.",
+  );
 }
 
 /** What `conveyor report` says about the run: every attempt's agent, outcome and cost. */

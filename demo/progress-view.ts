@@ -1,4 +1,4 @@
-import type { IssueView, Judgement } from "./story.ts";
+import { type IssueView, issueRef, type Judgement } from "./story.ts";
 
 /**
  * The demo's terminal output. Pure functions render rows and tables; `createProgressView` writes
@@ -46,11 +46,11 @@ export const COLUMNS = ["#", "issue", "state", "runner", "PR", "CI", "verdict"] 
 /** One table row per issue: what the live view and the summary show. */
 export function issueRow(view: IssueView): string[] {
   return [
-    `#${view.number}`,
+    issueRef(view, view.number),
     view.title,
     view.task ?? "filed",
     view.runner ?? "",
-    view.pr === undefined ? "" : `#${view.pr}`,
+    view.pr === undefined ? "" : issueRef(view, view.pr),
     view.ci ? (view.ci.conclusion ?? view.ci.status) : "",
     verdictText(view),
   ];
@@ -90,7 +90,7 @@ export function renderSummary(
     ["", "#", "issue", "expected", "outcome"],
     rows.map(({ view, expected, judgement }) => [
       judgement.ok ? "✔" : "✘",
-      `#${view.number}`,
+      issueRef(view, view.number),
       view.title,
       expected,
       judgement.detail.replace(/`/g, ""),

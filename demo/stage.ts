@@ -24,11 +24,15 @@ import {
 import { waitFor } from "../test/helpers/wait-for.ts";
 import {
   awaitsApproval,
+  BEST_OF_REPO,
+  BEST_OF_REPO_FILES,
+  BEST_OF_REPO_NAME,
   CI,
   FILER,
   INTAKE_LABEL,
   type IssueView,
   issueBody,
+  issueRef,
   type Judgement,
   judge,
   MAINTAINER,
@@ -37,6 +41,8 @@ import {
   REPO,
   REPO_FILES,
   REPO_NAME,
+  repoOf,
+  SCRIPTED_CAPABILITY,
   STORY,
   type StoryIssue,
 } from "./story.ts";
@@ -106,7 +112,7 @@ export interface Stage {
   /** What GitHub shows about each filed issue. */
   observe(issues: readonly FiledIssue[]): Promise<IssueView[]>;
   /** Comments `/approve` on a pull request as the maintainer, as a person would. */
-  approve(prNumber: number): Promise<void>;
+  approve(prNumber: number, repo?: string): Promise<void>;
   /**
    * Plays the story to its end: watches the issues, approves each tier-2 pull request once it
    * waits only for an approval, and stops when every issue ended as expected, when none can any
@@ -198,8 +204,17 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       files: REPO_FILES,
       description: "Conveyor's demo repository",
     });
-    sim.setPermission(REPO, FILER, "write");
-    sim.setPermission(REPO, MAINTAINER, "maintain");
+    await sim.createRepository({
+      owner: OWNER,
+      name: BEST_OF_REPO_NAME,
+      installationId: installation.id,
+      files: BEST_OF_REPO_FILES,
+      description: "Conveyor's demo repository for best of N",
+    });
+    for (const repo of [REPO, BEST_OF_REPO]) {
+      sim.setPermission(repo, FILER, "write");
+      sim.setPermission(repo, MAINTAINER, "maintain");
+    }
 
     step(
       options.databaseUrl
@@ -252,6 +267,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       issues.map((filed) =>
         observeIssue(liveSim, {
           key: filed.story.key,
+          repo: filed.story.repo,
           number: filed.number,
           title: filed.story.title,
         }),
@@ -259,15 +275,16 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     );
     // The status comment names the runner while it works; keep showing who did the work.
     for (const view of views) {
-      if (view.runner) lastRunner.set(view.number, view.runner);
-      else view.runner = lastRunner.get(view.number);
+      const key = `${repoOf(view)}#${view.number}`;
+      if (view.runner) lastRunner.set(key, view.runner);
+      else view.runner = lastRunner.get(key);
     }
     return views;
   };
-  const approve = async (prNumber: number) => {
-    await liveSim.comment(REPO, prNumber, "/approve", { user: MAINTAINER });
+  const approve = async (prNumber: number, repo = REPO) => {
+    await liveSim.comment(repo, prNumber, "/approve", { user: MAINTAINER });
   };
-  const lastRunner = new Map<number, string>();
+  const lastRunner = new Map<string, string>();
   const liveServer = server;
   const serverUrl = await server.listening;
 
@@ -287,13 +304,14 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     async fileIssues() {
       const filed: FiledIssue[] = [];
       for (const story of STORY) {
-        const { issue } = await liveSim.openIssue(REPO, {
+        const repo = repoOf(story);
+        const { issue } = await liveSim.openIssue(repo, {
           title: story.title,
           body: issueBody(story),
           labels: story.labels,
           user: FILER,
         });
-        const { status } = await liveSim.addLabel(REPO, issue.number, INTAKE_LABEL, {
+        const { status } = await liveSim.addLabel(repo, issue.number, INTAKE_LABEL, {
           sender: FILER,
         });
         if (status !== 200) {
@@ -305,16 +323,17 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       }
       // Conveyor answers a label once it has stored the delivery; its intake loop reads the
       // repository's config and the labeller's permission and queues the task a moment later.
-      for (const { number } of filed) {
+      for (const { number, story } of filed) {
+        const repo = repoOf(story);
         await waitFor(
           async () => {
-            const response = await fetch(`${serverUrl}/api/tasks?repo=${REPO}&issue=${number}`, {
+            const response = await fetch(`${serverUrl}/api/tasks?repo=${repo}&issue=${number}`, {
               headers: { authorization: `Bearer ${adminToken}` },
             });
             const { tasks } = (await response.json()) as { tasks: unknown[] };
             return tasks.length > 0;
           },
-          { timeoutMs: 30_000, message: `#${number} queued (is the server still up?)` },
+          { timeoutMs: 30_000, message: `${repo}#${number} queued (is the server still up?)` },
         );
       }
       return filed;
@@ -329,14 +348,17 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       const specs = [
         ...Array.from({ length: options.runners ?? 2 }, (_, i) => ({
           name: `runner-${i + 1}`,
-          capabilities: [] as string[],
-          agent: ["--agent", "--", ...SCRIPTED_AGENT],
+          slots: 1,
+          capabilities: [SCRIPTED_CAPABILITY],
+          agent: ["--capability", SCRIPTED_CAPABILITY, "--agent", "--", ...SCRIPTED_AGENT],
           env: {},
         })),
         // Claude Code's adapter over the stand-in that replays a recorded session: the status
-        // comment and the task page show its turns, tokens and cost as it goes.
+        // comment and the task page show its turns, tokens and cost as it goes. Two slots, so the
+        // best-of issue's candidate 1 does not wait for the extra-large size.
         {
           name: "claude-runner",
+          slots: 2,
           capabilities: ["claude"],
           agent: ["--capability", "claude", "--agent", "claude", "--model", "claude-sonnet-4-5"],
           env: { PATH: [FAKE_CLAUDE_DIR, globalThis.process.env.PATH].join(delimiter) },
@@ -360,7 +382,7 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
         const process = spawnRunnerProcess(
           [
             "start",
-            ...["--server", serverUrl, "--name", name, "--slots", "1"],
+            ...["--server", serverUrl, "--name", name, "--slots", String(spec.slots)],
             ...(sandbox.ok ? [] : ["--unsandboxed"]),
             ...["--work-dir", join(home, "work"), "--journal", join(home, "journal.json")],
             ...spec.agent,
@@ -379,11 +401,14 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
     approve,
 
     async play(issues, play) {
-      const approved = new Set<number>();
+      /** Pull requests approved, as `owner/name#N`. */
+      const approved = new Set<string>();
+      const keyOf = (repo: string, number: number) => `${repo}#${number}`;
       /** The Agent line each issue's status comment showed last, to tell each change once. */
-      const agentLines = new Map<number, string>();
+      const agentLines = new Map<string, string>();
       // Issues that ended as expected are not looked at again (each look runs git for the PR).
-      const settled = new Map<number, IssueView>();
+      const settled = new Map<string, IssueView>();
+      const filedKey = (filed: FiledIssue) => keyOf(repoOf(filed.story), filed.number);
       let views: IssueView[] = [];
       let judgements: Judgement[] = [];
       const exited = (child: { exitCode: number | null; signalCode: string | null }) =>
@@ -401,24 +426,31 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
             `${runner.name} exited unexpectedly; its last output:\n${runner.process.output().slice(-3000)}`,
           );
         }
-        const pending = issues.filter((filed) => !settled.has(filed.number));
+        const pending = issues.filter((filed) => !settled.has(filedKey(filed)));
         const fresh = await observe(pending);
-        views = issues.map((filed) => settled.get(filed.number) ?? fresh[pending.indexOf(filed)]!);
+        views = issues.map(
+          (filed) => settled.get(filedKey(filed)) ?? fresh[pending.indexOf(filed)]!,
+        );
         play.onViews?.(views);
         for (const view of views) {
-          if (!view.agent || agentLines.get(view.number) === view.agent) continue;
-          agentLines.set(view.number, view.agent);
-          play.onNote?.(`#${view.number} status comment, Agent: ${view.agent}`);
+          const key = keyOf(repoOf(view), view.number);
+          if (!view.agent || agentLines.get(key) === view.agent) continue;
+          agentLines.set(key, view.agent);
+          play.onNote?.(`${issueRef(view, view.number)} status comment, Agent: ${view.agent}`);
         }
         for (const view of views) {
-          if (view.pr === undefined || approved.has(view.pr) || !awaitsApproval(view)) continue;
-          approved.add(view.pr);
-          play.onNote?.(`@${MAINTAINER} reviews PR #${view.pr} and comments /approve`);
-          await approve(view.pr);
+          if (view.pr === undefined || !awaitsApproval(view)) continue;
+          const pr = keyOf(repoOf(view), view.pr);
+          if (approved.has(pr)) continue;
+          approved.add(pr);
+          play.onNote?.(
+            `@${MAINTAINER} reviews PR ${issueRef(view, view.pr)} and comments /approve`,
+          );
+          await approve(view.pr, repoOf(view));
         }
         judgements = issues.map((filed, i) => judge(filed.story, views[i]!));
         judgements.forEach((judgement, i) => {
-          if (judgement.ok && judgement.final) settled.set(issues[i]!.number, views[i]!);
+          if (judgement.ok && judgement.final) settled.set(filedKey(issues[i]!), views[i]!);
         });
         if (judgements.every((j) => j.ok) || judgements.every((j) => j.final)) {
           return { views, judgements, end: "done" };

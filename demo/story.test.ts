@@ -1,11 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { parseScript } from "../runners/scripted-agent.ts";
+import { renderCandidatesTable } from "../src/core/best-of.ts";
 import {
   awaitsApproval,
+  BEST_OF_REPO,
+  BEST_OF_REPO_FILES,
+  type CandidatesTable,
   describeExpectation,
   type IssueView,
   issueBody,
+  issueRef,
   judge,
+  parseCandidatesTable,
+  REPO,
   STORY,
   type StoryKey,
   scriptedPaths,
@@ -36,6 +43,25 @@ function view(overrides: Partial<IssueView> = {}): IssueView {
   };
 }
 
+/** The candidates table of a best-of-2 pull request with candidate `picked` on it. */
+function table(picked: 1 | 2): CandidatesTable {
+  const body = renderCandidatesTable(
+    [1, 2].map((k) => ({
+      k,
+      agent: k === 1 ? "claude / claude-sonnet-4-5" : "command",
+      picked: k === picked,
+      rank: k === picked ? 1 : 2,
+      verificationPassed: k === 1,
+      tier: k === 1 ? 1 : 3,
+      checks: "green",
+      changedLines: 2,
+      costUsd: k === 1 ? 0.03 : 0.01,
+      failure: null,
+    })),
+  );
+  return parseCandidatesTable(`Closes #1\n\n${body}\n`)!;
+}
+
 const merged = (tier: 1 | 2 | 3, extra: Partial<IssueView> = {}) =>
   view({ task: "merged", prState: "merged", issueState: "closed", tier, ...extra });
 const heldTier3 = (title: string, extra: Partial<IssueView> = {}) =>
@@ -56,6 +82,13 @@ describe("the demo's story", () => {
     expect(scriptedPaths(story("tier2"))).toEqual(["src/farewell.js", "test/farewell.test.js"]);
     expect(scriptedPaths(story("tier3"))).toEqual(["package.json"]);
     expect(scriptedPaths(story("verify"))).toEqual(["src/label.js"]);
+    // Best of 2 on its own repository, whose tasks.best_of names an adapter per candidate; the
+    // issue asks Claude's stand-in for a recording and the scripted agent for its script.
+    expect(scriptedPaths(story("bestof"))).toEqual(["src/price.js"]);
+    expect(story("bestof")).toMatchObject({ repo: BEST_OF_REPO, labels: ["conveyor:best-of-2"] });
+    expect(issueBody(story("bestof"))).toContain("<!-- demo: replay claude-two-decimals.jsonl -->");
+    expect(BEST_OF_REPO_FILES[".github/conveyor.yml"]).toMatch(/best_of: \[claude, scripted\]/);
+    expect(STORY.filter((s) => s.key !== "bestof").every((s) => s.repo === undefined)).toBe(true);
     expect(story("urgent").labels).toEqual(["priority:urgent"]);
     // The urgent issue is filed last, so running first shows the lanes at work.
     expect(STORY.at(-1)!.key).toBe("urgent");
@@ -64,6 +97,7 @@ describe("the demo's story", () => {
       "merged after /approve (tier 2)",
       "left for a human (tier 3)",
       "verification failure reported",
+      "best of 2: candidate 1 merged (tier 1)",
       "merged (tier 1)",
     ]);
   });
@@ -138,6 +172,42 @@ describe("the demo's story", () => {
       heldTier3("Blocked", { prState: "closed" }),
       { ok: false, final: true },
     ],
+    [
+      "best of 2 merged from the expected candidate",
+      "bestof",
+      merged(1, { repo: BEST_OF_REPO, candidates: table(1) }),
+      { ok: true, final: true, detail: /candidate 1 of 2 merged as PR gadgets#6/ },
+    ],
+    [
+      "best of 2 merged from the other candidate",
+      "bestof",
+      merged(1, { repo: BEST_OF_REPO, candidates: table(2) }),
+      { ok: false, final: true, detail: /candidate 2 of 2 on the PR, expected 1 of 2/ },
+    ],
+    [
+      "best of 2 whose PR still shows the other candidate",
+      "bestof",
+      view({ repo: BEST_OF_REPO, candidates: table(2) }),
+      { ok: false, final: false, detail: /candidate 2 of 2/ },
+    ],
+    [
+      "best of 2 merged without a candidates table",
+      "bestof",
+      merged(1, { repo: BEST_OF_REPO }),
+      { ok: false, final: true, detail: /without a candidates table/ },
+    ],
+    [
+      "best of 2 merged as tier 2",
+      "bestof",
+      merged(2, { repo: BEST_OF_REPO, candidates: table(1) }),
+      { ok: false, final: true, detail: /as tier 2/ },
+    ],
+    [
+      "best of 2 still deciding",
+      "bestof",
+      view({ repo: BEST_OF_REPO, task: "running", pr: undefined, prState: undefined }),
+      { ok: false, final: false },
+    ],
   ])("judges %s", (_name, key, issueView, want) => {
     const judgement = judge(story(key), issueView);
     expect({ ok: judgement.ok, final: judgement.final }).toEqual({
@@ -160,5 +230,25 @@ describe("the demo's story", () => {
     expect(awaitsApproval(view({ tier: 3, safety: needs }))).toBe(false);
     expect(awaitsApproval(view({ tier: 2, safety: needs, task: "review" }))).toBe(false);
     expect(awaitsApproval(view({ tier: 2, safety: needs, prState: "merged" }))).toBe(false);
+  });
+
+  it("reads the candidates table back out of a pull request body", () => {
+    expect(table(1)).toEqual({
+      picked: 1,
+      header: ["k", "agent", "verification", "tier", "checks", "changed lines", "cost", ""],
+      rows: [
+        ["1", "`claude / claude-sonnet-4-5`", "✅", "1", "green", "2", "$0.03", "**picked**"],
+        ["2", "`command`", "❌", "3", "green", "2", "$0.01", "#2, branch deleted"],
+      ],
+    });
+    expect(parseCandidatesTable("Closes #1\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n")).toBe(
+      undefined,
+    );
+  });
+
+  it("names issues of the second repository by repository", () => {
+    expect(issueRef({}, 3)).toBe("#3");
+    expect(issueRef({ repo: REPO }, 3)).toBe("#3");
+    expect(issueRef({ repo: BEST_OF_REPO }, 3)).toBe("gadgets#3");
   });
 });

@@ -70,7 +70,50 @@ export const REPO_FILES: Record<string, string> = {
   ].join("\n"),
 };
 
-export type StoryKey = "tier1" | "tier2" | "tier3" | "verify" | "urgent";
+/**
+ * The second repository: every issue there runs as best of 2 (`tasks.best_of` names the adapters,
+ * so candidate 1 goes to the runner offering `claude` and candidate 2 to one offering `scripted`).
+ * It is a repository of its own because `tasks.best_of` applies to every issue of a repository.
+ */
+export const BEST_OF_REPO_NAME = "gadgets";
+export const BEST_OF_REPO = `${OWNER}/${BEST_OF_REPO_NAME}`;
+/** The capability the demo's scripted runners offer (candidate 2 of a best-of round asks for it). */
+export const SCRIPTED_CAPABILITY = "scripted";
+
+const BEST_OF_CONVEYOR_YML = `# Conveyor's settings for this repository (docs/configuration.md).
+version: 1
+verify:
+  commands:
+    - [node, --test]
+tasks:
+  # Best of N: two candidates per issue, the first on a runner offering claude, the second on
+  # one offering scripted; the best one gets the pull request (docs/merge-policy.md).
+  best_of: [claude, ${SCRIPTED_CAPABILITY}]
+`;
+
+/** The best-of repository: prices, with a test. */
+export const BEST_OF_REPO_FILES: Record<string, string> = {
+  "README.md": "# gadgets\n\nPrices for gadgets.\n",
+  "package.json": `${JSON.stringify(
+    { name: "gadgets", version: "1.0.0", type: "module", scripts: { test: "node --test" } },
+    null,
+    2,
+  )}\n`,
+  ".github/conveyor.yml": BEST_OF_CONVEYOR_YML,
+  "src/price.js": 'export function formatPrice(cents) {\n  return "$" + cents / 100;\n}\n',
+  "test/price.test.js": [
+    'import assert from "node:assert/strict";',
+    'import { test } from "node:test";',
+    'import { formatPrice } from "../src/price.js";',
+    "",
+    'test("formats cents as dollars", () => {',
+    '  assert.equal(formatPrice(1999), "$19.99");',
+    "});",
+    "",
+  ].join("\n"),
+};
+
+export type StoryKey = "tier1" | "tier2" | "tier3" | "verify" | "bestof" | "urgent";
 
 /** How an issue must end. */
 export type Expectation =
@@ -79,10 +122,17 @@ export type Expectation =
   /** A pull request that Conveyor leaves for a person: tier 3, never merged by itself. */
   | { kind: "left_for_human"; reason: RegExp }
   /** The runner's verification failed: a tier-3 pull request, and the issue says why. */
-  | { kind: "verification_failed" };
+  | { kind: "verification_failed" }
+  /**
+   * Best of N: one pull request from candidate `picked`, merged at `tier`; its body's candidates
+   * table lists all `n` candidates.
+   */
+  | { kind: "best_of"; n: number; picked: number; tier: 1 | 2 };
 
 export interface StoryIssue {
   key: StoryKey;
+  /** The repository it is filed on (default {@link REPO}). */
+  repo?: string;
   title: string;
   /** What a person would write; the script block follows it in the issue body. */
   description: string;
@@ -195,6 +245,28 @@ export const STORY: readonly StoryIssue[] = [
     expect: { kind: "verification_failed" },
   },
   {
+    key: "bestof",
+    repo: BEST_OF_REPO,
+    pitch: "conveyor:best-of-2: Claude and the scripted agent race, the best one gets the PR",
+    title: "Show prices with two decimals",
+    // Candidate 1 runs on claude-runner, whose stand-in replays the recording named here (Claude
+    // keeps the cents); candidate 2 runs on a scripted runner, which follows the script (it
+    // rounds to whole dollars, cheaper, and breaks the test).
+    description:
+      "`formatPrice(500)` shows `$5`; it should show `$5.00`.\n\n<!-- demo: replay claude-two-decimals.jsonl -->",
+    script: [
+      'print "Rounding prices"',
+      ...write(
+        "src/price.js",
+        'export function formatPrice(cents) {\n  return "$" + Math.round(cents / 100) + ".00";\n}',
+      ),
+      'print "Prices end in .00 now (forgot the test)."',
+      "report-usage 1200 0.01",
+    ],
+    labels: ["conveyor:best-of-2"],
+    expect: { kind: "best_of", n: 2, picked: 1, tier: 1 },
+  },
+  {
     key: "urgent",
     pitch: "priority:urgent: filed last, runs first (tier 1)",
     title: "Fix the typo in the README",
@@ -235,12 +307,58 @@ export function describeExpectation(expect: Expectation): string {
       return "left for a human (tier 3)";
     case "verification_failed":
       return "verification failure reported";
+    case "best_of":
+      return `best of ${expect.n}: candidate ${expect.picked} merged (tier ${expect.tier})`;
   }
+}
+
+/** The repository a story issue is filed on. */
+export function repoOf(issue: { repo?: string | undefined }): string {
+  return issue.repo ?? REPO;
+}
+
+/** `#N` on the sample repository, `gadgets#N` on another. */
+export function issueRef(view: { repo?: string | undefined }, number: number): string {
+  const repo = repoOf(view);
+  return repo === REPO ? `#${number}` : `${repo.split("/")[1]}#${number}`;
+}
+
+/** The collapsed candidates table of a best-of-N pull request, as its body shows it. */
+export interface CandidatesTable {
+  /** From the summary line: the candidate on the pull request. */
+  picked: number | undefined;
+  header: string[];
+  /** One row per candidate, its cells as written (`1`, `` `claude / …` ``, `✅`, …). */
+  rows: string[][];
+}
+
+/** Reads the candidates table out of a pull request body; undefined when there is none. */
+export function parseCandidatesTable(body: string): CandidatesTable | undefined {
+  const start = body.indexOf("<details><summary>Best of ");
+  if (start < 0) return undefined;
+  const end = body.indexOf("</details>", start);
+  const section = body.slice(start, end < 0 ? undefined : end);
+  const picked = /candidate (\d+) is on this pull request/.exec(section)?.[1];
+  const cells = (line: string) =>
+    line
+      .slice(1, -1)
+      .split(" | ")
+      .map((c) => c.trim());
+  const lines = section.split("\n").filter((l) => l.startsWith("| ") && l.endsWith(" |"));
+  const [header, , ...rows] = lines;
+  if (!header) return undefined;
+  return {
+    picked: picked ? Number(picked) : undefined,
+    header: cells(header),
+    rows: rows.map(cells),
+  };
 }
 
 /** What GitHub shows about one story issue: its status comment, pull request and checks. */
 export interface IssueView {
   key: StoryKey;
+  /** The repository (unset: {@link REPO}). */
+  repo?: string | undefined;
   number: number;
   title: string;
   issueState: "open" | "closed";
@@ -269,6 +387,8 @@ export interface IssueView {
   taskId?: string | undefined;
   /** The status comment's Agent row: the attempt's progress, turns, tokens and cost. */
   agent?: string | undefined;
+  /** Best of N: the pull request body's candidates table. */
+  candidates?: CandidatesTable | undefined;
 }
 
 const STATUS_MARKER = "<!-- conveyor:status";
@@ -285,9 +405,10 @@ function statusRow(body: string, name: string): string | undefined {
 /** Reads one issue the way a person would on GitHub: no database, only what GitHub shows. */
 export async function observeIssue(
   sim: GitHubSimulator,
-  issue: { key: StoryKey; number: number; title: string },
+  issue: { key: StoryKey; number: number; title: string; repo?: string | undefined },
 ): Promise<IssueView> {
-  const comments = sim.listComments(REPO, issue.number).map((c) => c.body ?? "");
+  const repo = repoOf(issue);
+  const comments = sim.listComments(repo, issue.number).map((c) => c.body ?? "");
   const status = comments.find((body) => body.includes(STATUS_MARKER));
   const task = status ? statusRow(status, "State")?.replace(/`/g, "") : undefined;
   const runner = status ? statusRow(status, "Runner") : undefined;
@@ -295,7 +416,7 @@ export async function observeIssue(
   const pr = prUrl ? Number(/\/pull\/(\d+)/.exec(prUrl)?.[1]) || undefined : undefined;
   const view: IssueView = {
     ...issue,
-    issueState: sim.getIssue(REPO, issue.number).state as "open" | "closed",
+    issueState: sim.getIssue(repo, issue.number).state as "open" | "closed",
     task,
     runner,
     pr,
@@ -312,12 +433,13 @@ export async function observeIssue(
     agent: status ? /^\| Agent \| (.+) \|$/m.exec(status)?.[1]?.replace(/\\\|/g, "|") : undefined,
   };
   if (pr === undefined) return view;
-  const pull = await sim.getPull(REPO, pr);
+  const pull = await sim.getPull(repo, pr);
   view.prState = pull.merged ? "merged" : (pull.state as "open" | "closed");
   view.headSha = pull.head.sha;
   const tier = pull.labels.map((l) => /^risk:tier-([123])$/.exec(l.name)?.[1]).find(Boolean);
   view.tier = tier ? (Number(tier) as 1 | 2 | 3) : undefined;
-  const runs = await sim.listCheckRuns(REPO, pull.head.sha);
+  view.candidates = parseCandidatesTable(pull.body ?? "");
+  const runs = await sim.listCheckRuns(repo, pull.head.sha);
   const latest = (name: string) => runs.filter((r) => r.name === name).at(-1);
   const safety = latest(SAFETY_CHECK);
   if (safety) {
@@ -330,11 +452,11 @@ export async function observeIssue(
   const ci = latest(CI.name);
   if (ci) view.ci = { status: ci.status, conclusion: ci.conclusion };
   const approve = sim
-    .listComments(REPO, pr)
+    .listComments(repo, pr)
     .find((c) => c.user?.login === MAINTAINER && /^\/approve\b/.test(c.body ?? ""));
   if (approve) {
     const answers = sim
-      .listReactions(REPO, { comment: approve.id })
+      .listReactions(repo, { comment: approve.id })
       .filter((r) => r.user?.login === sim.botLogin)
       .map((r) => r.content);
     view.approval = {
@@ -355,7 +477,7 @@ export interface Judgement {
 
 function lastState(view: IssueView): string {
   const parts = [`task ${view.task ?? "not queued"}`];
-  if (view.pr !== undefined) parts.push(`PR #${view.pr} ${view.prState}`);
+  if (view.pr !== undefined) parts.push(`PR ${issueRef(view, view.pr)} ${view.prState}`);
   if (view.tier !== undefined) parts.push(`tier ${view.tier}`);
   if (view.safety) parts.push(`safety ${view.safety.conclusion ?? view.safety.status}`);
   return parts.join(", ");
@@ -368,6 +490,39 @@ export function judge(issue: StoryIssue, view: IssueView): Judgement {
   const state = lastState(view);
   const gaveUp = GAVE_UP.has(view.task ?? "");
   switch (issue.expect.kind) {
+    case "best_of": {
+      const { n, picked, tier } = issue.expect;
+      const merged = view.prState === "merged" && view.task === "merged";
+      const table = view.candidates;
+      if (merged && !table) {
+        return { ok: false, final: true, detail: `merged without a candidates table (${state})` };
+      }
+      if (table && (table.picked !== picked || table.rows.length !== n)) {
+        return {
+          ok: false,
+          final: merged,
+          detail: `candidate ${table.picked ?? "?"} of ${table.rows.length} on the PR, expected ${picked} of ${n} (${state})`,
+        };
+      }
+      if (merged && view.tier !== tier) {
+        return { ok: false, final: true, detail: `merged, but as tier ${view.tier} (${state})` };
+      }
+      if (merged) {
+        return {
+          ok: true,
+          final: true,
+          detail: `candidate ${picked} of ${n} merged as PR ${issueRef(view, view.pr!)}`,
+        };
+      }
+      return {
+        ok: false,
+        final:
+          gaveUp ||
+          view.prState === "closed" ||
+          (view.tier === 3 && view.safety?.status === "completed"),
+        detail: state,
+      };
+    }
     case "merged": {
       const merged = view.prState === "merged" && view.task === "merged";
       if (merged && view.tier !== issue.expect.tier) {

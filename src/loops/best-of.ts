@@ -39,12 +39,14 @@ export interface BestOfDeps {
   onChange: () => void;
   recordError?: (source: string, error: unknown) => void;
   now?: () => Date;
+  /** How soon a round whose candidates' checks are still running reads them again (default 15 s). */
+  checksRecheckMs?: number | undefined;
 }
 
 const LEASE = "best-of";
 const LEASE_MS = 2 * 60_000;
 const BATCH = 10;
-/** How often a round waiting for its candidates' checks reads them again. */
+/** How often a round waiting for its candidates' checks reads them again, by default. */
 const CHECKS_RECHECK_MS = 15_000;
 /** GitHub's compare lists at most 300 files: the figures of a larger candidate cover those. */
 const MAX_COMPARE_FILES = 300;
@@ -60,6 +62,7 @@ const MAX_COMPARE_FILES = 300;
  */
 export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
   const now = deps.now ?? (() => new Date());
+  const checksRecheckMs = deps.checksRecheckMs ?? CHECKS_RECHECK_MS;
   /** Rounds waiting for checks on their candidates: when to read the checks again. */
   const recheckAt = new Map<string, number>();
 
@@ -186,7 +189,7 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
       const since = c.head_written_at ? Date.parse(c.head_written_at) : 0;
       if (checks === "pending" && now().getTime() - since < waitMs) {
         // Looked at again in a while, not on every pass: each look costs GitHub requests.
-        recheckAt.set(round.task_id, now().getTime() + CHECKS_RECHECK_MS);
+        recheckAt.set(round.task_id, now().getTime() + checksRecheckMs);
         return undefined;
       }
       const files = await filesOf(octokit, ref, c.base_sha, c.head_sha);

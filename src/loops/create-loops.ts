@@ -91,6 +91,11 @@ export interface LoopsOptions {
   actionsIntervalMs?: number | undefined;
   /** How long a dispatched runner's one-time credential lasts unused (default 900 s). */
   actionsCredentialTtlSeconds?: number | undefined;
+  /**
+   * How soon a best-of round whose candidates' checks are still running reads them again
+   * (default 15 s); the demo, whose CI takes a second, shortens it.
+   */
+  bestOfChecksRecheckMs?: number | undefined;
 }
 
 export interface Loops {
@@ -142,6 +147,7 @@ export function createLoops(deps: LoopsDeps): Loops {
     installationOctokit: deps.installationOctokit,
     instanceId,
     recordError,
+    checksRecheckMs: options.bestOfChecksRecheckMs,
     onChange: () => {
       signals.emit("status-owed");
       signals.emit("work-available");

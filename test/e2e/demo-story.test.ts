@@ -3,10 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../../db/client.ts";
 import { type FiledIssue, type PlayOutcome, type Stage, startStage } from "../../demo/stage.ts";
 import {
+  BEST_OF_REPO,
   CI,
   type IssueView,
   MAINTAINER,
   REPO,
+  repoOf,
   SAFETY_CHECK,
   type StoryKey,
   scriptedPaths,
@@ -66,49 +68,63 @@ describe("the demo's story, end to end through real processes", () => {
   });
 
   it("runs the urgent issue first although it was filed last", async () => {
-    const assigned = resultRows<{ issue_number: number }>(
+    // One dispatch pass claims a batch (a task per free slot) in one statement: its events share
+    // one `at`, in no particular order. The urgent task must be in the first batch, although the
+    // first batch has fewer slots than the older tasks queued before it.
+    const assigned = resultRows<{ repo: string; issue_number: number; at: string }>(
       await database.db.execute(sql`
-        select t.issue_number from task_events e join tasks t using (task_id)
-        where e.to_state = 'assigned' order by e.event_id`),
+        select r.full_name as repo, t.issue_number, e.at::text as at
+        from task_events e join tasks t using (task_id) join repositories r using (repository_id)
+        where e.to_state = 'assigned' order by e.at, e.event_id`),
     );
     expect(issues.at(-1)!.story.key).toBe("urgent");
-    expect(assigned[0]?.issue_number).toBe(view("urgent").number);
+    const firstBatch = assigned.filter((a) => a.at === assigned[0]?.at);
+    expect(firstBatch.length).toBeLessThan(issues.length);
+    expect(firstBatch).toContainEqual(
+      expect.objectContaining({ repo: REPO, issue_number: view("urgent").number }),
+    );
   });
 
   it("opens one pull request per issue, with exactly the agent's files and Closes #N", async () => {
-    const pulls = await stage.sim.listPulls(REPO);
-    expect(pulls).toHaveLength(issues.length);
+    for (const repo of [REPO, BEST_OF_REPO]) {
+      const pulls = await stage.sim.listPulls(repo);
+      expect(pulls, repo).toHaveLength(issues.filter((f) => repoOf(f.story) === repo).length);
+    }
     for (const filed of issues) {
       const v = view(filed.story.key);
-      const pull = pulls.find((p) => p.number === v.pr);
+      const repo = repoOf(filed.story);
+      const pull = (await stage.sim.listPulls(repo)).find((p) => p.number === v.pr);
       expect(pull, `PR for #${filed.number}`).toBeDefined();
       expect(pull!.head.ref).toBe(`conveyor/issue-${filed.number}`);
       expect(pull!.title).toContain(filed.story.title);
       expect(pull!.body).toContain(`Closes #${filed.number}`);
       expect(pull!.user?.login).toBe(stage.sim.botLogin);
-      const files = await api<{ filename: string }[]>(`/repos/${REPO}/pulls/${v.pr}/files`);
+      const files = await api<{ filename: string }[]>(`/repos/${repo}/pulls/${v.pr}/files`);
       expect(files.map((f) => f.filename).sort()).toEqual(scriptedPaths(filed.story));
     }
   });
 
   it("merges tier 1 and approved tier 2 with a squash at Conveyor's commit, and closes their issues", async () => {
-    for (const key of ["tier1", "urgent", "tier2"] as const) {
+    for (const key of ["tier1", "urgent", "tier2", "bestof"] as const) {
       const v = view(key);
-      const pull = await stage.sim.getPull(REPO, v.pr!);
+      const repo = repoOf(v);
+      const pull = await stage.sim.getPull(repo, v.pr!);
       expect(pull.merged, key).toBe(true);
       const merges = stage.sim.requests.filter(
-        (r) => r.method === "PUT" && r.path === `/repos/${REPO}/pulls/${v.pr}/merge`,
+        (r) => r.method === "PUT" && r.path === `/repos/${repo}/pulls/${v.pr}/merge`,
       );
       expect(
         merges.map((m) => [m.status, m.body]),
         key,
       ).toEqual([[200, expect.objectContaining({ sha: pull.head.sha, merge_method: "squash" })]]);
-      expect(stage.sim.getIssue(REPO, v.number).state, key).toBe("closed");
-      expect(await stage.sim.getBranchSha(REPO, `conveyor/issue-${v.number}`)).toBeUndefined();
+      expect(stage.sim.getIssue(repo, v.number).state, key).toBe("closed");
+      expect(await stage.sim.getBranchSha(repo, `conveyor/issue-${v.number}`)).toBeUndefined();
     }
     expect(await stage.sim.readFile(REPO, "src/sizes.js")).toContain("extra-large");
     expect(await stage.sim.readFile(REPO, "README.md")).toContain("every size");
     expect(await stage.sim.readFile(REPO, "src/farewell.js")).toContain("Goodbye");
+    // Candidate 1's change (Claude's), not candidate 2's.
+    expect(await stage.sim.readFile(BEST_OF_REPO, "src/price.js")).toContain("toFixed(2)");
   });
 
   it("never merges tier 3: the protected path and the failed verification stay open", async () => {
@@ -133,9 +149,11 @@ describe("the demo's story, end to end through real processes", () => {
       tier2: "risk:tier-2",
       tier3: "risk:tier-3",
       verify: "risk:tier-3",
+      bestof: "risk:tier-1",
     };
     for (const [key, label] of Object.entries(expected)) {
-      const pull = await stage.sim.getPull(REPO, view(key as StoryKey).pr!);
+      const v = view(key as StoryKey);
+      const pull = await stage.sim.getPull(repoOf(v), v.pr!);
       expect(
         pull.labels.map((l) => l.name),
         key,
@@ -150,10 +168,11 @@ describe("the demo's story, end to end through real processes", () => {
       tier2: { conclusion: "success", title: /tier 2/ },
       tier3: { conclusion: "neutral", title: /package\.json is protected/ },
       verify: { conclusion: "neutral", title: /verification failed: node --test/ },
+      bestof: { conclusion: "success", title: /tier 1/ },
     };
     for (const [key, want] of Object.entries(safety)) {
       const v = view(key as StoryKey);
-      const runs = await stage.sim.listCheckRuns(REPO, v.headSha!);
+      const runs = await stage.sim.listCheckRuns(repoOf(v), v.headSha!);
       const ci = runs.filter((r) => r.name === CI.name);
       expect(
         ci.map((r) => [r.status, r.conclusion, r.app?.slug]),
@@ -179,6 +198,7 @@ describe("the demo's story, end to end through real processes", () => {
         /### Conveyor: 🙋 Waiting for a maintainer[\s\S]*\| Reason \| .*`package\.json` is protected/,
       verify:
         /### Conveyor: 🙋 Waiting for a maintainer[\s\S]*\| Reason \| .*verification failed: `node --test`/,
+      bestof: /### Conveyor: ✅ Merged[\s\S]*\| Best of \| 2: candidate 1 is on the pull request/,
     };
     for (const [key, pattern] of Object.entries(final)) {
       const v = view(key as StoryKey);
@@ -187,7 +207,7 @@ describe("the demo's story, end to end through real processes", () => {
       expect(status[0], key).toMatch(pattern);
       expect(status[0], key).toContain(`/pull/${v.pr}`);
       expect(
-        stage.sim.listReactions(REPO, { issue: v.number }).map((r) => r.content),
+        stage.sim.listReactions(repoOf(v), { issue: v.number }).map((r) => r.content),
         key,
       ).toContain("eyes");
     }
@@ -215,8 +235,71 @@ describe("the demo's story, end to end through real processes", () => {
       .find((c) => c.id === tier2.approval!.commentId);
     expect(approve).toMatchObject({ body: "/approve", user: { login: MAINTAINER } });
     // Nobody approved the others.
-    for (const key of ["tier1", "urgent", "tier3", "verify"] as const) {
+    for (const key of ["tier1", "urgent", "tier3", "verify", "bestof"] as const) {
       expect(view(key).approval, key).toBeUndefined();
     }
+  });
+
+  it("runs the best-of issue as two candidates on the runners their adapters name, and keeps the verified one", async () => {
+    const v = view("bestof");
+    expect(v.filed.story.labels).toContain("conveyor:best-of-2");
+    // The pull request body's collapsed table: Claude's candidate picked, the scripted one ranked
+    // second for its failed verification (tier 3), though it was cheaper. Checks: the round may
+    // look at a candidate's commit before the simulator's CI has created its check run there
+    // (`none`), or after it concluded (`green`); never red or pending.
+    expect(v.candidates?.picked).toBe(1);
+    const checks = expect.stringMatching(/^(green|none)$/);
+    const [one, two] = v.candidates!.rows;
+    expect(one).toEqual([
+      "1",
+      "`claude / claude-sonnet-4-5`",
+      "✅",
+      "1",
+      checks,
+      "2",
+      expect.stringMatching(/^\$0\.0\d$/),
+      "**picked**",
+    ]);
+    expect(two).toEqual([
+      "2",
+      expect.stringMatching(/^`command/),
+      "❌",
+      "3",
+      checks,
+      "2",
+      "$0.01",
+      "#2, branch deleted",
+    ]);
+    // Both candidate branches are gone; the task's history says why candidate 1 was kept.
+    for (const k of [1, 2]) {
+      expect(
+        await stage.sim.getBranchSha(BEST_OF_REPO, `conveyor/issue-${v.number}-${k}`),
+      ).toBeUndefined();
+    }
+    const [{ task_id: taskId }] = resultRows<{ task_id: string }>(
+      await database.db.execute(sql`
+        select t.task_id from tasks t join repositories r using (repository_id)
+        where r.full_name = ${BEST_OF_REPO} and t.issue_number = ${v.number}
+          and t.parent_task_id is null`),
+    ) as [{ task_id: string }];
+    const response = await fetch(`${stage.serverUrl}/api/tasks/${taskId}`, {
+      headers: { authorization: `Bearer ${stage.adminToken}` },
+    });
+    const { events } = (await response.json()) as { events: { reason: string | null }[] };
+    expect(events.map((e) => e.reason)).toContain(
+      "best of 2: candidate 1 kept (verification passed (ahead of candidate 2))",
+    );
+    // Each candidate ran once, on the runner offering the adapter its place in tasks.best_of names.
+    const attempts = resultRows<{ candidate: number; runner: string; outcome: string }>(
+      await database.db.execute(sql`
+        select t.candidate, r.name as runner, a.outcome
+        from attempts a join tasks t on t.task_id = a.task_id
+        join runners r on r.runner_id = a.runner_id
+        where t.parent_task_id = ${taskId} order by t.candidate`),
+    );
+    expect(attempts).toEqual([
+      { candidate: 1, runner: "claude-runner", outcome: "completed" },
+      { candidate: 2, runner: expect.stringMatching(/^runner-\d$/), outcome: "completed" },
+    ]);
   });
 });
