@@ -48,6 +48,12 @@ const LEASE_MS = 2 * 60_000;
 const BATCH = 10;
 /** How often a round waiting for its candidates' checks reads them again, by default. */
 const CHECKS_RECHECK_MS = 15_000;
+/**
+ * How long a freshly written candidate commit with no check at all still counts as pending: CI
+ * (GitHub Actions, an external service) takes a few seconds to register its first check run or
+ * status on a pushed commit, and deciding before that would rank "none" where "green" was coming.
+ */
+const NO_CHECKS_GRACE_MS = 60_000;
 /** GitHub's compare lists at most 300 files: the figures of a larger candidate cover those. */
 const MAX_COMPARE_FILES = 300;
 
@@ -187,7 +193,11 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
       }
       const checks = await checksOn(octokit, ref, c.head_sha);
       const since = c.head_written_at ? Date.parse(c.head_written_at) : 0;
-      if (checks === "pending" && now().getTime() - since < waitMs) {
+      const age = now().getTime() - since;
+      const waiting =
+        (checks === "pending" && age < waitMs) ||
+        (checks === "none" && age < Math.min(waitMs, NO_CHECKS_GRACE_MS));
+      if (waiting) {
         // Looked at again in a while, not on every pass: each look costs GitHub requests.
         recheckAt.set(round.task_id, now().getTime() + checksRecheckMs);
         return undefined;
