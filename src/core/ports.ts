@@ -207,6 +207,12 @@ export type RecordError = (
 export type Signal =
   /** Tasks changed: every stage looks again (status comments, dispatch, publishing, merging). */
   | "tasks-changed"
+  /**
+   * A runner's frame moved or updated a task it holds (accepted, progress, result): status
+   * comments, publishing and merging look again. No new work for other instances: a slot it freed
+   * wakes this instance's dispatcher directly.
+   */
+  | "runner-reported"
   /** A status comment, a notice or a command's feedback is owed on GitHub. */
   | "status-owed"
   /** There may be work to offer runners, on any instance. */

@@ -49,7 +49,7 @@ export interface DispatchDeps {
   recordError: RecordError;
   /**
    * Dispatch offers work on `tasks-changed` and `work-available`; it emits `status-owed` when it
-   * moved tasks and `tasks-changed` when a runner's frame did.
+   * moved tasks and `runner-reported` when a runner's frame did.
    */
   signals: Signals;
 }
@@ -130,7 +130,9 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
       };
     },
     spendOneTime: (runnerId) => spendOneTimeRunner(database.db, runnerId),
-    onChange: () => signals.emit("tasks-changed"),
+    // Only this instance's runners can take a slot a frame freed (the session wakes the
+    // dispatcher): nothing to announce to the others, no NOTIFY (a commit) per frame.
+    onChange: () => signals.emit("runner-reported"),
     async onAttempt(attempt) {
       metrics.attemptFinished?.(attempt);
       // A cost that used up a daily budget pauses the queue: the waiting tasks' comments say so.

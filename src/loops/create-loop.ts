@@ -22,9 +22,18 @@ export function createLoop(options: {
   initialDelayMs?: number;
   /** Told about every failed run (counted as an error for the alerter), besides the log. */
   onError?: (error: unknown) => void;
+  /**
+   * A wake runs the body no sooner than this long after the previous run started (default 0, at
+   * most `intervalMs`): a loop woken by every frame of a busy runner fleet runs a few times a
+   * second, each run covering what the wakes meanwhile asked for, instead of back to back.
+   */
+  wakeGapMs?: number;
 }): Loop {
   const { name, intervalMs, logger, body } = options;
+  const wakeGapMs = Math.min(options.wakeGapMs ?? 0, intervalMs);
   let timer: NodeJS.Timeout | undefined;
+  let dueAt = Number.POSITIVE_INFINITY;
+  let startedAt = Number.NEGATIVE_INFINITY;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -36,8 +45,14 @@ export function createLoop(options: {
   const schedule = (delay: number) => {
     if (stopped) return;
     clearTimeout(timer);
+    dueAt = performance.now() + delay;
     timer = setTimeout(run, delay);
     timer.unref();
+  };
+  /** Soon, but not before the wake gap since the last run started, nor later than already due. */
+  const soon = () => {
+    const delay = Math.max(0, startedAt + wakeGapMs - performance.now());
+    if (performance.now() + delay < dueAt) schedule(delay);
   };
 
   function run(): void {
@@ -46,6 +61,8 @@ export function createLoop(options: {
       again = true;
       return;
     }
+    dueAt = Number.POSITIVE_INFINITY;
+    startedAt = performance.now();
     running = body()
       .catch((error: unknown) => {
         logger.error({ err: error, loop: name }, "background loop failed");
@@ -56,7 +73,7 @@ export function createLoop(options: {
         markFirst();
         if (again) {
           again = false;
-          schedule(0);
+          soon();
         } else {
           schedule(intervalMs);
         }
@@ -67,7 +84,7 @@ export function createLoop(options: {
   return {
     wake() {
       if (running) again = true;
-      else schedule(0);
+      else soon();
     },
     firstRun,
     async stop() {
