@@ -150,6 +150,34 @@ describe("the GitHub edge's caches, on the simulator", () => {
     expect(push.stderr).toContain("403");
     expect(await world.sim.getBranchSha(world.repo, "sneaky")).toBeUndefined();
   });
+  it("shares one config read among callers asking at once for the same head", async () => {
+    const contents = () => requestsTo("/repos/{owner}/{repo}/contents/{path}").length;
+    const pushed = async (text: string) => {
+      const { sha } = await world.sim.push(world.repo, {
+        branch: "main",
+        files: { "NOTES.md": text },
+        user: "maint",
+      });
+      // What the push webhook records.
+      await recordDefaultHead(world.database.db, {
+        installationId: world.installationId,
+        fullName: world.repo,
+        defaultBranch: "main",
+        headSha: sha,
+      });
+    };
+    await pushed("one\n");
+    const before = contents();
+    const alone = await app.gateway.loadConfig(ref());
+    const single = contents() - before;
+    expect(single).toBeGreaterThan(0);
+    await pushed("two\n");
+    const after = contents();
+    const together = await Promise.all([1, 2, 3].map(() => app.gateway.loadConfig(ref())));
+    expect(together).toEqual([alone, alone, alone]);
+    expect(contents() - after).toBe(single);
+  });
+
   it("keeps a repository's head for new assignments until a push moves it or a minute passed", async () => {
     let clock = Date.parse("2026-12-07T12:00:00Z");
     const marks = {

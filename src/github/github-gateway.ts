@@ -106,6 +106,7 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
   /** By repository and head; `until` for a config read from outside the repository (see below). */
   const configs = new Map<string, { result: RepoConfigResult; until?: number }>();
   const outsideTtlMs = options.outsideConfigTtlMs ?? 5 * 60_000;
+  const configReads = new Map<string, Promise<RepoConfigResult>>();
   const readTokens = new Map<string, Promise<{ value: string; expiresAt: string }>>();
   const headTtlMs = options.headTtlMs ?? 60_000;
   /** What an assignment starts from, per repository, with when this instance read it. */
@@ -213,7 +214,14 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       const key = `${fullName(ref)}@${headSha}`.toLowerCase();
       const cached = configs.get(key);
       if (cached && (cached.until === undefined || cached.until > now())) return cached.result;
-      const { cacheable, ...loaded } = await readConfig(ref, headSha);
+      // Callers asking at once (the intake loop, the Actions launcher, the merger) share one read.
+      const inFlight = configReads.get(key);
+      if (inFlight) return inFlight;
+      const read = readConfig(ref, headSha);
+      const shared = read.then(withoutFlag);
+      shared.catch(() => {});
+      configReads.set(key, shared);
+      const { cacheable, ...loaded } = await read.finally(() => configReads.delete(key));
       // A config that also came from elsewhere (`_extends`, or the owner's `.github` repository
       // looked at when this one has no file) can change with no new head here: kept a few minutes.
       configs.delete(key);
@@ -366,13 +374,13 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       return installations.filter((i) => !i.suspended_at).map((i) => i.id);
     },
 
-    async repositoryHead(ref) {
+    async repositoryHead(ref, known) {
       // Kept while young and while Postgres's mark (moved by `push` webhooks, on any instance, and
       // by every read of the head) still names the same branch and commit.
       const key = `${ref.installationId}:${fullName(ref)}`.toLowerCase();
       const kept = heads.get(key);
       if (kept && now() - kept.readAt < headTtlMs && options.marks) {
-        const marks = await options.marks.read(ref);
+        const marks = known ?? (await options.marks.read(ref));
         if (
           marks?.defaultBranch === kept.head.defaultBranch &&
           marks.headSha === kept.head.headSha
