@@ -79,6 +79,13 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     isPullRequest: e.issue.isPullRequest,
     config: loaded.config,
   });
+  // Permission is only worth an API call when the event would queue work; read beside the issue
+  // (usually from the cache), and only used if the issue confirms the event.
+  const permissionRead =
+    classified.kind === "queue" && !isBot(e.sender)
+      ? gateway.permission(e.ref, e.sender.login)
+      : undefined;
+  permissionRead?.catch(() => {});
   // The payload may be old (late, out of order, replayed): act only on what is still true.
   const kind =
     classified.kind === "ignore"
@@ -94,11 +101,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     kind.kind === "cancel" && e.action === "closed"
       ? await mergedPullRequest(deps, e.ref, e.repository.id, e.issue.number)
       : undefined;
-  // Permission is only worth an API call when the event would queue work.
-  const permission =
-    kind.kind === "queue" && !isBot(e.sender)
-      ? await gateway.permission(e.ref, e.sender.login)
-      : undefined;
+  const permission = kind.kind === "queue" ? await permissionRead : undefined;
 
   const delivery = {
     deliveryId: e.deliveryId,
