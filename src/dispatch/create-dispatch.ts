@@ -86,7 +86,15 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
       const ref = repoRef(task.installation_id, task.full_name);
       const [head, readToken] = await Promise.all([
         // The tasks of one batch in this repository start from the same head: read it once.
-        shared(`head:${task.installation_id}:${task.full_name}`, () => gateway.repositoryHead(ref)),
+        // A pass read the repository's marks with the task: no second read to check the cache.
+        shared(`head:${task.installation_id}:${task.full_name}`, () =>
+          gateway.repositoryHead(
+            ref,
+            task.default_branch !== undefined && task.head_sha !== undefined
+              ? { defaultBranch: task.default_branch, headSha: task.head_sha }
+              : undefined,
+          ),
+        ),
         gateway.readOnlyToken(ref),
       ]);
       return {

@@ -130,7 +130,8 @@ export function sharedReads(): SharedReads {
  * again for `resendAssignment`.
  */
 export type PrepareAssignment = (
-  task: Pick<ClaimedTask, "installation_id" | "full_name" | "issue_number" | "pr_head_sha">,
+  task: Pick<ClaimedTask, "installation_id" | "full_name" | "issue_number" | "pr_head_sha"> &
+    Partial<Pick<ClaimableTask, "default_branch" | "head_sha">>,
   shared: SharedReads,
 ) => Promise<Assignment>;
 
@@ -598,12 +599,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     initialDelayMs: 0,
     onError: (error) => deps.recordError?.("loop:dispatcher", error),
     body: async () => {
-      // Wakes (work queued, a slot freed) only dispatch; the safety-net sweep keeps its interval.
+      // Wakes (work queued, a slot freed) only dispatch; the safety-net sweep keeps its interval,
+      // and runs after the dispatch a wake asked for, so the task that woke it never waits on it
+      // (then dispatches again: tasks it requeued are due at once).
+      await dispatchOnce();
       if (performance.now() - lastSweepAt >= timings.sweepMs) {
         lastSweepAt = performance.now();
         await sweepOnce();
+        await dispatchOnce();
       }
-      await dispatchOnce();
     },
   });
 

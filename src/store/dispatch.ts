@@ -91,6 +91,8 @@ export interface ClaimableTask {
   issue_number: number;
   full_name: string;
   default_branch: string;
+  /** The default branch's head as last recorded (`repositories.head_sha`), for the head cache. */
+  head_sha: string | null;
   /** Head of the task's open pull request: a follow-up attempt continues from it. */
   pr_head_sha: string | null;
 }
@@ -155,7 +157,7 @@ async function findClaimableHead(
     await db.execute(sql`
       select cand.task_id, cand.generation, cand.capabilities, cand.repository_id,
              cand.installation_id, cand.issue_number, cand.full_name, cand.default_branch,
-             ${prHeadSha} as pr_head_sha, cand.limits->>'max_running' as max_running,
+             cand.head_sha, ${prHeadSha} as pr_head_sha, cand.limits->>'max_running' as max_running,
              cand.repository_id in (
                select repository_id
                from (${pausedRepositoriesSql(request.installationDailyBudgetUsd)}) paused) as paused
@@ -163,7 +165,7 @@ async function findClaimableHead(
       cross join lateral (
         select t.task_id, t.generation, t.capabilities, t.repository_id, t.installation_id,
                t.issue_number, t.limits, t.lane, t.enqueued_at, t.fresh_base, r.full_name,
-               r.default_branch
+               r.default_branch, r.head_sha
         from tasks t join repositories r on r.repository_id = t.repository_id
         where t.lane = l.lane and t.state in ('queued', 'retry_wait') and ${covered(request)}
         order by t.enqueued_at
@@ -181,11 +183,11 @@ async function findClaimableCapped(db: Db, request: ClaimableRequest): Promise<C
     await db.execute(sql`
       select cand.task_id, cand.generation, cand.capabilities, cand.repository_id,
              cand.installation_id, cand.issue_number, cand.full_name, cand.default_branch,
-             ${prHeadSha} as pr_head_sha
+             cand.head_sha, ${prHeadSha} as pr_head_sha
       from (
         select t.task_id, t.generation, t.capabilities, t.repository_id, t.installation_id,
                t.issue_number, t.limits, t.lane, t.enqueued_at, t.fresh_base, r.full_name,
-               r.default_branch,
+               r.default_branch, r.head_sha,
                row_number() over (partition by t.repository_id
                                   order by ${serviceOrder(agingSeconds)}) as repo_rank,
                row_number() over (partition by t.installation_id
