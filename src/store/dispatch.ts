@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
+import { type AttemptEnd, finishAttemptSql } from "./attempts.ts";
 import { pausedRepositoriesSql } from "./budgets.ts";
 import type { Task } from "./tasks.ts";
 import { getTask, transitionTask } from "./tasks.ts";
@@ -487,6 +488,8 @@ export async function completeTask(
     stats: Record<string, unknown>;
     verification?: Record<string, unknown> | undefined;
   },
+  /** The attempt's end, written with the move (`finishAttempt`) in the same statement. */
+  attempt?: AttemptEnd,
 ): Promise<{ moved: boolean; problem?: "no_change_set" | "digest_mismatch" }> {
   const stored = {
     summary: result.summary,
@@ -515,7 +518,7 @@ export async function completeTask(
                ${JSON.stringify({ digest: result.digest })}::jsonb
         from moved
         returning task_id
-      )
+      )${attempt ? sql`, finished as (${finishAttemptSql(fence, attempt, sql`moved`)})` : sql``}
       select (select digest from change_set) as stored_digest,
              exists (select 1 from logged) as moved`),
   );
