@@ -59,18 +59,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     repo: e.repository.fullName,
     issueNumber: e.issue.number,
   });
-  await upsertRepository(db, {
-    repositoryId: e.repository.id,
-    installationId: e.installationId,
-    fullName: e.repository.fullName,
-    defaultBranch: e.repository.defaultBranch,
-    private: e.repository.private,
-  });
+  // The repository's row is written with the effect (one commit); until then, a repository seen
+  // for the first time has no marks and its config is read without the cache.
   const loaded = await gateway.loadConfig(e.ref);
-  // An invalid file keeps the budget last read: a typo must not lift a spending limit.
-  if (loaded.ok) {
-    await rememberDailyBudget(db, e.repository.id, loaded.config.tasks.daily_budget_usd);
-  }
   const classified = classifyIssueEvent({
     action: e.action,
     label: e.label,
@@ -110,6 +101,17 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     installationId: e.installationId,
   };
   const outcome = await deps.settle(delivery, async (tx) => {
+    await upsertRepository(tx, {
+      repositoryId: e.repository.id,
+      installationId: e.installationId,
+      fullName: e.repository.fullName,
+      defaultBranch: e.repository.defaultBranch,
+      private: e.repository.private,
+    });
+    // An invalid file keeps the budget last read: a typo must not lift a spending limit.
+    if (loaded.ok) {
+      await rememberDailyBudget(tx, e.repository.id, loaded.config.tasks.daily_budget_usd);
+    }
     // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
     if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
