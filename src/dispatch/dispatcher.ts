@@ -224,6 +224,8 @@ export interface Dispatcher {
    * holds the task (renewed, or assigned and not yet accepted), false when it does not.
    */
   renewLease(fence: { taskId: string; generation: number; runnerId: string }): Promise<boolean>;
+  /** An `accept` just set the task's lease in full: heartbeats soon after need not renew it. */
+  leaseExtended(fence: { taskId: string; generation: number; runnerId: string }): void;
   /**
    * Sends the `assign` of a task this connection continues (after `welcome` said `continue`) once
    * more, at the same generation, with a fresh read token and the commit the attempt started
@@ -272,6 +274,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const renewals: LeaseRenewals = createLeaseRenewals({
     db,
     leaseMs: timings.leaseMs,
+    // A lease set or renewed less than a heartbeat interval ago still has most of its time: the
+    // heartbeat is answered without a statement, the next one renews.
+    freshMs: timings.heartbeatMs,
     onError: (error) => {
       logger.warn({ err: error }, "could not renew leases");
       deps.recordError?.("dispatcher", error);
@@ -633,6 +638,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     revokeRunner: closeLocally,
     connections: all,
     renewLease: (fence) => renewals.renew(fence),
+    leaseExtended: (fence) => renewals.extended(fence),
     resendAssignment,
     logTail(taskId) {
       for (const connection of all()) {

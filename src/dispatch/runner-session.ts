@@ -349,6 +349,7 @@ export class RunnerSession implements RunnerConnection {
           return this.stale(frame, "task is not assigned to you at this generation");
         }
         if (await acceptTask(db, this.fence(frame), timings.leaseMs)) {
+          dispatcher.leaseExtended(this.fence(frame));
           this.context.onChange();
           return this.send({ type: "ack", id: frame.id });
         }
