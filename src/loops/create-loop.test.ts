@@ -5,7 +5,9 @@ import { createLoop, type Loop } from "./create-loop.ts";
 describe("createLoop", () => {
   let loop: Loop | undefined;
   beforeEach(() => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    vi.useFakeTimers({
+      toFake: ["setTimeout", "clearTimeout", "setImmediate", "clearImmediate", "performance"],
+    });
   });
   afterEach(async () => {
     await loop?.stop();

@@ -32,6 +32,7 @@ export function createLoop(options: {
   const { name, intervalMs, logger, body } = options;
   const wakeGapMs = Math.min(options.wakeGapMs ?? 0, intervalMs);
   let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
   let dueAt = Number.POSITIVE_INFINITY;
   let startedAt = Number.NEGATIVE_INFINITY;
   let running: Promise<void> | undefined;
@@ -42,12 +43,24 @@ export function createLoop(options: {
     markFirst = resolve;
   });
 
+  const cancel = () => {
+    clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+    immediate = undefined;
+  };
   const schedule = (delay: number) => {
     if (stopped) return;
-    clearTimeout(timer);
+    cancel();
     dueAt = performance.now() + delay;
-    timer = setTimeout(run, delay);
-    timer.unref();
+    // At once: right after the I/O being handled, not a timer turn (at least 1 ms) later; a task's
+    // way to a runner passes through two loops.
+    if (delay <= 0) {
+      immediate = setImmediate(run);
+      immediate.unref();
+    } else {
+      timer = setTimeout(run, delay);
+      timer.unref();
+    }
   };
   /** Soon, but not before the wake gap since the last run started, nor later than already due. */
   const soon = () => {
@@ -89,7 +102,7 @@ export function createLoop(options: {
     firstRun,
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      cancel();
       await running;
     },
   };
