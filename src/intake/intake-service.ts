@@ -53,7 +53,7 @@ export type HandledOutcome = { outcome: string };
  * title and body are the payload's: the issue as it was when the event happened.
  */
 export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promise<HandledOutcome> {
-  const { db, gateway, logger } = deps;
+  const { gateway, logger } = deps;
   const log = logger.child({
     deliveryId: e.deliveryId,
     repo: e.repository.fullName,
