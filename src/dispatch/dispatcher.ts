@@ -274,9 +274,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const renewals: LeaseRenewals = createLeaseRenewals({
     db,
     leaseMs: timings.leaseMs,
-    // A lease set or renewed less than a heartbeat interval ago still has most of its time: the
-    // heartbeat is answered without a statement, the next one renews.
-    freshMs: timings.heartbeatMs,
+    // A lease set or renewed less than a tenth of its time ago (6 s of 60) still has nine tenths
+    // left: the heartbeat is answered without a statement, the next one renews. (A whole heartbeat
+    // interval would leave a late heartbeat less room than before.)
+    freshMs: Math.min(timings.heartbeatMs, timings.leaseMs / 10),
     onError: (error) => {
       logger.warn({ err: error }, "could not renew leases");
       deps.recordError?.("dispatcher", error);

@@ -27,12 +27,12 @@ export interface LeaseRenewals {
 export function createLeaseRenewals(options: {
   db: Db;
   leaseMs: number;
-  /** How long a lease set in full needs no renewal (the heartbeat interval; 0: always renew). */
+  /** How long a lease set in full needs no renewal (a tenth of the lease; 0: always renew). */
   freshMs?: number;
   onError: (error: unknown) => void;
   now?: () => number;
 }): LeaseRenewals {
-  const freshMs = Math.min(options.freshMs ?? 0, options.leaseMs / 2);
+  const freshMs = Math.min(options.freshMs ?? 0, options.leaseMs / 10);
   const now = options.now ?? (() => performance.now());
   /** When this instance last set each lease in full, by fence. */
   const setAt = new Map<string, number>();
