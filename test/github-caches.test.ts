@@ -8,6 +8,8 @@ import { createGitHubBudget } from "../src/core/github-budget.ts";
 import { repoRef } from "../src/core/github-objects.ts";
 import { createSignals } from "../src/core/signals.ts";
 import { createGitHub, type GitHubApp } from "../src/github/create-github.ts";
+import { createGitHubGateway } from "../src/github/github-gateway.ts";
+import { readRepositoryMarks, recordDefaultHead } from "../src/store/repository-marks.ts";
 import { findActiveTask, upsertRepository } from "../src/store/tasks.ts";
 import { runGit } from "./github-sim/run-git.ts";
 import {
@@ -147,6 +149,83 @@ describe("the GitHub edge's caches, on the simulator", () => {
     expect(push.code).toBe(128);
     expect(push.stderr).toContain("403");
     expect(await world.sim.getBranchSha(world.repo, "sneaky")).toBeUndefined();
+  });
+  it("shares one config read among callers asking at once for the same head", async () => {
+    const contents = () => requestsTo("/repos/{owner}/{repo}/contents/{path}").length;
+    const pushed = async (text: string) => {
+      const { sha } = await world.sim.push(world.repo, {
+        branch: "main",
+        files: { "NOTES.md": text },
+        user: "maint",
+      });
+      // What the push webhook records.
+      await recordDefaultHead(world.database.db, {
+        installationId: world.installationId,
+        fullName: world.repo,
+        defaultBranch: "main",
+        headSha: sha,
+      });
+    };
+    await pushed("one\n");
+    const before = contents();
+    const alone = await app.gateway.loadConfig(ref());
+    const single = contents() - before;
+    expect(single).toBeGreaterThan(0);
+    await pushed("two\n");
+    const after = contents();
+    const together = await Promise.all([1, 2, 3].map(() => app.gateway.loadConfig(ref())));
+    expect(together).toEqual([alone, alone, alone]);
+    expect(contents() - after).toBe(single);
+  });
+
+  it("keeps a repository's head for new assignments until a push moves it or a minute passed", async () => {
+    let clock = Date.parse("2026-12-07T12:00:00Z");
+    const marks = {
+      read: (r: ReturnType<typeof ref>) =>
+        readRepositoryMarks(world.database.db, r.installationId, `${r.owner}/${r.repo}`),
+      recordHead: (r: ReturnType<typeof ref>, defaultBranch: string, headSha: string) =>
+        recordDefaultHead(world.database.db, {
+          installationId: r.installationId,
+          fullName: `${r.owner}/${r.repo}`,
+          defaultBranch,
+          headSha,
+        }),
+    };
+    const gateway = createGitHubGateway({
+      appId: 4242,
+      appOctokit: () => Promise.reject(new Error("not used")),
+      installationOctokit: app.installationOctokit,
+      logger: pino({ level: "silent" }),
+      marks,
+      now: () => clock,
+    });
+    const headReads = () =>
+      world.sim.requests.filter(
+        (r) =>
+          r.route === "/repos/{owner}/{repo}" || r.route === "/repos/{owner}/{repo}/git/ref/{ref}",
+      ).length;
+    const before = headReads();
+    const first = await gateway.repositoryHead(ref());
+    expect(first.headSha).toBe(await world.sim.getBranchSha(world.repo, "main"));
+    expect(headReads() - before).toBe(2);
+    clock += 59_000;
+    expect(await gateway.repositoryHead(ref())).toEqual(first);
+    expect(headReads() - before).toBe(2);
+    // A minute after the read (a lost push webhook): read again.
+    clock += 1_000;
+    expect(await gateway.repositoryHead(ref())).toEqual(first);
+    expect(headReads() - before).toBe(4);
+
+    // A push: its webhook moves the mark (as the push handler does), the next assignment reads.
+    const { sha } = await world.sim.push(world.repo, {
+      branch: "main",
+      files: { "README.md": "pushed\n" },
+      user: "maint",
+    });
+    expect(await gateway.repositoryHead(ref())).toEqual(first);
+    await marks.recordHead(ref(), "main", sha);
+    expect((await gateway.repositoryHead(ref())).headSha).toBe(sha);
+    expect(headReads() - before).toBe(6);
   });
 });
 

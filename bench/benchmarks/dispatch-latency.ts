@@ -139,7 +139,7 @@ export const dispatchLatency: Benchmark = {
         },
       ],
       notes: [
-        `Each task costs ${round(apiCalls / tasks, 2)} GitHub API calls on the way (intake reads the repository config; an assignment reads the repository and its head and mints a read-only token). Each goes through Octokit's retry and throttling plugins, which wait on timers before the request leaves the process, and then to the simulator (about a millisecond for a cached read); on GitHub add its own 50–300 ms per call.`,
+        `Each task costs ${round(apiCalls / tasks, 2)} GitHub API calls on the way: the intake loop reads the issue as it is now (the config, the sender's permission, the repository's head and its read-only token come from caches Postgres's marks keep current). That read goes through Octokit's throttling plugin, which waits on timers before the request leaves the process, and then to the simulator; on GitHub add its own 50–300 ms.`,
         "The peer does less: no signature check, no GitHub, no WebSocket hop. The ratio says how much the whole path costs relative to the bare queue hop on the same machine and database.",
       ],
     };

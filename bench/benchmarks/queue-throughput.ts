@@ -188,8 +188,8 @@ export const queueThroughput: Benchmark = {
       );
     }
     notes.push(
-      "A dispatch pass fills every free slot at once: one read of the queue, every assignment prepared concurrently (GitHub: the repository and its head, a read-only token), one statement that claims the batch with its assignment bases. The GitHub reads of a batch, not the number of runners, set the pace of a pass.",
-      "A task's own commits are about four: its share of the batch's read and claim, accept, the upload (token lookup and change set), complete; heartbeats are renewed for many tasks per statement. The rest of commits/item is the safety-net sweep (every 10 s) and the notifier's status-comment bookkeeping. A graphile-worker job is two or three.",
+      "A dispatch pass fills every free slot at once: one read of the head of each lane of the queue (an index scan, however long the queue), every assignment prepared concurrently (the repository's head and read-only token from caches), one statement that claims the batch with its assignment bases.",
+      "A task's own commits are about four: its share of the batch's read and claim, accept, the upload (the change set), complete (the move and the attempt's end in one statement); heartbeats are renewed for many tasks per statement. The rest of commits/item is the loops a runner's frames wake (notifier, merger, Actions launcher: each at most a few runs a second) and the safety-net sweep (every 10 s). A graphile-worker job is two or three.",
     );
     const undrained = rows.filter((r) => !r.ours.drained);
     if (undrained.length) {

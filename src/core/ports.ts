@@ -37,9 +37,15 @@ export interface GitHubGateway {
   createComment(ref: RepoRef, issueNumber: number, body: string): Promise<number>;
   updateComment(ref: RepoRef, commentId: number, body: string): Promise<void>;
   listInstallations(): Promise<number[]>;
-  /** Clone URL, default branch and its head commit: what a runner starts from. */
+  /**
+   * Clone URL, default branch and its head commit: what a runner starts from. `marks`: the
+   * repository's default branch and head as the caller just read them from Postgres
+   * (`repositories`), which a gateway that caches heads checks its copy against instead of
+   * reading them again.
+   */
   repositoryHead(
     ref: RepoRef,
+    marks?: { defaultBranch: string; headSha: string | null },
   ): Promise<{ cloneUrl: string; defaultBranch: string; headSha: string; htmlUrl: string }>;
   /**
    * A short-lived installation token that can only read this one repository's contents: what a
@@ -241,6 +247,12 @@ export type RecordError = (
 export type Signal =
   /** Tasks changed: every stage looks again (status comments, dispatch, publishing, merging). */
   | "tasks-changed"
+  /**
+   * A runner's frame moved or updated a task it holds (accepted, progress, result): status
+   * comments, publishing and merging look again. No new work for other instances: a slot it freed
+   * wakes this instance's dispatcher directly.
+   */
+  | "runner-reported"
   /** A status comment, a notice or a command's feedback is owed on GitHub. */
   | "status-owed"
   /** There may be work to offer runners, on any instance. */

@@ -49,7 +49,7 @@ export interface DispatchDeps {
   recordError: RecordError;
   /**
    * Dispatch offers work on `tasks-changed` and `work-available`; it emits `status-owed` when it
-   * moved tasks and `tasks-changed` when a runner's frame did.
+   * moved tasks and `runner-reported` when a runner's frame did.
    */
   signals: Signals;
 }
@@ -86,7 +86,15 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
       const ref = repoRef(task.installation_id, task.full_name);
       const [head, readToken] = await Promise.all([
         // The tasks of one batch in this repository start from the same head: read it once.
-        shared(`head:${task.installation_id}:${task.full_name}`, () => gateway.repositoryHead(ref)),
+        // A pass read the repository's marks with the task: no second read to check the cache.
+        shared(`head:${task.installation_id}:${task.full_name}`, () =>
+          gateway.repositoryHead(
+            ref,
+            task.default_branch !== undefined && task.head_sha !== undefined
+              ? { defaultBranch: task.default_branch, headSha: task.head_sha }
+              : undefined,
+          ),
+        ),
         gateway.readOnlyToken(ref),
       ]);
       return {
@@ -130,7 +138,9 @@ export function createDispatch(deps: DispatchDeps): Dispatch {
       };
     },
     spendOneTime: (runnerId) => spendOneTimeRunner(database.db, runnerId),
-    onChange: () => signals.emit("tasks-changed"),
+    // Only this instance's runners can take a slot a frame freed (the session wakes the
+    // dispatcher): nothing to announce to the others, no NOTIFY (a commit) per frame.
+    onChange: () => signals.emit("runner-reported"),
     async onAttempt(attempt) {
       metrics.attemptFinished?.(attempt);
       // A cost that used up a daily budget pauses the queue: the waiting tasks' comments say so.

@@ -130,7 +130,8 @@ export function sharedReads(): SharedReads {
  * again for `resendAssignment`.
  */
 export type PrepareAssignment = (
-  task: Pick<ClaimedTask, "installation_id" | "full_name" | "issue_number" | "pr_head_sha">,
+  task: Pick<ClaimedTask, "installation_id" | "full_name" | "issue_number" | "pr_head_sha"> &
+    Partial<Pick<ClaimableTask, "default_branch" | "head_sha">>,
   shared: SharedReads,
 ) => Promise<Assignment>;
 
@@ -223,6 +224,8 @@ export interface Dispatcher {
    * holds the task (renewed, or assigned and not yet accepted), false when it does not.
    */
   renewLease(fence: { taskId: string; generation: number; runnerId: string }): Promise<boolean>;
+  /** An `accept` just set the task's lease in full: heartbeats soon after need not renew it. */
+  leaseExtended(fence: { taskId: string; generation: number; runnerId: string }): void;
   /**
    * Sends the `assign` of a task this connection continues (after `welcome` said `continue`) once
    * more, at the same generation, with a fresh read token and the commit the attempt started
@@ -271,6 +274,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const renewals: LeaseRenewals = createLeaseRenewals({
     db,
     leaseMs: timings.leaseMs,
+    // A lease set or renewed less than a tenth of its time ago (6 s of 60) still has nine tenths
+    // left: the heartbeat is answered without a statement, the next one renews. (A whole heartbeat
+    // interval would leave a late heartbeat less room than before.)
+    freshMs: Math.min(timings.heartbeatMs, timings.leaseMs / 10),
     onError: (error) => {
       logger.warn({ err: error }, "could not renew leases");
       deps.recordError?.("dispatcher", error);
@@ -598,12 +605,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     initialDelayMs: 0,
     onError: (error) => deps.recordError?.("loop:dispatcher", error),
     body: async () => {
-      // Wakes (work queued, a slot freed) only dispatch; the safety-net sweep keeps its interval.
+      // Wakes (work queued, a slot freed) only dispatch; the safety-net sweep keeps its interval,
+      // and runs after the dispatch a wake asked for, so the task that woke it never waits on it
+      // (then dispatches again: tasks it requeued are due at once).
+      await dispatchOnce();
       if (performance.now() - lastSweepAt >= timings.sweepMs) {
         lastSweepAt = performance.now();
         await sweepOnce();
+        await dispatchOnce();
       }
-      await dispatchOnce();
     },
   });
 
@@ -629,6 +639,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     revokeRunner: closeLocally,
     connections: all,
     renewLease: (fence) => renewals.renew(fence),
+    leaseExtended: (fence) => renewals.extended(fence),
     resendAssignment,
     logTail(taskId) {
       for (const connection of all()) {

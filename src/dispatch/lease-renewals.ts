@@ -4,8 +4,14 @@ import { renewLeases } from "../store/dispatch.ts";
 type Fence = { taskId: string; generation: number; runnerId: string };
 
 export interface LeaseRenewals {
-  /** Queues a heartbeat's renewal; resolves with whether the runner still holds the task. */
+  /**
+   * Queues a heartbeat's renewal; resolves with whether the runner still holds the task. A lease
+   * this instance set or renewed less than `freshMs` ago is not written again: it still has
+   * `leaseMs − freshMs` to run, and the next heartbeat renews it.
+   */
   renew(fence: Fence): Promise<boolean>;
+  /** The lease was just set in full (an `accept`): heartbeats within `freshMs` write nothing. */
+  extended(fence: Fence): void;
   /** Resolves once every renewal queued so far was carried out (at shutdown, and in tests). */
   flush(): Promise<void>;
 }
@@ -21,8 +27,24 @@ export interface LeaseRenewals {
 export function createLeaseRenewals(options: {
   db: Db;
   leaseMs: number;
+  /** How long a lease set in full needs no renewal (a tenth of the lease; 0: always renew). */
+  freshMs?: number;
   onError: (error: unknown) => void;
+  now?: () => number;
 }): LeaseRenewals {
+  const freshMs = Math.min(options.freshMs ?? 0, options.leaseMs / 10);
+  const now = options.now ?? (() => performance.now());
+  /** When this instance last set each lease in full, by fence. */
+  const setAt = new Map<string, number>();
+  const noteSet = (key: string, at: number) => {
+    setAt.delete(key);
+    setAt.set(key, at);
+    // Insertion order is age order: drop the entries no heartbeat can use any more.
+    for (const [old, when] of setAt) {
+      if (at - when < freshMs) break;
+      setAt.delete(old);
+    }
+  };
   type Waiting = {
     fence: Fence;
     resolve: ((held: boolean) => void)[];
@@ -35,6 +57,7 @@ export function createLeaseRenewals(options: {
 
   async function renewBatch(batch: Map<string, Waiting>): Promise<void> {
     let held: Set<string>;
+    const at = now();
     try {
       const renewed = await renewLeases(
         options.db,
@@ -50,6 +73,7 @@ export function createLeaseRenewals(options: {
       return;
     }
     for (const [key, waiting] of batch) {
+      if (freshMs > 0 && held.has(key)) noteSet(key, at);
       for (const resolve of waiting.resolve) resolve(held.has(key));
     }
   }
@@ -68,8 +92,10 @@ export function createLeaseRenewals(options: {
 
   return {
     renew(fence) {
+      const key = keyOf(fence);
+      const at = setAt.get(key);
+      if (at !== undefined && now() - at < freshMs) return Promise.resolve(true);
       return new Promise<boolean>((resolve, reject) => {
-        const key = keyOf(fence);
         const waiting = pending.get(key);
         if (waiting) {
           waiting.resolve.push(resolve);
@@ -81,6 +107,9 @@ export function createLeaseRenewals(options: {
           setImmediate(drain);
         }
       });
+    },
+    extended(fence) {
+      if (freshMs > 0) noteSet(keyOf(fence), now());
     },
     async flush() {
       drain();

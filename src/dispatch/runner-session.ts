@@ -349,6 +349,7 @@ export class RunnerSession implements RunnerConnection {
           return this.stale(frame, "task is not assigned to you at this generation");
         }
         if (await acceptTask(db, this.fence(frame), timings.leaseMs)) {
+          dispatcher.leaseExtended(this.fence(frame));
           this.context.onChange();
           return this.send({ type: "ack", id: frame.id });
         }
@@ -425,17 +426,18 @@ export class RunnerSession implements RunnerConnection {
           return this.stale(frame, "you no longer hold this task; the result was not used");
         }
         const ended: AttemptEnd = { outcome: "completed", agent: frame.agent, stats: frame.stats };
-        // The move and the attempt's final figures commit together: one commit per result.
-        const result = await db.transaction(async (tx) => {
-          const outcome = await completeTask(tx, this.fence(frame), {
+        // The move and the attempt's final figures in one statement: one commit per result.
+        const result = await completeTask(
+          db,
+          this.fence(frame),
+          {
             digest: frame.changes_digest,
             summary: frame.summary,
             stats: frame.stats,
             verification: frame.verification,
-          });
-          if (outcome.moved) await finishAttempt(tx, this.fence(frame), ended);
-          return outcome;
-        });
+          },
+          ended,
+        );
         if (result.problem) {
           return this.send({
             type: "error",

@@ -34,6 +34,7 @@ import {
   writeBranch,
   writePullRequest,
 } from "./pull-request-writer.ts";
+import { createRetryPlugin } from "./retry-plugin.ts";
 import { createSetupGuard } from "./setup-access.ts";
 import { createSetupHandler } from "./setup-app.ts";
 import { createWritePacer } from "./write-pacer.ts";
@@ -144,10 +145,17 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
     log: logger.child({ component: "probot" }),
     // A function, not an object: Probot merges its own throttle options over object defaults, so
     // only a function can switch throttling off (tests do).
-    Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => ({
-      ...defaults,
-      ...options.octokitOptions,
-    }))
+    // Probot's retry plugin is replaced by one without a Bottleneck limiter per request (same
+    // `retry` options): see `retry-plugin.ts`.
+    Octokit: ProbotOctokit.defaults((defaults: Record<string, unknown>) => {
+      const merged = { ...defaults, ...options.octokitOptions };
+      return {
+        ...merged,
+        retry: { enabled: false },
+        conveyorRetry: merged.conveyorRetry ?? merged.retry ?? {},
+      };
+    })
+      .plugin(createRetryPlugin() as never)
       .plugin(octokitMetricsPlugin(metrics) as never)
       .plugin(budget.plugin as never) as typeof ProbotOctokit,
   });

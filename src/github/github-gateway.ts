@@ -31,6 +31,13 @@ export interface GitHubGatewayOptions {
    */
   readTokenMarginMs?: number;
   /**
+   * How long a repository's head, as this instance last read it, is handed to new assignments
+   * without asking GitHub again while Postgres's mark still names it (default 60 s). A `push` to
+   * the default branch moves the mark at once (webhook), and the next assignment reads again; the
+   * time bounds how old a head can be when that webhook was lost.
+   */
+  headTtlMs?: number;
+  /**
    * Postgres's marks for the caches (`src/store/repository-marks.ts`), which every instance shares:
    * the default branch's head keys the config cache, the last permission change invalidates
    * cached permissions. Without them (tests of the gateway alone) config is read every time and
@@ -53,7 +60,7 @@ export interface GatewayMarks {
   recordHead(ref: RepoRef, defaultBranch: string, headSha: string): Promise<void>;
 }
 
-/** Parsed configs kept per repository and head; more than this and the oldest go. */
+/** Parsed configs (and repository heads) kept per repository; more than this and the oldest go. */
 const MAX_CONFIGS = 500;
 
 const labelNames = (labels: unknown[]): string[] =>
@@ -99,7 +106,17 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
   /** By repository and head; `until` for a config read from outside the repository (see below). */
   const configs = new Map<string, { result: RepoConfigResult; until?: number }>();
   const outsideTtlMs = options.outsideConfigTtlMs ?? 5 * 60_000;
+  const configReads = new Map<string, Promise<RepoConfigResult>>();
   const readTokens = new Map<string, Promise<{ value: string; expiresAt: string }>>();
+  const headTtlMs = options.headTtlMs ?? 60_000;
+  /** What an assignment starts from, per repository, with when this instance read it. */
+  const heads = new Map<
+    string,
+    {
+      head: { cloneUrl: string; defaultBranch: string; headSha: string; htmlUrl: string };
+      readAt: number;
+    }
+  >();
   const client = options.installationOctokit;
   const fullName = (ref: RepoRef) => `${ref.owner}/${ref.repo}`;
 
@@ -197,7 +214,14 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       const key = `${fullName(ref)}@${headSha}`.toLowerCase();
       const cached = configs.get(key);
       if (cached && (cached.until === undefined || cached.until > now())) return cached.result;
-      const { cacheable, ...loaded } = await readConfig(ref, headSha);
+      // Callers asking at once (the intake loop, the Actions launcher, the merger) share one read.
+      const inFlight = configReads.get(key);
+      if (inFlight) return inFlight;
+      const read = readConfig(ref, headSha);
+      const shared = read.then(withoutFlag);
+      shared.catch(() => {});
+      configReads.set(key, shared);
+      const { cacheable, ...loaded } = await read.finally(() => configReads.delete(key));
       // A config that also came from elsewhere (`_extends`, or the owner's `.github` repository
       // looked at when this one has no file) can change with no new head here: kept a few minutes.
       configs.delete(key);
@@ -350,7 +374,21 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       return installations.filter((i) => !i.suspended_at).map((i) => i.id);
     },
 
-    async repositoryHead(ref) {
+    async repositoryHead(ref, known) {
+      // Kept while young and while Postgres's mark (moved by `push` webhooks, on any instance, and
+      // by every read of the head) still names the same branch and commit.
+      const key = `${ref.installationId}:${fullName(ref)}`.toLowerCase();
+      const kept = heads.get(key);
+      if (kept && now() - kept.readAt < headTtlMs && options.marks) {
+        const marks = known ?? (await options.marks.read(ref));
+        if (
+          marks?.defaultBranch === kept.head.defaultBranch &&
+          marks.headSha === kept.head.headSha
+        ) {
+          return { ...kept.head };
+        }
+      }
+      const readAt = now();
       const octokit = await client(ref.installationId);
       const { data: repo } = await octokit.request("GET /repos/{owner}/{repo}", {
         owner: ref.owner,
@@ -362,12 +400,20 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
         ref: `heads/${repo.default_branch}`,
       });
       await options.marks?.recordHead(ref, repo.default_branch, head.object.sha);
-      return {
+      const fresh = {
         cloneUrl: repo.clone_url,
         defaultBranch: repo.default_branch,
         headSha: head.object.sha,
         htmlUrl: repo.html_url,
       };
+      heads.delete(key);
+      heads.set(key, { head: fresh, readAt });
+      while (heads.size > MAX_CONFIGS) {
+        const oldest = heads.keys().next().value;
+        if (oldest === undefined) break;
+        heads.delete(oldest);
+      }
+      return { ...fresh };
     },
 
     async readOnlyToken(ref) {

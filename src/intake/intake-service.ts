@@ -53,24 +53,15 @@ export type HandledOutcome = { outcome: string };
  * title and body are the payload's: the issue as it was when the event happened.
  */
 export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promise<HandledOutcome> {
-  const { db, gateway, logger } = deps;
+  const { gateway, logger } = deps;
   const log = logger.child({
     deliveryId: e.deliveryId,
     repo: e.repository.fullName,
     issueNumber: e.issue.number,
   });
-  await upsertRepository(db, {
-    repositoryId: e.repository.id,
-    installationId: e.installationId,
-    fullName: e.repository.fullName,
-    defaultBranch: e.repository.defaultBranch,
-    private: e.repository.private,
-  });
+  // The repository's row is written with the effect (one commit); until then, a repository seen
+  // for the first time has no marks and its config is read without the cache.
   const loaded = await gateway.loadConfig(e.ref);
-  // An invalid file keeps the budget last read: a typo must not lift a spending limit.
-  if (loaded.ok) {
-    await rememberDailyBudget(db, e.repository.id, loaded.config.tasks.daily_budget_usd);
-  }
   const classified = classifyIssueEvent({
     action: e.action,
     label: e.label,
@@ -79,6 +70,13 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     isPullRequest: e.issue.isPullRequest,
     config: loaded.config,
   });
+  // Permission is only worth an API call when the event would queue work; read beside the issue
+  // (usually from the cache), and only used if the issue confirms the event.
+  const permissionRead =
+    classified.kind === "queue" && !isBot(e.sender)
+      ? gateway.permission(e.ref, e.sender.login)
+      : undefined;
+  permissionRead?.catch(() => {});
   // The payload may be old (late, out of order, replayed): act only on what is still true.
   const confirmed =
     classified.kind !== "ignore" && (await worthConfirming(deps, e, classified.kind));
@@ -95,11 +93,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     kind.kind === "cancel" && e.action === "closed"
       ? await mergedPullRequest(deps, e.ref, e.repository.id, e.issue.number)
       : undefined;
-  // Permission is only worth an API call when the event would queue work.
-  const permission =
-    kind.kind === "queue" && !isBot(e.sender)
-      ? await gateway.permission(e.ref, e.sender.login)
-      : undefined;
+  const permission = kind.kind === "queue" ? await permissionRead : undefined;
 
   const delivery = {
     deliveryId: e.deliveryId,
@@ -108,6 +102,17 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     installationId: e.installationId,
   };
   const outcome = await deps.settle(delivery, async (tx) => {
+    await upsertRepository(tx, {
+      repositoryId: e.repository.id,
+      installationId: e.installationId,
+      fullName: e.repository.fullName,
+      defaultBranch: e.repository.defaultBranch,
+      private: e.repository.private,
+    });
+    // An invalid file keeps the budget last read: a typo must not lift a spending limit.
+    if (loaded.ok) {
+      await rememberDailyBudget(tx, e.repository.id, loaded.config.tasks.daily_budget_usd);
+    }
     // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
     if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {

@@ -3,13 +3,20 @@ import type { Db } from "../../db/client.ts";
 import { repoRef } from "../core/github-objects.ts";
 import type { GitHubGateway, RecordError } from "../core/ports.ts";
 import type { RepoConfig } from "../core/repo-config.ts";
-import { type ConnectionSupplyFacts, runnersWanted, supplyOf } from "../core/runner-demand.ts";
+import {
+  type ConnectionSupplyFacts,
+  type RunnerSupply,
+  runnersWanted,
+  supplyOf,
+} from "../core/runner-demand.ts";
 import { tryAcquireLease } from "../store/leases.ts";
 import {
   type ActionsCandidate,
   actionsCandidates,
   activeDispatches,
   failDispatch,
+  type QueuedRepository,
+  queuedRepositories,
   recordDispatch,
   settleDispatches,
 } from "../store/runner-dispatches.ts";
@@ -34,8 +41,6 @@ export interface ActionsLauncherDeps {
 }
 
 const LEASE = "actions-launcher";
-/** The lowest `after_seconds` a repository can set: a task younger than it is never a candidate. */
-const MIN_AFTER_SECONDS = 0;
 
 /**
  * GitHub Actions on demand (`runners.actions`). One instance at a time (a lease), each pass:
@@ -66,43 +71,40 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
     }
   }
 
-  /** The repository's candidates its Actions runners could take and that waited long enough. */
-  function eligible(
-    candidates: ActionsCandidate[],
-    actions: NonNullable<RepoConfig["runners"]["actions"]>,
-  ) {
-    return candidates.filter(
-      (task) =>
-        task.waited_seconds >= actions.after_seconds &&
-        task.capabilities.every((c) => actions.capabilities.includes(c)),
-    );
-  }
-
+  /**
+   * One repository with queued tasks: when its config turns `runners.actions` on, dispatches its
+   * workflow for the tasks that waited `after_seconds` and that its runners could take, less those
+   * a free slot of a connected runner or a runner already on its way will serve, within
+   * `max_parallel`. Reads no more of its queue than that could use.
+   */
   async function launch(
-    repoTasks: ActionsCandidate[],
+    repository: QueuedRepository,
     dispatches: { pending: number; active: number },
+    free: RunnerSupply[],
   ): Promise<void> {
-    const first = repoTasks[0];
-    if (!first) return;
-    const ref = repoRef(first.installation_id, first.full_name);
+    const ref = repoRef(repository.installation_id, repository.full_name);
     const loaded = await gateway.loadConfig(ref);
     const actions = loaded.config.runners.actions;
     if (!actions) return;
-    const waiting = eligible(repoTasks, actions);
+    const { pending, active } = dispatches;
+    const room = Math.max(0, actions.max_parallel - active);
+    if (room === 0) return;
+    const freeSlots = free.reduce((n, supply) => n + supply.freeSlots, 0);
+    const waiting = await actionsCandidates(db, {
+      repositoryId: repository.repository_id,
+      waitedSeconds: actions.after_seconds,
+      capabilities: actions.capabilities,
+      // Enough to dispatch `room` more after the free slots and the runners on their way.
+      limit: room + pending + freeSlots,
+    });
     if (waiting.length === 0) return;
     // Free slots of connected runners that could take these tasks: none of those is dispatched for.
     const served = runnersWanted(
       waiting.map((task) => ({ capabilities: task.capabilities, repo: task.full_name, count: 1 })),
-      // Dispatched runners that have not taken their task yet are counted as pending below.
-      deps
-        .connections()
-        .filter((c) => c.maxTasks === undefined)
-        .map(supplyOf),
+      free,
     ).reduce((n, demand) => n + demand.freeSlots, 0);
-    const { pending, active } = dispatches;
     // Runners already on their way serve waiting tasks too.
     const wanted = Math.max(0, waiting.length - served - pending);
-    const room = Math.max(0, actions.max_parallel - active);
     // Oldest first; a task with a dispatch on its way is not a candidate at all.
     for (const task of waiting.slice(0, Math.min(wanted, room))) {
       await dispatchFor(task, actions, ref);
@@ -177,19 +179,22 @@ export function createActionsLauncher(deps: ActionsLauncherDeps) {
       // as on its way while its task no longer waits (one dispatch too few for a pass, never one
       // too many).
       const dispatches = await activeDispatches(db);
-      const candidates = await actionsCandidates(db, MIN_AFTER_SECONDS);
-      const byRepository = new Map<number, ActionsCandidate[]>();
-      for (const task of candidates) {
-        const list = byRepository.get(task.repository_id) ?? [];
-        list.push(task);
-        byRepository.set(task.repository_id, list);
-      }
-      for (const tasks of byRepository.values()) {
+      const repositories = await queuedRepositories(db);
+      // Dispatched runners that have not taken their task yet are counted as pending instead.
+      const free = deps
+        .connections()
+        .filter((c) => c.maxTasks === undefined)
+        .map(supplyOf)
+        .filter((supply) => supply.freeSlots > 0);
+      for (const repository of repositories) {
         try {
-          const repositoryId = tasks[0]?.repository_id ?? 0;
-          await launch(tasks, dispatches.get(repositoryId) ?? { pending: 0, active: 0 });
+          await launch(
+            repository,
+            dispatches.get(repository.repository_id) ?? { pending: 0, active: 0 },
+            free,
+          );
         } catch (error) {
-          logger.warn({ err: error, repo: tasks[0]?.full_name }, "dispatching runners failed");
+          logger.warn({ err: error, repo: repository.full_name }, "dispatching runners failed");
           deps.recordError("actions-dispatch", error);
         }
       }

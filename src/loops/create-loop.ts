@@ -22,9 +22,19 @@ export function createLoop(options: {
   initialDelayMs?: number;
   /** Told about every failed run (counted as an error for the alerter), besides the log. */
   onError?: (error: unknown) => void;
+  /**
+   * A wake runs the body no sooner than this long after the previous run started (default 0, at
+   * most `intervalMs`): a loop woken by every frame of a busy runner fleet runs a few times a
+   * second, each run covering what the wakes meanwhile asked for, instead of back to back.
+   */
+  wakeGapMs?: number;
 }): Loop {
   const { name, intervalMs, logger, body } = options;
+  const wakeGapMs = Math.min(options.wakeGapMs ?? 0, intervalMs);
   let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
+  let dueAt = Number.POSITIVE_INFINITY;
+  let startedAt = Number.NEGATIVE_INFINITY;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -33,11 +43,29 @@ export function createLoop(options: {
     markFirst = resolve;
   });
 
+  const cancel = () => {
+    clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+    immediate = undefined;
+  };
   const schedule = (delay: number) => {
     if (stopped) return;
-    clearTimeout(timer);
-    timer = setTimeout(run, delay);
-    timer.unref();
+    cancel();
+    dueAt = performance.now() + delay;
+    // At once: right after the I/O being handled, not a timer turn (at least 1 ms) later; a task's
+    // way to a runner passes through two loops.
+    if (delay <= 0) {
+      immediate = setImmediate(run);
+      immediate.unref();
+    } else {
+      timer = setTimeout(run, delay);
+      timer.unref();
+    }
+  };
+  /** Soon, but not before the wake gap since the last run started, nor later than already due. */
+  const soon = () => {
+    const delay = Math.max(0, startedAt + wakeGapMs - performance.now());
+    if (performance.now() + delay < dueAt) schedule(delay);
   };
 
   function run(): void {
@@ -46,6 +74,8 @@ export function createLoop(options: {
       again = true;
       return;
     }
+    dueAt = Number.POSITIVE_INFINITY;
+    startedAt = performance.now();
     running = body()
       .catch((error: unknown) => {
         logger.error({ err: error, loop: name }, "background loop failed");
@@ -56,7 +86,7 @@ export function createLoop(options: {
         markFirst();
         if (again) {
           again = false;
-          schedule(0);
+          soon();
         } else {
           schedule(intervalMs);
         }
@@ -67,12 +97,12 @@ export function createLoop(options: {
   return {
     wake() {
       if (running) again = true;
-      else schedule(0);
+      else soon();
     },
     firstRun,
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      cancel();
       await running;
     },
   };

@@ -52,7 +52,7 @@ export interface LoopsDeps {
       }
     | undefined;
   /**
-   * The loops wake on `tasks-changed`, the notifier on `status-owed`, the merger on
+   * The loops wake on `tasks-changed` and `runner-reported`, the notifier on `status-owed`, the merger on
    * `pull-request-activity`, the intake loop on `intake-owed`; they emit `status-owed`,
    * `work-available`, `tasks-changed` and `pull-request-activity`.
    */
@@ -60,6 +60,15 @@ export interface LoopsDeps {
   /** This instance's runner connections (GitHub Actions on demand counts their free slots). */
   connections?: () => readonly ConnectionSupplyFacts[];
 }
+
+/**
+ * The least time between two runs of a loop that wakes are allowed to ask for (never more than the
+ * loop's interval). A fleet finishing tasks every few milliseconds wakes these on every frame; each
+ * run covers everything that changed meanwhile, so a few runs a second lose nothing and keep their
+ * statements (each a commit) from growing with the frames. The intake loop and the dispatcher are
+ * on a task's way to a runner and run at once.
+ */
+export const WAKE_GAP_MS = { notifier: 250, publisher: 250, merger: 1_000, actions: 1_000 };
 
 export interface LoopsOptions {
   /** Reconcile at start-up (default) or only on the interval (tests that seed tasks directly). */
@@ -237,11 +246,16 @@ export function createLoops(deps: LoopsDeps): Loops {
   signals.on("pull-request-activity", wake("merger"));
   signals.on("pull-request-activity", wake("watcher"));
   signals.on("tasks-changed", () => running?.actions.wake());
+  signals.on("runner-reported", wake("notifier"));
+  signals.on("runner-reported", wake("publisher"));
+  signals.on("runner-reported", wake("merger"));
+  signals.on("runner-reported", () => running?.actions.wake());
 
-  const loop = (name: string, intervalMs: number, body: () => Promise<unknown>) =>
+  const loop = (name: string, intervalMs: number, body: () => Promise<unknown>, wakeGapMs = 0) =>
     createLoop({
       name,
       intervalMs,
+      wakeGapMs,
       logger,
       onError: (error) => recordError(`loop:${name}`, error),
       body: async () => {
@@ -253,10 +267,15 @@ export function createLoops(deps: LoopsDeps): Loops {
   return {
     reconcile: () => reconciler.runOnce(),
     start() {
-      const notifierLoop: Loop = loop("notifier", notifierIntervalMs, async () => {
-        // A full batch means there is more: go again at once.
-        if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
-      });
+      const notifierLoop: Loop = loop(
+        "notifier",
+        notifierIntervalMs,
+        async () => {
+          // A full batch means there is more: go again soon.
+          if ((await notifier.runOnce()) >= 20) notifierLoop.wake();
+        },
+        WAKE_GAP_MS.notifier,
+      );
       const intakeLoop: Loop = loop("intake", options.intakeIntervalMs ?? 2_000, async () => {
         // A full batch means there is more: go again at once.
         if ((await intake.runOnce()) >= INTAKE_BATCH) intakeLoop.wake();
@@ -268,16 +287,31 @@ export function createLoops(deps: LoopsDeps): Loops {
           ? {}
           : {
               // Best of N first: a round it decides is published in the same pass.
-              publisher: loop("publisher", notifierIntervalMs, async () => {
-                await bestOf.runOnce();
-                await publisher.runOnce();
-              }),
+              publisher: loop(
+                "publisher",
+                notifierIntervalMs,
+                async () => {
+                  await bestOf.runOnce();
+                  await publisher.runOnce();
+                },
+                WAKE_GAP_MS.publisher,
+              ),
             }),
         // The periodic pass is the resync: a missed webhook never leaves a PR stuck for long.
-        merger: loop("merger", options.mergerIntervalMs ?? 60_000, () => merger.runOnce()),
+        merger: loop(
+          "merger",
+          options.mergerIntervalMs ?? 60_000,
+          () => merger.runOnce(),
+          WAKE_GAP_MS.merger,
+        ),
         // The post-merge watch: checks on merge commits, reverts, re-queued issues.
         watcher: loop("merge-watcher", options.mergerIntervalMs ?? 60_000, () => watcher.runOnce()),
-        actions: loop("actions-launcher", actionsIntervalMs, () => launcher.runOnce()),
+        actions: loop(
+          "actions-launcher",
+          actionsIntervalMs,
+          () => launcher.runOnce(),
+          WAKE_GAP_MS.actions,
+        ),
         reconciler: createLoop({
           name: "reconciler",
           intervalMs: config.reconcileIntervalMs,

@@ -41,6 +41,7 @@ import {
   recordWouldMerge,
   setPullRequestState,
 } from "../store/pull-requests.ts";
+import { recordMergedHead } from "../store/repository-marks.ts";
 import { getTask, noteTaskEvent, transitionTask } from "../store/tasks.ts";
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -260,6 +261,13 @@ export function createMerger(deps: MergerDeps): {
           request: { retries: 0 },
         },
       );
+      if (c.base_ref) {
+        await recordMergedHead(deps.db, {
+          repositoryId: c.repository_id,
+          branch: c.base_ref,
+          headSha: data.sha,
+        });
+      }
       await merged(octokit, current, false, { ...watch, mergeSha: data.sha });
     } catch (error) {
       const status = (error as { status?: number }).status;

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 
 /*
@@ -159,24 +159,38 @@ export async function finishAttempt(
   fence: { taskId: string; generation: number; runnerId: string },
   end: AttemptEnd,
 ): Promise<void> {
+  await db.execute(finishAttemptSql(fence, end, sql`(select 1) as one`));
+}
+
+/**
+ * `finishAttempt` as a statement that writes the row once for every row of `source` (a FROM
+ * item): `completeTask` names its moved task, so the move and the attempt commit in one statement.
+ */
+export function finishAttemptSql(
+  fence: { taskId: string; generation: number; runnerId: string },
+  end: AttemptEnd,
+  source: SQL,
+): SQL {
   const stats = end.stats ?? {};
-  await db.execute(sql`
+  return sql`
     insert into attempts as a (task_id, generation, runner_id, adapter, model, turns, tokens,
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                                cost_usd, duration_ms, outcome, fail_reason, finished_at)
-    values (${fence.taskId}, ${fence.generation}, ${fence.runnerId},
-            ${end.agent?.adapter ?? null}, ${end.agent?.model ?? null}, ${num(stats.turns)},
-            ${num(stats.tokens)}, ${num(stats.input_tokens)}, ${num(stats.output_tokens)},
-            ${num(stats.cache_read_tokens)}, ${num(stats.cache_write_tokens)},
-            ${num(stats.cost_usd)}, ${num(stats.duration_ms)}, ${end.outcome},
-            ${end.outcome === "failed" ? (end.failReason ?? null) : null}, now())
+    select ${fence.taskId}::uuid, ${fence.generation}::int, ${fence.runnerId}::uuid,
+           ${end.agent?.adapter ?? null}::text, ${end.agent?.model ?? null}::text,
+           ${num(stats.turns)}::int, ${num(stats.tokens)}::bigint,
+           ${num(stats.input_tokens)}::bigint, ${num(stats.output_tokens)}::bigint,
+           ${num(stats.cache_read_tokens)}::bigint, ${num(stats.cache_write_tokens)}::bigint,
+           ${num(stats.cost_usd)}::float8, ${num(stats.duration_ms)}::bigint, ${end.outcome}::text,
+           ${end.outcome === "failed" ? (end.failReason ?? null) : null}::text, now()
+    from ${source}
     on conflict (task_id, generation) do update set
       ${keepReported},
       duration_ms = coalesce(excluded.duration_ms, a.duration_ms),
       outcome = excluded.outcome,
       fail_reason = excluded.fail_reason,
       finished_at = now(),
-      updated_at = now()`);
+      updated_at = now()`;
 }
 
 /**

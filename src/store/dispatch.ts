@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
+import { type AttemptEnd, finishAttemptSql } from "./attempts.ts";
 import { pausedRepositoriesSql } from "./budgets.ts";
 import type { Task } from "./tasks.ts";
 import { getTask, transitionTask } from "./tasks.ts";
@@ -11,7 +12,7 @@ import { getTask, transitionTask } from "./tasks.ts";
  */
 
 /** Postgres array literal for text-like values (ids, capabilities, SHAs), every element quoted. */
-function arrayLiteral(values: readonly string[]): string {
+export function arrayLiteral(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(",")}}`;
 }
 
@@ -91,6 +92,8 @@ export interface ClaimableTask {
   issue_number: number;
   full_name: string;
   default_branch: string;
+  /** The default branch's head as last recorded (`repositories.head_sha`), for the head cache. */
+  head_sha: string | null;
   /** Head of the task's open pull request: a follow-up attempt continues from it. */
   pr_head_sha: string | null;
 }
@@ -100,39 +103,101 @@ export interface ClaimableTask {
  * the capability sets covers. A plain read, no lock: the dispatcher prepares these (GitHub reads)
  * before it claims them, so no transaction is held open across GitHub calls; `claimTasks` then
  * takes the ones still queued at the same generation.
+ *
+ * Within one lane the service order is plain FIFO (an older task has aged at least as far), so the
+ * first `limit` of all lanes together are among the first `limit` of each lane: those are read
+ * through the lane-and-age index (`tasks_claimable_idx`), a few rows per lane however long the
+ * queue. That answer is exact when none of them is under a running limit (`tasks.max_running`,
+ * `CONVEYOR_MAX_RUNNING_PER_INSTALLATION`); otherwise a capped task may be skipped for one further
+ * down, and the ranks that decide it need every queued task: the whole queue is read instead
+ * (`findClaimableCapped`).
  */
 export async function findClaimable(db: Db, request: ClaimableRequest): Promise<ClaimableTask[]> {
   if (request.limit <= 0 || request.capabilitySets.length === 0) return [];
-  const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
-  const covered = sql.join(
+  const capped =
+    request.maxRunningPerInstallation !== undefined && request.maxRunningPerInstallation > 0;
+  if (!capped) {
+    const head = await findClaimableHead(db, request);
+    if (!head.some((task) => task.max_running !== null || task.paused)) {
+      return head.map(({ max_running: _, paused: __, ...task }) => task);
+    }
+  }
+  return findClaimableCapped(db, request);
+}
+
+/** Whether a queued task `t` joined to its repository `r` may go to one of the free runners. */
+function covered(request: ClaimableRequest) {
+  const sets = sql.join(
     request.capabilitySets.map(
       (set, i) =>
         sql`(t.capabilities <@ ${arrayLiteral(set)}::text[] and ${inScope(request.scopes?.[i] ?? [])})`,
     ),
     sql` or `,
   );
+  // A best-of-N task without a pull request runs as candidates (src/loops/best-of.ts starts
+  // them); its own row is never handed to a runner until it has a pull request.
+  return sql`t.state = 'queued' and t.available_at <= now() and (${sets})
+    and not (t.best_of > 1 and t.pr_number is null and t.parent_task_id is null)`;
+}
+
+/** The open pull request's head for a follow-up (`cand` aliased); after /update, none. */
+const prHeadSha = sql`case when cand.fresh_base then null else
+                 (select p.head_sha from pull_requests p
+                   where p.task_id = cand.task_id and p.state = 'open'
+                   order by p.created_at desc limit 1) end`;
+
+/**
+ * The first `limit` of each lane (index order), merged into service order, each with what would
+ * send the caller to `findClaimableCapped`: its running limit, and whether its repository is
+ * paused for its daily budget (a paused repository's tasks are left out before they take a place,
+ * which only the whole queue can do).
+ */
+async function findClaimableHead(
+  db: Db,
+  request: ClaimableRequest,
+): Promise<(ClaimableTask & { max_running: string | null; paused: boolean })[]> {
+  const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
+  return resultRows<ClaimableTask & { max_running: string | null; paused: boolean }>(
+    await db.execute(sql`
+      select cand.task_id, cand.generation, cand.capabilities, cand.repository_id,
+             cand.installation_id, cand.issue_number, cand.full_name, cand.default_branch,
+             cand.head_sha, ${prHeadSha} as pr_head_sha, cand.limits->>'max_running' as max_running,
+             cand.repository_id in (
+               select repository_id
+               from (${pausedRepositoriesSql(request.installationDailyBudgetUsd)}) paused) as paused
+      from unnest(enum_range(null::lane)) as l(lane)
+      cross join lateral (
+        select t.task_id, t.generation, t.capabilities, t.repository_id, t.installation_id,
+               t.issue_number, t.limits, t.lane, t.enqueued_at, t.fresh_base, r.full_name,
+               r.default_branch, r.head_sha
+        from tasks t join repositories r on r.repository_id = t.repository_id
+        where t.lane = l.lane and t.state in ('queued', 'retry_wait') and ${covered(request)}
+        order by t.enqueued_at
+        limit ${request.limit}
+      ) cand
+      order by ${serviceOrder(agingSeconds, "cand")}
+      limit ${request.limit}`),
+  );
+}
+
+/** The whole queue ranked per repository and installation, for the running limits. */
+async function findClaimableCapped(db: Db, request: ClaimableRequest): Promise<ClaimableTask[]> {
+  const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
   return resultRows<ClaimableTask>(
     await db.execute(sql`
       select cand.task_id, cand.generation, cand.capabilities, cand.repository_id,
              cand.installation_id, cand.issue_number, cand.full_name, cand.default_branch,
-             cand.pr_head_sha
+             cand.head_sha, ${prHeadSha} as pr_head_sha
       from (
         select t.task_id, t.generation, t.capabilities, t.repository_id, t.installation_id,
-               t.issue_number, t.limits, t.lane, t.enqueued_at, r.full_name, r.default_branch,
-               -- A follow-up continues on its PR's head; after /update it starts afresh.
-               case when t.fresh_base then null else
-                 (select p.head_sha from pull_requests p
-                   where p.task_id = t.task_id and p.state = 'open'
-                   order by p.created_at desc limit 1) end as pr_head_sha,
+               t.issue_number, t.limits, t.lane, t.enqueued_at, t.fresh_base, r.full_name,
+               r.default_branch, r.head_sha,
                row_number() over (partition by t.repository_id
                                   order by ${serviceOrder(agingSeconds)}) as repo_rank,
                row_number() over (partition by t.installation_id
                                   order by ${serviceOrder(agingSeconds)}) as installation_rank
         from tasks t join repositories r on r.repository_id = t.repository_id
-        where t.state = 'queued' and t.available_at <= now() and (${covered})
-          -- A best-of-N task without a pull request runs as candidates (src/loops/best-of.ts
-          -- starts them); its own row is never handed to a runner until it has a pull request.
-          and not (t.best_of > 1 and t.pr_number is null and t.parent_task_id is null)
+        where ${covered(request)}
           -- A repository (or installation) that spent its daily budget waits for tomorrow; left
           -- out before the ranks, so its tasks take no place under the running limits either.
           and t.repository_id not in (
@@ -426,6 +491,8 @@ export async function completeTask(
     stats: Record<string, unknown>;
     verification?: Record<string, unknown> | undefined;
   },
+  /** The attempt's end, written with the move (`finishAttempt`) in the same statement. */
+  attempt?: AttemptEnd,
 ): Promise<{ moved: boolean; problem?: "no_change_set" | "digest_mismatch" }> {
   const stored = {
     summary: result.summary,
@@ -454,7 +521,7 @@ export async function completeTask(
                ${JSON.stringify({ digest: result.digest })}::jsonb
         from moved
         returning task_id
-      )
+      )${attempt ? sql`, finished as (${finishAttemptSql(fence, attempt, sql`moved`)})` : sql``}
       select (select digest from change_set) as stored_digest,
              exists (select 1 from logged) as moved`),
   );

@@ -55,6 +55,21 @@ export async function recordDefaultHead(
 }
 
 /**
+ * A merge Conveyor made moved `branch` to `headSha`: recorded at once when that is the default
+ * branch, so the next assignment (which keeps a head only while this mark names it) starts from
+ * the merge rather than from the head before it while the `push` webhook is on its way.
+ */
+export async function recordMergedHead(
+  db: Db,
+  merge: { repositoryId: number; branch: string; headSha: string },
+): Promise<void> {
+  await db.execute(sql`
+    update repositories set head_sha = ${merge.headSha}
+    where repository_id = ${merge.repositoryId} and default_branch = ${merge.branch}
+      and head_sha is distinct from ${merge.headSha}`);
+}
+
+/**
  * Marks permissions as changed: on one repository (`member`), or on every repository of an
  * installation (`organization`: an organization member added or removed changes base permissions
  * everywhere).

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
+import { arrayLiteral } from "./dispatch.ts";
 
 /*
  * Runners dispatched through GitHub Actions (`runners.actions`). A dispatch row is written before
@@ -61,29 +62,66 @@ export interface ActionsCandidate {
   waited_seconds: number;
 }
 
+/** A repository with queued tasks due now. */
+export interface QueuedRepository {
+  repository_id: number;
+  installation_id: number;
+  full_name: string;
+  default_branch: string;
+}
+
+/** The installed repositories that have queued tasks due now (one probe per repository). */
+export async function queuedRepositories(db: Db): Promise<QueuedRepository[]> {
+  return resultRows<QueuedRepository>(
+    await db.execute(sql`
+      select r.repository_id, r.installation_id, r.full_name, r.default_branch
+      from repositories r
+      where r.removed_at is null
+        and exists (select 1 from tasks t
+                    where t.repository_id = r.repository_id and t.state = 'queued'
+                      and t.available_at <= now())
+      order by r.repository_id`),
+  ).map((row) => ({
+    ...row,
+    // bigint columns come back as strings from raw SQL.
+    repository_id: Number(row.repository_id),
+    installation_id: Number(row.installation_id),
+  }));
+}
+
 /**
- * Queued tasks due now that waited at least `waitedSeconds`, oldest first, that have no open
- * dispatch and fewer than {@link MAX_DISPATCHES_PER_TASK} failed or expired ones since they last
- * entered the queue: a runner that never comes is not asked for again and again.
+ * One repository's queued tasks due now that waited at least `waitedSeconds` and that a runner
+ * with `capabilities` can take, oldest first, at most `limit`, that have no open dispatch and
+ * fewer than {@link MAX_DISPATCHES_PER_TASK} failed or expired ones since they last entered the
+ * queue: a runner that never comes is not asked for again and again.
  */
 export async function actionsCandidates(
   db: Db,
-  waitedSeconds: number,
+  request: {
+    repositoryId: number;
+    waitedSeconds: number;
+    capabilities: readonly string[];
+    limit: number;
+  },
 ): Promise<ActionsCandidate[]> {
+  if (request.limit <= 0) return [];
   return resultRows<ActionsCandidate>(
     await db.execute(sql`
       select t.task_id, t.repository_id, t.installation_id, r.full_name, r.default_branch,
              t.capabilities,
              extract(epoch from now() - t.enqueued_at)::float8 as waited_seconds
       from tasks t join repositories r on r.repository_id = t.repository_id
-      where t.state = 'queued' and t.available_at <= now() and r.removed_at is null
-        and t.enqueued_at <= now() - ${`${Math.max(0, waitedSeconds)} seconds`}::interval
+      where t.repository_id = ${request.repositoryId}
+        and t.state = 'queued' and t.available_at <= now() and r.removed_at is null
+        and t.capabilities <@ ${arrayLiteral(request.capabilities)}::text[]
+        and t.enqueued_at <= now() - ${`${Math.max(0, request.waitedSeconds)} seconds`}::interval
         and not exists (select 1 from runner_dispatches d
                         where d.task_id = t.task_id and d.state = 'dispatched')
         and (select count(*) from runner_dispatches d
              where d.task_id = t.task_id and d.state in ('failed', 'expired')
                and d.created_at >= t.enqueued_at) < ${MAX_DISPATCHES_PER_TASK}
-      order by t.enqueued_at, t.task_id`),
+      order by t.enqueued_at, t.task_id
+      limit ${request.limit}`),
   ).map((row) => ({
     ...row,
     // bigint columns come back as strings from raw SQL.

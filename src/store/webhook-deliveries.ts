@@ -90,23 +90,32 @@ export interface DeliveryRecorder {
 }
 
 /**
- * Group commit for webhook deliveries: what arrives while a batch is being written waits for the
- * next one, so under load one commit carries many deliveries, and a lone delivery is written at
- * once. A batch that fails is retried one delivery at a time, so one bad row fails only its own
+ * Group commit for webhook deliveries: what arrives while two batches are being written waits for
+ * the next one, so under load one commit carries many deliveries, and a lone delivery is written
+ * at once. A batch that fails is retried one delivery at a time, so one bad row fails only its own
  * delivery (answered 500, and GitHub can redeliver it).
  */
-export function createDeliveryRecorder(db: Db, options: { maxBatch?: number } = {}) {
+export function createDeliveryRecorder(
+  db: Db,
+  options: { maxBatch?: number; maxInFlight?: number } = {},
+) {
   const maxBatch = options.maxBatch ?? 500;
+  // Two batches at once: the next one is sent while the last waits for its commit (the flush to
+  // disk), instead of after it, so a delivery waits about one commit, not one and a half.
+  const maxInFlight = options.maxInFlight ?? 2;
   type Waiting = {
     entry: DeliveryEntry;
     resolve: (fresh: boolean) => void;
     reject: (error: unknown) => void;
   };
   let waiting: Waiting[] = [];
-  let writing = false;
+  let inFlight = 0;
+  let scheduled = false;
 
   async function write(batch: Waiting[]): Promise<void> {
-    // The same id twice in one batch: the first is stored, the second is a repeat.
+    // The same id twice in one batch: the first is stored, the second is a repeat. (In two
+    // batches at once, the unique delivery id makes the second insert wait for the first's
+    // commit and then store nothing.)
     const seen = new Set<string>();
     const unique = batch.filter(
       (w) => !seen.has(w.entry.deliveryId) && seen.add(w.entry.deliveryId),
@@ -125,16 +134,16 @@ export function createDeliveryRecorder(db: Db, options: { maxBatch?: number } = 
     }
   }
 
-  async function drain(): Promise<void> {
-    writing = true;
-    try {
-      while (waiting.length) {
-        const batch = waiting.slice(0, maxBatch);
-        waiting = waiting.slice(batch.length);
-        await write(batch);
-      }
-    } finally {
-      writing = false;
+  function pump(): void {
+    scheduled = false;
+    while (waiting.length && inFlight < maxInFlight) {
+      const batch = waiting.slice(0, maxBatch);
+      waiting = waiting.slice(batch.length);
+      inFlight++;
+      void write(batch).finally(() => {
+        inFlight--;
+        pump();
+      });
     }
   }
 
@@ -142,10 +151,10 @@ export function createDeliveryRecorder(db: Db, options: { maxBatch?: number } = 
     record(entry: DeliveryEntry): Promise<boolean> {
       return new Promise<boolean>((resolve, reject) => {
         waiting.push({ entry, resolve, reject });
-        // Deliveries parsed in the same turn of the event loop share the first batch.
-        if (!writing) {
-          writing = true;
-          setImmediate(() => void drain());
+        // Deliveries parsed in the same turn of the event loop share a batch.
+        if (!scheduled && inFlight < maxInFlight) {
+          scheduled = true;
+          setImmediate(pump);
         }
       });
     },

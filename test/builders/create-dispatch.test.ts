@@ -31,6 +31,7 @@ describe("the dispatch subsystem, built alone", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     signals.on("status-owed", () => heard.push("status-owed"));
+    signals.on("runner-reported", () => heard.push("runner-reported"));
     dispatch = createDispatch({
       database,
       logger: pino({ level: "silent" }),
@@ -117,6 +118,24 @@ describe("the dispatch subsystem, built alone", () => {
     await waitFor(() => sent.length > 0 && heard.length > 0, { message: "metrics and signal" });
     expect(sent).toEqual(["normal"]);
     expect(heard[0]).toBe("status-owed");
+
+    // The runner's accept is news for the loops of this instance, not work for any other: no
+    // NOTIFY (a commit per frame when a fleet finishes a task every few milliseconds).
+    const notices: string[] = [];
+    const unlisten = await database.listen(DISPATCH_CHANNEL, (payload) => notices.push(payload));
+    runner.send({
+      type: "accept",
+      id: "a-1",
+      task_id: assign.task_id,
+      generation: assign.generation,
+    });
+    await runner.next("ack");
+    await waitFor(() => heard.includes("runner-reported"), { message: "runner-reported" });
+    // A notice sent after the accept's: it arrives after any the accept would have caused.
+    await database.notify(DISPATCH_CHANNEL, JSON.stringify({ kind: "marker" }));
+    await waitFor(() => notices.length > 0, { message: "the marker notice" });
+    expect(notices.map((n) => JSON.parse(n).kind)).toEqual(["marker"]);
+    await unlisten();
 
     await dispatch.stop();
     expect((await runner.closed).code).toBe(1001);

@@ -124,6 +124,14 @@ describe("the loops subsystem, built alone", () => {
     });
   });
 
+  it("wakes the publisher and the merger when a runner reports", async () => {
+    leases.length = 0;
+    signals.emit("runner-reported");
+    await waitFor(() => leases.includes("publisher") && leases.includes("merger"), {
+      message: "publisher and merger runs",
+    });
+  });
+
   it("wakes the notifier when a status is owed", async () => {
     await notice(2);
     signals.emit("status-owed");

@@ -259,6 +259,48 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
     ]);
   });
 
+  it("reads each lane's head in service order, as a pass over the whole queue would", async () => {
+    await clearQueue();
+    // Lanes and ages (minutes; aging is 30 min a lane) that interleave: an old `low` task has
+    // aged past fresh `normal` ones, an old `normal` one past fresh `high` ones.
+    const rows: [string, number][] = [
+      ["normal", 5],
+      ["low", 100],
+      ["high", 1],
+      ["normal", 70],
+      ["urgent", 0],
+      ["low", 2],
+      ["high", 40],
+      ["normal", 1],
+      ["low", 61],
+      ["urgent", 3],
+      ["gpu", 500],
+    ];
+    const ids: string[] = [];
+    for (const [lane, minutes] of rows) {
+      const task = await queue(lane === "gpu" ? ["gpu"] : []);
+      await database.db.execute(sql`
+        update tasks set lane = ${lane === "gpu" ? "low" : lane}::lane,
+          enqueued_at = now() - ${`${minutes} minutes`}::interval
+        where task_id = ${task.taskId}`);
+      ids.push(task.taskId);
+    }
+    // A per-installation cap no batch reaches takes the path that ranks the whole queue.
+    const wholeQueue = (limit: number) =>
+      findClaimable(database.db, {
+        capabilitySets: [[]],
+        limit,
+        agingMs: 30 * 60_000,
+        maxRunningPerInstallation: 1_000,
+      });
+    const all = (await wholeQueue(20)).map((t) => ids.indexOf(t.task_id));
+    // Effective lane (lane index − 1 − ⌊age / 30 min⌋, at least 0), then the oldest first.
+    expect(all).toEqual([1, 3, 6, 9, 4, 8, 2, 0, 7, 5]);
+    for (const limit of [1, 2, 3, 5, 9, 10, 20]) {
+      expect((await find(limit)).map((t) => ids.indexOf(t.task_id))).toEqual(all.slice(0, limit));
+    }
+  });
+
   it("defers a task whose assignment could not be prepared, without claiming it", async () => {
     await clearQueue();
     const task = await queue();

@@ -11,6 +11,7 @@ import {
   settleOwedDelivery,
 } from "../../src/store/webhook-deliveries.ts";
 import { BACKENDS } from "../helpers/backends.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
   let database: Database & { dispose(): Promise<void> };
@@ -61,6 +62,41 @@ describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
     expect(await outcomeOf("b-1")).toEqual({ outcome: "owed", intent: { kind: "issues", n: 1 } });
     expect(await outcomeOf("b-2")).toEqual({ outcome: "received", intent: null });
     expect(await countDeliveries(database.db, "issues")).toBe(2);
+  });
+
+  it("sends the next batch while the last one waits for its commit, and no third", async () => {
+    // Holds every insert until released: what is in flight at once is what started.
+    let started = 0;
+    const releases: (() => void)[] = [];
+    const held = new Proxy(database.db, {
+      get(target, property) {
+        if (property !== "execute") return Reflect.get(target, property);
+        return async (query: Parameters<typeof target.execute>[0]) => {
+          started++;
+          await new Promise<void>((resolve) => releases.push(resolve));
+          return target.execute(query);
+        };
+      },
+    });
+    const recorder = createDeliveryRecorder(held);
+    const entry = (id: string) => ({ deliveryId: id, event: "ping", outcome: "received" });
+    const first = recorder.record(entry("p-1"));
+    await waitFor(() => started === 1);
+    const second = recorder.record(entry("p-2"));
+    await waitFor(() => started === 2);
+    // Both in flight: the third waits for one of them to finish.
+    const third = recorder.record(entry("p-3"));
+    const fourth = recorder.record(entry("p-4"));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toBe(2);
+    releases.shift()!();
+    expect(await first).toBe(true);
+    // The two waiting ones go together, in one batch.
+    await waitFor(() => started === 3);
+    for (const release of releases.splice(0)) release();
+    expect(await Promise.all([second, third, fourth])).toEqual([true, true, true]);
+    expect(started).toBe(3);
+    expect(await countDeliveries(database.db, "ping")).toBe(4);
   });
 
   it("fails only the delivery that cannot be stored when its batch fails", async () => {
