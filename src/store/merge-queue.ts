@@ -3,6 +3,7 @@ import { type Db, resultRows } from "../../db/client.ts";
 import { startWatch } from "./merge-watches.ts";
 import { addNotice } from "./notices.ts";
 import { setPullRequestState } from "./pull-requests.ts";
+import { recordMergedHead } from "./repository-marks.ts";
 import { appendTaskEvent, getTask, transitionTask } from "./tasks.ts";
 
 /**
@@ -137,6 +138,14 @@ export async function finishQueuedMerge(
     data: { merge_sha: merge.mergeSha, head_sha: enqueued },
     set: { finished: true },
   });
+  // The queue's merge moved the base: the next assignment starts from it (as after a direct merge).
+  if (moved) {
+    await recordMergedHead(tx, {
+      repositoryId: pr.repositoryId,
+      branch: plan.baseRef,
+      headSha: merge.mergeSha,
+    });
+  }
   return moved ? "merged" : "already recorded";
 }
 
