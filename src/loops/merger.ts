@@ -899,30 +899,33 @@ export function createMerger(deps: MergerDeps): {
     },
 
     async runOnce() {
+      /** Acts on each pull request in turn; one that fails is logged and counted, not the rest. */
+      const eachPullRequest = async <T extends { pr_number: number; full_name: string }>(
+        rows: readonly T[],
+        act: (row: T) => Promise<unknown>,
+        failed: string,
+      ) => {
+        for (const row of rows) {
+          try {
+            await act(row);
+          } catch (error) {
+            log.error({ err: error, prNumber: row.pr_number, repo: row.full_name }, failed);
+            deps.recordError?.("merger", error);
+          }
+        }
+      };
       if (!(await tryAcquireLease(deps.db, LEASE, deps.instanceId, LEASE_MS))) return;
       try {
-        for (const entry of await findAbandonedQueueEntries(deps.db)) {
-          try {
-            await abandonQueued(entry);
-          } catch (error) {
-            log.error(
-              { err: error, prNumber: entry.pr_number, repo: entry.full_name },
-              "taking a pull request out of the merge queue failed",
-            );
-            deps.recordError?.("merger", error);
-          }
-        }
-        for (const c of await findMergeCandidates(deps.db)) {
-          try {
-            await review(c);
-          } catch (error) {
-            log.error(
-              { err: error, prNumber: c.pr_number, repo: c.full_name },
-              "reviewing the pull request failed",
-            );
-            deps.recordError?.("merger", error);
-          }
-        }
+        await eachPullRequest(
+          await findAbandonedQueueEntries(deps.db),
+          abandonQueued,
+          "taking a pull request out of the merge queue failed",
+        );
+        await eachPullRequest(
+          await findMergeCandidates(deps.db),
+          review,
+          "reviewing the pull request failed",
+        );
       } finally {
         await releaseLease(deps.db, LEASE, deps.instanceId);
       }

@@ -1,6 +1,11 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
-import { adapterFor, candidateBranch, candidateLimits } from "../core/best-of.ts";
+import {
+  adapterFor,
+  type CandidateRow,
+  candidateBranch,
+  candidateLimits,
+} from "../core/best-of.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import { getTask, type Task, transitionTask } from "./tasks.ts";
 
@@ -322,17 +327,8 @@ export async function roundCandidates(
   );
 }
 
-/** The figures a decided round keeps for one candidate. */
-export interface CandidateFigures {
-  k: number;
-  verificationPassed: boolean | null;
-  tier: number | null;
-  checks: string | null;
-  changedLines: number | null;
-  costUsd: number | null;
-  failure: string | null;
-  rank: number | null;
-}
+/** The figures a decided round keeps for one candidate: its table row but the agent and pick. */
+export type CandidateFigures = Omit<CandidateRow, "agent" | "picked">;
 
 /**
  * Decides a round in one transaction: every candidate's figures are recorded; with a winner its
