@@ -100,7 +100,8 @@ const candidatesOf = async (taskId: string) =>
     await db().execute(sql`select * from candidates where task_id = ${taskId} order by k`),
   );
 
-describe("best of N", () => {
+// Two runners, CI on each candidate and a /pick: well under a minute, more on a loaded machine.
+describe("best of N", { timeout: 180_000 }, () => {
   it("runs two candidates, opens one pull request from the verified one, and /pick swaps it", async () => {
     const body = "Add hello.txt.\n\n```conveyor-script\nwrite hello.txt\n<<<\nhello\n>>>\n```\n";
     const { issue } = await h.sim.openIssue(h.repo, { title: "Say hello", body, user: "octocat" });

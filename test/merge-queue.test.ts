@@ -93,7 +93,8 @@ const queued = async (taskId: string) => {
 const directMerges = () =>
   h.sim.requests.filter((r) => r.method === "PUT" && r.route?.endsWith("/merge"));
 
-describe("a repository that requires GitHub's merge queue", () => {
+// Each case waits on a runner, CI on the merge group and the queue: up to a minute on a loaded machine.
+describe("a repository that requires GitHub's merge queue", { timeout: 120_000 }, () => {
   it("merges a safe pull request through the queue, and watches the commit the queue made", async () => {
     const { taskId } = await queueScriptedIssue(
       h,
