@@ -17,16 +17,17 @@ import {
   type IssueView,
   issueRef,
   REPO,
+  readQueueTrip,
   repoOf,
 } from "./story.ts";
 
 const USAGE = `Usage: npm run demo [-- --keep] [-- --timeout <seconds>]
 
-Runs Conveyor end to end on this machine, with no GitHub account: the GitHub simulator with a
+Runs Conveyor end to end on this machine, with no GitHub account: the GitHub simulator with two
 sample repositories and their CI, the Conveyor server on the embedded database, two runners with
 the scripted agent and one with a stand-in for Claude Code. It files six issues (one runs as best
-of 2), shows their progress, approves the tier-2 pull request as a maintainer would, and exits 0
-when every issue ends as expected.
+of 2, on a repository whose merge queue merges it), shows their progress, approves the tier-2 pull
+request as a maintainer would, and exits 0 when every issue ends as expected.
 
 Options:
   --keep             leave everything running afterwards to explore (Ctrl-C stops it)
@@ -132,7 +133,7 @@ async function main(): Promise<number> {
   });
   view.finish();
   if (outcome.end === "stopped") return 130;
-  const code = summarise(stage, issues, outcome, startedAt, options);
+  let code = summarise(stage, issues, outcome, startedAt, options);
   // The task page of the issue Claude Code's adapter ran: its timeline, cost and log.
   for (const [i, filed] of issues.entries()) {
     const view = outcome.views[i];
@@ -151,6 +152,12 @@ async function main(): Promise<number> {
   for (const [i, filed] of issues.entries()) {
     const view = outcome.views[i];
     if (filed.story.expect.kind === "best_of" && view) await showBestOf(stage, view);
+  }
+  for (const [i, filed] of issues.entries()) {
+    const view = outcome.views[i];
+    const { expect } = filed.story;
+    if (expect.kind !== "best_of" || !expect.mergeQueue || view?.prState !== "merged") continue;
+    if (!(await showMergeQueue(stage, view))) code = 1;
   }
   await showReport(stage);
   if (options.keep && !signal.aborted) {
@@ -202,16 +209,10 @@ async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
     40,
   );
   for (const line of lines) say(`  ${line}`);
-  let why: string | undefined;
-  try {
-    const response = await fetch(`${stage.serverUrl}/api/tasks/${view.taskId}`, {
-      headers: { authorization: `Bearer ${stage.adminToken}` },
-    });
-    const { events } = (await response.json()) as { events: { reason: string | null }[] };
-    why = events.map((e) => e.reason).findLast((r) => r && / kept \(/.test(r)) ?? undefined;
-  } catch {
-    // The table above already says which candidate was picked.
-  }
+  // Without the history, the table above still says which candidate was picked.
+  const why = (await taskEvents(stage, view.taskId))
+    .map((e) => e.reason)
+    .findLast((r) => r && / kept \(/.test(r));
   say(`  kept: ${why ?? `candidate ${table.picked ?? "?"}`}`);
   const pr = view.pr === undefined ? "no pull request" : `PR ${issueRef(view, view.pr)}`;
   say(
@@ -222,6 +223,79 @@ async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
       ? "  Until it merged, a maintainer could have swapped it to another candidate with /pick <k>."
       : "  A maintainer can swap it to another candidate with /pick <k>.",
   );
+}
+
+/** A task's history, from the server's API (`GET /api/tasks/:id`); empty if it cannot be read. */
+async function taskEvents(
+  stage: Stage,
+  taskId: string | undefined,
+): Promise<{ reason: string | null; data?: unknown }[]> {
+  if (!taskId) return [];
+  try {
+    const response = await fetch(`${stage.serverUrl}/api/tasks/${taskId}`, {
+      headers: { authorization: `Bearer ${stage.adminToken}` },
+    });
+    if (!response.ok) return [];
+    return ((await response.json()) as { events: { reason: string | null }[] }).events;
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A pull request merged on the repository that requires GitHub's merge queue: how it got there,
+ * from the task's history (enqueued, merged by the queue at which commit), the merge group as
+ * GitHub shows it (the CI's check suite on that commit ran on `gh-readonly-queue/…`), and whether
+ * Conveyor ever asked for a direct merge. False when the history or GitHub says it did not go
+ * through the queue.
+ */
+async function showMergeQueue(stage: Stage, view: IssueView): Promise<boolean> {
+  const repo = repoOf(view);
+  const pr = view.pr!;
+  say();
+  say(
+    `PR ${issueRef(view, pr)} went through GitHub's merge queue (${repo}'s ruleset: merge_queue, ${CI.name} required):`,
+  );
+  const trip = readQueueTrip(await taskEvents(stage, view.taskId));
+  if (!trip) {
+    say("  ✘ the task's history does not say it was enqueued in the merge queue");
+    return false;
+  }
+  const place = trip.position === undefined ? "" : ` at position ${trip.position}`;
+  say(`  enqueued in the merge queue${place}: head ${trip.head}, ${trip.method}`);
+  if (trip.mergeSha) {
+    let group: { head_branch: string | null; conclusion: string | null } | undefined;
+    try {
+      const { token } = stage.sim.createInstallationToken(stage.installationId);
+      const response = await fetch(
+        `${stage.sim.url}/repos/${repo}/commits/${trip.mergeSha}/check-suites`,
+        { headers: { authorization: `token ${token}`, accept: "application/vnd.github+json" } },
+      );
+      const { check_suites: suites } = (await response.json()) as {
+        check_suites: { head_branch: string | null; conclusion: string | null }[];
+      };
+      group = suites.find((s) => s.head_branch?.startsWith("gh-readonly-queue/"));
+    } catch {
+      // The history below still says where it merged.
+    }
+    say(
+      group
+        ? `  merge group ${group.head_branch}: ${CI.name} ${group.conclusion ?? "running"}`
+        : "  merge group: GitHub shows no check suite on a gh-readonly-queue/ branch for it",
+    );
+    say(`  merged by the merge queue at ${trip.mergeSha.slice(0, 7)}`);
+  } else {
+    say("  ✘ the task's history does not say the merge queue merged it");
+  }
+  const direct = stage.sim.requests.some(
+    (r) => r.method === "PUT" && r.path === `/repos/${repo}/pulls/${pr}/merge`,
+  );
+  say(
+    direct
+      ? `  ✘ Conveyor also asked for a direct merge (PUT /repos/${repo}/pulls/${pr}/merge)`
+      : "  Conveyor made no PUT …/merge for it: the CI on the merge group was the last gate.",
+  );
+  return trip.mergeSha !== undefined && !direct;
 }
 
 /** What `conveyor report` says about the run: every attempt's agent, outcome and cost. */

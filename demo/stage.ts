@@ -36,6 +36,8 @@ import {
   type Judgement,
   judge,
   MAINTAINER,
+  MERGE_QUEUE_REPO,
+  MERGE_QUEUE_RULESET,
   OWNER,
   observeIssue,
   REPO,
@@ -84,7 +86,7 @@ export interface StageOptions {
 
 /**
  * Everything `npm run demo` and the end-to-end test run, on this machine, without credentials:
- * the GitHub simulator (with the sample repository and its CI), the Conveyor server as a real
+ * the GitHub simulator (with the sample repositories, their CI and `acme/gadgets`'s merge queue), the Conveyor server as a real
  * process (`conveyor start`) talking to the simulator as its GitHub, and runner processes with
  * the scripted agent. All of it lives in one temporary directory, removed by `close()`.
  */
@@ -211,6 +213,8 @@ export async function startStage(options: StageOptions = {}): Promise<Stage> {
       files: BEST_OF_REPO_FILES,
       description: "Conveyor's demo repository for best of N",
     });
+    // Its pull requests merge through GitHub's merge queue, not `PUT …/merge`.
+    sim.addRuleset(MERGE_QUEUE_REPO, MERGE_QUEUE_RULESET);
     for (const repo of [REPO, BEST_OF_REPO]) {
       sim.setPermission(repo, FILER, "write");
       sim.setPermission(repo, MAINTAINER, "maintain");

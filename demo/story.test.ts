@@ -6,13 +6,17 @@ import {
   BEST_OF_REPO,
   BEST_OF_REPO_FILES,
   type CandidatesTable,
+  CI,
   describeExpectation,
   type IssueView,
   issueBody,
   issueRef,
   judge,
+  MERGE_QUEUE_REPO,
+  MERGE_QUEUE_RULESET,
   parseCandidatesTable,
   REPO,
+  readQueueTrip,
   STORY,
   type StoryKey,
   scriptedPaths,
@@ -97,8 +101,19 @@ describe("the demo's story", () => {
       "merged after /approve (tier 2)",
       "left for a human (tier 3)",
       "verification failure reported",
-      "best of 2: candidate 1 merged (tier 1)",
+      "best of 2: candidate 1 merged by the queue (tier 1)",
       "merged (tier 1)",
+    ]);
+    // The best-of repository requires GitHub's merge queue, with the CI required on the group;
+    // its issue expects the queue's merge, and no other issue is filed there.
+    expect(MERGE_QUEUE_REPO).toBe(BEST_OF_REPO);
+    expect(MERGE_QUEUE_RULESET).toMatchObject({
+      branches: ["~DEFAULT_BRANCH"],
+      requiredChecks: [CI.name],
+      mergeQueue: { merge_method: "SQUASH" },
+    });
+    expect(STORY.filter((s) => s.repo === MERGE_QUEUE_REPO).map((s) => s.expect)).toEqual([
+      expect.objectContaining({ kind: "best_of", mergeQueue: true }),
     ]);
   });
 
@@ -244,6 +259,45 @@ describe("the demo's story", () => {
     expect(parseCandidatesTable("Closes #1\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n")).toBe(
       undefined,
     );
+  });
+
+  it("reads a task's trip through the merge queue out of its history", () => {
+    const enqueuing = {
+      reason:
+        "enqueuing 1a2b3c4 in the merge queue (squash); its checks on the merge group are the last gate",
+    };
+    const merged = {
+      reason: "pull request #2 merged by the merge queue at 9f8e7d6",
+      data: { merge_sha: `9f8e7d6${"0".repeat(33)}`, head_sha: `1a2b3c4${"0".repeat(33)}` },
+    };
+    expect(
+      readQueueTrip([
+        { reason: "reviewing" },
+        enqueuing,
+        { reason: "in GitHub's merge queue at position 2 (1a2b3c4)" },
+        {
+          reason:
+            "merge group invalidated (an entry ahead of it left the queue, or the base moved); GitHub builds a new one",
+        },
+        merged,
+      ]),
+    ).toEqual({ head: "1a2b3c4", method: "squash", position: 2, mergeSha: merged.data.merge_sha });
+    // Never enqueued: a direct merge's history says nothing about the queue.
+    expect(readQueueTrip([{ reason: "merging 1a2b3c4" }, { reason: "merged" }])).toBeUndefined();
+    // Enqueued, still waiting: no merge commit yet; a position for another head is not this one's.
+    expect(
+      readQueueTrip([enqueuing, { reason: "in GitHub's merge queue at position 1 (ffffff0)" }]),
+    ).toEqual({ head: "1a2b3c4", method: "squash", position: undefined, mergeSha: undefined });
+    // Without the event's data, the short SHA of its reason; data naming another commit is ignored.
+    expect(readQueueTrip([enqueuing, { reason: merged.reason, data: null }])?.mergeSha).toBe(
+      "9f8e7d6",
+    );
+    expect(
+      readQueueTrip([enqueuing, { reason: merged.reason, data: { merge_sha: "a".repeat(40) } }])
+        ?.mergeSha,
+    ).toBe("9f8e7d6");
+    // A merge noted before any enqueue is not a trip through the queue.
+    expect(readQueueTrip([merged])).toBeUndefined();
   });
 
   it("names issues of the second repository by repository", () => {

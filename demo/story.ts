@@ -113,6 +113,21 @@ export const BEST_OF_REPO_FILES: Record<string, string> = {
   ].join("\n"),
 };
 
+/**
+ * `acme/gadgets`'s default branch requires GitHub's merge queue: a ruleset with a `merge_queue`
+ * rule (squash) and the CI as a required check. So Conveyor enqueues its safe pull requests instead
+ * of merging them (`enqueuePullRequest`), the CI runs on the merge group and the queue merges
+ * (docs/merge-policy.md, "Merge queue"). A `PUT …/merge` there would be refused with a 405.
+ */
+export const MERGE_QUEUE_REPO = BEST_OF_REPO;
+/** The ruleset the stage adds to {@link MERGE_QUEUE_REPO} (the simulator's `addRuleset`). */
+export const MERGE_QUEUE_RULESET = {
+  name: "main: merge queue",
+  branches: ["~DEFAULT_BRANCH"],
+  requiredChecks: [CI.name],
+  mergeQueue: { merge_method: "SQUASH" as const },
+};
+
 export type StoryKey = "tier1" | "tier2" | "tier3" | "verify" | "bestof" | "urgent";
 
 /** How an issue must end. */
@@ -124,10 +139,10 @@ export type Expectation =
   /** The runner's verification failed: a tier-3 pull request, and the issue says why. */
   | { kind: "verification_failed" }
   /**
-   * Best of N: one pull request from candidate `picked`, merged at `tier`; its body's candidates
-   * table lists all `n` candidates.
+   * Best of N: one pull request from candidate `picked`, merged at `tier` (by GitHub's merge queue
+   * when `mergeQueue`); its body's candidates table lists all `n` candidates.
    */
-  | { kind: "best_of"; n: number; picked: number; tier: 1 | 2 };
+  | { kind: "best_of"; n: number; picked: number; tier: 1 | 2; mergeQueue?: boolean };
 
 export interface StoryIssue {
   key: StoryKey;
@@ -247,7 +262,7 @@ export const STORY: readonly StoryIssue[] = [
   {
     key: "bestof",
     repo: BEST_OF_REPO,
-    pitch: "conveyor:best-of-2: Claude and the scripted agent race, the best one gets the PR",
+    pitch: "conveyor:best-of-2: Claude vs the scripted agent, merged by the merge queue",
     title: "Show prices with two decimals",
     // Candidate 1 runs on claude-runner, whose stand-in replays the recording named here (Claude
     // keeps the cents); candidate 2 runs on a scripted runner, which follows the script (it
@@ -264,7 +279,7 @@ export const STORY: readonly StoryIssue[] = [
       "report-usage 1200 0.01",
     ],
     labels: ["conveyor:best-of-2"],
-    expect: { kind: "best_of", n: 2, picked: 1, tier: 1 },
+    expect: { kind: "best_of", n: 2, picked: 1, tier: 1, mergeQueue: true },
   },
   {
     key: "urgent",
@@ -308,7 +323,7 @@ export function describeExpectation(expect: Expectation): string {
     case "verification_failed":
       return "verification failure reported";
     case "best_of":
-      return `best of ${expect.n}: candidate ${expect.picked} merged (tier ${expect.tier})`;
+      return `best of ${expect.n}: candidate ${expect.picked} merged${expect.mergeQueue ? " by the queue" : ""} (tier ${expect.tier})`;
   }
 }
 
@@ -321,6 +336,51 @@ export function repoOf(issue: { repo?: string | undefined }): string {
 export function issueRef(view: { repo?: string | undefined }, number: number): string {
   const repo = repoOf(view);
   return repo === REPO ? `#${number}` : `${repo.split("/")[1]}#${number}`;
+}
+
+/** A task's trip through GitHub's merge queue, as its history (`GET /api/tasks/:id`) tells it. */
+export interface QueueTrip {
+  /** The head Conveyor enqueued (7 hex digits): "enqueuing <sha> in the merge queue (<method>)". */
+  head: string;
+  /** The queue rule's merge method, lower case (`squash`). */
+  method: string;
+  /** Its place when GitHub took it: "in GitHub's merge queue at position N (<sha>)". */
+  position: number | undefined;
+  /**
+   * The commit the queue merged (the merge group's head, now the base's tip), from the event that
+   * says "merged by the merge queue at <sha>" (its `data.merge_sha` when given, in full).
+   */
+  mergeSha: string | undefined;
+}
+
+/** Reads a task's history for its merge queue trip; undefined when it was never enqueued. */
+export function readQueueTrip(
+  events: readonly { reason: string | null; data?: unknown }[],
+): QueueTrip | undefined {
+  let trip: QueueTrip | undefined;
+  for (const event of events) {
+    const reason = event.reason ?? "";
+    const enqueuing = /^enqueuing ([0-9a-f]{7}) in the merge queue \((\w+)\)/.exec(reason);
+    if (enqueuing) {
+      trip = {
+        head: enqueuing[1]!,
+        method: enqueuing[2]!,
+        position: undefined,
+        mergeSha: undefined,
+      };
+      continue;
+    }
+    if (!trip) continue;
+    const queued = /^in GitHub's merge queue at position (\d+) \(([0-9a-f]{7})\)/.exec(reason);
+    if (queued && queued[2] === trip.head) trip.position = Number(queued[1]);
+    const merged = /merged by the merge queue at ([0-9a-f]{7,40})$/.exec(reason);
+    if (merged) {
+      const data = event.data as { merge_sha?: unknown } | null | undefined;
+      const full = typeof data?.merge_sha === "string" ? data.merge_sha : undefined;
+      trip.mergeSha = full?.startsWith(merged[1]!) ? full : merged[1];
+    }
+  }
+  return trip;
 }
 
 /** The collapsed candidates table of a best-of-N pull request, as its body shows it. */

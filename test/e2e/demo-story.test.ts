@@ -7,7 +7,9 @@ import {
   CI,
   type IssueView,
   MAINTAINER,
+  MERGE_QUEUE_REPO,
   REPO,
+  readQueueTrip,
   repoOf,
   SAFETY_CHECK,
   type StoryKey,
@@ -105,7 +107,7 @@ describe("the demo's story, end to end through real processes", () => {
   });
 
   it("merges tier 1 and approved tier 2 with a squash at Conveyor's commit, and closes their issues", async () => {
-    for (const key of ["tier1", "urgent", "tier2", "bestof"] as const) {
+    for (const key of ["tier1", "urgent", "tier2"] as const) {
       const v = view(key);
       const repo = repoOf(v);
       const pull = await stage.sim.getPull(repo, v.pr!);
@@ -123,8 +125,83 @@ describe("the demo's story, end to end through real processes", () => {
     expect(await stage.sim.readFile(REPO, "src/sizes.js")).toContain("extra-large");
     expect(await stage.sim.readFile(REPO, "README.md")).toContain("every size");
     expect(await stage.sim.readFile(REPO, "src/farewell.js")).toContain("Goodbye");
-    // Candidate 1's change (Claude's), not candidate 2's.
-    expect(await stage.sim.readFile(BEST_OF_REPO, "src/price.js")).toContain("toFixed(2)");
+  });
+
+  it("enqueues the pull request on the repository that requires the merge queue, and the queue merges it", async () => {
+    const v = view("bestof");
+    expect(repoOf(v)).toBe(MERGE_QUEUE_REPO);
+    const pull = await stage.sim.getPull(MERGE_QUEUE_REPO, v.pr!);
+    expect(pull).toMatchObject({ state: "closed", merged: true });
+    const mergeSha = pull.merge_commit_sha!;
+    // The queue fast-forwarded main to its merge group's commit: candidate 1's change (Claude's).
+    expect(await stage.sim.getBranchSha(MERGE_QUEUE_REPO, "main")).toBe(mergeSha);
+    expect(await stage.sim.readFile(MERGE_QUEUE_REPO, "src/price.js")).toContain("toFixed(2)");
+    expect(stage.sim.getIssue(MERGE_QUEUE_REPO, v.number).state).toBe("closed");
+    // Enqueued with the head Conveyor wrote; never merged directly.
+    const enqueues = stage.sim.requests.filter(
+      (r) => r.path === "/graphql" && JSON.stringify(r.body).includes("enqueuePullRequest"),
+    );
+    expect(enqueues.map((r) => [r.status, r.body])).toEqual([
+      [
+        200,
+        expect.objectContaining({
+          variables: expect.objectContaining({ expectedHeadOid: pull.head.sha }),
+        }),
+      ],
+    ]);
+    expect(
+      stage.sim.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/merge")),
+    ).not.toContainEqual(
+      expect.objectContaining({ path: `/repos/${MERGE_QUEUE_REPO}/pulls/${v.pr}/merge` }),
+    );
+    // The CI ran on the merge group (gh-readonly-queue/main/pr-<n>-<base sha>), whose commit the
+    // queue merged; GitHub's merge_group events reached Conveyor.
+    const suites = await api<{
+      check_suites: { head_branch: string | null; conclusion: string }[];
+    }>(`/repos/${MERGE_QUEUE_REPO}/commits/${mergeSha}/check-suites`);
+    expect(suites.check_suites).toContainEqual(
+      expect.objectContaining({
+        head_branch: expect.stringMatching(
+          new RegExp(`^gh-readonly-queue/main/pr-${v.pr}-[0-9a-f]{40}$`),
+        ),
+        conclusion: "success",
+      }),
+    );
+    const groups = stage.sim.deliveries
+      .filter((d) => d.event === "merge_group")
+      .map((d) => [d.action, d.payload.reason, d.status]);
+    expect(groups).toEqual([
+      ["checks_requested", undefined, 200],
+      ["destroyed", "merged", 200],
+    ]);
+    // The task's history (the server's API): enqueued, then merged by the queue at that commit.
+    const response = await fetch(`${stage.serverUrl}/api/tasks/${v.taskId}`, {
+      headers: { authorization: `Bearer ${stage.adminToken}` },
+    });
+    const { events } = (await response.json()) as {
+      events: { reason: string; from_state: string | null; to_state: string; data: unknown }[];
+    };
+    expect(readQueueTrip(events)).toEqual({
+      head: pull.head.sha.slice(0, 7),
+      method: "squash",
+      position: 1,
+      mergeSha,
+    });
+    // The move to merging was the enqueue, and the move to merged the queue's merge.
+    const moves = events.filter((e) => e.from_state !== e.to_state);
+    expect(moves.find((e) => e.to_state === "merging")).toMatchObject({
+      reason: expect.stringMatching(/^enqueuing [0-9a-f]{7} in the merge queue \(squash\)/),
+      data: { head_sha: pull.head.sha, merge_queue: true },
+    });
+    expect(moves.find((e) => e.to_state === "merged")).toMatchObject({
+      reason: `pull request #${v.pr} merged by the merge queue at ${mergeSha.slice(0, 7)}`,
+      data: { merge_sha: mergeSha, head_sha: pull.head.sha },
+    });
+    // Unlike after its own merges, Conveyor leaves the head branch to GitHub's "Automatically
+    // delete head branches" (docs/merge-policy.md, "Merge queue").
+    expect(await stage.sim.getBranchSha(MERGE_QUEUE_REPO, `conveyor/issue-${v.number}`)).toBe(
+      pull.head.sha,
+    );
   });
 
   it("never merges tier 3: the protected path and the failed verification stay open", async () => {
