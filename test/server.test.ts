@@ -186,6 +186,11 @@ describe("the app server", () => {
       path: "/",
     });
     expect(forged.status).toBe(400);
+    // Without an effect it is answered at once; its record follows in the next batch.
+    await waitFor(
+      async () => (await recordedDeliveryIds(database.db, [handled.deliveryId])).size === 1,
+      { message: "the delivery at / recorded" },
+    );
     expect(await recordedDeliveryIds(database.db, [handled.deliveryId, forged.deliveryId])).toEqual(
       new Set([handled.deliveryId]),
     );
