@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { Lane, TaskState } from "../core/task-states.ts";
+import { isTopLevelTask } from "../store/task-kinds.ts";
 
 /*
  * What the dashboard reads, in one place. Every query is bounded (a limit, an indexed state, the
@@ -60,7 +61,8 @@ export async function countWaitingByLane(db: Db): Promise<LaneCount[]> {
   const rows = resultRows<{ lane: Lane; state: string; n: number }>(
     await db.execute(sql`
       select lane::text as lane, state::text as state, count(*)::int as n from tasks
-      where state in ('queued', 'retry_wait', 'held') group by lane, state`),
+      where state in ('queued', 'retry_wait', 'held') and ${isTopLevelTask()}
+      group by lane, state`),
   );
   const byLane = new Map<Lane, LaneCount>();
   for (const r of rows) {
@@ -110,7 +112,7 @@ export async function listWaitingTasks(
                greatest(0, array_position(enum_range(null::lane), t.lane) - 1
                  - floor(extract(epoch from (now() - t.enqueued_at)) / ${agingSeconds})::int) as rank
         from tasks t join repositories r on r.repository_id = t.repository_id
-        where t.state in ('queued', 'retry_wait')
+        where t.state in ('queued', 'retry_wait') and ${isTopLevelTask("t")}
       ) w
       order by state = 'retry_wait', case when state = 'queued' then rank end, 
                case when state = 'queued' then enqueued_at else available_at end
@@ -174,7 +176,7 @@ export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTask
       left join lateral (
         select at from task_events e where e.task_id = t.task_id
         order by e.event_id desc limit 1) e on true
-      where t.state in (${list(IN_FLIGHT_STATES)})
+      where t.state in (${list(IN_FLIGHT_STATES)}) and ${isTopLevelTask("t")}
       order by t.updated_at desc
       limit ${limit}`),
   );
@@ -246,7 +248,7 @@ export async function listRecentResults(db: Db, limit: number): Promise<ResultRo
       left join lateral (
         select state, note, revert_pr_number from merge_watches w where w.task_id = t.task_id
         order by w.watch_id desc limit 1) w on true
-      where t.state in ('merged', 'cancelled')
+      where t.state in ('merged', 'cancelled') and ${isTopLevelTask("t")}
       order by coalesce(t.finished_at, ended.at) desc
       limit ${limit}`),
   );
@@ -297,7 +299,7 @@ export async function listDeadTasks(db: Db, limit: number): Promise<DeadTaskRow[
       left join lateral (
         select url from pull_requests p where p.task_id = t.task_id
         order by p.created_at desc limit 1) p on true
-      where t.state = 'dead'
+      where t.state = 'dead' and ${isTopLevelTask("t")}
       order by t.updated_at desc
       limit ${limit}`),
   );
@@ -317,7 +319,9 @@ export async function listDeadTasks(db: Db, limit: number): Promise<DeadTaskRow[
 /** How many dead tasks there are (the list is capped). */
 export async function countDeadTasks(db: Db): Promise<number> {
   const [row] = resultRows<{ n: number }>(
-    await db.execute(sql`select count(*)::int as n from tasks where state = 'dead'`),
+    await db.execute(
+      sql`select count(*)::int as n from tasks where state = 'dead' and ${isTopLevelTask()}`,
+    ),
   );
   return Number(row?.n ?? 0);
 }
