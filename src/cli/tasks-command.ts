@@ -1,5 +1,5 @@
 import { loadConfig } from "../config.ts";
-import type { TaskDetailsJson, TaskJson } from "../http/task-json.ts";
+import type { TaskDetailsJson, TaskJson, TaskListItemJson } from "../http/task-json.ts";
 import { TaskActionBody, TaskListQuery } from "../http/task-routes.ts";
 import { toFieldProblems } from "../http/validation.ts";
 import { CliError } from "./cli-error.ts";
@@ -91,7 +91,7 @@ function prepare(command: string, argv: readonly string[]): Action | "help" {
       expectPositionals(args, [], "list");
       const query = listQuery(args);
       return async (api, out) => {
-        const page = await readAnswer<{ tasks: TaskJson[]; next_cursor: string | null }>(
+        const page = await readAnswer<{ tasks: TaskListItemJson[]; next_cursor: string | null }>(
           api,
           await api.request("GET", `/tasks?${query}`),
         );
@@ -209,19 +209,32 @@ function truncate(text: string, max: number): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-function renderList(tasks: TaskJson[]): string {
+function renderList(tasks: TaskListItemJson[]): string {
   if (tasks.length === 0) return "No tasks match.\n";
   return renderTable([
     ["TASK", "ISSUE", "STATE", "LANE", "ATTEMPTS", "RUNNER", "UPDATED", "TITLE"],
-    ...tasks.map((t) => [
-      t.task_id,
-      `${t.repo}#${t.issue_number}`,
-      t.state,
-      t.lane,
-      `${t.attempts}/${t.max_attempts}`,
-      t.runner_name ?? "-",
-      formatTime(t.updated_at),
-      truncate(t.title, 50),
+    ...tasks.flatMap((t) => [
+      [
+        t.task_id,
+        `${t.repo}#${t.issue_number}`,
+        t.state,
+        t.lane,
+        `${t.attempts}/${t.max_attempts}`,
+        t.runner_name ?? "-",
+        formatTime(t.updated_at),
+        truncate(t.best_of > 1 ? `[best of ${t.best_of}] ${t.title}` : t.title, 50),
+      ],
+      // A best-of-N task's candidates (of every round), under it.
+      ...(t.candidates ?? []).map((c) => [
+        `  ${c.task_id}`,
+        `  candidate ${c.k}`,
+        c.state,
+        "",
+        "",
+        c.runner_name ?? "-",
+        "",
+        [c.adapter, c.picked ? "picked" : null].filter(Boolean).join(", ") || "-",
+      ]),
     ]),
   ]);
 }
