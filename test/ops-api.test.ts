@@ -11,7 +11,12 @@ import type { ApiTokenJson } from "../src/http/token-routes.ts";
 import { createLogger } from "../src/logger.ts";
 import { startRound } from "../src/store/best-of.ts";
 import { createDashboardSession } from "../src/store/dashboard-sessions.ts";
-import { countTasksByStateAndLane } from "../src/store/metrics.ts";
+import {
+  countTasksByStateAndLane,
+  oldestQueuedByLane,
+  queueDepthByLane,
+} from "../src/store/metrics.ts";
+import { waitingWork } from "../src/store/runner-demand.ts";
 import {
   createTask,
   getTask,
@@ -627,8 +632,29 @@ describe("best-of-N candidates in the task list", () => {
   it("lists candidates under their task, never as tasks of their own, both ways linked", async () => {
     const { app } = createApp();
     const seeded = await seedTask("queued");
+    // First in line: the most urgent lane, queued long ago.
+    await database.db.execute(sql`
+      update tasks set best_of = 2, lane = 'urgent', enqueued_at = '2000-01-01T00:00:00Z'
+      where task_id = ${seeded.taskId}`);
+    const later = await seedTask("queued");
+    const aging = 3_600_000;
+
+    // Waiting for its round, the task is no job for a runner: not ahead of anyone, not queued.
+    const before = await queuePosition(database.db, later.taskId, aging);
+    expect((await oldestQueuedByLane(database.db)).urgent ?? 0).toBeLessThan(86_400);
+    expect((await queueDepthByLane(database.db)).urgent ?? 0).toBe(0);
+    const wanted = async () =>
+      (await waitingWork(database.db)).reduce((sum, work) => sum + work.count, 0);
+    const waiting = await wanted();
+    await database.db.execute(sql`update tasks set best_of = 1 where task_id = ${seeded.taskId}`);
+    expect(await queuePosition(database.db, later.taskId, aging)).toBe(before! + 1);
+    expect(await wanted()).toBe(waiting + 1);
     await database.db.execute(sql`update tasks set best_of = 2 where task_id = ${seeded.taskId}`);
+
     expect(await startRound(database.db, (await getTask(database.db, seeded.taskId))!)).toBe(true);
+    // Its two candidates are: both ahead (its lane and time), both waiting for a runner.
+    expect(await queuePosition(database.db, later.taskId, aging)).toBe(before! + 2);
+    expect((await queueDepthByLane(database.db)).urgent).toBe(2);
 
     const list = await call(app, "GET", `/api/tasks?issue=${seeded.issueNumber}`);
     expect(list.status).toBe(200);
@@ -663,7 +689,7 @@ describe("best-of-N candidates in the task list", () => {
     const parentPage = await readTaskPageState(database.db, seeded.taskId);
     expect(parentPage?.candidates.map((c) => c.k)).toEqual([1, 2]);
 
-    // Counted once: the gauge counts the task, the queue counts the two runner jobs.
+    // Counted once: the gauge counts the task (running its round), not its candidates.
     const gauge = await countTasksByStateAndLane(database.db);
     const running = await database.rows<{ n: number }>(
       sql`select count(*)::int as n from tasks where state = 'running' and parent_task_id is null`,
@@ -671,12 +697,6 @@ describe("best-of-N candidates in the task list", () => {
     expect(gauge.filter((g) => g.state === "running").reduce((a, g) => a + g.n, 0)).toBe(
       running[0]!.n,
     );
-    const later = await seedTask("queued");
-    const ahead = await database.rows<{ n: number }>(
-      sql`select count(*)::int as n from tasks where state = 'queued' and task_id <> ${later.taskId}`,
-    );
-    const position = await queuePosition(database.db, later.taskId, 3_600_000);
-    expect(position).toBeLessThanOrEqual(ahead[0]!.n + 1);
-    expect(position).toBeGreaterThanOrEqual(3);
+    expect(gauge.find((g) => g.state === "queued" && g.lane === "urgent")?.n ?? 0).toBe(0);
   });
 });
