@@ -203,16 +203,27 @@ async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
   );
   for (const line of lines) say(`  ${line}`);
   let why: string | undefined;
+  let candidates: { k: number; task_id: string }[] = [];
   try {
     const response = await fetch(`${stage.serverUrl}/api/tasks/${view.taskId}`, {
       headers: { authorization: `Bearer ${stage.adminToken}` },
     });
-    const { events } = (await response.json()) as { events: { reason: string | null }[] };
-    why = events.map((e) => e.reason).findLast((r) => r && / kept \(/.test(r)) ?? undefined;
+    const details = (await response.json()) as {
+      events: { reason: string | null }[];
+      candidates?: { k: number; task_id: string }[];
+    };
+    why = details.events.map((e) => e.reason).findLast((r) => r && / kept \(/.test(r)) ?? undefined;
+    candidates = details.candidates ?? [];
   } catch {
     // The table above already says which candidate was picked.
   }
   say(`  kept: ${why ?? `candidate ${table.picked ?? "?"}`}`);
+  if (candidates.length) {
+    say(
+      "  Its task page lists them; each candidate is a task of its own, with its own page and log:",
+    );
+    for (const c of candidates) say(`    candidate ${c.k}: /dashboard/tasks/${c.task_id}`);
+  }
   const pr = view.pr === undefined ? "no pull request" : `PR ${issueRef(view, view.pr)}`;
   say(
     `  ${pr} (${view.prState ?? "not opened"}) has this table collapsed in its body; the candidates' branches conveyor/issue-${view.number}-<k> are deleted.`,

@@ -264,11 +264,33 @@ function renderDetails(task: TaskDetailsJson): string {
     ["last error", task.last_error ?? "-"],
     ["snapshot", task.snapshot_hash],
   ];
+  if (task.parent_task_id)
+    rows.splice(1, 0, ["candidate", `${task.candidate} of task ${task.parent_task_id}`]);
+  if (task.best_of > 1) rows.splice(1, 0, ["best of", String(task.best_of)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   const head = [
     `Task ${task.task_id}`,
     ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
     "",
+    ...(task.candidates?.length
+      ? [
+          "Candidates:",
+          renderTable([
+            ["K", "TASK", "STATE", "RUNNER", "ADAPTER", "COST", "BRANCH", "RANK"],
+            ...task.candidates.map((c) => [
+              String(c.k),
+              c.task_id,
+              c.state,
+              c.runner_name ?? "-",
+              c.adapter ?? "any",
+              c.cost_usd === null ? "-" : `$${c.cost_usd.toFixed(2)}`,
+              c.branch,
+              c.picked ? `${c.rank ?? "-"} picked` : String(c.rank ?? c.failure ?? "-"),
+            ]),
+          ]).trimEnd(),
+          "",
+        ]
+      : []),
     "History:",
   ].join("\n");
   const history = renderTable([
