@@ -154,9 +154,15 @@ export interface ActiveTaskRow {
   pr_number: number | null;
   pr_url: string | null;
   last_error: string | null;
+  /** For a best-of-N candidate: its task and its k (the Runners panel shows it, In flight not). */
+  parent_task_id: string | null;
+  candidate: number | null;
 }
 
-/** Tasks between a runner taking them and their end, most recently moved first. */
+/**
+ * Tasks between a runner taking them and their end, most recently moved first, candidates
+ * included: a runner holding one is busy with it.
+ */
 export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTaskRow[]> {
   const rows = resultRows<Record<string, unknown>>(
     await db.execute(sql`
@@ -164,6 +170,7 @@ export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTask
              t.state::text as state, t.lane::text as lane, t.generation, t.attempts,
              t.max_attempts, t.runner_id::text as runner_id, ru.name as runner_name,
              t.pr_number, p.url as pr_url, t.last_error,
+             t.parent_task_id::text as parent_task_id, t.candidate,
              extract(epoch from t.created_at)::float8 * 1000 as created_at,
              extract(epoch from coalesce(e.at, t.updated_at))::float8 * 1000 as since,
              extract(epoch from t.lease_expires_at)::float8 * 1000 as lease_expires_at
@@ -176,7 +183,7 @@ export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTask
       left join lateral (
         select at from task_events e where e.task_id = t.task_id
         order by e.event_id desc limit 1) e on true
-      where t.state in (${list(IN_FLIGHT_STATES)}) and ${isTopLevelTask("t")}
+      where t.state in (${list(IN_FLIGHT_STATES)})
       order by t.updated_at desc
       limit ${limit}`),
   );
@@ -198,6 +205,8 @@ export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTask
     pr_number: r.pr_number === null ? null : Number(r.pr_number),
     pr_url: (r.pr_url as string | null) ?? null,
     last_error: (r.last_error as string | null) ?? null,
+    parent_task_id: (r.parent_task_id as string | null) ?? null,
+    candidate: r.candidate === null || r.candidate === undefined ? null : Number(r.candidate),
   }));
 }
 
