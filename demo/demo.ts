@@ -210,10 +210,16 @@ async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
   );
   for (const line of lines) say(`  ${line}`);
   // Without the history, the table above still says which candidate was picked.
-  const why = (await taskEvents(stage, view.taskId))
-    .map((e) => e.reason)
-    .findLast((r) => r && / kept \(/.test(r));
+  const details = await taskDetails(stage, view.taskId);
+  const why = details.events.map((e) => e.reason).findLast((r) => r && / kept \(/.test(r));
+  const candidates = details.candidates ?? [];
   say(`  kept: ${why ?? `candidate ${table.picked ?? "?"}`}`);
+  if (candidates.length) {
+    say(
+      "  Its task page lists them; each candidate is a task of its own, with its own page and log:",
+    );
+    for (const c of candidates) say(`    candidate ${c.k}: /dashboard/tasks/${c.task_id}`);
+  }
   const pr = view.pr === undefined ? "no pull request" : `PR ${issueRef(view, view.pr)}`;
   say(
     `  ${pr} (${view.prState ?? "not opened"}) has this table collapsed in its body; the candidates' branches conveyor/issue-${view.number}-<k> are deleted.`,
@@ -226,20 +232,27 @@ async function showBestOf(stage: Stage, view: IssueView): Promise<void> {
 }
 
 /** A task's history, from the server's API (`GET /api/tasks/:id`); empty if it cannot be read. */
-async function taskEvents(
-  stage: Stage,
-  taskId: string | undefined,
-): Promise<{ reason: string | null; data?: unknown }[]> {
-  if (!taskId) return [];
+/** A task as the admin API shows it: its history and, for a best-of task, its candidates. */
+interface TaskDetails {
+  events: { reason: string | null; data?: unknown }[];
+  candidates?: { k: number; task_id: string }[];
+}
+
+async function taskDetails(stage: Stage, taskId: string | undefined): Promise<TaskDetails> {
+  if (!taskId) return { events: [] };
   try {
     const response = await fetch(`${stage.serverUrl}/api/tasks/${taskId}`, {
       headers: { authorization: `Bearer ${stage.adminToken}` },
     });
-    if (!response.ok) return [];
-    return ((await response.json()) as { events: { reason: string | null }[] }).events;
+    if (!response.ok) return { events: [] };
+    return (await response.json()) as TaskDetails;
   } catch {
-    return [];
+    return { events: [] };
   }
+}
+
+async function taskEvents(stage: Stage, taskId: string | undefined) {
+  return (await taskDetails(stage, taskId)).events;
 }
 
 /**

@@ -1,7 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resultRows } from "../db/client.ts";
 import { ADMIN_TOKEN, createHarness, type Harness } from "./helpers/conveyor-harness.ts";
 import { requirePrerequisite } from "./helpers/prerequisites.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
@@ -77,6 +79,69 @@ describe("the task page", () => {
     expect(
       (await fetch(`${h.conveyor.url}/dashboard/tasks/x'1/state`, { headers: auth })).status,
     ).toBe(404);
+  });
+
+  it("lists a best-of task's candidates, each linked to its own page, which links back", async () => {
+    // No runner is connected yet: the candidates stay queued while the page is looked at.
+    const { issue } = await h.sim.openIssue(h.repo, {
+      title: "Two ways",
+      body: "Try.",
+      user: "octocat",
+    });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor:best-of-2", { sender: "octocat" });
+    await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    const children = await waitFor(
+      async () => {
+        const rows = resultRows<{ task_id: string; parent_task_id: string; candidate: number }>(
+          await h.database.db.execute(sql`
+            select task_id, parent_task_id, candidate from tasks
+            where issue_number = ${issue.number} and parent_task_id is not null
+            order by candidate`),
+        );
+        return rows.length === 2 ? rows : undefined;
+      },
+      { message: "the two candidates" },
+    );
+    const parentId = children[0]!.parent_task_id;
+
+    const page = await signedInPage();
+    // The dashboard's queue lists the issue once.
+    await page.locator(`li[data-task-id="${parentId}"]`).first().waitFor();
+    for (const child of children) {
+      expect(await page.locator(`li[data-task-id="${child.task_id}"]`).count()).toBe(0);
+    }
+    await page.goto(`${h.conveyor.url}/dashboard/tasks/${parentId}`);
+    await page.locator("#candidates-body tr").nth(1).waitFor();
+    expect(await page.locator("#candidates").isHidden()).toBe(false);
+    expect(await page.locator("#task-title").textContent()).toBe("Best of 2 · Two ways");
+    const link = page.locator('#candidates-body tr[data-k="2"] a');
+    expect(await link.getAttribute("href")).toBe(`/dashboard/tasks/${children[1]!.task_id}`);
+    await Promise.all([
+      page.waitForURL(`**/dashboard/tasks/${children[1]!.task_id}`),
+      link.click(),
+    ]);
+    const back = page.locator("#task-facts a.parent");
+    await back.waitFor();
+    expect(await back.getAttribute("href")).toBe(`/dashboard/tasks/${parentId}`);
+    expect(await page.locator("#task-title").textContent()).toBe("Candidate 2 · Two ways");
+    expect(await page.locator("#candidates").isHidden()).toBe(true);
+    await page.context().close();
+
+    // Cancelled, so the runner of the next test never gets the candidates.
+    const cancel = await fetch(`${h.conveyor.url}/api/tasks/${parentId}/cancel`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(cancel.status).toBe(200);
+    await waitFor(
+      async () =>
+        resultRows<{ n: number }>(
+          await h.database.db.execute(sql`
+            select count(*)::int as n from tasks
+            where parent_task_id = ${parentId} and state <> 'cancelled'`),
+        )[0]?.n === 0,
+      { message: "the candidates cancelled" },
+    );
   });
 
   it("is linked from the dashboard and shows the log lines as they arrive, hostile ones as text", async () => {

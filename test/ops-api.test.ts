@@ -2,14 +2,28 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readTaskPageState } from "../src/dashboard/task-page.ts";
 import { type ApiAuthDeps, type ApiEnv, createApiAuth } from "../src/http/admin-auth.ts";
 import { createAdminRoutes } from "../src/http/admin-routes.ts";
 import { createOpsApi } from "../src/http/create-ops-api.ts";
-import type { TaskDetailsJson, TaskJson } from "../src/http/task-json.ts";
+import type { TaskDetailsJson, TaskJson, TaskListItemJson } from "../src/http/task-json.ts";
 import type { ApiTokenJson } from "../src/http/token-routes.ts";
 import { createLogger } from "../src/logger.ts";
+import { startRound } from "../src/store/best-of.ts";
 import { createDashboardSession } from "../src/store/dashboard-sessions.ts";
-import { createTask, getTask, transitionTask, upsertRepository } from "../src/store/tasks.ts";
+import {
+  countTasksByStateAndLane,
+  oldestQueuedByLane,
+  queueDepthByLane,
+} from "../src/store/metrics.ts";
+import { waitingWork } from "../src/store/runner-demand.ts";
+import {
+  createTask,
+  getTask,
+  queuePosition,
+  transitionTask,
+  upsertRepository,
+} from "../src/store/tasks.ts";
 import { seedEveryTable } from "./helpers/seed-every-table.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/test-database.ts";
 import { waitFor } from "./helpers/wait-for.ts";
@@ -611,5 +625,78 @@ describe("/api/admin", () => {
       await source.drop();
       await target.drop();
     }
+  });
+});
+
+describe("best-of-N candidates in the task list", () => {
+  it("lists candidates under their task, never as tasks of their own, both ways linked", async () => {
+    const { app } = createApp();
+    const seeded = await seedTask("queued");
+    // First in line: the most urgent lane, queued long ago.
+    await database.db.execute(sql`
+      update tasks set best_of = 2, lane = 'urgent', enqueued_at = '2000-01-01T00:00:00Z'
+      where task_id = ${seeded.taskId}`);
+    const later = await seedTask("queued");
+    const aging = 3_600_000;
+
+    // Waiting for its round, the task is no job for a runner: not ahead of anyone, not queued.
+    const before = await queuePosition(database.db, later.taskId, aging);
+    expect((await oldestQueuedByLane(database.db)).urgent ?? 0).toBeLessThan(86_400);
+    expect((await queueDepthByLane(database.db)).urgent ?? 0).toBe(0);
+    const wanted = async () =>
+      (await waitingWork(database.db)).reduce((sum, work) => sum + work.count, 0);
+    const waiting = await wanted();
+    await database.db.execute(sql`update tasks set best_of = 1 where task_id = ${seeded.taskId}`);
+    expect(await queuePosition(database.db, later.taskId, aging)).toBe(before! + 1);
+    expect(await wanted()).toBe(waiting + 1);
+    await database.db.execute(sql`update tasks set best_of = 2 where task_id = ${seeded.taskId}`);
+
+    expect(await startRound(database.db, (await getTask(database.db, seeded.taskId))!)).toBe(true);
+    // Its two candidates are: both ahead (its lane and time), both waiting for a runner.
+    expect(await queuePosition(database.db, later.taskId, aging)).toBe(before! + 2);
+    expect((await queueDepthByLane(database.db)).urgent).toBe(2);
+
+    const list = await call(app, "GET", `/api/tasks?issue=${seeded.issueNumber}`);
+    expect(list.status).toBe(200);
+    const tasks = list.body.tasks as TaskListItemJson[];
+    expect(tasks.map((t) => [t.task_id, t.best_of, t.parent_task_id, t.candidate])).toEqual([
+      [seeded.taskId, 2, null, null],
+    ]);
+    const candidates = tasks[0]!.candidates;
+    expect(candidates.map((c) => [c.k, c.state, c.branch, c.picked, c.runner_id])).toEqual([
+      [1, "queued", `conveyor/issue-${seeded.issueNumber}-1`, false, null],
+      [2, "queued", `conveyor/issue-${seeded.issueNumber}-2`, false, null],
+    ]);
+    // A task that is not best of N carries an empty list; no candidate is listed on any page.
+    const all = (await call(app, "GET", "/api/tasks?limit=200")).body.tasks as TaskListItemJson[];
+    expect(all.filter((t) => t.parent_task_id !== null)).toEqual([]);
+    expect(all.filter((t) => t.issue_number === seeded.issueNumber)).toHaveLength(1);
+    expect(all.find((t) => t.best_of === 1)?.candidates).toEqual([]);
+
+    // A candidate's own page names its task and its k; the task's page lists its candidates.
+    const child = await call(app, "GET", `/api/tasks/${candidates[0]!.task_id}`);
+    expect(child.body).toMatchObject({
+      parent_task_id: seeded.taskId,
+      candidate: 1,
+      candidates: [],
+    });
+    const parent = await call(app, "GET", `/api/tasks/${seeded.taskId}`);
+    expect((parent.body as unknown as TaskDetailsJson).candidates.map((c) => c.task_id)).toEqual(
+      candidates.map((c) => c.task_id),
+    );
+    const page = await readTaskPageState(database.db, candidates[1]!.task_id);
+    expect(page?.task).toMatchObject({ parent_task_id: seeded.taskId, candidate: 2 });
+    const parentPage = await readTaskPageState(database.db, seeded.taskId);
+    expect(parentPage?.candidates.map((c) => c.k)).toEqual([1, 2]);
+
+    // Counted once: the gauge counts the task (running its round), not its candidates.
+    const gauge = await countTasksByStateAndLane(database.db);
+    const running = await database.rows<{ n: number }>(
+      sql`select count(*)::int as n from tasks where state = 'running' and parent_task_id is null`,
+    );
+    expect(gauge.filter((g) => g.state === "running").reduce((a, g) => a + g.n, 0)).toBe(
+      running[0]!.n,
+    );
+    expect(gauge.find((g) => g.state === "queued" && g.lane === "urgent")?.n ?? 0).toBe(0);
   });
 });

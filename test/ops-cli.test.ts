@@ -17,8 +17,9 @@ import { type ApiEnv, createApiAuth } from "../src/http/admin-auth.ts";
 import { createOpsApi } from "../src/http/create-ops-api.ts";
 import type { TaskJson } from "../src/http/task-json.ts";
 import { createLogger } from "../src/logger.ts";
+import { startRound } from "../src/store/best-of.ts";
 import { schemaTables } from "../src/store/schema-tables.ts";
-import { createTask, transitionTask, upsertRepository } from "../src/store/tasks.ts";
+import { createTask, getTask, transitionTask, upsertRepository } from "../src/store/tasks.ts";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
@@ -276,6 +277,51 @@ describe("conveyor tasks", () => {
     const byIssue = await tasks(["retry", "acme/widgets#999"], env);
     expect(byIssue.code).toBe(1);
     expect(byIssue.stderr).toContain("no task for acme/widgets#999");
+  });
+
+  it("prints a best-of task's candidates under it; the issue resolves to the task", async () => {
+    const { task } = await createTask(
+      database.db,
+      {
+        repositoryId: REPO_ID,
+        installationId: 1,
+        issueNumber: 40,
+        title: "Two ways",
+        body: "",
+        lane: "normal",
+        capabilities: [],
+        maxAttempts: 3,
+        limits: {},
+        queuedBy: "octocat",
+      },
+      "label added",
+    );
+    await database.db.execute(sql`update tasks set best_of = 2 where task_id = ${task.taskId}`);
+    expect(await startRound(database.db, (await getTask(database.db, task.taskId))!)).toBe(true);
+    const children = await database.rows<{ task_id: string }>(
+      sql`select task_id from tasks where parent_task_id = ${task.taskId} order by candidate`,
+    );
+
+    const lines = (await tasks(["list", "--repo", "acme/widgets"], env)).stdout.split("\n");
+    const at = lines.findIndex((l) => l.startsWith(task.taskId));
+    expect(lines[at]).toMatch(/ running +normal .*\[best of 2\] Two ways$/);
+    expect(lines[at + 1]).toMatch(new RegExp(`^ {2}${children[0]!.task_id} +candidate 1 +queued `));
+    expect(lines[at + 2]).toMatch(new RegExp(`^ {2}${children[1]!.task_id} +candidate 2 +queued `));
+    expect(lines.filter((l) => l.includes("acme/widgets#40"))).toHaveLength(1);
+
+    const shown = await tasks(["show", "acme/widgets#40"], env);
+    expect(shown.stdout).toContain(`Task ${task.taskId}`);
+    expect(shown.stdout).toMatch(/^ {2}best of +2$/m);
+    expect(shown.stdout).toMatch(/^K +TASK +STATE +RUNNER +ADAPTER +COST +BRANCH +RANK$/m);
+    expect(shown.stdout).toMatch(/^2 +\S+ +queued +- +any +- +conveyor\/issue-40-2 +-$/m);
+    const child = await tasks(["show", children[1]!.task_id], env);
+    expect(child.stdout).toMatch(new RegExp(`^ {2}candidate +2 of task ${task.taskId}$`, "m"));
+    await transitionTask(database.db, {
+      taskId: task.taskId,
+      to: "cancelled",
+      actor: "test",
+      reason: "done looking",
+    });
   });
 });
 

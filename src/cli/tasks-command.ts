@@ -1,5 +1,5 @@
 import { loadConfig } from "../config.ts";
-import type { TaskDetailsJson, TaskJson } from "../http/task-json.ts";
+import type { TaskDetailsJson, TaskJson, TaskListItemJson } from "../http/task-json.ts";
 import { TaskActionBody, TaskListQuery } from "../http/task-routes.ts";
 import { toFieldProblems } from "../http/validation.ts";
 import { CliError } from "./cli-error.ts";
@@ -91,7 +91,7 @@ function prepare(command: string, argv: readonly string[]): Action | "help" {
       expectPositionals(args, [], "list");
       const query = listQuery(args);
       return async (api, out) => {
-        const page = await readAnswer<{ tasks: TaskJson[]; next_cursor: string | null }>(
+        const page = await readAnswer<{ tasks: TaskListItemJson[]; next_cursor: string | null }>(
           api,
           await api.request("GET", `/tasks?${query}`),
         );
@@ -209,19 +209,32 @@ function truncate(text: string, max: number): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-function renderList(tasks: TaskJson[]): string {
+function renderList(tasks: TaskListItemJson[]): string {
   if (tasks.length === 0) return "No tasks match.\n";
   return renderTable([
     ["TASK", "ISSUE", "STATE", "LANE", "ATTEMPTS", "RUNNER", "UPDATED", "TITLE"],
-    ...tasks.map((t) => [
-      t.task_id,
-      `${t.repo}#${t.issue_number}`,
-      t.state,
-      t.lane,
-      `${t.attempts}/${t.max_attempts}`,
-      t.runner_name ?? "-",
-      formatTime(t.updated_at),
-      truncate(t.title, 50),
+    ...tasks.flatMap((t) => [
+      [
+        t.task_id,
+        `${t.repo}#${t.issue_number}`,
+        t.state,
+        t.lane,
+        `${t.attempts}/${t.max_attempts}`,
+        t.runner_name ?? "-",
+        formatTime(t.updated_at),
+        truncate(t.best_of > 1 ? `[best of ${t.best_of}] ${t.title}` : t.title, 50),
+      ],
+      // A best-of-N task's candidates (of every round), under it.
+      ...(t.candidates ?? []).map((c) => [
+        `  ${c.task_id}`,
+        `  candidate ${c.k}`,
+        c.state,
+        "",
+        "",
+        c.runner_name ?? "-",
+        "",
+        [c.adapter, c.picked ? "picked" : null].filter(Boolean).join(", ") || "-",
+      ]),
     ]),
   ]);
 }
@@ -251,11 +264,33 @@ function renderDetails(task: TaskDetailsJson): string {
     ["last error", task.last_error ?? "-"],
     ["snapshot", task.snapshot_hash],
   ];
+  if (task.parent_task_id)
+    rows.splice(1, 0, ["candidate", `${task.candidate} of task ${task.parent_task_id}`]);
+  if (task.best_of > 1) rows.splice(1, 0, ["best of", String(task.best_of)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   const head = [
     `Task ${task.task_id}`,
     ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
     "",
+    ...(task.candidates?.length
+      ? [
+          "Candidates:",
+          renderTable([
+            ["K", "TASK", "STATE", "RUNNER", "ADAPTER", "COST", "BRANCH", "RANK"],
+            ...task.candidates.map((c) => [
+              String(c.k),
+              c.task_id,
+              c.state,
+              c.runner_name ?? "-",
+              c.adapter ?? "any",
+              c.cost_usd === null ? "-" : `$${c.cost_usd.toFixed(2)}`,
+              c.branch,
+              c.picked ? `${c.rank ?? "-"} picked` : String(c.rank ?? c.failure ?? "-"),
+            ]),
+          ]).trimEnd(),
+          "",
+        ]
+      : []),
     "History:",
   ].join("\n");
   const history = renderTable([

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { SAMPLE_METRICS } from "../loops/metrics-sampler.ts";
+import { isRunnerJob } from "../store/task-kinds.ts";
 import { BUSY_STATES, WAITING_STATES } from "./dashboard-queries.ts";
 
 /*
@@ -134,7 +135,8 @@ export async function currentCounts(db: Db): Promise<{ waiting: number; busy: nu
     await db.execute(sql`
       select count(*) filter (where state in (${inList(WAITING_STATES)}))::int as waiting,
              count(*) filter (where state in (${inList(BUSY_STATES)}))::int as busy
-      from tasks where state in (${inList([...WAITING_STATES, ...BUSY_STATES])})`),
+      from tasks where state in (${inList([...WAITING_STATES, ...BUSY_STATES])})
+        and ${isRunnerJob()}`),
   );
   return { waiting: Number(row?.waiting ?? 0), busy: Number(row?.busy ?? 0) };
 }

@@ -207,7 +207,8 @@ export function createDashboardHub(deps: DashboardHubDeps): DashboardHub {
         onlineWindowMs: ONLINE_WINDOW_MS,
       }),
       queue: queueView(s.lanes, s.waiting),
-      in_flight: inFlight,
+      // Tasks as people see them: a best-of-N candidate is on its task's page and its runner.
+      in_flight: inFlight.filter((t) => t.parent_task_id === null),
       recent: s.recent,
       dead: s.dead,
       alerts: s.alerts,

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { Lane, TaskState } from "../core/task-states.ts";
+import { isTopLevelTask } from "../store/task-kinds.ts";
 
 /*
  * What the dashboard reads, in one place. Every query is bounded (a limit, an indexed state, the
@@ -60,7 +61,8 @@ export async function countWaitingByLane(db: Db): Promise<LaneCount[]> {
   const rows = resultRows<{ lane: Lane; state: string; n: number }>(
     await db.execute(sql`
       select lane::text as lane, state::text as state, count(*)::int as n from tasks
-      where state in ('queued', 'retry_wait', 'held') group by lane, state`),
+      where state in ('queued', 'retry_wait', 'held') and ${isTopLevelTask()}
+      group by lane, state`),
   );
   const byLane = new Map<Lane, LaneCount>();
   for (const r of rows) {
@@ -110,7 +112,7 @@ export async function listWaitingTasks(
                greatest(0, array_position(enum_range(null::lane), t.lane) - 1
                  - floor(extract(epoch from (now() - t.enqueued_at)) / ${agingSeconds})::int) as rank
         from tasks t join repositories r on r.repository_id = t.repository_id
-        where t.state in ('queued', 'retry_wait')
+        where t.state in ('queued', 'retry_wait') and ${isTopLevelTask("t")}
       ) w
       order by state = 'retry_wait', case when state = 'queued' then rank end, 
                case when state = 'queued' then enqueued_at else available_at end
@@ -152,9 +154,15 @@ export interface ActiveTaskRow {
   pr_number: number | null;
   pr_url: string | null;
   last_error: string | null;
+  /** For a best-of-N candidate: its task and its k (the Runners panel shows it, In flight not). */
+  parent_task_id: string | null;
+  candidate: number | null;
 }
 
-/** Tasks between a runner taking them and their end, most recently moved first. */
+/**
+ * Tasks between a runner taking them and their end, most recently moved first, candidates
+ * included: a runner holding one is busy with it.
+ */
 export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTaskRow[]> {
   const rows = resultRows<Record<string, unknown>>(
     await db.execute(sql`
@@ -162,6 +170,7 @@ export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTask
              t.state::text as state, t.lane::text as lane, t.generation, t.attempts,
              t.max_attempts, t.runner_id::text as runner_id, ru.name as runner_name,
              t.pr_number, p.url as pr_url, t.last_error,
+             t.parent_task_id::text as parent_task_id, t.candidate,
              extract(epoch from t.created_at)::float8 * 1000 as created_at,
              extract(epoch from coalesce(e.at, t.updated_at))::float8 * 1000 as since,
              extract(epoch from t.lease_expires_at)::float8 * 1000 as lease_expires_at
@@ -196,6 +205,8 @@ export async function listActiveTasks(db: Db, limit: number): Promise<ActiveTask
     pr_number: r.pr_number === null ? null : Number(r.pr_number),
     pr_url: (r.pr_url as string | null) ?? null,
     last_error: (r.last_error as string | null) ?? null,
+    parent_task_id: (r.parent_task_id as string | null) ?? null,
+    candidate: r.candidate === null || r.candidate === undefined ? null : Number(r.candidate),
   }));
 }
 
@@ -246,7 +257,7 @@ export async function listRecentResults(db: Db, limit: number): Promise<ResultRo
       left join lateral (
         select state, note, revert_pr_number from merge_watches w where w.task_id = t.task_id
         order by w.watch_id desc limit 1) w on true
-      where t.state in ('merged', 'cancelled')
+      where t.state in ('merged', 'cancelled') and ${isTopLevelTask("t")}
       order by coalesce(t.finished_at, ended.at) desc
       limit ${limit}`),
   );
@@ -297,7 +308,7 @@ export async function listDeadTasks(db: Db, limit: number): Promise<DeadTaskRow[
       left join lateral (
         select url from pull_requests p where p.task_id = t.task_id
         order by p.created_at desc limit 1) p on true
-      where t.state = 'dead'
+      where t.state = 'dead' and ${isTopLevelTask("t")}
       order by t.updated_at desc
       limit ${limit}`),
   );
@@ -317,7 +328,9 @@ export async function listDeadTasks(db: Db, limit: number): Promise<DeadTaskRow[
 /** How many dead tasks there are (the list is capped). */
 export async function countDeadTasks(db: Db): Promise<number> {
   const [row] = resultRows<{ n: number }>(
-    await db.execute(sql`select count(*)::int as n from tasks where state = 'dead'`),
+    await db.execute(
+      sql`select count(*)::int as n from tasks where state = 'dead' and ${isTopLevelTask()}`,
+    ),
   );
   return Number(row?.n ?? 0);
 }

@@ -143,6 +143,8 @@ const active = (over: Partial<ActiveTaskRow>): ActiveTaskRow => ({
   pr_number: null,
   pr_url: null,
   last_error: null,
+  parent_task_id: null,
+  candidate: null,
   ...over,
 });
 
@@ -226,6 +228,21 @@ describe("runnerViews", () => {
       onlineWindowMs: 90_000,
     });
     expect(view?.state).toBe(state);
+  });
+
+  it("is busy with a best-of candidate, and names it as one", () => {
+    const [view] = runnerViews({
+      registered: [registered("a")],
+      presence: [socket("a")],
+      inFlight: inFlightView(
+        [active({ task_id: "c2", runner_id: "a", parent_task_id: "t1", candidate: 2 })],
+        () => undefined,
+      ),
+      now: NOW,
+      onlineWindowMs: 90_000,
+    });
+    expect(view?.state).toBe("busy");
+    expect(view?.tasks).toEqual([expect.objectContaining({ task_id: "c2", candidate: 2 })]);
   });
 
   it("names the latest heartbeat among its tasks, and lists only the tasks holding a slot", () => {

@@ -27,6 +27,8 @@ export interface RunnerTaskView {
   title: string;
   state: string;
   stage: string | null;
+  /** Its k when it is a best-of-N candidate, else null. */
+  candidate: number | null;
 }
 
 export interface RunnerView {
@@ -220,6 +222,7 @@ export function runnerViews(input: {
         title: t.title,
         state: t.state,
         stage: t.stage,
+        candidate: t.candidate,
       })),
       last_heartbeat:
         beat?.stage && beat.stage_at !== null

@@ -2,6 +2,7 @@ import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Db } from "../../db/client.ts";
 import type { ApiAuth, ApiEnv } from "../http/admin-auth.ts";
+import { type CandidateJson, toCandidateJson } from "../http/task-json.ts";
 import { type AttemptRow, lastLogLines, listAttempts, logLinesAfter } from "../store/attempts.ts";
 import { getTaskDetails } from "../store/task-queries.ts";
 
@@ -41,7 +42,14 @@ export interface TaskPageState {
     created_at: string;
     updated_at: string;
     finished_at: string | null;
+    /** Best of N: how many candidates the task runs (1: none). */
+    best_of: number;
+    /** For a candidate: the task it is a candidate of (the page links back), and its k. */
+    parent_task_id: string | null;
+    candidate: number | null;
   };
+  /** A best-of-N task's candidates, every round (each links to its own page and log). */
+  candidates: CandidateJson[];
   pull_request: {
     number: number;
     url: string;
@@ -74,7 +82,7 @@ export async function readTaskPageState(
 ): Promise<TaskPageState | undefined> {
   const details = await getTaskDetails(db, taskId);
   if (!details) return undefined;
-  const { task, events, pullRequest } = details;
+  const { task, events, pullRequest, candidates } = details;
   const attempts = await listAttempts(db, taskId);
   // The merger writes `<verdict>:<tier>:<digest>` (see store/metrics.ts).
   const verdict = /^([a-z_]+):([0-9]):/.exec(pullRequest?.verdictDigest ?? "");
@@ -98,7 +106,11 @@ export async function readTaskPageState(
       created_at: task.createdAt.toISOString(),
       updated_at: task.updatedAt.toISOString(),
       finished_at: task.finishedAt?.toISOString() ?? null,
+      best_of: task.bestOf,
+      parent_task_id: task.parentTaskId,
+      candidate: task.candidate,
     },
+    candidates: candidates.map(toCandidateJson),
     pull_request: pullRequest
       ? {
           number: pullRequest.prNumber,

@@ -1,5 +1,5 @@
 import type { Lane, TaskState } from "../core/task-states.ts";
-import type { PullRequestRow, TaskEvent, TaskRow } from "../store/task-queries.ts";
+import type { CandidateRow, PullRequestRow, TaskEvent, TaskRow } from "../store/task-queries.ts";
 import type { Task } from "../store/tasks.ts";
 
 /** A task as `GET /api/tasks` lists it and `conveyor tasks list --json` prints it. */
@@ -25,6 +25,34 @@ export interface TaskJson {
   available_at: string;
   lease_expires_at: string | null;
   finished_at: string | null;
+  /** Best of N (docs/merge-policy.md#best-of-n): how many candidates the task runs (1: none). */
+  best_of: number;
+  /** For a candidate: the task it is a candidate of, and its number k; null otherwise. */
+  parent_task_id: string | null;
+  candidate: number | null;
+}
+
+/** One candidate of a best-of-N task, as the task's `candidates` lists it. */
+export interface CandidateJson {
+  task_id: string;
+  round: number;
+  k: number;
+  state: TaskState;
+  runner_id: string | null;
+  runner_name: string | null;
+  adapter: string | null;
+  branch: string;
+  head_sha: string | null;
+  cost_usd: number | null;
+  rank: number | null;
+  failure: string | null;
+  picked: boolean;
+  decided_at: string | null;
+}
+
+/** A task as `GET /api/tasks` lists it: with its candidates (empty unless it is best of N). */
+export interface TaskListItemJson extends TaskJson {
+  candidates: CandidateJson[];
 }
 
 export interface TaskEventJson {
@@ -39,7 +67,7 @@ export interface TaskEventJson {
 }
 
 /** `GET /api/tasks/:id`: the task, the snapshot runners get, its pull request and its history. */
-export interface TaskDetailsJson extends TaskJson {
+export interface TaskDetailsJson extends TaskListItemJson {
   body: string;
   snapshot_hash: string;
   deadline_at: string | null;
@@ -84,6 +112,35 @@ export function toTaskJson(task: Task | TaskRow): TaskJson {
     available_at: task.availableAt.toISOString(),
     lease_expires_at: iso(task.leaseExpiresAt),
     finished_at: iso(task.finishedAt),
+    best_of: task.bestOf,
+    parent_task_id: task.parentTaskId,
+    candidate: task.candidate,
+  };
+}
+
+export function toCandidateJson(row: CandidateRow): CandidateJson {
+  return {
+    task_id: row.candidateTaskId,
+    round: row.round,
+    k: row.k,
+    state: row.state,
+    runner_id: row.runnerId,
+    runner_name: row.runnerName,
+    adapter: row.adapter,
+    branch: row.branch,
+    head_sha: row.headSha,
+    cost_usd: row.costUsd,
+    rank: row.rank,
+    failure: row.failure,
+    picked: row.picked,
+    decided_at: iso(row.decidedAt),
+  };
+}
+
+export function toTaskListItemJson(task: TaskRow, candidates: CandidateRow[]): TaskListItemJson {
+  return {
+    ...toTaskJson(task),
+    candidates: candidates.filter((c) => c.taskId === task.taskId).map(toCandidateJson),
   };
 }
 
@@ -104,10 +161,11 @@ export function toTaskDetailsJson(details: {
   task: TaskRow;
   events: TaskEvent[];
   pullRequest: PullRequestRow | null;
+  candidates: CandidateRow[];
 }): TaskDetailsJson {
   const { task, events, pullRequest } = details;
   return {
-    ...toTaskJson(task),
+    ...toTaskListItemJson(task, details.candidates),
     body: task.body,
     snapshot_hash: task.snapshotHash,
     deadline_at: iso(task.deadlineAt),

@@ -5,12 +5,13 @@ import type { Db } from "../../db/client.ts";
 import { LANES, TASK_STATES } from "../core/task-states.ts";
 import {
   getTaskDetails,
+  listCandidates,
   listTasks,
   runTaskAction,
   type TaskCursor,
 } from "../store/task-queries.ts";
 import type { ApiAuth, ApiEnv } from "./admin-auth.ts";
-import { toTaskDetailsJson, toTaskJson } from "./task-json.ts";
+import { toTaskDetailsJson, toTaskJson, toTaskListItemJson } from "./task-json.ts";
 import { parseJsonBody, parseQuery, smallBody } from "./validation.ts";
 
 export interface TaskRoutesDeps {
@@ -112,8 +113,10 @@ export function createTaskRoutes(deps: TaskRoutesDeps): Hono<ApiEnv> {
       limit,
       after: cursor,
     });
+    const bestOf = page.tasks.filter((t) => t.bestOf > 1).map((t) => t.taskId);
+    const candidates = await listCandidates(deps.db, bestOf);
     return c.json({
-      tasks: page.tasks.map(toTaskJson),
+      tasks: page.tasks.map((task) => toTaskListItemJson(task, candidates)),
       next_cursor: page.nextCursor && encodeCursor(page.nextCursor),
     });
   });

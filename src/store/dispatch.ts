@@ -3,6 +3,7 @@ import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
 import { type AttemptEnd, finishAttemptSql } from "./attempts.ts";
 import { pausedRepositoriesSql } from "./budgets.ts";
+import { isRunnerJob } from "./task-kinds.ts";
 import type { Task } from "./tasks.ts";
 import { getTask, transitionTask } from "./tasks.ts";
 
@@ -137,7 +138,7 @@ function covered(request: ClaimableRequest) {
   // A best-of-N task without a pull request runs as candidates (src/loops/best-of.ts starts
   // them); its own row is never handed to a runner until it has a pull request.
   return sql`t.state = 'queued' and t.available_at <= now() and (${sets})
-    and not (t.best_of > 1 and t.pr_number is null and t.parent_task_id is null)`;
+    and ${isRunnerJob("t")}`;
 }
 
 /** The open pull request's head for a follow-up (`cand` aliased); after /update, none. */

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { Sample } from "../core/metrics-math.ts";
+import { isRunnerJob, isTopLevelTask } from "./task-kinds.ts";
 
 /*
  * The metrics' SQL. Gauges are grouped counts over small tables; durations come from
@@ -17,7 +18,7 @@ export async function countTasksByStateAndLane(
   return resultRows<{ state: string; lane: string; n: number }>(
     await db.execute(sql`
       select state::text as state, lane::text as lane, count(*)::int as n
-      from tasks group by state, lane`),
+      from tasks where ${isTopLevelTask()} group by state, lane`),
   ).map((r) => ({ ...r, n: Number(r.n) }));
 }
 
@@ -26,7 +27,7 @@ export async function queueDepthByLane(db: Db): Promise<Record<string, number>> 
   const rows = resultRows<{ lane: string; n: number }>(
     await db.execute(sql`
       select lane::text as lane, count(*)::int as n from tasks
-      where state in ('queued', 'retry_wait') group by lane`),
+      where state in ('queued', 'retry_wait') and ${isRunnerJob()} group by lane`),
   );
   return Object.fromEntries(rows.map((r) => [r.lane, Number(r.n)]));
 }
@@ -37,7 +38,7 @@ export async function oldestQueuedByLane(db: Db): Promise<Record<string, number>
     await db.execute(sql`
       select lane::text as lane,
              extract(epoch from now() - min(enqueued_at))::float8 as seconds
-      from tasks where state = 'queued' group by lane`),
+      from tasks where state = 'queued' and ${isRunnerJob()} group by lane`),
   );
   return Object.fromEntries(rows.map((r) => [r.lane, Math.max(0, Number(r.seconds))]));
 }
@@ -413,7 +414,7 @@ export async function activeTasks(db: Db): Promise<ActiveTaskRow[]> {
              extract(epoch from t.lease_expires_at)::float8 * 1000 as lease_ms,
              extract(epoch from t.updated_at)::float8 * 1000 as updated_ms
       from tasks t join repositories r on r.repository_id = t.repository_id
-      where t.state in ('assigned', 'running')`),
+      where t.state in ('assigned', 'running') and ${isRunnerJob("t")}`),
   );
   return rows.map((r) => ({
     taskId: r.task_id,

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { WaitingWork } from "../core/runner-demand.ts";
+import { isRunnerJob } from "./task-kinds.ts";
 
 /**
  * Tasks waiting for a runner now (queued and due: not in backoff), grouped by the capabilities
@@ -18,7 +19,7 @@ export async function waitingWork(
       where t.state = 'queued' and t.available_at <= now()
         and t.enqueued_at <= now() - ${`${waited} seconds`}::interval
         -- A best-of-N task waiting for its round is never given to a runner; its candidates are.
-        and not (t.best_of > 1 and t.pr_number is null and t.parent_task_id is null)
+        and ${isRunnerJob("t")}
       group by t.capabilities, r.full_name`),
   );
   return rows.map((row) => ({

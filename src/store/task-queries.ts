@@ -1,8 +1,16 @@
 import { and, asc, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
-import { pullRequests, repositories, runners, taskEvents, tasks } from "../../db/schema.ts";
+import {
+  candidates,
+  pullRequests,
+  repositories,
+  runners,
+  taskEvents,
+  tasks,
+} from "../../db/schema.ts";
 import { decideCancel, decideRetry, type TaskActionDecision } from "../core/task-actions.ts";
 import type { Lane, TaskState } from "../core/task-states.ts";
+import { isTopLevelTask } from "./task-kinds.ts";
 import { type Task, transitionTask } from "./tasks.ts";
 
 /** A task with the names people know it by. */
@@ -40,7 +48,8 @@ export async function listTasks(
   db: Db,
   filter: TaskFilter,
 ): Promise<{ tasks: TaskRow[]; nextCursor: TaskCursor | null }> {
-  const conditions: SQL[] = [];
+  // A best-of-N candidate is listed under its task (`listCandidates`), not as a task of its own.
+  const conditions: SQL[] = [isTopLevelTask()];
   if (filter.states?.length) conditions.push(inArray(tasks.state, [...filter.states]));
   if (filter.lanes?.length) conditions.push(inArray(tasks.lane, [...filter.lanes]));
   if (filter.repo) conditions.push(sql`lower(${repositories.fullName}) = lower(${filter.repo})`);
@@ -55,7 +64,7 @@ export async function listTasks(
     .from(tasks)
     .innerJoin(repositories, eq(repositories.repositoryId, tasks.repositoryId))
     .leftJoin(runners, eq(runners.runnerId, tasks.runnerId))
-    .where(conditions.length ? and(...conditions) : undefined)
+    .where(and(...conditions))
     .orderBy(desc(tasks.createdAt), desc(tasks.taskId))
     .limit(filter.limit + 1);
   const page = rows.slice(0, filter.limit);
@@ -67,6 +76,53 @@ export async function listTasks(
         ? { createdAt: last.cursorAt, taskId: last.task.taskId }
         : null,
   };
+}
+
+/** A best-of-N candidate as its task lists it: its row in `candidates` and its own task's state. */
+export interface CandidateRow {
+  taskId: string;
+  candidateTaskId: string;
+  round: number;
+  k: number;
+  state: TaskState;
+  runnerId: string | null;
+  runnerName: string | null;
+  adapter: string | null;
+  branch: string;
+  headSha: string | null;
+  costUsd: number | null;
+  rank: number | null;
+  failure: string | null;
+  picked: boolean;
+  decidedAt: Date | null;
+}
+
+/** The candidates of the given best-of-N tasks, every round, by task, round and k. */
+export async function listCandidates(db: Db, taskIds: readonly string[]): Promise<CandidateRow[]> {
+  if (taskIds.length === 0) return [];
+  return db
+    .select({
+      taskId: candidates.taskId,
+      candidateTaskId: candidates.candidateTaskId,
+      round: candidates.round,
+      k: candidates.k,
+      state: tasks.state,
+      runnerId: tasks.runnerId,
+      runnerName: runners.name,
+      adapter: candidates.adapter,
+      branch: candidates.branch,
+      headSha: candidates.headSha,
+      costUsd: candidates.costUsd,
+      rank: candidates.rank,
+      failure: candidates.failure,
+      picked: candidates.picked,
+      decidedAt: candidates.decidedAt,
+    })
+    .from(candidates)
+    .innerJoin(tasks, eq(tasks.taskId, candidates.candidateTaskId))
+    .leftJoin(runners, eq(runners.runnerId, tasks.runnerId))
+    .where(inArray(candidates.taskId, [...taskIds]))
+    .orderBy(asc(candidates.taskId), asc(candidates.round), asc(candidates.k));
 }
 
 /** One task with the names people know it by, or undefined. */
@@ -84,10 +140,18 @@ export async function getTaskRow(db: Db, taskId: string): Promise<TaskRow | unde
 export async function getTaskDetails(
   db: Db,
   taskId: string,
-): Promise<{ task: TaskRow; events: TaskEvent[]; pullRequest: PullRequestRow | null } | undefined> {
+): Promise<
+  | {
+      task: TaskRow;
+      events: TaskEvent[];
+      pullRequest: PullRequestRow | null;
+      candidates: CandidateRow[];
+    }
+  | undefined
+> {
   const task = await getTaskRow(db, taskId);
   if (!task) return undefined;
-  const [events, [pullRequest]] = await Promise.all([
+  const [events, [pullRequest], taskCandidates] = await Promise.all([
     db
       .select()
       .from(taskEvents)
@@ -99,11 +163,13 @@ export async function getTaskDetails(
       .where(eq(pullRequests.taskId, taskId))
       .orderBy(desc(pullRequests.createdAt))
       .limit(1),
+    task.bestOf > 1 && task.parentTaskId === null ? listCandidates(db, [taskId]) : [],
   ]);
   return {
     task,
     events,
     pullRequest: pullRequest ?? null,
+    candidates: taskCandidates,
   };
 }
 

@@ -6,6 +6,7 @@ import { repositories, tasks } from "../../db/schema.ts";
 import { statesLeadingTo } from "../core/task-machine.ts";
 import type { Lane, TaskState } from "../core/task-states.ts";
 import { firstEventIdSince } from "./metrics.ts";
+import { isRunnerJob } from "./task-kinds.ts";
 
 export type Task = typeof tasks.$inferSelect;
 export type Repository = typeof repositories.$inferSelect;
@@ -328,7 +329,7 @@ export async function queuePosition(
       select 1 + count(other.task_id)::int as position
       from tasks me
       left join tasks other
-        on other.state = 'queued' and other.task_id <> me.task_id
+        on other.state = 'queued' and other.task_id <> me.task_id and ${isRunnerJob("other")}
        and (${rank("other")} < ${rank("me")}
             or (${rank("other")} = ${rank("me")} and other.enqueued_at < me.enqueued_at))
       where me.task_id = ${taskId} and me.state = 'queued'
@@ -439,7 +440,7 @@ function queuePositions(agingMs: number) {
     from (select task_id, enqueued_at,
                  greatest(0, array_position(enum_range(null::lane), lane) - 1
                    - floor(extract(epoch from (now() - enqueued_at)) / ${agingSeconds})::int) as lane_rank
-          from tasks where state = 'queued') waiting`;
+          from tasks where state = 'queued' and ${isRunnerJob()}) waiting`;
 }
 
 /**

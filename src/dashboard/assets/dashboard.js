@@ -461,6 +461,7 @@
                 r.tasks.map((t, i) => [
                   i ? ", " : "",
                   ref(t),
+                  t.candidate ? ` candidate ${t.candidate}` : "",
                   ` ${t.state}${t.stage ? ` (${t.stage})` : ""}`,
                 ]),
               )

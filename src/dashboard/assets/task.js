@@ -42,10 +42,23 @@
     const t = s.task;
     document.title = `${t.repo}#${t.issue_number} · Conveyor`;
     $("task-ref").textContent = `${t.repo}#${t.issue_number}`;
-    $("task-title").textContent = t.title;
+    $("task-title").textContent = t.candidate
+      ? `Candidate ${t.candidate} · ${t.title}`
+      : t.best_of > 1
+        ? `Best of ${t.best_of} · ${t.title}`
+        : t.title;
     const pr = s.pull_request;
     const prUrl = pr && safeUrl(pr.url);
+    const page = (id) => `/dashboard/tasks/${encodeURIComponent(id)}`;
     const facts = [
+      ...(t.parent_task_id
+        ? [
+            [
+              "Candidate of",
+              h("a", { href: page(t.parent_task_id), class: "parent", text: t.parent_task_id }),
+            ],
+          ]
+        : []),
       [
         "State",
         h("span", { class: "badge", "data-state": t.state, text: t.state.replace("_", " ") }),
@@ -77,6 +90,25 @@
     if (summary) facts.push(["Summary", h("span", { class: "summary", text: summary })]);
     $("task-facts").replaceChildren(
       ...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)]),
+    );
+
+    const candidates = s.candidates || [];
+    $("candidates").hidden = candidates.length === 0;
+    $("candidates-body").replaceChildren(
+      ...candidates.map((c) =>
+        h(
+          "tr",
+          { "data-k": c.k, "data-picked": c.picked ? "true" : null },
+          h("td", { text: c.k }),
+          h("td", {}, h("a", { href: page(c.task_id), text: c.task_id.slice(0, 8) })),
+          h("td", {}, h("span", { class: "badge", "data-state": c.state, text: c.state })),
+          h("td", { text: c.runner_name || "–" }),
+          h("td", { text: c.adapter || "any" }),
+          h("td", { text: usd(c.cost_usd) }),
+          h("td", {}, h("code", { text: c.branch })),
+          h("td", { text: c.picked ? `${c.rank ?? "–"} · picked` : (c.rank ?? c.failure ?? "–") }),
+        ),
+      ),
     );
 
     $("attempts-empty").hidden = s.attempts.length > 0;
