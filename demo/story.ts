@@ -34,15 +34,19 @@ verify:
     - [node, --test]
 `;
 
+/** A sample repository's package.json: an ES module whose tests run with `node --test`. */
+const packageJson = (name: string) =>
+  `${JSON.stringify(
+    { name, version: "1.0.0", type: "module", scripts: { test: "node --test" } },
+    null,
+    2,
+  )}\n`;
+
 /** The sample repository: a tiny Node.js library with tests and a CI. */
 export const REPO_FILES: Record<string, string> = {
   "README.md":
     "# widgets\n\nSmall helpers for widgets of evry size.\n\nRun the tests with `npm test`.\n",
-  "package.json": `${JSON.stringify(
-    { name: "widgets", version: "1.0.0", type: "module", scripts: { test: "node --test" } },
-    null,
-    2,
-  )}\n`,
+  "package.json": packageJson("widgets"),
   ".github/conveyor.yml": CONVEYOR_YML,
   "src/greet.js": 'export function greet(name) {\n  return "Hello, " + name + "!";\n}\n',
   "src/sizes.js": 'export const SIZES = ["small", "medium", "large"];\n',
@@ -94,11 +98,7 @@ tasks:
 /** The best-of repository: prices, with a test. */
 export const BEST_OF_REPO_FILES: Record<string, string> = {
   "README.md": "# gadgets\n\nPrices for gadgets.\n",
-  "package.json": `${JSON.stringify(
-    { name: "gadgets", version: "1.0.0", type: "module", scripts: { test: "node --test" } },
-    null,
-    2,
-  )}\n`,
+  "package.json": packageJson("gadgets"),
   ".github/conveyor.yml": BEST_OF_CONVEYOR_YML,
   "src/price.js": 'export function formatPrice(cents) {\n  return "$" + cents / 100;\n}\n',
   "test/price.test.js": [
