@@ -3,6 +3,7 @@ import {
   adapterFor,
   type CandidateFacts,
   candidateBranch,
+  candidateChecks,
   candidateLimits,
   planBestOf,
   rankCandidates,
@@ -221,5 +222,28 @@ describe("renderCandidatesTable", () => {
     expect(row1).not.toMatch(/<!--|@team|`\|/);
     expect(row1.split(" | ").length).toBe(8);
     expect(table.trimEnd().endsWith("</details>")).toBe(true);
+  });
+});
+
+describe("candidateChecks: as the merge policy counts conclusions", () => {
+  const run = (conclusion: string | null, status: "completed" | "in_progress" = "completed") => ({
+    name: "ci",
+    status,
+    conclusion,
+    ours: false,
+  });
+  const loose = { strict: false, cut: false };
+  it.each([
+    [[run("success")], [], loose, "green"],
+    [[run("neutral"), run("success")], [], loose, "green"],
+    [[run("neutral"), run("success")], [], { strict: true, cut: false }, "red"],
+    [[run("cancelled")], [], loose, "red"],
+    [[run(null, "in_progress")], [], loose, "pending"],
+    [[run("success")], [{ context: "lint", state: "error" as const }], loose, "red"],
+    [[run("success")], [{ context: "lint", state: "pending" as const }], loose, "pending"],
+    [[run("success")], [], { strict: false, cut: true }, "pending"],
+    [[], [], loose, "none"],
+  ])("%j %j %j → %s", (runs, statuses, options, expected) => {
+    expect(candidateChecks(runs, statuses, options)).toBe(expected);
   });
 });

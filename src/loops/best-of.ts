@@ -1,10 +1,16 @@
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
-import { type CandidateChecks, type CandidateFacts, rankCandidates } from "../core/best-of.ts";
+import { type CandidateFacts, candidateChecks, rankCandidates } from "../core/best-of.ts";
 import { PullRequestRefused } from "../core/change-set-rules.ts";
 import { repoRef } from "../core/github-objects.ts";
-import { classifyTier, type PrFile, type PrFileStatus } from "../core/merge-policy.ts";
+import {
+  type CheckFact,
+  classifyTier,
+  type PrFile,
+  type PrFileStatus,
+  type StatusFact,
+} from "../core/merge-policy.ts";
 import { type GitHubGateway, isWritesClosed, type PullRequestWriter } from "../core/ports.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
 import {
@@ -103,7 +109,12 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
   }
 
   /** Green, red, still running, or none at all: check runs and commit statuses on `sha`. */
-  async function checksOn(octokit: Octokit, ref: { owner: string; repo: string }, sha: string) {
+  async function checksOn(
+    octokit: Octokit,
+    ref: { owner: string; repo: string },
+    sha: string,
+    strict: boolean,
+  ) {
     const base = { owner: ref.owner, repo: ref.repo, ref: sha, per_page: 100 };
     const { data: runs } = await octokit.request(
       "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
@@ -113,22 +124,22 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
       "GET /repos/{owner}/{repo}/commits/{ref}/status",
       base,
     );
-    const outcomes: CandidateChecks[] = [
-      ...runs.check_runs.map((r): CandidateChecks => {
-        if (r.status !== "completed") return "pending";
-        return ["success", "neutral", "skipped"].includes(r.conclusion ?? "") ? "green" : "red";
-      }),
-      ...combined.statuses.map(
-        (s): CandidateChecks =>
-          s.state === "pending" ? "pending" : s.state === "success" ? "green" : "red",
-      ),
-    ];
-    // More than a page of either: what was not read is not known to be green.
-    const cut =
-      runs.total_count > runs.check_runs.length || combined.total_count > combined.statuses.length;
-    if (outcomes.includes("red")) return "red";
-    if (outcomes.includes("pending") || cut) return "pending";
-    return outcomes.length > 0 ? "green" : "none";
+    return candidateChecks(
+      runs.check_runs.map((r) => ({
+        name: r.name,
+        status: r.status as CheckFact["status"],
+        conclusion: r.conclusion,
+        ours: false,
+      })),
+      combined.statuses.map((s) => ({ context: s.context, state: s.state as StatusFact["state"] })),
+      {
+        strict,
+        // More than a page of either: what was not read is not known to be green.
+        cut:
+          runs.total_count > runs.check_runs.length ||
+          combined.total_count > combined.statuses.length,
+      },
+    );
   }
 
   /** The candidate's files against its base, as the merge policy reads a pull request's. */
@@ -191,7 +202,7 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
         });
         continue;
       }
-      const checks = await checksOn(octokit, ref, c.head_sha);
+      const checks = await checksOn(octokit, ref, c.head_sha, config.merge.strict_conclusions);
       const since = c.head_written_at ? Date.parse(c.head_written_at) : 0;
       const age = now().getTime() - since;
       const waiting =
