@@ -227,6 +227,31 @@ export function createMerger(deps: MergerDeps): {
     if (moved) deps.onChange();
   }
 
+  /**
+   * The verdict goes out as the safety check's success on exactly this head, then the task moves
+   * to `merging` (false when it moved meanwhile): the step before a direct merge and an enqueue.
+   */
+  async function startMerging(
+    octokit: Octokit,
+    c: Candidate,
+    verdict: Verdict,
+    facts: CollectedFacts,
+    reason: string,
+    data?: Record<string, unknown>,
+  ): Promise<boolean> {
+    await showVerdict(octokit, c, verdict, facts.labels, true);
+    const moved = await transitionTask(deps.db, {
+      taskId: c.task_id,
+      generation: c.generation,
+      from: [c.state],
+      to: "merging",
+      actor: "merger",
+      reason,
+      ...(data ? { data } : {}),
+    });
+    return Boolean(moved);
+  }
+
   async function merge(
     octokit: Octokit,
     c: Candidate,
@@ -239,15 +264,13 @@ export function createMerger(deps: MergerDeps): {
     const pr = { owner: ref.owner, repo: ref.repo, pull_number: c.pr_number };
     // The check says success on exactly this SHA, then the merge names the same SHA: if anyone
     // pushed meanwhile, GitHub refuses (409) instead of merging what was not reviewed.
-    await showVerdict(octokit, c, verdict, facts.labels, true);
-    const merging = await transitionTask(deps.db, {
-      taskId: c.task_id,
-      generation: c.generation,
-      from: [c.state],
-      to: "merging",
-      actor: "merger",
-      reason: `merging ${c.head_sha.slice(0, 7)} (${config.merge.method})`,
-    });
+    const merging = await startMerging(
+      octokit,
+      c,
+      verdict,
+      facts,
+      `merging ${c.head_sha.slice(0, 7)} (${config.merge.method})`,
+    );
     if (!merging) return;
     const current: Candidate = { ...c, state: "merging" };
     try {
@@ -316,15 +339,9 @@ export function createMerger(deps: MergerDeps): {
     const plan = watchOf(config, verdict, facts);
     const reason = `enqueuing ${c.head_sha.slice(0, 7)} in the merge queue (${queue.mergeMethod.toLowerCase()}); its checks on the merge group are the last gate`;
     if (c.state !== "merging") {
-      await showVerdict(octokit, c, verdict, facts.labels, true);
-      const moved = await transitionTask(deps.db, {
-        taskId: c.task_id,
-        generation: c.generation,
-        from: [c.state],
-        to: "merging",
-        actor: "merger",
-        reason,
-        data: { head_sha: c.head_sha, merge_queue: true },
+      const moved = await startMerging(octokit, c, verdict, facts, reason, {
+        head_sha: c.head_sha,
+        merge_queue: true,
       });
       if (!moved) return;
     } else {
