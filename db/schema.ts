@@ -149,6 +149,12 @@ export const tasks = pgTable(
       .on(t.repositoryId, t.issueNumber)
       .where(sql`${t.state} not in ('merged', 'cancelled') and ${t.parentTaskId} is null`),
     index("tasks_parent_idx").on(t.parentTaskId).where(sql`${t.parentTaskId} is not null`),
+    // The best-of loop's "anything to do?" on every publisher pass: open best-of tasks only.
+    index("tasks_best_of_open_idx")
+      .on(t.state)
+      .where(
+        sql`${t.bestOf} > 1 and ${t.parentTaskId} is null and ${t.state} in ('queued', 'running')`,
+      ),
     // The claim query scans queued tasks by lane and age.
     index("tasks_claimable_idx")
       .on(t.lane, t.enqueuedAt)

@@ -1,0 +1,1 @@
+CREATE INDEX "tasks_best_of_open_idx" ON "tasks" USING btree ("state") WHERE "tasks"."best_of" > 1 and "tasks"."parent_task_id" is null and "tasks"."state" in ('queued', 'running');
