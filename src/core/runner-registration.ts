@@ -61,6 +61,13 @@ const runnerClass = z.enum(RUNNER_CLASSES, {
   error: `expected one of ${RUNNER_CLASSES.join(", ")}`,
 });
 
+/** A runner's capabilities: at most 50 names, deduplicated and sorted; none by default. */
+const RunnerCapabilities = z
+  .array(RunnerCapability, { error: "expected a list of capability names" })
+  .max(50, { error: "expected at most 50 capabilities" })
+  .default([])
+  .transform((caps) => [...new Set(caps)].sort());
+
 /**
  * What an operator supplies to register a runner. Strict: an unknown key is an error, because a
  * misspelt `capabilites` must not silently register a runner with none. Capabilities are sorted
@@ -70,11 +77,7 @@ const runnerClass = z.enum(RUNNER_CLASSES, {
 export const RunnerRegistration = z
   .strictObject({
     name: RunnerName,
-    capabilities: z
-      .array(RunnerCapability, { error: "expected a list of capability names" })
-      .max(50, { error: "expected at most 50 capabilities" })
-      .default([])
-      .transform((caps) => [...new Set(caps)].sort()),
+    capabilities: RunnerCapabilities,
     repos: RepoScope,
     class: runnerClass.optional(),
     /** @deprecated the old name of `class`. */
@@ -124,11 +127,7 @@ export const ONE_TIME_TTL_SECONDS = { min: 60, max: 7 * 24 * 3600, default: 3600
  */
 export const OneTimeRunnerRequest = z.strictObject({
   name: RunnerName.optional(),
-  capabilities: z
-    .array(RunnerCapability, { error: "expected a list of capability names" })
-    .max(50, { error: "expected at most 50 capabilities" })
-    .default([])
-    .transform((caps) => [...new Set(caps)].sort()),
+  capabilities: RunnerCapabilities,
   repos: RepoScope,
   ttl_seconds: z
     .number({ error: "expected a number of seconds" })

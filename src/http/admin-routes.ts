@@ -38,6 +38,12 @@ const invalid = (errors: FieldError[]) => ({
   errors,
 });
 
+/** A runner request's JSON body: 64 KiB at most. */
+const smallBody = bodyLimit({
+  maxSize: 64 * 1024,
+  onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
+});
+
 /**
  * The runner routes of the admin API, to be mounted at `/api`: listing needs `read`, registering
  * and revoking `admin`. The middlewares are registered per route, not for `*`, because a sub-app's
@@ -61,67 +67,51 @@ export function createAdminRoutes(deps: AdminRoutesDeps): Hono<ApiEnv> {
     });
   });
 
-  routes.post(
-    "/runners",
-    auth.admin,
-    bodyLimit({
-      maxSize: 64 * 1024,
-      onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
-    }),
-    async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return c.json(invalid([{ field: "body", message: "expected a JSON object" }]), 422);
-      }
-      const parsed = RunnerRegistration.safeParse(body);
-      if (!parsed.success) return c.json(invalid(toFieldErrors(parsed.error)), 422);
-      try {
-        const { runner, token } = await createRunner(deps.db, parsed.data);
-        logger.info({ runnerId: runner.runnerId, name: runner.name }, "runner registered");
-        // The token is in this response and nowhere else: keep it out of every cache.
-        c.header("Cache-Control", "no-store");
-        return c.json({ runner: toRunnerJson(runner), token }, 201);
-      } catch (error) {
-        if (error instanceof RunnerNameTakenError) return c.json({ error: error.message }, 409);
-        throw error;
-      }
-    },
-  );
+  routes.post("/runners", auth.admin, smallBody, async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json(invalid([{ field: "body", message: "expected a JSON object" }]), 422);
+    }
+    const parsed = RunnerRegistration.safeParse(body);
+    if (!parsed.success) return c.json(invalid(toFieldErrors(parsed.error)), 422);
+    try {
+      const { runner, token } = await createRunner(deps.db, parsed.data);
+      logger.info({ runnerId: runner.runnerId, name: runner.name }, "runner registered");
+      // The token is in this response and nowhere else: keep it out of every cache.
+      c.header("Cache-Control", "no-store");
+      return c.json({ runner: toRunnerJson(runner), token }, 201);
+    } catch (error) {
+      if (error instanceof RunnerNameTakenError) return c.json({ error: error.message }, 409);
+      throw error;
+    }
+  });
 
   // A one-time credential for one ephemeral runner (an Actions job, a Kubernetes Job).
-  routes.post(
-    "/runners/jit",
-    auth.admin,
-    bodyLimit({
-      maxSize: 64 * 1024,
-      onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
-    }),
-    async (c) => {
-      let body: unknown;
-      try {
-        const text = await c.req.text();
-        body = text.trim() === "" ? {} : JSON.parse(text);
-      } catch {
-        return c.json(invalid([{ field: "body", message: "expected a JSON object" }]), 422);
-      }
-      const parsed = OneTimeRunnerRequest.safeParse(body);
-      if (!parsed.success) return c.json(invalid(toFieldErrors(parsed.error)), 422);
-      try {
-        const { runner, token } = await createOneTimeRunner(deps.db, parsed.data);
-        logger.info(
-          { runnerId: runner.runnerId, name: runner.name, expiresAt: runner.expiresAt },
-          "one-time runner credential minted",
-        );
-        c.header("Cache-Control", "no-store");
-        return c.json({ runner: toRunnerJson(runner), token }, 201);
-      } catch (error) {
-        if (error instanceof RunnerNameTakenError) return c.json({ error: error.message }, 409);
-        throw error;
-      }
-    },
-  );
+  routes.post("/runners/jit", auth.admin, smallBody, async (c) => {
+    let body: unknown;
+    try {
+      const text = await c.req.text();
+      body = text.trim() === "" ? {} : JSON.parse(text);
+    } catch {
+      return c.json(invalid([{ field: "body", message: "expected a JSON object" }]), 422);
+    }
+    const parsed = OneTimeRunnerRequest.safeParse(body);
+    if (!parsed.success) return c.json(invalid(toFieldErrors(parsed.error)), 422);
+    try {
+      const { runner, token } = await createOneTimeRunner(deps.db, parsed.data);
+      logger.info(
+        { runnerId: runner.runnerId, name: runner.name, expiresAt: runner.expiresAt },
+        "one-time runner credential minted",
+      );
+      c.header("Cache-Control", "no-store");
+      return c.json({ runner: toRunnerJson(runner), token }, 201);
+    } catch (error) {
+      if (error instanceof RunnerNameTakenError) return c.json({ error: error.message }, 409);
+      throw error;
+    }
+  });
 
   routes.post("/runners/:name/revoke", auth.admin, async (c) => {
     const name = c.req.param("name");
