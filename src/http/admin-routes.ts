@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import {
@@ -17,6 +16,7 @@ import {
 } from "../store/runners.ts";
 import { type ApiAuth, type ApiEnv, createApiAuth } from "./admin-auth.ts";
 import { type ConnectedRunner, toRunnerJson } from "./runner-json.ts";
+import { smallBody } from "./validation.ts";
 
 export interface AdminRoutesDeps {
   db: Db;
@@ -36,12 +36,6 @@ const invalid = (errors: FieldError[]) => ({
   error: `invalid request: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
   fields: errors.map((e) => ({ path: e.field, message: e.message })),
   errors,
-});
-
-/** A runner request's JSON body: 64 KiB at most. */
-const smallBody = bodyLimit({
-  maxSize: 64 * 1024,
-  onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
 });
 
 /**

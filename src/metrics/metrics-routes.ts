@@ -6,7 +6,7 @@ import { z } from "zod";
 import { type Db, resultRows } from "../../db/client.ts";
 import type { SettingsFieldError } from "../core/alert-settings.ts";
 import { getPrincipal } from "../http/admin-auth.ts";
-import { parseJsonBody } from "../http/validation.ts";
+import { parseJsonBody, smallBody } from "../http/validation.ts";
 import type { LocalAlert } from "../loops/alerter.ts";
 import { type AlertRow, acknowledgeAlert, alertsVersion, listAlerts } from "../store/alerts.ts";
 import type { MetricsReport } from "./metrics-report.ts";
@@ -235,46 +235,38 @@ export function createMetricsRoutes(deps: MetricsRoutesDeps): Hono {
     return c.json(settings);
   });
 
-  routes.put(
-    "/api/settings",
-    auth.admin,
-    bodyLimit({
-      maxSize: 64 * 1024,
-      onError: (c) => c.json({ error: "request body over 64 KiB" }, 413),
-    }),
-    async (c) => {
-      let patch: unknown;
-      try {
-        patch = await c.req.json();
-      } catch {
-        return c.json(invalid([{ path: "body", message: "expected a JSON object" }]), 422);
-      }
-      const touchesIssues = Boolean(
-        (patch as { alerts?: { github_issues?: unknown } } | null)?.alerts?.github_issues,
-      );
-      const result = await updateSettings(deps.db, patch, async (settings, tx) => {
-        const issues = settings.alerts.github_issues;
-        if (!touchesIssues || !issues.repository) return [];
-        const [row] = resultRows<{ full_name: string }>(
-          await tx.execute(sql`
+  routes.put("/api/settings", auth.admin, smallBody, async (c) => {
+    let patch: unknown;
+    try {
+      patch = await c.req.json();
+    } catch {
+      return c.json(invalid([{ path: "body", message: "expected a JSON object" }]), 422);
+    }
+    const touchesIssues = Boolean(
+      (patch as { alerts?: { github_issues?: unknown } } | null)?.alerts?.github_issues,
+    );
+    const result = await updateSettings(deps.db, patch, async (settings, tx) => {
+      const issues = settings.alerts.github_issues;
+      if (!touchesIssues || !issues.repository) return [];
+      const [row] = resultRows<{ full_name: string }>(
+        await tx.execute(sql`
             select full_name from repositories
             where lower(full_name) = lower(${issues.repository}) and removed_at is null`),
-        );
-        return row
-          ? []
-          : [
-              {
-                path: "alerts.github_issues.repository",
-                message: `${issues.repository} is not a repository the App is installed on; install it there first`,
-              },
-            ];
-      });
-      if (!result.ok) return c.json(invalid(result.errors), 422);
-      logger.info({ changed: result.changed }, "settings changed");
-      deps.onChange?.("settings");
-      return c.json(result.settings);
-    },
-  );
+      );
+      return row
+        ? []
+        : [
+            {
+              path: "alerts.github_issues.repository",
+              message: `${issues.repository} is not a repository the App is installed on; install it there first`,
+            },
+          ];
+    });
+    if (!result.ok) return c.json(invalid(result.errors), 422);
+    logger.info({ changed: result.changed }, "settings changed");
+    deps.onChange?.("settings");
+    return c.json(result.settings);
+  });
 
   return routes;
 }
