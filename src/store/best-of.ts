@@ -113,16 +113,20 @@ export async function startRound(db: Db, task: Task): Promise<boolean> {
   });
 }
 
-/** A candidate whose change set is in (`pushed`) but not yet on its branch. */
-export interface UnwrittenCandidate {
-  candidate_task_id: string;
-  generation: number;
+/** A candidate's branch and where it lives. */
+export interface CandidateBranch {
   task_id: string;
   round: number;
   k: number;
   branch: string;
   installation_id: number;
   full_name: string;
+}
+
+/** A candidate whose change set is in (`pushed`) but not yet on its branch. */
+export interface UnwrittenCandidate extends CandidateBranch {
+  candidate_task_id: string;
+  generation: number;
   change_set: Pick<ChangeSet, "base_sha" | "message" | "files">;
 }
 
@@ -419,19 +423,7 @@ async function adoptCandidate(
 }
 
 /** Branches of decided rounds still to delete (every candidate's: the PR has its own branch). */
-export async function findBranchesToDelete(
-  db: Db,
-  limit: number,
-): Promise<
-  {
-    task_id: string;
-    round: number;
-    k: number;
-    branch: string;
-    installation_id: number;
-    full_name: string;
-  }[]
-> {
+export async function findBranchesToDelete(db: Db, limit: number): Promise<CandidateBranch[]> {
   return resultRows(
     await db.execute(sql`
       select c.task_id, c.round, c.k, c.branch, t.installation_id, r.full_name
