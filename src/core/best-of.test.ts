@@ -10,6 +10,7 @@ import {
   renderCandidatesTable,
 } from "./best-of.ts";
 import { interpretCommands } from "./commands.ts";
+import { checkRunOutcome, statusOutcome } from "./merge-policy.ts";
 import { parseRepoConfig } from "./repo-config.ts";
 
 const c = (k: number, over: Partial<CandidateFacts> = {}): CandidateFacts => ({
@@ -244,6 +245,10 @@ describe("candidateChecks: as the merge policy counts conclusions", () => {
     [[run("success")], [], { strict: false, cut: true }, "pending"],
     [[], [], loose, "none"],
   ])("%j %j %j → %s", (runs, statuses, options, expected) => {
-    expect(candidateChecks(runs, statuses, options)).toBe(expected);
+    const outcomes = [
+      ...runs.map((r) => checkRunOutcome(r, options.strict)),
+      ...statuses.map(statusOutcome),
+    ];
+    expect(candidateChecks(outcomes, options.cut)).toBe(expected);
   });
 });

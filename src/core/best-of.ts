@@ -4,8 +4,6 @@
  * label and config rules, the ranking and the table the pull request shows.
  */
 
-import { type CheckFact, checkRunOutcome, type StatusFact, statusOutcome } from "./merge-policy.ts";
-
 /** The most candidates one issue may run at once. */
 export const MAX_BEST_OF = 4;
 
@@ -96,21 +94,17 @@ export function candidateLimits(
 export type CandidateChecks = "green" | "red" | "pending" | "none";
 
 /**
- * The checks on a candidate's head as the merge policy counts them (`merge.strict_conclusions`
- * included): one that fails makes it red; one still running, or a list read only in part (`cut`:
- * what was not read is not known to be green), pending; none at all, none.
+ * The checks on a candidate's head, each already counted as the merge policy counts it
+ * (`checkRunOutcome` with `merge.strict_conclusions`, `statusOutcome`): one that fails makes it
+ * red; one still running, or a list read only in part (`cut`: what was not read is not known to
+ * be green), pending; none at all, none.
  */
 export function candidateChecks(
-  runs: readonly CheckFact[],
-  statuses: readonly StatusFact[],
-  options: { strict: boolean; cut: boolean },
+  outcomes: readonly ("success" | "pass" | "pending" | "fail")[],
+  cut: boolean,
 ): CandidateChecks {
-  const outcomes = [
-    ...runs.map((r) => checkRunOutcome(r, options.strict)),
-    ...statuses.map(statusOutcome),
-  ];
   if (outcomes.includes("fail")) return "red";
-  if (outcomes.includes("pending") || options.cut) return "pending";
+  if (outcomes.includes("pending") || cut) return "pending";
   return outcomes.length > 0 ? "green" : "none";
 }
 

@@ -6,10 +6,12 @@ import { PullRequestRefused } from "../core/change-set-rules.ts";
 import { repoRef } from "../core/github-objects.ts";
 import {
   type CheckFact,
+  checkRunOutcome,
   classifyTier,
   type PrFile,
   type PrFileStatus,
   type StatusFact,
+  statusOutcome,
 } from "../core/merge-policy.ts";
 import { type GitHubGateway, isWritesClosed, type PullRequestWriter } from "../core/ports.ts";
 import type { ChangeSet } from "../protocol/messages.ts";
@@ -124,22 +126,26 @@ export function createBestOf(deps: BestOfDeps): { runOnce(): Promise<number> } {
       "GET /repos/{owner}/{repo}/commits/{ref}/status",
       base,
     );
-    return candidateChecks(
-      runs.check_runs.map((r) => ({
-        name: r.name,
-        status: r.status as CheckFact["status"],
-        conclusion: r.conclusion,
-        ours: false,
-      })),
-      combined.statuses.map((s) => ({ context: s.context, state: s.state as StatusFact["state"] })),
-      {
-        strict,
-        // More than a page of either: what was not read is not known to be green.
-        cut:
-          runs.total_count > runs.check_runs.length ||
-          combined.total_count > combined.statuses.length,
-      },
-    );
+    const outcomes = [
+      ...runs.check_runs.map((r) =>
+        checkRunOutcome(
+          {
+            name: r.name,
+            status: r.status as CheckFact["status"],
+            conclusion: r.conclusion,
+            ours: false,
+          },
+          strict,
+        ),
+      ),
+      ...combined.statuses.map((s) =>
+        statusOutcome({ context: s.context, state: s.state as StatusFact["state"] }),
+      ),
+    ];
+    // More than a page of either: what was not read is not known to be green.
+    const cut =
+      runs.total_count > runs.check_runs.length || combined.total_count > combined.statuses.length;
+    return candidateChecks(outcomes, cut);
   }
 
   /** The candidate's files against its base, as the merge policy reads a pull request's. */
