@@ -53,6 +53,11 @@ interface ActiveTask {
   cancelled: boolean;
   cancel: () => void;
   /**
+   * Its result (`complete` or `fail`) is on its way: the server frees the slot when that arrives
+   * and may assign the next task before this one's clean-up is over.
+   */
+  settled?: boolean;
+  /**
    * Until when the server keeps the task ours without hearing from us: the last lease renewal we
    * saw (accept, heartbeat ack, a `continue` on reconnect) plus the lease. Steps the server may miss
    * while it restarts are retried until then.
@@ -96,6 +101,11 @@ export function createTaskRunner(options: TaskRunnerOptions) {
   let leaseMs = 60_000;
   let draining = false;
   let idle: (() => void) | undefined;
+  /**
+   * Assignments for a slot whose task has sent its result but is still cleaning up (its sandbox
+   * user, its directories): each starts as soon as a task leaves `active`.
+   */
+  let waiting: Assign[] = [];
 
   function agentEnv(assign: Assign, dir: string, promptFile: string): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...(options.baseEnv ?? process.env) };
@@ -299,7 +309,14 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     task.flushLog = drainLog;
     // Heartbeats renew the lease and carry the progress; a `stale` answer means the task is no
     // longer ours.
+    // One heartbeat in flight at a time: while the server is slow to answer, or asked for a pause
+    // (`rate_limited`), later ticks send nothing rather than pile up a burst for when it answers.
+    let beating = false;
     const beat = setInterval(() => {
+      if (task.settled) return;
+      void flushLog();
+      if (beating) return;
+      beating = true;
       if (parser) task.usage = parser.finish("").usage;
       client
         .request({
@@ -321,8 +338,10 @@ export function createTaskRunner(options: TaskRunnerOptions) {
             task.cancel();
           }
         })
-        .catch(() => {});
-      void flushLog();
+        .catch(() => {})
+        .finally(() => {
+          beating = false;
+        });
     }, heartbeatMs);
     beat.unref();
 
@@ -538,6 +557,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         digest,
       });
       await drainLog();
+      task.settled = true;
       const done = await deliver(task, {
         type: "complete",
         ...fence,
@@ -567,7 +587,9 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       await rm(promptFile, { force: true });
       await journal.remove(assign.task_id);
       active.delete(assign.task_id);
-      if (active.size === 0) idle?.();
+      const next = waiting.shift();
+      if (next) start(next);
+      else if (active.size === 0) idle?.();
     }
   }
 
@@ -581,6 +603,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     logger.warn({ taskId: task.assign.task_id, reason }, "reporting a failed attempt");
     // The output so far reaches the attempt's log before the failure does.
     await task.flushLog?.();
+    task.settled = true;
     await deliver(task, {
       type: "fail",
       task_id: task.assign.task_id,
@@ -629,20 +652,22 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         start(assign, entry);
         return;
       }
-      if (draining || active.size >= options.slots) {
-        client
-          .request({
-            type: "reject",
-            task_id: assign.task_id,
-            generation: assign.generation,
-            reason: draining ? "runner is draining" : "no free slot",
-          })
-          .catch(() => {});
-        return;
+      // A task that sent its result no longer holds its slot for the server, which may already
+      // have assigned the next task: that one waits for the clean-up instead of being rejected.
+      let working = waiting.length;
+      for (const task of active.values()) if (!task.settled) working++;
+      if (draining || working >= options.slots) {
+        reject(assign, draining ? "runner is draining" : "no free slot");
+      } else if (active.size >= options.slots) {
+        waiting.push(assign);
+      } else {
+        start(assign);
       }
-      start(assign);
     },
     onCancel(cancel: Extract<ServerMessage, { type: "cancel" }>) {
+      waiting = waiting.filter(
+        (a) => a.task_id !== cancel.task_id || a.generation !== cancel.generation,
+      );
       const task = active.get(cancel.task_id);
       if (task && task.assign.generation === cancel.generation) {
         logger.info({ taskId: cancel.task_id, reason: cancel.reason }, "server cancelled the task");
@@ -666,6 +691,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     /** SIGTERM: no new work; let running tasks finish, hand them back after `graceMs`. */
     async drain(graceMs: number) {
       draining = true;
+      for (const assign of waiting.splice(0)) reject(assign, "runner is draining");
       client.post({ type: "drain" });
       if (active.size === 0) return;
       const finished = new Promise<void>((resolve) => {
@@ -728,6 +754,17 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       if (leftovers) await removeLeftovers(leftovers);
       await run(task);
     })();
+  }
+
+  /** Hands an assignment back before accepting it: not an attempt, the server offers it again. */
+  function reject(assign: Assign, reason: string) {
+    logger.info(
+      { taskId: assign.task_id, generation: assign.generation, reason },
+      "assignment rejected",
+    );
+    client
+      .request({ type: "reject", task_id: assign.task_id, generation: assign.generation, reason })
+      .catch(() => {});
   }
 
   /** Waits for the re-sent `assign` of a continued journal entry; false if it did not come. */

@@ -140,6 +140,7 @@ async function openSession(
       admit: () => ({ ok: true }),
       invalid: () => ({ close: false }),
       recentlyLimited: () => false,
+      fit: () => {},
     },
     {
       readyState: 1,

@@ -248,6 +248,28 @@ describe("conveyor-runner with the scripted agent", () => {
     await after.stop();
   });
 
+  it("takes queued tasks back to back on one slot: the next assign waits for the last task's clean-up, none is rejected", async () => {
+    const { runner } = await startRunner(["--slots", "1"]);
+    const queued = [];
+    for (let k = 1; k <= 4; k++) {
+      queued.push(await queue(`Back to back ${k}`, `write back-${k}.txt\n<<<\n${k}\n>>>`));
+    }
+    for (const { taskId } of queued) {
+      await waitFor(async () => await received(taskId), {
+        timeoutMs: 30_000,
+        message: `task ${taskId} pushed\n${runner.output().slice(-2000)}`,
+      });
+    }
+    // A rejected assignment would have been offered again at the next generation.
+    const generations = await Promise.all(
+      queued.map(async ({ taskId }) => (await getTask(h.database.db, taskId))?.generation),
+    );
+    expect({ generations, rejected: runner.output().includes("assignment rejected") }).toEqual({
+      generations: [1, 1, 1, 1],
+      rejected: false,
+    });
+  });
+
   it("drains on SIGTERM: finishes the running task, then exits 0", async () => {
     const { runner } = await startRunner();
     const queued = await queue("Drain me", "sleep 1000\nwrite drained.txt\n<<<\nx\n>>>");

@@ -103,6 +103,20 @@ describe("runner connections", () => {
     runner.close();
   });
 
+  it("sizes the light tier to the heartbeats of the filled slots: a full minute of them passes, a burst beyond is refused", async () => {
+    // 2 slots at the tests' 300 ms heartbeat: 2 × 200 a minute, twice that is the light tier (800).
+    const runner = await connectRunner(h.conveyor.url, await token(), { slots: 2 });
+    for (let i = 0; i < 800; i++) runner.send({ type: "ping", id: `p${i}` });
+    await runner.next("pong", (f) => f.id === "p799", 10_000);
+    expect(runner.received.filter((f) => f.type === "rate_limited")).toEqual([]);
+    // The bucket refills 13 a second meanwhile: a burst of 100 more outruns it.
+    for (let i = 0; i < 100; i++) runner.send({ type: "ping", id: `over${i}` });
+    expect(
+      await runner.next("rate_limited", (f) => f.id?.startsWith("over") === true),
+    ).toMatchObject({ retry_after_ms: expect.any(Number) });
+    runner.close();
+  });
+
   it("counts valid frames padded past their type's size as invalid and closes the flood", async () => {
     const runner: FakeRunner = await connectRunner(h.conveyor.url, await token());
     // A valid ping, padded to 900 KiB: before, each was parsed and answered `pong`, forever.

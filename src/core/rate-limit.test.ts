@@ -8,6 +8,7 @@ import {
   RATE_LIMIT_LADDER_MS,
   type RateLimitDecision,
   type RateLimitState,
+  runnerLimits,
   TIER_LIMITS_PER_MINUTE,
   takeToken,
   tokensAvailable,
@@ -362,5 +363,35 @@ describe("hostile clocks", () => {
     const decision = refused(takeToken(state, "heavy", 1_500.75));
     expect(Number.isInteger(decision.retryAfterMs)).toBe(true);
     expect(decision.retryAfterMs).toBe(5_500);
+  });
+});
+
+describe("limits sized to a runner's slots", () => {
+  it("keeps the seed limits while the filled slots' heartbeats fit in them", () => {
+    // 15 s heartbeats: 4 a minute a slot, 8 doubled; 15 slots need 120.
+    expect(runnerLimits(TIER_LIMITS_PER_MINUTE, 1, 15_000)).toBe(TIER_LIMITS_PER_MINUTE);
+    expect(runnerLimits(TIER_LIMITS_PER_MINUTE, 15, 15_000)).toBe(TIER_LIMITS_PER_MINUTE);
+  });
+
+  it("raises only the light tier to twice the heartbeats of the filled slots", () => {
+    expect(runnerLimits(TIER_LIMITS_PER_MINUTE, 32, 15_000)).toEqual({
+      ...TIER_LIMITS_PER_MINUTE,
+      light: 256,
+    });
+    // A 300 ms heartbeat (the tests' timings) with 2 slots: 2 × 200 × 2.
+    expect(runnerLimits(TIER_LIMITS_PER_MINUTE, 2, 300).light).toBe(800);
+    // An interval that does not divide a minute rounds the heartbeats up.
+    expect(runnerLimits(TIER_LIMITS_PER_MINUTE, 20, 7_000).light).toBe(2 * 20 * 9);
+  });
+
+  it("lets a runner spend its sized light tier before refusing", () => {
+    const limits = runnerLimits(TIER_LIMITS_PER_MINUTE, 32, 15_000);
+    let state = createRateLimitState();
+    for (let i = 0; i < 256; i++) {
+      const taken = takeToken(state, "light", 1_000, limits);
+      expect(taken.allowed).toBe(true);
+      state = taken.state;
+    }
+    expect(takeToken(state, "light", 1_000, limits).allowed).toBe(false);
   });
 });

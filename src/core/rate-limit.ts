@@ -53,6 +53,16 @@ export function frameTier(type: unknown): RateTier {
   return "heavy";
 }
 
+/**
+ * One runner's limits: the light tier holds at least twice the heartbeats its filled slots send at
+ * the server's `heartbeat_ms` (one per task per interval), so a runner that does what `welcome`
+ * asks, pings included, is never refused however many slots it fills.
+ */
+export function runnerLimits(base: TierLimits, slots: number, heartbeatMs: number): TierLimits {
+  const heartbeats = 2 * slots * Math.ceil(60_000 / heartbeatMs);
+  return heartbeats > base.light ? { ...base, light: heartbeats } : base;
+}
+
 /** `retry_after_ms` for the 1st, 2nd, … refusal of a streak; later refusals get the last step. */
 export const RATE_LIMIT_LADDER_MS = [1_000, 2_000, 5_000, 10_000, 30_000] as const;
 

@@ -8,6 +8,8 @@ import {
   createRateLimitState,
   frameTier,
   type RateLimitState,
+  runnerLimits,
+  TIER_LIMITS_PER_MINUTE,
   type TierLimits,
   takeToken,
   wasRateLimitedWithin,
@@ -24,7 +26,9 @@ type Observer = {
 interface PolicyRecords {
   rate: Map<string, RateLimitState>;
   violations: Map<string, ViolationState>;
-  limits: TierLimits | undefined;
+  limits: TierLimits;
+  /** Limits sized to a runner's slots (its latest `hello`), where they exceed `limits`. */
+  sized: Map<string, TierLimits>;
   observer: Observer | undefined;
 }
 
@@ -41,7 +45,7 @@ class RunnerFramePolicy implements FramePolicy {
       rate.get(this.runnerId) ?? createRateLimitState(),
       frameTier(type),
       now,
-      limits,
+      this.records.sized.get(this.runnerId) ?? limits,
     );
     rate.set(this.runnerId, decision.state);
     if (!decision.allowed) observer?.rateLimited(frameTier(type));
@@ -62,6 +66,13 @@ class RunnerFramePolicy implements FramePolicy {
       : { close: false };
   }
 
+  fit(slots: number, heartbeatMs: number): void {
+    const { sized, limits } = this.records;
+    const fitted = runnerLimits(limits, slots, heartbeatMs);
+    if (fitted === limits) sized.delete(this.runnerId);
+    else sized.set(this.runnerId, fitted);
+  }
+
   recentlyLimited(now: number): boolean {
     const state = this.records.rate.get(this.runnerId);
     return state ? wasRateLimitedWithin(state, now) : false;
@@ -78,7 +89,13 @@ export function createFramePolicies(
   /** Told about every violation, for the metrics. */
   observer?: Observer,
 ) {
-  const records: PolicyRecords = { rate: new Map(), violations: new Map(), limits, observer };
+  const records: PolicyRecords = {
+    rate: new Map(),
+    violations: new Map(),
+    limits: limits ?? TIER_LIMITS_PER_MINUTE,
+    sized: new Map(),
+    observer,
+  };
   return {
     /** How long this runner must still wait before a new connection is accepted (0: none). */
     reconnectWait(runnerId: string, now: number): number {

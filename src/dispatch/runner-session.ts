@@ -36,6 +36,8 @@ export interface FramePolicy {
   /** Records an invalid frame; says whether the socket must close. */
   invalid(now: number): { close: false } | { close: true; code: number; reason: string };
   recentlyLimited(now: number): boolean;
+  /** Sizes the runner's limits to the slots this connection fills (see `runnerLimits`). */
+  fit(slots: number, heartbeatMs: number): void;
 }
 
 /** What a session needs of its socket (a `ws` WebSocket, or a fake in tests). */
@@ -541,6 +543,7 @@ export class RunnerSession implements RunnerConnection {
     this.name = frame.name;
     this.capabilities = capabilities;
     this.slots = Math.min(frame.slots, maxSlots);
+    this.policy.fit(this.slots, timings.heartbeatMs);
     this.tasks = tasks;
     this.repos = [...(this.runner.repos ?? [])];
     if (this.runner.oneTime) this.maxTasks = 1;
