@@ -21,6 +21,9 @@ beforeAll(async () => {
       ".github/conveyor.yml": "version: 1\nverify:\n  commands:\n    - [test, -f, hello.txt]\n",
       "old.txt": "to be deleted\n",
     },
+    // Leases of 6 s: a runner killed with -9 is started again (a Node process, slow on a loaded
+    // machine) and says hello well within them.
+    start: { dispatchTimings: { leaseMs: 6_000, acceptMs: 6_000 } },
   });
 });
 afterAll(async () => {
