@@ -312,9 +312,9 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     // One heartbeat in flight at a time: while the server is slow to answer, or asked for a pause
     // (`rate_limited`), later ticks send nothing rather than pile up a burst for when it answers.
     let beating = false;
+    // They go on while the result is on its way (a server restarting meanwhile keeps the lease).
     const beat = setInterval(() => {
-      if (task.settled) return;
-      void flushLog();
+      if (!task.settled) void flushLog();
       if (beating) return;
       beating = true;
       if (parser) task.usage = parser.finish("").usage;
@@ -333,7 +333,8 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         })
         .then((reply) => {
           if (reply.type === "ack") task.leaseUntil = Date.now() + leaseMs;
-          if (reply.type === "stale") {
+          // Once the result is sent, `stale` only says the server took it first.
+          if (reply.type === "stale" && !task.settled) {
             logger.warn({ ...log, reason: reply.reason }, "server says the task is no longer ours");
             task.cancel();
           }
