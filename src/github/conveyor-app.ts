@@ -6,7 +6,7 @@ import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { mayAffectQueue } from "../core/intake.ts";
 import { describeDequeueReason, parseMergeGroupRef } from "../core/merge-queue.ts";
-import type { WebhookIntent } from "../loops/intake-loop.ts";
+import { deliverySubject, type WebhookIntent } from "../loops/intake-loop.ts";
 import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
 import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
 
@@ -100,6 +100,7 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
       installationId: payload.installation?.id,
       outcome,
       intent,
+      subject: intent ? deliverySubject(intent) : undefined,
     });
     if (!intent) {
       stored.catch((error: unknown) =>

@@ -12,7 +12,7 @@ import {
   transitionTask,
   upsertRepository,
 } from "../store/tasks.ts";
-import type { DeliveryKey } from "../store/webhook-deliveries.ts";
+import { type DeliveryKey, isPayloadCurrent, issueSubject } from "../store/webhook-deliveries.ts";
 import { noticeConfigProblems, queueIssue } from "./queue-issue.ts";
 
 /**
@@ -46,6 +46,18 @@ export interface IssuesEvent {
 }
 
 export type HandledOutcome = { outcome: string };
+
+/**
+ * A request to queue is acted on from its payload, without reading the issue from GitHub, when the
+ * delivery arrived less than this long ago and the payload's `updated_at` is as recent: GitHub
+ * sends a webhook within about a second of the event.
+ */
+export const FRESH_PAYLOAD_MS = 5_000;
+/**
+ * …and no other `issues` delivery about the issue arrived from this long before it on: an
+ * `unlabeled` or `closed` that overtook the `labeled` before it would otherwise go unnoticed.
+ */
+export const QUIET_SUBJECT_MS = 60_000;
 
 /**
  * An `issues` webhook: queue, cancel or ignore. The delivery is marked handled in the same
@@ -85,7 +97,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     : confirmIssueEvent(
         classified,
         { action: e.action, config: loaded.config },
-        await gateway.getIssue(e.ref, e.issue.number),
+        classified.kind === "queue" && (await payloadIsCurrent(deps, e))
+          ? e.issue
+          : await gateway.getIssue(e.ref, e.issue.number),
       );
   // An issue closed by the merge of its pull request is done, not cancelled: GitHub sends
   // `issues.closed` and `pull_request.closed` in no guaranteed order, and either may be lost.
@@ -184,6 +198,22 @@ async function worthConfirming(
 ): Promise<boolean> {
   if (kind === "queue") return true;
   return (await findActiveTask(deps.db, e.repository.id, e.issue.number)) !== undefined;
+}
+
+/**
+ * Whether the payload may stand for the issue as it is now (`isPayloadCurrent`): a fresh delivery
+ * with no other event about the issue around it. A cancel is always confirmed against GitHub.
+ */
+function payloadIsCurrent(deps: IntakeDeps, e: IssuesEvent): Promise<boolean> {
+  return isPayloadCurrent(
+    deps.db,
+    {
+      deliveryId: e.deliveryId,
+      subject: issueSubject(e.repository.id, e.issue.number),
+      issueUpdatedAt: e.issue.updatedAt,
+    },
+    { freshMs: FRESH_PAYLOAD_MS, quietMs: QUIET_SUBJECT_MS },
+  );
 }
 
 /** The number of the active task's pull request if GitHub says it was merged. */

@@ -23,6 +23,7 @@ import {
 import {
   claimOwedDeliveries,
   deferOwedDelivery,
+  issueSubject,
   type OwedDelivery,
   releaseOwedDeliveries,
   settleOwedDelivery,
@@ -69,7 +70,7 @@ const MAX_RETRY_MS = 10 * 60_000;
 /**
  * The intake loop: acts on the deliveries the webhook handlers stored with an intent. It claims
  * them oldest first, reads what the effect needs from GitHub (the repository's config, the issue
- * as it is now, the sender's permission), and writes the effect and marks the delivery done in one
+ * as it is now unless a fresh payload stands for it, the sender's permission), and writes the effect and marks the delivery done in one
  * transaction (`settleOwedDelivery`). A delivery whose effect fails stays owed and is retried
  * later (5 s, 20 s, 80 s … at most 10 min); after `INTAKE_MAX_ATTEMPTS` it is given up on with the
  * error as its outcome, counted as a webhook failure either way.
@@ -199,28 +200,30 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
 }
 
 /**
- * What a delivery is about: deliveries about the same issue or pull request (whose numbers share
- * one sequence on GitHub), the same commit or the same installation are acted on in order.
+ * What a delivery with this intent is about: deliveries about the same issue or pull request
+ * (whose numbers share one sequence on GitHub), the same commit or the same installation are
+ * acted on in order. Undefined for a malformed intent (it fails on its own when acted on).
  */
-function subjectOf(claim: OwedDelivery): string {
-  const intent = claim.intent as WebhookIntent;
-  // A malformed intent fails on its own when it is acted on.
-  if (typeof intent?.event !== "object" || intent.event === null)
-    return `delivery:${claim.deliveryId}`;
+export function deliverySubject(intent: WebhookIntent): string | undefined {
+  if (typeof intent?.event !== "object" || intent.event === null) return undefined;
   switch (intent.kind) {
     case "issues":
-      return `issue:${intent.event.repository?.id}:${intent.event.issue?.number}`;
+      return issueSubject(intent.event.repository?.id, intent.event.issue?.number);
     case "comment":
-      return `issue:${intent.event.repositoryId}:${intent.event.number}`;
+      return issueSubject(intent.event.repositoryId, intent.event.number);
     case "pull-request-closed":
     case "changes-requested":
     case "merge-queue":
-      return `issue:${intent.event.repositoryId}:${intent.event.prNumber}`;
+      return issueSubject(intent.event.repositoryId, intent.event.prNumber);
     case "failed-check":
       return `commit:${intent.event.repositoryId}:${intent.event.headSha}`;
     case "installation":
       return `installation:${intent.event.installationId}`;
     default:
-      return `delivery:${claim.deliveryId}`;
+      return undefined;
   }
+}
+
+function subjectOf(claim: OwedDelivery): string {
+  return deliverySubject(claim.intent as WebhookIntent) ?? `delivery:${claim.deliveryId}`;
 }

@@ -7,6 +7,7 @@ import {
   countOwedDeliveries,
   createDeliveryRecorder,
   deferOwedDelivery,
+  isPayloadCurrent,
   releaseOwedDeliveries,
   settleOwedDelivery,
 } from "../../src/store/webhook-deliveries.ts";
@@ -168,5 +169,88 @@ describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
     });
     expect(again.map((c) => c.deliveryId)).toEqual(["r-2"]);
     expect(await countOwedDeliveries(database.db)).toBe(owedBefore + 2);
+  });
+
+  it.each([
+    {
+      name: "a fresh delivery alone about its issue",
+      age: 0,
+      updatedAgo: 0,
+      other: undefined,
+      current: true,
+    },
+    {
+      name: "one that arrived too long ago",
+      age: 6,
+      updatedAgo: 6,
+      other: undefined,
+      current: false,
+    },
+    {
+      name: "a payload older than its arrival (a redelivery)",
+      age: 0,
+      updatedAgo: 600,
+      other: undefined,
+      current: false,
+    },
+    {
+      name: "a payload from a clock ahead",
+      age: 0,
+      updatedAgo: -30,
+      other: undefined,
+      current: false,
+    },
+    { name: "an unlabeled that arrived first", age: 0, updatedAgo: 0, other: -2, current: false },
+    {
+      name: "an event about the issue arriving after it",
+      age: 1,
+      updatedAgo: 1,
+      other: 0,
+      current: false,
+    },
+    {
+      name: "an event about the issue long before",
+      age: 0,
+      updatedAgo: 0,
+      other: -120,
+      current: true,
+    },
+  ])("takes the payload for the issue as it is now: $name → $current", async (row) => {
+    const id = `fresh-${row.name}`;
+    const subject = `issue:77:${row.name.length}${row.age}${row.other ?? "x"}`;
+    const insert = (deliveryId: string, secondsAgo: number) =>
+      database.db.execute(sql`
+        insert into webhook_deliveries (delivery_id, event, outcome, intent, subject, received_at)
+        values (${deliveryId}, 'issues', 'owed', '{}'::jsonb, ${subject},
+                now() - ${`${secondsAgo} seconds`}::interval)`);
+    await insert(id, row.age);
+    if (row.other !== undefined) await insert(`${id}-other`, row.age - row.other);
+    const [{ now }] = (await database.rows<{ now: string }>(sql`select now()::text as now`)) as [
+      { now: string },
+    ];
+    const updatedAt = new Date(Date.parse(now) - (row.age + row.updatedAgo) * 1000).toISOString();
+    const window = { freshMs: 5_000, quietMs: 60_000 };
+    expect(
+      await isPayloadCurrent(
+        database.db,
+        { deliveryId: id, subject, issueUpdatedAt: updatedAt },
+        window,
+      ),
+    ).toBe(row.current);
+    // Another subject's deliveries, a missing subject or an unreadable time never count as current.
+    expect(
+      await isPayloadCurrent(
+        database.db,
+        { deliveryId: id, subject: "issue:77:none", issueUpdatedAt: updatedAt },
+        window,
+      ),
+    ).toBe(false);
+    expect(
+      await isPayloadCurrent(
+        database.db,
+        { deliveryId: id, subject, issueUpdatedAt: "soon" },
+        window,
+      ),
+    ).toBe(false);
   });
 });
