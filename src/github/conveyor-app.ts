@@ -8,7 +8,7 @@ import { mayAffectQueue } from "../core/intake.ts";
 import { describeDequeueReason, parseMergeGroupRef } from "../core/merge-queue.ts";
 import { deliverySubject, type WebhookIntent } from "../loops/intake-loop.ts";
 import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
-import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
+import type { DeliveryRecorder, OwedDelivery } from "../store/webhook-deliveries.ts";
 
 export interface ConveyorAppDeps {
   logger: Logger;
@@ -18,12 +18,26 @@ export interface ConveyorAppDeps {
   db: Db;
   /** A delivery was stored with an effect still owed: wakes the intake loop. */
   onIntentOwed: () => void;
+  /**
+   * Where this instance's intake loop takes deliveries stored already claimed by it, once wired
+   * (`createGitHub`'s `handOffDeliveriesTo`); until then deliveries are stored unclaimed and the
+   * loop is woken.
+   */
+  handOff?: () => DeliveryHandOff | undefined;
   /** This App's id: its own check runs never count as CI. */
   appId: number;
   /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
   onPullRequestActivity: () => void;
   /** A handler threw (the delivery is answered 500): counted for the webhook-failure alert. */
   recordError?: (source: string, error: unknown, details?: Record<string, unknown>) => void;
+}
+
+/** An intake loop in this process that acts on the deliveries it is handed. */
+export interface DeliveryHandOff {
+  /** The instance id its claims are held under. */
+  holder: string;
+  leaseMs: number;
+  take(claim: OwedDelivery): void;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
@@ -93,7 +107,10 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
     outcome = intent ? "owed" : "received",
   ) {
     const payload = context.payload as { action?: string; installation?: { id: number } };
-    const stored = deps.recorder.record({
+    // Stored already claimed by this instance's intake loop and handed to it once committed: no
+    // claim of its own (a commit) and no wait for the loop to wake.
+    const handOff = intent ? deps.handOff?.() : undefined;
+    const entry = {
       deliveryId: context.id,
       event: context.name,
       action: payload.action,
@@ -101,14 +118,18 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
       outcome,
       intent,
       subject: intent ? deliverySubject(intent) : undefined,
-    });
+      claim: handOff && { holder: handOff.holder, leaseMs: handOff.leaseMs },
+    };
+    const stored = deps.recorder.record(entry);
     if (!intent) {
       stored.catch((error: unknown) =>
         deps.recordError?.("webhook", error, { deliveryId: context.id, event: context.name }),
       );
       return;
     }
-    if (await stored) deps.onIntentOwed();
+    if (!(await stored)) return;
+    if (handOff) handOff.take({ ...entry, attempts: 1, holder: handOff.holder });
+    else deps.onIntentOwed();
   }
   /** Events without an effect are still recorded, so every delivery is accounted for. */
   const recordOnly = (context: { id: string; name: string; payload: unknown }) => record(context);

@@ -11,6 +11,7 @@ import type {
   Signals,
 } from "../core/ports.ts";
 import type { ConnectionSupplyFacts } from "../core/runner-demand.ts";
+import type { OwedDelivery } from "../store/webhook-deliveries.ts";
 import { createActionsLauncher, type DispatchOutcome } from "./actions-launcher.ts";
 import { createBestOf } from "./best-of.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
@@ -114,6 +115,11 @@ export interface Loops {
   start(): void;
   /** Stops scheduling and waits for the runs in progress. */
   stop(): Promise<void>;
+  /**
+   * A delivery the webhook handler stored already claimed by this instance (`INTAKE_LEASE_MS`):
+   * the intake loop acts on it now, in-process.
+   */
+  handOffDelivery(claim: OwedDelivery): void;
 }
 
 /**
@@ -266,6 +272,7 @@ export function createLoops(deps: LoopsDeps): Loops {
 
   return {
     reconcile: () => reconciler.runOnce(),
+    handOffDelivery: (claim: OwedDelivery) => intake.handOff(claim),
     start() {
       const notifierLoop: Loop = loop(
         "notifier",
@@ -328,7 +335,7 @@ export function createLoops(deps: LoopsDeps): Loops {
       intake.stop();
       const loops = Object.values(running ?? {});
       running = undefined;
-      await Promise.all(loops.map((l) => l.stop()));
+      await Promise.all([...loops.map((l) => l.stop()), intake.drain()]);
     },
   };
 }

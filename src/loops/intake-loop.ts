@@ -62,7 +62,8 @@ export interface IntakeLoopDeps {
 /** Owed deliveries claimed per pass; a full batch means there may be more. */
 export const INTAKE_BATCH = 20;
 /** How long a claim is held while acting on it: a holder that dies is taken over before that. */
-const LEASE_MS = 120_000;
+export const INTAKE_LEASE_MS = 120_000;
+const LEASE_MS = INTAKE_LEASE_MS;
 /** Claims of one delivery before its effect is given up on (the last wait is 10 min). */
 export const INTAKE_MAX_ATTEMPTS = 8;
 const MAX_RETRY_MS = 10 * 60_000;
@@ -79,6 +80,25 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
   const { db, logger, instanceId } = deps;
   const retryBaseMs = deps.retryBaseMs ?? 5_000;
   let stopping = false;
+  /**
+   * The last delivery queued per subject: a delivery is acted on after the one before it about
+   * the same issue, pull request, commit or installation, whether a pass claimed it or the
+   * webhook handler handed it over.
+   */
+  const tails = new Map<string, Promise<void>>();
+  /** Hand-offs not yet settled, for `drain`. */
+  const handedOff = new Set<Promise<void>>();
+
+  /** Runs `work` after the work queued before it about the same subject. */
+  function inOrder(subject: string, work: () => Promise<void>): Promise<void> {
+    // After the one before, however it ended (its own failure is its caller's to report).
+    const next = (tails.get(subject) ?? Promise.resolve()).catch(() => {}).then(work);
+    tails.set(subject, next);
+    void next.finally(() => {
+      if (tails.get(subject) === next) tails.delete(subject);
+    });
+    return next;
+  }
 
   async function act(claim: OwedDelivery): Promise<void> {
     let settled = false;
@@ -171,30 +191,45 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
         limit: INTAKE_BATCH,
         leaseMs: LEASE_MS,
       });
-      const bySubject = new Map<string, OwedDelivery[]>();
-      for (const claim of claims) {
-        const key = subjectOf(claim);
-        bySubject.set(key, [...(bySubject.get(key) ?? []), claim]);
-      }
       const unacted: OwedDelivery[] = [];
       await Promise.all(
-        [...bySubject.values()].map(async (group) => {
-          for (const [i, claim] of group.entries()) {
-            if (stopping) {
-              unacted.push(...group.slice(i));
-              return;
-            }
-            await act(claim);
-          }
-        }),
+        claims.map((claim) =>
+          inOrder(subjectOf(claim), async () => {
+            if (stopping) unacted.push(claim);
+            else await act(claim);
+          }),
+        ),
       );
       // Stopping: another instance (or this one after a restart) takes them at once.
       await releaseOwedDeliveries(db, unacted);
       return claims.length;
     },
+    /**
+     * Acts at once on a delivery the webhook handler stored already claimed by this instance
+     * (`DeliveryEntry.claim`): no claim of its own and no wait for a pass. Deliveries about the
+     * same subject still go in the order they were stored. Stopping, it gives the claim back.
+     */
+    handOff(claim: OwedDelivery): void {
+      const done: Promise<void> = inOrder(subjectOf(claim), async () => {
+        if (stopping) await releaseOwedDeliveries(db, [claim]);
+        else await act(claim);
+      })
+        .catch((error: unknown) => {
+          // Not acted on and not deferred (the database failed): the lease runs out and a pass
+          // claims it again.
+          logger.warn({ err: error, deliveryId: claim.deliveryId }, "handed-off delivery failed");
+          deps.recordError("webhook", error, { deliveryId: claim.deliveryId, event: claim.event });
+        })
+        .finally(() => handedOff.delete(done));
+      handedOff.add(done);
+    },
     /** Ends the pass in progress after the deliveries it is acting on. */
     stop() {
       stopping = true;
+    },
+    /** Resolves once the handed-off deliveries in progress are settled (or given back). */
+    async drain(): Promise<void> {
+      while (handedOff.size) await Promise.all([...handedOff]);
     },
   };
 }

@@ -43,6 +43,12 @@ export interface DeliveryEntry extends DeliveryRecord {
   intent?: unknown;
   /** What the delivery is about (`issue:<repository id>:<number>`, …), for one with an intent. */
   subject?: string | undefined;
+  /**
+   * Store the intent already claimed (its first claim) by this holder for `leaseMs`: the instance
+   * that stored it acts on it at once, in-process, without a claim of its own (a commit). If it
+   * dies, another instance takes the claim over as it does any dead holder's.
+   */
+  claim?: { holder: string; leaseMs: number } | undefined;
 }
 
 /**
@@ -64,15 +70,19 @@ export async function insertDeliveries(
     outcome: e.outcome,
     intent: e.intent ?? null,
     subject: e.subject ?? null,
+    lease_holder: e.intent != null && e.claim ? e.claim.holder : null,
+    lease_ms: e.intent != null && e.claim ? e.claim.leaseMs : null,
   }));
   const inserted = resultRows<{ delivery_id: string }>(
     await db.execute(sql`
       insert into webhook_deliveries (delivery_id, event, action, installation_id, outcome, intent,
-                                      subject)
-      select delivery_id, event, action, installation_id, outcome, intent, subject
+                                      subject, lease_holder, lease_until, attempts)
+      select delivery_id, event, action, installation_id, outcome, intent, subject, lease_holder,
+             now() + lease_ms * interval '1 millisecond',
+             case when lease_holder is null then 0 else 1 end
       from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
         as r(delivery_id text, event text, action text, installation_id bigint, outcome text,
-             intent jsonb, subject text)
+             intent jsonb, subject text, lease_holder text, lease_ms bigint)
       on conflict (delivery_id) do nothing
       returning delivery_id`),
   );

@@ -146,6 +146,49 @@ describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
     expect(await outcomeOf("c-1")).toEqual({ outcome: "done", intent: null });
   });
 
+  it("stores an intent already claimed by the instance that acts on it, which others cannot claim until it is free", async () => {
+    const recorder = createDeliveryRecorder(database.db);
+    const entry = (id: string, leaseMs: number, intent?: unknown) => ({
+      deliveryId: id,
+      event: "issues",
+      outcome: intent ? "owed" : "received",
+      intent,
+      claim: { holder: "a", leaseMs },
+    });
+    expect(
+      await Promise.all([
+        recorder.record(entry("h-1", 60_000, { kind: "issues" })),
+        recorder.record(entry("h-2", -1, { kind: "issues" })),
+        recorder.record(entry("h-3", 60_000)),
+      ]),
+    ).toEqual([true, true, true]);
+    const leases = await database.rows<{ delivery_id: string; lease_holder: string | null }>(
+      sql`select delivery_id, lease_holder, attempts from webhook_deliveries
+          where delivery_id in ('h-1', 'h-2', 'h-3') order by delivery_id`,
+    );
+    // Nothing owed, nothing held: a delivery without an effect has no claim.
+    expect(leases).toEqual([
+      { delivery_id: "h-1", lease_holder: "a", attempts: 1 },
+      { delivery_id: "h-2", lease_holder: "a", attempts: 1 },
+      { delivery_id: "h-3", lease_holder: null, attempts: 0 },
+    ]);
+    // Another holder finds only the one whose lease ran out, and fences the first claim out.
+    const taken = await claimOwedDeliveries(database.db, {
+      holder: "b",
+      limit: 10,
+      leaseMs: 60_000,
+    });
+    expect(taken.map((c) => [c.deliveryId, c.attempts])).toEqual([["h-2", 2]]);
+    const before = await effects();
+    const held = (id: string) => ({ deliveryId: id, holder: "a", attempts: 1 });
+    expect(await settleOwedDelivery(database.db, held("h-2"), effect)).toBe("duplicate");
+    expect(await settleOwedDelivery(database.db, held("h-1"), effect)).toBe("done");
+    expect(await settleOwedDelivery(database.db, taken[0]!, effect)).toBe("done");
+    expect(await effects()).toBe(before + 2);
+    // A repeat of a stored delivery is not new, so it is never handed over twice.
+    expect(await recorder.record(entry("h-1", 60_000, { kind: "issues" }))).toBe(false);
+  });
+
   it("gives released claims back at once and leaves held ones alone", async () => {
     const recorder = createDeliveryRecorder(database.db);
     const owedBefore = await countOwedDeliveries(database.db);
