@@ -90,7 +90,7 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
     github.app?.handOffDeliveriesTo({
       holder: instanceId,
       leaseMs: INTAKE_LEASE_MS,
-      take: loops.handOffDelivery,
+      ...loops.deliveryHandOff,
     });
   }
   const redelivery = github.app && createRedelivery({ ...deps, ...github.app });

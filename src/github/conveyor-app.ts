@@ -37,7 +37,12 @@ export interface DeliveryHandOff {
   /** The instance id its claims are held under. */
   holder: string;
   leaseMs: number;
+  /** Whether the next delivery may be stored claimed (false: the loop is busy or stopping). */
+  reserve(): boolean;
+  /** Acts on a delivery stored claimed after `reserve`. */
   take(claim: OwedDelivery): void;
+  /** Gives a reservation back: the delivery was a repeat, or could not be stored. */
+  release(): void;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
@@ -96,8 +101,9 @@ export type WebhookReceiver = Pick<Webhooks, "on" | "onAny" | "onError">;
  */
 export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver) => void {
   /**
-   * Stores the delivery with its intent and wakes the intake loop; the answer waits for the
-   * commit, so a delivery answered 2xx is never lost. A delivery without an effect (its outcome
+   * Stores the delivery with its intent and hands it to this instance's intake loop (or, when
+   * that is busy, wakes the loop to claim it); the answer waits for the commit, so a delivery
+   * answered 2xx is never lost. A delivery without an effect (its outcome
    * known from the payload) has nothing to lose: it is answered at once and its record joins the
    * next batch.
    */
@@ -109,7 +115,8 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
     const payload = context.payload as { action?: string; installation?: { id: number } };
     // Stored already claimed by this instance's intake loop and handed to it once committed: no
     // claim of its own (a commit) and no wait for the loop to wake.
-    const handOff = intent ? deps.handOff?.() : undefined;
+    const candidate = intent ? deps.handOff?.() : undefined;
+    const handOff = candidate?.reserve() ? candidate : undefined;
     const entry = {
       deliveryId: context.id,
       event: context.name,
@@ -127,8 +134,15 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
       );
       return;
     }
-    if (!(await stored)) return;
-    if (handOff) handOff.take({ ...entry, attempts: 1, holder: handOff.holder });
+    let fresh: boolean;
+    try {
+      fresh = await stored;
+    } catch (error) {
+      handOff?.release();
+      throw error;
+    }
+    if (!fresh) handOff?.release();
+    else if (handOff) handOff.take({ ...entry, attempts: 1, holder: handOff.holder });
     else deps.onIntentOwed();
   }
   /** Events without an effect are still recorded, so every delivery is accounted for. */

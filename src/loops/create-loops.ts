@@ -116,10 +116,15 @@ export interface Loops {
   /** Stops scheduling and waits for the runs in progress. */
   stop(): Promise<void>;
   /**
-   * A delivery the webhook handler stored already claimed by this instance (`INTAKE_LEASE_MS`):
-   * the intake loop acts on it now, in-process.
+   * Deliveries the webhook handler stores already claimed by this instance (`INTAKE_LEASE_MS`),
+   * which the intake loop acts on at once, in-process: `reserve` before storing (false: store it
+   * unclaimed), then `take` the stored claim or `release` the reservation.
    */
-  handOffDelivery(claim: OwedDelivery): void;
+  deliveryHandOff: {
+    reserve(): boolean;
+    take(claim: OwedDelivery): void;
+    release(): void;
+  };
 }
 
 /**
@@ -272,7 +277,11 @@ export function createLoops(deps: LoopsDeps): Loops {
 
   return {
     reconcile: () => reconciler.runOnce(),
-    handOffDelivery: (claim: OwedDelivery) => intake.handOff(claim),
+    deliveryHandOff: {
+      reserve: () => intake.reserveHandOff(),
+      take: (claim) => intake.handOff(claim),
+      release: () => intake.releaseHandOff(),
+    },
     start() {
       const notifierLoop: Loop = loop(
         "notifier",

@@ -88,6 +88,8 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
   const tails = new Map<string, Promise<void>>();
   /** Hand-offs not yet settled, for `drain`. */
   const handedOff = new Set<Promise<void>>();
+  /** Hand-offs reserved (stored or being stored) and not yet settled: at most `INTAKE_BATCH`. */
+  let reserved = 0;
 
   /** Runs `work` after the work queued before it about the same subject. */
   function inOrder(subject: string, work: () => Promise<void>): Promise<void> {
@@ -206,7 +208,8 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
     },
     /**
      * Acts at once on a delivery the webhook handler stored already claimed by this instance
-     * (`DeliveryEntry.claim`): no claim of its own and no wait for a pass. Deliveries about the
+     * (`DeliveryEntry.claim`, after `reserveHandOff`): no claim of its own and no wait for a
+     * pass. Deliveries about the
      * same subject still go in the order they were stored. Stopping, it gives the claim back.
      */
     handOff(claim: OwedDelivery): void {
@@ -220,8 +223,25 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
           logger.warn({ err: error, deliveryId: claim.deliveryId }, "handed-off delivery failed");
           deps.recordError("webhook", error, { deliveryId: claim.deliveryId, event: claim.event });
         })
-        .finally(() => handedOff.delete(done));
+        .finally(() => {
+          handedOff.delete(done);
+          reserved--;
+        });
       handedOff.add(done);
+    },
+    /**
+     * Whether a delivery being stored may be stored claimed and handed over (`handOff`, or
+     * `releaseHandOff` if it turns out a repeat or cannot be stored): at most `INTAKE_BATCH` at
+     * once, as a pass claims, so a burst of webhooks does not start hundreds of effects at once;
+     * the rest are stored unclaimed for the passes.
+     */
+    reserveHandOff(): boolean {
+      if (stopping || reserved >= INTAKE_BATCH) return false;
+      reserved++;
+      return true;
+    },
+    releaseHandOff(): void {
+      reserved--;
     },
     /** Ends the pass in progress after the deliveries it is acting on. */
     stop() {
