@@ -4,7 +4,6 @@ import { type Db, resultRows } from "../../db/client.ts";
 import type { IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
-import { rememberDailyBudget } from "../store/budgets.ts";
 import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,
@@ -58,6 +57,8 @@ export const FRESH_PAYLOAD_MS = 5_000;
  * `unlabeled` or `closed` that overtook the `labeled` before it would otherwise go unnoticed.
  */
 export const QUIET_SUBJECT_MS = 60_000;
+/** The `issues` actions that can queue work (`classifyIssueEvent`). */
+const QUEUE_ACTIONS = new Set(["labeled", "opened", "reopened"]);
 
 /**
  * An `issues` webhook: queue, cancel or ignore. The delivery is marked handled in the same
@@ -71,6 +72,10 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     repo: e.repository.fullName,
     issueNumber: e.issue.number,
   });
+  // Whether the payload may stand for the issue, read beside the config when the event could
+  // queue (a label added, an issue opened or reopened), and used only if it does.
+  const currentRead = QUEUE_ACTIONS.has(e.action) ? payloadIsCurrent(deps, e) : undefined;
+  currentRead?.catch(() => {});
   // The repository's row is written with the effect (one commit); until then, a repository seen
   // for the first time has no marks and its config is read without the cache.
   const loaded = await gateway.loadConfig(e.ref);
@@ -97,7 +102,7 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     : confirmIssueEvent(
         classified,
         { action: e.action, config: loaded.config },
-        classified.kind === "queue" && (await payloadIsCurrent(deps, e))
+        classified.kind === "queue" && (await (currentRead ?? payloadIsCurrent(deps, e)))
           ? e.issue
           : await gateway.getIssue(e.ref, e.issue.number),
       );
@@ -122,11 +127,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
       fullName: e.repository.fullName,
       defaultBranch: e.repository.defaultBranch,
       private: e.repository.private,
+      // An invalid file keeps the budget last read: a typo must not lift a spending limit.
+      dailyBudgetUsd: loaded.ok ? (loaded.config.tasks.daily_budget_usd ?? null) : undefined,
     });
-    // An invalid file keeps the budget last read: a typo must not lift a spending limit.
-    if (loaded.ok) {
-      await rememberDailyBudget(tx, e.repository.id, loaded.config.tasks.daily_budget_usd);
-    }
     // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
     if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
