@@ -461,9 +461,18 @@ export const webhookDeliveries = pgTable(
     attempts: integer("attempts").notNull().default(0),
     leaseHolder: text("lease_holder"),
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    /**
+     * What the delivery is about (`issue:<repository id>:<number>`, …), for deliveries with an
+     * effect: an `issues` event acted on from its payload checks that no other event about the
+     * issue arrived around it (GitHub does not deliver in order).
+     */
+    subject: text("subject"),
   },
   (t) => [
     index("webhook_deliveries_received_idx").on(t.receivedAt),
+    index("webhook_deliveries_subject_idx")
+      .on(t.subject, t.receivedAt)
+      .where(sql`${t.subject} is not null`),
     // The intake loop's claim reads only what is owed, oldest first.
     index("webhook_deliveries_owed_idx").on(t.receivedAt).where(sql`${t.intent} is not null`),
   ],

@@ -11,6 +11,7 @@ import { type Lifecycle, type Stage, startStages } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createLoops } from "./loops/create-loops.ts";
 import { createRedelivery } from "./loops/create-redelivery.ts";
+import { INTAKE_LEASE_MS } from "./loops/intake-loop.ts";
 import { createMonitoring } from "./metrics/create-monitoring.ts";
 import { createObservability } from "./metrics/create-observability.ts";
 import type { RunningConveyor, StartOptions } from "./start-options.ts";
@@ -84,6 +85,14 @@ async function build(config: Config, options: StartOptions, logger: Logger, stor
       ...github.app,
       connections: () => dispatch?.dispatcher.connections() ?? [],
     });
+  // The instance that stores a delivery acts on it at once (others take it over if it dies).
+  if (loops) {
+    github.app?.handOffDeliveriesTo({
+      holder: instanceId,
+      leaseMs: INTAKE_LEASE_MS,
+      ...loops.deliveryHandOff,
+    });
+  }
   const redelivery = github.app && createRedelivery({ ...deps, ...github.app });
   const runners = dispatch?.dispatcher;
   const connections = () => runners?.connections() ?? [];

@@ -8,6 +8,7 @@ import {
   snapshotHash,
   transitionTask,
 } from "../src/store/tasks.ts";
+import { countOwedDeliveries } from "../src/store/webhook-deliveries.ts";
 import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 import { sendWebhook, webhookExamples } from "./helpers/webhooks.ts";
@@ -65,6 +66,8 @@ const commentListings = (issueNumber: number, from = 0) =>
         r.route === "/repos/{owner}/{repo}/issues/{issue_number}/comments" &&
         r.path.endsWith(`/issues/${issueNumber}/comments`),
     );
+
+const owedDeliveries = () => countOwedDeliveries(h.database.db);
 
 /** Waits until the notifier has nothing left to write. */
 async function settled() {
@@ -190,6 +193,32 @@ describe("intake", () => {
       const events = await listTaskEvents(h.database.db, task!.taskId);
       expect(events.at(-1)).toMatchObject({ to_state: "cancelled", actor: "octocat" });
     }
+  });
+
+  it("queues a fresh label from its payload, and reads the issue when an unlabel overtook it", async () => {
+    const fresh = await h.sim.openIssue(h.repo, { title: "Fresh", user: "octocat" });
+    let mark = h.sim.requests.length;
+    await h.sim.addLabel(h.repo, fresh.issue.number, "conveyor", { sender: "octocat" });
+    await settled();
+    expect(await activeTask(fresh.issue.number)).toMatchObject({ state: "queued" });
+    // Delivered at once with the label's own `updated_at`: the payload is the issue as it is now.
+    expect(issueReads(fresh.issue.number, mark)).toEqual([]);
+
+    // Labelled and unlabelled while the webhook was away; the `unlabeled` arrives first.
+    const { issue } = await h.sim.openIssue(h.repo, { title: "Overtaken", user: "octocat" });
+    h.sim.setWebhook(undefined);
+    const labeled = await h.sim.addLabel(h.repo, issue.number, "conveyor", { sender: "octocat" });
+    const unlabeled = await h.sim.removeLabel(h.repo, issue.number, "conveyor", {
+      sender: "octocat",
+    });
+    h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+    mark = h.sim.requests.length;
+    await h.sim.redeliver(unlabeled.delivery!.id);
+    await h.sim.redeliver(labeled.delivery!.id);
+    await settled();
+    await waitFor(async () => (await owedDeliveries()) === 0, { message: "deliveries acted on" });
+    expect(issueReads(issue.number, mark)).toHaveLength(1);
+    expect(await countTasks(issue.number)).toBe(0);
   });
 
   it("starts a new series when a closed issue is reopened with its label", async () => {

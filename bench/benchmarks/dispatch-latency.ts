@@ -139,7 +139,7 @@ export const dispatchLatency: Benchmark = {
         },
       ],
       notes: [
-        `Each task costs ${round(apiCalls / tasks, 2)} GitHub API calls on the way: the intake loop reads the issue as it is now (the config, the sender's permission, the repository's head and its read-only token come from caches Postgres's marks keep current). That read goes through Octokit's throttling plugin, which waits on timers before the request leaves the process, and then to the simulator; on GitHub add its own 50–300 ms.`,
+        `Each task costs ${round(apiCalls / tasks, 2)} GitHub API calls on the way: the instance that stored the label's delivery acts on it at once from its fresh payload (the issue is read from GitHub only when another event about it arrived around it, or the delivery is late), and the config, the sender's permission, the repository's head and its read-only token come from caches Postgres's marks keep current. What is left is PostgreSQL: the delivery's commit, the effect's, and the dispatch pass's read and claim.`,
         "The peer does less: no signature check, no GitHub, no WebSocket hop. The ratio says how much the whole path costs relative to the bare queue hop on the same machine and database.",
       ],
     };

@@ -6,9 +6,9 @@ import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { mayAffectQueue } from "../core/intake.ts";
 import { describeDequeueReason, parseMergeGroupRef } from "../core/merge-queue.ts";
-import type { WebhookIntent } from "../loops/intake-loop.ts";
+import { deliverySubject, type WebhookIntent } from "../loops/intake-loop.ts";
 import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
-import type { DeliveryRecorder } from "../store/webhook-deliveries.ts";
+import type { DeliveryRecorder, OwedDelivery } from "../store/webhook-deliveries.ts";
 
 export interface ConveyorAppDeps {
   logger: Logger;
@@ -18,12 +18,31 @@ export interface ConveyorAppDeps {
   db: Db;
   /** A delivery was stored with an effect still owed: wakes the intake loop. */
   onIntentOwed: () => void;
+  /**
+   * Where this instance's intake loop takes deliveries stored already claimed by it, once wired
+   * (`createGitHub`'s `handOffDeliveriesTo`); until then deliveries are stored unclaimed and the
+   * loop is woken.
+   */
+  handOff?: () => DeliveryHandOff | undefined;
   /** This App's id: its own check runs never count as CI. */
   appId: number;
   /** Something happened on a pull request (checks, reviews, pushes): re-evaluate merges soon. */
   onPullRequestActivity: () => void;
   /** A handler threw (the delivery is answered 500): counted for the webhook-failure alert. */
   recordError?: (source: string, error: unknown, details?: Record<string, unknown>) => void;
+}
+
+/** An intake loop in this process that acts on the deliveries it is handed. */
+export interface DeliveryHandOff {
+  /** The instance id its claims are held under. */
+  holder: string;
+  leaseMs: number;
+  /** Whether the next delivery may be stored claimed (false: the loop is busy or stopping). */
+  reserve(): boolean;
+  /** Acts on a delivery stored claimed after `reserve`. */
+  take(claim: OwedDelivery): void;
+  /** Gives a reservation back: the delivery was a repeat, or could not be stored. */
+  release(): void;
 }
 
 /** Events with a handler of their own; every other delivery is only recorded. */
@@ -82,8 +101,9 @@ export type WebhookReceiver = Pick<Webhooks, "on" | "onAny" | "onError">;
  */
 export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver) => void {
   /**
-   * Stores the delivery with its intent and wakes the intake loop; the answer waits for the
-   * commit, so a delivery answered 2xx is never lost. A delivery without an effect (its outcome
+   * Stores the delivery with its intent and hands it to this instance's intake loop (or, when
+   * that is busy, wakes the loop to claim it); the answer waits for the commit, so a delivery
+   * answered 2xx is never lost. A delivery without an effect (its outcome
    * known from the payload) has nothing to lose: it is answered at once and its record joins the
    * next batch.
    */
@@ -93,21 +113,37 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
     outcome = intent ? "owed" : "received",
   ) {
     const payload = context.payload as { action?: string; installation?: { id: number } };
-    const stored = deps.recorder.record({
+    // Stored already claimed by this instance's intake loop and handed to it once committed: no
+    // claim of its own (a commit) and no wait for the loop to wake.
+    const candidate = intent ? deps.handOff?.() : undefined;
+    const handOff = candidate?.reserve() ? candidate : undefined;
+    const entry = {
       deliveryId: context.id,
       event: context.name,
       action: payload.action,
       installationId: payload.installation?.id,
       outcome,
       intent,
-    });
+      subject: intent ? deliverySubject(intent) : undefined,
+      claim: handOff && { holder: handOff.holder, leaseMs: handOff.leaseMs },
+    };
+    const stored = deps.recorder.record(entry);
     if (!intent) {
       stored.catch((error: unknown) =>
         deps.recordError?.("webhook", error, { deliveryId: context.id, event: context.name }),
       );
       return;
     }
-    if (await stored) deps.onIntentOwed();
+    let fresh: boolean;
+    try {
+      fresh = await stored;
+    } catch (error) {
+      handOff?.release();
+      throw error;
+    }
+    if (!fresh) handOff?.release();
+    else if (handOff) handOff.take({ ...entry, attempts: 1, holder: handOff.holder });
+    else deps.onIntentOwed();
   }
   /** Events without an effect are still recorded, so every delivery is accounted for. */
   const recordOnly = (context: { id: string; name: string; payload: unknown }) => record(context);

@@ -21,7 +21,7 @@ import { createDeliveryRecorder } from "../store/webhook-deliveries.ts";
 import { createAlertIssues } from "./alert-issues.ts";
 import { createBaseRulesCache } from "./base-rules-cache.ts";
 import { createConditionalReads } from "./conditional-requests.ts";
-import { createConveyorApp } from "./conveyor-app.ts";
+import { createConveyorApp, type DeliveryHandOff } from "./conveyor-app.ts";
 import { createBudgetPlugin } from "./github-budget-plugin.ts";
 import { createGitHubGateway } from "./github-gateway.ts";
 import { createHookDeliveryLog } from "./hook-delivery-log.ts";
@@ -95,6 +95,12 @@ export interface GitHubApp {
    * and ends the waits for a rate limit the same way.
    */
   writes: Lifecycle;
+  /**
+   * From now on deliveries with an effect are stored already claimed by `holder` and handed to
+   * `take` once committed (the intake loop of this process), instead of waking the loop to claim
+   * them.
+   */
+  handOffDeliveriesTo(handOff: DeliveryHandOff): void;
 }
 
 export interface GitHub {
@@ -216,11 +222,13 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   // installation client: the handlers only store deliveries, the loops talk to GitHub.
   const webhookLog = logger.child({ component: "webhooks" });
   const receiver = new Webhooks({ secret: config.github.webhookSecret, log: webhookLog });
+  let handOff: DeliveryHandOff | undefined;
   createConveyorApp({
     logger,
     recorder: createDeliveryRecorder(deps.database.db),
     db: deps.database.db,
     onIntentOwed: () => signals.emit("intake-owed"),
+    handOff: () => handOff,
     appId: config.github.appId,
     onPullRequestActivity: () => signals.emit("pull-request-activity"),
     recordError: deps.recordError,
@@ -247,6 +255,9 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       },
       installationOctokit,
       hookDeliveries: createHookDeliveryLog(() => probot.auth()),
+      handOffDeliveriesTo: (to) => {
+        handOff = to;
+      },
       writes: {
         stop: () => {
           pacer.close();

@@ -4,7 +4,6 @@ import { type Db, resultRows } from "../../db/client.ts";
 import type { IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
-import { rememberDailyBudget } from "../store/budgets.ts";
 import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,
@@ -12,7 +11,7 @@ import {
   transitionTask,
   upsertRepository,
 } from "../store/tasks.ts";
-import type { DeliveryKey } from "../store/webhook-deliveries.ts";
+import { type DeliveryKey, isPayloadCurrent, issueSubject } from "../store/webhook-deliveries.ts";
 import { noticeConfigProblems, queueIssue } from "./queue-issue.ts";
 
 /**
@@ -48,6 +47,20 @@ export interface IssuesEvent {
 export type HandledOutcome = { outcome: string };
 
 /**
+ * A request to queue is acted on from its payload, without reading the issue from GitHub, when the
+ * delivery arrived less than this long ago and the payload's `updated_at` is as recent: GitHub
+ * sends a webhook within about a second of the event.
+ */
+export const FRESH_PAYLOAD_MS = 5_000;
+/**
+ * …and no other `issues` delivery about the issue arrived from this long before it on: an
+ * `unlabeled` or `closed` that overtook the `labeled` before it would otherwise go unnoticed.
+ */
+export const QUIET_SUBJECT_MS = 60_000;
+/** The `issues` actions that can queue work (`classifyIssueEvent`). */
+const QUEUE_ACTIONS = new Set(["labeled", "opened", "reopened"]);
+
+/**
  * An `issues` webhook: queue, cancel or ignore. The delivery is marked handled in the same
  * transaction as the effect, so a redelivered or duplicated event changes nothing. The issue's
  * title and body are the payload's: the issue as it was when the event happened.
@@ -59,6 +72,10 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     repo: e.repository.fullName,
     issueNumber: e.issue.number,
   });
+  // Whether the payload may stand for the issue, read beside the config when the event could
+  // queue (a label added, an issue opened or reopened), and used only if it does.
+  const currentRead = QUEUE_ACTIONS.has(e.action) ? payloadIsCurrent(deps, e) : undefined;
+  currentRead?.catch(() => {});
   // The repository's row is written with the effect (one commit); until then, a repository seen
   // for the first time has no marks and its config is read without the cache.
   const loaded = await gateway.loadConfig(e.ref);
@@ -85,7 +102,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
     : confirmIssueEvent(
         classified,
         { action: e.action, config: loaded.config },
-        await gateway.getIssue(e.ref, e.issue.number),
+        classified.kind === "queue" && (await (currentRead ?? payloadIsCurrent(deps, e)))
+          ? e.issue
+          : await gateway.getIssue(e.ref, e.issue.number),
       );
   // An issue closed by the merge of its pull request is done, not cancelled: GitHub sends
   // `issues.closed` and `pull_request.closed` in no guaranteed order, and either may be lost.
@@ -108,11 +127,9 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
       fullName: e.repository.fullName,
       defaultBranch: e.repository.defaultBranch,
       private: e.repository.private,
+      // An invalid file keeps the budget last read: a typo must not lift a spending limit.
+      dailyBudgetUsd: loaded.ok ? (loaded.config.tasks.daily_budget_usd ?? null) : undefined,
     });
-    // An invalid file keeps the budget last read: a typo must not lift a spending limit.
-    if (loaded.ok) {
-      await rememberDailyBudget(tx, e.repository.id, loaded.config.tasks.daily_budget_usd);
-    }
     // A stale event's reason is kept with the delivery: it says why a signed event did nothing.
     if (kind.kind === "ignore") return kind.reason.startsWith("stale:") ? kind.reason : "ignored";
     if (kind.kind === "cancel") {
@@ -184,6 +201,22 @@ async function worthConfirming(
 ): Promise<boolean> {
   if (kind === "queue") return true;
   return (await findActiveTask(deps.db, e.repository.id, e.issue.number)) !== undefined;
+}
+
+/**
+ * Whether the payload may stand for the issue as it is now (`isPayloadCurrent`): a fresh delivery
+ * with no other event about the issue around it. A cancel is always confirmed against GitHub.
+ */
+function payloadIsCurrent(deps: IntakeDeps, e: IssuesEvent): Promise<boolean> {
+  return isPayloadCurrent(
+    deps.db,
+    {
+      deliveryId: e.deliveryId,
+      subject: issueSubject(e.repository.id, e.issue.number),
+      issueUpdatedAt: e.issue.updatedAt,
+    },
+    { freshMs: FRESH_PAYLOAD_MS, quietMs: QUIET_SUBJECT_MS },
+  );
 }
 
 /** The number of the active task's pull request if GitHub says it was merged. */

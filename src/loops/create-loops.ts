@@ -11,6 +11,7 @@ import type {
   Signals,
 } from "../core/ports.ts";
 import type { ConnectionSupplyFacts } from "../core/runner-demand.ts";
+import type { OwedDelivery } from "../store/webhook-deliveries.ts";
 import { createActionsLauncher, type DispatchOutcome } from "./actions-launcher.ts";
 import { createBestOf } from "./best-of.ts";
 import { createLoop, type Loop } from "./create-loop.ts";
@@ -114,6 +115,16 @@ export interface Loops {
   start(): void;
   /** Stops scheduling and waits for the runs in progress. */
   stop(): Promise<void>;
+  /**
+   * Deliveries the webhook handler stores already claimed by this instance (`INTAKE_LEASE_MS`),
+   * which the intake loop acts on at once, in-process: `reserve` before storing (false: store it
+   * unclaimed), then `take` the stored claim or `release` the reservation.
+   */
+  deliveryHandOff: {
+    reserve(): boolean;
+    take(claim: OwedDelivery): void;
+    release(): void;
+  };
 }
 
 /**
@@ -266,6 +277,11 @@ export function createLoops(deps: LoopsDeps): Loops {
 
   return {
     reconcile: () => reconciler.runOnce(),
+    deliveryHandOff: {
+      reserve: () => intake.reserveHandOff(),
+      take: (claim) => intake.handOff(claim),
+      release: () => intake.releaseHandOff(),
+    },
     start() {
       const notifierLoop: Loop = loop(
         "notifier",
@@ -328,7 +344,7 @@ export function createLoops(deps: LoopsDeps): Loops {
       intake.stop();
       const loops = Object.values(running ?? {});
       running = undefined;
-      await Promise.all(loops.map((l) => l.stop()));
+      await Promise.all([...loops.map((l) => l.stop()), intake.drain()]);
     },
   };
 }

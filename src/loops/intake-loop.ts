@@ -23,6 +23,7 @@ import {
 import {
   claimOwedDeliveries,
   deferOwedDelivery,
+  issueSubject,
   type OwedDelivery,
   releaseOwedDeliveries,
   settleOwedDelivery,
@@ -61,7 +62,8 @@ export interface IntakeLoopDeps {
 /** Owed deliveries claimed per pass; a full batch means there may be more. */
 export const INTAKE_BATCH = 20;
 /** How long a claim is held while acting on it: a holder that dies is taken over before that. */
-const LEASE_MS = 120_000;
+export const INTAKE_LEASE_MS = 120_000;
+const LEASE_MS = INTAKE_LEASE_MS;
 /** Claims of one delivery before its effect is given up on (the last wait is 10 min). */
 export const INTAKE_MAX_ATTEMPTS = 8;
 const MAX_RETRY_MS = 10 * 60_000;
@@ -69,7 +71,7 @@ const MAX_RETRY_MS = 10 * 60_000;
 /**
  * The intake loop: acts on the deliveries the webhook handlers stored with an intent. It claims
  * them oldest first, reads what the effect needs from GitHub (the repository's config, the issue
- * as it is now, the sender's permission), and writes the effect and marks the delivery done in one
+ * as it is now unless a fresh payload stands for it, the sender's permission), and writes the effect and marks the delivery done in one
  * transaction (`settleOwedDelivery`). A delivery whose effect fails stays owed and is retried
  * later (5 s, 20 s, 80 s … at most 10 min); after `INTAKE_MAX_ATTEMPTS` it is given up on with the
  * error as its outcome, counted as a webhook failure either way.
@@ -78,6 +80,27 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
   const { db, logger, instanceId } = deps;
   const retryBaseMs = deps.retryBaseMs ?? 5_000;
   let stopping = false;
+  /**
+   * The last delivery queued per subject: a delivery is acted on after the one before it about
+   * the same issue, pull request, commit or installation, whether a pass claimed it or the
+   * webhook handler handed it over.
+   */
+  const tails = new Map<string, Promise<void>>();
+  /** Hand-offs not yet settled, for `drain`. */
+  const handedOff = new Set<Promise<void>>();
+  /** Hand-offs reserved (stored or being stored) and not yet settled: at most `INTAKE_BATCH`. */
+  let reserved = 0;
+
+  /** Runs `work` after the work queued before it about the same subject. */
+  function inOrder(subject: string, work: () => Promise<void>): Promise<void> {
+    // After the one before, however it ended (its own failure is its caller's to report).
+    const next = (tails.get(subject) ?? Promise.resolve()).catch(() => {}).then(work);
+    tails.set(subject, next);
+    void next.finally(() => {
+      if (tails.get(subject) === next) tails.delete(subject);
+    });
+    return next;
+  }
 
   async function act(claim: OwedDelivery): Promise<void> {
     let settled = false;
@@ -170,57 +193,92 @@ export function createIntakeLoop(deps: IntakeLoopDeps) {
         limit: INTAKE_BATCH,
         leaseMs: LEASE_MS,
       });
-      const bySubject = new Map<string, OwedDelivery[]>();
-      for (const claim of claims) {
-        const key = subjectOf(claim);
-        bySubject.set(key, [...(bySubject.get(key) ?? []), claim]);
-      }
       const unacted: OwedDelivery[] = [];
       await Promise.all(
-        [...bySubject.values()].map(async (group) => {
-          for (const [i, claim] of group.entries()) {
-            if (stopping) {
-              unacted.push(...group.slice(i));
-              return;
-            }
-            await act(claim);
-          }
-        }),
+        claims.map((claim) =>
+          inOrder(subjectOf(claim), async () => {
+            if (stopping) unacted.push(claim);
+            else await act(claim);
+          }),
+        ),
       );
       // Stopping: another instance (or this one after a restart) takes them at once.
       await releaseOwedDeliveries(db, unacted);
       return claims.length;
     },
+    /**
+     * Acts at once on a delivery the webhook handler stored already claimed by this instance
+     * (`DeliveryEntry.claim`, after `reserveHandOff`): no claim of its own and no wait for a
+     * pass. Deliveries about the
+     * same subject still go in the order they were stored. Stopping, it gives the claim back.
+     */
+    handOff(claim: OwedDelivery): void {
+      const done: Promise<void> = inOrder(subjectOf(claim), async () => {
+        if (stopping) await releaseOwedDeliveries(db, [claim]);
+        else await act(claim);
+      })
+        .catch((error: unknown) => {
+          // Not acted on and not deferred (the database failed): the lease runs out and a pass
+          // claims it again.
+          logger.warn({ err: error, deliveryId: claim.deliveryId }, "handed-off delivery failed");
+          deps.recordError("webhook", error, { deliveryId: claim.deliveryId, event: claim.event });
+        })
+        .finally(() => {
+          handedOff.delete(done);
+          reserved--;
+        });
+      handedOff.add(done);
+    },
+    /**
+     * Whether a delivery being stored may be stored claimed and handed over (`handOff`, or
+     * `releaseHandOff` if it turns out a repeat or cannot be stored): at most `INTAKE_BATCH` at
+     * once, as a pass claims, so a burst of webhooks does not start hundreds of effects at once;
+     * the rest are stored unclaimed for the passes.
+     */
+    reserveHandOff(): boolean {
+      if (stopping || reserved >= INTAKE_BATCH) return false;
+      reserved++;
+      return true;
+    },
+    releaseHandOff(): void {
+      reserved--;
+    },
     /** Ends the pass in progress after the deliveries it is acting on. */
     stop() {
       stopping = true;
+    },
+    /** Resolves once the handed-off deliveries in progress are settled (or given back). */
+    async drain(): Promise<void> {
+      while (handedOff.size) await Promise.all([...handedOff]);
     },
   };
 }
 
 /**
- * What a delivery is about: deliveries about the same issue or pull request (whose numbers share
- * one sequence on GitHub), the same commit or the same installation are acted on in order.
+ * What a delivery with this intent is about: deliveries about the same issue or pull request
+ * (whose numbers share one sequence on GitHub), the same commit or the same installation are
+ * acted on in order. Undefined for a malformed intent (it fails on its own when acted on).
  */
-function subjectOf(claim: OwedDelivery): string {
-  const intent = claim.intent as WebhookIntent;
-  // A malformed intent fails on its own when it is acted on.
-  if (typeof intent?.event !== "object" || intent.event === null)
-    return `delivery:${claim.deliveryId}`;
+export function deliverySubject(intent: WebhookIntent): string | undefined {
+  if (typeof intent?.event !== "object" || intent.event === null) return undefined;
   switch (intent.kind) {
     case "issues":
-      return `issue:${intent.event.repository?.id}:${intent.event.issue?.number}`;
+      return issueSubject(intent.event.repository?.id, intent.event.issue?.number);
     case "comment":
-      return `issue:${intent.event.repositoryId}:${intent.event.number}`;
+      return issueSubject(intent.event.repositoryId, intent.event.number);
     case "pull-request-closed":
     case "changes-requested":
     case "merge-queue":
-      return `issue:${intent.event.repositoryId}:${intent.event.prNumber}`;
+      return issueSubject(intent.event.repositoryId, intent.event.prNumber);
     case "failed-check":
       return `commit:${intent.event.repositoryId}:${intent.event.headSha}`;
     case "installation":
       return `installation:${intent.event.installationId}`;
     default:
-      return `delivery:${claim.deliveryId}`;
+      return undefined;
   }
+}
+
+function subjectOf(claim: OwedDelivery): string {
+  return deliverySubject(claim.intent as WebhookIntent) ?? `delivery:${claim.deliveryId}`;
 }

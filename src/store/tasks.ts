@@ -22,6 +22,11 @@ export interface RepositoryInput {
   fullName: string;
   defaultBranch?: string | undefined;
   private?: boolean | undefined;
+  /**
+   * The config's `tasks.daily_budget_usd` as last read (null: no limit), written in the same
+   * statement; absent leaves the one stored (an invalid file must not lift a spending limit).
+   */
+  dailyBudgetUsd?: number | null | undefined;
 }
 
 /** Inserts or refreshes a repository (renames, transfers between installations, reinstalls). */
@@ -32,6 +37,7 @@ export async function upsertRepository(db: Db, input: RepositoryInput): Promise<
     fullName: input.fullName,
     defaultBranch: input.defaultBranch ?? "main",
     private: input.private ?? true,
+    ...(input.dailyBudgetUsd !== undefined ? { dailyBudgetUsd: input.dailyBudgetUsd } : {}),
   };
   await db
     .insert(repositories)
@@ -43,6 +49,7 @@ export async function upsertRepository(db: Db, input: RepositoryInput): Promise<
         fullName: values.fullName,
         ...(input.defaultBranch ? { defaultBranch: input.defaultBranch } : {}),
         ...(input.private !== undefined ? { private: input.private } : {}),
+        ...(input.dailyBudgetUsd !== undefined ? { dailyBudgetUsd: input.dailyBudgetUsd } : {}),
         removedAt: null,
         updatedAt: sql`now()`,
       },

@@ -41,6 +41,14 @@ export type DeliveryKey = Omit<DeliveryRecord, "outcome">;
 /** A delivery to store: with an `intent`, its effect is owed until the intake loop acts on it. */
 export interface DeliveryEntry extends DeliveryRecord {
   intent?: unknown;
+  /** What the delivery is about (`issue:<repository id>:<number>`, …), for one with an intent. */
+  subject?: string | undefined;
+  /**
+   * Store the intent already claimed (its first claim) by this holder for `leaseMs`: the instance
+   * that stored it acts on it at once, in-process, without a claim of its own (a commit). If it
+   * dies, another instance takes the claim over as it does any dead holder's.
+   */
+  claim?: { holder: string; leaseMs: number } | undefined;
 }
 
 /**
@@ -61,14 +69,20 @@ export async function insertDeliveries(
     installation_id: e.installationId ?? null,
     outcome: e.outcome,
     intent: e.intent ?? null,
+    subject: e.subject ?? null,
+    lease_holder: e.intent != null && e.claim ? e.claim.holder : null,
+    lease_ms: e.intent != null && e.claim ? e.claim.leaseMs : null,
   }));
   const inserted = resultRows<{ delivery_id: string }>(
     await db.execute(sql`
-      insert into webhook_deliveries (delivery_id, event, action, installation_id, outcome, intent)
-      select delivery_id, event, action, installation_id, outcome, intent
+      insert into webhook_deliveries (delivery_id, event, action, installation_id, outcome, intent,
+                                      subject, lease_holder, lease_until, attempts)
+      select delivery_id, event, action, installation_id, outcome, intent, subject, lease_holder,
+             now() + lease_ms * interval '1 millisecond',
+             case when lease_holder is null then 0 else 1 end
       from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
         as r(delivery_id text, event text, action text, installation_id bigint, outcome text,
-             intent jsonb)
+             intent jsonb, subject text, lease_holder text, lease_ms bigint)
       on conflict (delivery_id) do nothing
       returning delivery_id`),
   );
@@ -286,6 +300,44 @@ export async function releaseOwedDeliveries(
       where delivery_id = ${claim.deliveryId} and intent is not null
         and lease_holder = ${claim.holder} and attempts = ${claim.attempts}`);
   }
+}
+
+/** The subject of deliveries about an issue or pull request (their numbers share one sequence). */
+export const issueSubject = (repositoryId: number, number: number) =>
+  `issue:${repositoryId}:${number}`;
+
+/**
+ * Whether an `issues` delivery's payload may stand for the issue as it is now, so the intake loop
+ * need not read the issue from GitHub before acting on it: the delivery arrived less than
+ * `freshMs` ago, the payload's `updated_at` (the label's or state's change) is within `freshMs` of
+ * its arrival by this server's clock (a redelivered old event is not), and no other `issues`
+ * delivery about the same issue arrived from `quietMs` before it on (GitHub does not deliver in
+ * order: an `unlabeled` may overtake the `labeled` before it). Any doubt reads GitHub.
+ */
+export async function isPayloadCurrent(
+  db: Db,
+  delivery: { deliveryId: string; subject: string; issueUpdatedAt: string },
+  window: { freshMs: number; quietMs: number },
+): Promise<boolean> {
+  const updatedAt = Date.parse(delivery.issueUpdatedAt);
+  if (!Number.isFinite(updatedAt)) return false;
+  const fresh = `${window.freshMs} milliseconds`;
+  const [row] = resultRows<{ current: boolean }>(
+    await db.execute(sql`
+      select d.subject = ${delivery.subject}
+         and d.received_at > now() - ${fresh}::interval
+         and abs(extract(epoch from d.received_at - ${new Date(updatedAt).toISOString()}::timestamptz))
+             * 1000 <= ${window.freshMs}
+         and not exists (
+           select 1 from webhook_deliveries o
+           where o.subject = ${delivery.subject} and o.event = 'issues'
+             and o.delivery_id <> d.delivery_id
+             and o.received_at > d.received_at - ${`${window.quietMs} milliseconds`}::interval)
+         as current
+      from webhook_deliveries d
+      where d.delivery_id = ${delivery.deliveryId}`),
+  );
+  return row?.current === true;
 }
 
 /** How many deliveries still owe their effect (for tests and metrics). */

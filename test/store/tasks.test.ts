@@ -44,6 +44,24 @@ describe.each(BACKENDS)("task store on $name", (backend) => {
     await database?.dispose();
   });
 
+  it("writes a repository's daily budget with its row, and keeps it when the config could not be read", async () => {
+    const budget = async () =>
+      (
+        await database.rows<{ daily_budget_usd: number | null }>(
+          sql`select daily_budget_usd from repositories where repository_id = 4242`,
+        )
+      )[0]?.daily_budget_usd;
+    const repo = { repositoryId: 4242, installationId: 1, fullName: "o/budgeted" };
+    await upsertRepository(database.db, { ...repo, dailyBudgetUsd: 12.5 });
+    expect(await budget()).toBe(12.5);
+    await upsertRepository(database.db, { ...repo, dailyBudgetUsd: undefined });
+    expect(await budget()).toBe(12.5);
+    await upsertRepository(database.db, { ...repo, dailyBudgetUsd: 3 });
+    expect(await budget()).toBe(3);
+    await upsertRepository(database.db, { ...repo, dailyBudgetUsd: null });
+    expect(await budget()).toBeNull();
+  });
+
   it("creates one active task per issue, even when asked many times at once", async () => {
     const input = newTask();
     const results = await Promise.all(

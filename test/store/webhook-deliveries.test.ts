@@ -7,6 +7,7 @@ import {
   countOwedDeliveries,
   createDeliveryRecorder,
   deferOwedDelivery,
+  isPayloadCurrent,
   releaseOwedDeliveries,
   settleOwedDelivery,
 } from "../../src/store/webhook-deliveries.ts";
@@ -145,6 +146,49 @@ describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
     expect(await outcomeOf("c-1")).toEqual({ outcome: "done", intent: null });
   });
 
+  it("stores an intent already claimed by the instance that acts on it, which others cannot claim until it is free", async () => {
+    const recorder = createDeliveryRecorder(database.db);
+    const entry = (id: string, leaseMs: number, intent?: unknown) => ({
+      deliveryId: id,
+      event: "issues",
+      outcome: intent ? "owed" : "received",
+      intent,
+      claim: { holder: "a", leaseMs },
+    });
+    expect(
+      await Promise.all([
+        recorder.record(entry("h-1", 60_000, { kind: "issues" })),
+        recorder.record(entry("h-2", -1, { kind: "issues" })),
+        recorder.record(entry("h-3", 60_000)),
+      ]),
+    ).toEqual([true, true, true]);
+    const leases = await database.rows<{ delivery_id: string; lease_holder: string | null }>(
+      sql`select delivery_id, lease_holder, attempts from webhook_deliveries
+          where delivery_id in ('h-1', 'h-2', 'h-3') order by delivery_id`,
+    );
+    // Nothing owed, nothing held: a delivery without an effect has no claim.
+    expect(leases).toEqual([
+      { delivery_id: "h-1", lease_holder: "a", attempts: 1 },
+      { delivery_id: "h-2", lease_holder: "a", attempts: 1 },
+      { delivery_id: "h-3", lease_holder: null, attempts: 0 },
+    ]);
+    // Another holder finds only the one whose lease ran out, and fences the first claim out.
+    const taken = await claimOwedDeliveries(database.db, {
+      holder: "b",
+      limit: 10,
+      leaseMs: 60_000,
+    });
+    expect(taken.map((c) => [c.deliveryId, c.attempts])).toEqual([["h-2", 2]]);
+    const before = await effects();
+    const held = (id: string) => ({ deliveryId: id, holder: "a", attempts: 1 });
+    expect(await settleOwedDelivery(database.db, held("h-2"), effect)).toBe("duplicate");
+    expect(await settleOwedDelivery(database.db, held("h-1"), effect)).toBe("done");
+    expect(await settleOwedDelivery(database.db, taken[0]!, effect)).toBe("done");
+    expect(await effects()).toBe(before + 2);
+    // A repeat of a stored delivery is not new, so it is never handed over twice.
+    expect(await recorder.record(entry("h-1", 60_000, { kind: "issues" }))).toBe(false);
+  });
+
   it("gives released claims back at once and leaves held ones alone", async () => {
     const recorder = createDeliveryRecorder(database.db);
     const owedBefore = await countOwedDeliveries(database.db);
@@ -168,5 +212,88 @@ describe.each(BACKENDS)("webhook deliveries on $name", (backend) => {
     });
     expect(again.map((c) => c.deliveryId)).toEqual(["r-2"]);
     expect(await countOwedDeliveries(database.db)).toBe(owedBefore + 2);
+  });
+
+  it.each([
+    {
+      name: "a fresh delivery alone about its issue",
+      age: 0,
+      updatedAgo: 0,
+      other: undefined,
+      current: true,
+    },
+    {
+      name: "one that arrived too long ago",
+      age: 6,
+      updatedAgo: 6,
+      other: undefined,
+      current: false,
+    },
+    {
+      name: "a payload older than its arrival (a redelivery)",
+      age: 0,
+      updatedAgo: 600,
+      other: undefined,
+      current: false,
+    },
+    {
+      name: "a payload from a clock ahead",
+      age: 0,
+      updatedAgo: -30,
+      other: undefined,
+      current: false,
+    },
+    { name: "an unlabeled that arrived first", age: 0, updatedAgo: 0, other: -2, current: false },
+    {
+      name: "an event about the issue arriving after it",
+      age: 1,
+      updatedAgo: 1,
+      other: 0,
+      current: false,
+    },
+    {
+      name: "an event about the issue long before",
+      age: 0,
+      updatedAgo: 0,
+      other: -120,
+      current: true,
+    },
+  ])("takes the payload for the issue as it is now: $name → $current", async (row) => {
+    const id = `fresh-${row.name}`;
+    const subject = `issue:77:${row.name.length}${row.age}${row.other ?? "x"}`;
+    const insert = (deliveryId: string, secondsAgo: number) =>
+      database.db.execute(sql`
+        insert into webhook_deliveries (delivery_id, event, outcome, intent, subject, received_at)
+        values (${deliveryId}, 'issues', 'owed', '{}'::jsonb, ${subject},
+                now() - ${`${secondsAgo} seconds`}::interval)`);
+    await insert(id, row.age);
+    if (row.other !== undefined) await insert(`${id}-other`, row.age - row.other);
+    const [{ now }] = (await database.rows<{ now: string }>(sql`select now()::text as now`)) as [
+      { now: string },
+    ];
+    const updatedAt = new Date(Date.parse(now) - (row.age + row.updatedAgo) * 1000).toISOString();
+    const window = { freshMs: 5_000, quietMs: 60_000 };
+    expect(
+      await isPayloadCurrent(
+        database.db,
+        { deliveryId: id, subject, issueUpdatedAt: updatedAt },
+        window,
+      ),
+    ).toBe(row.current);
+    // Another subject's deliveries, a missing subject or an unreadable time never count as current.
+    expect(
+      await isPayloadCurrent(
+        database.db,
+        { deliveryId: id, subject: "issue:77:none", issueUpdatedAt: updatedAt },
+        window,
+      ),
+    ).toBe(false);
+    expect(
+      await isPayloadCurrent(
+        database.db,
+        { deliveryId: id, subject, issueUpdatedAt: "soon" },
+        window,
+      ),
+    ).toBe(false);
   });
 });

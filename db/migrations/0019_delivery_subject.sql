@@ -1,0 +1,2 @@
+ALTER TABLE "webhook_deliveries" ADD COLUMN "subject" text;--> statement-breakpoint
+CREATE INDEX "webhook_deliveries_subject_idx" ON "webhook_deliveries" USING btree ("subject","received_at") WHERE "webhook_deliveries"."subject" is not null;
