@@ -545,7 +545,9 @@ export function graphFactsOf(
       const login = restLogin(review.author);
       return [
         {
-          user: login ? { login, ...(review.author ? { type: review.author.__typename } : {}) } : null,
+          user: login
+            ? { login, ...(review.author ? { type: review.author.__typename } : {}) }
+            : null,
           state: review.state,
           commit_id: review.commit?.oid ?? null,
           ...(review.submittedAt ? { submitted_at: review.submittedAt } : {}),

@@ -8,9 +8,9 @@ import {
   type SimMergeQueue,
   type SimQueueEntry,
 } from "./merge-queue.ts";
+import { pullFacts } from "./pull-facts.ts";
 import { type AppCredentials, authenticate, hasAccess, type Principal } from "./sim-auth.ts";
 import { findRepo, type SimContext } from "./sim-context.ts";
-import { pullFacts } from "./pull-facts.ts";
 import {
   installationFor,
   type SimCheckRun,
@@ -158,7 +158,9 @@ function connection<T>(items: readonly T[], args: PageArgs, field: string) {
     throw new Error(`the simulator pages \`${field}\` forwards only (first/after)`);
   }
   if (args.first == null) {
-    throw new Error(`You must provide a \`first\` or \`last\` value to properly paginate the \`${field}\` connection.`);
+    throw new Error(
+      `You must provide a \`first\` or \`last\` value to properly paginate the \`${field}\` connection.`,
+    );
   }
   if (args.first < 0 || args.first > 100) {
     throw new Error(
@@ -167,7 +169,11 @@ function connection<T>(items: readonly T[], args: PageArgs, field: string) {
   }
   const cursor = (index: number) => Buffer.from(`cursor:${index + 1}`).toString("base64");
   const start = args.after
-    ? Number(Buffer.from(args.after, "base64").toString().replace(/^cursor:/, ""))
+    ? Number(
+        Buffer.from(args.after, "base64")
+          .toString()
+          .replace(/^cursor:/, ""),
+      )
     : 0;
   const page = items.slice(start, start + args.first);
   return {
