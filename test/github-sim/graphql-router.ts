@@ -49,11 +49,15 @@ const SCHEMA = buildSchema(`
   type Commit implements GitObject { oid: GitObjectID! statusCheckRollup: StatusCheckRollup }
   type Ref { name: String! prefix: String! target: GitObject }
   type App { databaseId: Int name: String! slug: String! }
-  type CheckSuite { app: App }
+  type CheckSuite { databaseId: Int app: App }
   type CheckRun {
+    databaseId: Int
     name: String!
     status: CheckStatusState!
     conclusion: CheckConclusionState
+    completedAt: DateTime
+    title: String
+    summary: String
     checkSuite: CheckSuite!
   }
   type StatusContext { context: String! state: StatusState! }
@@ -235,10 +239,17 @@ function rollupOf(repo: SimRepo, sha: string, principal: Installation) {
   const contexts = [
     ...runs.map((run: SimCheckRun) => ({
       __typename: "CheckRun",
+      databaseId: run.id,
       name: run.name,
       status: run.status.toUpperCase(),
       conclusion: run.conclusion ? run.conclusion.toUpperCase() : null,
-      checkSuite: { app: { databaseId: run.app.id, name: run.app.name, slug: run.app.slug } },
+      completedAt: run.completedAt,
+      title: run.output.title,
+      summary: run.output.summary,
+      checkSuite: {
+        databaseId: run.suite.id,
+        app: { databaseId: run.app.id, name: run.app.name, slug: run.app.slug },
+      },
     })),
     ...statuses.map((status: SimStatus) => ({
       __typename: "StatusContext",
