@@ -102,15 +102,22 @@ const watchParent = async (taskId: string) =>
     await db().execute(sql`select parent_sha from merge_watches where task_id = ${taskId}`),
   )[0]?.parent_sha;
 /** The requests that read a commit: its check runs, its combined status, the commit itself. */
-const checkReadsOn = (sha: string) =>
-  h.sim.requests.filter(
-    (r) =>
-      r.method === "GET" &&
-      r.path.includes(`/${sha}`) &&
-      (r.route?.endsWith("/check-runs") ||
-        r.route?.endsWith("/status") ||
-        r.route?.endsWith("/git/commits/{commit_sha}")),
-  );
+/** The commit a request reads checks, statuses or the commit object of (REST or the watch's query). */
+const commitRead = (r: (typeof h.sim.requests)[number]): string | undefined => {
+  if (r.method === "POST" && r.route === "/graphql") {
+    const oid = (r.body as { variables?: { oid?: unknown } } | undefined)?.variables?.oid;
+    return typeof oid === "string" ? oid : undefined;
+  }
+  if (
+    r.method === "GET" &&
+    (r.route?.startsWith("/repos/{owner}/{repo}/commits/{ref}/") ||
+      r.route?.endsWith("/git/commits/{commit_sha}"))
+  ) {
+    return r.path.split("/").find((part) => /^[0-9a-f]{40}$/.test(part));
+  }
+  return undefined;
+};
+const checkReadsOn = (sha: string) => h.sim.requests.filter((r) => commitRead(r) === sha);
 
 describe("the post-merge watch", () => {
   it("a merge whose watched checks pass on the merge commit never reads the parent commit", async () => {
@@ -129,22 +136,19 @@ describe("the post-merge watch", () => {
     );
     expect(watch.checks).toContain(CI);
     expect(await watchParent(taskId)).toBeNull();
-    expect(checkReadsOn(watch.merge_sha).length).toBeGreaterThan(0);
+    // One GraphQL query per look at the merge commit: its check runs and statuses together.
+    const reads = checkReadsOn(watch.merge_sha);
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.map((r) => `${r.method} ${r.route}`)).toEqual(reads.map(() => "POST /graphql"));
     // After the merge call, checks were read on the merge commit only: not the parent commit
     // object, nor the checks or statuses on it.
     const mergedAt = h.sim.requests.find(
       (r) => r.method === "PUT" && r.route?.endsWith("/pulls/{pull_number}/merge"),
     )?.at;
     expect(mergedAt).toBeDefined();
-    const afterMerge = h.sim.requests.filter(
-      (r) =>
-        r.at >= mergedAt! &&
-        r.method === "GET" &&
-        (r.route?.startsWith("/repos/{owner}/{repo}/commits/{ref}/") ||
-          r.route?.endsWith("/git/commits/{commit_sha}")),
-    );
+    const afterMerge = h.sim.requests.filter((r) => r.at >= mergedAt! && commitRead(r));
     expect(afterMerge.length).toBeGreaterThan(0);
-    expect(afterMerge.filter((r) => !r.path.includes(`/${watch.merge_sha}`))).toEqual([]);
+    expect(afterMerge.filter((r) => commitRead(r) !== watch.merge_sha)).toEqual([]);
   }, 90_000);
 
   it("re-requests a check that fails once on the merge commit, and does nothing when it passes", async () => {

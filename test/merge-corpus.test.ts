@@ -121,6 +121,8 @@ describe("merge corpus", () => {
     expect(violations).toEqual([]);
     const repo = `/repos/${OWNER}/${REPO}`;
     expect(requests.map((r) => r.replace(/\?.*$/, ""))).toEqual([
+      // The one query first; the stub answers it 502, so every REST read follows.
+      "POST /graphql",
       `GET ${repo}/pulls/${PR_NUMBER}`,
       `GET ${repo}/pulls/${PR_NUMBER}/files`,
       `GET ${repo}/commits/${HEAD_SHA}/check-runs`,

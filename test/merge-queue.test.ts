@@ -176,9 +176,17 @@ describe("a repository that requires GitHub's merge queue", { timeout: 120_000 }
       ).length;
     const before = enqueues();
     // Two more merger passes read the pull request (it is waiting for a person) …
+    // (the merger's one query for its facts, or its REST read of the pull request)
     const reads = () =>
-      h.sim.requests.filter((r) => r.method === "GET" && r.path.endsWith(`/pulls/${row.pr_number}`))
-        .length;
+      h.sim.requests.filter((r) => {
+        if (r.method === "GET") return r.path.endsWith(`/pulls/${row.pr_number}`);
+        const body = r.body as { query?: string; variables?: { number?: number } } | undefined;
+        return (
+          r.path === "/graphql" &&
+          body?.variables?.number === row.pr_number &&
+          Boolean(body.query?.includes("statusCheckRollup"))
+        );
+      }).length;
     const readsBefore = reads();
     await waitFor(async () => reads() >= readsBefore + 2, {
       timeoutMs: 20_000,

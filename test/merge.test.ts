@@ -92,6 +92,21 @@ describe("review and auto-merge", () => {
       external_id: pr.taskId,
     });
     expect((await h.sim.getIssue(h.repo, pr.issueNumber)).state).toBe("closed");
+    // One label write for the pull request: its own labels with the risk label of the verdict.
+    const labelWrites = h.sim.requests.filter(
+      (r) =>
+        r.method === "POST" &&
+        r.route === "/repos/{owner}/{repo}/issues/{issue_number}/labels" &&
+        r.path.endsWith(`/issues/${pr.pr_number}/labels`),
+    );
+    expect(labelWrites.map((r) => r.body)).toEqual([
+      { labels: ["conveyor", "priority:normal", "risk:tier-1"] },
+    ]);
+    expect(pull.labels.map((l) => l.name).sort()).toEqual([
+      "conveyor",
+      "priority:normal",
+      "risk:tier-1",
+    ]);
   });
 
   it("makes a tier-2 PR wait for an approval, then merges it", async () => {

@@ -4,7 +4,7 @@ import { evaluateMergePolicy } from "../src/core/merge-policy.ts";
 import type { CollectedFacts, FactsRequest } from "../src/core/ports.ts";
 import { DEFAULT_REPO_CONFIG } from "../src/core/repo-config.ts";
 import { createBaseRulesCache } from "../src/github/base-rules-cache.ts";
-import { collectPrFacts } from "../src/github/pr-facts.ts";
+import { collectPrFacts, type FactsAnswer, graphFactsOf } from "../src/github/pr-facts.ts";
 import type { GitHubSimulator } from "./github-sim/create-github-simulator.ts";
 import {
   createTestProbot,
@@ -189,6 +189,228 @@ describe("collectPrFacts against the simulator", () => {
     expect(facts).toMatchObject({ baseRef: "release", expectedBaseRef: "main" });
     const verdict = evaluateMergePolicy(facts, DEFAULT_REPO_CONFIG);
     expect(verdict.rules.find((r) => r.id === "base")).toMatchObject({ result: "fail" });
+  });
+});
+
+describe("collectPrFacts: one GraphQL query for the head Conveyor wrote", () => {
+  /** Reads facts and the routes GitHub received for them. */
+  const readWith = async (r: FactsRequest, cache?: ReturnType<typeof createBaseRulesCache>) => {
+    const mark = sim.requests.length;
+    const facts = await collectPrFacts(octokit, r, cache);
+    return { facts, routes: sim.requests.slice(mark).map((q) => `${q.method} ${q.route}`) };
+  };
+  const REST_ONLY = [
+    "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+    "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+    "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+    "GET /repos/{owner}/{repo}/commits/{ref}/status",
+  ];
+
+  it("gives the facts the REST reads give, in one request instead of seven, and the branch once per cache life", async () => {
+    const pr = await repoWithPull();
+    sim.setBranchProtection(pr.fullName, "main", { contexts: ["build"] });
+    sim.createUser("helper[bot]", { type: "Bot" });
+    sim.createUser("maint");
+    await sim.addLabel(pr.fullName, pr.number, "bug", { sender: "bob" });
+    await sim.submitReview(pr.fullName, pr.number, { user: "maint", state: "APPROVED" });
+    await sim.submitReview(pr.fullName, pr.number, {
+      user: "helper[bot]",
+      state: "CHANGES_REQUESTED",
+    });
+    const run = { headSha: pr.headSha, status: "completed" as const };
+    await sim.createCheckRun(pr.fullName, { ...run, name: "build", conclusion: "success" });
+    await sim.createCheckRun(pr.fullName, { ...run, name: "lint", conclusion: "failure" });
+    await sim.createCheckRun(pr.fullName, { name: "e2e", headSha: pr.headSha, status: "queued" });
+    await sim.setStatus(pr.fullName, pr.headSha, { state: "pending", context: "ci/jenkins" });
+    await sim.createCheckRun(pr.fullName, {
+      ...run,
+      headSha: pr.baseSha,
+      name: "test",
+      conclusion: "success",
+    });
+    await sim.setStatus(pr.fullName, pr.baseSha, { state: "success", context: "ci/base" });
+    const asked = request({
+      repo: pr.name,
+      prNumber: pr.number,
+      baseSha: pr.baseSha,
+      conveyorHeadSha: pr.headSha,
+    });
+    const cache = createBaseRulesCache();
+    const viaRest = await collectPrFacts(octokit, { ...asked, conveyorHeadSha: "" });
+    const first = await readWith(asked, cache);
+    const normalise = (f: CollectedFacts) => ({
+      ...f,
+      conveyorHeadSha: "",
+      now: "",
+      checks: [...f.checks].sort((a, b) => a.name.localeCompare(b.name)),
+      statuses: [...f.statuses].sort((a, b) => a.context.localeCompare(b.context)),
+      expectedChecks: [...(f.expectedChecks ?? [])].sort((a, b) => a.name.localeCompare(b.name)),
+    });
+    expect(normalise(first.facts)).toEqual(normalise(viaRest));
+    expect(first.facts.reviews.map((r) => [r.login, r.isBot, r.state])).toEqual([
+      ["maint", false, "APPROVED"],
+      ["helper[bot]", true, "CHANGES_REQUESTED"],
+    ]);
+    expect(first.facts.errors).toEqual([]);
+    expect(first.routes.filter((r) => REST_ONLY.includes(r))).toEqual([]);
+    expect(first.routes.filter((r) => r === "POST /graphql")).toHaveLength(1);
+    expect(first.routes).toContain("GET /repos/{owner}/{repo}/branches/{branch}");
+    // The next pass: the query and the files, nothing else (the branch's protection is kept).
+    const second = await readWith(asked, cache);
+    expect(second.routes).toEqual([
+      "POST /graphql",
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/files",
+    ]);
+    expect(normalise(second.facts)).toEqual(normalise(first.facts));
+  });
+
+  it("never keeps a green answer: a check that turns red after a green read blocks the next one", async () => {
+    const pr = await repoWithPull();
+    await sim.createCheckRun(pr.fullName, {
+      name: "build",
+      headSha: pr.headSha,
+      status: "completed",
+      conclusion: "success",
+    });
+    const asked = request({ repo: pr.name, prNumber: pr.number, conveyorHeadSha: pr.headSha });
+    const cache = createBaseRulesCache();
+    const green = await readWith(asked, cache);
+    expect(evaluateMergePolicy(green.facts, DEFAULT_REPO_CONFIG).kind).toBe("merge");
+    await sim.createCheckRun(pr.fullName, {
+      name: "build",
+      headSha: pr.headSha,
+      status: "completed",
+      conclusion: "failure",
+    });
+    const red = await readWith(asked, cache);
+    expect(red.routes).toContain("POST /graphql");
+    expect(red.facts.checks).toEqual([
+      { name: "build", status: "completed", conclusion: "failure", ours: false },
+    ]);
+    expect(evaluateMergePolicy(red.facts, DEFAULT_REPO_CONFIG).kind).not.toBe("merge");
+  });
+
+  it("sees a push to the branch: the head moved, so the REST reads decide on the new head", async () => {
+    const pr = await repoWithPull();
+    await sim.createCheckRun(pr.fullName, {
+      name: "build",
+      headSha: pr.headSha,
+      status: "completed",
+      conclusion: "success",
+    });
+    const { sha: pushed } = await sim.push(pr.fullName, {
+      branch: "feature",
+      files: { "b.txt": "evil\n" },
+      user: "mallory",
+    });
+    const read = await readWith(
+      request({ repo: pr.name, prNumber: pr.number, conveyorHeadSha: pr.headSha }),
+    );
+    expect(read.facts.headSha).toBe(pushed);
+    expect(read.facts.checks).toEqual([]);
+    expect(read.routes).toEqual(expect.arrayContaining(REST_ONLY));
+    expect(evaluateMergePolicy(read.facts, DEFAULT_REPO_CONFIG).kind).not.toBe("merge");
+  });
+
+  it("reads every page over REST when the checks do not fit the query's one page", async () => {
+    const pr = await repoWithPull();
+    for (let i = 0; i < 100; i++) {
+      await sim.createCheckRun(pr.fullName, {
+        name: `ok-${i}`,
+        headSha: pr.headSha,
+        status: "completed",
+        conclusion: "success",
+      });
+    }
+    await sim.createCheckRun(pr.fullName, {
+      name: "zz-red",
+      headSha: pr.headSha,
+      status: "completed",
+      conclusion: "failure",
+    });
+    const read = await readWith(
+      request({ repo: pr.name, prNumber: pr.number, conveyorHeadSha: pr.headSha }),
+    );
+    expect(read.routes).toContain("GET /repos/{owner}/{repo}/commits/{ref}/check-runs");
+    expect(read.facts.checks).toHaveLength(101);
+    expect(read.facts.errors).toEqual([]);
+    expect(evaluateMergePolicy(read.facts, DEFAULT_REPO_CONFIG).kind).not.toBe("merge");
+  });
+});
+
+describe("graphFactsOf", () => {
+  const HEAD = "a".repeat(40);
+  const BASE = "b".repeat(40);
+  const page = <T>(nodes: T[], hasNextPage = false) => ({ nodes, pageInfo: { hasNextPage } });
+  const answer = (over: Record<string, unknown> = {}, head: Record<string, unknown> = {}) =>
+    ({
+      repository: {
+        pullRequest: {
+          id: "PR_1",
+          title: "T",
+          isDraft: false,
+          state: "OPEN",
+          merged: false,
+          headRefOid: HEAD,
+          baseRefName: "main",
+          changedFiles: 1,
+          mergeable: "UNKNOWN",
+          mergeStateStatus: "UNKNOWN",
+          author: { __typename: "Bot", login: "conveyor" },
+          baseRef: { target: { oid: BASE } },
+          labels: page([{ name: "x" }]),
+          reviews: page([]),
+          ...over,
+        },
+        head: {
+          oid: HEAD,
+          statusCheckRollup: {
+            contexts: page([
+              { __typename: "StatusContext", context: "req", state: "EXPECTED" },
+              {
+                __typename: "CheckRun",
+                name: "c",
+                status: "IN_PROGRESS",
+                conclusion: null,
+                checkSuite: { app: null },
+              },
+            ]),
+          },
+          ...head,
+        },
+      },
+    }) as FactsAnswer;
+  const r = { conveyorHeadSha: HEAD };
+
+  it("puts the answer in REST's shapes, a bot's login with `[bot]` and EXPECTED as pending", () => {
+    const facts = graphFactsOf(answer(), r);
+    expect(facts?.pull).toMatchObject({
+      user: { login: "conveyor[bot]" },
+      mergeable: null,
+      mergeable_state: "unknown",
+      state: "open",
+    });
+    expect(facts?.head).toEqual({
+      checks: [{ name: "c", status: "in_progress", conclusion: null, app: null }],
+      statuses: [{ context: "req", state: "pending" }],
+    });
+    expect(graphFactsOf(answer({ mergeable: "CONFLICTING" }), r)?.pull.mergeable).toBe(false);
+  });
+
+  it.each([
+    ["the head moved", answer({ headRefOid: "c".repeat(40) })],
+    ["the commit is unknown", answer({}, { oid: "c".repeat(40) })],
+    ["labels have a second page", answer({ labels: page([], true) })],
+    ["reviews have a second page", answer({ reviews: page([], true) })],
+    ["the base branch is gone", answer({ baseRef: null })],
+    ["checks have a second page", answer({}, { statusCheckRollup: { contexts: page([], true) } })],
+    ["no pull request", { repository: { pullRequest: null, head: null } } as FactsAnswer],
+  ])("leaves it to the REST reads when %s", (_why, given) => {
+    expect(graphFactsOf(given, r)).toBeUndefined();
+  });
+
+  it("leaves it to the REST reads when the base commit is asked for and not there", () => {
+    expect(graphFactsOf(answer(), { ...r, baseSha: BASE })).toBeUndefined();
   });
 });
 

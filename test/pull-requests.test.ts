@@ -70,7 +70,13 @@ describe("pull requests", () => {
     expect(pulls[0]).toMatchObject({ number: pr!.pr_number, state: "open" });
     expect(pulls[0]!.body).toContain(`Closes #${queued.issueNumber}`);
     expect(pulls[0]!.body).toContain(`<!-- conveyor:pr task=${queued.taskId} generation=1 -->`);
-    expect(pulls[0]!.labels.map((l) => l.name).sort()).toEqual(["conveyor", "priority:normal"]);
+    // The merger's first verdict adds the pull request's labels with its risk label, in one write.
+    const labels = await waitFor(async () => {
+      const names = (await h.sim.getPull(h.repo, pr!.pr_number)).labels.map((l) => l.name);
+      if (!names.includes("conveyor")) throw new Error(`labels: ${names.join(", ")}`);
+      return names;
+    });
+    expect(labels).toEqual(expect.arrayContaining(["conveyor", "priority:normal"]));
     // A real commit whose only parent is the base, with the agent's change.
     expect(pulls[0]!.head.sha).toBe(pr!.head_sha);
     expect(git("rev-list", "--parents", "-n", "1", pr!.head_sha).split(" ")).toEqual([

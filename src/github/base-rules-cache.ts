@@ -22,9 +22,11 @@ export interface BaseRulesCache {
 /**
  * `protection`: a branch's required status checks (or none: 404); `protectionDenied`: the App
  * may not read branch protection in a repository (403, remembered per repository, since it is a
- * permission of the installation); `rules`: a branch's active rules.
+ * permission of the installation); `rules`: a branch's active rules; `branchProtection`: the
+ * required checks `GET …/branches/{branch}` shows every reader (the only view of them for an App
+ * that may not read branch protection; the branch's tip comes with the merger's query).
  */
-export type BaseRulesKind = "protection" | "protectionDenied" | "rules";
+export type BaseRulesKind = "protection" | "protectionDenied" | "rules" | "branchProtection";
 
 export interface BaseRulesCacheOptions {
   /** How long a branch's protection and rules are kept (default five minutes). */
@@ -38,6 +40,7 @@ export interface BaseRulesCacheOptions {
 export function createBaseRulesCache(options: BaseRulesCacheOptions = {}): BaseRulesCache {
   const ttl: Record<BaseRulesKind, number> = {
     protection: options.ttlMs ?? 5 * 60_000,
+    branchProtection: options.ttlMs ?? 5 * 60_000,
     rules: options.ttlMs ?? 5 * 60_000,
     protectionDenied: options.deniedTtlMs ?? 15 * 60_000,
   };

@@ -27,6 +27,27 @@ interface StatusJson {
   context: string;
   state: string;
 }
+interface ReviewJson {
+  user: { login: string; type?: string } | null;
+  state: string;
+  commit_id?: string | null;
+  submitted_at?: string;
+}
+/** The fields of REST's pull request the policy reads (the GraphQL answer is put in this shape). */
+interface PullJson {
+  head: { sha: string };
+  base: { ref: string };
+  user: { login: string } | null;
+  draft?: boolean;
+  state: string;
+  merged: boolean;
+  mergeable: boolean | null;
+  mergeable_state: string;
+  labels: { name?: string }[];
+  title: string;
+  changed_files: number;
+  node_id: string;
+}
 interface RequiredChecksJson {
   contexts?: string[];
   checks?: { context: string }[];
@@ -44,14 +65,19 @@ interface RuleJson {
  * back shorter than GitHub's own count, is recorded in `errors` instead of thrown, so the policy
  * fails closed with the reason shown ("facts incomplete").
  *
- * Requests, in order (docs/merge-policy.md lists them too):
- * `GET /repos/{o}/{r}/pulls/{n}`, `…/pulls/{n}/files`, `…/commits/{head}/check-runs`,
- * `…/commits/{head}/status`, `…/pulls/{n}/reviews`, `…/branches/{base}`,
- * `…/branches/{base}/protection/required_status_checks`, `…/rules/branches/{base}` (its
- * `required_status_checks` rules and whether a `merge_queue` rule applies), and with a
- * `baseSha` `…/commits/{baseSha}/check-runs` and `…/commits/{baseSha}/status`; every list with
- * `per_page=100`, following `Link` headers. With a `cache`, the protection and rules reads are
- * skipped while a kept answer is fresh (see {@link BaseRulesCache}).
+ * Requests, in order (docs/merge-policy.md lists them too): one GraphQL query ({@link factsQuery})
+ * for the pull request, its reviews and labels, the base branch's tip and the checks and statuses
+ * on the head Conveyor wrote and on the base commit; then `…/pulls/{n}/files` (every page),
+ * `…/branches/{base}` (for the required checks it shows),
+ * `…/branches/{base}/protection/required_status_checks` and `…/rules/branches/{base}` (its
+ * `required_status_checks` rules and whether a `merge_queue` rule applies). When the query does
+ * not give the whole picture of Conveyor's head (it failed, the head moved, a list has a second
+ * page), the REST reads take its place: `GET /repos/{o}/{r}/pulls/{n}`,
+ * `…/commits/{head}/check-runs`, `…/commits/{head}/status`, `…/pulls/{n}/reviews`,
+ * `…/branches/{base}`, and with a `baseSha` `…/commits/{baseSha}/check-runs` and
+ * `…/commits/{baseSha}/status`; every list with `per_page=100`, following `Link` headers. With a
+ * `cache`, the branch, protection and rules reads are skipped while a kept answer is fresh (see
+ * {@link BaseRulesCache}); checks, statuses, reviews and the head are read on every pass.
  */
 export async function collectPrFacts(
   octokit: Octokit,
@@ -84,17 +110,22 @@ export async function collectPrFacts(
       return read.items;
     }, []);
   const base = { owner: r.owner, repo: r.repo };
-  const pull = await attempt(
-    "reading the pull request",
-    async () =>
-      (
-        await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
-          ...base,
-          pull_number: r.prNumber,
-        })
-      ).data,
-    undefined,
-  );
+  // One GraphQL query for the pull request, its reviews, the base tip and the checks, when it
+  // gives the whole picture of the head Conveyor wrote; otherwise the REST reads below.
+  const graph = await readFactsGraph(octokit, r);
+  const pull: PullJson | undefined =
+    graph?.pull ??
+    (await attempt(
+      "reading the pull request",
+      async () =>
+        (
+          await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
+            ...base,
+            pull_number: r.prNumber,
+          })
+        ).data as PullJson,
+      undefined,
+    ));
   const headSha = pull?.head.sha ?? "";
   const baseRef = pull?.base.ref ?? "";
   const files = await attemptList<{
@@ -125,19 +156,16 @@ export async function collectPrFacts(
       { ...base, ref: sha },
       countedPage("statuses"),
     );
-  const checkRuns = headSha ? await checksOn(headSha, "the head") : [];
-  const statuses = headSha ? await statusesOn(headSha, "the head") : [];
-  const reviews = await attemptList<{
-    user: { login: string; type?: string } | null;
-    state: string;
-    commit_id?: string | null;
-    submitted_at?: string;
-  }>(
-    "listing reviews",
-    "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
-    { ...base, pull_number: r.prNumber },
-    arrayPage,
-  );
+  const checkRuns = graph?.head.checks ?? (headSha ? await checksOn(headSha, "the head") : []);
+  const statuses = graph?.head.statuses ?? (headSha ? await statusesOn(headSha, "the head") : []);
+  const reviews =
+    graph?.reviews ??
+    (await attemptList<ReviewJson>(
+      "listing reviews",
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+      { ...base, pull_number: r.prNumber },
+      arrayPage,
+    ));
   const reviewFacts: ReviewFact[] = [];
   for (const review of reviews) {
     const login = review.user?.login ?? "ghost";
@@ -164,18 +192,6 @@ export async function collectPrFacts(
   let baseTipSha = "";
   let mergeQueue: CollectedFacts["mergeQueue"] = null;
   if (baseRef) {
-    const branch = await attempt(
-      "reading the base branch",
-      async () =>
-        (
-          await octokit.request("GET /repos/{owner}/{repo}/branches/{branch}", {
-            ...base,
-            branch: baseRef,
-          })
-        ).data,
-      undefined,
-    );
-    baseTipSha = branch?.commit.sha ?? "";
     const fromProtection = (required: RequiredChecksJson | undefined) => {
       for (const name of required?.contexts ?? []) {
         addExpected(name, "branch protection");
@@ -184,7 +200,32 @@ export async function collectPrFacts(
         addExpected(c.context, "branch protection");
       }
     };
-    fromProtection(branch?.protection?.required_status_checks);
+    // The base tip came with the query; what the branch shows of its protection is kept like the
+    // protection and rules reads (the branch is read again when no kept answer is fresh).
+    const shownKey = `${r.owner}/${r.repo} ${baseRef}`;
+    const shown = graph
+      ? cache?.get<RequiredChecksJson | null>("branchProtection", shownKey)
+      : undefined;
+    if (graph && shown) {
+      baseTipSha = graph.baseTipSha;
+      fromProtection(shown.value ?? undefined);
+    } else {
+      const branch = await attempt(
+        "reading the base branch",
+        async () =>
+          (
+            await octokit.request("GET /repos/{owner}/{repo}/branches/{branch}", {
+              ...base,
+              branch: baseRef,
+            })
+          ).data,
+        undefined,
+      );
+      baseTipSha = graph?.baseTipSha ?? branch?.commit.sha ?? "";
+      const required = branch?.protection?.required_status_checks;
+      if (branch) cache?.set("branchProtection", shownKey, required ?? null);
+      fromProtection(required);
+    }
     const required = await readBaseRules(octokit, r, baseRef, errors, cache);
     fromProtection(required.protection);
     // A `merge_queue` rule: merges into the base go through GitHub's merge queue.
@@ -197,11 +238,12 @@ export async function collectPrFacts(
     }
   }
   if (r.baseSha) {
-    for (const c of await checksOn(r.baseSha, "the base commit")) {
+    const onBase = graph?.base;
+    for (const c of onBase?.checks ?? (await checksOn(r.baseSha, "the base commit"))) {
       if (c.app?.id === r.appId || c.name === SAFETY_CHECK_NAME) continue;
       addExpected(c.name, "base commit");
     }
-    for (const s of await statusesOn(r.baseSha, "the base commit")) {
+    for (const s of onBase?.statuses ?? (await statusesOn(r.baseSha, "the base commit"))) {
       addExpected(s.context, "base commit");
     }
   }
@@ -328,6 +370,211 @@ async function attemptOptional<T>(
       return undefined;
     }
     errors.push(`${what}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The checks and statuses of a commit, as GitHub's `statusCheckRollup` lists them. */
+const ROLLUP = `statusCheckRollup {
+  contexts(first: 100) {
+    nodes {
+      __typename
+      ... on CheckRun { name status conclusion checkSuite { app { databaseId } } }
+      ... on StatusContext { context state }
+    }
+    pageInfo { hasNextPage }
+  }
+}`;
+
+/**
+ * The merger's one read of a pull request: what `GET …/pulls/{n}`, `…/pulls/{n}/reviews`,
+ * `…/branches/{base}` (its tip) and, on the head Conveyor wrote and on the base commit,
+ * `…/commits/{sha}/check-runs` and `…/commits/{sha}/status` answer, in one GraphQL document
+ * (https://docs.github.com/en/graphql/reference/objects#pullrequest,
+ * https://docs.github.com/en/graphql/reference/objects#statuscheckrollup).
+ */
+export function factsQuery(withBase: boolean): string {
+  return `query($owner: String!, $name: String!, $number: Int!, $head: GitObjectID!${
+    withBase ? ", $base: GitObjectID!" : ""
+  }) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      id title isDraft state merged headRefOid baseRefName changedFiles mergeable mergeStateStatus
+      author { __typename login }
+      baseRef { target { oid } }
+      labels(first: 100) { nodes { name } pageInfo { hasNextPage } }
+      reviews(first: 100) {
+        nodes { author { __typename login } state commit { oid } submittedAt }
+        pageInfo { hasNextPage }
+      }
+    }
+    head: object(oid: $head) { ... on Commit { oid ${ROLLUP} } }${
+      withBase ? `\n    base: object(oid: $base) { ... on Commit { oid ${ROLLUP} } }` : ""
+    }
+  }
+}`;
+}
+
+interface Page<T> {
+  nodes: (T | null)[] | null;
+  pageInfo: { hasNextPage: boolean };
+}
+type RollupNode =
+  | {
+      __typename: "CheckRun";
+      name: string;
+      status: string;
+      conclusion: string | null;
+      checkSuite: { app: { databaseId: number | null } | null } | null;
+    }
+  | { __typename: "StatusContext"; context: string; state: string };
+interface CommitNode {
+  oid: string;
+  statusCheckRollup: { contexts: Page<RollupNode> } | null;
+}
+interface ActorNode {
+  __typename: string;
+  login: string;
+}
+export interface FactsAnswer {
+  repository: {
+    pullRequest: {
+      id: string;
+      title: string;
+      isDraft: boolean;
+      state: "OPEN" | "CLOSED" | "MERGED";
+      merged: boolean;
+      headRefOid: string;
+      baseRefName: string;
+      changedFiles: number;
+      mergeable: "MERGEABLE" | "CONFLICTING" | "UNKNOWN";
+      mergeStateStatus: string;
+      author: ActorNode | null;
+      baseRef: { target: { oid: string } | null } | null;
+      labels: Page<{ name: string }> | null;
+      reviews: Page<{
+        author: ActorNode | null;
+        state: string;
+        commit: { oid: string } | null;
+        submittedAt: string | null;
+      }> | null;
+    } | null;
+    head: CommitNode | null;
+    base?: CommitNode | null;
+  } | null;
+}
+
+interface GraphFacts {
+  pull: PullJson;
+  reviews: ReviewJson[];
+  baseTipSha: string;
+  head: { checks: CheckRunJson[]; statuses: StatusJson[] };
+  base?: { checks: CheckRunJson[]; statuses: StatusJson[] };
+}
+
+/** GraphQL names a bot `name`, REST `name[bot]`: the policy compares REST's logins. */
+const restLogin = (actor: ActorNode | null) =>
+  actor ? (actor.__typename === "Bot" ? `${actor.login}[bot]` : actor.login) : undefined;
+
+/**
+ * The answer put in the REST shapes the policy reads, or undefined when it is not the whole
+ * picture of the head Conveyor wrote: the head moved (someone pushed, or GitHub updated the
+ * branch), a commit is not there, or a list has more than one page. Then the REST reads decide.
+ */
+export function graphFactsOf(
+  answer: FactsAnswer,
+  r: Pick<FactsRequest, "conveyorHeadSha" | "baseSha">,
+): GraphFacts | undefined {
+  const pr = answer.repository?.pullRequest;
+  const head = answer.repository?.head;
+  if (!pr || !head || pr.headRefOid !== r.conveyorHeadSha || head.oid !== r.conveyorHeadSha) {
+    return undefined;
+  }
+  if (!pr.baseRef?.target) return undefined;
+  if (!pr.labels || pr.labels.pageInfo.hasNextPage) return undefined;
+  if (!pr.reviews || pr.reviews.pageInfo.hasNextPage) return undefined;
+  const rollup = (commit: CommitNode) => {
+    const contexts = commit.statusCheckRollup?.contexts;
+    if (contexts?.pageInfo.hasNextPage) return undefined;
+    const checks: CheckRunJson[] = [];
+    const statuses: StatusJson[] = [];
+    for (const node of contexts?.nodes ?? []) {
+      if (node?.__typename === "CheckRun") {
+        const appId = node.checkSuite?.app?.databaseId;
+        checks.push({
+          name: node.name,
+          status: node.status.toLowerCase(),
+          conclusion: node.conclusion?.toLowerCase() ?? null,
+          app: appId == null ? null : { id: appId },
+        });
+      } else if (node?.__typename === "StatusContext") {
+        // EXPECTED (a required context nothing reported yet) is not a success: pending.
+        const state = node.state === "EXPECTED" ? "pending" : node.state.toLowerCase();
+        statuses.push({ context: node.context, state });
+      }
+    }
+    return { checks, statuses };
+  };
+  const onHead = rollup(head);
+  if (!onHead) return undefined;
+  let onBase: GraphFacts["base"];
+  if (r.baseSha) {
+    const base = answer.repository?.base;
+    if (!base || base.oid !== r.baseSha) return undefined;
+    onBase = rollup(base);
+    if (!onBase) return undefined;
+  }
+  const author = restLogin(pr.author);
+  return {
+    pull: {
+      head: { sha: pr.headRefOid },
+      base: { ref: pr.baseRefName },
+      user: author ? { login: author } : null,
+      draft: pr.isDraft,
+      state: pr.state === "OPEN" ? "open" : "closed",
+      merged: pr.merged,
+      mergeable: pr.mergeable === "UNKNOWN" ? null : pr.mergeable === "MERGEABLE",
+      mergeable_state: pr.mergeStateStatus.toLowerCase(),
+      labels: (pr.labels.nodes ?? []).flatMap((l) => (l ? [{ name: l.name }] : [])),
+      title: pr.title,
+      changed_files: pr.changedFiles,
+      node_id: pr.id,
+    },
+    reviews: (pr.reviews.nodes ?? []).flatMap((review) => {
+      if (!review) return [];
+      const login = restLogin(review.author);
+      return [
+        {
+          user: login
+            ? { login, ...(review.author ? { type: review.author.__typename } : {}) }
+            : null,
+          state: review.state,
+          commit_id: review.commit?.oid ?? null,
+          ...(review.submittedAt ? { submitted_at: review.submittedAt } : {}),
+        },
+      ];
+    }),
+    baseTipSha: pr.baseRef.target.oid,
+    head: onHead,
+    ...(onBase ? { base: onBase } : {}),
+  };
+}
+
+/** The query's facts, or undefined (a failed query, or not the whole picture: see {@link graphFactsOf}). */
+async function readFactsGraph(octokit: Octokit, r: FactsRequest): Promise<GraphFacts | undefined> {
+  if (!r.conveyorHeadSha) return undefined;
+  try {
+    const answer = await octokit.graphql<FactsAnswer>(factsQuery(Boolean(r.baseSha)), {
+      owner: r.owner,
+      name: r.repo,
+      number: r.prNumber,
+      head: r.conveyorHeadSha,
+      ...(r.baseSha ? { base: r.baseSha } : {}),
+    });
+    return graphFactsOf(answer, r);
+  } catch {
+    // Any error (a field the App may not read, a commit GitHub does not know, no answer): the
+    // REST reads record what fails, so the policy still fails closed with the reason.
     return undefined;
   }
 }

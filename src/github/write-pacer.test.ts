@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { GitHubWritesClosed } from "../core/ports.ts";
-import { createWritePacer } from "./write-pacer.ts";
+import { createWritePacer, isGraphqlQuery } from "./write-pacer.ts";
 
 describe("write pacer", () => {
   it("lets 80 writes through at once and makes the 81st wait for the window", async () => {
@@ -48,5 +48,42 @@ describe("write pacer", () => {
     await expect(pacer.take()).rejects.toBeInstanceOf(GitHubWritesClosed);
     // Reads still pass: a stopping server may look things up.
     await pacer.hook({ method: "GET" });
+  });
+
+  it("never delays a GraphQL query, and paces a GraphQL mutation like any write", async () => {
+    const pacer = createWritePacer({
+      perMinute: 1,
+      now: () => 0,
+      sleep: () => new Promise(() => {}),
+    });
+    const mutation = { method: "POST", url: "/graphql", query: "mutation { y }" };
+    await pacer.hook(mutation);
+    // The minute's one write is spent: a paced query would wait forever here.
+    for (let i = 0; i < 3; i++) {
+      await pacer.hook({ method: "POST", url: "/graphql", query: "query($n: Int!) { x }" });
+    }
+    let settled = false;
+    const waiting = pacer.hook(mutation).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    pacer.close();
+    await expect(waiting).rejects.toBeInstanceOf(GitHubWritesClosed);
+  });
+
+  it.each([
+    ["query($a: Int) { repository { id } }", true],
+    ["  { viewer { login } }", true],
+    ["mutation($id: ID!) { dequeuePullRequest(input: {id: $id}) { clientMutationId } }", false],
+    ["query { a } mutation { b }", false],
+    ["subscription { a }", false],
+  ])("isGraphqlQuery(%j) is %s", (document, expected) => {
+    expect(isGraphqlQuery({ url: "/graphql", query: document })).toBe(expected);
+  });
+
+  it("is no query unless it goes to /graphql with a document", () => {
+    expect(isGraphqlQuery({ url: "/repos/a/b/issues", query: "query { a }" })).toBe(false);
+    expect(isGraphqlQuery({ url: "/graphql" })).toBe(false);
   });
 });

@@ -51,9 +51,14 @@ export function createWritePacer(
 
   return {
     take,
-    /** An Octokit `before request` hook that paces every non-GET request. */
-    hook: async (request: { method?: string }) => {
-      if (request.method && request.method !== "GET" && request.method !== "HEAD") await take();
+    /**
+     * An Octokit `before request` hook that paces every non-GET request, except a GraphQL query
+     * (a read sent as `POST /graphql`; its mutations are paced like any write).
+     */
+    hook: async (request: { method?: string; url?: string; query?: unknown }) => {
+      if (!request.method || request.method === "GET" || request.method === "HEAD") return;
+      if (isGraphqlQuery(request)) return;
+      await take();
     },
     /** Refuses the waiting writes and all later ones (shutdown). Idempotent. */
     close() {
@@ -63,4 +68,17 @@ export function createWritePacer(
       waiting.clear();
     },
   };
+}
+
+/**
+ * Whether a request is a GraphQL query: a read, which GitHub does not count among the
+ * content-creating requests its secondary limit allows 80 of a minute
+ * (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits).
+ * Only a document whose one operation is a named or anonymous `query` counts; anything else is
+ * paced as a write.
+ */
+export function isGraphqlQuery(request: { url?: string; query?: unknown }): boolean {
+  if (request.url !== "/graphql" || typeof request.query !== "string") return false;
+  const document = request.query.trim();
+  return /^(query\b|\{)/.test(document) && !/\b(mutation|subscription)\b/.test(document);
 }

@@ -64,6 +64,63 @@ interface CheckRunJson {
   output?: { title?: string | null; summary?: string | null };
 }
 
+/** A commit's check runs and statuses, as the watch needs them (GitHub's `statusCheckRollup`). */
+const COMMIT_ROLLUP = `query($owner: String!, $name: String!, $oid: GitObjectID!) {
+  repository(owner: $owner, name: $name) {
+    object(oid: $oid) {
+      ... on Commit {
+        oid
+        statusCheckRollup {
+          contexts(first: 100) {
+            nodes {
+              __typename
+              ... on CheckRun {
+                databaseId name status conclusion completedAt title summary
+                checkSuite { databaseId app { databaseId } }
+              }
+              ... on StatusContext { context state }
+            }
+            pageInfo { hasNextPage }
+          }
+        }
+      }
+    }
+  }
+}`;
+
+interface CommitRollupAnswer {
+  repository: {
+    object: {
+      oid: string;
+      statusCheckRollup: {
+        contexts: {
+          nodes:
+            | (
+                | {
+                    __typename: "CheckRun";
+                    databaseId: number | null;
+                    name: string;
+                    status: string;
+                    conclusion: string | null;
+                    completedAt: string | null;
+                    title: string | null;
+                    summary: string | null;
+                    checkSuite: {
+                      databaseId: number | null;
+                      app: { databaseId: number | null } | null;
+                    } | null;
+                  }
+                | { __typename: "StatusContext"; context: string; state: string }
+                | null
+              )[]
+            | null;
+          pageInfo: { hasNextPage: boolean };
+        };
+      } | null;
+    } | null;
+  } | null;
+}
+
 /**
  * The post-merge watch (docs/merge-policy.md, "After the merge"): for each merge Conveyor made,
  * reads the watched checks on the merge commit (and, when one failed there, on its parent), re-requests a failing one once, and
@@ -96,12 +153,71 @@ export function createMergeWatcher(deps: MergeWatcherDeps & { appId: number }): 
     deps.onChange();
   }
 
+  /**
+   * The check runs and statuses on a commit in one GraphQL query (its `statusCheckRollup`: the
+   * latest run per app and name, the latest status per context), instead of REST's two reads;
+   * undefined when the query fails or the commit is unknown, and then the REST reads decide.
+   */
+  async function rollupOn(
+    octokit: Octokit,
+    w: MergeWatch,
+    sha: string,
+    errors: string[],
+  ): Promise<CommitChecks | undefined> {
+    const ref = repoRef(w.installation_id, w.full_name);
+    let answer: CommitRollupAnswer;
+    try {
+      answer = await octokit.graphql<CommitRollupAnswer>(COMMIT_ROLLUP, {
+        owner: ref.owner,
+        name: ref.repo,
+        oid: sha,
+      });
+    } catch (error) {
+      log.debug({ err: error, repo: w.full_name }, "rollup query failed; reading over REST");
+      return undefined;
+    }
+    const commit = answer.repository?.object;
+    if (!commit || commit.oid !== sha) return undefined;
+    const contexts = commit.statusCheckRollup?.contexts;
+    const result: CommitChecks = { runs: [], statuses: [] };
+    if (contexts?.pageInfo.hasNextPage) {
+      // As with REST's one page: more than 100 is reported as unreadable (the watch waits).
+      errors.push(`checks on ${sha.slice(0, 7)}: more than ${contexts.nodes?.length ?? 0}`);
+    }
+    for (const node of contexts?.nodes ?? []) {
+      if (node?.__typename === "CheckRun") {
+        // A run without its id could not be told apart from its re-run: REST decides then.
+        if (node.databaseId == null) return undefined;
+        result.runs.push({
+          name: node.name,
+          status: node.status.toLowerCase() as CommitChecks["runs"][number]["status"],
+          conclusion: node.conclusion?.toLowerCase() ?? null,
+          ours: node.checkSuite?.app?.databaseId === deps.appId,
+          checkRunId: node.databaseId,
+          checkSuiteId: node.checkSuite?.databaseId ?? null,
+          completedAt: node.completedAt ?? null,
+          summary: [node.title, node.summary].filter(Boolean).join("\n\n"),
+        });
+      } else if (node?.__typename === "StatusContext") {
+        // EXPECTED (required, nothing reported yet) is not a success.
+        const state = node.state === "EXPECTED" ? "pending" : node.state.toLowerCase();
+        result.statuses.push({
+          context: node.context,
+          state: state as CommitChecks["statuses"][number]["state"],
+        });
+      }
+    }
+    return result;
+  }
+
   async function checksOn(
     octokit: Octokit,
     w: MergeWatch,
     sha: string,
     errors: string[],
   ): Promise<CommitChecks> {
+    const rolled = await rollupOn(octokit, w, sha, errors);
+    if (rolled) return rolled;
     const ref = repoRef(w.installation_id, w.full_name);
     const base = { owner: ref.owner, repo: ref.repo, ref: sha, per_page: 100 };
     const result: CommitChecks = { runs: [], statuses: [] };

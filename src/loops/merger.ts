@@ -102,6 +102,9 @@ function watchOf(config: RepoConfig, verdict: Verdict, facts: CollectedFacts): W
   };
 }
 
+/** The labels of every Conveyor pull request, added by the merger with its first verdict. */
+export const pullRequestLabels = (c: Pick<Candidate, "lane">) => ["conveyor", `priority:${c.lane}`];
+
 /** Whether the pull request (as just read) has the label: adding it again would change nothing. */
 const hasLabel = (labels: readonly string[], label: string) =>
   labels.some((l) => l.toLowerCase() === label.toLowerCase());
@@ -201,15 +204,18 @@ export function createMerger(deps: MergerDeps): {
       checkId = Number(data.id);
     }
     await recordSafetyCheck(deps.db, c, { checkId, sha: c.head_sha, digest });
-    // An incomplete picture (an API error, a file list still being computed) says nothing about risk.
-    if (!factsComplete) return;
-    const label = riskLabel(verdict.tier);
-    if (hasLabel(labels, label)) return;
+    // The pull request's own labels and its risk label go in one write. An incomplete picture (an
+    // API error, a file list still being computed) says nothing about risk: then only its own.
+    const missing = [
+      ...pullRequestLabels(c),
+      ...(factsComplete ? [riskLabel(verdict.tier)] : []),
+    ].filter((label) => !hasLabel(labels, label));
+    if (missing.length === 0) return;
     await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
       owner: ref.owner,
       repo: ref.repo,
       issue_number: c.pr_number,
-      labels: [label],
+      labels: missing,
     });
   }
 

@@ -75,7 +75,8 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
         changeSet: task.change_set as ChangeSet,
         body,
         title: pullRequestTitle(task.title, task.issue_number),
-        labels: ["conveyor", `priority:${task.lane}`],
+        // The merger adds them with the risk label, in one write (`pullRequestLabels`).
+        labels: [],
         firstWrite: !task.issue_had_pull_request,
       });
       await recordPublished(deps.db, {

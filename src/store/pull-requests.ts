@@ -194,6 +194,8 @@ export interface MergeCandidate {
   /** The head the merge queue removed, and why: never enqueued again. */
   dequeued_head_sha: string | null;
   dequeue_reason: string | null;
+  /** The task's lane: the pull request's `priority:<lane>` label. */
+  lane: string;
   result: {
     verification?: { passed: boolean; commands?: { passed: boolean; argv: string[] }[] };
   } | null;
@@ -220,7 +222,7 @@ export async function findMergeCandidates(
                p.merge_conflicts, p.base_ref, t.base_sha as task_base_sha,
                p.update_requested_from, p.update_base_sha, p.update_requested_at::text,
                p.would_merge_at::text, p.queued_head_sha, p.dequeued_head_sha, p.dequeue_reason,
-               t.result
+               t.result, t.lane
         from pull_requests p
         join tasks t on t.task_id = p.task_id
         join repositories r on r.repository_id = p.repository_id

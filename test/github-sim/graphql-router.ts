@@ -1,6 +1,6 @@
 import { buildSchema, type GraphQLError, graphql } from "graphql";
 import type { RecordedRequest } from "./api-router.ts";
-import { nodeId } from "./github-objects.ts";
+import { latestStatuses, nodeId } from "./github-objects.ts";
 import { HttpError } from "./http-error.ts";
 import {
   QueueRefusal,
@@ -8,9 +8,17 @@ import {
   type SimMergeQueue,
   type SimQueueEntry,
 } from "./merge-queue.ts";
+import { pullFacts } from "./pull-facts.ts";
 import { type AppCredentials, authenticate, hasAccess, type Principal } from "./sim-auth.ts";
 import { findRepo, type SimContext } from "./sim-context.ts";
-import { installationFor, type SimIssue, type SimRepo } from "./sim-state.ts";
+import {
+  installationFor,
+  type SimCheckRun,
+  type SimIssue,
+  type SimRepo,
+  type SimStatus,
+  type SimUser,
+} from "./sim-state.ts";
 import type { SimViolation } from "./sim-violation.ts";
 
 /**
@@ -24,7 +32,54 @@ const SCHEMA = buildSchema(`
   enum MergeQueueEntryState { AWAITING_CHECKS LOCKED MERGEABLE QUEUED UNMERGEABLE }
   enum PullRequestMergeMethod { MERGE REBASE SQUASH }
   enum PullRequestState { CLOSED MERGED OPEN }
-  type Commit { oid: GitObjectID! }
+  enum MergeableState { CONFLICTING MERGEABLE UNKNOWN }
+  enum MergeStateStatus { BEHIND BLOCKED CLEAN DIRTY DRAFT HAS_HOOKS UNKNOWN UNSTABLE }
+  enum PullRequestReviewState { APPROVED CHANGES_REQUESTED COMMENTED DISMISSED PENDING }
+  enum StatusState { ERROR EXPECTED FAILURE PENDING SUCCESS }
+  enum CheckStatusState { COMPLETED IN_PROGRESS PENDING QUEUED REQUESTED WAITING }
+  enum CheckConclusionState {
+    ACTION_REQUIRED CANCELLED FAILURE NEUTRAL SKIPPED STALE STARTUP_FAILURE SUCCESS TIMED_OUT
+  }
+  type PageInfo { endCursor: String hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String }
+  interface Actor { login: String! }
+  type User implements Actor { login: String! }
+  type Bot implements Actor { login: String! }
+  type Organization implements Actor { login: String! }
+  interface GitObject { oid: GitObjectID! }
+  type Commit implements GitObject { oid: GitObjectID! statusCheckRollup: StatusCheckRollup }
+  type Ref { name: String! prefix: String! target: GitObject }
+  type App { databaseId: Int name: String! slug: String! }
+  type CheckSuite { databaseId: Int app: App }
+  type CheckRun {
+    databaseId: Int
+    name: String!
+    status: CheckStatusState!
+    conclusion: CheckConclusionState
+    completedAt: DateTime
+    title: String
+    summary: String
+    checkSuite: CheckSuite!
+  }
+  type StatusContext { context: String! state: StatusState! }
+  union StatusCheckRollupContext = CheckRun | StatusContext
+  type StatusCheckRollupContextConnection {
+    nodes: [StatusCheckRollupContext]
+    pageInfo: PageInfo!
+    totalCount: Int!
+  }
+  type StatusCheckRollup {
+    state: StatusState!
+    contexts(after: String, before: String, first: Int, last: Int): StatusCheckRollupContextConnection!
+  }
+  type Label { name: String! }
+  type LabelConnection { nodes: [Label] pageInfo: PageInfo! totalCount: Int! }
+  type PullRequestReview {
+    author: Actor
+    state: PullRequestReviewState!
+    commit: Commit
+    submittedAt: DateTime
+  }
+  type PullRequestReviewConnection { nodes: [PullRequestReview] pageInfo: PageInfo! totalCount: Int! }
   type MergeQueueEntry {
     id: ID!
     position: Int!
@@ -39,13 +94,28 @@ const SCHEMA = buildSchema(`
     number: Int!
     state: PullRequestState!
     merged: Boolean!
+    title: String!
+    isDraft: Boolean!
+    author: Actor
     headRefOid: GitObjectID!
+    baseRefName: String!
+    baseRef: Ref
+    mergeable: MergeableState!
+    mergeStateStatus: MergeStateStatus!
+    changedFiles: Int!
+    labels(after: String, before: String, first: Int, last: Int): LabelConnection
+    reviews(after: String, before: String, first: Int, last: Int): PullRequestReviewConnection
     mergeCommit: Commit
     isInMergeQueue: Boolean!
     mergeQueueEntry: MergeQueueEntry
     autoMergeRequest: AutoMergeRequest
   }
-  type Repository { id: ID! nameWithOwner: String! pullRequest(number: Int!): PullRequest }
+  type Repository {
+    id: ID!
+    nameWithOwner: String!
+    pullRequest(number: Int!): PullRequest
+    object(oid: GitObjectID, expression: String): GitObject
+  }
   type Query { repository(owner: String!, name: String!): Repository }
   input EnqueuePullRequestInput {
     clientMutationId: String
@@ -74,6 +144,124 @@ const SCHEMA = buildSchema(`
 `);
 
 type Installation = Extract<Principal, { kind: "installation" }>;
+
+/** GitHub's connection arguments; the simulator pages forwards (`first`/`after`) only. */
+interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+/**
+ * One page of a connection as GitHub answers it: `first` is required and at most 100, `after` is
+ * the cursor of the last item seen (opaque to clients; here the item's index).
+ */
+function connection<T>(items: readonly T[], args: PageArgs, field: string) {
+  if (args.last != null || args.before != null) {
+    throw new Error(`the simulator pages \`${field}\` forwards only (first/after)`);
+  }
+  if (args.first == null) {
+    throw new Error(
+      `You must provide a \`first\` or \`last\` value to properly paginate the \`${field}\` connection.`,
+    );
+  }
+  if (args.first < 0 || args.first > 100) {
+    throw new Error(
+      `Requesting ${args.first} records on the \`${field}\` connection exceeds the \`first\` limit of 100 records.`,
+    );
+  }
+  const cursor = (index: number) => Buffer.from(`cursor:${index + 1}`).toString("base64");
+  const start = args.after
+    ? Number(
+        Buffer.from(args.after, "base64")
+          .toString()
+          .replace(/^cursor:/, ""),
+      )
+    : 0;
+  const page = items.slice(start, start + args.first);
+  return {
+    nodes: page,
+    totalCount: items.length,
+    pageInfo: {
+      hasNextPage: start + page.length < items.length,
+      hasPreviousPage: start > 0,
+      startCursor: page.length > 0 ? cursor(start) : null,
+      endCursor: page.length > 0 ? cursor(start + page.length - 1) : null,
+    },
+  };
+}
+
+/** An actor as GraphQL shows it: a bot's login without REST's `[bot]` suffix. */
+function actorView(user: SimUser) {
+  return {
+    __typename: user.type,
+    login: user.type === "Bot" ? user.login.replace(/\[bot\]$/, "") : user.login,
+  };
+}
+
+const FAILING_CONCLUSIONS = new Set([
+  "failure",
+  "cancelled",
+  "timed_out",
+  "action_required",
+  "startup_failure",
+]);
+
+/**
+ * A commit's `statusCheckRollup`: the latest check run per app and name (REST's
+ * `filter=latest`) and the latest status per context; null when nothing reported on it. Reading
+ * it needs the `checks` and `statuses` read permissions.
+ */
+function rollupOf(repo: SimRepo, sha: string, principal: Installation) {
+  const { permissions } = principal.token;
+  if (!hasAccess(permissions, "checks", "read") || !hasAccess(permissions, "statuses", "read")) {
+    throw new TypedError("FORBIDDEN", "Resource not accessible by integration");
+  }
+  const seen = new Set<string>();
+  const runs = repo.checkRuns
+    .filter((run) => run.headSha === sha)
+    .reverse()
+    .filter((run) => {
+      const key = `${run.app.id}/${run.name}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  const statuses = latestStatuses(repo.statuses, sha);
+  if (runs.length === 0 && statuses.length === 0) return null;
+  const failing =
+    runs.some((run) => FAILING_CONCLUSIONS.has(run.conclusion ?? "")) ||
+    statuses.some((status) => status.state === "failure" || status.state === "error");
+  const pending =
+    runs.some((run) => run.status !== "completed") ||
+    statuses.some((status) => status.state === "pending");
+  const contexts = [
+    ...runs.map((run: SimCheckRun) => ({
+      __typename: "CheckRun",
+      databaseId: run.id,
+      name: run.name,
+      status: run.status.toUpperCase(),
+      conclusion: run.conclusion ? run.conclusion.toUpperCase() : null,
+      completedAt: run.completedAt,
+      title: run.output.title,
+      summary: run.output.summary,
+      checkSuite: {
+        databaseId: run.suite.id,
+        app: { databaseId: run.app.id, name: run.app.name, slug: run.app.slug },
+      },
+    })),
+    ...statuses.map((status: SimStatus) => ({
+      __typename: "StatusContext",
+      context: status.context,
+      state: status.state.toUpperCase(),
+    })),
+  ];
+  return {
+    state: failing ? "FAILURE" : pending ? "PENDING" : "SUCCESS",
+    contexts: (args: PageArgs) => connection(contexts, args, "contexts"),
+  };
+}
 
 /** An error GitHub reports in `errors[]` with a `type` (NOT_FOUND, FORBIDDEN, UNPROCESSABLE). */
 class TypedError extends Error {
@@ -127,25 +315,71 @@ export function createGraphqlRouter(options: {
     }
   };
 
+  /** A commit object; its rollup is read when asked for, with the asking token's permissions. */
+  const commitView = (repo: SimRepo, sha: string) => ({
+    __typename: "Commit",
+    oid: sha,
+    statusCheckRollup: (_args: unknown, principal: Installation) => rollupOf(repo, sha, principal),
+  });
+
   const entryView = (entry: SimQueueEntry) => ({
     id: queueEntryId(entry),
     position: queue.positionOf(entry),
     state: entry.group ? "AWAITING_CHECKS" : "QUEUED",
     enqueuedAt: entry.enqueuedAt,
-    headCommit: { oid: entry.headSha },
+    headCommit: commitView(entry.repo, entry.headSha),
     pullRequest: () => pullView(entry.repo, entry.issue),
   });
 
   const pullView = (repo: SimRepo, issue: SimIssue) => {
     const pull = issue.pull!;
     const entry = queue.entryOf(repo, issue.number);
+    // What GitHub computes from git (mergeability, diff stats), once per pull request per query.
+    let computed: ReturnType<typeof pullFacts> | undefined;
+    const facts = () => {
+      computed ??= pullFacts(ctx, repo, issue);
+      return computed;
+    };
     return {
       id: nodeId("PullRequest", pull.id),
       number: issue.number,
+      title: issue.title,
+      isDraft: pull.draft,
+      author: actorView(issue.user),
       state: pull.merged ? "MERGED" : issue.state === "open" ? "OPEN" : "CLOSED",
       merged: pull.merged,
       headRefOid: pull.headSha,
-      mergeCommit: pull.mergeCommitSha ? { oid: pull.mergeCommitSha } : null,
+      baseRefName: pull.baseRef,
+      baseRef: async () => {
+        const tip = await ctx.git.readRef(repo.fullName, `refs/heads/${pull.baseRef}`);
+        return tip
+          ? { name: pull.baseRef, prefix: "refs/heads/", target: commitView(repo, tip) }
+          : null;
+      },
+      mergeable: async () => {
+        const { mergeable } = await facts();
+        return mergeable === null ? "UNKNOWN" : mergeable ? "MERGEABLE" : "CONFLICTING";
+      },
+      mergeStateStatus: async () => (await facts()).mergeableState.toUpperCase(),
+      changedFiles: async () => (await facts()).changedFiles,
+      labels: (args: PageArgs) =>
+        connection(
+          issue.labels.map((name) => ({ name })),
+          args,
+          "labels",
+        ),
+      reviews: (args: PageArgs) =>
+        connection(
+          pull.reviews.map((review) => ({
+            author: actorView(review.user),
+            state: review.state,
+            commit: review.commitId ? commitView(repo, review.commitId) : null,
+            submittedAt: review.submittedAt,
+          })),
+          args,
+          "reviews",
+        ),
+      mergeCommit: pull.mergeCommitSha ? commitView(repo, pull.mergeCommitSha) : null,
       isInMergeQueue: entry !== undefined,
       mergeQueueEntry: entry ? entryView(entry) : null,
       autoMergeRequest: null,
@@ -190,6 +424,12 @@ export function createGraphqlRouter(options: {
             );
           }
           return pullView(repo, issue);
+        },
+        // A commit by its id (what else `object` can name, trees and blobs, is not modelled).
+        object: async ({ oid }: { oid?: string }) => {
+          if (!oid) throw new Error("the simulator looks objects up by `oid` only");
+          const commit = await ctx.git.readCommit(repo.fullName, oid).catch(() => undefined);
+          return commit ? commitView(repo, oid) : null;
         },
       };
     },
