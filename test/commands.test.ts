@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
 import { getTask, listTaskEvents } from "../src/store/tasks.ts";
-import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
+import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
 
@@ -215,6 +215,34 @@ describe("slash commands on issues (no runner: tasks stay queued)", () => {
     }
     expect((await say(n, "/status", "chatty")).reaction).toBe("-1");
     await reply(n, "chatty", "rate limited");
+  });
+
+  it("keeps a /queue'd task through reconciliation while its label may be on its way; a minute on, a missing label cancels it", async () => {
+    const n = await openIssue("Label on its way");
+    await say(n, "/queue", "octocat");
+    const hasLabel = () =>
+      h.sim
+        .getIssue(h.repo, n)
+        .labels.some((l) => (typeof l === "string" ? l : l.name) === "conveyor");
+    await waitFor(hasLabel);
+    // The issue without its label, unannounced: what a pass sees between the queueing and the
+    // command's label write.
+    const webhook = { url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET };
+    h.sim.setWebhook(undefined);
+    await h.sim.removeLabel(h.repo, n, "conveyor", { sender: "octocat" });
+    h.sim.setWebhook(webhook);
+    const task = (await taskOf(n))!;
+    await h.conveyor.reconcile();
+    expect((await taskOf(n))?.state).toBe("queued");
+    await h.database.db.execute(
+      sql`update task_events set at = at - interval '2 minutes' where task_id = ${task.taskId}`,
+    );
+    await h.conveyor.reconcile();
+    expect(await lastEvent(task.taskId)).toMatchObject({
+      to_state: "cancelled",
+      actor: "reconciler",
+      reason: "reconciliation: label conveyor removed",
+    });
   });
 });
 

@@ -7,6 +7,7 @@ import {
   type CommandPlace,
   interpretCommands,
   parseCommands,
+  queueCommandReason,
   renderHelp,
   renderPermissionRefusal,
   requiredPermission,
@@ -418,7 +419,7 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
         from: [task.state],
         to: task.state,
         actor,
-        reason: `/queue by @${actor}: the issue's current text is the new snapshot`,
+        reason: `${queueCommandReason(actor)}: the issue's current text is the new snapshot`,
         set: { title: e.issue.title, body: e.issue.body },
       });
       return { outcome: "done" as const, message: "the task now uses the issue's current text" };
@@ -436,7 +437,7 @@ export async function handleCommentCommands(deps: CommandDeps, e: CommentEvent):
       sender: e.author,
       permission,
       config: cfg,
-      reason: `/queue by @${actor}`,
+      reason: queueCommandReason(actor),
     });
     if (queued.kind === "create" || queued.kind === "revive") {
       // The label keeps reconciliation and the issue list in agreement with the queue.

@@ -64,6 +64,18 @@ export function parseCommands(body: string): ParsedCommand[] {
 export type CommandPlace = "issue" | "pr";
 
 /** GitHub's repository roles, weakest first (the collaborator-permission API's `role_name`). */
+/**
+ * How a task event queued by `/queue` begins (`/queue by @login`). The command adds the intake
+ * label only after the task is queued, so reconciliation gives such a task a minute before it
+ * treats a missing label as a removed one.
+ */
+export const QUEUE_COMMAND_REASON = "/queue by @";
+
+/** The reason of the task event `/queue` by `actor` records. */
+export function queueCommandReason(actor: string): string {
+  return `${QUEUE_COMMAND_REASON}${actor}`;
+}
+
 export const COMMAND_PERMISSIONS = ["read", "triage", "write", "maintain", "admin"] as const;
 export type CommandPermission = (typeof COMMAND_PERMISSIONS)[number];
 

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { type Db, resultRows } from "../../db/client.ts";
+import { QUEUE_COMMAND_REASON } from "../core/commands.ts";
 import type { GitHubBudget } from "../core/github-budget.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { decideReconciledSnapshot, isBot } from "../core/intake.ts";
@@ -149,6 +150,8 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
       log.info({ issueNumber: issue.number, outcome }, "reconciled labelled issue");
     }
 
+    // A task `/queue` queued within the minute before this pass may be waiting for its label,
+    // which the command adds after queueing: not a label removed.
     const stale = resultRows<{ task_id: string; issue_number: number }>(
       await db.execute(sql`
         select task_id, issue_number from tasks
@@ -156,7 +159,11 @@ export function createReconciler(deps: ReconcilerDeps): { runOnce(): Promise<Rec
           and state in (${sql.join(
             PRE_PR_STATES.map((s) => sql`${s}`),
             sql`, `,
-          )})`),
+          )})
+          and not exists (
+            select 1 from task_events e
+            where e.task_id = tasks.task_id and e.reason like ${`${QUEUE_COMMAND_REASON}%`}
+              and e.at > ${startedAt}::timestamptz - interval '1 minute')`),
     ).filter((t) => !open.has(t.issue_number));
     for (const task of stale) {
       // The listing can lag; confirm with the issue itself before cancelling anything.
