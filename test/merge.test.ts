@@ -83,7 +83,10 @@ describe("review and auto-merge", () => {
     const [mergeCall] = merges(pr.pr_number);
     expect(mergeCall?.body).toMatchObject({ sha: pr.head_sha, merge_method: "squash" });
     expect(merges(pr.pr_number)).toHaveLength(1);
-    expect(await h.sim.getBranchSha(h.repo, pr.branch)).toBeUndefined();
+    // The branch goes just after the task is recorded merged.
+    await waitFor(async () => (await h.sim.getBranchSha(h.repo, pr.branch)) === undefined, {
+      message: "the merged branch deleted",
+    });
     expect(await h.sim.readFile(h.repo, "src/app.txt")).toContain("line two");
     const check = await safetyCheck(pr.head_sha);
     expect(check).toMatchObject({

@@ -118,13 +118,19 @@ export async function addLabels(
   sender: SimUser,
 ): Promise<PendingDelivery[]> {
   const deliveries: PendingDelivery[] = [];
+  // As GitHub does: every label of the request is on the issue before the first `labeled`
+  // webhook goes (one per label), so nobody sees half of one request's labels.
+  const added = [];
   for (const name of names) {
     const label = ensureLabel(ctx, repo, name);
     if (issue.labels.some((existing) => existing.toLowerCase() === label.name.toLowerCase())) {
       continue;
     }
     issue.labels.push(label.name);
-    issue.updatedAt = ctx.state.now();
+    added.push(label);
+  }
+  if (added.length) issue.updatedAt = ctx.state.now();
+  for (const label of added) {
     await emitIssueEvent(ctx, deliveries, repo, issue, "labeled", sender, {
       label: renderLabel(ctx.base, repo, label),
     });
