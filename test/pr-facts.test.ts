@@ -53,6 +53,16 @@ function request(over: Partial<FactsRequest> & Pick<FactsRequest, "repo" | "prNu
   } satisfies FactsRequest;
 }
 
+/** The repository's `build` check on the pull request's head, completed with `conclusion`. */
+function buildCheck(pr: { fullName: string; headSha: string }, conclusion: "success" | "failure") {
+  return sim.createCheckRun(pr.fullName, {
+    name: "build",
+    headSha: pr.headSha,
+    status: "completed",
+    conclusion,
+  });
+}
+
 async function repoWithPull() {
   const name = `facts${++repoCount}`;
   const fullName = `${owner}/${name}`;
@@ -266,22 +276,12 @@ describe("collectPrFacts: one GraphQL query for the head Conveyor wrote", () => 
 
   it("never keeps a green answer: a check that turns red after a green read blocks the next one", async () => {
     const pr = await repoWithPull();
-    await sim.createCheckRun(pr.fullName, {
-      name: "build",
-      headSha: pr.headSha,
-      status: "completed",
-      conclusion: "success",
-    });
+    await buildCheck(pr, "success");
     const asked = request({ repo: pr.name, prNumber: pr.number, conveyorHeadSha: pr.headSha });
     const cache = createBaseRulesCache();
     const green = await readWith(asked, cache);
     expect(evaluateMergePolicy(green.facts, DEFAULT_REPO_CONFIG).kind).toBe("merge");
-    await sim.createCheckRun(pr.fullName, {
-      name: "build",
-      headSha: pr.headSha,
-      status: "completed",
-      conclusion: "failure",
-    });
+    await buildCheck(pr, "failure");
     const red = await readWith(asked, cache);
     expect(red.routes).toContain("POST /graphql");
     expect(red.facts.checks).toEqual([
@@ -292,12 +292,7 @@ describe("collectPrFacts: one GraphQL query for the head Conveyor wrote", () => 
 
   it("sees a push to the branch: the head moved, so the REST reads decide on the new head", async () => {
     const pr = await repoWithPull();
-    await sim.createCheckRun(pr.fullName, {
-      name: "build",
-      headSha: pr.headSha,
-      status: "completed",
-      conclusion: "success",
-    });
+    await buildCheck(pr, "success");
     const { sha: pushed } = await sim.push(pr.fullName, {
       branch: "feature",
       files: { "b.txt": "evil\n" },
