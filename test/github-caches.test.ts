@@ -178,6 +178,16 @@ describe("the GitHub edge's caches, on the simulator", () => {
     expect(contents() - after).toBe(single);
   });
 
+  it("shares one permission read among callers asking at once for the same person", async () => {
+    const reads = () =>
+      requestsTo("/repos/{owner}/{repo}/collaborators/{username}/permission").length;
+    const before = reads();
+    // A login not asked for yet in this file: nothing cached.
+    const together = await Promise.all([1, 2, 3].map(() => app.gateway.permission(ref(), "maint")));
+    expect(together).toEqual(["maintain", "maintain", "maintain"]);
+    expect(reads() - before).toBe(1);
+  });
+
   it("keeps a repository's head for new assignments until a push moves it or a minute passed", async () => {
     let clock = Date.parse("2026-12-07T12:00:00Z");
     const marks = {

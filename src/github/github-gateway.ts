@@ -107,6 +107,8 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
   const configs = new Map<string, { result: RepoConfigResult; until?: number }>();
   const outsideTtlMs = options.outsideConfigTtlMs ?? 5 * 60_000;
   const configReads = new Map<string, Promise<RepoConfigResult>>();
+  /** Permission reads in flight, by login and mark: callers asking at once share one. */
+  const permissionReads = new Map<string, Promise<Permission | undefined>>();
   const readTokens = new Map<string, Promise<{ value: string; expiresAt: string }>>();
   const headTtlMs = options.headTtlMs ?? 60_000;
   /** What an assignment starts from, per repository, with when this instance read it. */
@@ -172,25 +174,33 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       const mark = marks?.permissionsChangedAt?.getTime() ?? null;
       const cached = permissions.get(key);
       if (cached && cached.until > now() && cached.mark === mark) return cached.value;
-      const octokit = await client(ref.installationId);
-      let value: Permission | undefined;
-      try {
-        const { data } = await octokit.request(
-          "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
-          { owner: ref.owner, repo: ref.repo, username: login },
-        );
-        // role_name carries triage/maintain; `permission` folds them into read/write.
-        const role = (data.role_name ?? data.permission) as string;
-        value = (PERMISSIONS as readonly string[]).includes(role)
-          ? (role as Permission)
-          : (data.permission as Permission);
-      } catch (error) {
-        // Not a collaborator at all: GitHub answers 404. Anything else is not cached.
-        if (!isNotFound(error)) throw error;
-        value = "none";
-      }
-      permissions.set(key, { value, until: now() + ttl, mark });
-      return value;
+      // Label events handed off side by side ask for the same labeller at once: one read.
+      const flight = `${key}@${mark}`;
+      const inFlight = permissionReads.get(flight);
+      if (inFlight) return inFlight;
+      const read = (async () => {
+        const octokit = await client(ref.installationId);
+        let value: Permission | undefined;
+        try {
+          const { data } = await octokit.request(
+            "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
+            { owner: ref.owner, repo: ref.repo, username: login },
+          );
+          // role_name carries triage/maintain; `permission` folds them into read/write.
+          const role = (data.role_name ?? data.permission) as string;
+          value = (PERMISSIONS as readonly string[]).includes(role)
+            ? (role as Permission)
+            : (data.permission as Permission);
+        } catch (error) {
+          // Not a collaborator at all: GitHub answers 404. Anything else is not cached.
+          if (!isNotFound(error)) throw error;
+          value = "none";
+        }
+        permissions.set(key, { value, until: now() + ttl, mark });
+        return value;
+      })();
+      permissionReads.set(flight, read);
+      return read.finally(() => permissionReads.delete(flight));
     },
 
     async loadConfig(ref) {
