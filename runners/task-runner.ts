@@ -99,6 +99,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
   const resumeWaiters = new Map<string, () => void>();
   let heartbeatMs = 15_000;
   let leaseMs = 60_000;
+  let acceptMs = 30_000;
   let draining = false;
   let idle: (() => void) | undefined;
   /**
@@ -623,6 +624,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     onWelcome(welcome: Welcome) {
       heartbeatMs = welcome.heartbeat_ms;
       leaseMs = welcome.lease_ms;
+      acceptMs = welcome.accept_ms;
       for (const entry of welcome.reconcile) {
         const task = active.get(entry.task_id);
         if (entry.action === "cancel") task?.cancel();
@@ -661,6 +663,13 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         reject(assign, draining ? "runner is draining" : "no free slot");
       } else if (active.size >= options.slots) {
         waiting.push(assign);
+        // A clean-up that outlasts half the time to accept hands the task back (no attempt
+        // counted) rather than letting it lapse (an attempt lost).
+        setTimeout(() => {
+          if (!waiting.includes(assign)) return;
+          waiting = waiting.filter((a) => a !== assign);
+          reject(assign, "no free slot");
+        }, acceptMs / 2).unref();
       } else {
         start(assign);
       }

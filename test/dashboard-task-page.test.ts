@@ -142,9 +142,10 @@ describe("the task page", () => {
             where parent_task_id = ${parentId}
               and state in ('queued', 'assigned', 'running', 'retry_wait', 'held')`),
         )[0]?.n === 0,
-      { timeoutMs: 20_000, message: "the candidates cancelled" },
+      // On the best-of loop's next pass; a loaded CI machine has taken over 20 s.
+      { timeoutMs: 60_000, message: "the candidates cancelled" },
     );
-  });
+  }, 90_000);
 
   it("is linked from the dashboard and shows the log lines as they arrive, hostile ones as text", async () => {
     const page = await signedInPage();
