@@ -25,6 +25,7 @@ import {
   type GitHubSimulator,
 } from "./github-sim/create-github-simulator.ts";
 import { seedEveryTable } from "./helpers/seed-every-table.ts";
+import { seedQueuedTask } from "./helpers/seed-task.ts";
 import { spawnConveyor } from "./helpers/spawn-conveyor.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/test-database.ts";
 import { testPrivateKey } from "./helpers/webhooks.ts";
@@ -280,22 +281,12 @@ describe("conveyor tasks", () => {
   });
 
   it("prints a best-of task's candidates under it; the issue resolves to the task", async () => {
-    const { task } = await createTask(
-      database.db,
-      {
-        repositoryId: REPO_ID,
-        installationId: 1,
-        issueNumber: 40,
-        title: "Two ways",
-        body: "",
-        lane: "normal",
-        capabilities: [],
-        maxAttempts: 3,
-        limits: {},
-        queuedBy: "octocat",
-      },
-      "label added",
-    );
+    const task = await seedQueuedTask(database.db, {
+      repositoryId: REPO_ID,
+      installationId: 1,
+      issueNumber: 40,
+      title: "Two ways",
+    });
     await database.db.execute(sql`update tasks set best_of = 2 where task_id = ${task.taskId}`);
     expect(await startRound(database.db, (await getTask(database.db, task.taskId))!)).toBe(true);
     const children = await database.rows<{ task_id: string }>(
