@@ -312,12 +312,14 @@ export function createTaskRunner(options: TaskRunnerOptions) {
     // longer ours.
     // One heartbeat in flight at a time: while the server is slow to answer, or asked for a pause
     // (`rate_limited`), later ticks send nothing rather than pile up a burst for when it answers.
+    // A tick that found one in flight is made up by one heartbeat as soon as the answer comes, so
+    // a slow server delays the progress it is shown by its own latency, not by a whole interval.
     let beating = false;
-    // They go on while the result is on its way (a server restarting meanwhile keeps the lease).
-    const beat = setInterval(() => {
-      if (!task.settled) void flushLog();
-      if (beating) return;
+    let behind = false;
+    let beatsOver = false;
+    const sendBeat = () => {
       beating = true;
+      behind = false;
       if (parser) task.usage = parser.finish("").usage;
       client
         .request({
@@ -343,7 +345,14 @@ export function createTaskRunner(options: TaskRunnerOptions) {
         .catch(() => {})
         .finally(() => {
           beating = false;
+          if (behind && !beatsOver) sendBeat();
         });
+    };
+    // They go on while the result is on its way (a server restarting meanwhile keeps the lease).
+    const beat = setInterval(() => {
+      if (!task.settled) void flushLog();
+      if (beating) behind = true;
+      else sendBeat();
     }, heartbeatMs);
     beat.unref();
 
@@ -583,6 +592,7 @@ export function createTaskRunner(options: TaskRunnerOptions) {
       }
     } finally {
       clearInterval(beat);
+      beatsOver = true;
       running?.cancel();
       await jail?.dispose().catch(() => {});
       await cleanup?.().catch(() => {});

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
+import { isStatusComment } from "../src/core/status-comment.ts";
 import { getTask, listTaskEvents } from "../src/store/tasks.ts";
 import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
@@ -174,6 +175,10 @@ describe("slash commands on issues (no runner: tasks stay queued)", () => {
     await h.sim.redeliver(said.delivery.id);
     await h.sim.idle();
     expect(await listTaskEvents(h.database.db, (await taskOf(n))!.taskId)).toHaveLength(events);
+    // The status comment is written after the reaction; count from once it is there.
+    await waitFor(() => h.sim.listComments(h.repo, n).some((c) => isStatusComment(c.body)), {
+      message: "the status comment",
+    });
     const replies = h.sim.listComments(h.repo, n).length;
 
     // Someone else edits a comment to carry /cancel: nothing happens.

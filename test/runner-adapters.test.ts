@@ -26,8 +26,10 @@ const processes: RunnerProcess[] = [];
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  // Progress may edit the status comment every 250 ms here (30 s in production).
-  h = await createHarness({ start: { dispatchTimings: { progressEditMs: 250 } } });
+  // Progress may edit the status comment every 250 ms here (30 s in production). Each test starts
+  // a runner process that takes its first assignment while still loading: it gets 5 s to accept
+  // (10 s in production), so a loaded machine does not turn the attempt into an accept timeout.
+  h = await createHarness({ start: { dispatchTimings: { progressEditMs: 250, acceptMs: 5_000 } } });
   // Not under /tmp: the sandbox gives the agent a /tmp of its own, which would hide the fakes.
   fakes = createFakeAgents(["claude", "codex", "gemini", "aider", "opencode"], join(ROOT, ".tmp"));
   dirs.push(fakes);
@@ -165,8 +167,10 @@ describe("runner adapters with replayed agents", () => {
     const bad = await queue("Fix it again", "claude", "claude-api-error.jsonl", 1);
     const dashboard = followDashboard();
     try {
-      // A heartbeat carried the tool use the adapter read from the stream-json.
-      await waitFor(() => dashboard.has('"message":"Edit /work/task/src/sizes.ts"'), {
+      // A heartbeat carried a tool use the adapter read from the stream-json (each lasts about
+      // a second of replay: a slow server may answer one heartbeat past it, not past both).
+      const tools = ["Read", "Edit"].map((tool) => `"message":"${tool} /work/task/src/sizes.ts"`);
+      await waitFor(() => tools.some((tool) => dashboard.has(tool)), {
         timeoutMs: 15_000,
         message: "the progress in a heartbeat",
       });
