@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { _, Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { cachedJson, cachedValidator } from "./schema-cache.ts";
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -84,12 +85,12 @@ const bodyValidators = new Map<string, ValidateFunction | null>();
 let ajv: Ajv | undefined;
 
 /**
- * GitHub's REST description, dereferenced (~70 MB); parsed once per process, on first use. Only
- * what request validation needs is kept (responses are most of the size), so test workers that
- * run in parallel do not each hold the whole document.
+ * GitHub's REST description, dereferenced (~70 MB), cut down to what request validation needs
+ * (responses are most of the size): made once and kept on disk (schema-cache.ts), read once per
+ * process.
  */
 function loadDocument(): OpenApiDocument {
-  if (!cachedDocument) {
+  cachedDocument ??= cachedJson("rest-requests", () => {
     const full = JSON.parse(
       readFileSync(require.resolve("@octokit/openapi/generated/api.github.com.deref.json"), "utf8"),
     ) as OpenApiDocument;
@@ -106,8 +107,8 @@ function loadDocument(): OpenApiDocument {
         };
       }
     }
-    cachedDocument = { paths };
-  }
+    return { paths };
+  });
   return cachedDocument;
 }
 
@@ -145,7 +146,13 @@ function compileRoutes(document: OpenApiDocument): Map<string, CompiledRoute[]> 
 function getAjv(): Ajv {
   if (!ajv) {
     // OpenAPI 3.0 schemas carry `nullable`, `example` and `x-*` keys: non-strict mode, no logging.
-    ajv = new Ajv({ strict: false, allErrors: true, logger: false });
+    // The code is kept (schema-cache.ts) and finds the same formats in ajv-formats.
+    ajv = new Ajv({
+      strict: false,
+      allErrors: true,
+      logger: false,
+      code: { source: true, formats: _`require("ajv-formats/dist/formats").fullFormats` },
+    });
     addFormats(ajv);
   }
   return ajv;
@@ -225,14 +232,22 @@ function bodyValidator(match: OperationMatch, operation: OpenApiOperation) {
   const key = `${match.method} ${match.route}`;
   if (!bodyValidators.has(key)) {
     const schema = operation.requestBody?.content?.["application/json"]?.schema;
-    bodyValidators.set(key, schema ? getAjv().compile(toJsonSchema(schema) as object) : null);
+    bodyValidators.set(
+      key,
+      schema
+        ? cachedValidator(`rest ${key}`, getAjv, (instance) =>
+            instance.compile(toJsonSchema(schema) as object),
+          )
+        : null,
+    );
   }
   return bodyValidators.get(key) ?? undefined;
 }
 
 /**
  * Matches requests against GitHub's published OpenAPI description and checks their parameters and
- * JSON bodies. The document and the compiled validators are cached per process.
+ * JSON bodies. The document and the compiled validators are kept on disk (schema-cache.ts) and
+ * read once per process.
  */
 export function createOpenApiValidator(): OpenApiValidator {
   const routes = () => {

@@ -1,11 +1,8 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { Ajv, type ValidateFunction } from "ajv";
-import addFormatsModule from "ajv-formats";
+import { _, Ajv, type ValidateFunction } from "ajv";
 import { describeAjvError } from "./openapi-validator.ts";
-
-// ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
-const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+import { cachedJson, cachedValidator } from "./schema-cache.ts";
 
 interface WebhooksDocument {
   webhooks: Record<
@@ -23,42 +20,66 @@ export interface WebhookPayloadValidator {
 const DOCUMENT_ID = "https://conveyor.invalid/openapi-webhooks.json";
 const require = createRequire(import.meta.url);
 
-let ajv: Ajv | undefined;
-let webhooks: WebhooksDocument["webhooks"] | undefined;
+const FORMATS = require.resolve("./webhook-formats.cjs");
+const formats = require(FORMATS) as Record<string, RegExp | ((value: string) => boolean)>;
+
+let loaded: { ajv: Ajv; webhooks: WebhooksDocument["webhooks"] } | undefined;
 const validators = new Map<string, ValidateFunction | null>();
 
 function load(): { ajv: Ajv; webhooks: WebhooksDocument["webhooks"] } {
-  if (!ajv || !webhooks) {
+  if (!loaded) {
     const document = JSON.parse(
       readFileSync(
         require.resolve("@octokit/openapi-webhooks/generated/api.github.com.json"),
         "utf8",
       ),
     ) as WebhooksDocument;
-    ajv = new Ajv({ strict: false, allErrors: true, logger: false, validateSchema: false });
-    addFormats(ajv);
-    // GitHub's own payloads carry App bot addresses such as
-    // `123+conveyor[bot]@users.noreply.github.com`, which ajv-formats' strict "email" rejects; the
-    // published schema's format is looser than its regex, so check the shape GitHub really sends.
-    ajv.addFormat("email", /^[^\s@]+@[^\s@]+\.[^\s@]+$/);
+    // The code is kept (schema-cache.ts) and finds the same formats in webhook-formats.cjs.
+    const ajv = new Ajv({
+      strict: false,
+      allErrors: true,
+      logger: false,
+      validateSchema: false,
+      formats,
+      code: { source: true, formats: _`require(${FORMATS})` },
+    });
     // Registered as one schema so the `#/components/schemas/...` references resolve inside it.
     ajv.addSchema({ $id: DOCUMENT_ID, components: document.components });
-    webhooks = document.webhooks;
+    loaded = { ajv, webhooks: document.webhooks };
   }
-  return { ajv, webhooks };
+  return loaded;
 }
+
+/** The `$ref` of the payload schema for a key, or undefined when GitHub publishes none. */
+let refs: Record<string, string | null> | undefined;
 
 /**
  * Validates webhook payloads against `@octokit/openapi-webhooks` (GitHub's published webhook
- * schemas), keyed like `issues-labeled` or `status`. Compiled validators are cached per process.
+ * schemas), keyed like `issues-labeled` or `status`. Compiled validators are kept on disk
+ * (schema-cache.ts) and read once per process.
  */
 export function createWebhookPayloadValidator(): WebhookPayloadValidator {
   const validatorFor = (key: string) => {
     if (!validators.has(key)) {
-      const loaded = load();
-      const ref =
-        loaded.webhooks[key]?.post?.requestBody?.content?.["application/json"]?.schema?.$ref;
-      validators.set(key, ref ? loaded.ajv.compile({ $ref: `${DOCUMENT_ID}${ref}` }) : null);
+      refs ??= cachedJson("webhook-refs", () =>
+        Object.fromEntries(
+          Object.entries(load().webhooks).map(([name, webhook]) => [
+            name,
+            webhook.post?.requestBody?.content?.["application/json"]?.schema?.$ref ?? null,
+          ]),
+        ),
+      );
+      const ref = refs[key];
+      validators.set(
+        key,
+        ref
+          ? cachedValidator(
+              `webhook ${key}`,
+              () => load().ajv,
+              (ajv) => ajv.compile({ $ref: `${DOCUMENT_ID}${ref}` }),
+            )
+          : null,
+      );
     }
     return validators.get(key) ?? undefined;
   };
