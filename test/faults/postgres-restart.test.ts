@@ -81,7 +81,7 @@ it("PostgreSQL restarted while tasks run: every task is merged once", async (con
     outputs[`server-${Object.keys(outputs).length}`] = current.output;
     current.exited.then(() => {
       if (!supervising || server !== current) return;
-      crashes.push(current.output().slice(-1_500));
+      crashes.push(current.errors());
       void start();
     });
     const url = await current.listening;

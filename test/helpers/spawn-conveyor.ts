@@ -8,6 +8,8 @@ export interface ConveyorProcess {
   child: ChildProcess;
   /** Everything the process wrote so far. */
   output(): string;
+  /** What it wrote to stderr (where Node prints an uncaught exception; the logs go to stdout). */
+  errors(): string;
   /** Resolves with the URL from the "conveyor listening" log line (JSON or readable). */
   listening: Promise<string>;
   /** Resolves with the exit code (or the signal's name). */
@@ -37,6 +39,7 @@ export function spawnConveyor(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
+  let errors = "";
   let resolveUrl: (url: string) => void;
   let rejectUrl: (error: Error) => void;
   const listening = new Promise<string>((resolve, reject) => {
@@ -58,7 +61,10 @@ export function spawnConveyor(
     }
   };
   child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
+  child.stderr?.on("data", (chunk: Buffer) => {
+    errors += chunk.toString();
+    onData(chunk);
+  });
   const exited = new Promise<number | string>((resolve) => {
     child.on("exit", (code, signal) => {
       rejectUrl(new Error(`conveyor exited (${code ?? signal}) before listening:\n${output}`));
@@ -67,7 +73,7 @@ export function spawnConveyor(
   });
   // The rejection is only interesting to callers that wait for `listening`.
   listening.catch(() => {});
-  return { child, output: () => output, listening, exited };
+  return { child, output: () => output, errors: () => errors, listening, exited };
 }
 
 /**
