@@ -135,6 +135,18 @@ export interface GitStore {
 }
 
 const SHORT_SHA_PATTERN = /^[0-9a-f]{4,40}$/;
+const FULL_SHA_PATTERN = /^[0-9a-f]{40}$/;
+/** Answers kept per store (see `remember` in {@link createGitStore}); more and the oldest go. */
+const MAX_REMEMBERED = 20_000;
+
+/** Freezes a kept answer all the way down, so no caller can change what the next one gets. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Buffer.isBuffer(value) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
 /** The sha of the empty tree, the same in every repository. */
 export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
@@ -250,11 +262,44 @@ export function createGitStore(root: string): GitStore {
   const git = (fullName: string, args: string[], options: Parameters<typeof runGit>[1] = {}) =>
     runGit(args, { ...options, gitDir: gitDir(fullName) });
 
-  const objectType = async (fullName: string, sha: string) => {
-    if (!SHORT_SHA_PATTERN.test(sha)) return undefined;
-    const result = await git(fullName, ["cat-file", "-t", sha], { okCodes: [1, 128] });
-    return result.code === 0 ? (result.stdout.toString().trim() as GitObjectType) : undefined;
+  /**
+   * What git says about objects named by full SHAs never changes (an object's name is its
+   * content), so those answers are kept: each costs a git process, and forking one from a test
+   * process is most of the simulator's CPU. Only answers about existing objects are kept (an
+   * object may be written later), and only for full SHAs (a short one may become ambiguous).
+   * Kept answers are frozen.
+   */
+  const remembered = new Map<string, Promise<unknown>>();
+  const remember = <T>(
+    key: string,
+    shas: string[],
+    compute: () => Promise<T>,
+    keep: (value: T) => boolean = (value) => value !== undefined,
+  ): Promise<T> => {
+    if (!shas.every((sha) => FULL_SHA_PATTERN.test(sha))) return compute();
+    const kept = remembered.get(key);
+    if (kept) return kept as Promise<T>;
+    const answer = compute().then(deepFreeze);
+    remembered.set(key, answer);
+    answer.then(
+      (value) => {
+        if (!keep(value)) remembered.delete(key);
+      },
+      () => remembered.delete(key),
+    );
+    if (remembered.size > MAX_REMEMBERED) {
+      const oldest = remembered.keys().next().value;
+      if (oldest !== undefined) remembered.delete(oldest);
+    }
+    return answer;
   };
+
+  const objectType = (fullName: string, sha: string) =>
+    remember(`${fullName} type ${sha}`, [sha], async () => {
+      if (!SHORT_SHA_PATTERN.test(sha)) return undefined;
+      const result = await git(fullName, ["cat-file", "-t", sha], { okCodes: [1, 128] });
+      return result.code === 0 ? (result.stdout.toString().trim() as GitObjectType) : undefined;
+    });
 
   /** The tree of a tree sha, a commit sha or a ref. */
   const resolveTree = async (fullName: string, treeish: string) => {
@@ -355,14 +400,15 @@ export function createGitStore(root: string): GitStore {
       .toString()
       .trim();
 
-  const readCommit = async (fullName: string, sha: string) => {
-    if ((await objectType(fullName, sha)) !== "commit") return undefined;
-    const full = (await git(fullName, ["rev-parse", "--verify", `${sha}^{commit}`])).stdout
-      .toString()
-      .trim();
-    const raw = (await git(fullName, ["cat-file", "commit", full])).stdout.toString("utf8");
-    return parseCommit(full, raw);
-  };
+  const readCommit = (fullName: string, sha: string) =>
+    remember(`${fullName} commit ${sha}`, [sha], async () => {
+      if ((await objectType(fullName, sha)) !== "commit") return undefined;
+      const full = (await git(fullName, ["rev-parse", "--verify", `${sha}^{commit}`])).stdout
+        .toString()
+        .trim();
+      const raw = (await git(fullName, ["cat-file", "commit", full])).stdout.toString("utf8");
+      return parseCommit(full, raw);
+    });
 
   const readRef = async (fullName: string, ref: string) => {
     assertSafeRef(ref);
@@ -411,11 +457,13 @@ export function createGitStore(root: string): GitStore {
     return result.code === 0;
   };
 
-  const revList = async (fullName: string, from: string, to: string) =>
-    (await git(fullName, ["rev-list", "--reverse", "--topo-order", `${from}..${to}`])).stdout
-      .toString()
-      .split("\n")
-      .filter(Boolean);
+  const revList = (fullName: string, from: string, to: string) =>
+    remember(`${fullName} revs ${from} ${to}`, [from, to], async () =>
+      (await git(fullName, ["rev-list", "--reverse", "--topo-order", `${from}..${to}`])).stdout
+        .toString()
+        .split("\n")
+        .filter(Boolean),
+    );
 
   const store: GitStore = {
     root,
@@ -428,6 +476,10 @@ export function createGitStore(root: string): GitStore {
       await runGit(["config", "http.uploadpack", "true"], { gitDir: dir });
     },
     async remove(fullName) {
+      // Its objects go with it: answers about them no longer hold.
+      for (const key of remembered.keys()) {
+        if (key.startsWith(`${fullName} `)) remembered.delete(key);
+      }
       await rm(gitDir(fullName), { recursive: true, force: true });
     },
     objectType,
@@ -501,16 +553,25 @@ export function createGitStore(root: string): GitStore {
       }
       return sha;
     },
-    async isAncestor(fullName, ancestor, descendant) {
-      const result = await git(fullName, ["merge-base", "--is-ancestor", ancestor, descendant], {
-        okCodes: [1],
-      });
-      return result.code === 0;
-    },
-    async mergeBase(fullName, a, b) {
-      const result = await git(fullName, ["merge-base", a, b], { okCodes: [1] });
-      return result.code === 0 ? result.stdout.toString().trim() : undefined;
-    },
+    isAncestor: (fullName, ancestor, descendant) =>
+      remember(
+        `${fullName} ancestor ${ancestor} ${descendant}`,
+        [ancestor, descendant],
+        async () => {
+          const result = await git(
+            fullName,
+            ["merge-base", "--is-ancestor", ancestor, descendant],
+            { okCodes: [1] },
+          );
+          return result.code === 0;
+        },
+        () => true,
+      ),
+    mergeBase: (fullName, a, b) =>
+      remember(`${fullName} merge-base ${a} ${b}`, [a, b], async () => {
+        const result = await git(fullName, ["merge-base", a, b], { okCodes: [1] });
+        return result.code === 0 ? result.stdout.toString().trim() : undefined;
+      }),
     async mergeTree(fullName, ours, theirs) {
       const result = await git(
         fullName,
@@ -560,59 +621,61 @@ export function createGitStore(root: string): GitStore {
       return created;
     },
     revList,
-    async diff(fullName, from, to) {
-      const base = ["diff-tree", "-r", "-M", "--no-commit-id"];
-      const raw = (await git(fullName, [...base, "-z", "--raw", from, to])).stdout.toString("utf8");
-      const numstat = (await git(fullName, [...base, "-z", "--numstat", from, to])).stdout.toString(
-        "utf8",
-      );
-      const patches = splitPatches(
-        (await git(fullName, [...base, "-p", "--no-color", from, to])).stdout.toString("utf8"),
-      );
-      const rawFields = raw.split("\0");
-      const statFields = numstat.split("\0");
-      const changes: FileChange[] = [];
-      let r = 0;
-      let s = 0;
-      while (r < rawFields.length && rawFields[r]) {
-        const [, , oldSha, newSha, statusField] = rawFields[r]!.slice(1).split(" ");
-        const letter = statusField!.charAt(0);
-        r += 1;
-        let filename = rawFields[r++]!;
-        let previousFilename: string | undefined;
-        if (letter === "R" || letter === "C") {
-          previousFilename = filename;
-          filename = rawFields[r++]!;
-        }
-        // numstat -z: "adds\tdels\tpath\0" or, for renames, "adds\tdels\t\0old\0new\0".
-        const [adds, dels, statPath] = statFields[s++]!.split("\t");
-        if (statPath === "") s += 2;
-        const binary = adds === "-";
-        const status: FileStatus =
-          letter === "A"
-            ? "added"
-            : letter === "D"
-              ? "removed"
-              : letter === "R"
-                ? "renamed"
-                : letter === "M"
-                  ? "modified"
-                  : "changed";
-        const change: FileChange = {
-          filename,
-          status,
-          sha: status === "removed" ? oldSha! : newSha!,
-          additions: binary ? 0 : Number(adds),
-          deletions: binary ? 0 : Number(dels),
-          binary,
-        };
-        if (previousFilename) change.previousFilename = previousFilename;
-        const patch = patches[changes.length];
-        if (!binary && patch) change.patch = patch;
-        changes.push(change);
-      }
-      return changes;
-    },
+    diff: (fullName, from, to) =>
+      remember(`${fullName} diff ${from} ${to}`, [from, to], () => diffOf(fullName, from, to)),
   };
+  async function diffOf(fullName: string, from: string, to: string): Promise<FileChange[]> {
+    const base = ["diff-tree", "-r", "-M", "--no-commit-id"];
+    const raw = (await git(fullName, [...base, "-z", "--raw", from, to])).stdout.toString("utf8");
+    const numstat = (await git(fullName, [...base, "-z", "--numstat", from, to])).stdout.toString(
+      "utf8",
+    );
+    const patches = splitPatches(
+      (await git(fullName, [...base, "-p", "--no-color", from, to])).stdout.toString("utf8"),
+    );
+    const rawFields = raw.split("\0");
+    const statFields = numstat.split("\0");
+    const changes: FileChange[] = [];
+    let r = 0;
+    let s = 0;
+    while (r < rawFields.length && rawFields[r]) {
+      const [, , oldSha, newSha, statusField] = rawFields[r]!.slice(1).split(" ");
+      const letter = statusField!.charAt(0);
+      r += 1;
+      let filename = rawFields[r++]!;
+      let previousFilename: string | undefined;
+      if (letter === "R" || letter === "C") {
+        previousFilename = filename;
+        filename = rawFields[r++]!;
+      }
+      // numstat -z: "adds\tdels\tpath\0" or, for renames, "adds\tdels\t\0old\0new\0".
+      const [adds, dels, statPath] = statFields[s++]!.split("\t");
+      if (statPath === "") s += 2;
+      const binary = adds === "-";
+      const status: FileStatus =
+        letter === "A"
+          ? "added"
+          : letter === "D"
+            ? "removed"
+            : letter === "R"
+              ? "renamed"
+              : letter === "M"
+                ? "modified"
+                : "changed";
+      const change: FileChange = {
+        filename,
+        status,
+        sha: status === "removed" ? oldSha! : newSha!,
+        additions: binary ? 0 : Number(adds),
+        deletions: binary ? 0 : Number(dels),
+        binary,
+      };
+      if (previousFilename) change.previousFilename = previousFilename;
+      const patch = patches[changes.length];
+      if (!binary && patch) change.patch = patch;
+      changes.push(change);
+    }
+    return changes;
+  }
   return store;
 }
