@@ -3,7 +3,8 @@ import { type Db, resultRows } from "../../db/client.ts";
 
 /**
  * What Postgres knows of a repository that decides whether the GitHub edge's in-process caches
- * still hold: the default branch and its head as last seen, and when permissions last changed.
+ * still hold: the default branch and its head as last seen (with the older commit whose config it
+ * still has), and when permissions last changed.
  * Kept here rather than in one instance's memory because a webhook reaches one instance only.
  */
 export interface RepositoryMarks {
