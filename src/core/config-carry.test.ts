@@ -50,7 +50,7 @@ describe("pushCarriesConfig", () => {
       push({ commits: [commit("modified", "x/.github/conveyor.yml")] }),
       true,
     ],
-    ["a commit without file lists", push({ commits: [{}] }), true],
+    ["a commit without file lists", push({ commits: [{}] }), false],
     ["forced", push({ forced: true }), false],
     ["created", push({ created: true, before: "0".repeat(40) }), false],
     ["deleted", push({ deleted: true, after: "0".repeat(40) }), false],

@@ -38,6 +38,10 @@ export function pushCarriesConfig(push: PushFacts): CarryDecision {
   if (push.commits.length >= PUSH_COMMITS_LISTED_AT_MOST) {
     return { carry: false, reason: "the commit list may be incomplete" };
   }
+  // GitHub lists each commit's files; a commit without its lists says nothing, so no carry.
+  if (push.commits.some((c) => !c.added || !c.removed || !c.modified)) {
+    return { carry: false, reason: "a commit without its file lists" };
+  }
   const touched = push.commits.some((c) =>
     [c.added, c.removed, c.modified].some((paths) => paths?.includes(REPO_CONFIG_PATH)),
   );
