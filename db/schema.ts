@@ -46,10 +46,15 @@ export const repositories = pgTable(
     budgetSetOn: date("budget_set_on", { mode: "string" }),
     // Set when the App is uninstalled from the repository; the row stays for history.
     removedAt: timestamp("removed_at", { withTimezone: true }),
-    // The default branch's head as last seen (a `push` to it, a dispatch, reconciliation): the key
-    // of every instance's cached `.github/conveyor.yml`, so a push seen by one instance is seen
-    // by all.
+    // The default branch's head as last seen (a `push` to it, a dispatch, reconciliation): with
+    // `config_sha`, the key of every instance's cached `.github/conveyor.yml`, so a push seen by
+    // one instance is seen by all.
     headSha: text("head_sha"),
+    // "The config at `head_sha` is the config at `config_sha`": an older commit whose
+    // `.github/conveyor.yml` the moves since did not touch (a clean `push`, a merge Conveyor made of
+    // a pull request that leaves it alone). Config is cached and read at `config_sha ?? head_sha`,
+    // so one read serves every head until the file changes; null after any other move.
+    configSha: text("config_sha"),
     // The last `member` or `organization` webhook that may have changed someone's permission
     // here: cached permissions read before it are read again, on every instance.
     permissionsChangedAt: timestamp("permissions_changed_at", { withTimezone: true }),

@@ -9,7 +9,12 @@ import { repoRef } from "../src/core/github-objects.ts";
 import { createSignals } from "../src/core/signals.ts";
 import { createGitHub, type GitHubApp } from "../src/github/create-github.ts";
 import { createGitHubGateway } from "../src/github/github-gateway.ts";
-import { readRepositoryMarks, recordDefaultHead } from "../src/store/repository-marks.ts";
+import {
+  readRepositoryMarks,
+  recordDefaultHead,
+  recordMergedHead,
+  recordPushedHead,
+} from "../src/store/repository-marks.ts";
 import { findActiveTask, upsertRepository } from "../src/store/tasks.ts";
 import { runGit } from "./github-sim/run-git.ts";
 import {
@@ -315,5 +320,217 @@ describe("invalidation by webhooks, through a running server", () => {
     await h.sim.idle();
     expect(await say("reader")).toBe("+1");
     expect(await taskOf(issue.number)).toMatchObject({ state: "queued" });
+  });
+
+  const CONFIG = ".github/conveyor.yml";
+  const marks = () => readRepositoryMarks(h.database.db, h.installationId, h.repo);
+  const main = () => h.sim.getBranchSha(h.repo, "main");
+  /** A push to main whose webhook is held back: its payload, as the simulator made it, to send. */
+  async function heldPush(files: Record<string, string>) {
+    h.sim.setWebhook(undefined);
+    try {
+      await h.sim.push(h.repo, { branch: "main", files, user: "maint" });
+    } finally {
+      h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+    }
+    const held = h.sim.deliveries.filter((d) => d.event === "push").at(-1);
+    if (!held) throw new Error("no push delivery recorded");
+    return held.payload as { before: string; after: string; commits: Record<string, unknown>[] };
+  }
+  /** Sends a `push` payload, checked against GitHub's webhook schema, and waits for Conveyor. */
+  async function deliverPush(payload: Record<string, unknown>) {
+    const delivery = await h.sim.sendWebhook("push", payload, { validate: true });
+    expect(delivery.status).toBe(200);
+    await h.sim.idle();
+  }
+
+  it("carries the config over a push that leaves it alone: the next task reads nothing", async () => {
+    await h.sim.push(h.repo, {
+      branch: "main",
+      files: { [CONFIG]: "version: 1\nintake:\n  label: carried\n" },
+      user: "maint",
+    });
+    await h.sim.idle();
+    expect(await taskOf(await labelled("Seven", "carried"))).toBeDefined();
+    const reads = contentsReads();
+    const changed = await main();
+
+    await h.sim.push(h.repo, { branch: "main", files: { "NOTES.md": "notes\n" }, user: "maint" });
+    await h.sim.idle();
+    expect(await marks()).toMatchObject({ headSha: await main(), configSha: changed });
+    expect(await taskOf(await labelled("Eight", "carried"))).toBeDefined();
+    // A second clean push keeps the older commit: still one read for both.
+    const held = await heldPush({ "NOTES.md": "more notes\n" });
+    await deliverPush(held);
+    expect(await marks()).toMatchObject({ headSha: held.after, configSha: changed });
+    expect(await taskOf(await labelled("Nine", "carried"))).toBeDefined();
+    expect(contentsReads()).toBe(reads);
+  });
+
+  it("reads the config again after a forced push, or one whose commit list may be cut short", async () => {
+    const forced = await heldPush({ "NOTES.md": "forced\n" });
+    await deliverPush({ ...forced, forced: true });
+    expect(await marks()).toMatchObject({ headSha: forced.after, configSha: null });
+    const reads = contentsReads();
+    expect(await taskOf(await labelled("Ten", "carried"))).toBeDefined();
+    expect(contentsReads()).toBe(reads + 1);
+
+    // GitHub lists at most 2,048 commits: a list that long may hide one that changed the config.
+    const long = await heldPush({ "NOTES.md": "long\n" });
+    const commit = long.commits[0]!;
+    await deliverPush({ ...long, commits: Array.from({ length: 2048 }, () => commit) });
+    expect(await marks()).toMatchObject({ headSha: long.after, configSha: null });
+    expect(await taskOf(await labelled("Eleven", "carried"))).toBeDefined();
+    expect(contentsReads()).toBe(reads + 2);
+  });
+
+  it("sees a pull request that changes the config once it is merged", async () => {
+    await h.sim.push(h.repo, {
+      branch: "config-change",
+      files: { [CONFIG]: "version: 1\nintake:\n  label: merged-in\n" },
+      user: "maint",
+    });
+    const { pull } = await h.sim.openPullRequest(h.repo, {
+      title: "Another intake label",
+      head: "config-change",
+      user: "maint",
+    });
+    const before = await main();
+    const template = await heldPush({ "NOTES.md": "template\n" });
+    const { sha } = await h.sim.mergePullRequest(h.repo, pull.number, {
+      user: "maint",
+      method: "squash",
+    });
+    // What GitHub sends for the merge (the simulator sends no push for merges): first the held
+    // push, then the squash commit that changes the config.
+    await deliverPush(template);
+    const base = template.after;
+    expect(await marks()).toMatchObject({ headSha: base, configSha: before });
+    const squash = { ...template.commits[0], id: sha, added: [], removed: [], modified: [CONFIG] };
+    await deliverPush({
+      ...template,
+      before: base,
+      after: sha,
+      commits: [squash],
+      head_commit: squash,
+    });
+    expect(await marks()).toMatchObject({ headSha: sha, configSha: null });
+    expect(await taskOf(await labelled("Twelve", "merged-in"))).toBeDefined();
+    expect(await taskOf(await labelled("Thirteen", "carried"))).toBeUndefined();
+  });
+});
+
+describe("the config mark over head moves in either order (repositories.config_sha)", () => {
+  let world: World;
+  const installationId = 9_100;
+  const [B, M, X, Y] = ["b", "m", "c", "d"].map((c) => c.repeat(40)) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  let next = 0;
+
+  beforeAll(async () => {
+    world = await createWorld();
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  /** A fresh repository whose head is `head` and whose config is read there. */
+  async function repository(head: string) {
+    next += 1;
+    const repo = { repositoryId: 880_000 + next, fullName: `acme/marks-${next}` };
+    await upsertRepository(world.database.db, { ...repo, installationId });
+    await recordDefaultHead(world.database.db, {
+      installationId,
+      fullName: repo.fullName,
+      defaultBranch: "main",
+      headSha: head,
+    });
+    const db = world.database.db;
+    return {
+      marks: async () => {
+        const m = await readRepositoryMarks(db, installationId, repo.fullName);
+        return { head: m?.headSha, config: m?.configSha };
+      },
+      push: (before: string, after: string, carries = true) =>
+        recordPushedHead(db, {
+          installationId,
+          fullName: repo.fullName,
+          defaultBranch: "main",
+          before,
+          after,
+          carries,
+        }),
+      merge: (headSha: string, carryFrom?: string) =>
+        recordMergedHead(db, {
+          repositoryId: repo.repositoryId,
+          branch: "main",
+          headSha,
+          carryFrom,
+        }),
+      read: (headSha: string) =>
+        recordDefaultHead(db, {
+          installationId,
+          fullName: repo.fullName,
+          defaultBranch: "main",
+          headSha,
+        }),
+    };
+  }
+
+  it("a merge recorded before its push webhook: the push keeps the carry, a redelivery too", async () => {
+    const r = await repository(B);
+    await r.merge(M, B);
+    expect(await r.marks()).toEqual({ head: M, config: B });
+    await r.push(B, M);
+    await r.push(B, M);
+    expect(await r.marks()).toEqual({ head: M, config: B });
+    // The push says otherwise (the file list was wrong, or the base was not what was merged
+    // onto): read again.
+    await r.push(B, M, false);
+    expect(await r.marks()).toEqual({ head: M, config: null });
+  });
+
+  it("a push webhook before the merge is recorded: the merge changes nothing", async () => {
+    const r = await repository(B);
+    await r.push(B, M);
+    await r.merge(M, B);
+    expect(await r.marks()).toEqual({ head: M, config: B });
+  });
+
+  it("a merge onto a base that moved since the merger read it is not carried", async () => {
+    const r = await repository(B);
+    await r.push(B, X, false);
+    await r.merge(M, B);
+    expect(await r.marks()).toEqual({ head: M, config: null });
+    // Its own webhook leaves that as it is; the next clean push carries from the merge.
+    await r.push(X, M);
+    expect(await r.marks()).toEqual({ head: M, config: null });
+    await r.push(M, Y);
+    expect(await r.marks()).toEqual({ head: Y, config: M });
+  });
+
+  it("carries the oldest commit over clean pushes; a merge through the queue, a late webhook and a head read drop it", async () => {
+    const r = await repository(B);
+    await r.push(B, X);
+    await r.merge(M, X);
+    expect(await r.marks()).toEqual({ head: M, config: B });
+    await r.merge(Y);
+    expect(await r.marks()).toEqual({ head: Y, config: null });
+
+    const late = await repository(B);
+    await late.push(B, X);
+    await late.push(M, Y);
+    expect(await late.marks()).toEqual({ head: Y, config: null });
+
+    const read = await repository(B);
+    await read.push(B, X);
+    await read.read(X);
+    expect(await read.marks()).toEqual({ head: X, config: B });
+    await read.read(Y);
+    expect(await read.marks()).toEqual({ head: Y, config: null });
   });
 });

@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resultRows } from "../db/client.ts";
-import { getTask } from "../src/store/tasks.ts";
+import { readRepositoryMarks } from "../src/store/repository-marks.ts";
+import { findActiveTask, getTask } from "../src/store/tasks.ts";
 import { createHarness, type Harness } from "./helpers/conveyor-harness.ts";
 import {
   queueScriptedIssue,
@@ -21,6 +22,7 @@ beforeAll(async () => {
     files: {
       "src/app.txt": "line 1\nline 2\nline 3\n",
       "package.json": '{ "name": "widgets" }\n',
+      ".github/conveyor.yml": "version: 1\n",
     },
   });
   scripted = await startScriptedRunner(h, "merge-runner");
@@ -73,11 +75,36 @@ async function greenCi(sha: string) {
 describe("review and auto-merge", () => {
   it("merges a tier-1 PR with green checks by itself, at Conveyor's SHA, and deletes the branch", async () => {
     const pr = await openPr("Tiny fix", "write src/app.txt\n<<<\nline 1\nline two\nline 3\n>>>");
+    const base = await h.sim.getBranchSha(h.repo, "main");
     await greenCi(pr.head_sha);
     await waitFor(async () => (await state(pr.taskId)) === "merged", {
       timeoutMs: 20_000,
       message: "merged",
     });
+    // The merge left .github/conveyor.yml alone: the config read at the base serves the merge too,
+    // so the next task's config load asks GitHub for nothing.
+    const marks = await readRepositoryMarks(h.database.db, h.installationId, h.repo);
+    expect(marks).toMatchObject({
+      headSha: await h.sim.getBranchSha(h.repo, "main"),
+      configSha: base,
+    });
+    const configReads = () =>
+      h.sim.requests.filter(
+        (r) =>
+          r.route === "/repos/{owner}/{repo}/contents/{path}" && r.path.includes("conveyor.yml"),
+      ).length;
+    const reads = configReads();
+    const { issue: probe } = await h.sim.openIssue(h.repo, { title: "Probe", user: "octocat" });
+    await h.sim.addLabel(h.repo, probe.number, "conveyor", { sender: "octocat" });
+    await waitFor(() => findActiveTask(h.database.db, h.repositoryId, probe.number), {
+      message: "the probe queued",
+    });
+    expect(configReads()).toBe(reads);
+    await h.sim.removeLabel(h.repo, probe.number, "conveyor", { sender: "octocat" });
+    await waitFor(
+      async () => (await findActiveTask(h.database.db, h.repositoryId, probe.number)) === undefined,
+      { timeoutMs: 20_000, message: "the probe cancelled" },
+    );
     const pull = await h.sim.getPull(h.repo, pr.pr_number);
     expect(pull.merged).toBe(true);
     const [mergeCall] = merges(pr.pr_number);

@@ -2,12 +2,13 @@ import type { EmitterWebhookEvent, Webhooks } from "@octokit/webhooks";
 import type { Logger } from "pino";
 import type { Db } from "../../db/client.ts";
 import { type CommentEvent, commentWithoutCommands } from "../commands/command-service.ts";
+import { pushCarriesConfig } from "../core/config-carry.ts";
 import { isRedConclusion } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
 import { mayAffectQueue } from "../core/intake.ts";
 import { describeDequeueReason, parseMergeGroupRef } from "../core/merge-queue.ts";
 import { deliverySubject, type WebhookIntent } from "../loops/intake-loop.ts";
-import { markPermissionsChanged, recordDefaultHead } from "../store/repository-marks.ts";
+import { markPermissionsChanged, recordPushedHead } from "../store/repository-marks.ts";
 import type { DeliveryRecorder, OwedDelivery } from "../store/webhook-deliveries.ts";
 
 export interface ConveyorAppDeps {
@@ -422,11 +423,14 @@ export function createConveyorApp(deps: ConveyorAppDeps): (app: WebhookReceiver)
       const { payload } = context;
       const branch = payload.repository.default_branch;
       if (payload.installation && !payload.deleted && payload.ref === `refs/heads/${branch}`) {
-        await recordDefaultHead(deps.db, {
+        // The config is carried to the new head only when the push itself shows it unchanged.
+        await recordPushedHead(deps.db, {
           installationId: payload.installation.id,
           fullName: payload.repository.full_name,
           defaultBranch: branch,
-          headSha: payload.after,
+          before: payload.before,
+          after: payload.after,
+          carries: pushCarriesConfig(payload).carry,
         });
       }
       await recordOnly(context);

@@ -53,6 +53,8 @@ export interface GatewayMarks {
     | {
         defaultBranch: string;
         headSha: string | null;
+        /** An older commit with the config `headSha` has (`repositories.config_sha`), or null. */
+        configSha?: string | null;
         permissionsChangedAt: Date | null;
       }
     | undefined
@@ -206,14 +208,16 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
     async loadConfig(ref) {
       // The config is read at the default branch's head as Postgres knows it, and kept per head:
       // a push to the default branch (webhook), a dispatch or reconciliation moves the head, and
-      // every instance then reads the config again.
+      // every instance then reads the config again. Where the moves since an older commit left
+      // the file alone (`config_sha`: a clean push, a merge Conveyor made), it is read and kept
+      // at that commit instead, so one read serves every head until the file changes.
       const marks = await options.marks?.read(ref);
       if (!marks) return withoutFlag(await readConfig(ref, undefined));
-      let headSha = marks.headSha;
-      if (!headSha) {
+      let atSha = (marks.headSha && marks.configSha) || marks.headSha;
+      if (!atSha) {
         try {
-          headSha = await readHead(ref, marks.defaultBranch);
-          await options.marks?.recordHead(ref, marks.defaultBranch, headSha);
+          atSha = await readHead(ref, marks.defaultBranch);
+          await options.marks?.recordHead(ref, marks.defaultBranch, atSha);
         } catch (error) {
           const status = (error as { status?: number }).status;
           if (status && status >= 500) throw error;
@@ -221,13 +225,13 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
           return withoutFlag(await readConfig(ref, undefined));
         }
       }
-      const key = `${fullName(ref)}@${headSha}`.toLowerCase();
+      const key = `${fullName(ref)}@${atSha}`.toLowerCase();
       const cached = configs.get(key);
       if (cached && (cached.until === undefined || cached.until > now())) return cached.result;
       // Callers asking at once (the intake loop, the Actions launcher, the merger) share one read.
       const inFlight = configReads.get(key);
       if (inFlight) return inFlight;
-      const read = readConfig(ref, headSha);
+      const read = readConfig(ref, atSha);
       const shared = read.then(withoutFlag);
       shared.catch(() => {});
       configReads.set(key, shared);

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Db } from "../../db/client.ts";
 import { isRequestedUpdate } from "../core/branch-update.ts";
+import { mergeCarriesConfig } from "../core/config-carry.ts";
 import { decideConflictFollowUp } from "../core/follow-up.ts";
 import { repoRef } from "../core/github-objects.ts";
 import {
@@ -291,10 +292,16 @@ export function createMerger(deps: MergerDeps): {
         },
       );
       if (c.base_ref) {
+        // The config is carried to the merge only when the pull request's complete file list
+        // leaves it alone and the base is still where this pass read it (docs/architecture.md,
+        // "Caches").
+        const carries =
+          facts.errors.length === 0 && facts.baseTipSha !== "" && mergeCarriesConfig(facts).carry;
         await recordMergedHead(deps.db, {
           repositoryId: c.repository_id,
           branch: c.base_ref,
           headSha: data.sha,
+          ...(carries ? { carryFrom: facts.baseTipSha } : {}),
         });
       }
       await merged(octokit, current, false, { ...watch, mergeSha: data.sha });
