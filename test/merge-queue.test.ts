@@ -8,6 +8,7 @@ import type { CiPush } from "./github-sim/ci-provider.ts";
 import { createHarness, type Harness, WEBHOOK_SECRET } from "./helpers/conveyor-harness.ts";
 import { queueScriptedIssue, startScriptedRunner } from "./helpers/spawn-runner.ts";
 import { waitFor } from "./helpers/wait-for.ts";
+import { createWebhookRelay } from "./helpers/webhook-relay.ts";
 
 /**
  * Merging through GitHub's merge queue (docs/merge-policy.md#merge-queue): the default branch's
@@ -133,6 +134,45 @@ describe("a repository that requires GitHub's merge queue", { timeout: 120_000 }
       ),
     );
     expect(watch).toMatchObject({ merge_sha: mergeSha, checks: [CI] });
+  });
+
+  it("records a queue merge that only the issue's closed event told of from the merger's read, with its watch", async () => {
+    // GitHub sends `issues.closed` and the queue's own reports in no set order: here the reports
+    // are lost, so the issue's close comes first and the merger's next read has to tell.
+    const relay = await createWebhookRelay({
+      kind: "pass",
+      drop: (d) =>
+        (d.event === "pull_request" && d.action === "closed") ||
+        (d.event === "merge_group" && d.action === "destroyed"),
+    });
+    relay.setTarget(`${h.conveyor.url}/api/github/webhooks`);
+    h.sim.setWebhook({ url: relay.url, secret: WEBHOOK_SECRET });
+    try {
+      const { taskId } = await queueScriptedIssue(
+        h,
+        "Queue with lost reports",
+        "write src/other.txt\n<<<\nreports lost\n>>>",
+      );
+      await waitFor(async () => (await state(taskId)) === "merged", {
+        timeoutMs: 60_000,
+        message: "the task merged",
+      });
+      const { pr_number: number } = await prOf(taskId);
+      const mergeSha = (await h.sim.getPull(h.repo, number)).merge_commit_sha!;
+      expect(relay.dropped.map((d) => `${d.event}.${d.action}`)).toContain("pull_request.closed");
+      expect(await reasons(taskId)).toEqual(
+        expect.arrayContaining([
+          expect.stringContaining(`merged by the merge queue at ${mergeSha.slice(0, 7)}`),
+        ]),
+      );
+      const [watch] = resultRows<{ merge_sha: string }>(
+        await db().execute(sql`select merge_sha from merge_watches where task_id = ${taskId}`),
+      );
+      expect(watch).toMatchObject({ merge_sha: mergeSha });
+    } finally {
+      h.sim.setWebhook({ url: `${h.conveyor.url}/api/github/webhooks`, secret: WEBHOOK_SECRET });
+      await relay.close();
+    }
   });
 
   it("leaves the pull request open with the reason on the task when the merge group fails", async () => {

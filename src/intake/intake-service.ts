@@ -4,6 +4,7 @@ import { type Db, resultRows } from "../../db/client.ts";
 import type { IssueSnapshot, RepoRef } from "../core/github-objects.ts";
 import { type Actor, classifyIssueEvent, confirmIssueEvent, isBot } from "../core/intake.ts";
 import type { GitHubGateway } from "../core/ports.ts";
+import { findQueuedPullRequest } from "../store/merge-queue.ts";
 import { setPullRequestState } from "../store/pull-requests.ts";
 import {
   findActiveTask,
@@ -138,6 +139,14 @@ export async function handleIssuesEvent(deps: IntakeDeps, e: IssuesEvent): Promi
       // retried (and then confirmed) instead of cancelling on a payload that may be stale.
       if (active && !confirmed) throw new Error("a task appeared before an unconfirmed cancel");
       if (active && mergedPr !== undefined && active.prNumber === mergedPr) {
+        // A pull request Conveyor put in GitHub's merge queue is recorded as merged by the queue's
+        // own report (`merge_group`, `pull_request.closed`, or the merger's next read, if those
+        // were lost), which also starts the post-merge watch planned at the enqueue: settling the
+        // task here first would skip the watch.
+        const queued = await findQueuedPullRequest(tx, e.repository.id, mergedPr);
+        if (queued?.queued_head_sha && queued.queue_plan) {
+          return "merged by the merge queue: left to its report";
+        }
         await setPullRequestState(tx, e.repository.id, mergedPr, "merged");
         const merged = await transitionTask(tx, {
           taskId: active.taskId,
