@@ -34,7 +34,7 @@ it("kill -9 of runners mid-task: every task ends in one pull request (one runner
   // tsx take seconds there); the vanished runner's leases still expire within the test.
   h = await createHarness({
     files: seedFiles(TASKS),
-    start: { dispatchTimings: { ...FAST_TIMINGS, leaseMs: 6_000 } },
+    start: { dispatchTimings: { ...FAST_TIMINGS, leaseMs: 10_000 } },
   });
   const harness = h;
   const doomed = await startScriptedRunner(harness, "doomed");
