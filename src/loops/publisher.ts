@@ -78,6 +78,7 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
         // The merger adds them with the risk label, in one write (`pullRequestLabels`).
         labels: [],
         firstWrite: !task.issue_had_pull_request,
+        repositoryId: task.repository_id,
       });
       await recordPublished(deps.db, {
         taskId: task.task_id,
