@@ -347,9 +347,11 @@ class TypedError extends Error {
 /**
  * `POST /graphql` for the documents Conveyor sends: `enqueuePullRequest`, `dequeuePullRequest`,
  * `enablePullRequestAutoMerge` (only on a branch that requires the merge queue, where it queues the
- * pull request) and `repository { pullRequest { isInMergeQueue mergeQueueEntry … } }`. Installation
- * tokens only; the token's repository access and permissions apply as on GitHub (the mutations need
- * `contents: write` and `pull_requests: write`). Answers `200` with `data` and `errors` like
+ * pull request), the first publish's `createRef`, `createCommitOnBranch` and `createPullRequest`,
+ * and `repository { id databaseId pullRequest { isInMergeQueue mergeQueueEntry … } }`. Installation
+ * tokens only; the token's repository access and permissions apply as on GitHub (the queue's
+ * mutations need `contents: write` and `pull_requests: write`; `createRef` and
+ * `createCommitOnBranch` contents write, `createPullRequest` pull_requests write). Answers `200` with `data` and `errors` like
  * GitHub; a document outside the schema is also recorded in `sim.violations`.
  */
 export function createGraphqlRouter(options: {
