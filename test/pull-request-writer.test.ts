@@ -2,7 +2,12 @@ import type { ProbotOctokit } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PullRequestRefused } from "../src/core/change-set-rules.ts";
 import type { PullRequestWriteInput } from "../src/core/ports.ts";
-import { createCommitTrees, writePullRequest } from "../src/github/pull-request-writer.ts";
+import {
+  canPublishInOneRequest,
+  createCommitTrees,
+  createRepositoryNodeIds,
+  writePullRequest,
+} from "../src/github/pull-request-writer.ts";
 import type { ChangeSet } from "../src/protocol/messages.ts";
 import {
   DEFAULT_APP_PERMISSIONS,
@@ -31,12 +36,13 @@ describe("writePullRequest against the GitHub simulator", () => {
   let installationId: number;
   let baseSha: string;
   let issueNumber: number;
+  let repositoryId: number;
 
   beforeAll(async () => {
     kit = await startTestSimulator();
     sim = kit.sim;
     installationId = (await sim.createInstallation({ account: owner })).id;
-    await sim.createRepository({
+    ({ id: repositoryId } = await sim.createRepository({
       owner,
       name: repo,
       installationId,
@@ -46,7 +52,7 @@ describe("writePullRequest against the GitHub simulator", () => {
         "docs/old.md": "old\n",
         ".github/workflows/ci.yml": "on: push\n",
       },
-    });
+    }));
     octokit = await createTestProbot(sim, kit.privateKey).auth(installationId);
     baseSha = (await sim.getBranchSha(fullName, "main"))!;
     issueNumber = (await sim.openIssue(fullName, { title: "Make it blue", user: "alice" })).issue
@@ -380,6 +386,187 @@ describe("writePullRequest against the GitHub simulator", () => {
       (p) => p.state === "open" && p.head.ref === branch,
     );
     expect(open.map((p) => p.number)).toEqual([written.prNumber]);
+  });
+
+  /** A first write of `files` for a new issue, with the repository's id (the one-request path). */
+  async function firstWriteOf(files: ChangeSet["files"], message = "Make it teal\n\nWhy teal.") {
+    const number = (await sim.openIssue(fullName, { title: "Make it teal", user: "alice" })).issue
+      .number;
+    return input({
+      issueNumber: number,
+      branch: `conveyor/issue-${number}`,
+      changeSet: changeSet(files, message),
+      body: `Closes #${number}`,
+      title: "Teal",
+      labels: [],
+      firstWrite: true,
+      repositoryId,
+    });
+  }
+
+  const regularFiles: ChangeSet["files"] = [
+    { path: "src/app.ts", action: "modify", mode: "100644", encoding: "utf8", content: "teal\n" },
+    { path: "docs/teal.md", action: "add", mode: "100644", encoding: "utf8", content: "teal\n" },
+    { path: "docs/old.md", action: "delete", mode: "100644", encoding: "utf8", content: "" },
+    {
+      path: "assets/logo.bin",
+      action: "add",
+      mode: "100644",
+      encoding: "base64",
+      content: BINARY.toString("base64"),
+    },
+  ];
+  const graphqlWrites = (mark: number) =>
+    since(mark).filter(
+      (r) =>
+        r.route === "/graphql" &&
+        String((r.body as { query?: string }).query).startsWith("mutation"),
+    );
+
+  it("a first write of regular files publishes branch, commit and pull request in one GraphQL request", async () => {
+    const first = await firstWriteOf(regularFiles);
+    const trees = createCommitTrees();
+    const nodeIds = createRepositoryNodeIds();
+    const mark = sim.requests.length;
+    const written = await writePullRequest(octokit, first, trees, nodeIds);
+    expect(written).toMatchObject({ created: true, commitReused: false });
+    expect(written.headSha).toBe(written.commitSha);
+    // One mutation; no REST request at all (the node id read is a GraphQL query, kept after).
+    expect(graphqlWrites(mark)).toHaveLength(1);
+    expect(since(mark).filter((r) => r.route !== "/graphql")).toEqual([]);
+    expect(writes(mark)).toEqual([]);
+
+    // What the REST path writes for the same change set: same tree, parent and message.
+    const rest = await writePullRequest(
+      octokit,
+      await firstWriteOf(regularFiles).then((i) => ({ ...i, repositoryId: undefined })),
+      trees,
+    );
+    const shown = (sha: string) => gitText("show", "-s", "--format=%T %P%n%B", sha);
+    expect(await shown(written.commitSha)).toBe(await shown(rest.commitSha));
+    expect(await gitText("show", "-s", "--format=%P", written.commitSha)).toBe(baseSha);
+    expect(await gitText("show", "-s", "--format=%B", written.commitSha)).toBe(
+      "Make it teal\n\nWhy teal.",
+    );
+    const { data: apiCommit } = await octokit.request(
+      "GET /repos/{owner}/{repo}/git/commits/{commit_sha}",
+      { owner, repo, commit_sha: written.commitSha },
+    );
+    expect(apiCommit.verification?.verified).toBe(true);
+    expect(await sim.getBranchSha(fullName, first.branch)).toBe(written.commitSha);
+    const pull = await sim.getPull(fullName, written.prNumber);
+    expect(pull).toMatchObject({
+      state: "open",
+      title: "Teal",
+      body: first.body,
+      maintainer_can_modify: false,
+      html_url: written.prUrl,
+      head: { ref: first.branch, sha: written.commitSha },
+      base: { ref: "main" },
+    });
+
+    // The node id is kept: the next first write sends the mutation alone.
+    const next = sim.requests.length;
+    await writePullRequest(octokit, await firstWriteOf(regularFiles), trees, nodeIds);
+    expect(since(next).map((r) => r.route)).toEqual(["/graphql"]);
+  });
+
+  it("takes the REST path for an executable file, and keeps its mode", async () => {
+    const first = await firstWriteOf([
+      ...regularFiles,
+      {
+        path: "bin/teal.sh",
+        action: "add",
+        mode: "100755",
+        encoding: "utf8",
+        content: "#!/bin/sh\n",
+      },
+    ]);
+    const mark = sim.requests.length;
+    const written = await writePullRequest(octokit, first, createCommitTrees());
+    expect(since(mark).filter((r) => r.route === "/graphql")).toEqual([]);
+    expect(writes(mark)).toContain("POST /repos/{owner}/{repo}/git/commits 201");
+    expect((await lsTree(written.commitSha)).get("bin/teal.sh")?.mode).toBe("100755");
+  });
+
+  it.each<[string, ChangeSet["files"], string]>([
+    [
+      "a symlink",
+      [{ path: "l", action: "add", mode: "120000", encoding: "utf8", content: "x" }],
+      "m",
+    ],
+    [
+      "more than a mebibyte",
+      [
+        {
+          path: "big",
+          action: "add",
+          mode: "100644",
+          encoding: "utf8",
+          content: "x".repeat(1024 * 1024 + 1),
+        },
+      ],
+      "m",
+    ],
+    ["a message CommitMessage cannot carry", regularFiles, "line one\nline two"],
+  ])("takes the REST path for %s", (_name, files, message) => {
+    expect(canPublishInOneRequest({ changeSet: changeSet(files, message) })).toBe(false);
+    expect(
+      canPublishInOneRequest({
+        changeSet: changeSet(
+          files.map((f) => ({ ...f, mode: "100644", content: "x" })),
+          "m",
+        ),
+      }),
+    ).toBe(true);
+  });
+
+  it("a first write that meets the branch and pull request of a crashed publish converges on them", async () => {
+    const first = await firstWriteOf(regularFiles);
+    const nodeIds = createRepositoryNodeIds();
+    const written = await writePullRequest(octokit, first, createCommitTrees(), nodeIds);
+
+    // The same first write again, as after a crash before it was recorded: the mutation's three
+    // fields fail (branch exists, head moved, pull request exists), the REST look-ups find them.
+    const again = sim.requests.length;
+    const rewritten = await writePullRequest(octokit, first, createCommitTrees(), nodeIds);
+    expect(rewritten).toMatchObject({
+      prNumber: written.prNumber,
+      created: false,
+      commitReused: true,
+      commitSha: written.commitSha,
+    });
+    expect(graphqlWrites(again)).toHaveLength(1);
+    // The tree (and the binary file's blob) to compare with; no commit, ref or pull request write.
+    expect(writes(again)).toEqual([
+      "POST /repos/{owner}/{repo}/git/blobs 201",
+      "POST /repos/{owner}/{repo}/git/trees 201",
+    ]);
+    expect(await sim.getBranchSha(fullName, first.branch)).toBe(written.commitSha);
+    const open = (await sim.listPulls(fullName)).filter(
+      (p) => p.state === "open" && p.head.ref === first.branch,
+    );
+    expect(open.map((p) => p.number)).toEqual([written.prNumber]);
+
+    // A crash after the branch alone: createRef fails, the commit and the pull request are made
+    // on the branch (its head is still the base); the answer has an error, so the REST look-ups
+    // run and find both.
+    const onlyBranch = await firstWriteOf(regularFiles);
+    await octokit.request("POST /repos/{owner}/{repo}/git/refs", {
+      owner,
+      repo,
+      ref: `refs/heads/${onlyBranch.branch}`,
+      sha: baseSha,
+    });
+    const converged = await writePullRequest(octokit, onlyBranch, createCommitTrees(), nodeIds);
+    expect(converged).toMatchObject({ created: false, commitReused: true });
+    expect(await gitText("show", "-s", "--format=%P", converged.commitSha)).toBe(baseSha);
+    expect(await sim.getBranchSha(fullName, onlyBranch.branch)).toBe(converged.commitSha);
+    expect(
+      (await sim.listPulls(fullName)).filter(
+        (p) => p.state === "open" && p.head.ref === onlyBranch.branch,
+      ),
+    ).toHaveLength(1);
   });
 
   it.each<[string, ChangeSet["files"][number]["path"], "add" | "delete"]>([

@@ -59,10 +59,24 @@ async function settledIn(
 describe("pull requests", () => {
   it("turns the change into exactly one PR whose commit sits on base_sha, linked both ways", async () => {
     const base = await h.sim.getBranchSha(h.repo, "main");
+    const mark = h.sim.requests.length;
     const queued = await queue("Update the app", "write src/app.txt\n<<<\nv2\n>>>");
     await settledIn(queued.taskId, "review");
     const pr = await pullRow(queued.taskId);
     expect(pr).toBeDefined();
+    // A first publish of a regular file: branch, commit and pull request in one GraphQL mutation,
+    // none of the REST writes.
+    const sent = h.sim.requests.slice(mark);
+    expect(
+      sent.filter(
+        (r) => r.route === "/graphql" && /createCommitOnBranch/.test(JSON.stringify(r.body)),
+      ),
+    ).toHaveLength(1);
+    expect(
+      sent.filter(
+        (r) => r.method === "POST" && /\/git\/(trees|commits|refs)$|\/pulls$/.test(r.path),
+      ),
+    ).toEqual([]);
     const pulls = (await h.sim.listPulls(h.repo)).filter(
       (p) => p.head.ref === `conveyor/issue-${queued.issueNumber}`,
     );

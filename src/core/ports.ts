@@ -147,6 +147,11 @@ export interface PullRequestWriteInput extends BranchWriteInput {
   body: string;
   title: string;
   labels: string[];
+  /**
+   * GitHub's id of the repository (`repositories.repository_id`). With it a first write of regular
+   * files can go as one GraphQL request (see `writePullRequest`); without it, the REST path.
+   */
+  repositoryId?: number;
 }
 
 export interface PullRequestWritten {

@@ -30,6 +30,7 @@ import { instrumentWebhooks, octokitMetricsPlugin } from "./instrument-github.ts
 import { collectPrFacts } from "./pr-facts.ts";
 import {
   createCommitTrees,
+  createRepositoryNodeIds,
   deleteBranch,
   writeBranch,
   writePullRequest,
@@ -175,6 +176,8 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
   const baseRules = createBaseRulesCache({ ttlMs: options.baseRulesTtlMs });
   // The trees of the commits tasks were assigned on (immutable: kept until crowded out).
   const commitTrees = createCommitTrees();
+  // Repositories' GraphQL node ids, for a first publish in one request (they never change).
+  const repositoryNodeIds = createRepositoryNodeIds();
   const installationOctokit = async (installationId: number): Promise<Octokit> => {
     const app = await probot.auth();
     // Probot's own installation factory (probot.auth(id)), with the token store replaced.
@@ -244,7 +247,7 @@ export async function createGitHub(deps: GitHubDeps): Promise<GitHub> {
       alertIssues: createAlertIssues({ installationOctokit }),
       pullRequests: {
         write: async (id, input) =>
-          writePullRequest(await installationOctokit(id), input, commitTrees),
+          writePullRequest(await installationOctokit(id), input, commitTrees, repositoryNodeIds),
         writeBranch: async (id, input) =>
           writeBranch(await installationOctokit(id), input, commitTrees),
         deleteBranch: async (id, input) => deleteBranch(await installationOctokit(id), input),

@@ -82,9 +82,13 @@ export function refusalFor(input: {
  * updated in place (its number stays) or one is opened. Labels are added, never created apart.
  *
  * With `firstWrite` (no pull request was ever recorded for the issue) the branch and the pull
- * request are created without looking first (two requests fewer); GitHub's "Reference already
- * exists" and "A pull request already exists" answers send it back to the look-ups, so a publish
- * that crashed before it was recorded still converges (on an equal commit, the branch moved to it).
+ * request are created without looking first. When the change set also fits one GraphQL request
+ * ({@link canPublishInOneRequest}) and `repositoryId` is given, branch, commit and pull request are
+ * written by one mutation ({@link PUBLISH}) instead of four REST writes; if its answer has any error,
+ * the REST path runs with its look-ups, which converge on whatever the mutation did write. On the
+ * REST path GitHub's "Reference already exists" and "A pull request already exists" answers send a
+ * first write back to the look-ups, so a publish that crashed before it was recorded still
+ * converges (on an equal commit, the branch moved to it).
  *
  * Throws {@link PullRequestRefused} without sending anything when {@link refusalFor} objects. GitHub's
  * errors propagate (callers decide about retries), except a missing branch and the "A pull request
@@ -94,20 +98,28 @@ export async function writePullRequest(
   octokit: Octokit,
   input: PullRequestWriteInput,
   trees?: CommitTrees,
+  nodeIds?: RepositoryNodeIds,
 ): Promise<PullRequestWritten> {
-  const { commitSha, commitReused } = await writeBranch(octokit, input, trees);
-  const { owner, repo } = input;
-  const { pull, created } = await ensurePullRequest(octokit, input);
-  const have = new Set(pull.labels.map((label) => label.name.toLowerCase()));
-  const missing = input.labels.filter((label) => !have.has(label.toLowerCase()));
-  if (missing.length > 0) {
-    await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
-      owner,
-      repo,
-      issue_number: pull.number,
-      labels: missing,
-    });
+  let write = input;
+  if (input.firstWrite && input.repositoryId !== undefined && canPublishInOneRequest(input)) {
+    const refused = refusalFor(input);
+    if (refused) throw refused;
+    const published = await publishInOneRequest(octokit, input, input.repositoryId, nodeIds);
+    if (published) {
+      await addMissingLabels(octokit, input, published.prNumber, []);
+      return published;
+    }
+    // Something may have been written (the branch, the commit, the pull request): look first.
+    write = { ...input, firstWrite: false };
   }
+  const { commitSha, commitReused } = await writeBranch(octokit, write, trees);
+  const { pull, created } = await ensurePullRequest(octokit, write);
+  await addMissingLabels(
+    octokit,
+    write,
+    pull.number,
+    pull.labels.map((label) => label.name),
+  );
   return {
     headSha: commitSha,
     prNumber: pull.number,
@@ -116,6 +128,178 @@ export async function writePullRequest(
     commitSha,
     commitReused,
   };
+}
+
+async function addMissingLabels(
+  octokit: Octokit,
+  input: PullRequestWriteInput,
+  prNumber: number,
+  labels: string[],
+) {
+  const have = new Set(labels.map((label) => label.toLowerCase()));
+  const missing = input.labels.filter((label) => !have.has(label.toLowerCase()));
+  if (missing.length === 0) return;
+  await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/labels", {
+    owner: input.owner,
+    repo: input.repo,
+    issue_number: prNumber,
+    labels: missing,
+  });
+}
+
+/**
+ * The most file content (decoded bytes) a first publish sends in its one GraphQL request. GitHub
+ * documents no size limit for a GraphQL request, but ends any request that takes more than 10
+ * seconds (https://docs.github.com/en/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api#timeouts),
+ * and the mutation carries every file whole, base64-encoded (a third larger), in one JSON document.
+ * 1 MiB keeps that document small next to both; a larger change set goes the REST way, its large
+ * files one blob request each.
+ */
+export const ONE_REQUEST_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Branch, commit and pull request in one document: GitHub runs a mutation's top-level fields one
+ * after another, in order (https://docs.github.com/en/graphql/reference/mutations#createref,
+ * #createcommitonbranch, #createpullrequest). The commit is made on the new branch's head, which
+ * must still be the base (`expectedHeadOid`); GitHub makes and signs it as the App, as the REST
+ * path without an author does.
+ */
+export const PUBLISH = `mutation($repositoryId: ID!, $ref: String!, $base: GitObjectID!,
+  $branch: CommittableBranch!, $message: CommitMessage!, $changes: FileChanges!,
+  $baseRefName: String!, $headRefName: String!, $title: String!, $body: String!) {
+  createRef(input: {repositoryId: $repositoryId, name: $ref, oid: $base}) { ref { name } }
+  createCommitOnBranch(input: {branch: $branch, expectedHeadOid: $base, message: $message,
+    fileChanges: $changes}) { commit { oid } }
+  createPullRequest(input: {repositoryId: $repositoryId, baseRefName: $baseRefName,
+    headRefName: $headRefName, title: $title, body: $body, maintainerCanModify: false}) {
+    pullRequest { number url }
+  }
+}`;
+
+const REPOSITORY_ID = `query($owner: String!, $name: String!) {
+  repository(owner: $owner, name: $name) { id databaseId }
+}`;
+
+interface PublishAnswer {
+  createCommitOnBranch: { commit: { oid: string } | null } | null;
+  createPullRequest: { pullRequest: { number: number; url: string } | null } | null;
+}
+
+/**
+ * A commit message as `CommitMessage` takes it (`headline`, `body`), when GitHub's
+ * `headline + "\n\n" + body` gives it back unchanged: one line, or one line, a blank line and the
+ * rest. Any other message (a second line right after the first) goes the REST way, where it is
+ * written verbatim, so that a retry recognises its own commit by the message.
+ */
+export function commitMessageParts(
+  message: string,
+): { headline: string; body?: string } | undefined {
+  const text = message.trimEnd();
+  const newline = text.indexOf("\n");
+  if (newline === -1) return text.trim() === "" ? undefined : { headline: text };
+  const headline = text.slice(0, newline);
+  const body = text.slice(newline + 2);
+  if (headline.trim() === "" || text.slice(newline, newline + 2) !== "\n\n") return undefined;
+  if (body.startsWith("\n") || headline.includes("\r")) return undefined;
+  return { headline, body };
+}
+
+/**
+ * Whether a change set can be published by {@link PUBLISH}: every file a regular file (mode 100644;
+ * `createCommitOnBranch` writes nothing else: no executable bit, symlink or submodule), at most
+ * {@link ONE_REQUEST_MAX_BYTES} of content, and a message `CommitMessage` can carry unchanged.
+ */
+export function canPublishInOneRequest(input: { changeSet: ChangeSet }): boolean {
+  const { changeSet } = input;
+  if (!commitMessageParts(changeSet.message)) return false;
+  let bytes = 0;
+  for (const file of changeSet.files) {
+    if (file.mode !== "100644") return false;
+    if (file.action === "delete") continue;
+    bytes +=
+      file.encoding === "base64"
+        ? Math.floor((file.content.length * 3) / 4)
+        : Buffer.byteLength(file.content, "utf8");
+    if (bytes > ONE_REQUEST_MAX_BYTES) return false;
+  }
+  return true;
+}
+
+/**
+ * {@link PUBLISH}, answered in full; undefined when the answer (or the read of the repository's
+ * node id) has any error: the caller then takes the REST path, whose look-ups see what was written.
+ */
+async function publishInOneRequest(
+  octokit: Octokit,
+  input: PullRequestWriteInput,
+  repositoryId: number,
+  nodeIds: RepositoryNodeIds | undefined,
+): Promise<PullRequestWritten | undefined> {
+  const message = commitMessageParts(input.changeSet.message);
+  if (!message) return undefined;
+  let answer: PublishAnswer;
+  try {
+    const nodeId = await repositoryNodeId(octokit, input, repositoryId, nodeIds);
+    if (!nodeId) return undefined;
+    const additions = [];
+    const deletions = [];
+    for (const file of input.changeSet.files) {
+      if (file.action === "delete") {
+        deletions.push({ path: file.path });
+        continue;
+      }
+      const bytes = Buffer.from(file.content, file.encoding === "base64" ? "base64" : "utf8");
+      additions.push({ path: file.path, contents: bytes.toString("base64") });
+    }
+    answer = await octokit.graphql<PublishAnswer>(PUBLISH, {
+      repositoryId: nodeId,
+      ref: `refs/heads/${input.branch}`,
+      base: input.baseSha,
+      branch: { repositoryNameWithOwner: `${input.owner}/${input.repo}`, branchName: input.branch },
+      message,
+      changes: { additions, deletions },
+      baseRefName: input.defaultBranch,
+      headRefName: input.branch,
+      title: input.title,
+      body: input.body,
+    });
+  } catch {
+    // GitHub's errors (the branch or pull request exists, a stale head, a refused path) and
+    // transport failures alike: what was written, if anything, the REST path finds.
+    return undefined;
+  }
+  const commitSha = answer.createCommitOnBranch?.commit?.oid;
+  const pull = answer.createPullRequest?.pullRequest;
+  if (!commitSha || !pull) return undefined;
+  return {
+    headSha: commitSha,
+    prNumber: pull.number,
+    prUrl: pull.url,
+    created: true,
+    commitSha,
+    commitReused: false,
+  };
+}
+
+/**
+ * The repository's GraphQL node id, read once per repository and kept by GitHub's numeric id
+ * (the two never change); undefined when the name now names another repository (a rename).
+ */
+async function repositoryNodeId(
+  octokit: Octokit,
+  input: PullRequestWriteInput,
+  repositoryId: number,
+  nodeIds: RepositoryNodeIds | undefined,
+): Promise<string | undefined> {
+  const key = String(repositoryId);
+  const kept = nodeIds?.get(key);
+  if (kept) return kept;
+  const { repository } = await octokit.graphql<{
+    repository: { id: string; databaseId: number | null } | null;
+  }>(REPOSITORY_ID, { owner: input.owner, name: input.repo });
+  if (!repository || repository.databaseId !== repositoryId) return undefined;
+  nodeIds?.set(key, repository.id);
+  return repository.id;
 }
 
 /**
@@ -198,6 +382,13 @@ export async function deleteBranch(
 export interface CommitTrees {
   get(key: string): string | undefined;
   set(key: string, treeSha: string): void;
+}
+
+/** GitHub's repository ids (as strings) to their GraphQL node ids; neither ever changes. */
+export type RepositoryNodeIds = CommitTrees;
+
+export function createRepositoryNodeIds(maxEntries = 500): RepositoryNodeIds {
+  return createCommitTrees(maxEntries);
 }
 
 export function createCommitTrees(maxEntries = 500): CommitTrees {

@@ -78,6 +78,8 @@ export function createPublisher(deps: PublisherDeps): { runOnce(): Promise<numbe
         // The merger adds them with the risk label, in one write (`pullRequestLabels`).
         labels: [],
         firstWrite: !task.issue_had_pull_request,
+        // A bigint column from raw SQL may arrive as a string.
+        repositoryId: Number(task.repository_id),
       });
       await recordPublished(deps.db, {
         taskId: task.task_id,

@@ -1,9 +1,9 @@
-import { type ApiRoutes, actorOf, bodyOf, type RouteRequest, repoOf } from "./api-route.ts";
+import { type ApiRoutes, actorOf, bodyOf, repoOf } from "./api-route.ts";
 import type { GitIdentity, TreeChange } from "./git-store.ts";
 import { nodeId, renderGitCommit, renderTree, repoApiUrl } from "./github-objects.ts";
 import { HttpError, notFound, validationFailed } from "./http-error.ts";
 import { branchMoved, noreplyIdentity } from "./pull-actions.ts";
-import { hasAccess } from "./sim-auth.ts";
+import { hasAccess, type Principal } from "./sim-auth.ts";
 import type { SimContext } from "./sim-context.ts";
 import type { SimRepo } from "./sim-state.ts";
 
@@ -33,14 +33,13 @@ function branchOf(ref: string): string | undefined {
  * GitHub refuses ref updates from an app without the `workflows` permission when they change
  * `.github/workflows/` (https://docs.github.com/rest/git/refs).
  */
-async function guardWorkflows(
+export async function guardWorkflows(
   ctx: SimContext,
-  request: RouteRequest,
+  principal: Principal,
   repo: SimRepo,
   from: string | undefined,
   to: string,
 ) {
-  const { principal } = request;
   if (
     principal.kind !== "installation" ||
     hasAccess(principal.token.permissions, "workflows", "write")
@@ -270,7 +269,7 @@ export const gitRoutes: ApiRoutes = {
           "Reference already exists",
         );
       }
-      await guardWorkflows(ctx, request, repo, undefined, sha);
+      await guardWorkflows(ctx, request.principal, repo, undefined, sha);
       if (!(await ctx.git.updateRef(repo.fullName, ref, sha, ""))) {
         throw validationFailed(
           [{ resource: "Reference", field: "ref", code: "already_exists" }],
@@ -308,7 +307,7 @@ export const gitRoutes: ApiRoutes = {
           "Update is not a fast forward",
         );
       }
-      await guardWorkflows(ctx, request, repo, current, sha);
+      await guardWorkflows(ctx, request.principal, repo, current, sha);
       if (!(await ctx.git.updateRef(repo.fullName, ref, sha, current))) {
         throw validationFailed(
           [{ resource: "Reference", field: "sha", code: "invalid" }],

@@ -1,5 +1,7 @@
 import { buildSchema, type GraphQLError, graphql } from "graphql";
 import type { RecordedRequest } from "./api-router.ts";
+import { guardWorkflows } from "./git-routes.ts";
+import type { TreeChange } from "./git-store.ts";
 import { latestStatuses, nodeId } from "./github-objects.ts";
 import { HttpError } from "./http-error.ts";
 import {
@@ -8,6 +10,7 @@ import {
   type SimMergeQueue,
   type SimQueueEntry,
 } from "./merge-queue.ts";
+import { branchMoved, createPull, noreplyIdentity } from "./pull-actions.ts";
 import { pullFacts } from "./pull-facts.ts";
 import { type AppCredentials, authenticate, hasAccess, type Principal } from "./sim-auth.ts";
 import { findRepo, type SimContext } from "./sim-context.ts";
@@ -29,6 +32,8 @@ import type { SimViolation } from "./sim-violation.ts";
 const SCHEMA = buildSchema(`
   scalar GitObjectID
   scalar DateTime
+  scalar URI
+  scalar Base64String
   enum MergeQueueEntryState { AWAITING_CHECKS LOCKED MERGEABLE QUEUED UNMERGEABLE }
   enum PullRequestMergeMethod { MERGE REBASE SQUASH }
   enum PullRequestState { CLOSED MERGED OPEN }
@@ -92,6 +97,7 @@ const SCHEMA = buildSchema(`
   type PullRequest {
     id: ID!
     number: Int!
+    url: URI!
     state: PullRequestState!
     merged: Boolean!
     title: String!
@@ -112,6 +118,7 @@ const SCHEMA = buildSchema(`
   }
   type Repository {
     id: ID!
+    databaseId: Int
     nameWithOwner: String!
     pullRequest(number: Int!): PullRequest
     object(oid: GitObjectID, expression: String): GitObject
@@ -136,7 +143,37 @@ const SCHEMA = buildSchema(`
   type EnablePullRequestAutoMergePayload { clientMutationId: String pullRequest: PullRequest }
   input DequeuePullRequestInput { clientMutationId: String id: ID! }
   type DequeuePullRequestPayload { clientMutationId: String mergeQueueEntry: MergeQueueEntry }
+  input CreateRefInput { clientMutationId: String name: String! oid: GitObjectID! repositoryId: ID! }
+  type CreateRefPayload { clientMutationId: String ref: Ref }
+  input CommittableBranch { branchName: String id: ID repositoryNameWithOwner: String }
+  input CommitMessage { body: String headline: String! }
+  input FileAddition { contents: Base64String! path: String! }
+  input FileDeletion { path: String! }
+  input FileChanges { additions: [FileAddition!] = [] deletions: [FileDeletion!] = [] }
+  input CreateCommitOnBranchInput {
+    branch: CommittableBranch!
+    clientMutationId: String
+    expectedHeadOid: GitObjectID!
+    fileChanges: FileChanges
+    message: CommitMessage!
+  }
+  type CreateCommitOnBranchPayload { clientMutationId: String commit: Commit ref: Ref }
+  input CreatePullRequestInput {
+    baseRefName: String!
+    body: String
+    clientMutationId: String
+    draft: Boolean = false
+    headRefName: String!
+    headRepositoryId: ID
+    maintainerCanModify: Boolean = true
+    repositoryId: ID!
+    title: String!
+  }
+  type CreatePullRequestPayload { clientMutationId: String pullRequest: PullRequest }
   type Mutation {
+    createCommitOnBranch(input: CreateCommitOnBranchInput!): CreateCommitOnBranchPayload
+    createPullRequest(input: CreatePullRequestInput!): CreatePullRequestPayload
+    createRef(input: CreateRefInput!): CreateRefPayload
     dequeuePullRequest(input: DequeuePullRequestInput!): DequeuePullRequestPayload
     enqueuePullRequest(input: EnqueuePullRequestInput!): EnqueuePullRequestPayload
     enablePullRequestAutoMerge(input: EnablePullRequestAutoMergeInput!): EnablePullRequestAutoMergePayload
@@ -144,6 +181,40 @@ const SCHEMA = buildSchema(`
 `);
 
 type Installation = Extract<Principal, { kind: "installation" }>;
+
+interface CreateRefInput {
+  clientMutationId?: string | null;
+  name: string;
+  oid: string;
+  repositoryId: string;
+}
+
+interface CreateCommitOnBranchInput {
+  clientMutationId?: string | null;
+  branch: {
+    branchName?: string | null;
+    id?: string | null;
+    repositoryNameWithOwner?: string | null;
+  };
+  expectedHeadOid: string;
+  fileChanges?: {
+    additions?: { path: string; contents: string }[] | null;
+    deletions?: { path: string }[] | null;
+  } | null;
+  message: { headline: string; body?: string | null };
+}
+
+interface CreatePullRequestInput {
+  clientMutationId?: string | null;
+  repositoryId: string;
+  headRepositoryId?: string | null;
+  baseRefName: string;
+  headRefName: string;
+  title: string;
+  body?: string | null;
+  draft?: boolean | null;
+  maintainerCanModify?: boolean | null;
+}
 
 /** GitHub's connection arguments; the simulator pages forwards (`first`/`after`) only. */
 interface PageArgs {
@@ -276,9 +347,11 @@ class TypedError extends Error {
 /**
  * `POST /graphql` for the documents Conveyor sends: `enqueuePullRequest`, `dequeuePullRequest`,
  * `enablePullRequestAutoMerge` (only on a branch that requires the merge queue, where it queues the
- * pull request) and `repository { pullRequest { isInMergeQueue mergeQueueEntry … } }`. Installation
- * tokens only; the token's repository access and permissions apply as on GitHub (the mutations need
- * `contents: write` and `pull_requests: write`). Answers `200` with `data` and `errors` like
+ * pull request), the first publish's `createRef`, `createCommitOnBranch` and `createPullRequest`,
+ * and `repository { id databaseId pullRequest { isInMergeQueue mergeQueueEntry … } }`. Installation
+ * tokens only; the token's repository access and permissions apply as on GitHub (the queue's
+ * mutations need `contents: write` and `pull_requests: write`; `createRef` and
+ * `createCommitOnBranch` contents write, `createPullRequest` pull_requests write). Answers `200` with `data` and `errors` like
  * GitHub; a document outside the schema is also recorded in `sim.violations`.
  */
 export function createGraphqlRouter(options: {
@@ -315,6 +388,37 @@ export function createGraphqlRouter(options: {
     }
   };
 
+  /** Route handlers' errors, as GitHub's GraphQL API reports them: typed, in `errors[]`. */
+  const typed = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      const type =
+        error.status === 403 ? "FORBIDDEN" : error.status === 404 ? "NOT_FOUND" : "UNPROCESSABLE";
+      throw new TypedError(type, error.errors?.find((e) => e.message)?.message ?? error.message);
+    }
+  };
+
+  const mayWriteTo = (principal: Installation, permission: "contents" | "pull_requests") => {
+    if (!hasAccess(principal.token.permissions, permission, "write")) {
+      throw new TypedError("FORBIDDEN", "Resource not accessible by integration");
+    }
+  };
+
+  const repoByNodeId = (principal: Installation, id: string) => {
+    for (const repo of ctx.state.repos.values()) {
+      if (visible(principal, repo) && nodeId("Repository", repo.id) === id) return repo;
+    }
+    throw new TypedError("NOT_FOUND", `Could not resolve to a node with the global id of '${id}'`);
+  };
+
+  /** A `Ref`: `name` without its prefix (`main`, prefix `refs/heads/`), as GitHub shows it. */
+  const refView = (repo: SimRepo, ref: string, sha: string) => {
+    const prefix = ref.slice(0, ref.indexOf("/", "refs/".length) + 1);
+    return { name: ref.slice(prefix.length), prefix, target: commitView(repo, sha) };
+  };
+
   /** A commit object; its rollup is read when asked for, with the asking token's permissions. */
   const commitView = (repo: SimRepo, sha: string) => ({
     __typename: "Commit",
@@ -343,6 +447,7 @@ export function createGraphqlRouter(options: {
     return {
       id: nodeId("PullRequest", pull.id),
       number: issue.number,
+      url: `${ctx.base}/${repo.fullName}/pull/${issue.number}`,
       title: issue.title,
       isDraft: pull.draft,
       author: actorView(issue.user),
@@ -414,6 +519,7 @@ export function createGraphqlRouter(options: {
       }
       return {
         id: nodeId("Repository", repo.id),
+        databaseId: repo.id,
         nameWithOwner: repo.fullName,
         pullRequest: ({ number }: { number: number }) => {
           const issue = repo.issues.get(number);
@@ -431,6 +537,145 @@ export function createGraphqlRouter(options: {
           const commit = await ctx.git.readCommit(repo.fullName, oid).catch(() => undefined);
           return commit ? commitView(repo, oid) : null;
         },
+      };
+    },
+    // What `POST /repos/{owner}/{repo}/git/refs` does: contents write; a ref that exists is refused.
+    createRef: async ({ input }: { input: CreateRefInput }, principal: Installation) => {
+      mayWriteTo(principal, "contents");
+      const repo = repoByNodeId(principal, input.repositoryId);
+      const ref = input.name;
+      if (!/^refs\/[^/]+\/.+/.test(ref)) {
+        throw new TypedError(
+          "UNPROCESSABLE",
+          "Reference name must start with 'refs/' and have at least two slashes.",
+        );
+      }
+      if (!(await ctx.git.objectType(repo.fullName, input.oid))) {
+        throw new TypedError("UNPROCESSABLE", "Object does not exist");
+      }
+      const exists = `A ref named "${ref}" already exists in the repository.`;
+      if (await ctx.git.readRef(repo.fullName, ref).catch(() => undefined)) {
+        throw new TypedError("UNPROCESSABLE", exists);
+      }
+      await typed(() => guardWorkflows(ctx, principal, repo, undefined, input.oid));
+      if (!(await ctx.git.updateRef(repo.fullName, ref, input.oid, ""))) {
+        throw new TypedError("UNPROCESSABLE", exists);
+      }
+      if (ref.startsWith("refs/heads/")) {
+        ctx.onBranchHead?.(repo, ref.slice("refs/heads/".length), input.oid);
+      }
+      return {
+        clientMutationId: input.clientMutationId ?? null,
+        ref: refView(repo, ref, input.oid),
+      };
+    },
+    // A commit on the branch's head with the files added (mode 100644) and deleted, made and
+    // signed by GitHub for the App, the branch moved to it as `PATCH …/git/refs/{ref}` moves it
+    // (https://docs.github.com/en/graphql/reference/mutations#createcommitonbranch).
+    createCommitOnBranch: async (
+      { input }: { input: CreateCommitOnBranchInput },
+      principal: Installation,
+    ) => {
+      mayWriteTo(principal, "contents");
+      const { branch } = input;
+      if (branch.id != null || !branch.repositoryNameWithOwner || !branch.branchName) {
+        throw new Error(
+          "the simulator names a CommittableBranch by repositoryNameWithOwner and branchName only",
+        );
+      }
+      const repo = findRepo(ctx, branch.repositoryNameWithOwner);
+      if (!repo || !visible(principal, repo)) {
+        throw new TypedError(
+          "NOT_FOUND",
+          `Could not resolve to a Repository with the name '${branch.repositoryNameWithOwner}'.`,
+        );
+      }
+      const ref = `refs/heads/${branch.branchName}`;
+      const head = await ctx.git.readRef(repo.fullName, ref).catch(() => undefined);
+      if (!head) {
+        throw new TypedError("NOT_FOUND", `Could not resolve to a Ref with the name '${ref}'.`);
+      }
+      const stale = `Expected branch to point to "${input.expectedHeadOid}" but it did not. Pull and try again.`;
+      if (head !== input.expectedHeadOid) throw new TypedError("STALE_DATA", stale);
+      const headCommit = (await ctx.git.readCommit(repo.fullName, head))!;
+      const files = new Set(
+        ((await ctx.git.readTree(repo.fullName, headCommit.tree, true))?.entries ?? [])
+          .filter((entry) => entry.type === "blob")
+          .map((entry) => entry.path),
+      );
+      const changes: TreeChange[] = [];
+      for (const deletion of input.fileChanges?.deletions ?? []) {
+        if (!files.has(deletion.path)) {
+          throw new TypedError(
+            "UNPROCESSABLE",
+            `A path was requested for deletion which does not exist as of commit oid \`${head}\``,
+          );
+        }
+        changes.push({ path: deletion.path, mode: "100644", type: "blob", sha: null });
+      }
+      for (const addition of input.fileChanges?.additions ?? []) {
+        const data = Buffer.from(addition.contents, "base64");
+        const sha = await ctx.git.writeBlob(repo.fullName, data);
+        changes.push({ path: addition.path, mode: "100644", type: "blob", sha });
+      }
+      const tree = await typed(async () => {
+        try {
+          return await ctx.git.createTree(repo.fullName, headCommit.tree, changes);
+        } catch (error) {
+          throw new TypedError(
+            "UNPROCESSABLE",
+            `could not write the tree (${error instanceof Error ? error.message : String(error)})`,
+          );
+        }
+      });
+      const { headline, body } = input.message;
+      const identity = noreplyIdentity(principal.actor, ctx.state.now());
+      const sha = await ctx.git.createCommit(repo.fullName, {
+        tree,
+        parents: [head],
+        message: body ? `${headline}\n\n${body}` : headline,
+        author: identity,
+        committer: identity,
+      });
+      repo.signedCommits.add(sha);
+      await typed(() => guardWorkflows(ctx, principal, repo, head, sha));
+      if (!(await ctx.git.updateRef(repo.fullName, ref, sha, head))) {
+        throw new TypedError("STALE_DATA", stale);
+      }
+      await branchMoved(ctx, repo, branch.branchName, sha, principal.actor);
+      return {
+        clientMutationId: input.clientMutationId ?? null,
+        commit: commitView(repo, sha),
+        ref: refView(repo, ref, sha),
+      };
+    },
+    // What `POST /repos/{owner}/{repo}/pulls` does (pull_requests write), with its refusals.
+    createPullRequest: async (
+      { input }: { input: CreatePullRequestInput },
+      principal: Installation,
+    ) => {
+      mayWriteTo(principal, "pull_requests");
+      const repo = repoByNodeId(principal, input.repositoryId);
+      if (input.headRepositoryId != null && input.headRepositoryId !== input.repositoryId) {
+        throw new Error(
+          "the simulator does not model forks: headRepositoryId must be the repository",
+        );
+      }
+      const { issue } = await typed(() =>
+        createPull(ctx, repo, {
+          title: input.title,
+          body: input.body ?? null,
+          head: input.headRefName,
+          base: input.baseRefName,
+          draft: input.draft ?? false,
+          maintainerCanModify: input.maintainerCanModify ?? true,
+          user: principal.actor,
+          viaApp: principal.app,
+        }),
+      );
+      return {
+        clientMutationId: input.clientMutationId ?? null,
+        pullRequest: pullView(repo, issue),
       };
     },
     enqueuePullRequest: async (
