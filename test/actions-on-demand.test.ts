@@ -83,11 +83,23 @@ beforeAll(async () => {
       ],
       { CONVEYOR_RUNNER_TOKEN: dispatch.inputs.runner_token ?? "" },
     );
+    // Alive as max_parallel counts a dispatched runner (docs/configuration.md): from its dispatch
+    // until it is gone, i.e. its connection closed ("runner stopped"), or the process ended. The
+    // process may take a moment more to exit on a loaded machine.
     live++;
     mostAtOnce = Math.max(mostAtOnce, live);
-    void runner.exited.then(() => {
+    let gone = false;
+    const leave = () => {
+      if (gone) return;
+      gone = true;
       live--;
-    });
+    };
+    const onOutput = () => {
+      if (!gone && runner.output().includes('"msg":"runner stopped"')) leave();
+    };
+    runner.child.stdout?.on("data", onOutput);
+    runner.child.stderr?.on("data", onOutput);
+    void runner.exited.then(leave);
     runs.push({ dispatch, runner, workDir });
   });
 });
