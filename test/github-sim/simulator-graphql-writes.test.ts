@@ -1,15 +1,6 @@
-import type { ProbotOctokit } from "probot";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { GitHubSimulator } from "./create-github-simulator.ts";
+import { describe, expect, it } from "vitest";
 import { runGit } from "./run-git.ts";
-import {
-  createTestProbot,
-  startTestSimulator,
-  startWebhookReceiver,
-  type TestSimulator,
-  WEBHOOK_SECRET,
-  type WebhookReceiver,
-} from "./simulator-test-kit.ts";
+import { useInstalledSimulator } from "./simulator-test-kit.ts";
 
 const owner = "acme";
 const PUBLISH = `mutation($repositoryId: ID!, $ref: String!, $base: GitObjectID!,
@@ -37,40 +28,20 @@ interface Answer {
 // createRef, createCommitOnBranch and createPullRequest: one document, run field after field, each
 // failing on its own as GitHub's do (errors[] and that field null; the rest still runs).
 describe("GitHub simulator: GraphQL writes", () => {
-  let kit: TestSimulator;
-  let sim: GitHubSimulator;
-  let receiver: WebhookReceiver;
-  let octokit: ProbotOctokit;
-  let installationId: number;
+  const env = useInstalledSimulator(owner);
   let repoCount = 0;
-
-  beforeAll(async () => {
-    receiver = await startWebhookReceiver();
-    kit = await startTestSimulator({ webhook: { url: receiver.url, secret: WEBHOOK_SECRET } });
-    sim = kit.sim;
-    installationId = (await sim.createInstallation({ account: owner })).id;
-    octokit = await createTestProbot(sim, kit.privateKey).auth(installationId);
-  });
-  afterEach(async () => {
-    await sim.idle();
-    expect(sim.violations).toEqual([]);
-  });
-  afterAll(async () => {
-    await kit.close();
-    await receiver.close();
-  });
 
   async function newRepo() {
     const name = `g${++repoCount}`;
     const fullName = `${owner}/${name}`;
-    await sim.createRepository({
+    await env.sim.createRepository({
       owner,
       name,
-      installationId,
+      installationId: env.installationId,
       files: { "a.txt": "a\n", "gone.txt": "bye\n" },
     });
-    const base = (await sim.getBranchSha(fullName, "main"))!;
-    const { repository } = await octokit.graphql<{
+    const base = (await env.sim.getBranchSha(fullName, "main"))!;
+    const { repository } = await env.octokit.graphql<{
       repository: { id: string; databaseId: number };
     }>(REPOSITORY, { owner, name });
     return { name, fullName, base, repositoryId: repository.id, databaseId: repository.databaseId };
@@ -80,8 +51,8 @@ describe("GitHub simulator: GraphQL writes", () => {
     repo: Awaited<ReturnType<typeof newRepo>>,
     patch: { base?: string; token?: string } = {},
   ): Promise<Answer> {
-    const token = patch.token ?? sim.createInstallationToken(installationId).token;
-    const response = await fetch(`${sim.url}/graphql`, {
+    const token = patch.token ?? env.sim.createInstallationToken(env.installationId).token;
+    const response = await fetch(`${env.sim.url}/graphql`, {
       method: "POST",
       headers: { authorization: `token ${token}`, "content-type": "application/json" },
       body: JSON.stringify({
@@ -111,7 +82,7 @@ describe("GitHub simulator: GraphQL writes", () => {
   }
 
   const git = async (fullName: string, ...args: string[]) =>
-    (await runGit(args, { gitDir: sim.gitDir(fullName) })).stdout.toString("utf8").trim();
+    (await runGit(args, { gitDir: env.sim.gitDir(fullName) })).stdout.toString("utf8").trim();
 
   it("creates the branch, a signed commit of the changes on it and the pull request, in order", async () => {
     const repo = await newRepo();
@@ -120,7 +91,7 @@ describe("GitHub simulator: GraphQL writes", () => {
     expect(answer.errors).toBeUndefined();
     const oid = answer.data!.createCommitOnBranch!.commit.oid;
     expect(answer.data!.createRef!.ref).toEqual({ name: "topic", prefix: "refs/heads/" });
-    expect(await sim.getBranchSha(repo.fullName, "topic")).toBe(oid);
+    expect(await env.sim.getBranchSha(repo.fullName, "topic")).toBe(oid);
     expect(await git(repo.fullName, "rev-parse", `${oid}^@`)).toBe(repo.base);
     expect(await git(repo.fullName, "log", "-1", "--format=%B", oid)).toBe("Add b\n\nBecause.");
     expect(await git(repo.fullName, "ls-tree", "-r", "--format=%(objectmode) %(path)", oid)).toBe(
@@ -130,23 +101,26 @@ describe("GitHub simulator: GraphQL writes", () => {
 
     const pull = answer.data!.createPullRequest!.pullRequest;
     expect(pull.headRefOid).toBe(oid);
-    const { data: rest } = await octokit.request("GET /repos/{owner}/{repo}/pulls/{pull_number}", {
-      owner,
-      repo: repo.name,
-      pull_number: pull.number,
-    });
+    const { data: rest } = await env.octokit.request(
+      "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+      {
+        owner,
+        repo: repo.name,
+        pull_number: pull.number,
+      },
+    );
     expect(rest.html_url).toBe(pull.url);
     expect(rest.head.ref).toBe("topic");
     expect(rest.maintainer_can_modify).toBe(true);
-    const { data: commit } = await octokit.request("GET /repos/{owner}/{repo}/commits/{ref}", {
+    const { data: commit } = await env.octokit.request("GET /repos/{owner}/{repo}/commits/{ref}", {
       owner,
       repo: repo.name,
       ref: oid,
     });
     expect(commit.commit.verification?.verified).toBe(true);
 
-    await sim.idle();
-    const opened = receiver.received
+    await env.sim.idle();
+    const opened = env.receiver.received
       .filter((w) => w.headers["x-github-event"] === "pull_request")
       .map((w) => JSON.parse(w.body) as { action: string; number: number });
     expect(opened).toContainEqual(
@@ -177,7 +151,7 @@ describe("GitHub simulator: GraphQL writes", () => {
       ],
       ["createPullRequest", "UNPROCESSABLE", `A pull request already exists for ${owner}:topic.`],
     ]);
-    expect(await sim.getBranchSha(repo.fullName, "topic")).toBe(head);
+    expect(await env.sim.getBranchSha(repo.fullName, "topic")).toBe(head);
 
     // On the head it expects, the commit is refused for its deletion of a path already gone.
     const onHead = await publish(repo, { base: head });
@@ -185,12 +159,12 @@ describe("GitHub simulator: GraphQL writes", () => {
       "createCommitOnBranch",
       `A path was requested for deletion which does not exist as of commit oid \`${head}\``,
     ]);
-    expect(await sim.getBranchSha(repo.fullName, "topic")).toBe(head);
+    expect(await env.sim.getBranchSha(repo.fullName, "topic")).toBe(head);
   });
 
   it("needs contents and pull_requests write", async () => {
     const repo = await newRepo();
-    const { token } = sim.createInstallationToken(installationId, {
+    const { token } = env.sim.createInstallationToken(env.installationId, {
       permissions: { contents: "read", pull_requests: "write", metadata: "read" },
     });
     const answer = await publish(repo, { token });
@@ -199,6 +173,6 @@ describe("GitHub simulator: GraphQL writes", () => {
       ["createCommitOnBranch", "FORBIDDEN"],
       ["createPullRequest", "UNPROCESSABLE"],
     ]);
-    expect(await sim.getBranchSha(repo.fullName, "topic")).toBeUndefined();
+    expect(await env.sim.getBranchSha(repo.fullName, "topic")).toBeUndefined();
   });
 });

@@ -1,14 +1,5 @@
-import type { ProbotOctokit } from "probot";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { GitHubSimulator } from "./create-github-simulator.ts";
-import {
-  createTestProbot,
-  startTestSimulator,
-  startWebhookReceiver,
-  type TestSimulator,
-  WEBHOOK_SECRET,
-  type WebhookReceiver,
-} from "./simulator-test-kit.ts";
+import { describe, expect, it } from "vitest";
+import { useInstalledSimulator } from "./simulator-test-kit.ts";
 
 const owner = "acme";
 const ENQUEUE = `mutation($id: ID!, $head: GitObjectID) {
@@ -20,61 +11,46 @@ const ENQUEUE = `mutation($id: ID!, $head: GitObjectID) {
 // GitHub's merge queue: the `merge_queue` rule, the 405 on a direct merge, `enqueuePullRequest`,
 // merge groups on `gh-readonly-queue/…`, and the `merge_group` / `pull_request` events they cause.
 describe("GitHub simulator: merge queue", () => {
-  let kit: TestSimulator;
-  let sim: GitHubSimulator;
-  let receiver: WebhookReceiver;
-  let octokit: ProbotOctokit;
-  let installationId: number;
+  const env = useInstalledSimulator(owner);
   let repoCount = 0;
-
-  beforeAll(async () => {
-    receiver = await startWebhookReceiver();
-    kit = await startTestSimulator({ webhook: { url: receiver.url, secret: WEBHOOK_SECRET } });
-    sim = kit.sim;
-    installationId = (await sim.createInstallation({ account: owner })).id;
-    octokit = await createTestProbot(sim, kit.privateKey).auth(installationId);
-  });
-  afterEach(async () => {
-    await sim.idle();
-    expect(sim.violations).toEqual([]);
-  });
-  afterAll(async () => {
-    await kit.close();
-    await receiver.close();
-  });
 
   async function queuedRepoWithPull(file: string) {
     const name = `q${++repoCount}`;
     const fullName = `${owner}/${name}`;
-    await sim.createRepository({ owner, name, installationId, files: { "base.txt": "1\n" } });
-    sim.addRuleset(fullName, {
+    await env.sim.createRepository({
+      owner,
+      name,
+      installationId: env.installationId,
+      files: { "base.txt": "1\n" },
+    });
+    env.sim.addRuleset(fullName, {
       branches: ["~DEFAULT_BRANCH"],
       requiredChecks: ["ci"],
       mergeQueue: { merge_method: "SQUASH" },
     });
-    const { sha: headSha } = await sim.push(fullName, {
+    const { sha: headSha } = await env.sim.push(fullName, {
       branch: "feature",
       files: { [file]: "x\n" },
       user: "bob",
     });
-    const { pull } = await sim.openPullRequest(fullName, {
+    const { pull } = await env.sim.openPullRequest(fullName, {
       title: "Feature",
       head: "feature",
       user: "bob",
     });
-    await sim.createCheckRun(fullName, { name: "ci", headSha, conclusion: "success" });
+    await env.sim.createCheckRun(fullName, { name: "ci", headSha, conclusion: "success" });
     return { name, fullName, number: pull.number, headSha, nodeId: pull.node_id };
   }
 
   const events = (name: string) =>
-    receiver.received
+    env.receiver.received
       .filter((w) => w.headers["x-github-event"] === name)
       .map((w) => JSON.parse(w.body) as Record<string, unknown> & { action: string });
 
   it("lists the merge_queue rule, refuses a direct merge and merges through the queue", async () => {
     const { name, fullName, number, headSha, nodeId } = await queuedRepoWithPull("a.txt");
     const repo = { owner, repo: name };
-    const { data: rules } = await octokit.request(
+    const { data: rules } = await env.octokit.request(
       "GET /repos/{owner}/{repo}/rules/branches/{branch}",
       { ...repo, branch: "main" },
     );
@@ -82,7 +58,7 @@ describe("GitHub simulator: merge queue", () => {
       type: "merge_queue",
       parameters: { merge_method: "SQUASH", grouping_strategy: "ALLGREEN" },
     });
-    const refused = await octokit
+    const refused = await env.octokit
       .request("PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge", {
         ...repo,
         pull_number: number,
@@ -93,15 +69,15 @@ describe("GitHub simulator: merge queue", () => {
       message: expect.stringMatching(/merge queue/),
     });
 
-    const answer = await octokit.graphql<{
+    const answer = await env.octokit.graphql<{
       enqueuePullRequest: { mergeQueueEntry: { position: number; headCommit: { oid: string } } };
     }>(ENQUEUE, { id: nodeId, head: headSha });
     expect(answer.enqueuePullRequest.mergeQueueEntry).toMatchObject({
       position: 1,
       headCommit: { oid: headSha },
     });
-    await sim.idle();
-    const [entry] = sim.mergeQueueOf(fullName, "main");
+    await env.sim.idle();
+    const [entry] = env.sim.mergeQueueOf(fullName, "main");
     expect(entry?.group?.branch).toMatch(
       new RegExp(`^gh-readonly-queue/main/pr-${number}-[0-9a-f]{40}$`),
     );
@@ -113,39 +89,39 @@ describe("GitHub simulator: merge queue", () => {
     });
     expect(events("pull_request").some((e) => e.action === "enqueued")).toBe(true);
 
-    await sim.createCheckRun(fullName, {
+    await env.sim.createCheckRun(fullName, {
       name: "ci",
       headSha: entry!.group!.headSha,
       conclusion: "success",
     });
-    await sim.idle();
-    await expect(sim.getBranchSha(fullName, "main")).resolves.toBe(entry!.group!.headSha);
-    const pull = await sim.getPull(fullName, number);
+    await env.sim.idle();
+    await expect(env.sim.getBranchSha(fullName, "main")).resolves.toBe(entry!.group!.headSha);
+    const pull = await env.sim.getPull(fullName, number);
     expect(pull).toMatchObject({
       merged: true,
       state: "closed",
       merge_commit_sha: entry!.group!.headSha,
     });
-    expect(pull.merged_by?.login).toBe(sim.botLogin);
+    expect(pull.merged_by?.login).toBe(env.sim.botLogin);
     expect(events("merge_group").find((e) => e.action === "destroyed")).toMatchObject({
       reason: "merged",
     });
-    expect(sim.mergeQueueOf(fullName, "main")).toEqual([]);
+    expect(env.sim.mergeQueueOf(fullName, "main")).toEqual([]);
   });
 
   it("dequeues a pull request whose merge group fails a required check", async () => {
     const { fullName, number, nodeId } = await queuedRepoWithPull("b.txt");
-    const before = receiver.received.length;
-    await octokit.graphql(ENQUEUE, { id: nodeId });
-    await sim.idle();
-    const [entry] = sim.mergeQueueOf(fullName, "main");
-    await sim.createCheckRun(fullName, {
+    const before = env.receiver.received.length;
+    await env.octokit.graphql(ENQUEUE, { id: nodeId });
+    await env.sim.idle();
+    const [entry] = env.sim.mergeQueueOf(fullName, "main");
+    await env.sim.createCheckRun(fullName, {
       name: "ci",
       headSha: entry!.group!.headSha,
       conclusion: "failure",
     });
-    await sim.idle();
-    const after = receiver.received
+    await env.sim.idle();
+    const after = env.receiver.received
       .slice(before)
       .map((w) => JSON.parse(w.body) as { action: string; reason?: string });
     expect(after).toEqual(
@@ -154,28 +130,33 @@ describe("GitHub simulator: merge queue", () => {
         expect.objectContaining({ action: "dequeued", reason: "CI_FAILURE" }),
       ]),
     );
-    expect(await sim.getPull(fullName, number)).toMatchObject({ state: "open", merged: false });
-    expect(sim.mergeQueueOf(fullName, "main")).toEqual([]);
+    expect(await env.sim.getPull(fullName, number)).toMatchObject({ state: "open", merged: false });
+    expect(env.sim.mergeQueueOf(fullName, "main")).toEqual([]);
   });
 
   it("answers GraphQL errors like GitHub and records documents outside its schema", async () => {
     const name = `q${++repoCount}`;
-    await sim.createRepository({ owner, name, installationId, files: { "base.txt": "1\n" } });
-    await sim.push(`${owner}/${name}`, { branch: "f", files: { "c.txt": "c\n" }, user: "bob" });
-    const { pull } = await sim.openPullRequest(`${owner}/${name}`, {
+    await env.sim.createRepository({
+      owner,
+      name,
+      installationId: env.installationId,
+      files: { "base.txt": "1\n" },
+    });
+    await env.sim.push(`${owner}/${name}`, { branch: "f", files: { "c.txt": "c\n" }, user: "bob" });
+    const { pull } = await env.sim.openPullRequest(`${owner}/${name}`, {
       title: "No queue here",
       head: "f",
       user: "bob",
     });
-    const refused = await octokit
+    const refused = await env.octokit
       .graphql(ENQUEUE, { id: pull.node_id })
       .catch((error: { errors?: { type?: string }[] }) => error);
     expect(refused).toMatchObject({ errors: [{ type: "UNPROCESSABLE" }] });
-    expect(sim.violations).toEqual([]);
-    await octokit.graphql("query { viewer { login } }").catch(() => undefined);
-    expect(sim.violations).toEqual([
+    expect(env.sim.violations).toEqual([]);
+    await env.octokit.graphql("query { viewer { login } }").catch(() => undefined);
+    expect(env.sim.violations).toEqual([
       expect.objectContaining({ message: expect.stringMatching(/Cannot query field "viewer"/) }),
     ]);
-    sim.violations.length = 0;
+    env.sim.violations.length = 0;
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { Probot, ProbotOctokit } from "probot";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import {
   createGitHubSimulator,
   type GitHubSimulator,
@@ -112,4 +113,41 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       server.close((error) => (error ? reject(error) : resolve()));
     });
   return receiver;
+}
+
+/** What {@link useInstalledSimulator} starts; filled in before the first case runs. */
+export interface InstalledSimulator {
+  kit: TestSimulator;
+  sim: GitHubSimulator;
+  receiver: WebhookReceiver;
+  /** The installation's Octokit (a Probot client with retries and throttling off). */
+  octokit: ProbotOctokit;
+  installationId: number;
+}
+
+/**
+ * For the enclosing `describe`: a simulator that sends its webhooks to a receiver, with one
+ * installation on `owner` and its Octokit. Each case ends with the simulator idle and no violation
+ * recorded; everything stops after the last case.
+ */
+export function useInstalledSimulator(owner: string): InstalledSimulator {
+  const env = {} as InstalledSimulator;
+  beforeAll(async () => {
+    env.receiver = await startWebhookReceiver();
+    env.kit = await startTestSimulator({
+      webhook: { url: env.receiver.url, secret: WEBHOOK_SECRET },
+    });
+    env.sim = env.kit.sim;
+    env.installationId = (await env.sim.createInstallation({ account: owner })).id;
+    env.octokit = await createTestProbot(env.sim, env.kit.privateKey).auth(env.installationId);
+  });
+  afterEach(async () => {
+    await env.sim.idle();
+    expect(env.sim.violations).toEqual([]);
+  });
+  afterAll(async () => {
+    await env.kit?.close();
+    await env.receiver?.close();
+  });
+  return env;
 }
