@@ -6,6 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { createPreparedTexts, preparing } from "./prepared-statements.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -111,8 +112,9 @@ function createPostgresDatabase(url: string, max: number, applicationName = "con
     });
     return pool;
   };
+  const prepared = createPreparedTexts();
   let client = open();
-  let current = drizzlePostgres(client, { schema }) as unknown as Db;
+  let current = drizzlePostgres(preparing(client, prepared), { schema }) as unknown as Db;
   // Every module holds this one handle; it always answers with the current pool.
   const db = new Proxy({} as Db, {
     get(_target, property) {
@@ -154,7 +156,7 @@ function createPostgresDatabase(url: string, max: number, applicationName = "con
       if (closing) return;
       const old = client;
       client = open();
-      current = drizzlePostgres(client, { schema }) as unknown as Db;
+      current = drizzlePostgres(preparing(client, prepared), { schema }) as unknown as Db;
       for (const listener of listeners) {
         listener.unlisten = (await client.listen(listener.channel, listener.onNotify)).unlisten;
       }
