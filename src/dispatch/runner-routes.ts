@@ -14,11 +14,11 @@ import {
   MAX_CHANGE_SET_BYTES,
   UploadTarget,
 } from "../protocol/messages.ts";
-import { storeChangeSet } from "../store/dispatch.ts";
 import { hashRunnerToken } from "../store/runners.ts";
 import type { Dispatcher, DispatchTimings } from "./dispatcher.ts";
 import type { createFramePolicies } from "./frame-policy.ts";
 import { createHelloDeadlines, RunnerSession, type SessionContext } from "./runner-session.ts";
+import { createRunnerWrites } from "./runner-writes.ts";
 import { acceptWebSocket } from "./websocket-upgrades.ts";
 
 export interface AuthenticatedRunner {
@@ -172,6 +172,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
     recordError: deps.recordError,
     onAttempt: deps.onAttempt,
     helloDeadlines: createHelloDeadlines(deps.timings.helloMs),
+    writes: createRunnerWrites(deps.db, deps.timings.leaseMs),
   };
   const sessionOf = new WeakMap<WebSocket, RunnerSession>();
   const tokenOf = new WeakMap<RunnerSession, string>();
@@ -296,7 +297,7 @@ export function createRunnerRoutes(deps: RunnerRoutesDeps): Hono<Env> {
         );
       }
       const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-      const stored = await storeChangeSet(deps.db, {
+      const stored = await context.writes.storeChangeSet({
         taskId,
         generation,
         runnerId: runner.runnerId,

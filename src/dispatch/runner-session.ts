@@ -19,8 +19,6 @@ import {
   recordProgress,
 } from "../store/attempts.ts";
 import {
-  acceptTask,
-  completeTask,
   failAttempt,
   heldState,
   heldTasks,
@@ -28,6 +26,7 @@ import {
   reopenUnaccepted,
 } from "../store/dispatch.ts";
 import type { Dispatcher, DispatchTimings, RunnerConnection, TaskProgress } from "./dispatcher.ts";
+import type { RunnerWrites } from "./runner-writes.ts";
 
 /** Per-connection limits: rate limiting and the invalid-frame policy (pure core, held per runner). */
 export interface FramePolicy {
@@ -64,6 +63,8 @@ export interface SessionContext {
   onAttempt?: (attempt: FinishedAttempt) => Promise<void> | void;
   /** Sockets waiting for their `hello` (see `createHelloDeadlines`). */
   helloDeadlines: HelloDeadlines;
+  /** `accept`, uploads and `complete`, group-committed per instance. */
+  writes: RunnerWrites;
 }
 
 /** The registered runner; `capabilities` bounds what its `hello` may claim. */
@@ -350,7 +351,7 @@ export class RunnerSession implements RunnerConnection {
         if (!this.holds(frame)) {
           return this.stale(frame, "task is not assigned to you at this generation");
         }
-        if (await acceptTask(db, this.fence(frame), timings.leaseMs)) {
+        if (await this.context.writes.accept(this.fence(frame))) {
           dispatcher.leaseExtended(this.fence(frame));
           this.context.onChange();
           return this.send({ type: "ack", id: frame.id });
@@ -428,9 +429,9 @@ export class RunnerSession implements RunnerConnection {
           return this.stale(frame, "you no longer hold this task; the result was not used");
         }
         const ended: AttemptEnd = { outcome: "completed", agent: frame.agent, stats: frame.stats };
-        // The move and the attempt's final figures in one statement: one commit per result.
-        const result = await completeTask(
-          db,
+        // The move and the attempt's final figures in one statement, shared with the other
+        // results that arrive meanwhile.
+        const result = await this.context.writes.complete(
           this.fence(frame),
           {
             digest: frame.changes_digest,

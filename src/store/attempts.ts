@@ -159,30 +159,65 @@ export async function finishAttempt(
   fence: { taskId: string; generation: number; runnerId: string },
   end: AttemptEnd,
 ): Promise<void> {
-  await db.execute(finishAttemptSql(fence, end, sql`(select 1) as one`));
+  await db.execute(
+    finishAttemptsSql(
+      sql`jsonb_to_recordset(${JSON.stringify([attemptEndRow(fence, end)])}::jsonb)
+            as e(${ATTEMPT_END_COLUMNS})`,
+    ),
+  );
 }
 
 /**
- * `finishAttempt` as a statement that writes the row once for every row of `source` (a FROM
- * item): `completeTask` names its moved task, so the move and the attempt commit in one statement.
+ * The columns of an attempt's end as a record (`attemptEndRow`), for `jsonb_to_recordset(…) as
+ * e(…)`. The figures are numeric there and cast where they are written: a runner may report a
+ * fraction where the column holds a whole number.
  */
-export function finishAttemptSql(
+export const ATTEMPT_END_COLUMNS = sql.raw(
+  `task_id uuid, generation int, runner_id uuid, adapter text, model text, turns numeric,
+   tokens numeric, input_tokens numeric, output_tokens numeric, cache_read_tokens numeric,
+   cache_write_tokens numeric, cost_usd float8, duration_ms numeric, outcome text,
+   fail_reason text`,
+);
+
+/** One attempt's end as a record of `ATTEMPT_END_COLUMNS`. */
+export function attemptEndRow(
   fence: { taskId: string; generation: number; runnerId: string },
   end: AttemptEnd,
-  source: SQL,
-): SQL {
+): Record<string, unknown> {
   const stats = end.stats ?? {};
+  return {
+    task_id: fence.taskId,
+    generation: fence.generation,
+    runner_id: fence.runnerId,
+    adapter: end.agent?.adapter ?? null,
+    model: end.agent?.model ?? null,
+    turns: num(stats.turns),
+    tokens: num(stats.tokens),
+    input_tokens: num(stats.input_tokens),
+    output_tokens: num(stats.output_tokens),
+    cache_read_tokens: num(stats.cache_read_tokens),
+    cache_write_tokens: num(stats.cache_write_tokens),
+    cost_usd: num(stats.cost_usd),
+    duration_ms: num(stats.duration_ms),
+    outcome: end.outcome,
+    fail_reason: end.outcome === "failed" ? (end.failReason ?? null) : null,
+  };
+}
+
+/**
+ * `finishAttempt` as a statement over `source`, a FROM item aliased `e` with the columns of
+ * `ATTEMPT_END_COLUMNS` (one row per attempt): `completeTasks` names the attempts of the tasks
+ * it moved, so the moves and the attempts commit in one statement.
+ */
+export function finishAttemptsSql(source: SQL): SQL {
   return sql`
     insert into attempts as a (task_id, generation, runner_id, adapter, model, turns, tokens,
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                                cost_usd, duration_ms, outcome, fail_reason, finished_at)
-    select ${fence.taskId}::uuid, ${fence.generation}::int, ${fence.runnerId}::uuid,
-           ${end.agent?.adapter ?? null}::text, ${end.agent?.model ?? null}::text,
-           ${num(stats.turns)}::int, ${num(stats.tokens)}::bigint,
-           ${num(stats.input_tokens)}::bigint, ${num(stats.output_tokens)}::bigint,
-           ${num(stats.cache_read_tokens)}::bigint, ${num(stats.cache_write_tokens)}::bigint,
-           ${num(stats.cost_usd)}::float8, ${num(stats.duration_ms)}::bigint, ${end.outcome}::text,
-           ${end.outcome === "failed" ? (end.failReason ?? null) : null}::text, now()
+    select e.task_id, e.generation, e.runner_id, e.adapter, e.model, e.turns::int,
+           e.tokens::bigint, e.input_tokens::bigint, e.output_tokens::bigint,
+           e.cache_read_tokens::bigint, e.cache_write_tokens::bigint, e.cost_usd,
+           e.duration_ms::bigint, e.outcome, e.fail_reason, now()
     from ${source}
     on conflict (task_id, generation) do update set
       ${keepReported},

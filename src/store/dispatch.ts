@@ -1,7 +1,12 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client.ts";
 import { afterFailedAttempt } from "../core/task-machine.ts";
-import { type AttemptEnd, finishAttemptSql } from "./attempts.ts";
+import {
+  ATTEMPT_END_COLUMNS,
+  type AttemptEnd,
+  attemptEndRow,
+  finishAttemptsSql,
+} from "./attempts.ts";
 import { pausedRepositoriesSql } from "./budgets.ts";
 import { isRunnerJob } from "./task-kinds.ts";
 import type { Task } from "./tasks.ts";
@@ -344,32 +349,57 @@ export async function setAssignmentBase(
 }
 
 /**
- * `accept`: assigned → running in ONE statement, with a lease and the attempt's deadline
- * (`limits.deadline_minutes`, default 120) from the database clock, and its event. False when
- * the runner does not hold the task at this generation in `assigned`.
+ * `accept`: assigned → running, with a lease and the attempt's deadline (`limits.deadline_minutes`,
+ * default 120) from the database clock, and its event. False when the runner does not hold the task
+ * at this generation in `assigned`.
  */
 export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise<boolean> {
-  const rows = resultRows(
+  const [accepted] = await acceptTasks(db, [fence], leaseMs);
+  return accepted ?? false;
+}
+
+/** `acceptTask` for a batch of accepts, in ONE statement; answers in the fences' order. */
+export async function acceptTasks(
+  db: Db,
+  fences: readonly Fence[],
+  leaseMs: number,
+): Promise<boolean[]> {
+  if (fences.length === 0) return [];
+  const rows = resultRows<{ task_id: string; generation: number; runner_id: string }>(
     await db.execute(sql`
-      with moved as (
-        update tasks set
+      with f as (
+        select * from unnest(${arrayLiteral(fences.map((f) => f.taskId))}::uuid[],
+                             ${integers(fences.map((f) => f.generation))}::int[],
+                             ${arrayLiteral(fences.map((f) => f.runnerId))}::uuid[])
+          as f(task_id, generation, runner_id)
+      ), moved as (
+        update tasks t set
           state = 'running',
           lease_expires_at = now() + ${`${leaseMs} milliseconds`}::interval,
-          deadline_at = now() + coalesce((limits->>'deadline_minutes')::float8, 120)
+          deadline_at = now() + coalesce((t.limits->>'deadline_minutes')::float8, 120)
                                 * interval '1 minute',
-          status_version = status_version + 1,
+          status_version = t.status_version + 1,
           updated_at = now()
-        where task_id = ${fence.taskId} and generation = ${fence.generation}
-          and runner_id = ${fence.runnerId} and state = 'assigned'
-        returning task_id, generation
+        from f
+        where t.task_id = f.task_id and t.generation = f.generation
+          and t.runner_id = f.runner_id and t.state = 'assigned'
+        returning t.task_id, t.generation, t.runner_id
+      ), logged as (
+        insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
+        select task_id, 'runner', 'assigned', 'running', generation, 'runner accepted', '{}'::jsonb
+        from moved
       )
-      insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
-      select task_id, 'runner', 'assigned', 'running', generation, 'runner accepted', '{}'::jsonb
-      from moved
-      returning task_id`),
+      select task_id, generation, runner_id from moved`),
   );
-  return rows.length > 0;
+  const accepted = new Set(rows.map((r) => fenceKey(r.task_id, r.generation, r.runner_id)));
+  return fences.map((f) => accepted.has(fenceKey(f.taskId, f.generation, f.runnerId)));
 }
+
+const fenceKey = (taskId: string, generation: number, runnerId: string) =>
+  `${taskId}:${generation}:${runnerId}`;
+
+/** Postgres array literal for whole numbers. */
+const integers = (values: readonly number[]) => `{${values.map((v) => Math.trunc(v)).join(",")}}`;
 
 /** The task's state if this runner holds it at this generation, else undefined. */
 export async function heldState(db: Db, fence: Fence): Promise<string | undefined> {
@@ -477,58 +507,94 @@ export async function failAttempt(
   });
 }
 
+/** What a `complete` says: the change set's digest and what goes into the task's result. */
+export interface CompleteResult {
+  digest: string;
+  summary: string;
+  stats: Record<string, unknown>;
+  verification?: Record<string, unknown> | undefined;
+}
+
+export interface Completion {
+  moved: boolean;
+  problem?: "no_change_set" | "digest_mismatch";
+}
+
 /**
  * `complete`: the change set for this generation must be stored with the digest the runner names.
- * running → pushed in ONE statement that checks the stored digest, moves the task and appends the
- * event; the pull request is written from the stored change set. `moved` is false when the runner
- * no longer holds the task at this generation.
+ * running → pushed in ONE statement that checks the stored digest, moves the task, appends the
+ * event and writes the attempt's end (`attempt`); the pull request is written from the stored
+ * change set. `moved` is false when the runner no longer holds the task at this generation.
  */
 export async function completeTask(
   db: Db,
   fence: Fence,
-  result: {
-    digest: string;
-    summary: string;
-    stats: Record<string, unknown>;
-    verification?: Record<string, unknown> | undefined;
-  },
-  /** The attempt's end, written with the move (`finishAttempt`) in the same statement. */
+  result: CompleteResult,
   attempt?: AttemptEnd,
-): Promise<{ moved: boolean; problem?: "no_change_set" | "digest_mismatch" }> {
-  const stored = {
-    summary: result.summary,
-    stats: result.stats,
+): Promise<Completion> {
+  const [completion] = await completeTasks(db, [{ fence, result, attempt }]);
+  return completion!;
+}
+
+/**
+ * `completeTask` for a batch of results, in ONE statement; answers in the items' order. A task
+ * may be named once per batch.
+ */
+export async function completeTasks(
+  db: Db,
+  items: readonly { fence: Fence; result: CompleteResult; attempt?: AttemptEnd | undefined }[],
+): Promise<Completion[]> {
+  if (items.length === 0) return [];
+  const records = items.map(({ fence, result, attempt }, n) => ({
+    ...(attempt ? attemptEndRow(fence, attempt) : {}),
+    task_id: fence.taskId,
+    generation: fence.generation,
+    runner_id: fence.runnerId,
+    n,
     digest: result.digest,
-    ...(result.verification ? { verification: result.verification } : {}),
-  };
-  const [row] = resultRows<{ stored_digest: string | null; moved: boolean }>(
+    result: {
+      summary: result.summary,
+      stats: result.stats,
+      digest: result.digest,
+      ...(result.verification ? { verification: result.verification } : {}),
+    },
+    finish: attempt !== undefined,
+  }));
+  const rows = resultRows<{ n: number; stored_digest: string | null; moved: boolean }>(
     await db.execute(sql`
-      with change_set as (
-        select digest from change_sets
-        where task_id = ${fence.taskId} and generation = ${fence.generation}
-          and runner_id = ${fence.runnerId}
+      with i as (
+        select * from jsonb_to_recordset(${JSON.stringify(records)}::jsonb)
+          as i(n int, digest text, result jsonb, finish boolean, ${ATTEMPT_END_COLUMNS})
+      ), stored as (
+        select i.n, c.digest from i join change_sets c
+          on c.task_id = i.task_id and c.generation = i.generation and c.runner_id = i.runner_id
       ), moved as (
-        update tasks set
+        update tasks t set
           state = 'pushed', runner_id = null, lease_expires_at = null, deadline_at = null,
-          last_error = null, result = ${JSON.stringify(stored)}::jsonb,
-          status_version = status_version + 1, updated_at = now()
-        where task_id = ${fence.taskId} and generation = ${fence.generation}
-          and runner_id = ${fence.runnerId} and state = 'running'
-          and exists (select 1 from change_set where digest = ${result.digest})
-        returning task_id, generation
+          last_error = null, result = i.result,
+          status_version = t.status_version + 1, updated_at = now()
+        from i join stored s on s.n = i.n and s.digest = i.digest
+        where t.task_id = i.task_id and t.generation = i.generation
+          and t.runner_id = i.runner_id and t.state = 'running'
+        returning i.n
       ), logged as (
         insert into task_events (task_id, actor, from_state, to_state, generation, reason, data)
-        select task_id, 'runner', 'running', 'pushed', generation, 'change set received',
-               ${JSON.stringify({ digest: result.digest })}::jsonb
-        from moved
-        returning task_id
-      )${attempt ? sql`, finished as (${finishAttemptSql(fence, attempt, sql`moved`)})` : sql``}
-      select (select digest from change_set) as stored_digest,
-             exists (select 1 from logged) as moved`),
+        select i.task_id, 'runner', 'running', 'pushed', i.generation, 'change set received',
+               jsonb_build_object('digest', i.digest)
+        from i join moved m on m.n = i.n
+      ), finished as (
+        ${finishAttemptsSql(sql`(select i.* from i join moved m on m.n = i.n where i.finish) e`)}
+      )
+      select i.n, s.digest as stored_digest, exists (select 1 from moved m where m.n = i.n) as moved
+      from i left join stored s on s.n = i.n`),
   );
-  if (!row?.stored_digest) return { moved: false, problem: "no_change_set" };
-  if (row.stored_digest !== result.digest) return { moved: false, problem: "digest_mismatch" };
-  return { moved: row.moved };
+  const byIndex = new Map(rows.map((r) => [r.n, r]));
+  return items.map(({ result }, n) => {
+    const row = byIndex.get(n);
+    if (!row?.stored_digest) return { moved: false, problem: "no_change_set" };
+    if (row.stored_digest !== result.digest) return { moved: false, problem: "digest_mismatch" };
+    return { moved: row.moved };
+  });
 }
 
 export interface ExpiredTask {
@@ -642,38 +708,75 @@ export async function reopenUnaccepted(
   );
 }
 
+/** An uploaded change set, for the generation its runner holds. */
+export interface ChangeSetUpload {
+  taskId: string;
+  generation: number;
+  runnerId: string;
+  digest: string;
+  baseSha: string;
+  message: string;
+  files: unknown;
+  sizeBytes: number;
+}
+
+export type UploadOutcome = "stored" | "stale" | "wrong_base";
+
 /** Stores an uploaded change set for the generation its runner holds (replacing a re-upload). */
-export async function storeChangeSet(
+export async function storeChangeSet(db: Db, input: ChangeSetUpload): Promise<UploadOutcome> {
+  const [outcome] = await storeChangeSets(db, [input]);
+  return outcome!;
+}
+
+/**
+ * `storeChangeSet` for a batch of uploads, in ONE statement; answers in the uploads' order:
+ * `stored`, `wrong_base` (the runner holds the task but started from another commit than its
+ * assignment's), or `stale` (it does not hold the task at that generation, running). A task may be
+ * named once per batch.
+ */
+export async function storeChangeSets(
   db: Db,
-  input: {
-    taskId: string;
-    generation: number;
-    runnerId: string;
-    digest: string;
-    baseSha: string;
-    message: string;
-    files: unknown;
-    sizeBytes: number;
-  },
-): Promise<"stored" | "stale" | "wrong_base"> {
-  const rows = resultRows(
+  inputs: readonly ChangeSetUpload[],
+): Promise<UploadOutcome[]> {
+  if (inputs.length === 0) return [];
+  const records = inputs.map((input, n) => ({
+    n,
+    task_id: input.taskId,
+    generation: input.generation,
+    runner_id: input.runnerId,
+    digest: input.digest,
+    base_sha: input.baseSha,
+    message: input.message,
+    files: input.files,
+    size_bytes: input.sizeBytes,
+  }));
+  const rows = resultRows<{ n: number; stored: boolean; held: boolean }>(
     await db.execute(sql`
-      insert into change_sets (task_id, generation, runner_id, digest, base_sha, message, files, size_bytes)
-      select ${input.taskId}, ${input.generation}, ${input.runnerId}, ${input.digest}, ${input.baseSha},
-             ${input.message}, ${JSON.stringify(input.files)}::jsonb, ${input.sizeBytes}
-      where exists (select 1 from tasks where task_id = ${input.taskId} and generation = ${input.generation}
-                    and runner_id = ${input.runnerId} and state = 'running'
-                    and (base_sha is null or base_sha = ${input.baseSha}))
-      on conflict (task_id, generation) do update
-        set digest = excluded.digest, base_sha = excluded.base_sha, message = excluded.message,
-            files = excluded.files, size_bytes = excluded.size_bytes, created_at = now()
-      returning task_id`),
+      with i as (
+        select i.*, t.base_sha as assigned_base, t.task_id is not null as held
+        from jsonb_to_recordset(${JSON.stringify(records)}::jsonb)
+          as i(n int, task_id uuid, generation int, runner_id uuid, digest text, base_sha text,
+               message text, files jsonb, size_bytes int)
+        left join tasks t on t.task_id = i.task_id and t.generation = i.generation
+          and t.runner_id = i.runner_id and t.state = 'running'
+      ), stored as (
+        insert into change_sets (task_id, generation, runner_id, digest, base_sha, message, files,
+                                 size_bytes)
+        select task_id, generation, runner_id, digest, base_sha, message, files, size_bytes
+        from i where held and (assigned_base is null or assigned_base = base_sha)
+        on conflict (task_id, generation) do update
+          set digest = excluded.digest, base_sha = excluded.base_sha, message = excluded.message,
+              files = excluded.files, size_bytes = excluded.size_bytes, created_at = now()
+        returning task_id, generation
+      )
+      select i.n, exists (select 1 from stored s
+                          where s.task_id = i.task_id and s.generation = i.generation) as stored,
+             i.held
+      from i`),
   );
-  if (rows.length) return "stored";
-  const [task] = resultRows<{ base_sha: string | null }>(
-    await db.execute(sql`
-      select base_sha from tasks where task_id = ${input.taskId} and generation = ${input.generation}
-        and runner_id = ${input.runnerId} and state = 'running'`),
-  );
-  return task ? "wrong_base" : "stale";
+  const byIndex = new Map(rows.map((r) => [r.n, r]));
+  return inputs.map((_, n) => {
+    const row = byIndex.get(n);
+    return row?.stored ? "stored" : row?.held ? "wrong_base" : "stale";
+  });
 }

@@ -1,7 +1,15 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, resultRows } from "../../db/client.ts";
-import { acceptTask, claimTasks, findClaimable, renewLeases } from "../../src/store/dispatch.ts";
+import {
+  acceptTask,
+  acceptTasks,
+  claimTasks,
+  completeTasks,
+  findClaimable,
+  renewLeases,
+  storeChangeSets,
+} from "../../src/store/dispatch.ts";
 import { createRunner, findRunnerById } from "../../src/store/runners.ts";
 import { createTask, getTask, upsertRepository } from "../../src/store/tasks.ts";
 import { BACKENDS } from "../helpers/backends.ts";
@@ -345,5 +353,86 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
     // The accept window of the unaccepted one stands.
     const unaccepted = (await getTask(database.db, assigned.taskId))!.leaseExpiresAt!.getTime();
     expect(unaccepted).toBeLessThan(Date.now() + 31_000);
+  });
+
+  it("accepts, stores and completes batches in one statement each, answering each its own", async () => {
+    await clearQueue();
+    const runner = await newRunner();
+    const [one, two, three] = [await queue(), await queue(), await queue()];
+    await claimTasks(
+      database.db,
+      [one, two, three].map((t) => ({
+        taskId: t.taskId,
+        generation: t.generation,
+        runnerId: runner.runnerId,
+        baseSha: BASE,
+      })),
+      { acceptMs: 30_000 },
+    );
+    const fence = (taskId: string, generation = 1) => ({
+      taskId,
+      generation,
+      runnerId: runner.runnerId,
+    });
+    expect(
+      await acceptTasks(
+        database.db,
+        [fence(one.taskId), fence(two.taskId), fence(three.taskId, 7)],
+        60_000,
+      ),
+    ).toEqual([true, true, false]);
+    const digest = (c: string) => `sha256:${c.repeat(64)}`;
+    const upload = (taskId: string, options: { generation?: number; base?: string } = {}) => ({
+      ...fence(taskId, options.generation),
+      digest: digest("a"),
+      baseSha: options.base ?? BASE,
+      message: "change",
+      files: [{ path: "a.txt", content: "a" }],
+      sizeBytes: 10,
+    });
+    expect(
+      await storeChangeSets(database.db, [
+        upload(one.taskId),
+        upload(two.taskId, { base: "c".repeat(40) }),
+        upload(three.taskId),
+      ]),
+    ).toEqual(["stored", "wrong_base", "stale"]);
+    expect(await storeChangeSets(database.db, [upload(two.taskId)])).toEqual(["stored"]);
+    const result = (c: string) => ({ digest: digest(c), summary: "done", stats: {} });
+    expect(
+      await completeTasks(database.db, [
+        {
+          fence: fence(one.taskId),
+          result: result("a"),
+          attempt: { outcome: "completed", stats: { turns: 2.6, cost_usd: 0.25 } },
+        },
+        { fence: fence(two.taskId), result: result("b") },
+        { fence: fence(three.taskId), result: result("a") },
+      ]),
+    ).toEqual([
+      { moved: true },
+      { moved: false, problem: "digest_mismatch" },
+      { moved: false, problem: "no_change_set" },
+    ]);
+    expect((await getTask(database.db, one.taskId))?.state).toBe("pushed");
+    expect((await getTask(database.db, two.taskId))?.state).toBe("running");
+    const attempts = resultRows<{
+      task_id: string;
+      outcome: string;
+      turns: number;
+      cost_usd: number;
+    }>(
+      await database.db.execute(sql`
+        select task_id, outcome, turns, cost_usd from attempts
+        where task_id in (${one.taskId}, ${two.taskId})`),
+    );
+    expect(attempts).toEqual([
+      { task_id: one.taskId, outcome: "completed", turns: 3, cost_usd: 0.25 },
+    ]);
+    const events = resultRows<{ to_state: string }>(
+      await database.db.execute(sql`
+        select to_state::text from task_events where task_id = ${one.taskId} order by event_id`),
+    ).map((e) => e.to_state);
+    expect(events.slice(-2)).toEqual(["running", "pushed"]);
   });
 });
