@@ -113,10 +113,10 @@ export interface ClaimableTask {
  * Within one lane the service order is plain FIFO (an older task has aged at least as far), so the
  * first `limit` of all lanes together are among the first `limit` of each lane: those are read
  * through the lane-and-age index (`tasks_claimable_idx`), a few rows per lane however long the
- * queue. That answer is exact when none of them is under a running limit (`tasks.max_running`,
- * `CONVEYOR_MAX_RUNNING_PER_INSTALLATION`); otherwise a capped task may be skipped for one further
- * down, and the ranks that decide it need every queued task: the whole queue is read instead
- * (`findClaimableCapped`).
+ * queue. That answer is exact when every one of them fits a free runner (capabilities and scope)
+ * and none is under a running limit (`tasks.max_running`, `CONVEYOR_MAX_RUNNING_PER_INSTALLATION`)
+ * or in a repository paused by its budget; otherwise the task to take may lie further down, and
+ * the whole queue is read and ranked instead (`findClaimableCapped`).
  */
 export async function findClaimable(db: Db, request: ClaimableRequest): Promise<ClaimableTask[]> {
   if (request.limit <= 0 || request.capabilitySets.length === 0) return [];
@@ -124,8 +124,8 @@ export async function findClaimable(db: Db, request: ClaimableRequest): Promise<
     request.maxRunningPerInstallation !== undefined && request.maxRunningPerInstallation > 0;
   if (!capped) {
     const head = await findClaimableHead(db, request);
-    if (!head.some((task) => task.max_running !== null || task.paused)) {
-      return head.map(({ max_running: _, paused: __, ...task }) => task);
+    if (!head.some((task) => task.max_running !== null || task.paused || !task.fit)) {
+      return head.map(({ max_running: _, paused: __, fit: ___, ...task }) => task);
     }
   }
   return findClaimableCapped(db, request);
@@ -133,17 +133,28 @@ export async function findClaimable(db: Db, request: ClaimableRequest): Promise<
 
 /** Whether a queued task `t` joined to its repository `r` may go to one of the free runners. */
 function covered(request: ClaimableRequest) {
-  const sets = sql.join(
+  return sql`${due("t")} and ${fits(request)}`;
+}
+
+/**
+ * Queued and due, and a runner's job: a best-of-N task without a pull request runs as candidates
+ * (src/loops/best-of.ts starts them); its own row is never handed to a runner until it has a pull
+ * request.
+ */
+function due(alias: string) {
+  const t = sql.raw(alias);
+  return sql`${t}.state = 'queued' and ${t}.available_at <= now() and ${isRunnerJob(alias)}`;
+}
+
+/** One of the free runners' capability sets covers the task `t`, and its scope its repository `r`. */
+function fits(request: ClaimableRequest) {
+  return sql.join(
     request.capabilitySets.map(
       (set, i) =>
         sql`(t.capabilities <@ ${arrayLiteral(set)}::text[] and ${inScope(request.scopes?.[i] ?? [])})`,
     ),
     sql` or `,
   );
-  // A best-of-N task without a pull request runs as candidates (src/loops/best-of.ts starts
-  // them); its own row is never handed to a runner until it has a pull request.
-  return sql`t.state = 'queued' and t.available_at <= now() and (${sets})
-    and ${isRunnerJob("t")}`;
 }
 
 /** The open pull request's head for a follow-up (`cand` aliased); after /update, none. */
@@ -153,33 +164,42 @@ const prHeadSha = sql`case when cand.fresh_base then null else
                    order by p.created_at desc limit 1) end`;
 
 /**
- * The first `limit` of each lane (index order), merged into service order, each with what would
- * send the caller to `findClaimableCapped`: its running limit, and whether its repository is
- * paused for its daily budget (a paused repository's tasks are left out before they take a place,
- * which only the whole queue can do).
+ * The first `limit` due tasks of each lane (index order, an index walk that stops after `limit`
+ * rows however long the queue), merged into service order, each with what would send the caller
+ * to `findClaimableCapped`: its running limit, whether its repository is paused for its daily
+ * budget (a paused repository's tasks are left out before they take a place, which only the whole
+ * queue can do), and whether every lane's head fits the free runners (`fit`: false when one does
+ * not, so that a task further down, which the walk did not read, may be the one to take).
  */
 async function findClaimableHead(
   db: Db,
   request: ClaimableRequest,
-): Promise<(ClaimableTask & { max_running: string | null; paused: boolean })[]> {
+): Promise<(ClaimableTask & { max_running: string | null; paused: boolean; fit: boolean })[]> {
   const agingSeconds = Math.max(1, Math.round(request.agingMs / 1000));
-  return resultRows<ClaimableTask & { max_running: string | null; paused: boolean }>(
+  return resultRows<ClaimableTask & { max_running: string | null; paused: boolean; fit: boolean }>(
     await db.execute(sql`
       select cand.task_id, cand.generation, cand.capabilities, cand.repository_id,
              cand.installation_id, cand.issue_number, cand.full_name, cand.default_branch,
              cand.head_sha, ${prHeadSha} as pr_head_sha, cand.limits->>'max_running' as max_running,
              cand.repository_id in (
                select repository_id
-               from (${pausedRepositoriesSql(request.installationDailyBudgetUsd)}) paused) as paused
+               from (${pausedRepositoriesSql(request.installationDailyBudgetUsd)}) paused) as paused,
+             bool_and(cand.fit) over () as fit
       from unnest(enum_range(null::lane)) as l(lane)
       cross join lateral (
         select t.task_id, t.generation, t.capabilities, t.repository_id, t.installation_id,
                t.issue_number, t.limits, t.lane, t.enqueued_at, t.fresh_base, r.full_name,
-               r.default_branch, r.head_sha
-        from tasks t join repositories r on r.repository_id = t.repository_id
-        where t.lane = l.lane and t.state in ('queued', 'retry_wait') and ${covered(request)}
-        order by t.enqueued_at
-        limit ${request.limit}
+               r.default_branch, r.head_sha, (${fits(request)}) as fit
+        from (
+          -- Kept apart so the planner walks the lane-and-age index: with the capability test
+          -- beside it, it misjudges how many rows match and reads and sorts the whole queue.
+          select h.task_id from tasks h
+          where h.lane = l.lane and ${due("h")}
+          order by h.enqueued_at
+          limit ${request.limit}
+        ) head
+        join tasks t on t.task_id = head.task_id
+        join repositories r on r.repository_id = t.repository_id
       ) cand
       order by ${serviceOrder(agingSeconds, "cand")}
       limit ${request.limit}`),

@@ -261,6 +261,9 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
     const gpu = await queue(["gpu"]);
     const plain = await queue();
     expect((await find(10, [["linux"]])).map((t) => t.task_id)).toEqual([plain.taskId]);
+    // One free slot: the lane's head is the task no free runner can take; the one behind it is
+    // still found.
+    expect((await find(1, [["linux"]])).map((t) => t.task_id)).toEqual([plain.taskId]);
     expect((await find(10, [["linux"], ["gpu", "linux"]])).map((t) => t.task_id)).toEqual([
       gpu.taskId,
       plain.taskId,
