@@ -28,6 +28,12 @@ export function pausedRepositoriesSql(installationBudgetUsd: number | undefined)
       select t.repository_id, t.installation_id, sum(a.cost_usd) as usd
       from attempts a join tasks t on t.task_id = a.task_id
       where a.finished_at >= ${TODAY}
+        -- Refers to no row of the scan: PostgreSQL checks it once, before reading any attempt, in
+        -- whatever plan it picks (a prepared statement's generic plan too), so with no budget set
+        -- anywhere the day's attempts are not read at all.
+        and (${installationBudget}::float8 is not null or exists (
+          select 1 from repositories x
+          where x.daily_budget_usd is not null or x.budget_set_on is not null))
         and (${installationBudget}::float8 is not null or exists (
           select 1 from repositories x
           where x.repository_id = t.repository_id

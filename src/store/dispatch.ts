@@ -191,14 +191,16 @@ async function findClaimableHead(
                t.issue_number, t.limits, t.lane, t.enqueued_at, t.fresh_base, r.full_name,
                r.default_branch, r.head_sha, (${fits(request)}) as fit
         from (
-          -- Kept apart so the planner walks the lane-and-age index: with the capability test
-          -- beside it, it misjudges how many rows match and reads and sorts the whole queue.
-          select h.task_id from tasks h
+          -- Kept apart (a LIMIT is never merged into the query around it), so that every plan
+          -- walks the lane-and-age index and stops: with the capability test beside it, the
+          -- planner misjudges how many rows match and reads and sorts the whole queue.
+          select h.task_id, h.generation, h.capabilities, h.repository_id, h.installation_id,
+                 h.issue_number, h.limits, h.lane, h.enqueued_at, h.fresh_base
+          from tasks h
           where h.lane = l.lane and ${due("h")}
           order by h.enqueued_at
           limit ${request.limit}
-        ) head
-        join tasks t on t.task_id = head.task_id
+        ) t
         join repositories r on r.repository_id = t.repository_id
       ) cand
       order by ${serviceOrder(agingSeconds, "cand")}
@@ -586,8 +588,11 @@ export async function completeTasks(
         select * from jsonb_to_recordset(${JSON.stringify(records)}::jsonb)
           as i(n int, digest text, result jsonb, finish boolean, ${ATTEMPT_END_COLUMNS})
       ), stored as (
-        select i.n, c.digest from i join change_sets c
-          on c.task_id = i.task_id and c.generation = i.generation and c.runner_id = i.runner_id
+        -- A look-up per result (not a join the planner may turn into a scan of every change set).
+        select i.n, (select c.digest from change_sets c
+                     where c.task_id = i.task_id and c.generation = i.generation
+                       and c.runner_id = i.runner_id) as digest
+        from i
       ), moved as (
         update tasks t set
           state = 'pushed', runner_id = null, lease_expires_at = null, deadline_at = null,
