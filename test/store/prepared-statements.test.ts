@@ -54,4 +54,9 @@ describe("prepared statements (PostgreSQL)", () => {
     await db.execute(sql`alter table shape_change add column b text default 'x'`);
     expect(resultRows(await read())).toEqual([{ a: 1, b: "x" }]);
   });
+
+  it("runs the server's connections without JIT compilation", async () => {
+    const [setting] = resultRows<{ jit: string }>(await test.db.execute(sql`show jit`));
+    expect(setting?.jit).toBe("off");
+  });
 });
