@@ -85,4 +85,20 @@ describe("group commit", () => {
     expect(await pending).toBe("a!");
     expect(batches).toEqual([["a"]]);
   });
+
+  it("gathers the writes of the next few milliseconds into the statement of the first", async () => {
+    const batches: string[][] = [];
+    const group = createGroupCommit<string, string>({
+      gatherMs: 30,
+      run: async (items) => {
+        batches.push(items);
+        return items;
+      },
+    });
+    const first = group.submit("a");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = group.submit("b");
+    expect(await Promise.all([first, second])).toEqual(["a", "b"]);
+    expect(batches).toEqual([["a", "b"]]);
+  });
 });
