@@ -239,9 +239,11 @@ class ClaimLost extends Error {}
 
 /**
  * Carries out an owed delivery's effect and marks it done in one transaction, if `claim` still
- * holds it: the row is locked and checked first, so an instance that took the delivery over (the
- * claim's lease ran out) and this one cannot both write the effect. Returns the outcome, stored
- * with the delivery, or "duplicate" when the claim was lost and nothing was written.
+ * holds it: the statement that marks it done is guarded by the claim (still owed, same holder,
+ * same attempt) and runs last, so an instance that took the delivery over (the claim's lease ran
+ * out) and this one cannot both commit the effect: the one that finds the claim moved rolls its
+ * effect back. Returns the outcome, stored with the delivery, or "duplicate" when the claim was
+ * lost and nothing was written.
  */
 export async function settleOwedDelivery(
   db: Db,
@@ -250,19 +252,16 @@ export async function settleOwedDelivery(
 ): Promise<string> {
   try {
     return await db.transaction(async (tx) => {
-      const held = resultRows(
+      const outcome = await effect(tx);
+      const settled = resultRows(
         await tx.execute(sql`
-          select 1 from webhook_deliveries
+          update webhook_deliveries
+          set outcome = ${outcome}, intent = null, lease_holder = null, lease_until = null
           where delivery_id = ${claim.deliveryId} and intent is not null
             and lease_holder = ${claim.holder} and attempts = ${claim.attempts}
-          for update`),
+          returning delivery_id`),
       );
-      if (held.length === 0) throw new ClaimLost();
-      const outcome = await effect(tx);
-      await tx.execute(sql`
-        update webhook_deliveries
-        set outcome = ${outcome}, intent = null, lease_holder = null, lease_until = null
-        where delivery_id = ${claim.deliveryId}`);
+      if (settled.length === 0) throw new ClaimLost();
       return outcome;
     });
   } catch (error) {
