@@ -22,6 +22,9 @@ export function arrayLiteral(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(",")}}`;
 }
 
+/** Postgres array literal for whole numbers. */
+const integers = (values: readonly number[]) => `{${values.map((v) => Math.trunc(v)).join(",")}}`;
+
 /** Service order: lane after aging (one lane up per `agingSeconds` waited), then FIFO. */
 const serviceOrder = (agingSeconds: number, alias: "t" | "cand" = "t") => {
   const a = sql.raw(alias);
@@ -285,7 +288,7 @@ export async function claimTasks(
   const defer = options.defer ?? [];
   if (claims.length === 0 && defer.length === 0) return [];
   const ids = arrayLiteral(claims.map((c) => c.taskId));
-  const generations = `{${claims.map((c) => Math.trunc(c.generation)).join(",")}}`;
+  const generations = integers(claims.map((c) => c.generation));
   const runners = arrayLiteral(claims.map((c) => c.runnerId));
   const bases = arrayLiteral(claims.map((c) => c.baseSha));
   return resultRows<ClaimedTask>(
@@ -420,9 +423,6 @@ export async function acceptTasks(
 const fenceKey = (taskId: string, generation: number, runnerId: string) =>
   `${taskId}:${generation}:${runnerId}`;
 
-/** Postgres array literal for whole numbers. */
-const integers = (values: readonly number[]) => `{${values.map((v) => Math.trunc(v)).join(",")}}`;
-
 /** The task's state if this runner holds it at this generation, else undefined. */
 export async function heldState(db: Db, fence: Fence): Promise<string | undefined> {
   const [row] = resultRows<{ state: string }>(
@@ -447,7 +447,7 @@ export async function renewLeases(
 ): Promise<Fence[]> {
   if (fences.length === 0) return [];
   const ids = arrayLiteral(fences.map((f) => f.taskId));
-  const generations = `{${fences.map((f) => Math.trunc(f.generation)).join(",")}}`;
+  const generations = integers(fences.map((f) => f.generation));
   const runners = arrayLiteral(fences.map((f) => f.runnerId));
   const rows = resultRows<{ task_id: string; generation: number; runner_id: string }>(
     await db.execute(sql`
