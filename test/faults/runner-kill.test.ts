@@ -31,10 +31,12 @@ async function runningOn(harness: Harness, name: string): Promise<number> {
 
 it("kill -9 of runners mid-task: every task ends in one pull request (one runner gone for good, one restarted from its journal)", async (context) => {
   // A lease long enough for a killed runner process to start again on a loaded machine (node and
-  // tsx take seconds there); the vanished runner's leases still expire within the test.
+  // tsx take seconds there); the vanished runner's leases still expire within the test. The
+  // accept window too: a runner that misses it loses its assignments to the others, whose slots
+  // then hold every task, and the runner this test kills has nothing to lose.
   h = await createHarness({
     files: seedFiles(TASKS),
-    start: { dispatchTimings: { ...FAST_TIMINGS, leaseMs: 10_000 } },
+    start: { dispatchTimings: { ...FAST_TIMINGS, leaseMs: 10_000, acceptMs: 5_000 } },
   });
   const harness = h;
   const doomed = await startScriptedRunner(harness, "doomed");
