@@ -193,35 +193,6 @@ describe("the GitHub edge's caches, on the simulator", () => {
     expect(reads() - before).toBe(1);
   });
 
-  it("checks an issue event's config and sender's permission against one read of the marks", async () => {
-    let reads = 0;
-    const gateway = createGitHubGateway({
-      appId: 4242,
-      appOctokit: () => Promise.reject(new Error("not used")),
-      installationOctokit: app.installationOctokit,
-      logger: pino({ level: "silent" }),
-      marks: {
-        read: (r) => {
-          reads++;
-          return readRepositoryMarks(world.database.db, r.installationId, `${r.owner}/${r.repo}`);
-        },
-        recordHead: async () => {},
-      },
-    });
-    // Fill the caches, then ask as intake does: the config, then at once the permission.
-    await gateway.loadConfig(ref());
-    await gateway.permission(ref(), "maint");
-    await new Promise((resolve) => setImmediate(resolve));
-    reads = 0;
-    await gateway.loadConfig(ref());
-    expect(await gateway.permission(ref(), "maint")).toBe("maintain");
-    expect(reads).toBe(1);
-    // A later turn of the event loop reads the marks again: a moved mark is seen.
-    await new Promise((resolve) => setImmediate(resolve));
-    await gateway.permission(ref(), "maint");
-    expect(reads).toBe(2);
-  });
-
   it("keeps a repository's head for new assignments until a push moves it or a minute passed", async () => {
     let clock = Date.parse("2026-12-07T12:00:00Z");
     const marks = {

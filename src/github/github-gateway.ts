@@ -123,30 +123,6 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
   >();
   const client = options.installationOctokit;
   const fullName = (ref: RepoRef) => `${ref.owner}/${ref.repo}`;
-  type Marks = Awaited<ReturnType<GatewayMarks["read"]>>;
-  const marksReads = new Map<string, Promise<Marks>>();
-
-  /**
-   * A repository's marks, one read shared by every caller that asks while it is in flight or in
-   * the same turn of the event loop once it answered (an issue event's config and its sender's
-   * permission check them one after the other, a database round trip apart). A caller gets what
-   * a read of its own begun at the same moment could have answered: a mark moved meanwhile is seen
-   * by the next read, as with any read in flight.
-   */
-  function readMarks(ref: RepoRef): Promise<Marks> {
-    if (!options.marks) return Promise.resolve(undefined);
-    const key = `${ref.installationId}:${fullName(ref)}`.toLowerCase();
-    const shared = marksReads.get(key);
-    if (shared) return shared;
-    const read = options.marks.read(ref);
-    marksReads.set(key, read);
-    const forget = () =>
-      setImmediate(() => {
-        if (marksReads.get(key) === read) marksReads.delete(key);
-      });
-    read.then(forget, forget);
-    return read;
-  }
 
   /** The default branch's head, read conditionally (unchanged: a 304 GitHub does not count). */
   async function readHead(ref: RepoRef, branch: string): Promise<string> {
@@ -196,7 +172,7 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
     async permission(ref, login) {
       const key = `${ref.owner}/${ref.repo}:${login}`.toLowerCase();
       // A `member` or `organization` webhook on any instance moves the mark: read again.
-      const marks = await readMarks(ref);
+      const marks = await options.marks?.read(ref);
       const mark = marks?.permissionsChangedAt?.getTime() ?? null;
       const cached = permissions.get(key);
       if (cached && cached.until > now() && cached.mark === mark) return cached.value;
@@ -235,7 +211,7 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       // every instance then reads the config again. Where the moves since an older commit left
       // the file alone (`config_sha`: a clean push, a merge Conveyor made), it is read and kept
       // at that commit instead, so one read serves every head until the file changes.
-      const marks = await readMarks(ref);
+      const marks = await options.marks?.read(ref);
       if (!marks) return withoutFlag(await readConfig(ref, undefined));
       let atSha = (marks.headSha && marks.configSha) || marks.headSha;
       if (!atSha) {
@@ -418,7 +394,7 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
       const key = `${ref.installationId}:${fullName(ref)}`.toLowerCase();
       const kept = heads.get(key);
       if (kept && now() - kept.readAt < headTtlMs && options.marks) {
-        const marks = known ?? (await readMarks(ref));
+        const marks = known ?? (await options.marks.read(ref));
         if (
           marks?.defaultBranch === kept.head.defaultBranch &&
           marks.headSha === kept.head.headSha
@@ -484,7 +460,7 @@ export function createGitHubGateway(options: GitHubGatewayOptions): GitHubGatewa
     },
 
     async refreshDefaultHead(ref) {
-      const marks = await readMarks(ref);
+      const marks = await options.marks?.read(ref);
       if (!marks) return;
       const headSha = await readHead(ref, marks.defaultBranch);
       await options.marks?.recordHead(ref, marks.defaultBranch, headSha);
