@@ -494,8 +494,8 @@ describe("batched dispatch", () => {
       generation: runner.connection.tasks.get(taskId!)!,
       runnerId: runner.connection.runnerId,
     };
-    const { acceptTask, failAttempt, findExpiredTasks } = await import("../src/store/dispatch.ts");
-    expect(await acceptTask(database.db, fence, 50)).toBe(true);
+    const { acceptTasks, failAttempt, findExpiredTasks } = await import("../src/store/dispatch.ts");
+    expect(await acceptTasks(database.db, [fence], 50)).toEqual([true]);
     const expired = await waitFor(async () =>
       (await findExpiredTasks(database.db)).find((t) => t.task_id === taskId),
     );
@@ -524,8 +524,8 @@ describe("batched dispatch", () => {
       runnerId: r.connection.runnerId,
     });
     const ours = [fence(kept, keptTask!), fence(silent, silentTask!)];
-    const { acceptTask } = await import("../src/store/dispatch.ts");
-    for (const f of ours) expect(await acceptTask(database.db, f, leaseMs)).toBe(true);
+    const { acceptTasks } = await import("../src/store/dispatch.ts");
+    for (const f of ours) expect(await acceptTasks(database.db, [f], leaseMs)).toEqual([true]);
     // Both heartbeats of this tick: one statement.
     counter.reset();
     expect(await Promise.all(ours.map((f) => dispatcher.renewLease(f)))).toEqual([true, true]);

@@ -374,16 +374,11 @@ export async function setAssignmentBase(
 }
 
 /**
- * `accept`: assigned → running, with a lease and the attempt's deadline (`limits.deadline_minutes`,
- * default 120) from the database clock, and its event. False when the runner does not hold the task
- * at this generation in `assigned`.
+ * `accept` for a batch of accepts, in ONE statement: assigned → running, with a lease and the
+ * attempt's deadline (`limits.deadline_minutes`, default 120) from the database clock, and its
+ * event. Answers in the fences' order: false when the runner does not hold the task at that
+ * generation in `assigned`.
  */
-export async function acceptTask(db: Db, fence: Fence, leaseMs: number): Promise<boolean> {
-  const [accepted] = await acceptTasks(db, [fence], leaseMs);
-  return accepted ?? false;
-}
-
-/** `acceptTask` for a batch of accepts, in ONE statement; answers in the fences' order. */
 export async function acceptTasks(
   db: Db,
   fences: readonly Fence[],
@@ -543,24 +538,11 @@ export interface Completion {
 }
 
 /**
- * `complete`: the change set for this generation must be stored with the digest the runner names.
- * running → pushed in ONE statement that checks the stored digest, moves the task, appends the
- * event and writes the attempt's end (`attempt`); the pull request is written from the stored
- * change set. `moved` is false when the runner no longer holds the task at this generation.
- */
-export async function completeTask(
-  db: Db,
-  fence: Fence,
-  result: CompleteResult,
-  attempt?: AttemptEnd,
-): Promise<Completion> {
-  const [completion] = await completeTasks(db, [{ fence, result, attempt }]);
-  return completion!;
-}
-
-/**
- * `completeTask` for a batch of results, in ONE statement; answers in the items' order. A task
- * may be named once per batch.
+ * `complete` for a batch of results, in ONE statement: the change set for each task's generation
+ * must be stored with the digest its runner names. running → pushed with the stored digest checked,
+ * the task moved, the event appended and the attempt's end written (`attempt`); the pull request is
+ * written from the stored change set. Answers in the items' order: `moved` is false when the runner
+ * no longer holds the task at this generation. A task may be named once per batch.
  */
 export async function completeTasks(
   db: Db,
@@ -747,17 +729,11 @@ export interface ChangeSetUpload {
 
 export type UploadOutcome = "stored" | "stale" | "wrong_base";
 
-/** Stores an uploaded change set for the generation its runner holds (replacing a re-upload). */
-export async function storeChangeSet(db: Db, input: ChangeSetUpload): Promise<UploadOutcome> {
-  const [outcome] = await storeChangeSets(db, [input]);
-  return outcome!;
-}
-
 /**
- * `storeChangeSet` for a batch of uploads, in ONE statement; answers in the uploads' order:
- * `stored`, `wrong_base` (the runner holds the task but started from another commit than its
- * assignment's), or `stale` (it does not hold the task at that generation, running). A task may be
- * named once per batch.
+ * Stores uploaded change sets for the generation each runner holds (replacing a re-upload), in ONE
+ * statement; answers in the uploads' order: `stored`, `wrong_base` (the runner holds the task but
+ * started from another commit than its assignment's), or `stale` (it does not hold the task at that
+ * generation, running). A task may be named once per batch.
  */
 export async function storeChangeSets(
   db: Db,

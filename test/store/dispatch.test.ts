@@ -2,7 +2,6 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, resultRows } from "../../db/client.ts";
 import {
-  acceptTask,
   acceptTasks,
   claimTasks,
   completeTasks,
@@ -337,8 +336,8 @@ describe.each(BACKENDS)("claiming tasks on $name", (backend) => {
       { acceptMs: 30_000 },
     );
     const fence = (taskId: string) => ({ taskId, generation: 1, runnerId: runner.runnerId });
-    expect(await acceptTask(database.db, fence(running.taskId), 1_000)).toBe(true);
-    expect(await acceptTask(database.db, fence(running.taskId), 1_000)).toBe(false);
+    expect(await acceptTasks(database.db, [fence(running.taskId)], 1_000)).toEqual([true]);
+    expect(await acceptTasks(database.db, [fence(running.taskId)], 1_000)).toEqual([false]);
     const before = (await getTask(database.db, running.taskId))!.leaseExpiresAt!.getTime();
     const held = await renewLeases(
       database.db,
